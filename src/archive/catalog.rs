@@ -1,0 +1,458 @@
+//! catalog.db: the SQLite index over the packs. Everything in it except the
+//! `sources` ingest cache can be rebuilt from the packs.
+//!
+//! WAL + synchronous=FULL: readers (the mount, `cat`) never block the writer,
+//! and a committed ingest survives power loss.
+
+use super::error::{ArchiveError, Result};
+use super::objects::{EntryKind, Extent, Hash, TreeEntry};
+use super::pack::RecordLoc;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::{Path, PathBuf};
+
+pub const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS packs (
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, size INTEGER NOT NULL, records INTEGER NOT NULL);
+-- Data chunks, addressed by BLAKE3 of their raw bytes.
+CREATE TABLE IF NOT EXISTS chunks (
+  hash BLOB PRIMARY KEY, pack INTEGER NOT NULL, offset INTEGER NOT NULL,
+  stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL, codec INTEGER NOT NULL) WITHOUT ROWID;
+-- Metadata records (blob extent lists, trees, commits, refs, media facts) by id.
+CREATE TABLE IF NOT EXISTS objects (
+  id BLOB PRIMARY KEY, kind INTEGER NOT NULL, pack INTEGER NOT NULL, offset INTEGER NOT NULL,
+  stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL, codec INTEGER NOT NULL) WITHOUT ROWID;
+-- File contents: content hash -> ordered extents (offset-in-chunk allows copy-on-write).
+CREATE TABLE IF NOT EXISTS blobs (
+  hash BLOB PRIMARY KEY, size INTEGER NOT NULL, record BLOB) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS extents (
+  blob BLOB NOT NULL, file_offset INTEGER NOT NULL, length INTEGER NOT NULL,
+  chunk BLOB NOT NULL, chunk_offset INTEGER NOT NULL,
+  PRIMARY KEY (blob, file_offset)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS extents_by_chunk ON extents(chunk);
+-- Merkle trees, one row per name so a lookup is one index probe.
+CREATE TABLE IF NOT EXISTS tree_entries (
+  tree BLOB NOT NULL, name TEXT NOT NULL, kind INTEGER NOT NULL, hash BLOB NOT NULL,
+  size INTEGER NOT NULL, mode INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+  PRIMARY KEY (tree, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS trees (hash BLOB PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS commits (
+  hash BLOB PRIMARY KEY, tree BLOB NOT NULL, parent1 BLOB, parent2 BLOB,
+  time_ns INTEGER NOT NULL, author TEXT NOT NULL, message TEXT NOT NULL, branch TEXT NOT NULL) WITHOUT ROWID;
+-- A branch is one row; staging (uncommitted writes through the mount) comes later.
+CREATE TABLE IF NOT EXISTS branches (
+  name TEXT PRIMARY KEY, head BLOB, seq INTEGER NOT NULL, created_ns INTEGER NOT NULL);
+-- Ingest skip cache: a source path unchanged in (size, mtime, inode) is not re-read.
+CREATE TABLE IF NOT EXISTS sources (
+  path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,
+  blob BLOB NOT NULL);
+-- Probed media facts, once per content hash.
+CREATE TABLE IF NOT EXISTS media (blob BLOB PRIMARY KEY, facts TEXT, error TEXT) WITHOUT ROWID;
+"#;
+
+pub struct Catalog {
+    pub conn: Connection,
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChunkLoc {
+    pub pack: i64,
+    pub offset: u64,
+    pub stored_len: u32,
+    pub raw_len: u32,
+    pub codec: u8,
+}
+
+#[derive(Debug, Clone)]
+pub struct CommitRow {
+    pub hash: Hash,
+    pub tree: Hash,
+    pub parents: Vec<Hash>,
+    pub time_ns: i64,
+    pub author: String,
+    pub message: String,
+    pub branch: String,
+}
+
+fn h(b: Vec<u8>) -> Hash {
+    Hash::from_slice(&b).unwrap_or(Hash([0; 32]))
+}
+
+impl Catalog {
+    pub fn open(path: &Path, create: bool) -> Result<Catalog> {
+        let err = |e| ArchiveError::Catalog { path: path.into(), source: e };
+        let flags = if create {
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
+        } else {
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+        } | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "OFF").map_err(err)?;
+        if create {
+            conn.execute_batch(SCHEMA).map_err(err)?;
+        }
+        Ok(Catalog { conn, path: path.into() })
+    }
+
+    pub fn err(&self, e: rusqlite::Error) -> ArchiveError {
+        ArchiveError::Catalog { path: self.path.clone(), source: e }
+    }
+
+    pub fn begin(&self) -> Result<()> {
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| self.err(e))
+    }
+    pub fn commit(&self) -> Result<()> {
+        self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))
+    }
+    pub fn rollback(&self) {
+        let _ = self.conn.execute_batch("ROLLBACK");
+    }
+
+    // ---- packs and chunks ----
+
+    pub fn pack_names(&self) -> Result<Vec<(i64, String, u64)>> {
+        let mut st = self.conn.prepare_cached("SELECT id, name, size FROM packs ORDER BY id").map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
+    pub fn max_pack_id(&self) -> Result<i64> {
+        self.conn
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM packs", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn insert_pack(&self, id: i64, name: &str, size: u64, records: usize) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO packs (id, name, size, records) VALUES (?1, ?2, ?3, ?4)",
+                params![id, name, size as i64, records as i64],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn has_chunk(&self, hash: &Hash) -> Result<bool> {
+        let mut st = self.conn.prepare_cached("SELECT 1 FROM chunks WHERE hash = ?1").map_err(|e| self.err(e))?;
+        st.exists([&hash.0[..]]).map_err(|e| self.err(e))
+    }
+
+    pub fn insert_record(&self, pack: i64, loc: &RecordLoc) -> Result<()> {
+        use super::objects::RecordKind;
+        let sql = if loc.kind == RecordKind::Chunk {
+            "INSERT OR IGNORE INTO chunks (hash, pack, offset, stored_len, raw_len, codec) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+        } else {
+            "INSERT OR IGNORE INTO objects (id, pack, offset, stored_len, raw_len, codec, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+        };
+        let mut st = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let kind = loc.kind as i64;
+        let res = if loc.kind == RecordKind::Chunk {
+            st.execute(params![&loc.id.0[..], pack, loc.offset as i64, loc.stored_len, loc.raw_len, loc.codec])
+        } else {
+            st.execute(params![&loc.id.0[..], pack, loc.offset as i64, loc.stored_len, loc.raw_len, loc.codec, kind])
+        };
+        res.map(|_| ()).map_err(|e| self.err(e))
+    }
+
+    pub fn chunk_loc(&self, hash: &Hash) -> Result<Option<ChunkLoc>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT pack, offset, stored_len, raw_len, codec FROM chunks WHERE hash = ?1")
+            .map_err(|e| self.err(e))?;
+        st.query_row([&hash.0[..]], |r| {
+            Ok(ChunkLoc {
+                pack: r.get(0)?,
+                offset: r.get::<_, i64>(1)? as u64,
+                stored_len: r.get(2)?,
+                raw_len: r.get(3)?,
+                codec: r.get(4)?,
+            })
+        })
+        .optional()
+        .map_err(|e| self.err(e))
+    }
+
+    // ---- blobs ----
+
+    pub fn has_blob(&self, hash: &Hash) -> Result<bool> {
+        let mut st = self.conn.prepare_cached("SELECT 1 FROM blobs WHERE hash = ?1").map_err(|e| self.err(e))?;
+        st.exists([&hash.0[..]]).map_err(|e| self.err(e))
+    }
+
+    pub fn insert_blob(&self, hash: &Hash, size: u64, record: &Hash, extents: &[Extent]) -> Result<()> {
+        let n = self
+            .conn
+            .execute(
+                "INSERT OR IGNORE INTO blobs (hash, size, record) VALUES (?1, ?2, ?3)",
+                params![&hash.0[..], size as i64, &record.0[..]],
+            )
+            .map_err(|e| self.err(e))?;
+        if n == 0 {
+            return Ok(());
+        }
+        let mut st = self
+            .conn
+            .prepare_cached("INSERT OR REPLACE INTO extents (blob, file_offset, length, chunk, chunk_offset) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .map_err(|e| self.err(e))?;
+        for e in extents {
+            st.execute(params![&hash.0[..], e.file_offset as i64, e.length as i64, &e.chunk.0[..], e.chunk_offset as i64])
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    pub fn blob_size(&self, hash: &Hash) -> Result<Option<u64>> {
+        self.conn
+            .query_row("SELECT size FROM blobs WHERE hash = ?1", [&hash.0[..]], |r| r.get::<_, i64>(0))
+            .optional()
+            .map(|o| o.map(|v| v as u64))
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn extents(&self, blob: &Hash) -> Result<Vec<Extent>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT file_offset, length, chunk, chunk_offset FROM extents WHERE blob = ?1 ORDER BY file_offset")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([&blob.0[..]], |r| {
+                Ok(Extent {
+                    file_offset: r.get::<_, i64>(0)? as u64,
+                    length: r.get::<_, i64>(1)? as u64,
+                    chunk: h(r.get(2)?),
+                    chunk_offset: r.get::<_, i64>(3)? as u64,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
+    /// Bytes stored for a blob: the stored length of each distinct chunk it uses.
+    pub fn blob_stored_bytes(&self, blob: &Hash) -> Result<u64> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(SUM(c.stored_len), 0) FROM (SELECT DISTINCT chunk FROM extents WHERE blob = ?1) e JOIN chunks c ON c.hash = e.chunk",
+                [&blob.0[..]],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|v| v as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    // ---- trees ----
+
+    pub fn has_tree(&self, hash: &Hash) -> Result<bool> {
+        let mut st = self.conn.prepare_cached("SELECT 1 FROM trees WHERE hash = ?1").map_err(|e| self.err(e))?;
+        st.exists([&hash.0[..]]).map_err(|e| self.err(e))
+    }
+
+    pub fn insert_tree(&self, hash: &Hash, entries: &[TreeEntry]) -> Result<()> {
+        let n = self
+            .conn
+            .execute("INSERT OR IGNORE INTO trees (hash) VALUES (?1)", [&hash.0[..]])
+            .map_err(|e| self.err(e))?;
+        if n == 0 {
+            return Ok(());
+        }
+        let mut st = self
+            .conn
+            .prepare_cached("INSERT OR REPLACE INTO tree_entries (tree, name, kind, hash, size, mode, mtime_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+            .map_err(|e| self.err(e))?;
+        for e in entries {
+            st.execute(params![&hash.0[..], e.name, e.kind.code(), &e.hash.0[..], e.size as i64, e.mode, e.mtime_ns])
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    fn entry_row(r: &rusqlite::Row) -> rusqlite::Result<TreeEntry> {
+        Ok(TreeEntry {
+            name: r.get(0)?,
+            kind: EntryKind::from_code(r.get(1)?).unwrap_or(EntryKind::File),
+            hash: h(r.get(2)?),
+            size: r.get::<_, i64>(3)? as u64,
+            mode: r.get(4)?,
+            mtime_ns: r.get(5)?,
+        })
+    }
+
+    pub fn tree_entries(&self, tree: &Hash) -> Result<Vec<TreeEntry>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT name, kind, hash, size, mode, mtime_ns FROM tree_entries WHERE tree = ?1 ORDER BY name")
+            .map_err(|e| self.err(e))?;
+        let rows = st.query_map([&tree.0[..]], Self::entry_row).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
+    pub fn tree_lookup(&self, tree: &Hash, name: &str) -> Result<Option<TreeEntry>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT name, kind, hash, size, mode, mtime_ns FROM tree_entries WHERE tree = ?1 AND name = ?2")
+            .map_err(|e| self.err(e))?;
+        st.query_row(params![&tree.0[..], name], Self::entry_row).optional().map_err(|e| self.err(e))
+    }
+
+    // ---- commits and branches ----
+
+    pub fn insert_commit(&self, hash: &Hash, c: &super::objects::Commit) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO commits (hash, tree, parent1, parent2, time_ns, author, message, branch) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    &hash.0[..],
+                    &c.tree.0[..],
+                    c.parents.first().map(|p| p.0.to_vec()),
+                    c.parents.get(1).map(|p| p.0.to_vec()),
+                    c.time_ns,
+                    c.author,
+                    c.message,
+                    c.branch
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn commit_row(&self, hash: &Hash) -> Result<Option<CommitRow>> {
+        self.conn
+            .query_row(
+                "SELECT hash, tree, parent1, parent2, time_ns, author, message, branch FROM commits WHERE hash = ?1",
+                [&hash.0[..]],
+                Self::commit_from_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    fn commit_from_row(r: &rusqlite::Row) -> rusqlite::Result<CommitRow> {
+        let mut parents = Vec::new();
+        if let Some(p) = r.get::<_, Option<Vec<u8>>>(2)? {
+            parents.push(h(p));
+        }
+        if let Some(p) = r.get::<_, Option<Vec<u8>>>(3)? {
+            parents.push(h(p));
+        }
+        Ok(CommitRow {
+            hash: h(r.get(0)?),
+            tree: h(r.get(1)?),
+            parents,
+            time_ns: r.get(4)?,
+            author: r.get(5)?,
+            message: r.get(6)?,
+            branch: r.get(7)?,
+        })
+    }
+
+    /// Commits whose id starts with a hex prefix (for `branch@abc123` forms).
+    pub fn commits_with_prefix(&self, prefix: &str) -> Result<Vec<Hash>> {
+        let mut st = self.conn.prepare_cached("SELECT hash FROM commits").map_err(|e| self.err(e))?;
+        let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0)).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let hsh = h(r.map_err(|e| self.err(e))?);
+            if hsh.to_hex().starts_with(prefix) {
+                out.push(hsh);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn branches(&self) -> Result<Vec<(String, Option<Hash>)>> {
+        let mut st = self.conn.prepare_cached("SELECT name, head FROM branches ORDER BY name").map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<Vec<u8>>>(1)?.map(h))))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
+    pub fn branch_head(&self, name: &str) -> Result<Option<Option<Hash>>> {
+        self.conn
+            .query_row("SELECT head FROM branches WHERE name = ?1", [name], |r| {
+                Ok(r.get::<_, Option<Vec<u8>>>(0)?.map(h))
+            })
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn next_ref_seq(&self) -> Result<i64> {
+        self.conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM branches", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn set_branch(&self, name: &str, head: Option<&Hash>, seq: i64, created_ns: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO branches (name, head, seq, created_ns) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(name) DO UPDATE SET head = excluded.head, seq = excluded.seq",
+                params![name, head.map(|h| h.0.to_vec()), seq, created_ns],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn delete_branch(&self, name: &str) -> Result<()> {
+        self.conn.execute("DELETE FROM branches WHERE name = ?1", [name]).map(|_| ()).map_err(|e| self.err(e))
+    }
+
+    // ---- sources and media ----
+
+    pub fn source(&self, path: &str) -> Result<Option<(u64, i64, u64, Hash)>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT size, mtime_ns, inode, blob FROM sources WHERE path = ?1")
+            .map_err(|e| self.err(e))?;
+        st.query_row([path], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get::<_, i64>(2)? as u64, h(r.get(3)?)))
+        })
+        .optional()
+        .map_err(|e| self.err(e))
+    }
+
+    pub fn set_source(&self, path: &str, size: u64, mtime_ns: i64, inode: u64, blob: &Hash) -> Result<()> {
+        let mut st = self
+            .conn
+            .prepare_cached("INSERT OR REPLACE INTO sources (path, size, mtime_ns, inode, blob) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .map_err(|e| self.err(e))?;
+        st.execute(params![path, size as i64, mtime_ns, inode as i64, &blob.0[..]]).map(|_| ()).map_err(|e| self.err(e))
+    }
+
+    pub fn has_media(&self, blob: &Hash) -> Result<bool> {
+        let mut st = self.conn.prepare_cached("SELECT 1 FROM media WHERE blob = ?1").map_err(|e| self.err(e))?;
+        st.exists([&blob.0[..]]).map_err(|e| self.err(e))
+    }
+
+    pub fn set_media(&self, blob: &Hash, facts: Option<&str>, error: Option<&str>) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO media (blob, facts, error) VALUES (?1, ?2, ?3)",
+                params![&blob.0[..], facts, error],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn media(&self, blob: &Hash) -> Result<Option<(Option<String>, Option<String>)>> {
+        let mut st = self.conn.prepare_cached("SELECT facts, error FROM media WHERE blob = ?1").map_err(|e| self.err(e))?;
+        st.query_row([&blob.0[..]], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(|e| self.err(e))
+    }
+
+    pub fn count(&self, table: &str) -> Result<u64> {
+        // Table names come from this module's own constants, never from input.
+        self.conn
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get::<_, i64>(0))
+            .map(|v| v as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn scalar_u64(&self, sql: &str) -> Result<u64> {
+        self.conn.query_row(sql, [], |r| r.get::<_, Option<i64>>(0)).map(|v| v.unwrap_or(0) as u64).map_err(|e| self.err(e))
+    }
+}

@@ -1,0 +1,430 @@
+//! Verification and recovery: `check` (catalog vs packs), `check --deep`
+//! (re-hash every record, name the damaged files), `check --rebuild-catalog`
+//! (a new catalog from the packs alone).
+
+use super::catalog::Catalog;
+use super::error::{ArchiveError, IoContext, Result};
+use super::objects::{BlobRecord, Commit, EntryKind, Hash, MediaRecord, RecordKind, RefRecord, Tree};
+use super::pack::{self, RecordLoc};
+use super::repo::Archive;
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::path::Path;
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct CheckReport {
+    pub packs: u64,
+    pub chunks: u64,
+    pub objects: u64,
+    pub bytes_verified: u64,
+    pub problems: Vec<String>,
+    /// Files (as `branch/path`, or `commit <id>: path` for history only) whose content is damaged.
+    pub damaged_files: Vec<String>,
+    pub uncommitted_packs: Vec<String>,
+}
+
+impl CheckReport {
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty() && self.damaged_files.is_empty()
+    }
+}
+
+pub fn check(archive: &Archive, deep: bool, progress: bool) -> Result<CheckReport> {
+    let cat = &archive.catalog;
+    let mut rep = CheckReport::default();
+    let packs = cat.pack_names()?;
+    rep.packs = packs.len() as u64;
+    for p in archive.uncommitted_packs()? {
+        rep.uncommitted_packs.push(p.display().to_string());
+    }
+    // Catalog rows by pack, to compare with each pack's own trailer.
+    let mut by_pack: HashMap<i64, Vec<(Hash, u64, u32, u32, u8, bool)>> = HashMap::new();
+    for (table, is_chunk) in [("chunks", true), ("objects", false)] {
+        let idcol = if is_chunk { "hash" } else { "id" };
+        let mut st = cat
+            .conn
+            .prepare(&format!("SELECT {idcol}, pack, offset, stored_len, raw_len, codec FROM {table}"))
+            .map_err(|e| cat.err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, u32>(3)?, r.get::<_, u32>(4)?, r.get::<_, u8>(5)?))
+            })
+            .map_err(|e| cat.err(e))?;
+        for row in rows {
+            let (id, pack, off, sl, rl, codec) = row.map_err(|e| cat.err(e))?;
+            let id = Hash::from_slice(&id).unwrap_or(Hash([0; 32]));
+            by_pack.entry(pack).or_default().push((id, off as u64, sl, rl, codec, is_chunk));
+            if is_chunk {
+                rep.chunks += 1;
+            } else {
+                rep.objects += 1;
+            }
+        }
+    }
+    let total_bytes: u64 = packs.iter().map(|p| p.2).sum();
+    let pb = progress.then(|| {
+        let pb = indicatif::ProgressBar::new(if deep { total_bytes } else { packs.len() as u64 });
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} check [{bar:30}] {pos}/{len} {wide_msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        pb
+    });
+    let mut bad_chunks: HashSet<Hash> = HashSet::new();
+    let known: HashSet<i64> = packs.iter().map(|p| p.0).collect();
+    for pid in by_pack.keys() {
+        if !known.contains(pid) {
+            rep.problems.push(format!("catalog rows point into pack #{pid}, which the catalog does not list"));
+        }
+    }
+    for (id, name, size) in &packs {
+        let path = archive.packs_dir().join(name);
+        if let Some(pb) = &pb {
+            pb.set_message(name.clone());
+        }
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) => {
+                rep.problems.push(format!("pack {} is missing: {e}", path.display()));
+                for r in by_pack.get(id).into_iter().flatten() {
+                    bad_chunks.insert(r.0);
+                }
+                continue;
+            }
+        };
+        if meta.len() != *size {
+            rep.problems.push(format!("pack {}: size {} but the catalog says {}", path.display(), meta.len(), size));
+        }
+        let trailer: HashMap<Hash, RecordLoc> = match pack::read_trailer(&path) {
+            Ok(t) => t.into_iter().map(|l| (l.id, l)).collect(),
+            Err(e) => {
+                rep.problems.push(e.to_string());
+                HashMap::new()
+            }
+        };
+        let file = File::open(&path).at(&path)?;
+        for (rid, off, sl, rl, codec, is_chunk) in by_pack.get(id).into_iter().flatten() {
+            let loc = RecordLoc {
+                kind: RecordKind::Chunk,
+                codec: *codec,
+                raw_len: *rl,
+                stored_len: *sl,
+                offset: *off,
+                id: *rid,
+            };
+            match trailer.get(rid) {
+                Some(t) if t.offset == *off && t.stored_len == *sl => {}
+                _ if trailer.is_empty() => {}
+                _ => rep.problems.push(format!("pack {}: record {} is not where the catalog says", path.display(), rid.short())),
+            }
+            if deep {
+                match pack::read_record(&file, &path, &loc) {
+                    Ok(_) => rep.bytes_verified += *sl as u64,
+                    Err(e) => {
+                        if *is_chunk {
+                            bad_chunks.insert(*rid);
+                        } else {
+                            rep.problems.push(format!("metadata object damaged: {e}"));
+                        }
+                    }
+                }
+                if let Some(pb) = &pb {
+                    pb.inc(*sl as u64);
+                }
+            }
+        }
+        if !deep {
+            if let Some(pb) = &pb {
+                pb.inc(1);
+            }
+        }
+    }
+    if let Some(pb) = &pb {
+        pb.finish_and_clear();
+    }
+    // Every extent must point at a known chunk.
+    let missing: u64 = cat.scalar_u64("SELECT COUNT(*) FROM extents e LEFT JOIN chunks c ON c.hash = e.chunk WHERE c.hash IS NULL")?;
+    if missing > 0 {
+        rep.problems.push(format!("{missing} extents point at chunks the catalog does not have"));
+        let mut st = cat
+            .conn
+            .prepare("SELECT e.chunk FROM extents e LEFT JOIN chunks c ON c.hash = e.chunk WHERE c.hash IS NULL")
+            .map_err(|e| cat.err(e))?;
+        let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0)).map_err(|e| cat.err(e))?;
+        for r in rows.flatten() {
+            if let Some(h) = Hash::from_slice(&r) {
+                bad_chunks.insert(h);
+            }
+        }
+    }
+    if !bad_chunks.is_empty() {
+        rep.problems.push(format!("{} damaged or missing chunk(s)", bad_chunks.len()));
+        rep.damaged_files = files_using_chunks(archive, &bad_chunks)?;
+    }
+    Ok(rep)
+}
+
+/// Name every file, on every branch head and in history, whose content uses a
+/// damaged chunk, so the user knows what to re-ingest or restore from tape.
+pub fn files_using_chunks(archive: &Archive, bad: &HashSet<Hash>) -> Result<Vec<String>> {
+    let cat = &archive.catalog;
+    let mut bad_blobs = HashSet::new();
+    {
+        let mut st = cat.conn.prepare_cached("SELECT DISTINCT blob FROM extents WHERE chunk = ?1").map_err(|e| cat.err(e))?;
+        for c in bad {
+            let rows = st.query_map([&c.0[..]], |r| r.get::<_, Vec<u8>>(0)).map_err(|e| cat.err(e))?;
+            for r in rows.flatten() {
+                if let Some(h) = Hash::from_slice(&r) {
+                    bad_blobs.insert(h);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut seen_trees = HashSet::new();
+    for (branch, head) in archive.branches()? {
+        let mut cur = head;
+        let mut first = true;
+        while let Some(c) = cur {
+            let row = archive.commit(&c)?;
+            let label = if first { branch.clone() } else { format!("{branch}@{}", &c.to_hex()[..8]) };
+            walk_for_blobs(cat, &row.tree, &label, &bad_blobs, &mut seen_trees, &mut out)?;
+            first = false;
+            cur = row.parents.first().copied();
+        }
+    }
+    if out.is_empty() && !bad_blobs.is_empty() {
+        for b in &bad_blobs {
+            out.push(format!("(content {} not reachable from any branch)", b.short()));
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn walk_for_blobs(cat: &Catalog, tree: &Hash, prefix: &str, bad: &HashSet<Hash>, seen: &mut HashSet<Hash>, out: &mut Vec<String>) -> Result<()> {
+    if !seen.insert(*tree) {
+        return Ok(());
+    }
+    for e in cat.tree_entries(tree)? {
+        let p = format!("{prefix}/{}", e.name);
+        match e.kind {
+            EntryKind::File if bad.contains(&e.hash) => out.push(p),
+            EntryKind::File => {}
+            EntryKind::Dir => walk_for_blobs(cat, &e.hash, &p, bad, seen, out)?,
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct RebuildReport {
+    pub packs: u64,
+    pub unsealed_packs: u64,
+    pub chunks: u64,
+    pub blobs: u64,
+    pub trees: u64,
+    pub commits: u64,
+    pub branches: u64,
+    pub damaged_records: u64,
+    pub old_catalog: String,
+}
+
+/// Rebuild catalog.db from the packs alone. The old catalog is kept beside it.
+/// Requires the writer lock (the caller opened with `open_writer`, which also
+/// removed uncommitted packs — their ingests never happened).
+pub fn rebuild_catalog(root: &Path) -> Result<RebuildReport> {
+    let _lock = super::lock::WriterLock::acquire(root)?;
+    if !root.join("reelfs.toml").is_file() {
+        return Err(ArchiveError::NotAnArchive { path: root.into() });
+    }
+    super::config::Config::load(&root.join("reelfs.toml"))?;
+    let mut rep = RebuildReport::default();
+    let db = root.join("catalog.db");
+    let tmp = root.join("catalog.db.rebuild");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{}", tmp.display(), suffix));
+    }
+    let cat = Catalog::open(&tmp, true)?;
+    cat.begin()?;
+    let packs_dir = root.join("packs");
+    let mut pack_files: Vec<(i64, String)> = Vec::new();
+    for e in walkdir::WalkDir::new(&packs_dir).min_depth(2).max_depth(2) {
+        let e = e.map_err(|e| ArchiveError::Io { path: packs_dir.clone(), source: e.into() })?;
+        let name = e.path().strip_prefix(&packs_dir).unwrap_or(e.path()).to_string_lossy().to_string();
+        let stem = e.path().file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        if let (true, Ok(n)) = (name.ends_with(".pack"), stem.parse::<i64>()) {
+            pack_files.push((n, name));
+        }
+    }
+    pack_files.sort();
+    let mut refs: HashMap<String, RefRecord> = HashMap::new();
+    for (id, name) in &pack_files {
+        let path = packs_dir.join(name);
+        let locs = match pack::read_trailer(&path) {
+            Ok(l) => l,
+            Err(_) => {
+                rep.unsealed_packs += 1;
+                pack::scan_records(&path)?
+            }
+        };
+        let size = std::fs::metadata(&path).at(&path)?.len();
+        cat.insert_pack(*id, name, size, locs.len())?;
+        rep.packs += 1;
+        let file = File::open(&path).at(&path)?;
+        for loc in &locs {
+            cat.insert_record(*id, loc)?;
+            if loc.kind == RecordKind::Chunk {
+                rep.chunks += 1;
+                continue;
+            }
+            let raw = match pack::read_record(&file, &path, loc) {
+                Ok(r) => r,
+                Err(e) => {
+                    log::warn!("{e}");
+                    rep.damaged_records += 1;
+                    continue;
+                }
+            };
+            let bad = |what: &str| ArchiveError::BadPack { path: path.clone(), msg: format!("{what} record {} does not parse", loc.id.short()) };
+            match loc.kind {
+                RecordKind::Blob => {
+                    let b: BlobRecord = serde_json::from_slice(&raw).map_err(|_| bad("blob"))?;
+                    cat.insert_blob(&b.hash, b.size, &loc.id, &b.extents)?;
+                    rep.blobs += 1;
+                }
+                RecordKind::Tree => {
+                    let t: Tree = serde_json::from_slice(&raw).map_err(|_| bad("tree"))?;
+                    cat.insert_tree(&loc.id, &t.entries)?;
+                    rep.trees += 1;
+                }
+                RecordKind::Commit => {
+                    let c: Commit = serde_json::from_slice(&raw).map_err(|_| bad("commit"))?;
+                    cat.insert_commit(&loc.id, &c)?;
+                    rep.commits += 1;
+                }
+                RecordKind::Ref => {
+                    let r: RefRecord = serde_json::from_slice(&raw).map_err(|_| bad("ref"))?;
+                    let newer = refs.get(&r.branch).map(|o| r.seq > o.seq).unwrap_or(true);
+                    if newer {
+                        refs.insert(r.branch.clone(), r);
+                    }
+                }
+                RecordKind::Media => {
+                    let m: MediaRecord = serde_json::from_slice(&raw).map_err(|_| bad("media"))?;
+                    let facts = m.facts.map(|f| f.to_string());
+                    cat.set_media(&m.blob, facts.as_deref(), m.error.as_deref())?;
+                }
+                RecordKind::Chunk => {}
+            }
+        }
+    }
+    for r in refs.values() {
+        if r.head.is_some() {
+            cat.set_branch(&r.branch, r.head.as_ref(), r.seq, r.time_ns)?;
+            rep.branches += 1;
+        }
+    }
+    cat.conn
+        .execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('format_version', ?1)", [super::config::FORMAT_VERSION.to_string()])
+        .map_err(|e| cat.err(e))?;
+    cat.commit()?;
+    cat.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").map_err(|e| cat.err(e))?;
+    drop(cat);
+    let backup = root.join(format!("catalog.db.before-rebuild-{}", super::objects::now_ns() / 1_000_000_000));
+    if db.exists() {
+        // Checkpoint the old catalog's WAL into it so the backup is one file.
+        if let Ok(old) = Catalog::open(&db, false) {
+            let _ = old.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+        }
+        std::fs::rename(&db, &backup).at(&db)?;
+        rep.old_catalog = backup.display().to_string();
+    }
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{}", db.display(), suffix));
+        let _ = std::fs::remove_file(format!("{}{}", tmp.display(), suffix));
+    }
+    std::fs::rename(&tmp, &db).at(&tmp)?;
+    pack::fsync_dir(root)?;
+    Ok(rep)
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct Stats {
+    pub branches: u64,
+    pub commits: u64,
+    pub files: u64,
+    pub logical_bytes: u64,
+    pub unique_bytes: u64,
+    pub stored_bytes: u64,
+    pub pack_bytes: u64,
+    pub chunks: u64,
+    pub packs: u64,
+    pub dedup_ratio: f64,
+    pub compression_ratio: f64,
+    pub catalog_bytes: u64,
+}
+
+/// Archive-wide figures. Logical bytes count every file of every branch head
+/// (the size a user would see copying each branch out).
+pub fn stats(archive: &Archive) -> Result<Stats> {
+    let cat = &archive.catalog;
+    let mut logical = 0u64;
+    let mut files = 0u64;
+    for (_, head) in archive.branches()? {
+        if let Some(h) = head {
+            let t = archive.commit(&h)?.tree;
+            let (f, b) = tree_totals(cat, &t, &mut HashMap::new())?;
+            files += f;
+            logical += b;
+        }
+    }
+    let unique = cat.scalar_u64("SELECT SUM(raw_len) FROM chunks")?;
+    let stored = cat.scalar_u64("SELECT SUM(stored_len) FROM chunks")?;
+    let pack_bytes = cat.scalar_u64("SELECT SUM(size) FROM packs")?;
+    let catalog_bytes = ["catalog.db", "catalog.db-wal"]
+        .iter()
+        .filter_map(|n| std::fs::metadata(archive.root().join(n)).ok())
+        .map(|m| m.len())
+        .sum();
+    Ok(Stats {
+        branches: archive.branches()?.len() as u64,
+        commits: cat.count("commits")?,
+        files,
+        logical_bytes: logical,
+        unique_bytes: unique,
+        stored_bytes: stored,
+        pack_bytes,
+        chunks: cat.count("chunks")?,
+        packs: cat.count("packs")?,
+        dedup_ratio: if unique > 0 { logical as f64 / unique as f64 } else { 1.0 },
+        compression_ratio: if stored > 0 { unique as f64 / stored as f64 } else { 1.0 },
+        catalog_bytes,
+    })
+}
+
+/// (file count, bytes) below a tree; memoised by tree hash so shared subtrees
+/// (branches) are walked once.
+fn tree_totals(cat: &Catalog, tree: &Hash, memo: &mut HashMap<Hash, (u64, u64)>) -> Result<(u64, u64)> {
+    if let Some(v) = memo.get(tree) {
+        return Ok(*v);
+    }
+    let mut files = 0;
+    let mut bytes = 0;
+    for e in cat.tree_entries(tree)? {
+        match e.kind {
+            EntryKind::File => {
+                files += 1;
+                bytes += e.size;
+            }
+            EntryKind::Dir => {
+                let (f, b) = tree_totals(cat, &e.hash, memo)?;
+                files += f;
+                bytes += b;
+            }
+        }
+    }
+    memo.insert(*tree, (files, bytes));
+    Ok((files, bytes))
+}

@@ -1,0 +1,68 @@
+use std::path::PathBuf;
+
+/// Errors of the archive layer. Each names the path involved and, where the
+/// user can do something about it, what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("{path}: not a reelfs archive (no reelfs.toml); create one with `reelfs init {path}`")]
+    NotAnArchive { path: PathBuf },
+    #[error("{path}: archive format version {found} is newer than this reelfs understands (up to {supported}); upgrade reelfs")]
+    NewerFormat { path: PathBuf, found: u32, supported: u32 },
+    #[error("{path}: already exists and is not empty; choose a new directory for the archive")]
+    AlreadyExists { path: PathBuf },
+    #[error("archive {path} is locked by PID {pid} (another reelfs process is writing it); wait for it to finish")]
+    Locked { path: PathBuf, pid: String },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, #[source] source: std::io::Error },
+    #[error("catalog {path}: {source}")]
+    Catalog { path: PathBuf, #[source] source: rusqlite::Error },
+    #[error("{path}: invalid config: {msg}")]
+    Config { path: PathBuf, msg: String },
+    #[error("no branch named '{0}'; list branches with `reelfs branch ARCHIVE`")]
+    NoSuchBranch(String),
+    #[error("branch '{0}' already exists")]
+    BranchExists(String),
+    #[error("invalid branch name '{0}': use letters, digits, '-', '_' and '.'; no '/', '@' or leading '.'")]
+    BadBranchName(String),
+    #[error("{0}: no such file or directory in the archive")]
+    NotFound(String),
+    #[error("damaged data: chunk {chunk} in {pack} at offset {offset}: {what}; run `reelfs check --deep` to list affected files")]
+    Damaged { chunk: String, pack: String, offset: u64, what: String },
+    #[error("pack {path}: {msg}")]
+    BadPack { path: PathBuf, msg: String },
+    #[error("{path}: changed while it was being ingested ({what}); nothing of it was stored, re-run the ingest when the file is stable")]
+    SourceChanged { path: PathBuf, what: String },
+    #[error("catalog is inconsistent: {0}; run `reelfs check --rebuild-catalog`")]
+    Inconsistent(String),
+    #[error("interrupted; nothing of the current operation was committed")]
+    Interrupted,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = ArchiveError> = std::result::Result<T, E>;
+
+/// Attach a path to an io::Error.
+pub trait IoContext<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|source| ArchiveError::Io { path: path.into(), source })
+    }
+}
+
+impl ArchiveError {
+    /// True when the underlying cause is a full disk, so callers can say so plainly.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            ArchiveError::Io { source, .. } => source.raw_os_error() == Some(libc::ENOSPC),
+            ArchiveError::Catalog { source, .. } => matches!(
+                source,
+                rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::DiskFull
+            ),
+            _ => false,
+        }
+    }
+}

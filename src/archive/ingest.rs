@@ -1,0 +1,625 @@
+//! Ingest: read each source once, cut it into content-defined chunks, hash,
+//! compress where it pays, and append new chunks to packs — the stages overlap
+//! on threads joined by bounded channels, so memory stays flat whatever the file
+//! size. Each ingest is one commit; nothing is visible until the pack is fsynced
+//! and the catalog transaction commits.
+
+use super::catalog::Catalog;
+use super::config::{CompressionPolicy, Config};
+use super::error::{ArchiveError, IoContext, Result};
+use super::objects::{BlobRecord, EntryKind, Extent, Hash, MediaRecord, RecordKind, RefRecord, Tree, TreeEntry};
+use super::pack::{PackWriter, RecordLoc, CODEC_RAW, CODEC_ZSTD};
+use super::repo::{make_commit, Archive};
+use crossbeam_channel::bounded;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// What the ingest pipeline asks of the media layer, kept as a function pointer
+/// so `archive/` does not depend on FFmpeg: given a path, the facts as JSON or
+/// the reason the file is damaged. `None` means "not media, nothing to record".
+pub type Prober = fn(&Path) -> Option<std::result::Result<serde_json::Value, String>>;
+
+pub struct IngestOptions {
+    pub branch: String,
+    /// Folder inside the branch to ingest into ("" for the root).
+    pub dest: String,
+    pub message: Option<String>,
+    pub progress: bool,
+    pub prober: Option<Prober>,
+    /// Checked between chunks; set by the SIGINT handler.
+    pub interrupt: Arc<AtomicBool>,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct IngestReport {
+    pub files: u64,
+    pub files_stored: u64,
+    pub files_unchanged: u64,
+    pub failed: Vec<(String, String)>,
+    pub damaged: Vec<(String, String)>,
+    pub bytes_read: u64,
+    pub bytes_logical: u64,
+    pub bytes_new_stored: u64,
+    pub chunks_new: u64,
+    pub chunks_dedup: u64,
+    pub commit: Option<String>,
+}
+
+struct SourceFile {
+    path: PathBuf,
+    dest: Vec<String>,
+    meta: std::fs::Metadata,
+}
+
+/// Directory tree being edited: loaded lazily from the branch's current tree so
+/// an ingest into one folder of a huge archive touches only that path.
+struct DirNode {
+    base: Option<Hash>,
+    base_size: u64,
+    loaded: bool,
+    dirty: bool,
+    mode: u32,
+    mtime_ns: i64,
+    entries: BTreeMap<String, Node>,
+}
+
+enum Node {
+    File(TreeEntry),
+    Dir(DirNode),
+}
+
+impl DirNode {
+    fn new_empty(mode: u32, mtime_ns: i64) -> DirNode {
+        DirNode { base: None, base_size: 0, loaded: true, dirty: true, mode, mtime_ns, entries: BTreeMap::new() }
+    }
+    fn from_entry(e: &TreeEntry) -> DirNode {
+        DirNode { base: Some(e.hash), base_size: e.size, loaded: false, dirty: false, mode: e.mode, mtime_ns: e.mtime_ns, entries: BTreeMap::new() }
+    }
+    fn load(&mut self, cat: &Catalog) -> Result<()> {
+        if self.loaded {
+            return Ok(());
+        }
+        if let Some(b) = self.base {
+            for e in cat.tree_entries(&b)? {
+                let node = match e.kind {
+                    EntryKind::File => Node::File(e.clone()),
+                    EntryKind::Dir => Node::Dir(DirNode::from_entry(&e)),
+                };
+                self.entries.insert(e.name.clone(), node);
+            }
+        }
+        self.loaded = true;
+        Ok(())
+    }
+
+    /// Descend to (creating) the directory at `path`, marking the way dirty.
+    fn dir_mut(&mut self, cat: &Catalog, path: &[String], mode: u32, mtime_ns: i64) -> Result<&mut DirNode> {
+        self.load(cat)?;
+        self.dirty = true;
+        let Some((first, rest)) = path.split_first() else { return Ok(self) };
+        let node = self
+            .entries
+            .entry(first.clone())
+            .or_insert_with(|| Node::Dir(DirNode::new_empty(mode, mtime_ns)));
+        match node {
+            Node::Dir(d) => d.dir_mut(cat, rest, mode, mtime_ns),
+            Node::File(_) => Err(ArchiveError::Invalid(format!(
+                "'{first}' is a file in the archive, cannot put a folder there"
+            ))),
+        }
+    }
+
+    /// Serialize dirty directories bottom-up, appending new tree objects.
+    fn store(&mut self, cat: &Catalog, sink: &mut PackSink) -> Result<(Hash, u64)> {
+        if !self.dirty {
+            if let Some(b) = self.base {
+                return Ok((b, self.base_size));
+            }
+        }
+        let mut tree = Tree::default();
+        for (name, node) in self.entries.iter_mut() {
+            match node {
+                Node::File(e) => tree.entries.push(e.clone()),
+                Node::Dir(d) => {
+                    let (hash, size) = d.store(cat, sink)?;
+                    tree.entries.push(TreeEntry { name: name.clone(), kind: EntryKind::Dir, hash, size, mode: d.mode, mtime_ns: d.mtime_ns });
+                }
+            }
+        }
+        let raw = tree.encode();
+        let id = Hash::of(&raw);
+        if !cat.has_tree(&id)? {
+            sink.append_object(cat, RecordKind::Tree, &raw)?;
+            cat.insert_tree(&id, &tree.entries)?;
+        }
+        Ok((id, tree.total_size()))
+    }
+}
+
+/// The packs written by one ingest: rotated at the configured size; every sealed
+/// pack's rows go into the (still open) catalog transaction.
+struct PackSink {
+    root: PathBuf,
+    next_id: i64,
+    target: u64,
+    current: Option<(i64, String, PackWriter)>,
+    written: Vec<PathBuf>,
+}
+
+impl PackSink {
+    fn writer(&mut self) -> Result<&mut (i64, String, PackWriter)> {
+        if self.current.is_none() {
+            let name = super::pack::pack_rel_path(self.next_id);
+            let path = self.root.join("packs").join(&name);
+            let w = PackWriter::create(&path)?;
+            self.written.push(path);
+            self.current = Some((self.next_id, name, w));
+            self.next_id += 1;
+        }
+        self.current.as_mut().ok_or_else(|| ArchiveError::Invalid("internal: no pack".into()))
+    }
+
+    fn record(&mut self, cat: &Catalog, f: impl FnOnce(&mut PackWriter) -> Result<RecordLoc>) -> Result<RecordLoc> {
+        let (id, _, w) = self.writer()?;
+        let id = *id;
+        let loc = f(w)?;
+        cat.insert_record(id, &loc)?;
+        if w.size() >= self.target {
+            self.seal(cat)?;
+        }
+        Ok(loc)
+    }
+
+    fn append_object(&mut self, cat: &Catalog, kind: RecordKind, raw: &[u8]) -> Result<RecordLoc> {
+        self.record(cat, |w| w.append_object(kind, raw))
+    }
+
+    fn seal(&mut self, cat: &Catalog) -> Result<()> {
+        if let Some((id, name, w)) = self.current.take() {
+            let (_, size, locs) = w.seal()?;
+            cat.insert_pack(id, &name, size, locs.len())?;
+        }
+        Ok(())
+    }
+
+    /// Remove every pack this ingest wrote: used when it fails or is interrupted.
+    fn discard(&mut self) {
+        self.current = None;
+        for p in self.written.drain(..) {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+}
+
+/// A chunk on its way through the pipeline.
+struct Cut {
+    idx: u64,
+    offset: u64,
+    data: Vec<u8>,
+}
+
+struct Hashed {
+    idx: u64,
+    offset: u64,
+    len: u64,
+    hash: Hash,
+    codec: u8,
+    /// Compressed bytes when compression paid, else the raw bytes.
+    stored: Vec<u8>,
+}
+
+/// Decide whether compressing a chunk pays by compressing three small samples
+/// at the fastest level. Camera codecs (ProRes, DNx, H.264) fail this in
+/// microseconds, so they are stored raw and read back with a plain pread.
+fn compress_if_it_pays(data: &[u8], policy: CompressionPolicy, level: i32) -> Option<Vec<u8>> {
+    match policy {
+        CompressionPolicy::Never => return None,
+        CompressionPolicy::Always => {}
+        CompressionPolicy::Auto => {
+            const S: usize = 16 << 10;
+            let sample: Vec<u8> = if data.len() <= 3 * S {
+                data.to_vec()
+            } else {
+                let mid = data.len() / 2 - S / 2;
+                [&data[..S], &data[mid..mid + S], &data[data.len() - S..]].concat()
+            };
+            let c = zstd::bulk::compress(&sample, 1).ok()?;
+            if c.len() * 10 > sample.len() * 9 {
+                return None;
+            }
+        }
+    }
+    let c = zstd::bulk::compress(data, level).ok()?;
+    if c.len() * 20 < data.len() * 19 {
+        Some(c)
+    } else {
+        None
+    }
+}
+
+fn mtime_ns(m: &std::fs::Metadata) -> i64 {
+    m.mtime() * 1_000_000_000 + m.mtime_nsec()
+}
+
+fn name_of(p: &Path) -> Result<String> {
+    let n = p.file_name().ok_or_else(|| ArchiveError::Invalid(format!("{}: has no file name", p.display())))?;
+    n.to_str()
+        .map(|s| s.to_string())
+        .ok_or_else(|| ArchiveError::Invalid(format!("{}: file name is not UTF-8; rename it before ingesting", p.display())))
+}
+
+/// Expand the sources into files (and the folders that hold them).
+fn enumerate(sources: &[PathBuf], dest: &[String], failed: &mut Vec<(String, String)>) -> Result<(Vec<SourceFile>, Vec<(Vec<String>, u32, i64)>)> {
+    let mut files = Vec::new();
+    let mut dirs = Vec::new();
+    for src in sources {
+        let meta = std::fs::metadata(src).map_err(|e| ArchiveError::Io {
+            path: src.clone(),
+            source: std::io::Error::new(e.kind(), format!("cannot read source: {e}")),
+        })?;
+        let base = name_of(&std::fs::canonicalize(src).at(src)?)?;
+        if meta.is_file() {
+            let mut d = dest.to_vec();
+            d.push(base);
+            files.push(SourceFile { path: src.clone(), dest: d, meta });
+            continue;
+        }
+        if !meta.is_dir() {
+            return Err(ArchiveError::Invalid(format!("{}: not a regular file or folder", src.display())));
+        }
+        for entry in walkdir::WalkDir::new(src).sort_by_file_name() {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    let p = e.path().map(|p| p.display().to_string()).unwrap_or_else(|| src.display().to_string());
+                    failed.push((p, format!("cannot read: {e}")));
+                    continue;
+                }
+            };
+            let rel = entry.path().strip_prefix(src).unwrap_or(entry.path());
+            let mut d = dest.to_vec();
+            d.push(base.clone());
+            let mut ok = true;
+            for c in rel.components() {
+                match c.as_os_str().to_str() {
+                    Some(s) => d.push(s.to_string()),
+                    None => ok = false,
+                }
+            }
+            if !ok {
+                failed.push((entry.path().display().to_string(), "file name is not UTF-8; rename it".into()));
+                continue;
+            }
+            let ft = entry.file_type();
+            let m = match entry.metadata() {
+                Ok(m) => m,
+                Err(e) => {
+                    failed.push((entry.path().display().to_string(), e.to_string()));
+                    continue;
+                }
+            };
+            if ft.is_dir() {
+                dirs.push((d, m.mode() & 0o7777, mtime_ns(&m)));
+            } else if ft.is_file() {
+                files.push(SourceFile { path: entry.path().to_path_buf(), dest: d, meta: m });
+            } else {
+                failed.push((entry.path().display().to_string(), "not a regular file (symlink, device or socket): skipped".into()));
+            }
+        }
+    }
+    Ok((files, dirs))
+}
+
+pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) -> Result<IngestReport> {
+    archive.require_writer()?;
+    let mut report = IngestReport::default();
+    let dest: Vec<String> = opts.dest.split('/').filter(|s| !s.is_empty() && *s != ".").map(String::from).collect();
+    if dest.iter().any(|s| s == "..") {
+        return Err(ArchiveError::Invalid("--to must not contain '..'".into()));
+    }
+    let head = archive.catalog.branch_head(&opts.branch)?.ok_or_else(|| ArchiveError::NoSuchBranch(opts.branch.clone()))?;
+    let (files, dirs) = enumerate(sources, &dest, &mut report.failed)?;
+    let total: u64 = files.iter().map(|f| f.meta.len()).sum();
+
+    let pb = if opts.progress {
+        let pb = indicatif::ProgressBar::new(total);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} ingest [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {wide_msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(pb)
+    } else {
+        None
+    };
+
+    let cat = &archive.catalog;
+    let root_tree = match head {
+        Some(c) => Some(archive.commit(&c)?.tree),
+        None => None,
+    };
+    let mut root = match root_tree {
+        Some(t) => DirNode { base: Some(t), base_size: 0, loaded: false, dirty: false, mode: 0o755, mtime_ns: 0, entries: BTreeMap::new() },
+        None => DirNode::new_empty(0o755, 0),
+    };
+    let mut sink = PackSink {
+        root: archive.root().to_path_buf(),
+        next_id: cat.max_pack_id()? + 1,
+        target: archive.config.packs.target_size,
+        current: None,
+        written: Vec::new(),
+    };
+    cat.begin()?;
+    let result = (|| -> Result<Option<Hash>> {
+        let now = super::objects::now_ns();
+        for (d, mode, mt) in &dirs {
+            let node = root.dir_mut(cat, d, 0o755, now)?;
+            node.mode = *mode;
+            node.mtime_ns = *mt;
+        }
+        let mut sources_seen = Vec::new();
+        for f in &files {
+            if opts.interrupt.load(Ordering::Relaxed) {
+                return Err(ArchiveError::Interrupted);
+            }
+            report.files += 1;
+            let display = f.path.display().to_string();
+            if let Some(pb) = &pb {
+                pb.set_message(display.clone());
+            }
+            let canon = std::fs::canonicalize(&f.path).unwrap_or_else(|_| f.path.clone()).display().to_string();
+            let (size, mt, ino) = (f.meta.len(), mtime_ns(&f.meta), f.meta.ino());
+            let cached = cat.source(&canon)?.filter(|(s, m, i, b)| *s == size && *m == mt && *i == ino && cat.has_blob(b).unwrap_or(false));
+            let blob = if let Some((_, _, _, b)) = cached {
+                report.files_unchanged += 1;
+                if let Some(pb) = &pb {
+                    pb.inc(size);
+                }
+                b
+            } else {
+                cat.conn.execute_batch("SAVEPOINT file").map_err(|e| cat.err(e))?;
+                match store_file(&archive.config, cat, &mut sink, f, opts, &mut report, pb.as_ref()) {
+                    Ok(b) => {
+                        cat.conn.execute_batch("RELEASE file").map_err(|e| cat.err(e))?;
+                        report.files_stored += 1;
+                        b
+                    }
+                    Err(e) if matches!(e, ArchiveError::Interrupted) || e.is_disk_full() => return Err(e),
+                    // A source that cannot be read or changed under us fails alone;
+                    // trouble writing the archive stops the whole ingest.
+                    Err(e) if matches!(&e, ArchiveError::SourceChanged { .. })
+                        || matches!(&e, ArchiveError::Io { path, .. } if path == &f.path) => {
+                        cat.conn.execute_batch("ROLLBACK TO file; RELEASE file").map_err(|e| cat.err(e))?;
+                        report.failed.push((display, e.to_string()));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            sources_seen.push((canon, size, mt, ino, blob));
+            let (parent, name) = f.dest.split_at(f.dest.len() - 1);
+            let dir = root.dir_mut(cat, parent, 0o755, now)?;
+            if let Some(Node::Dir(_)) = dir.entries.get(&name[0]) {
+                report.failed.push((display, format!("'{}' is a folder in the archive; a file cannot replace it", f.dest.join("/"))));
+                continue;
+            }
+            dir.entries.insert(
+                name[0].clone(),
+                Node::File(TreeEntry { name: name[0].clone(), kind: EntryKind::File, hash: blob, size, mode: f.meta.mode() & 0o7777, mtime_ns: mt }),
+            );
+            report.bytes_logical += size;
+        }
+        let (tree, _) = root.store(cat, &mut sink)?;
+        if root_tree == Some(tree) {
+            // Nothing changed: no commit, but remember the sources we verified.
+            sink.seal(cat)?;
+            for (p, s, m, i, b) in &sources_seen {
+                cat.set_source(p, *s, *m, *i, b)?;
+            }
+            return Ok(None);
+        }
+        let message = opts.message.clone().unwrap_or_else(|| {
+            let names: Vec<String> = sources.iter().map(|s| s.display().to_string()).collect();
+            format!("ingest {}", names.join(" "))
+        });
+        let commit = make_commit(tree, head.into_iter().collect(), &opts.branch, &message);
+        let raw = commit.encode();
+        let id = Hash::of(&raw);
+        sink.append_object(cat, RecordKind::Commit, &raw)?;
+        cat.insert_commit(&id, &commit)?;
+        let seq = cat.next_ref_seq()?;
+        let r = RefRecord { branch: opts.branch.clone(), head: Some(id), seq, time_ns: commit.time_ns };
+        sink.append_object(cat, RecordKind::Ref, &serde_json::to_vec(&r).unwrap_or_default())?;
+        cat.set_branch(&opts.branch, Some(&id), seq, commit.time_ns)?;
+        for (p, s, m, i, b) in &sources_seen {
+            cat.set_source(p, *s, *m, *i, b)?;
+        }
+        // The rule of the archive: pack fsync (in seal) before the catalog commit.
+        sink.seal(cat)?;
+        Ok(Some(id))
+    })();
+    if let Some(pb) = &pb {
+        pb.finish_and_clear();
+    }
+    match result.and_then(|c| cat.commit().map(|_| c)) {
+        Ok(c) => {
+            report.commit = c.map(|h| h.to_hex());
+            archive.store().register_packs(archive.catalog.pack_names()?.into_iter().map(|(i, n, _)| (i, n)));
+            Ok(report)
+        }
+        Err(e) => {
+            archive.catalog.rollback();
+            sink.discard();
+            Err(e)
+        }
+    }
+}
+
+/// Store one file through the pipeline; returns its content hash.
+fn store_file(
+    cfg: &Config,
+    cat: &Catalog,
+    sink: &mut PackSink,
+    f: &SourceFile,
+    opts: &IngestOptions,
+    report: &mut IngestReport,
+    pb: Option<&indicatif::ProgressBar>,
+) -> Result<Hash> {
+    let path = f.path.clone();
+    let file = File::open(&path).at(&path)?;
+    let before = file.metadata().at(&path)?;
+    // Probe concurrently with chunking: it reads headers through the page cache
+    // while the chunker streams the essence, so media costs no second pass.
+    let probe = opts.prober.map(|p| {
+        let pp = path.clone();
+        std::thread::spawn(move || p(&pp))
+    });
+    let (cut_tx, cut_rx) = bounded::<Cut>(2);
+    let (hash_tx, hash_rx) = bounded::<Hashed>(2);
+    let c = cfg.chunker.clone();
+    let interrupt = opts.interrupt.clone();
+    let read_bytes = Arc::new(AtomicU64::new(0));
+    let rb = read_bytes.clone();
+    let reader = std::thread::spawn(move || -> std::result::Result<Hash, std::io::Error> {
+        let mut hasher = blake3::Hasher::new();
+        let cdc = fastcdc::v2020::StreamCDC::with_level_and_seed(file, c.min_size, c.avg_size, c.max_size, fastcdc::v2020::Normalization::Level1, c.seed);
+        for (idx, chunk) in cdc.enumerate() {
+            if interrupt.load(Ordering::Relaxed) {
+                return Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "interrupted"));
+            }
+            let chunk = chunk.map_err(std::io::Error::from)?;
+            hasher.update(&chunk.data);
+            rb.fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
+            if cut_tx.send(Cut { idx: idx as u64, offset: chunk.offset, data: chunk.data }).is_err() {
+                break;
+            }
+        }
+        Ok(hasher.finalize().into())
+    });
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let rx = cut_rx.clone();
+            let tx = hash_tx.clone();
+            let (policy, level) = (cfg.compression.policy, cfg.compression.level);
+            std::thread::spawn(move || {
+                for cut in rx {
+                    let hash = Hash::of(&cut.data);
+                    let len = cut.data.len() as u64;
+                    let (codec, stored) = match compress_if_it_pays(&cut.data, policy, level) {
+                        Some(c) => (CODEC_ZSTD, c),
+                        None => (CODEC_RAW, cut.data),
+                    };
+                    if tx.send(Hashed { idx: cut.idx, offset: cut.offset, len, hash, codec, stored }).is_err() {
+                        break;
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(cut_rx);
+    drop(hash_tx);
+
+    let mut pieces: BTreeMap<u64, (u64, u64, Hash)> = BTreeMap::new();
+    let mut write_err = None;
+    for h in hash_rx.iter() {
+        if write_err.is_some() {
+            continue; // drain so the pipeline threads can finish
+        }
+        if let Some(pb) = pb {
+            pb.inc(h.len);
+        }
+        let r: Result<()> = (|| {
+            if cat.has_chunk(&h.hash)? {
+                report.chunks_dedup += 1;
+            } else {
+                let loc = sink.record(cat, |w| w.append(RecordKind::Chunk, h.codec, h.hash, h.len as usize, &h.stored))?;
+                report.chunks_new += 1;
+                report.bytes_new_stored += loc.stored_len as u64;
+            }
+            Ok(())
+        })();
+        if let Err(e) = r {
+            write_err = Some(e);
+            opts.interrupt.store(true, Ordering::Relaxed);
+            continue;
+        }
+        pieces.insert(h.idx, (h.offset, h.len, h.hash));
+    }
+    for w in workers {
+        let _ = w.join();
+    }
+    let content = reader.join().map_err(|_| ArchiveError::Invalid("internal: reader thread panicked".into()))?;
+    report.bytes_read += read_bytes.load(Ordering::Relaxed);
+    if let Some(e) = write_err {
+        return Err(e);
+    }
+    let content = match content {
+        Ok(h) => h,
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Err(ArchiveError::Interrupted),
+        Err(e) => return Err(ArchiveError::Io { path: path.clone(), source: e }),
+    };
+    // A file that changed while we read it would be stored as a mix of versions.
+    let after = std::fs::metadata(&path).at(&path)?;
+    let read_total: u64 = pieces.values().map(|p| p.1).sum();
+    if after.len() != before.len() || mtime_ns(&after) != mtime_ns(&before) || read_total != before.len() {
+        let _ = probe.map(|p| p.join());
+        return Err(ArchiveError::SourceChanged {
+            path: path.clone(),
+            what: format!("size {} -> {}, read {} bytes", before.len(), after.len(), read_total),
+        });
+    }
+    let mut extents = Vec::with_capacity(pieces.len());
+    for (offset, len, hash) in pieces.values() {
+        extents.push(Extent { file_offset: *offset, length: *len, chunk: *hash, chunk_offset: 0 });
+    }
+    if !cat.has_blob(&content)? {
+        let rec = BlobRecord { hash: content, size: read_total, extents };
+        let raw = serde_json::to_vec(&rec).unwrap_or_default();
+        let loc = sink.append_object(cat, RecordKind::Blob, &raw)?;
+        cat.insert_blob(&content, read_total, &loc.id, &rec.extents)?;
+    }
+    if let Some(p) = probe {
+        let outcome = p.join().ok().flatten();
+        if let Some(outcome) = outcome {
+            if !cat.has_media(&content)? {
+                let (facts, error) = match outcome {
+                    Ok(v) => (Some(v), None),
+                    Err(e) => (None, Some(e)),
+                };
+                if let Some(e) = &error {
+                    report.damaged.push((path.display().to_string(), e.clone()));
+                }
+                let rec = MediaRecord { blob: content, facts: facts.clone(), error: error.clone() };
+                sink.append_object(cat, RecordKind::Media, &serde_json::to_vec(&rec).unwrap_or_default())?;
+                let facts_s = facts.map(|f| f.to_string());
+                cat.set_media(&content, facts_s.as_deref(), error.as_deref())?;
+            }
+        }
+    }
+    Ok(content)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_bytes_are_not_compressed_and_text_is() {
+        let mut x: u64 = 0x1234_5678;
+        let noise: Vec<u8> = (0..200_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        assert!(compress_if_it_pays(&noise, CompressionPolicy::Auto, 3).is_none());
+        let text = b"INT. EDIT BAY - NIGHT. ".repeat(10_000);
+        assert!(compress_if_it_pays(&text, CompressionPolicy::Auto, 3).is_some());
+        assert!(compress_if_it_pays(&text, CompressionPolicy::Never, 3).is_none());
+    }
+}

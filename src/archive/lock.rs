@@ -1,0 +1,52 @@
+//! One writer process per archive. `flock` on `ARCHIVE/lock` is released by the
+//! kernel when the holder dies, so `kill -9` never leaves a stale lock; the PID
+//! written into the file is only there to tell the user who holds it.
+
+use super::error::{ArchiveError, IoContext, Result};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug)]
+pub struct WriterLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl WriterLock {
+    pub fn acquire(archive: &Path) -> Result<WriterLock> {
+        let path = archive.join("lock");
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .at(&path)?;
+        // SAFETY: flock on a valid, owned descriptor.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let pid = pid.trim().to_string();
+                return Err(ArchiveError::Locked {
+                    path: archive.into(),
+                    pid: if pid.is_empty() { "unknown".into() } else { pid },
+                });
+            }
+            return Err(ArchiveError::Io { path, source: err });
+        }
+        file.set_len(0).at(&path)?;
+        file.seek(SeekFrom::Start(0)).at(&path)?;
+        write!(file, "{}", std::process::id()).at(&path)?;
+        file.flush().at(&path)?;
+        Ok(WriterLock { _file: file, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}

@@ -1,0 +1,24 @@
+//! The on-disk archive: packs of content-addressed records, a SQLite catalog that
+//! indexes them, and the objects (blobs, trees, commits, refs) that give bytes names.
+//!
+//! The packs are the source of truth; the catalog is an index that can be rebuilt
+//! from them (`check --rebuild-catalog`). Every write follows one rule: pack bytes
+//! are fsynced before the catalog rows that point into them are committed, so a
+//! crash leaves at worst an unreferenced pack that the next writer removes.
+
+pub mod catalog;
+pub mod check;
+pub mod config;
+pub mod error;
+pub mod ingest;
+pub mod lock;
+pub mod objects;
+pub mod pack;
+pub mod read;
+pub mod repo;
+pub mod restore;
+
+pub use error::{ArchiveError, Result};
+pub use objects::{EntryKind, Hash};
+pub use read::BlobReader;
+pub use repo::Archive;

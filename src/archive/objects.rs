@@ -1,0 +1,212 @@
+//! The content-addressed objects stored in packs and indexed by the catalog.
+//!
+//! Metadata objects are canonical JSON: human-inspectable, documented in the
+//! README, and deterministic (struct field order, entries sorted by name), so an
+//! object's id, the BLAKE3 of its bytes, is stable. They are small next to the
+//! essence they describe, and packs store them zstd-compressed.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A BLAKE3 digest: the id of every chunk and object, and a file's content hash.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Hash(pub [u8; 32]);
+
+impl Hash {
+    pub fn of(data: &[u8]) -> Hash {
+        Hash(*blake3::hash(data).as_bytes())
+    }
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+    pub fn from_hex(s: &str) -> Option<Hash> {
+        let v = hex::decode(s).ok()?;
+        Some(Hash(v.try_into().ok()?))
+    }
+    pub fn from_slice(s: &[u8]) -> Option<Hash> {
+        Some(Hash(s.try_into().ok()?))
+    }
+    pub fn short(&self) -> String {
+        self.to_hex()[..12].to_string()
+    }
+}
+
+impl From<blake3::Hash> for Hash {
+    fn from(h: blake3::Hash) -> Hash {
+        Hash(*h.as_bytes())
+    }
+}
+
+impl fmt::Debug for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hash({})", self.short())
+    }
+}
+impl fmt::Display for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl Serialize for Hash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+impl<'de> Deserialize<'de> for Hash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Hash, D::Error> {
+        let s = String::deserialize(d)?;
+        Hash::from_hex(&s).ok_or_else(|| serde::de::Error::custom("bad hash"))
+    }
+}
+
+/// Kinds of pack record. The numbers are part of the on-disk format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RecordKind {
+    Chunk = 1,
+    Blob = 2,
+    Tree = 3,
+    Commit = 4,
+    Ref = 5,
+    Media = 6,
+}
+
+impl RecordKind {
+    pub fn from_u8(v: u8) -> Option<RecordKind> {
+        Some(match v {
+            1 => RecordKind::Chunk,
+            2 => RecordKind::Blob,
+            3 => RecordKind::Tree,
+            4 => RecordKind::Commit,
+            5 => RecordKind::Ref,
+            6 => RecordKind::Media,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    File,
+    Dir,
+}
+
+impl EntryKind {
+    pub fn code(self) -> i64 {
+        match self {
+            EntryKind::File => 1,
+            EntryKind::Dir => 2,
+        }
+    }
+    pub fn from_code(c: i64) -> Option<EntryKind> {
+        match c {
+            1 => Some(EntryKind::File),
+            2 => Some(EntryKind::Dir),
+            _ => None,
+        }
+    }
+}
+
+/// One name in a directory. For a file `hash` is its content hash (the blob); for a
+/// directory it is the child tree's id, so equal subtrees have equal hashes and a
+/// diff can skip them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeEntry {
+    pub name: String,
+    pub kind: EntryKind,
+    pub hash: Hash,
+    /// File size, or for a directory the total size of the files below it.
+    pub size: u64,
+    pub mode: u32,
+    pub mtime_ns: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tree {
+    /// Sorted by name (byte order), unique.
+    pub entries: Vec<TreeEntry>,
+}
+
+impl Tree {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+    pub fn id(&self) -> Hash {
+        Hash::of(&self.encode())
+    }
+    pub fn total_size(&self) -> u64 {
+        self.entries.iter().map(|e| e.size).sum()
+    }
+}
+
+/// One span of a file: `length` bytes at `file_offset`, taken from `chunk` starting
+/// at `chunk_offset`. Ingest produces whole chunks (chunk_offset 0); copy-on-write
+/// writes produce partial spans that reuse untouched chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extent {
+    pub file_offset: u64,
+    pub length: u64,
+    pub chunk: Hash,
+    pub chunk_offset: u64,
+}
+
+/// A file's content: its BLAKE3 (what `b3sum` prints) and the extents that make it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRecord {
+    pub hash: Hash,
+    pub size: u64,
+    pub extents: Vec<Extent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commit {
+    pub tree: Hash,
+    /// One parent normally, two for a merge, none for a branch's first commit.
+    pub parents: Vec<Hash>,
+    pub time_ns: i64,
+    pub author: String,
+    pub message: String,
+    pub branch: String,
+}
+
+impl Commit {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// A branch head move. Refs carry a sequence number so a catalog rebuilt from
+/// packs takes the newest head per branch; `head: None` deletes the branch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefRecord {
+    pub branch: String,
+    pub head: Option<Hash>,
+    pub seq: i64,
+    pub time_ns: i64,
+}
+
+/// Probed media facts (or the probe error) for one content hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MediaRecord {
+    pub blob: Hash,
+    pub facts: Option<serde_json::Value>,
+    pub error: Option<String>,
+}
+
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Branch names become directory names in the mount and are split on '@' and '/'
+/// in paths, so those characters are not allowed.
+pub fn valid_branch_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}

@@ -1,0 +1,322 @@
+//! `Archive`: an opened archive directory — config, catalog, chunk store — and
+//! the name-level operations on it (branches, path resolution, listing).
+
+use super::catalog::{Catalog, CommitRow};
+use super::config::Config;
+use super::error::{ArchiveError, IoContext, Result};
+use super::lock::WriterLock;
+use super::objects::{self, Commit, EntryKind, Hash, RecordKind, RefRecord, TreeEntry};
+use super::pack::{self, PackWriter};
+use super::read::{BlobReader, ChunkStore};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub const DEFAULT_BRANCH: &str = "main";
+
+pub struct Archive {
+    root: PathBuf,
+    pub config: Config,
+    pub catalog: Catalog,
+    store: Arc<ChunkStore>,
+    lock: Option<WriterLock>,
+}
+
+/// What a `BRANCH[@COMMIT]/PATH` names.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub branch: String,
+    pub commit: Option<Hash>,
+    /// Path inside the branch, without leading '/'; empty for the branch root.
+    pub path: String,
+    pub entry: TreeEntry,
+}
+
+impl Archive {
+    /// Create a new archive at `path` (which must not exist or be empty).
+    pub fn init(path: &Path) -> Result<Archive> {
+        if path.exists() {
+            let mut rd = std::fs::read_dir(path).at(path)?;
+            if rd.next().is_some() {
+                return Err(ArchiveError::AlreadyExists { path: path.into() });
+            }
+        }
+        std::fs::create_dir_all(path.join("packs")).at(path)?;
+        std::fs::create_dir_all(path.join("cache")).at(path)?;
+        let mut cfg = Config::default();
+        // A per-archive gear seed: chunk boundaries then reveal nothing about content
+        // shared with other archives. Derived from time and pid: it needs to differ,
+        // not to be secret-grade.
+        let seed_src = format!("{}:{}:{}", objects::now_ns(), std::process::id(), path.display());
+        let seed_bytes = blake3::hash(seed_src.as_bytes());
+        // TOML integers are signed 64-bit: keep the seed within 63 bits.
+        cfg.chunker.seed = u64::from_le_bytes(seed_bytes.as_bytes()[..8].try_into().unwrap_or_default()) >> 1;
+        let cat = Catalog::open(&path.join("catalog.db"), true)?;
+        cat.conn
+            .execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('format_version', ?1)", [cfg.format_version.to_string()])
+            .map_err(|e| cat.err(e))?;
+        drop(cat);
+        std::fs::write(path.join("lock"), b"").at(path.join("lock"))?;
+        // reelfs.toml last: its presence is what makes the directory an archive.
+        let tmp = path.join("reelfs.toml.tmp");
+        std::fs::write(&tmp, cfg.to_toml().map_err(|msg| ArchiveError::Config { path: tmp.clone(), msg })?).at(&tmp)?;
+        std::fs::rename(&tmp, path.join("reelfs.toml")).at(path)?;
+        pack::fsync_dir(path)?;
+        let mut a = Archive::open_writer(path)?;
+        a.create_branch(DEFAULT_BRANCH, None)?;
+        Ok(a)
+    }
+
+    /// Open for reading. Many readers may run alongside one writer.
+    pub fn open(path: &Path) -> Result<Archive> {
+        let cfg_path = path.join("reelfs.toml");
+        if !cfg_path.is_file() {
+            return Err(ArchiveError::NotAnArchive { path: path.into() });
+        }
+        let config = Config::load(&cfg_path)?;
+        let catalog = Catalog::open(&path.join("catalog.db"), true)?;
+        let store = Arc::new(ChunkStore::new(path.join("packs"), 64 << 20));
+        store.register_packs(catalog.pack_names()?.into_iter().map(|(id, name, _)| (id, name)));
+        Ok(Archive { root: path.into(), config, catalog, store, lock: None })
+    }
+
+    /// Open for writing: takes the writer lock, then removes packs that no
+    /// committed catalog row references (left by an interrupted writer).
+    pub fn open_writer(path: &Path) -> Result<Archive> {
+        let mut a = Archive::open(path)?;
+        a.lock = Some(WriterLock::acquire(path)?);
+        a.remove_uncommitted_packs()?;
+        Ok(a)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn packs_dir(&self) -> PathBuf {
+        self.root.join("packs")
+    }
+    pub fn store(&self) -> &Arc<ChunkStore> {
+        &self.store
+    }
+    pub fn is_writer(&self) -> bool {
+        self.lock.is_some()
+    }
+
+    /// Pack files on disk that the catalog does not know: the tail of an ingest
+    /// that was killed or failed before its catalog commit. Safe to delete only
+    /// under the writer lock.
+    pub fn uncommitted_packs(&self) -> Result<Vec<PathBuf>> {
+        let known: std::collections::HashSet<String> =
+            self.catalog.pack_names()?.into_iter().map(|(_, n, _)| n).collect();
+        let mut out = Vec::new();
+        let dir = self.packs_dir();
+        for e in walkdir::WalkDir::new(&dir).min_depth(1) {
+            let e = e.map_err(|e| ArchiveError::Io { path: dir.clone(), source: e.into() })?;
+            if !e.file_type().is_file() {
+                continue;
+            }
+            let rel = e.path().strip_prefix(&dir).unwrap_or(e.path()).to_string_lossy().to_string();
+            if !known.contains(&rel) {
+                out.push(e.path().to_path_buf());
+            }
+        }
+        Ok(out)
+    }
+
+    fn remove_uncommitted_packs(&self) -> Result<()> {
+        for p in self.uncommitted_packs()? {
+            log::info!("removing uncommitted pack {} (left by an interrupted write)", p.display());
+            std::fs::remove_file(&p).at(&p)?;
+        }
+        Ok(())
+    }
+
+    /// Start a new pack; its number is one past the highest in the catalog.
+    pub fn new_pack(&self, n: i64) -> Result<(i64, String, PackWriter)> {
+        let name = pack::pack_rel_path(n);
+        let w = PackWriter::create(&self.packs_dir().join(&name))?;
+        Ok((n, name, w))
+    }
+
+    // ---- branches ----
+
+    pub fn branches(&self) -> Result<Vec<(String, Option<Hash>)>> {
+        self.catalog.branches()
+    }
+
+    /// Create a branch pointing at `from`'s head (or nothing). One ref record and
+    /// one catalog row, whatever the archive holds.
+    pub fn create_branch(&mut self, name: &str, from: Option<&str>) -> Result<()> {
+        if !objects::valid_branch_name(name) {
+            return Err(ArchiveError::BadBranchName(name.into()));
+        }
+        if self.catalog.branch_head(name)?.is_some() {
+            return Err(ArchiveError::BranchExists(name.into()));
+        }
+        let head = match from {
+            Some(spec) => self.resolve_ref(spec)?.1,
+            None => None,
+        };
+        self.write_refs(&[(name.to_string(), head)], Vec::new())
+    }
+
+    /// Write ref records (and any preceding objects already appended by `objects`)
+    /// to a fresh pack, seal it, then move the branch rows. Used by branch creation;
+    /// ingest has its own pack.
+    fn write_refs(&mut self, refs: &[(String, Option<Hash>)], _objects: Vec<()>) -> Result<()> {
+        self.require_writer()?;
+        let n = self.catalog.max_pack_id()? + 1;
+        let (id, name, mut w) = self.new_pack(n)?;
+        let mut seq = self.catalog.next_ref_seq()?;
+        let mut rows = Vec::new();
+        for (branch, head) in refs {
+            let r = RefRecord { branch: branch.clone(), head: *head, seq, time_ns: objects::now_ns() };
+            let raw = serde_json::to_vec(&r).unwrap_or_default();
+            w.append_object(RecordKind::Ref, &raw)?;
+            rows.push((r, seq));
+            seq += 1;
+        }
+        let (path, size, locs) = w.seal()?;
+        let res = (|| {
+            self.catalog.begin()?;
+            self.catalog.insert_pack(id, &name, size, locs.len())?;
+            for l in &locs {
+                self.catalog.insert_record(id, l)?;
+            }
+            for (r, seq) in &rows {
+                self.catalog.set_branch(&r.branch, r.head.as_ref(), *seq, r.time_ns)?;
+            }
+            self.catalog.commit()
+        })();
+        if res.is_err() {
+            self.catalog.rollback();
+            let _ = std::fs::remove_file(&path);
+        } else {
+            self.store.register_packs([(id, name)]);
+        }
+        res
+    }
+
+    pub fn delete_branch(&mut self, name: &str) -> Result<()> {
+        if self.catalog.branch_head(name)?.is_none() {
+            return Err(ArchiveError::NoSuchBranch(name.into()));
+        }
+        self.write_refs(&[(name.to_string(), None)], Vec::new())?;
+        self.catalog.delete_branch(name)
+    }
+
+    pub fn require_writer(&self) -> Result<()> {
+        if self.lock.is_none() {
+            return Err(ArchiveError::Invalid("internal: write without the writer lock".into()));
+        }
+        Ok(())
+    }
+
+    /// `main` or `main@<commit-prefix>` -> (branch, commit).
+    pub fn resolve_ref(&self, spec: &str) -> Result<(String, Option<Hash>)> {
+        let (branch, at) = match spec.split_once('@') {
+            Some((b, c)) => (b, Some(c)),
+            None => (spec, None),
+        };
+        let head = self.catalog.branch_head(branch)?.ok_or_else(|| ArchiveError::NoSuchBranch(branch.into()))?;
+        let Some(prefix) = at else { return Ok((branch.into(), head)) };
+        let prefix = prefix.to_ascii_lowercase();
+        if prefix.len() < 4 || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(ArchiveError::Invalid(format!("'{prefix}' is not a commit id (give at least 4 hex digits, as `reelfs log` prints)")));
+        }
+        let found = self.catalog.commits_with_prefix(&prefix)?;
+        match found.len() {
+            0 => Err(ArchiveError::Invalid(format!("no commit starts with '{prefix}'; see `reelfs log ARCHIVE {branch}`"))),
+            1 => Ok((branch.into(), Some(found[0]))),
+            n => Err(ArchiveError::Invalid(format!("'{prefix}' matches {n} commits; give more digits"))),
+        }
+    }
+
+    pub fn commit(&self, hash: &Hash) -> Result<CommitRow> {
+        self.catalog
+            .commit_row(hash)?
+            .ok_or_else(|| ArchiveError::Inconsistent(format!("commit {} is not in the catalog", hash.short())))
+    }
+
+    pub fn root_tree(&self, commit: Option<&Hash>) -> Result<Option<Hash>> {
+        match commit {
+            Some(c) => Ok(Some(self.commit(c)?.tree)),
+            None => Ok(None),
+        }
+    }
+
+    /// Resolve `BRANCH[@COMMIT][/PATH]`.
+    pub fn resolve(&self, spec: &str) -> Result<Resolved> {
+        let spec = spec.trim_matches('/');
+        let (refspec, path) = match spec.split_once('/') {
+            Some((r, p)) => (r, p.trim_matches('/')),
+            None => (spec, ""),
+        };
+        let (branch, commit) = self.resolve_ref(refspec)?;
+        let root = self.root_tree(commit.as_ref())?;
+        let mut entry = TreeEntry {
+            name: branch.clone(),
+            kind: EntryKind::Dir,
+            hash: root.unwrap_or(Hash(*blake3::hash(b"{\"entries\":[]}").as_bytes())),
+            size: 0,
+            mode: 0o755,
+            mtime_ns: 0,
+        };
+        if let Some(c) = commit {
+            entry.mtime_ns = self.commit(&c)?.time_ns;
+        }
+        for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+            if entry.kind != EntryKind::Dir || root.is_none() {
+                return Err(ArchiveError::NotFound(format!("{refspec}/{path}")));
+            }
+            entry = self
+                .catalog
+                .tree_lookup(&entry.hash, part)?
+                .ok_or_else(|| ArchiveError::NotFound(format!("{refspec}/{path}")))?;
+        }
+        Ok(Resolved { branch, commit, path: path.to_string(), entry })
+    }
+
+    pub fn list_dir(&self, tree: &Hash) -> Result<Vec<TreeEntry>> {
+        self.catalog.tree_entries(tree)
+    }
+
+    pub fn blob_reader(&self, hash: &Hash) -> Result<BlobReader> {
+        let size = self
+            .catalog
+            .blob_size(hash)?
+            .ok_or_else(|| ArchiveError::Inconsistent(format!("blob {} is not in the catalog", hash.short())))?;
+        let extents = ChunkStore::resolve(&self.catalog, hash)?;
+        Ok(BlobReader::new(*hash, size, extents, self.store.clone()))
+    }
+
+    /// History of a branch, newest first, following first parents.
+    pub fn log(&self, head: Option<Hash>, limit: usize) -> Result<Vec<CommitRow>> {
+        let mut out = Vec::new();
+        let mut cur = head;
+        while let Some(h) = cur {
+            if out.len() >= limit {
+                break;
+            }
+            let c = self.commit(&h)?;
+            cur = c.parents.first().copied();
+            out.push(c);
+        }
+        Ok(out)
+    }
+
+    /// Media facts for a content hash: (facts JSON, probe error).
+    pub fn media(&self, blob: &Hash) -> Result<Option<(Option<serde_json::Value>, Option<String>)>> {
+        Ok(self
+            .catalog
+            .media(blob)?
+            .map(|(f, e)| (f.and_then(|s| serde_json::from_str(&s).ok()), e)))
+    }
+}
+
+/// Build and store a commit object; used by ingest and (later) commit/merge.
+pub fn make_commit(tree: Hash, parents: Vec<Hash>, branch: &str, message: &str) -> Commit {
+    let author = std::env::var("REELFS_AUTHOR")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    Commit { tree, parents, time_ns: objects::now_ns(), author, message: message.into(), branch: branch.into() }
+}

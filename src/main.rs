@@ -1,0 +1,510 @@
+//! The `reelfs` command line. Thin: parse, call the library, print.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use reelfs::archive::check::{self, CheckReport};
+use reelfs::archive::ingest::{self, IngestOptions};
+use reelfs::archive::restore::{self, RestoreOptions};
+use reelfs::archive::{Archive, EntryKind};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "reelfs", version, about = "A film-production archive that mounts as a filesystem")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a new, empty archive.
+    Init { archive: PathBuf },
+    /// Ingest files and folders (camera cards, sound, image sequences) as one commit.
+    Ingest {
+        archive: PathBuf,
+        #[arg(required = true)]
+        sources: Vec<PathBuf>,
+        /// Branch to commit to.
+        #[arg(long, default_value = "main")]
+        branch: String,
+        /// Folder inside the branch to put the sources in.
+        #[arg(long = "to", default_value = "")]
+        to: String,
+        /// Commit message.
+        #[arg(short = 'm', long)]
+        message: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a folder: `reelfs ls ARCHIVE [BRANCH[/PATH]]`.
+    Ls {
+        archive: PathBuf,
+        path: Option<String>,
+        /// Long listing: mode, size, mtime, and for media duration, timecode, rate, codec.
+        #[arg(short = 'l')]
+        long: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what is known about a file: content hash, stored bytes, probed media facts.
+    Info {
+        archive: PathBuf,
+        path: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a file's bytes to stdout.
+    Cat { archive: PathBuf, path: String },
+    /// Restore files or folders byte-identical (with mode and mtime) to DEST.
+    Restore {
+        archive: PathBuf,
+        /// One or more BRANCH[@COMMIT]/PATH, then the destination.
+        #[arg(required = true, num_args = 2..)]
+        paths: Vec<String>,
+    },
+    /// Verify the catalog against the packs.
+    Check {
+        archive: PathBuf,
+        /// Re-read and re-hash every record; name each damaged file.
+        #[arg(long)]
+        deep: bool,
+        /// Rebuild catalog.db from the packs alone (the old one is kept beside it).
+        #[arg(long)]
+        rebuild_catalog: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List branches, or create one: `reelfs branch ARCHIVE NAME --from BRANCH[@COMMIT]`.
+    Branch {
+        archive: PathBuf,
+        name: Option<String>,
+        #[arg(long)]
+        from: Option<String>,
+        /// Delete the branch NAME (data other branches use is untouched).
+        #[arg(short = 'd', long)]
+        delete: bool,
+    },
+    /// Show a branch's history, newest first.
+    Log {
+        archive: PathBuf,
+        branch: Option<String>,
+        #[arg(short = 'n', long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Logical vs stored bytes, chunks, dedup and compression ratios.
+    Stats {
+        archive: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn interrupt_flag() -> Arc<AtomicBool> {
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    FLAG.get_or_init(|| {
+        let f = Arc::new(AtomicBool::new(false));
+        let g = f.clone();
+        // First Ctrl-C asks the operation to stop at a safe point; a second exits at once.
+        let _ = ctrlc_like(move || {
+            if g.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("reelfs: interrupted, stopping safely (Ctrl-C again to abort now)");
+        });
+        f
+    })
+    .clone()
+}
+
+/// Install a SIGINT/SIGTERM handler on a dedicated thread using signalfd-free
+/// sigwait, so the handler may allocate and print.
+fn ctrlc_like(f: impl Fn() + Send + 'static) -> std::io::Result<()> {
+    // SAFETY: blocking signals in this thread before other threads start makes
+    // them inherit the mask; sigwait then receives them synchronously.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        std::thread::spawn(move || loop {
+            let mut sig: libc::c_int = 0;
+            if libc::sigwait(&set, &mut sig) == 0 {
+                f();
+            }
+        });
+    }
+    Ok(())
+}
+
+fn human(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}
+
+fn fmt_time(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    // UTC, ISO-like, without pulling in a date crate for one format.
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, (rem / 60) % 60, rem % 60)
+}
+
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z.rem_euclid(146097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn media_summary(facts: &serde_json::Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(f) = facts["duration_frames"].as_u64() {
+        parts.push(format!("{f}f"));
+    } else if let Some(d) = facts["duration_seconds"].as_f64() {
+        parts.push(format!("{d:.2}s"));
+    }
+    if let Some(tc) = facts["timecode"].as_str() {
+        parts.push(tc.to_string());
+    }
+    if let Some(r) = facts["frame_rate_fps"].as_f64() {
+        parts.push(format!("{r}fps"));
+    }
+    if let Some(c) = facts["codec"].as_str() {
+        parts.push(c.to_string());
+    }
+    parts.join(" ")
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("reelfs: error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    let progress = std::io::stderr().is_terminal();
+    match cli.cmd {
+        Cmd::Init { archive } => {
+            Archive::init(&archive)?;
+            println!("initialised archive {} (branch main)", archive.display());
+            Ok(0)
+        }
+        Cmd::Ingest { archive, sources, branch, to, message, json } => {
+            let interrupt = interrupt_flag();
+            let mut a = Archive::open_writer(&archive)?;
+            let opts = IngestOptions {
+                branch,
+                dest: to,
+                message,
+                progress,
+                prober: Some(reelfs::media::probe::probe_for_ingest),
+                interrupt,
+            };
+            let rep = ingest::ingest(&mut a, &sources, &opts).map_err(|e| {
+                if e.is_disk_full() {
+                    anyhow::anyhow!("{e}\nthe disk holding {} is full; the archive is unchanged by this ingest. Free space and run it again.", archive.display())
+                } else {
+                    anyhow::Error::new(e)
+                }
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rep)?);
+            } else {
+                for (p, why) in &rep.damaged {
+                    eprintln!("warning: {p}: stored byte-exact, but damaged as media: {why}");
+                }
+                for (p, why) in &rep.failed {
+                    eprintln!("error: {p}: {why}");
+                }
+                match &rep.commit {
+                    Some(c) => println!(
+                        "committed {} on {}: {} files ({} unchanged), {} read, {} new stored, {} new chunks, {} deduplicated",
+                        &c[..12], opts.branch, rep.files, rep.files_unchanged, human(rep.bytes_read), human(rep.bytes_new_stored), rep.chunks_new, rep.chunks_dedup
+                    ),
+                    None => println!("nothing changed on {}: {} files, all unchanged", opts.branch, rep.files),
+                }
+            }
+            Ok(if rep.failed.is_empty() { 0 } else { 2 })
+        }
+        Cmd::Ls { archive, path, long, json } => {
+            let a = Archive::open(&archive)?;
+            let spec = path.unwrap_or_default();
+            if spec.is_empty() {
+                let branches = a.branches()?;
+                if json {
+                    let v: Vec<_> = branches.iter().map(|(n, h)| serde_json::json!({"name": n, "kind": "branch", "head": h.map(|h| h.to_hex())})).collect();
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                } else {
+                    for (n, _) in branches {
+                        println!("{n}/");
+                    }
+                }
+                return Ok(0);
+            }
+            let r = a.resolve(&spec)?;
+            let entries = match r.entry.kind {
+                EntryKind::Dir => {
+                    if r.commit.is_none() {
+                        Vec::new()
+                    } else {
+                        a.list_dir(&r.entry.hash)?
+                    }
+                }
+                EntryKind::File => vec![r.entry.clone()],
+            };
+            let mut out = Vec::new();
+            for e in &entries {
+                let media = if e.kind == EntryKind::File { a.media(&e.hash)? } else { None };
+                if json {
+                    let mut v = serde_json::json!({
+                        "name": e.name, "kind": e.kind, "size": e.size, "mode": format!("{:o}", e.mode),
+                        "mtime_ns": e.mtime_ns, "hash": e.hash.to_hex(),
+                    });
+                    if let Some((facts, err)) = &media {
+                        if let Some(f) = facts {
+                            for k in ["duration_frames", "duration_seconds", "timecode", "drop_frame", "frame_rate", "frame_rate_fps", "codec", "reel"] {
+                                v[k] = f[k].clone();
+                            }
+                        }
+                        v["damaged"] = serde_json::json!(err.is_some());
+                    }
+                    out.push(v);
+                } else if long {
+                    let m = match &media {
+                        Some((Some(f), _)) => media_summary(f),
+                        Some((None, Some(_))) => "DAMAGED".into(),
+                        _ => String::new(),
+                    };
+                    let name = if e.kind == EntryKind::Dir { format!("{}/", e.name) } else { e.name.clone() };
+                    println!("{:o}\t{:>12}\t{}\t{}\t{}", e.mode, e.size, fmt_time(e.mtime_ns), name, m);
+                } else {
+                    println!("{}{}", e.name, if e.kind == EntryKind::Dir { "/" } else { "" });
+                }
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            }
+            Ok(0)
+        }
+        Cmd::Info { archive, path, json } => {
+            let a = Archive::open(&archive)?;
+            let r = a.resolve(&path)?;
+            if r.entry.kind != EntryKind::File {
+                bail!("{path} is a folder; `reelfs ls {} {path}` lists it", archive.display());
+            }
+            let stored = a.catalog.blob_stored_bytes(&r.entry.hash)?;
+            let media = a.media(&r.entry.hash)?;
+            let (facts, err) = media.clone().unwrap_or((None, None));
+            let v = serde_json::json!({
+                "path": path, "size": r.entry.size, "mode": format!("{:o}", r.entry.mode), "mtime_ns": r.entry.mtime_ns,
+                "content_hash": r.entry.hash.to_hex(), "stored_bytes": stored, "logical_bytes": r.entry.size,
+                "media": facts, "damaged": err.is_some(), "probe_error": err,
+            });
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(0);
+            }
+            println!("path          {path}");
+            println!("size          {} ({})", r.entry.size, human(r.entry.size));
+            println!("stored        {} ({})", stored, human(stored));
+            println!("content hash  blake3:{}", r.entry.hash);
+            println!("modified      {}", fmt_time(r.entry.mtime_ns));
+            if let Some(e) = &err {
+                println!("media         DAMAGED: {e}");
+            }
+            if let Some(f) = &facts {
+                println!("container     {}", f["container"].as_str().unwrap_or("?"));
+                if let Some(c) = f["codec"].as_str() {
+                    println!("codec         {}{}", c, f["profile"].as_str().map(|p| format!(" ({p})")).unwrap_or_default());
+                }
+                if let (Some(w), Some(h)) = (f["width"].as_u64(), f["height"].as_u64()) {
+                    println!("resolution    {w}x{h}");
+                }
+                if let Some(r) = f["frame_rate"].as_str() {
+                    let vfr = f["variable_frame_rate"].as_bool().unwrap_or(false);
+                    println!("frame rate    {} ({} fps){}", r, f["frame_rate_fps"], if vfr { ", VARIABLE" } else { "" });
+                }
+                if let Some(tc) = f["timecode"].as_str() {
+                    let df = f["drop_frame"].as_bool().unwrap_or(false);
+                    println!("timecode      {tc} ({})", if df { "drop-frame" } else { "non-drop" });
+                }
+                if let Some(r) = f["reel"].as_str() {
+                    println!("reel          {r}");
+                }
+                if let Some(d) = f["duration_frames"].as_u64() {
+                    println!("duration      {d} frames");
+                } else if let Some(d) = f["duration_seconds"].as_f64() {
+                    println!("duration      {d:.3} s");
+                }
+                if let Some(p) = f["color_primaries"].as_str() {
+                    println!("colour        primaries {p}, transfer {}, matrix {}", f["color_transfer"].as_str().unwrap_or("?"), f["color_matrix"].as_str().unwrap_or("?"));
+                }
+                println!("audio         {} tracks, {} channels", f["audio_tracks"], f["audio_channels"]);
+                for s in f["streams"].as_array().into_iter().flatten() {
+                    let mut line = format!("  #{} {} {}", s["index"], s["kind"].as_str().unwrap_or(""), s["codec"].as_str().unwrap_or(""));
+                    if let Some(sr) = s["sample_rate"].as_u64() {
+                        line += &format!(" {sr} Hz {}ch {}-bit", s["channels"], s["bits_per_sample"]);
+                    }
+                    if let Some(w) = s["width"].as_u64() {
+                        line += &format!(" {w}x{} {}", s["height"], s["pix_fmt"].as_str().unwrap_or(""));
+                    }
+                    println!("{line}");
+                }
+            }
+            Ok(0)
+        }
+        Cmd::Cat { archive, path } => {
+            let a = Archive::open(&archive)?;
+            let r = a.resolve(&path)?;
+            if r.entry.kind != EntryKind::File {
+                bail!("{path} is a folder");
+            }
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            restore::cat(&a, &r.entry.hash, &mut lock)?;
+            Ok(0)
+        }
+        Cmd::Restore { archive, mut paths } => {
+            let dest = PathBuf::from(paths.pop().context("missing destination")?);
+            let a = Archive::open(&archive)?;
+            let interrupt = interrupt_flag();
+            let rep = restore::restore(&a, &paths, &dest, &RestoreOptions { progress, interrupt: &interrupt })?;
+            for (p, why) in &rep.failed {
+                eprintln!("error: {p}: {why}");
+            }
+            println!("restored {} files, {} to {}", rep.files, human(rep.bytes), dest.display());
+            Ok(if rep.failed.is_empty() { 0 } else { 1 })
+        }
+        Cmd::Check { archive, deep, rebuild_catalog, json } => {
+            if rebuild_catalog {
+                let rep = check::rebuild_catalog(&archive)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&rep)?);
+                } else {
+                    println!(
+                        "rebuilt catalog from {} packs: {} chunks, {} files' contents, {} trees, {} commits, {} branches{}",
+                        rep.packs, rep.chunks, rep.blobs, rep.trees, rep.commits, rep.branches,
+                        if rep.old_catalog.is_empty() { String::new() } else { format!("; old catalog kept as {}", rep.old_catalog) }
+                    );
+                    if rep.damaged_records > 0 {
+                        println!("warning: {} damaged records skipped", rep.damaged_records);
+                    }
+                }
+                return Ok(0);
+            }
+            let a = Archive::open(&archive)?;
+            let rep: CheckReport = check::check(&a, deep, progress)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rep)?);
+            } else {
+                for p in &rep.problems {
+                    println!("problem: {p}");
+                }
+                for f in &rep.damaged_files {
+                    println!("damaged: {f}");
+                }
+                for p in &rep.uncommitted_packs {
+                    println!("note: {p} is from an interrupted write; the next ingest removes it");
+                }
+                println!(
+                    "{}: {} packs, {} chunks, {} objects{}",
+                    if rep.ok() { "ok" } else { "FAILED" },
+                    rep.packs, rep.chunks, rep.objects,
+                    if deep { format!(", {} verified", human(rep.bytes_verified)) } else { String::new() }
+                );
+            }
+            Ok(if rep.ok() { 0 } else { 1 })
+        }
+        Cmd::Branch { archive, name, from, delete } => {
+            match name {
+                None => {
+                    let a = Archive::open(&archive)?;
+                    for (n, h) in a.branches()? {
+                        println!("{n}\t{}", h.map(|h| h.to_hex()[..12].to_string()).unwrap_or_else(|| "(empty)".into()));
+                    }
+                }
+                Some(n) if delete => {
+                    let mut a = Archive::open_writer(&archive)?;
+                    a.delete_branch(&n)?;
+                    println!("deleted branch {n}");
+                }
+                Some(n) => {
+                    let mut a = Archive::open_writer(&archive)?;
+                    let from = from.unwrap_or_else(|| "main".into());
+                    a.create_branch(&n, Some(&from))?;
+                    println!("created branch {n} from {from}");
+                }
+            }
+            Ok(0)
+        }
+        Cmd::Log { archive, branch, limit, json } => {
+            let a = Archive::open(&archive)?;
+            let spec = branch.unwrap_or_else(|| "main".into());
+            let (_, head) = a.resolve_ref(&spec)?;
+            let commits = a.log(head, limit)?;
+            if json {
+                let v: Vec<_> = commits
+                    .iter()
+                    .map(|c| serde_json::json!({"commit": c.hash.to_hex(), "tree": c.tree.to_hex(), "parents": c.parents.iter().map(|p| p.to_hex()).collect::<Vec<_>>(), "time_ns": c.time_ns, "author": c.author, "message": c.message, "branch": c.branch}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for c in commits {
+                    println!("{}  {}  {}  {}", &c.hash.to_hex()[..12], fmt_time(c.time_ns), c.author, c.message);
+                }
+            }
+            Ok(0)
+        }
+        Cmd::Stats { archive, json } => {
+            let a = Archive::open(&archive)?;
+            let s = check::stats(&a)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!("branches        {}", s.branches);
+                println!("commits         {}", s.commits);
+                println!("files           {} (across branch heads)", s.files);
+                println!("logical bytes   {} ({})", s.logical_bytes, human(s.logical_bytes));
+                println!("unique bytes    {} ({})", s.unique_bytes, human(s.unique_bytes));
+                println!("stored bytes    {} ({})", s.stored_bytes, human(s.stored_bytes));
+                println!("packs           {} ({})", s.packs, human(s.pack_bytes));
+                println!("chunks          {}", s.chunks);
+                println!("dedup ratio     {:.2}x", s.dedup_ratio);
+                println!("compression     {:.2}x", s.compression_ratio);
+                println!("catalog         {}", human(s.catalog_bytes));
+            }
+            Ok(0)
+        }
+    }
+}

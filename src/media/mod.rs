@@ -1,0 +1,4 @@
+//! Media: probing (FFmpeg through ffmpeg-next), and later the proxy ladder,
+//! the QuickTime box reader/writer for virtual slices, and the MXF remux cache.
+
+pub mod probe;

@@ -1,0 +1,212 @@
+//! Probe media facts once per content hash, during ingest.
+//!
+//! The facts a post tool needs without decoding: container, streams, codec and
+//! profile, resolution, frame rate (and whether it varies), start timecode and
+//! drop-frame, reel, duration in frames, audio layout, colour tags. A file FFmpeg
+//! cannot open is recorded as damaged with FFmpeg's reason.
+
+use ffmpeg_next as ff;
+use serde_json::{json, Map, Value};
+use std::ffi::CStr;
+use std::path::Path;
+use std::sync::Once;
+
+/// Extensions worth handing to FFmpeg. Other files (sidecars, XML, random data)
+/// are archived without a probe: probing arbitrary bytes is slow and meaningless.
+const MEDIA_EXTENSIONS: &[&str] = &[
+    "mov", "mp4", "m4v", "m4a", "mxf", "wav", "bwf", "aif", "aiff", "dpx", "exr", "mkv", "avi", "mts", "m2ts", "ts",
+    "mpg", "mpeg", "mp3", "flac", "webm", "3gp", "ogg", "dnxhd", "r3d", "braw", "ari", "crm", "y4m",
+];
+
+pub fn is_media_path(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .map(|e| MEDIA_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        .unwrap_or(false)
+}
+
+fn init() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = ff::init();
+        ff::util::log::set_level(ff::util::log::Level::Fatal);
+    });
+}
+
+/// The `Prober` the ingest pipeline calls.
+pub fn probe_for_ingest(p: &Path) -> Option<Result<Value, String>> {
+    if !is_media_path(p) {
+        return None;
+    }
+    Some(probe(p))
+}
+
+fn cstr(p: *const std::os::raw::c_char) -> Option<String> {
+    if p.is_null() {
+        None
+    } else {
+        // SAFETY: FFmpeg returns static NUL-terminated names.
+        Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+    }
+}
+
+fn rational(r: ff::Rational) -> Option<String> {
+    (r.numerator() > 0 && r.denominator() > 0).then(|| format!("{}/{}", r.numerator(), r.denominator()))
+}
+
+fn ratio(r: ff::Rational) -> f64 {
+    if r.denominator() == 0 {
+        0.0
+    } else {
+        r.numerator() as f64 / r.denominator() as f64
+    }
+}
+
+fn tags(d: ff::DictionaryRef) -> Map<String, Value> {
+    d.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect()
+}
+
+/// Timecode at `fps` (integer nominal rate) for a sample count since midnight.
+fn tc_from_samples(samples: u64, rate: u64, fps: u64) -> String {
+    let total_frames = samples * fps / rate.max(1);
+    let f = total_frames % fps;
+    let s = total_frames / fps;
+    format!("{:02}:{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60, f)
+}
+
+pub fn probe(path: &Path) -> Result<Value, String> {
+    init();
+    let ictx = ff::format::input(&path).map_err(|e| format!("FFmpeg cannot open it: {e}"))?;
+    let mut streams = Vec::new();
+    let mut video: Option<Value> = None;
+    let mut timecode: Option<String> = None;
+    let mut reel: Option<String> = None;
+    let mut audio_tracks = 0u64;
+    let mut audio_channels = 0u64;
+    let fmt_tags = tags(ictx.metadata());
+    for st in ictx.streams() {
+        let par = st.parameters();
+        // SAFETY: the parameters belong to a stream of an open input context.
+        let raw = unsafe { &*par.as_ptr() };
+        let kind = match par.medium() {
+            ff::media::Type::Video => "video",
+            ff::media::Type::Audio => "audio",
+            ff::media::Type::Data => "data",
+            ff::media::Type::Subtitle => "subtitle",
+            _ => "other",
+        };
+        let st_tags = tags(st.metadata());
+        let mut s = json!({
+            "index": st.index(),
+            "kind": kind,
+            "codec": par.id().name(),
+            "tags": st_tags,
+        });
+        // SAFETY: plain FFmpeg name lookups on values read from the stream.
+        unsafe {
+            if let Some(p) = cstr(ff::ffi::avcodec_profile_name(raw.codec_id, raw.profile)) {
+                s["profile"] = json!(p);
+            }
+        }
+        if let Some(tc) = st_tags.get("timecode").and_then(|v| v.as_str()) {
+            timecode.get_or_insert_with(|| tc.to_string());
+        }
+        if let Some(r) = st_tags.get("reel_name").and_then(|v| v.as_str()) {
+            reel.get_or_insert_with(|| r.to_string());
+        }
+        match kind {
+            "video" => {
+                let r = st.rate();
+                let avg = st.avg_frame_rate();
+                let rate = if avg.numerator() > 0 { avg } else { r };
+                // r_frame_rate is the lowest rate that represents every timestamp;
+                // a difference from the average means frames are not evenly spaced.
+                let vfr = ratio(r) > 0.0 && ratio(avg) > 0.0 && (ratio(r) - ratio(avg)).abs() / ratio(r) > 0.001;
+                let mut frames = st.frames();
+                if frames <= 0 && st.duration() > 0 {
+                    let secs = st.duration() as f64 * ratio(st.time_base());
+                    frames = (secs * ratio(rate)).round() as i64;
+                }
+                s["width"] = json!(raw.width);
+                s["height"] = json!(raw.height);
+                s["frame_rate"] = json!(rational(rate));
+                s["frame_rate_fps"] = json!((ratio(rate) * 1000.0).round() / 1000.0);
+                s["variable_frame_rate"] = json!(vfr);
+                s["duration_frames"] = json!(frames.max(0));
+                unsafe {
+                    let pf: ff::ffi::AVPixelFormat = std::mem::transmute(raw.format);
+                    s["pix_fmt"] = json!(cstr(ff::ffi::av_get_pix_fmt_name(pf)));
+                    s["color_primaries"] = json!(cstr(ff::ffi::av_color_primaries_name(raw.color_primaries)));
+                    s["color_transfer"] = json!(cstr(ff::ffi::av_color_transfer_name(raw.color_trc)));
+                    s["color_matrix"] = json!(cstr(ff::ffi::av_color_space_name(raw.color_space)));
+                    s["color_range"] = json!(cstr(ff::ffi::av_color_range_name(raw.color_range)));
+                }
+                s["field_order"] = json!(format!("{:?}", raw.field_order).to_lowercase().replace("av_field_", ""));
+                if video.is_none() {
+                    video = Some(s.clone());
+                }
+            }
+            "audio" => {
+                audio_tracks += 1;
+                let ch = raw.ch_layout.nb_channels as u64;
+                audio_channels += ch;
+                s["sample_rate"] = json!(raw.sample_rate);
+                s["channels"] = json!(ch);
+                let bits = if raw.bits_per_raw_sample > 0 { raw.bits_per_raw_sample } else { raw.bits_per_coded_sample };
+                s["bits_per_sample"] = json!(bits);
+                if st.duration() > 0 {
+                    s["duration_samples"] = json!((st.duration() as f64 * ratio(st.time_base()) * raw.sample_rate as f64).round() as i64);
+                }
+            }
+            _ => {}
+        }
+        streams.push(s);
+    }
+    if let Some(tc) = fmt_tags.get("timecode").and_then(|v| v.as_str()) {
+        timecode.get_or_insert_with(|| tc.to_string());
+    }
+    for key in ["reel_name", "reel", "material_package_name", "tape_name"] {
+        if let Some(r) = fmt_tags.get(key).and_then(|v| v.as_str()) {
+            reel.get_or_insert_with(|| r.to_string());
+        }
+    }
+    // BWF: time_reference counts samples since midnight; there is no frame rate
+    // in a WAV, so the timecode is shown at 25 fps (EBU, where BWF comes from) and
+    // the exact sample count is kept alongside.
+    let mut time_reference = None;
+    if let Some(tr) = fmt_tags.get("time_reference").and_then(|v| v.as_str()).and_then(|s| s.parse::<u64>().ok()) {
+        time_reference = Some(tr);
+        if timecode.is_none() {
+            let rate = streams.iter().find_map(|s| s["sample_rate"].as_u64()).unwrap_or(48000);
+            timecode = Some(tc_from_samples(tr, rate, 25));
+        }
+    }
+    let duration_s = if ictx.duration() > 0 { Some(ictx.duration() as f64 / ff::ffi::AV_TIME_BASE as f64) } else { None };
+    let container = ictx.format().name().to_string();
+    let drop_frame = timecode.as_deref().map(|t| t.contains(';') || t.contains(',')).unwrap_or(false);
+    let v = video.as_ref();
+    Ok(json!({
+        "container": container,
+        "container_long": ictx.format().description(),
+        "duration_seconds": duration_s,
+        "codec": v.map(|v| v["codec"].clone()).or_else(|| streams.iter().find(|s| s["kind"] == "audio").map(|s| s["codec"].clone())),
+        "profile": v.and_then(|v| v.get("profile").cloned()),
+        "width": v.map(|v| v["width"].clone()),
+        "height": v.map(|v| v["height"].clone()),
+        "frame_rate": v.map(|v| v["frame_rate"].clone()),
+        "frame_rate_fps": v.map(|v| v["frame_rate_fps"].clone()),
+        "variable_frame_rate": v.map(|v| v["variable_frame_rate"].clone()).unwrap_or(json!(false)),
+        "duration_frames": v.map(|v| v["duration_frames"].clone()),
+        "timecode": timecode,
+        "drop_frame": drop_frame,
+        "time_reference_samples": time_reference,
+        "reel": reel,
+        "audio_tracks": audio_tracks,
+        "audio_channels": audio_channels,
+        "color_primaries": v.map(|v| v["color_primaries"].clone()),
+        "color_transfer": v.map(|v| v["color_transfer"].clone()),
+        "color_matrix": v.map(|v| v["color_matrix"].clone()),
+        "streams": streams,
+        "format_tags": fmt_tags,
+    }))
+}

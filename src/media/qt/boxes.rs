@@ -1,0 +1,243 @@
+//! Box (atom) header parsing over in-memory bytes and over a [`ReadAt`] source, plus
+//! the small big-endian writer the `moov` builder uses.
+//!
+//! Every length read from the file is checked against the bytes actually present before
+//! anything is sliced or allocated, so damaged input yields a [`QtError`], never a panic.
+
+use super::{QtError, ReadAt};
+
+/// A box located inside a byte buffer: `start..end` is the whole box, `body` starts after
+/// the (8- or 16-byte) header.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BoxRef {
+    pub typ: [u8; 4],
+    pub start: usize,
+    pub body: usize,
+    pub end: usize,
+}
+
+pub(crate) fn fourcc(t: &[u8; 4]) -> String {
+    t.iter()
+        .map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '?' })
+        .collect()
+}
+
+pub(crate) fn be16(d: &[u8], at: usize) -> Result<u16, QtError> {
+    d.get(at..at + 2)
+        .map(|s| u16::from_be_bytes([s[0], s[1]]))
+        .ok_or_else(|| QtError::Malformed(format!("field at {at} past end of box")))
+}
+pub(crate) fn be32(d: &[u8], at: usize) -> Result<u32, QtError> {
+    d.get(at..at + 4)
+        .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+        .ok_or_else(|| QtError::Malformed(format!("field at {at} past end of box")))
+}
+pub(crate) fn be64(d: &[u8], at: usize) -> Result<u64, QtError> {
+    d.get(at..at + 8)
+        .map(|s| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(s);
+            u64::from_be_bytes(b)
+        })
+        .ok_or_else(|| QtError::Malformed(format!("field at {at} past end of box")))
+}
+
+/// Splits `d[from..to]` into its child boxes. A child that overruns its parent is an error:
+/// inside `moov` there is no legitimate reason for it.
+pub(crate) fn children(d: &[u8], from: usize, to: usize) -> Result<Vec<BoxRef>, QtError> {
+    let mut out = Vec::new();
+    let mut off = from;
+    let to = to.min(d.len());
+    while off < to {
+        if to - off < 8 {
+            // QuickTime allows a 32-bit zero terminator at the end of some containers.
+            if to - off == 4 && be32(d, off)? == 0 {
+                break;
+            }
+            return Err(QtError::Malformed(format!(
+                "{} stray bytes at offset {off} inside a container",
+                to - off
+            )));
+        }
+        let size32 = be32(d, off)? as u64;
+        let typ = [d[off + 4], d[off + 5], d[off + 6], d[off + 7]];
+        let (size, hdr) = match size32 {
+            1 => (be64(d, off + 8)?, 16u64),
+            0 => ((to - off) as u64, 8),
+            s => (s, 8),
+        };
+        if size < hdr || size > (to - off) as u64 {
+            return Err(QtError::Malformed(format!(
+                "box '{}' at offset {off} declares {size} bytes but its parent has {} left",
+                fourcc(&typ),
+                to - off
+            )));
+        }
+        out.push(BoxRef { typ, start: off, body: off + hdr as usize, end: off + size as usize });
+        off += size as usize;
+    }
+    Ok(out)
+}
+
+pub(crate) fn find<'a>(kids: &'a [BoxRef], typ: &[u8; 4]) -> Option<&'a BoxRef> {
+    kids.iter().find(|b| &b.typ == typ)
+}
+
+/// Like [`find`] but a missing box is a `Malformed` error naming the parent.
+pub(crate) fn need<'a>(kids: &'a [BoxRef], typ: &[u8; 4], parent: &str) -> Result<&'a BoxRef, QtError> {
+    find(kids, typ).ok_or_else(|| QtError::Malformed(format!("'{parent}' has no '{}' box", fourcc(typ))))
+}
+
+/// A top-level box of the source file (not loaded in memory).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TopBox {
+    pub typ: [u8; 4],
+    pub offset: u64,
+    pub header: u64,
+    /// Declared size (may exceed the file when truncated).
+    pub size: u64,
+}
+
+/// Top-level types we accept as evidence that a file is QuickTime/ISO-BMFF at all. The
+/// first box must be one of these; later unknown boxes are tolerated.
+const KNOWN_TOP: &[&[u8; 4]] = &[
+    b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot", b"uuid", b"junk", b"PICT",
+    b"meta", b"moof", b"mfra", b"styp", b"sidx", b"prfl", b"pdin", b"udta",
+];
+
+pub(crate) fn read_exact_at(src: &dyn ReadAt, mut off: u64, mut buf: &mut [u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        let n = src.read_at(off, buf)?;
+        if n == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "source ended early"));
+        }
+        off += n as u64;
+        buf = &mut buf[n..];
+    }
+    Ok(())
+}
+
+/// Walks the top-level boxes. Returns the boxes that were complete plus, if the walk hit
+/// damage, a description of it (so callers can decide whether the damage matters).
+pub(crate) fn walk_top(src: &dyn ReadAt) -> Result<(Vec<TopBox>, Option<String>), QtError> {
+    let len = src.len();
+    let mut out: Vec<TopBox> = Vec::new();
+    if len == 0 {
+        return Err(QtError::NotQuickTime("file is empty".into()));
+    }
+    let mut off = 0u64;
+    while off < len {
+        if len - off < 8 {
+            let msg = format!(
+                "{} trailing bytes at offset {off} are too short for a box header (file ends at {len})",
+                len - off
+            );
+            if out.is_empty() {
+                return Err(QtError::NotQuickTime("file is shorter than one box header".into()));
+            }
+            return Ok((out, Some(msg)));
+        }
+        let mut h = [0u8; 16];
+        let hl = if len - off >= 16 { 16 } else { 8 };
+        read_exact_at(src, off, &mut h[..hl])?;
+        let typ = [h[4], h[5], h[6], h[7]];
+        if out.is_empty() && !KNOWN_TOP.iter().any(|k| **k == typ) {
+            return Err(QtError::NotQuickTime(format!(
+                "first box type '{}' is not a QuickTime/MP4 box",
+                fourcc(&typ)
+            )));
+        }
+        if !typ.iter().all(|b| (0x20..0x7f).contains(b) || *b == 0xa9) {
+            let msg = format!("garbage box header at offset {off} (file ends at {len})");
+            return Ok((out, Some(msg)));
+        }
+        let s32 = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as u64;
+        let (size, header) = match s32 {
+            1 => {
+                if hl < 16 {
+                    let msg = format!("box '{}' at offset {off} has a 64-bit size cut off by the end of the file at {len}", fourcc(&typ));
+                    return Ok((out, Some(msg)));
+                }
+                (u64::from_be_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]), 16)
+            }
+            0 => (len - off, 8),
+            s => (s, 8),
+        };
+        if size < header {
+            let msg = format!("box '{}' at offset {off} declares an impossible size {size}", fourcc(&typ));
+            return Ok((out, Some(msg)));
+        }
+        let b = TopBox { typ, offset: off, header, size };
+        if size > len - off {
+            let msg = format!(
+                "box '{}' at offset {off} declares {size} bytes but the file ends at {len}",
+                fourcc(&typ)
+            );
+            return Ok((out, Some(msg)));
+        }
+        out.push(b);
+        off += size;
+    }
+    Ok((out, None))
+}
+
+/// Big-endian box writer. Boxes are opened with [`W::open`] and their size is patched by
+/// [`W::close`], so nested builders never need to precompute lengths.
+#[derive(Default)]
+pub(crate) struct W {
+    pub buf: Vec<u8>,
+    stack: Vec<usize>,
+}
+
+impl W {
+    pub fn u8(&mut self, v: u8) -> &mut Self {
+        self.buf.push(v);
+        self
+    }
+    pub fn u16(&mut self, v: u16) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    pub fn u32(&mut self, v: u32) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    pub fn i32(&mut self, v: i32) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    pub fn u64(&mut self, v: u64) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    pub fn i64(&mut self, v: i64) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    pub fn bytes(&mut self, b: &[u8]) -> &mut Self {
+        self.buf.extend_from_slice(b);
+        self
+    }
+    pub fn open(&mut self, typ: &[u8; 4]) -> &mut Self {
+        self.stack.push(self.buf.len());
+        self.buf.extend_from_slice(&[0, 0, 0, 0]);
+        self.buf.extend_from_slice(typ);
+        self
+    }
+    /// Full box: header plus version and 24-bit flags.
+    pub fn open_full(&mut self, typ: &[u8; 4], version: u8, flags: u32) -> &mut Self {
+        self.open(typ);
+        self.u32(((version as u32) << 24) | (flags & 0x00ff_ffff))
+    }
+    pub fn close(&mut self) -> Result<(), QtError> {
+        let at = self
+            .stack
+            .pop()
+            .ok_or_else(|| QtError::Malformed("internal: unbalanced box writer".into()))?;
+        let size = self.buf.len() - at;
+        let size = u32::try_from(size)
+            .map_err(|_| QtError::Unsupported(format!("a rebuilt box would be {size} bytes (over 4 GiB)")))?;
+        self.buf[at..at + 4].copy_from_slice(&size.to_be_bytes());
+        Ok(())
+    }
+}

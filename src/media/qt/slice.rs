@@ -1,0 +1,398 @@
+//! Planning a virtual slice: which samples of which tracks, the smallest source byte range
+//! that holds them, and a new `moov` whose tables point into that range.
+
+use std::sync::Arc;
+
+use super::boxes::{be32, be64, BoxRef, W};
+use super::movie::{load, Movie, Track};
+use super::tables::Chunk;
+use super::{QtError, ReadAt, Segment, VirtualFile};
+
+/// What one kept track becomes.
+struct Cut {
+    track: usize,
+    /// Decode-order sample range `[a, b)` taken from the source.
+    a: u64,
+    b: u64,
+    chunks: Vec<Chunk>,
+    /// Edit list: first media time shown, and how long (both in the track's timescale).
+    media_time: i64,
+    span: u64,
+}
+
+/// The rebuilt timecode track: its single sample lives in the inline part of the mdat.
+struct TcCut {
+    track: usize,
+    value: u32,
+    /// Span in the tmcd track's own timescale.
+    span: u64,
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+fn scale(v: u64, to: u64, from: u64) -> u64 {
+    (v as u128 * to as u128 / from.max(1) as u128).min(u64::MAX as u128) as u64
+}
+
+/// The presentation time of display frame `i` of the video (in video media units, zero at
+/// the start of the presentation); `i == count` means the end of the last frame.
+fn frame_time(m: &Movie, v: usize, cts: &[i64], display: &[usize], i: usize) -> i64 {
+    let t = &m.tracks[v];
+    let origin = t.edit.map_or(0, |e| e.media_time);
+    let c = if i < display.len() {
+        cts[display[i]]
+    } else {
+        let last = display[display.len() - 1];
+        cts[last] + t.table.stts_delta(last as u64) as i64
+    };
+    (c - origin).max(0)
+}
+
+pub(crate) fn plan(src: &dyn ReadAt, first: u64, end: u64) -> Result<VirtualFile, QtError> {
+    plan_with(src, first, end, false)
+}
+
+/// `force_large` writes `co64` and a 64-bit mdat size even for small slices, so tests can
+/// prove the >4 GiB layout with small media.
+pub(crate) fn plan_with(src: &dyn ReadAt, first: u64, end: u64, force_large: bool) -> Result<VirtualFile, QtError> {
+    let m = load(src)?;
+    let v = m.video().ok_or_else(|| QtError::Unsupported("the movie has no video track to slice by frames".into()))?;
+    let vt = m.video_timing(v)?;
+    let count = vt.display.len() as u64;
+    if first >= end || end > count {
+        return Err(QtError::Range { first, end, frames: count });
+    }
+    let video = &m.tracks[v];
+
+    // ---- video: wanted frames, then back to a sync sample that decodes them all.
+    let wanted = &vt.display[first as usize..end as usize];
+    let lo = *wanted.iter().min().unwrap_or(&0) as u64;
+    let hi = *wanted.iter().max().unwrap_or(&0) as u64;
+    let first_cts = vt.cts[wanted[0]];
+    let mut start = lo;
+    if let Some(ss) = &video.table.stss {
+        let mut syncs: Vec<u64> = ss.iter().filter_map(|&s| (s as u64).checked_sub(1)).collect();
+        syncs.sort_unstable();
+        let mut k = syncs.partition_point(|&s| s <= lo);
+        start = if k == 0 { 0 } else { syncs[k - 1] };
+        // Open GOP: a wanted frame shown before its sync sample (a leading picture) needs
+        // the GOP before; step back until no wanted frame precedes the start.
+        while k > 1 && wanted.iter().any(|&i| vt.cts[i] < vt.cts[start as usize]) && start > 0 {
+            k -= 1;
+            start = syncs[k - 1];
+        }
+    }
+    let vb = hi + 1;
+    let v_span = (frame_time(&m, v, &vt.cts, &vt.display, end as usize) - frame_time(&m, v, &vt.cts, &vt.display, first as usize)).max(0) as u64;
+    let mut cuts = vec![Cut {
+        track: v,
+        a: start,
+        b: vb,
+        chunks: video.table.chunks_for(start, vb)?,
+        media_time: first_cts - vt.dts[start as usize],
+        span: v_span,
+    }];
+
+    // ---- audio: sample-exact for PCM; whole packets + edit list for coded audio.
+    let t_first = frame_time(&m, v, &vt.cts, &vt.display, first as usize) as u64;
+    let t_end = frame_time(&m, v, &vt.cts, &vt.display, end as usize) as u64;
+    for (i, t) in m.tracks.iter().enumerate() {
+        if &t.handler != b"soun" || t.table.sample_count() == 0 {
+            continue;
+        }
+        let ta = t.timescale as u64;
+        let ma = t.edit.map_or(0, |e| e.media_time.max(0) as u64);
+        let mut media_end = t.table.duration();
+        if let Some(e) = t.edit.filter(|e| e.duration > 0) {
+            media_end = media_end.min(ma.saturating_add(scale(e.duration, ta, m.timescale as u64)));
+        }
+        let m0 = ma.saturating_add(scale(t_first, ta, video.timescale as u64));
+        let m1 = ma.saturating_add(scale(t_end, ta, video.timescale as u64)).min(media_end);
+        if m0 >= m1 {
+            continue; // this track has no audio in the slice
+        }
+        let (mut a, _) = t.table.sample_at_time(m0);
+        let b = t.table.sample_at_time(m1 - 1).0 + 1;
+        if !t.is_pcm() && a > 0 {
+            // Coded audio (AAC) overlaps frames: decode one packet early; the edit list's
+            // media_time then skips its output (ffmpeg turns it into skip_samples).
+            a -= 1;
+        }
+        let media_time = (m0 - t.table.decode_time(a)) as i64;
+        cuts.push(Cut { track: i, a, b, chunks: t.table.chunks_for(a, b)?, media_time, span: m1 - m0 });
+    }
+
+    // ---- timecode: one new sample, the source's value advanced to the first frame.
+    let tc = match m.timecode() {
+        Some(i) => {
+            let t = &m.tracks[i];
+            let e = t.entry.tmcd.as_ref().ok_or_else(|| QtError::Malformed("tmcd track without a tmcd sample description".into()))?;
+            let start = m.tmcd_start(src, i)? as u64;
+            let mut value = start + first;
+            if e.flags & 2 != 0 {
+                // 24-hour wrap flag: keep the label a valid time of day.
+                let per_day = frames_per_day(e.fps as u64, e.flags & 1 != 0);
+                if per_day > 0 {
+                    value %= per_day;
+                }
+            }
+            let value = u32::try_from(value).map_err(|_| QtError::Malformed("timecode frame number overflows".into()))?;
+            Some(TcCut { track: i, value, span: scale(v_span, t.timescale as u64, video.timescale as u64) })
+        }
+        None => None,
+    };
+
+    // ---- the smallest source range holding every chunk.
+    let range_start = cuts.iter().flat_map(|c| c.chunks.iter()).map(|c| c.offset).min().unwrap_or(0);
+    let range_end = cuts.iter().flat_map(|c| c.chunks.iter()).map(|c| c.offset.saturating_add(c.len)).max().unwrap_or(0);
+    if range_end > src.len() {
+        return Err(QtError::Truncated(format!(
+            "samples of the slice reach byte {range_end} but the file ends at {}",
+            src.len()
+        )));
+    }
+    let range_len = range_end - range_start;
+
+    // ---- movie timescale: the source's if every duration is exact in it; otherwise the
+    // least common multiple of the media timescales, so that no edit is rounded. A rounded
+    // PCM edit would make players drop or pad samples and break sample-exactness.
+    let mut spans: Vec<(u64, u64)> = cuts.iter().map(|c| (c.span, m.tracks[c.track].timescale as u64)).collect();
+    if let Some(t) = &tc {
+        spans.push((t.span, m.tracks[t.track].timescale as u64));
+    }
+    let exact = |mts: u64| spans.iter().all(|&(s, ts)| (s as u128 * mts as u128) % ts as u128 == 0);
+    let mut mts = m.timescale as u64;
+    if !exact(mts) {
+        let l = spans.iter().fold(mts, |acc, &(_, ts)| if acc == 0 { ts } else { acc / gcd(acc, ts) * ts });
+        if l <= u32::MAX as u64 && exact(l) {
+            mts = l;
+        }
+    }
+
+    // ---- layout: ftyp, moov, mdat header, [tmcd sample], source range.
+    let ftyp = m.ftyp.clone().unwrap_or_default();
+    let inline_payload = if tc.is_some() { 4u64 } else { 0 };
+    let payload = inline_payload + range_len;
+    let mdat_hdr: u64 = if force_large || payload + 8 > u32::MAX as u64 { 16 } else { 8 };
+    let mut co64 = force_large;
+    let mut moov = build_moov(&m, &cuts, tc.as_ref(), mts, 0, 0, range_start, co64)?;
+    let data_base = |moov_len: u64| ftyp.len() as u64 + moov_len + mdat_hdr + inline_payload;
+    if !co64 && data_base(moov.len() as u64) + range_len > u32::MAX as u64 {
+        co64 = true;
+        moov = build_moov(&m, &cuts, tc.as_ref(), mts, 0, 0, range_start, co64)?;
+    }
+    // Table sizes do not depend on the offsets, so a second build with the real base has
+    // the same length.
+    let base = data_base(moov.len() as u64);
+    moov = build_moov(&m, &cuts, tc.as_ref(), mts, base, base - inline_payload, range_start, co64)?;
+    debug_assert_eq!(base, data_base(moov.len() as u64));
+
+    let mut head = Vec::with_capacity(ftyp.len() + moov.len() + 20);
+    head.extend_from_slice(&ftyp);
+    head.extend_from_slice(&moov);
+    if mdat_hdr == 16 {
+        head.extend_from_slice(&1u32.to_be_bytes());
+        head.extend_from_slice(b"mdat");
+        head.extend_from_slice(&(16 + payload).to_be_bytes());
+    } else {
+        head.extend_from_slice(&((8 + payload) as u32).to_be_bytes());
+        head.extend_from_slice(b"mdat");
+    }
+    if let Some(t) = &tc {
+        head.extend_from_slice(&t.value.to_be_bytes());
+    }
+    let len = head.len() as u64 + range_len;
+    let mut segments = vec![Segment::Inline(Arc::from(head.into_boxed_slice()))];
+    if range_len > 0 {
+        segments.push(Segment::Source { offset: range_start, len: range_len });
+    }
+    Ok(VirtualFile { segments, len })
+}
+
+/// Frames in 24 hours of timecode labels; drop-frame skips 2 labels per minute per 30 fps
+/// except every tenth minute.
+pub(crate) fn frames_per_day(fps: u64, drop: bool) -> u64 {
+    let mut per_hour = fps * 3600;
+    if drop && fps % 30 == 0 {
+        per_hour -= (fps / 15) * 54;
+    }
+    per_hour * 24
+}
+
+/// Rewrites mvhd/mdhd/tkhd, whose layouts are: version+flags, creation, modification,
+/// `mid` bytes (timescale, or track id + reserved), duration, rest. Version 0 becomes 1
+/// only when a value no longer fits 32 bits.
+fn write_header(w: &mut W, d: &[u8], b: &BoxRef, mid_len: usize, timescale: Option<u32>, dur: u64) -> Result<(), QtError> {
+    let bad = || QtError::Malformed("short movie/track/media header".into());
+    let v = *d.get(b.body).ok_or_else(bad)?;
+    let flags = be32(d, b.body)? & 0x00ff_ffff;
+    let (c, mo, mid_at, rest_at) = if v == 1 {
+        (be64(d, b.body + 4)?, be64(d, b.body + 12)?, b.body + 20, b.body + 20 + mid_len + 8)
+    } else {
+        (be32(d, b.body + 4)? as u64, be32(d, b.body + 8)? as u64, b.body + 12, b.body + 12 + mid_len + 4)
+    };
+    let mut mid = d.get(mid_at..mid_at + mid_len).ok_or_else(bad)?.to_vec();
+    if let Some(ts) = timescale {
+        mid[..4].copy_from_slice(&ts.to_be_bytes());
+    }
+    let rest = d.get(rest_at..b.end).ok_or_else(bad)?;
+    let big = v == 1 || dur > u32::MAX as u64;
+    w.open_full(&b.typ, big as u8, flags);
+    if big {
+        w.u64(c).u64(mo).bytes(&mid).u64(dur);
+    } else {
+        w.u32(c as u32).u32(mo as u32).bytes(&mid).u32(dur as u32);
+    }
+    w.bytes(rest);
+    w.close()
+}
+
+fn write_edts(w: &mut W, movie_dur: u64, media_time: i64) -> Result<(), QtError> {
+    let big = movie_dur > u32::MAX as u64 || media_time > i32::MAX as i64;
+    w.open(b"edts");
+    w.open_full(b"elst", big as u8, 0).u32(1);
+    if big {
+        w.u64(movie_dur).i64(media_time);
+    } else {
+        w.u32(movie_dur as u32).i32(media_time as i32);
+    }
+    w.u32(0x0001_0000); // rate 1.0
+    w.close()?;
+    w.close()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_moov(m: &Movie, cuts: &[Cut], tc: Option<&TcCut>, mts: u64, base: u64, tc_offset: u64, range_start: u64, co64: bool) -> Result<Vec<u8>, QtError> {
+    let d = &m.moov;
+    let mut kept: Vec<u32> = cuts.iter().map(|c| m.tracks[c.track].id).collect();
+    if let Some(t) = tc {
+        kept.push(m.tracks[t.track].id);
+    }
+    let mut durations: Vec<u64> = cuts.iter().map(|c| scale(c.span, mts, m.tracks[c.track].timescale as u64)).collect();
+    if let Some(t) = tc {
+        durations.push(scale(t.span, mts, m.tracks[t.track].timescale as u64));
+    }
+    let movie_dur = durations.iter().copied().max().unwrap_or(0);
+    let rebase = move |off: u64| base + (off - range_start);
+
+    let mut w = W::default();
+    w.open(b"moov");
+    for k in &m.moov_kids {
+        match &k.typ {
+            b"mvhd" => write_header(&mut w, d, k, 4, Some(mts as u32), movie_dur)?,
+            b"trak" => {
+                let Some(ti) = m.tracks.iter().position(|t| t.trak.start == k.start) else { continue };
+                if let Some(c) = cuts.iter().find(|c| c.track == ti) {
+                    let t = &m.tracks[ti];
+                    let md = scale(c.span, mts, t.timescale as u64);
+                    let media_dur = t.table.decode_time(c.b) - t.table.decode_time(c.a);
+                    write_trak(&mut w, d, t, &kept, md, c.media_time, media_dur, &mut |w| {
+                        t.table.write_subset(w, c.a, c.b, &c.chunks, &rebase, co64)
+                    })?;
+                } else if let Some(tcut) = tc.filter(|x| x.track == ti) {
+                    let t = &m.tracks[ti];
+                    let md = scale(tcut.span, mts, t.timescale as u64);
+                    write_trak(&mut w, d, t, &kept, md, 0, tcut.span, &mut |w| {
+                        w.open_full(b"stts", 0, 0).u32(1).u32(1).u32(tcut.span.min(u32::MAX as u64) as u32);
+                        w.close()?;
+                        w.open_full(b"stsc", 0, 0).u32(1).u32(1).u32(1).u32(1);
+                        w.close()?;
+                        w.open_full(b"stsz", 0, 0).u32(4).u32(1);
+                        w.close()?;
+                        if co64 {
+                            w.open_full(b"co64", 0, 0).u32(1).u64(tc_offset);
+                        } else {
+                            w.open_full(b"stco", 0, 0).u32(1).u32(tc_offset as u32);
+                        }
+                        w.close()
+                    })?;
+                }
+            }
+            _ => {
+                w.bytes(&d[k.start..k.end]);
+            }
+        }
+    }
+    w.close()?;
+    Ok(w.buf)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_trak(
+    w: &mut W,
+    d: &[u8],
+    t: &Track,
+    kept: &[u32],
+    movie_dur: u64,
+    media_time: i64,
+    media_dur: u64,
+    tables: &mut dyn FnMut(&mut W) -> Result<(), QtError>,
+) -> Result<(), QtError> {
+    w.open(b"trak");
+    let has_edts = t.kids.iter().any(|k| &k.typ == b"edts");
+    for k in &t.kids {
+        match &k.typ {
+            b"tkhd" => {
+                write_header(w, d, k, 8, None, movie_dur)?;
+                if !has_edts {
+                    write_edts(w, movie_dur, media_time)?;
+                }
+            }
+            b"edts" => write_edts(w, movie_dur, media_time)?,
+            b"tref" => {
+                // Keep only references to tracks that are still in the slice.
+                let refs: Vec<_> = t
+                    .tref
+                    .iter()
+                    .map(|(typ, ids)| (typ, ids.iter().copied().filter(|i| kept.contains(i)).collect::<Vec<_>>()))
+                    .filter(|(_, ids)| !ids.is_empty())
+                    .collect();
+                if !refs.is_empty() {
+                    w.open(b"tref");
+                    for (typ, ids) in refs {
+                        w.open(typ);
+                        for i in ids {
+                            w.u32(i);
+                        }
+                        w.close()?;
+                    }
+                    w.close()?;
+                }
+            }
+            b"mdia" => {
+                w.open(b"mdia");
+                for mk in &t.mdia_kids {
+                    match &mk.typ {
+                        b"mdhd" => write_header(w, d, mk, 4, None, media_dur)?,
+                        b"minf" => {
+                            w.open(b"minf");
+                            for nk in &t.minf_kids {
+                                if &nk.typ == b"stbl" {
+                                    w.open(b"stbl");
+                                    // The sample description is copied verbatim: colr, fiel,
+                                    // pasp, clap, gama, avcC, esds, tmcd name all survive.
+                                    w.bytes(&d[t.stsd.start..t.stsd.end]);
+                                    tables(w)?;
+                                    w.close()?;
+                                } else {
+                                    w.bytes(&d[nk.start..nk.end]);
+                                }
+                            }
+                            w.close()?;
+                        }
+                        _ => {
+                            w.bytes(&d[mk.start..mk.end]);
+                        }
+                    }
+                }
+                w.close()?;
+            }
+            _ => {
+                w.bytes(&d[k.start..k.end]);
+            }
+        }
+    }
+    w.close()
+}

@@ -1,0 +1,460 @@
+//! Sample tables (`stts`, `ctts`, `stss`, `stsc`, `stsz`, `stco`/`co64`): parsing, cutting
+//! a decode-order range out of them, and writing the result.
+//!
+//! Tables are kept in their run-length form wherever the source uses it. PCM tracks have
+//! one "sample" per audio frame (millions per hour), so nothing here expands a constant
+//! `stsz` or a run of `stts` per sample; only per-sample sizes that the file itself stores
+//! per sample are held per sample.
+
+use super::boxes::{be32, be64, children, find, BoxRef, W};
+use super::QtError;
+
+#[derive(Debug, Clone)]
+pub(crate) enum Sizes {
+    Constant { size: u32, count: u32 },
+    Each(Vec<u32>),
+}
+
+impl Sizes {
+    pub fn count(&self) -> u64 {
+        match self {
+            Sizes::Constant { count, .. } => *count as u64,
+            Sizes::Each(v) => v.len() as u64,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SampleTable {
+    pub stts: Vec<(u32, u32)>,
+    /// (version, runs of (count, offset)); version 1 offsets are signed.
+    pub ctts: Option<(u8, Vec<(u32, i32)>)>,
+    /// 1-based sync sample numbers; `None` means every sample is a sync sample.
+    pub stss: Option<Vec<u32>>,
+    /// (first_chunk 1-based, samples_per_chunk, sample_description_index)
+    pub stsc: Vec<(u32, u32, u32)>,
+    pub sizes: Sizes,
+    pub chunk_offsets: Vec<u64>,
+    /// Bytes one sample occupies in a chunk when `sizes` is constant. Differs from the
+    /// `stsz` value only for legacy QuickTime PCM, whose `stsz` says 1.
+    pub bytes_per_sample: Option<u64>,
+}
+
+/// One chunk of a rebuilt track: where it starts in the *source* file and how many
+/// samples of which sample description it holds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Chunk {
+    pub offset: u64,
+    pub len: u64,
+    pub samples: u32,
+    pub sdi: u32,
+}
+
+fn counted(d: &[u8], b: &BoxRef, entry: usize, name: &str) -> Result<(u8, usize, usize), QtError> {
+    let version = *d.get(b.body).ok_or_else(|| QtError::Malformed(format!("empty '{name}'")))?;
+    let n = be32(d, b.body + 4)? as usize;
+    let first = b.body + 8;
+    // Bound the allocation by the bytes the box really has.
+    if n.checked_mul(entry).map_or(true, |need| need > b.end.saturating_sub(first)) {
+        return Err(QtError::Malformed(format!("'{name}' declares {n} entries but is only {} bytes", b.end - b.start)));
+    }
+    Ok((version, n, first))
+}
+
+impl SampleTable {
+    /// `file_len` bounds constant-size sample counts: every sample must fit in the file,
+    /// which keeps a corrupt count from driving later per-sample work.
+    pub fn parse(d: &[u8], stbl: &BoxRef, file_len: u64) -> Result<SampleTable, QtError> {
+        let kids = children(d, stbl.body, stbl.end)?;
+        let need = |t: &[u8; 4]| super::boxes::need(&kids, t, "stbl");
+
+        let b = need(b"stts")?;
+        let (_, n, p) = counted(d, b, 8, "stts")?;
+        let mut stts = Vec::with_capacity(n);
+        for i in 0..n {
+            stts.push((be32(d, p + 8 * i)?, be32(d, p + 8 * i + 4)?));
+        }
+
+        let ctts = match find(&kids, b"ctts") {
+            None => None,
+            Some(b) => {
+                let (v, n, p) = counted(d, b, 8, "ctts")?;
+                let mut t = Vec::with_capacity(n);
+                for i in 0..n {
+                    t.push((be32(d, p + 8 * i)?, be32(d, p + 8 * i + 4)? as i32));
+                }
+                Some((v, t))
+            }
+        };
+
+        let stss = match find(&kids, b"stss") {
+            None => None,
+            Some(b) => {
+                let (_, n, p) = counted(d, b, 4, "stss")?;
+                let mut t = Vec::with_capacity(n);
+                for i in 0..n {
+                    t.push(be32(d, p + 4 * i)?);
+                }
+                Some(t)
+            }
+        };
+
+        let b = need(b"stsc")?;
+        let (_, n, p) = counted(d, b, 12, "stsc")?;
+        let mut stsc = Vec::with_capacity(n);
+        for i in 0..n {
+            let e = (be32(d, p + 12 * i)?, be32(d, p + 12 * i + 4)?, be32(d, p + 12 * i + 8)?);
+            if e.0 == 0 || stsc.last().map_or(false, |l: &(u32, u32, u32)| l.0 >= e.0) {
+                return Err(QtError::Malformed("'stsc' first_chunk values are not increasing".into()));
+            }
+            stsc.push(e);
+        }
+
+        let sizes = if let Some(b) = find(&kids, b"stsz") {
+            let size = be32(d, b.body + 4)?;
+            let count = be32(d, b.body + 8)?;
+            if size != 0 {
+                if count as u64 > file_len {
+                    return Err(QtError::Malformed(format!("'stsz' declares {count} samples, more than the file has bytes")));
+                }
+                Sizes::Constant { size, count }
+            } else {
+                let n = count as usize;
+                let p = b.body + 12;
+                if n.checked_mul(4).map_or(true, |need| need > b.end.saturating_sub(p)) {
+                    return Err(QtError::Malformed(format!("'stsz' declares {n} sizes but is too short")));
+                }
+                let mut v = Vec::with_capacity(n);
+                for i in 0..n {
+                    v.push(be32(d, p + 4 * i)?);
+                }
+                Sizes::Each(v)
+            }
+        } else {
+            return Err(QtError::Unsupported("compact sample sizes ('stz2') or missing 'stsz'".into()));
+        };
+
+        let chunk_offsets = if let Some(b) = find(&kids, b"stco") {
+            let (_, n, p) = counted(d, b, 4, "stco")?;
+            (0..n).map(|i| be32(d, p + 4 * i).map(u64::from)).collect::<Result<Vec<_>, _>>()?
+        } else if let Some(b) = find(&kids, b"co64") {
+            let (_, n, p) = counted(d, b, 8, "co64")?;
+            (0..n).map(|i| be64(d, p + 8 * i)).collect::<Result<Vec<_>, _>>()?
+        } else {
+            return Err(QtError::Malformed("'stbl' has neither 'stco' nor 'co64'".into()));
+        };
+
+        let t = SampleTable { stts, ctts, stss, stsc, sizes, chunk_offsets, bytes_per_sample: None };
+        let stts_total: u64 = t.stts.iter().map(|e| e.0 as u64).sum();
+        if stts_total != t.sizes.count() {
+            return Err(QtError::Malformed(format!(
+                "'stts' counts {stts_total} samples but 'stsz' has {}",
+                t.sizes.count()
+            )));
+        }
+        if let Some((_, c)) = &t.ctts {
+            let total: u64 = c.iter().map(|e| e.0 as u64).sum();
+            if total < t.sizes.count() {
+                return Err(QtError::Malformed(format!("'ctts' covers {total} of {} samples", t.sizes.count())));
+            }
+        }
+        Ok(t)
+    }
+
+    pub fn sample_count(&self) -> u64 {
+        self.sizes.count()
+    }
+
+    pub fn duration(&self) -> u64 {
+        self.stts.iter().fold(0u64, |acc, &(c, d)| acc.saturating_add(c as u64 * d as u64))
+    }
+
+    /// The (most common) sample delta, which for video is the frame duration.
+    pub fn modal_delta(&self) -> u32 {
+        let mut tally: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
+        for &(c, d) in &self.stts {
+            *tally.entry(d).or_default() += c as u64;
+        }
+        tally.into_iter().max_by_key(|&(d, n)| (n, std::cmp::Reverse(d))).map_or(0, |(d, _)| d)
+    }
+
+    /// Decode times of every sample. Only used for video, whose sample count is bounded by
+    /// the per-sample `stsz` already in memory.
+    pub fn decode_times(&self) -> Vec<i64> {
+        let mut v = Vec::with_capacity(self.sample_count() as usize);
+        let mut t = 0i64;
+        for &(c, d) in &self.stts {
+            for _ in 0..c {
+                v.push(t);
+                t += d as i64;
+            }
+        }
+        v
+    }
+
+    pub fn composition_offsets(&self) -> Vec<i64> {
+        let n = self.sample_count() as usize;
+        let mut v = Vec::with_capacity(n);
+        if let Some((_, c)) = &self.ctts {
+            'o: for &(cnt, off) in c {
+                for _ in 0..cnt {
+                    if v.len() == n {
+                        break 'o;
+                    }
+                    v.push(off as i64);
+                }
+            }
+        }
+        v.resize(n, 0);
+        v
+    }
+
+    /// Index of the sample whose decode interval contains media time `t` (clamped to the
+    /// last sample), and that sample's decode time. Walks the runs, never expands them.
+    pub fn sample_at_time(&self, t: u64) -> (u64, u64) {
+        let mut idx = 0u64;
+        let mut start = 0u64;
+        for &(c, d) in &self.stts {
+            let span = c as u64 * d as u64;
+            if d > 0 && t < start.saturating_add(span) {
+                let k = (t - start) / d as u64;
+                return (idx + k, start + k * d as u64);
+            }
+            idx += c as u64;
+            start = start.saturating_add(span);
+        }
+        // Past the end: the last sample.
+        let n = self.sample_count();
+        if n == 0 {
+            return (0, 0);
+        }
+        let last = n - 1;
+        (last, self.decode_time(last))
+    }
+
+    /// The `stts` delta of one sample (0 past the end).
+    pub fn stts_delta(&self, sample: u64) -> u32 {
+        let mut idx = 0u64;
+        for &(c, d) in &self.stts {
+            if sample < idx + c as u64 {
+                return d;
+            }
+            idx += c as u64;
+        }
+        0
+    }
+
+    pub fn decode_time(&self, sample: u64) -> u64 {
+        let mut idx = 0u64;
+        let mut start = 0u64;
+        for &(c, d) in &self.stts {
+            if sample < idx + c as u64 {
+                return start + (sample - idx) * d as u64;
+            }
+            idx += c as u64;
+            start = start.saturating_add(c as u64 * d as u64);
+        }
+        start
+    }
+
+    fn sample_bytes(&self, sample: u64) -> u64 {
+        match &self.sizes {
+            Sizes::Constant { size, .. } => self.bytes_per_sample.unwrap_or(*size as u64),
+            Sizes::Each(v) => v.get(sample as usize).copied().unwrap_or(0) as u64,
+        }
+    }
+
+    fn bytes_of(&self, from: u64, to: u64) -> u64 {
+        match &self.sizes {
+            Sizes::Constant { size, .. } => (to - from).saturating_mul(self.bytes_per_sample.unwrap_or(*size as u64)),
+            Sizes::Each(_) => (from..to).map(|s| self.sample_bytes(s)).sum(),
+        }
+    }
+
+    /// Chunks holding samples `[a, b)` in decode order, with the first and last chunk
+    /// trimmed to the samples the range needs (a chunk is just "consecutive samples at an
+    /// offset", so trimming its head is only a matter of moving its offset).
+    pub fn chunks_for(&self, a: u64, b: u64) -> Result<Vec<Chunk>, QtError> {
+        let mut out = Vec::new();
+        let nchunks = self.chunk_offsets.len() as u64;
+        let mut sample = 0u64;
+        for (i, &(first, spc, sdi)) in self.stsc.iter().enumerate() {
+            let first = first as u64;
+            let next = self.stsc.get(i + 1).map_or(nchunks + 1, |e| e.0 as u64).min(nchunks + 1);
+            if first > nchunks {
+                break;
+            }
+            let run_chunks = next.saturating_sub(first);
+            let run_samples = run_chunks * spc as u64;
+            if spc == 0 || sample + run_samples <= a {
+                sample += run_samples;
+                continue;
+            }
+            // Skip whole chunks of this run before `a` arithmetically.
+            let skip = if a > sample { (a - sample) / spc as u64 } else { 0 };
+            let mut c = first + skip;
+            let mut cs = sample + skip * spc as u64;
+            while c < next && cs < b {
+                let ce = cs + spc as u64;
+                let lo = cs.max(a);
+                let hi = ce.min(b);
+                if lo < hi {
+                    let base = self.chunk_offsets[(c - 1) as usize];
+                    let offset = base.saturating_add(self.bytes_of(cs, lo));
+                    out.push(Chunk { offset, len: self.bytes_of(lo, hi), samples: (hi - lo) as u32, sdi });
+                }
+                c += 1;
+                cs = ce;
+            }
+            sample += run_samples;
+            if sample >= b {
+                break;
+            }
+        }
+        let got: u64 = out.iter().map(|c| c.samples as u64).sum();
+        if got != b - a {
+            return Err(QtError::Malformed(format!(
+                "chunk tables cover {got} of the {} samples needed ({a}..{b})",
+                b - a
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Writes `stts`, `ctts`, `stss`, `stsc`, `stsz` and `stco`/`co64` for samples `[a, b)`
+    /// laid out in `chunks` whose offsets have already been rebased.
+    pub fn write_subset(&self, w: &mut W, a: u64, b: u64, chunks: &[Chunk], rebase: &dyn Fn(u64) -> u64, co64: bool) -> Result<(), QtError> {
+        // stts
+        let stts = cut_runs(self.stts.iter().map(|&(c, d)| (c, d)), a, b);
+        w.open_full(b"stts", 0, 0).u32(stts.len() as u32);
+        for (c, d) in &stts {
+            w.u32(*c).u32(*d);
+        }
+        w.close()?;
+        if let Some((v, runs)) = &self.ctts {
+            let c = cut_runs(runs.iter().copied(), a, b);
+            w.open_full(b"ctts", *v, 0).u32(c.len() as u32);
+            for (n, o) in &c {
+                w.u32(*n).i32(*o);
+            }
+            w.close()?;
+        }
+        if let Some(ss) = &self.stss {
+            let v: Vec<u32> = ss
+                .iter()
+                .filter_map(|&s| {
+                    let s0 = (s as u64).checked_sub(1)?;
+                    (s0 >= a && s0 < b).then(|| (s0 - a + 1) as u32)
+                })
+                .collect();
+            w.open_full(b"stss", 0, 0).u32(v.len() as u32);
+            for s in v {
+                w.u32(s);
+            }
+            w.close()?;
+        }
+        // stsc: one run per change of (samples, sdi).
+        let mut runs: Vec<(u32, u32, u32)> = Vec::new();
+        for (i, c) in chunks.iter().enumerate() {
+            if runs.last().map_or(true, |l| l.1 != c.samples || l.2 != c.sdi) {
+                runs.push((i as u32 + 1, c.samples, c.sdi));
+            }
+        }
+        w.open_full(b"stsc", 0, 0).u32(runs.len() as u32);
+        for (f, s, d) in runs {
+            w.u32(f).u32(s).u32(d);
+        }
+        w.close()?;
+        match &self.sizes {
+            Sizes::Constant { size, .. } => {
+                w.open_full(b"stsz", 0, 0).u32(*size).u32((b - a) as u32);
+            }
+            Sizes::Each(v) => {
+                w.open_full(b"stsz", 0, 0).u32(0).u32((b - a) as u32);
+                for s in &v[a as usize..b as usize] {
+                    w.u32(*s);
+                }
+            }
+        }
+        w.close()?;
+        if co64 {
+            w.open_full(b"co64", 0, 0).u32(chunks.len() as u32);
+            for c in chunks {
+                w.u64(rebase(c.offset));
+            }
+        } else {
+            w.open_full(b"stco", 0, 0).u32(chunks.len() as u32);
+            for c in chunks {
+                w.u32(rebase(c.offset) as u32);
+            }
+        }
+        w.close()
+    }
+}
+
+/// Cuts entries `[a, b)` out of a run-length table of (count, value).
+fn cut_runs<T: Copy + PartialEq>(runs: impl Iterator<Item = (u32, T)>, a: u64, b: u64) -> Vec<(u32, T)> {
+    let mut out: Vec<(u32, T)> = Vec::new();
+    let mut pos = 0u64;
+    for (c, v) in runs {
+        let (s, e) = (pos, pos + c as u64);
+        pos = e;
+        let lo = s.max(a);
+        let hi = e.min(b);
+        if lo < hi {
+            match out.last_mut() {
+                Some(l) if l.1 == v => l.0 += (hi - lo) as u32,
+                _ => out.push(((hi - lo) as u32, v)),
+            }
+        }
+        if pos >= b {
+            break;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(stsc: Vec<(u32, u32, u32)>, chunks: Vec<u64>, n: u32, size: u32) -> SampleTable {
+        SampleTable {
+            stts: vec![(n, 1)],
+            ctts: None,
+            stss: None,
+            stsc,
+            sizes: Sizes::Constant { size, count: n },
+            chunk_offsets: chunks,
+            bytes_per_sample: None,
+        }
+    }
+
+    #[test]
+    fn pcm_chunk_split_mid_chunk() {
+        // ffmpeg-like PCM: 1024 frames per chunk, last chunk 768.
+        let t = table(vec![(1, 1024, 1), (3, 768, 1)], vec![1000, 10000, 20000], 2816, 3);
+        let c = t.chunks_for(1000, 2100).unwrap();
+        assert_eq!(c.len(), 3);
+        assert_eq!((c[0].offset, c[0].samples), (1000 + 3000, 24));
+        assert_eq!((c[1].offset, c[1].samples), (10000, 1024));
+        assert_eq!((c[2].offset, c[2].samples, c[2].len), (20000, 52, 156));
+    }
+
+    #[test]
+    fn cut_runs_merges_and_trims() {
+        let r = cut_runs(vec![(3u32, 5u32), (2, 7), (4, 7)].into_iter(), 1, 7);
+        assert_eq!(r, vec![(2, 5), (4, 7)]);
+    }
+
+    #[test]
+    fn sample_at_time_walks_runs() {
+        let mut t = table(vec![(1, 1, 1)], vec![0; 10], 10, 1);
+        t.stts = vec![(4, 1024), (6, 512)];
+        assert_eq!(t.sample_at_time(0), (0, 0));
+        assert_eq!(t.sample_at_time(4095), (3, 3072));
+        assert_eq!(t.sample_at_time(4096), (4, 4096));
+        assert_eq!(t.sample_at_time(4096 + 1000), (5, 4608));
+        assert_eq!(t.sample_at_time(1 << 40), (9, 4096 + 5 * 512));
+    }
+}

@@ -1,0 +1,719 @@
+//! CMX3600 edit decision lists, as written by Avid, Premiere, Resolve and FCP.
+//!
+//! The parser never gives up on a file: a line it cannot read becomes an [`EdlWarning`]
+//! with its 1-based line number and the rest is read, because a conform pull from a
+//! 900-event EDL should not fail on one stray line, and the user needs to know which line
+//! to look at.
+
+use super::label::label_shape_len;
+use super::{FrameRate, TcRange, Timecode, TimecodeError};
+
+/// The outcome of reading an EDL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EdlParse {
+    pub title: Option<String>,
+    /// The first `FCM:` line's counting. Later `FCM:` lines apply to the events after them
+    /// (see [`EdlEvent::drop_frame`]).
+    pub fcm_drop_frame: Option<bool>,
+    /// The rate the `*_tc` fields of the events were parsed at (the hint adjusted by the
+    /// first FCM). `None` when no hint was given and the FCM does not settle it.
+    pub rate: Option<FrameRate>,
+    pub events: Vec<EdlEvent>,
+    /// Comment lines before the first event.
+    pub comments: Vec<String>,
+    pub warnings: Vec<EdlWarning>,
+}
+
+/// A line that was skipped or only partly understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdlWarning {
+    /// 1-based.
+    pub line: usize,
+    pub text: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    Cut,
+    /// `D 030`: duration in frames.
+    Dissolve(u32),
+    /// `W001 025`: SMPTE wipe code and duration in frames.
+    Wipe(u16, u32),
+    /// `K`, `KB`, `KO`, `K B 010`: the key code as written, and a duration if one was given.
+    Key(String, Option<u32>),
+}
+
+/// An `M2` motion-effect line: the reel runs at `fps` (negative for reverse) from `tc`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct M2 {
+    pub reel: String,
+    pub fps: f64,
+    pub tc: String,
+}
+
+/// One event line, with the notes that follow it.
+///
+/// A two-line dissolve (`002 ... C` then `002 ... D 030`) becomes two events with the same
+/// number: the cut line is the outgoing side and the transition line the incoming side,
+/// whose [`EdlEvent::outgoing`] points back at it. Keeping both as ordinary events means a
+/// pull sees every piece of source material it must include without special cases.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EdlEvent {
+    pub number: u32,
+    /// 1-based line of the event line.
+    pub line: usize,
+    pub reel: String,
+    /// `V`, `A`, `A2`, `AA`, `B`, `AA/V`, ... as written.
+    pub track: String,
+    pub transition: Transition,
+    pub source_in: String,
+    pub source_out: String,
+    pub record_in: String,
+    pub record_out: String,
+    /// The counting of the `FCM:` line in force for this event, if any.
+    pub drop_frame: Option<bool>,
+    /// The labels above, parsed at [`EdlParse::rate`] (adjusted for this event's FCM);
+    /// `None` when no rate is known or a label is invalid at it (that is also a warning).
+    pub source_in_tc: Option<Timecode>,
+    pub source_out_tc: Option<Timecode>,
+    pub record_in_tc: Option<Timecode>,
+    pub record_out_tc: Option<Timecode>,
+    /// `* FROM CLIP NAME:` (or `* TO CLIP NAME:` for the incoming side of a transition).
+    pub clip_name: Option<String>,
+    /// `* SOURCE FILE:`.
+    pub source_file: Option<String>,
+    /// Other `*` notes and unrecognised-but-harmless lines (`>>> SOURCE`, `SPLIT:`), as
+    /// written without the leading `*`.
+    pub comments: Vec<String>,
+    pub speed: Option<M2>,
+    /// Channels from `AUD 3 4` lines (audio beyond A1/A2).
+    pub audio_channels: Vec<u32>,
+    /// For the incoming side of a two-line transition: the index in [`EdlParse::events`] of
+    /// the outgoing cut line.
+    pub outgoing: Option<usize>,
+}
+
+impl EdlEvent {
+    /// The counting to read this event's labels with at `rate`: the FCM in force, else a
+    /// `;` in any of its labels, else `rate` as given. All four labels use one counting so
+    /// that in and out can never disagree.
+    fn rate_for(&self, rate: FrameRate) -> FrameRate {
+        let df = self.drop_frame.unwrap_or_else(|| {
+            [
+                &self.source_in,
+                &self.source_out,
+                &self.record_in,
+                &self.record_out,
+            ]
+            .iter()
+            .any(|l| l.contains([';', ',']))
+        });
+        if df || self.drop_frame.is_some() {
+            rate.with_drop_frame(df).unwrap_or(rate)
+        } else {
+            rate
+        }
+    }
+
+    fn range(&self, a: &str, b: &str, rate: FrameRate) -> Result<TcRange, TimecodeError> {
+        let rate = self.rate_for(rate);
+        TcRange::new(
+            Timecode::parse_for_media(a, rate)?,
+            Timecode::parse_for_media(b, rate)?,
+        )
+    }
+
+    /// Source in to out at `rate` (the source clip's rate, which may differ from the
+    /// record side's), counted as this event's FCM says where the rate has both countings.
+    pub fn source_range(&self, rate: FrameRate) -> Result<TcRange, TimecodeError> {
+        self.range(&self.source_in, &self.source_out, rate)
+    }
+
+    /// Record in to out at `rate`, counted as [`EdlEvent::source_range`] is.
+    pub fn record_range(&self, rate: FrameRate) -> Result<TcRange, TimecodeError> {
+        self.range(&self.record_in, &self.record_out, rate)
+    }
+
+    pub fn is_video(&self) -> bool {
+        self.track.contains('V') || self.track == "B"
+    }
+}
+
+impl EdlParse {
+    /// The outgoing side of event `index` if it is the incoming side of a transition.
+    pub fn outgoing_of(&self, index: usize) -> Option<&EdlEvent> {
+        self.events
+            .get(index)?
+            .outgoing
+            .and_then(|i| self.events.get(i))
+    }
+}
+
+fn effective_rate(hint: Option<FrameRate>, fcm: Option<bool>) -> Option<FrameRate> {
+    match (hint, fcm) {
+        (Some(h), Some(df)) => Some(h.with_drop_frame(df).unwrap_or(h)),
+        (Some(h), None) => Some(h),
+        // FCM: DROP FRAME only exists at 29.97 in CMX3600 practice.
+        (None, Some(true)) => Some(FrameRate::Fps29_97Df),
+        (None, _) => None,
+    }
+}
+
+fn is_label(token: &str) -> bool {
+    let len = label_shape_len(token);
+    len > 0 && len == token.len()
+}
+
+fn parse_duration(token: &str) -> Option<u32> {
+    (!token.is_empty() && token.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| token.parse().ok())
+        .flatten()
+}
+
+/// Reads the transition tokens (between track and source in): `C`, `D 030`, `W001 025`,
+/// `K B 010`, ...
+fn parse_transition(tokens: &[&str]) -> Result<Transition, String> {
+    let Some((&code, rest)) = tokens.split_first() else {
+        return Err("the event has no transition (C, D, W..., K)".to_string());
+    };
+    let upper = code.to_ascii_uppercase();
+    let duration = |rest: &[&str]| -> Result<Option<u32>, String> {
+        match rest {
+            [] => Ok(None),
+            [d] => parse_duration(d)
+                .map(Some)
+                .ok_or_else(|| format!("transition duration {d:?} is not a number of frames")),
+            _ => Err(format!("unexpected {:?} in the transition", rest.join(" "))),
+        }
+    };
+    match upper.as_str() {
+        "C" => {
+            // Some writers put "000" after a cut; a non-zero duration means something else.
+            match duration(rest)? {
+                None | Some(0) => Ok(Transition::Cut),
+                Some(_) => Err("a cut (C) with a non-zero duration".to_string()),
+            }
+        }
+        "D" => duration(rest)?
+            .map(Transition::Dissolve)
+            .ok_or_else(|| "a dissolve (D) without a duration".to_string()),
+        _ if upper.starts_with('W') && upper.len() > 1 => {
+            let wipe: u16 = upper[1..]
+                .parse()
+                .map_err(|_| format!("wipe code {code:?} is not W followed by a number"))?;
+            duration(rest)?
+                .map(|d| Transition::Wipe(wipe, d))
+                .ok_or_else(|| "a wipe without a duration".to_string())
+        }
+        _ if upper.starts_with('K') => {
+            // `K B` / `K O` write the key kind as a separate token.
+            let (kind, rest) = match rest.split_first() {
+                Some((k, r)) if parse_duration(k).is_none() => (format!("{upper} {k}"), r),
+                _ => (upper.clone(), rest),
+            };
+            Ok(Transition::Key(kind, duration(rest)?))
+        }
+        _ => Err(format!("unknown transition {code:?}")),
+    }
+}
+
+/// Splits on `\n`, `\r\n`, or a lone `\r` (classic Mac), keeping line numbers right.
+fn split_lines(text: &str) -> Vec<&str> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.contains('\n') {
+        text.split('\n')
+            .map(|l| l.strip_suffix('\r').unwrap_or(l))
+            .collect()
+    } else {
+        text.split('\r').collect()
+    }
+}
+
+/// After a `*` and optional spaces, the text following `key` (case-insensitive), if present.
+fn note_value<'a>(note: &'a str, key: &str) -> Option<&'a str> {
+    let head = note.get(..key.len())?;
+    head.eq_ignore_ascii_case(key)
+        .then(|| note[key.len()..].trim())
+}
+
+/// Parses CMX3600 `text`.
+///
+/// `rate_hint` is the sequence rate if the caller knows it (from the project or the
+/// conform's media). CMX3600 only records drop-frame-ness, not the rate, so without a hint
+/// the `*_tc` fields are filled only when `FCM: DROP FRAME` implies 29.97 DF; the labels are
+/// always kept as text, and [`EdlEvent::source_range`] parses them at any rate later.
+pub fn parse_edl(text: &str, rate_hint: Option<FrameRate>) -> EdlParse {
+    let mut out = EdlParse {
+        title: None,
+        fcm_drop_frame: None,
+        rate: effective_rate(rate_hint, None),
+        events: Vec::new(),
+        comments: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let mut fcm: Option<bool> = None;
+    // SPLIT: lines describe the event that follows them.
+    let mut pending_notes: Vec<String> = Vec::new();
+
+    for (i, raw) in split_lines(text).into_iter().enumerate() {
+        let line_no = i + 1;
+        let line = raw.trim();
+        let warn = |out: &mut EdlParse, reason: String| {
+            out.warnings.push(EdlWarning {
+                line: line_no,
+                text: raw.to_string(),
+                reason,
+            })
+        };
+        if line.is_empty() {
+            continue;
+        }
+        let upper = line.to_ascii_uppercase();
+        let tokens: Vec<&str> = line.split_whitespace().collect();
+
+        if let Some(t) = note_value(line, "TITLE:") {
+            if out.title.is_none() {
+                out.title = Some(t.to_string());
+            }
+            continue;
+        }
+        if let Some(value) = note_value(line, "FCM:") {
+            let v = value.to_ascii_uppercase().replace(['-', '_'], " ");
+            let df = match v.split_whitespace().collect::<Vec<_>>().join(" ").as_str() {
+                "DROP FRAME" | "DROP" | "DF" => true,
+                "NON DROP FRAME" | "NON DROP" | "NONDROP FRAME" | "NDF" => false,
+                _ => {
+                    warn(&mut out, "FCM must be DROP FRAME or NON-DROP FRAME".into());
+                    continue;
+                }
+            };
+            if let Some(h) = rate_hint {
+                if df && !h.is_drop_frame() && h.with_drop_frame(true).is_none() {
+                    warn(
+                        &mut out,
+                        format!("FCM says drop-frame but the rate is {h}, which has none; reading as {h}"),
+                    );
+                }
+            }
+            if out.fcm_drop_frame.is_none() {
+                out.fcm_drop_frame = Some(df);
+                out.rate = effective_rate(rate_hint, Some(df));
+            }
+            fcm = Some(df);
+            continue;
+        }
+        if let Some(note) = line.strip_prefix('*') {
+            let note = note.trim();
+            let last = out.events.len().checked_sub(1);
+            let Some(last) = last else {
+                out.comments.push(note.to_string());
+                continue;
+            };
+            if let Some(name) = note_value(note, "FROM CLIP NAME:") {
+                // After a transition pair, FROM names the outgoing side.
+                let target = out.events[last].outgoing.unwrap_or(last);
+                out.events[target].clip_name = Some(name.to_string());
+            } else if let Some(name) = note_value(note, "TO CLIP NAME:") {
+                out.events[last].clip_name = Some(name.to_string());
+            } else if let Some(file) = note_value(note, "SOURCE FILE:") {
+                out.events[last].source_file = Some(file.to_string());
+            } else {
+                out.events[last].comments.push(note.to_string());
+            }
+            continue;
+        }
+        if tokens.first().is_some_and(|t| t.eq_ignore_ascii_case("M2")) {
+            match parse_m2(&tokens) {
+                Ok(m2) => {
+                    if out.events.is_empty() {
+                        warn(&mut out, "an M2 line before any event".into());
+                        continue;
+                    }
+                    // The speed belongs to the event of the same reel in the latest group.
+                    let last_number = out.events.last().map(|e| e.number);
+                    let target = out
+                        .events
+                        .iter_mut()
+                        .rev()
+                        .take_while(|e| Some(e.number) == last_number)
+                        .find(|e| e.reel == m2.reel);
+                    match target {
+                        Some(e) => e.speed = Some(m2),
+                        None => {
+                            let reason = format!(
+                                "M2 for reel {:?}, which event {} does not use",
+                                m2.reel,
+                                last_number.unwrap_or(0)
+                            );
+                            warn(&mut out, reason);
+                        }
+                    }
+                }
+                Err(reason) => warn(&mut out, reason),
+            }
+            continue;
+        }
+        if tokens
+            .first()
+            .is_some_and(|t| t.eq_ignore_ascii_case("AUD"))
+        {
+            let channels: Option<Vec<u32>> = tokens[1..].iter().map(|t| t.parse().ok()).collect();
+            match (channels, out.events.last_mut()) {
+                (Some(ch), Some(e)) if !ch.is_empty() => e.audio_channels.extend(ch),
+                (_, None) => warn(&mut out, "an AUD line before any event".into()),
+                _ => warn(&mut out, "AUD must be followed by channel numbers".into()),
+            }
+            continue;
+        }
+        if upper.starts_with("SPLIT:") {
+            pending_notes.push(line.to_string());
+            continue;
+        }
+        if upper.starts_with(">>>") || upper.starts_with("EFFECTS NAME IS") {
+            match out.events.last_mut() {
+                Some(e) => e.comments.push(line.to_string()),
+                None => out.comments.push(line.to_string()),
+            }
+            continue;
+        }
+        if tokens
+            .first()
+            .is_some_and(|t| t.bytes().all(|b| b.is_ascii_digit()))
+        {
+            match parse_event_line(&tokens, line_no, fcm) {
+                Ok(mut ev) => {
+                    ev.comments.append(&mut pending_notes);
+                    if ev.transition != Transition::Cut {
+                        ev.outgoing = out
+                            .events
+                            .last()
+                            .filter(|p| p.number == ev.number && p.transition == Transition::Cut)
+                            .map(|_| out.events.len() - 1);
+                    }
+                    if let Some(rate) = effective_rate(rate_hint, fcm) {
+                        let r = ev.rate_for(rate);
+                        let mut bad = Vec::new();
+                        for (label, slot) in [
+                            (&ev.source_in, &mut ev.source_in_tc),
+                            (&ev.source_out, &mut ev.source_out_tc),
+                            (&ev.record_in, &mut ev.record_in_tc),
+                            (&ev.record_out, &mut ev.record_out_tc),
+                        ] {
+                            match Timecode::parse_for_media(label, r) {
+                                Ok(tc) => *slot = Some(tc),
+                                Err(e) => bad.push(e.to_string()),
+                            }
+                        }
+                        for reason in bad {
+                            warn(&mut out, reason);
+                        }
+                    }
+                    out.events.push(ev);
+                }
+                Err(reason) => warn(&mut out, reason),
+            }
+            continue;
+        }
+        warn(&mut out, "not a CMX3600 event, note or header line".into());
+    }
+    out
+}
+
+fn parse_m2(tokens: &[&str]) -> Result<M2, String> {
+    // M2 <reel> <speed> <tc>; tolerate a reel name with spaces.
+    if tokens.len() < 4 {
+        return Err("M2 needs a reel, a speed and a timecode".to_string());
+    }
+    let n = tokens.len();
+    let tc = tokens[n - 1];
+    if !is_label(tc) {
+        return Err(format!("M2 timecode {tc:?} is not a timecode"));
+    }
+    let fps: f64 = tokens[n - 2]
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite())
+        .ok_or_else(|| format!("M2 speed {:?} is not a number", tokens[n - 2]))?;
+    Ok(M2 {
+        reel: tokens[1..n - 2].join(" "),
+        fps,
+        tc: tc.to_string(),
+    })
+}
+
+fn parse_event_line(
+    tokens: &[&str],
+    line_no: usize,
+    fcm: Option<bool>,
+) -> Result<EdlEvent, String> {
+    if tokens.len() < 8 {
+        return Err(format!(
+            "an event line needs number, reel, track, transition and four timecodes; this one \
+             has {} fields",
+            tokens.len()
+        ));
+    }
+    let n = tokens.len();
+    let labels = &tokens[n - 4..];
+    if let Some(bad) = labels.iter().find(|t| !is_label(t)) {
+        return Err(format!(
+            "{bad:?} is not a timecode (expected four at the end of the line)"
+        ));
+    }
+    let number: u32 = tokens[0]
+        .parse()
+        .map_err(|_| format!("event number {:?} is too large", tokens[0]))?;
+    let transition = parse_transition(&tokens[3..n - 4])?;
+    Ok(EdlEvent {
+        number,
+        line: line_no,
+        reel: tokens[1].to_string(),
+        track: tokens[2].to_string(),
+        transition,
+        source_in: labels[0].to_string(),
+        source_out: labels[1].to_string(),
+        record_in: labels[2].to_string(),
+        record_out: labels[3].to_string(),
+        drop_frame: fcm,
+        source_in_tc: None,
+        source_out_tc: None,
+        record_in_tc: None,
+        record_out_tc: None,
+        clip_name: None,
+        source_file: None,
+        comments: Vec::new(),
+        speed: None,
+        audio_channels: Vec::new(),
+        outgoing: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "TITLE: REEL 1 CONFORM v3
+FCM: NON-DROP FRAME
+
+* PROJECT NOTES GO HERE
+001  A001C003 V     C        01:00:10:00 01:00:15:00 01:00:00:00 01:00:05:00
+* FROM CLIP NAME: A001C003_220614_R1AB.mov
+* SOURCE FILE: /Volumes/RAID/Day01/A001/A001C003.mov
+002  A001C003 V     C        01:00:20:00 01:00:20:00 01:00:05:00 01:00:05:00
+002  B002C001 V     D    024 02:10:00:00 02:10:04:00 01:00:05:00 01:00:09:00
+* FROM CLIP NAME: A001C003_220614_R1AB.mov
+* TO CLIP NAME: B002C001_220615_R2CD.mov
+003  B002C001 AA/V  C        02:10:04:00 02:10:06:00 01:00:09:00 01:00:11:00
+AUD  3    4
+M2   B002C001       048.0                02:10:04:00
+* FROM CLIP NAME: B002C001_220615_R2CD.mov
+* THIS IS A SLOW-MOTION SHOT
+this line is garbage
+004  AX       V     W001 012 00:00:00:00 00:00:02:00 01:00:11:00 01:00:13:00
+* FROM CLIP NAME: TITLE CARD
+SPLIT:    AUDIO DELAY=  00:00:00:08
+005  BL       A2    C        00:00:00:00 00:00:01:00 01:00:13:00 01:00:14:00
+006  A001C003 V     K B  010 01:00:30:00 01:00:31:00 01:00:14:00 01:00:15:00
+007  A001C003 V     X        01:00:30:00 01:00:31:00 01:00:14:00 01:00:15:00
+008  A001C003 V     C        01:00:30:00 01:00:31:00
+";
+
+    fn sample_crlf() -> String {
+        SAMPLE.replace('\n', "\r\n")
+    }
+
+    #[test]
+    fn realistic_sample() {
+        let text = sample_crlf();
+        let edl = parse_edl(&text, Some(FrameRate::Fps24));
+        assert_eq!(edl.title.as_deref(), Some("REEL 1 CONFORM v3"));
+        assert_eq!(edl.fcm_drop_frame, Some(false));
+        assert_eq!(edl.rate, Some(FrameRate::Fps24));
+        assert_eq!(edl.comments, vec!["PROJECT NOTES GO HERE".to_string()]);
+
+        let numbers: Vec<u32> = edl.events.iter().map(|e| e.number).collect();
+        assert_eq!(numbers, vec![1, 2, 2, 3, 4, 5, 6]);
+
+        let e1 = &edl.events[0];
+        assert_eq!(e1.reel, "A001C003");
+        assert_eq!(e1.track, "V");
+        assert_eq!(e1.transition, Transition::Cut);
+        assert_eq!(e1.line, 5);
+        assert_eq!(e1.clip_name.as_deref(), Some("A001C003_220614_R1AB.mov"));
+        assert_eq!(
+            e1.source_file.as_deref(),
+            Some("/Volumes/RAID/Day01/A001/A001C003.mov")
+        );
+        assert_eq!(e1.source_in, "01:00:10:00");
+        let src = e1.source_range(FrameRate::Fps24).unwrap();
+        assert_eq!(src.len_frames(), 120);
+        assert_eq!(e1.record_range(FrameRate::Fps24).unwrap().len_frames(), 120);
+        assert_eq!(e1.source_in_tc.map(|t| t.frames()), Some(86_400 + 240));
+
+        // Dissolve pair: both sides, linked, clip names on the right sides.
+        let (out_side, in_side) = (&edl.events[1], &edl.events[2]);
+        assert_eq!(out_side.transition, Transition::Cut);
+        assert_eq!(
+            out_side
+                .source_range(FrameRate::Fps24)
+                .unwrap()
+                .len_frames(),
+            0
+        );
+        assert_eq!(in_side.transition, Transition::Dissolve(24));
+        assert_eq!(in_side.outgoing, Some(1));
+        assert_eq!(
+            edl.outgoing_of(2).map(|e| e.reel.as_str()),
+            Some("A001C003")
+        );
+        assert_eq!(
+            out_side.clip_name.as_deref(),
+            Some("A001C003_220614_R1AB.mov")
+        );
+        assert_eq!(
+            in_side.clip_name.as_deref(),
+            Some("B002C001_220615_R2CD.mov")
+        );
+        assert_eq!(
+            in_side.record_range(FrameRate::Fps24).unwrap().len_frames(),
+            96
+        );
+
+        let e3 = &edl.events[3];
+        assert_eq!(e3.track, "AA/V");
+        assert!(e3.is_video());
+        assert_eq!(e3.audio_channels, vec![3, 4]);
+        let m2 = e3.speed.as_ref().unwrap();
+        assert_eq!(m2.reel, "B002C001");
+        assert_eq!(m2.fps, 48.0);
+        assert_eq!(m2.tc, "02:10:04:00");
+        assert_eq!(e3.comments, vec!["THIS IS A SLOW-MOTION SHOT".to_string()]);
+
+        let e4 = &edl.events[4];
+        assert_eq!(e4.transition, Transition::Wipe(1, 12));
+        assert_eq!(e4.reel, "AX");
+        assert_eq!(e4.clip_name.as_deref(), Some("TITLE CARD"));
+        assert_eq!(e4.outgoing, None);
+
+        let e5 = &edl.events[5];
+        assert_eq!(e5.track, "A2");
+        assert!(!e5.is_video());
+        assert_eq!(
+            e5.comments,
+            vec!["SPLIT:    AUDIO DELAY=  00:00:00:08".to_string()]
+        );
+
+        assert_eq!(
+            edl.events[6].transition,
+            Transition::Key("K B".to_string(), Some(10))
+        );
+
+        // Warnings: the garbage line, the unknown transition, the short event line.
+        let lines: Vec<usize> = edl.warnings.iter().map(|w| w.line).collect();
+        assert_eq!(lines, vec![17, 23, 24], "{:#?}", edl.warnings);
+        assert_eq!(edl.warnings[0].text, "this line is garbage");
+        assert!(edl.warnings[1].reason.contains("unknown transition"));
+        assert!(edl.warnings[2].reason.contains("four timecodes"));
+    }
+
+    #[test]
+    fn line_endings_do_not_matter() {
+        let lf = parse_edl(SAMPLE, Some(FrameRate::Fps24));
+        let crlf = parse_edl(&sample_crlf(), Some(FrameRate::Fps24));
+        let cr = parse_edl(&SAMPLE.replace('\n', "\r"), Some(FrameRate::Fps24));
+        let bom = parse_edl(&format!("\u{feff}{SAMPLE}"), Some(FrameRate::Fps24));
+        assert_eq!(lf.events, crlf.events);
+        assert_eq!(lf.events, cr.events);
+        assert_eq!(lf.events, bom.events);
+        assert_eq!(lf.warnings.len(), crlf.warnings.len());
+        assert_eq!(bom.title, lf.title);
+    }
+
+    #[test]
+    fn drop_frame_edl() {
+        let text = "TITLE: DF TEST\r\nFCM: DROP FRAME\r\n\r\n\
+            001  TAPE1    V     C        00:00:59:28 00:01:00:04 01:00:00:00 01:00:00:04\r\n\
+            002  TAPE1    V     C        00:00:59;28 00:01:00;04 01:00:00;04 01:00:00;08\r\n\
+            003  TAPE1    V     C        00:01:00:00 00:01:00:04 01:00:00;08 01:00:00;12\r\n";
+        // No hint: FCM DROP FRAME implies 29.97 DF.
+        let edl = parse_edl(text, None);
+        assert_eq!(edl.fcm_drop_frame, Some(true));
+        assert_eq!(edl.rate, Some(FrameRate::Fps29_97Df));
+        let e = &edl.events[0];
+        assert_eq!(e.source_in_tc.map(|t| t.frames()), Some(1798));
+        assert_eq!(e.source_out_tc.map(|t| t.frames()), Some(1802));
+        assert_eq!(
+            e.source_range(FrameRate::Fps29_97Ndf).unwrap().len_frames(),
+            4
+        );
+        assert_eq!(edl.events[1].source_in_tc, e.source_in_tc);
+        // Event 3 names a skipped label: kept, but warned about with its line number.
+        assert_eq!(edl.events.len(), 3);
+        assert_eq!(edl.events[2].source_in_tc, None);
+        assert_eq!(edl.warnings.len(), 1);
+        assert_eq!(edl.warnings[0].line, 6);
+        assert!(edl.warnings[0]
+            .reason
+            .contains("does not exist in 29.97 drop-frame"));
+        // A hint of 29.97 NDF is turned to DF by the FCM.
+        let edl = parse_edl(text, Some(FrameRate::Fps29_97Ndf));
+        assert_eq!(edl.rate, Some(FrameRate::Fps29_97Df));
+    }
+
+    #[test]
+    fn no_fcm_and_no_hint() {
+        let text = "001  R1 V C 01:00:00:00 01:00:01:00 01:00:00:00 01:00:01:00\n\
+                    002  R1 V C 01:00:00;02 01:00:01;00 01:00:01:00 01:00:02:00\n";
+        let edl = parse_edl(text, None);
+        assert_eq!(edl.rate, None);
+        assert_eq!(edl.events.len(), 2);
+        assert!(edl.events[0].source_in_tc.is_none());
+        assert!(edl.warnings.is_empty());
+        // Labels are still usable once the caller knows the rate.
+        assert_eq!(
+            edl.events[0]
+                .source_range(FrameRate::Fps25)
+                .unwrap()
+                .len_frames(),
+            25
+        );
+        // An event with ';' labels is read as drop-frame at 29.97, all four labels alike.
+        let r = edl.events[1].record_range(FrameRate::Fps29_97Ndf).unwrap();
+        assert_eq!(r.rate(), FrameRate::Fps29_97Df);
+        // ... and refused at 25.
+        assert!(edl.events[1].source_range(FrameRate::Fps25).is_err());
+    }
+
+    #[test]
+    fn fcm_against_incompatible_hint_and_bad_lines() {
+        let text = "FCM: DROP FRAME\nFCM: SOMETIMES\nM2 R1 025.0 01:00:00:00\nAUD 3\n\
+                    99999999999 R1 V C 01:00:00:00 01:00:01:00 01:00:00:00 01:00:01:00\n\
+                    001 R1 V D 01:00:00:00 01:00:01:00 01:00:00:00 01:00:01:00\n\
+                    002 R1 V W1X 010 01:00:00:00 01:00:01:00 01:00:00:00 01:00:01:00\n\
+                    003 R1 V C 01:00:00:00 01:00:01:00 01:00:00:00 01:00:01:00\n\
+                    M2 R9 025.0 01:00:00:00\nM2 R1 fast 01:00:00:00\nAUD x\n";
+        let edl = parse_edl(text, Some(FrameRate::Fps25));
+        assert_eq!(edl.rate, Some(FrameRate::Fps25));
+        assert_eq!(edl.events.len(), 1);
+        let lines: Vec<usize> = edl.warnings.iter().map(|w| w.line).collect();
+        assert_eq!(
+            lines,
+            vec![1, 2, 3, 4, 5, 6, 7, 9, 10, 11],
+            "{:#?}",
+            edl.warnings
+        );
+        assert_eq!(edl.events[0].source_in_tc.map(|t| t.frames()), Some(90_000));
+    }
+
+    #[test]
+    fn reverse_speed_and_single_line_dissolve() {
+        let text = "001 R1 V C 01:00:00:00 01:00:01:00 01:00:00:00 01:00:01:00\n\
+                    002 R2 V D 010 02:00:00:00 02:00:01:00 01:00:01:00 01:00:02:00\n\
+                    M2   R2    -025.0   02:00:01:00\n";
+        let edl = parse_edl(text, Some(FrameRate::Fps25));
+        assert!(edl.warnings.is_empty(), "{:?}", edl.warnings);
+        assert_eq!(edl.events[1].outgoing, None);
+        assert_eq!(edl.events[1].speed.as_ref().map(|m| m.fps), Some(-25.0));
+    }
+}
