@@ -201,6 +201,11 @@ fn media_summary(facts: &serde_json::Value) -> String {
 }
 
 fn main() {
+    // Behave like other Unix tools when piped into `head`: exit quietly on EPIPE.
+    // SAFETY: setting a signal disposition before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     match run(cli) {
