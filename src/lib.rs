@@ -4,5 +4,6 @@
 //! `timecode` does SMPTE arithmetic; `fs` presents it all through FUSE.
 
 pub mod archive;
+pub mod fs;
 pub mod media;
 pub mod timecode;

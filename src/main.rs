@@ -97,12 +97,96 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Mount the archive: one directory per branch. Returns once the mount is ready.
+    Mount {
+        archive: PathBuf,
+        mountpoint: PathBuf,
+        /// Stay in the foreground (logs to stderr; Ctrl-C unmounts).
+        #[arg(long)]
+        foreground: bool,
+        /// Let other users (e.g. an SMB/NFS server) see the mount.
+        #[arg(long)]
+        allow_other: bool,
+        /// Mount read-only (currently every mount is read-only).
+        #[arg(long)]
+        read_only: bool,
+        /// Memory for read-ahead and decompressed chunks, e.g. 512M, 4G.
+        #[arg(long, default_value = "1G", value_parser = parse_size)]
+        cache_size: u64,
+        /// FUSE worker threads.
+        #[arg(long, default_value_t = 4)]
+        threads: usize,
+    },
+    /// Unmount a reelfs mount.
+    Umount { mountpoint: PathBuf },
     /// Logical vs stored bytes, chunks, dedup and compression ratios.
     Stats {
         archive: PathBuf,
         #[arg(long)]
         json: bool,
     },
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => {
+            let m = match s[i..].to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B') {
+                "" => 1u64,
+                "K" => 1 << 10,
+                "M" => 1 << 20,
+                "G" => 1 << 30,
+                "T" => 1 << 40,
+                other => return Err(format!("unknown size unit '{other}' (use K, M, G or T)")),
+            };
+            (&s[..i], m)
+        }
+        None => (s, 1),
+    };
+    let n: f64 = num.trim().parse().map_err(|_| format!("'{s}' is not a size like 512M or 4G"))?;
+    if n <= 0.0 {
+        return Err("size must be positive".into());
+    }
+    Ok((n * mult as f64) as u64)
+}
+
+/// Start `reelfs mount --foreground` as a detached child and wait until it
+/// reports the mount ready (a byte on fd 3) or exits with an error, whose log
+/// is then shown. Re-executing avoids fork() in a process that has threads.
+fn mount_in_background(args: &[std::ffi::OsString], mountpoint: &std::path::Path) -> Result<i32> {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().context("cannot find the reelfs executable")?;
+    let log_path = std::env::temp_dir().join(format!("reelfs-mount-{}.log", std::process::id()));
+    let log = std::fs::File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
+    let (mut rd, wr) = std::io::pipe().context("pipe")?;
+    let wr_fd = std::os::fd::AsRawFd::as_raw_fd(&wr);
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(args).arg("--foreground").env("REELFS_READY_FD", "3");
+    cmd.stdin(std::process::Stdio::null()).stdout(log.try_clone()?).stderr(log);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            if libc::dup2(wr_fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("cannot start the mount process")?;
+    drop(wr);
+    let mut buf = [0u8; 1];
+    let n = rd.read(&mut buf).unwrap_or(0);
+    if n == 1 {
+        println!("mounted at {} (pid {}, log {})", mountpoint.display(), child.id(), log_path.display());
+        return Ok(0);
+    }
+    let status = child.wait()?;
+    let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&log_path);
+    eprint!("{text}");
+    Ok(status.code().unwrap_or(1).max(1))
 }
 
 fn interrupt_flag() -> Arc<AtomicBool> {
@@ -211,10 +295,23 @@ fn main() {
     match run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("reelfs: error: {e:#}");
+            eprintln!("reelfs: error: {}", error_text(&e));
             std::process::exit(1);
         }
     }
+}
+
+/// The error and its causes, `a: b: c`, skipping a cause whose text the message
+/// already carries (archive errors print their io/SQLite cause themselves).
+fn error_text(e: &anyhow::Error) -> String {
+    let mut s = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !s.contains(&c) {
+            s = format!("{s}: {c}");
+        }
+    }
+    s
 }
 
 fn run(cli: Cli) -> Result<i32> {
@@ -489,6 +586,32 @@ fn run(cli: Cli) -> Result<i32> {
                     println!("{}  {}  {}  {}", &c.hash.to_hex()[..12], fmt_time(c.time_ns), c.author, c.message);
                 }
             }
+            Ok(0)
+        }
+        Cmd::Mount { archive, mountpoint, foreground, allow_other, read_only, cache_size, threads } => {
+            if !foreground {
+                // Check what can be checked here, so errors print in the user's terminal.
+                reelfs::fs::mount::preflight(&archive, &mountpoint)?;
+                let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+                return mount_in_background(&args, &mountpoint);
+            }
+            let opts = reelfs::fs::mount::MountOptions { allow_other, read_only, cache_bytes: cache_size as usize, threads };
+            reelfs::fs::mount::mount_foreground(&archive, &mountpoint, &opts, || {
+                if let Some(fd) = std::env::var("REELFS_READY_FD").ok().and_then(|v| v.parse::<i32>().ok()) {
+                    // SAFETY: fd 3 was set up by the parent as the write end of a pipe.
+                    unsafe {
+                        libc::write(fd, b"1".as_ptr() as *const libc::c_void, 1);
+                        libc::close(fd);
+                    }
+                } else {
+                    eprintln!("mounted {} at {} (Ctrl-C to unmount)", archive.display(), mountpoint.display());
+                }
+            })?;
+            Ok(0)
+        }
+        Cmd::Umount { mountpoint } => {
+            reelfs::fs::mount::unmount(&mountpoint).map_err(anyhow::Error::msg)?;
+            println!("unmounted {}", mountpoint.display());
             Ok(0)
         }
         Cmd::Stats { archive, json } => {

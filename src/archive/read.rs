@@ -101,6 +101,31 @@ impl ChunkStore {
         self.verified.lock().map(|s| s.contains(h)).unwrap_or(false)
     }
 
+    /// Read, decode and verify a whole chunk without keeping it in this store's
+    /// cache: for callers (the mount's read-ahead) that manage their own memory.
+    pub fn load_verified(&self, hash: &Hash, loc: &ChunkLoc) -> Result<Vec<u8>> {
+        let (file, path) = self.file(loc.pack)?;
+        let rl = RecordLoc {
+            kind: super::objects::RecordKind::Chunk,
+            codec: loc.codec,
+            raw_len: loc.raw_len,
+            stored_len: loc.stored_len,
+            offset: loc.offset,
+            id: *hash,
+        };
+        let data = pack::read_record(&file, &path, &rl)?;
+        if let Ok(mut s) = self.verified.lock() {
+            s.insert(*hash);
+        }
+        Ok(data)
+    }
+
+    /// True when a range of this chunk can be served by a plain pread: stored raw
+    /// and already verified once by this process.
+    pub fn can_pread(&self, hash: &Hash, loc: &ChunkLoc) -> bool {
+        loc.codec == CODEC_RAW && self.is_verified(hash)
+    }
+
     /// The whole chunk, decoded and verified.
     pub fn chunk(&self, hash: &Hash, loc: &ChunkLoc) -> Result<Arc<Vec<u8>>> {
         if let Some(v) = self.cache.lock().ok().and_then(|mut c| c.get(hash)) {
@@ -236,6 +261,19 @@ impl BlobReader {
             idx += 1;
         }
         Ok(done)
+    }
+
+    /// The extents overlapping [offset, offset+len).
+    pub fn extents_in(&self, offset: u64, len: u64) -> &[ResolvedExtent] {
+        let end = offset.saturating_add(len);
+        let start = match self.extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
+            Ok(i) => i,
+            Err(i) => i.saturating_sub(1),
+        };
+        let stop = match self.extents.binary_search_by(|e| e.extent.file_offset.cmp(&end)) {
+            Ok(i) | Err(i) => i,
+        };
+        &self.extents[start.min(self.extents.len())..stop.max(start).min(self.extents.len())]
     }
 
     /// The distinct chunks covering [offset, offset+len), for read-ahead.

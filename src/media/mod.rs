@@ -2,3 +2,4 @@
 //! the QuickTime box reader/writer for virtual slices, and the MXF remux cache.
 
 pub mod probe;
+pub mod qt;

@@ -84,6 +84,10 @@ pub fn probe(path: &Path) -> Result<Value, String> {
     let mut audio_tracks = 0u64;
     let mut audio_channels = 0u64;
     let fmt_tags = tags(ictx.metadata());
+    let container = ictx.format().name().to_string();
+    // A still image (one DPX/EXR/TIFF of a sequence) is one frame; its demuxer's
+    // frame rate (25) is a default, not a fact from the file.
+    let still = container == "image2" || container.ends_with("_pipe");
     for st in ictx.streams() {
         let par = st.parameters();
         // SAFETY: the parameters belong to a stream of an open input context.
@@ -127,10 +131,13 @@ pub fn probe(path: &Path) -> Result<Value, String> {
                     let secs = st.duration() as f64 * ratio(st.time_base());
                     frames = (secs * ratio(rate)).round() as i64;
                 }
+                if still {
+                    frames = 1;
+                }
                 s["width"] = json!(raw.width);
                 s["height"] = json!(raw.height);
-                s["frame_rate"] = json!(rational(rate));
-                s["frame_rate_fps"] = json!((ratio(rate) * 1000.0).round() / 1000.0);
+                s["frame_rate"] = json!(rational(rate).filter(|_| !still));
+                s["frame_rate_fps"] = json!((!still).then(|| (ratio(rate) * 1000.0).round() / 1000.0));
                 s["variable_frame_rate"] = json!(vfr);
                 s["duration_frames"] = json!(frames.max(0));
                 unsafe {
@@ -182,7 +189,6 @@ pub fn probe(path: &Path) -> Result<Value, String> {
         }
     }
     let duration_s = if ictx.duration() > 0 { Some(ictx.duration() as f64 / ff::ffi::AV_TIME_BASE as f64) } else { None };
-    let container = ictx.format().name().to_string();
     let drop_frame = timecode.as_deref().map(|t| t.contains(';') || t.contains(',')).unwrap_or(false);
     let v = video.as_ref();
     Ok(json!({

@@ -18,7 +18,13 @@ pub(crate) struct BoxRef {
 
 pub(crate) fn fourcc(t: &[u8; 4]) -> String {
     t.iter()
-        .map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '?' })
+        .map(|&b| {
+            if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '?'
+            }
+        })
         .collect()
 }
 
@@ -73,7 +79,12 @@ pub(crate) fn children(d: &[u8], from: usize, to: usize) -> Result<Vec<BoxRef>, 
                 to - off
             )));
         }
-        out.push(BoxRef { typ, start: off, body: off + hdr as usize, end: off + size as usize });
+        out.push(BoxRef {
+            typ,
+            start: off,
+            body: off + hdr as usize,
+            end: off + size as usize,
+        });
         off += size as usize;
     }
     Ok(out)
@@ -84,8 +95,13 @@ pub(crate) fn find<'a>(kids: &'a [BoxRef], typ: &[u8; 4]) -> Option<&'a BoxRef> 
 }
 
 /// Like [`find`] but a missing box is a `Malformed` error naming the parent.
-pub(crate) fn need<'a>(kids: &'a [BoxRef], typ: &[u8; 4], parent: &str) -> Result<&'a BoxRef, QtError> {
-    find(kids, typ).ok_or_else(|| QtError::Malformed(format!("'{parent}' has no '{}' box", fourcc(typ))))
+pub(crate) fn need<'a>(
+    kids: &'a [BoxRef],
+    typ: &[u8; 4],
+    parent: &str,
+) -> Result<&'a BoxRef, QtError> {
+    find(kids, typ)
+        .ok_or_else(|| QtError::Malformed(format!("'{parent}' has no '{}' box", fourcc(typ))))
 }
 
 /// A top-level box of the source file (not loaded in memory).
@@ -105,11 +121,18 @@ const KNOWN_TOP: &[&[u8; 4]] = &[
     b"meta", b"moof", b"mfra", b"styp", b"sidx", b"prfl", b"pdin", b"udta",
 ];
 
-pub(crate) fn read_exact_at(src: &dyn ReadAt, mut off: u64, mut buf: &mut [u8]) -> std::io::Result<()> {
+pub(crate) fn read_exact_at(
+    src: &dyn ReadAt,
+    mut off: u64,
+    mut buf: &mut [u8],
+) -> std::io::Result<()> {
     while !buf.is_empty() {
         let n = src.read_at(off, buf)?;
         if n == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "source ended early"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "source ended early",
+            ));
         }
         off += n as u64;
         buf = &mut buf[n..];
@@ -133,7 +156,9 @@ pub(crate) fn walk_top(src: &dyn ReadAt) -> Result<(Vec<TopBox>, Option<String>)
                 len - off
             );
             if out.is_empty() {
-                return Err(QtError::NotQuickTime("file is shorter than one box header".into()));
+                return Err(QtError::NotQuickTime(
+                    "file is shorter than one box header".into(),
+                ));
             }
             return Ok((out, Some(msg)));
         }
@@ -158,16 +183,27 @@ pub(crate) fn walk_top(src: &dyn ReadAt) -> Result<(Vec<TopBox>, Option<String>)
                     let msg = format!("box '{}' at offset {off} has a 64-bit size cut off by the end of the file at {len}", fourcc(&typ));
                     return Ok((out, Some(msg)));
                 }
-                (u64::from_be_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]), 16)
+                (
+                    u64::from_be_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]),
+                    16,
+                )
             }
             0 => (len - off, 8),
             s => (s, 8),
         };
         if size < header {
-            let msg = format!("box '{}' at offset {off} declares an impossible size {size}", fourcc(&typ));
+            let msg = format!(
+                "box '{}' at offset {off} declares an impossible size {size}",
+                fourcc(&typ)
+            );
             return Ok((out, Some(msg)));
         }
-        let b = TopBox { typ, offset: off, header, size };
+        let b = TopBox {
+            typ,
+            offset: off,
+            header,
+            size,
+        };
         if size > len - off {
             let msg = format!(
                 "box '{}' at offset {off} declares {size} bytes but the file ends at {len}",
@@ -190,14 +226,6 @@ pub(crate) struct W {
 }
 
 impl W {
-    pub fn u8(&mut self, v: u8) -> &mut Self {
-        self.buf.push(v);
-        self
-    }
-    pub fn u16(&mut self, v: u16) -> &mut Self {
-        self.buf.extend_from_slice(&v.to_be_bytes());
-        self
-    }
     pub fn u32(&mut self, v: u32) -> &mut Self {
         self.buf.extend_from_slice(&v.to_be_bytes());
         self
@@ -235,8 +263,9 @@ impl W {
             .pop()
             .ok_or_else(|| QtError::Malformed("internal: unbalanced box writer".into()))?;
         let size = self.buf.len() - at;
-        let size = u32::try_from(size)
-            .map_err(|_| QtError::Unsupported(format!("a rebuilt box would be {size} bytes (over 4 GiB)")))?;
+        let size = u32::try_from(size).map_err(|_| {
+            QtError::Unsupported(format!("a rebuilt box would be {size} bytes (over 4 GiB)"))
+        })?;
         self.buf[at..at + 4].copy_from_slice(&size.to_be_bytes());
         Ok(())
     }

@@ -72,7 +72,9 @@ impl ReadAt for std::fs::File {
 /// In-memory sources (tests, small files already cached).
 impl ReadAt for [u8] {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(<[u8]>::len(self));
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(<[u8]>::len(self));
         let n = buf.len().min(<[u8]>::len(self) - start);
         buf[..n].copy_from_slice(&self[start..start + n]);
         Ok(n)
@@ -199,7 +201,9 @@ impl VirtualFile {
             let want = ((seg_len - within) as usize).min(buf.len() - done);
             let out = &mut buf[done..done + want];
             match seg {
-                Segment::Inline(b) => out.copy_from_slice(&b[within as usize..within as usize + want]),
+                Segment::Inline(b) => {
+                    out.copy_from_slice(&b[within as usize..within as usize + want])
+                }
                 Segment::Source { offset: so, .. } => boxes::read_exact_at(src, so + within, out)?,
             }
             done += want;
@@ -217,7 +221,11 @@ pub fn read_movie(src: &dyn ReadAt) -> Result<MovieInfo, QtError> {
 /// Plans the virtual slice holding display frames `[first_frame, end_frame)` of the video
 /// (0 = first frame the source shows). Handles must already be added and the range clamped
 /// by the caller; an empty or out-of-range request is [`QtError::Range`].
-pub fn plan_slice(src: &dyn ReadAt, first_frame: u64, end_frame: u64) -> Result<VirtualFile, QtError> {
+pub fn plan_slice(
+    src: &dyn ReadAt,
+    first_frame: u64,
+    end_frame: u64,
+) -> Result<VirtualFile, QtError> {
     slice::plan(src, first_frame, end_frame)
 }
 
@@ -230,7 +238,10 @@ pub fn check_structure(src: &dyn ReadAt) -> Result<(), QtError> {
         return Err(QtError::Truncated(d));
     }
     if !boxes.iter().any(|b| &b.typ == b"moov") {
-        return Err(QtError::Truncated(format!("no 'moov' box in {} bytes", src.len())));
+        return Err(QtError::Truncated(format!(
+            "no 'moov' box in {} bytes",
+            src.len()
+        )));
     }
     Ok(())
 }

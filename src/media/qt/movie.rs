@@ -1,7 +1,9 @@
 //! Reading a movie: finding `moov`, parsing each track far enough to cut it, and the
 //! public [`MovieInfo`] summary.
 
-use super::boxes::{be16, be32, be64, children, find, fourcc, need, read_exact_at, walk_top, BoxRef};
+use super::boxes::{
+    be16, be32, be64, children, find, fourcc, need, read_exact_at, walk_top, BoxRef,
+};
 use super::tables::{SampleTable, Sizes};
 use super::{MovieInfo, QtError, ReadAt, TmcdInfo, TrackInfo, TrackKind};
 
@@ -50,13 +52,8 @@ pub(crate) struct Track {
     pub id: u32,
     pub handler: [u8; 4],
     pub timescale: u32,
-    pub tkhd: BoxRef,
-    pub mdia: BoxRef,
     pub mdia_kids: Vec<BoxRef>,
-    pub mdhd: BoxRef,
-    pub minf: BoxRef,
     pub minf_kids: Vec<BoxRef>,
-    pub stbl: BoxRef,
     pub stsd: BoxRef,
     pub edit: Option<Edit>,
     pub table: SampleTable,
@@ -66,13 +63,22 @@ pub(crate) struct Track {
 }
 
 impl Track {
+    /// Uncompressed audio: one table sample is one audio frame, so it can be cut at any
+    /// sample by moving a chunk offset, with no preroll.
     pub fn is_pcm(&self) -> bool {
-        const PCM: &[&[u8; 4]] = &[
-            b"lpcm", b"sowt", b"twos", b"in24", b"in32", b"fl32", b"fl64", b"raw ", b"NONE", b"ulaw", b"alaw",
-        ];
-        let f = &self.entry.format;
         let constant = matches!(self.table.sizes, Sizes::Constant { .. });
-        constant && (PCM.iter().any(|p| *p == f) || self.table.stts.iter().all(|e| e.1 == 1))
+        constant
+            && (self.is_pcm_format()
+                || self.table.stts.iter().all(|e| e.1 == 1)
+                    && !matches!(self.table.sizes, Sizes::Constant { size: 1, .. }))
+    }
+
+    pub fn is_pcm_format(&self) -> bool {
+        const PCM: &[&[u8; 4]] = &[
+            b"lpcm", b"sowt", b"twos", b"in24", b"in32", b"fl32", b"fl64", b"raw ", b"NONE",
+            b"ulaw", b"alaw",
+        ];
+        PCM.iter().any(|p| **p == self.entry.format)
     }
 }
 
@@ -80,7 +86,6 @@ pub(crate) struct Movie {
     pub ftyp: Option<Vec<u8>>,
     pub moov: Vec<u8>,
     pub moov_kids: Vec<BoxRef>,
-    pub mvhd: BoxRef,
     pub timescale: u32,
     pub duration: u64,
     pub tracks: Vec<Track>,
@@ -89,7 +94,9 @@ pub(crate) struct Movie {
 
 /// Reads the creation/modification/timescale/duration prefix shared by mvhd and mdhd.
 pub(crate) fn header_times(d: &[u8], b: &BoxRef) -> Result<(u8, u32, u64), QtError> {
-    let v = *d.get(b.body).ok_or_else(|| QtError::Malformed("empty header box".into()))?;
+    let v = *d
+        .get(b.body)
+        .ok_or_else(|| QtError::Malformed("empty header box".into()))?;
     if v == 1 {
         Ok((1, be32(d, b.body + 20)?, be64(d, b.body + 24)?))
     } else {
@@ -99,12 +106,18 @@ pub(crate) fn header_times(d: &[u8], b: &BoxRef) -> Result<(u8, u32, u64), QtErr
 
 fn parse_edit(d: &[u8], edts: &BoxRef) -> Result<Option<Edit>, QtError> {
     let kids = children(d, edts.body, edts.end)?;
-    let Some(elst) = find(&kids, b"elst") else { return Ok(None) };
-    let v = *d.get(elst.body).ok_or_else(|| QtError::Malformed("empty 'elst'".into()))?;
+    let Some(elst) = find(&kids, b"elst") else {
+        return Ok(None);
+    };
+    let v = *d
+        .get(elst.body)
+        .ok_or_else(|| QtError::Malformed("empty 'elst'".into()))?;
     let n = be32(d, elst.body + 4)? as usize;
     let w = if v == 1 { 20 } else { 12 };
     if n.saturating_mul(w) > elst.end.saturating_sub(elst.body + 8) {
-        return Err(QtError::Malformed("'elst' entry count exceeds its size".into()));
+        return Err(QtError::Malformed(
+            "'elst' entry count exceeds its size".into(),
+        ));
     }
     for i in 0..n {
         let p = elst.body + 8 + i * w;
@@ -115,7 +128,10 @@ fn parse_edit(d: &[u8], edts: &BoxRef) -> Result<Option<Edit>, QtError> {
         };
         // Empty edits (-1) only delay the track; decisions are made on the first real one.
         if mt >= 0 {
-            return Ok(Some(Edit { media_time: mt, duration: dur }));
+            return Ok(Some(Edit {
+                media_time: mt,
+                duration: dur,
+            }));
         }
     }
     Ok(None)
@@ -124,13 +140,19 @@ fn parse_edit(d: &[u8], edts: &BoxRef) -> Result<Option<Edit>, QtError> {
 fn parse_entry(d: &[u8], stsd: &BoxRef, handler: &[u8; 4]) -> Result<Entry, QtError> {
     let e = stsd.body + 8;
     if be32(d, stsd.body + 4)? == 0 || e + 16 > stsd.end {
-        return Err(QtError::Malformed("'stsd' has no sample description".into()));
+        return Err(QtError::Malformed(
+            "'stsd' has no sample description".into(),
+        ));
     }
     let esize = be32(d, e)? as usize;
-    let eend = e.checked_add(esize).filter(|&x| x <= stsd.end && esize >= 16).ok_or_else(|| {
-        QtError::Malformed("sample description overruns 'stsd'".into())
-    })?;
-    let mut ent = Entry { format: [d[e + 4], d[e + 5], d[e + 6], d[e + 7]], ..Default::default() };
+    let eend = e
+        .checked_add(esize)
+        .filter(|&x| x <= stsd.end && esize >= 16)
+        .ok_or_else(|| QtError::Malformed("sample description overruns 'stsd'".into()))?;
+    let mut ent = Entry {
+        format: [d[e + 4], d[e + 5], d[e + 6], d[e + 7]],
+        ..Default::default()
+    };
     match handler {
         b"vide" => {
             ent.width = be16(d, e + 32)?;
@@ -146,7 +168,11 @@ fn parse_entry(d: &[u8], stsd: &BoxRef, handler: &[u8; 4]) -> Result<Entry, QtEr
                 1 => ent.pcm_frame_bytes = Some(be32(d, e + 44)? as u64),
                 2 => {
                     let sr = f64::from_bits(be64(d, e + 40)?);
-                    ent.sample_rate = if sr.is_finite() && sr > 0.0 && sr < 1e9 { sr.round() as u32 } else { 0 };
+                    ent.sample_rate = if sr.is_finite() && sr > 0.0 && sr < 1e9 {
+                        sr.round() as u32
+                    } else {
+                        0
+                    };
                     ent.channels = be32(d, e + 48)?.min(u16::MAX as u32) as u16;
                     ent.bits = be32(d, e + 56)?.min(u16::MAX as u32) as u16;
                     ent.pcm_frame_bytes = Some(be32(d, e + 64)? as u64);
@@ -158,7 +184,9 @@ fn parse_entry(d: &[u8], stsd: &BoxRef, handler: &[u8; 4]) -> Result<Entry, QtEr
             let flags = be32(d, e + 20)?;
             let timescale = be32(d, e + 24)?;
             let frame_duration = be32(d, e + 28)?;
-            let fps = *d.get(e + 32).ok_or_else(|| QtError::Malformed("short tmcd entry".into()))?;
+            let fps = *d
+                .get(e + 32)
+                .ok_or_else(|| QtError::Malformed("short tmcd entry".into()))?;
             // The name atom follows the fixed part; ffmpeg pads some entries with 2 bytes, so
             // scan leniently instead of insisting on a clean list of boxes.
             let mut reel = None;
@@ -172,11 +200,21 @@ fn parse_entry(d: &[u8], stsd: &BoxRef, handler: &[u8; 4]) -> Result<Entry, QtEr
                     let len = be16(d, p + 8)? as usize;
                     let s = p + 12;
                     let bytes = d.get(s..(s + len).min(p + sz)).unwrap_or(&[]);
-                    reel = Some(String::from_utf8_lossy(bytes).trim_end_matches('\0').to_string());
+                    reel = Some(
+                        String::from_utf8_lossy(bytes)
+                            .trim_end_matches('\0')
+                            .to_string(),
+                    );
                 }
                 p += sz;
             }
-            ent.tmcd = Some(TmcdEntry { flags, timescale, frame_duration, fps, reel });
+            ent.tmcd = Some(TmcdEntry {
+                flags,
+                timescale,
+                frame_duration,
+                fps,
+                reel,
+            });
         }
         _ => {}
     }
@@ -186,14 +224,22 @@ fn parse_entry(d: &[u8], stsd: &BoxRef, handler: &[u8; 4]) -> Result<Entry, QtEr
 fn parse_track(d: &[u8], trak: BoxRef, file_len: u64) -> Result<Track, QtError> {
     let kids = children(d, trak.body, trak.end)?;
     let tkhd = *need(&kids, b"tkhd", "trak")?;
-    let tv = *d.get(tkhd.body).ok_or_else(|| QtError::Malformed("empty 'tkhd'".into()))?;
-    let id = if tv == 1 { be32(d, tkhd.body + 20)? } else { be32(d, tkhd.body + 12)? };
+    let tv = *d
+        .get(tkhd.body)
+        .ok_or_else(|| QtError::Malformed("empty 'tkhd'".into()))?;
+    let id = if tv == 1 {
+        be32(d, tkhd.body + 20)?
+    } else {
+        be32(d, tkhd.body + 12)?
+    };
     let mdia = *need(&kids, b"mdia", "trak")?;
     let mdia_kids = children(d, mdia.body, mdia.end)?;
     let mdhd = *need(&mdia_kids, b"mdhd", "mdia")?;
     let (_, timescale, _) = header_times(d, &mdhd)?;
     if timescale == 0 {
-        return Err(QtError::Malformed(format!("track {id} has a zero media timescale")));
+        return Err(QtError::Malformed(format!(
+            "track {id} has a zero media timescale"
+        )));
     }
     let hdlr = need(&mdia_kids, b"hdlr", "mdia")?;
     let handler = {
@@ -209,8 +255,14 @@ fn parse_track(d: &[u8], trak: BoxRef, file_len: u64) -> Result<Track, QtError> 
             // point at bytes of the file it was planned from.
             let n = be32(d, dref.body + 4)?;
             let entries = children(d, dref.body + 8, dref.end)?;
-            if entries.len() as u32 != n || entries.iter().any(|en| be32(d, en.body).map_or(true, |f| f & 1 == 0)) {
-                return Err(QtError::Unsupported(format!("track {id} refers to media outside the file")));
+            if entries.len() as u32 != n
+                || entries
+                    .iter()
+                    .any(|en| be32(d, en.body).map_or(true, |f| f & 1 == 0))
+            {
+                return Err(QtError::Unsupported(format!(
+                    "track {id} refers to media outside the file"
+                )));
             }
         }
     }
@@ -231,12 +283,25 @@ fn parse_track(d: &[u8], trak: BoxRef, file_len: u64) -> Result<Track, QtError> 
     if let Some(t) = find(&kids, b"tref") {
         for r in children(d, t.body, t.end)? {
             let n = (r.end - r.body) / 4;
-            let ids = (0..n).map(|i| be32(d, r.body + 4 * i)).collect::<Result<Vec<_>, _>>()?;
+            let ids = (0..n)
+                .map(|i| be32(d, r.body + 4 * i))
+                .collect::<Result<Vec<_>, _>>()?;
             tref.push((r.typ, ids));
         }
     }
     Ok(Track {
-        trak, kids, id, handler, timescale, tkhd, mdia, mdia_kids, mdhd, minf, minf_kids, stbl, stsd, edit, table, entry, tref,
+        trak,
+        kids,
+        id,
+        handler,
+        timescale,
+        mdia_kids,
+        minf_kids,
+        stsd,
+        edit,
+        table,
+        entry,
+        tref,
     })
 }
 
@@ -258,28 +323,42 @@ pub(crate) fn load(src: &dyn ReadAt) -> Result<Movie, QtError> {
                 moov_first = !seen_mdat;
             }
             b"mdat" => seen_mdat = true,
-            b"moof" => return Err(QtError::Unsupported("fragmented MP4 ('moof') sources cannot be sliced".into())),
+            b"moof" => {
+                return Err(QtError::Unsupported(
+                    "fragmented MP4 ('moof') sources cannot be sliced".into(),
+                ))
+            }
             _ => {}
         }
     }
     let Some(mb) = moov_box else {
         return Err(match damage {
             Some(d) => QtError::Truncated(format!("no 'moov' box before the damage: {d}")),
-            None => QtError::Truncated(format!("no 'moov' box in {} bytes (recording never finalised?)", src.len())),
+            None => QtError::Truncated(format!(
+                "no 'moov' box in {} bytes (recording never finalised?)",
+                src.len()
+            )),
         });
     };
     if mb.size > MAX_MOOV {
-        return Err(QtError::Unsupported(format!("'moov' of {} bytes is over the {MAX_MOOV}-byte limit", mb.size)));
+        return Err(QtError::Unsupported(format!(
+            "'moov' of {} bytes is over the {MAX_MOOV}-byte limit",
+            mb.size
+        )));
     }
     let mut moov = vec![0u8; mb.size as usize];
     read_exact_at(src, mb.offset, &mut moov)?;
     let body = mb.header as usize;
     let moov_kids = children(&moov, body, moov.len())?;
     if find(&moov_kids, b"cmov").is_some() {
-        return Err(QtError::Unsupported("compressed movie header ('cmov')".into()));
+        return Err(QtError::Unsupported(
+            "compressed movie header ('cmov')".into(),
+        ));
     }
     if find(&moov_kids, b"mvex").is_some() {
-        return Err(QtError::Unsupported("fragmented MP4 ('mvex') sources cannot be sliced".into()));
+        return Err(QtError::Unsupported(
+            "fragmented MP4 ('mvex') sources cannot be sliced".into(),
+        ));
     }
     let mvhd = *need(&moov_kids, b"mvhd", "moov")?;
     let (_, timescale, duration) = header_times(&moov, &mvhd)?;
@@ -290,7 +369,15 @@ pub(crate) fn load(src: &dyn ReadAt) -> Result<Movie, QtError> {
     for k in moov_kids.iter().filter(|k| &k.typ == b"trak") {
         tracks.push(parse_track(&moov, *k, src.len())?);
     }
-    Ok(Movie { ftyp, moov, moov_kids, mvhd, timescale, duration, tracks, moov_first })
+    Ok(Movie {
+        ftyp,
+        moov,
+        moov_kids,
+        timescale,
+        duration,
+        tracks,
+        moov_first,
+    })
 }
 
 /// Display order of the main video track.
@@ -309,21 +396,33 @@ impl Movie {
     /// The timecode track the video points at through `tref`/`tmcd`, else the first one.
     pub fn timecode(&self) -> Option<usize> {
         let referenced = self.video().and_then(|v| {
-            self.tracks[v].tref.iter().find(|(t, _)| t == b"tmcd").and_then(|(_, ids)| ids.first().copied())
+            self.tracks[v]
+                .tref
+                .iter()
+                .find(|(t, _)| t == b"tmcd")
+                .and_then(|(_, ids)| ids.first().copied())
         });
         referenced
-            .and_then(|id| self.tracks.iter().position(|t| t.id == id && &t.handler == b"tmcd"))
+            .and_then(|id| {
+                self.tracks
+                    .iter()
+                    .position(|t| t.id == id && &t.handler == b"tmcd")
+            })
             .or_else(|| self.tracks.iter().position(|t| &t.handler == b"tmcd"))
     }
 
-    /// Which samples the source shows, and in which order: composition time = decode time
-    /// + ctts, and the first real edit selects the window `[media_time, +duration)`. That
-    /// is what makes frame 0 "the first frame displayed" even when ffmpeg's H.264 files
-    /// shift every composition time by the B-frame delay and hide the shift with an edit.
+    /// Which samples the source shows, and in which order: composition time is decode
+    /// time plus the ctts offset, and the first real edit selects the window
+    /// `[media_time, media_time + duration)`. That is what makes frame 0 "the first frame
+    /// displayed" even though ffmpeg's H.264 files shift every composition time by the
+    /// B-frame delay and hide the shift with an edit.
     pub fn video_timing(&self, v: usize) -> Result<VideoTiming, QtError> {
         let t = &self.tracks[v];
         if t.table.sample_count() > MAX_VIDEO_SAMPLES {
-            return Err(QtError::Unsupported(format!("video track has {} samples (limit {MAX_VIDEO_SAMPLES})", t.table.sample_count())));
+            return Err(QtError::Unsupported(format!(
+                "video track has {} samples (limit {MAX_VIDEO_SAMPLES})",
+                t.table.sample_count()
+            )));
         }
         let dts = t.table.decode_times();
         let offs = t.table.composition_offsets();
@@ -333,13 +432,16 @@ impl Movie {
                 let dur = if e.duration == 0 {
                     i64::MAX
                 } else {
-                    (e.duration as u128 * t.timescale as u128 / self.timescale as u128).min(i64::MAX as u128) as i64
+                    (e.duration as u128 * t.timescale as u128 / self.timescale as u128)
+                        .min(i64::MAX as u128) as i64
                 };
                 (e.media_time, e.media_time.saturating_add(dur))
             }
             None => (i64::MIN, i64::MAX),
         };
-        let mut display: Vec<usize> = (0..cts.len()).filter(|&i| cts[i] >= lo && cts[i] < hi).collect();
+        let mut display: Vec<usize> = (0..cts.len())
+            .filter(|&i| cts[i] >= lo && cts[i] < hi)
+            .collect();
         display.sort_by_key(|&i| (cts[i], i));
         Ok(VideoTiming { dts, cts, display })
     }
@@ -352,7 +454,7 @@ impl Movie {
         }
         let c = t.table.chunks_for(0, 1)?;
         let off = c[0].offset;
-        if off.checked_add(4).map_or(true, |e| e > src.len()) {
+        if off.checked_add(4).is_none_or(|e| e > src.len()) {
             return Err(QtError::Truncated(format!(
                 "timecode sample at offset {off} lies past the end of the file ({})",
                 src.len()
@@ -388,7 +490,10 @@ impl Movie {
             .collect();
         let timecode = match self.timecode() {
             Some(i) => {
-                let e = self.tracks[i].entry.tmcd.clone().ok_or_else(|| QtError::Malformed("tmcd track without tmcd entry".into()))?;
+                let e =
+                    self.tracks[i].entry.tmcd.clone().ok_or_else(|| {
+                        QtError::Malformed("tmcd track without tmcd entry".into())
+                    })?;
                 Some(TmcdInfo {
                     start_frame: self.tmcd_start(src, i)?,
                     timescale: e.timescale,
@@ -402,7 +507,10 @@ impl Movie {
             None => None,
         };
         let (count, fd) = match self.video() {
-            Some(v) => (self.video_timing(v)?.display.len() as u64, (self.tracks[v].timescale, self.tracks[v].table.modal_delta())),
+            Some(v) => (
+                self.video_timing(v)?.display.len() as u64,
+                (self.tracks[v].timescale, self.tracks[v].table.modal_delta()),
+            ),
             None => (0, (0, 0)),
         };
         Ok(MovieInfo {

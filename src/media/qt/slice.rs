@@ -29,7 +29,11 @@ struct TcCut {
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
-    if b == 0 { a } else { gcd(b, a % b) }
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 fn scale(v: u64, to: u64, from: u64) -> u64 {
@@ -56,13 +60,24 @@ pub(crate) fn plan(src: &dyn ReadAt, first: u64, end: u64) -> Result<VirtualFile
 
 /// `force_large` writes `co64` and a 64-bit mdat size even for small slices, so tests can
 /// prove the >4 GiB layout with small media.
-pub(crate) fn plan_with(src: &dyn ReadAt, first: u64, end: u64, force_large: bool) -> Result<VirtualFile, QtError> {
+pub(crate) fn plan_with(
+    src: &dyn ReadAt,
+    first: u64,
+    end: u64,
+    force_large: bool,
+) -> Result<VirtualFile, QtError> {
     let m = load(src)?;
-    let v = m.video().ok_or_else(|| QtError::Unsupported("the movie has no video track to slice by frames".into()))?;
+    let v = m.video().ok_or_else(|| {
+        QtError::Unsupported("the movie has no video track to slice by frames".into())
+    })?;
     let vt = m.video_timing(v)?;
     let count = vt.display.len() as u64;
     if first >= end || end > count {
-        return Err(QtError::Range { first, end, frames: count });
+        return Err(QtError::Range {
+            first,
+            end,
+            frames: count,
+        });
     }
     let video = &m.tracks[v];
 
@@ -73,7 +88,10 @@ pub(crate) fn plan_with(src: &dyn ReadAt, first: u64, end: u64, force_large: boo
     let first_cts = vt.cts[wanted[0]];
     let mut start = lo;
     if let Some(ss) = &video.table.stss {
-        let mut syncs: Vec<u64> = ss.iter().filter_map(|&s| (s as u64).checked_sub(1)).collect();
+        let mut syncs: Vec<u64> = ss
+            .iter()
+            .filter_map(|&s| (s as u64).checked_sub(1))
+            .collect();
         syncs.sort_unstable();
         let mut k = syncs.partition_point(|&s| s <= lo);
         start = if k == 0 { 0 } else { syncs[k - 1] };
@@ -85,7 +103,9 @@ pub(crate) fn plan_with(src: &dyn ReadAt, first: u64, end: u64, force_large: boo
         }
     }
     let vb = hi + 1;
-    let v_span = (frame_time(&m, v, &vt.cts, &vt.display, end as usize) - frame_time(&m, v, &vt.cts, &vt.display, first as usize)).max(0) as u64;
+    let v_span = (frame_time(&m, v, &vt.cts, &vt.display, end as usize)
+        - frame_time(&m, v, &vt.cts, &vt.display, first as usize))
+    .max(0) as u64;
     let mut cuts = vec![Cut {
         track: v,
         a: start,
@@ -102,6 +122,19 @@ pub(crate) fn plan_with(src: &dyn ReadAt, first: u64, end: u64, force_large: boo
         if &t.handler != b"soun" || t.table.sample_count() == 0 {
             continue;
         }
+        if matches!(
+            t.table.sizes,
+            super::tables::Sizes::Constant { size: 1, .. }
+        ) && !t.is_pcm_format()
+        {
+            // Legacy QuickTime compressed audio (ima4, MACE, ...) lies about sample sizes;
+            // its packets cannot be located from the tables alone.
+            return Err(QtError::Unsupported(format!(
+                "track {}: legacy compressed QuickTime audio '{}'",
+                t.id,
+                super::boxes::fourcc(&t.entry.format)
+            )));
+        }
         let ta = t.timescale as u64;
         let ma = t.edit.map_or(0, |e| e.media_time.max(0) as u64);
         let mut media_end = t.table.duration();
@@ -109,7 +142,9 @@ pub(crate) fn plan_with(src: &dyn ReadAt, first: u64, end: u64, force_large: boo
             media_end = media_end.min(ma.saturating_add(scale(e.duration, ta, m.timescale as u64)));
         }
         let m0 = ma.saturating_add(scale(t_first, ta, video.timescale as u64));
-        let m1 = ma.saturating_add(scale(t_end, ta, video.timescale as u64)).min(media_end);
+        let m1 = ma
+            .saturating_add(scale(t_end, ta, video.timescale as u64))
+            .min(media_end);
         if m0 >= m1 {
             continue; // this track has no audio in the slice
         }
@@ -121,14 +156,23 @@ pub(crate) fn plan_with(src: &dyn ReadAt, first: u64, end: u64, force_large: boo
             a -= 1;
         }
         let media_time = (m0 - t.table.decode_time(a)) as i64;
-        cuts.push(Cut { track: i, a, b, chunks: t.table.chunks_for(a, b)?, media_time, span: m1 - m0 });
+        cuts.push(Cut {
+            track: i,
+            a,
+            b,
+            chunks: t.table.chunks_for(a, b)?,
+            media_time,
+            span: m1 - m0,
+        });
     }
 
     // ---- timecode: one new sample, the source's value advanced to the first frame.
     let tc = match m.timecode() {
         Some(i) => {
             let t = &m.tracks[i];
-            let e = t.entry.tmcd.as_ref().ok_or_else(|| QtError::Malformed("tmcd track without a tmcd sample description".into()))?;
+            let e = t.entry.tmcd.as_ref().ok_or_else(|| {
+                QtError::Malformed("tmcd track without a tmcd sample description".into())
+            })?;
             let start = m.tmcd_start(src, i)? as u64;
             let mut value = start + first;
             if e.flags & 2 != 0 {
@@ -138,15 +182,30 @@ pub(crate) fn plan_with(src: &dyn ReadAt, first: u64, end: u64, force_large: boo
                     value %= per_day;
                 }
             }
-            let value = u32::try_from(value).map_err(|_| QtError::Malformed("timecode frame number overflows".into()))?;
-            Some(TcCut { track: i, value, span: scale(v_span, t.timescale as u64, video.timescale as u64) })
+            let value = u32::try_from(value)
+                .map_err(|_| QtError::Malformed("timecode frame number overflows".into()))?;
+            Some(TcCut {
+                track: i,
+                value,
+                span: scale(v_span, t.timescale as u64, video.timescale as u64),
+            })
         }
         None => None,
     };
 
     // ---- the smallest source range holding every chunk.
-    let range_start = cuts.iter().flat_map(|c| c.chunks.iter()).map(|c| c.offset).min().unwrap_or(0);
-    let range_end = cuts.iter().flat_map(|c| c.chunks.iter()).map(|c| c.offset.saturating_add(c.len)).max().unwrap_or(0);
+    let range_start = cuts
+        .iter()
+        .flat_map(|c| c.chunks.iter())
+        .map(|c| c.offset)
+        .min()
+        .unwrap_or(0);
+    let range_end = cuts
+        .iter()
+        .flat_map(|c| c.chunks.iter())
+        .map(|c| c.offset.saturating_add(c.len))
+        .max()
+        .unwrap_or(0);
     if range_end > src.len() {
         return Err(QtError::Truncated(format!(
             "samples of the slice reach byte {range_end} but the file ends at {}",
@@ -158,14 +217,27 @@ pub(crate) fn plan_with(src: &dyn ReadAt, first: u64, end: u64, force_large: boo
     // ---- movie timescale: the source's if every duration is exact in it; otherwise the
     // least common multiple of the media timescales, so that no edit is rounded. A rounded
     // PCM edit would make players drop or pad samples and break sample-exactness.
-    let mut spans: Vec<(u64, u64)> = cuts.iter().map(|c| (c.span, m.tracks[c.track].timescale as u64)).collect();
+    let mut spans: Vec<(u64, u64)> = cuts
+        .iter()
+        .map(|c| (c.span, m.tracks[c.track].timescale as u64))
+        .collect();
     if let Some(t) = &tc {
         spans.push((t.span, m.tracks[t.track].timescale as u64));
     }
-    let exact = |mts: u64| spans.iter().all(|&(s, ts)| (s as u128 * mts as u128) % ts as u128 == 0);
+    let exact = |mts: u64| {
+        spans
+            .iter()
+            .all(|&(s, ts)| (s as u128 * mts as u128).is_multiple_of(ts as u128))
+    };
     let mut mts = m.timescale as u64;
     if !exact(mts) {
-        let l = spans.iter().fold(mts, |acc, &(_, ts)| if acc == 0 { ts } else { acc / gcd(acc, ts) * ts });
+        let l = spans.iter().fold(mts, |acc, &(_, ts)| {
+            if acc == 0 {
+                ts
+            } else {
+                acc / gcd(acc, ts) * ts
+            }
+        });
         if l <= u32::MAX as u64 && exact(l) {
             mts = l;
         }
@@ -175,7 +247,11 @@ pub(crate) fn plan_with(src: &dyn ReadAt, first: u64, end: u64, force_large: boo
     let ftyp = m.ftyp.clone().unwrap_or_default();
     let inline_payload = if tc.is_some() { 4u64 } else { 0 };
     let payload = inline_payload + range_len;
-    let mdat_hdr: u64 = if force_large || payload + 8 > u32::MAX as u64 { 16 } else { 8 };
+    let mdat_hdr: u64 = if force_large || payload + 8 > u32::MAX as u64 {
+        16
+    } else {
+        8
+    };
     let mut co64 = force_large;
     let mut moov = build_moov(&m, &cuts, tc.as_ref(), mts, 0, 0, range_start, co64)?;
     let data_base = |moov_len: u64| ftyp.len() as u64 + moov_len + mdat_hdr + inline_payload;
@@ -186,7 +262,16 @@ pub(crate) fn plan_with(src: &dyn ReadAt, first: u64, end: u64, force_large: boo
     // Table sizes do not depend on the offsets, so a second build with the real base has
     // the same length.
     let base = data_base(moov.len() as u64);
-    moov = build_moov(&m, &cuts, tc.as_ref(), mts, base, base - inline_payload, range_start, co64)?;
+    moov = build_moov(
+        &m,
+        &cuts,
+        tc.as_ref(),
+        mts,
+        base,
+        base - inline_payload,
+        range_start,
+        co64,
+    )?;
     debug_assert_eq!(base, data_base(moov.len() as u64));
 
     let mut head = Vec::with_capacity(ftyp.len() + moov.len() + 20);
@@ -206,7 +291,10 @@ pub(crate) fn plan_with(src: &dyn ReadAt, first: u64, end: u64, force_large: boo
     let len = head.len() as u64 + range_len;
     let mut segments = vec![Segment::Inline(Arc::from(head.into_boxed_slice()))];
     if range_len > 0 {
-        segments.push(Segment::Source { offset: range_start, len: range_len });
+        segments.push(Segment::Source {
+            offset: range_start,
+            len: range_len,
+        });
     }
     Ok(VirtualFile { segments, len })
 }
@@ -215,7 +303,7 @@ pub(crate) fn plan_with(src: &dyn ReadAt, first: u64, end: u64, force_large: boo
 /// except every tenth minute.
 pub(crate) fn frames_per_day(fps: u64, drop: bool) -> u64 {
     let mut per_hour = fps * 3600;
-    if drop && fps % 30 == 0 {
+    if drop && fps.is_multiple_of(30) {
         per_hour -= (fps / 15) * 54;
     }
     per_hour * 24
@@ -224,14 +312,31 @@ pub(crate) fn frames_per_day(fps: u64, drop: bool) -> u64 {
 /// Rewrites mvhd/mdhd/tkhd, whose layouts are: version+flags, creation, modification,
 /// `mid` bytes (timescale, or track id + reserved), duration, rest. Version 0 becomes 1
 /// only when a value no longer fits 32 bits.
-fn write_header(w: &mut W, d: &[u8], b: &BoxRef, mid_len: usize, timescale: Option<u32>, dur: u64) -> Result<(), QtError> {
+fn write_header(
+    w: &mut W,
+    d: &[u8],
+    b: &BoxRef,
+    mid_len: usize,
+    timescale: Option<u32>,
+    dur: u64,
+) -> Result<(), QtError> {
     let bad = || QtError::Malformed("short movie/track/media header".into());
     let v = *d.get(b.body).ok_or_else(bad)?;
     let flags = be32(d, b.body)? & 0x00ff_ffff;
     let (c, mo, mid_at, rest_at) = if v == 1 {
-        (be64(d, b.body + 4)?, be64(d, b.body + 12)?, b.body + 20, b.body + 20 + mid_len + 8)
+        (
+            be64(d, b.body + 4)?,
+            be64(d, b.body + 12)?,
+            b.body + 20,
+            b.body + 20 + mid_len + 8,
+        )
     } else {
-        (be32(d, b.body + 4)? as u64, be32(d, b.body + 8)? as u64, b.body + 12, b.body + 12 + mid_len + 4)
+        (
+            be32(d, b.body + 4)? as u64,
+            be32(d, b.body + 8)? as u64,
+            b.body + 12,
+            b.body + 12 + mid_len + 4,
+        )
     };
     let mut mid = d.get(mid_at..mid_at + mid_len).ok_or_else(bad)?.to_vec();
     if let Some(ts) = timescale {
@@ -264,13 +369,25 @@ fn write_edts(w: &mut W, movie_dur: u64, media_time: i64) -> Result<(), QtError>
 }
 
 #[allow(clippy::too_many_arguments)]
-fn build_moov(m: &Movie, cuts: &[Cut], tc: Option<&TcCut>, mts: u64, base: u64, tc_offset: u64, range_start: u64, co64: bool) -> Result<Vec<u8>, QtError> {
+fn build_moov(
+    m: &Movie,
+    cuts: &[Cut],
+    tc: Option<&TcCut>,
+    mts: u64,
+    base: u64,
+    tc_offset: u64,
+    range_start: u64,
+    co64: bool,
+) -> Result<Vec<u8>, QtError> {
     let d = &m.moov;
     let mut kept: Vec<u32> = cuts.iter().map(|c| m.tracks[c.track].id).collect();
     if let Some(t) = tc {
         kept.push(m.tracks[t.track].id);
     }
-    let mut durations: Vec<u64> = cuts.iter().map(|c| scale(c.span, mts, m.tracks[c.track].timescale as u64)).collect();
+    let mut durations: Vec<u64> = cuts
+        .iter()
+        .map(|c| scale(c.span, mts, m.tracks[c.track].timescale as u64))
+        .collect();
     if let Some(t) = tc {
         durations.push(scale(t.span, mts, m.tracks[t.track].timescale as u64));
     }
@@ -283,7 +400,9 @@ fn build_moov(m: &Movie, cuts: &[Cut], tc: Option<&TcCut>, mts: u64, base: u64, 
         match &k.typ {
             b"mvhd" => write_header(&mut w, d, k, 4, Some(mts as u32), movie_dur)?,
             b"trak" => {
-                let Some(ti) = m.tracks.iter().position(|t| t.trak.start == k.start) else { continue };
+                let Some(ti) = m.tracks.iter().position(|t| t.trak.start == k.start) else {
+                    continue;
+                };
                 if let Some(c) = cuts.iter().find(|c| c.track == ti) {
                     let t = &m.tracks[ti];
                     let md = scale(c.span, mts, t.timescale as u64);
@@ -295,7 +414,10 @@ fn build_moov(m: &Movie, cuts: &[Cut], tc: Option<&TcCut>, mts: u64, base: u64, 
                     let t = &m.tracks[ti];
                     let md = scale(tcut.span, mts, t.timescale as u64);
                     write_trak(&mut w, d, t, &kept, md, 0, tcut.span, &mut |w| {
-                        w.open_full(b"stts", 0, 0).u32(1).u32(1).u32(tcut.span.min(u32::MAX as u64) as u32);
+                        w.open_full(b"stts", 0, 0)
+                            .u32(1)
+                            .u32(1)
+                            .u32(tcut.span.min(u32::MAX as u64) as u32);
                         w.close()?;
                         w.open_full(b"stsc", 0, 0).u32(1).u32(1).u32(1).u32(1);
                         w.close()?;
@@ -346,7 +468,15 @@ fn write_trak(
                 let refs: Vec<_> = t
                     .tref
                     .iter()
-                    .map(|(typ, ids)| (typ, ids.iter().copied().filter(|i| kept.contains(i)).collect::<Vec<_>>()))
+                    .map(|(typ, ids)| {
+                        (
+                            typ,
+                            ids.iter()
+                                .copied()
+                                .filter(|i| kept.contains(i))
+                                .collect::<Vec<_>>(),
+                        )
+                    })
                     .filter(|(_, ids)| !ids.is_empty())
                     .collect();
                 if !refs.is_empty() {

@@ -1,0 +1,381 @@
+//! The filesystem core: lookups, attributes, directory listings, reads and
+//! extended attributes over the archive, in terms of inode numbers and bytes.
+//! Nothing here knows about FUSE, so it is tested without mounting.
+
+use super::inodes::{Inodes, Node, NodeKind, ROOT_INO};
+use super::readahead::Prefetcher;
+use crate::archive::{Archive, BlobReader, EntryKind, Hash};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    #[error("no such file or directory")]
+    NotFound,
+    #[error("not a directory")]
+    NotDir,
+    #[error("is a directory")]
+    IsDir,
+    #[error("read-only")]
+    ReadOnly,
+    #[error("no such attribute")]
+    NoAttr,
+    #[error("bad file handle")]
+    BadHandle,
+    #[error("I/O error: {0}")]
+    Io(String),
+}
+
+pub type FsResult<T> = Result<T, FsError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeType {
+    Dir,
+    File,
+}
+
+#[derive(Debug, Clone)]
+pub struct Attr {
+    pub ino: u64,
+    pub kind: NodeType,
+    pub size: u64,
+    pub mode: u32,
+    pub mtime_ns: i64,
+    pub nlink: u32,
+}
+
+/// One open file: its content reader and the state of its sequential detector.
+pub struct OpenFile {
+    pub node: Node,
+    pub reader: BlobReader,
+    seq: Mutex<SeqState>,
+}
+
+struct SeqState {
+    next: u64,
+    window: u64,
+    /// How far ahead read-ahead has already been requested.
+    requested_to: u64,
+}
+
+pub struct FsOptions {
+    pub cache_bytes: usize,
+    pub readahead_workers: usize,
+}
+
+impl Default for FsOptions {
+    fn default() -> Self {
+        FsOptions { cache_bytes: 1 << 30, readahead_workers: 4 }
+    }
+}
+
+pub struct FsCore {
+    archive: Mutex<Archive>,
+    inodes: Inodes,
+    handles: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    next_fh: AtomicU64,
+    prefetch: Arc<Prefetcher>,
+    /// Branch heads, re-read at most once a second so commits made by other
+    /// processes (an ingest) appear without a remount.
+    heads: Mutex<(Instant, HashMap<String, Option<Hash>>)>,
+    mount_time_ns: i64,
+}
+
+const HEADS_TTL: Duration = Duration::from_secs(1);
+
+fn io(e: impl std::fmt::Display) -> FsError {
+    FsError::Io(e.to_string())
+}
+
+impl FsCore {
+    pub fn new(archive: Archive, opts: FsOptions) -> FsCore {
+        let store = archive.store().clone();
+        FsCore {
+            archive: Mutex::new(archive),
+            inodes: Inodes::new(),
+            handles: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            prefetch: Prefetcher::new(store, opts.cache_bytes, opts.readahead_workers),
+            heads: Mutex::new((Instant::now() - HEADS_TTL * 2, HashMap::new())),
+            mount_time_ns: crate::archive::objects::now_ns(),
+        }
+    }
+
+    fn with_archive<T>(&self, f: impl FnOnce(&Archive) -> crate::archive::Result<T>) -> FsResult<T> {
+        let a = self.archive.lock().map_err(|_| FsError::Io("archive lock poisoned".into()))?;
+        f(&a).map_err(io)
+    }
+
+    fn heads(&self) -> FsResult<HashMap<String, Option<Hash>>> {
+        let mut h = self.heads.lock().map_err(|_| FsError::Io("poisoned".into()))?;
+        if h.0.elapsed() >= HEADS_TTL {
+            let branches = self.with_archive(|a| a.branches())?;
+            h.1 = branches.into_iter().collect();
+            h.0 = Instant::now();
+            // Newly committed packs must be readable by the chunk store.
+            let names = self.with_archive(|a| a.catalog.pack_names())?;
+            self.prefetch.store().register_packs(names.into_iter().map(|(i, n, _)| (i, n)));
+        }
+        Ok(h.1.clone())
+    }
+
+    fn node(&self, ino: u64) -> FsResult<Node> {
+        self.inodes.get(ino).ok_or(FsError::NotFound)
+    }
+
+    /// The tree a directory node lists (None: an empty branch).
+    fn dir_tree(&self, node: &Node) -> FsResult<Option<Hash>> {
+        match &node.kind {
+            NodeKind::Dir { tree } => Ok(Some(*tree)),
+            NodeKind::Branch { name } => {
+                let head = self.heads()?.get(name).cloned().ok_or(FsError::NotFound)?;
+                match head {
+                    Some(c) => Ok(Some(self.with_archive(|a| a.commit(&c))?.tree)),
+                    None => Ok(None),
+                }
+            }
+            NodeKind::Root => Err(FsError::Io("internal: root has no tree".into())),
+            NodeKind::File { .. } => Err(FsError::NotDir),
+        }
+    }
+
+    pub fn attr_of(&self, n: &Node) -> Attr {
+        let kind = if matches!(n.kind, NodeKind::File { .. }) { NodeType::File } else { NodeType::Dir };
+        Attr { ino: n.ino, kind, size: n.size, mode: n.mode, mtime_ns: n.mtime_ns, nlink: if kind == NodeType::Dir { 2 } else { 1 } }
+    }
+
+    pub fn getattr(&self, ino: u64) -> FsResult<Attr> {
+        let n = self.node(ino)?;
+        if let NodeKind::Branch { name } = &n.kind {
+            // A branch root's mtime is its head commit's time.
+            let head = self.heads()?.get(name).cloned().ok_or(FsError::NotFound)?;
+            let mtime = match head {
+                Some(c) => self.with_archive(|a| a.commit(&c))?.time_ns,
+                None => self.mount_time_ns,
+            };
+            let mut a = self.attr_of(&n);
+            a.mtime_ns = mtime;
+            return Ok(a);
+        }
+        if n.ino == ROOT_INO {
+            let mut a = self.attr_of(&n);
+            a.mtime_ns = self.mount_time_ns;
+            return Ok(a);
+        }
+        Ok(self.attr_of(&n))
+    }
+
+    pub fn lookup(&self, parent: u64, name: &str) -> FsResult<Attr> {
+        let p = self.node(parent)?;
+        if name == "." {
+            return self.getattr(parent);
+        }
+        if name == ".." {
+            return self.getattr(p.parent);
+        }
+        if p.kind == NodeKind::Root {
+            let heads = self.heads()?;
+            if !heads.contains_key(name) {
+                return Err(FsError::NotFound);
+            }
+            let n = self.inodes.child(&p, name, NodeKind::Branch { name: name.to_string() }, 0, 0o755, self.mount_time_ns);
+            return self.getattr(n.ino);
+        }
+        let Some(tree) = self.dir_tree(&p)? else { return Err(FsError::NotFound) };
+        // One indexed probe of (tree, name): a miss costs one SQLite lookup, no scan.
+        let e = self.with_archive(|a| a.catalog.tree_lookup(&tree, name))?.ok_or(FsError::NotFound)?;
+        let kind = match e.kind {
+            EntryKind::Dir => NodeKind::Dir { tree: e.hash },
+            EntryKind::File => NodeKind::File { blob: e.hash },
+        };
+        let size = if e.kind == EntryKind::File { e.size } else { 4096 };
+        let n = self.inodes.child(&p, name, kind, size, e.mode, e.mtime_ns);
+        Ok(self.attr_of(&n))
+    }
+
+    /// Directory entries (without `.` and `..`), with inode numbers.
+    pub fn readdir(&self, ino: u64) -> FsResult<Vec<(String, Attr)>> {
+        let p = self.node(ino)?;
+        if p.kind == NodeKind::Root {
+            let mut names: Vec<String> = self.heads()?.into_keys().collect();
+            names.sort();
+            let mut out = Vec::new();
+            for name in names {
+                let n = self.inodes.child(&p, &name, NodeKind::Branch { name: name.clone() }, 0, 0o755, self.mount_time_ns);
+                out.push((name, self.getattr(n.ino)?));
+            }
+            return Ok(out);
+        }
+        let Some(tree) = self.dir_tree(&p)? else { return Ok(Vec::new()) };
+        let entries = self.with_archive(|a| a.list_dir(&tree))?;
+        Ok(entries
+            .into_iter()
+            .map(|e| {
+                let (kind, size) = match e.kind {
+                    EntryKind::Dir => (NodeKind::Dir { tree: e.hash }, 4096),
+                    EntryKind::File => (NodeKind::File { blob: e.hash }, e.size),
+                };
+                let n = self.inodes.child(&p, &e.name, kind, size, e.mode, e.mtime_ns);
+                (e.name, self.attr_of(&n))
+            })
+            .collect())
+    }
+
+    pub fn open(&self, ino: u64, write: bool) -> FsResult<u64> {
+        let n = self.node(ino)?;
+        let NodeKind::File { blob } = &n.kind else { return Err(FsError::IsDir) };
+        if write {
+            return Err(FsError::ReadOnly);
+        }
+        let reader = self.with_archive(|a| a.blob_reader(blob))?;
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        let of = OpenFile { node: n, reader, seq: Mutex::new(SeqState { next: 0, window: 0, requested_to: 0 }) };
+        self.handles.lock().map_err(|_| FsError::BadHandle)?.insert(fh, Arc::new(of));
+        Ok(fh)
+    }
+
+    pub fn release(&self, fh: u64) {
+        if let Ok(mut h) = self.handles.lock() {
+            h.remove(&fh);
+        }
+    }
+
+    fn handle(&self, fh: u64) -> FsResult<Arc<OpenFile>> {
+        self.handles.lock().map_err(|_| FsError::BadHandle)?.get(&fh).cloned().ok_or(FsError::BadHandle)
+    }
+
+    /// Read up to `size` bytes at `offset`. A damaged chunk fails this read with
+    /// an I/O error (and a log line naming the file); other ranges still read.
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        let of = self.handle(fh)?;
+        let r = &of.reader;
+        if offset >= r.size {
+            return Ok(Vec::new());
+        }
+        let len = (size as u64).min(r.size - offset);
+        self.plan_readahead(&of, offset, len);
+        let mut out = vec![0u8; len as usize];
+        let mut done = 0u64;
+        for re in r.extents_in(offset, len) {
+            let e = &re.extent;
+            let start = (offset + done).max(e.file_offset);
+            let end = (offset + len).min(e.file_offset + e.length);
+            if start >= end {
+                continue;
+            }
+            let in_chunk = e.chunk_offset + (start - e.file_offset);
+            let dst = &mut out[(start - offset) as usize..(end - offset) as usize];
+            let res = if let Some(c) = self.prefetch.cached(&e.chunk) {
+                copy_from(&c, in_chunk, dst)
+            } else if self.prefetch.store().can_pread(&e.chunk, &re.loc) {
+                // Random access to a verified raw chunk: read only what was asked.
+                self.prefetch.store().read_chunk_range(&e.chunk, &re.loc, in_chunk, dst).map_err(|e| e.to_string())
+            } else {
+                self.prefetch.get(&e.chunk, &re.loc).and_then(|c| copy_from(&c, in_chunk, dst))
+            };
+            if let Err(msg) = res {
+                log::error!("{}: read at {} failed: {msg}", of.node.path, start);
+                return Err(FsError::Io(msg));
+            }
+            done = end - offset;
+        }
+        Ok(out)
+    }
+
+    /// Sequential detection: a read that starts where the last ended grows the
+    /// window (doubling, up to the prefetcher's cap); any other read resets it.
+    fn plan_readahead(&self, of: &OpenFile, offset: u64, len: u64) {
+        let Ok(mut s) = of.seq.lock() else { return };
+        if offset == s.next && offset > 0 {
+            s.window = (s.window.max(4 << 20) * 2).min(self.prefetch.max_window);
+        } else if offset != s.next {
+            s.window = 0;
+            s.requested_to = 0;
+        }
+        s.next = offset + len;
+        if s.window == 0 {
+            return;
+        }
+        let from = (offset + len).max(s.requested_to);
+        let to = (offset + len + s.window).min(of.reader.size);
+        if to <= from {
+            return;
+        }
+        let chunks = of.reader.chunks_in(from, to - from);
+        s.requested_to = to;
+        drop(s);
+        self.prefetch.prefetch(&chunks);
+    }
+
+    pub fn listxattr(&self, ino: u64) -> FsResult<Vec<String>> {
+        Ok(self.xattrs(ino)?.into_iter().map(|(k, _)| k).collect())
+    }
+
+    pub fn getxattr(&self, ino: u64, name: &str) -> FsResult<Vec<u8>> {
+        self.xattrs(ino)?.into_iter().find(|(k, _)| k == name).map(|(_, v)| v.into_bytes()).ok_or(FsError::NoAttr)
+    }
+
+    /// `user.reelfs.*`: what a tool may want without decoding the file.
+    fn xattrs(&self, ino: u64) -> FsResult<Vec<(String, String)>> {
+        let n = self.node(ino)?;
+        let mut out = Vec::new();
+        match &n.kind {
+            NodeKind::File { blob } => {
+                out.push(("user.reelfs.hash".into(), format!("blake3:{blob}")));
+                out.push(("user.reelfs.location".into(), "disk".into()));
+                if let Some((facts, err)) = self.with_archive(|a| a.media(blob))? {
+                    if let Some(e) = err {
+                        out.push(("user.reelfs.damaged".into(), e));
+                    }
+                    if let Some(f) = facts {
+                        let s = |k: &str| f.get(k).and_then(|v| match v {
+                            serde_json::Value::String(s) => Some(s.clone()),
+                            serde_json::Value::Number(n) => Some(n.to_string()),
+                            serde_json::Value::Bool(b) => Some(b.to_string()),
+                            _ => None,
+                        });
+                        for (key, field) in [
+                            ("timecode", "timecode"),
+                            ("rate", "frame_rate"),
+                            ("fps", "frame_rate_fps"),
+                            ("drop_frame", "drop_frame"),
+                            ("reel", "reel"),
+                            ("duration_frames", "duration_frames"),
+                            ("codec", "codec"),
+                            ("container", "container"),
+                        ] {
+                            if let Some(v) = s(field) {
+                                out.push((format!("user.reelfs.{key}"), v));
+                            }
+                        }
+                    }
+                }
+            }
+            NodeKind::Branch { name } => {
+                out.push(("user.reelfs.branch".into(), name.clone()));
+                if let Some(Some(h)) = self.heads()?.get(name) {
+                    out.push(("user.reelfs.commit".into(), h.to_hex()));
+                }
+            }
+            NodeKind::Dir { tree } => out.push(("user.reelfs.tree".into(), tree.to_hex())),
+            NodeKind::Root => {}
+        }
+        Ok(out)
+    }
+
+    pub fn inode_count(&self) -> usize {
+        self.inodes.len()
+    }
+}
+
+fn copy_from(chunk: &[u8], off: u64, dst: &mut [u8]) -> Result<(), String> {
+    let start = off as usize;
+    let end = start + dst.len();
+    if end > chunk.len() {
+        return Err(format!("extent runs past its chunk ({end} > {})", chunk.len()));
+    }
+    dst.copy_from_slice(&chunk[start..end]);
+    Ok(())
+}

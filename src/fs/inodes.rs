@@ -1,0 +1,106 @@
+//! Inode numbers, stable for the life of a mount.
+//!
+//! An inode is identified by (parent inode, name, content hash): the same name
+//! showing new content after a commit gets a new inode, so the kernel never
+//! serves cached pages of the old content under the new one.
+
+use crate::archive::Hash;
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+pub const ROOT_INO: u64 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeKind {
+    /// The mount root: one directory per branch.
+    Root,
+    /// A branch's root directory; its tree is the branch head, looked up anew.
+    Branch { name: String },
+    /// A directory inside a commit's tree (immutable).
+    Dir { tree: Hash },
+    /// A file (immutable content).
+    File { blob: Hash },
+}
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub ino: u64,
+    pub parent: u64,
+    pub name: String,
+    /// Path below the mount root, for log lines and xattrs.
+    pub path: String,
+    pub kind: NodeKind,
+    pub size: u64,
+    pub mode: u32,
+    pub mtime_ns: i64,
+}
+
+type Key = (u64, String, Option<Hash>);
+
+#[derive(Default)]
+struct Table {
+    nodes: HashMap<u64, Node>,
+    by_key: HashMap<Key, u64>,
+    next: u64,
+}
+
+pub struct Inodes {
+    t: RwLock<Table>,
+}
+
+impl Default for Inodes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Inodes {
+    pub fn new() -> Inodes {
+        let mut t = Table { next: ROOT_INO + 1, ..Default::default() };
+        t.nodes.insert(
+            ROOT_INO,
+            Node { ino: ROOT_INO, parent: ROOT_INO, name: String::new(), path: String::new(), kind: NodeKind::Root, size: 0, mode: 0o755, mtime_ns: 0 },
+        );
+        Inodes { t: RwLock::new(t) }
+    }
+
+    pub fn get(&self, ino: u64) -> Option<Node> {
+        self.t.read().ok()?.nodes.get(&ino).cloned()
+    }
+
+    /// The inode for a child, allocating one the first time it is seen. Attributes
+    /// are refreshed (a branch root's mtime moves with its head).
+    pub fn child(&self, parent: &Node, name: &str, kind: NodeKind, size: u64, mode: u32, mtime_ns: i64) -> Node {
+        let content = match &kind {
+            NodeKind::Dir { tree } => Some(*tree),
+            NodeKind::File { blob } => Some(*blob),
+            _ => None,
+        };
+        let key = (parent.ino, name.to_string(), content);
+        let path = if parent.path.is_empty() { name.to_string() } else { format!("{}/{}", parent.path, name) };
+        let mut t = match self.t.write() {
+            Ok(t) => t,
+            Err(p) => p.into_inner(),
+        };
+        let ino = match t.by_key.get(&key) {
+            Some(i) => *i,
+            None => {
+                let i = t.next;
+                t.next += 1;
+                t.by_key.insert(key, i);
+                i
+            }
+        };
+        let node = Node { ino, parent: parent.ino, name: name.to_string(), path, kind, size, mode, mtime_ns };
+        t.nodes.insert(ino, node.clone());
+        node
+    }
+
+    pub fn len(&self) -> usize {
+        self.t.read().map(|t| t.nodes.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

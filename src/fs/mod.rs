@@ -1,0 +1,11 @@
+//! The archive as a filesystem. `core` is the filesystem (names, inodes, reads)
+//! and knows nothing of FUSE; `fuse` is a thin adapter from `fuser` calls to it;
+//! `readahead` keeps sequential readers ahead of the disk; `mount` runs a session.
+
+pub mod core;
+pub mod fuse;
+pub mod inodes;
+pub mod mount;
+pub mod readahead;
+
+pub use self::core::{Attr, FsCore, FsError, NodeType};

@@ -1,0 +1,132 @@
+//! Running a mount: checks that give clear errors before touching FUSE, the
+//! session with several worker threads, and a clean unmount on SIGINT/SIGTERM.
+
+use super::core::{FsCore, FsOptions};
+use super::fuse::FuseAdapter;
+use crate::archive::Archive;
+use fuser::{Config, MountOption, SessionACL};
+use std::path::Path;
+
+pub struct MountOptions {
+    pub allow_other: bool,
+    pub read_only: bool,
+    pub cache_bytes: usize,
+    pub threads: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("{0}")]
+    Archive(#[from] crate::archive::ArchiveError),
+    #[error("mountpoint {0}: does not exist; create it with `mkdir -p {0}`")]
+    NoMountpoint(String),
+    #[error("mountpoint {0}: is not a directory")]
+    NotADirectory(String),
+    #[error("mountpoint {0}: is not empty (or is already a mount); choose an empty directory")]
+    NotEmpty(String),
+    #[error("/dev/fuse is missing: load the fuse module (`modprobe fuse`) or, in a container, pass --device /dev/fuse")]
+    NoFuse,
+    #[error("mounting {path} failed: {source}")]
+    Mount { path: String, source: std::io::Error },
+}
+
+/// Everything that can be checked before mounting, so a bad invocation fails
+/// with a reason instead of leaving a half-made mount behind.
+pub fn preflight(archive: &Path, mountpoint: &Path) -> Result<(), MountError> {
+    let mp = mountpoint.display().to_string();
+    let meta = std::fs::metadata(mountpoint).map_err(|_| MountError::NoMountpoint(mp.clone()))?;
+    if !meta.is_dir() {
+        return Err(MountError::NotADirectory(mp));
+    }
+    let mut rd = std::fs::read_dir(mountpoint).map_err(|_| MountError::NotEmpty(mp.clone()))?;
+    if rd.next().is_some() {
+        return Err(MountError::NotEmpty(mp));
+    }
+    if !Path::new("/dev/fuse").exists() {
+        return Err(MountError::NoFuse);
+    }
+    Archive::open(archive)?;
+    Ok(())
+}
+
+/// Block SIGINT/SIGTERM in this thread (and so in every thread started after)
+/// and return the set, for a dedicated thread to `sigwait` on.
+fn block_term_signals() -> libc::sigset_t {
+    // SAFETY: plain signal-mask calls on a local set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+/// Mount and serve until unmounted (by `reelfs umount`, `fusermount3 -u`, or a
+/// signal). `ready` is called once the kernel has accepted the mount.
+pub fn mount_foreground(archive: &Path, mountpoint: &Path, opts: &MountOptions, ready: impl FnOnce()) -> Result<(), MountError> {
+    preflight(archive, mountpoint)?;
+    let set = block_term_signals();
+    let a = Archive::open(archive)?;
+    let core = FsCore::new(a, FsOptions { cache_bytes: opts.cache_bytes, readahead_workers: 4 });
+    let fs = FuseAdapter::new(core);
+    let mut mount_options = vec![
+        MountOption::FSName(format!("reelfs:{}", archive.display())),
+        MountOption::Subtype("reelfs".into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoAtime,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+    ];
+    // Writes arrive with copy-on-write support (a later issue); until then the
+    // mount is always read-only and --read-only only states it.
+    let _ = opts.read_only;
+    mount_options.push(MountOption::RO);
+    let mut cfg = Config::default();
+    cfg.mount_options = mount_options;
+    cfg.acl = if opts.allow_other { SessionACL::All } else { SessionACL::Owner };
+    cfg.n_threads = Some(opts.threads.max(1));
+    cfg.clone_fd = true;
+    let mp = mountpoint.display().to_string();
+    let mut session = fuser::Session::new(fs, mountpoint, &cfg).map_err(|source| MountError::Mount { path: mp.clone(), source })?;
+    let mut unmounter = session.unmount_callable();
+    std::thread::Builder::new()
+        .name("reelfs-signals".into())
+        .spawn(move || {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: waiting on the set blocked above.
+            if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+                log::info!("signal {sig}: unmounting");
+                if let Err(e) = unmounter.unmount() {
+                    log::warn!("unmount on signal failed: {e}; trying fusermount3 -u");
+                    let _ = std::process::Command::new("fusermount3").arg("-u").arg(&mp).status();
+                }
+            }
+        })
+        .map_err(|source| MountError::Mount { path: mountpoint.display().to_string(), source })?;
+    ready();
+    session.run().map_err(|source| MountError::Mount { path: mountpoint.display().to_string(), source })
+}
+
+/// Unmount a reelfs mount: `fusermount3 -u`, falling back to umount(2) as root.
+pub fn unmount(mountpoint: &Path) -> Result<(), String> {
+    let out = std::process::Command::new("fusermount3").arg("-u").arg(mountpoint).output();
+    match out {
+        Ok(o) if o.status.success() => Ok(()),
+        other => {
+            let msg = match other {
+                Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+                Err(e) => format!("fusermount3: {e}"),
+            };
+            let c = std::ffi::CString::new(mountpoint.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+            // SAFETY: umount2 on a NUL-terminated path.
+            if unsafe { libc::umount2(c.as_ptr(), 0) } == 0 {
+                Ok(())
+            } else {
+                Err(format!("cannot unmount {}: {msg}", mountpoint.display()))
+            }
+        }
+    }
+}
