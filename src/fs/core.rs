@@ -5,6 +5,8 @@
 use super::inodes::{Inodes, Node, NodeKind, ROOT_INO};
 use super::readahead::Prefetcher;
 use crate::archive::{Archive, BlobReader, EntryKind, Hash};
+use crate::media::slice::{self, SlicePlan};
+use crate::timecode::SliceSpec;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -49,7 +51,9 @@ pub struct Attr {
 /// One open file: its content reader and the state of its sequential detector.
 pub struct OpenFile {
     pub node: Node,
-    pub reader: BlobReader,
+    pub reader: Arc<BlobReader>,
+    /// Set for a virtual slice: the planned layout served instead of the blob.
+    pub slice: Option<Arc<SlicePlan>>,
     seq: Mutex<SeqState>,
 }
 
@@ -81,6 +85,8 @@ pub struct FsCore {
     /// processes (an ingest) appear without a remount.
     heads: Mutex<(Instant, HashMap<String, Option<Hash>>)>,
     mount_time_ns: i64,
+    /// Slices resolved by lookup, by inode, with the source they read from.
+    slices: Mutex<HashMap<u64, (Arc<SlicePlan>, Arc<BlobReader>, String)>>,
 }
 
 const HEADS_TTL: Duration = Duration::from_secs(1);
@@ -100,6 +106,7 @@ impl FsCore {
             prefetch: Prefetcher::new(store, opts.cache_bytes, opts.readahead_workers),
             heads: Mutex::new((Instant::now() - HEADS_TTL * 2, HashMap::new())),
             mount_time_ns: crate::archive::objects::now_ns(),
+            slices: Mutex::new(HashMap::new()),
         }
     }
 
@@ -137,12 +144,12 @@ impl FsCore {
                 }
             }
             NodeKind::Root => Err(FsError::Io("internal: root has no tree".into())),
-            NodeKind::File { .. } => Err(FsError::NotDir),
+            NodeKind::File { .. } | NodeKind::Slice { .. } => Err(FsError::NotDir),
         }
     }
 
     pub fn attr_of(&self, n: &Node) -> Attr {
-        let kind = if matches!(n.kind, NodeKind::File { .. }) { NodeType::File } else { NodeType::Dir };
+        let kind = if matches!(n.kind, NodeKind::File { .. } | NodeKind::Slice { .. }) { NodeType::File } else { NodeType::Dir };
         Attr { ino: n.ino, kind, size: n.size, mode: n.mode, mtime_ns: n.mtime_ns, nlink: if kind == NodeType::Dir { 2 } else { 1 } }
     }
 
@@ -185,13 +192,43 @@ impl FsCore {
         }
         let Some(tree) = self.dir_tree(&p)? else { return Err(FsError::NotFound) };
         // One indexed probe of (tree, name): a miss costs one SQLite lookup, no scan.
-        let e = self.with_archive(|a| a.catalog.tree_lookup(&tree, name))?.ok_or(FsError::NotFound)?;
+        let Some(e) = self.with_archive(|a| a.catalog.tree_lookup(&tree, name))? else {
+            return self.lookup_slice(&p, &tree, name);
+        };
         let kind = match e.kind {
             EntryKind::Dir => NodeKind::Dir { tree: e.hash },
             EntryKind::File => NodeKind::File { blob: e.hash },
         };
         let size = if e.kind == EntryKind::File { e.size } else { 4096 };
         let n = self.inodes.child(&p, name, kind, size, e.mode, e.mtime_ns);
+        Ok(self.attr_of(&n))
+    }
+
+    /// `clip.mov@IN-OUT[+H]`: resolved here, never listed by readdir. Any reason
+    /// it cannot be served (bad timecode, out of range, not media) is ENOENT for
+    /// the kernel; `reelfs slice` prints the reason.
+    fn lookup_slice(&self, parent: &Node, tree: &Hash, name: &str) -> FsResult<Attr> {
+        let Some(spec) = SliceSpec::parse_name(name) else { return Err(FsError::NotFound) };
+        let spec = spec.map_err(|e| {
+            log::info!("{}/{name}: {e}", parent.path);
+            FsError::NotFound
+        })?;
+        let base = self.with_archive(|a| a.catalog.tree_lookup(tree, &spec.base_name))?.ok_or(FsError::NotFound)?;
+        if base.kind != EntryKind::File {
+            return Err(FsError::NotFound);
+        }
+        let path = format!("{}/{}", parent.path, base.name);
+        let (facts, _) = self.with_archive(|a| a.media(&base.hash))?.ok_or(FsError::NotFound)?;
+        let facts = facts.ok_or(FsError::NotFound)?;
+        let reader = Arc::new(self.with_archive(|a| a.blob_reader(&base.hash))?);
+        let plan = slice::plan(&path, &spec, &facts, reader.clone()).map_err(|e| {
+            log::info!("{path}: slice {name}: {e}");
+            FsError::NotFound
+        })?;
+        let n = self.inodes.child(parent, name, NodeKind::Slice { blob: base.hash }, plan.size, base.mode, base.mtime_ns);
+        if let Ok(mut m) = self.slices.lock() {
+            m.insert(n.ino, (Arc::new(plan), reader, path));
+        }
         Ok(self.attr_of(&n))
     }
 
@@ -225,13 +262,23 @@ impl FsCore {
 
     pub fn open(&self, ino: u64, write: bool) -> FsResult<u64> {
         let n = self.node(ino)?;
-        let NodeKind::File { blob } = &n.kind else { return Err(FsError::IsDir) };
         if write {
-            return Err(FsError::ReadOnly);
+            return Err(match n.kind {
+                NodeKind::File { .. } | NodeKind::Slice { .. } => FsError::ReadOnly,
+                _ => FsError::IsDir,
+            });
         }
-        let reader = self.with_archive(|a| a.blob_reader(blob))?;
+        let (reader, slice) = match &n.kind {
+            NodeKind::File { blob } => (Arc::new(self.with_archive(|a| a.blob_reader(blob))?), None),
+            NodeKind::Slice { .. } => {
+                let m = self.slices.lock().map_err(|_| FsError::BadHandle)?;
+                let (plan, reader, _) = m.get(&ino).cloned().ok_or(FsError::NotFound)?;
+                (reader, Some(plan))
+            }
+            _ => return Err(FsError::IsDir),
+        };
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        let of = OpenFile { node: n, reader, seq: Mutex::new(SeqState { next: 0, window: 0, requested_to: 0 }) };
+        let of = OpenFile { node: n, reader, slice, seq: Mutex::new(SeqState { next: 0, window: 0, requested_to: 0 }) };
         self.handles.lock().map_err(|_| FsError::BadHandle)?.insert(fh, Arc::new(of));
         Ok(fh)
     }
@@ -250,6 +297,26 @@ impl FsCore {
     /// an I/O error (and a log line naming the file); other ranges still read.
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
         let of = self.handle(fh)?;
+        if let Some(plan) = &of.slice {
+            let Some(vf) = &plan.file else { return Err(FsError::Io("slice has no layout".into())) };
+            if offset >= vf.len {
+                return Ok(Vec::new());
+            }
+            let mut out = vec![0u8; (size as u64).min(vf.len - offset) as usize];
+            let mut done = 0;
+            while done < out.len() {
+                let n = slice::read_at(vf, &of.reader, offset + done as u64, &mut out[done..]).map_err(|e| {
+                    log::error!("{}: slice read at {} failed: {e}", of.node.path, offset + done as u64);
+                    FsError::Io(e.to_string())
+                })?;
+                if n == 0 {
+                    break;
+                }
+                done += n;
+            }
+            out.truncate(done);
+            return Ok(out);
+        }
         let r = &of.reader;
         if offset >= r.size {
             return Ok(Vec::new());
@@ -357,6 +424,17 @@ impl FsCore {
                 out.push(("user.reelfs.branch".into(), name.clone()));
                 if let Some(Some(h)) = self.heads()?.get(name) {
                     out.push(("user.reelfs.commit".into(), h.to_hex()));
+                }
+            }
+            NodeKind::Slice { .. } => {
+                if let Some((plan, _, src)) = self.slices.lock().ok().and_then(|m| m.get(&ino).cloned()) {
+                    out.push(("user.reelfs.source".into(), src));
+                    out.push(("user.reelfs.timecode".into(), plan.start_tc.clone()));
+                    out.push(("user.reelfs.in".into(), plan.in_tc.clone()));
+                    out.push(("user.reelfs.out".into(), plan.out_tc.clone()));
+                    out.push(("user.reelfs.rate".into(), plan.rate.clone()));
+                    out.push(("user.reelfs.duration_frames".into(), (plan.end_frame - plan.first_frame).to_string()));
+                    out.push(("user.reelfs.handles".into(), format!("{},{}", plan.handles_before, plan.handles_after)));
                 }
             }
             NodeKind::Dir { tree } => out.push(("user.reelfs.tree".into(), tree.to_hex())),

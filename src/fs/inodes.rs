@@ -20,6 +20,8 @@ pub enum NodeKind {
     Dir { tree: Hash },
     /// A file (immutable content).
     File { blob: Hash },
+    /// A virtual timecode slice of a file (`clip.mov@IN-OUT`), resolved on lookup.
+    Slice { blob: Hash },
 }
 
 #[derive(Debug, Clone)]
@@ -73,7 +75,7 @@ impl Inodes {
     pub fn child(&self, parent: &Node, name: &str, kind: NodeKind, size: u64, mode: u32, mtime_ns: i64) -> Node {
         let content = match &kind {
             NodeKind::Dir { tree } => Some(*tree),
-            NodeKind::File { blob } => Some(*blob),
+            NodeKind::File { blob } | NodeKind::Slice { blob } => Some(*blob),
             _ => None,
         };
         let key = (parent.ino, name.to_string(), content);

@@ -3,3 +3,4 @@
 
 pub mod probe;
 pub mod qt;
+pub mod slice;

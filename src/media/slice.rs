@@ -1,0 +1,120 @@
+//! Timecode slices of archived clips: `clip.mov@IN-OUT[+H]` → a plan that the
+//! mount serves and `reelfs slice`/`extract` write out.
+//!
+//! For QuickTime/MP4 the slice is virtual (see `qt`): a new `moov` pointing into
+//! the original's essence, read in place. Other containers are not sliced yet;
+//! the error says so, so a user knows why the path does not open.
+
+use super::qt::{self, ReadAt, VirtualFile};
+use crate::archive::{ArchiveError, BlobReader};
+use crate::timecode::{FrameRate, SliceSpec, Timecode, TimecodeError};
+use serde::Serialize;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SliceError {
+    #[error("{0}")]
+    Timecode(#[from] TimecodeError),
+    #[error("{0}")]
+    Archive(#[from] ArchiveError),
+    #[error("{0}")]
+    Qt(#[from] qt::QtError),
+    #[error("{path}: not media with video and timecode (was it probed? `reelfs info` shows its facts)")]
+    NotMedia { path: String },
+    #[error("{path}: frame rate {rate} is not a SMPTE rate reelfs can slice")]
+    UnknownRate { path: String, rate: String },
+    #[error("{path}: {range} lies outside the clip, which runs {clip_start} to {clip_end} (out exclusive)")]
+    OutOfRange { path: String, range: String, clip_start: String, clip_end: String },
+    #[error("{path}: slicing {container} is not supported yet (zero-copy slices are QuickTime/MP4 only)")]
+    Unsupported { path: String, container: String },
+}
+
+/// Adapts the archive's reader to what the QuickTime planner reads from.
+pub struct BlobSource(pub Arc<BlobReader>);
+
+impl ReadAt for BlobSource {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read_at(offset, buf).map_err(|e| std::io::Error::other(e.to_string()))
+    }
+    fn len(&self) -> u64 {
+        self.0.size
+    }
+}
+
+/// A resolved slice, ready to serve.
+#[derive(Debug, Clone, Serialize)]
+pub struct SlicePlan {
+    /// Video frame indices in the source, end exclusive, handles included.
+    pub first_frame: u64,
+    pub end_frame: u64,
+    /// Timecode of the slice's first frame (in point minus the handles given).
+    pub start_tc: String,
+    pub in_tc: String,
+    pub out_tc: String,
+    pub rate: String,
+    pub handles_before: u64,
+    pub handles_after: u64,
+    pub handles_requested: u64,
+    pub size: u64,
+    #[serde(skip)]
+    pub file: Option<Arc<VirtualFile>>,
+}
+
+/// The rate and start timecode of a probed clip, from its media facts.
+pub fn clip_timing(path: &str, facts: &serde_json::Value) -> Result<(FrameRate, Timecode, u64), SliceError> {
+    let not_media = || SliceError::NotMedia { path: path.into() };
+    let rate_s = facts["frame_rate"].as_str().ok_or_else(not_media)?;
+    let (n, d) = rate_s.split_once('/').ok_or_else(not_media)?;
+    let (n, d): (u32, u32) = (n.parse().map_err(|_| not_media())?, d.parse().map_err(|_| not_media())?);
+    let df = facts["drop_frame"].as_bool().unwrap_or(false);
+    let rate = FrameRate::from_rational(n, d, df).ok_or_else(|| SliceError::UnknownRate { path: path.into(), rate: rate_s.into() })?;
+    let tc = facts["timecode"].as_str().unwrap_or("00:00:00:00");
+    let start = Timecode::parse(tc, rate)?;
+    let frames = facts["duration_frames"].as_u64().ok_or_else(not_media)?;
+    Ok((rate, start, frames))
+}
+
+/// Resolve `spec` against a clip and plan its bytes.
+pub fn plan(path: &str, spec: &SliceSpec, facts: &serde_json::Value, reader: Arc<BlobReader>) -> Result<SlicePlan, SliceError> {
+    let (rate, clip_start, frames) = clip_timing(path, facts)?;
+    let r = spec.resolve(rate)?;
+    let clip_end = clip_start + frames as i64;
+    let in_f = r.range.start.frames() - clip_start.frames();
+    let out_f = r.range.end.frames() - clip_start.frames();
+    if in_f < 0 || out_f > frames as i64 {
+        return Err(SliceError::OutOfRange {
+            path: path.into(),
+            range: format!("{}-{}", r.range.start, r.range.end),
+            clip_start: clip_start.to_string(),
+            clip_end: clip_end.to_string(),
+        });
+    }
+    // Handles are clamped to the media; the handles actually given are reported.
+    let h = r.handle_frames.max(0);
+    let first = (in_f - h).max(0);
+    let end = (out_f + h).min(frames as i64);
+    let container = facts["container"].as_str().unwrap_or("");
+    if !container.contains("mov") {
+        return Err(SliceError::Unsupported { path: path.into(), container: container.into() });
+    }
+    let src = BlobSource(reader);
+    let vf = qt::plan_slice(&src, first as u64, end as u64)?;
+    Ok(SlicePlan {
+        first_frame: first as u64,
+        end_frame: end as u64,
+        start_tc: (clip_start + first).to_string(),
+        in_tc: r.range.start.to_string(),
+        out_tc: r.range.end.to_string(),
+        rate: rate.to_string(),
+        handles_before: (in_f - first) as u64,
+        handles_after: (end - out_f) as u64,
+        handles_requested: h as u64,
+        size: vf.len,
+        file: Some(Arc::new(vf)),
+    })
+}
+
+/// Read bytes of a planned slice.
+pub fn read_at(vf: &VirtualFile, reader: &Arc<BlobReader>, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+    vf.read_at(&BlobSource(reader.clone()), offset, buf)
+}
