@@ -119,6 +119,45 @@ enum Cmd {
     },
     /// Unmount a reelfs mount.
     Umount { mountpoint: PathBuf },
+    /// Resolve a timecode slice `BRANCH/PATH@IN-OUT[+H]` and say what it is (or why
+    /// it does not exist); with -o, write its bytes.
+    Slice {
+        archive: PathBuf,
+        spec: String,
+        /// Write the slice to this file.
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pull timecode ranges into real files: from an EDL (--edl), an OTIO timeline
+    /// (--otio), or one clip (`BRANCH/PATH --in TC --out-tc TC`).
+    Extract {
+        archive: PathBuf,
+        /// A clip for a single pull (with --in and --out-tc).
+        path: Option<String>,
+        #[arg(long)]
+        edl: Option<PathBuf>,
+        #[arg(long)]
+        otio: Option<PathBuf>,
+        /// In point (single pull).
+        #[arg(long = "in")]
+        in_tc: Option<String>,
+        /// Out point, exclusive (single pull).
+        #[arg(long = "out-tc")]
+        out_tc: Option<String>,
+        /// Handle frames added on each side (clamped to the media).
+        #[arg(long, default_value_t = 0)]
+        handles: u32,
+        /// Branch (optionally BRANCH/FOLDER) whose clips EDL/OTIO events match against.
+        #[arg(long, default_value = "main")]
+        branch: String,
+        /// Folder to write the pulls and report.json into.
+        #[arg(long = "out")]
+        out: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Logical vs stored bytes, chunks, dedup and compression ratios.
     Stats {
         archive: PathBuf,
@@ -608,6 +647,86 @@ fn run(cli: Cli) -> Result<i32> {
                 }
             })?;
             Ok(0)
+        }
+        Cmd::Slice { archive, spec, output, json } => {
+            let a = Archive::open(&archive)?;
+            let Some((path, name)) = spec.rsplit_once('/').map(|(p, n)| (p.to_string(), n.to_string())) else {
+                bail!("give BRANCH/PATH@IN-OUT, e.g. main/Day01/A001C003.mov@01:00:10:00-01:00:20:00");
+            };
+            let parsed = reelfs::timecode::SliceSpec::parse_name(&name)
+                .ok_or_else(|| anyhow::anyhow!("{name}: not a slice name; the form is CLIP@HH:MM:SS:FF-HH:MM:SS:FF[+HANDLES]"))??;
+            let base_spec = format!("{path}/{}", parsed.base_name);
+            let r = a.resolve(&base_spec)?;
+            let (facts, err) = a.media(&r.entry.hash)?.unwrap_or((None, None));
+            let Some(facts) = facts else {
+                bail!("{base_spec}: no media facts{}", err.map(|e| format!(" (damaged: {e})")).unwrap_or_default());
+            };
+            let reader = std::sync::Arc::new(a.blob_reader(&r.entry.hash)?);
+            let plan = reelfs::media::slice::plan(&base_spec, &parsed, &facts, reader.clone())?;
+            if let Some(out) = output {
+                let vf = plan.file.clone().context("slice has no layout")?;
+                let mut f = std::io::BufWriter::new(std::fs::File::create(&out).with_context(|| format!("cannot create {}", out.display()))?);
+                let mut buf = vec![0u8; 8 << 20];
+                let mut off = 0u64;
+                while off < vf.len {
+                    let n = reelfs::media::slice::read_at(&vf, &reader, off, &mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    std::io::Write::write_all(&mut f, &buf[..n])?;
+                    off += n as u64;
+                }
+                std::io::Write::flush(&mut f)?;
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+            } else {
+                println!(
+                    "{spec}\n  source {base_spec}\n  in {} out {} ({}), first frame {}\n  frames {} (source frames {}..{}), handles {} before, {} after (asked {})\n  size {} bytes, zero-copy QuickTime",
+                    plan.in_tc, plan.out_tc, plan.rate, plan.start_tc, plan.end_frame - plan.first_frame, plan.first_frame, plan.end_frame,
+                    plan.handles_before, plan.handles_after, plan.handles_requested, plan.size
+                );
+            }
+            Ok(0)
+        }
+        Cmd::Extract { archive, path, edl, otio, in_tc, out_tc, handles, branch, out, json } => {
+            use reelfs::media::extract;
+            let a = Archive::open(&archive)?;
+            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+            let rep = match (&path, &edl, &otio) {
+                (Some(p), None, None) => {
+                    let (Some(i), Some(o)) = (&in_tc, &out_tc) else { bail!("a single pull needs --in TC and --out-tc TC") };
+                    extract::extract_one(&a, p, i, o, handles, &out)?
+                }
+                (None, Some(e), None) => {
+                    let text = std::fs::read(e).with_context(|| format!("cannot read {}", e.display()))?;
+                    extract::extract_edl(&a, &branch, &String::from_utf8_lossy(&text), handles, &out)?
+                }
+                (None, None, Some(o)) => {
+                    let text = std::fs::read_to_string(o).with_context(|| format!("cannot read {}", o.display()))?;
+                    extract::extract_otio(&a, &branch, &text, handles, &out)?
+                }
+                _ => bail!("give exactly one of: BRANCH/PATH --in TC --out-tc TC, --edl FILE, --otio FILE"),
+            };
+            let report_path = out.join("report.json");
+            std::fs::write(&report_path, serde_json::to_string_pretty(&rep)?).with_context(|| format!("cannot write {}", report_path.display()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rep)?);
+            } else {
+                for w in &rep.warnings {
+                    eprintln!("warning: {w}");
+                }
+                println!("{:<12} {:<10} {:<13} {:<13} {:<10} {}", "SOURCE", "REEL", "IN", "OUT", "STATUS", "OUTPUT / REASON");
+                for p in &rep.pulls {
+                    println!(
+                        "{:<12} {:<10} {:<13} {:<13} {:<10} {}",
+                        p.source, p.reel, p.src_in, p.src_out, p.status,
+                        p.output.clone().or_else(|| p.reason.clone()).unwrap_or_default()
+                    );
+                }
+                println!("{} extracted, {} missing, {} failed; report: {}", rep.extracted, rep.missing, rep.failed, report_path.display());
+            }
+            Ok(if rep.missing > 0 || rep.failed > 0 { 3 } else { 0 })
         }
         Cmd::Umount { mountpoint } => {
             reelfs::fs::mount::unmount(&mountpoint).map_err(anyhow::Error::msg)?;

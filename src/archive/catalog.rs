@@ -48,6 +48,9 @@ CREATE TABLE IF NOT EXISTS sources (
   blob BLOB NOT NULL);
 -- Probed media facts, once per content hash.
 CREATE TABLE IF NOT EXISTS media (blob BLOB PRIMARY KEY, facts TEXT, error TEXT) WITHOUT ROWID;
+-- Chunks `check --deep` found damaged: ingest stores a fresh copy of such a chunk
+-- instead of deduplicating against it, so re-ingesting the original repairs it.
+CREATE TABLE IF NOT EXISTS damaged_chunks (hash BLOB PRIMARY KEY) WITHOUT ROWID;
 "#;
 
 pub struct Catalog {
@@ -146,7 +149,12 @@ impl Catalog {
     pub fn insert_record(&self, pack: i64, loc: &RecordLoc) -> Result<()> {
         use super::objects::RecordKind;
         let sql = if loc.kind == RecordKind::Chunk {
-            "INSERT OR IGNORE INTO chunks (hash, pack, offset, stored_len, raw_len, codec) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+            // A second copy of a chunk replaces the first only when the first is
+            // known to be damaged (see `damaged_chunks`).
+            "INSERT INTO chunks (hash, pack, offset, stored_len, raw_len, codec) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(hash) DO UPDATE SET pack = excluded.pack, offset = excluded.offset,
+               stored_len = excluded.stored_len, raw_len = excluded.raw_len, codec = excluded.codec
+             WHERE chunks.hash IN (SELECT hash FROM damaged_chunks)"
         } else {
             "INSERT OR IGNORE INTO objects (id, pack, offset, stored_len, raw_len, codec, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
         };
@@ -158,6 +166,29 @@ impl Catalog {
             st.execute(params![&loc.id.0[..], pack, loc.offset as i64, loc.stored_len, loc.raw_len, loc.codec, kind])
         };
         res.map(|_| ()).map_err(|e| self.err(e))
+    }
+
+    /// Remember chunks found damaged (by `check --deep`).
+    pub fn mark_damaged(&self, hashes: &[Hash]) -> Result<()> {
+        let mut st = self.conn.prepare_cached("INSERT OR IGNORE INTO damaged_chunks (hash) VALUES (?1)").map_err(|e| self.err(e))?;
+        for h in hashes {
+            st.execute([&h.0[..]]).map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// A chunk ingest can deduplicate against: catalogued and not known damaged.
+    pub fn has_good_chunk(&self, hash: &Hash) -> Result<bool> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT 1 FROM chunks WHERE hash = ?1 AND hash NOT IN (SELECT hash FROM damaged_chunks)")
+            .map_err(|e| self.err(e))?;
+        st.exists([&hash.0[..]]).map_err(|e| self.err(e))
+    }
+
+    /// A fresh copy of a damaged chunk was stored: it is no longer damaged.
+    pub fn clear_damaged(&self, hash: &Hash) -> Result<()> {
+        self.conn.execute("DELETE FROM damaged_chunks WHERE hash = ?1", [&hash.0[..]]).map(|_| ()).map_err(|e| self.err(e))
     }
 
     pub fn chunk_loc(&self, hash: &Hash) -> Result<Option<ChunkLoc>> {

@@ -159,6 +159,11 @@ pub fn check(archive: &Archive, deep: bool, progress: bool) -> Result<CheckRepor
     }
     if !bad_chunks.is_empty() {
         rep.problems.push(format!("{} damaged or missing chunk(s)", bad_chunks.len()));
+        // So that re-ingesting the originals stores good copies (best effort: a
+        // busy or read-only catalog only loses that convenience).
+        if let Err(e) = cat.mark_damaged(&bad_chunks.iter().copied().collect::<Vec<_>>()) {
+            log::warn!("could not record damaged chunks: {e}");
+        }
         rep.damaged_files = files_using_chunks(archive, &bad_chunks)?;
     }
     Ok(rep)
@@ -181,14 +186,18 @@ pub fn files_using_chunks(archive: &Archive, bad: &HashSet<Hash>) -> Result<Vec<
         }
     }
     let mut out = Vec::new();
-    let mut seen_trees = HashSet::new();
+    // Paths (relative to a tree) of damaged files below it, memoised by tree hash:
+    // branches and commits share most subtrees, and each must still be named.
+    let mut memo: HashMap<Hash, Vec<String>> = HashMap::new();
     for (branch, head) in archive.branches()? {
         let mut cur = head;
         let mut first = true;
         while let Some(c) = cur {
             let row = archive.commit(&c)?;
             let label = if first { branch.clone() } else { format!("{branch}@{}", &c.to_hex()[..8]) };
-            walk_for_blobs(cat, &row.tree, &label, &bad_blobs, &mut seen_trees, &mut out)?;
+            for rel in bad_paths_below(cat, &row.tree, &bad_blobs, &mut memo)? {
+                out.push(format!("{label}/{rel}"));
+            }
             first = false;
             cur = row.parents.first().copied();
         }
@@ -203,19 +212,24 @@ pub fn files_using_chunks(archive: &Archive, bad: &HashSet<Hash>) -> Result<Vec<
     Ok(out)
 }
 
-fn walk_for_blobs(cat: &Catalog, tree: &Hash, prefix: &str, bad: &HashSet<Hash>, seen: &mut HashSet<Hash>, out: &mut Vec<String>) -> Result<()> {
-    if !seen.insert(*tree) {
-        return Ok(());
+fn bad_paths_below(cat: &Catalog, tree: &Hash, bad: &HashSet<Hash>, memo: &mut HashMap<Hash, Vec<String>>) -> Result<Vec<String>> {
+    if let Some(v) = memo.get(tree) {
+        return Ok(v.clone());
     }
+    let mut out = Vec::new();
     for e in cat.tree_entries(tree)? {
-        let p = format!("{prefix}/{}", e.name);
         match e.kind {
-            EntryKind::File if bad.contains(&e.hash) => out.push(p),
+            EntryKind::File if bad.contains(&e.hash) => out.push(e.name),
             EntryKind::File => {}
-            EntryKind::Dir => walk_for_blobs(cat, &e.hash, &p, bad, seen, out)?,
+            EntryKind::Dir => {
+                for rel in bad_paths_below(cat, &e.hash, bad, memo)? {
+                    out.push(format!("{}/{rel}", e.name));
+                }
+            }
         }
     }
-    Ok(())
+    memo.insert(*tree, out.clone());
+    Ok(out)
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -274,11 +288,27 @@ pub fn rebuild_catalog(root: &Path) -> Result<RebuildReport> {
         rep.packs += 1;
         let file = File::open(&path).at(&path)?;
         for loc in &locs {
-            cat.insert_record(*id, loc)?;
             if loc.kind == RecordKind::Chunk {
+                if let Some(old) = cat.chunk_loc(&loc.id)? {
+                    // A second copy is stored when the first was found damaged (or by a
+                    // failed file): keep the first only if it still verifies.
+                    let old_path = pack_files.iter().find(|(n, _)| *n == old.pack).map(|(_, name)| packs_dir.join(name));
+                    let old_ok = old_path.is_some_and(|p| {
+                        let rl = RecordLoc { kind: RecordKind::Chunk, codec: old.codec, raw_len: old.raw_len, stored_len: old.stored_len, offset: old.offset, id: loc.id };
+                        File::open(&p).map(|f| pack::read_record(&f, &p, &rl).is_ok()).unwrap_or(false)
+                    });
+                    if !old_ok {
+                        cat.mark_damaged(&[loc.id])?;
+                        cat.insert_record(*id, loc)?;
+                        cat.clear_damaged(&loc.id)?;
+                    }
+                    continue;
+                }
+                cat.insert_record(*id, loc)?;
                 rep.chunks += 1;
                 continue;
             }
+            cat.insert_record(*id, loc)?;
             let raw = match pack::read_record(&file, &path, loc) {
                 Ok(r) => r,
                 Err(e) => {

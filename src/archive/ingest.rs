@@ -140,14 +140,26 @@ impl DirNode {
     }
 }
 
-/// The packs written by one ingest: rotated at the configured size; every sealed
-/// pack's rows go into the (still open) catalog transaction.
+/// The packs written by one ingest: rotated at the configured size. A sealed
+/// pack's catalog row is written only when the ingest finishes (`finish`): a file
+/// that fails is rolled back to its savepoint, and that must not take with it the
+/// row of a pack that also holds the files before it.
 struct PackSink {
     root: PathBuf,
     next_id: i64,
     target: u64,
     current: Option<(i64, String, PackWriter)>,
     written: Vec<PathBuf>,
+    /// (id, name, size, records) of packs sealed by this ingest.
+    sealed: Vec<(i64, String, u64, usize)>,
+}
+
+/// Where the sink stood when a file began: `rollback_to` gives back what the
+/// file wrote if it fails.
+struct SinkMark {
+    next_id: i64,
+    /// The pack open at the mark: (id, size, records).
+    open: Option<(i64, u64, usize)>,
 }
 
 impl PackSink {
@@ -169,7 +181,7 @@ impl PackSink {
         let loc = f(w)?;
         cat.insert_record(id, &loc)?;
         if w.size() >= self.target {
-            self.seal(cat)?;
+            self.seal()?;
         }
         Ok(loc)
     }
@@ -178,10 +190,49 @@ impl PackSink {
         self.record(cat, |w| w.append_object(kind, raw))
     }
 
-    fn seal(&mut self, cat: &Catalog) -> Result<()> {
+    /// Seal the open pack (fsync); its row is written by `finish`.
+    fn seal(&mut self) -> Result<()> {
         if let Some((id, name, w)) = self.current.take() {
             let (_, size, locs) = w.seal()?;
-            cat.insert_pack(id, &name, size, locs.len())?;
+            self.sealed.push((id, name, size, locs.len()));
+        }
+        Ok(())
+    }
+
+    /// Seal the open pack and record every sealed pack in the catalog
+    /// transaction; called once, just before it commits.
+    fn finish(&mut self, cat: &Catalog) -> Result<()> {
+        self.seal()?;
+        for (id, name, size, records) in &self.sealed {
+            cat.insert_pack(*id, name, *size, *records)?;
+        }
+        Ok(())
+    }
+
+    fn mark(&self) -> SinkMark {
+        SinkMark { next_id: self.next_id, open: self.current.as_ref().map(|(id, _, w)| (*id, w.size(), w.record_count())) }
+    }
+
+    /// Forget what was written since `m` (the catalog side is rolled back to the
+    /// file's savepoint by the caller): packs begun since then hold nothing else
+    /// and are deleted; the pack open at the mark is cut back if still open. (If it
+    /// was sealed meanwhile it keeps the dead records: unreferenced, harmless.)
+    fn rollback_to(&mut self, m: SinkMark) -> Result<()> {
+        if self.current.as_ref().map(|(id, _, _)| *id >= m.next_id).unwrap_or(false) {
+            self.current = None;
+        }
+        let packs = self.root.join("packs");
+        let new_paths: Vec<PathBuf> = (m.next_id..self.next_id).map(|n| packs.join(super::pack::pack_rel_path(n))).collect();
+        for p in &new_paths {
+            let _ = std::fs::remove_file(p);
+        }
+        self.written.retain(|p| !new_paths.contains(p));
+        self.sealed.retain(|(id, _, _, _)| *id < m.next_id);
+        self.next_id = m.next_id;
+        if let (Some((id, pos, n)), Some((cid, _, w))) = (m.open, self.current.as_mut()) {
+            if id == *cid {
+                w.truncate(pos, n)?;
+            }
         }
         Ok(())
     }
@@ -351,6 +402,7 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
         target: archive.config.packs.target_size,
         current: None,
         written: Vec::new(),
+        sealed: Vec::new(),
     };
     cat.begin()?;
     let result = (|| -> Result<Option<Hash>> {
@@ -381,6 +433,7 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
                 b
             } else {
                 cat.conn.execute_batch("SAVEPOINT file").map_err(|e| cat.err(e))?;
+                let mark = sink.mark();
                 match store_file(&archive.config, cat, &mut sink, f, opts, &mut report, pb.as_ref()) {
                     Ok(b) => {
                         cat.conn.execute_batch("RELEASE file").map_err(|e| cat.err(e))?;
@@ -393,6 +446,7 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
                     Err(e) if matches!(&e, ArchiveError::SourceChanged { .. })
                         || matches!(&e, ArchiveError::Io { path, .. } if path == &f.path) => {
                         cat.conn.execute_batch("ROLLBACK TO file; RELEASE file").map_err(|e| cat.err(e))?;
+                        sink.rollback_to(mark)?;
                         report.failed.push((display, e.to_string()));
                         continue;
                     }
@@ -415,7 +469,7 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
         let (tree, _) = root.store(cat, &mut sink)?;
         if root_tree == Some(tree) {
             // Nothing changed: no commit, but remember the sources we verified.
-            sink.seal(cat)?;
+            sink.finish(cat)?;
             for (p, s, m, i, b) in &sources_seen {
                 cat.set_source(p, *s, *m, *i, b)?;
             }
@@ -438,7 +492,7 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
             cat.set_source(p, *s, *m, *i, b)?;
         }
         // The rule of the archive: pack fsync (in seal) before the catalog commit.
-        sink.seal(cat)?;
+        sink.finish(cat)?;
         Ok(Some(id))
     })();
     if let Some(pb) = &pb {
@@ -532,10 +586,14 @@ fn store_file(
             pb.inc(h.len);
         }
         let r: Result<()> = (|| {
-            if cat.has_chunk(&h.hash)? {
+            if cat.has_good_chunk(&h.hash)? {
                 report.chunks_dedup += 1;
             } else {
+                let repair = cat.has_chunk(&h.hash)?; // stored, but found damaged
                 let loc = sink.record(cat, |w| w.append(RecordKind::Chunk, h.codec, h.hash, h.len as usize, &h.stored))?;
+                if repair {
+                    cat.clear_damaged(&h.hash)?;
+                }
                 report.chunks_new += 1;
                 report.bytes_new_stored += loc.stored_len as u64;
             }

@@ -118,6 +118,25 @@ impl PackWriter {
         Ok(loc)
     }
 
+    pub fn record_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Cut the pack back to `pos` bytes and its first `records` records: drops
+    /// what a failed file appended, so it costs no space.
+    pub fn truncate(&mut self, pos: u64, records: usize) -> Result<()> {
+        use std::io::{Seek, SeekFrom};
+        if pos > self.pos || records > self.entries.len() {
+            return Err(bad(&self.path, "internal: truncate past the end"));
+        }
+        self.file.flush().at(&self.path)?;
+        self.file.get_ref().set_len(pos).at(&self.path)?;
+        self.file.seek(SeekFrom::Start(pos)).at(&self.path)?;
+        self.pos = pos;
+        self.entries.truncate(records);
+        Ok(())
+    }
+
     /// Append a metadata object, always zstd-compressed (JSON compresses well).
     pub fn append_object(&mut self, kind: RecordKind, raw: &[u8]) -> Result<RecordLoc> {
         let id = Hash::of(raw);

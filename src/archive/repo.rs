@@ -73,7 +73,12 @@ impl Archive {
             return Err(ArchiveError::NotAnArchive { path: path.into() });
         }
         let config = Config::load(&cfg_path)?;
-        let catalog = Catalog::open(&path.join("catalog.db"), true)?;
+        let db = path.join("catalog.db");
+        if !db.is_file() {
+            // Do not create an empty one: that would show an archive with no branches.
+            return Err(ArchiveError::Inconsistent(format!("{} is missing", db.display())));
+        }
+        let catalog = Catalog::open(&db, true)?;
         let store = Arc::new(ChunkStore::new(path.join("packs"), 64 << 20));
         store.register_packs(catalog.pack_names()?.into_iter().map(|(id, name, _)| (id, name)));
         Ok(Archive { root: path.into(), config, catalog, store, lock: None })

@@ -38,8 +38,9 @@ impl FuseAdapter {
             ctime: t,
             crtime: t,
             kind: if a.kind == NodeType::Dir { FileType::Directory } else { FileType::RegularFile },
-            // Archived content is never writable through a read-only mount.
-            perm: (a.mode & 0o7777) as u16 & !0o222,
+            // The mode as archived, so `cp -a`/`rsync -a` copies match the
+            // originals; writes are refused by the read-only mount (EROFS).
+            perm: (a.mode & 0o7777) as u16,
             nlink: a.nlink,
             uid: self.uid,
             gid: self.gid,

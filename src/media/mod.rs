@@ -4,3 +4,4 @@
 pub mod probe;
 pub mod qt;
 pub mod slice;
+pub mod extract;
