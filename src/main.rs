@@ -662,14 +662,13 @@ fn run(cli: Cli) -> Result<i32> {
                 bail!("{base_spec}: no media facts{}", err.map(|e| format!(" (damaged: {e})")).unwrap_or_default());
             };
             let reader = std::sync::Arc::new(a.blob_reader(&r.entry.hash)?);
-            let plan = reelfs::media::slice::plan(&base_spec, &parsed, &facts, reader.clone())?;
+            let plan = reelfs::media::slice::plan(&base_spec, &parsed, &facts, reader.clone(), &archive.join("cache"))?;
             if let Some(out) = output {
-                let vf = plan.file.clone().context("slice has no layout")?;
                 let mut f = std::io::BufWriter::new(std::fs::File::create(&out).with_context(|| format!("cannot create {}", out.display()))?);
                 let mut buf = vec![0u8; 8 << 20];
                 let mut off = 0u64;
-                while off < vf.len {
-                    let n = reelfs::media::slice::read_at(&vf, &reader, off, &mut buf)?;
+                while off < plan.size {
+                    let n = plan.read_at(&reader, off, &mut buf)?;
                     if n == 0 {
                         break;
                     }
@@ -682,9 +681,9 @@ fn run(cli: Cli) -> Result<i32> {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
             } else {
                 println!(
-                    "{spec}\n  source {base_spec}\n  in {} out {} ({}), first frame {}\n  frames {} (source frames {}..{}), handles {} before, {} after (asked {})\n  size {} bytes, zero-copy QuickTime",
+                    "{spec}\n  source {base_spec}\n  in {} out {} ({}), first frame {}\n  frames {} (source frames {}..{}), handles {} before, {} after (asked {})\n  size {} bytes, {}",
                     plan.in_tc, plan.out_tc, plan.rate, plan.start_tc, plan.end_frame - plan.first_frame, plan.first_frame, plan.end_frame,
-                    plan.handles_before, plan.handles_after, plan.handles_requested, plan.size
+                    plan.handles_before, plan.handles_after, plan.handles_requested, plan.size, plan.method
                 );
             }
             Ok(0)

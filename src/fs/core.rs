@@ -221,7 +221,8 @@ impl FsCore {
         let (facts, _) = self.with_archive(|a| a.media(&base.hash))?.ok_or(FsError::NotFound)?;
         let facts = facts.ok_or(FsError::NotFound)?;
         let reader = Arc::new(self.with_archive(|a| a.blob_reader(&base.hash))?);
-        let plan = slice::plan(&path, &spec, &facts, reader.clone()).map_err(|e| {
+        let cache_dir = self.with_archive(|a| Ok(a.root().join("cache")))?;
+        let plan = slice::plan(&path, &spec, &facts, reader.clone(), &cache_dir).map_err(|e| {
             log::info!("{path}: slice {name}: {e}");
             FsError::NotFound
         })?;
@@ -298,14 +299,13 @@ impl FsCore {
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
         let of = self.handle(fh)?;
         if let Some(plan) = &of.slice {
-            let Some(vf) = &plan.file else { return Err(FsError::Io("slice has no layout".into())) };
-            if offset >= vf.len {
+            if offset >= plan.size {
                 return Ok(Vec::new());
             }
-            let mut out = vec![0u8; (size as u64).min(vf.len - offset) as usize];
+            let mut out = vec![0u8; (size as u64).min(plan.size - offset) as usize];
             let mut done = 0;
             while done < out.len() {
-                let n = slice::read_at(vf, &of.reader, offset + done as u64, &mut out[done..]).map_err(|e| {
+                let n = plan.read_at(&of.reader, offset + done as u64, &mut out[done..]).map_err(|e| {
                     log::error!("{}: slice read at {} failed: {e}", of.node.path, offset + done as u64);
                     FsError::Io(e.to_string())
                 })?;

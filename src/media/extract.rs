@@ -113,7 +113,7 @@ pub fn pull(archive: &Archive, clip: &Clip, in_label: &str, out_label: &str, han
         trailing_ext: None,
     };
     let reader = Arc::new(archive.blob_reader(&clip.blob)?);
-    let plan = slice::plan(&clip.path, &spec, &clip.facts, reader.clone())?;
+    let plan = slice::plan(&clip.path, &spec, &clip.facts, reader.clone(), &archive.root().join("cache"))?;
     let ext = Path::new(&base).extension().map(|e| e.to_string_lossy().to_string()).unwrap_or_else(|| "mov".into());
     let label = clip.reel.clone().filter(|r| !r.is_empty()).map(|r| if r == clip.stem { r } else { format!("{r}_{}", clip.stem) }).unwrap_or_else(|| clip.stem.clone());
     let name = format!("{prefix}{label}_{}-{}.{ext}", tc_compact(&plan.in_tc), tc_compact(&plan.out_tc));
@@ -122,11 +122,10 @@ pub fn pull(archive: &Archive, clip: &Clip, in_label: &str, out_label: &str, han
     let io = |e: std::io::Error| SliceError::Archive(crate::archive::ArchiveError::Io { path: tmp.clone(), source: e });
     let res = (|| {
         let mut f = std::io::BufWriter::with_capacity(8 << 20, std::fs::File::create(&tmp).map_err(io)?);
-        let vf = plan.file.as_ref().ok_or_else(|| SliceError::NotMedia { path: clip.path.clone() })?;
         let mut buf = vec![0u8; 8 << 20];
         let mut off = 0u64;
-        while off < vf.len {
-            let n = slice::read_at(vf, &reader, off, &mut buf).map_err(io)?;
+        while off < plan.size {
+            let n = plan.read_at(&reader, off, &mut buf).map_err(io)?;
             if n == 0 {
                 break;
             }
@@ -174,8 +173,9 @@ pub fn extract_edl(archive: &Archive, scope: &str, edl_text: &str, handles: u32,
     for w in &parsed.warnings {
         rep.warnings.push(format!("line {}: {} ({})", w.line, w.reason, w.text.trim()));
     }
-    let mut seen = std::collections::HashSet::new();
-    for ev in &parsed.events {
+    // (clip, in, out) already pulled -> (event number, output), so a repeat is listed.
+    let mut seen: std::collections::HashMap<(String, String, String), (u32, Option<String>)> = std::collections::HashMap::new();
+    for (idx, ev) in parsed.events.iter().enumerate() {
         let reel = ev.reel.trim().to_string();
         let base = PullResult {
             source: format!("event {}", ev.number),
@@ -193,11 +193,35 @@ pub fn extract_edl(archive: &Archive, scope: &str, edl_text: &str, handles: u32,
             bytes: None,
         };
         if matches!(reel.to_ascii_uppercase().as_str(), "BL" | "BLK" | "BLACK" | "AX" | "AUX") {
-            continue; // black and aux sources have no media to pull
+            // Black and aux sources have no media to pull; still listed, so the report
+            // accounts for every event.
+            let mut r = base;
+            r.status = "skipped".into();
+            r.reason = Some(format!("{reel} is black/aux: no media to pull"));
+            rep.pulls.push(r);
+            continue;
         }
+        // The outgoing side of a two-line dissolve/wipe is written IN == OUT; the
+        // material it needs is IN for the transition's duration (it plays under it).
+        let trans_frames = parsed.events.iter().find(|e| e.outgoing == Some(idx)).and_then(|e| match &e.transition {
+            crate::timecode::Transition::Dissolve(d) | crate::timecode::Transition::Wipe(_, d) => Some(*d as i64),
+            crate::timecode::Transition::Key(_, Some(d)) => Some(*d as i64),
+            _ => None,
+        }).filter(|d| *d > 0);
+        let out_label = |c: &Clip| -> String {
+            match (trans_frames, ev.source_range(c.rate)) {
+                (Some(d), Ok(r)) if r.is_empty() => Timecode::parse_for_media(&ev.source_in, c.rate)
+                    .map(|t| (t + d).to_string())
+                    .unwrap_or_else(|_| ev.source_out.clone()),
+                _ => ev.source_out.clone(),
+            }
+        };
         let names: Vec<String> = [Some(reel.clone()), ev.clip_name.clone(), ev.source_file.clone()].into_iter().flatten().collect();
         let found = clips.iter().find(|c| {
-            let Ok(range) = ev.source_range(c.rate) else { return false };
+            let Ok(mut range) = ev.source_range(c.rate) else { return false };
+            if let (Some(d), true) = (trans_frames, range.is_empty()) {
+                range = range.widened(0, d);
+            }
             names.iter().any(|n| c.matches_reel(n) || Path::new(n).file_stem().map(|s| s.to_string_lossy().eq_ignore_ascii_case(&c.stem)).unwrap_or(false))
                 && c.contains(&range)
         });
@@ -209,13 +233,25 @@ pub fn extract_edl(archive: &Archive, scope: &str, edl_text: &str, handles: u32,
             rep.pulls.push(r);
             continue;
         };
-        if !seen.insert((clip.path.clone(), ev.source_in.clone(), ev.source_out.clone())) {
-            continue; // the same range twice (a dissolve's two sides, audio + video)
+        let src_out = out_label(clip);
+        let key = (clip.path.clone(), ev.source_in.clone(), src_out.clone());
+        if let Some((n, out)) = seen.get(&key) {
+            // The same range twice (audio + video of one cut): pulled once, listed twice.
+            let mut r = base;
+            r.clip = Some(clip.path.clone());
+            r.src_out = src_out;
+            r.status = "duplicate".into();
+            r.reason = Some(format!("same source range as event {n}"));
+            r.output = out.clone();
+            rep.pulls.push(r);
+            continue;
         }
         let mut r = base;
         r.clip = Some(clip.path.clone());
-        let res = pull(archive, clip, &ev.source_in, &ev.source_out, handles, out_dir, &format!("e{:03}_", ev.number));
+        r.src_out = src_out.clone();
+        let res = pull(archive, clip, &ev.source_in, &src_out, handles, out_dir, &format!("e{:03}_", ev.number));
         let r = done(r, res, &mut rep);
+        seen.insert(key, (ev.number, r.output.clone()));
         rep.pulls.push(r);
     }
     Ok(rep)
@@ -238,7 +274,11 @@ pub fn extract_otio(archive: &Archive, scope: &str, otio_text: &str, handles: u3
     collect_otio_clips(&v, &mut found);
     for (i, c) in found.iter().enumerate() {
         let name = c["name"].as_str().unwrap_or("").to_string();
-        let url = c["media_reference"]["target_url"].as_str().unwrap_or("").to_string();
+        // OTIO < 0.15 (Clip.1): media_reference; Clip.2: media_references[active key].
+        let key = c["active_media_reference_key"].as_str().unwrap_or("DEFAULT_MEDIA");
+        let url = c["media_reference"]["target_url"].as_str()
+            .or_else(|| c["media_references"][key]["target_url"].as_str())
+            .unwrap_or("").to_string();
         let sr = &c["source_range"];
         let (start, dur, rate) = (sr["start_time"]["value"].as_f64(), sr["duration"]["value"].as_f64(), sr["start_time"]["rate"].as_f64());
         let mut r = PullResult {

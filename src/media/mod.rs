@@ -3,5 +3,7 @@
 
 pub mod probe;
 pub mod qt;
+pub mod remux;
 pub mod slice;
+pub mod wav;
 pub mod extract;

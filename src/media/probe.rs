@@ -25,7 +25,8 @@ pub fn is_media_path(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn init() {
+/// Initialise FFmpeg once per process, quietly.
+pub fn init_ffmpeg() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = ff::init();
@@ -75,7 +76,7 @@ fn tc_from_samples(samples: u64, rate: u64, fps: u64) -> String {
 }
 
 pub fn probe(path: &Path) -> Result<Value, String> {
-    init();
+    init_ffmpeg();
     let ictx = ff::format::input(&path).map_err(|e| format!("FFmpeg cannot open it: {e}"))?;
     let mut streams = Vec::new();
     let mut video: Option<Value> = None;

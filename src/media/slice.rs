@@ -9,6 +9,7 @@ use super::qt::{self, ReadAt, VirtualFile};
 use crate::archive::{ArchiveError, BlobReader};
 use crate::timecode::{FrameRate, SliceSpec, Timecode, TimecodeError};
 use serde::Serialize;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,8 @@ pub enum SliceError {
     OutOfRange { path: String, range: String, clip_start: String, clip_end: String },
     #[error("{path}: slicing {container} is not supported yet (zero-copy slices are QuickTime/MP4 only)")]
     Unsupported { path: String, container: String },
+    #[error("{path}: {msg}")]
+    Media { path: String, msg: String },
 }
 
 /// Adapts the archive's reader to what the QuickTime planner reads from.
@@ -56,13 +59,43 @@ pub struct SlicePlan {
     pub handles_after: u64,
     pub handles_requested: u64,
     pub size: u64,
+    /// How the bytes are made: "zero-copy" (QuickTime, WAV) or "remuxed" (cached).
+    pub method: String,
     #[serde(skip)]
     pub file: Option<Arc<VirtualFile>>,
+    /// For remuxed slices: the cached MOV in the archive's cache/.
+    pub cached: Option<PathBuf>,
+}
+
+impl SlicePlan {
+    /// Bytes of the slice at `offset`, from the virtual layout or the cache file.
+    pub fn read_at(&self, reader: &Arc<BlobReader>, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(vf) = &self.file {
+            return vf.read_at(&BlobSource(reader.clone()), offset, buf);
+        }
+        if let Some(p) = &self.cached {
+            use std::os::unix::fs::FileExt;
+            let f = std::fs::File::open(p)?;
+            return FileExt::read_at(&f, buf, offset);
+        }
+        Ok(0)
+    }
 }
 
 /// The rate and start timecode of a probed clip, from its media facts.
 pub fn clip_timing(path: &str, facts: &serde_json::Value) -> Result<(FrameRate, Timecode, u64), SliceError> {
     let not_media = || SliceError::NotMedia { path: path.into() };
+    if is_wav(facts) {
+        // A WAV has no frame rate: its timecode is counted at 25 fps (as `info`
+        // shows it), from the bext time_reference.
+        let rate = FrameRate::Fps25;
+        let tr = facts["time_reference_samples"].as_u64().unwrap_or(0);
+        let audio = facts["streams"].as_array().and_then(|a| a.iter().find(|s| s["kind"] == "audio")).ok_or_else(not_media)?;
+        let sr = audio["sample_rate"].as_u64().filter(|r| *r > 0).ok_or_else(not_media)?;
+        let samples = audio["duration_samples"].as_u64().unwrap_or(0);
+        let start = Timecode::from_frames((tr as u128 * 25 / sr as u128) as i64, rate);
+        return Ok((rate, start, (samples as u128 * 25 / sr as u128) as u64));
+    }
     let rate_s = facts["frame_rate"].as_str().ok_or_else(not_media)?;
     let (n, d) = rate_s.split_once('/').ok_or_else(not_media)?;
     let (n, d): (u32, u32) = (n.parse().map_err(|_| not_media())?, d.parse().map_err(|_| not_media())?);
@@ -74,8 +107,13 @@ pub fn clip_timing(path: &str, facts: &serde_json::Value) -> Result<(FrameRate, 
     Ok((rate, start, frames))
 }
 
-/// Resolve `spec` against a clip and plan its bytes.
-pub fn plan(path: &str, spec: &SliceSpec, facts: &serde_json::Value, reader: Arc<BlobReader>) -> Result<SlicePlan, SliceError> {
+fn is_wav(facts: &serde_json::Value) -> bool {
+    facts["container"].as_str().map(|c| c == "wav" || c.starts_with("wav")).unwrap_or(false)
+}
+
+/// Resolve `spec` against a clip and plan its bytes. `cache_dir` is where
+/// remuxed slices of non-QuickTime containers are kept (ARCHIVE/cache).
+pub fn plan(path: &str, spec: &SliceSpec, facts: &serde_json::Value, reader: Arc<BlobReader>, cache_dir: &Path) -> Result<SlicePlan, SliceError> {
     let (rate, clip_start, frames) = clip_timing(path, facts)?;
     let r = spec.resolve(rate)?;
     let clip_end = clip_start + frames as i64;
@@ -94,11 +132,34 @@ pub fn plan(path: &str, spec: &SliceSpec, facts: &serde_json::Value, reader: Arc
     let first = (in_f - h).max(0);
     let end = (out_f + h).min(frames as i64);
     let container = facts["container"].as_str().unwrap_or("");
-    if !container.contains("mov") {
+    let media_err = |msg: String| SliceError::Media { path: path.into(), msg };
+    let (vf, cached, method) = if container.contains("mov") {
+        let src = BlobSource(reader.clone());
+        (Some(qt::plan_slice(&src, first as u64, end as u64)?), None, "zero-copy")
+    } else if is_wav(facts) {
+        let layout = super::wav::parse(&BlobSource(reader.clone())).map_err(media_err)?;
+        let sr = layout.sample_rate as u128;
+        let s0 = (first as u128 * sr / 25) as u64;
+        let s1 = ((end as u128 * sr / 25) as u64).min(layout.samples());
+        (Some(layout.slice(s0, s1)), None, "zero-copy")
+    } else if container.contains("mxf") || facts["streams"].as_array().map(|a| a.iter().any(|s| s["kind"] == "video")).unwrap_or(false) {
+        let dir = cache_dir.join("slices");
+        std::fs::create_dir_all(&dir).map_err(|e| media_err(format!("{}: {e}", dir.display())))?;
+        let out = dir.join(format!("{}_{}_{}.mov", reader.hash.to_hex(), first, end));
+        if !out.exists() {
+            let name = Path::new(path).file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+            let tc = (clip_start + first).to_string();
+            super::remux::remux_range(reader.clone(), &name, first as u64, end as u64, &tc, facts["reel"].as_str(), &out).map_err(media_err)?;
+        }
+        (None, Some(out), "remuxed")
+    } else {
         return Err(SliceError::Unsupported { path: path.into(), container: container.into() });
-    }
-    let src = BlobSource(reader);
-    let vf = qt::plan_slice(&src, first as u64, end as u64)?;
+    };
+    let size = match (&vf, &cached) {
+        (Some(v), _) => v.len,
+        (None, Some(p)) => std::fs::metadata(p).map(|m| m.len()).map_err(|e| media_err(e.to_string()))?,
+        _ => 0,
+    };
     Ok(SlicePlan {
         first_frame: first as u64,
         end_frame: end as u64,
@@ -109,12 +170,14 @@ pub fn plan(path: &str, spec: &SliceSpec, facts: &serde_json::Value, reader: Arc
         handles_before: (in_f - first) as u64,
         handles_after: (end - out_f) as u64,
         handles_requested: h as u64,
-        size: vf.len,
-        file: Some(Arc::new(vf)),
+        size,
+        method: method.into(),
+        file: vf.map(Arc::new),
+        cached,
     })
 }
 
-/// Read bytes of a planned slice.
+/// Read bytes of a planned virtual layout.
 pub fn read_at(vf: &VirtualFile, reader: &Arc<BlobReader>, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
     vf.read_at(&BlobSource(reader.clone()), offset, buf)
 }
