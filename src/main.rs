@@ -92,10 +92,75 @@ enum Cmd {
     Log {
         archive: PathBuf,
         branch: Option<String>,
+        /// Only commits that changed this path (followed back across renames).
+        path: Option<String>,
         #[arg(short = 'n', long, default_value_t = 100)]
         limit: usize,
         #[arg(long)]
         json: bool,
+    },
+    /// File-level differences between A and B (`BRANCH` or `BRANCH@COMMIT`):
+    /// added, removed, modified, renamed, with sizes.
+    Diff {
+        archive: PathBuf,
+        a: String,
+        b: String,
+        /// Only below this path.
+        path: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Three-way merge of SRC (`BRANCH[@COMMIT]`) into the branch DST. Conflicts
+    /// are listed and nothing is written unless each is resolved with --ours/--theirs.
+    Merge {
+        archive: PathBuf,
+        src: String,
+        #[arg(long = "into", required = true)]
+        into: String,
+        /// Resolve conflicts at (or below) PATH with DST's version.
+        #[arg(long = "ours", value_name = "PATH")]
+        ours: Vec<String>,
+        /// Resolve conflicts at (or below) PATH with SRC's version.
+        #[arg(long = "theirs", value_name = "PATH")]
+        theirs: Vec<String>,
+        #[arg(short = 'm', long)]
+        message: Option<String>,
+        /// Work out the merge, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove chunks and objects that no branch, commit, proxy or staged write
+    /// reaches; report what was freed.
+    Gc {
+        archive: PathBuf,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmark fixture: add synthetic files (many references to a pool of real
+    /// chunks) to a branch without ingesting. See src/archive/synth.rs.
+    #[command(hide = true)]
+    Synth {
+        archive: PathBuf,
+        #[arg(long, default_value = "main")]
+        branch: String,
+        #[arg(long, default_value_t = 0)]
+        add: u64,
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        #[arg(long, default_value_t = 0)]
+        modify: u64,
+        #[arg(long, default_value_t = 0)]
+        existing: u64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value_t = 512)]
+        pool_chunks: u64,
+        #[arg(long, default_value_t = 25)]
+        extents_per_file: u64,
     },
     /// Mount the archive: one directory per branch. Returns once the mount is ready.
     Mount {
@@ -119,6 +184,21 @@ enum Cmd {
     },
     /// Unmount a reelfs mount.
     Umount { mountpoint: PathBuf },
+    /// Commit the changes staged on a branch (writes made through the mount).
+    Commit {
+        archive: PathBuf,
+        branch: String,
+        #[arg(short = 'm', long)]
+        message: Option<String>,
+    },
+    /// Show what is staged on a branch (written through the mount, not committed).
+    Status {
+        archive: PathBuf,
+        #[arg(default_value = "main")]
+        branch: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Resolve a timecode slice `BRANCH/PATH@IN-OUT[+H]` and say what it is (or why
     /// it does not exist); with -o, write its bytes.
     Slice {
@@ -155,6 +235,21 @@ enum Cmd {
         /// Folder to write the pulls and report.json into.
         #[arg(long = "out")]
         out: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Render the proxies that are missing (thumb JPEG, H.264 preview MP4, ProRes
+    /// editorial MOV) for the media below the given BRANCH[/PATH]s, or for all
+    /// media on all branches. Interrupting keeps every proxy already stored.
+    Proxy {
+        archive: PathBuf,
+        paths: Vec<String>,
+        /// Rungs to render, comma-separated.
+        #[arg(long, default_value = "thumb,preview,editorial")]
+        profiles: String,
+        /// Files rendered at once.
+        #[arg(short = 'j', long, default_value_t = 1)]
+        jobs: usize,
         #[arg(long)]
         json: bool,
     },
@@ -472,6 +567,8 @@ fn run(cli: Cli) -> Result<i32> {
                 "content_hash": r.entry.hash.to_hex(), "stored_bytes": stored, "logical_bytes": r.entry.size,
                 "media": facts, "damaged": err.is_some(), "probe_error": err,
             });
+            let mut v = v;
+            v["proxies"] = proxy_info(&a, &r.entry)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(0);
@@ -523,8 +620,16 @@ fn run(cli: Cli) -> Result<i32> {
                     println!("{line}");
                 }
             }
+            for p in v["proxies"].as_array().into_iter().flatten() {
+                println!(
+                    "proxy         {} v{} {} ({} bytes){}",
+                    p["profile"].as_str().unwrap_or(""), p["settings_version"], p["name"].as_str().unwrap_or(""), p["size"],
+                    p["partial_at"].as_i64().map(|f| format!(", PARTIAL from frame {f}")).unwrap_or_default()
+                );
+            }
             Ok(0)
         }
+        Cmd::Proxy { archive, paths, profiles, jobs, json } => proxy_cmd(&archive, paths, &profiles, jobs, json, progress),
         Cmd::Cat { archive, path } => {
             let a = Archive::open(&archive)?;
             let r = a.resolve(&path)?;
@@ -609,22 +714,146 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Cmd::Log { archive, branch, limit, json } => {
+        Cmd::Log { archive, branch, path, limit, json } => {
             let a = Archive::open(&archive)?;
             let spec = branch.unwrap_or_else(|| "main".into());
             let (_, head) = a.resolve_ref(&spec)?;
+            let commit_json = |c: &reelfs::archive::catalog::CommitRow| {
+                serde_json::json!({"commit": c.hash.to_hex(), "tree": c.tree.to_hex(), "parents": c.parents.iter().map(|p| p.to_hex()).collect::<Vec<_>>(), "merge": c.parents.len() > 1, "time_ns": c.time_ns, "author": c.author, "message": c.message, "branch": c.branch})
+            };
+            let line = |c: &reelfs::archive::catalog::CommitRow| {
+                let merge = if c.parents.len() > 1 {
+                    format!("  (merge of {})", c.parents.iter().map(|p| p.to_hex()[..12].to_string()).collect::<Vec<_>>().join(" + "))
+                } else {
+                    String::new()
+                };
+                format!("{}  {}  {}  {}{merge}", &c.hash.to_hex()[..12], fmt_time(c.time_ns), c.author, c.message)
+            };
+            if let Some(p) = path {
+                let events = reelfs::archive::diff::path_history(&a, head, &p, limit)?;
+                if json {
+                    let v: Vec<_> = events
+                        .iter()
+                        .map(|e| {
+                            let mut j = commit_json(&e.commit);
+                            j["path"] = serde_json::json!(e.path);
+                            j["status"] = serde_json::json!(e.status);
+                            j["renamed_from"] = serde_json::json!(e.renamed_from);
+                            j
+                        })
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                } else {
+                    for e in &events {
+                        let what = match &e.renamed_from {
+                            Some(old) => format!("renamed {old} -> {}", e.path),
+                            None => format!("{} {}", e.status.letter(), e.path),
+                        };
+                        println!("{}\n    {what}", line(&e.commit));
+                    }
+                }
+                return Ok(0);
+            }
             let commits = a.log(head, limit)?;
             if json {
-                let v: Vec<_> = commits
-                    .iter()
-                    .map(|c| serde_json::json!({"commit": c.hash.to_hex(), "tree": c.tree.to_hex(), "parents": c.parents.iter().map(|p| p.to_hex()).collect::<Vec<_>>(), "time_ns": c.time_ns, "author": c.author, "message": c.message, "branch": c.branch}))
-                    .collect();
+                let v: Vec<_> = commits.iter().map(commit_json).collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                for c in commits {
-                    println!("{}  {}  {}  {}", &c.hash.to_hex()[..12], fmt_time(c.time_ns), c.author, c.message);
+                for c in &commits {
+                    println!("{}", line(c));
                 }
             }
+            Ok(0)
+        }
+        Cmd::Diff { archive, a: spec_a, b: spec_b, path, json } => {
+            use reelfs::archive::diff::{self, Status};
+            let a = Archive::open(&archive)?;
+            let changes = diff::diff(&a, &spec_a, &spec_b, path.as_deref().unwrap_or(""))?;
+            let sum = diff::summarize(&changes);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"a": spec_a, "b": spec_b, "path": path, "changes": changes, "summary": sum}))?);
+            } else {
+                for c in &changes {
+                    match c.status {
+                        Status::Added => println!("A  {}  ({})", c.path, human(c.size.unwrap_or(0))),
+                        Status::Removed => println!("D  {}  ({})", c.path, human(c.old_size.unwrap_or(0))),
+                        Status::Modified => println!("M  {}  ({} -> {})", c.path, human(c.old_size.unwrap_or(0)), human(c.size.unwrap_or(0))),
+                        Status::Renamed => println!("R  {} -> {}  ({})", c.old_path.as_deref().unwrap_or("?"), c.path, human(c.size.unwrap_or(0))),
+                    }
+                }
+                println!(
+                    "{} added, {} removed, {} modified, {} renamed; +{} -{}",
+                    sum.added, sum.removed, sum.modified, sum.renamed, human(sum.bytes_added), human(sum.bytes_removed)
+                );
+            }
+            Ok(0)
+        }
+        Cmd::Merge { archive, src, into, ours, theirs, message, dry_run, json } => {
+            use reelfs::archive::merge::{self, MergeOptions, Outcome};
+            let mut a = Archive::open_writer(&archive)?;
+            let rep = merge::merge(&mut a, &src, &into, &MergeOptions { ours, theirs, message, dry_run })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rep)?);
+            } else {
+                for p in &rep.unused_resolutions {
+                    eprintln!("warning: --ours/--theirs {p} matched no conflict");
+                }
+                let dry = if dry_run { " (dry run: nothing written)" } else { "" };
+                match rep.outcome {
+                    Outcome::UpToDate => println!("{into} is already up to date with {src}; nothing to merge"),
+                    Outcome::FastForward => println!(
+                        "fast-forward: {into} was an ancestor of {src}; {into} now points at {} ({} files changed){dry}",
+                        &rep.commit.as_deref().unwrap_or("")[..12.min(rep.commit.as_deref().unwrap_or("").len())],
+                        rep.changes.len()
+                    ),
+                    Outcome::Merged => {
+                        for c in &rep.conflicts {
+                            println!("resolved {} ({}): took {}", c.path, c.kind, c.resolved.as_deref().unwrap_or("?"));
+                        }
+                        println!(
+                            "merged {src} into {into}: commit {} with parents {}; {} files changed{dry}",
+                            &rep.commit.as_deref().unwrap_or("")[..12],
+                            rep.parents.iter().map(|p| p[..12].to_string()).collect::<Vec<_>>().join(" + "),
+                            rep.changes.len()
+                        );
+                    }
+                    Outcome::Conflicts => {
+                        let open: Vec<_> = rep.conflicts.iter().filter(|c| c.resolved.is_none()).collect();
+                        eprintln!("merge of {src} into {into}: {} conflict(s); nothing was merged", open.len());
+                        for c in &open {
+                            println!("CONFLICT ({})  {}", c.kind, c.path);
+                        }
+                        eprintln!("resolve each with --ours PATH (keep {into}'s) or --theirs PATH (take {src}'s), then run the merge again");
+                    }
+                }
+            }
+            Ok(if rep.outcome == Outcome::Conflicts { 1 } else { 0 })
+        }
+        Cmd::Gc { archive, dry_run, json } => {
+            use reelfs::archive::gc::{self, GcOptions};
+            let mut a = Archive::open_writer(&archive)?;
+            let rep = gc::gc(&mut a, &GcOptions { dry_run, ..Default::default() })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rep)?);
+            } else {
+                for p in &rep.problems {
+                    eprintln!("warning: {p}");
+                }
+                let verb = if dry_run { "would free" } else { "freed" };
+                println!(
+                    "{verb} {} on disk: {} chunks ({} stored), {} files' contents, {} trees, {} commits; packs: {} deleted, {} compacted into {} new ({} moved)",
+                    human(rep.bytes_freed), rep.chunks_freed, human(rep.chunk_bytes_freed), rep.blobs_freed, rep.trees_freed, rep.commits_freed,
+                    rep.packs_deleted, rep.packs_compacted, rep.packs_written, human(rep.bytes_moved)
+                );
+                println!("kept {} chunks ({}); {} of garbage left inside mostly-live packs", rep.live_chunks, human(rep.live_chunk_bytes), human(rep.garbage_bytes_left));
+            }
+            Ok(if rep.problems.is_empty() { 0 } else { 2 })
+        }
+        Cmd::Synth { archive, branch, add, start, modify, existing, seed, pool_chunks, extents_per_file } => {
+            let mut a = Archive::open_writer(&archive)?;
+            let opts = reelfs::archive::synth::SynthOptions { branch, add, start, modify, seed, pool_chunks, extents_per_file, existing };
+            let rep = reelfs::archive::synth::synth(&mut a, &opts)?;
+            println!("{}", serde_json::to_string_pretty(&rep)?);
             Ok(0)
         }
         Cmd::Mount { archive, mountpoint, foreground, allow_other, read_only, cache_size, threads } => {
@@ -727,6 +956,44 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(if rep.missing > 0 || rep.failed > 0 { 3 } else { 0 })
         }
+        Cmd::Commit { archive, branch, message } => {
+            let mut a = Archive::open_writer(&archive)?;
+            let msg = message.unwrap_or_else(|| "changes made through the mount".into());
+            match a.commit_staging(&branch, &msg)? {
+                Some(c) => println!("committed {} on {branch}", &c.to_hex()[..12]),
+                None => println!("nothing staged on {branch}"),
+            }
+            Ok(0)
+        }
+        Cmd::Status { archive, branch, json } => {
+            use reelfs::archive::staging::{Content, Staged};
+            let a = Archive::open(&archive)?;
+            a.resolve_ref(&branch)?;
+            let rows = a.staging_rows(&branch)?;
+            if json {
+                let v: Vec<_> = rows
+                    .iter()
+                    .map(|(p, s)| match s {
+                        Staged::Deleted => serde_json::json!({"path": p, "change": "deleted"}),
+                        Staged::Dir { .. } => serde_json::json!({"path": p, "change": "folder"}),
+                        Staged::File { size, content, .. } => serde_json::json!({"path": p, "change": if matches!(content, Content::Blob(_)) { "moved" } else { "written" }, "size": size}),
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else if rows.is_empty() {
+                println!("nothing staged on {branch}");
+            } else {
+                for (p, s) in rows {
+                    match s {
+                        Staged::Deleted => println!("deleted   {p}"),
+                        Staged::Dir { .. } => println!("folder    {p}/"),
+                        Staged::File { size, content: Content::Blob(_), .. } => println!("moved     {p} ({size} bytes)"),
+                        Staged::File { size, .. } => println!("written   {p} ({size} bytes)"),
+                    }
+                }
+            }
+            Ok(0)
+        }
         Cmd::Umount { mountpoint } => {
             reelfs::fs::mount::unmount(&mountpoint).map_err(anyhow::Error::msg)?;
             println!("unmounted {}", mountpoint.display());
@@ -753,4 +1020,52 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// `info`'s "proxies": each stored proxy of the file's content.
+fn proxy_info(a: &Archive, e: &reelfs::archive::objects::TreeEntry) -> Result<serde_json::Value> {
+    let mut out = Vec::new();
+    for p in a.catalog.proxies_of(&e.hash)? {
+        let ext = reelfs::media::proxy::Rung::parse(&p.profile).map(|r| r.ext()).unwrap_or("bin");
+        out.push(serde_json::json!({
+            "profile": p.profile, "settings_version": p.settings_version, "blob": p.blob.to_hex(),
+            "size": a.catalog.blob_size(&p.blob)?, "partial_at": p.partial_at, "note": p.note,
+            "name": format!(".proxy/{}/{}", p.profile, reelfs::archive::proxies::proxy_file_name(&e.name, ext)),
+        }));
+    }
+    Ok(serde_json::Value::Array(out))
+}
+
+fn proxy_cmd(archive: &std::path::Path, paths: Vec<String>, profiles: &str, jobs: usize, json: bool, progress: bool) -> Result<i32> {
+    use reelfs::media::proxy_run;
+    let rungs = proxy_run::parse_rungs(profiles).map_err(anyhow::Error::msg)?;
+    let on_done: Option<Box<dyn Fn(&proxy_run::RenderedItem) + Send>> = if json {
+        None
+    } else {
+        Some(Box::new(|i: &proxy_run::RenderedItem| {
+            println!(
+                "rendered {}: {} ({} frames, {:.1} s){}",
+                i.path, i.profiles.join(", "), i.frames, i.seconds,
+                i.partial_at.map(|f| format!(" PARTIAL: frames from {f} do not decode")).unwrap_or_default()
+            );
+        }))
+    };
+    let opts = proxy_run::ProxyRunOptions { specs: paths, rungs, jobs: jobs.max(1), progress: progress && !json, interrupt: interrupt_flag(), on_done };
+    let rep = proxy_run::run(archive, opts)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rep)?);
+    } else {
+        for (p, why) in &rep.skipped {
+            println!("skipped {p}: {why}");
+        }
+        for (p, why) in &rep.failed {
+            eprintln!("error: {p}: {why}");
+        }
+        println!(
+            "{} rendered, {} up to date, {} skipped, {} failed; {} frames in {:.1} s{}",
+            rep.rendered.len(), rep.up_to_date, rep.skipped.len(), rep.failed.len(), rep.frames, rep.seconds,
+            if rep.interrupted { " (interrupted: run again to render the rest)" } else { "" }
+        );
+    }
+    Ok(if rep.interrupted { 130 } else if rep.failed.is_empty() { 0 } else { 2 })
 }

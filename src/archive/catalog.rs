@@ -51,6 +51,14 @@ CREATE TABLE IF NOT EXISTS media (blob BLOB PRIMARY KEY, facts TEXT, error TEXT)
 -- Chunks `check --deep` found damaged: ingest stores a fresh copy of such a chunk
 -- instead of deduplicating against it, so re-ingesting the original repairs it.
 CREATE TABLE IF NOT EXISTS damaged_chunks (hash BLOB PRIMARY KEY) WITHOUT ROWID;
+-- Rendered proxies, keyed by the source's content hash (so copies and branches
+-- share them), the profile and its settings version. A row exists only once the
+-- proxy's blob is committed: a proxy is never visible half-written.
+CREATE TABLE IF NOT EXISTS proxies (
+  source BLOB NOT NULL, profile TEXT NOT NULL, settings_version INTEGER NOT NULL,
+  blob BLOB NOT NULL, partial_at INTEGER NULL, note TEXT,
+  PRIMARY KEY (source, profile, settings_version)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS proxies_by_blob ON proxies(blob);
 "#;
 
 pub struct Catalog {
@@ -125,9 +133,27 @@ impl Catalog {
         rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
     }
 
+    /// The highest pack number ever used. `gc` removes packs, so this also reads
+    /// the high-water mark it leaves in `meta`: a pack number is never reused, and
+    /// a reader that still holds an old pack open by number never sees new bytes
+    /// under it.
     pub fn max_pack_id(&self) -> Result<i64> {
         self.conn
-            .query_row("SELECT COALESCE(MAX(id), 0) FROM packs", [], |r| r.get(0))
+            .query_row(
+                "SELECT MAX(COALESCE((SELECT MAX(id) FROM packs), 0),
+                            COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'pack_id_high_water'), 0))",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Remember `id` as used (see `max_pack_id`).
+    pub fn set_pack_high_water(&self, id: i64) -> Result<()> {
+        let cur = self.max_pack_id()?;
+        self.conn
+            .execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('pack_id_high_water', ?1)", [cur.max(id).to_string()])
+            .map(|_| ())
             .map_err(|e| self.err(e))
     }
 
@@ -473,6 +499,78 @@ impl Catalog {
     pub fn media(&self, blob: &Hash) -> Result<Option<(Option<String>, Option<String>)>> {
         let mut st = self.conn.prepare_cached("SELECT facts, error FROM media WHERE blob = ?1").map_err(|e| self.err(e))?;
         st.query_row([&blob.0[..]], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(|e| self.err(e))
+    }
+
+    // ---- proxies ----
+
+    pub fn set_proxy(&self, p: &super::objects::ProxyRecord) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO proxies (source, profile, settings_version, blob, partial_at, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![&p.source.0[..], p.profile, p.settings_version, &p.blob.0[..], p.partial_at, p.note],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    fn proxy_row(r: &rusqlite::Row) -> rusqlite::Result<super::objects::ProxyRecord> {
+        Ok(super::objects::ProxyRecord {
+            source: h(r.get(0)?),
+            profile: r.get(1)?,
+            settings_version: r.get(2)?,
+            blob: h(r.get(3)?),
+            partial_at: r.get(4)?,
+            note: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+        })
+    }
+
+    /// Every proxy of a source, all profiles and settings versions.
+    pub fn proxies_of(&self, source: &Hash) -> Result<Vec<super::objects::ProxyRecord>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT source, profile, settings_version, blob, partial_at, note FROM proxies WHERE source = ?1 ORDER BY profile, settings_version DESC")
+            .map_err(|e| self.err(e))?;
+        let rows = st.query_map([&source.0[..]], Self::proxy_row).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
+    /// The newest proxy of a source for a profile.
+    pub fn proxy(&self, source: &Hash, profile: &str) -> Result<Option<super::objects::ProxyRecord>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT source, profile, settings_version, blob, partial_at, note FROM proxies WHERE source = ?1 AND profile = ?2 ORDER BY settings_version DESC LIMIT 1")
+            .map_err(|e| self.err(e))?;
+        st.query_row(params![&source.0[..], profile], Self::proxy_row).optional().map_err(|e| self.err(e))
+    }
+
+    /// The proxy a blob is (for the mount's xattrs).
+    pub fn proxy_by_blob(&self, blob: &Hash) -> Result<Option<super::objects::ProxyRecord>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT source, profile, settings_version, blob, partial_at, note FROM proxies WHERE blob = ?1 ORDER BY settings_version DESC LIMIT 1")
+            .map_err(|e| self.err(e))?;
+        st.query_row([&blob.0[..]], Self::proxy_row).optional().map_err(|e| self.err(e))
+    }
+
+    pub fn has_proxy(&self, source: &Hash, profile: &str, settings_version: i64) -> Result<bool> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT 1 FROM proxies WHERE source = ?1 AND profile = ?2 AND settings_version = ?3")
+            .map_err(|e| self.err(e))?;
+        st.exists(params![&source.0[..], profile, settings_version]).map_err(|e| self.err(e))
+    }
+
+    /// Profiles with at least one proxy of a file directly in `tree` (one indexed
+    /// join; `.proxy/` shows only when this is not empty).
+    pub fn proxy_profiles_in_tree(&self, tree: &Hash) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT DISTINCT p.profile FROM tree_entries t JOIN proxies p ON p.source = t.hash WHERE t.tree = ?1 AND t.kind = 1 ORDER BY p.profile",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st.query_map([&tree.0[..]], |r| r.get::<_, String>(0)).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
     }
 
     pub fn count(&self, table: &str) -> Result<u64> {

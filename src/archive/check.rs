@@ -4,7 +4,7 @@
 
 use super::catalog::Catalog;
 use super::error::{ArchiveError, IoContext, Result};
-use super::objects::{BlobRecord, Commit, EntryKind, Hash, MediaRecord, RecordKind, RefRecord, Tree};
+use super::objects::{BlobRecord, Commit, EntryKind, Hash, MediaRecord, ProxyRecord, RecordKind, RefRecord, Tree};
 use super::pack::{self, RecordLoc};
 use super::repo::Archive;
 use std::collections::{HashMap, HashSet};
@@ -345,6 +345,10 @@ pub fn rebuild_catalog(root: &Path) -> Result<RebuildReport> {
                     let m: MediaRecord = serde_json::from_slice(&raw).map_err(|_| bad("media"))?;
                     let facts = m.facts.map(|f| f.to_string());
                     cat.set_media(&m.blob, facts.as_deref(), m.error.as_deref())?;
+                }
+                RecordKind::Proxy => {
+                    let p: ProxyRecord = serde_json::from_slice(&raw).map_err(|_| bad("proxy"))?;
+                    cat.set_proxy(&p)?;
                 }
                 RecordKind::Chunk => {}
             }

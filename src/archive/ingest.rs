@@ -266,7 +266,7 @@ struct Hashed {
 /// Decide whether compressing a chunk pays by compressing three small samples
 /// at the fastest level. Camera codecs (ProRes, DNx, H.264) fail this in
 /// microseconds, so they are stored raw and read back with a plain pread.
-fn compress_if_it_pays(data: &[u8], policy: CompressionPolicy, level: i32) -> Option<Vec<u8>> {
+pub(crate) fn compress_if_it_pays(data: &[u8], policy: CompressionPolicy, level: i32) -> Option<Vec<u8>> {
     match policy {
         CompressionPolicy::Never => return None,
         CompressionPolicy::Always => {}
@@ -503,6 +503,73 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
             report.commit = c.map(|h| h.to_hex());
             archive.store().register_packs(archive.catalog.pack_names()?.into_iter().map(|(i, n, _)| (i, n)));
             Ok(report)
+        }
+        Err(e) => {
+            archive.catalog.rollback();
+            sink.discard();
+            Err(e)
+        }
+    }
+}
+
+/// Appends metadata records to the packs of a `store_local_files` call and indexes
+/// them in its catalog transaction.
+pub struct ObjectSink<'a> {
+    cat: &'a Catalog,
+    sink: &'a mut PackSink,
+}
+
+impl ObjectSink<'_> {
+    pub fn catalog(&self) -> &Catalog {
+        self.cat
+    }
+    pub fn append(&mut self, kind: RecordKind, raw: &[u8]) -> Result<Hash> {
+        Ok(self.sink.append_object(self.cat, kind, raw)?.id)
+    }
+}
+
+/// Store local files (e.g. rendered proxies) as blobs through the ingest
+/// pipeline — same chunker, dedup, compression and packs — without naming them
+/// in any tree. `then` gets the content hash and size of each file and may
+/// append records and catalog rows that point at them; it runs inside the same
+/// transaction. Packs are fsynced before the catalog commits; on any error (or
+/// interrupt) nothing is committed and the new packs are removed.
+pub fn store_local_files<T>(
+    archive: &mut Archive,
+    paths: &[PathBuf],
+    interrupt: Arc<AtomicBool>,
+    then: impl FnOnce(&mut ObjectSink, &[(Hash, u64)]) -> Result<T>,
+) -> Result<T> {
+    archive.require_writer()?;
+    let opts = IngestOptions { branch: String::new(), dest: String::new(), message: None, progress: false, prober: None, interrupt };
+    let mut report = IngestReport::default();
+    let cat = &archive.catalog;
+    let mut sink = PackSink {
+        root: archive.root().to_path_buf(),
+        next_id: cat.max_pack_id()? + 1,
+        target: archive.config.packs.target_size,
+        current: None,
+        written: Vec::new(),
+        sealed: Vec::new(),
+    };
+    cat.begin()?;
+    let result = (|| -> Result<T> {
+        let mut stored = Vec::with_capacity(paths.len());
+        for p in paths {
+            let meta = std::fs::metadata(p).at(p)?;
+            let f = SourceFile { path: p.clone(), dest: Vec::new(), meta };
+            let hash = store_file(&archive.config, cat, &mut sink, &f, &opts, &mut report, None)?;
+            stored.push((hash, f.meta.len()));
+        }
+        let out = then(&mut ObjectSink { cat, sink: &mut sink }, &stored)?;
+        // The rule of the archive: pack fsync (in seal) before the catalog commit.
+        sink.finish(cat)?;
+        Ok(out)
+    })();
+    match result.and_then(|v| cat.commit().map(|_| v)) {
+        Ok(v) => {
+            archive.store().register_packs(archive.catalog.pack_names()?.into_iter().map(|(i, n, _)| (i, n)));
+            Ok(v)
         }
         Err(e) => {
             archive.catalog.rollback();

@@ -46,6 +46,18 @@ impl WriterLock {
         Ok(WriterLock { _file: file, path })
     }
 
+    /// Like `acquire`, but wait (polling) up to `timeout` for the holder to finish:
+    /// for short writes (a mount's flush) that should queue behind an ingest.
+    pub fn acquire_wait(archive: &Path, timeout: std::time::Duration) -> Result<WriterLock> {
+        let start = std::time::Instant::now();
+        loop {
+            match WriterLock::acquire(archive) {
+                Err(ArchiveError::Locked { .. }) if start.elapsed() < timeout => std::thread::sleep(std::time::Duration::from_millis(50)),
+                other => return other,
+            }
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

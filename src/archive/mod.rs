@@ -9,14 +9,20 @@
 pub mod catalog;
 pub mod check;
 pub mod config;
+pub mod diff;
 pub mod error;
+pub mod gc;
 pub mod ingest;
 pub mod lock;
+pub mod merge;
 pub mod objects;
 pub mod pack;
+pub mod proxies;
 pub mod read;
 pub mod repo;
 pub mod restore;
+pub mod staging;
+pub mod synth;
 
 pub use error::{ArchiveError, Result};
 pub use objects::{EntryKind, Hash};

@@ -70,6 +70,8 @@ pub enum RecordKind {
     Commit = 4,
     Ref = 5,
     Media = 6,
+    /// A rendered proxy: (source content hash, profile, settings version) -> blob.
+    Proxy = 7,
 }
 
 impl RecordKind {
@@ -81,6 +83,7 @@ impl RecordKind {
             4 => RecordKind::Commit,
             5 => RecordKind::Ref,
             6 => RecordKind::Media,
+            7 => RecordKind::Proxy,
             _ => return None,
         })
     }
@@ -193,6 +196,19 @@ pub struct MediaRecord {
     pub blob: Hash,
     pub facts: Option<serde_json::Value>,
     pub error: Option<String>,
+}
+
+/// A rendered proxy of a source (by content hash): the catalog's `proxies` row,
+/// also written to the pack beside the proxy's blob so `check --rebuild-catalog`
+/// restores it. `partial_at` is the first source frame that did not decode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyRecord {
+    pub source: Hash,
+    pub profile: String,
+    pub settings_version: i64,
+    pub blob: Hash,
+    pub partial_at: Option<i64>,
+    pub note: String,
 }
 
 pub fn now_ns() -> i64 {

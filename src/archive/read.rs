@@ -23,6 +23,10 @@ pub struct ChunkStore {
     files: Mutex<HashMap<i64, Arc<File>>>,
     verified: Mutex<HashSet<Hash>>,
     cache: Mutex<DecodedCache>,
+    /// A read-only connection to the catalog, opened the first time a chunk is
+    /// not where a reader last saw it (`gc` moved it to a new pack and removed
+    /// the old one): the chunk's current location is looked up again.
+    relocator: Mutex<Option<rusqlite::Connection>>,
 }
 
 /// A small LRU of whole decoded chunks, bounded in bytes. It holds compressed
@@ -71,6 +75,68 @@ impl ChunkStore {
             files: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashSet::new()),
             cache: Mutex::new(DecodedCache { cap: cache_bytes, used: 0, items: VecDeque::new() }),
+            relocator: Mutex::new(None),
+        }
+    }
+
+    /// Make the known packs exactly `names`: register new ones and close the
+    /// handles of packs no longer in the catalog (removed by `gc`), so their disk
+    /// space is released. A reader that still holds a location in such a pack
+    /// finds the file gone and looks the chunk up again (`relocate`).
+    pub fn sync_packs(&self, names: impl IntoIterator<Item = (i64, String)>) {
+        let names: HashMap<i64, String> = names.into_iter().collect();
+        if let Ok(mut f) = self.files.lock() {
+            f.retain(|id, _| names.contains_key(id));
+        }
+        if let Ok(mut m) = self.pack_names.lock() {
+            *m = names;
+        }
+    }
+
+    /// Where a chunk is now, by the committed catalog (and refresh pack names).
+    pub fn relocate(&self, hash: &Hash) -> Option<ChunkLoc> {
+        let mut g = self.relocator.lock().ok()?;
+        if g.is_none() {
+            let db = self.packs_dir.parent()?.join("catalog.db");
+            let c = rusqlite::Connection::open_with_flags(
+                &db,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .ok()?;
+            let _ = c.busy_timeout(std::time::Duration::from_secs(10));
+            *g = Some(c);
+        }
+        let c = g.as_ref()?;
+        let loc = c
+            .query_row("SELECT pack, offset, stored_len, raw_len, codec FROM chunks WHERE hash = ?1", [&hash.0[..]], |r| {
+                Ok(ChunkLoc { pack: r.get(0)?, offset: r.get::<_, i64>(1)? as u64, stored_len: r.get(2)?, raw_len: r.get(3)?, codec: r.get(4)? })
+            })
+            .ok()?;
+        if let Ok(mut st) = c.prepare("SELECT id, name FROM packs WHERE id = ?1") {
+            if let Ok(name) = st.query_row([loc.pack], |r| r.get::<_, String>(1)) {
+                self.register_packs([(loc.pack, name)]);
+            }
+        }
+        Some(loc)
+    }
+
+    /// The open pack holding a chunk: at `loc`, or, if that pack file is gone
+    /// (garbage-collected after the caller resolved the location), wherever the
+    /// catalog now says the chunk is.
+    fn open_at(&self, hash: &Hash, loc: &ChunkLoc) -> Result<(Arc<File>, PathBuf, ChunkLoc)> {
+        match self.file(loc.pack) {
+            Ok((f, p)) => Ok((f, p, loc.clone())),
+            Err(ArchiveError::Io { path, source }) if source.kind() == std::io::ErrorKind::NotFound => {
+                match self.relocate(hash) {
+                    Some(new) if new.pack != loc.pack => {
+                        log::info!("chunk {} moved from pack #{} to #{} (gc); reading it there", hash.short(), loc.pack, new.pack);
+                        let (f, p) = self.file(new.pack)?;
+                        Ok((f, p, new))
+                    }
+                    _ => Err(ArchiveError::Io { path, source }),
+                }
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -104,7 +170,7 @@ impl ChunkStore {
     /// Read, decode and verify a whole chunk without keeping it in this store's
     /// cache: for callers (the mount's read-ahead) that manage their own memory.
     pub fn load_verified(&self, hash: &Hash, loc: &ChunkLoc) -> Result<Vec<u8>> {
-        let (file, path) = self.file(loc.pack)?;
+        let (file, path, loc) = self.open_at(hash, loc)?;
         let rl = RecordLoc {
             kind: super::objects::RecordKind::Chunk,
             codec: loc.codec,
@@ -131,7 +197,7 @@ impl ChunkStore {
         if let Some(v) = self.cache.lock().ok().and_then(|mut c| c.get(hash)) {
             return Ok(v);
         }
-        let (file, path) = self.file(loc.pack)?;
+        let (file, path, loc) = self.open_at(hash, loc)?;
         let rl = RecordLoc {
             kind: super::objects::RecordKind::Chunk,
             codec: loc.codec,
@@ -156,7 +222,7 @@ impl ChunkStore {
             return Err(ArchiveError::Inconsistent(format!("extent past the end of chunk {}", hash.short())));
         }
         if loc.codec == CODEC_RAW && self.is_verified(hash) {
-            let (file, path) = self.file(loc.pack)?;
+            let (file, path, loc) = self.open_at(hash, loc)?;
             file.read_exact_at(buf, loc.offset + RECORD_HEADER_LEN + off).at(&path)?;
             return Ok(());
         }

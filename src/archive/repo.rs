@@ -5,7 +5,7 @@ use super::catalog::{Catalog, CommitRow};
 use super::config::Config;
 use super::error::{ArchiveError, IoContext, Result};
 use super::lock::WriterLock;
-use super::objects::{self, Commit, EntryKind, Hash, RecordKind, RefRecord, TreeEntry};
+use super::objects::{self, BlobRecord, Commit, EntryKind, Hash, RecordKind, RefRecord, Tree, TreeEntry};
 use super::pack::{self, PackWriter};
 use super::read::{BlobReader, ChunkStore};
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ pub struct Archive {
     pub config: Config,
     pub catalog: Catalog,
     store: Arc<ChunkStore>,
-    lock: Option<WriterLock>,
+    pub(crate) lock: Option<WriterLock>,
 }
 
 /// What a `BRANCH[@COMMIT]/PATH` names.
@@ -79,6 +79,7 @@ impl Archive {
             return Err(ArchiveError::Inconsistent(format!("{} is missing", db.display())));
         }
         let catalog = Catalog::open(&db, true)?;
+        super::staging::ensure_schema(&catalog)?;
         let store = Arc::new(ChunkStore::new(path.join("packs"), 64 << 20));
         store.register_packs(catalog.pack_names()?.into_iter().map(|(id, name, _)| (id, name)));
         Ok(Archive { root: path.into(), config, catalog, store, lock: None })
@@ -164,13 +165,42 @@ impl Archive {
         self.write_refs(&[(name.to_string(), head)], Vec::new())
     }
 
-    /// Write ref records (and any preceding objects already appended by `objects`)
-    /// to a fresh pack, seal it, then move the branch rows. Used by branch creation;
-    /// ingest has its own pack.
-    fn write_refs(&mut self, refs: &[(String, Option<Hash>)], _objects: Vec<()>) -> Result<()> {
+    /// Write ref records to a fresh pack, seal it, then move the branch rows.
+    fn write_refs(&mut self, refs: &[(String, Option<Hash>)], objs: Vec<NewObject>) -> Result<()> {
+        self.write_objects(&objs, refs).map(|_| ())
+    }
+
+    /// The one way small metadata writes reach the archive (branch creation and
+    /// deletion, merge commits, synthetic archives): append `objects` (blob
+    /// records, trees, commits) and then one ref record per branch move to a new
+    /// pack, seal it (fsync file and folder), and only then, in one catalog
+    /// transaction, index the pack, its records, the objects' rows and the new
+    /// branch heads. A crash before the commit leaves an unreferenced pack that the
+    /// next writer removes; after it, everything is durable. Objects already in the
+    /// catalog are skipped. Returns the ids of `objects`, in order.
+    pub fn write_objects(&mut self, objs: &[NewObject], refs: &[(String, Option<Hash>)]) -> Result<Vec<Hash>> {
         self.require_writer()?;
         let n = self.catalog.max_pack_id()? + 1;
         let (id, name, mut w) = self.new_pack(n)?;
+        let mut ids = Vec::with_capacity(objs.len());
+        let mut fresh = Vec::new();
+        let appended = (|| -> Result<()> {
+            for o in objs {
+                let (kind, raw) = o.encode();
+                let oid = Hash::of(&raw);
+                ids.push(oid);
+                if !o.present(&self.catalog, &oid)? {
+                    w.append_object(kind, &raw)?;
+                    fresh.push((o, oid));
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = appended {
+            drop(w);
+            let _ = std::fs::remove_file(self.packs_dir().join(&name));
+            return Err(e);
+        }
         let mut seq = self.catalog.next_ref_seq()?;
         let mut rows = Vec::new();
         for (branch, head) in refs {
@@ -180,15 +210,29 @@ impl Archive {
             rows.push((r, seq));
             seq += 1;
         }
-        let (path, size, locs) = w.seal()?;
+        // The rule of the archive: the pack is fsynced before the catalog commit.
+        let (path, size, locs) = match w.seal() {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = std::fs::remove_file(self.packs_dir().join(&name));
+                return Err(e);
+            }
+        };
         let res = (|| {
             self.catalog.begin()?;
             self.catalog.insert_pack(id, &name, size, locs.len())?;
             for l in &locs {
                 self.catalog.insert_record(id, l)?;
             }
+            for (o, oid) in &fresh {
+                o.index(&self.catalog, oid, &locs)?;
+            }
             for (r, seq) in &rows {
-                self.catalog.set_branch(&r.branch, r.head.as_ref(), *seq, r.time_ns)?;
+                if r.head.is_some() {
+                    self.catalog.set_branch(&r.branch, r.head.as_ref(), *seq, r.time_ns)?;
+                } else {
+                    self.catalog.delete_branch(&r.branch)?;
+                }
             }
             self.catalog.commit()
         })();
@@ -198,15 +242,14 @@ impl Archive {
         } else {
             self.store.register_packs([(id, name)]);
         }
-        res
+        res.map(|_| ids)
     }
 
     pub fn delete_branch(&mut self, name: &str) -> Result<()> {
         if self.catalog.branch_head(name)?.is_none() {
             return Err(ArchiveError::NoSuchBranch(name.into()));
         }
-        self.write_refs(&[(name.to_string(), None)], Vec::new())?;
-        self.catalog.delete_branch(name)
+        self.write_refs(&[(name.to_string(), None)], Vec::new())
     }
 
     pub fn require_writer(&self) -> Result<()> {
@@ -315,6 +358,38 @@ impl Archive {
             .catalog
             .media(blob)?
             .map(|(f, e)| (f.and_then(|s| serde_json::from_str(&s).ok()), e)))
+    }
+}
+
+/// A metadata object for `Archive::write_objects`.
+pub enum NewObject {
+    /// A file's extent list (its chunks must already be in the catalog).
+    Blob(BlobRecord),
+    Tree(Tree),
+    Commit(Commit),
+}
+
+impl NewObject {
+    fn encode(&self) -> (RecordKind, Vec<u8>) {
+        match self {
+            NewObject::Blob(b) => (RecordKind::Blob, serde_json::to_vec(b).unwrap_or_default()),
+            NewObject::Tree(t) => (RecordKind::Tree, t.encode()),
+            NewObject::Commit(c) => (RecordKind::Commit, c.encode()),
+        }
+    }
+    fn present(&self, cat: &Catalog, id: &Hash) -> Result<bool> {
+        match self {
+            NewObject::Blob(b) => cat.has_blob(&b.hash),
+            NewObject::Tree(_) => cat.has_tree(id),
+            NewObject::Commit(_) => Ok(cat.commit_row(id)?.is_some()),
+        }
+    }
+    fn index(&self, cat: &Catalog, id: &Hash, _locs: &[pack::RecordLoc]) -> Result<()> {
+        match self {
+            NewObject::Blob(b) => cat.insert_blob(&b.hash, b.size, id, &b.extents),
+            NewObject::Tree(t) => cat.insert_tree(id, &t.entries),
+            NewObject::Commit(c) => cat.insert_commit(id, c),
+        }
     }
 }
 

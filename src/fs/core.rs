@@ -28,6 +28,14 @@ pub enum FsError {
     BadHandle,
     #[error("I/O error: {0}")]
     Io(String),
+    #[error("already exists")]
+    Exists,
+    #[error("directory not empty")]
+    NotEmpty,
+    #[error("cross-branch rename")]
+    CrossDevice,
+    #[error("invalid name or argument")]
+    Invalid,
 }
 
 pub type FsResult<T> = Result<T, FsError>;
@@ -54,6 +62,8 @@ pub struct OpenFile {
     pub reader: Arc<BlobReader>,
     /// Set for a virtual slice: the planned layout served instead of the blob.
     pub slice: Option<Arc<SlicePlan>>,
+    /// Set for a branch file opened for writing (or being written by another handle).
+    pub ws: Option<Arc<Mutex<super::write::WriteState>>>,
     seq: Mutex<SeqState>,
 }
 
@@ -67,17 +77,19 @@ struct SeqState {
 pub struct FsOptions {
     pub cache_bytes: usize,
     pub readahead_workers: usize,
+    /// Refuse every change with EROFS.
+    pub read_only: bool,
 }
 
 impl Default for FsOptions {
     fn default() -> Self {
-        FsOptions { cache_bytes: 1 << 30, readahead_workers: 4 }
+        FsOptions { cache_bytes: 1 << 30, readahead_workers: 4, read_only: true }
     }
 }
 
 pub struct FsCore {
     archive: Mutex<Archive>,
-    inodes: Inodes,
+    pub(crate) inodes: Inodes,
     handles: Mutex<HashMap<u64, Arc<OpenFile>>>,
     next_fh: AtomicU64,
     prefetch: Arc<Prefetcher>,
@@ -87,7 +99,15 @@ pub struct FsCore {
     mount_time_ns: i64,
     /// Slices resolved by lookup, by inode, with the source they read from.
     slices: Mutex<HashMap<u64, (Arc<SlicePlan>, Arc<BlobReader>, String)>>,
+    /// Write state of branch files being written, by inode.
+    pub(crate) writes: Mutex<HashMap<u64, Arc<Mutex<super::write::WriteState>>>>,
+    pub(crate) read_only: bool,
 }
+
+#[path = "proxy_ns.rs"]
+mod proxy_ns;
+#[path = "history.rs"]
+pub mod history;
 
 const HEADS_TTL: Duration = Duration::from_secs(1);
 
@@ -107,7 +127,36 @@ impl FsCore {
             heads: Mutex::new((Instant::now() - HEADS_TTL * 2, HashMap::new())),
             mount_time_ns: crate::archive::objects::now_ns(),
             slices: Mutex::new(HashMap::new()),
+            writes: Mutex::new(HashMap::new()),
+            read_only: opts.read_only,
         }
+    }
+
+    pub(crate) fn with_archive_pub<T>(&self, f: impl FnOnce(&Archive) -> crate::archive::Result<T>) -> FsResult<T> {
+        self.with_archive(f)
+    }
+
+    pub(crate) fn heads_snapshot(&self) -> FsResult<HashMap<String, Option<Hash>>> {
+        self.heads()
+    }
+
+    pub(crate) fn node_pub(&self, ino: u64) -> FsResult<Node> {
+        self.node(ino)
+    }
+
+    /// Forget cached branch heads (after this mount created or removed a branch).
+    pub(crate) fn invalidate_heads(&self) {
+        if let Ok(mut h) = self.heads.lock() {
+            h.0 = Instant::now() - HEADS_TTL * 2;
+        }
+    }
+
+    pub(crate) fn getattr_branch_root_mtime(&self, branch: &str) -> FsResult<i64> {
+        let head = self.heads()?.get(branch).cloned().ok_or(FsError::NotFound)?;
+        Ok(match head {
+            Some(c) => self.with_archive(|a| a.commit(&c))?.time_ns,
+            None => self.mount_time_ns,
+        })
     }
 
     fn with_archive<T>(&self, f: impl FnOnce(&Archive) -> crate::archive::Result<T>) -> FsResult<T> {
@@ -123,7 +172,8 @@ impl FsCore {
             h.0 = Instant::now();
             // Newly committed packs must be readable by the chunk store.
             let names = self.with_archive(|a| a.catalog.pack_names())?;
-            self.prefetch.store().register_packs(names.into_iter().map(|(i, n, _)| (i, n)));
+            // `sync_packs` also closes packs `gc` removed, so their space is freed.
+            self.prefetch.store().sync_packs(names.into_iter().map(|(i, n, _)| (i, n)));
         }
         Ok(h.1.clone())
     }
@@ -135,7 +185,8 @@ impl FsCore {
     /// The tree a directory node lists (None: an empty branch).
     fn dir_tree(&self, node: &Node) -> FsResult<Option<Hash>> {
         match &node.kind {
-            NodeKind::Dir { tree } => Ok(Some(*tree)),
+            NodeKind::Dir { tree } | NodeKind::Commit { tree, .. } => Ok(Some(*tree)),
+            NodeKind::History | NodeKind::HistoryBranch { .. } => Err(FsError::Io("internal: .history has no tree".into())),
             NodeKind::Branch { name } => {
                 let head = self.heads()?.get(name).cloned().ok_or(FsError::NotFound)?;
                 match head {
@@ -143,18 +194,23 @@ impl FsCore {
                     None => Ok(None),
                 }
             }
+            NodeKind::BDir { .. } => self.branch_dir_tree(node),
+            NodeKind::BFile { .. } => Err(FsError::NotDir),
             NodeKind::Root => Err(FsError::Io("internal: root has no tree".into())),
-            NodeKind::File { .. } | NodeKind::Slice { .. } => Err(FsError::NotDir),
+            NodeKind::File { .. } | NodeKind::Slice { .. } | NodeKind::Proxy { .. } | NodeKind::ProxyDir { .. } => Err(FsError::NotDir),
         }
     }
 
     pub fn attr_of(&self, n: &Node) -> Attr {
-        let kind = if matches!(n.kind, NodeKind::File { .. } | NodeKind::Slice { .. }) { NodeType::File } else { NodeType::Dir };
+        let kind = if matches!(n.kind, NodeKind::File { .. } | NodeKind::Slice { .. } | NodeKind::Proxy { .. } | NodeKind::BFile { .. }) { NodeType::File } else { NodeType::Dir };
         Attr { ino: n.ino, kind, size: n.size, mode: n.mode, mtime_ns: n.mtime_ns, nlink: if kind == NodeType::Dir { 2 } else { 1 } }
     }
 
     pub fn getattr(&self, ino: u64) -> FsResult<Attr> {
         let n = self.node(ino)?;
+        if matches!(n.kind, NodeKind::BDir { .. } | NodeKind::BFile { .. }) {
+            return self.branch_attr(&n);
+        }
         if let NodeKind::Branch { name } = &n.kind {
             // A branch root's mtime is its head commit's time.
             let head = self.heads()?.get(name).cloned().ok_or(FsError::NotFound)?;
@@ -182,6 +238,10 @@ impl FsCore {
         if name == ".." {
             return self.getattr(p.parent);
         }
+        // Old versions: `branch@commit` and `.history/` (fs/history.rs).
+        if let Some(a) = self.version_lookup(&p, name)? {
+            return Ok(a);
+        }
         if p.kind == NodeKind::Root {
             let heads = self.heads()?;
             if !heads.contains_key(name) {
@@ -189,6 +249,17 @@ impl FsCore {
             }
             let n = self.inodes.child(&p, name, NodeKind::Branch { name: name.to_string() }, 0, 0o755, self.mount_time_ns);
             return self.getattr(n.ino);
+        }
+        if let Some(a) = self.proxy_lookup(&p, name)? {
+            return Ok(a);
+        }
+        if matches!(p.kind, NodeKind::Branch { .. } | NodeKind::BDir { .. }) {
+            if let Some(a) = self.branch_lookup(&p, name)? {
+                return Ok(a);
+            }
+            // Not in the branch: perhaps a slice of a committed file beside it.
+            let Some(tree) = self.dir_tree(&p)? else { return Err(FsError::NotFound) };
+            return self.lookup_slice(&p, &tree, name);
         }
         let Some(tree) = self.dir_tree(&p)? else { return Err(FsError::NotFound) };
         // One indexed probe of (tree, name): a miss costs one SQLite lookup, no scan.
@@ -236,6 +307,9 @@ impl FsCore {
     /// Directory entries (without `.` and `..`), with inode numbers.
     pub fn readdir(&self, ino: u64) -> FsResult<Vec<(String, Attr)>> {
         let p = self.node(ino)?;
+        if let Some(v) = self.version_readdir(&p)? {
+            return Ok(v);
+        }
         if p.kind == NodeKind::Root {
             let mut names: Vec<String> = self.heads()?.into_keys().collect();
             names.sort();
@@ -246,9 +320,18 @@ impl FsCore {
             }
             return Ok(out);
         }
+        if let Some(v) = self.proxy_readdir(&p)? {
+            return Ok(v);
+        }
+        if let Some(mut v) = self.branch_readdir(&p)? {
+            if let Some(tree) = self.dir_tree(&p)? {
+                self.proxy_dir_entry(&p, &tree, &mut v)?;
+            }
+            return Ok(v);
+        }
         let Some(tree) = self.dir_tree(&p)? else { return Ok(Vec::new()) };
         let entries = self.with_archive(|a| a.list_dir(&tree))?;
-        Ok(entries
+        let mut out: Vec<(String, Attr)> = entries
             .into_iter()
             .map(|e| {
                 let (kind, size) = match e.kind {
@@ -258,19 +341,44 @@ impl FsCore {
                 let n = self.inodes.child(&p, &e.name, kind, size, e.mode, e.mtime_ns);
                 (e.name, self.attr_of(&n))
             })
-            .collect())
+            .collect();
+        self.proxy_dir_entry(&p, &tree, &mut out)?;
+        Ok(out)
     }
 
     pub fn open(&self, ino: u64, write: bool) -> FsResult<u64> {
+        self.open_with(ino, write, false)
+    }
+
+    /// Open; `truncate` is O_TRUNC.
+    pub fn open_with(&self, ino: u64, write: bool, truncate: bool) -> FsResult<u64> {
         let n = self.node(ino)?;
+        if let NodeKind::BFile { .. } = &n.kind {
+            let existing = self.writes.lock().ok().and_then(|m| m.get(&ino).cloned());
+            let (reader, ws) = if write || truncate {
+                let ws = self.open_for_write(&n, truncate)?;
+                (ws.lock().map(|w| w.base.clone()).map_err(|_| FsError::Io("poisoned".into()))?, Some(ws))
+            } else if let Some(ws) = existing {
+                if let Ok(mut w) = ws.lock() {
+                    w.handles += 1;
+                }
+                (ws.lock().map(|w| w.base.clone()).map_err(|_| FsError::Io("poisoned".into()))?, Some(ws))
+            } else {
+                (self.branch_reader(&n)?.0, None)
+            };
+            let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+            let of = OpenFile { node: n, reader, slice: None, ws, seq: Mutex::new(SeqState { next: 0, window: 0, requested_to: 0 }) };
+            self.handles.lock().map_err(|_| FsError::BadHandle)?.insert(fh, Arc::new(of));
+            return Ok(fh);
+        }
         if write {
             return Err(match n.kind {
-                NodeKind::File { .. } | NodeKind::Slice { .. } => FsError::ReadOnly,
+                NodeKind::File { .. } | NodeKind::Slice { .. } | NodeKind::Proxy { .. } => FsError::ReadOnly,
                 _ => FsError::IsDir,
             });
         }
         let (reader, slice) = match &n.kind {
-            NodeKind::File { blob } => (Arc::new(self.with_archive(|a| a.blob_reader(blob))?), None),
+            NodeKind::File { blob } | NodeKind::Proxy { blob, .. } => (Arc::new(self.with_archive(|a| a.blob_reader(blob))?), None),
             NodeKind::Slice { .. } => {
                 let m = self.slices.lock().map_err(|_| FsError::BadHandle)?;
                 let (plan, reader, _) = m.get(&ino).cloned().ok_or(FsError::NotFound)?;
@@ -279,14 +387,46 @@ impl FsCore {
             _ => return Err(FsError::IsDir),
         };
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        let of = OpenFile { node: n, reader, slice, seq: Mutex::new(SeqState { next: 0, window: 0, requested_to: 0 }) };
+        let of = OpenFile { node: n, reader, slice, ws: None, seq: Mutex::new(SeqState { next: 0, window: 0, requested_to: 0 }) };
         self.handles.lock().map_err(|_| FsError::BadHandle)?.insert(fh, Arc::new(of));
         Ok(fh)
     }
 
-    pub fn release(&self, fh: u64) {
-        if let Ok(mut h) = self.handles.lock() {
-            h.remove(&fh);
+    pub fn release(&self, fh: u64) -> FsResult<()> {
+        let of = self.handles.lock().ok().and_then(|mut h| h.remove(&fh));
+        if let Some(of) = of {
+            if let Some(ws) = &of.ws {
+                return self.release_ws(of.node.ino, ws);
+            }
+        }
+        Ok(())
+    }
+
+    /// Create a file in a branch folder and open it for writing.
+    pub fn create_open(&self, parent: u64, name: &str, mode: u32) -> FsResult<(Attr, u64)> {
+        let (attr, ws) = self.create(parent, name, mode)?;
+        let n = self.node(attr.ino)?;
+        let reader = ws.lock().map(|w| w.base.clone()).map_err(|_| FsError::Io("poisoned".into()))?;
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        let of = OpenFile { node: n, reader, slice: None, ws: Some(ws), seq: Mutex::new(SeqState { next: 0, window: 0, requested_to: 0 }) };
+        self.handles.lock().map_err(|_| FsError::BadHandle)?.insert(fh, Arc::new(of));
+        Ok((attr, fh))
+    }
+
+    pub fn write_fh(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
+        let of = self.handle(fh)?;
+        match &of.ws {
+            Some(ws) => self.write(ws, offset, data),
+            None => Err(FsError::ReadOnly),
+        }
+    }
+
+    /// fsync/flush of a handle: buffered writes become durable staged data.
+    pub fn fsync_fh(&self, fh: u64) -> FsResult<()> {
+        let of = self.handle(fh)?;
+        match &of.ws {
+            Some(ws) => self.flush_ws(ws),
+            None => Ok(()),
         }
     }
 
@@ -298,6 +438,9 @@ impl FsCore {
     /// an I/O error (and a log line naming the file); other ranges still read.
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
         let of = self.handle(fh)?;
+        if let Some(ws) = &of.ws {
+            return self.read_ws(ws, offset, size as u64);
+        }
         if let Some(plan) = &of.slice {
             if offset >= plan.size {
                 return Ok(Vec::new());
@@ -384,14 +527,9 @@ impl FsCore {
         self.xattrs(ino)?.into_iter().find(|(k, _)| k == name).map(|(_, v)| v.into_bytes()).ok_or(FsError::NoAttr)
     }
 
-    /// `user.reelfs.*`: what a tool may want without decoding the file.
-    fn xattrs(&self, ino: u64) -> FsResult<Vec<(String, String)>> {
-        let n = self.node(ino)?;
+    /// Probed media facts of a content hash as `user.reelfs.*` attributes.
+    pub(crate) fn media_xattrs(&self, blob: &Hash) -> FsResult<Vec<(String, String)>> {
         let mut out = Vec::new();
-        match &n.kind {
-            NodeKind::File { blob } => {
-                out.push(("user.reelfs.hash".into(), format!("blake3:{blob}")));
-                out.push(("user.reelfs.location".into(), "disk".into()));
                 if let Some((facts, err)) = self.with_archive(|a| a.media(blob))? {
                     if let Some(e) = err {
                         out.push(("user.reelfs.damaged".into(), e));
@@ -419,6 +557,18 @@ impl FsCore {
                         }
                     }
                 }
+        Ok(out)
+    }
+
+    /// `user.reelfs.*`: what a tool may want without decoding the file.
+    fn xattrs(&self, ino: u64) -> FsResult<Vec<(String, String)>> {
+        let n = self.node(ino)?;
+        let mut out = Vec::new();
+        match &n.kind {
+            NodeKind::File { blob } => {
+                out.push(("user.reelfs.hash".into(), format!("blake3:{blob}")));
+                out.push(("user.reelfs.location".into(), "disk".into()));
+                out.extend(self.media_xattrs(blob)?);
             }
             NodeKind::Branch { name } => {
                 out.push(("user.reelfs.branch".into(), name.clone()));
@@ -438,7 +588,23 @@ impl FsCore {
                 }
             }
             NodeKind::Dir { tree } => out.push(("user.reelfs.tree".into(), tree.to_hex())),
+            NodeKind::BDir { branch, .. } => out.push(("user.reelfs.branch".into(), branch.clone())),
+            NodeKind::BFile { branch, path } => {
+                out.push(("user.reelfs.branch".into(), branch.clone()));
+                if let Some(super::write::Entry::File { content, .. }) = self.branch_entry(branch, path)? {
+                    match content {
+                        crate::archive::staging::Content::Blob(blob) => {
+                            out.push(("user.reelfs.hash".into(), format!("blake3:{blob}")));
+                            out.push(("user.reelfs.location".into(), "disk".into()));
+                            out.extend(self.media_xattrs(&blob)?);
+                        }
+                        crate::archive::staging::Content::Extents(_) => out.push(("user.reelfs.staged".into(), "true".into())),
+                    }
+                }
+            }
             NodeKind::Root => {}
+            NodeKind::Commit { .. } | NodeKind::History | NodeKind::HistoryBranch { .. } => out.extend(self.version_xattrs(&n)),
+            NodeKind::Proxy { .. } | NodeKind::ProxyDir { .. } => out.extend(self.proxy_xattrs(&n)?),
         }
         Ok(out)
     }

@@ -59,7 +59,12 @@ fn errno(e: &FsError) -> Errno {
         FsError::ReadOnly => Errno::EROFS,
         FsError::NoAttr => Errno::NO_XATTR,
         FsError::BadHandle => Errno::EBADF,
+        FsError::Io(m) if m.contains("No space left") || m.contains("disk is full") || m.contains("database or disk is full") => Errno::ENOSPC,
         FsError::Io(_) => Errno::EIO,
+        FsError::Exists => Errno::EEXIST,
+        FsError::NotEmpty => Errno::ENOTEMPTY,
+        FsError::CrossDevice => Errno::EXDEV,
+        FsError::Invalid => Errno::EINVAL,
     }
 }
 
@@ -89,9 +94,16 @@ impl Filesystem for FuseAdapter {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let write = flags.acc_mode() != OpenAccMode::O_RDONLY || (flags.0 & libc::O_TRUNC) != 0;
-        match self.core.open(ino.0, write) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+        let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
+        let truncate = (flags.0 & libc::O_TRUNC) != 0;
+        // Archived content never changes behind an inode, so its pages are kept;
+        // a branch file may be rewritten, so its cache is dropped on open.
+        let keep = match self.core.getattr(ino.0) {
+            Ok(_) => !self.core.is_mutable(ino.0),
+            Err(e) => return reply.error(errno(&e)),
+        };
+        match self.core.open_with(ino.0, write, truncate) {
+            Ok(fh) => reply.opened(FileHandle(fh), if keep { FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() }),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -114,12 +126,119 @@ impl Filesystem for FuseAdapter {
     }
 
     fn release(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, _lock: Option<LockOwner>, _flush: bool, reply: ReplyEmpty) {
-        self.core.release(fh.0);
-        reply.ok();
+        match self.core.release(fh.0) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock: LockOwner, reply: ReplyEmpty) {
-        reply.ok();
+    /// close(): written data becomes durable here, so a full disk is reported
+    /// to the writer's close() rather than lost.
+    fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _lock: LockOwner, reply: ReplyEmpty) {
+        match self.core.fsync_fh(fh.0) {
+            Ok(()) => reply.ok(),
+            Err(FsError::BadHandle) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        match self.core.fsync_fh(fh.0) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: fuser::WriteFlags,
+        _flags: OpenFlags,
+        _lock: Option<LockOwner>,
+        reply: fuser::ReplyWrite,
+    ) {
+        match self.core.write_fh(fh.0, offset, data) {
+            Ok(n) => reply.written(n),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn create(&self, _req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, _flags: i32, reply: fuser::ReplyCreate) {
+        let Some(name) = name.to_str() else { return reply.error(Errno::EINVAL) };
+        match self.core.create_open(parent.0, name, mode & !umask) {
+            Ok((a, fh)) => reply.created(&TTL, &self.attr(&a), Generation(0), FileHandle(fh), FopenFlags::empty()),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn mkdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        let Some(name) = name.to_str() else { return reply.error(Errno::EINVAL) };
+        match self.core.mkdir(parent.0, name, mode & !umask) {
+            Ok(a) => reply.entry(&TTL, &self.attr(&a), Generation(0)),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let Some(name) = name.to_str() else { return reply.error(Errno::ENOENT) };
+        match self.core.unlink(parent.0, name) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let Some(name) = name.to_str() else { return reply.error(Errno::ENOENT) };
+        match self.core.rmdir(parent.0, name) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn rename(&self, _req: &Request, parent: INodeNo, name: &OsStr, newparent: INodeNo, newname: &OsStr, flags: fuser::RenameFlags, reply: ReplyEmpty) {
+        let (Some(name), Some(newname)) = (name.to_str(), newname.to_str()) else { return reply.error(Errno::EINVAL) };
+        if flags.bits() != 0 {
+            return reply.error(Errno::EINVAL); // RENAME_EXCHANGE / NOREPLACE are not supported
+        }
+        match self.core.rename(parent.0, name, newparent.0, newname) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<fuser::TimeOrNow>,
+        mtime: Option<fuser::TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let mtime_ns = mtime.map(|t| {
+            let st = match t {
+                fuser::TimeOrNow::SpecificTime(st) => st,
+                fuser::TimeOrNow::Now => SystemTime::now(),
+            };
+            st.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+        });
+        match self.core.setattr(ino.0, mode, size, mtime_ns) {
+            Ok(a) => reply.attr(&TTL, &self.attr(&a)),
+            Err(e) => reply.error(errno(&e)),
+        }
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -182,7 +301,7 @@ impl Filesystem for FuseAdapter {
 
     fn access(&self, _req: &Request, ino: INodeNo, mask: fuser::AccessFlags, reply: ReplyEmpty) {
         match self.core.getattr(ino.0) {
-            Ok(_) if mask.bits() & libc::W_OK != 0 => reply.error(Errno::EROFS),
+            Ok(_) if mask.bits() & libc::W_OK != 0 && !self.core.is_mutable(ino.0) => reply.error(Errno::EROFS),
             Ok(_) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }

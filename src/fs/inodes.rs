@@ -22,6 +22,22 @@ pub enum NodeKind {
     File { blob: Hash },
     /// A virtual timecode slice of a file (`clip.mov@IN-OUT`), resolved on lookup.
     Slice { blob: Hash },
+    /// A folder inside a branch, named by path: the head tree plus the staging overlay.
+    BDir { branch: String, path: String },
+    /// A file inside a branch, named by path, so it keeps its inode while written.
+    BFile { branch: String, path: String },
+    /// `.proxy/` of the folder whose tree is `tree` (profile None), or one of its
+    /// `.proxy/<profile>/` folders.
+    ProxyDir { tree: Hash, profile: Option<String> },
+    /// A stored proxy (`.proxy/<profile>/<stem>.<ext>`) of the file named `source`.
+    Proxy { blob: Hash, source: String },
+    /// An old version, read-only: `<branch>@<prefix>` at the root or a folder of
+    /// `.history/<branch>/`; behaves like `Dir` over the commit's root tree.
+    Commit { commit: Hash, tree: Hash },
+    /// `.history/`: one folder per branch.
+    History,
+    /// `.history/<branch>/`: one folder per commit of the branch.
+    HistoryBranch { branch: String },
 }
 
 #[derive(Debug, Clone)]
@@ -74,7 +90,8 @@ impl Inodes {
     /// are refreshed (a branch root's mtime moves with its head).
     pub fn child(&self, parent: &Node, name: &str, kind: NodeKind, size: u64, mode: u32, mtime_ns: i64) -> Node {
         let content = match &kind {
-            NodeKind::Dir { tree } => Some(*tree),
+            NodeKind::Dir { tree } | NodeKind::ProxyDir { tree, .. } => Some(*tree),
+            NodeKind::Proxy { blob, .. } => Some(*blob),
             NodeKind::File { blob } | NodeKind::Slice { blob } => Some(*blob),
             _ => None,
         };

@@ -7,5 +7,6 @@ pub mod fuse;
 pub mod inodes;
 pub mod mount;
 pub mod readahead;
+pub mod write;
 
 pub use self::core::{Attr, FsCore, FsError, NodeType};

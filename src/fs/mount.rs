@@ -20,6 +20,10 @@ pub enum MountError {
     Archive(#[from] crate::archive::ArchiveError),
     #[error("mountpoint {0}: does not exist; create it with `mkdir -p {0}`")]
     NoMountpoint(String),
+    #[error("mountpoint {0}: a dead mount is left here (its process ended without unmounting); run `reelfs umount {0}` first")]
+    StaleMount(String),
+    #[error("mountpoint {0}: {1}")]
+    Inaccessible(String, std::io::Error),
     #[error("mountpoint {0}: is not a directory")]
     NotADirectory(String),
     #[error("mountpoint {0}: is not empty (or is already a mount); choose an empty directory")]
@@ -34,7 +38,11 @@ pub enum MountError {
 /// with a reason instead of leaving a half-made mount behind.
 pub fn preflight(archive: &Path, mountpoint: &Path) -> Result<(), MountError> {
     let mp = mountpoint.display().to_string();
-    let meta = std::fs::metadata(mountpoint).map_err(|_| MountError::NoMountpoint(mp.clone()))?;
+    let meta = std::fs::metadata(mountpoint).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOENT) => MountError::NoMountpoint(mp.clone()),
+        Some(libc::ENOTCONN) => MountError::StaleMount(mp.clone()),
+        _ => MountError::Inaccessible(mp.clone(), e),
+    })?;
     if !meta.is_dir() {
         return Err(MountError::NotADirectory(mp));
     }
@@ -70,7 +78,7 @@ pub fn mount_foreground(archive: &Path, mountpoint: &Path, opts: &MountOptions, 
     preflight(archive, mountpoint)?;
     let set = block_term_signals();
     let a = Archive::open(archive)?;
-    let core = FsCore::new(a, FsOptions { cache_bytes: opts.cache_bytes, readahead_workers: 4 });
+    let core = FsCore::new(a, FsOptions { cache_bytes: opts.cache_bytes, readahead_workers: 4, read_only: opts.read_only });
     let fs = FuseAdapter::new(core);
     let mut mount_options = vec![
         MountOption::FSName(format!("reelfs:{}", archive.display())),
@@ -80,10 +88,9 @@ pub fn mount_foreground(archive: &Path, mountpoint: &Path, opts: &MountOptions, 
         MountOption::NoDev,
         MountOption::NoSuid,
     ];
-    // Writes arrive with copy-on-write support (a later issue); until then the
-    // mount is always read-only and --read-only only states it.
-    let _ = opts.read_only;
-    mount_options.push(MountOption::RO);
+    // Branch folders are writable (copy-on-write into the staging overlay) unless
+    // --read-only; old versions, proxies and slices are read-only either way.
+    mount_options.push(if opts.read_only { MountOption::RO } else { MountOption::RW });
     let mut cfg = Config::default();
     cfg.mount_options = mount_options;
     cfg.acl = if opts.allow_other { SessionACL::All } else { SessionACL::Owner };
@@ -95,14 +102,38 @@ pub fn mount_foreground(archive: &Path, mountpoint: &Path, opts: &MountOptions, 
     std::thread::Builder::new()
         .name("reelfs-signals".into())
         .spawn(move || {
-            let mut sig: libc::c_int = 0;
-            // SAFETY: waiting on the set blocked above.
-            if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
-                log::info!("signal {sig}: unmounting");
-                if let Err(e) = unmounter.unmount() {
-                    log::warn!("unmount on signal failed: {e}; trying fusermount3 -u");
-                    let _ = std::process::Command::new("fusermount3").arg("-u").arg(&mp).status();
+            // Keep waiting after a failed attempt: the signals stay blocked in every
+            // thread, so returning here would make the process deaf to them. A
+            // busy mount (files open) is detached lazily on the next signal.
+            let fusermount = |args: &[&str]| {
+                std::process::Command::new("fusermount3").args(args).arg(&mp).stderr(std::process::Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+            };
+            let mut first = true;
+            loop {
+                let mut sig: libc::c_int = 0;
+                // SAFETY: waiting on the set blocked above.
+                if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                    continue;
                 }
+                if first {
+                    first = false;
+                    log::info!("signal {sig}: unmounting");
+                    match unmounter.unmount() {
+                        Ok(()) => return,
+                        Err(e) if fusermount(&["-u"]) => log::debug!("unmount: {e}; fusermount3 -u succeeded"),
+                        Err(e) => {
+                            log::warn!("cannot unmount {mp}: {e}; close the files open on it, or signal again to detach it now");
+                            continue;
+                        }
+                    }
+                    return;
+                }
+                if fusermount(&["-u"]) {
+                    return;
+                }
+                log::warn!("signal {sig}: detaching {mp} (lazy unmount); this process ends when its last open file is closed");
+                fusermount(&["-u", "-z"]);
+                return;
             }
         })
         .map_err(|source| MountError::Mount { path: mountpoint.display().to_string(), source })?;

@@ -1,0 +1,534 @@
+//! `reelfs gc`: free the chunks and objects nothing reaches.
+//!
+//! Reachable: every branch head and every commit reachable from it (both
+//! parents), their trees and files; every blob in `proxies`; and the staging
+//! overlay (blobs and trees named in `staging`, chunks in `staged_extents`).
+//! History is kept: gc never drops a commit that a branch reaches.
+//!
+//! Mark-and-sweep under the writer lock, in steps a crash cannot turn into data
+//! loss:
+//!   1. one catalog transaction marks what is reachable and deletes the rows of
+//!      everything else (the bytes stay in the packs; a crash before the commit
+//!      changes nothing, after it the dead bytes are merely unindexed);
+//!   2. packs with no live record lose their catalog row in that transaction
+//!      and their file after it (a crash in between leaves an unknown pack, which
+//!      the next writer removes, as after an interrupted ingest);
+//!   3. packs that are mostly garbage are compacted: their live records are
+//!      copied, verified, into new packs that are sealed and fsynced; then one
+//!      transaction points the catalog rows at the new packs and drops the old
+//!      packs' rows; only then are the old files deleted.
+//! Pack numbers are never reused (a high-water mark in `meta`), so a reader
+//! holding an old pack open by number never sees other bytes under it; a reader
+//! that resolved a chunk's location before the move and opens the pack after it
+//! finds the file gone and looks the chunk up again (`ChunkStore::relocate`).
+
+use super::error::{ArchiveError, IoContext, Result};
+use super::objects::{Hash, RecordKind};
+use super::pack::{self, PackWriter, RecordLoc, RECORD_HEADER_LEN};
+use super::repo::Archive;
+use std::collections::{HashSet, VecDeque};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+#[derive(Debug, Clone)]
+pub struct GcOptions {
+    pub dry_run: bool,
+    /// Compact a pack when its live bytes are below this fraction of its size.
+    pub compact_below: f64,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        GcOptions { dry_run: false, compact_below: 0.5 }
+    }
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct GcReport {
+    pub dry_run: bool,
+    /// Reachable content that stays.
+    pub live_chunks: u64,
+    pub live_chunk_bytes: u64,
+    /// Chunks nothing reaches, and their stored bytes.
+    pub chunks_freed: u64,
+    pub chunk_bytes_freed: u64,
+    pub blobs_freed: u64,
+    pub trees_freed: u64,
+    pub commits_freed: u64,
+    /// Pack files deleted outright (nothing live in them).
+    pub packs_deleted: u64,
+    /// Mostly-garbage packs whose live records were copied to new packs.
+    pub packs_compacted: u64,
+    pub packs_written: u64,
+    /// Live records copied by compaction, and their bytes.
+    pub records_moved: u64,
+    pub bytes_moved: u64,
+    /// Disk space released: removed pack files minus the new packs.
+    pub bytes_freed: u64,
+    /// Dead bytes left inside packs that are mostly live (freed by a later gc
+    /// once those packs become mostly garbage).
+    pub garbage_bytes_left: u64,
+    pub problems: Vec<String>,
+}
+
+/// Columns of `table` (empty if it does not exist).
+fn columns(cat: &super::catalog::Catalog, table: &str) -> Result<Vec<String>> {
+    let mut st = cat.conn.prepare(&format!("PRAGMA table_info({table})")).map_err(|e| cat.err(e))?;
+    let rows = st.query_map([], |r| r.get::<_, String>(1)).map_err(|e| cat.err(e))?;
+    rows.collect::<rusqlite::Result<_>>().map_err(|e| cat.err(e))
+}
+
+pub fn gc(archive: &mut Archive, opts: &GcOptions) -> Result<GcReport> {
+    archive.require_writer()?;
+    let mut rep = GcReport { dry_run: opts.dry_run, ..Default::default() };
+    let cat = &archive.catalog;
+    let x = |sql: &str| cat.conn.execute_batch(sql).map_err(|e| cat.err(e));
+    cat.begin()?;
+    let marked = (|| -> Result<Vec<(i64, String, u64, bool)>> {
+        x("DROP TABLE IF EXISTS temp.gc_commits; DROP TABLE IF EXISTS temp.gc_roots; DROP TABLE IF EXISTS temp.gc_trees;
+           DROP TABLE IF EXISTS temp.gc_blobs; DROP TABLE IF EXISTS temp.gc_chunks;
+           CREATE TEMP TABLE gc_commits (h BLOB PRIMARY KEY) WITHOUT ROWID;
+           CREATE TEMP TABLE gc_roots (h BLOB PRIMARY KEY) WITHOUT ROWID;
+           CREATE TEMP TABLE gc_trees (h BLOB PRIMARY KEY) WITHOUT ROWID;
+           CREATE TEMP TABLE gc_blobs (h BLOB PRIMARY KEY) WITHOUT ROWID;
+           CREATE TEMP TABLE gc_chunks (h BLOB PRIMARY KEY) WITHOUT ROWID;")?;
+        // ---- mark: commits (both parents) from every branch head ----
+        let mut seen: HashSet<Hash> = HashSet::new();
+        let mut q: VecDeque<Hash> = archive.branches()?.into_iter().filter_map(|(_, h)| h).collect();
+        while let Some(c) = q.pop_front() {
+            if !seen.insert(c) {
+                continue;
+            }
+            match cat.commit_row(&c)? {
+                Some(row) => q.extend(row.parents),
+                None => rep.problems.push(format!("commit {} is reachable but not in the catalog", c.short())),
+            }
+        }
+        {
+            let mut st = cat.conn.prepare("INSERT OR IGNORE INTO gc_commits (h) VALUES (?1)").map_err(|e| cat.err(e))?;
+            for c in &seen {
+                st.execute([&c.0[..]]).map_err(|e| cat.err(e))?;
+            }
+        }
+        // ---- trees: root trees of live commits (and staged folder moves), then down ----
+        x("INSERT OR IGNORE INTO gc_roots SELECT tree FROM commits WHERE hash IN (SELECT h FROM gc_commits);")?;
+        let staging = columns(cat, "staging")?;
+        if staging.iter().any(|c| c == "tree") {
+            x("INSERT OR IGNORE INTO gc_roots SELECT tree FROM staging WHERE tree IS NOT NULL;")?;
+        }
+        x("INSERT OR IGNORE INTO gc_trees
+             WITH RECURSIVE t(h) AS (
+               SELECT h FROM gc_roots
+               UNION SELECT e.hash FROM tree_entries e JOIN t ON e.tree = t.h WHERE e.kind = 2)
+             SELECT h FROM t;")?;
+        // ---- blobs: files of live trees, proxies, staged files ----
+        x("INSERT OR IGNORE INTO gc_blobs SELECT hash FROM tree_entries WHERE kind = 1 AND tree IN (SELECT h FROM gc_trees);")?;
+        if columns(cat, "proxies")?.iter().any(|c| c == "blob") {
+            x("INSERT OR IGNORE INTO gc_blobs SELECT blob FROM proxies;")?;
+        }
+        if staging.iter().any(|c| c == "blob") {
+            x("INSERT OR IGNORE INTO gc_blobs SELECT blob FROM staging WHERE blob IS NOT NULL;")?;
+        }
+        // ---- chunks: extents of live blobs, staged extents ----
+        x("INSERT OR IGNORE INTO gc_chunks SELECT DISTINCT chunk FROM extents WHERE blob IN (SELECT h FROM gc_blobs);")?;
+        if columns(cat, "staged_extents")?.iter().any(|c| c == "chunk") {
+            x("INSERT OR IGNORE INTO gc_chunks SELECT chunk FROM staged_extents;")?;
+        }
+        // ---- sweep the catalog ----
+        let n = |sql: &str| cat.scalar_u64(sql);
+        rep.live_chunks = n("SELECT COUNT(*) FROM chunks WHERE hash IN (SELECT h FROM gc_chunks)")?;
+        rep.live_chunk_bytes = n("SELECT SUM(stored_len) FROM chunks WHERE hash IN (SELECT h FROM gc_chunks)")?;
+        rep.chunks_freed = n("SELECT COUNT(*) FROM chunks WHERE hash NOT IN (SELECT h FROM gc_chunks)")?;
+        rep.chunk_bytes_freed = n("SELECT SUM(stored_len) FROM chunks WHERE hash NOT IN (SELECT h FROM gc_chunks)")?;
+        rep.blobs_freed = n("SELECT COUNT(*) FROM blobs WHERE hash NOT IN (SELECT h FROM gc_blobs)")?;
+        rep.trees_freed = n("SELECT COUNT(*) FROM trees WHERE hash NOT IN (SELECT h FROM gc_trees)")?;
+        rep.commits_freed = n("SELECT COUNT(*) FROM commits WHERE hash NOT IN (SELECT h FROM gc_commits)")?;
+        let (blob_k, tree_k, commit_k) = (RecordKind::Blob as i64, RecordKind::Tree as i64, RecordKind::Commit as i64);
+        // Ref, media and proxy records are small and always kept: a branch
+        // deletion's ref record must outlive older refs of that branch, or a
+        // catalog rebuilt from the packs would bring the branch back.
+        x(&format!(
+            "DELETE FROM objects WHERE
+               (kind = {blob_k} AND id NOT IN (SELECT record FROM blobs WHERE record IS NOT NULL AND hash IN (SELECT h FROM gc_blobs)))
+            OR (kind = {tree_k} AND id NOT IN (SELECT h FROM gc_trees))
+            OR (kind = {commit_k} AND id NOT IN (SELECT h FROM gc_commits));
+             DELETE FROM chunks WHERE hash NOT IN (SELECT h FROM gc_chunks);
+             DELETE FROM damaged_chunks WHERE hash NOT IN (SELECT h FROM gc_chunks);
+             DELETE FROM extents WHERE blob NOT IN (SELECT h FROM gc_blobs);
+             DELETE FROM blobs WHERE hash NOT IN (SELECT h FROM gc_blobs);
+             DELETE FROM sources WHERE blob NOT IN (SELECT h FROM gc_blobs);
+             DELETE FROM tree_entries WHERE tree NOT IN (SELECT h FROM gc_trees);
+             DELETE FROM trees WHERE hash NOT IN (SELECT h FROM gc_trees);
+             DELETE FROM commits WHERE hash NOT IN (SELECT h FROM gc_commits);"
+        ))?;
+        // ---- plan the packs: (id, name, size, compact?) of packs to act on ----
+        let mut plan = Vec::new();
+        let hdr = RECORD_HEADER_LEN as i64;
+        let mut st = cat
+            .conn
+            .prepare(&format!(
+                "SELECT p.id, p.name, p.size,
+                   COALESCE((SELECT SUM(stored_len + {hdr}) FROM chunks WHERE pack = p.id), 0)
+                 + COALESCE((SELECT SUM(stored_len + {hdr}) FROM objects WHERE pack = p.id), 0),
+                   COALESCE((SELECT COUNT(*) FROM chunks WHERE pack = p.id), 0)
+                 + COALESCE((SELECT COUNT(*) FROM objects WHERE pack = p.id), 0)
+                 FROM packs p ORDER BY p.id"
+            ))
+            .map_err(|e| cat.err(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)? as u64, r.get::<_, i64>(3)? as u64, r.get::<_, i64>(4)?)))
+            .map_err(|e| cat.err(e))?;
+        for row in rows {
+            let (id, name, size, live, count) = row.map_err(|e| cat.err(e))?;
+            if count == 0 {
+                plan.push((id, name, size, false));
+            } else if (live as f64) < size as f64 * opts.compact_below {
+                plan.push((id, name, size, true));
+            } else {
+                // Header, trailer and footer are overhead, not garbage.
+                let overhead = pack::HEADER_LEN + pack::FOOTER_LEN + count as u64 * pack::TRAILER_ENTRY_LEN as u64;
+                rep.garbage_bytes_left += size.saturating_sub(live + overhead);
+            }
+        }
+        drop(st);
+        if !opts.dry_run {
+            for (id, _, _, compact) in &plan {
+                if !compact {
+                    cat.conn.execute("DELETE FROM packs WHERE id = ?1", [id]).map_err(|e| cat.err(e))?;
+                    cat.set_pack_high_water(*id)?;
+                }
+            }
+        }
+        Ok(plan)
+    })();
+    let plan = match marked {
+        Ok(p) if !opts.dry_run => {
+            cat.commit()?;
+            p
+        }
+        Ok(p) => {
+            cat.rollback();
+            for (_, _, size, compact) in &p {
+                if *compact {
+                    rep.packs_compacted += 1;
+                } else {
+                    rep.packs_deleted += 1;
+                    rep.bytes_freed += size;
+                }
+            }
+            return Ok(rep);
+        }
+        Err(e) => {
+            cat.rollback();
+            return Err(e);
+        }
+    };
+    let _ = x("DROP TABLE IF EXISTS temp.gc_commits; DROP TABLE IF EXISTS temp.gc_roots; DROP TABLE IF EXISTS temp.gc_trees;
+               DROP TABLE IF EXISTS temp.gc_blobs; DROP TABLE IF EXISTS temp.gc_chunks;");
+    let packs_dir = archive.packs_dir();
+    // ---- step 2: packs with nothing live: their rows are gone, delete the files ----
+    for (_, name, size, compact) in &plan {
+        if !compact {
+            let p = packs_dir.join(name);
+            match std::fs::remove_file(&p) {
+                Ok(()) => {
+                    rep.packs_deleted += 1;
+                    rep.bytes_freed += size;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => rep.packs_deleted += 1,
+                Err(e) => rep.problems.push(format!("{}: {e}", p.display())),
+            }
+            if let Some(d) = p.parent() {
+                let _ = pack::fsync_dir(d);
+            }
+        }
+    }
+    // ---- step 3: compact mostly-garbage packs ----
+    let to_compact: Vec<(i64, String, u64)> = plan.into_iter().filter(|p| p.3).map(|(i, n, s, _)| (i, n, s)).collect();
+    if !to_compact.is_empty() {
+        compact(archive, &to_compact, &mut rep)?;
+    }
+    Ok(rep)
+}
+
+/// One live record of a pack being compacted.
+struct Live {
+    loc: RecordLoc,
+    is_chunk: bool,
+}
+
+fn live_records(cat: &super::catalog::Catalog, pack: i64) -> Result<Vec<Live>> {
+    let mut out = Vec::new();
+    let mut st = cat.conn.prepare("SELECT hash, offset, stored_len, raw_len, codec FROM chunks WHERE pack = ?1 ORDER BY offset").map_err(|e| cat.err(e))?;
+    let rows = st
+        .query_map([pack], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, u32>(2)?, r.get::<_, u32>(3)?, r.get::<_, u8>(4)?, RecordKind::Chunk as i64)))
+        .map_err(|e| cat.err(e))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(|e| cat.err(e))?;
+    let mut st2 = cat.conn.prepare("SELECT id, offset, stored_len, raw_len, codec, kind FROM objects WHERE pack = ?1 ORDER BY offset").map_err(|e| cat.err(e))?;
+    let rows2 = st2
+        .query_map([pack], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, u32>(2)?, r.get::<_, u32>(3)?, r.get::<_, u8>(4)?, r.get::<_, i64>(5)?)))
+        .map_err(|e| cat.err(e))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(|e| cat.err(e))?;
+    for (id, off, sl, rl, codec, kind) in rows.into_iter().chain(rows2) {
+        let kind = RecordKind::from_u8(kind as u8).ok_or_else(|| ArchiveError::Inconsistent(format!("unknown record kind {kind} in pack #{pack}")))?;
+        out.push(Live {
+            loc: RecordLoc { kind, codec, raw_len: rl, stored_len: sl, offset: off as u64, id: Hash::from_slice(&id).unwrap_or(Hash([0; 32])) },
+            is_chunk: kind == RecordKind::Chunk,
+        });
+    }
+    Ok(out)
+}
+
+fn compact(archive: &Archive, packs: &[(i64, String, u64)], rep: &mut GcReport) -> Result<()> {
+    let cat = &archive.catalog;
+    let packs_dir = archive.packs_dir();
+    let target = archive.config.packs.target_size;
+    let mut next_id = cat.max_pack_id()? + 1;
+    let mut current: Option<(i64, String, PackWriter)> = None;
+    let mut sealed: Vec<(i64, String, u64, usize)> = Vec::new();
+    let mut written: Vec<std::path::PathBuf> = Vec::new();
+    // (is_chunk, id, old pack, new pack, new offset)
+    let mut moves: Vec<(bool, Hash, i64, i64, u64)> = Vec::new();
+    let mut old_done: Vec<(i64, String, u64)> = Vec::new();
+    let result = (|| -> Result<()> {
+        for (pid, name, size) in packs {
+            let path = packs_dir.join(name);
+            let file = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) => {
+                    rep.problems.push(format!("{}: {e}; pack kept", path.display()));
+                    continue;
+                }
+            };
+            let live = live_records(cat, *pid)?;
+            // Read and verify every live record first: a damaged one keeps the whole
+            // pack as it is (gc never turns damage into loss, nor copies it).
+            let mut payloads = Vec::with_capacity(live.len());
+            let mut ok = true;
+            let mut flushed = 0usize;
+            for l in &live {
+                if let Err(e) = pack::read_record(&file, &path, &l.loc) {
+                    rep.problems.push(format!("{e}; pack {} kept as it is", path.display()));
+                    ok = false;
+                    break;
+                }
+                let mut stored = vec![0u8; l.loc.stored_len as usize];
+                file.read_exact_at(&mut stored, l.loc.payload_offset()).at(&path)?;
+                payloads.push(stored);
+                if payloads.iter().map(|p| p.len()).sum::<usize>() > (256 << 20) {
+                    // Bound memory: write what is buffered before reading on.
+                    let n = payloads.len();
+                    flush(&live[flushed..flushed + n], &mut payloads, *pid, &mut current, &mut next_id, &mut sealed, &mut written, &mut moves, &packs_dir, target, rep)?;
+                    flushed += n;
+                }
+            }
+            if !ok {
+                // Drop the moves already buffered for this pack: its rows keep pointing at it.
+                moves.retain(|m| m.2 != *pid);
+                continue;
+            }
+            flush(&live[flushed..], &mut payloads, *pid, &mut current, &mut next_id, &mut sealed, &mut written, &mut moves, &packs_dir, target, rep)?;
+            old_done.push((*pid, name.clone(), *size));
+        }
+        if let Some((id, name, w)) = current.take() {
+            let (_, size, locs) = w.seal()?;
+            sealed.push((id, name, size, locs.len()));
+        }
+        // Every new pack is sealed and fsynced: now repoint the catalog at once.
+        cat.begin()?;
+        let r = (|| -> Result<()> {
+            for (id, name, size, n) in &sealed {
+                cat.insert_pack(*id, name, *size, *n)?;
+                cat.set_pack_high_water(*id)?;
+            }
+            let mut up_c = cat.conn.prepare("UPDATE chunks SET pack = ?1, offset = ?2 WHERE hash = ?3 AND pack = ?4").map_err(|e| cat.err(e))?;
+            let mut up_o = cat.conn.prepare("UPDATE objects SET pack = ?1, offset = ?2 WHERE id = ?3 AND pack = ?4").map_err(|e| cat.err(e))?;
+            for (is_chunk, id, old, new, off) in &moves {
+                let st = if *is_chunk { &mut up_c } else { &mut up_o };
+                st.execute(rusqlite::params![new, *off as i64, &id.0[..], old]).map_err(|e| cat.err(e))?;
+            }
+            for (id, _, _) in &old_done {
+                let left = cat.scalar_u64(&format!("SELECT (SELECT COUNT(*) FROM chunks WHERE pack = {id}) + (SELECT COUNT(*) FROM objects WHERE pack = {id})"))?;
+                if left > 0 {
+                    return Err(ArchiveError::Inconsistent(format!("gc: pack #{id} still has {left} live records after compaction")));
+                }
+                cat.conn.execute("DELETE FROM packs WHERE id = ?1", [id]).map_err(|e| cat.err(e))?;
+                cat.set_pack_high_water(*id)?;
+            }
+            Ok(())
+        })();
+        match r {
+            Ok(()) => cat.commit(),
+            Err(e) => {
+                cat.rollback();
+                Err(e)
+            }
+        }
+    })();
+    if let Err(e) = result {
+        // Nothing committed: the new packs are unreferenced; remove them.
+        drop(current);
+        for p in &written {
+            let _ = std::fs::remove_file(p);
+        }
+        return Err(e);
+    }
+    archive.store().register_packs(sealed.iter().map(|(i, n, _, _)| (*i, n.clone())));
+    rep.packs_written += sealed.len() as u64;
+    let new_bytes: u64 = sealed.iter().map(|s| s.2).sum();
+    let mut old_bytes = 0u64;
+    // Only now, with the catalog pointing at the copies, remove the old files.
+    for (_, name, size) in &old_done {
+        let p = packs_dir.join(name);
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => rep.problems.push(format!("{}: {e}", p.display())),
+        }
+        if let Some(d) = p.parent() {
+            let _ = pack::fsync_dir(d);
+        }
+        old_bytes += size;
+        rep.packs_compacted += 1;
+    }
+    rep.bytes_freed += old_bytes.saturating_sub(new_bytes);
+    Ok(())
+}
+
+/// Append buffered live records (`live[i]` <-> `payloads[i]`) to the new packs.
+#[allow(clippy::too_many_arguments)]
+fn flush(
+    live: &[Live],
+    payloads: &mut Vec<Vec<u8>>,
+    old_pack: i64,
+    current: &mut Option<(i64, String, PackWriter)>,
+    next_id: &mut i64,
+    sealed: &mut Vec<(i64, String, u64, usize)>,
+    written: &mut Vec<std::path::PathBuf>,
+    moves: &mut Vec<(bool, Hash, i64, i64, u64)>,
+    packs_dir: &std::path::Path,
+    target: u64,
+    rep: &mut GcReport,
+) -> Result<()> {
+    for (l, stored) in live.iter().zip(payloads.drain(..)) {
+        if current.is_none() {
+            let name = pack::pack_rel_path(*next_id);
+            let path = packs_dir.join(&name);
+            let w = PackWriter::create(&path)?;
+            written.push(path);
+            *current = Some((*next_id, name, w));
+            *next_id += 1;
+        }
+        let Some((id, _, w)) = current.as_mut() else { continue };
+        let loc = w.append(l.loc.kind, l.loc.codec, l.loc.id, l.loc.raw_len as usize, &stored)?;
+        moves.push((l.is_chunk, l.loc.id, old_pack, *id, loc.offset));
+        rep.records_moved += 1;
+        rep.bytes_moved += stored.len() as u64;
+        if w.size() >= target {
+            if let Some((id, name, w)) = current.take() {
+                let (_, size, locs) = w.seal()?;
+                sealed.push((id, name, size, locs.len()));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::ingest::{ingest, IngestOptions};
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    fn noise(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    fn put(a: &mut Archive, branch: &str, dir: &std::path::Path, name: &str, data: &[u8]) {
+        let d = dir.join(format!("src-{branch}-{name}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(name), data).unwrap();
+        let opts = IngestOptions { branch: branch.into(), dest: String::new(), message: None, progress: false, prober: None, interrupt: Arc::new(AtomicBool::new(false)) };
+        ingest(a, &[d.join(name)], &opts).unwrap();
+    }
+
+    #[test]
+    fn deleted_branch_content_is_freed_and_the_rest_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("arch");
+        let mut a = Archive::init(&root).unwrap();
+        let keep = noise(3 << 20, 1);
+        let drop_me = noise(2 << 20, 2);
+        put(&mut a, "main", dir.path(), "keep.bin", &keep);
+        a.create_branch("scratch", Some("main")).unwrap();
+        put(&mut a, "scratch", dir.path(), "drop.bin", &drop_me);
+        // Keep a reader open across gc: it resolved locations before.
+        let reader = a.blob_reader(&a.resolve("main/keep.bin").unwrap().entry.hash).unwrap();
+        a.delete_branch("scratch").unwrap();
+        let dry = gc(&mut a, &GcOptions { dry_run: true, ..Default::default() }).unwrap();
+        assert_eq!(dry.chunks_freed, 1);
+        let r = gc(&mut a, &GcOptions::default()).unwrap();
+        assert_eq!(r.chunks_freed, 1, "{r:?}");
+        assert!(r.bytes_freed >= (2 << 20) as u64, "{r:?}");
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        // Everything on main still reads, through the old reader and a new one.
+        let mut buf = vec![0u8; keep.len()];
+        assert_eq!(reader.read_at(0, &mut buf).unwrap(), keep.len());
+        assert_eq!(buf, keep);
+        let check = crate::archive::check::check(&a, true, false).unwrap();
+        assert!(check.ok(), "{:?}", check.problems);
+        // Nothing more to free.
+        let again = gc(&mut a, &GcOptions::default()).unwrap();
+        assert_eq!((again.chunks_freed, again.packs_deleted, again.packs_compacted), (0, 0, 0));
+    }
+
+    #[test]
+    fn compaction_moves_live_chunks_and_old_readers_follow() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("arch");
+        let mut a = Archive::init(&root).unwrap();
+        // One ingest -> one pack holding a small live file and a big dead one.
+        let src = dir.path().join("both");
+        std::fs::create_dir_all(&src).unwrap();
+        let small = noise(1 << 20, 3);
+        std::fs::write(src.join("small.bin"), &small).unwrap();
+        std::fs::write(src.join("big.bin"), noise(6 << 20, 4)).unwrap();
+        let opts = IngestOptions { branch: "tmp".into(), dest: String::new(), message: None, progress: false, prober: None, interrupt: Arc::new(AtomicBool::new(false)) };
+        a.create_branch("tmp", None).unwrap();
+        ingest(&mut a, &[src.clone()], &opts).unwrap();
+        std::fs::remove_file(src.join("big.bin")).unwrap();
+        // main gets only the small file (dedup: no new chunk).
+        put(&mut a, "main", dir.path(), "small.bin", &small);
+        let reader = a.blob_reader(&a.resolve("main/small.bin").unwrap().entry.hash).unwrap();
+        let old_pack = reader.extents()[0].loc.pack;
+        a.delete_branch("tmp").unwrap();
+        let r = gc(&mut a, &GcOptions::default()).unwrap();
+        assert_eq!(r.packs_compacted, 1, "{r:?}");
+        assert!(r.records_moved >= 1);
+        assert!(!root.join("packs").join(pack::pack_rel_path(old_pack)).exists());
+        // A fresh store (another process, e.g. a mount) that resolved the location
+        // before gc: the old pack is gone, the chunk is found where it moved.
+        let store = crate::archive::read::ChunkStore::new(root.join("packs"), 1 << 20);
+        let re = &reader.extents()[0];
+        let data = store.load_verified(&re.extent.chunk, &re.loc).unwrap();
+        assert_eq!(&data[..], &small[..data.len()]);
+        let check = crate::archive::check::check(&a, true, false).unwrap();
+        assert!(check.ok(), "{:?}", check.problems);
+        let mut out = Vec::new();
+        crate::archive::restore::cat(&a, &a.resolve("main/small.bin").unwrap().entry.hash, &mut out).unwrap();
+        assert_eq!(out, small);
+        // New packs never reuse a removed pack's number.
+        assert!(a.catalog.max_pack_id().unwrap() >= old_pack);
+    }
+}

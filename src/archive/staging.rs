@@ -1,0 +1,572 @@
+//! The staging overlay: uncommitted changes made through a writable mount.
+//!
+//! A branch's visible tree is its head commit's tree with the staging rows of
+//! that branch laid over it. Written bytes become chunks in packs at once (so
+//! they are durable at fsync/close), and a changed file's content is a staged
+//! extent list that reuses every untouched chunk of the old content: a 4 KB
+//! write into a 100 GB file stores one small chunk, not a copy.
+//! `reelfs commit` turns the overlay into a commit; until then nothing of it
+//! is in any tree, and other branches never see it.
+
+use super::catalog::Catalog;
+use super::error::{ArchiveError, Result};
+use super::objects::{self, BlobRecord, EntryKind, Extent, Hash, RecordKind, RefRecord, Tree, TreeEntry};
+use super::pack::{CODEC_RAW, CODEC_ZSTD};
+use super::read::{BlobReader, ChunkStore, ResolvedExtent};
+use super::repo::{make_commit, Archive};
+use rusqlite::{params, OptionalExtension};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub const STAGING_SCHEMA: &str = r#"
+-- kind: 0 deleted (whiteout), 1 file, 2 directory. A file's content is either an
+-- existing blob (rename, chmod) or a staged extent list; a directory may carry
+-- the tree it was renamed from.
+CREATE TABLE IF NOT EXISTS staging (
+  branch TEXT NOT NULL, path TEXT NOT NULL, kind INTEGER NOT NULL,
+  size INTEGER NOT NULL, mode INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+  blob BLOB, extents INTEGER, tree BLOB,
+  PRIMARY KEY (branch, path)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS staged_extents (
+  id INTEGER NOT NULL, file_offset INTEGER NOT NULL, length INTEGER NOT NULL,
+  chunk BLOB NOT NULL, chunk_offset INTEGER NOT NULL,
+  PRIMARY KEY (id, file_offset)) WITHOUT ROWID;
+"#;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Staged {
+    Deleted,
+    File { size: u64, mode: u32, mtime_ns: i64, content: Content },
+    Dir { mode: u32, mtime_ns: i64, tree: Option<Hash> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Content {
+    Blob(Hash),
+    Extents(i64),
+}
+
+fn row_to_staged(kind: i64, size: i64, mode: u32, mtime: i64, blob: Option<Vec<u8>>, ext: Option<i64>, tree: Option<Vec<u8>>) -> Staged {
+    match kind {
+        1 => Staged::File {
+            size: size as u64,
+            mode,
+            mtime_ns: mtime,
+            content: match (ext, blob.and_then(|b| Hash::from_slice(&b))) {
+                (Some(e), _) => Content::Extents(e),
+                (None, Some(b)) => Content::Blob(b),
+                _ => Content::Extents(-1),
+            },
+        },
+        2 => Staged::Dir { mode, mtime_ns: mtime, tree: tree.and_then(|t| Hash::from_slice(&t)) },
+        _ => Staged::Deleted,
+    }
+}
+
+pub fn ensure_schema(cat: &Catalog) -> Result<()> {
+    cat.conn.execute_batch(STAGING_SCHEMA).map_err(|e| cat.err(e))
+}
+
+impl Archive {
+    pub fn staged(&self, branch: &str, path: &str) -> Result<Option<Staged>> {
+        let cat = &self.catalog;
+        let mut st = cat
+            .conn
+            .prepare_cached("SELECT kind, size, mode, mtime_ns, blob, extents, tree FROM staging WHERE branch = ?1 AND path = ?2")
+            .map_err(|e| cat.err(e))?;
+        st.query_row(params![branch, path], |r| Ok(row_to_staged(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
+            .optional()
+            .map_err(|e| cat.err(e))
+    }
+
+    /// Staged rows directly inside folder `dir` ("" for the branch root).
+    pub fn staged_children(&self, branch: &str, dir: &str) -> Result<Vec<(String, Staged)>> {
+        let cat = &self.catalog;
+        let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+        let mut st = cat
+            .conn
+            .prepare_cached("SELECT path, kind, size, mode, mtime_ns, blob, extents, tree FROM staging WHERE branch = ?1 AND path > ?2 AND path < ?3")
+            .map_err(|e| cat.err(e))?;
+        // Paths under `prefix` sort between "prefix" and "prefix\u{10FFFF}".
+        let hi = format!("{prefix}\u{10FFFF}");
+        let rows = st
+            .query_map(params![branch, prefix, hi], |r| {
+                Ok((r.get::<_, String>(0)?, row_to_staged(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)))
+            })
+            .map_err(|e| cat.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (p, s) = row.map_err(|e| cat.err(e))?;
+            let rest = &p[prefix.len()..];
+            if !rest.is_empty() && !rest.contains('/') {
+                out.push((rest.to_string(), s));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn has_staging(&self, branch: &str) -> Result<bool> {
+        let cat = &self.catalog;
+        let mut st = cat.conn.prepare_cached("SELECT 1 FROM staging WHERE branch = ?1 LIMIT 1").map_err(|e| cat.err(e))?;
+        st.exists([branch]).map_err(|e| cat.err(e))
+    }
+
+    /// Every staged row of a branch, sorted by path (for `status` and commit).
+    pub fn staging_rows(&self, branch: &str) -> Result<Vec<(String, Staged)>> {
+        let cat = &self.catalog;
+        let mut st = cat
+            .conn
+            .prepare_cached("SELECT path, kind, size, mode, mtime_ns, blob, extents, tree FROM staging WHERE branch = ?1 ORDER BY path")
+            .map_err(|e| cat.err(e))?;
+        let rows = st
+            .query_map([branch], |r| {
+                Ok((r.get::<_, String>(0)?, row_to_staged(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)))
+            })
+            .map_err(|e| cat.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| cat.err(e))
+    }
+
+    /// Record one staged change (a row write; durable when it returns).
+    pub fn stage(&self, branch: &str, path: &str, s: &Staged) -> Result<()> {
+        let cat = &self.catalog;
+        let (kind, size, mode, mtime, blob, ext, tree) = match s {
+            Staged::Deleted => (0, 0u64, 0u32, 0i64, None, None, None),
+            Staged::File { size, mode, mtime_ns, content } => match content {
+                Content::Blob(b) => (1, *size, *mode, *mtime_ns, Some(b.0.to_vec()), None, None),
+                Content::Extents(e) => (1, *size, *mode, *mtime_ns, None, Some(*e), None),
+            },
+            Staged::Dir { mode, mtime_ns, tree } => (2, 0, *mode, *mtime_ns, None, None, tree.map(|t| t.0.to_vec())),
+        };
+        cat.conn
+            .execute(
+                "INSERT OR REPLACE INTO staging (branch, path, kind, size, mode, mtime_ns, blob, extents, tree) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![branch, path, kind, size as i64, mode, mtime, blob, ext, tree],
+            )
+            .map(|_| ())
+            .map_err(|e| cat.err(e))
+    }
+
+    /// Remove staged rows at and below `path` (used when a folder is deleted or
+    /// renamed away: its staged children go with it).
+    pub fn unstage_below(&self, branch: &str, path: &str) -> Result<()> {
+        let cat = &self.catalog;
+        cat.conn
+            .execute(
+                "DELETE FROM staging WHERE branch = ?1 AND (path = ?2 OR (path > ?3 AND path < ?4))",
+                params![branch, path, format!("{path}/"), format!("{path}/\u{10FFFF}")],
+            )
+            .map(|_| ())
+            .map_err(|e| cat.err(e))
+    }
+
+    pub fn staged_extents(&self, id: i64) -> Result<Vec<Extent>> {
+        let cat = &self.catalog;
+        let mut st = cat
+            .conn
+            .prepare_cached("SELECT file_offset, length, chunk, chunk_offset FROM staged_extents WHERE id = ?1 ORDER BY file_offset")
+            .map_err(|e| cat.err(e))?;
+        let rows = st
+            .query_map([id], |r| {
+                Ok(Extent {
+                    file_offset: r.get::<_, i64>(0)? as u64,
+                    length: r.get::<_, i64>(1)? as u64,
+                    chunk: Hash::from_slice(&r.get::<_, Vec<u8>>(2)?).unwrap_or(Hash([0; 32])),
+                    chunk_offset: r.get::<_, i64>(3)? as u64,
+                })
+            })
+            .map_err(|e| cat.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| cat.err(e))
+    }
+
+    /// The extents of a file's content, wherever it lives.
+    pub fn content_extents(&self, c: &Content) -> Result<Vec<Extent>> {
+        match c {
+            Content::Blob(b) => self.catalog.extents(b),
+            Content::Extents(id) => self.staged_extents(*id),
+        }
+    }
+
+    /// A reader over any extent list (staged or committed). `id` names it in messages.
+    pub fn extents_reader(&self, id: Hash, size: u64, extents: &[Extent]) -> Result<BlobReader> {
+        let mut out = Vec::with_capacity(extents.len());
+        for e in extents {
+            let loc = self
+                .catalog
+                .chunk_loc(&e.chunk)?
+                .ok_or_else(|| ArchiveError::Inconsistent(format!("chunk {} is not in the catalog", e.chunk.short())))?;
+            out.push(ResolvedExtent { extent: *e, loc });
+        }
+        Ok(BlobReader::new(id, size, out, self.store().clone()))
+    }
+
+    /// Store new bytes and a new extent list for a file. `base` is the file's
+    /// current extents; `writes` are (offset, bytes) to lay over it; the file
+    /// becomes `new_size` long (truncating or zero-extending). Only the written
+    /// bytes become new chunks; every untouched byte keeps pointing at its old
+    /// chunk. Takes the writer lock for the duration (waits up to 60 s for an
+    /// ingest to finish). Returns the staged extent list id.
+    pub fn stage_write(&self, branch: &str, path: &str, base: &[Extent], writes: &[(u64, &[u8])], new_size: u64, mode: u32, mtime_ns: i64) -> Result<i64> {
+        let _lock = super::lock::WriterLock::acquire_wait(self.root(), std::time::Duration::from_secs(60))?;
+        let cat = &self.catalog;
+        let mut new_chunks: Vec<(Hash, Vec<u8>)> = Vec::new();
+        let mut pieces: Vec<Extent> = Vec::new();
+        let cdc = &self.config.chunker;
+        for (off, data) in writes {
+            // Cut big writes content-defined too, so a file written through the
+            // mount deduplicates like an ingested one.
+            let mut pos = 0usize;
+            for c in fastcdc::v2020::FastCDC::with_level_and_seed(data, cdc.min_size, cdc.avg_size, cdc.max_size, fastcdc::v2020::Normalization::Level1, cdc.seed) {
+                let bytes = &data[c.offset..c.offset + c.length];
+                let h = Hash::of(bytes);
+                pieces.push(Extent { file_offset: off + c.offset as u64, length: c.length as u64, chunk: h, chunk_offset: 0 });
+                new_chunks.push((h, bytes.to_vec()));
+                pos = c.offset + c.length;
+            }
+            debug_assert_eq!(pos, data.len());
+        }
+        // Holes from extending a file are zeros: one shared zero chunk.
+        let mut extents = splice(base, &pieces, new_size);
+        let zero_len = (1u64 << 20).min(cdc.max_size as u64);
+        let zero = vec![0u8; zero_len as usize];
+        let zero_hash = Hash::of(&zero);
+        let mut filled = Vec::with_capacity(extents.len());
+        let mut pos = 0u64;
+        let mut need_zero = false;
+        for e in extents.drain(..) {
+            while pos < e.file_offset {
+                let n = (e.file_offset - pos).min(zero_len);
+                filled.push(Extent { file_offset: pos, length: n, chunk: zero_hash, chunk_offset: 0 });
+                need_zero = true;
+                pos += n;
+            }
+            pos = e.file_offset + e.length;
+            filled.push(e);
+        }
+        while pos < new_size {
+            let n = (new_size - pos).min(zero_len);
+            filled.push(Extent { file_offset: pos, length: n, chunk: zero_hash, chunk_offset: 0 });
+            need_zero = true;
+            pos += n;
+        }
+        if need_zero {
+            new_chunks.push((zero_hash, zero));
+        }
+        new_chunks.retain(|(h, _)| !cat.has_chunk(h).unwrap_or(false));
+        new_chunks.sort_by(|a, b| a.0.cmp(&b.0));
+        new_chunks.dedup_by(|a, b| a.0 == b.0);
+        cat.begin()?;
+        let res = (|| {
+            if !new_chunks.is_empty() {
+                let n = cat.max_pack_id()? + 1;
+                let (id, name, mut w) = self.new_pack(n)?;
+                for (h, data) in &new_chunks {
+                    let (codec, stored) = match super::ingest::compress_if_it_pays(data, self.config.compression.policy, self.config.compression.level) {
+                        Some(c) => (CODEC_ZSTD, c),
+                        None => (CODEC_RAW, data.clone()),
+                    };
+                    w.append(RecordKind::Chunk, codec, *h, data.len(), &stored)?;
+                }
+                let (path, size, locs) = match w.seal() {
+                    Ok(v) => v,
+                    Err(e) => {
+                        let _ = std::fs::remove_file(self.packs_dir().join(&name));
+                        return Err(e);
+                    }
+                };
+                let r = (|| {
+                    cat.insert_pack(id, &name, size, locs.len())?;
+                    for l in &locs {
+                        cat.insert_record(id, l)?;
+                    }
+                    Ok(())
+                })();
+                if r.is_err() {
+                    let _ = std::fs::remove_file(&path);
+                }
+                r?;
+                self.store().register_packs([(id, name)]);
+            }
+            let ext_id: i64 = cat.conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM staged_extents", [], |r| r.get(0)).map_err(|e| cat.err(e))?;
+            {
+                let mut st = cat
+                    .conn
+                    .prepare_cached("INSERT INTO staged_extents (id, file_offset, length, chunk, chunk_offset) VALUES (?1, ?2, ?3, ?4, ?5)")
+                    .map_err(|e| cat.err(e))?;
+                for e in &filled {
+                    st.execute(params![ext_id, e.file_offset as i64, e.length as i64, &e.chunk.0[..], e.chunk_offset as i64]).map_err(|e| cat.err(e))?;
+                }
+            }
+            self.stage(branch, path, &Staged::File { size: new_size, mode, mtime_ns, content: Content::Extents(ext_id) })?;
+            Ok(ext_id)
+        })();
+        match res {
+            Ok(id) => {
+                cat.commit()?;
+                Ok(id)
+            }
+            Err(e) => {
+                cat.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Turn a branch's staged changes into a commit. Files written through the
+    /// mount get their content hash here (one read of each changed file).
+    pub fn commit_staging(&mut self, branch: &str, message: &str) -> Result<Option<Hash>> {
+        self.require_writer()?;
+        let rows = self.staging_rows(branch)?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let head = self.catalog.branch_head(branch)?.ok_or_else(|| ArchiveError::NoSuchBranch(branch.into()))?;
+        let base_tree = match head {
+            Some(c) => Some(self.commit(&c)?.tree),
+            None => None,
+        };
+        // Resolve file contents first (hashing reads the data; no transaction open).
+        let mut changes: Vec<(Vec<String>, Change)> = Vec::new();
+        let mut blobs: Vec<BlobRecord> = Vec::new();
+        for (path, s) in &rows {
+            let comps: Vec<String> = path.split('/').map(String::from).collect();
+            let ch = match s {
+                Staged::Deleted => Change::Delete,
+                Staged::Dir { mode, mtime_ns, tree } => Change::Dir { mode: *mode, mtime_ns: *mtime_ns, tree: *tree },
+                Staged::File { size, mode, mtime_ns, content } => {
+                    let hash = match content {
+                        Content::Blob(b) => *b,
+                        Content::Extents(id) => {
+                            let ext = self.staged_extents(*id)?;
+                            let r = self.extents_reader(Hash([0; 32]), *size, &ext)?;
+                            let mut hasher = blake3::Hasher::new();
+                            let mut buf = vec![0u8; 8 << 20];
+                            let mut off = 0;
+                            while off < *size {
+                                let n = r.read_at(off, &mut buf)?;
+                                if n == 0 {
+                                    break;
+                                }
+                                hasher.update(&buf[..n]);
+                                off += n as u64;
+                            }
+                            let h: Hash = hasher.finalize().into();
+                            blobs.push(BlobRecord { hash: h, size: *size, extents: ext });
+                            h
+                        }
+                    };
+                    Change::File(TreeEntry { name: comps.last().cloned().unwrap_or_default(), kind: EntryKind::File, hash, size: *size, mode: *mode, mtime_ns: *mtime_ns })
+                }
+            };
+            changes.push((comps, ch));
+        }
+        let _ = &self.lock;
+        let cat = &self.catalog;
+        let n = cat.max_pack_id()? + 1;
+        let (pid, pname, mut w) = self.new_pack(n)?;
+        cat.begin()?;
+        let res = (|| -> Result<Hash> {
+            for b in &blobs {
+                if !cat.has_blob(&b.hash)? {
+                    let raw = serde_json::to_vec(b).unwrap_or_default();
+                    let loc = w.append_object(RecordKind::Blob, &raw)?;
+                    cat.insert_blob(&b.hash, b.size, &loc.id, &b.extents)?;
+                }
+            }
+            let (tree, _) = apply(cat, &mut w, base_tree, &changes)?;
+            let tree = match tree {
+                Some(t) => t,
+                None => {
+                    let t = Tree::default();
+                    let raw = t.encode();
+                    w.append_object(RecordKind::Tree, &raw)?;
+                    cat.insert_tree(&Hash::of(&raw), &[])?;
+                    Hash::of(&raw)
+                }
+            };
+            let commit = make_commit(tree, head.into_iter().collect(), branch, message);
+            let raw = commit.encode();
+            let id = Hash::of(&raw);
+            w.append_object(RecordKind::Commit, &raw)?;
+            cat.insert_commit(&id, &commit)?;
+            let seq = cat.next_ref_seq()?;
+            let r = RefRecord { branch: branch.into(), head: Some(id), seq, time_ns: commit.time_ns };
+            w.append_object(RecordKind::Ref, &serde_json::to_vec(&r).unwrap_or_default())?;
+            cat.set_branch(branch, Some(&id), seq, commit.time_ns)?;
+            cat.conn.execute("DELETE FROM staging WHERE branch = ?1", [branch]).map_err(|e| cat.err(e))?;
+            Ok(id)
+        })();
+        let res = res.and_then(|id| {
+            let (_, size, locs) = w.seal()?;
+            cat.insert_pack(pid, &pname, size, locs.len())?;
+            for l in &locs {
+                cat.insert_record(pid, l)?;
+            }
+            cat.commit()?;
+            Ok(id)
+        });
+        match res {
+            Ok(id) => {
+                self.store().register_packs([(pid, pname)]);
+                Ok(Some(id))
+            }
+            Err(e) => {
+                cat.rollback();
+                let _ = std::fs::remove_file(self.packs_dir().join(&pname));
+                Err(e)
+            }
+        }
+    }
+
+    pub fn discard_staging(&self, branch: &str) -> Result<u64> {
+        let cat = &self.catalog;
+        cat.conn.execute("DELETE FROM staging WHERE branch = ?1", [branch]).map(|n| n as u64).map_err(|e| cat.err(e))
+    }
+}
+
+enum Change {
+    Delete,
+    File(TreeEntry),
+    Dir { mode: u32, mtime_ns: i64, tree: Option<Hash> },
+}
+
+/// Apply changes (paths relative to this tree) to `tree`, writing the new trees.
+/// Returns the new tree id (None: the folder no longer exists) and its size.
+fn apply(cat: &Catalog, w: &mut super::pack::PackWriter, tree: Option<Hash>, changes: &[(Vec<String>, Change)]) -> Result<(Option<Hash>, u64)> {
+    let mut entries: BTreeMap<String, TreeEntry> = BTreeMap::new();
+    if let Some(t) = tree {
+        for e in cat.tree_entries(&t)? {
+            entries.insert(e.name.clone(), e);
+        }
+    }
+    // Group by first component; rows are sorted by path so a folder's own row
+    // (rename/mkdir/delete) comes before the rows below it.
+    let mut groups: BTreeMap<String, (Option<&Change>, Vec<(Vec<String>, &Change)>)> = BTreeMap::new();
+    for (comps, ch) in changes {
+        let Some((first, rest)) = comps.split_first() else { continue };
+        let g = groups.entry(first.clone()).or_default();
+        if rest.is_empty() {
+            g.0 = Some(ch);
+            g.1.clear();
+        } else {
+            g.1.push((rest.to_vec(), ch));
+        }
+    }
+    for (name, (own, below)) in groups {
+        let mut base_dir: Option<(Option<Hash>, u32, i64)> = match entries.get(&name) {
+            Some(e) if e.kind == EntryKind::Dir => Some((Some(e.hash), e.mode, e.mtime_ns)),
+            _ => None,
+        };
+        match own {
+            Some(Change::Delete) => {
+                entries.remove(&name);
+                base_dir = None;
+            }
+            Some(Change::File(e)) => {
+                entries.insert(name.clone(), TreeEntry { name: name.clone(), ..e.clone() });
+                continue;
+            }
+            Some(Change::Dir { mode, mtime_ns, tree }) => {
+                let t = match (tree, &base_dir) {
+                    (Some(t), _) => Some(*t),
+                    (None, Some((t, _, _))) => *t,
+                    (None, None) => None,
+                };
+                base_dir = Some((t, *mode, *mtime_ns));
+            }
+            None => {}
+        }
+        if below.is_empty() && !matches!(own, Some(Change::Dir { .. })) {
+            continue;
+        }
+        let (t, mode, mtime) = base_dir.clone().unwrap_or((None, 0o755, objects::now_ns()));
+        let owned: Vec<(Vec<String>, Change)> = below.into_iter().map(|(p, c)| (p, clone_change(c))).collect();
+        let (sub, size) = apply(cat, w, t, &owned)?;
+        let sub = match sub {
+            Some(s) => s,
+            None => {
+                let raw = Tree::default().encode();
+                let id = Hash::of(&raw);
+                if !cat.has_tree(&id)? {
+                    w.append_object(RecordKind::Tree, &raw)?;
+                    cat.insert_tree(&id, &[])?;
+                }
+                id
+            }
+        };
+        entries.insert(name.clone(), TreeEntry { name, kind: EntryKind::Dir, hash: sub, size, mode, mtime_ns: mtime });
+    }
+    let tree = Tree { entries: entries.into_values().collect() };
+    let raw = tree.encode();
+    let id = Hash::of(&raw);
+    if !cat.has_tree(&id)? {
+        w.append_object(RecordKind::Tree, &raw)?;
+        cat.insert_tree(&id, &tree.entries)?;
+    }
+    Ok((Some(id), tree.total_size()))
+}
+
+fn clone_change(c: &Change) -> Change {
+    match c {
+        Change::Delete => Change::Delete,
+        Change::File(e) => Change::File(e.clone()),
+        Change::Dir { mode, mtime_ns, tree } => Change::Dir { mode: *mode, mtime_ns: *mtime_ns, tree: *tree },
+    }
+}
+
+/// Lay `new` extents over `base` and cut the result at `size`. Both inputs are
+/// sorted and non-overlapping within themselves; later pieces win.
+pub fn splice(base: &[Extent], new: &[Extent], size: u64) -> Vec<Extent> {
+    let mut out: Vec<Extent> = base.iter().filter(|e| e.file_offset < size).map(|e| {
+        let mut e = *e;
+        e.length = e.length.min(size - e.file_offset);
+        e
+    }).collect();
+    for n in new {
+        let (a, b) = (n.file_offset, n.file_offset + n.length);
+        let mut next = Vec::with_capacity(out.len() + 2);
+        for e in out {
+            let (s, t) = (e.file_offset, e.file_offset + e.length);
+            if t <= a || s >= b {
+                next.push(e);
+                continue;
+            }
+            if s < a {
+                next.push(Extent { length: a - s, ..e });
+            }
+            if t > b {
+                next.push(Extent { file_offset: b, length: t - b, chunk: e.chunk, chunk_offset: e.chunk_offset + (b - s) });
+            }
+        }
+        next.push(*n);
+        next.sort_by_key(|e| e.file_offset);
+        out = next;
+    }
+    out.retain(|e| e.file_offset < size && e.length > 0);
+    for e in out.iter_mut() {
+        e.length = e.length.min(size - e.file_offset);
+    }
+    out
+}
+
+/// Chunk store handle for callers that hold only an Archive reference.
+pub fn store_of(a: &Archive) -> Arc<ChunkStore> {
+    a.store().clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ext(o: u64, l: u64, c: u8, co: u64) -> Extent {
+        Extent { file_offset: o, length: l, chunk: Hash([c; 32]), chunk_offset: co }
+    }
+
+    #[test]
+    fn splice_keeps_untouched_chunks_and_offsets() {
+        let base = vec![ext(0, 100, 1, 0), ext(100, 100, 2, 0)];
+        let out = splice(&base, &[ext(50, 10, 9, 0)], 200);
+        assert_eq!(out, vec![ext(0, 50, 1, 0), ext(50, 10, 9, 0), ext(60, 40, 1, 60), ext(100, 100, 2, 0)]);
+        let out = splice(&base, &[ext(90, 20, 9, 0)], 150);
+        assert_eq!(out, vec![ext(0, 90, 1, 0), ext(90, 20, 9, 0), ext(110, 40, 2, 10)]);
+    }
+}

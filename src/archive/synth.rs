@@ -1,0 +1,196 @@
+//! Synthetic archives for `scripts/bench versioning` (the hidden `reelfs synth`
+//! command): terabytes of logical content made of many references to a small
+//! pool of real chunks, written straight through the library (chunk records,
+//! blob records, trees, a commit and a ref, with their catalog rows) instead of
+//! ingesting terabytes.
+//!
+//! The chunks are real and every extent reads back; a file's content hash,
+//! though, is a stand-in (BLAKE3 of the file's identity, not of its bytes, which
+//! would mean hashing terabytes), so `restore` of a synthetic file reports a
+//! hash mismatch. It is a benchmark fixture, not an archive to keep.
+
+use super::error::{ArchiveError, Result};
+use super::objects::{BlobRecord, EntryKind, Extent, Hash, RecordKind, Tree, TreeEntry};
+use super::pack::CODEC_RAW;
+use super::repo::{make_commit, Archive, NewObject};
+use std::collections::BTreeMap;
+
+pub const CHUNK: u64 = 4 << 20;
+
+#[derive(Debug, Clone)]
+pub struct SynthOptions {
+    pub branch: String,
+    /// Add files `start..start+add` (paths from their index).
+    pub add: u64,
+    pub start: u64,
+    /// Replace the content of this many existing files (spread over the tree).
+    pub modify: u64,
+    /// Shifts which files `modify` picks and what content they get.
+    pub seed: u64,
+    /// Real chunks in the pool (4 MiB each).
+    pub pool_chunks: u64,
+    pub extents_per_file: u64,
+    /// Files already on the branch (for `modify`).
+    pub existing: u64,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct SynthReport {
+    pub files_added: u64,
+    pub files_modified: u64,
+    pub logical_bytes_added: u64,
+    pub pool_chunks_written: u64,
+    pub commit: Option<String>,
+}
+
+/// Path of synthetic file `i`: 100 files a roll, 100 rolls a day.
+pub fn path_of(i: u64) -> Vec<String> {
+    vec![format!("Day{:04}", i / 10_000), format!("R{:03}", (i / 100) % 100), format!("C{i:07}.mov")]
+}
+
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51afd7ed558ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ceb9fe1a85ec53);
+    x ^ (x >> 33)
+}
+
+fn pool_chunk(k: u64) -> Vec<u8> {
+    let mut x = mix(k + 0x5eed) | 1;
+    let mut v = Vec::with_capacity(CHUNK as usize);
+    while (v.len() as u64) < CHUNK {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v
+}
+
+/// Write the pool's chunks that are not stored yet; returns their hashes.
+fn ensure_pool(archive: &mut Archive, n: u64, rep: &mut SynthReport) -> Result<Vec<Hash>> {
+    let mut hashes = Vec::with_capacity(n as usize);
+    let mut missing = Vec::new();
+    for k in 0..n {
+        let data = pool_chunk(k);
+        let h = Hash::of(&data);
+        hashes.push(h);
+        if !archive.catalog.has_chunk(&h)? {
+            missing.push(k);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(hashes);
+    }
+    let cat = &archive.catalog;
+    let id = cat.max_pack_id()? + 1;
+    let (id, name, mut w) = archive.new_pack(id)?;
+    for k in &missing {
+        let data = pool_chunk(*k);
+        w.append(RecordKind::Chunk, CODEC_RAW, hashes[*k as usize], data.len(), &data)?;
+    }
+    let (path, size, locs) = w.seal()?;
+    cat.begin()?;
+    let r = (|| {
+        cat.insert_pack(id, &name, size, locs.len())?;
+        for l in &locs {
+            cat.insert_record(id, l)?;
+        }
+        cat.commit()
+    })();
+    if r.is_err() {
+        cat.rollback();
+        let _ = std::fs::remove_file(path);
+    }
+    r?;
+    archive.store().register_packs([(id, name)]);
+    rep.pool_chunks_written = missing.len() as u64;
+    Ok(hashes)
+}
+
+fn blob_for(i: u64, version: u64, pool: &[Hash], extents: u64) -> BlobRecord {
+    let ext: Vec<Extent> = (0..extents)
+        .map(|j| Extent { file_offset: j * CHUNK, length: CHUNK, chunk: pool[(mix(i * 1_000_003 + version * 7919 + j) % pool.len() as u64) as usize], chunk_offset: 0 })
+        .collect();
+    let hash = Hash::of(format!("reelfs-synthetic file {i} version {version}").as_bytes());
+    BlobRecord { hash, size: extents * CHUNK, extents: ext }
+}
+
+/// Apply `changes` (path -> new entry) below `base`, collecting new trees.
+fn edit(archive: &Archive, base: Option<Hash>, changes: &[(Vec<String>, TreeEntry)], depth: usize, out: &mut Vec<Tree>) -> Result<(Hash, u64)> {
+    let mut entries: BTreeMap<String, TreeEntry> = BTreeMap::new();
+    if let Some(b) = base {
+        for e in archive.catalog.tree_entries(&b)? {
+            entries.insert(e.name.clone(), e);
+        }
+    }
+    let mut i = 0;
+    while i < changes.len() {
+        let name = &changes[i].0[depth];
+        let mut j = i;
+        while j < changes.len() && &changes[j].0[depth] == name {
+            j += 1;
+        }
+        if changes[i].0.len() == depth + 1 {
+            entries.insert(name.clone(), changes[j - 1].1.clone());
+        } else {
+            let child = entries.get(name).filter(|e| e.kind == EntryKind::Dir).map(|e| e.hash);
+            let (h, size) = edit(archive, child, &changes[i..j], depth + 1, out)?;
+            entries.insert(name.clone(), TreeEntry { name: name.clone(), kind: EntryKind::Dir, hash: h, size, mode: 0o755, mtime_ns: 1_600_000_000_000_000_000 });
+        }
+        i = j;
+    }
+    let tree = Tree { entries: entries.into_values().collect() };
+    let id = tree.id();
+    let size = tree.total_size();
+    out.push(tree);
+    Ok((id, size))
+}
+
+pub fn synth(archive: &mut Archive, opts: &SynthOptions) -> Result<SynthReport> {
+    archive.require_writer()?;
+    let mut rep = SynthReport::default();
+    if opts.pool_chunks == 0 || opts.extents_per_file == 0 {
+        return Err(ArchiveError::Invalid("synth: pool and extents per file must be positive".into()));
+    }
+    let head = archive.catalog.branch_head(&opts.branch)?.ok_or_else(|| ArchiveError::NoSuchBranch(opts.branch.clone()))?;
+    let pool = ensure_pool(archive, opts.pool_chunks, &mut rep)?;
+    let mut changes: Vec<(Vec<String>, TreeEntry)> = Vec::new();
+    let mut batch: Vec<NewObject> = Vec::new();
+    let mtime = 1_600_000_000_000_000_000i64;
+    let file = |i: u64, version: u64, batch: &mut Vec<NewObject>, changes: &mut Vec<(Vec<String>, TreeEntry)>| {
+        let b = blob_for(i, version, &pool, opts.extents_per_file);
+        let p = path_of(i);
+        changes.push((p.clone(), TreeEntry { name: p[2].clone(), kind: EntryKind::File, hash: b.hash, size: b.size, mode: 0o644, mtime_ns: mtime + version as i64 }));
+        batch.push(NewObject::Blob(b));
+    };
+    for i in opts.start..opts.start + opts.add {
+        file(i, 0, &mut batch, &mut changes);
+        rep.files_added += 1;
+        rep.logical_bytes_added += opts.extents_per_file * CHUNK;
+        if batch.len() >= 20_000 {
+            archive.write_objects(&std::mem::take(&mut batch), &[])?;
+        }
+    }
+    if opts.modify > 0 {
+        let n = opts.existing.max(1);
+        let stride = (n / opts.modify).max(1);
+        for k in 0..opts.modify {
+            let i = (k * stride + opts.seed % stride) % n;
+            file(i, opts.seed + 1, &mut batch, &mut changes);
+            rep.files_modified += 1;
+        }
+    }
+    changes.sort_by(|a, b| a.0.cmp(&b.0));
+    let base = archive.root_tree(head.as_ref())?;
+    let mut trees = Vec::new();
+    let (root, _) = edit(archive, base, &changes, 0, &mut trees)?;
+    batch.extend(trees.into_iter().map(NewObject::Tree));
+    let commit = make_commit(root, head.into_iter().collect(), &opts.branch, &format!("synthetic: +{} files, {} modified", rep.files_added, rep.files_modified));
+    let id = Hash::of(&commit.encode());
+    batch.push(NewObject::Commit(commit));
+    archive.write_objects(&batch, &[(opts.branch.clone(), Some(id))])?;
+    rep.commit = Some(id.to_hex());
+    Ok(rep)
+}

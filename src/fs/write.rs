@@ -1,0 +1,632 @@
+//! Branch folders as a writable view: the head commit's tree with the branch's
+//! staging overlay laid over it, and the operations that change it.
+//!
+//! Inside a branch, nodes are named by path (`BDir`/`BFile`), not by content,
+//! because a file being written must keep its inode while its content changes.
+//! Writes are buffered per inode and become staged chunks (through
+//! `Archive::stage_write`) at fsync, close, truncate, or every 64 MiB; other
+//! readers of the branch see buffered bytes at once.
+
+use super::core::{Attr, FsCore, FsError, FsResult, NodeType};
+use super::inodes::{Node, NodeKind};
+use crate::archive::staging::{Content, Staged};
+use crate::archive::objects::Extent;
+use crate::archive::{objects, BlobReader, EntryKind, Hash};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// Flush a file's buffered writes once they reach this size.
+const FLUSH_BYTES: u64 = 64 << 20;
+
+/// What a path in a branch currently is.
+#[derive(Debug, Clone)]
+pub enum Entry {
+    File { content: Content, size: u64, mode: u32, mtime_ns: i64 },
+    /// A folder and the committed tree behind it (None: created since the last commit).
+    Dir { tree: Option<Hash>, mode: u32, mtime_ns: i64 },
+}
+
+/// Write state of one file inode, shared by all its open handles.
+pub struct WriteState {
+    pub branch: String,
+    pub path: String,
+    pub base: Arc<BlobReader>,
+    pub base_extents: Vec<Extent>,
+    pub size: u64,
+    pub mode: u32,
+    pub mtime_ns: i64,
+    /// Buffered writes, non-overlapping, by offset.
+    pub dirty: BTreeMap<u64, Vec<u8>>,
+    pub dirty_bytes: u64,
+    pub handles: usize,
+}
+
+pub fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+fn parent_of(path: &str) -> &str {
+    path.rsplit_once('/').map(|(p, _)| p).unwrap_or("")
+}
+
+impl WriteState {
+    /// Lay a write over the buffer, merging with overlapping or adjacent runs.
+    fn put(&mut self, off: u64, data: &[u8]) {
+        let end = off + data.len() as u64;
+        let mut start = off;
+        let mut buf: Vec<u8> = Vec::new();
+        let overlapping: Vec<u64> = self.dirty.range(..=end).filter(|(o, d)| **o + d.len() as u64 >= off).map(|(o, _)| *o).collect();
+        let mut merged_end = end;
+        for o in &overlapping {
+            if let Some(d) = self.dirty.get(o) {
+                start = start.min(*o);
+                merged_end = merged_end.max(*o + d.len() as u64);
+            }
+        }
+        buf.resize((merged_end - start) as usize, 0);
+        for o in overlapping {
+            if let Some(d) = self.dirty.remove(&o) {
+                self.dirty_bytes -= d.len() as u64;
+                let s = (o - start) as usize;
+                buf[s..s + d.len()].copy_from_slice(&d);
+            }
+        }
+        let s = (off - start) as usize;
+        buf[s..s + data.len()].copy_from_slice(data);
+        self.dirty_bytes += buf.len() as u64;
+        self.dirty.insert(start, buf);
+        self.size = self.size.max(end);
+        self.mtime_ns = objects::now_ns();
+    }
+
+    /// Read through the buffer over the persisted content.
+    fn read(&self, off: u64, len: u64) -> FsResult<Vec<u8>> {
+        if off >= self.size {
+            return Ok(Vec::new());
+        }
+        let len = len.min(self.size - off);
+        let mut out = vec![0u8; len as usize];
+        if off < self.base.size {
+            let n = ((self.base.size - off).min(len)) as usize;
+            let mut done = 0;
+            while done < n {
+                let r = self.base.read_at(off + done as u64, &mut out[done..n]).map_err(|e| FsError::Io(e.to_string()))?;
+                if r == 0 {
+                    break;
+                }
+                done += r;
+            }
+        }
+        for (o, d) in self.dirty.range(..off + len) {
+            let (a, b) = (*o, *o + d.len() as u64);
+            if b <= off {
+                continue;
+            }
+            let s = a.max(off);
+            let e = b.min(off + len);
+            out[(s - off) as usize..(e - off) as usize].copy_from_slice(&d[(s - a) as usize..(e - a) as usize]);
+        }
+        Ok(out)
+    }
+}
+
+impl FsCore {
+    /// True for nodes whose content may change (branch files and folders of a
+    /// writable mount): everything else is archived content or derived from it.
+    pub fn is_mutable(&self, ino: u64) -> bool {
+        !self.read_only && self.node_pub(ino).map(|n| matches!(n.kind, NodeKind::BDir { .. } | NodeKind::BFile { .. } | NodeKind::Branch { .. })).unwrap_or(false)
+    }
+
+    /// Resolve a path in a branch through its staging overlay.
+    pub fn branch_entry(&self, branch: &str, path: &str) -> FsResult<Option<Entry>> {
+        let heads = self.heads_snapshot()?;
+        let head = heads.get(branch).cloned().ok_or(FsError::NotFound)?;
+        self.with_archive_pub(|a| {
+            let mut tree = match head {
+                Some(c) => Some(a.commit(&c)?.tree),
+                None => None,
+            };
+            let mut cur = Entry::Dir { tree, mode: 0o755, mtime_ns: 0 };
+            if path.is_empty() {
+                return Ok(Some(cur));
+            }
+            let staged_any = a.has_staging(branch)?;
+            let mut prefix = String::new();
+            for comp in path.split('/') {
+                prefix = join(&prefix, comp);
+                if !matches!(cur, Entry::Dir { .. }) {
+                    return Ok(None);
+                }
+                let committed = match tree {
+                    Some(t) => a.catalog.tree_lookup(&t, comp)?,
+                    None => None,
+                };
+                let staged = if staged_any { a.staged(branch, &prefix)? } else { None };
+                cur = match (staged, committed) {
+                    (Some(Staged::Deleted), _) => return Ok(None),
+                    (Some(Staged::File { size, mode, mtime_ns, content }), _) => Entry::File { content, size, mode, mtime_ns },
+                    (Some(Staged::Dir { mode, mtime_ns, tree: t }), c) => {
+                        let t = t.or(c.filter(|c| c.kind == EntryKind::Dir).map(|c| c.hash));
+                        Entry::Dir { tree: t, mode, mtime_ns }
+                    }
+                    (None, Some(e)) if e.kind == EntryKind::Dir => Entry::Dir { tree: Some(e.hash), mode: e.mode, mtime_ns: e.mtime_ns },
+                    (None, Some(e)) => Entry::File { content: Content::Blob(e.hash), size: e.size, mode: e.mode, mtime_ns: e.mtime_ns },
+                    (None, None) => return Ok(None),
+                };
+                tree = match &cur {
+                    Entry::Dir { tree, .. } => *tree,
+                    _ => None,
+                };
+            }
+            Ok(Some(cur))
+        })
+    }
+
+    fn branch_ctx(node: &Node) -> Option<(String, String)> {
+        match &node.kind {
+            NodeKind::Branch { name } => Some((name.clone(), String::new())),
+            NodeKind::BDir { branch, path } | NodeKind::BFile { branch, path } => Some((branch.clone(), path.clone())),
+            _ => None,
+        }
+    }
+
+    fn entry_node(&self, parent: &Node, name: &str, branch: &str, path: &str, e: &Entry) -> Node {
+        match e {
+            Entry::Dir { mode, mtime_ns, .. } => {
+                self.inodes.child(parent, name, NodeKind::BDir { branch: branch.into(), path: path.into() }, 4096, *mode, *mtime_ns)
+            }
+            Entry::File { size, mode, mtime_ns, .. } => {
+                self.inodes.child(parent, name, NodeKind::BFile { branch: branch.into(), path: path.into() }, *size, *mode, *mtime_ns)
+            }
+        }
+    }
+
+    /// Lookup of `name` in a branch folder.
+    pub fn branch_lookup(&self, parent: &Node, name: &str) -> FsResult<Option<Attr>> {
+        let Some((branch, dir)) = Self::branch_ctx(parent) else { return Ok(None) };
+        let path = join(&dir, name);
+        match self.branch_entry(&branch, &path)? {
+            Some(e) => {
+                let n = self.entry_node(parent, name, &branch, &path, &e);
+                Ok(Some(self.branch_attr(&n)?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Current attributes of a branch node (its content may change under it).
+    pub fn branch_attr(&self, n: &Node) -> FsResult<Attr> {
+        let Some((branch, path)) = Self::branch_ctx(n) else { return Ok(self.attr_of(n)) };
+        if let Some(ws) = self.write_state(n.ino) {
+            let w = ws.lock().map_err(|_| FsError::Io("poisoned".into()))?;
+            return Ok(Attr { ino: n.ino, kind: NodeType::File, size: w.size, mode: w.mode, mtime_ns: w.mtime_ns, nlink: 1 });
+        }
+        match self.branch_entry(&branch, &path)? {
+            Some(Entry::File { size, mode, mtime_ns, .. }) => Ok(Attr { ino: n.ino, kind: NodeType::File, size, mode, mtime_ns, nlink: 1 }),
+            Some(Entry::Dir { mode, mtime_ns, .. }) => {
+                let mt = if mtime_ns == 0 { self.getattr_branch_root_mtime(&branch)? } else { mtime_ns };
+                Ok(Attr { ino: n.ino, kind: NodeType::Dir, size: 4096, mode, mtime_ns: mt, nlink: 2 })
+            }
+            None => Err(FsError::NotFound),
+        }
+    }
+
+    /// Listing of a branch folder: committed entries, then the overlay.
+    pub fn branch_readdir(&self, p: &Node) -> FsResult<Option<Vec<(String, Attr)>>> {
+        let Some((branch, dir)) = Self::branch_ctx(p) else { return Ok(None) };
+        let Some(Entry::Dir { tree, .. }) = self.branch_entry(&branch, &dir)? else { return Err(FsError::NotFound) };
+        let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
+        if let Some(t) = tree {
+            for e in self.with_archive_pub(|a| a.list_dir(&t))? {
+                let en = match e.kind {
+                    EntryKind::Dir => Entry::Dir { tree: Some(e.hash), mode: e.mode, mtime_ns: e.mtime_ns },
+                    EntryKind::File => Entry::File { content: Content::Blob(e.hash), size: e.size, mode: e.mode, mtime_ns: e.mtime_ns },
+                };
+                entries.insert(e.name, en);
+            }
+        }
+        for (name, s) in self.with_archive_pub(|a| a.staged_children(&branch, &dir))? {
+            match s {
+                Staged::Deleted => {
+                    entries.remove(&name);
+                }
+                Staged::File { size, mode, mtime_ns, content } => {
+                    entries.insert(name, Entry::File { content, size, mode, mtime_ns });
+                }
+                Staged::Dir { mode, mtime_ns, tree } => {
+                    let t = tree.or(match entries.get(&name) {
+                        Some(Entry::Dir { tree, .. }) => *tree,
+                        _ => None,
+                    });
+                    entries.insert(name, Entry::Dir { tree: t, mode, mtime_ns });
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(entries.len());
+        for (name, e) in entries {
+            let path = join(&dir, &name);
+            let n = self.entry_node(p, &name, &branch, &path, &e);
+            let attr = match self.write_state(n.ino) {
+                Some(_) => self.branch_attr(&n)?,
+                None => self.attr_of(&n),
+            };
+            out.push((name, attr));
+        }
+        Ok(Some(out))
+    }
+
+    /// The committed tree behind a branch folder, for hooks keyed by tree (`.proxy`).
+    pub fn branch_dir_tree(&self, n: &Node) -> FsResult<Option<Hash>> {
+        let Some((branch, path)) = Self::branch_ctx(n) else { return Ok(None) };
+        match self.branch_entry(&branch, &path)? {
+            Some(Entry::Dir { tree, .. }) => Ok(tree),
+            _ => Ok(None),
+        }
+    }
+
+    /// A reader of a branch file's current persisted content.
+    pub fn branch_reader(&self, n: &Node) -> FsResult<(Arc<BlobReader>, Vec<Extent>, u64, u32, i64)> {
+        let Some((branch, path)) = Self::branch_ctx(n) else { return Err(FsError::NotFound) };
+        let Some(Entry::File { content, size, mode, mtime_ns }) = self.branch_entry(&branch, &path)? else { return Err(FsError::NotFound) };
+        let (reader, ext) = self.with_archive_pub(|a| {
+            let ext = a.content_extents(&content)?;
+            let r = match &content {
+                Content::Blob(b) => a.blob_reader(b)?,
+                Content::Extents(_) => a.extents_reader(Hash([0; 32]), size, &ext)?,
+            };
+            Ok((r, ext))
+        })?;
+        Ok((Arc::new(reader), ext, size, mode, mtime_ns))
+    }
+
+    fn write_state(&self, ino: u64) -> Option<Arc<Mutex<WriteState>>> {
+        self.writes.lock().ok()?.get(&ino).cloned()
+    }
+
+    /// Open for writing: attach (or create) the inode's write state.
+    pub fn open_for_write(&self, n: &Node, truncate: bool) -> FsResult<Arc<Mutex<WriteState>>> {
+        if self.read_only {
+            return Err(FsError::ReadOnly);
+        }
+        let Some((branch, path)) = Self::branch_ctx(n) else { return Err(FsError::ReadOnly) };
+        let mut m = self.writes.lock().map_err(|_| FsError::Io("poisoned".into()))?;
+        let ws = match m.get(&n.ino) {
+            Some(ws) => ws.clone(),
+            None => {
+                let (base, ext, size, mode, mtime_ns) = self.branch_reader(n)?;
+                let ws = Arc::new(Mutex::new(WriteState {
+                    branch,
+                    path,
+                    base,
+                    base_extents: ext,
+                    size,
+                    mode,
+                    mtime_ns,
+                    dirty: BTreeMap::new(),
+                    dirty_bytes: 0,
+                    handles: 0,
+                }));
+                m.insert(n.ino, ws.clone());
+                ws
+            }
+        };
+        drop(m);
+        {
+            let mut w = ws.lock().map_err(|_| FsError::Io("poisoned".into()))?;
+            w.handles += 1;
+            if truncate && w.size != 0 {
+                w.dirty.clear();
+                w.dirty_bytes = 0;
+                w.size = 0;
+                self.persist(&mut w, true)?;
+            }
+        }
+        Ok(ws)
+    }
+
+    /// Write buffered bytes (and any size/mode change) as staged chunks.
+    fn persist(&self, w: &mut WriteState, force: bool) -> FsResult<()> {
+        if w.dirty.is_empty() && !force {
+            return Ok(());
+        }
+        let writes: Vec<(u64, &[u8])> = w.dirty.iter().map(|(o, d)| (*o, d.as_slice())).collect();
+        let (branch, path, size, mode, mtime) = (w.branch.clone(), w.path.clone(), w.size, w.mode, w.mtime_ns);
+        let base_ext = w.base_extents.clone();
+        let id = self
+            .with_archive_pub(|a| a.stage_write(&branch, &path, &base_ext, &writes, size, mode, mtime))
+            .map_err(|e| {
+                log::error!("{branch}/{path}: cannot store written data: {e:?}");
+                e
+            })?;
+        let (ext, reader) = self.with_archive_pub(|a| {
+            let ext = a.staged_extents(id)?;
+            let r = a.extents_reader(Hash([0; 32]), size, &ext)?;
+            Ok((ext, r))
+        })?;
+        w.base_extents = ext;
+        w.base = Arc::new(reader);
+        w.dirty.clear();
+        w.dirty_bytes = 0;
+        Ok(())
+    }
+
+    pub fn write(&self, ws: &Arc<Mutex<WriteState>>, off: u64, data: &[u8]) -> FsResult<u32> {
+        let mut w = ws.lock().map_err(|_| FsError::Io("poisoned".into()))?;
+        w.put(off, data);
+        if w.dirty_bytes >= FLUSH_BYTES {
+            self.persist(&mut w, false)?;
+        }
+        Ok(data.len() as u32)
+    }
+
+    pub fn read_ws(&self, ws: &Arc<Mutex<WriteState>>, off: u64, len: u64) -> FsResult<Vec<u8>> {
+        ws.lock().map_err(|_| FsError::Io("poisoned".into()))?.read(off, len)
+    }
+
+    /// fsync / flush: make buffered writes durable.
+    pub fn flush_ws(&self, ws: &Arc<Mutex<WriteState>>) -> FsResult<()> {
+        let mut w = ws.lock().map_err(|_| FsError::Io("poisoned".into()))?;
+        self.persist(&mut w, false)
+    }
+
+    /// Close of a write handle: persist, and drop the state with the last handle.
+    pub fn release_ws(&self, ino: u64, ws: &Arc<Mutex<WriteState>>) -> FsResult<()> {
+        let res = {
+            let mut w = ws.lock().map_err(|_| FsError::Io("poisoned".into()))?;
+            let r = self.persist(&mut w, false);
+            w.handles = w.handles.saturating_sub(1);
+            if w.handles == 0 {
+                if let Ok(mut m) = self.writes.lock() {
+                    m.remove(&ino);
+                }
+            }
+            r
+        };
+        res
+    }
+
+    fn writable_dir(&self, parent: u64) -> FsResult<(Node, String, String)> {
+        let p = self.node_pub(parent)?;
+        if self.read_only {
+            return Err(FsError::ReadOnly);
+        }
+        match Self::branch_ctx(&p) {
+            Some((b, d)) if !matches!(p.kind, NodeKind::BFile { .. }) => Ok((p, b, d)),
+            _ => Err(FsError::ReadOnly),
+        }
+    }
+
+    pub fn create(&self, parent: u64, name: &str, mode: u32) -> FsResult<(Attr, Arc<Mutex<WriteState>>)> {
+        let (p, branch, dir) = self.writable_dir(parent)?;
+        check_name(name)?;
+        let path = join(&dir, name);
+        if let Some(Entry::Dir { .. }) = self.branch_entry(&branch, &path)? {
+            return Err(FsError::IsDir);
+        }
+        let now = objects::now_ns();
+        self.with_archive_pub(|a| a.stage_write(&branch, &path, &[], &[], 0, mode & 0o7777, now))?;
+        let n = self.inodes.child(&p, name, NodeKind::BFile { branch, path }, 0, mode & 0o7777, now);
+        if let Ok(mut m) = self.writes.lock() {
+            m.remove(&n.ino);
+        }
+        let ws = self.open_for_write(&n, false)?;
+        Ok((self.branch_attr(&n)?, ws))
+    }
+
+    pub fn mkdir(&self, parent: u64, name: &str, mode: u32) -> FsResult<Attr> {
+        let p = self.node_pub(parent)?;
+        if matches!(p.kind, NodeKind::Root) {
+            return self.mkdir_branch(name);
+        }
+        let (p, branch, dir) = self.writable_dir(parent)?;
+        check_name(name)?;
+        let path = join(&dir, name);
+        if self.branch_entry(&branch, &path)?.is_some() {
+            return Err(FsError::Exists);
+        }
+        let now = objects::now_ns();
+        self.with_archive_pub(|a| a.stage(&branch, &path, &Staged::Dir { mode: mode & 0o7777, mtime_ns: now, tree: None }))?;
+        let n = self.inodes.child(&p, name, NodeKind::BDir { branch, path }, 4096, mode & 0o7777, now);
+        self.branch_attr(&n)
+    }
+
+    pub fn unlink(&self, parent: u64, name: &str) -> FsResult<()> {
+        let (_, branch, dir) = self.writable_dir(parent)?;
+        let path = join(&dir, name);
+        match self.branch_entry(&branch, &path)? {
+            Some(Entry::File { .. }) => self.with_archive_pub(|a| a.stage(&branch, &path, &Staged::Deleted)),
+            Some(Entry::Dir { .. }) => Err(FsError::IsDir),
+            None => Err(FsError::NotFound),
+        }
+    }
+
+    pub fn rmdir(&self, parent: u64, name: &str) -> FsResult<()> {
+        let p = self.node_pub(parent)?;
+        if matches!(p.kind, NodeKind::Root) {
+            return self.rmdir_branch(name);
+        }
+        let (p, branch, dir) = self.writable_dir(parent)?;
+        let path = join(&dir, name);
+        match self.branch_entry(&branch, &path)? {
+            Some(Entry::Dir { .. }) => {}
+            Some(Entry::File { .. }) => return Err(FsError::NotDir),
+            None => return Err(FsError::NotFound),
+        }
+        let child = self.inodes.child(&p, name, NodeKind::BDir { branch: branch.clone(), path: path.clone() }, 4096, 0o755, 0);
+        if !self.branch_readdir(&child)?.unwrap_or_default().is_empty() {
+            return Err(FsError::NotEmpty);
+        }
+        self.with_archive_pub(|a| {
+            a.unstage_below(&branch, &path)?;
+            a.stage(&branch, &path, &Staged::Deleted)
+        })
+    }
+
+    pub fn rename(&self, parent: u64, name: &str, newparent: u64, newname: &str) -> FsResult<()> {
+        let (_, branch, dir) = self.writable_dir(parent)?;
+        let (_, nbranch, ndir) = self.writable_dir(newparent)?;
+        if branch != nbranch {
+            return Err(FsError::CrossDevice);
+        }
+        check_name(newname)?;
+        let from = join(&dir, name);
+        let to = join(&ndir, newname);
+        if from == to {
+            return Ok(());
+        }
+        if to.starts_with(&format!("{from}/")) {
+            return Err(FsError::Invalid);
+        }
+        let src = self.branch_entry(&branch, &from)?.ok_or(FsError::NotFound)?;
+        let dst = self.branch_entry(&branch, &to)?;
+        match (&src, &dst) {
+            (Entry::File { .. }, Some(Entry::Dir { .. })) => return Err(FsError::IsDir),
+            (Entry::Dir { .. }, Some(Entry::File { .. })) => return Err(FsError::NotDir),
+            _ => {}
+        }
+        // Flush a file being written so its staged content moves with it.
+        for ws in self.writes.lock().map(|m| m.values().cloned().collect::<Vec<_>>()).unwrap_or_default() {
+            if let Ok(mut w) = ws.lock() {
+                if w.branch == branch && (w.path == from || w.path.starts_with(&format!("{from}/"))) {
+                    self.persist(&mut w, false)?;
+                    w.path = format!("{to}{}", &w.path[from.len()..]);
+                }
+            }
+        }
+        let src = self.branch_entry(&branch, &from)?.ok_or(FsError::NotFound)?;
+        self.with_archive_pub(|a| {
+            match &src {
+                Entry::File { content, size, mode, mtime_ns } => {
+                    a.stage(&branch, &to, &Staged::File { size: *size, mode: *mode, mtime_ns: *mtime_ns, content: content.clone() })?;
+                }
+                Entry::Dir { tree, mode, mtime_ns } => {
+                    a.unstage_below(&branch, &to)?;
+                    // Move staged rows under the folder along with it.
+                    let rows = a.staging_rows(&branch)?;
+                    for (p, s) in rows {
+                        if let Some(rest) = p.strip_prefix(&format!("{from}/")) {
+                            a.stage(&branch, &join(&to, rest), &s)?;
+                        }
+                    }
+                    a.stage(&branch, &to, &Staged::Dir { mode: *mode, mtime_ns: *mtime_ns, tree: *tree })?;
+                }
+            }
+            a.unstage_below(&branch, &from)?;
+            a.stage(&branch, &from, &Staged::Deleted)
+        })
+    }
+
+    /// chmod / truncate / utimens.
+    pub fn setattr(&self, ino: u64, mode: Option<u32>, size: Option<u64>, mtime_ns: Option<i64>) -> FsResult<Attr> {
+        let n = self.node_pub(ino)?;
+        let Some((branch, path)) = Self::branch_ctx(&n) else {
+            return if mode.is_none() && size.is_none() && mtime_ns.is_none() { self.getattr(ino) } else { Err(FsError::ReadOnly) };
+        };
+        if self.read_only {
+            return Err(FsError::ReadOnly);
+        }
+        if mode.is_none() && size.is_none() && mtime_ns.is_none() {
+            return self.getattr(ino);
+        }
+        match self.branch_entry(&branch, &path)? {
+            Some(Entry::Dir { tree, mode: m0, mtime_ns: t0 }) => {
+                if size.is_some() {
+                    return Err(FsError::IsDir);
+                }
+                if path.is_empty() {
+                    return self.getattr(ino); // a branch root's attributes follow its head
+                }
+                let s = Staged::Dir { mode: mode.map(|m| m & 0o7777).unwrap_or(m0), mtime_ns: mtime_ns.unwrap_or(t0), tree };
+                self.with_archive_pub(|a| a.stage(&branch, &path, &s))?;
+            }
+            Some(Entry::File { .. }) => {
+                let ws = self.open_for_write(&n, false)?;
+                {
+                    let mut w = ws.lock().map_err(|_| FsError::Io("poisoned".into()))?;
+                    if let Some(m) = mode {
+                        w.mode = m & 0o7777;
+                    }
+                    if let Some(s) = size {
+                        // Drop buffered bytes past the new end; the persisted part is cut by stage_write.
+                        let keep: Vec<(u64, Vec<u8>)> = std::mem::take(&mut w.dirty)
+                            .into_iter()
+                            .filter(|(o, _)| *o < s)
+                            .map(|(o, mut d)| {
+                                d.truncate((s - o).min(d.len() as u64) as usize);
+                                (o, d)
+                            })
+                            .collect();
+                        w.dirty_bytes = keep.iter().map(|(_, d)| d.len() as u64).sum();
+                        w.dirty = keep.into_iter().collect();
+                        w.size = s;
+                        w.mtime_ns = objects::now_ns();
+                    }
+                    if let Some(t) = mtime_ns {
+                        w.mtime_ns = t;
+                    }
+                    self.persist(&mut w, true)?;
+                }
+                self.release_ws(ino, &ws)?;
+            }
+            None => return Err(FsError::NotFound),
+        }
+        self.getattr(ino)
+    }
+
+    fn mkdir_branch(&self, name: &str) -> FsResult<Attr> {
+        if self.read_only {
+            return Err(FsError::ReadOnly);
+        }
+        if !objects::valid_branch_name(name) {
+            return Err(FsError::Invalid);
+        }
+        let root = self.with_archive_pub(|a| Ok(a.root().to_path_buf()))?;
+        let mut w = crate::archive::Archive::open_writer(&root).map_err(|e| FsError::Io(e.to_string()))?;
+        let from = if w.branches().map_err(|e| FsError::Io(e.to_string()))?.iter().any(|(n, _)| n == "main") { Some("main") } else { None };
+        w.create_branch(name, from).map_err(|e| match e {
+            crate::archive::ArchiveError::BranchExists(_) => FsError::Exists,
+            e => FsError::Io(e.to_string()),
+        })?;
+        drop(w);
+        self.invalidate_heads();
+        self.lookup(super::inodes::ROOT_INO, name)
+    }
+
+    fn rmdir_branch(&self, name: &str) -> FsResult<()> {
+        if self.read_only {
+            return Err(FsError::ReadOnly);
+        }
+        let has = self.with_archive_pub(|a| a.has_staging(name))?;
+        if has {
+            return Err(FsError::NotEmpty);
+        }
+        let root = self.with_archive_pub(|a| Ok(a.root().to_path_buf()))?;
+        let mut w = crate::archive::Archive::open_writer(&root).map_err(|e| FsError::Io(e.to_string()))?;
+        w.delete_branch(name).map_err(|e| match e {
+            crate::archive::ArchiveError::NoSuchBranch(_) => FsError::NotFound,
+            e => FsError::Io(e.to_string()),
+        })?;
+        self.invalidate_heads();
+        Ok(())
+    }
+}
+
+fn check_name(name: &str) -> FsResult<()> {
+    if name.is_empty() || name.len() > 255 || name.contains('/') || name == "." || name == ".." {
+        return Err(FsError::Invalid);
+    }
+    // `@` names are slices and `.proxy` is the proxy namespace: refuse to shadow them.
+    if name == ".proxy" || crate::timecode::SliceSpec::parse_name(name).is_some() {
+        return Err(FsError::Invalid);
+    }
+    Ok(())
+}
+
+#[allow(dead_code)]
+fn _unused(p: &str) -> &str {
+    parent_of(p)
+}

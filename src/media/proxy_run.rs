@@ -1,0 +1,311 @@
+//! `reelfs proxy`: find the media whose proxies are missing, render them on a
+//! bounded number of worker threads (each reading the archive on its own), and
+//! store each file's rungs in one commit as it finishes.
+//!
+//! Rendering needs no lock: workers read the archive like the mount does. Only a
+//! store takes the writer lock, briefly, waiting while an ingest holds it. A
+//! proxy is visible only after its commit; an interrupted run loses only the
+//! files still rendering, and the next run picks up from there.
+
+use super::proxy::{self, RenderOptions, Rung, Source};
+use crate::archive::proxies::{self as store, RenderedProxy};
+use crate::archive::{Archive, ArchiveError, Hash};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct ProxyRunOptions {
+    /// `BRANCH[/PATH]` specs; empty: every file on every branch.
+    pub specs: Vec<String>,
+    pub rungs: Vec<Rung>,
+    pub jobs: usize,
+    pub progress: bool,
+    pub interrupt: Arc<AtomicBool>,
+    /// Called with each finished file (for a line of output as it happens).
+    pub on_done: Option<Box<dyn Fn(&RenderedItem) + Send>>,
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct RenderedItem {
+    pub path: String,
+    pub source: String,
+    pub profiles: Vec<String>,
+    pub frames: u64,
+    pub seconds: f64,
+    pub partial_at: Option<i64>,
+    pub note: String,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ProxyRunReport {
+    /// Distinct sources (content hashes) considered.
+    pub sources: u64,
+    pub rendered: Vec<RenderedItem>,
+    /// Sources with every requested proxy already stored.
+    pub up_to_date: u64,
+    /// (path, reason): not media, audio only, a still, not decodable.
+    pub skipped: Vec<(String, String)>,
+    pub failed: Vec<(String, String)>,
+    pub frames: u64,
+    pub seconds: f64,
+    pub interrupted: bool,
+}
+
+struct Job {
+    path: String,
+    source: Hash,
+    facts: serde_json::Value,
+    rungs: Vec<Rung>,
+}
+
+enum Done {
+    Rendered(Job, Vec<RenderedProxy>, proxy::RenderStats, PathBuf),
+    Skipped(Job, String),
+    Failed(Job, String),
+    Interrupted,
+}
+
+/// What needs rendering, in path order, deduplicated by content.
+fn plan(archive: &Archive, opts: &ProxyRunOptions, rep: &mut ProxyRunReport) -> Result<Vec<Job>, ArchiveError> {
+    let files = if opts.specs.is_empty() {
+        store::all_files(archive)?
+    } else {
+        let mut v = Vec::new();
+        for s in &opts.specs {
+            v.extend(store::files_below(archive, s)?);
+        }
+        v
+    };
+    let mut seen = HashSet::new();
+    let mut jobs = Vec::new();
+    for (path, e) in files {
+        if !seen.insert(e.hash) {
+            continue;
+        }
+        rep.sources += 1;
+        let (facts, err) = archive.media(&e.hash)?.unwrap_or((None, None));
+        if let Some(why) = proxy::skip_reason(facts.as_ref(), err.as_deref()) {
+            rep.skipped.push((path, why));
+            continue;
+        }
+        let mut missing = Vec::new();
+        for r in &opts.rungs {
+            if !archive.catalog.has_proxy(&e.hash, r.name(), r.settings_version())? {
+                missing.push(*r);
+            }
+        }
+        if missing.is_empty() {
+            rep.up_to_date += 1;
+            continue;
+        }
+        jobs.push(Job { path, source: e.hash, facts: facts.unwrap_or_default(), rungs: missing });
+    }
+    Ok(jobs)
+}
+
+/// Open the archive for writing, waiting while another writer (an ingest) holds it.
+fn open_writer_waiting(root: &Path, interrupt: &AtomicBool) -> Result<Archive, ArchiveError> {
+    let mut said = false;
+    loop {
+        match Archive::open_writer(root) {
+            Err(ArchiveError::Locked { pid, .. }) => {
+                if interrupt.load(Ordering::Relaxed) {
+                    return Err(ArchiveError::Interrupted);
+                }
+                if !said {
+                    log::warn!("archive is locked by PID {pid}; waiting to store proxies");
+                    said = true;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            r => return r,
+        }
+    }
+}
+
+pub fn run(root: &Path, opts: ProxyRunOptions) -> Result<ProxyRunReport, ArchiveError> {
+    let t0 = Instant::now();
+    let mut rep = ProxyRunReport::default();
+    let archive = Archive::open(root)?;
+    store::clean_render_dirs(root);
+    let jobs = plan(&archive, &opts, &mut rep)?;
+    drop(archive);
+    if jobs.is_empty() {
+        rep.seconds = t0.elapsed().as_secs_f64();
+        return Ok(rep);
+    }
+    let total_frames: u64 = jobs.iter().map(|j| j.facts["duration_frames"].as_u64().unwrap_or(0)).sum();
+    let n_jobs = jobs.len();
+    let workers = opts.jobs.clamp(1, n_jobs);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    // One file at a time: FFmpeg's own threads use every core. Several files at
+    // once: share the cores out, so the machine is not oversubscribed.
+    let threads = if workers == 1 { 0 } else { (cores / workers).max(1) };
+    let frames_done = Arc::new(AtomicU64::new(0));
+    let (job_tx, job_rx) = crossbeam_channel::unbounded::<Job>();
+    for j in jobs {
+        let _ = job_tx.send(j);
+    }
+    drop(job_tx);
+    let (done_tx, done_rx) = crossbeam_channel::unbounded::<Done>();
+    let mut handles = Vec::new();
+    for _ in 0..workers {
+        let (rx, tx) = (job_rx.clone(), done_tx.clone());
+        let root = root.to_path_buf();
+        let ropts = RenderOptions { rungs: Vec::new(), threads, interrupt: opts.interrupt.clone(), frames_done: frames_done.clone() };
+        handles.push(std::thread::spawn(move || worker(&root, rx, tx, ropts)));
+    }
+    drop(done_tx);
+
+    let pb = opts.progress.then(|| {
+        let pb = indicatif::ProgressBar::new(total_frames.max(1));
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} proxy [{bar:30}] {pos}/{len} frames {per_sec} ETA {eta} {wide_msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        pb
+    });
+    let mut files_done = 0usize;
+    let mut first_err: Option<ArchiveError> = None;
+    loop {
+        if let Some(pb) = &pb {
+            pb.set_position(frames_done.load(Ordering::Relaxed));
+            pb.set_message(format!("files {files_done}/{n_jobs}"));
+        }
+        let msg = match done_rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(m) => m,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        };
+        match msg {
+            Done::Rendered(job, rungs, stats, dir) => {
+                files_done += 1;
+                // A finished render is stored even after Ctrl-C (the store is
+                // quick, and it is work not to lose); a second Ctrl-C exits and
+                // the uncommitted pack is removed by the next writer.
+                let res = open_writer_waiting(root, &AtomicBool::new(false))
+                    .and_then(|mut a| store::store(&mut a, &job.source, &rungs, Arc::new(AtomicBool::new(false))));
+                let _ = std::fs::remove_dir_all(&dir);
+                match res {
+                    Ok(recs) => {
+                        let item = RenderedItem {
+                            path: job.path,
+                            source: job.source.to_hex(),
+                            profiles: recs.iter().map(|r| r.profile.clone()).collect(),
+                            frames: stats.frames,
+                            seconds: stats.seconds,
+                            partial_at: stats.partial_at,
+                            note: stats.notes.join("; "),
+                        };
+                        rep.frames += stats.frames;
+                        if let Some(f) = &opts.on_done {
+                            if let Some(pb) = &pb {
+                                pb.suspend(|| f(&item));
+                            } else {
+                                f(&item);
+                            }
+                        }
+                        rep.rendered.push(item);
+                    }
+                    Err(e) if e.is_disk_full() || matches!(e, ArchiveError::Locked { .. }) => {
+                        // Storing cannot work for the rest either: stop.
+                        opts.interrupt.store(true, Ordering::Relaxed);
+                        rep.failed.push((job.path, e.to_string()));
+                        first_err.get_or_insert(e);
+                    }
+                    Err(e) => rep.failed.push((job.path, e.to_string())),
+                }
+            }
+            Done::Skipped(job, why) => {
+                files_done += 1;
+                rep.skipped.push((job.path, why));
+            }
+            Done::Failed(job, why) => {
+                files_done += 1;
+                rep.failed.push((job.path, why));
+            }
+            Done::Interrupted => rep.interrupted = true,
+        }
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    if let Some(pb) = &pb {
+        pb.finish_and_clear();
+    }
+    if opts.interrupt.load(Ordering::Relaxed) && first_err.is_none() {
+        rep.interrupted = true;
+    }
+    store::clean_render_dirs(root);
+    rep.seconds = t0.elapsed().as_secs_f64();
+    if let Some(e) = first_err {
+        if e.is_disk_full() {
+            return Err(e);
+        }
+    }
+    Ok(rep)
+}
+
+fn worker(root: &Path, rx: crossbeam_channel::Receiver<Job>, tx: crossbeam_channel::Sender<Done>, mut ropts: RenderOptions) {
+    let archive = match Archive::open(root) {
+        Ok(a) => a,
+        Err(e) => {
+            for job in rx.iter() {
+                let _ = tx.send(Done::Failed(job, format!("cannot open the archive: {e}")));
+            }
+            return;
+        }
+    };
+    for job in rx.iter() {
+        if ropts.interrupt.load(Ordering::Relaxed) {
+            let _ = tx.send(Done::Interrupted);
+            continue;
+        }
+        let reader = match archive.blob_reader(&job.source) {
+            Ok(r) => Arc::new(r),
+            Err(e) => {
+                let _ = tx.send(Done::Failed(job, e.to_string()));
+                continue;
+            }
+        };
+        let dir = match store::render_dir(root, &job.source) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = tx.send(Done::Failed(job, e.to_string()));
+                continue;
+            }
+        };
+        ropts.rungs = job.rungs.clone();
+        let msg = match proxy::render(&Source::Blob(reader), &job.facts, &dir, &ropts) {
+            Ok((rungs, stats)) => Done::Rendered(job, rungs, stats, dir),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                match e {
+                    proxy::ProxyError::Skip(why) => Done::Skipped(job, why),
+                    proxy::ProxyError::Failed(why) => Done::Failed(job, why),
+                    proxy::ProxyError::Interrupted => Done::Interrupted,
+                }
+            }
+        };
+        if tx.send(msg).is_err() {
+            return;
+        }
+    }
+}
+
+/// Parse `--profiles thumb,preview,editorial`.
+pub fn parse_rungs(s: &str) -> Result<Vec<Rung>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').filter(|p| !p.trim().is_empty()) {
+        let r = Rung::parse(part).ok_or_else(|| format!("unknown proxy profile '{}' (use thumb, preview, editorial)", part.trim()))?;
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    if out.is_empty() {
+        return Err("no proxy profile given".into());
+    }
+    Ok(out)
+}
