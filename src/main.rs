@@ -36,6 +36,9 @@ enum Cmd {
         /// Commit message.
         #[arg(short = 'm', long)]
         message: Option<String>,
+        /// After the commit, render the missing proxies of what was ingested.
+        #[arg(long)]
+        proxies: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -172,7 +175,7 @@ enum Cmd {
         /// Let other users (e.g. an SMB/NFS server) see the mount.
         #[arg(long)]
         allow_other: bool,
-        /// Mount read-only (currently every mount is read-only).
+        /// Refuse all writes (EROFS). Otherwise branch folders are writable.
         #[arg(long)]
         read_only: bool,
         /// Memory for read-ahead and decompressed chunks, e.g. 512M, 4G.
@@ -181,6 +184,9 @@ enum Cmd {
         /// FUSE worker threads.
         #[arg(long, default_value_t = 4)]
         threads: usize,
+        /// Commit what is staged on each branch every SECS seconds.
+        #[arg(long, value_name = "SECS")]
+        autocommit: Option<u64>,
     },
     /// Unmount a reelfs mount.
     Umount { mountpoint: PathBuf },
@@ -250,6 +256,13 @@ enum Cmd {
         /// Files rendered at once.
         #[arg(short = 'j', long, default_value_t = 1)]
         jobs: usize,
+        /// Keep running: render whatever new commits bring, until SIGINT/SIGTERM
+        /// (what systemd/reelfs-proxy@.service runs).
+        #[arg(long)]
+        watch: bool,
+        /// With --watch: seconds between looks at the branch heads.
+        #[arg(long, default_value_t = 10)]
+        interval: u64,
         #[arg(long)]
         json: bool,
     },
@@ -426,7 +439,14 @@ fn main() {
     }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
-    match run(cli) {
+    // REELFS_TIMING=1: how long the command itself took, without process start-up
+    // (loading FFmpeg's shared libraries costs ~0.1 s before main); for benchmarks.
+    let t0 = std::time::Instant::now();
+    let res = run(cli);
+    if std::env::var_os("REELFS_TIMING").is_some() {
+        eprintln!("reelfs: timing: {:.3} ms in command", t0.elapsed().as_secs_f64() * 1e3);
+    }
+    match res {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("reelfs: error: {}", error_text(&e));
@@ -456,7 +476,7 @@ fn run(cli: Cli) -> Result<i32> {
             println!("initialised archive {} (branch main)", archive.display());
             Ok(0)
         }
-        Cmd::Ingest { archive, sources, branch, to, message, json } => {
+        Cmd::Ingest { archive, sources, branch, to, message, proxies, json } => {
             let interrupt = interrupt_flag();
             let mut a = Archive::open_writer(&archive)?;
             let opts = IngestOptions {
@@ -489,6 +509,14 @@ fn run(cli: Cli) -> Result<i32> {
                         &c[..12], opts.branch, rep.files, rep.files_unchanged, human(rep.bytes_read), human(rep.bytes_new_stored), rep.chunks_new, rep.chunks_dedup
                     ),
                     None => println!("nothing changed on {}: {} files, all unchanged", opts.branch, rep.files),
+                }
+            }
+            if proxies && !opts.interrupt.load(Ordering::Relaxed) {
+                drop(a); // the proxy run takes the writer lock only to store
+                let specs = ingested_specs(&opts.branch, &opts.dest, &sources);
+                let rc = proxy_cmd(&archive, specs, "thumb,preview,editorial", 1, json, progress)?;
+                if rc != 0 {
+                    return Ok(rc);
                 }
             }
             Ok(if rep.failed.is_empty() { 0 } else { 2 })
@@ -629,7 +657,12 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Cmd::Proxy { archive, paths, profiles, jobs, json } => proxy_cmd(&archive, paths, &profiles, jobs, json, progress),
+        Cmd::Proxy { archive, paths, profiles, jobs, watch, interval, json } => {
+            if watch {
+                return proxy_watch(&archive, paths, &profiles, jobs, interval);
+            }
+            proxy_cmd(&archive, paths, &profiles, jobs, json, progress)
+        }
         Cmd::Cat { archive, path } => {
             let a = Archive::open(&archive)?;
             let r = a.resolve(&path)?;
@@ -856,14 +889,20 @@ fn run(cli: Cli) -> Result<i32> {
             println!("{}", serde_json::to_string_pretty(&rep)?);
             Ok(0)
         }
-        Cmd::Mount { archive, mountpoint, foreground, allow_other, read_only, cache_size, threads } => {
+        Cmd::Mount { archive, mountpoint, foreground, allow_other, read_only, cache_size, threads, autocommit } => {
             if !foreground {
                 // Check what can be checked here, so errors print in the user's terminal.
                 reelfs::fs::mount::preflight(&archive, &mountpoint)?;
                 let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
                 return mount_in_background(&args, &mountpoint);
             }
-            let opts = reelfs::fs::mount::MountOptions { allow_other, read_only, cache_bytes: cache_size as usize, threads };
+            let opts = reelfs::fs::mount::MountOptions {
+                allow_other,
+                read_only,
+                cache_bytes: cache_size as usize,
+                threads,
+                autocommit: autocommit.filter(|s| *s > 0).map(std::time::Duration::from_secs),
+            };
             reelfs::fs::mount::mount_foreground(&archive, &mountpoint, &opts, || {
                 if let Some(fd) = std::env::var("REELFS_READY_FD").ok().and_then(|v| v.parse::<i32>().ok()) {
                     // SAFETY: fd 3 was set up by the parent as the write end of a pipe.
@@ -1068,4 +1107,44 @@ fn proxy_cmd(archive: &std::path::Path, paths: Vec<String>, profiles: &str, jobs
         );
     }
     Ok(if rep.interrupted { 130 } else if rep.failed.is_empty() { 0 } else { 2 })
+}
+
+/// `BRANCH/DEST/NAME` of each ingested source, for `ingest --proxies`.
+fn ingested_specs(branch: &str, dest: &str, sources: &[PathBuf]) -> Vec<String> {
+    let dest = dest.trim_matches('/');
+    sources
+        .iter()
+        .filter_map(|s| std::fs::canonicalize(s).ok()?.file_name()?.to_str().map(String::from))
+        .map(|name| if dest.is_empty() { format!("{branch}/{name}") } else { format!("{branch}/{dest}/{name}") })
+        .collect()
+}
+
+/// `reelfs proxy --watch`: render what is missing, then again whenever a branch
+/// head moves; stop cleanly on SIGINT/SIGTERM (a render in progress is abandoned,
+/// nothing half-visible).
+fn proxy_watch(archive: &std::path::Path, paths: Vec<String>, profiles: &str, jobs: usize, interval: u64) -> Result<i32> {
+    let interrupt = interrupt_flag();
+    let heads = |a: &std::path::Path| -> Result<Vec<(String, Option<String>)>> {
+        Ok(Archive::open(a)?.branches()?.into_iter().map(|(n, h)| (n, h.map(|h| h.to_hex()))).collect())
+    };
+    eprintln!("reelfs proxy: watching {} (every {interval} s)", archive.display());
+    loop {
+        let seen = heads(archive)?;
+        let rc = proxy_cmd(archive, paths.clone(), profiles, jobs, false, false)?;
+        if interrupt.load(Ordering::Relaxed) {
+            return Ok(if rc == 130 { 0 } else { rc });
+        }
+        // Wait for a commit (a head that moves) or the signal.
+        loop {
+            for _ in 0..interval.max(1) * 10 {
+                if interrupt.load(Ordering::Relaxed) {
+                    return Ok(0);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            if heads(archive)? != seen {
+                break;
+            }
+        }
+    }
 }

@@ -33,7 +33,8 @@ use std::os::unix::fs::FileExt;
 #[derive(Debug, Clone)]
 pub struct GcOptions {
     pub dry_run: bool,
-    /// Compact a pack when its live bytes are below this fraction of its size.
+    /// Compact a pack when its live records (with their share of the pack's
+    /// index) are below this fraction of its size: "mostly garbage".
     pub compact_below: f64,
 }
 
@@ -180,14 +181,15 @@ pub fn gc(archive: &mut Archive, opts: &GcOptions) -> Result<GcReport> {
             .map_err(|e| cat.err(e))?;
         for row in rows {
             let (id, name, size, live, count) = row.map_err(|e| cat.err(e))?;
+            // Header, trailer and footer are overhead, not garbage.
+            let overhead = pack::HEADER_LEN + pack::FOOTER_LEN + count as u64 * pack::TRAILER_ENTRY_LEN as u64;
+            let garbage = size.saturating_sub(live + overhead);
             if count == 0 {
                 plan.push((id, name, size, false));
-            } else if (live as f64) < size as f64 * opts.compact_below {
+            } else if garbage as f64 > size as f64 * (1.0 - opts.compact_below) {
                 plan.push((id, name, size, true));
             } else {
-                // Header, trailer and footer are overhead, not garbage.
-                let overhead = pack::HEADER_LEN + pack::FOOTER_LEN + count as u64 * pack::TRAILER_ENTRY_LEN as u64;
-                rep.garbage_bytes_left += size.saturating_sub(live + overhead);
+                rep.garbage_bytes_left += garbage;
             }
         }
         drop(st);

@@ -15,7 +15,7 @@
 //! the ref record in a new pack, sealed and fsynced before the catalog commit.
 
 use super::catalog::Catalog;
-use super::diff::{diff_trees, Change};
+use super::diff::{diff_trees, Change, TreeSource};
 use super::error::{ArchiveError, Result};
 use super::objects::{valid_branch_name, EntryKind, Hash, Tree, TreeEntry};
 use super::repo::{make_commit, Archive, NewObject};
@@ -242,6 +242,27 @@ impl Ctx<'_> {
     }
 }
 
+/// The catalog plus trees not written yet.
+struct Overlay<'a> {
+    cat: &'a Catalog,
+    trees: HashMap<Hash, Vec<TreeEntry>>,
+}
+
+impl TreeSource for Overlay<'_> {
+    fn entries(&self, tree: &Hash) -> Result<Vec<TreeEntry>> {
+        match self.trees.get(tree) {
+            Some(v) => Ok(v.clone()),
+            None => self.cat.tree_entries(tree),
+        }
+    }
+    fn lookup(&self, tree: &Hash, name: &str) -> Result<Option<TreeEntry>> {
+        match self.trees.get(tree) {
+            Some(v) => Ok(v.iter().find(|e| e.name == name).cloned()),
+            None => self.cat.tree_lookup(tree, name),
+        }
+    }
+}
+
 fn dir_entry(tree: Hash) -> TreeEntry {
     TreeEntry { name: String::new(), kind: EntryKind::Dir, hash: tree, size: 0, mode: 0o755, mtime_ns: 0 }
 }
@@ -326,7 +347,9 @@ pub fn merge(archive: &mut Archive, src: &str, dst: &str, opts: &MergeOptions) -
         rep.outcome = Outcome::Conflicts;
         return Ok(rep);
     }
-    rep.changes = diff_trees(&archive.catalog, dst_tree, Some(merged_tree), "")?;
+    // The new trees are not in the catalog yet: diff through an overlay of them.
+    let overlay = Overlay { cat: &archive.catalog, trees: new_trees.iter().map(|t| (t.id(), t.entries.clone())).collect() };
+    rep.changes = diff_trees(&overlay, dst_tree, Some(merged_tree), "")?;
     rep.outcome = Outcome::Merged;
     rep.parents = vec![dst_head.to_hex(), src_head.to_hex()];
     let message = opts.message.clone().unwrap_or_else(|| format!("merge {src} into {dst}"));

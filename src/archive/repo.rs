@@ -228,11 +228,7 @@ impl Archive {
                 o.index(&self.catalog, oid, &locs)?;
             }
             for (r, seq) in &rows {
-                if r.head.is_some() {
-                    self.catalog.set_branch(&r.branch, r.head.as_ref(), *seq, r.time_ns)?;
-                } else {
-                    self.catalog.delete_branch(&r.branch)?;
-                }
+                self.catalog.set_branch(&r.branch, r.head.as_ref(), *seq, r.time_ns)?;
             }
             self.catalog.commit()
         })();
@@ -249,7 +245,8 @@ impl Archive {
         if self.catalog.branch_head(name)?.is_none() {
             return Err(ArchiveError::NoSuchBranch(name.into()));
         }
-        self.write_refs(&[(name.to_string(), None)], Vec::new())
+        self.write_refs(&[(name.to_string(), None)], Vec::new())?;
+        self.catalog.delete_branch(name)
     }
 
     pub fn require_writer(&self) -> Result<()> {

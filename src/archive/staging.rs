@@ -296,7 +296,20 @@ impl Archive {
                     st.execute(params![ext_id, e.file_offset as i64, e.length as i64, &e.chunk.0[..], e.chunk_offset as i64]).map_err(|e| cat.err(e))?;
                 }
             }
+            let old: Option<i64> = cat
+                .conn
+                .query_row("SELECT extents FROM staging WHERE branch = ?1 AND path = ?2", params![branch, path], |r| r.get(0))
+                .optional()
+                .map_err(|e| cat.err(e))?
+                .flatten();
             self.stage(branch, path, &Staged::File { size: new_size, mode, mtime_ns, content: Content::Extents(ext_id) })?;
+            // The previous staged extent list of this file is garbage now, unless a
+            // rename left another path pointing at it.
+            if let Some(old) = old {
+                cat.conn
+                    .execute("DELETE FROM staged_extents WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM staging WHERE extents = ?1)", [old])
+                    .map_err(|e| cat.err(e))?;
+            }
             Ok(ext_id)
         })();
         match res {
@@ -393,6 +406,9 @@ impl Archive {
             w.append_object(RecordKind::Ref, &serde_json::to_vec(&r).unwrap_or_default())?;
             cat.set_branch(branch, Some(&id), seq, commit.time_ns)?;
             cat.conn.execute("DELETE FROM staging WHERE branch = ?1", [branch]).map_err(|e| cat.err(e))?;
+            cat.conn
+                .execute("DELETE FROM staged_extents WHERE id NOT IN (SELECT extents FROM staging WHERE extents IS NOT NULL)", [])
+                .map_err(|e| cat.err(e))?;
             Ok(id)
         })();
         let res = res.and_then(|id| {

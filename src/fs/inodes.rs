@@ -29,8 +29,9 @@ pub enum NodeKind {
     /// `.proxy/` of the folder whose tree is `tree` (profile None), or one of its
     /// `.proxy/<profile>/` folders.
     ProxyDir { tree: Hash, profile: Option<String> },
-    /// A stored proxy (`.proxy/<profile>/<stem>.<ext>`) of the file named `source`.
-    Proxy { blob: Hash, source: String },
+    /// A stored proxy (`.proxy/<profile>/<stem>.<ext>`) of the file named
+    /// `source_name` whose content is `source`.
+    Proxy { blob: Hash, source: Hash, source_name: String },
     /// An old version, read-only: `<branch>@<prefix>` at the root or a folder of
     /// `.history/<branch>/`; behaves like `Dir` over the commit's root tree.
     Commit { commit: Hash, tree: Hash },
@@ -113,6 +114,41 @@ impl Inodes {
         let node = Node { ino, parent: parent.ino, name: name.to_string(), path, kind, size, mode, mtime_ns };
         t.nodes.insert(ino, node.clone());
         node
+    }
+
+    /// A rename in a branch: the kernel keeps the renamed inode, so its node
+    /// (and every node below a renamed folder) must now answer to the new path.
+    pub fn rename_branch_path(&self, parent: u64, name: &str, newparent: &Node, newname: &str, branch: &str, from: &str, to: &str) {
+        let mut t = match self.t.write() {
+            Ok(t) => t,
+            Err(p) => p.into_inner(),
+        };
+        // Whatever was at the target name is replaced.
+        t.by_key.remove(&(newparent.ino, newname.to_string(), None));
+        let Some(ino) = t.by_key.remove(&(parent, name.to_string(), None)) else { return };
+        t.by_key.insert((newparent.ino, newname.to_string(), None), ino);
+        let new_full = if newparent.path.is_empty() { newname.to_string() } else { format!("{}/{}", newparent.path, newname) };
+        let prefix = format!("{from}/");
+        for n in t.nodes.values_mut() {
+            let (b, p) = match &mut n.kind {
+                NodeKind::BDir { branch, path } | NodeKind::BFile { branch, path } => (branch, path),
+                _ => continue,
+            };
+            if b != branch {
+                continue;
+            }
+            if n.ino == ino {
+                *p = to.to_string();
+                n.parent = newparent.ino;
+                n.name = newname.to_string();
+                n.path = new_full.clone();
+            } else if let Some(rest) = p.strip_prefix(&prefix) {
+                *p = format!("{to}/{rest}");
+                if let Some(r) = n.path.rsplit_once(&format!("/{}/", name)).map(|_| ()) {
+                    let _ = r;
+                }
+            }
+        }
     }
 
     pub fn len(&self) -> usize {

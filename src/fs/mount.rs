@@ -12,6 +12,34 @@ pub struct MountOptions {
     pub read_only: bool,
     pub cache_bytes: usize,
     pub threads: usize,
+    /// Commit staged changes of every branch this often (None: only `reelfs commit`).
+    pub autocommit: Option<std::time::Duration>,
+}
+
+/// Every `every`, commit what is staged on each branch. Skips a round when
+/// another process holds the writer lock (an ingest), and never takes bytes
+/// still buffered in the mount: those are committed once closed or fsynced.
+fn spawn_autocommit(archive: std::path::PathBuf, every: std::time::Duration) {
+    let _ = std::thread::Builder::new().name("reelfs-autocommit".into()).spawn(move || loop {
+        std::thread::sleep(every);
+        let mut a = match Archive::open_writer(&archive) {
+            Ok(a) => a,
+            Err(e) => {
+                log::debug!("autocommit skipped: {e}");
+                continue;
+            }
+        };
+        let branches = a.branches().unwrap_or_default();
+        for (b, _) in branches {
+            if a.has_staging(&b).unwrap_or(false) {
+                match a.commit_staging(&b, "autocommit") {
+                    Ok(Some(c)) => log::info!("autocommit {b}: {}", c.short()),
+                    Ok(None) => {}
+                    Err(e) => log::warn!("autocommit {b} failed: {e}"),
+                }
+            }
+        }
+    });
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +125,9 @@ pub fn mount_foreground(archive: &Path, mountpoint: &Path, opts: &MountOptions, 
     cfg.n_threads = Some(opts.threads.max(1));
     cfg.clone_fd = true;
     let mp = mountpoint.display().to_string();
+    if let (Some(every), false) = (opts.autocommit, opts.read_only) {
+        spawn_autocommit(archive.to_path_buf(), every);
+    }
     let mut session = fuser::Session::new(fs, mountpoint, &cfg).map_err(|source| MountError::Mount { path: mp.clone(), source })?;
     let mut unmounter = session.unmount_callable();
     std::thread::Builder::new()

@@ -25,11 +25,12 @@ struct Shown {
 }
 
 impl FsCore {
-    /// The tree a `.proxy` node describes, and its profile (None: `.proxy` itself).
+    /// The committed tree of a folder that may show `.proxy`.
     fn proxy_parent_tree(&self, p: &Node) -> FsResult<Option<Hash>> {
         match &p.kind {
-            NodeKind::Dir { .. } | NodeKind::Branch { .. } => self.dir_tree(p),
-            _ => Ok(None),
+            NodeKind::ProxyDir { .. } | NodeKind::Proxy { .. } | NodeKind::Root => Ok(None),
+            // Any folder with a committed tree (a branch, a folder in it, an old commit).
+            _ => Ok(self.dir_tree(p).ok().flatten()),
         }
     }
 
@@ -55,7 +56,7 @@ impl FsCore {
     }
 
     fn proxy_node(&self, parent: &Node, s: &Shown) -> Node {
-        self.inodes.child(parent, &s.name, NodeKind::Proxy { blob: s.rec.blob, source: s.source.name.clone() }, s.size, 0o444, s.source.mtime_ns)
+        self.inodes.child(parent, &s.name, NodeKind::Proxy { blob: s.rec.blob, source: s.source.hash, source_name: s.source.name.clone() }, s.size, 0o444, s.source.mtime_ns)
     }
 
     /// Lookup hook: `.proxy` in a folder, and names inside `.proxy/…`.
@@ -132,18 +133,18 @@ impl FsCore {
     /// `user.reelfs.*` of a proxy: its source (path in the mount), profile and state.
     pub(super) fn proxy_xattrs(&self, n: &Node) -> FsResult<Vec<(String, String)>> {
         let mut out = Vec::new();
-        if let NodeKind::Proxy { blob, source } = &n.kind {
+        if let NodeKind::Proxy { blob, source, source_name } = &n.kind {
             // <folder>/.proxy/<profile>/<name> -> <folder>/<source>
             let parts: Vec<&str> = n.path.rsplitn(4, '/').collect();
             let (profile, folder) = (parts.get(1).copied().unwrap_or(""), parts.get(3).copied().unwrap_or(""));
-            let src_path = if folder.is_empty() { source.clone() } else { format!("{folder}/{source}") };
+            let src_path = if folder.is_empty() { source_name.clone() } else { format!("{folder}/{source_name}") };
             out.push(("user.reelfs.source".into(), src_path));
+            out.push(("user.reelfs.source_hash".into(), format!("blake3:{source}")));
             out.push(("user.reelfs.profile".into(), profile.to_string()));
             out.push(("user.reelfs.hash".into(), format!("blake3:{blob}")));
             out.push(("user.reelfs.location".into(), "disk".into()));
-            let rec = self.with_archive(|a| a.catalog.proxy_by_blob(blob))?;
-            if let Some(r) = rec {
-                out.push(("user.reelfs.source_hash".into(), format!("blake3:{}", r.source)));
+            // The row of this source and profile (two sources may share a proxy's bytes).
+            if let Some(r) = self.with_archive(|a| a.catalog.proxy(source, profile))? {
                 out.push(("user.reelfs.settings_version".into(), r.settings_version.to_string()));
                 if let Some(f) = r.partial_at {
                     out.push(("user.reelfs.partial_at".into(), f.to_string()));

@@ -39,6 +39,9 @@ pub struct WriteState {
     pub dirty: BTreeMap<u64, Vec<u8>>,
     pub dirty_bytes: u64,
     pub handles: usize,
+    /// Set when the file was unlinked or replaced while open: its handles keep
+    /// reading what they had, and nothing more is staged for it.
+    pub orphaned: bool,
 }
 
 pub fn join(dir: &str, name: &str) -> String {
@@ -55,28 +58,36 @@ fn parent_of(path: &str) -> &str {
 
 impl WriteState {
     /// Lay a write over the buffer, merging with overlapping or adjacent runs.
+    /// Appending to a run extends it in place, so a sequential writer costs one
+    /// copy per byte, not one per flush.
     fn put(&mut self, off: u64, data: &[u8]) {
         let end = off + data.len() as u64;
-        let mut start = off;
-        let mut buf: Vec<u8> = Vec::new();
-        let overlapping: Vec<u64> = self.dirty.range(..=end).filter(|(o, d)| **o + d.len() as u64 >= off).map(|(o, _)| *o).collect();
-        let mut merged_end = end;
-        for o in &overlapping {
-            if let Some(d) = self.dirty.get(o) {
-                start = start.min(*o);
-                merged_end = merged_end.max(*o + d.len() as u64);
+        // The run that starts at or before `off` and reaches it, if any.
+        let host = self.dirty.range(..=off).next_back().filter(|(o, d)| **o + d.len() as u64 >= off).map(|(o, _)| *o);
+        let (start, mut buf) = match host.and_then(|o| self.dirty.remove(&o).map(|d| (o, d))) {
+            Some((o, d)) => {
+                self.dirty_bytes -= d.len() as u64;
+                (o, d)
             }
+            None => (off, Vec::new()),
+        };
+        let rel = (off - start) as usize;
+        if buf.len() < rel + data.len() {
+            buf.resize(rel + data.len(), 0);
         }
-        buf.resize((merged_end - start) as usize, 0);
-        for o in overlapping {
+        buf[rel..rel + data.len()].copy_from_slice(data);
+        // Absorb later runs that the write reaches or overlaps.
+        let later: Vec<u64> = self.dirty.range(off..=end).map(|(o, _)| *o).collect();
+        for o in later {
             if let Some(d) = self.dirty.remove(&o) {
                 self.dirty_bytes -= d.len() as u64;
-                let s = (o - start) as usize;
-                buf[s..s + d.len()].copy_from_slice(&d);
+                let d_end = o + d.len() as u64;
+                if d_end > end {
+                    let keep_from = (end - o) as usize;
+                    buf.extend_from_slice(&d[keep_from..]);
+                }
             }
         }
-        let s = (off - start) as usize;
-        buf[s..s + data.len()].copy_from_slice(data);
         self.dirty_bytes += buf.len() as u64;
         self.dirty.insert(start, buf);
         self.size = self.size.max(end);
@@ -123,9 +134,19 @@ impl FsCore {
 
     /// Resolve a path in a branch through its staging overlay.
     pub fn branch_entry(&self, branch: &str, path: &str) -> FsResult<Option<Entry>> {
-        let heads = self.heads_snapshot()?;
-        let head = heads.get(branch).cloned().ok_or(FsError::NotFound)?;
         self.with_archive_pub(|a| {
+            // One read transaction: the head and the staging rows must come from the
+            // same moment, or a commit in between would show the old content.
+            let _ = a.catalog.conn.execute_batch("BEGIN DEFERRED");
+            let r = Self::branch_entry_in(a, branch, path);
+            let _ = a.catalog.conn.execute_batch("COMMIT");
+            r
+        })
+    }
+
+    fn branch_entry_in(a: &crate::archive::Archive, branch: &str, path: &str) -> crate::archive::Result<Option<Entry>> {
+        {
+            let Some(head) = a.catalog.branch_head(branch)? else { return Ok(None) };
             let mut tree = match head {
                 Some(c) => Some(a.commit(&c)?.tree),
                 None => None,
@@ -163,7 +184,7 @@ impl FsCore {
                 };
             }
             Ok(Some(cur))
-        })
+        }
     }
 
     fn branch_ctx(node: &Node) -> Option<(String, String)> {
@@ -309,6 +330,7 @@ impl FsCore {
                     dirty: BTreeMap::new(),
                     dirty_bytes: 0,
                     handles: 0,
+                    orphaned: false,
                 }));
                 m.insert(n.ino, ws.clone());
                 ws
@@ -330,7 +352,7 @@ impl FsCore {
 
     /// Write buffered bytes (and any size/mode change) as staged chunks.
     fn persist(&self, w: &mut WriteState, force: bool) -> FsResult<()> {
-        if w.dirty.is_empty() && !force {
+        if w.orphaned || (w.dirty.is_empty() && !force) {
             return Ok(());
         }
         let writes: Vec<(u64, &[u8])> = w.dirty.iter().map(|(o, d)| (*o, d.as_slice())).collect();
@@ -389,6 +411,24 @@ impl FsCore {
         res
     }
 
+    /// A file was unlinked or replaced: detach any write state from its path.
+    fn orphan(&self, branch: &str, path: &str) {
+        if let Ok(mut m) = self.writes.lock() {
+            let inos: Vec<u64> = m
+                .iter()
+                .filter(|(_, ws)| ws.lock().map(|w| w.branch == branch && w.path == path).unwrap_or(false))
+                .map(|(i, _)| *i)
+                .collect();
+            for i in inos {
+                if let Some(ws) = m.remove(&i) {
+                    if let Ok(mut w) = ws.lock() {
+                        w.orphaned = true;
+                    }
+                }
+            }
+        }
+    }
+
     fn writable_dir(&self, parent: u64) -> FsResult<(Node, String, String)> {
         let p = self.node_pub(parent)?;
         if self.read_only {
@@ -438,7 +478,10 @@ impl FsCore {
         let (_, branch, dir) = self.writable_dir(parent)?;
         let path = join(&dir, name);
         match self.branch_entry(&branch, &path)? {
-            Some(Entry::File { .. }) => self.with_archive_pub(|a| a.stage(&branch, &path, &Staged::Deleted)),
+            Some(Entry::File { .. }) => {
+                self.orphan(&branch, &path);
+                self.with_archive_pub(|a| a.stage(&branch, &path, &Staged::Deleted))
+            }
             Some(Entry::Dir { .. }) => Err(FsError::IsDir),
             None => Err(FsError::NotFound),
         }
@@ -468,7 +511,7 @@ impl FsCore {
 
     pub fn rename(&self, parent: u64, name: &str, newparent: u64, newname: &str) -> FsResult<()> {
         let (_, branch, dir) = self.writable_dir(parent)?;
-        let (_, nbranch, ndir) = self.writable_dir(newparent)?;
+        let (np, nbranch, ndir) = self.writable_dir(newparent)?;
         if branch != nbranch {
             return Err(FsError::CrossDevice);
         }
@@ -498,6 +541,9 @@ impl FsCore {
             }
         }
         let src = self.branch_entry(&branch, &from)?.ok_or(FsError::NotFound)?;
+        if matches!(dst, Some(Entry::File { .. })) {
+            self.orphan(&branch, &to);
+        }
         self.with_archive_pub(|a| {
             match &src {
                 Entry::File { content, size, mode, mtime_ns } => {
@@ -517,7 +563,9 @@ impl FsCore {
             }
             a.unstage_below(&branch, &from)?;
             a.stage(&branch, &from, &Staged::Deleted)
-        })
+        })?;
+        self.inodes.rename_branch_path(parent, name, &np, newname, &branch, &from, &to);
+        Ok(())
     }
 
     /// chmod / truncate / utimens.

@@ -260,6 +260,14 @@ impl VideoRung {
                 .map_err(fail("scaler"))?;
             self.scaler = Some((key.0, key.1, key.2, ctx));
         }
+        // A frame-threaded encoder (prores) keeps a reference to the pictures it
+        // was sent and reads them later: never scale into a buffer it still holds.
+        // SAFETY: a query on a valid frame.
+        if unsafe { ffi::av_frame_is_writable(self.scaled.as_mut_ptr()) } == 0 {
+            let range = self.scaled.color_range();
+            self.scaled = ff::frame::Video::new(self.fmt, self.w, self.h);
+            self.scaled.set_color_range(range);
+        }
         let (_, _, _, ctx) = self.scaler.as_mut().ok_or_else(|| ProxyError::Failed("internal: no scaler".into()))?;
         ctx.run(src, &mut self.scaled).map_err(fail("scale"))?;
         self.scaled.set_pts(Some(pts));

@@ -154,13 +154,13 @@ mod tests {
     #[test]
     fn slice_moves_time_reference_and_keeps_samples() {
         let src = wav(1000, 172_800_000);
-        let l = parse(&src[..]).unwrap();
+        let l = parse(&src).unwrap();
         assert_eq!(l.samples(), 1000);
         assert_eq!(l.time_reference(), Some(172_800_000));
         let vf = l.slice(100, 300);
         let mut out = vec![0u8; vf.len as usize];
-        vf.read_at(&src[..], 0, &mut out).unwrap();
-        let l2 = parse(&out[..]).unwrap();
+        vf.read_at(&src, 0, &mut out).unwrap();
+        let l2 = parse(&out).unwrap();
         assert_eq!(l2.samples(), 200);
         assert_eq!(l2.time_reference(), Some(172_800_100));
         let d = l2.data_offset as usize;
@@ -169,10 +169,10 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        assert!(parse(&b"RIFF\x04\x00\x00\x00WAVE"[..]).is_err());
-        assert!(parse(&b"hello"[..]).is_err());
+        assert!(parse(&b"RIFF\x04\x00\x00\x00WAVE".to_vec()).is_err());
+        assert!(parse(&b"hello".to_vec()).is_err());
         let mut w = wav(10, 0);
         w.truncate(50);
-        assert!(parse(&w[..]).is_err());
+        assert!(parse(&w).is_err());
     }
 }

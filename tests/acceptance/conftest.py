@@ -39,3 +39,86 @@ def media_dir() -> Path:
             pytrace=False,
         )
     return MEDIA_DIR
+
+
+# ---- the reelfs binary, driven as a user would ----------------------------------
+
+import json
+import os
+
+REELFS_BIN = Path(os.environ.get("REELFS_BIN", REPO_ROOT / "target" / "release" / "reelfs"))
+
+
+class Reelfs:
+    """Runs `$REELFS_BIN ARGS...` and returns the subprocess.CompletedProcess.
+
+    `reelfs(...)` never raises on a non-zero exit (tests assert on it);
+    `reelfs.ok(...)` asserts exit 0 and shows stderr when it is not;
+    `reelfs.json(...)` runs with `--json` appended and parses stdout.
+    """
+
+    def __init__(self, binary: Path):
+        self.binary = binary
+
+    def argv(self, args):
+        return [str(self.binary), *(str(a) for a in args)]
+
+    def __call__(self, *args, timeout=600, **kw) -> subprocess.CompletedProcess:
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        kw.setdefault("capture_output", True)
+        kw.setdefault("text", True)
+        return subprocess.run(self.argv(args), timeout=timeout, **kw)
+
+    def ok(self, *args, **kw) -> subprocess.CompletedProcess:
+        proc = self(*args, **kw)
+        assert proc.returncode == 0, (
+            f"reelfs {' '.join(map(str, args))} exited {proc.returncode}\n"
+            f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        return proc
+
+    def json(self, *args, expect_rc=0, **kw):
+        proc = self(*args, "--json", **kw)
+        assert proc.returncode == expect_rc, (
+            f"reelfs {' '.join(map(str, args))} --json exited {proc.returncode}\n"
+            f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        return json.loads(proc.stdout)
+
+    def popen(self, *args, **kw) -> subprocess.Popen:
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        kw.setdefault("stdout", subprocess.PIPE)
+        kw.setdefault("stderr", subprocess.PIPE)
+        kw.setdefault("text", True)
+        return subprocess.Popen(self.argv(args), **kw)
+
+    def check_deep(self, archive):
+        """`reelfs check --deep` must pass: the archive is valid."""
+        return self.ok("check", archive, "--deep")
+
+
+@pytest.fixture(scope="session")
+def reelfs() -> Reelfs:
+    if not REELFS_BIN.is_file():
+        pytest.fail(f"{REELFS_BIN} not found: run `cargo build --release` first "
+                    "(or set REELFS_BIN)", pytrace=False)
+    return Reelfs(REELFS_BIN)
+
+
+@pytest.fixture
+def tmp_archive(tmp_path, reelfs) -> Path:
+    """A fresh, empty archive (branch main) in the test's temporary folder."""
+    path = tmp_path / "archive"
+    reelfs.ok("init", path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def media_archive(tmp_path_factory, reelfs, media_dir) -> Path:
+    """One archive holding all the test footage under main/Day01/test-media.
+
+    Session-scoped: tests that only read may share it; tests that write or
+    damage must use `tmp_archive`.
+    """
+    path = tmp_path_factory.mktemp("media-archive") / "archive"
+    reelfs.ok("init", path)
+    reelfs.ok("ingest", path, media_dir, "--to", "Day01", "-m", "Day 01 cards")
+    return path

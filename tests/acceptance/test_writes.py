@@ -1,0 +1,301 @@
+"""Copy-on-write writes through the mount (issue 6): what an editor or a script
+does to files in a branch folder, checked against a plain file doing the same."""
+
+import errno
+import os
+import random
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import b3, write_random
+
+
+def _mounted(path: Path) -> bool:
+    with open("/proc/mounts") as f:
+        return any(line.split()[1] == str(path) for line in f)
+
+
+class Mount:
+    def __init__(self, reelfs, archive, mnt, *extra):
+        self.reelfs, self.archive, self.mnt = reelfs, archive, mnt
+        mnt.mkdir(parents=True, exist_ok=True)
+        self.proc = reelfs.popen("mount", archive, mnt, "--foreground", *extra)
+        deadline = time.time() + 30
+        while not _mounted(mnt):
+            if self.proc.poll() is not None:
+                pytest.fail(f"mount exited {self.proc.returncode}: {self.proc.stderr.read()}")
+            if time.time() > deadline:
+                pytest.fail("mount did not become ready in 30 s")
+            time.sleep(0.05)
+
+    def umount(self):
+        if _mounted(self.mnt):
+            subprocess.run(["fusermount3", "-u", str(self.mnt)], capture_output=True)
+            if _mounted(self.mnt):
+                subprocess.run(["fusermount3", "-u", "-z", str(self.mnt)], capture_output=True)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def rw(tmp_path, reelfs):
+    archive = tmp_path / "archive"
+    reelfs.ok("init", archive)
+    src = tmp_path / "card"
+    write_random(src / "A001C001.mov", 3 << 20)
+    write_random(src / "sub" / "notes.bin", 100_000)
+    reelfs.ok("ingest", archive, src, "-m", "card")
+    m = Mount(reelfs, archive, tmp_path / "mnt")
+    yield m, archive, src
+    m.umount()
+
+
+def test_create_write_read_commit_and_other_branch_does_not_see_it(rw, reelfs, tmp_path):
+    m, archive, src = rw
+    reelfs.ok("branch", archive, "grade", "--from", "main")
+    card = m.mnt / "main" / "card"
+    (card / "new.txt").write_bytes(b"hello reelfs\n")
+    assert (card / "new.txt").read_bytes() == b"hello reelfs\n"
+    (card / "dir" / "deeper").mkdir(parents=True)
+    shutil.copy(src / "A001C001.mov", card / "dir" / "deeper" / "copy.mov")
+    assert b3(card / "dir" / "deeper" / "copy.mov") == b3(src / "A001C001.mov")
+    # Invisible in the other branch, before and after the commit.
+    time.sleep(1.2)
+    assert not (m.mnt / "grade" / "card" / "new.txt").exists()
+    status = reelfs.json("status", archive, "main")
+    changed = {r["path"]: r["change"] for r in status}
+    assert changed["card/new.txt"] == "written"
+    assert changed["card/dir/deeper/copy.mov"] == "written"
+    reelfs.ok("commit", archive, "main", "-m", "edits")
+    assert reelfs.json("status", archive, "main") == []
+    assert reelfs.ok("cat", archive, "main/card/new.txt").stdout == "hello reelfs\n"
+    assert not (m.mnt / "grade" / "card" / "new.txt").exists()
+    log = reelfs.json("log", archive, "main")
+    assert log[0]["message"] == "edits"
+    out = tmp_path / "restored.mov"
+    reelfs.ok("restore", archive, "main/card/dir/deeper/copy.mov", out)
+    assert b3(out) == b3(src / "A001C001.mov")
+    reelfs.check_deep(archive)
+
+
+def test_small_overwrite_in_a_big_file_stores_about_one_chunk(rw, reelfs):
+    m, archive, src = rw
+    before = reelfs.json("stats", archive)["stored_bytes"]
+    path = m.mnt / "main" / "card" / "A001C001.mov"
+    with open(path, "r+b") as f:
+        f.seek(1_500_000)
+        f.write(b"\xAB" * 4096)
+        f.flush()
+        os.fsync(f.fileno())
+    after = reelfs.json("stats", archive)["stored_bytes"]
+    assert 0 < after - before <= 64 * 1024, after - before
+    expect = bytearray((src / "A001C001.mov").read_bytes())
+    expect[1_500_000:1_500_000 + 4096] = b"\xAB" * 4096
+    assert path.read_bytes() == bytes(expect)
+    reelfs.ok("commit", archive, "main")
+    assert b3(path) == reelfs.json("info", archive, "main/card/A001C001.mov")["content_hash"]
+    reelfs.check_deep(archive)
+
+
+def test_fsx_random_operations_match_a_plain_file(rw, reelfs, tmp_path):
+    """fsx-style: random writes, truncates, reads and reopens against a reference."""
+    m, archive, _ = rw
+    rnd = random.Random(1234)
+    target = m.mnt / "main" / "fsx.bin"
+    ref = tmp_path / "fsx.ref"
+    target.write_bytes(b"")
+    ref.write_bytes(b"")
+    for step in range(300):
+        op = rnd.choice(["write", "write", "write", "truncate", "read", "reopen"])
+        size = ref.stat().st_size
+        if op == "write":
+            off = rnd.randrange(0, size + 200_000)
+            data = rnd.randbytes(rnd.randrange(1, 150_000))
+            for p in (target, ref):
+                with open(p, "r+b") as f:
+                    f.seek(off)
+                    f.write(data)
+        elif op == "truncate":
+            n = rnd.randrange(0, size + 100_000)
+            os.truncate(target, n)
+            os.truncate(ref, n)
+        elif op == "read":
+            off = rnd.randrange(0, size + 10)
+            n = rnd.randrange(1, 300_000)
+            with open(target, "rb") as f:
+                f.seek(off)
+                got = f.read(n)
+            with open(ref, "rb") as f:
+                f.seek(off)
+                want = f.read(n)
+            assert got == want, f"step {step}: read {off}+{n} differs"
+        assert target.stat().st_size == ref.stat().st_size, f"step {step} ({op})"
+    assert target.read_bytes() == ref.read_bytes()
+    reelfs.ok("commit", archive, "main", "-m", "fsx")
+    assert reelfs.json("info", archive, "main/fsx.bin")["content_hash"] == b3(ref)
+    reelfs.check_deep(archive)
+
+
+def test_rename_unlink_chmod_utimens_rmdir(rw, reelfs):
+    m, archive, _ = rw
+    card = m.mnt / "main" / "card"
+    os.rename(card / "sub", card / "moved")
+    assert (card / "moved" / "notes.bin").is_file()
+    assert not (card / "sub").exists()
+    os.chmod(card / "moved" / "notes.bin", 0o600)
+    os.utime(card / "moved" / "notes.bin", ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
+    st = (card / "moved" / "notes.bin").stat()
+    assert st.st_mode & 0o777 == 0o600 and st.st_mtime_ns == 1_600_000_000_000_000_000
+    with pytest.raises(OSError) as e:
+        os.rmdir(card / "moved")
+    assert e.value.errno == errno.ENOTEMPTY
+    os.unlink(card / "moved" / "notes.bin")
+    os.rmdir(card / "moved")
+    assert sorted(os.listdir(card)) == ["A001C001.mov"]
+    reelfs.ok("commit", archive, "main")
+    assert [e["name"] for e in reelfs.json("ls", archive, "main/card")] == ["A001C001.mov"]
+
+
+def test_unlink_and_rename_over_an_open_file_keep_reads_working(rw):
+    m, _, src = rw
+    card = m.mnt / "main" / "card"
+    want = (src / "A001C001.mov").read_bytes()
+    with open(card / "A001C001.mov", "rb") as f:
+        os.unlink(card / "A001C001.mov")
+        assert not (card / "A001C001.mov").exists()
+        assert f.read() == want
+    (card / "a.txt").write_bytes(b"AAA")
+    (card / "b.txt").write_bytes(b"BBB")
+    with open(card / "b.txt", "rb") as f:
+        os.rename(card / "a.txt", card / "b.txt")
+        assert f.read() == b"BBB"
+    assert (card / "b.txt").read_bytes() == b"AAA"
+
+
+def test_two_writers_on_one_file_see_each_other(rw):
+    m, _, _ = rw
+    p = m.mnt / "main" / "shared.bin"
+    p.write_bytes(b"\0" * 1000)
+    a = open(p, "r+b")
+    b = open(p, "r+b")
+    try:
+        a.seek(0)
+        a.write(b"A" * 10)
+        a.flush()
+        b.seek(500)
+        b.write(b"B" * 10)
+        b.flush()
+        with open(p, "rb") as r:
+            data = r.read()
+        assert data[:10] == b"A" * 10 and data[500:510] == b"B" * 10
+    finally:
+        a.close()
+        b.close()
+
+
+def test_read_only_mount_old_versions_and_slices_refuse_writes(tmp_path, reelfs, media_dir):
+    archive = tmp_path / "archive"
+    reelfs.ok("init", archive)
+    reelfs.ok("ingest", archive, media_dir / "A001C003_prores_2398.mov")
+    m = Mount(reelfs, archive, tmp_path / "mnt", "--read-only")
+    try:
+        for op in (lambda: (m.mnt / "main" / "x").write_bytes(b"x"),
+                   lambda: os.mkdir(m.mnt / "main" / "d"),
+                   lambda: os.unlink(m.mnt / "main" / "A001C003_prores_2398.mov")):
+            with pytest.raises(OSError) as e:
+                op()
+            assert e.value.errno == errno.EROFS
+    finally:
+        m.umount()
+    m = Mount(reelfs, archive, tmp_path / "mnt2")
+    try:
+        s = m.mnt / "main" / "A001C003_prores_2398.mov@01:00:00:00-01:00:00:10"
+        assert s.stat().st_size > 0
+        with pytest.raises(OSError) as e:
+            open(s, "r+b")
+        assert e.value.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+    finally:
+        m.umount()
+
+
+def test_mkdir_and_rmdir_at_the_root_create_and_delete_branches(rw, reelfs):
+    m, archive, _ = rw
+    os.mkdir(m.mnt / "grade-v3")
+    assert "grade-v3" in [l.split()[0] for l in reelfs.ok("branch", archive).stdout.splitlines()]
+    assert (m.mnt / "grade-v3" / "card" / "A001C001.mov").is_file()
+    for bad in ("bad@name", ".hidden"):
+        with pytest.raises(OSError):
+            os.mkdir(m.mnt / bad)
+    os.rmdir(m.mnt / "grade-v3")
+    time.sleep(1.2)
+    assert "grade-v3" not in os.listdir(m.mnt)
+
+
+def test_kill_9_during_writes_keeps_every_fsynced_byte(tmp_path, reelfs):
+    archive = tmp_path / "archive"
+    reelfs.ok("init", archive)
+    m = Mount(reelfs, archive, tmp_path / "mnt")
+    synced = {}
+    try:
+        for i in range(5):
+            data = os.urandom(300_000)
+            p = m.mnt / "main" / f"f{i}.bin"
+            with open(p, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            synced[p.name] = data
+        # Unsynced writes in flight when the process dies.
+        f = open(m.mnt / "main" / "inflight.bin", "wb")
+        f.write(os.urandom(1 << 20))
+        os.kill(m.proc.pid, signal.SIGKILL)
+        m.proc.wait(timeout=30)
+        try:
+            f.close()
+        except OSError:
+            pass
+    finally:
+        subprocess.run(["fusermount3", "-u", "-z", str(m.mnt)], capture_output=True)
+    reelfs.check_deep(archive)
+    m2 = Mount(reelfs, archive, tmp_path / "mnt2")
+    try:
+        for name, data in synced.items():
+            assert (m2.mnt / "main" / name).read_bytes() == data
+    finally:
+        m2.umount()
+    reelfs.ok("commit", archive, "main")
+    reelfs.check_deep(archive)
+
+
+def test_disk_full_mid_write_gives_enospc_and_stays_consistent(tmp_path, reelfs):
+    small = tmp_path / "small"
+    small.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(small)], capture_output=True, text=True)
+    assert r.returncode == 0, f"cannot mount a tmpfs (tests run as root): {r.stderr}"
+    try:
+        archive = small / "archive"
+        reelfs.ok("init", archive)
+        m = Mount(reelfs, archive, tmp_path / "mnt")
+        try:
+            (m.mnt / "main" / "kept.bin").write_bytes(b"k" * 1000)
+            with pytest.raises(OSError) as e:
+                with open(m.mnt / "main" / "huge.bin", "wb") as f:
+                    for _ in range(64):
+                        f.write(os.urandom(1 << 20))
+                        f.flush()
+                        os.fsync(f.fileno())
+            assert e.value.errno in (errno.ENOSPC, errno.EIO)
+            assert (m.mnt / "main" / "kept.bin").read_bytes() == b"k" * 1000
+        finally:
+            m.umount()
+        reelfs.check_deep(archive)
+    finally:
+        subprocess.run(["umount", "-l", str(small)], capture_output=True)
