@@ -434,6 +434,55 @@ mod tests {
         assert_eq!((s.added, s.removed, s.modified, s.renamed), (1, 1, 1, 1));
     }
 
+    /// The catalog, counting `tree_entries` queries per tree.
+    struct Counting<'a>(&'a Catalog, RefCell<HashMap<Hash, u32>>);
+
+    impl TreeSource for Counting<'_> {
+        fn entries(&self, tree: &Hash) -> Result<Vec<TreeEntry>> {
+            *self.1.borrow_mut().entry(*tree).or_default() += 1;
+            self.0.tree_entries(tree)
+        }
+        fn lookup(&self, tree: &Hash, name: &str) -> Result<Option<TreeEntry>> {
+            *self.1.borrow_mut().entry(*tree).or_default() += 1;
+            self.0.tree_lookup(tree, name)
+        }
+    }
+
+    #[test]
+    fn on_a_real_archive_only_differing_subtrees_are_queried() {
+        use crate::archive::ingest::{ingest, IngestOptions};
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Archive::init(&dir.path().join("arch")).unwrap();
+        let src = dir.path().join("src");
+        for i in 0..50 {
+            let f = src.join(format!("Day01/A{:03}/clip{i}.mov", i % 5));
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(&f, format!("clip {i}")).unwrap();
+        }
+        std::fs::create_dir_all(src.join("Day02")).unwrap();
+        std::fs::write(src.join("Day02/sound.wav"), "v1").unwrap();
+        let opts = |b: &str| IngestOptions { branch: b.into(), dest: String::new(), message: None, progress: false, prober: None, interrupt: Arc::new(AtomicBool::new(false)) };
+        ingest(&mut a, &[src.join("Day01"), src.join("Day02")], &opts("main")).unwrap();
+        a.create_branch("grade", Some("main")).unwrap();
+        let src2 = dir.path().join("src2/Day02");
+        std::fs::create_dir_all(&src2).unwrap();
+        std::fs::write(src2.join("sound.wav"), "v2").unwrap();
+        ingest(&mut a, &[src2], &opts("grade")).unwrap();
+        let (ta, _) = tree_of(&a, "main").unwrap();
+        let (tb, _) = tree_of(&a, "grade").unwrap();
+        let day01 = entry_at(&a.catalog, ta, "Day01").unwrap().unwrap().hash;
+        let c = Counting(&a.catalog, RefCell::new(HashMap::new()));
+        let changes = diff_trees(&c, ta, tb, "").unwrap();
+        assert_eq!(changes.len(), 1);
+        assert_eq!((changes[0].status, changes[0].path.as_str()), (Status::Modified, "Day02/sound.wav"));
+        let counts = c.1.borrow();
+        assert!(!counts.contains_key(&day01), "Day01 (unchanged, 55 entries below) was queried");
+        // Two roots and the two Day02 trees: four queries in all.
+        assert_eq!(counts.values().sum::<u32>(), 4, "{counts:?}");
+    }
+
     #[test]
     fn restricted_to_a_path_and_empty_sides() {
         let mut m = Mem::default();

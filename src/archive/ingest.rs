@@ -250,7 +250,8 @@ impl PackSink {
 struct Cut {
     idx: u64,
     offset: u64,
-    data: Vec<u8>,
+    /// Shared with the whole-file hasher, so a chunk is copied once.
+    data: Arc<Vec<u8>>,
 }
 
 struct Hashed {
@@ -260,7 +261,77 @@ struct Hashed {
     hash: Hash,
     codec: u8,
     /// Compressed bytes when compression paid, else the raw bytes.
-    stored: Vec<u8>,
+    stored: Stored,
+}
+
+enum Stored {
+    Raw(Arc<Vec<u8>>),
+    Zstd(Vec<u8>),
+}
+
+impl std::ops::Deref for Stored {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Stored::Raw(v) => v,
+            Stored::Zstd(v) => v,
+        }
+    }
+}
+
+/// Cut a file into content-defined chunks and hand each to `emit` with its
+/// file offset. One buffer of twice the largest chunk is allocated per file and
+/// refilled in place (the remainder moves to the front once per refill), rather
+/// than shifting a buffer per chunk; files that fit in one chunk are read whole.
+fn cut_file(
+    mut file: File,
+    size_hint: u64,
+    c: &super::config::ChunkerConfig,
+    interrupt: &AtomicBool,
+    mut emit: impl FnMut(u64, Vec<u8>) -> bool,
+) -> std::io::Result<()> {
+    use std::io::Read;
+    let cap = if size_hint <= c.max_size as u64 { size_hint as usize + 1 } else { 2 * c.max_size as usize };
+    let mut buf = vec![0u8; cap.max(1)];
+    let (mut len, mut base, mut eof) = (0usize, 0u64, false);
+    loop {
+        while len < buf.len() && !eof {
+            if interrupt.load(Ordering::Relaxed) {
+                return Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "interrupted"));
+            }
+            match file.read(&mut buf[len..]) {
+                Ok(0) => eof = true,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        let mut consumed = 0usize;
+        let cdc = fastcdc::v2020::FastCDC::with_level_and_seed(&buf[..len], c.min_size, c.avg_size, c.max_size, fastcdc::v2020::Normalization::Level1, c.seed);
+        for ch in cdc {
+            // The last cut of a full buffer may belong to a longer chunk: keep it.
+            if !eof && ch.offset + ch.length == len && consumed > 0 {
+                break;
+            }
+            if !emit(base + ch.offset as u64, buf[ch.offset..ch.offset + ch.length].to_vec()) {
+                return Ok(());
+            }
+            consumed = ch.offset + ch.length;
+        }
+        if eof && consumed == len {
+            return Ok(());
+        }
+        buf.copy_within(consumed..len, 0);
+        len -= consumed;
+        base += consumed as u64;
+        if buf.len() < 2 * c.max_size as usize && !eof {
+            // The file grew past its size at open; switch to the streaming buffer.
+            buf.resize(2 * c.max_size as usize, 0);
+        }
+    }
 }
 
 /// Decide whether compressing a chunk pays by compressing three small samples
@@ -304,10 +375,15 @@ fn name_of(p: &Path) -> Result<String> {
 }
 
 /// Expand the sources into files (and the folders that hold them).
-fn enumerate(sources: &[PathBuf], dest: &[String], failed: &mut Vec<(String, String)>) -> Result<(Vec<SourceFile>, Vec<(Vec<String>, u32, i64)>)> {
+fn enumerate(sources: &[PathBuf], dest: &[String], archive_root: &Path, failed: &mut Vec<(String, String)>) -> Result<(Vec<SourceFile>, Vec<(Vec<String>, u32, i64)>)> {
     let mut files = Vec::new();
     let mut dirs = Vec::new();
+    // Never ingest the archive into itself (a source folder that contains it).
+    let own = std::fs::canonicalize(archive_root).unwrap_or_else(|_| archive_root.to_path_buf());
     for src in sources {
+        if std::fs::canonicalize(src).map(|c| c.starts_with(&own)).unwrap_or(false) {
+            return Err(ArchiveError::Invalid(format!("{}: is inside the archive itself; choose a source outside {}", src.display(), own.display())));
+        }
         let meta = std::fs::metadata(src).map_err(|e| ArchiveError::Io {
             path: src.clone(),
             source: std::io::Error::new(e.kind(), format!("cannot read source: {e}")),
@@ -322,7 +398,14 @@ fn enumerate(sources: &[PathBuf], dest: &[String], failed: &mut Vec<(String, Str
         if !meta.is_dir() {
             return Err(ArchiveError::Invalid(format!("{}: not a regular file or folder", src.display())));
         }
-        for entry in walkdir::WalkDir::new(src).sort_by_file_name() {
+        let walker = walkdir::WalkDir::new(src).sort_by_file_name().into_iter().filter_entry(|e| {
+            let skip = e.file_type().is_dir() && std::fs::canonicalize(e.path()).map(|c| c == own).unwrap_or(false);
+            if skip {
+                log::warn!("{}: skipping the archive itself", e.path().display());
+            }
+            !skip
+        });
+        for entry in walker {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
@@ -373,7 +456,7 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
         return Err(ArchiveError::Invalid("--to must not contain '..'".into()));
     }
     let head = archive.catalog.branch_head(&opts.branch)?.ok_or_else(|| ArchiveError::NoSuchBranch(opts.branch.clone()))?;
-    let (files, dirs) = enumerate(sources, &dest, &mut report.failed)?;
+    let (files, dirs) = enumerate(sources, &dest, archive.root(), &mut report.failed)?;
     let total: u64 = files.iter().map(|f| f.meta.len()).sum();
 
     let pb = if opts.progress {
@@ -604,21 +687,28 @@ fn store_file(
     let interrupt = opts.interrupt.clone();
     let read_bytes = Arc::new(AtomicU64::new(0));
     let rb = read_bytes.clone();
-    let reader = std::thread::spawn(move || -> std::result::Result<Hash, std::io::Error> {
+    // The whole-file BLAKE3 runs on its own thread, fed the same chunks in order.
+    let (file_tx, file_rx) = bounded::<Arc<Vec<u8>>>(4);
+    let file_hasher = std::thread::spawn(move || {
         let mut hasher = blake3::Hasher::new();
-        let cdc = fastcdc::v2020::StreamCDC::with_level_and_seed(file, c.min_size, c.avg_size, c.max_size, fastcdc::v2020::Normalization::Level1, c.seed);
-        for (idx, chunk) in cdc.enumerate() {
-            if interrupt.load(Ordering::Relaxed) {
-                return Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "interrupted"));
-            }
-            let chunk = chunk.map_err(std::io::Error::from)?;
-            hasher.update(&chunk.data);
-            rb.fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
-            if cut_tx.send(Cut { idx: idx as u64, offset: chunk.offset, data: chunk.data }).is_err() {
-                break;
-            }
+        for d in file_rx {
+            hasher.update(&d);
         }
-        Ok(hasher.finalize().into())
+        Hash::from(hasher.finalize())
+    });
+    let size_hint = before.len();
+    let reader = std::thread::spawn(move || -> std::result::Result<(), std::io::Error> {
+        let mut idx = 0u64;
+        cut_file(file, size_hint, &c, &interrupt, |offset, data| {
+            let data = Arc::new(data);
+            rb.fetch_add(data.len() as u64, Ordering::Relaxed);
+            if file_tx.send(data.clone()).is_err() {
+                return false;
+            }
+            let ok = cut_tx.send(Cut { idx, offset, data }).is_ok();
+            idx += 1;
+            ok
+        })
     });
     let workers: Vec<_> = (0..2)
         .map(|_| {
@@ -630,8 +720,8 @@ fn store_file(
                     let hash = Hash::of(&cut.data);
                     let len = cut.data.len() as u64;
                     let (codec, stored) = match compress_if_it_pays(&cut.data, policy, level) {
-                        Some(c) => (CODEC_ZSTD, c),
-                        None => (CODEC_RAW, cut.data),
+                        Some(c) => (CODEC_ZSTD, Stored::Zstd(c)),
+                        None => (CODEC_RAW, Stored::Raw(cut.data)),
                     };
                     if tx.send(Hashed { idx: cut.idx, offset: cut.offset, len, hash, codec, stored }).is_err() {
                         break;
@@ -677,6 +767,8 @@ fn store_file(
         let _ = w.join();
     }
     let content = reader.join().map_err(|_| ArchiveError::Invalid("internal: reader thread panicked".into()))?;
+    let file_hash = file_hasher.join().map_err(|_| ArchiveError::Invalid("internal: hasher thread panicked".into()))?;
+    let content = content.map(|()| file_hash);
     report.bytes_read += read_bytes.load(Ordering::Relaxed);
     if let Some(e) = write_err {
         return Err(e);

@@ -221,6 +221,13 @@ impl ChunkStore {
         if off + buf.len() as u64 > loc.raw_len as u64 {
             return Err(ArchiveError::Inconsistent(format!("extent past the end of chunk {}", hash.short())));
         }
+        // A chunk a read-ahead thread just loaded is served from memory.
+        if let Some(data) = self.cache.lock().ok().and_then(|mut c| c.get(hash)) {
+            if off as usize + buf.len() <= data.len() {
+                buf.copy_from_slice(&data[off as usize..off as usize + buf.len()]);
+                return Ok(());
+            }
+        }
         if loc.codec == CODEC_RAW && self.is_verified(hash) {
             let (file, path, loc) = self.open_at(hash, loc)?;
             file.read_exact_at(buf, loc.offset + RECORD_HEADER_LEN + off).at(&path)?;
@@ -361,7 +368,83 @@ impl BlobReader {
         out
     }
 
+    /// Like `chunks_in`, with the file offset where each chunk is first used, so
+    /// a read-ahead can tell how far it has got.
+    pub fn chunk_offsets_in(&self, offset: u64, len: u64) -> Vec<(u64, Hash, ChunkLoc)> {
+        let end = offset.saturating_add(len);
+        let start = match self.extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
+            Ok(i) => i,
+            Err(i) => i.saturating_sub(1),
+        };
+        let mut out: Vec<(u64, Hash, ChunkLoc)> = Vec::new();
+        for re in &self.extents[start.min(self.extents.len())..] {
+            if re.extent.file_offset >= end {
+                break;
+            }
+            if out.last().map(|(_, h, _)| h != &re.extent.chunk).unwrap_or(true) {
+                out.push((re.extent.file_offset, re.extent.chunk, re.loc.clone()));
+            }
+        }
+        out
+    }
+
     pub fn store(&self) -> &Arc<ChunkStore> {
         &self.store
+    }
+
+    /// Load (read + verify) the chunks of [from, to) on two threads, at most
+    /// `window` bytes ahead of the position the consumer reports with
+    /// `ReadAhead::advance`, into the store's cache, so a sequential reader
+    /// (restore, cat, extract) overlaps disk reads with its own work.
+    pub fn read_ahead(self: &Arc<Self>, from: u64, to: u64, window: u64) -> ReadAhead {
+        let chunks = Arc::new(self.chunk_offsets_in(from, to.saturating_sub(from)));
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let pos = Arc::new(std::sync::atomic::AtomicU64::new(from));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for _ in 0..2 {
+            let (chunks, next, pos, stop, store) = (chunks.clone(), next.clone(), pos.clone(), stop.clone(), self.store.clone());
+            threads.push(std::thread::spawn(move || {
+                use std::sync::atomic::Ordering::Relaxed;
+                loop {
+                    let i = next.fetch_add(1, Relaxed);
+                    let Some((off, h, loc)) = chunks.get(i) else { break };
+                    while *off > pos.load(Relaxed) + window {
+                        if stop.load(Relaxed) {
+                            return;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    if stop.load(Relaxed) {
+                        return;
+                    }
+                    // Errors are left for the consumer's own read to report.
+                    let _ = store.chunk(h, loc);
+                }
+            }));
+        }
+        ReadAhead { pos, stop, threads }
+    }
+}
+
+/// Handle of a running `BlobReader::read_ahead`; stops it when dropped.
+pub struct ReadAhead {
+    pos: Arc<std::sync::atomic::AtomicU64>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl ReadAhead {
+    pub fn advance(&self, pos: u64) {
+        self.pos.store(pos, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
     }
 }

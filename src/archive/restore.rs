@@ -12,6 +12,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// How far ahead of the writer chunks are loaded (must fit the store's cache).
+const READ_AHEAD: u64 = 32 << 20;
+
 #[derive(Debug, Default, serde::Serialize)]
 pub struct RestoreReport {
     pub files: u64,
@@ -108,7 +111,8 @@ fn set_mode_mtime(p: &Path, e: &TreeEntry) -> Result<()> {
 }
 
 fn restore_file(archive: &Archive, e: &TreeEntry, target: &Path, pb: Option<&indicatif::ProgressBar>, interrupt: &AtomicBool) -> Result<()> {
-    let reader = archive.blob_reader(&e.hash)?;
+    let reader = std::sync::Arc::new(archive.blob_reader(&e.hash)?);
+    let ra = reader.read_ahead(0, reader.size, READ_AHEAD);
     let name = target.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let tmp = target.with_file_name(format!(".{name}.reelfs-restore"));
     let result = (|| {
@@ -120,6 +124,7 @@ fn restore_file(archive: &Archive, e: &TreeEntry, target: &Path, pb: Option<&ind
             if interrupt.load(Ordering::Relaxed) {
                 return Err(ArchiveError::Interrupted);
             }
+            ra.advance(off);
             let n = reader.read_at(off, &mut buf)?;
             if n == 0 {
                 return Err(ArchiveError::Inconsistent(format!("{}: content ends early at {off}", target.display())));
@@ -152,10 +157,12 @@ fn restore_file(archive: &Archive, e: &TreeEntry, target: &Path, pb: Option<&ind
 
 /// Stream a file's bytes to a writer (for `reelfs cat`), verifying as it goes.
 pub fn cat(archive: &Archive, hash: &Hash, out: &mut dyn Write) -> Result<u64> {
-    let reader = archive.blob_reader(hash)?;
+    let reader = std::sync::Arc::new(archive.blob_reader(hash)?);
+    let ra = reader.read_ahead(0, reader.size, READ_AHEAD);
     let mut buf = vec![0u8; 4 << 20];
     let mut off = 0u64;
     while off < reader.size {
+        ra.advance(off);
         let n = reader.read_at(off, &mut buf)?;
         if n == 0 {
             break;

@@ -494,29 +494,38 @@ impl FsCore {
         Ok(out)
     }
 
-    /// Sequential detection: a read that starts where the last ended grows the
-    /// window (doubling, up to the prefetcher's cap); any other read resets it.
+    /// Sequential detection: a read near where the last ended grows the window
+    /// (doubling, up to the prefetcher's cap); a jump resets it. "Near" is a
+    /// band, not equality, because the kernel sends several read-ahead requests
+    /// at once and the worker threads answer them in any order.
     fn plan_readahead(&self, of: &OpenFile, offset: u64, len: u64) {
+        const BAND: u64 = 16 << 20;
         let Ok(mut s) = of.seq.lock() else { return };
-        if offset == s.next && offset > 0 {
+        let near = offset + BAND >= s.next && offset <= s.next + BAND;
+        if near && (offset > 0 || s.next > 0) {
             s.window = (s.window.max(4 << 20) * 2).min(self.prefetch.max_window);
-        } else if offset != s.next {
+            s.next = s.next.max(offset + len);
+        } else {
             s.window = 0;
             s.requested_to = 0;
+            s.next = offset + len;
         }
-        s.next = offset + len;
         if s.window == 0 {
             return;
         }
-        let from = (offset + len).max(s.requested_to);
-        let to = (offset + len + s.window).min(of.reader.size);
+        let from = s.next.max(s.requested_to);
+        let to = (s.next + s.window).min(of.reader.size);
         if to <= from {
             return;
         }
-        let chunks = of.reader.chunks_in(from, to - from);
-        s.requested_to = to;
-        drop(s);
-        self.prefetch.prefetch(&chunks);
+        let chunks = of.reader.chunk_offsets_in(from, to - from);
+        // Only what the prefetcher accepted counts as requested; the rest is
+        // asked for again on the next read (back-pressure, not loss).
+        let accepted = self.prefetch.prefetch(&chunks);
+        s.requested_to = match chunks.get(accepted) {
+            Some((off, _, _)) => (*off).max(from),
+            None => to,
+        };
     }
 
     pub fn listxattr(&self, ino: u64) -> FsResult<Vec<String>> {

@@ -11,7 +11,7 @@
 use crate::archive::catalog::ChunkLoc;
 use crate::archive::read::ChunkStore;
 use crate::archive::Hash;
-use crossbeam_channel::{bounded, Sender, TrySendError};
+use crossbeam_channel::{bounded, Sender};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -67,7 +67,9 @@ pub struct Prefetcher {
 
 impl Prefetcher {
     pub fn new(store: Arc<ChunkStore>, cache_bytes: usize, workers: usize) -> Arc<Prefetcher> {
-        let (tx, rx) = bounded::<(Hash, ChunkLoc, Arc<Slot>)>(workers * 2);
+        // Jobs are small; memory is bounded by the window and the cache, so the
+        // queue may hold a whole window of chunks.
+        let (tx, rx) = bounded::<(Hash, ChunkLoc, Arc<Slot>)>(64);
         // A window of a quarter of the cache lets four sequential readers run
         // at full speed before they start to compete for memory.
         let max_window = ((cache_bytes / 4) as u64).clamp(4 << 20, 128 << 20);
@@ -111,15 +113,16 @@ impl Prefetcher {
         self.cache.lock().ok()?.get(hash)
     }
 
-    /// Queue chunks for loading; chunks already cached or in flight are skipped,
-    /// and when the queue is full the rest are dropped (back-pressure).
-    pub fn prefetch(&self, chunks: &[(Hash, ChunkLoc)]) {
-        for (h, loc) in chunks {
+    /// Queue chunks for loading, in order; chunks already cached or in flight
+    /// count as done. Stops at the first chunk the bounded queue cannot take
+    /// (back-pressure) and returns how many were accepted.
+    pub fn prefetch(&self, chunks: &[(u64, Hash, ChunkLoc)]) -> usize {
+        for (i, (_, h, loc)) in chunks.iter().enumerate() {
             if self.cache.lock().map(|c| c.map.contains_key(h)).unwrap_or(false) {
                 continue;
             }
             let slot = {
-                let Ok(mut m) = self.inflight.lock() else { return };
+                let Ok(mut m) = self.inflight.lock() else { return i };
                 if m.contains_key(h) {
                     continue;
                 }
@@ -127,16 +130,14 @@ impl Prefetcher {
                 m.insert(*h, slot.clone());
                 slot
             };
-            match self.jobs.try_send((*h, loc.clone(), slot)) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                    if let Ok(mut m) = self.inflight.lock() {
-                        m.remove(h);
-                    }
-                    return;
+            if self.jobs.try_send((*h, loc.clone(), slot)).is_err() {
+                if let Ok(mut m) = self.inflight.lock() {
+                    m.remove(h);
                 }
+                return i;
             }
         }
+        chunks.len()
     }
 
     /// The whole chunk: from the cache, from a load in flight, or loaded now.

@@ -122,9 +122,14 @@ pub fn pull(archive: &Archive, clip: &Clip, in_label: &str, out_label: &str, han
     let io = |e: std::io::Error| SliceError::Archive(crate::archive::ArchiveError::Io { path: tmp.clone(), source: e });
     let res = (|| {
         let mut f = std::io::BufWriter::with_capacity(8 << 20, std::fs::File::create(&tmp).map_err(io)?);
+        // Overlap reading the essence with writing it: load the source chunks the
+        // slice covers ahead of the writer.
+        let (src_from, src_to, head_len) = plan.source_span();
+        let ra = reader.read_ahead(src_from, src_to, 32 << 20);
         let mut buf = vec![0u8; 8 << 20];
         let mut off = 0u64;
         while off < plan.size {
+            ra.advance(src_from + off.saturating_sub(head_len));
             let n = plan.read_at(&reader, off, &mut buf).map_err(io)?;
             if n == 0 {
                 break;

@@ -1070,3 +1070,53 @@ fn encode_thumb(t: &mut VideoRung, path: &Path) -> Result<(), ProxyError> {
     let data = pkt.data().ok_or_else(|| ProxyError::Failed("jpeg encoder gave no data".into()))?;
     std::fs::write(path, data).map_err(|e| ProxyError::Failed(format!("{}: {e}", path.display())))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rungs_parse_and_name_their_files() {
+        assert_eq!(Rung::parse("editorial"), Some(Rung::Editorial));
+        assert_eq!(Rung::parse(" thumb "), Some(Rung::Thumb));
+        assert_eq!(Rung::parse("poster"), None);
+        assert_eq!(Rung::from_ext("mp4"), Some(Rung::Preview));
+        assert_eq!(crate::archive::proxies::proxy_file_name("A001C003.mov", "jpg"), "A001C003.jpg");
+        assert_eq!(crate::archive::proxies::proxy_file_name("clip.v2.mxf", "mov"), "clip.v2.mov");
+        assert_eq!(crate::archive::proxies::proxy_file_name(".hidden", "mp4"), ".hidden.mp4");
+    }
+
+    #[test]
+    fn editorial_is_at_most_1920_wide_and_half_for_uhd() {
+        assert_eq!(editorial_size(1920, 1080), (1920, 1080));
+        assert_eq!(editorial_size(640, 360), (640, 360));
+        assert_eq!(editorial_size(3840, 2160), (1920, 1080));
+        assert_eq!(editorial_size(4096, 2160), (1920, 1012));
+        assert_eq!(editorial_size(2048, 1080), (1024, 540));
+        assert_eq!(editorial_size(8192, 4320), (1920, 1012));
+    }
+
+    #[test]
+    fn preview_and_thumb_fit_keeping_aspect() {
+        let sq = ff::Rational(1, 1);
+        assert_eq!(fit(1920, 1080, sq, 960, 540), (960, 540));
+        assert_eq!(fit(1280, 720, sq, 960, 540), (960, 540));
+        assert_eq!(fit(640, 360, sq, 960, 540), (640, 360));
+        assert_eq!(fit(4096, 1716, sq, 960, 540), (960, 402));
+        assert_eq!(fit(1920, 1080, sq, 320, 100_000), (320, 180));
+        // Anamorphic 2x: display aspect 32:9 squeezed into 16:9 storage.
+        assert_eq!(fit(1920, 1080, ff::Rational(2, 1), 960, 540), (960, 270));
+    }
+
+    #[test]
+    fn skip_reasons_from_facts() {
+        let v = serde_json::json!({"container": "mov,mp4,m4a,3gp,3g2,mj2", "width": 1920, "frame_rate": "24/1"});
+        assert_eq!(skip_reason(Some(&v), None), None);
+        assert!(skip_reason(None, None).unwrap().contains("not media"));
+        assert!(skip_reason(None, Some("moov atom not found")).unwrap().contains("moov"));
+        let wav = serde_json::json!({"container": "wav", "width": null});
+        assert!(skip_reason(Some(&wav), None).unwrap().contains("audio only"));
+        let dpx = serde_json::json!({"container": "image2", "width": 640, "frame_rate": null});
+        assert!(skip_reason(Some(&dpx), None).unwrap().contains("still"));
+    }
+}

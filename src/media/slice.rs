@@ -68,6 +68,28 @@ pub struct SlicePlan {
 }
 
 impl SlicePlan {
+    /// The byte range of the source this slice reads in place, and how many
+    /// bytes of the slice come before it (new headers): for read-ahead.
+    pub fn source_span(&self) -> (u64, u64, u64) {
+        let Some(vf) = &self.file else { return (0, 0, 0) };
+        let mut head = 0u64;
+        let mut span: Option<(u64, u64)> = None;
+        for seg in &vf.segments {
+            match seg {
+                qt::Segment::Source { offset, len } => {
+                    span = Some(match span {
+                        Some((a, b)) => (a.min(*offset), b.max(offset + len)),
+                        None => (*offset, offset + len),
+                    });
+                }
+                qt::Segment::Inline(b) if span.is_none() => head += b.len() as u64,
+                _ => {}
+            }
+        }
+        let (a, b) = span.unwrap_or((0, 0));
+        (a, b, head)
+    }
+
     /// Bytes of the slice at `offset`, from the virtual layout or the cache file.
     pub fn read_at(&self, reader: &Arc<BlobReader>, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
         if let Some(vf) = &self.file {

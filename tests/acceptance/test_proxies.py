@@ -527,3 +527,35 @@ def test_interrupt_keeps_what_is_stored_and_next_run_resumes(tmp_path, reelfs, m
     reelfs.check_deep(arch)
     rep = reelfs.json("proxy", arch)
     assert len(rep["rendered"]) == 4 - done and rep["up_to_date"] == done
+
+
+def test_ingest_with_proxies_renders_after_the_commit(tmp_path, reelfs, media_dir):
+    arch = tmp_path / "archive"
+    reelfs.ok("init", arch)
+    shutil.copy2(media_dir / "J010_2997df_min1.mov", tmp_path / "J.mov")
+    shutil.copy2(media_dir / "K011_notmedia.bin", tmp_path / "K.bin")
+    p = reelfs.ok("ingest", arch, tmp_path / "J.mov", tmp_path / "K.bin", "--to", "Day09", "--proxies")
+    assert "committed" in p.stdout and "rendered main/Day09/J.mov" in p.stdout
+    info = reelfs.json("info", arch, "main/Day09/J.mov")
+    assert sorted(x["profile"] for x in info["proxies"]) == ["editorial", "preview", "thumb"]
+
+
+def test_watch_renders_new_commits_and_stops_on_sigterm(tmp_path, reelfs, media_dir):
+    arch = tmp_path / "archive"
+    reelfs.ok("init", arch)
+    w = reelfs.popen("proxy", arch, "--watch", "--interval", "1")
+    try:
+        time.sleep(1)
+        shutil.copy2(media_dir / "J010_2997df_min1.mov", tmp_path / "J.mov")
+        reelfs.ok("ingest", arch, tmp_path / "J.mov")   # the watcher holds no lock while idle
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if reelfs.json("info", arch, "main/J.mov")["proxies"]:
+                break
+            time.sleep(0.5)
+        prof = sorted(x["profile"] for x in reelfs.json("info", arch, "main/J.mov")["proxies"])
+        assert prof == ["editorial", "preview", "thumb"]
+    finally:
+        w.send_signal(signal.SIGTERM)
+        out, err = w.communicate(timeout=60)
+    assert w.returncode == 0, (out, err)

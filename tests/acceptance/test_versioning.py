@@ -423,3 +423,33 @@ def test_mount_shows_old_versions_read_only(reelfs, tmp_path, tmp_archive):
         x = subprocess.run(["getfattr", "-d", "-m", "user.reelfs", str(old)], capture_output=True, text=True)
         if x.returncode == 0:
             assert c1 in x.stdout
+
+
+# ---- staged writes (the writable mount) and versioning --------------------------------
+
+def test_merge_refuses_while_dst_has_staged_writes_and_gc_keeps_them(reelfs, tmp_path, tmp_archive):
+    arch = tmp_archive
+    put(reelfs, arch, tmp_path, "main", {"Day01/a.txt": b"a"})
+    reelfs.ok("branch", arch, "grade", "--from", "main")
+    put(reelfs, arch, tmp_path, "grade", {"Day01/b.txt": b"b"})
+    staged = os.urandom(3 * MiB)
+    mp = tmp_path / "mnt"
+    with Mounted(reelfs, arch, mp):
+        (mp / "main" / "Day01" / "new.mov").write_bytes(staged)
+    # Staged on main, not committed: merge into main is refused, nothing written.
+    before = head(reelfs, arch, "main")
+    p = reelfs("merge", arch, "grade", "--into", "main")
+    assert p.returncode != 0 and "commit or discard staged changes on main first" in p.stderr
+    assert head(reelfs, arch, "main") == before
+    # Merging main into grade is fine (staging on main is not part of it).
+    assert reelfs.json("merge", arch, "main", "--into", "grade")["outcome"] == "up-to-date"
+    # gc keeps the staged chunks: committing afterwards still has every byte.
+    reelfs.ok("branch", arch, "junk", "--from", "main")
+    put(reelfs, arch, tmp_path, "junk", {"Day09/x.bin": os.urandom(2 * MiB)})
+    reelfs.ok("branch", arch, "junk", "-d")
+    rep = reelfs.json("gc", arch)
+    assert rep["chunks_freed"] >= 1 and rep["problems"] == []
+    reelfs.ok("commit", arch, "main", "-m", "staged file")
+    assert cat(reelfs, arch, "main/Day01/new.mov") == staged
+    assert reelfs.json("merge", arch, "grade", "--into", "main")["outcome"] == "merged"
+    reelfs.check_deep(arch)
