@@ -129,7 +129,11 @@ fn remux_inner(ictx: &mut ff::format::context::Input, first: u64, end: u64, star
     if first > 0 {
         let _ = ictx.seek(seek_ts, ..seek_ts + 1);
     }
-    octx.write_header().map_err(|e| format!("writing the MOV header: {e}"))?;
+    // The movie timescale must count the video's frames exactly, or the tmcd
+    // track's duration rounds and tools read the last frame's timecode wrong.
+    let mut opts = ff::Dictionary::new();
+    opts.set("movie_timescale", &v_tb.denominator().to_string());
+    octx.write_header_with(opts).map_err(|e| format!("writing the MOV header: {e}"))?;
     let out_tbs: Vec<ff::Rational> = (0..octx.nb_streams() as usize).map(|i| octx.stream(i).map(|s| s.time_base()).unwrap_or(v_tb)).collect();
     // Start/end in seconds as exact rationals (sec = pts * tb).
     let t0 = (p0 - v_start) as f64 * f64::from(v_tb);
