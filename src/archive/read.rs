@@ -197,19 +197,7 @@ impl ChunkStore {
         if let Some(v) = self.cache.lock().ok().and_then(|mut c| c.get(hash)) {
             return Ok(v);
         }
-        let (file, path, loc) = self.open_at(hash, loc)?;
-        let rl = RecordLoc {
-            kind: super::objects::RecordKind::Chunk,
-            codec: loc.codec,
-            raw_len: loc.raw_len,
-            stored_len: loc.stored_len,
-            offset: loc.offset,
-            id: *hash,
-        };
-        let data = Arc::new(pack::read_record(&file, &path, &rl)?);
-        if let Ok(mut s) = self.verified.lock() {
-            s.insert(*hash);
-        }
+        let data = Arc::new(self.load_verified(hash, loc)?);
         if let Ok(mut c) = self.cache.lock() {
             c.put(*hash, data.clone());
         }

@@ -148,6 +148,27 @@ pub fn pull(archive: &Archive, clip: &Clip, in_label: &str, out_label: &str, han
     Ok((plan, target))
 }
 
+impl PullResult {
+    /// A pull not yet attempted: what was asked for, nothing of the outcome.
+    fn asked(source: String, reel: String, clip: Option<String>, src_in: String, src_out: String) -> PullResult {
+        PullResult {
+            source,
+            reel,
+            clip,
+            src_in,
+            src_out,
+            status: String::new(),
+            reason: None,
+            output: None,
+            first_tc: None,
+            frames: None,
+            handles_before: None,
+            handles_after: None,
+            bytes: None,
+        }
+    }
+}
+
 fn done(mut r: PullResult, res: Result<(SlicePlan, PathBuf), SliceError>, rep: &mut ExtractReport) -> PullResult {
     match res {
         Ok((plan, path)) => {
@@ -182,21 +203,7 @@ pub fn extract_edl(archive: &Archive, scope: &str, edl_text: &str, handles: u32,
     let mut seen: std::collections::HashMap<(String, String, String), (u32, Option<String>)> = std::collections::HashMap::new();
     for (idx, ev) in parsed.events.iter().enumerate() {
         let reel = ev.reel.trim().to_string();
-        let base = PullResult {
-            source: format!("event {}", ev.number),
-            reel: reel.clone(),
-            clip: None,
-            src_in: ev.source_in.clone(),
-            src_out: ev.source_out.clone(),
-            status: String::new(),
-            reason: None,
-            output: None,
-            first_tc: None,
-            frames: None,
-            handles_before: None,
-            handles_after: None,
-            bytes: None,
-        };
+        let base = PullResult::asked(format!("event {}", ev.number), reel.clone(), None, ev.source_in.clone(), ev.source_out.clone());
         if matches!(reel.to_ascii_uppercase().as_str(), "BL" | "BLK" | "BLACK" | "AX" | "AUX") {
             // Black and aux sources have no media to pull; still listed, so the report
             // accounts for every event.
@@ -286,21 +293,7 @@ pub fn extract_otio(archive: &Archive, scope: &str, otio_text: &str, handles: u3
             .unwrap_or("").to_string();
         let sr = &c["source_range"];
         let (start, dur, rate) = (sr["start_time"]["value"].as_f64(), sr["duration"]["value"].as_f64(), sr["start_time"]["rate"].as_f64());
-        let mut r = PullResult {
-            source: format!("clip {} '{}'", i + 1, name),
-            reel: name.clone(),
-            clip: None,
-            src_in: String::new(),
-            src_out: String::new(),
-            status: String::new(),
-            reason: None,
-            output: None,
-            first_tc: None,
-            frames: None,
-            handles_before: None,
-            handles_after: None,
-            bytes: None,
-        };
+        let mut r = PullResult::asked(format!("clip {} '{}'", i + 1, name), name.clone(), None, String::new(), String::new());
         let (Some(start), Some(dur), Some(_rate)) = (start, dur, rate) else {
             r.status = "failed".into();
             r.reason = Some("clip has no source_range".into());
@@ -358,21 +351,7 @@ pub fn extract_one(archive: &Archive, path: &str, in_tc: &str, out_tc: &str, han
     let mut rep = ExtractReport::default();
     let r = archive.resolve(path)?;
     let clips = index_clips(archive, path)?;
-    let mut pr = PullResult {
-        source: path.to_string(),
-        reel: String::new(),
-        clip: Some(path.to_string()),
-        src_in: in_tc.into(),
-        src_out: out_tc.into(),
-        status: String::new(),
-        reason: None,
-        output: None,
-        first_tc: None,
-        frames: None,
-        handles_before: None,
-        handles_after: None,
-        bytes: None,
-    };
+    let mut pr = PullResult::asked(path.to_string(), String::new(), Some(path.to_string()), in_tc.into(), out_tc.into());
     let Some(clip) = clips.into_iter().find(|c| c.blob == r.entry.hash) else {
         pr.status = "failed".into();
         pr.reason = Some(format!("{path}: not a probed clip with video and timecode"));
