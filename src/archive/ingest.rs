@@ -152,6 +152,9 @@ struct PackSink {
     written: Vec<PathBuf>,
     /// (id, name, size, records) of packs sealed by this ingest.
     sealed: Vec<(i64, String, u64, usize)>,
+    /// fsyncs of packs sealed mid-ingest, running while the pipeline goes on;
+    /// all are joined before the catalog commits.
+    syncing: Vec<std::thread::JoinHandle<Result<()>>>,
 }
 
 /// Where the sink stood when a file began: `rollback_to` gives back what the
@@ -190,19 +193,24 @@ impl PackSink {
         self.record(cat, |w| w.append_object(kind, raw))
     }
 
-    /// Seal the open pack (fsync); its row is written by `finish`.
+    /// Seal the open pack; its fsync runs in the background (so the disk keeps
+    /// streaming) and its row is written by `finish`.
     fn seal(&mut self) -> Result<()> {
         if let Some((id, name, w)) = self.current.take() {
-            let (_, size, locs) = w.seal()?;
+            let (path, size, locs, file) = w.seal_unsynced()?;
             self.sealed.push((id, name, size, locs.len()));
+            self.syncing.push(std::thread::spawn(move || super::pack::sync_sealed(&file, &path)));
         }
         Ok(())
     }
 
-    /// Seal the open pack and record every sealed pack in the catalog
-    /// transaction; called once, just before it commits.
+    /// Seal the open pack, wait until every pack of this ingest is on disk, and
+    /// record them in the catalog transaction; called once, just before it commits.
     fn finish(&mut self, cat: &Catalog) -> Result<()> {
         self.seal()?;
+        for h in self.syncing.drain(..) {
+            h.join().map_err(|_| ArchiveError::Invalid("internal: fsync thread panicked".into()))??;
+        }
         for (id, name, size, records) in &self.sealed {
             cat.insert_pack(*id, name, *size, *records)?;
         }
@@ -240,6 +248,9 @@ impl PackSink {
     /// Remove every pack this ingest wrote: used when it fails or is interrupted.
     fn discard(&mut self) {
         self.current = None;
+        for h in self.syncing.drain(..) {
+            let _ = h.join();
+        }
         for p in self.written.drain(..) {
             let _ = std::fs::remove_file(&p);
         }
@@ -486,6 +497,7 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
         current: None,
         written: Vec::new(),
         sealed: Vec::new(),
+        syncing: Vec::new(),
     };
     cat.begin()?;
     let result = (|| -> Result<Option<Hash>> {
@@ -634,6 +646,7 @@ pub fn store_local_files<T>(
         current: None,
         written: Vec::new(),
         sealed: Vec::new(),
+        syncing: Vec::new(),
     };
     cat.begin()?;
     let result = (|| -> Result<T> {

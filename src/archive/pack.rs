@@ -60,7 +60,13 @@ pub struct PackWriter {
     file: BufWriter<File>,
     pos: u64,
     entries: Vec<RecordLoc>,
+    /// Position at which writeback was last started (see `write_all`).
+    kicked: u64,
 }
+
+/// Start writing dirty pages back every this many bytes, so the fsync that
+/// seals a pack finds little left to do instead of stalling the pipeline.
+const WRITEBACK_EVERY: u64 = 64 << 20;
 
 impl PackWriter {
     pub fn create(path: &Path) -> Result<PackWriter> {
@@ -73,6 +79,7 @@ impl PackWriter {
             file: BufWriter::with_capacity(8 << 20, file),
             pos: 0,
             entries: Vec::new(),
+            kicked: 0,
         };
         let mut hdr = Vec::with_capacity(16);
         hdr.extend_from_slice(PACK_MAGIC);
@@ -85,6 +92,16 @@ impl PackWriter {
     fn write_all(&mut self, b: &[u8]) -> Result<()> {
         self.file.write_all(b).at(&self.path)?;
         self.pos += b.len() as u64;
+        if self.pos - self.kicked >= WRITEBACK_EVERY {
+            self.kicked = self.pos;
+            self.file.flush().at(&self.path)?;
+            use std::os::unix::io::AsRawFd;
+            // SAFETY: asynchronous writeback request on our own open descriptor;
+            // it changes no data and its failure only costs speed.
+            unsafe {
+                libc::sync_file_range(self.file.get_ref().as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+            }
+        }
         Ok(())
     }
 
@@ -146,7 +163,15 @@ impl PackWriter {
 
     /// Write the trailer and footer, then fsync the file and its directory. After
     /// this returns, the records are durable and may be referenced by the catalog.
-    pub fn seal(mut self) -> Result<(PathBuf, u64, Vec<RecordLoc>)> {
+    pub fn seal(self) -> Result<(PathBuf, u64, Vec<RecordLoc>)> {
+        let (path, size, entries, file) = self.seal_unsynced()?;
+        sync_sealed(&file, &path)?;
+        Ok((path, size, entries))
+    }
+
+    /// Write the trailer and footer without waiting for the disk: the caller
+    /// must `sync_sealed` the returned file before anything references it.
+    pub fn seal_unsynced(mut self) -> Result<(PathBuf, u64, Vec<RecordLoc>, File)> {
         let trailer_offset = self.pos;
         let mut trailer = Vec::with_capacity(self.entries.len() * TRAILER_ENTRY_LEN);
         for e in &self.entries {
@@ -167,13 +192,18 @@ impl PackWriter {
         self.write_all(&trailer)?;
         self.write_all(&footer)?;
         self.file.flush().at(&self.path)?;
-        let file = self.file.get_ref();
-        file.sync_all().at(&self.path)?;
-        if let Some(dir) = self.path.parent() {
-            fsync_dir(dir)?;
-        }
-        Ok((self.path, self.pos, self.entries))
+        let file = self.file.into_inner().map_err(|e| ArchiveError::Io { path: self.path.clone(), source: e.into_error() })?;
+        Ok((self.path, self.pos, self.entries, file))
     }
+}
+
+/// Make a sealed pack durable: the file, then its directory entry.
+pub fn sync_sealed(file: &File, path: &Path) -> Result<()> {
+    file.sync_all().at(path)?;
+    if let Some(dir) = path.parent() {
+        fsync_dir(dir)?;
+    }
+    Ok(())
 }
 
 pub fn fsync_dir(dir: &Path) -> Result<()> {
