@@ -77,6 +77,15 @@ pub fn restore(archive: &Archive, specs: &[String], dest: &Path, opts: &RestoreO
     for (e, d) in dirs.iter().rev() {
         set_mode_mtime(d, e)?;
     }
+    // Everything restored is on disk before we report success.
+    let anchor = if into_dir { dest.to_path_buf() } else { dest.parent().map(|p| p.to_path_buf()).unwrap_or_else(|| ".".into()) };
+    let anchor = if anchor.as_os_str().is_empty() { std::path::PathBuf::from(".") } else { anchor };
+    let f = File::open(&anchor).at(&anchor)?;
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: syncfs on an open descriptor of the destination filesystem.
+    if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+        return Err(ArchiveError::Io { path: anchor, source: std::io::Error::last_os_error() });
+    }
     if let Some(pb) = &pb {
         pb.finish_and_clear();
     }
@@ -144,7 +153,8 @@ fn restore_file(archive: &Archive, e: &TreeEntry, target: &Path, pb: Option<&ind
                 what: format!("restored content of {} does not match its BLAKE3 {}", target.display(), e.hash),
             });
         }
-        f.sync_all().at(&tmp)?;
+        // Durability comes from one syncfs when the whole restore is done: a
+        // per-file fsync would stall the stream once per file.
         drop(f);
         set_mode_mtime(&tmp, e)?;
         std::fs::rename(&tmp, target).at(target)
