@@ -169,7 +169,12 @@ pub fn mount_foreground(archive: &Path, mountpoint: &Path, opts: &MountOptions, 
         })
         .map_err(|source| MountError::Mount { path: mountpoint.display().to_string(), source })?;
     ready();
-    session.run().map_err(|source| MountError::Mount { path: mountpoint.display().to_string(), source })
+    match session.run() {
+        // A lazy unmount (`fusermount3 -u -z`, the second signal) ends the session
+        // by aborting the connection: that is a normal end, not a failure.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNABORTED) | Some(libc::ENODEV)) => Ok(()),
+        other => other.map_err(|source| MountError::Mount { path: mountpoint.display().to_string(), source }),
+    }
 }
 
 /// Unmount a reelfs mount: `fusermount3 -u`, falling back to umount(2) as root.
