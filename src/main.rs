@@ -394,23 +394,10 @@ fn fmt_time(ns: i64) -> String {
     // UTC, ISO-like, without pulling in a date crate for one format.
     let days = secs.div_euclid(86400);
     let rem = secs.rem_euclid(86400);
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = reelfs::fs::core::history::civil_from_days(days);
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, (rem / 60) % 60, rem % 60)
 }
 
-/// Howard Hinnant's days-to-civil algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z.rem_euclid(146097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
 
 fn media_summary(facts: &serde_json::Value) -> String {
     let mut parts = Vec::new();

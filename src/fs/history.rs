@@ -30,8 +30,8 @@ pub fn history_name(time_ns: i64, commit: &Hash) -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}.{:02}.{:02}_{}", rem / 3600, (rem / 60) % 60, rem % 60, &commit.to_hex()[..8])
 }
 
-/// Howard Hinnant's days-to-civil algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+/// Howard Hinnant's days-to-civil algorithm (also used by the CLI's dates).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719468;
     let era = z.div_euclid(146097);
     let doe = z.rem_euclid(146097);
