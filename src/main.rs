@@ -251,7 +251,7 @@ enum Cmd {
         archive: PathBuf,
         paths: Vec<String>,
         /// Rungs to render, comma-separated.
-        #[arg(long, default_value = "thumb,preview,editorial")]
+        #[arg(long, default_value = "thumb,sheet,preview,editorial")]
         profiles: String,
         /// Files rendered at once.
         #[arg(short = 'j', long, default_value_t = 1)]
@@ -501,7 +501,7 @@ fn run(cli: Cli) -> Result<i32> {
             if proxies && !opts.interrupt.load(Ordering::Relaxed) {
                 drop(a); // the proxy run takes the writer lock only to store
                 let specs = ingested_specs(&opts.branch, &opts.dest, &sources);
-                let rc = proxy_cmd(&archive, specs, "thumb,preview,editorial", 1, json, progress)?;
+                let rc = proxy_cmd(&archive, specs, "thumb,sheet,preview,editorial", 1, json, progress)?;
                 if rc != 0 {
                     return Ok(rc);
                 }
@@ -1063,7 +1063,7 @@ fn proxy_info(a: &Archive, e: &reelfs::archive::objects::TreeEntry) -> Result<se
 }
 
 fn proxy_cmd(archive: &std::path::Path, paths: Vec<String>, profiles: &str, jobs: usize, json: bool, progress: bool) -> Result<i32> {
-    use reelfs::media::proxy_run;
+    use reelfs::media::proxy::run as proxy_run;
     let rungs = proxy_run::parse_rungs(profiles).map_err(anyhow::Error::msg)?;
     let on_done: Option<Box<dyn Fn(&proxy_run::RenderedItem) + Send>> = if json {
         None

@@ -573,6 +573,13 @@ impl Catalog {
         rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
     }
 
+    /// Profiles stored for one source (an image sequence's key).
+    pub fn proxy_profiles_of(&self, source: &Hash) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare_cached("SELECT DISTINCT profile FROM proxies WHERE source = ?1 ORDER BY profile").map_err(|e| self.err(e))?;
+        let rows = st.query_map([&source.0[..]], |r| r.get::<_, String>(0)).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
     pub fn count(&self, table: &str) -> Result<u64> {
         // Table names come from this module's own constants, never from input.
         self.conn

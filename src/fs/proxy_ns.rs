@@ -13,6 +13,7 @@ use crate::archive::proxies::proxy_file_name;
 use crate::archive::{EntryKind, Hash};
 use crate::fs::inodes::{Node, NodeKind};
 use crate::media::proxy::Rung;
+use crate::media::sequence;
 
 pub const PROXY_DIR: &str = ".proxy";
 
@@ -38,7 +39,17 @@ impl FsCore {
         let ext = Rung::parse(profile).map(|r| r.ext()).unwrap_or("bin");
         self.with_archive(|a| {
             let mut out: Vec<Shown> = Vec::new();
-            for e in a.list_dir(tree)? {
+            let entries = a.list_dir(tree)?;
+            // An image sequence shows as one proxy named after its stem, with
+            // its FFmpeg pattern (`A001.%07d.dpx`) as the source name.
+            for (seq, key) in sequences_of(&entries) {
+                let Some(rec) = a.catalog.proxy(&key, profile)? else { continue };
+                let mtime_ns = seq.frames.iter().map(|f| f.2.mtime_ns).max().unwrap_or(0);
+                let size = a.catalog.blob_size(&rec.blob)?.unwrap_or(0);
+                let source = TreeEntry { name: seq.pattern(), kind: EntryKind::File, hash: key, size: 0, mode: 0o444, mtime_ns };
+                out.push(Shown { name: format!("{}.{ext}", seq.stem()), source, rec, size });
+            }
+            for e in entries {
                 if e.kind != EntryKind::File {
                     continue;
                 }
@@ -50,6 +61,23 @@ impl FsCore {
                 }
                 let size = a.catalog.blob_size(&rec.blob)?.unwrap_or(0);
                 out.push(Shown { name, source: e, rec, size });
+            }
+            out.sort_by(|x, y| x.name.cmp(&y.name));
+            Ok(out)
+        })
+    }
+
+    /// Profiles shown under a folder's `.proxy`: those of its files, and (when
+    /// `sequences` says the folder may hold image sequences) of its sequences.
+    fn profiles_in(&self, tree: &Hash, sequences: bool) -> FsResult<Vec<String>> {
+        self.with_archive(|a| {
+            let mut out = a.catalog.proxy_profiles_in_tree(tree)?;
+            if sequences {
+                for (_, key) in sequences_of(&a.list_dir(tree)?) {
+                    out.extend(a.catalog.proxy_profiles_of(&key)?);
+                }
+                out.sort();
+                out.dedup();
             }
             Ok(out)
         })
@@ -64,7 +92,7 @@ impl FsCore {
     pub(super) fn proxy_lookup(&self, p: &Node, name: &str) -> FsResult<Option<Attr>> {
         match &p.kind {
             NodeKind::ProxyDir { tree, profile: None } => {
-                let profiles = self.with_archive(|a| a.catalog.proxy_profiles_in_tree(tree))?;
+                let profiles = self.profiles_in(tree, true)?;
                 if !profiles.iter().any(|x| x == name) {
                     return Err(FsError::NotFound);
                 }
@@ -83,7 +111,7 @@ impl FsCore {
                 if self.with_archive(|a| a.catalog.tree_lookup(&tree, name))?.is_some() {
                     return Ok(None);
                 }
-                if self.with_archive(|a| a.catalog.proxy_profiles_in_tree(&tree))?.is_empty() {
+                if self.profiles_in(&tree, true)?.is_empty() {
                     return Err(FsError::NotFound);
                 }
                 let n = self.inodes.child(p, PROXY_DIR, NodeKind::ProxyDir { tree, profile: None }, 4096, 0o555, p.mtime_ns);
@@ -97,7 +125,7 @@ impl FsCore {
     pub(super) fn proxy_readdir(&self, p: &Node) -> FsResult<Option<Vec<(String, Attr)>>> {
         match &p.kind {
             NodeKind::ProxyDir { tree, profile: None } => {
-                let profiles = self.with_archive(|a| a.catalog.proxy_profiles_in_tree(tree))?;
+                let profiles = self.profiles_in(tree, true)?;
                 let mut out = Vec::new();
                 for prof in profiles {
                     let n = self.inodes.child(p, &prof, NodeKind::ProxyDir { tree: *tree, profile: Some(prof.clone()) }, 4096, 0o555, p.mtime_ns);
@@ -122,7 +150,10 @@ impl FsCore {
         if out.iter().any(|(n, _)| n == PROXY_DIR) {
             return Ok(());
         }
-        if self.with_archive(|a| a.catalog.proxy_profiles_in_tree(tree))?.is_empty() {
+        // Only a folder with two or more frame-like names can hold a sequence:
+        // other folders cost no extra listing.
+        let frames = out.iter().filter(|(n, _)| sequence::frame_name(n).is_some()).take(2).count();
+        if self.profiles_in(tree, frames >= 2)?.is_empty() {
             return Ok(());
         }
         let n = self.inodes.child(p, PROXY_DIR, NodeKind::ProxyDir { tree: *tree, profile: None }, 4096, 0o555, p.mtime_ns);
@@ -156,4 +187,16 @@ impl FsCore {
         }
         Ok(out)
     }
+}
+
+/// The image sequences among a folder's entries, with their keys.
+fn sequences_of(entries: &[TreeEntry]) -> Vec<(sequence::Sequence<TreeEntry>, Hash)> {
+    let files = entries.iter().filter(|e| e.kind == EntryKind::File && sequence::frame_name(&e.name).is_some()).map(|e| (e.name.clone(), e.clone()));
+    sequence::group(files)
+        .into_iter()
+        .map(|s| {
+            let key = s.key_by(|e| e.hash);
+            (s, key)
+        })
+        .collect()
 }

@@ -7,7 +7,8 @@
 //! proxy is visible only after its commit; an interrupted run loses only the
 //! files still rendering, and the next run picks up from there.
 
-use super::proxy::{self, RenderOptions, Rung, Source};
+use super::{self as proxy, FrameFile, RenderOptions, Rung, SequenceSource, Source};
+use crate::media::sequence;
 use crate::archive::proxies::{self as store, RenderedProxy};
 use crate::archive::{Archive, ArchiveError, Hash};
 use std::collections::HashSet;
@@ -55,9 +56,12 @@ pub struct ProxyRunReport {
 
 struct Job {
     path: String,
+    /// The content hash, or an image sequence's key.
     source: Hash,
     facts: serde_json::Value,
     rungs: Vec<Rung>,
+    /// An image sequence: (extension, (frame number, content hash) in order).
+    frames: Option<(String, Vec<(u64, Hash)>)>,
 }
 
 enum Done {
@@ -78,10 +82,41 @@ fn plan(archive: &Archive, opts: &ProxyRunOptions, rep: &mut ProxyRunReport) -> 
         }
         v
     };
+    // Image sequences first: their frames get one proxy per sequence, not
+    // one per file.
+    let mut by_dir: std::collections::BTreeMap<String, Vec<(String, Hash)>> = Default::default();
+    for (path, e) in &files {
+        if sequence::frame_name(&e.name).is_some() {
+            let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+            by_dir.entry(dir.to_string()).or_default().push((e.name.clone(), e.hash));
+        }
+    }
+    let mut in_sequence: HashSet<String> = HashSet::new();
     let mut seen = HashSet::new();
     let mut jobs = Vec::new();
+    for (dir, names) in by_dir {
+        for seq in sequence::group(names) {
+            for (_, name, _) in &seq.frames {
+                in_sequence.insert(format!("{dir}/{name}"));
+            }
+            let key = seq.key();
+            if !seen.insert(key) {
+                continue;
+            }
+            rep.sources += 1;
+            let path = format!("{dir}/{}", seq.pattern());
+            let missing = missing_rungs(archive, &key, &opts.rungs)?;
+            if missing.is_empty() {
+                rep.up_to_date += 1;
+                continue;
+            }
+            let facts = serde_json::json!({ "duration_frames": seq.span() });
+            let frames = seq.frames.iter().map(|(n, _, h)| (*n, *h)).collect();
+            jobs.push(Job { path, source: key, facts, rungs: missing, frames: Some((seq.ext.clone(), frames)) });
+        }
+    }
     for (path, e) in files {
-        if !seen.insert(e.hash) {
+        if in_sequence.contains(&path) || !seen.insert(e.hash) {
             continue;
         }
         rep.sources += 1;
@@ -90,19 +125,25 @@ fn plan(archive: &Archive, opts: &ProxyRunOptions, rep: &mut ProxyRunReport) -> 
             rep.skipped.push((path, why));
             continue;
         }
-        let mut missing = Vec::new();
-        for r in &opts.rungs {
-            if !archive.catalog.has_proxy(&e.hash, r.name(), r.settings_version())? {
-                missing.push(*r);
-            }
-        }
+        let missing = missing_rungs(archive, &e.hash, &opts.rungs)?;
         if missing.is_empty() {
             rep.up_to_date += 1;
             continue;
         }
-        jobs.push(Job { path, source: e.hash, facts: facts.unwrap_or_default(), rungs: missing });
+        jobs.push(Job { path, source: e.hash, facts: facts.unwrap_or_default(), rungs: missing, frames: None });
     }
+    jobs.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(jobs)
+}
+
+fn missing_rungs(archive: &Archive, source: &Hash, rungs: &[Rung]) -> Result<Vec<Rung>, ArchiveError> {
+    let mut missing = Vec::new();
+    for r in rungs {
+        if !archive.catalog.has_proxy(source, r.name(), r.settings_version())? {
+            missing.push(*r);
+        }
+    }
+    Ok(missing)
 }
 
 /// Open the archive for writing, waiting while another writer (an ingest) holds it.
@@ -263,8 +304,8 @@ fn worker(root: &Path, rx: crossbeam_channel::Receiver<Job>, tx: crossbeam_chann
             let _ = tx.send(Done::Interrupted);
             continue;
         }
-        let reader = match archive.blob_reader(&job.source) {
-            Ok(r) => Arc::new(r),
+        let src = match open_source(&archive, &job) {
+            Ok(s) => s,
             Err(e) => {
                 let _ = tx.send(Done::Failed(job, e.to_string()));
                 continue;
@@ -278,7 +319,7 @@ fn worker(root: &Path, rx: crossbeam_channel::Receiver<Job>, tx: crossbeam_chann
             }
         };
         ropts.rungs = job.rungs.clone();
-        let msg = match proxy::render(&Source::Blob(reader), &job.facts, &dir, &ropts) {
+        let msg = match proxy::render(&src, &job.facts, &dir, &ropts) {
             Ok((rungs, stats)) => Done::Rendered(job, rungs, stats, dir),
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
@@ -295,11 +336,24 @@ fn worker(root: &Path, rx: crossbeam_channel::Receiver<Job>, tx: crossbeam_chann
     }
 }
 
-/// Parse `--profiles thumb,preview,editorial`.
+fn open_source(archive: &Archive, job: &Job) -> Result<Source, ArchiveError> {
+    match &job.frames {
+        None => Ok(Source::Blob(Arc::new(archive.blob_reader(&job.source)?))),
+        Some((ext, frames)) => {
+            let mut files = Vec::with_capacity(frames.len());
+            for (n, h) in frames {
+                files.push((*n, FrameFile::Blob(Arc::new(archive.blob_reader(h)?))));
+            }
+            Ok(Source::Sequence(SequenceSource { ext: ext.clone(), frames: files }))
+        }
+    }
+}
+
+/// Parse `--profiles thumb,sheet,preview,editorial`.
 pub fn parse_rungs(s: &str) -> Result<Vec<Rung>, String> {
     let mut out = Vec::new();
     for part in s.split(',').filter(|p| !p.trim().is_empty()) {
-        let r = Rung::parse(part).ok_or_else(|| format!("unknown proxy profile '{}' (use thumb, preview, editorial)", part.trim()))?;
+        let r = Rung::parse(part).ok_or_else(|| format!("unknown proxy profile '{}' (profiles: {})", part.trim(), Rung::names()))?;
         if !out.contains(&r) {
             out.push(r);
         }
