@@ -572,7 +572,7 @@ fn run(cli: Cli) -> Result<i32> {
             let a = Archive::open(&archive)?;
             let r = a.resolve(&path)?;
             if r.entry.kind != EntryKind::File {
-                bail!("{path} is a folder; `reelfs ls {} {path}` lists it", archive.display());
+                return sequence_info(&a, &archive, &path, &r.entry, json);
             }
             let stored = a.catalog.blob_stored_bytes(&r.entry.hash)?;
             let media = a.media(&r.entry.hash)?;
@@ -635,13 +635,7 @@ fn run(cli: Cli) -> Result<i32> {
                     println!("{line}");
                 }
             }
-            for p in v["proxies"].as_array().into_iter().flatten() {
-                println!(
-                    "proxy         {} v{} {} ({} bytes){}",
-                    p["profile"].as_str().unwrap_or(""), p["settings_version"], p["name"].as_str().unwrap_or(""), p["size"],
-                    p["partial_at"].as_i64().map(|f| format!(", PARTIAL from frame {f}")).unwrap_or_default()
-                );
-            }
+            print_proxies(&v["proxies"]);
             Ok(0)
         }
         Cmd::Proxy { archive, paths, profiles, jobs, watch, interval, json } => {
@@ -1050,16 +1044,89 @@ fn run(cli: Cli) -> Result<i32> {
 
 /// `info`'s "proxies": each stored proxy of the file's content.
 fn proxy_info(a: &Archive, e: &reelfs::archive::objects::TreeEntry) -> Result<serde_json::Value> {
+    proxies_json(a, &e.hash, |ext| reelfs::archive::proxies::proxy_file_name(&e.name, ext))
+}
+
+/// The stored proxies of a source (content hash or sequence key), named as the mount shows them.
+fn proxies_json(a: &Archive, source: &reelfs::archive::Hash, name: impl Fn(&str) -> String) -> Result<serde_json::Value> {
     let mut out = Vec::new();
-    for p in a.catalog.proxies_of(&e.hash)? {
+    for p in a.catalog.proxies_of(source)? {
         let ext = reelfs::media::proxy::Rung::parse(&p.profile).map(|r| r.ext()).unwrap_or("bin");
         out.push(serde_json::json!({
             "profile": p.profile, "settings_version": p.settings_version, "blob": p.blob.to_hex(),
             "size": a.catalog.blob_size(&p.blob)?, "partial_at": p.partial_at, "note": p.note,
-            "name": format!(".proxy/{}/{}", p.profile, reelfs::archive::proxies::proxy_file_name(&e.name, ext)),
+            "name": format!(".proxy/{}/{}", p.profile, name(ext)),
         }));
     }
     Ok(serde_json::Value::Array(out))
+}
+
+fn print_proxies(proxies: &serde_json::Value) {
+    for p in proxies.as_array().into_iter().flatten() {
+        println!(
+            "proxy         {} v{} {} ({} bytes){}",
+            p["profile"].as_str().unwrap_or(""),
+            p["settings_version"],
+            p["name"].as_str().unwrap_or(""),
+            p["size"],
+            p["partial_at"].as_i64().map(|f| format!(", PARTIAL from frame {f}")).unwrap_or_default()
+        );
+        if let Some(n) = p["note"].as_str().filter(|n| !n.is_empty()) {
+            println!("              {n}");
+        }
+    }
+}
+
+/// `reelfs info` of a folder: the image sequences in it (frames, gaps, what
+/// the first frame's header says, proxies). A folder without one is an error
+/// that points at `ls`.
+fn sequence_info(a: &Archive, archive: &std::path::Path, path: &str, dir: &reelfs::archive::objects::TreeEntry, json: bool) -> Result<i32> {
+    use reelfs::media::sequence;
+    let entries = a.list_dir(&dir.hash)?;
+    let files = entries.iter().filter(|e| e.kind == EntryKind::File).map(|e| (e.name.clone(), e.clone()));
+    let seqs = sequence::group(files);
+    if seqs.is_empty() {
+        bail!("{path} is a folder with no image sequence; `reelfs ls {} {path}` lists it", archive.display());
+    }
+    let mut out = Vec::new();
+    for s in &seqs {
+        let key = s.key_by(|e| e.hash);
+        let header = match s.frames.first() {
+            Some((_, _, e)) => {
+                let r = a.blob_reader(&e.hash)?;
+                let mut buf = vec![0u8; (r.size as usize).min(256 << 10)];
+                let n = r.read_at(0, &mut buf)?;
+                sequence::frame_header(&s.ext, &buf[..n])
+            }
+            None => sequence::FrameHeader::default(),
+        };
+        let gaps: Vec<String> = s.gaps().iter().map(|(x, y)| if x == y { x.to_string() } else { format!("{x}-{y}") }).collect();
+        let stem = s.stem();
+        out.push(serde_json::json!({
+            "pattern": s.pattern(), "stem": stem, "first": s.first(), "last": s.last(), "frames": s.frames.len(),
+            "span": s.span(), "gaps": gaps, "sequence_key": key.to_hex(),
+            "bytes": s.frames.iter().map(|f| f.2.size).sum::<u64>(),
+            "timecode": header.timecode, "frame_rate": header.rate.map(|(n, d)| format!("{n}/{d}")),
+            "proxies": proxies_json(a, &key, |ext| format!("{stem}.{ext}"))?,
+        }));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "path": path, "sequences": out }))?);
+        return Ok(0);
+    }
+    println!("path          {path}");
+    for s in &out {
+        println!("sequence      {} (frames {}-{}, {} files)", s["pattern"].as_str().unwrap_or(""), s["first"], s["last"], s["frames"]);
+        if let Some(g) = s["gaps"].as_array().filter(|g| !g.is_empty()) {
+            let g: Vec<&str> = g.iter().filter_map(|x| x.as_str()).collect();
+            println!("missing       {}", g.join(", "));
+        }
+        println!("timecode      {}", s["timecode"].as_str().unwrap_or("none in the header"));
+        println!("frame rate    {}", s["frame_rate"].as_str().unwrap_or("none in the header (proxies assume 24)"));
+        println!("sequence key  blake3:{}", s["sequence_key"].as_str().unwrap_or(""));
+        print_proxies(&s["proxies"]);
+    }
+    Ok(0)
 }
 
 fn proxy_cmd(archive: &std::path::Path, paths: Vec<String>, profiles: &str, jobs: usize, json: bool, progress: bool) -> Result<i32> {
