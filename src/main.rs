@@ -1144,7 +1144,13 @@ fn proxy_cmd(archive: &std::path::Path, paths: Vec<String>, profiles: &str, jobs
         }))
     };
     let opts = proxy_run::ProxyRunOptions { specs: paths, rungs, jobs: jobs.max(1), progress: progress && !json, interrupt: interrupt_flag(), on_done };
-    let rep = proxy_run::run(archive, opts)?;
+    let rep = proxy_run::run(archive, opts).map_err(|e| {
+        if e.is_disk_full() {
+            anyhow::anyhow!("{e}\nthe disk holding {} is full; every proxy already stored is kept and nothing is half-stored. Free space and run `reelfs proxy` again to resume.", archive.display())
+        } else {
+            anyhow::Error::new(e)
+        }
+    })?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rep)?);
     } else {

@@ -560,3 +560,35 @@ def test_watch_renders_new_commits_and_stops_on_sigterm(tmp_path, reelfs, media_
         w.send_signal(signal.SIGTERM)
         out, err = w.communicate(timeout=60)
     assert w.returncode == 0, (out, err)
+
+
+@pytest.mark.parametrize("size_mb", [30, 40])   # 30: full while rendering; 40: full while storing
+def test_disk_full_while_rendering_keeps_nothing_half_and_resumes(tmp_path, reelfs, media_dir, size_mb):
+    if os.geteuid() != 0:
+        pytest.fail("mounting a tmpfs needs root (CI runs as root)")
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    p = run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", disk], text=True)
+    assert p.returncode == 0, p.stderr
+    try:
+        arch = disk / "archive"
+        reelfs.ok("init", arch)
+        reelfs.ok("ingest", arch, media_dir / "A001C003_prores_2398.mov")   # 23 MB, 17 MB stored
+        before = reelfs.json("info", arch, "main/A001C003_prores_2398.mov")
+        # ProRes Proxy (8 MB) + DNxHR LB (11 MB) do not fit twice (render + store).
+        p = reelfs("proxy", arch, "--profiles", "thumb,editorial,editorial-dnxhr")
+        assert p.returncode != 0, p.stdout
+        assert "No space left on device" in p.stderr and "is full" in p.stderr, p.stderr
+        assert "run `reelfs proxy` again" in p.stderr
+        after = reelfs.json("info", arch, "main/A001C003_prores_2398.mov")
+        assert after["proxies"] == [] and after["content_hash"] == before["content_hash"]
+        assert not any((arch / "cache" / "proxy-render").glob("*"))
+        reelfs.check_deep(arch)
+        # Space freed: the next run renders everything.
+        p = run(["mount", "-o", "remount,size=200m", disk], text=True)
+        assert p.returncode == 0, p.stderr
+        rep = reelfs.json("proxy", arch, "--profiles", "thumb,editorial,editorial-dnxhr")
+        assert [sorted(i["profiles"]) for i in rep["rendered"]] == [["editorial", "editorial-dnxhr", "thumb"]]
+        reelfs.check_deep(arch)
+    finally:
+        run(["umount", "-l", disk])

@@ -443,6 +443,6 @@ pub(super) fn encode_thumb(t: &mut VideoRung, path: &Path) -> Result<(), ProxyEr
     let mut pkt = ff::Packet::empty();
     t.enc.receive_packet(&mut pkt).map_err(fail("jpeg encoder"))?;
     let data = pkt.data().ok_or_else(|| ProxyError::Failed("jpeg encoder gave no data".into()))?;
-    std::fs::write(path, data).map_err(|e| ProxyError::Failed(format!("{}: {e}", path.display())))
+    super::write_file(path, data)
 }
 

@@ -102,12 +102,27 @@ pub enum ProxyError {
     Skip(String),
     #[error("{0}")]
     Failed(String),
+    /// The disk the render folder is on is full: the run stops (every other
+    /// file would fail the same way) and resumes when space is freed.
+    #[error("{0}")]
+    DiskFull(String),
     #[error("interrupted")]
     Interrupted,
 }
 
 fn fail(what: &str) -> impl Fn(ff::Error) -> ProxyError + '_ {
-    move |e| ProxyError::Failed(format!("{what}: {e}"))
+    move |e| match e {
+        ff::Error::Other { errno } if errno == libc::ENOSPC => ProxyError::DiskFull(format!("{what}: {e}")),
+        e => ProxyError::Failed(format!("{what}: {e}")),
+    }
+}
+
+/// A file the render writes itself (JPEGs).
+fn write_file(path: &Path, data: &[u8]) -> Result<(), ProxyError> {
+    std::fs::write(path, data).map_err(|e| {
+        let msg = format!("{}: {e}", path.display());
+        if e.raw_os_error() == Some(libc::ENOSPC) { ProxyError::DiskFull(msg) } else { ProxyError::Failed(msg) }
+    })
 }
 
 pub struct RenderOptions {

@@ -68,6 +68,8 @@ enum Done {
     Rendered(Job, Vec<RenderedProxy>, proxy::RenderStats, PathBuf),
     Skipped(Job, String),
     Failed(Job, String),
+    /// The render folder's disk is full (the run stops).
+    DiskFull(Job, String),
     Interrupted,
 }
 
@@ -267,6 +269,12 @@ pub fn run(root: &Path, opts: ProxyRunOptions) -> Result<ProxyRunReport, Archive
                 files_done += 1;
                 rep.failed.push((job.path, why));
             }
+            Done::DiskFull(job, why) => {
+                opts.interrupt.store(true, Ordering::Relaxed);
+                rep.failed.push((job.path, why));
+                let dir = root.join("cache").join("proxy-render");
+                first_err.get_or_insert(ArchiveError::Io { path: dir, source: std::io::Error::from_raw_os_error(libc::ENOSPC) });
+            }
             Done::Interrupted => rep.interrupted = true,
         }
     }
@@ -326,6 +334,7 @@ fn worker(root: &Path, rx: crossbeam_channel::Receiver<Job>, tx: crossbeam_chann
                 match e {
                     proxy::ProxyError::Skip(why) => Done::Skipped(job, why),
                     proxy::ProxyError::Failed(why) => Done::Failed(job, why),
+                    proxy::ProxyError::DiskFull(why) => Done::DiskFull(job, why),
                     proxy::ProxyError::Interrupted => Done::Interrupted,
                 }
             }

@@ -556,7 +556,7 @@ impl Sink for SheetSink {
         let mut pkt = ff::Packet::empty();
         self.enc.receive_packet(&mut pkt).map_err(fail("jpeg encoder"))?;
         let data = pkt.data().ok_or_else(|| ProxyError::Failed("jpeg encoder gave no data".into()))?;
-        std::fs::write(&self.path, data).map_err(|e| ProxyError::Failed(format!("{}: {e}", self.path.display())))?;
+        super::write_file(&self.path, data)?;
         Ok(vec![(Rung::Sheet, self.path.clone())])
     }
 }
