@@ -384,6 +384,10 @@ def test_vfr_source_conformed_and_noted(px, reelfs):
     assert abs(frame_count(prox) - 72) <= 1
     info = reelfs.json("info", px.archive, "main/Day01/F006_vfr.mp4")
     assert any("variable frame rate" in p["note"] for p in info["proxies"])
+    # The proxy files themselves say so too (format tag `comment`).
+    for profile in ("editorial", "preview"):
+        tags = ffprobe(proxy_path(px, "F006_vfr.mp4", profile))["format"].get("tags", {})
+        assert "conformed to 24000/1001" in tags.get("comment", ""), (profile, tags)
 
 
 # ---- damaged and not media -------------------------------------------------------------------------

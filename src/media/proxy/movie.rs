@@ -58,6 +58,7 @@ pub(super) fn render(src: &Source, facts: &Value, out_dir: &Path, opts: &RenderO
         timecode: facts["timecode"].as_str().map(str::to_string),
         reel: facts["reel"].as_str().map(str::to_string),
         expected_frames: expected.max(facts["duration_frames"].as_u64().unwrap_or(0)),
+        comment: vfr_note.clone(),
     };
 
     // Audio: PCM is copied; compressed tracks (and the preview's track) are decoded.

@@ -92,6 +92,7 @@ pub(super) fn render(seq: &SequenceSource, out_dir: &Path, opts: &RenderOptions)
         timecode: header.timecode.clone(),
         reel: None,
         expected_frames: span,
+        comment: (!notes.is_empty()).then(|| notes.join("; ")),
     };
     let sinks = sinks::build(&opts.rungs, out_dir, &facts, &[], opts.threads)?;
     let mut out = Fanout::new(sinks, opts.frames_done.clone())?;

@@ -39,6 +39,18 @@ pub(super) struct VideoFacts {
     pub reel: Option<String>,
     /// Frames the source should have (0: unknown), for the thumb and sheet.
     pub expected_frames: u64,
+    /// Written into the movie proxies' metadata (`comment`): how the rate was
+    /// chosen when it was not the source's own (a VFR conform, a header
+    /// without a rate), so the file itself says so.
+    pub comment: Option<String>,
+}
+
+fn set_comment(octx: &mut ff::format::context::Output, v: &VideoFacts) {
+    if let Some(c) = &v.comment {
+        let mut md = ff::Dictionary::new();
+        md.set("comment", c);
+        octx.set_metadata(md);
+    }
 }
 
 /// One audio track of the source.
@@ -334,6 +346,7 @@ pub(super) fn editorial(rung: Rung, out_dir: &Path, v: &VideoFacts, audio: &[Aud
             encs.push((a.idx, AudioRung::new(&mut octx, codec, in_fmt, a.channels, a.rate, out_fmt, a.channels, a.rate, 0)?));
         }
     }
+    set_comment(&mut octx, v);
     octx.write_header().map_err(fail("editorial header"))?;
     let mut scaled = ff::frame::Video::new(fmt, w, h);
     scaled.set_color_range(v.colour.range);
@@ -381,6 +394,7 @@ pub(super) fn preview(out_dir: &Path, v: &VideoFacts, audio: &[AudioTrack], thre
         let out_rate = if a.rate == 44100 { 44100 } else { 48000 };
         encs.push((a.idx, AudioRung::new(&mut octx, "aac", in_fmt, a.channels, a.rate, ffi::AVSampleFormat::AV_SAMPLE_FMT_FLTP, 2, out_rate, 128_000)?));
     }
+    set_comment(&mut octx, v);
     let mut hd = ff::Dictionary::new();
     hd.set("movflags", "frag_keyframe+empty_moov+default_base_moof");
     octx.write_header_with(hd).map_err(fail("preview header"))?;
