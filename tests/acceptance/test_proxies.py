@@ -35,7 +35,7 @@ CLIPS = [
     "A001C003_prores_2398.mov",   # ProRes HQ 1080p 23.976, TC 01:00:00:00 reel A001, 8x PCM, bt709
     "B002C001_dnxhd_2997df.mxf",  # MXF DNxHD, DF TC in the format tags, 2x PCM
     "C003C001_h264_25p.mov",      # long-GOP H.264 720p, AAC stereo, TC 10:00:00:00
-    "D004_bwf.wav",               # audio only: skipped
+    "D004_bwf.wav",               # audio only: a waveform thumb, nothing else
     "F006_vfr.mp4",               # variable frame rate: conformed
     "G007_truncated.mov",         # no moov: not decodable, skipped
     "J010_2997df_min1.mov",       # small ProRes Proxy 29.97 DF
@@ -212,6 +212,7 @@ def proxy_path(e, clip, profile):
 
 RENDERED = ["A001C003_prores_2398.mov", "B002C001_dnxhd_2997df.mxf", "C003C001_h264_25p.mov",
             "F006_vfr.mp4", "J010_2997df_min1.mov", TRUNC]
+AUDIO_ONLY = "D004_bwf.wav"   # gets a waveform thumb only
 
 
 # ---- the run ----------------------------------------------------------------------------
@@ -220,13 +221,13 @@ RENDERED = ["A001C003_prores_2398.mov", "B002C001_dnxhd_2997df.mxf", "C003C001_h
 def test_report_renders_media_and_skips_the_rest_with_reasons(px):
     rep = px.report
     done = {Path(i["path"]).name: i for i in px.report["rendered"]}
-    assert sorted(done) == sorted(RENDERED), rep
-    for i in done.values():
-        assert sorted(i["profiles"]) == ["editorial", "preview", "sheet", "thumb"]
+    assert sorted(done) == sorted(RENDERED + [AUDIO_ONLY]), rep
+    for name, i in done.items():
+        want = ["thumb"] if name == AUDIO_ONLY else ["editorial", "preview", "sheet", "thumb"]
+        assert sorted(i["profiles"]) == want, name
     skipped = {Path(p).name: why for p, why in rep["skipped"]}
     assert "not media" in skipped["K011_notmedia.bin"]
     assert "not media" in skipped["notes.txt"]
-    assert "audio only" in skipped["D004_bwf.wav"]
     assert "G007_truncated.mov" in skipped and skipped["G007_truncated.mov"]
     assert rep["failed"] == []
 
@@ -234,7 +235,7 @@ def test_report_renders_media_and_skips_the_rest_with_reasons(px):
 def test_second_run_renders_nothing(px):
     rep = px.reelfs.json("proxy", px.archive)
     assert rep["rendered"] == []
-    assert rep["up_to_date"] == len(RENDERED)
+    assert rep["up_to_date"] == len(RENDERED) + 1
     assert rep["failed"] == []
 
 
@@ -411,8 +412,24 @@ def test_truncated_source_gives_partial_proxies(px, reelfs):
     assert psnr(s, p) > 30
 
 
-def test_not_media_and_audio_only_have_no_proxies(px, reelfs):
-    for name in ["K011_notmedia.bin", "D004_bwf.wav", "G007_truncated.mov"]:
+def test_audio_only_gets_a_waveform_thumb_and_nothing_else(px, reelfs):
+    info = reelfs.json("info", px.archive, f"main/Day01/{AUDIO_ONLY}")
+    (p,) = info["proxies"]
+    assert p["profile"] == "thumb" and "waveform" in p["note"]
+    t = px.day / ".proxy" / "thumb" / "D004_bwf.jpg"
+    v = video(ffprobe(t))
+    assert (v["width"], v["height"]) == (320, 96)
+    # Two tones at a constant level: a band around the middle row, dark above and below.
+    r = run(["ffmpeg", "-nostdin", "-v", "error", "-i", t, "-f", "rawvideo", "-pix_fmt", "gray", "-"])
+    rows = [r.stdout[y * 320:(y + 1) * 320] for y in range(96)]
+    mean = [sum(row) / 320 for row in rows]
+    assert mean[48] > 150 and mean[2] < 60 and mean[93] < 60, mean
+    for prof in ("preview", "editorial", "sheet"):
+        assert not (px.day / ".proxy" / prof / f"D004_bwf.{'jpg' if prof == 'sheet' else 'mp4' if prof == 'preview' else 'mov'}").exists()
+
+
+def test_not_media_and_undecodable_have_no_proxies(px, reelfs):
+    for name in ["K011_notmedia.bin", "G007_truncated.mov"]:
         info = reelfs.json("info", px.archive, f"main/Day01/{name}")
         assert info["proxies"] == []
         stem = name.rsplit(".", 1)[0]
@@ -443,7 +460,8 @@ def test_mount_shows_proxy_folders(px):
     stems = sorted(n.rsplit(".", 1)[0] for n in RENDERED)
     for prof, ext in [("thumb", "jpg"), ("sheet", "jpg"), ("preview", "mp4"), ("editorial", "mov")]:
         names = sorted(os.listdir(px.day / ".proxy" / prof))
-        assert names == sorted(f"{s}.{ext}" for s in stems)
+        extra = ["D004_bwf.jpg"] if prof == "thumb" else []
+        assert names == sorted([f"{s}.{ext}" for s in stems] + extra)
     # A folder without media has no .proxy, listed or looked up.
     docs = px.mnt / "main" / "Docs"
     assert os.listdir(docs) == ["notes.txt"]

@@ -28,6 +28,7 @@ mod movie;
 pub mod run;
 mod seq;
 mod sinks;
+mod waveform;
 
 pub use sinks::sheet_picks;
 

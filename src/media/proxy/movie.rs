@@ -20,11 +20,14 @@ use std::sync::atomic::Ordering;
 pub(super) fn render(src: &Source, facts: &Value, out_dir: &Path, opts: &RenderOptions) -> Result<(Vec<RenderedProxy>, RenderStats), ProxyError> {
     let t0 = std::time::Instant::now();
     let mut ictx = open_input(src)?;
-    let vidx = ictx
-        .streams()
-        .best(ff::media::Type::Video)
-        .map(|s| s.index())
-        .ok_or_else(|| ProxyError::Skip("no video stream (audio only)".into()))?;
+    let Some(vidx) = ictx.streams().best(ff::media::Type::Video).map(|s| s.index()) else {
+        // Audio only: the thumb is a waveform; nothing else applies.
+        if opts.rungs.contains(&super::Rung::Thumb) {
+            drop(ictx);
+            return super::waveform::render(src, out_dir, opts);
+        }
+        return Err(ProxyError::Skip("no video stream (audio only)".into()));
+    };
     let vfr = facts["variable_frame_rate"].as_bool().unwrap_or(false);
     let vanished = || ProxyError::Failed("internal: video stream vanished".into());
     let (rate, vfr_note, in_tb, expected, v_start) = {

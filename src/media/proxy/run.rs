@@ -123,11 +123,15 @@ fn plan(archive: &Archive, opts: &ProxyRunOptions, rep: &mut ProxyRunReport) -> 
         }
         rep.sources += 1;
         let (facts, err) = archive.media(&e.hash)?.unwrap_or((None, None));
-        if let Some(why) = proxy::skip_reason(facts.as_ref(), err.as_deref()) {
+        // Audio only: a waveform thumb, when the thumb is asked for.
+        let audio_only = err.is_none() && facts.as_ref().is_some_and(|f| f["width"].is_null() && f["audio_tracks"].as_u64().unwrap_or(0) > 0);
+        let rungs: Vec<Rung> = if audio_only { opts.rungs.iter().copied().filter(|r| *r == Rung::Thumb).collect() } else { opts.rungs.clone() };
+        let why = if audio_only && rungs.is_empty() { Some("no video stream (audio only)".to_string()) } else if audio_only { None } else { proxy::skip_reason(facts.as_ref(), err.as_deref()) };
+        if let Some(why) = why {
             rep.skipped.push((path, why));
             continue;
         }
-        let missing = missing_rungs(archive, &e.hash, &opts.rungs)?;
+        let missing = missing_rungs(archive, &e.hash, &rungs)?;
         if missing.is_empty() {
             rep.up_to_date += 1;
             continue;

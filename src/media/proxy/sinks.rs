@@ -403,7 +403,7 @@ pub(super) fn preview(out_dir: &Path, v: &VideoFacts, audio: &[AudioTrack], thre
     Ok(Box::new(MovieSink { rung: Rung::Preview, octx, path, video, copies: Vec::new(), encs }))
 }
 
-fn jpeg_encoder(w: u32, h: u32, rate: ff::Rational) -> Result<ff::encoder::video::Encoder, ProxyError> {
+pub(super) fn jpeg_encoder(w: u32, h: u32, rate: ff::Rational) -> Result<ff::encoder::video::Encoder, ProxyError> {
     let (enc, _) = video_encoder("mjpeg", w, h, ff::format::Pixel::YUVJ420P, rate, ff::Rational(1, 1), None, 1, false, &[], |p| unsafe {
         // SAFETY: fixed quantiser (qscale 3) on an unopened context.
         (*p).flags |= ffi::AV_CODEC_FLAG_QSCALE as i32;
