@@ -2,6 +2,7 @@
 //! pipeline per rung (`VideoRung`), audio conversion with a FIFO for fixed
 //! frame-size encoders (`AudioRung`), and packet writing.
 
+use super::boxscale;
 use super::{fail, ratio, ProxyError};
 use ff::ffi;
 use ffmpeg_next as ff;
@@ -81,6 +82,9 @@ pub(super) struct VideoRung {
     pub(super) always_scale: bool,
     /// Colour tags of the output pictures (None: the source's).
     pub(super) tags: Option<ColourTags>,
+    /// The box-downscale plan for the last source format (None inside: swscale).
+    pub(super) box_plan: Option<((ff::format::Pixel, u32, u32, ff::color::Range), Option<boxscale::BoxPlan>)>,
+    pub(super) box_acc: Vec<u16>,
 }
 
 impl VideoRung {
@@ -92,10 +96,6 @@ impl VideoRung {
             src.set_kind(ff::picture::Type::None);
             return Ok(true);
         }
-        let key = (src.format(), src.width(), src.height());
-        if self.scaler.as_ref().map(|s| (s.0, s.1, s.2) != key).unwrap_or(true) {
-            self.scaler = Some((key.0, key.1, key.2, Scaler::new(key.0, key.1, key.2, self.fmt, self.w, self.h)?));
-        }
         // A frame-threaded encoder (prores) keeps a reference to the pictures it
         // was sent and reads them later: never scale into a buffer it still holds.
         // SAFETY: a query on a valid frame.
@@ -104,8 +104,21 @@ impl VideoRung {
             self.scaled = ff::frame::Video::new(self.fmt, self.w, self.h);
             self.scaled.set_color_range(range);
         }
-        let (_, _, _, ctx) = self.scaler.as_mut().ok_or_else(|| ProxyError::Failed("internal: no scaler".into()))?;
-        ctx.0.run(src, &mut self.scaled).map_err(fail("scale"))?;
+        let key = (src.format(), src.width(), src.height(), src.color_range());
+        if self.box_plan.as_ref().map(|b| b.0 != key).unwrap_or(true) {
+            self.box_plan = Some((key, boxscale::plan(key.0, key.1, key.2, key.3, self.fmt, self.w, self.h)));
+        }
+        let boxed = match self.box_plan.as_ref().and_then(|b| b.1) {
+            Some(plan) => boxscale::run(&plan, src, &mut self.scaled, &mut self.box_acc),
+            None => false,
+        };
+        if !boxed {
+            if self.scaler.as_ref().map(|s| (s.0, s.1, s.2) != (key.0, key.1, key.2)).unwrap_or(true) {
+                self.scaler = Some((key.0, key.1, key.2, Scaler::new(key.0, key.1, key.2, self.fmt, self.w, self.h)?));
+            }
+            let (_, _, _, ctx) = self.scaler.as_mut().ok_or_else(|| ProxyError::Failed("internal: no scaler".into()))?;
+            ctx.0.run(src, &mut self.scaled).map_err(fail("scale"))?;
+        }
         self.scaled.set_pts(Some(pts));
         self.scaled.set_kind(ff::picture::Type::None);
         // The picture carries the colour description the encoder is told

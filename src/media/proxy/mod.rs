@@ -23,6 +23,7 @@
 //! The source is read once, through the archive's `BlobReader` (custom AVIO),
 //! never copied to a temporary file. Outputs go to a folder the caller gives.
 
+mod boxscale;
 mod encode;
 mod movie;
 pub mod run;

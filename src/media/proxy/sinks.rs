@@ -350,7 +350,7 @@ pub(super) fn editorial(rung: Rung, out_dir: &Path, v: &VideoFacts, audio: &[Aud
     octx.write_header().map_err(fail("editorial header"))?;
     let mut scaled = ff::frame::Video::new(fmt, w, h);
     scaled.set_color_range(v.colour.range);
-    let video = VideoRung { enc, w, h, fmt, scaler: None, scaled, tb, ost: Some(ost), always_scale: false, tags: Some(v.colour) };
+    let video = VideoRung { enc, w, h, fmt, scaler: None, scaled, tb, ost: Some(ost), always_scale: false, tags: Some(v.colour), box_plan: None, box_acc: Vec::new() };
     Ok(Box::new(MovieSink { rung, octx, path, video, copies, encs }))
 }
 
@@ -399,7 +399,7 @@ pub(super) fn preview(out_dir: &Path, v: &VideoFacts, audio: &[AudioTrack], thre
     hd.set("movflags", "frag_keyframe+empty_moov+default_base_moof");
     octx.write_header_with(hd).map_err(fail("preview header"))?;
     let scaled = ff::frame::Video::new(fmt, w, h);
-    let video = VideoRung { enc, w, h, fmt, scaler: None, scaled, tb, ost: Some(ost), always_scale: false, tags: Some(v.colour) };
+    let video = VideoRung { enc, w, h, fmt, scaler: None, scaled, tb, ost: Some(ost), always_scale: false, tags: Some(v.colour), box_plan: None, box_acc: Vec::new() };
     Ok(Box::new(MovieSink { rung: Rung::Preview, octx, path, video, copies: Vec::new(), encs }))
 }
 
@@ -415,7 +415,7 @@ pub(super) fn jpeg_encoder(w: u32, h: u32, rate: ff::Rational) -> Result<ff::enc
 
 fn jpeg_rung(w: u32, h: u32, rate: ff::Rational) -> Result<VideoRung, ProxyError> {
     let fmt = ff::format::Pixel::YUVJ420P;
-    Ok(VideoRung { enc: jpeg_encoder(w, h, rate)?, w, h, fmt, scaler: None, scaled: ff::frame::Video::new(fmt, w, h), tb: rate_tb(rate), ost: None, always_scale: true, tags: None })
+    Ok(VideoRung { enc: jpeg_encoder(w, h, rate)?, w, h, fmt, scaler: None, scaled: ff::frame::Video::new(fmt, w, h), tb: rate_tb(rate), ost: None, always_scale: true, tags: None, box_plan: None, box_acc: Vec::new() })
 }
 
 // ---- thumb: the poster frame ----
