@@ -101,28 +101,43 @@ pub(super) fn render(seq: &SequenceSource, out_dir: &Path, opts: &RenderOptions)
     let mut bad: Option<(u64, String)> = None;
     let mut missing: Vec<(u64, u64)> = Vec::new();
     let mut next_no = *first_no;
-    for (i, (no, file)) in seq.frames.iter().enumerate() {
-        if opts.interrupt.load(Ordering::Relaxed) {
-            return Err(ProxyError::Interrupted);
-        }
-        if *no > next_no {
-            missing.push((next_no, no - 1));
-            for _ in next_no..*no {
-                out.video(&held)?;
-            }
-        }
-        if i > 0 {
-            let picture = file.read_all().and_then(|b| decode_one(&mut dec, &b));
-            match picture {
-                Ok(f) => held = f,
-                Err(e) => {
-                    bad.get_or_insert((out.frames_out, format!("frame {no} does not decode: {e}")));
+    std::thread::scope(|scope| -> Result<(), ProxyError> {
+        // The next frames are read (and verified) while this one decodes: a
+        // 4K DPX frame is ~50 MB, and the decoder is single-threaded.
+        let (tx, rx) = crossbeam_channel::bounded::<Result<Vec<u8>, String>>(2);
+        let rest = &seq.frames[1..];
+        let interrupt = &opts.interrupt;
+        scope.spawn(move || {
+            for (_, f) in rest {
+                if interrupt.load(Ordering::Relaxed) || tx.send(f.read_all()).is_err() {
+                    break;
                 }
             }
+        });
+        for (i, (no, _)) in seq.frames.iter().enumerate() {
+            if opts.interrupt.load(Ordering::Relaxed) {
+                return Err(ProxyError::Interrupted);
+            }
+            if *no > next_no {
+                missing.push((next_no, no - 1));
+                for _ in next_no..*no {
+                    out.video(&held)?;
+                }
+            }
+            if i > 0 {
+                let bytes = rx.recv().unwrap_or_else(|_| Err("the frame reader stopped".into()));
+                match bytes.and_then(|b| decode_one(&mut dec, &b)) {
+                    Ok(f) => held = f,
+                    Err(e) => {
+                        bad.get_or_insert((out.frames_out, format!("frame {no} does not decode: {e}")));
+                    }
+                }
+            }
+            out.video(&held)?;
+            next_no = no + 1;
         }
-        out.video(&held)?;
-        next_no = no + 1;
-    }
+        Ok(())
+    })?;
     let files = out.finish()?;
     if !missing.is_empty() {
         let list: Vec<String> = missing.iter().map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect();
