@@ -1132,7 +1132,7 @@ fn sequence_info(a: &Archive, archive: &std::path::Path, path: &str, dir: &reelf
 fn proxy_cmd(archive: &std::path::Path, paths: Vec<String>, profiles: &str, jobs: usize, json: bool, progress: bool) -> Result<i32> {
     use reelfs::media::proxy::run as proxy_run;
     let rungs = proxy_run::parse_rungs(profiles).map_err(anyhow::Error::msg)?;
-    let on_done: Option<Box<dyn Fn(&proxy_run::RenderedItem) + Send>> = if json {
+    let on_done: Option<proxy_run::OnDone> = if json {
         None
     } else {
         Some(Box::new(|i: &proxy_run::RenderedItem| {

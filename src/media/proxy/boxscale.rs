@@ -31,7 +31,7 @@ fn pow2_log(n: usize) -> Option<u32> {
 
 /// A plan for `src` (format, size, range) to `dst_fmt` at `dw`x`dh`.
 pub(super) fn plan(fmt: ff::format::Pixel, w: u32, h: u32, range: ff::color::Range, dst_fmt: ff::format::Pixel, dw: u32, dh: u32) -> Option<BoxPlan> {
-    if dst_fmt != ff::format::Pixel::YUV420P || range == ff::color::Range::JPEG || dw % 2 != 0 || dh % 2 != 0 {
+    if dst_fmt != ff::format::Pixel::YUV420P || range == ff::color::Range::JPEG || !dw.is_multiple_of(2) || !dh.is_multiple_of(2) {
         return None;
     }
     // SAFETY: descriptor lookup for a valid pixel format.

@@ -25,7 +25,7 @@ impl Scaler {
             let full_out = matches!(df, ff::format::Pixel::YUVJ420P | ff::format::Pixel::YUVJ422P | ff::format::Pixel::YUVJ444P);
             // SAFETY: a valid context; coefficient tables are static.
             unsafe {
-                let t = ffi::sws_getCoefficients(ffi::SWS_CS_ITU709 as i32);
+                let t = ffi::sws_getCoefficients(ffi::SWS_CS_ITU709);
                 ffi::sws_setColorspaceDetails(ctx.as_mut_ptr(), t, 1, t, full_out as i32, 0, 1 << 16, 1 << 16);
             }
         }
@@ -68,6 +68,9 @@ pub(super) fn share_audio(f: &ff::frame::Audio) -> ff::frame::Audio {
 }
 
 /// A picture pipeline for one rung: scale (when needed) and encode.
+/// A source picture's format, size and range: what a scaling plan depends on.
+pub(super) type PictureKey = (ff::format::Pixel, u32, u32, ff::color::Range);
+
 pub(super) struct VideoRung {
     pub(super) enc: ff::encoder::video::Encoder,
     pub(super) w: u32,
@@ -83,7 +86,7 @@ pub(super) struct VideoRung {
     /// Colour tags of the output pictures (None: the source's).
     pub(super) tags: Option<ColourTags>,
     /// The box-downscale plan for the last source format (None inside: swscale).
-    pub(super) box_plan: Option<((ff::format::Pixel, u32, u32, ff::color::Range), Option<boxscale::BoxPlan>)>,
+    pub(super) box_plan: Option<(PictureKey, Option<boxscale::BoxPlan>)>,
     pub(super) box_acc: Vec<u16>,
 }
 
@@ -449,7 +452,7 @@ pub(super) fn luma_is_black(f: &ff::frame::Video) -> bool {
 /// Encode the thumb rung's prepared (scaled) picture as one JPEG file.
 pub(super) fn encode_thumb(t: &mut VideoRung, path: &Path) -> Result<(), ProxyError> {
     // SAFETY: the frame's quality field carries the fixed quantiser.
-    unsafe { (*t.scaled.as_mut_ptr()).quality = 3 * ffi::FF_QP2LAMBDA as i32 };
+    unsafe { (*t.scaled.as_mut_ptr()).quality = 3 * ffi::FF_QP2LAMBDA };
     t.scaled.set_pts(Some(0));
     t.enc.send_frame(&t.scaled).map_err(fail("jpeg encoder"))?;
     t.enc.send_eof().map_err(fail("jpeg encoder"))?;

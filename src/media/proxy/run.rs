@@ -17,6 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Called with each finished file.
+pub type OnDone = Box<dyn Fn(&RenderedItem) + Send>;
+
 pub struct ProxyRunOptions {
     /// `BRANCH[/PATH]` specs; empty: every file on every branch.
     pub specs: Vec<String>,
@@ -25,7 +28,7 @@ pub struct ProxyRunOptions {
     pub progress: bool,
     pub interrupt: Arc<AtomicBool>,
     /// Called with each finished file (for a line of output as it happens).
-    pub on_done: Option<Box<dyn Fn(&RenderedItem) + Send>>,
+    pub on_done: Option<OnDone>,
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]

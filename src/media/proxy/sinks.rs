@@ -23,6 +23,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+/// The files a rung wrote.
+pub(super) type RungFiles = Vec<(Rung, PathBuf)>;
+
 /// Pictures queued per rung.
 const DEPTH: usize = 6;
 
@@ -94,7 +97,7 @@ pub(super) trait Sink: Send {
 
 struct SinkThread {
     tx: Option<Sender<Msg>>,
-    handle: Option<JoinHandle<Result<Vec<(Rung, PathBuf)>, ProxyError>>>,
+    handle: Option<JoinHandle<Result<RungFiles, ProxyError>>>,
     packets: Vec<usize>,
     frames: Vec<usize>,
 }
@@ -407,7 +410,7 @@ pub(super) fn jpeg_encoder(w: u32, h: u32, rate: ff::Rational) -> Result<ff::enc
     let (enc, _) = video_encoder("mjpeg", w, h, ff::format::Pixel::YUVJ420P, rate, ff::Rational(1, 1), None, 1, false, &[], |p| unsafe {
         // SAFETY: fixed quantiser (qscale 3) on an unopened context.
         (*p).flags |= ffi::AV_CODEC_FLAG_QSCALE as i32;
-        (*p).global_quality = 3 * ffi::FF_QP2LAMBDA as i32;
+        (*p).global_quality = 3 * ffi::FF_QP2LAMBDA;
         (*p).color_range = ffi::AVColorRange::AVCOL_RANGE_JPEG;
     })?;
     Ok(enc)
@@ -563,7 +566,7 @@ impl Sink for SheetSink {
             return Ok(Vec::new());
         }
         // SAFETY: the frame's quality field carries the fixed quantiser.
-        unsafe { (*self.canvas.as_mut_ptr()).quality = 3 * ffi::FF_QP2LAMBDA as i32 };
+        unsafe { (*self.canvas.as_mut_ptr()).quality = 3 * ffi::FF_QP2LAMBDA };
         self.canvas.set_pts(Some(0));
         self.enc.send_frame(&self.canvas).map_err(fail("jpeg encoder"))?;
         self.enc.send_eof().map_err(fail("jpeg encoder"))?;
@@ -587,4 +590,21 @@ pub(super) fn build(rungs: &[Rung], out_dir: &Path, v: &VideoFacts, audio: &[Aud
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sheet_picks;
+
+    #[test]
+    fn sheet_picks_are_evenly_spaced_mid_share_frames() {
+        // 60 frames, 25 tiles: the middle of each 2.4-frame share.
+        let p = sheet_picks(60, 25);
+        assert_eq!(p.len(), 25);
+        assert_eq!((p[0], p[12], p[24]), (1, 30, 58));
+        assert!(p.windows(2).all(|w| w[0] < w[1]));
+        // Fewer frames than tiles: every frame once.
+        assert_eq!(sheet_picks(3, 25), vec![0, 1, 2]);
+        assert!(sheet_picks(0, 25).is_empty());
+    }
 }
