@@ -451,13 +451,19 @@ pub(super) fn luma_is_black(f: &ff::frame::Video) -> bool {
 
 /// Encode the thumb rung's prepared (scaled) picture as one JPEG file.
 pub(super) fn encode_thumb(t: &mut VideoRung, path: &Path) -> Result<(), ProxyError> {
+    encode_jpeg(&mut t.enc, &mut t.scaled, path)
+}
+
+/// Encode one picture with a (fresh) MJPEG encoder at the fixed quantiser and
+/// write it as a file: the thumb, the sheet, the waveform.
+pub(super) fn encode_jpeg(enc: &mut ff::encoder::video::Encoder, pic: &mut ff::frame::Video, path: &Path) -> Result<(), ProxyError> {
     // SAFETY: the frame's quality field carries the fixed quantiser.
-    unsafe { (*t.scaled.as_mut_ptr()).quality = 3 * ffi::FF_QP2LAMBDA };
-    t.scaled.set_pts(Some(0));
-    t.enc.send_frame(&t.scaled).map_err(fail("jpeg encoder"))?;
-    t.enc.send_eof().map_err(fail("jpeg encoder"))?;
+    unsafe { (*pic.as_mut_ptr()).quality = 3 * ffi::FF_QP2LAMBDA };
+    pic.set_pts(Some(0));
+    enc.send_frame(pic).map_err(fail("jpeg encoder"))?;
+    enc.send_eof().map_err(fail("jpeg encoder"))?;
     let mut pkt = ff::Packet::empty();
-    t.enc.receive_packet(&mut pkt).map_err(fail("jpeg encoder"))?;
+    enc.receive_packet(&mut pkt).map_err(fail("jpeg encoder"))?;
     let data = pkt.data().ok_or_else(|| ProxyError::Failed("jpeg encoder gave no data".into()))?;
     super::write_file(path, data)
 }

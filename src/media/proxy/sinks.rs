@@ -11,7 +11,7 @@
 //! pictures per rung held beyond the decoder's own pool).
 
 use super::encode::{
-    encode_thumb, has_alpha, luma_is_black, share_audio, share_video, video_encoder, write_video_packets, AudioRung, ColourTags,
+    encode_jpeg, encode_thumb, has_alpha, luma_is_black, share_audio, share_video, video_encoder, write_video_packets, AudioRung, ColourTags,
     CopyRoute, VideoRung,
 };
 use super::{editorial_size, fail, fit, ratio, ProxyError, Rung};
@@ -565,15 +565,7 @@ impl Sink for SheetSink {
         if self.placed == 0 {
             return Ok(Vec::new());
         }
-        // SAFETY: the frame's quality field carries the fixed quantiser.
-        unsafe { (*self.canvas.as_mut_ptr()).quality = 3 * ffi::FF_QP2LAMBDA };
-        self.canvas.set_pts(Some(0));
-        self.enc.send_frame(&self.canvas).map_err(fail("jpeg encoder"))?;
-        self.enc.send_eof().map_err(fail("jpeg encoder"))?;
-        let mut pkt = ff::Packet::empty();
-        self.enc.receive_packet(&mut pkt).map_err(fail("jpeg encoder"))?;
-        let data = pkt.data().ok_or_else(|| ProxyError::Failed("jpeg encoder gave no data".into()))?;
-        super::write_file(&self.path, data)?;
+        encode_jpeg(&mut self.enc, &mut self.canvas, &self.path)?;
         Ok(vec![(Rung::Sheet, self.path.clone())])
     }
 }

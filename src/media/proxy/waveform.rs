@@ -2,8 +2,9 @@
 //! waveform of its first track, 320 px wide, so a browser of the archive shows
 //! something recognisable instead of nothing. The other rungs do not apply.
 
+use super::encode::encode_jpeg;
 use super::sinks::jpeg_encoder;
-use super::{fail, finish_render, open_input, ProxyError, RenderOptions, RenderStats, Rung, Source};
+use super::{finish_render, open_input, ProxyError, RenderOptions, RenderStats, Rung, Source};
 use crate::archive::proxies::RenderedProxy;
 use ffmpeg_next as ff;
 use std::path::Path;
@@ -123,13 +124,8 @@ pub(super) fn render(src: &Source, out_dir: &Path, opts: &RenderOptions) -> Resu
         }
     }
     let mut enc = jpeg_encoder(w, h, ff::Rational(25, 1))?;
-    pic.set_pts(Some(0));
-    enc.send_frame(&pic).map_err(fail("jpeg encoder"))?;
-    enc.send_eof().map_err(fail("jpeg encoder"))?;
-    let mut pkt = ff::Packet::empty();
-    enc.receive_packet(&mut pkt).map_err(fail("jpeg encoder"))?;
     let path = out_dir.join("thumb.jpg");
-    super::write_file(&path, pkt.data().unwrap_or_default())?;
+    encode_jpeg(&mut enc, &mut pic, &path)?;
     Ok(finish_render(vec![(Rung::Thumb, path)], 0, t0, None, notes))
 }
 
