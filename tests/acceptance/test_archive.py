@@ -219,8 +219,12 @@ def test_info_human_readable(reelfs, media_archive, media_dir):
 
 
 def test_info_of_a_folder_or_missing_path_is_an_error(reelfs, media_archive):
+    # A folder holding an image sequence describes the sequence (test_proxy_sequences.py);
+    # any other folder is an error that points at `ls`.
+    proc = reelfs("info", media_archive, DAY)
+    assert proc.returncode != 0 and "folder" in proc.stderr and "reelfs ls" in proc.stderr
     proc = reelfs("info", media_archive, f"{DAY}/E005_dpx")
-    assert proc.returncode != 0 and "folder" in proc.stderr
+    assert proc.returncode == 0 and "E005.%07d.dpx (frames 86400-86409, 10 files)" in proc.stdout
     proc = reelfs("info", media_archive, f"{DAY}/NOPE.mov")
     assert proc.returncode != 0 and "no such file" in proc.stderr
     proc = reelfs("ls", media_archive, "nobranch/x")
