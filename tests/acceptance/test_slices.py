@@ -13,11 +13,8 @@ What "right" means here is checked with independent tools, never with reelfs its
 The footage is scripts/gen-test-media (facts in scripts/test-media.md). One mount of the
 session's `media_archive` serves the whole module; nothing here writes to it.
 
-MXF and BWF slices: a container listed in PENDING is one whose slices are not implemented.
-For a pending container the tests demand a clear error (ENOENT in the mount, a reason
-from `reelfs slice`), and the positive checks are strict xfails, so when the feature
-lands they XPASS and fail until the container is taken out of PENDING; out of PENDING,
-the positive checks are ordinary tests and the "clear error" tests are skipped.
+MXF slices are remuxed into the archive's cache, BWF slices are zero-copy WAVs; both get
+the same checks as QuickTime where they apply.
 """
 
 from __future__ import annotations
@@ -34,13 +31,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-
-# ---- what is implemented ------------------------------------------------------------
-
-# Containers whose slices are not implemented yet, e.g. {"mxf", "wav"}. MXF (remuxed into
-# cache/) and BWF (zero-copy WAV) slices have landed, so nothing is pending now; put a
-# container back here (or in REELFS_TEST_SLICES_PENDING=mxf,wav) if its slices are removed.
-PENDING = set(filter(None, os.environ.get("REELFS_TEST_SLICES_PENDING", "").split(",")))
 
 MEDIA_REL = "main/Day01/test-media"   # where conftest's media_archive puts the footage
 TIMEOUT = 120
@@ -212,11 +202,6 @@ def tmcd_stream(probe):
     return next((s for s in probe["streams"] if s.get("codec_tag_string") == "tmcd"), None)
 
 
-def pending(clip: Clip):
-    ext = clip.file.rsplit(".", 1)[1].lower()
-    return ext if ext in PENDING else None
-
-
 # ---- the mount -----------------------------------------------------------------------
 
 
@@ -270,7 +255,7 @@ def src_probe(media_dir, clip: Clip):
     return cached(("p", clip.key), lambda: ffprobe(media_dir / clip.file))
 
 
-# ---- checks shared by the QuickTime cases and the (pending) MXF case ------------------
+# ---- checks shared by the QuickTime cases and the MXF case ----------------------------
 
 
 def check_frames(mnt, media_dir, clip, a, b, h):
@@ -563,37 +548,10 @@ def test_at_sign_names_that_are_not_slices_stay_ordinary(mnt):
         os.stat(mnt / "mail@host.txt")
 
 
-# ---- MXF and BWF (pending: clear error now, real checks when they land) -------------
+# ---- MXF and BWF ----------------------------------------------------------------------
 
 
-def _pending_marks(kind):
-    if kind in PENDING:
-        return [pytest.mark.xfail(strict=True, reason=f"{kind} slices not implemented yet; "
-                                  f"remove '{kind}' from PENDING in {Path(__file__).name} when they land")]
-    return []
-
-
-@pytest.mark.skipif("mxf" not in PENDING, reason="MXF slices are implemented")
-def test_mxf_slice_gives_a_clear_error_for_now(mnt, reelfs, media_archive):
-    name = "B002C001_dnxhd_2997df.mxf@00:00:59;20-00:01:00;10"
-    with pytest.raises(FileNotFoundError):
-        os.stat(mnt / name)
-    p = reelfs("slice", media_archive, f"{MEDIA_REL}/{name}")
-    assert p.returncode != 0
-    assert re.search(r"(?i)mxf.*not supported|not supported.*mxf", p.stderr), p.stderr
-
-
-@pytest.mark.skipif("wav" not in PENDING, reason="BWF slices are implemented")
-def test_wav_slice_gives_a_clear_error_for_now(mnt, reelfs, media_archive):
-    name = "D004_bwf.wav@01:00:00:00-01:00:01:00"
-    with pytest.raises(FileNotFoundError):
-        os.stat(mnt / name)
-    p = reelfs("slice", media_archive, f"{MEDIA_REL}/{name}")
-    assert p.returncode != 0
-    assert re.search(r"(?i)wav|bwf", p.stderr) and re.search(r"(?i)not supported|cannot|unsupported", p.stderr), p.stderr
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, marks=_pending_marks("mxf")) for c in MXF_CASES], ids=case_id)
+@pytest.mark.parametrize("case", MXF_CASES, ids=case_id)
 def test_mxf_slice(mnt, media_dir, case):
     """Same checks as QuickTime: frames, timecode (in - handles), every PCM track, colour."""
     c = CLIPS[case[0]]
@@ -604,8 +562,8 @@ def test_mxf_slice(mnt, media_dir, case):
 
 
 @pytest.mark.parametrize("spec", [
-    pytest.param(("01:00:00:10", "01:00:01:00", 0), marks=_pending_marks("wav")),
-    pytest.param(("01:00:00:00", "01:00:02:23", 0), marks=_pending_marks("wav")),
+    ("01:00:00:10", "01:00:01:00", 0),
+    ("01:00:00:00", "01:00:02:23", 0),
 ])
 def test_wav_slice(mnt, media_dir, spec):
     """A BWF slice: bext time_reference = in point in samples; samples equal the source's.
