@@ -102,25 +102,22 @@ impl Sequence<Hash> {
 /// Group a folder's files into sequences (two frames or more), each sorted by
 /// frame number; files that are not part of one are left out.
 pub fn group<T: Clone>(files: impl IntoIterator<Item = (String, T)>) -> Vec<Sequence<T>> {
-    let mut by: std::collections::BTreeMap<(String, String), Sequence<T>> = Default::default();
+    let mut by: std::collections::BTreeMap<(String, String), (Sequence<T>, usize, usize)> = Default::default();
     for (name, item) in files {
         let Some((prefix, n, ext)) = frame_name(&name) else { continue };
         let digits = name.len() - prefix.len() - ext.len() - 1;
-        let padded = digits > 1 && name[prefix.len()..].starts_with('0');
-        let s = by.entry((prefix.to_string(), ext.to_ascii_lowercase())).or_insert_with(|| Sequence {
-            prefix: prefix.to_string(),
-            ext: ext.to_string(),
-            pad: 0,
-            frames: Vec::new(),
+        let (s, lo, hi) = by.entry((prefix.to_string(), ext.to_ascii_lowercase())).or_insert_with(|| {
+            (Sequence { prefix: prefix.to_string(), ext: ext.to_string(), pad: 0, frames: Vec::new() }, usize::MAX, 0)
         });
-        if padded {
-            s.pad = s.pad.max(digits);
-        }
+        (*lo, *hi) = ((*lo).min(digits), (*hi).max(digits));
         s.frames.push((n, name, item));
     }
     by.into_values()
-        .filter(|s| s.frames.len() >= 2)
-        .map(|mut s| {
+        .filter(|(s, _, _)| s.frames.len() >= 2)
+        .map(|(mut s, lo, hi)| {
+            // Every number written with the same count of digits: zero-padded
+            // to that width (`%04d` for 0998..1003 and for 1001..1006 alike).
+            s.pad = if lo == hi && lo > 1 { lo } else { 0 };
             s.frames.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
             // Two names for one number (A.01.dpx, A.001.dpx): keep the first.
             s.frames.dedup_by_key(|f| f.0);
@@ -143,10 +140,14 @@ const RATES: [(i32, i32); 11] =
     [(24000, 1001), (24, 1), (25, 1), (30000, 1001), (30, 1), (48000, 1001), (48, 1), (50, 1), (60000, 1001), (60, 1), (120, 1)];
 
 fn rate_from_f32(v: f32) -> Option<(i32, i32)> {
-    if !v.is_finite() || v <= 0.0 || v > 1000.0 {
+    if !v.is_finite() {
         return None;
     }
     let v = v as f64;
+    // A header value outside any real frame rate is garbage, not a rate.
+    if !(1.0..=300.0).contains(&v) {
+        return None;
+    }
     for (n, d) in RATES {
         if (n as f64 / d as f64 - v).abs() < 0.005 {
             return Some((n, d));
@@ -197,9 +198,15 @@ fn dpx_header(b: &[u8]) -> FrameHeader {
         Some(if big { u32::from_be_bytes(a) } else { u32::from_le_bytes(a) })
     };
     let f32_at = |o: usize| u32_at(o).filter(|v| *v != 0xFFFF_FFFF).map(f32::from_bits);
-    out.timecode = u32_at(1920).and_then(bcd_timecode);
+    // The industry headers exist only when the image data starts after them:
+    // writers that omit them (FFmpeg's) put pixels at these offsets.
+    let data_offset = u32_at(4).unwrap_or(0) as usize;
+    let (film, tv) = (data_offset >= 1920, data_offset >= 2048);
+    if tv {
+        out.timecode = u32_at(1920).and_then(bcd_timecode);
+    }
     // The television header's temporal rate, else the film header's.
-    out.rate = f32_at(1940).and_then(rate_from_f32).or_else(|| f32_at(1724).and_then(rate_from_f32));
+    out.rate = tv.then(|| f32_at(1940).and_then(rate_from_f32)).flatten().or_else(|| film.then(|| f32_at(1724).and_then(rate_from_f32)).flatten());
     out
 }
 
@@ -266,6 +273,11 @@ mod tests {
         assert!(s.gaps().is_empty());
         let gap = group(["x_001.dpx", "x_002.dpx", "x_006.dpx"].iter().map(|f| (f.to_string(), ())));
         assert_eq!(gap[0].gaps(), vec![(3, 5)]);
+        assert_eq!(gap[0].pattern(), "x_%03d.dpx");
+        let wide = group(["S.1001.dpx", "S.1002.dpx"].iter().map(|f| (f.to_string(), ())));
+        assert_eq!(wide[0].pattern(), "S.%04d.dpx");
+        let unpadded = group(["f9.tif", "f10.tif", "f11.tif"].iter().map(|f| (f.to_string(), ())));
+        assert_eq!(unpadded[0].pattern(), "f%d.tif");
         assert_eq!(gap[0].stem(), "x");
     }
 
@@ -293,6 +305,7 @@ mod tests {
             let mut b = vec![0xFFu8; 2048];
             b[0..4].copy_from_slice(if big { b"SDPX" } else { b"XPDS" });
             let put = |b: &mut Vec<u8>, o: usize, v: u32| b[o..o + 4].copy_from_slice(&if big { v.to_be_bytes() } else { v.to_le_bytes() });
+            put(&mut b, 4, 2048); // image data after the industry headers
             put(&mut b, 1920, 0x0100_0012);
             put(&mut b, 1940, 23.976f32.to_bits());
             let h = frame_header("dpx", &b);
@@ -303,6 +316,14 @@ mod tests {
             put(&mut b, 1724, 25.0f32.to_bits());
             assert_eq!(frame_header("dpx", &b).rate, Some((25, 1)));
         }
+        // No industry header (image data at 1664, as FFmpeg writes it): the
+        // bytes at 1920/1940 are pixels, never a timecode or a rate.
+        let mut b = vec![0u8; 4096];
+        b[0..4].copy_from_slice(b"XPDS");
+        b[4..8].copy_from_slice(&1664u32.to_le_bytes());
+        b[1920..1924].copy_from_slice(&0x0100_0000u32.to_le_bytes());
+        b[1940..1944].copy_from_slice(&25.0f32.to_bits().to_le_bytes());
+        assert_eq!(frame_header("dpx", &b), FrameHeader::default());
         assert_eq!(frame_header("dpx", b"nope"), FrameHeader::default());
         assert_eq!(frame_header("dpx", b"SDPX"), FrameHeader::default());
     }

@@ -1,0 +1,151 @@
+//! The proxy ladder through the library API (`reelfs::media::proxy::render`),
+//! without an archive: real footage made with the ffmpeg CLI into a temporary
+//! folder, rendered from a path, checked with ffprobe. The acceptance suite
+//! (tests/acceptance/test_proxies.py, test_proxy_sequences.py) checks the same
+//! outputs through the CLI and the mount, frame by frame; these tests keep the
+//! render paths covered by `cargo test` and check the library's contract:
+//! rungs, frame counts, notes, partial marks, interrupts.
+
+use reelfs::media::probe;
+use reelfs::media::proxy::{render, FrameFile, ProxyError, RenderOptions, Rung, SequenceSource, Source};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg").args(["-nostdin", "-v", "error", "-y"]).args(args).output().expect("ffmpeg is installed (scripts/install-deps)");
+    assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn ffprobe(path: &Path, entries: &str) -> String {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-show_entries", entries, "-of", "default=nw=1", path.to_str().unwrap()])
+        .output()
+        .expect("ffprobe is installed");
+    assert!(out.status.success(), "ffprobe {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn opts(rungs: &[Rung]) -> RenderOptions {
+    RenderOptions { rungs: rungs.to_vec(), threads: 0, interrupt: Arc::new(AtomicBool::new(false)), frames_done: Arc::new(AtomicU64::new(0)) }
+}
+
+/// 24 frames of 320x180 ProRes Proxy at 24 fps, TC 01:00:00:00, reel R1, two PCM tracks.
+fn small_clip(dir: &Path) -> PathBuf {
+    let p = dir.join("clip.mov");
+    ffmpeg(&[
+        "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=24:duration=1",
+        "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=1",
+        "-f", "lavfi", "-i", "sine=frequency=1500:sample_rate=48000:duration=1",
+        "-map", "0:v", "-map", "1:a", "-map", "2:a",
+        "-c:v", "prores_ks", "-profile:v", "0", "-c:a", "pcm_s24le",
+        "-timecode", "01:00:00:00", "-metadata:s:v:0", "reel_name=R1",
+        p.to_str().unwrap(),
+    ]);
+    p
+}
+
+#[test]
+fn one_decode_renders_every_rung_with_the_source_frame_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = small_clip(dir.path());
+    let facts = probe::probe(&clip).expect("the clip probes");
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let o = opts(&Rung::ALL);
+    let (files, stats) = render(&Source::Path(clip.clone()), &facts, &out, &o).expect("render");
+    let names: Vec<&str> = files.iter().map(|f| f.profile.as_str()).collect();
+    assert_eq!(names, ["thumb", "sheet", "preview", "editorial", "editorial-dnxhr"]);
+    assert_eq!(stats.frames, 24);
+    assert_eq!(stats.partial_at, None);
+    assert_eq!(o.frames_done.load(Ordering::Relaxed), 24);
+    for f in &files {
+        assert!(f.path.exists() && std::fs::metadata(&f.path).unwrap().len() > 0, "{}", f.path.display());
+        assert_eq!(f.settings_version, Rung::parse(&f.profile).unwrap().settings_version());
+    }
+    let ed = &files[3].path;
+    let e = ffprobe(ed, "stream=codec_name,nb_read_frames:stream_tags=timecode,reel_name");
+    assert!(e.contains("codec_name=prores") && e.contains("nb_read_frames=24"), "{e}");
+    assert!(e.contains("TAG:timecode=01:00:00:00") && e.contains("TAG:reel_name=R1"), "{e}");
+    assert_eq!(e.matches("codec_name=pcm_s24le").count(), 2, "{e}");
+    let d = ffprobe(&files[4].path, "stream=codec_name,profile,nb_read_frames");
+    assert!(d.contains("profile=DNXHR LB") && d.contains("nb_read_frames=24"), "{d}");
+    let p = ffprobe(&files[2].path, "stream=codec_name,channels,nb_read_frames");
+    assert!(p.contains("codec_name=h264") && p.contains("nb_read_frames=24") && p.contains("channels=2"), "{p}");
+    let s = ffprobe(&files[1].path, "stream=width,height");
+    // 24 frames: 24 tiles of 240x136 in rows of five.
+    assert!(s.contains("width=1200") && s.contains("height=680"), "{s}");
+}
+
+#[test]
+fn a_truncated_clip_renders_what_decodes_and_is_marked_partial() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("long.mov");
+    ffmpeg(&["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=4", "-c:v", "libx264", "-g", "10", "-movflags", "+faststart", clip.to_str().unwrap()]);
+    let facts = probe::probe(&clip).unwrap();
+    let data = std::fs::read(&clip).unwrap();
+    let cut = dir.path().join("cut.mov");
+    std::fs::write(&cut, &data[..data.len() / 2]).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let (files, stats) = render(&Source::Path(cut), &facts, &out, &opts(&[Rung::Editorial])).expect("a partial render");
+    let first_bad = stats.partial_at.expect("marked partial");
+    assert!(first_bad > 10 && first_bad < 100, "{first_bad}");
+    assert_eq!(stats.frames as i64, first_bad);
+    assert!(files[0].note.contains("partial"), "{}", files[0].note);
+}
+
+#[test]
+fn audio_only_gets_a_waveform_thumb_and_not_media_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("tone.wav");
+    ffmpeg(&["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=1", "-c:a", "pcm_s16le", wav.to_str().unwrap()]);
+    let facts = probe::probe(&wav).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let (files, stats) = render(&Source::Path(wav.clone()), &facts, &out, &opts(&[Rung::Thumb])).expect("waveform");
+    assert_eq!(files.len(), 1);
+    assert!(stats.notes.iter().any(|n| n.contains("waveform")));
+    assert!(ffprobe(&files[0].path, "stream=width,height").contains("width=320"));
+    // Without the thumb, an audio file has nothing to render.
+    match render(&Source::Path(wav), &facts, &out, &opts(&[Rung::Editorial])) {
+        Err(ProxyError::Skip(why)) => assert!(why.contains("audio only"), "{why}"),
+        other => panic!("expected a skip, got {:?}", other.map(|r| r.1)),
+    }
+    let junk = dir.path().join("junk.mov");
+    std::fs::write(&junk, vec![7u8; 4096]).unwrap();
+    assert!(matches!(render(&Source::Path(junk), &serde_json::Value::Null, &out, &opts(&[Rung::Thumb])), Err(ProxyError::Skip(_))));
+}
+
+#[test]
+fn an_interrupt_stops_the_render() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = small_clip(dir.path());
+    let facts = probe::probe(&clip).unwrap();
+    let o = opts(&[Rung::Editorial, Rung::Preview]);
+    o.interrupt.store(true, Ordering::Relaxed);
+    assert!(matches!(render(&Source::Path(clip), &facts, dir.path(), &o), Err(ProxyError::Interrupted)));
+}
+
+#[test]
+fn an_image_sequence_renders_one_proxy_holding_a_bad_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let seq = dir.path().join("seq");
+    std::fs::create_dir(&seq).unwrap();
+    ffmpeg(&["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=24", "-frames:v", "6", "-c:v", "dpx", "-pix_fmt", "gbrp10le", "-start_number", "1001", seq.join("S.%04d.dpx").to_str().unwrap()]);
+    std::fs::write(seq.join("S.1003.dpx"), b"not a dpx").unwrap();
+    let frames: Vec<(u64, FrameFile)> = (1001..=1006).filter(|n| *n != 1005).map(|n| (n, FrameFile::Path(seq.join(format!("S.{n}.dpx"))))).collect();
+    let src = Source::Sequence(SequenceSource { ext: "dpx".into(), frames });
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let (files, stats) = render(&src, &serde_json::Value::Null, &out, &opts(&[Rung::Editorial, Rung::Thumb])).expect("render");
+    // 1001..1006 with 1005 missing and 1003 damaged: six frames, partial from the third.
+    assert_eq!(stats.frames, 6);
+    assert_eq!(stats.partial_at, Some(2));
+    let notes = stats.notes.join("; ");
+    assert!(notes.contains("1005") && notes.contains("1003") && notes.contains("24 fps assumed"), "{notes}");
+    let ed = files.iter().find(|f| f.profile == "editorial").unwrap();
+    let e = ffprobe(&ed.path, "stream=nb_read_frames,r_frame_rate,color_space");
+    assert!(e.contains("nb_read_frames=6") && e.contains("r_frame_rate=24/1") && e.contains("color_space=bt709"), "{e}");
+}
