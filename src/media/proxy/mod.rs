@@ -155,8 +155,18 @@ pub enum FrameFile {
 }
 
 impl FrameFile {
-    /// The whole file (a frame is one picture: tens of MB at most).
+    /// The whole file (a frame is one picture: tens of MB, a few hundred for
+    /// 8K float EXR). A file far bigger is not a frame, whatever its name says,
+    /// and is refused rather than loaded into memory.
     pub fn read_all(&self) -> Result<Vec<u8>, String> {
+        const MAX_FRAME_BYTES: u64 = 2 << 30;
+        let size = match self {
+            FrameFile::Path(p) => std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?.len(),
+            FrameFile::Blob(b) => b.size,
+        };
+        if size > MAX_FRAME_BYTES {
+            return Err(format!("{size} bytes is too large for one image-sequence frame"));
+        }
         match self {
             FrameFile::Path(p) => std::fs::read(p).map_err(|e| format!("{}: {e}", p.display())),
             FrameFile::Blob(b) => {
