@@ -149,3 +149,89 @@ fn an_image_sequence_renders_one_proxy_holding_a_bad_frame() {
     let e = ffprobe(&ed.path, "stream=nb_read_frames,r_frame_rate,color_space");
     assert!(e.contains("nb_read_frames=6") && e.contains("r_frame_rate=24/1") && e.contains("color_space=bt709"), "{e}");
 }
+
+// ---- through an archive: `proxy::run`, storage, and the mount's `.proxy/` namespace ----
+
+mod archive_level {
+    use super::*;
+    use reelfs::archive::ingest::{self, IngestOptions};
+    use reelfs::archive::Archive;
+    use reelfs::fs::core::{FsCore, FsError, FsOptions};
+    use reelfs::fs::inodes::ROOT_INO;
+    use reelfs::media::proxy::run::{self as proxy_run, ProxyRunOptions};
+
+    fn ingest_into(root: &Path, src: &Path) {
+        let mut a = Archive::open_writer(root).unwrap();
+        let opts = IngestOptions {
+            branch: "main".into(),
+            dest: "Day01".into(),
+            message: Some("cards".into()),
+            progress: false,
+            prober: Some(probe::probe_for_ingest),
+            interrupt: Arc::new(AtomicBool::new(false)),
+        };
+        let rep = ingest::ingest(&mut a, &[src.to_path_buf()], &opts).unwrap();
+        assert!(rep.failed.is_empty(), "{:?}", rep.failed);
+    }
+
+    fn run_opts(rungs: &[Rung]) -> ProxyRunOptions {
+        ProxyRunOptions { specs: Vec::new(), rungs: rungs.to_vec(), jobs: 2, progress: false, interrupt: Arc::new(AtomicBool::new(false)), on_done: None }
+    }
+
+    fn path_ino(core: &FsCore, path: &str) -> Result<u64, FsError> {
+        let mut ino = ROOT_INO;
+        for part in path.split('/') {
+            ino = core.lookup(ino, part)?.ino;
+        }
+        Ok(ino)
+    }
+
+    #[test]
+    fn run_stores_proxies_once_and_the_mount_shows_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let card = dir.path().join("card");
+        std::fs::create_dir(&card).unwrap();
+        let clip = small_clip(&card);
+        let plates = card.join("plates");
+        std::fs::create_dir(&plates).unwrap();
+        ffmpeg(&["-f", "lavfi", "-i", "testsrc2=size=160x90:rate=24", "-frames:v", "3", "-c:v", "dpx", "-start_number", "7", plates.join("P_%03d.dpx").to_str().unwrap()]);
+        std::fs::write(card.join("notes.txt"), b"call sheet").unwrap();
+        let root = dir.path().join("archive");
+        Archive::init(&root).unwrap();
+        ingest_into(&root, &card);
+
+        let rep = proxy_run::run(&root, run_opts(&[Rung::Thumb, Rung::Editorial])).unwrap();
+        let mut rendered: Vec<&str> = rep.rendered.iter().map(|r| r.path.as_str()).collect();
+        rendered.sort();
+        assert_eq!(rendered, ["main/Day01/card/clip.mov", "main/Day01/card/plates/P_%03d.dpx"]);
+        assert!(rep.skipped.iter().any(|(p, why)| p.ends_with("notes.txt") && why.contains("not media")), "{:?}", rep.skipped);
+        assert!(rep.failed.is_empty() && !rep.interrupted);
+        // Everything stored: a second run renders nothing.
+        let again = proxy_run::run(&root, run_opts(&[Rung::Thumb, Rung::Editorial])).unwrap();
+        assert!(again.rendered.is_empty() && again.up_to_date == 2, "{again:?}");
+        assert!(proxy_run::parse_rungs("thumb,poster").unwrap_err().contains("poster"));
+
+        let a = Archive::open(&root).unwrap();
+        let src = std::fs::read(&clip).unwrap();
+        assert!(a.catalog.has_proxy(&reelfs::archive::Hash::of(&src), "editorial", Rung::Editorial.settings_version()).unwrap());
+        let core = FsCore::new(a, FsOptions::default());
+        let card_ino = path_ino(&core, "main/Day01/card").unwrap();
+        assert!(core.readdir(card_ino).unwrap().iter().any(|(n, _)| n == ".proxy"));
+        let ed = path_ino(&core, "main/Day01/card/.proxy/editorial/clip.mov").unwrap();
+        let attr = core.getattr(ed).unwrap();
+        assert!(attr.size > 0);
+        let fh = core.open(ed, false).unwrap();
+        assert_eq!(&core.read(fh, 4, 4).unwrap()[..], b"ftyp");
+        let source = core.getxattr(ed, "user.reelfs.source").unwrap();
+        assert_eq!(String::from_utf8_lossy(&source), "main/Day01/card/clip.mov");
+        // The sequence: one proxy under its stem, its pattern as the source.
+        let profiles: Vec<String> = core.readdir(path_ino(&core, "main/Day01/card/plates/.proxy").unwrap()).unwrap().into_iter().map(|e| e.0).collect();
+        assert_eq!(profiles, ["editorial", "thumb"]);
+        let seq = path_ino(&core, "main/Day01/card/plates/.proxy/editorial/P.mov").unwrap();
+        assert_eq!(String::from_utf8_lossy(&core.getxattr(seq, "user.reelfs.source").unwrap()), "main/Day01/card/plates/P_%03d.dpx");
+        // What was not rendered is absent, and a proxy is read-only.
+        assert!(matches!(path_ino(&core, "main/Day01/card/.proxy/preview"), Err(FsError::NotFound)));
+        assert!(matches!(path_ino(&core, "main/Day01/card/.proxy/editorial/nope.mov"), Err(FsError::NotFound)));
+        assert!(core.open(ed, true).is_err());
+    }
+}
