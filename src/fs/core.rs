@@ -28,6 +28,9 @@ pub enum FsError {
     BadHandle,
     #[error("I/O error: {0}")]
     Io(String),
+    /// The disk holding the archive is full (ENOSPC to the caller).
+    #[error("no space left: {0}")]
+    NoSpace(String),
     #[error("already exists")]
     Exists,
     #[error("directory not empty")]
@@ -111,8 +114,12 @@ pub mod history;
 
 const HEADS_TTL: Duration = Duration::from_secs(1);
 
-fn io(e: impl std::fmt::Display) -> FsError {
-    FsError::Io(e.to_string())
+impl From<crate::archive::ArchiveError> for FsError {
+    /// The kind is decided here, from the error itself (errno, SQLite code),
+    /// so the FUSE adapter maps kinds and never reads messages.
+    fn from(e: crate::archive::ArchiveError) -> FsError {
+        if e.is_disk_full() { FsError::NoSpace(e.to_string()) } else { FsError::Io(e.to_string()) }
+    }
 }
 
 impl FsCore {
@@ -161,7 +168,7 @@ impl FsCore {
 
     fn with_archive<T>(&self, f: impl FnOnce(&Archive) -> crate::archive::Result<T>) -> FsResult<T> {
         let a = self.archive.lock().map_err(|_| FsError::Io("archive lock poisoned".into()))?;
-        f(&a).map_err(io)
+        f(&a).map_err(FsError::from)
     }
 
     fn heads(&self) -> FsResult<HashMap<String, Option<Hash>>> {

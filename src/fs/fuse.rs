@@ -59,7 +59,7 @@ fn errno(e: &FsError) -> Errno {
         FsError::ReadOnly => Errno::EROFS,
         FsError::NoAttr => Errno::NO_XATTR,
         FsError::BadHandle => Errno::EBADF,
-        FsError::Io(m) if m.contains("No space left") || m.contains("disk is full") || m.contains("database or disk is full") => Errno::ENOSPC,
+        FsError::NoSpace(_) => Errno::ENOSPC,
         FsError::Io(_) => Errno::EIO,
         FsError::Exists => Errno::EEXIST,
         FsError::NotEmpty => Errno::ENOTEMPTY,

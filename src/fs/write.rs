@@ -105,7 +105,7 @@ impl WriteState {
             let n = ((self.base.size - off).min(len)) as usize;
             let mut done = 0;
             while done < n {
-                let r = self.base.read_at(off + done as u64, &mut out[done..n]).map_err(|e| FsError::Io(e.to_string()))?;
+                let r = self.base.read_at(off + done as u64, &mut out[done..n]).map_err(FsError::from)?;
                 if r == 0 {
                     break;
                 }
@@ -633,11 +633,11 @@ impl FsCore {
             return Err(FsError::Invalid);
         }
         let root = self.with_archive_pub(|a| Ok(a.root().to_path_buf()))?;
-        let mut w = crate::archive::Archive::open_writer(&root).map_err(|e| FsError::Io(e.to_string()))?;
-        let from = if w.branches().map_err(|e| FsError::Io(e.to_string()))?.iter().any(|(n, _)| n == "main") { Some("main") } else { None };
+        let mut w = crate::archive::Archive::open_writer(&root).map_err(FsError::from)?;
+        let from = if w.branches().map_err(FsError::from)?.iter().any(|(n, _)| n == "main") { Some("main") } else { None };
         w.create_branch(name, from).map_err(|e| match e {
             crate::archive::ArchiveError::BranchExists(_) => FsError::Exists,
-            e => FsError::Io(e.to_string()),
+            e => FsError::from(e),
         })?;
         drop(w);
         self.invalidate_heads();
@@ -653,10 +653,10 @@ impl FsCore {
             return Err(FsError::NotEmpty);
         }
         let root = self.with_archive_pub(|a| Ok(a.root().to_path_buf()))?;
-        let mut w = crate::archive::Archive::open_writer(&root).map_err(|e| FsError::Io(e.to_string()))?;
+        let mut w = crate::archive::Archive::open_writer(&root).map_err(FsError::from)?;
         w.delete_branch(name).map_err(|e| match e {
             crate::archive::ArchiveError::NoSuchBranch(_) => FsError::NotFound,
-            e => FsError::Io(e.to_string()),
+            e => FsError::from(e),
         })?;
         self.invalidate_heads();
         Ok(())
