@@ -166,6 +166,19 @@ struct SinkMark {
 }
 
 impl PackSink {
+    /// A sink writing new packs after the archive's highest pack id.
+    fn new(archive: &Archive, cat: &Catalog) -> Result<PackSink> {
+        Ok(PackSink {
+            root: archive.root().to_path_buf(),
+            next_id: cat.max_pack_id()? + 1,
+            target: archive.config.packs.target_size,
+            current: None,
+            written: Vec::new(),
+            sealed: Vec::new(),
+            syncing: Vec::new(),
+        })
+    }
+
     fn writer(&mut self) -> Result<&mut (i64, String, PackWriter)> {
         if self.current.is_none() {
             let name = super::pack::pack_rel_path(self.next_id);
@@ -490,15 +503,7 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
         Some(t) => DirNode { base: Some(t), base_size: 0, loaded: false, dirty: false, mode: 0o755, mtime_ns: 0, entries: BTreeMap::new() },
         None => DirNode::new_empty(0o755, 0),
     };
-    let mut sink = PackSink {
-        root: archive.root().to_path_buf(),
-        next_id: cat.max_pack_id()? + 1,
-        target: archive.config.packs.target_size,
-        current: None,
-        written: Vec::new(),
-        sealed: Vec::new(),
-        syncing: Vec::new(),
-    };
+    let mut sink = PackSink::new(archive, cat)?;
     cat.begin()?;
     let result = (|| -> Result<Option<Hash>> {
         let now = super::objects::now_ns();
@@ -639,15 +644,7 @@ pub fn store_local_files<T>(
     let opts = IngestOptions { branch: String::new(), dest: String::new(), message: None, progress: false, prober: None, interrupt };
     let mut report = IngestReport::default();
     let cat = &archive.catalog;
-    let mut sink = PackSink {
-        root: archive.root().to_path_buf(),
-        next_id: cat.max_pack_id()? + 1,
-        target: archive.config.packs.target_size,
-        current: None,
-        written: Vec::new(),
-        sealed: Vec::new(),
-        syncing: Vec::new(),
-    };
+    let mut sink = PackSink::new(archive, cat)?;
     cat.begin()?;
     let result = (|| -> Result<T> {
         let mut stored = Vec::with_capacity(paths.len());
