@@ -11,31 +11,13 @@ use reelfs::archive::pack::RECORD_HEADER_LEN;
 use reelfs::archive::restore::{self, RestoreOptions};
 use reelfs::archive::{Archive, ArchiveError, EntryKind, Hash};
 use std::collections::BTreeMap;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-/// Deterministic incompressible bytes.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-fn write(path: &Path, data: &[u8], mode: u32, mtime_s: i64) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, data).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-    filetime::set_file_mtime(path, filetime::FileTime::from_unix_time(mtime_s, 123_456_789)).unwrap();
-}
+mod common;
+use common::{noise, write};
 
 /// A new archive with small chunks.
 fn small_archive(dir: &Path) -> PathBuf {

@@ -13,32 +13,14 @@ use reelfs::fs::core::{FsCore, FsError, FsOptions, NodeType};
 use reelfs::fs::inodes::ROOT_INO;
 use reelfs::fs::mount::{self, MountOptions};
 use std::collections::BTreeMap;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-/// Deterministic incompressible bytes (stored raw, like camera media).
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-fn write(path: &Path, data: &[u8], mode: u32, mtime_s: i64) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, data).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-    filetime::set_file_mtime(path, filetime::FileTime::from_unix_time(mtime_s, 987_654_321)).unwrap();
-}
+mod common;
+use common::{noise, write};
 
 fn ingest(root: &Path, src: &Path, dest: &str, probe: bool) {
     let mut a = Archive::open_writer(root).unwrap();
