@@ -159,6 +159,15 @@ impl FrameFile {
     /// 8K float EXR). A file far bigger is not a frame, whatever its name says,
     /// and is refused rather than loaded into memory.
     pub fn read_all(&self) -> Result<Vec<u8>, String> {
+        let mut buf = Vec::new();
+        self.read_into(&mut buf)?;
+        Ok(buf)
+    }
+
+    /// The whole file into `buf`, reusing its allocation: a 4K DPX frame is
+    /// ~35 MB, and a fresh buffer per frame costs page faults and zeroing
+    /// comparable to the read itself.
+    pub fn read_into(&self, buf: &mut Vec<u8>) -> Result<(), String> {
         const MAX_FRAME_BYTES: u64 = 2 << 30;
         let size = match self {
             FrameFile::Path(p) => std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?.len(),
@@ -167,11 +176,22 @@ impl FrameFile {
         if size > MAX_FRAME_BYTES {
             return Err(format!("{size} bytes is too large for one image-sequence frame"));
         }
+        buf.resize(size as usize, 0);
+        let mut got = 0;
         match self {
-            FrameFile::Path(p) => std::fs::read(p).map_err(|e| format!("{}: {e}", p.display())),
+            FrameFile::Path(p) => {
+                use std::io::Read;
+                let mut f = std::fs::File::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                while got < buf.len() {
+                    match f.read(&mut buf[got..]) {
+                        Ok(0) => break,
+                        Ok(n) => got += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(format!("{}: {e}", p.display())),
+                    }
+                }
+            }
             FrameFile::Blob(b) => {
-                let mut buf = vec![0u8; b.size as usize];
-                let mut got = 0;
                 while got < buf.len() {
                     let n = b.read_at(got as u64, &mut buf[got..]).map_err(|e| e.to_string())?;
                     if n == 0 {
@@ -179,10 +199,10 @@ impl FrameFile {
                     }
                     got += n;
                 }
-                buf.truncate(got);
-                Ok(buf)
             }
         }
+        buf.truncate(got);
+        Ok(())
     }
 }
 

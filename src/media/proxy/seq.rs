@@ -104,12 +104,17 @@ pub(super) fn render(seq: &SequenceSource, out_dir: &Path, opts: &RenderOptions)
     std::thread::scope(|scope| -> Result<(), ProxyError> {
         // The next frames are read (and verified) while this one decodes: a
         // 4K DPX frame is ~50 MB, and the decoder is single-threaded.
-        let (tx, rx) = crossbeam_channel::bounded::<Result<Vec<u8>, String>>(2);
+        // Buffers go back to the reader once decoded (three in all), so
+        // frames reuse memory instead of faulting in a new buffer each.
+        let (tx, rx) = crossbeam_channel::bounded::<(Vec<u8>, Result<(), String>)>(2);
+        let (free_tx, free_rx) = crossbeam_channel::bounded::<Vec<u8>>(3);
         let rest = &seq.frames[1..];
         let interrupt = &opts.interrupt;
         scope.spawn(move || {
             for (_, f) in rest {
-                if interrupt.load(Ordering::Relaxed) || tx.send(f.read_all()).is_err() {
+                let mut buf = free_rx.try_recv().unwrap_or_default();
+                let r = f.read_into(&mut buf);
+                if interrupt.load(Ordering::Relaxed) || tx.send((buf, r)).is_err() {
                     break;
                 }
             }
@@ -125,13 +130,14 @@ pub(super) fn render(seq: &SequenceSource, out_dir: &Path, opts: &RenderOptions)
                 }
             }
             if i > 0 {
-                let bytes = rx.recv().unwrap_or_else(|_| Err("the frame reader stopped".into()));
-                match bytes.and_then(|b| decode_one(&mut dec, &b)) {
+                let (buf, read) = rx.recv().unwrap_or_else(|_| (Vec::new(), Err("the frame reader stopped".into())));
+                match read.and_then(|()| decode_one(&mut dec, &buf)) {
                     Ok(f) => held = f,
                     Err(e) => {
                         bad.get_or_insert((out.frames_out, format!("frame {no} does not decode: {e}")));
                     }
                 }
+                let _ = free_tx.try_send(buf);
             }
             out.video(&held)?;
             next_no = no + 1;
