@@ -188,26 +188,33 @@ def px(tmp_path_factory, reelfs, media_dir):
     make_truncated(media_dir, e.src / TRUNC)
     (base / "src" / "Docs").mkdir()
     (base / "src" / "Docs" / "notes.txt").write_text("no media here\n")
-    e.archive = base / "archive"
-    reelfs.ok("init", e.archive)
-    reelfs.ok("ingest", e.archive, e.src, base / "src" / "Docs", "-m", "cards")
-    t0 = time.monotonic()
-    p = reelfs("proxy", e.archive, "--json", timeout=900)
-    e.render_seconds = time.monotonic() - t0
-    assert p.returncode == 0, f"reelfs proxy failed ({p.returncode}):\n{p.stdout}\n{p.stderr}"
-    e.report = json.loads(p.stdout)
-    e.work = base / "work"
-    e.work.mkdir()
+    archive_with_proxies(reelfs, e, base, [e.src, base / "src" / "Docs"])
     with Mounted(reelfs, e.archive, base / "mnt", base) as m:
         e.mnt = m.mp
         e.day = m.mp / "main" / "Day01"
         yield e
 
 
+def archive_with_proxies(reelfs, e, base, sources, *proxy_args):
+    """Init `base/archive`, ingest `sources`, render (`reelfs proxy --json` plus
+    `proxy_args`), and keep the report in `e.report`; `e.work` is a scratch folder."""
+    e.archive = base / "archive"
+    reelfs.ok("init", e.archive)
+    reelfs.ok("ingest", e.archive, *sources, "-m", "cards")
+    p = reelfs("proxy", e.archive, *proxy_args, "--json", timeout=900)
+    assert p.returncode == 0, f"reelfs proxy failed ({p.returncode}):\n{p.stdout}\n{p.stderr}"
+    e.report = json.loads(p.stdout)
+    e.work = base / "work"
+    e.work.mkdir()
+
+
+# The file extension of each profile's proxies.
+PROFILE_EXT = {"thumb": "jpg", "sheet": "jpg", "preview": "mp4", "editorial": "mov", "editorial-dnxhr": "mov"}
+
+
 def proxy_path(e, clip, profile):
     stem = clip.rsplit(".", 1)[0]
-    ext = {"thumb": "jpg", "sheet": "jpg", "preview": "mp4", "editorial": "mov", "editorial-dnxhr": "mov"}[profile]
-    return e.day / ".proxy" / profile / f"{stem}.{ext}"
+    return e.day / ".proxy" / profile / f"{stem}.{PROFILE_EXT[profile]}"
 
 
 RENDERED = ["A001C003_prores_2398.mov", "B002C001_dnxhd_2997df.mxf", "C003C001_h264_25p.mov",
@@ -425,7 +432,7 @@ def test_audio_only_gets_a_waveform_thumb_and_nothing_else(px, reelfs):
     mean = [sum(row) / 320 for row in rows]
     assert mean[48] > 150 and mean[2] < 60 and mean[93] < 60, mean
     for prof in ("preview", "editorial", "sheet"):
-        assert not (px.day / ".proxy" / prof / f"D004_bwf.{'jpg' if prof == 'sheet' else 'mp4' if prof == 'preview' else 'mov'}").exists()
+        assert not (px.day / ".proxy" / prof / f"D004_bwf.{PROFILE_EXT[prof]}").exists()
 
 
 def test_not_media_and_undecodable_have_no_proxies(px, reelfs):

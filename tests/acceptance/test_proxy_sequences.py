@@ -16,14 +16,13 @@ test_proxies.py, whose helpers this module reuses:
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from test_proxies import Mounted, ffprobe, frame_count, grab, mediainfo_tc, psnr, run, tmcd, video, audio
+from test_proxies import PROFILE_EXT, Mounted, archive_with_proxies, ffprobe, frame_count, grab, mediainfo_tc, psnr, run, tmcd, video, audio
 
 SEQS = {
     # folder: (pattern, ffmpeg input options, frames, header timecode, header rate)
@@ -53,14 +52,7 @@ def sx(tmp_path_factory, reelfs, media_dir):
         shutil.copytree(media_dir / folder, src / folder)
     for clip in (ALPHA, SMALL):
         shutil.copy2(media_dir / clip, src / clip)
-    e.archive = base / "archive"
-    reelfs.ok("init", e.archive)
-    reelfs.ok("ingest", e.archive, src, "-m", "plates")
-    p = reelfs("proxy", e.archive, "--profiles", ALL_PROFILES, "--json", timeout=900)
-    assert p.returncode == 0, f"reelfs proxy failed ({p.returncode}):\n{p.stdout}\n{p.stderr}"
-    e.report = json.loads(p.stdout)
-    e.work = base / "work"
-    e.work.mkdir()
+    archive_with_proxies(reelfs, e, base, [src], "--profiles", ALL_PROFILES)
     with Mounted(reelfs, e.archive, base / "mnt", base) as m:
         e.mnt = m.mp
         e.shots = m.mp / "main" / "Shots"
@@ -69,8 +61,7 @@ def sx(tmp_path_factory, reelfs, media_dir):
 
 def seq_proxy(e, folder, profile):
     stem = SEQS[folder][0].split(".")[0]
-    ext = "jpg" if profile in ("thumb", "sheet") else "mp4" if profile == "preview" else "mov"
-    return e.shots / folder / ".proxy" / profile / f"{stem}.{ext}"
+    return e.shots / folder / ".proxy" / profile / f"{stem}.{PROFILE_EXT[profile]}"
 
 
 def grab_seq(e, folder, n, out, size):

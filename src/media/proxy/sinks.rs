@@ -289,6 +289,18 @@ fn rate_tb(rate: ff::Rational) -> ff::Rational {
     ff::Rational(rate.denominator(), rate.numerator())
 }
 
+/// Add the rung's video stream to its muxer: the encoder's parameters, one
+/// tick per frame, the rate, and stream metadata. Its index.
+fn add_video_stream(octx: &mut ff::format::context::Output, codec: ff::Codec, enc: &ff::encoder::video::Encoder, rate: ff::Rational, md: ff::Dictionary) -> Result<usize, ff::Error> {
+    let mut st = octx.add_stream(codec)?;
+    st.set_parameters(enc);
+    st.set_time_base(rate_tb(rate));
+    st.set_avg_frame_rate(rate);
+    st.set_rate(rate);
+    st.set_metadata(md);
+    Ok(st.index())
+}
+
 /// The editorial rung: ProRes 422 Proxy (ProRes 4444 when the source has
 /// alpha), or DNxHR LB for `Rung::EditorialDnxhr`; MOV with the source's rate,
 /// a tmcd track with its start timecode and reel, every audio track as PCM.
@@ -313,22 +325,15 @@ pub(super) fn editorial(rung: Rung, out_dir: &Path, v: &VideoFacts, audio: &[Aud
         (enc, codec, fmt)
     };
     let tb = rate_tb(v.rate);
-    let ost = {
-        let mut st = octx.add_stream(codec).map_err(fail("editorial stream"))?;
-        st.set_parameters(&enc);
-        st.set_time_base(tb);
-        st.set_avg_frame_rate(v.rate);
-        st.set_rate(v.rate);
-        let mut md = ff::Dictionary::new();
-        if let Some(tc) = &v.timecode {
-            md.set("timecode", tc);
-        }
-        if let Some(r) = &v.reel {
-            md.set("reel_name", r);
-        }
-        st.set_metadata(md);
-        st.index()
-    };
+    // The start timecode and reel become the MOV's tmcd track.
+    let mut md = ff::Dictionary::new();
+    if let Some(tc) = &v.timecode {
+        md.set("timecode", tc);
+    }
+    if let Some(r) = &v.reel {
+        md.set("reel_name", r);
+    }
+    let ost = add_video_stream(&mut octx, codec, &enc, v.rate, md).map_err(fail("editorial stream"))?;
     let mut copies = Vec::new();
     let mut encs = Vec::new();
     for a in audio {
@@ -385,13 +390,7 @@ pub(super) fn preview(out_dir: &Path, v: &VideoFacts, audio: &[AudioTrack], thre
         },
     )?;
     let tb = rate_tb(v.rate);
-    let ost = {
-        let mut st = octx.add_stream(codec).map_err(fail("preview stream"))?;
-        st.set_parameters(&enc);
-        st.set_time_base(tb);
-        st.set_avg_frame_rate(v.rate);
-        st.index()
-    };
+    let ost = add_video_stream(&mut octx, codec, &enc, v.rate, ff::Dictionary::new()).map_err(fail("preview stream"))?;
     let mut encs = Vec::new();
     if let Some((a, in_fmt)) = audio.first().and_then(|a| a.dec_fmt.map(|f| (a, f))) {
         let out_rate = if a.rate == 44100 { 44100 } else { 48000 };
@@ -536,7 +535,7 @@ impl SheetSink {
             let (sx, sy) = if plane == 0 { (1, 1) } else { (2, 2) };
             let (w, h) = (tw / sx, th / sy);
             let (src_stride, dst_stride) = (self.tile.scaled.stride(plane), self.canvas.stride(plane));
-            let src = self.tile.scaled.data(plane).to_vec();
+            let src = self.tile.scaled.data(plane);
             let dst = self.canvas.data_mut(plane);
             for y in 0..h {
                 let d = (y0 / sy + y) * dst_stride + x0 / sx;

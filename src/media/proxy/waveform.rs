@@ -13,23 +13,18 @@ use std::sync::atomic::Ordering;
 pub const WAVEFORM_WIDTH: u32 = 320;
 pub const WAVEFORM_HEIGHT: u32 = 96;
 
-/// The largest absolute sample value of frame sample `i` over its channels, in 0..=1.
-fn peak_at(f: &ff::frame::Audio, i: usize) -> f32 {
+/// Feed `peak` the largest absolute sample value (0..=1, over the channels)
+/// of each sample of `f`, in order. The format is looked at once per frame,
+/// not per sample: an hour of 8-channel audio is over a billion samples.
+fn frame_peaks(f: &ff::frame::Audio, mut peak: impl FnMut(f32)) {
     use ff::format::sample::Type::Planar;
     use ff::format::Sample as S;
     let ch = f.channels().max(1) as usize;
     let fmt = f.format();
     let planar = matches!(fmt, S::U8(Planar) | S::I16(Planar) | S::I32(Planar) | S::I64(Planar) | S::F32(Planar) | S::F64(Planar));
     let bytes = fmt.bytes();
-    let mut peak = 0f32;
-    for c in 0..ch {
-        let (plane, at) = if planar { (c, i * bytes) } else { (0, (i * ch + c) * bytes) };
-        if plane >= f.planes() {
-            break;
-        }
-        let d = f.data(plane);
-        let Some(b) = d.get(at..at + bytes) else { break };
-        let v = match fmt {
+    let value = |b: &[u8]| -> f32 {
+        match fmt {
             S::U8(_) => (b[0] as f32 - 128.0) / 128.0,
             S::I16(_) => i16::from_ne_bytes([b[0], b[1]]) as f32 / 32768.0,
             S::I32(_) => i32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as f32 / 2_147_483_648.0,
@@ -37,10 +32,21 @@ fn peak_at(f: &ff::frame::Audio, i: usize) -> f32 {
             S::F64(_) => f64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32,
             S::I64(_) => (i64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f64 / 9.223_372e18) as f32,
             S::None => 0.0,
-        };
-        peak = peak.max(v.abs().min(1.0));
+        }
+    };
+    if bytes == 0 {
+        return;
     }
-    peak
+    let planes: Vec<&[u8]> = (0..if planar { ch.min(f.planes()) } else { 1.min(f.planes()) }).map(|p| f.data(p)).collect();
+    for i in 0..f.samples() {
+        let mut m = 0f32;
+        for c in 0..ch {
+            let (plane, at) = if planar { (c, i * bytes) } else { (0, (i * ch + c) * bytes) };
+            let Some(b) = planes.get(plane).and_then(|d| d.get(at..at + bytes)) else { break };
+            m = m.max(value(b).abs().min(1.0));
+        }
+        peak(m);
+    }
 }
 
 /// Column peaks (0..=1) from block peaks: each column takes the loudest block it covers.
@@ -74,14 +80,14 @@ pub(super) fn render(src: &Source, out_dir: &Path, opts: &RenderOptions) -> Resu
     let mut frame = ff::frame::Audio::empty();
     let mut notes = vec!["waveform of the first audio track (no video)".to_string()];
     let mut on_frame = |f: &ff::frame::Audio| {
-        for i in 0..f.samples() {
-            cur = cur.max(peak_at(f, i));
+        frame_peaks(f, |p| {
+            cur = cur.max(p);
             n += 1;
             if n == block {
                 blocks.push(cur);
                 (cur, n) = (0.0, 0);
             }
-        }
+        })
     };
     for (st, pkt) in ictx.packets() {
         if opts.interrupt.load(Ordering::Relaxed) {
