@@ -20,8 +20,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Create a new, empty archive.
-    Init { archive: PathBuf },
+    /// Create a new, empty archive (private to you; --group shares it read-only).
+    Init {
+        archive: PathBuf,
+        /// Share the archive with this group: folders 2750 owned by it, files 0640.
+        #[arg(long)]
+        group: Option<String>,
+    },
     /// Ingest files and folders (camera cards, sound, image sequences) as one commit.
     Ingest {
         archive: PathBuf,
@@ -458,8 +463,8 @@ fn error_text(e: &anyhow::Error) -> String {
 fn run(cli: Cli) -> Result<i32> {
     let progress = std::io::stderr().is_terminal();
     match cli.cmd {
-        Cmd::Init { archive } => {
-            Archive::init(&archive)?;
+        Cmd::Init { archive, group } => {
+            Archive::init_shared(&archive, group.as_deref())?;
             println!("initialised archive {} (branch main)", archive.display());
             Ok(0)
         }
@@ -913,18 +918,22 @@ fn run(cli: Cli) -> Result<i32> {
             let reader = std::sync::Arc::new(a.blob_reader(&r.entry.hash)?);
             let plan = reelfs::media::slice::plan(&base_spec, &parsed, &facts, reader.clone(), &archive.join("cache"))?;
             if let Some(out) = output {
-                let mut f = std::io::BufWriter::new(std::fs::File::create(&out).with_context(|| format!("cannot create {}", out.display()))?);
-                let mut buf = vec![0u8; 8 << 20];
-                let mut off = 0u64;
-                while off < plan.size {
-                    let n = plan.read_at(&reader, off, &mut buf)?;
-                    if n == 0 {
-                        break;
+                let dir = reelfs::archive::dest::OutDir::create(a.root(), out.parent().unwrap_or(std::path::Path::new("")))?;
+                let name = out.file_name().with_context(|| format!("{}: give a file name to write the slice to", out.display()))?.to_string_lossy().to_string();
+                dir.write_file(&name, |f| {
+                    let mut f = std::io::BufWriter::new(f);
+                    let mut buf = vec![0u8; 8 << 20];
+                    let mut off = 0u64;
+                    while off < plan.size {
+                        let n = plan.read_at(&reader, off, &mut buf)?;
+                        if n == 0 {
+                            break;
+                        }
+                        std::io::Write::write_all(&mut f, &buf[..n])?;
+                        off += n as u64;
                     }
-                    std::io::Write::write_all(&mut f, &buf[..n])?;
-                    off += n as u64;
-                }
-                std::io::Write::flush(&mut f)?;
+                    std::io::Write::flush(&mut f)
+                })?;
             }
             if json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
@@ -940,7 +949,7 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Extract { archive, path, edl, otio, in_tc, out_tc, handles, branch, out, json } => {
             use reelfs::media::extract;
             let a = Archive::open(&archive)?;
-            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+            reelfs::archive::dest::OutDir::create(a.root(), &out)?;
             let rep = match (&path, &edl, &otio) {
                 (Some(p), None, None) => {
                     let (Some(i), Some(o)) = (&in_tc, &out_tc) else { bail!("a single pull needs --in TC and --out-tc TC") };
@@ -956,8 +965,7 @@ fn run(cli: Cli) -> Result<i32> {
                 }
                 _ => bail!("give exactly one of: BRANCH/PATH --in TC --out-tc TC, --edl FILE, --otio FILE"),
             };
-            let report_path = out.join("report.json");
-            std::fs::write(&report_path, serde_json::to_string_pretty(&rep)?).with_context(|| format!("cannot write {}", report_path.display()))?;
+            let report_path = extract::write_report(&out, &rep)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rep)?);
             } else {

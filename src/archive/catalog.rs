@@ -98,6 +98,12 @@ impl Catalog {
         } else {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
         } | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if create && !path.exists() {
+            // SQLite would create it with 0644 less the umask; start it with the
+            // archive's policy instead (SQLite gives -wal/-shm the same mode).
+            let dir = path.parent().unwrap_or(Path::new("."));
+            drop(super::perms::Policy::inherited(dir)?.create_new_file(path)?);
+        }
         let conn = Connection::open_with_flags(path, flags).map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;

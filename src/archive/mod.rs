@@ -23,6 +23,8 @@ pub mod repo;
 pub mod restore;
 pub mod staging;
 pub mod synth;
+pub mod dest;
+pub mod perms;
 
 pub use error::{ArchiveError, Result};
 pub use objects::{EntryKind, Hash};

@@ -15,7 +15,7 @@
 
 use super::error::{ArchiveError, IoContext, Result};
 use super::objects::{Hash, RecordKind};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -70,10 +70,12 @@ const WRITEBACK_EVERY: u64 = 64 << 20;
 
 impl PackWriter {
     pub fn create(path: &Path) -> Result<PackWriter> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).at(dir)?;
-        }
-        let file = OpenOptions::new().write(true).create_new(true).open(path).at(path)?;
+        // Pack folders and packs take the archive's permission policy (the mode
+        // of the folder above them), whatever the umask.
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let policy = super::perms::Policy::inherited(dir)?;
+        policy.create_dir_all(dir)?;
+        let file = policy.create_new_file(path)?;
         let mut w = PackWriter {
             path: path.into(),
             file: BufWriter::with_capacity(8 << 20, file),

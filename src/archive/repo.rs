@@ -7,6 +7,7 @@ use super::error::{ArchiveError, IoContext, Result};
 use super::lock::WriterLock;
 use super::objects::{self, BlobRecord, Commit, EntryKind, Hash, RecordKind, RefRecord, Tree, TreeEntry};
 use super::pack::{self, PackWriter};
+use super::perms;
 use super::read::{BlobReader, ChunkStore};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,16 +33,40 @@ pub struct Resolved {
 }
 
 impl Archive {
-    /// Create a new archive at `path` (which must not exist or be empty).
+    /// Create a new archive at `path` (which must not exist or be empty),
+    /// private to the user who runs it.
     pub fn init(path: &Path) -> Result<Archive> {
+        Archive::init_shared(path, None)
+    }
+
+    /// Create a new archive at `path`; with `group`, readable by that group's
+    /// members (see `perms` for the modes and why).
+    pub fn init_shared(path: &Path, group: Option<&str>) -> Result<Archive> {
         if path.exists() {
             let mut rd = std::fs::read_dir(path).at(path)?;
             if rd.next().is_some() {
                 return Err(ArchiveError::AlreadyExists { path: path.into() });
             }
         }
-        std::fs::create_dir_all(path.join("packs")).at(path)?;
-        std::fs::create_dir_all(path.join("cache")).at(path)?;
+        // An unknown group is refused before anything is created.
+        let gid = group.map(perms::group_id).transpose()?;
+        // Folders above the archive are the user's, made as `mkdir -p` would.
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).at(parent)?;
+        }
+        match std::fs::create_dir(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(ArchiveError::Io { path: path.into(), source: e }),
+        }
+        // The root's mode is the archive's policy: private first, then shared if asked.
+        perms::Policy::from_dir_mode(perms::PRIVATE_DIR).apply_dir(path)?;
+        if let (Some(g), Some(gid)) = (group, gid) {
+            perms::share_with_group(path, g, gid)?;
+        }
+        let policy = perms::Policy::inherited(path)?;
+        policy.create_dir_all(&path.join("packs"))?;
+        policy.create_dir_all(&path.join("cache"))?;
         let mut cfg = Config::default();
         // A per-archive gear seed: chunk boundaries then reveal nothing about content
         // shared with other archives. Derived from time and pid: it needs to differ,
@@ -55,10 +80,11 @@ impl Archive {
             .execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('format_version', ?1)", [cfg.format_version.to_string()])
             .map_err(|e| cat.err(e))?;
         drop(cat);
-        std::fs::write(path.join("lock"), b"").at(path.join("lock"))?;
+        drop(policy.create_new_file(&path.join("lock"))?);
         // reelfs.toml last: its presence is what makes the directory an archive.
         let tmp = path.join("reelfs.toml.tmp");
-        std::fs::write(&tmp, cfg.to_toml().map_err(|msg| ArchiveError::Config { path: tmp.clone(), msg })?).at(&tmp)?;
+        let text = cfg.to_toml().map_err(|msg| ArchiveError::Config { path: tmp.clone(), msg })?;
+        std::io::Write::write_all(&mut policy.create_new_file(&tmp)?, text.as_bytes()).at(&tmp)?;
         std::fs::rename(&tmp, path.join("reelfs.toml")).at(path)?;
         pack::fsync_dir(path)?;
         let mut a = Archive::open_writer(path)?;

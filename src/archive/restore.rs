@@ -1,14 +1,18 @@
 //! Restore files and folders byte-identical, with mode and mtime.
 //!
-//! Each file is written to a temporary name beside its destination and renamed
-//! into place only after its whole-content BLAKE3 matches: a damaged chunk makes
-//! the restore fail loudly and never leaves wrong bytes under the real name.
+//! Each file is written under a temporary name in a private folder at the top of
+//! the destination and renamed into place only after its whole-content BLAKE3
+//! matches: a damaged chunk makes the restore fail loudly and never leaves wrong
+//! bytes under the real name. See `restore` for how links in DEST are handled.
 
+use super::dest;
 use super::error::{ArchiveError, IoContext, Result};
 use super::objects::{EntryKind, Hash, TreeEntry};
 use super::repo::Archive;
-use std::fs::File;
+use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::io::Errno;
 use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -30,6 +34,14 @@ pub struct RestoreOptions<'a> {
 /// Restore `specs` (`BRANCH[@COMMIT]/PATH`) into `dest`. As with `cp -r`: if
 /// `dest` is an existing folder each item goes inside it under its own name;
 /// otherwise a single item is restored as `dest`.
+///
+/// `dest` may be reached through links in its own path (the user typed it);
+/// below it nothing is followed: folders are opened relative to their parent's
+/// descriptor with O_NOFOLLOW (a link where a folder belongs is replaced by the
+/// folder), and files are written in a private temporary folder at the top of the
+/// destination under short fresh names, then renamed over their final names (a
+/// link there is replaced, its target untouched). The temporary folder is
+/// removed at the end, on error and on interrupt.
 pub fn restore(archive: &Archive, specs: &[String], dest: &Path, opts: &RestoreOptions) -> Result<RestoreReport> {
     let mut items = Vec::new();
     for s in specs {
@@ -39,13 +51,23 @@ pub fn restore(archive: &Archive, specs: &[String], dest: &Path, opts: &RestoreO
     if !into_dir && items.len() > 1 {
         return Err(ArchiveError::Invalid(format!("{}: not a folder; to restore several items give an existing folder", dest.display())));
     }
-    let mut plan: Vec<(TreeEntry, PathBuf)> = Vec::new();
-    let mut dirs: Vec<(TreeEntry, PathBuf)> = Vec::new();
+    let (base_path, single_name) = if into_dir {
+        (dest.to_path_buf(), None)
+    } else {
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .ok_or_else(|| ArchiveError::Invalid(format!("{}: give a folder, or a file name to restore one item as", dest.display())))?;
+        (dest.parent().map(Path::to_path_buf).unwrap_or_default(), Some(name))
+    };
+    let mut trees = Vec::new();
     for r in &items {
-        let target = if into_dir { dest.join(&r.entry.name) } else { dest.to_path_buf() };
-        collect(archive, &r.entry, &target, &mut plan, &mut dirs)?;
+        let name = single_name.clone().unwrap_or_else(|| r.entry.name.clone());
+        dest::check_component(&name)?;
+        trees.push((name, collect(archive, &r.entry)?));
     }
-    let total: u64 = plan.iter().map(|(e, _)| e.size).sum();
+    let base = dest::OutDir::create(archive.root(), &base_path)?;
+    let total: u64 = trees.iter().map(|(_, n)| n.bytes()).sum();
     let pb = opts.progress.then(|| {
         let pb = indicatif::ProgressBar::new(total);
         pb.set_style(
@@ -54,83 +76,186 @@ pub fn restore(archive: &Archive, specs: &[String], dest: &Path, opts: &RestoreO
         );
         pb
     });
-    for (_, d) in &dirs {
-        std::fs::create_dir_all(d).at(d)?;
+    let tmp = TempFolder::create(&base)?;
+    let mut ctx = Ctx { archive, tmp: &tmp, pb: pb.as_ref(), interrupt: opts.interrupt, rep: RestoreReport::default() };
+    for (name, node) in &trees {
+        restore_node(&mut ctx, base.fd(), &base_path, name, node)?;
     }
-    let mut rep = RestoreReport::default();
-    for (e, target) in &plan {
-        if opts.interrupt.load(Ordering::Relaxed) {
-            return Err(ArchiveError::Interrupted);
-        }
-        if let Some(pb) = &pb {
-            pb.set_message(target.display().to_string());
-        }
-        match restore_file(archive, e, target, pb.as_ref(), opts.interrupt) {
-            Ok(()) => {
-                rep.files += 1;
-                rep.bytes += e.size;
-            }
-            Err(err) => rep.failed.push((target.display().to_string(), err.to_string())),
-        }
-    }
-    // Folder mtimes last: creating files inside would otherwise bump them.
-    for (e, d) in dirs.iter().rev() {
-        set_mode_mtime(d, e)?;
-    }
+    let rep = std::mem::take(&mut ctx.rep);
+    drop(tmp);
     // Everything restored is on disk before we report success.
-    let anchor = if into_dir { dest.to_path_buf() } else { dest.parent().map(|p| p.to_path_buf()).unwrap_or_else(|| ".".into()) };
-    let anchor = if anchor.as_os_str().is_empty() { std::path::PathBuf::from(".") } else { anchor };
-    let f = File::open(&anchor).at(&anchor)?;
-    use std::os::unix::io::AsRawFd;
-    // SAFETY: syncfs on an open descriptor of the destination filesystem.
-    if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
-        return Err(ArchiveError::Io { path: anchor, source: std::io::Error::last_os_error() });
-    }
+    rustix::fs::syncfs(base.fd()).map_err(|e| ArchiveError::Io { path: base_path.clone(), source: e.into() })?;
     if let Some(pb) = &pb {
         pb.finish_and_clear();
     }
     Ok(rep)
 }
 
-fn collect(archive: &Archive, e: &TreeEntry, target: &Path, plan: &mut Vec<(TreeEntry, PathBuf)>, dirs: &mut Vec<(TreeEntry, PathBuf)>) -> Result<()> {
-    match e.kind {
-        EntryKind::File => plan.push((e.clone(), target.to_path_buf())),
-        EntryKind::Dir => {
-            dirs.push((e.clone(), target.to_path_buf()));
-            if e.size > 0 || archive.catalog.has_tree(&e.hash)? {
-                for c in archive.list_dir(&e.hash)? {
-                    collect(archive, &c, &target.join(&c.name), plan, dirs)?;
+/// An archived entry and, for a folder, what it holds.
+struct Node {
+    entry: TreeEntry,
+    children: Vec<Node>,
+}
+
+impl Node {
+    fn bytes(&self) -> u64 {
+        match self.entry.kind {
+            EntryKind::File => self.entry.size,
+            EntryKind::Dir => self.children.iter().map(Node::bytes).sum(),
+        }
+    }
+}
+
+fn collect(archive: &Archive, e: &TreeEntry) -> Result<Node> {
+    let mut children = Vec::new();
+    if e.kind == EntryKind::Dir && (e.size > 0 || archive.catalog.has_tree(&e.hash)?) {
+        for c in archive.list_dir(&e.hash)? {
+            // A name is one path component; a crafted catalog must not reach
+            // outside the folder it is restored into.
+            dest::check_component(&c.name)?;
+            children.push(collect(archive, &c)?);
+        }
+    }
+    Ok(Node { entry: e.clone(), children })
+}
+
+/// The private folder (0700) that files are written into before their rename.
+struct TempFolder<'a> {
+    parent: &'a dest::OutDir,
+    name: String,
+    fd: OwnedFd,
+    /// Files in it now, removed if the restore stops before renaming them.
+    live: std::cell::RefCell<Vec<String>>,
+}
+
+impl<'a> TempFolder<'a> {
+    fn create(parent: &'a dest::OutDir) -> Result<TempFolder<'a>> {
+        for _ in 0..64 {
+            let name = dest::fresh_name(".reelfs-restore-");
+            match rustix::fs::mkdirat(parent.fd(), name.as_str(), Mode::from_raw_mode(0o700)) {
+                Ok(()) => {
+                    let fd = rustix::fs::openat(parent.fd(), name.as_str(), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+                        .map_err(|e| io_err(&parent.path().join(&name), e))?;
+                    return Ok(TempFolder { parent, name, fd, live: Default::default() });
                 }
+                Err(Errno::EXIST) => continue,
+                Err(e) => return Err(io_err(&parent.path().join(&name), e)),
             }
+        }
+        Err(ArchiveError::Invalid(format!("{}: cannot find a free temporary folder name", parent.path().display())))
+    }
+
+    fn path(&self) -> PathBuf {
+        self.parent.path().join(&self.name)
+    }
+}
+
+impl Drop for TempFolder<'_> {
+    fn drop(&mut self) {
+        for n in self.live.borrow().iter() {
+            let _ = rustix::fs::unlinkat(&self.fd, n.as_str(), AtFlags::empty());
+        }
+        let _ = rustix::fs::unlinkat(self.parent.fd(), self.name.as_str(), AtFlags::REMOVEDIR);
+    }
+}
+
+struct Ctx<'a> {
+    archive: &'a Archive,
+    tmp: &'a TempFolder<'a>,
+    pb: Option<&'a indicatif::ProgressBar>,
+    interrupt: &'a AtomicBool,
+    rep: RestoreReport,
+}
+
+fn io_err(path: &Path, e: Errno) -> ArchiveError {
+    ArchiveError::Io { path: path.into(), source: e.into() }
+}
+
+/// Restore `node` as `name` in the folder open at `parent` (shown as `parent_path`).
+fn restore_node(ctx: &mut Ctx, parent: BorrowedFd<'_>, parent_path: &Path, name: &str, node: &Node) -> Result<()> {
+    if ctx.interrupt.load(Ordering::Relaxed) {
+        return Err(ArchiveError::Interrupted);
+    }
+    let path = parent_path.join(name);
+    match node.entry.kind {
+        EntryKind::File => {
+            if let Some(pb) = ctx.pb {
+                pb.set_message(path.display().to_string());
+            }
+            match restore_file(ctx, &node.entry, parent, name, &path) {
+                Ok(()) => {
+                    ctx.rep.files += 1;
+                    ctx.rep.bytes += node.entry.size;
+                }
+                Err(ArchiveError::Interrupted) => return Err(ArchiveError::Interrupted),
+                Err(err) => ctx.rep.failed.push((path.display().to_string(), err.to_string())),
+            }
+        }
+        EntryKind::Dir => {
+            let dir = open_or_make_dir(parent, name, &path)?;
+            for c in &node.children {
+                restore_node(ctx, dir.as_fd(), &path, &c.entry.name, c)?;
+            }
+            // Folder mode and mtime last: creating files inside would bump the mtime,
+            // and a read-only mode would stop us creating them.
+            set_mode_mtime(dir.as_fd(), &node.entry, &path)?;
         }
     }
     Ok(())
 }
 
-fn set_mode_mtime(p: &Path, e: &TreeEntry) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
+/// Open folder `name` of `parent` without following a link; create it if absent.
+/// A link (or a dangling one) planted where the folder belongs is removed and a
+/// real folder made: its target is never entered or changed.
+fn open_or_make_dir(parent: BorrowedFd<'_>, name: &str, path: &Path) -> Result<OwnedFd> {
+    let open = || rustix::fs::openat(parent, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty());
+    match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700)) {
+        Ok(()) | Err(Errno::EXIST) => {}
+        Err(e) => return Err(io_err(path, e)),
+    }
+    match open() {
+        Ok(fd) => Ok(fd),
+        Err(Errno::LOOP) | Err(Errno::NOTDIR) => {
+            let st = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| io_err(path, e))?;
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Symlink {
+                return Err(ArchiveError::Invalid(format!("{}: a file is in the way of a folder being restored; move it and restore again", path.display())));
+            }
+            log::info!("{}: replacing a symbolic link with the restored folder", path.display());
+            rustix::fs::unlinkat(parent, name, AtFlags::empty()).map_err(|e| io_err(path, e))?;
+            rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700)).map_err(|e| io_err(path, e))?;
+            open().map_err(|e| io_err(path, e))
+        }
+        Err(e) => Err(io_err(path, e)),
+    }
+}
+
+fn set_mode_mtime(fd: BorrowedFd<'_>, e: &TreeEntry, path: &Path) -> Result<()> {
     if e.mode != 0 {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(e.mode)).at(p)?;
+        rustix::fs::fchmod(fd, Mode::from_raw_mode(e.mode & 0o7777)).map_err(|err| io_err(path, err))?;
     }
     if e.mtime_ns != 0 {
-        let t = filetime::FileTime::from_unix_time(e.mtime_ns.div_euclid(1_000_000_000), e.mtime_ns.rem_euclid(1_000_000_000) as u32);
-        filetime::set_file_mtime(p, t).at(p)?;
+        let times = rustix::fs::Timestamps {
+            last_access: rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_OMIT },
+            last_modification: rustix::fs::Timespec { tv_sec: e.mtime_ns.div_euclid(1_000_000_000), tv_nsec: e.mtime_ns.rem_euclid(1_000_000_000) as _ },
+        };
+        rustix::fs::futimens(fd, &times).map_err(|err| io_err(path, err))?;
     }
     Ok(())
 }
 
-fn restore_file(archive: &Archive, e: &TreeEntry, target: &Path, pb: Option<&indicatif::ProgressBar>, interrupt: &AtomicBool) -> Result<()> {
-    let reader = std::sync::Arc::new(archive.blob_reader(&e.hash)?);
+fn restore_file(ctx: &Ctx, e: &TreeEntry, parent: BorrowedFd<'_>, name: &str, target: &Path) -> Result<()> {
+    let reader = std::sync::Arc::new(ctx.archive.blob_reader(&e.hash)?);
     let ra = reader.read_ahead(0, reader.size, READ_AHEAD);
-    let name = target.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let tmp = target.with_file_name(format!(".{name}.reelfs-restore"));
+    let tmp_dir = ctx.tmp;
+    let (tmp, mut f) = dest::create_temp_in(tmp_dir.fd.as_fd(), &tmp_dir.path(), "")?;
+    tmp_dir.live.borrow_mut().push(tmp.clone());
+    let tmp_path = tmp_dir.path().join(&tmp);
     let result = (|| {
-        let mut f = File::create(&tmp).at(&tmp)?;
         let mut hasher = blake3::Hasher::new();
         let mut buf = vec![0u8; 8 << 20];
         let mut off = 0u64;
         while off < reader.size {
-            if interrupt.load(Ordering::Relaxed) {
+            if ctx.interrupt.load(Ordering::Relaxed) {
                 return Err(ArchiveError::Interrupted);
             }
             ra.advance(off);
@@ -139,9 +264,9 @@ fn restore_file(archive: &Archive, e: &TreeEntry, target: &Path, pb: Option<&ind
                 return Err(ArchiveError::Inconsistent(format!("{}: content ends early at {off}", target.display())));
             }
             hasher.update(&buf[..n]);
-            f.write_all(&buf[..n]).at(&tmp)?;
+            f.write_all(&buf[..n]).at(&tmp_path)?;
             off += n as u64;
-            if let Some(pb) = pb {
+            if let Some(pb) = ctx.pb {
                 pb.inc(n as u64);
             }
         }
@@ -155,13 +280,23 @@ fn restore_file(archive: &Archive, e: &TreeEntry, target: &Path, pb: Option<&ind
         }
         // Durability comes from one syncfs when the whole restore is done: a
         // per-file fsync would stall the stream once per file.
+        let mode = if e.mode != 0 { e.mode } else { 0o644 };
+        set_mode_mtime(f.as_fd(), &TreeEntry { mode, ..e.clone() }, target)?;
         drop(f);
-        set_mode_mtime(&tmp, e)?;
-        std::fs::rename(&tmp, target).at(target)
+        rustix::fs::renameat(&tmp_dir.fd, tmp.as_str(), parent, name).map_err(|err| match err {
+            Errno::XDEV => ArchiveError::Invalid(format!(
+                "{}: its folder is on another filesystem than {} (a mount point inside the destination); restore that folder separately",
+                target.display(),
+                tmp_dir.parent.path().display()
+            )),
+            Errno::ISDIR => ArchiveError::Invalid(format!("{}: a folder is in the way of a file being restored; move it and restore again", target.display())),
+            err => io_err(target, err),
+        })
     })();
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = rustix::fs::unlinkat(&tmp_dir.fd, tmp.as_str(), AtFlags::empty());
     }
+    tmp_dir.live.borrow_mut().retain(|n| n != &tmp);
     result
 }
 

@@ -117,11 +117,18 @@ pub fn pull(archive: &Archive, clip: &Clip, in_label: &str, out_label: &str, han
     let ext = Path::new(&base).extension().map(|e| e.to_string_lossy().to_string()).unwrap_or_else(|| "mov".into());
     let label = clip.reel.clone().filter(|r| !r.is_empty()).map(|r| if r == clip.stem { r } else { format!("{r}_{}", clip.stem) }).unwrap_or_else(|| clip.stem.clone());
     let name = format!("{prefix}{label}_{}-{}.{ext}", tc_compact(&plan.in_tc), tc_compact(&plan.out_tc));
-    let target = out_dir.join(name);
-    let tmp = out_dir.join(format!(".{}.part", target.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default()));
-    let io = |e: std::io::Error| SliceError::Archive(crate::archive::ArchiveError::Io { path: tmp.clone(), source: e });
+    // The reel comes from the media's own metadata: a '/' in it must not turn the
+    // output name into a path.
+    let name = name.replace(['/', '\0'], "_");
+    let target = out_dir.join(&name);
+    // Written under a fresh O_EXCL name and renamed over `name`: a file or link
+    // planted in the output folder is never opened or written through.
+    let dir = crate::archive::dest::OutDir::open(out_dir)?;
+    let (tmp, file) = dir.create_temp(".reelfs-part-")?;
+    let tmp_path = out_dir.join(&tmp);
+    let io = |e: std::io::Error| SliceError::Archive(crate::archive::ArchiveError::Io { path: tmp_path.clone(), source: e });
     let res = (|| {
-        let mut f = std::io::BufWriter::with_capacity(8 << 20, std::fs::File::create(&tmp).map_err(io)?);
+        let mut f = std::io::BufWriter::with_capacity(8 << 20, file);
         // Overlap reading the essence with writing it: load the source chunks the
         // slice covers ahead of the writer.
         let (src_from, src_to, head_len) = plan.source_span();
@@ -138,14 +145,25 @@ pub fn pull(archive: &Archive, clip: &Clip, in_label: &str, out_label: &str, han
             off += n as u64;
         }
         let f = f.into_inner().map_err(|e| io(e.into_error()))?;
+        // Readable as a file made by `cp` would be (the temporary starts private).
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666 & !crate::archive::dest::umask())).map_err(io)?;
         f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &target).map_err(io)
+        dir.rename(&tmp, &name).map_err(SliceError::Archive)
     })();
     if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
+        dir.remove(&tmp);
         return Err(e);
     }
     Ok((plan, target))
+}
+
+/// Write `report.json` into the output folder (via a temporary, replacing a
+/// link planted at that name rather than writing through it).
+pub fn write_report(out_dir: &Path, rep: &ExtractReport) -> crate::archive::Result<PathBuf> {
+    let text = serde_json::to_string_pretty(rep).map_err(|e| crate::archive::ArchiveError::Invalid(format!("cannot encode the report: {e}")))?;
+    let dir = crate::archive::dest::OutDir::open(out_dir)?;
+    dir.write_file("report.json", |f| f.write_all(text.as_bytes()))?;
+    Ok(out_dir.join("report.json"))
 }
 
 impl PullResult {

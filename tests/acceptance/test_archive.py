@@ -306,8 +306,9 @@ def test_round_trip_of_odd_files(reelfs, tmp_archive, small_tree, tmp_path):
     reelfs.check_deep(tmp_archive)
 
 
-def test_restore_does_not_follow_into_existing_file_names(reelfs, tmp_archive, small_tree, tmp_path):
-    """Restoring over an existing file replaces it with the archived bytes."""
+def test_restore_replaces_an_existing_file(reelfs, tmp_archive, small_tree, tmp_path):
+    """Restoring over an existing file replaces it with the archived bytes.
+    (Links planted in DEST are tested in test_restore_safety.py.)"""
     reelfs.ok("ingest", tmp_archive, small_tree)
     dest = tmp_path / "x.mov"
     dest.write_bytes(b"old contents")
