@@ -5,6 +5,7 @@
 use super::error::{ArchiveError, IoContext, Result};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -17,11 +18,15 @@ pub struct WriterLock {
 impl WriterLock {
     pub fn acquire(archive: &Path) -> Result<WriterLock> {
         let path = archive.join("lock");
+        // `init` makes the lock; an archive that lost it gets one in the
+        // archive's permission policy (see perms.rs), not the umask's.
+        let mode = super::perms::Policy::inherited(archive)?.file_mode;
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(mode)
             .open(&path)
             .at(&path)?;
         // SAFETY: flock on a valid, owned descriptor.
