@@ -22,13 +22,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Device and inode of every folder of the archive at `root`.
 fn archive_folders(root: &Path) -> Result<HashSet<(u64, u64)>> {
-    let mut set = HashSet::new();
-    for e in walkdir::WalkDir::new(root).follow_links(false) {
-        let e = e.map_err(|e| ArchiveError::Io { path: root.into(), source: e.into() })?;
-        if e.file_type().is_dir() || e.depth() == 0 {
-            let m = std::fs::metadata(e.path()).at(e.path())?;
-            use std::os::unix::fs::MetadataExt;
-            set.insert((m.dev(), m.ino()));
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(root).at(root)?;
+    let mut set = HashSet::from([(m.dev(), m.ino())]);
+    // A folder below the root that we cannot read is skipped: we could not
+    // list it, and the root itself is always in the set.
+    for e in walkdir::WalkDir::new(root).follow_links(false).min_depth(1).into_iter().flatten() {
+        if e.file_type().is_dir() {
+            if let Ok(m) = e.metadata() {
+                set.insert((m.dev(), m.ino()));
+            }
         }
     }
     Ok(set)
@@ -45,7 +48,10 @@ fn inside_error(archive_root: &Path, dest: &Path) -> ArchiveError {
 /// Refuse `dest` (which need not exist yet) when it is, or would be created,
 /// inside the archive at `archive_root`. Call before creating anything.
 pub fn refuse_inside_archive(archive_root: &Path, dest: &Path) -> Result<()> {
-    let folders = archive_folders(archive_root)?;
+    refuse_inside(archive_root, &archive_folders(archive_root)?, dest)
+}
+
+fn refuse_inside(archive_root: &Path, folders: &HashSet<(u64, u64)>, dest: &Path) -> Result<()> {
     let dest_abs = if dest.is_absolute() { dest.to_path_buf() } else { std::env::current_dir().at(".")?.join(dest) };
     // The nearest folder that exists; the part below it is created later, and a
     // `..` there would be resolved by the kernel only after creation.
@@ -65,7 +71,7 @@ pub fn refuse_inside_archive(archive_root: &Path, dest: &Path) -> Result<()> {
         )));
     }
     let fd = rustix::fs::open(start, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).map_err(|e| io_err(start, e))?;
-    if fd_is_inside(fd.as_fd(), &folders).map_err(|e| io_err(start, e))? {
+    if fd_is_inside(fd.as_fd(), folders).map_err(|e| io_err(start, e))? {
         return Err(inside_error(archive_root, dest));
     }
     Ok(())
@@ -127,12 +133,13 @@ impl OutDir {
     /// inside the archive at `archive_root`: checked before creating anything and
     /// again on the opened folder.
     pub fn create(archive_root: &Path, path: &Path) -> Result<OutDir> {
-        refuse_inside_archive(archive_root, path)?;
+        let folders = archive_folders(archive_root)?;
+        refuse_inside(archive_root, &folders, path)?;
         if !path.as_os_str().is_empty() {
             std::fs::create_dir_all(path).at(path)?;
         }
         let d = OutDir::open(path)?;
-        if fd_is_inside(d.fd.as_fd(), &archive_folders(archive_root)?).map_err(|e| io_err(path, e))? {
+        if fd_is_inside(d.fd.as_fd(), &folders).map_err(|e| io_err(path, e))? {
             return Err(inside_error(archive_root, path));
         }
         Ok(d)
