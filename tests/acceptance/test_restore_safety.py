@@ -347,3 +347,30 @@ def test_init_group_refuses_an_unknown_group_and_creates_nothing(reelfs, tmp_pat
     assert proc.returncode != 0
     assert "no group named" in proc.stderr and "groupadd" in proc.stderr
     assert not a.exists()
+
+
+def test_ctrl_c_removes_the_temporary_folder(reelfs, tmp_archive, tmp_path):
+    """Interrupted mid-file, the restore leaves neither its temporary folder nor a
+    partial file. The process is stopped (SIGSTOP) as soon as its temporary
+    folder appears, so the SIGINT lands while it is certainly still running."""
+    import signal
+    import time
+    src = tmp_path / "src" / "big"
+    write_random(src / "A001C001.mov", 48 << 20)
+    reelfs.ok("ingest", tmp_archive, src)
+    d = tmp_path / "d"
+    d.mkdir()
+    proc = reelfs.popen("restore", tmp_archive, "main/big", d)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and not any("reelfs-restore" in n for n in os.listdir(d)):
+        if time.monotonic() > deadline:
+            break
+    os.kill(proc.pid, signal.SIGSTOP)
+    still_running = proc.poll() is None
+    os.kill(proc.pid, signal.SIGINT)
+    os.kill(proc.pid, signal.SIGCONT)
+    out, err = proc.communicate(timeout=120)
+    assert still_running, "the restore finished before it could be interrupted"
+    assert proc.returncode != 0 and "interrupted" in err, err
+    assert [n for n in os.listdir(d) if "reelfs" in n] == []
+    assert not (d / "big" / "A001C001.mov").exists()
