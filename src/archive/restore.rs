@@ -126,7 +126,7 @@ fn restore_file(archive: &Archive, e: &TreeEntry, target: &Path, pb: Option<&ind
     let tmp = target.with_file_name(format!(".{name}.reelfs-restore"));
     let result = (|| {
         let mut f = File::create(&tmp).at(&tmp)?;
-        let mut hasher = blake3::Hasher::new();
+        let mut hasher = super::content_hash::ContentHasher::new(reader.zero_run_bytes());
         let mut buf = vec![0u8; 8 << 20];
         let mut off = 0u64;
         while off < reader.size {
@@ -134,18 +134,29 @@ fn restore_file(archive: &Archive, e: &TreeEntry, target: &Path, pb: Option<&ind
                 return Err(ArchiveError::Interrupted);
             }
             ra.advance(off);
-            let n = reader.read_at(off, &mut buf)?;
-            if n == 0 {
-                return Err(ArchiveError::Inconsistent(format!("{}: content ends early at {off}", target.display())));
-            }
-            hasher.update(&buf[..n]);
-            f.write_all(&buf[..n]).at(&tmp)?;
-            off += n as u64;
+            // Zero runs become holes (seek), so a sparse file restores sparse.
+            let n = match reader.read_piece(off, &mut buf)? {
+                super::read::Piece::Data(0) => {
+                    return Err(ArchiveError::Inconsistent(format!("{}: content ends early at {off}", target.display())));
+                }
+                super::read::Piece::Data(n) => {
+                    hasher.data(&buf[..n]);
+                    f.write_all(&buf[..n]).at(&tmp)?;
+                    n as u64
+                }
+                super::read::Piece::Zeros(n) => {
+                    hasher.zeros(n);
+                    std::io::Seek::seek(&mut f, std::io::SeekFrom::Current(n as i64)).at(&tmp)?;
+                    n
+                }
+            };
+            off += n;
             if let Some(pb) = pb {
-                pb.inc(n as u64);
+                pb.inc(n);
             }
         }
-        if Hash::from(hasher.finalize()) != e.hash {
+        f.set_len(reader.size).at(&tmp)?;
+        if hasher.finalize() != e.hash {
             return Err(ArchiveError::Damaged {
                 chunk: "(whole file)".into(),
                 pack: "-".into(),

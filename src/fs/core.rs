@@ -39,6 +39,9 @@ pub enum FsError {
     CrossDevice,
     #[error("invalid name or argument")]
     Invalid,
+    /// A size or offset past the largest file the mount declares (EFBIG).
+    #[error("file too large")]
+    TooBig,
 }
 
 pub type FsResult<T> = Result<T, FsError>;
@@ -480,6 +483,11 @@ impl FsCore {
             let start = (offset + done).max(e.file_offset);
             let end = (offset + len).min(e.file_offset + e.length);
             if start >= end {
+                continue;
+            }
+            if e.is_zero_run() {
+                // `out` starts zeroed: a hole is served without touching a pack.
+                done = end - offset;
                 continue;
             }
             let in_chunk = e.chunk_offset + (start - e.file_offset);

@@ -65,6 +65,7 @@ fn errno(e: &FsError) -> Errno {
         FsError::NotEmpty => Errno::ENOTEMPTY,
         FsError::CrossDevice => Errno::EXDEV,
         FsError::Invalid => Errno::EINVAL,
+        FsError::TooBig => Errno::EFBIG,
     }
 }
 
