@@ -511,3 +511,23 @@ fn core_slice_plans_are_bounded_and_made_again_when_evicted() {
     assert_eq!(read_all(&fs, first.ino, 1 << 20), want);
     assert_eq!(fs.getxattr(first.ino, "user.reelfs.in").unwrap(), tc(10).into_bytes());
 }
+
+#[test]
+fn core_sizes_past_the_largest_file_are_efbig_and_huge_truncates_are_cheap() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = new_archive(dir.path());
+    let fs = FsCore::new(Archive::open(&root).unwrap(), FsOptions { cache_bytes: 64 << 20, readahead_workers: 2, read_only: false });
+    let main = fs.lookup(ROOT_INO, "main").unwrap();
+    let (attr, fh) = fs.create_open(main.ino, "sparse.bin", 0o644).unwrap();
+    let largest = i64::MAX as u64;
+    assert!(matches!(fs.setattr(attr.ino, None, Some(largest + 1), None), Err(FsError::TooBig)));
+    assert!(matches!(fs.write_fh(fh, u64::MAX - 1, b"xy"), Err(FsError::TooBig)));
+    assert!(matches!(fs.write_fh(fh, largest, b"x"), Err(FsError::TooBig)));
+    assert_eq!(fs.setattr(attr.ino, None, Some(largest), None).unwrap().size, largest);
+    assert_eq!(fs.write_fh(fh, 1 << 60, b"far").unwrap(), 3);
+    fs.fsync_fh(fh).unwrap();
+    assert_eq!(fs.read(fh, (1 << 60) - 2, 7).unwrap(), b"\0\0far\0\0");
+    assert_eq!(fs.read(fh, largest - 4, 100).unwrap(), vec![0u8; 4]);
+    fs.release(fh).unwrap();
+    assert_eq!(fs.getattr(attr.ino).unwrap().size, largest);
+}

@@ -29,6 +29,31 @@ const LAYOUT_ID_CONTEXT: &str = "reelfs 2026-11-29 sparse file layout id v1";
 
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
+/// True when a committed blob's id is the plain BLAKE3 of its bytes, false
+/// for a layout id (more than `EXACT_ZERO_BYTES` in zero runs), so that what
+/// is shown as `blake3:` is one.
+pub fn is_plain_blake3(cat: &super::catalog::Catalog, blob: &Hash) -> super::Result<bool> {
+    let zeros: i64 = cat
+        .conn
+        .query_row(
+            "SELECT COALESCE(SUM(length), 0) FROM extents WHERE blob = ?1 AND chunk = ?2",
+            [&blob.0[..], &super::objects::ZERO_RUN.0[..]],
+            |r| r.get(0),
+        )
+        .map_err(|e| cat.err(e))?;
+    Ok(zeros as u64 <= EXACT_ZERO_BYTES)
+}
+
+/// How a content id is written for people and tools: `blake3:HEX` when it is
+/// the file's BLAKE3, `reelfs-layout:HEX` when it is a layout id.
+pub fn label(id: &Hash, plain_blake3: bool) -> String {
+    if plain_blake3 {
+        format!("blake3:{id}")
+    } else {
+        format!("reelfs-layout:{id}")
+    }
+}
+
 pub struct ContentHasher {
     kind: Kind,
 }

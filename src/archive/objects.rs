@@ -142,7 +142,8 @@ impl Tree {
     pub fn total_size(&self) -> u64 {
         // Saturating: files written through the mount may be up to i64::MAX
         // bytes each (sparse), and a folder of two must not wrap to a small size.
-        self.entries.iter().fold(0u64, |a, e| a.saturating_add(e.size))
+        // Capped at i64::MAX, the largest size the catalog's integers hold.
+        self.entries.iter().fold(0u64, |a, e| a.saturating_add(e.size)).min(i64::MAX as u64)
     }
 }
 
