@@ -231,7 +231,7 @@ impl Archive {
             }
             debug_assert_eq!(pos, data.len());
         }
-        if new_size > MAX_FILE_SIZE || writes.iter().any(|(o, d)| o.checked_add(d.len() as u64).map_or(true, |end| end > MAX_FILE_SIZE)) {
+        if new_size > MAX_FILE_SIZE || writes.iter().any(|(o, d)| o.checked_add(d.len() as u64).is_none_or(|end| end > MAX_FILE_SIZE)) {
             return Err(ArchiveError::Invalid(format!("{branch}/{path}: a file may not be longer than {MAX_FILE_SIZE} bytes")));
         }
         // Holes (extending a file, writing past its end) are zero runs: one

@@ -379,7 +379,7 @@ impl FsCore {
     pub fn write(&self, ws: &Arc<Mutex<WriteState>>, off: u64, data: &[u8]) -> FsResult<u32> {
         // The kernel checks offsets against the mount's maximum file size; this
         // is the same rule for callers that are not the kernel.
-        if off.checked_add(data.len() as u64).map_or(true, |end| end > MAX_FILE_SIZE) {
+        if off.checked_add(data.len() as u64).is_none_or(|end| end > MAX_FILE_SIZE) {
             return Err(FsError::TooBig);
         }
         let mut w = ws.lock().map_err(|_| FsError::Io("poisoned".into()))?;
