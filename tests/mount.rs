@@ -458,3 +458,76 @@ fn real_fuse_mount_reads_a_file() {
     }
     assert!(!is_mounted(&mp), "still mounted after Drop");
 }
+
+// ---- bounded memory: forget and the slice-plan cache (issue 11) --------------------
+
+#[test]
+fn core_forget_drops_nodes_the_kernel_let_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = new_archive(dir.path());
+    let (src, files) = card(dir.path());
+    ingest(&root, &src, "", false);
+    let fs = core(&root);
+    // What the kernel does: one counted lookup per path component.
+    let main = fs.lookup_ref(ROOT_INO, "main").unwrap();
+    let card = fs.lookup_ref(main.ino, "card").unwrap();
+    let clip = fs.lookup_ref(card.ino, "clip1.bin").unwrap();
+    assert_eq!(fs.lookup_ref(card.ino, "clip1.bin").unwrap().ino, clip.ino);
+    let held = fs.inode_count();
+    fs.forget(clip.ino, 1);
+    assert!(fs.getattr(clip.ino).is_ok(), "one reference is left");
+    fs.forget(clip.ino, 1);
+    assert!(matches!(fs.getattr(clip.ino), Err(FsError::NotFound)));
+    assert_eq!(fs.inode_count(), held - 1);
+    let back = fs.lookup_ref(card.ino, "clip1.bin").unwrap();
+    assert_eq!(read_all(&fs, back.ino, 1 << 16), files["clip1.bin"]);
+    fs.forget(ROOT_INO, u64::MAX);
+    assert!(fs.getattr(ROOT_INO).is_ok());
+}
+
+#[test]
+fn core_slice_plans_are_bounded_and_made_again_when_evicted() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = new_archive(dir.path());
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::copy(test_media().join("C003C001_h264_25p.mov"), src.join("clip.mov")).unwrap();
+    ingest(&root, &src, "", true);
+    let fs = core(&root);
+    let tc = |n: u32| format!("10:00:{:02}:{:02}", n / 25, n % 25);
+    let first = walk(&fs, &format!("main/src/clip.mov@{}-{}", tc(10), tc(20))).unwrap();
+    let want = read_all(&fs, first.ino, 1 << 20);
+    assert!(!want.is_empty());
+    let mut names = 0;
+    for a in 0..60 {
+        for len in 1..=4 {
+            walk(&fs, &format!("main/src/clip.mov@{}-{}", tc(a), tc(a + len))).unwrap();
+            names += 1;
+        }
+    }
+    assert!(names > 3 * reelfs::fs::core::SLICE_PLAN_CACHE);
+    assert!(fs.slice_plans_cached() <= reelfs::fs::core::SLICE_PLAN_CACHE, "{} plans held", fs.slice_plans_cached());
+    // The first slice's plan was evicted: it is made again, same bytes and xattrs.
+    assert_eq!(read_all(&fs, first.ino, 1 << 20), want);
+    assert_eq!(fs.getxattr(first.ino, "user.reelfs.in").unwrap(), tc(10).into_bytes());
+}
+
+#[test]
+fn core_sizes_past_the_largest_file_are_efbig_and_huge_truncates_are_cheap() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = new_archive(dir.path());
+    let fs = FsCore::new(Archive::open(&root).unwrap(), FsOptions { cache_bytes: 64 << 20, readahead_workers: 2, read_only: false });
+    let main = fs.lookup(ROOT_INO, "main").unwrap();
+    let (attr, fh) = fs.create_open(main.ino, "sparse.bin", 0o644).unwrap();
+    let largest = i64::MAX as u64;
+    assert!(matches!(fs.setattr(attr.ino, None, Some(largest + 1), None), Err(FsError::TooBig)));
+    assert!(matches!(fs.write_fh(fh, u64::MAX - 1, b"xy"), Err(FsError::TooBig)));
+    assert!(matches!(fs.write_fh(fh, largest, b"x"), Err(FsError::TooBig)));
+    assert_eq!(fs.setattr(attr.ino, None, Some(largest), None).unwrap().size, largest);
+    assert_eq!(fs.write_fh(fh, 1 << 60, b"far").unwrap(), 3);
+    fs.fsync_fh(fh).unwrap();
+    assert_eq!(fs.read(fh, (1 << 60) - 2, 7).unwrap(), b"\0\0far\0\0");
+    assert_eq!(fs.read(fh, largest - 4, 100).unwrap(), vec![0u8; 4]);
+    fs.release(fh).unwrap();
+    assert_eq!(fs.getattr(attr.ino).unwrap().size, largest);
+}

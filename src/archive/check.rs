@@ -142,13 +142,14 @@ pub fn check(archive: &Archive, deep: bool, progress: bool) -> Result<CheckRepor
     if let Some(pb) = &pb {
         pb.finish_and_clear();
     }
-    // Every extent must point at a known chunk.
-    let missing: u64 = cat.scalar_u64("SELECT COUNT(*) FROM extents e LEFT JOIN chunks c ON c.hash = e.chunk WHERE c.hash IS NULL")?;
+    // Every extent must point at a known chunk (a zero run points at none).
+    let zero_run = hex::encode(super::objects::ZERO_RUN.0);
+    let missing: u64 = cat.scalar_u64(&format!("SELECT COUNT(*) FROM extents e LEFT JOIN chunks c ON c.hash = e.chunk WHERE c.hash IS NULL AND e.chunk != X'{zero_run}'"))?;
     if missing > 0 {
         rep.problems.push(format!("{missing} extents point at chunks the catalog does not have"));
         let mut st = cat
             .conn
-            .prepare("SELECT e.chunk FROM extents e LEFT JOIN chunks c ON c.hash = e.chunk WHERE c.hash IS NULL")
+            .prepare(&format!("SELECT e.chunk FROM extents e LEFT JOIN chunks c ON c.hash = e.chunk WHERE c.hash IS NULL AND e.chunk != X'{zero_run}'"))
             .map_err(|e| cat.err(e))?;
         let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0)).map_err(|e| cat.err(e))?;
         for r in rows.flatten() {

@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod check;
 pub mod config;
+pub mod content_hash;
 pub mod diff;
 pub mod error;
 pub mod gc;

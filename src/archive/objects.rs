@@ -140,7 +140,10 @@ impl Tree {
         Hash::of(&self.encode())
     }
     pub fn total_size(&self) -> u64 {
-        self.entries.iter().map(|e| e.size).sum()
+        // Saturating: files written through the mount may be up to i64::MAX
+        // bytes each (sparse), and a folder of two must not wrap to a small size.
+        // Capped at i64::MAX, the largest size the catalog's integers hold.
+        self.entries.iter().fold(0u64, |a, e| a.saturating_add(e.size)).min(i64::MAX as u64)
     }
 }
 
@@ -153,6 +156,33 @@ pub struct Extent {
     pub length: u64,
     pub chunk: Hash,
     pub chunk_offset: u64,
+}
+
+/// The `chunk` of an extent that is a run of zero bytes (a hole left by a
+/// truncate or a seek past the end): it names no stored chunk, so a hole of any
+/// length is one extent and reading it touches no pack. A fixed 32-byte value
+/// rather than a new field, so the extent rows and records keep their shape
+/// (archives written before zero runs read unchanged) and code that does not
+/// know zero runs fails on an unknown chunk instead of inventing bytes. No
+/// BLAKE3 output is expected to equal it (ASCII, 2^-256).
+pub const ZERO_RUN: Hash = Hash(*b"reelfs zero run, no chunk stored");
+
+impl Extent {
+    /// `length` zero bytes at `file_offset`.
+    pub fn zeros(file_offset: u64, length: u64) -> Extent {
+        Extent { file_offset, length, chunk: ZERO_RUN, chunk_offset: 0 }
+    }
+    pub fn is_zero_run(&self) -> bool {
+        self.chunk == ZERO_RUN
+    }
+    pub fn end(&self) -> u64 {
+        self.file_offset.saturating_add(self.length)
+    }
+}
+
+/// Bytes of a file that are zero runs (they are never read from packs).
+pub fn zero_run_bytes(extents: &[Extent]) -> u64 {
+    extents.iter().filter(|e| e.is_zero_run()).fold(0u64, |a, e| a.saturating_add(e.length))
 }
 
 /// A file's content: its BLAKE3 (what `b3sum` prints) and the extents that make it.

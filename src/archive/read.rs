@@ -6,6 +6,7 @@
 //! `pread` of just the requested range, which is what makes random access cheap.
 
 use super::catalog::{Catalog, ChunkLoc};
+use super::content_hash::ContentHasher;
 use super::error::{ArchiveError, IoContext, Result};
 use super::objects::{Extent, Hash};
 use super::pack::{self, RecordLoc, CODEC_RAW, RECORD_HEADER_LEN};
@@ -64,7 +65,20 @@ impl DecodedCache {
 #[derive(Debug, Clone)]
 pub struct ResolvedExtent {
     pub extent: Extent,
+    /// Where the chunk is; `ZERO_RUN_LOC` (no pack) for a zero run.
     pub loc: ChunkLoc,
+}
+
+/// The location given to a zero-run extent: it is never read.
+pub const ZERO_RUN_LOC: ChunkLoc = ChunkLoc { pack: 0, offset: 0, stored_len: 0, raw_len: 0, codec: CODEC_RAW };
+
+/// What `BlobReader::read_piece` found at an offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece {
+    /// This many bytes of stored data were copied into the buffer.
+    Data(usize),
+    /// The next this-many bytes are a zero run (nothing was copied).
+    Zeros(u64),
 }
 
 impl ChunkStore {
@@ -262,6 +276,7 @@ impl ChunkStore {
         for row in rows {
             let (extent, loc) = row.map_err(|e| cat.err(e))?;
             let loc = match loc {
+                _ if extent.is_zero_run() => ZERO_RUN_LOC,
                 Some(l) => l.map_err(|e| cat.err(e))?,
                 None => {
                     return Err(ArchiveError::Inconsistent(format!(
@@ -316,8 +331,12 @@ impl BlobReader {
                 return Err(ArchiveError::Inconsistent(format!("blob {} has a gap at offset {}", self.hash.short(), pos)));
             }
             let in_ext = pos - e.file_offset;
-            let n = ((e.length - in_ext) as usize).min(want - done);
-            self.store.read_chunk_range(&e.chunk, &re.loc, e.chunk_offset + in_ext, &mut buf[done..done + n])?;
+            let n = (e.length - in_ext).min((want - done) as u64) as usize;
+            if e.is_zero_run() {
+                buf[done..done + n].fill(0);
+            } else {
+                self.store.read_chunk_range(&e.chunk, &re.loc, e.chunk_offset + in_ext, &mut buf[done..done + n])?;
+            }
             done += n;
             idx += 1;
         }
@@ -349,6 +368,9 @@ impl BlobReader {
             if re.extent.file_offset >= end {
                 break;
             }
+            if re.extent.is_zero_run() {
+                continue; // nothing to load
+            }
             if out.last().map(|(h, _)| h != &re.extent.chunk).unwrap_or(true) {
                 out.push((re.extent.chunk, re.loc.clone()));
             }
@@ -369,6 +391,9 @@ impl BlobReader {
             if re.extent.file_offset >= end {
                 break;
             }
+            if re.extent.is_zero_run() {
+                continue; // nothing to load
+            }
             if out.last().map(|(_, h, _)| h != &re.extent.chunk).unwrap_or(true) {
                 out.push((re.extent.file_offset, re.extent.chunk, re.loc.clone()));
             }
@@ -378,6 +403,65 @@ impl BlobReader {
 
     pub fn store(&self) -> &Arc<ChunkStore> {
         &self.store
+    }
+
+    /// Bytes of this file that are zero runs.
+    pub fn zero_run_bytes(&self) -> u64 {
+        self.extents.iter().filter(|r| r.extent.is_zero_run()).fold(0u64, |a, r| a.saturating_add(r.extent.length))
+    }
+
+    /// Read what is at `offset`: up to `buf.len()` bytes of stored data (never
+    /// reaching into a zero run), or the length of the zero run there, so
+    /// that a caller can seek over holes (restore) or hash them without
+    /// materialising them. `Data(0)` only at or past the end.
+    pub fn read_piece(&self, offset: u64, buf: &mut [u8]) -> Result<Piece> {
+        if offset >= self.size || buf.is_empty() {
+            return Ok(Piece::Data(0));
+        }
+        let idx = match self.extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
+            Ok(i) => i,
+            Err(i) => i.saturating_sub(1),
+        };
+        let Some(re) = self.extents.get(idx).filter(|r| r.extent.file_offset <= offset && offset < r.extent.end()) else {
+            return Err(ArchiveError::Inconsistent(format!("blob {} has a gap at offset {}", self.hash.short(), offset)));
+        };
+        if re.extent.is_zero_run() {
+            return Ok(Piece::Zeros(re.extent.end().min(self.size) - offset));
+        }
+        // Stop at the next zero run so the caller sees it as one.
+        let want_end = offset.saturating_add(buf.len() as u64).min(self.size);
+        let data_end = self.extents[idx..]
+            .iter()
+            .take_while(|r| r.extent.file_offset < want_end)
+            .find(|r| r.extent.is_zero_run())
+            .map(|r| r.extent.file_offset)
+            .unwrap_or(want_end);
+        let n = (data_end - offset) as usize;
+        let got = self.read_at(offset, &mut buf[..n])?;
+        Ok(Piece::Data(got))
+    }
+
+    /// The file's content id (see `content_hash`): its BLAKE3, reading only
+    /// stored data; zero runs cost nothing but the hashing of their zeros, or
+    /// only their length for a file with huge holes.
+    pub fn content_hash(&self) -> Result<Hash> {
+        let mut hasher = ContentHasher::new(self.zero_run_bytes());
+        let mut buf = vec![0u8; 8 << 20];
+        let mut off = 0u64;
+        while off < self.size {
+            match self.read_piece(off, &mut buf)? {
+                Piece::Zeros(n) => {
+                    hasher.zeros(n);
+                    off += n;
+                }
+                Piece::Data(0) => return Err(ArchiveError::Inconsistent(format!("blob {} ends early at {off}", self.hash.short()))),
+                Piece::Data(n) => {
+                    hasher.data(&buf[..n]);
+                    off += n as u64;
+                }
+            }
+        }
+        Ok(hasher.finalize())
     }
 
     /// Load (read + verify) the chunks of [from, to) on two threads, at most

@@ -251,7 +251,7 @@ fn restore_file(ctx: &Ctx, e: &TreeEntry, parent: BorrowedFd<'_>, name: &str, ta
     tmp_dir.live.borrow_mut().push(tmp.clone());
     let tmp_path = tmp_dir.path().join(&tmp);
     let result = (|| {
-        let mut hasher = blake3::Hasher::new();
+        let mut hasher = super::content_hash::ContentHasher::new(reader.zero_run_bytes());
         let mut buf = vec![0u8; 8 << 20];
         let mut off = 0u64;
         while off < reader.size {
@@ -259,18 +259,29 @@ fn restore_file(ctx: &Ctx, e: &TreeEntry, parent: BorrowedFd<'_>, name: &str, ta
                 return Err(ArchiveError::Interrupted);
             }
             ra.advance(off);
-            let n = reader.read_at(off, &mut buf)?;
-            if n == 0 {
-                return Err(ArchiveError::Inconsistent(format!("{}: content ends early at {off}", target.display())));
-            }
-            hasher.update(&buf[..n]);
-            f.write_all(&buf[..n]).at(&tmp_path)?;
-            off += n as u64;
+            // Zero runs become holes (seek), so a sparse file restores sparse.
+            let n = match reader.read_piece(off, &mut buf)? {
+                super::read::Piece::Data(0) => {
+                    return Err(ArchiveError::Inconsistent(format!("{}: content ends early at {off}", target.display())));
+                }
+                super::read::Piece::Data(n) => {
+                    hasher.data(&buf[..n]);
+                    f.write_all(&buf[..n]).at(&tmp_path)?;
+                    n as u64
+                }
+                super::read::Piece::Zeros(n) => {
+                    hasher.zeros(n);
+                    std::io::Seek::seek(&mut f, std::io::SeekFrom::Current(n as i64)).at(&tmp_path)?;
+                    n
+                }
+            };
+            off += n;
             if let Some(pb) = ctx.pb {
-                pb.inc(n as u64);
+                pb.inc(n);
             }
         }
-        if Hash::from(hasher.finalize()) != e.hash {
+        f.set_len(reader.size).at(&tmp_path)?;
+        if hasher.finalize() != e.hash {
             return Err(ArchiveError::Damaged {
                 chunk: "(whole file)".into(),
                 pack: "-".into(),

@@ -161,6 +161,9 @@ impl Archive {
 
     pub fn staged_extents(&self, id: i64) -> Result<Vec<Extent>> {
         let cat = &self.catalog;
+        // A malformed chunk id is damage: it must not read as some other chunk
+        // (or as a zero run), so it becomes an error here.
+        let bad = |i: usize| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, "staged extent chunk id is not 32 bytes".into());
         let mut st = cat
             .conn
             .prepare_cached("SELECT file_offset, length, chunk, chunk_offset FROM staged_extents WHERE id = ?1 ORDER BY file_offset")
@@ -170,7 +173,7 @@ impl Archive {
                 Ok(Extent {
                     file_offset: r.get::<_, i64>(0)? as u64,
                     length: r.get::<_, i64>(1)? as u64,
-                    chunk: Hash::from_slice(&r.get::<_, Vec<u8>>(2)?).unwrap_or(Hash([0; 32])),
+                    chunk: Hash::from_slice(&r.get::<_, Vec<u8>>(2)?).ok_or_else(|| bad(2))?,
                     chunk_offset: r.get::<_, i64>(3)? as u64,
                 })
             })
@@ -190,6 +193,10 @@ impl Archive {
     pub fn extents_reader(&self, id: Hash, size: u64, extents: &[Extent]) -> Result<BlobReader> {
         let mut out = Vec::with_capacity(extents.len());
         for e in extents {
+            if e.is_zero_run() {
+                out.push(ResolvedExtent { extent: *e, loc: super::read::ZERO_RUN_LOC });
+                continue;
+            }
             let loc = self
                 .catalog
                 .chunk_loc(&e.chunk)?
@@ -224,33 +231,12 @@ impl Archive {
             }
             debug_assert_eq!(pos, data.len());
         }
-        // Holes from extending a file are zeros: one shared zero chunk.
-        let mut extents = splice(base, &pieces, new_size);
-        let zero_len = (1u64 << 20).min(cdc.max_size as u64);
-        let zero = vec![0u8; zero_len as usize];
-        let zero_hash = Hash::of(&zero);
-        let mut filled = Vec::with_capacity(extents.len());
-        let mut pos = 0u64;
-        let mut need_zero = false;
-        for e in extents.drain(..) {
-            while pos < e.file_offset {
-                let n = (e.file_offset - pos).min(zero_len);
-                filled.push(Extent { file_offset: pos, length: n, chunk: zero_hash, chunk_offset: 0 });
-                need_zero = true;
-                pos += n;
-            }
-            pos = e.file_offset + e.length;
-            filled.push(e);
+        if new_size > MAX_FILE_SIZE || writes.iter().any(|(o, d)| o.checked_add(d.len() as u64).is_none_or(|end| end > MAX_FILE_SIZE)) {
+            return Err(ArchiveError::Invalid(format!("{branch}/{path}: a file may not be longer than {MAX_FILE_SIZE} bytes")));
         }
-        while pos < new_size {
-            let n = (new_size - pos).min(zero_len);
-            filled.push(Extent { file_offset: pos, length: n, chunk: zero_hash, chunk_offset: 0 });
-            need_zero = true;
-            pos += n;
-        }
-        if need_zero {
-            new_chunks.push((zero_hash, zero));
-        }
+        // Holes (extending a file, writing past its end) are zero runs: one
+        // extent each, whatever their length, and no chunk.
+        let filled = fill_holes(splice(base, &pieces, new_size), new_size);
         new_chunks.retain(|(h, _)| !cat.has_chunk(h).unwrap_or(false));
         new_chunks.sort_by(|a, b| a.0.cmp(&b.0));
         new_chunks.dedup_by(|a, b| a.0 == b.0);
@@ -351,18 +337,9 @@ impl Archive {
                         Content::Extents(id) => {
                             let ext = self.staged_extents(*id)?;
                             let r = self.extents_reader(Hash([0; 32]), *size, &ext)?;
-                            let mut hasher = blake3::Hasher::new();
-                            let mut buf = vec![0u8; 8 << 20];
-                            let mut off = 0;
-                            while off < *size {
-                                let n = r.read_at(off, &mut buf)?;
-                                if n == 0 {
-                                    break;
-                                }
-                                hasher.update(&buf[..n]);
-                                off += n as u64;
-                            }
-                            let h: Hash = hasher.finalize().into();
+                            // Reads the stored data only; zero runs are hashed
+                            // without reading (content_hash.rs).
+                            let h = r.content_hash()?;
                             blobs.push(BlobRecord { hash: h, size: *size, extents: ext });
                             h
                         }
@@ -529,6 +506,46 @@ fn clone_change(c: &Change) -> Change {
     }
 }
 
+/// The longest file the staging overlay accepts: what SQLite's signed 64-bit
+/// integers (and the kernel's `off_t`) can hold.
+pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
+
+/// Make a sorted, non-overlapping extent list cover [0, size): every gap
+/// becomes a zero run, adjacent zero runs merge into one, so a hole costs one
+/// row whatever its length.
+pub fn fill_holes(extents: Vec<Extent>, size: u64) -> Vec<Extent> {
+    let mut out: Vec<Extent> = Vec::with_capacity(extents.len() + 1);
+    let push = |e: Extent, out: &mut Vec<Extent>| {
+        if e.length == 0 {
+            return;
+        }
+        if e.is_zero_run() {
+            if let Some(last) = out.last_mut().filter(|l| l.is_zero_run() && l.end() == e.file_offset) {
+                last.length += e.length;
+                return;
+            }
+            out.push(Extent::zeros(e.file_offset, e.length));
+        } else {
+            out.push(e);
+        }
+    };
+    let mut pos = 0u64;
+    for e in extents {
+        if e.file_offset >= size {
+            break;
+        }
+        if pos < e.file_offset {
+            push(Extent::zeros(pos, e.file_offset - pos), &mut out);
+        }
+        pos = e.end().min(size);
+        push(Extent { length: pos - e.file_offset, ..e }, &mut out);
+    }
+    if pos < size {
+        push(Extent::zeros(pos, size - pos), &mut out);
+    }
+    out
+}
+
 /// Lay `new` extents over `base` and cut the result at `size`. Both inputs are
 /// sorted and non-overlapping within themselves; later pieces win.
 pub fn splice(base: &[Extent], new: &[Extent], size: u64) -> Vec<Extent> {
@@ -584,5 +601,92 @@ mod tests {
         assert_eq!(out, vec![ext(0, 50, 1, 0), ext(50, 10, 9, 0), ext(60, 40, 1, 60), ext(100, 100, 2, 0)]);
         let out = splice(&base, &[ext(90, 20, 9, 0)], 150);
         assert_eq!(out, vec![ext(0, 90, 1, 0), ext(90, 20, 9, 0), ext(110, 40, 2, 10)]);
+    }
+
+    #[test]
+    fn fill_holes_makes_each_hole_one_zero_run_and_merges_neighbours() {
+        let out = fill_holes(vec![ext(10, 5, 1, 0), Extent::zeros(15, 5), ext(30, 10, 2, 0)], 1 << 62);
+        assert_eq!(out, vec![Extent::zeros(0, 10), ext(10, 5, 1, 0), Extent::zeros(15, 15), ext(30, 10, 2, 0), Extent::zeros(40, (1 << 62) - 40)]);
+        // A zero run cut by a later write keeps no chunk offset.
+        let cut = splice(&[Extent::zeros(0, 100)], &[ext(40, 10, 3, 0)], 100);
+        assert_eq!(fill_holes(cut, 100), vec![Extent::zeros(0, 40), ext(40, 10, 3, 0), Extent::zeros(50, 50)]);
+        assert_eq!(fill_holes(vec![], 0), vec![]);
+    }
+
+    fn staged_file(root: &std::path::Path) -> Archive {
+        drop(Archive::init(root).unwrap());
+        Archive::open(root).unwrap()
+    }
+
+    fn read(r: &BlobReader, off: u64, len: usize) -> Vec<u8> {
+        let mut buf = vec![0xEEu8; len];
+        let n = r.read_at(off, &mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    #[test]
+    fn truncate_to_the_largest_size_costs_a_few_rows_reads_zeros_and_commits_cheaply() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("a");
+        let a = staged_file(&root);
+        let id = a.stage_write("main", "f.bin", &[], &[(0, b"head")], 4, 0o644, 1).unwrap();
+        let base = a.staged_extents(id).unwrap();
+        let id = a.stage_write("main", "f.bin", &base, &[], MAX_FILE_SIZE, 0o644, 2).unwrap();
+        let base = a.staged_extents(id).unwrap();
+        assert_eq!(base.len(), 2, "{base:?}");
+        assert!(base[1].is_zero_run());
+        let far = 1u64 << 50;
+        let id = a.stage_write("main", "f.bin", &base, &[(far, b"far away")], MAX_FILE_SIZE, 0o644, 3).unwrap();
+        let ext = a.staged_extents(id).unwrap();
+        assert_eq!(ext.len(), 4, "{ext:?}");
+        assert_eq!(a.catalog.count("staged_extents").unwrap(), 4);
+        let r = a.extents_reader(Hash([0; 32]), MAX_FILE_SIZE, &ext).unwrap();
+        assert_eq!(read(&r, 0, 6), b"head\0\0");
+        assert_eq!(read(&r, far / 2, 4096), vec![0u8; 4096]);
+        assert_eq!(read(&r, far - 2, 12), b"\0\0far away\0\0");
+        assert_eq!(read(&r, MAX_FILE_SIZE - 3, 10), vec![0u8; 3]);
+        // Only the two written pieces are chunks: a hole stores nothing.
+        assert_eq!(a.catalog.count("chunks").unwrap(), 2);
+        drop(a);
+        let mut w = Archive::open_writer(&root).unwrap();
+        w.commit_staging("main", "sparse").unwrap().unwrap();
+        let e = w.resolve("main/f.bin").unwrap().entry;
+        assert_eq!(e.size, MAX_FILE_SIZE);
+        assert_eq!(w.catalog.extents(&e.hash).unwrap().len(), 4);
+        let r = w.blob_reader(&e.hash).unwrap();
+        assert_eq!(read(&r, far, 8), b"far away");
+        assert_eq!(r.content_hash().unwrap(), e.hash);
+        let rep = super::super::check::check(&w, true, false).unwrap();
+        assert!(rep.ok(), "{rep:?}");
+    }
+
+    #[test]
+    fn a_file_with_a_small_hole_commits_with_the_blake3_of_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("a");
+        let a = staged_file(&root);
+        let id = a.stage_write("main", "g.bin", &[], &[(0, b"start")], 5, 0o644, 1).unwrap();
+        let base = a.staged_extents(id).unwrap();
+        let id = a.stage_write("main", "g.bin", &base, &[(3_000_000, b"end")], 3_000_003, 0o644, 2).unwrap();
+        assert!(a.staged_extents(id).unwrap().iter().any(|e| e.is_zero_run()));
+        drop(a);
+        let mut w = Archive::open_writer(&root).unwrap();
+        w.commit_staging("main", "hole").unwrap().unwrap();
+        let mut bytes = vec![0u8; 3_000_003];
+        bytes[..5].copy_from_slice(b"start");
+        bytes[3_000_000..].copy_from_slice(b"end");
+        let e = w.resolve("main/g.bin").unwrap().entry;
+        assert_eq!(e.hash, Hash::of(&bytes));
+        assert_eq!(read(&w.blob_reader(&e.hash).unwrap(), 0, 4_000_000), bytes);
+    }
+
+    #[test]
+    fn sizes_past_the_largest_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = staged_file(&dir.path().join("a"));
+        assert!(matches!(a.stage_write("main", "h", &[], &[], MAX_FILE_SIZE + 1, 0o644, 1), Err(ArchiveError::Invalid(_))));
+        assert!(matches!(a.stage_write("main", "h", &[], &[(u64::MAX - 1, b"xy")], 0, 0o644, 1), Err(ArchiveError::Invalid(_))));
+        assert_eq!(a.catalog.count("staged_extents").unwrap(), 0);
     }
 }

@@ -39,6 +39,9 @@ pub enum FsError {
     CrossDevice,
     #[error("invalid name or argument")]
     Invalid,
+    /// A size or offset past the largest file the mount declares (EFBIG).
+    #[error("file too large")]
+    TooBig,
 }
 
 pub type FsResult<T> = Result<T, FsError>;
@@ -100,12 +103,23 @@ pub struct FsCore {
     /// processes (an ingest) appear without a remount.
     heads: Mutex<(Instant, HashMap<String, Option<Hash>>)>,
     mount_time_ns: i64,
-    /// Slices resolved by lookup, by inode, with the source they read from.
-    slices: Mutex<HashMap<u64, (Arc<SlicePlan>, Arc<BlobReader>, String)>>,
+    /// Slice plans, by inode, with the source they read from: a bounded LRU
+    /// (a plan is re-made from the node when it was evicted).
+    slices: Mutex<hashlink::LruCache<u64, SliceEntry>>,
     /// Write state of branch files being written, by inode.
     pub(crate) writes: Mutex<HashMap<u64, Arc<Mutex<super::write::WriteState>>>>,
     pub(crate) read_only: bool,
 }
+
+/// A slice's plan, the reader of its source, and the source's path (for xattrs).
+type SliceEntry = (Arc<SlicePlan>, Arc<BlobReader>, String);
+
+/// Slice plans kept. A plan holds a rebuilt `moov` (sample tables: up to a few
+/// MB for an hour-long clip) and is cheap to make again (milliseconds, no
+/// essence read), so a small cache covers an NLE opening an EDL's worth of
+/// slices while any number of distinct names looked up (`stat` in a loop, with
+/// `--allow-other` by any local user) costs at most this many plans of memory.
+pub const SLICE_PLAN_CACHE: usize = 64;
 
 #[path = "proxy_ns.rs"]
 mod proxy_ns;
@@ -133,7 +147,7 @@ impl FsCore {
             prefetch: Prefetcher::new(store, opts.cache_bytes, opts.readahead_workers),
             heads: Mutex::new((Instant::now() - HEADS_TTL * 2, HashMap::new())),
             mount_time_ns: crate::archive::objects::now_ns(),
-            slices: Mutex::new(HashMap::new()),
+            slices: Mutex::new(hashlink::LruCache::new(SLICE_PLAN_CACHE)),
             writes: Mutex::new(HashMap::new()),
             read_only: opts.read_only,
         }
@@ -296,19 +310,76 @@ impl FsCore {
             return Err(FsError::NotFound);
         }
         let path = format!("{}/{}", parent.path, base.name);
-        let (facts, _) = self.with_archive(|a| a.media(&base.hash))?.ok_or(FsError::NotFound)?;
+        let entry = self.make_slice_plan(&path, name, &spec, &base.hash)?;
+        let n = self.inodes.child(parent, name, NodeKind::Slice { blob: base.hash }, entry.0.size, base.mode, base.mtime_ns);
+        if let Ok(mut m) = self.slices.lock() {
+            m.insert(n.ino, entry);
+        }
+        Ok(self.attr_of(&n))
+    }
+
+    fn make_slice_plan(&self, path: &str, name: &str, spec: &SliceSpec, blob: &Hash) -> FsResult<SliceEntry> {
+        let (facts, _) = self.with_archive(|a| a.media(blob))?.ok_or(FsError::NotFound)?;
         let facts = facts.ok_or(FsError::NotFound)?;
-        let reader = Arc::new(self.with_archive(|a| a.blob_reader(&base.hash))?);
+        let reader = Arc::new(self.with_archive(|a| a.blob_reader(blob))?);
         let cache_dir = self.with_archive(|a| Ok(a.root().join("cache")))?;
-        let plan = slice::plan(&path, &spec, &facts, reader.clone(), &cache_dir).map_err(|e| {
+        let plan = slice::plan(path, spec, &facts, reader.clone(), &cache_dir).map_err(|e| {
             log::info!("{path}: slice {name}: {e}");
             FsError::NotFound
         })?;
-        let n = self.inodes.child(parent, name, NodeKind::Slice { blob: base.hash }, plan.size, base.mode, base.mtime_ns);
-        if let Ok(mut m) = self.slices.lock() {
-            m.insert(n.ino, (Arc::new(plan), reader, path));
+        Ok((Arc::new(plan), reader, path.to_string()))
+    }
+
+    /// The plan of a slice node: from the cache, or made again from the node
+    /// (its name and source content) when the cache let it go.
+    fn slice_plan(&self, n: &Node) -> FsResult<SliceEntry> {
+        let NodeKind::Slice { blob } = &n.kind else { return Err(FsError::NotFound) };
+        if let Some(e) = self.slices.lock().map_err(|_| FsError::BadHandle)?.get(&n.ino).cloned() {
+            return Ok(e);
         }
-        Ok(self.attr_of(&n))
+        let Some(Ok(spec)) = SliceSpec::parse_name(&n.name) else { return Err(FsError::NotFound) };
+        let dir = n.path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+        let path = if dir.is_empty() { spec.base_name.clone() } else { format!("{dir}/{}", spec.base_name) };
+        let entry = self.make_slice_plan(&path, &n.name, &spec, blob)?;
+        if let Ok(mut m) = self.slices.lock() {
+            m.insert(n.ino, entry.clone());
+        }
+        Ok(entry)
+    }
+
+    /// Slice plans held in memory now (bounded by `SLICE_PLAN_CACHE`).
+    pub fn slice_plans_cached(&self) -> usize {
+        self.slices.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// A lookup whose answer goes to the kernel: the inode gets one more
+    /// reference, given back by `forget`. If the node was forgotten between
+    /// finding it and counting the reference, it is looked up again.
+    pub fn lookup_ref(&self, parent: u64, name: &str) -> FsResult<Attr> {
+        for _ in 0..8 {
+            let a = self.lookup(parent, name)?;
+            if self.inodes.remember(a.ino) {
+                return Ok(a);
+            }
+        }
+        Err(FsError::Io(format!("inode of {name} kept being forgotten during lookup")))
+    }
+
+    /// The kernel was handed `ino` by a create or mkdir reply.
+    pub fn remember(&self, ino: u64) -> bool {
+        self.inodes.remember(ino)
+    }
+
+    /// FUSE forget: the kernel gives back `nlookup` references to `ino`. The
+    /// last one drops the node and anything cached for it.
+    pub fn forget(&self, ino: u64, nlookup: u64) {
+        if let Some(n) = self.inodes.forget(ino, nlookup) {
+            if matches!(n.kind, NodeKind::Slice { .. }) {
+                if let Ok(mut m) = self.slices.lock() {
+                    m.remove(&ino);
+                }
+            }
+        }
     }
 
     /// Directory entries (without `.` and `..`), with inode numbers.
@@ -387,8 +458,7 @@ impl FsCore {
         let (reader, slice) = match &n.kind {
             NodeKind::File { blob } | NodeKind::Proxy { blob, .. } => (Arc::new(self.with_archive(|a| a.blob_reader(blob))?), None),
             NodeKind::Slice { .. } => {
-                let m = self.slices.lock().map_err(|_| FsError::BadHandle)?;
-                let (plan, reader, _) = m.get(&ino).cloned().ok_or(FsError::NotFound)?;
+                let (plan, reader, _) = self.slice_plan(&n)?;
                 (reader, Some(plan))
             }
             _ => return Err(FsError::IsDir),
@@ -480,6 +550,11 @@ impl FsCore {
             let start = (offset + done).max(e.file_offset);
             let end = (offset + len).min(e.file_offset + e.length);
             if start >= end {
+                continue;
+            }
+            if e.is_zero_run() {
+                // `out` starts zeroed: a hole is served without touching a pack.
+                done = end - offset;
                 continue;
             }
             let in_chunk = e.chunk_offset + (start - e.file_offset);
@@ -582,7 +657,7 @@ impl FsCore {
         let mut out = Vec::new();
         match &n.kind {
             NodeKind::File { blob } => {
-                out.push(("user.reelfs.hash".into(), format!("blake3:{blob}")));
+                out.push(("user.reelfs.hash".into(), self.hash_label(blob)?));
                 out.push(("user.reelfs.location".into(), "disk".into()));
                 out.extend(self.media_xattrs(blob)?);
             }
@@ -593,7 +668,7 @@ impl FsCore {
                 }
             }
             NodeKind::Slice { .. } => {
-                if let Some((plan, _, src)) = self.slices.lock().ok().and_then(|m| m.get(&ino).cloned()) {
+                if let Ok((plan, _, src)) = self.slice_plan(&n) {
                     out.push(("user.reelfs.source".into(), src));
                     out.push(("user.reelfs.timecode".into(), plan.start_tc.clone()));
                     out.push(("user.reelfs.in".into(), plan.in_tc.clone()));
@@ -610,7 +685,7 @@ impl FsCore {
                 if let Some(super::write::Entry::File { content, .. }) = self.branch_entry(branch, path)? {
                     match content {
                         crate::archive::staging::Content::Blob(blob) => {
-                            out.push(("user.reelfs.hash".into(), format!("blake3:{blob}")));
+                            out.push(("user.reelfs.hash".into(), self.hash_label(&blob)?));
                             out.push(("user.reelfs.location".into(), "disk".into()));
                             out.extend(self.media_xattrs(&blob)?);
                         }
@@ -623,6 +698,14 @@ impl FsCore {
             NodeKind::Proxy { .. } | NodeKind::ProxyDir { .. } => out.extend(self.proxy_xattrs(&n)?),
         }
         Ok(out)
+    }
+
+    /// `blake3:HEX`, or `reelfs-layout:HEX` for a file with huge holes
+    /// (see archive/content_hash.rs): a tool checking with b3sum must not be
+    /// told a layout id is a BLAKE3.
+    fn hash_label(&self, blob: &Hash) -> FsResult<String> {
+        let plain = self.with_archive(|a| crate::archive::content_hash::is_plain_blake3(&a.catalog, blob))?;
+        Ok(crate::archive::content_hash::label(blob, plain))
     }
 
     pub fn inode_count(&self) -> usize {

@@ -27,6 +27,13 @@ impl FuseAdapter {
         FuseAdapter { core, uid, gid }
     }
 
+    /// The kernel was handed a new entry (create, mkdir): one reference.
+    fn remember(&self, ino: u64) {
+        if !self.core.remember(ino) {
+            log::warn!("inode {ino} was dropped before the kernel got it; it will be looked up again");
+        }
+    }
+
     fn attr(&self, a: &Attr) -> FileAttr {
         let t = if a.mtime_ns >= 0 { UNIX_EPOCH + Duration::from_nanos(a.mtime_ns as u64) } else { UNIX_EPOCH };
         FileAttr {
@@ -65,6 +72,7 @@ fn errno(e: &FsError) -> Errno {
         FsError::NotEmpty => Errno::ENOTEMPTY,
         FsError::CrossDevice => Errno::EXDEV,
         FsError::Invalid => Errno::EINVAL,
+        FsError::TooBig => Errno::EFBIG,
     }
 }
 
@@ -80,10 +88,17 @@ impl Filesystem for FuseAdapter {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let Some(name) = name.to_str() else { return reply.error(Errno::ENOENT) };
-        match self.core.lookup(parent.0, name) {
+        // Counted: the kernel holds the inode until it sends `forget`.
+        match self.core.lookup_ref(parent.0, name) {
             Ok(a) => reply.entry(&TTL, &self.attr(&a), Generation(0)),
             Err(e) => reply.error(errno(&e)),
         }
+    }
+
+    /// Also serves BATCH_FORGET: fuser's default `batch_forget` calls this
+    /// once per inode (its `ForgetOne` type is not exported to override it).
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.core.forget(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -170,7 +185,10 @@ impl Filesystem for FuseAdapter {
     fn create(&self, _req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, _flags: i32, reply: fuser::ReplyCreate) {
         let Some(name) = name.to_str() else { return reply.error(Errno::EINVAL) };
         match self.core.create_open(parent.0, name, mode & !umask) {
-            Ok((a, fh)) => reply.created(&TTL, &self.attr(&a), Generation(0), FileHandle(fh), FopenFlags::empty()),
+            Ok((a, fh)) => {
+                self.remember(a.ino);
+                reply.created(&TTL, &self.attr(&a), Generation(0), FileHandle(fh), FopenFlags::empty())
+            }
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -178,7 +196,10 @@ impl Filesystem for FuseAdapter {
     fn mkdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
         let Some(name) = name.to_str() else { return reply.error(Errno::EINVAL) };
         match self.core.mkdir(parent.0, name, mode & !umask) {
-            Ok(a) => reply.entry(&TTL, &self.attr(&a), Generation(0)),
+            Ok(a) => {
+                self.remember(a.ino);
+                reply.entry(&TTL, &self.attr(&a), Generation(0))
+            }
             Err(e) => reply.error(errno(&e)),
         }
     }

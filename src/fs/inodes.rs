@@ -1,8 +1,14 @@
-//! Inode numbers, stable for the life of a mount.
+//! Inode numbers, stable while the kernel knows them.
 //!
 //! An inode is identified by (parent inode, name, content hash): the same name
 //! showing new content after a commit gets a new inode, so the kernel never
 //! serves cached pages of the old content under the new one.
+//!
+//! The table is bounded by what the kernel holds: each lookup answered to the
+//! kernel is one reference (`remember`), each FUSE `forget` gives references
+//! back, and a node with none left is dropped. Nodes made only to list a folder
+//! (readdir hands out inode numbers without references) wait in a bounded LRU,
+//! so listing a huge folder does not pin it in memory.
 
 use crate::archive::Hash;
 use std::collections::HashMap;
@@ -56,11 +62,34 @@ pub struct Node {
 
 type Key = (u64, String, Option<Hash>);
 
-#[derive(Default)]
+/// Nodes without kernel references kept (so a folder listed and then stat'ed
+/// entry by entry keeps its numbers): ~16 k nodes, a few MB.
+pub const UNREFERENCED_NODES: usize = 16 * 1024;
+
+struct Slot {
+    node: Node,
+    key: Key,
+    /// References the kernel holds (lookups answered minus forgotten).
+    lookups: u64,
+}
+
 struct Table {
-    nodes: HashMap<u64, Node>,
+    nodes: HashMap<u64, Slot>,
     by_key: HashMap<Key, u64>,
     next: u64,
+    /// Nodes with no kernel reference, least recently made or used first.
+    unreferenced: hashlink::LinkedHashSet<u64>,
+}
+
+impl Table {
+    fn remove(&mut self, ino: u64) -> Option<Node> {
+        let slot = self.nodes.remove(&ino)?;
+        if self.by_key.get(&slot.key) == Some(&ino) {
+            self.by_key.remove(&slot.key);
+        }
+        self.unreferenced.remove(&ino);
+        Some(slot.node)
+    }
 }
 
 pub struct Inodes {
@@ -75,16 +104,52 @@ impl Default for Inodes {
 
 impl Inodes {
     pub fn new() -> Inodes {
-        let mut t = Table { next: ROOT_INO + 1, ..Default::default() };
-        t.nodes.insert(
-            ROOT_INO,
-            Node { ino: ROOT_INO, parent: ROOT_INO, name: String::new(), path: String::new(), kind: NodeKind::Root, size: 0, mode: 0o755, mtime_ns: 0 },
-        );
+        let mut t = Table { nodes: HashMap::new(), by_key: HashMap::new(), next: ROOT_INO + 1, unreferenced: hashlink::LinkedHashSet::new() };
+        let root = Node { ino: ROOT_INO, parent: ROOT_INO, name: String::new(), path: String::new(), kind: NodeKind::Root, size: 0, mode: 0o755, mtime_ns: 0 };
+        // The root is never forgotten (the kernel holds it for the whole mount).
+        t.nodes.insert(ROOT_INO, Slot { node: root, key: (0, String::new(), None), lookups: u64::MAX });
         Inodes { t: RwLock::new(t) }
     }
 
     pub fn get(&self, ino: u64) -> Option<Node> {
-        self.t.read().ok()?.nodes.get(&ino).cloned()
+        self.t.read().ok()?.nodes.get(&ino).map(|s| s.node.clone())
+    }
+
+    /// The kernel was given this inode (a lookup, create or mkdir reply): one
+    /// more reference. False if the node is gone (forgotten meanwhile): the
+    /// caller looks it up again.
+    pub fn remember(&self, ino: u64) -> bool {
+        let mut t = match self.t.write() {
+            Ok(t) => t,
+            Err(p) => p.into_inner(),
+        };
+        let Some(slot) = t.nodes.get_mut(&ino) else { return false };
+        slot.lookups = slot.lookups.saturating_add(1);
+        t.unreferenced.remove(&ino);
+        true
+    }
+
+    /// FUSE forget: the kernel drops `n` references. Returns the node if that
+    /// was the last one (it is gone from the table now).
+    pub fn forget(&self, ino: u64, n: u64) -> Option<Node> {
+        if ino == ROOT_INO {
+            return None;
+        }
+        let mut t = match self.t.write() {
+            Ok(t) => t,
+            Err(p) => p.into_inner(),
+        };
+        let slot = t.nodes.get_mut(&ino)?;
+        slot.lookups = slot.lookups.saturating_sub(n);
+        if slot.lookups > 0 {
+            return None;
+        }
+        t.remove(ino)
+    }
+
+    /// References the kernel holds on `ino` (None: not in the table).
+    pub fn lookups(&self, ino: u64) -> Option<u64> {
+        self.t.read().ok()?.nodes.get(&ino).map(|s| s.lookups)
     }
 
     /// The inode for a child, allocating one the first time it is seen. Attributes
@@ -102,17 +167,31 @@ impl Inodes {
             Ok(t) => t,
             Err(p) => p.into_inner(),
         };
-        let ino = match t.by_key.get(&key) {
-            Some(i) => *i,
+        let node = match t.by_key.get(&key).copied() {
+            Some(ino) => {
+                let node = Node { ino, parent: parent.ino, name: name.to_string(), path, kind, size, mode, mtime_ns };
+                if let Some(slot) = t.nodes.get_mut(&ino) {
+                    slot.node = node.clone();
+                    if slot.lookups == 0 {
+                        t.unreferenced.to_back(&ino);
+                    }
+                }
+                node
+            }
             None => {
-                let i = t.next;
+                let ino = t.next;
                 t.next += 1;
-                t.by_key.insert(key, i);
-                i
+                let node = Node { ino, parent: parent.ino, name: name.to_string(), path, kind, size, mode, mtime_ns };
+                t.by_key.insert(key.clone(), ino);
+                t.nodes.insert(ino, Slot { node: node.clone(), key, lookups: 0 });
+                t.unreferenced.insert(ino);
+                while t.unreferenced.len() > UNREFERENCED_NODES {
+                    let Some(old) = t.unreferenced.pop_front() else { break };
+                    t.remove(old);
+                }
+                node
             }
         };
-        let node = Node { ino, parent: parent.ino, name: name.to_string(), path, kind, size, mode, mtime_ns };
-        t.nodes.insert(ino, node.clone());
         node
     }
 
@@ -124,12 +203,16 @@ impl Inodes {
             Err(p) => p.into_inner(),
         };
         // Whatever was at the target name is replaced.
-        t.by_key.remove(&(newparent.ino, newname.to_string(), None));
+        let new_key = (newparent.ino, newname.to_string(), None);
+        t.by_key.remove(&new_key);
         let Some(ino) = t.by_key.remove(&(parent, name.to_string(), None)) else { return };
-        t.by_key.insert((newparent.ino, newname.to_string(), None), ino);
+        t.by_key.insert(new_key.clone(), ino);
+        if let Some(slot) = t.nodes.get_mut(&ino) {
+            slot.key = new_key;
+        }
         let new_full = if newparent.path.is_empty() { newname.to_string() } else { format!("{}/{}", newparent.path, newname) };
         let prefix = format!("{from}/");
-        for n in t.nodes.values_mut() {
+        for n in t.nodes.values_mut().map(|s| &mut s.node) {
             let (b, p) = match &mut n.kind {
                 NodeKind::BDir { branch, path } | NodeKind::BFile { branch, path } => (branch, path),
                 _ => continue,
@@ -157,5 +240,47 @@ impl Inodes {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root(i: &Inodes) -> Node {
+        i.get(ROOT_INO).unwrap()
+    }
+
+    #[test]
+    fn forget_drops_a_node_with_its_last_reference_and_numbers_are_not_reused() {
+        let i = Inodes::new();
+        let a = i.child(&root(&i), "a", NodeKind::Branch { name: "a".into() }, 0, 0o755, 0);
+        assert!(i.remember(a.ino) && i.remember(a.ino));
+        assert!(i.forget(a.ino, 1).is_none());
+        assert_eq!(i.lookups(a.ino), Some(1));
+        assert!(i.forget(a.ino, 1).is_some());
+        assert!(i.get(a.ino).is_none());
+        assert!(!i.remember(a.ino), "a forgotten node cannot be remembered");
+        let b = i.child(&root(&i), "a", NodeKind::Branch { name: "a".into() }, 0, 0o755, 0);
+        assert_ne!(b.ino, a.ino);
+        // The root stays whatever the kernel says.
+        assert!(i.forget(ROOT_INO, u64::MAX).is_none());
+        assert!(i.get(ROOT_INO).is_some());
+    }
+
+    #[test]
+    fn nodes_only_listed_are_bounded_and_referenced_ones_stay() {
+        let i = Inodes::new();
+        let r = root(&i);
+        let kept = i.child(&r, "kept", NodeKind::Branch { name: "kept".into() }, 0, 0o755, 0);
+        assert!(i.remember(kept.ino));
+        let first = i.child(&r, "n0", NodeKind::Branch { name: "n0".into() }, 0, 0o755, 0);
+        for n in 1..UNREFERENCED_NODES + 500 {
+            let name = format!("n{n}");
+            i.child(&r, &name, NodeKind::Branch { name: name.clone() }, 0, 0o755, 0);
+        }
+        assert_eq!(i.len(), UNREFERENCED_NODES + 2, "root + kept + the newest unreferenced");
+        assert!(i.get(kept.ino).is_some());
+        assert!(i.get(first.ino).is_none(), "the oldest listed-only node went first");
     }
 }

@@ -9,7 +9,7 @@
 
 use super::core::{Attr, FsCore, FsError, FsResult, NodeType};
 use super::inodes::{Node, NodeKind};
-use crate::archive::staging::{Content, Staged};
+use crate::archive::staging::{Content, Staged, MAX_FILE_SIZE};
 use crate::archive::objects::Extent;
 use crate::archive::{objects, BlobReader, EntryKind, Hash};
 use std::collections::BTreeMap;
@@ -377,6 +377,11 @@ impl FsCore {
     }
 
     pub fn write(&self, ws: &Arc<Mutex<WriteState>>, off: u64, data: &[u8]) -> FsResult<u32> {
+        // The kernel checks offsets against the mount's maximum file size; this
+        // is the same rule for callers that are not the kernel.
+        if off.checked_add(data.len() as u64).is_none_or(|end| end > MAX_FILE_SIZE) {
+            return Err(FsError::TooBig);
+        }
         let mut w = ws.lock().map_err(|_| FsError::Io("poisoned".into()))?;
         w.put(off, data);
         if w.dirty_bytes >= FLUSH_BYTES {
@@ -579,6 +584,9 @@ impl FsCore {
         }
         if mode.is_none() && size.is_none() && mtime_ns.is_none() {
             return self.getattr(ino);
+        }
+        if size.is_some_and(|s| s > MAX_FILE_SIZE) {
+            return Err(FsError::TooBig);
         }
         match self.branch_entry(&branch, &path)? {
             Some(Entry::Dir { tree, mode: m0, mtime_ns: t0 }) => {
