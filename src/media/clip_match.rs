@@ -43,6 +43,8 @@ pub enum Choice<'a> {
         candidates: Vec<Candidate>,
         /// Why `clip` won over the other candidates.
         why: Option<String>,
+        /// The event's name for the clip settled it: nothing to warn about.
+        by_name: bool,
     },
     /// The clips the event identifies cannot read its labels (frame 30 at 25 fps, ...).
     Invalid(String),
@@ -142,6 +144,7 @@ pub fn choose<'a>(
     };
     // Narrow step by step, remembering the first reason that separated the winner.
     let mut pool: Vec<usize> = (0..covering.len()).filter(|&i| covering[i].2 == best).collect();
+    let by_name = covering.len() > 1 && pool.len() == 1 && best > 0;
     let mut why = (covering.len() > 1 && pool.len() < covering.len()).then(|| {
         let names = wanted.names.first().cloned().unwrap_or_default();
         format!("the event names it ({names})")
@@ -163,7 +166,7 @@ pub fn choose<'a>(
         why = Some("every candidate is flagged damaged".to_string());
     }
     let (clip, range, _) = &covering[pool[0]];
-    Choice::Chosen { clip, range: *range, candidates, why }
+    Choice::Chosen { clip, range: *range, candidates, why, by_name }
 }
 
 #[cfg(test)]

@@ -326,8 +326,8 @@ pub fn extract_edl(archive: &Archive, scope: &str, edl_name: &str, edl_text: &st
             })
         };
         let wanted = Wanted { reel: (!aux).then(|| reel.clone()), names };
-        let (clip, range, candidates, why) = match clip_match::choose(&clips, &wanted, range_at, |c| damage_of(archive, c)) {
-            Choice::Chosen { clip, range, candidates, why } => (clip, range, candidates, why),
+        let (clip, range, candidates, why, by_name) = match clip_match::choose(&clips, &wanted, range_at, |c| damage_of(archive, c)) {
+            Choice::Chosen { clip, range, candidates, why, by_name } => (clip, range, candidates, why, by_name),
             Choice::Invalid(e) => {
                 base.invalid(e, &mut rep);
                 continue;
@@ -338,7 +338,8 @@ pub fn extract_edl(archive: &Archive, scope: &str, edl_name: &str, edl_text: &st
                 continue;
             }
         };
-        if let Some(w) = why.as_ref().filter(|_| !candidates.is_empty()) {
+        // A tie, or a choice made by damage flags, is worth a line on stderr.
+        if let Some(w) = why.as_ref().filter(|_| !candidates.is_empty() && !by_name) {
             rep.warnings.push(format!("line {}: event {} took {}: {w}", ev.line, ev.number, clip.path));
         }
         let (src_in, src_out) = (range.start.to_string(), range.end.to_string());
@@ -389,8 +390,8 @@ pub fn extract_otio(archive: &Archive, scope: &str, otio_name: &str, otio_text: 
             let (a, b) = range.frames_at(clip.rate.as_f64());
             TcRange::new(Timecode::from_frames(a, clip.rate), Timecode::from_frames(b, clip.rate))
         };
-        let (clip, tc, candidates, why) = match clip_match::choose(&clips, &wanted, range_at, |c| damage_of(archive, c)) {
-            Choice::Chosen { clip, range, candidates, why } => (clip, range, candidates, why),
+        let (clip, tc, candidates, why, by_name) = match clip_match::choose(&clips, &wanted, range_at, |c| damage_of(archive, c)) {
+            Choice::Chosen { clip, range, candidates, why, by_name } => (clip, range, candidates, why, by_name),
             Choice::Invalid(e) => {
                 r.invalid(e, &mut rep);
                 continue;
@@ -401,7 +402,8 @@ pub fn extract_otio(archive: &Archive, scope: &str, otio_name: &str, otio_text: 
                 continue;
             }
         };
-        if let Some(w) = why.as_ref().filter(|_| !candidates.is_empty()) {
+        // A tie, or a choice made by damage flags, is worth a line on stderr.
+        if let Some(w) = why.as_ref().filter(|_| !candidates.is_empty() && !by_name) {
             rep.warnings.push(format!("clip {} took {}: {w}", i + 1, clip.path));
         }
         r.src_in = tc.start.to_string();

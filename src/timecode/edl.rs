@@ -226,7 +226,12 @@ fn check_without_rate(ev: &EdlEvent) -> Result<(), String> {
         let plain: String = label.chars().map(|c| if c == ';' || c == ',' { ':' } else { c }).collect();
         Timecode::parse_for_media(&plain, FrameRate::Fps60)
             .map(Some)
-            .map_err(|e| format!("{what} {label}: {e}"))
+            .map_err(|e| match e {
+                TimecodeError::FrameOutOfRange { value, .. } => {
+                    format!("{what} {label}: frame {value:02} does not exist at any rate (60 fps runs 00 to 59)")
+                }
+                e => format!("{what} {e}"),
+            })
     };
     for (side, a, b) in [
         ("source", &ev.source_in, &ev.source_out),
