@@ -302,12 +302,12 @@ pub fn extract_edl(archive: &Archive, scope: &str, edl_name: &str, edl_text: &st
         // AX is "auxiliary source": Premiere and Resolve write it for every file-based
         // clip and name the clip in FROM CLIP NAME, so an AX event is matched by name.
         let aux = matches!(upper.as_str(), "AX" | "AUX");
-        if matches!(upper.as_str(), "BL" | "BLK" | "BLACK") || (aux && names.is_empty()) {
-            // Black and unnamed aux sources have no media to pull; still listed, so the
-            // report accounts for every event.
+        if matches!(upper.as_str(), "BL" | "BLK" | "BLACK" | "BARS") || (aux && names.is_empty()) {
+            // Black, bars and unnamed aux sources have no media to pull; still listed, so
+            // the report accounts for every event.
             let mut r = base;
             r.status = "skipped".into();
-            r.reason = Some(format!("{reel} is black/aux: no media to pull"));
+            r.reason = Some(format!("{reel} is black/bars/aux: no media to pull"));
             rep.pulls.push(r);
             continue;
         }
@@ -376,6 +376,12 @@ pub fn extract_otio(archive: &Archive, scope: &str, otio_name: &str, otio_text: 
     for (i, c) in found.iter().enumerate() {
         let label = excerpt(&c.name);
         let mut r = PullResult::asked(format!("clip {} '{}'", i + 1, label), label.clone(), None, String::new(), String::new());
+        if let Some(kind) = &c.generator {
+            r.status = "skipped".into();
+            r.reason = Some(format!("a {kind} generator: no media to pull"));
+            rep.pulls.push(r);
+            continue;
+        }
         let range = match &c.range {
             Ok(range) => *range,
             Err(e) => {

@@ -52,6 +52,8 @@ pub struct OtioClip {
     /// True when `range` came from the media reference's `available_range`
     /// (the clip's `source_range` was null).
     pub whole_media: bool,
+    /// The media reference is a generator (black, bars): there is no media to pull.
+    pub generator: Option<String>,
 }
 
 /// Reads every Clip of `text`, in document order.
@@ -98,7 +100,11 @@ fn read_clip(c: &Value) -> OtioClip {
         },
         r => (time_range(r).map_err(|e| format!("source_range: {e}")), false),
     };
-    OtioClip { name, target_url, range, whole_media }
+    let generator = media["OTIO_SCHEMA"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("GeneratorReference."))
+        .then(|| media["generator_kind"].as_str().unwrap_or("generator").to_string());
+    OtioClip { name, target_url, range, whole_media, generator }
 }
 
 fn time_range(r: &Value) -> Result<OtioRange, String> {
@@ -265,6 +271,14 @@ mod tests {
         assert!(clips[0].range.as_ref().unwrap_err().contains("not finite"), "{:?}", clips[0].range);
         // Words inside strings are left alone.
         assert_eq!(non_finite_to_null(r#"{"x": "NaN", "Inf": 1}"#), r#"{"x": "NaN", "Inf": 1}"#);
+    }
+
+    #[test]
+    fn generator_references_are_marked() {
+        let gen = r#"{"OTIO_SCHEMA": "GeneratorReference.1", "generator_kind": "SMPTEBars", "parameters": {}}"#;
+        let clips = parse_otio(&clip(&range(0.0, 24.0, 24.0), gen)).unwrap();
+        assert_eq!(clips[0].generator.as_deref(), Some("SMPTEBars"));
+        assert_eq!(parse_otio(&clip(&range(0.0, 24.0, 24.0), EXTERNAL)).unwrap()[0].generator, None);
     }
 
     #[test]

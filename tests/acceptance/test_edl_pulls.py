@@ -320,3 +320,21 @@ def test_otio_with_inf_and_nan_literals_is_read(reelfs, archive, card, tmp_path)
     x = rep["pulls"][0]
     assert x["status"] == "extracted" and x["clip"] == GOOD, x
     assert frame_hashes(x["output"]) == frame_hashes(card[1])[2:10]
+
+
+def test_generators_and_bars_have_nothing_to_pull(reelfs, archive, tmp_path):
+    doc = otio([("A001C003_231124_R1AB", "file:///card/Day01/A001C003_231124_R1AB.mov",
+                 (START + 2, 8, FPS), None)])
+    track = doc["tracks"]["children"][0]["children"]
+    track.append({"OTIO_SCHEMA": "Clip.1", "name": "bars", "metadata": {},
+                  "source_range": {"OTIO_SCHEMA": "TimeRange.1",
+                                   "start_time": {"OTIO_SCHEMA": "RationalTime.1", "rate": FPS, "value": 0},
+                                   "duration": {"OTIO_SCHEMA": "RationalTime.1", "rate": FPS, "value": 25}},
+                  "media_reference": {"OTIO_SCHEMA": "GeneratorReference.1", "generator_kind": "SMPTEBars",
+                                      "parameters": {}, "metadata": {}, "available_range": None}})
+    p, rep, _ = extract(reelfs, archive, tmp_path, "otio", json.dumps(doc))
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert [x["status"] for x in rep["pulls"]] == ["extracted", "skipped"]
+    lines = ["001  BARS     V     C        00:00:00:00 00:00:01:00 00:00:00:00 00:00:01:00"]
+    p, rep, _ = extract(reelfs, archive, tmp_path, "edl", lines, name="bars")
+    assert p.returncode == 0 and pull_of(rep, "event 1")["status"] == "skipped", p.stdout
