@@ -403,7 +403,8 @@ pub fn extract_otio(archive: &Archive, scope: &str, otio_name: &str, otio_text: 
                 continue;
             }
             Choice::Missing(m) => {
-                let reason = format!("{m} for frames {}+{} at {} fps", range.start, range.duration, range.rate);
+                // `{:?}` keeps 1e300 short where `{}` would print 301 digits.
+                let reason = format!("{m} for frames {:?}+{:?} at {:?} fps", range.start, range.duration, range.rate);
                 r.missing(reason, &mut rep);
                 continue;
             }
