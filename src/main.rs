@@ -976,7 +976,7 @@ fn run(cli: Cli) -> Result<i32> {
                         let damaged = c.damaged.as_ref().map(|d| format!(" (damaged: {d})")).unwrap_or_default();
                         println!("{:<12} candidate {:<6} by {:<4} {}{damaged}", "", chosen, c.matched_by, c.path);
                     }
-                    if let Some(why) = p.chosen_because.as_ref().filter(|_| !p.candidates.is_empty()) {
+                    if let Some(why) = p.chosen_because.as_ref() {
                         println!("{:<12} chosen because {why}", "");
                     }
                 }

@@ -86,6 +86,7 @@ pub fn choose<'a>(
     let mut identified = 0usize;
     let mut bad_labels: Option<String> = None;
     let mut outside: Vec<String> = Vec::new();
+    let mut named_outside: Vec<&str> = Vec::new();
     // (clip, range, name score)
     let mut covering: Vec<(&Clip, TcRange, usize)> = Vec::new();
     for c in clips {
@@ -100,7 +101,12 @@ pub fn choose<'a>(
                 bad_labels.get_or_insert_with(|| format!("{e} (at {}, the rate of {})", c.rate, c.path));
             }
             Ok(r) if c.contains(&r) => covering.push((c, r, score)),
-            Ok(_) => outside.push(format!("{} ({}+{} frames)", c.path, c.start, c.frames)),
+            Ok(_) => {
+                if score > 0 {
+                    named_outside.push(&c.path);
+                }
+                outside.push(format!("{} ({}+{} frames)", c.path, c.start, c.frames))
+            }
         }
     }
     let what = || {
@@ -164,6 +170,15 @@ pub fn choose<'a>(
         ));
     } else if why.is_none() && pool.iter().any(|&i| damaged.get(i).is_some_and(Option::is_some)) {
         why = Some("every candidate is flagged damaged".to_string());
+    }
+    if best == 0 && !named_outside.is_empty() {
+        // A tape reel holds many clips: the reel and timecode decide, but the user
+        // should know the clip the event names was not the one used.
+        why = Some(format!(
+            "the clip the event names ({}) does not cover the range; took the reel's clip{}",
+            named_outside.join(", "),
+            why.map(|w| format!(" ({w})")).unwrap_or_default()
+        ));
     }
     let (clip, range, _) = &covering[pool[0]];
     Choice::Chosen { clip, range: *range, candidates, why, by_name }
@@ -259,6 +274,19 @@ mod tests {
         assert!(matches!(ch, Choice::Missing(m) if m.contains("covers")));
         let none = Wanted { reel: Some("R9".into()), names: vec![] };
         assert!(matches!(choose(&clips, &none, |c| range(c, "01:00:01:00", "01:00:02:00"), |_| None), Choice::Missing(_)));
+    }
+
+    #[test]
+    fn a_named_clip_outside_the_range_is_said_when_the_reel_decides() {
+        let mut short = clip("main/A/A001C003_take2.mov", "A001C003", "01:00:00:00");
+        short.frames = 10;
+        let clips = vec![short, clip("main/B/A001C003.mov", "A001C003", "01:00:00:00")];
+        let wanted = Wanted { reel: Some("A001C003".into()), names: vec!["A001C003_take2.mov".into()] };
+        let ch = choose(&clips, &wanted, |c| range(c, "01:00:01:00", "01:00:02:00"), |_| None);
+        let (path, cands, why) = chosen(&ch);
+        assert_eq!(path, "main/B/A001C003.mov");
+        assert!(cands.is_empty());
+        assert!(why.unwrap().contains("the clip the event names (main/A/A001C003_take2.mov) does not cover"));
     }
 
     #[test]

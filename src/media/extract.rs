@@ -339,7 +339,7 @@ pub fn extract_edl(archive: &Archive, scope: &str, edl_name: &str, edl_text: &st
             }
         };
         // A tie, or a choice made by damage flags, is worth a line on stderr.
-        if let Some(w) = why.as_ref().filter(|_| !candidates.is_empty() && !by_name) {
+        if let Some(w) = why.as_ref().filter(|_| !by_name) {
             rep.warnings.push(format!("line {}: event {} took {}: {w}", ev.line, ev.number, clip.path));
         }
         let (src_in, src_out) = (range.start.to_string(), range.end.to_string());
@@ -410,7 +410,7 @@ pub fn extract_otio(archive: &Archive, scope: &str, otio_name: &str, otio_text: 
             }
         };
         // A tie, or a choice made by damage flags, is worth a line on stderr.
-        if let Some(w) = why.as_ref().filter(|_| !candidates.is_empty() && !by_name) {
+        if let Some(w) = why.as_ref().filter(|_| !by_name) {
             rep.warnings.push(format!("clip {} took {}: {w}", i + 1, clip.path));
         }
         r.src_in = tc.start.to_string();
