@@ -197,8 +197,7 @@ pub fn excerpt(line: &str) -> String {
 
 fn excerpt_max(line: &str, max_chars: usize) -> String {
     let mut out = String::new();
-    let mut shown = 0;
-    for (i, c) in line.char_indices() {
+    for (shown, (i, c)) in line.char_indices().enumerate() {
         if shown == max_chars {
             out.push_str(&format!("... ({} more bytes)", line.len() - i));
             break;
@@ -208,7 +207,6 @@ fn excerpt_max(line: &str, max_chars: usize) -> String {
         } else {
             out.push(c);
         }
-        shown += 1;
     }
     out
 }
