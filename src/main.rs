@@ -957,11 +957,11 @@ fn run(cli: Cli) -> Result<i32> {
                 }
                 (None, Some(e), None) => {
                     let text = std::fs::read(e).with_context(|| format!("cannot read {}", e.display()))?;
-                    extract::extract_edl(&a, &branch, &String::from_utf8_lossy(&text), handles, &out)?
+                    extract::extract_edl(&a, &branch, &e.display().to_string(), &String::from_utf8_lossy(&text), handles, &out)?
                 }
                 (None, None, Some(o)) => {
-                    let text = std::fs::read_to_string(o).with_context(|| format!("cannot read {}", o.display()))?;
-                    extract::extract_otio(&a, &branch, &text, handles, &out)?
+                    let text = std::fs::read(o).with_context(|| format!("cannot read {}", o.display()))?;
+                    extract::extract_otio(&a, &branch, &o.display().to_string(), &String::from_utf8_lossy(&text), handles, &out)?
                 }
                 _ => bail!("give exactly one of: BRANCH/PATH --in TC --out-tc TC, --edl FILE, --otio FILE"),
             };
@@ -979,10 +979,18 @@ fn run(cli: Cli) -> Result<i32> {
                         p.source, p.reel, p.src_in, p.src_out, p.status,
                         p.output.clone().or_else(|| p.reason.clone()).unwrap_or_default()
                     );
+                    for c in &p.candidates {
+                        let chosen = if p.clip.as_deref() == Some(c.path.as_str()) { "chosen" } else { "" };
+                        let damaged = c.damaged.as_ref().map(|d| format!(" (damaged: {d})")).unwrap_or_default();
+                        println!("{:<12} candidate {:<6} by {:<4} {}{damaged}", "", chosen, c.matched_by, c.path);
+                    }
+                    if let Some(why) = p.chosen_because.as_ref() {
+                        println!("{:<12} chosen because {why}", "");
+                    }
                 }
-                println!("{} extracted, {} missing, {} failed; report: {}", rep.extracted, rep.missing, rep.failed, report_path.display());
+                println!("{} extracted, {} missing, {} failed, {} invalid; report: {}", rep.extracted, rep.missing, rep.failed, rep.invalid, report_path.display());
             }
-            Ok(if rep.missing > 0 || rep.failed > 0 { 3 } else { 0 })
+            Ok(if rep.missing > 0 || rep.failed > 0 || rep.invalid > 0 { 3 } else { 0 })
         }
         Cmd::Commit { archive, branch, message } => {
             let mut a = Archive::open_writer(&archive)?;

@@ -3,9 +3,11 @@
 //! Each pull is the bytes of a virtual slice streamed to disk, so it costs one
 //! read of the essence it covers and no re-encode.
 
+use super::clip_match::{self, Candidate, Choice, Wanted};
+use super::otio::{parse_otio, OtioError};
 use super::slice::{self, SliceError, SlicePlan};
-use crate::archive::{Archive, EntryKind, Hash};
-use crate::timecode::{parse_edl, FrameRate, Handles, SliceSpec, TcRange, Timecode};
+use crate::archive::{Archive, ArchiveError, EntryKind, Hash};
+use crate::timecode::{edl::excerpt, parse_edl, FrameRate, Handles, SliceSpec, TcRange, Timecode};
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -24,12 +26,26 @@ pub struct Clip {
     pub facts: serde_json::Value,
 }
 
+/// Why a pull list could not be used at all (a bad event only fails that event).
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error(
+        "no CMX3600 events found in {file}: {detail}; an event line reads like \
+         `001  A001C003 V     C        01:00:10:00 01:00:15:00 01:00:00:00 01:00:05:00`"
+    )]
+    NoEvents { file: String, detail: String },
+    #[error("cannot read {file} as an OTIO timeline: {source}")]
+    Otio { file: String, source: OtioError },
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+}
+
 impl Clip {
-    fn contains(&self, r: &TcRange) -> bool {
+    pub(crate) fn contains(&self, r: &TcRange) -> bool {
         r.start.frames() >= self.start.frames() && r.end.frames() <= self.start.frames() + self.frames as i64
     }
     /// EDL reel fields are often truncated to 8 characters; compare case-blind.
-    fn matches_reel(&self, reel: &str) -> bool {
+    pub(crate) fn matches_reel(&self, reel: &str) -> bool {
         let r = reel.trim().to_ascii_uppercase();
         if r.is_empty() {
             return false;
@@ -86,6 +102,12 @@ pub struct PullResult {
     pub handles_before: Option<u64>,
     pub handles_after: Option<u64>,
     pub bytes: Option<u64>,
+    /// 1-based line of the EDL event.
+    pub line: Option<usize>,
+    /// Every clip that covered the range when more than one did (see `clip_match`).
+    pub candidates: Vec<Candidate>,
+    /// Why `clip` was taken over the other candidates.
+    pub chosen_because: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -95,6 +117,8 @@ pub struct ExtractReport {
     pub extracted: u64,
     pub missing: u64,
     pub failed: u64,
+    /// Events whose ranges cannot exist (impossible labels, in after out, ...).
+    pub invalid: u64,
 }
 
 fn tc_compact(tc: &str) -> String {
@@ -183,8 +207,67 @@ impl PullResult {
             handles_before: None,
             handles_after: None,
             bytes: None,
+            line: None,
+            candidates: Vec::new(),
+            chosen_because: None,
         }
     }
+
+    /// Lists this pull as invalid, with its line.
+    fn invalid(mut self, reason: String, rep: &mut ExtractReport) {
+        self.status = "invalid".into();
+        self.reason = Some(match self.line {
+            Some(l) => format!("line {l}: {reason}"),
+            None => reason,
+        });
+        rep.invalid += 1;
+        rep.pulls.push(self);
+    }
+
+    /// Lists this pull as missing.
+    fn missing(mut self, reason: String, rep: &mut ExtractReport) {
+        self.status = "missing".into();
+        self.reason = Some(match self.line {
+            Some(l) => format!("line {l}: {reason}"),
+            None => reason,
+        });
+        rep.missing += 1;
+        rep.pulls.push(self);
+    }
+}
+
+/// Why the archive holds `clip` as damaged, if it does: `check --deep` found chunks of
+/// its bytes damaged, or its proxy render found frames that do not decode. A catalog
+/// error here only means "not known to be damaged"; the pull itself will report it.
+pub fn damage_of(archive: &Archive, clip: &Clip) -> Option<String> {
+    let cat = &archive.catalog;
+    let bad_chunks = cat.extents(&clip.blob).ok()?.iter().any(|e| {
+        cat.has_chunk(&e.chunk).unwrap_or(false) && !cat.has_good_chunk(&e.chunk).unwrap_or(true)
+    });
+    if bad_chunks {
+        return Some("check --deep found damaged chunks in its archived bytes".into());
+    }
+    for p in cat.proxies_of(&clip.blob).ok()? {
+        let noted = p.note.to_ascii_lowercase();
+        if p.partial_at.is_some() || noted.contains("damaged") || noted.contains("do not decode") {
+            return Some(format!("its {} proxy render found frames that do not decode: {}", p.profile, p.note));
+        }
+    }
+    None
+}
+
+/// The report's text when no line of an EDL is an event: what the first lines were.
+fn no_events_detail(parsed: &crate::timecode::EdlParse) -> String {
+    if parsed.warnings.is_empty() {
+        return "the file has no event lines".into();
+    }
+    let first: Vec<String> = parsed
+        .warnings
+        .iter()
+        .take(3)
+        .map(|w| format!("line {}: {} ({})", w.line, w.reason, w.text))
+        .collect();
+    format!("{} lines could not be read, the first: {}", parsed.warnings.len(), first.join("; "))
 }
 
 fn done(mut r: PullResult, res: Result<(SlicePlan, PathBuf), SliceError>, rep: &mut ExtractReport) -> PullResult {
@@ -208,11 +291,16 @@ fn done(mut r: PullResult, res: Result<(SlicePlan, PathBuf), SliceError>, rep: &
     r
 }
 
-/// Pull every event of an EDL from the clips under `scope` (`BRANCH[/PATH]`).
-/// Events with no matching media are listed as missing; the others still run.
-pub fn extract_edl(archive: &Archive, scope: &str, edl_text: &str, handles: u32, out_dir: &Path) -> crate::archive::Result<ExtractReport> {
-    let clips = index_clips(archive, scope)?;
+/// Pull every event of an EDL (`edl_name` is how the user named the file) from the
+/// clips under `scope` (`BRANCH[/PATH]`). Events with no matching media are listed as
+/// missing, events whose ranges cannot exist as invalid; the others still run. A file
+/// with no event at all is an error: "0 extracted" would read as success.
+pub fn extract_edl(archive: &Archive, scope: &str, edl_name: &str, edl_text: &str, handles: u32, out_dir: &Path) -> Result<ExtractReport, ExtractError> {
     let parsed = parse_edl(edl_text, None);
+    if parsed.events.is_empty() {
+        return Err(ExtractError::NoEvents { file: edl_name.to_string(), detail: no_events_detail(&parsed) });
+    }
+    let clips = index_clips(archive, scope)?;
     let mut rep = ExtractReport::default();
     for w in &parsed.warnings {
         rep.warnings.push(format!("line {}: {} ({})", w.line, w.reason, w.text.trim()));
@@ -221,13 +309,23 @@ pub fn extract_edl(archive: &Archive, scope: &str, edl_text: &str, handles: u32,
     let mut seen: std::collections::HashMap<(String, String, String), (u32, Option<String>)> = std::collections::HashMap::new();
     for (idx, ev) in parsed.events.iter().enumerate() {
         let reel = ev.reel.trim().to_string();
-        let base = PullResult::asked(format!("event {}", ev.number), reel.clone(), None, ev.source_in.clone(), ev.source_out.clone());
-        if matches!(reel.to_ascii_uppercase().as_str(), "BL" | "BLK" | "BLACK" | "AX" | "AUX") {
-            // Black and aux sources have no media to pull; still listed, so the report
-            // accounts for every event.
+        let mut base = PullResult::asked(format!("event {}", ev.number), reel.clone(), None, ev.source_in.clone(), ev.source_out.clone());
+        base.line = Some(ev.line);
+        if let Some(why) = &ev.invalid {
+            base.invalid(why.clone(), &mut rep);
+            continue;
+        }
+        let names: Vec<String> = [ev.clip_name.clone(), ev.source_file.clone()].into_iter().flatten().filter(|n| !n.trim().is_empty()).collect();
+        let upper = reel.to_ascii_uppercase();
+        // AX is "auxiliary source": Premiere and Resolve write it for every file-based
+        // clip and name the clip in FROM CLIP NAME, so an AX event is matched by name.
+        let aux = matches!(upper.as_str(), "AX" | "AUX");
+        if matches!(upper.as_str(), "BL" | "BLK" | "BLACK" | "BARS") || (aux && names.is_empty()) {
+            // Black, bars and unnamed aux sources have no media to pull; still listed, so
+            // the report accounts for every event.
             let mut r = base;
             r.status = "skipped".into();
-            r.reason = Some(format!("{reel} is black/aux: no media to pull"));
+            r.reason = Some(format!("{reel} is black/bars/aux: no media to pull"));
             rep.pulls.push(r);
             continue;
         }
@@ -238,48 +336,47 @@ pub fn extract_edl(archive: &Archive, scope: &str, edl_text: &str, handles: u32,
             crate::timecode::Transition::Key(_, Some(d)) => Some(*d as i64),
             _ => None,
         }).filter(|d| *d > 0);
-        let out_label = |c: &Clip| -> String {
-            match (trans_frames, ev.source_range(c.rate)) {
-                (Some(d), Ok(r)) if r.is_empty() => Timecode::parse_for_media(&ev.source_in, c.rate)
-                    .map(|t| (t + d).to_string())
-                    .unwrap_or_else(|_| ev.source_out.clone()),
-                _ => ev.source_out.clone(),
+        let range_at = |c: &Clip| -> Result<TcRange, crate::timecode::TimecodeError> {
+            let r = ev.source_range(c.rate)?;
+            Ok(match trans_frames {
+                Some(d) if r.is_empty() => r.widened(0, d),
+                _ => r,
+            })
+        };
+        let wanted = Wanted { reel: (!aux).then(|| reel.clone()), names };
+        let (clip, range, candidates, why, by_name) = match clip_match::choose(&clips, &wanted, range_at, |c| damage_of(archive, c)) {
+            Choice::Chosen { clip, range, candidates, why, by_name } => (clip, range, candidates, why, by_name),
+            Choice::Invalid(e) => {
+                base.invalid(e, &mut rep);
+                continue;
+            }
+            Choice::Missing(m) => {
+                let reason = format!("{m} for {}-{}", ev.source_in, ev.source_out);
+                base.missing(reason, &mut rep);
+                continue;
             }
         };
-        let names: Vec<String> = [Some(reel.clone()), ev.clip_name.clone(), ev.source_file.clone()].into_iter().flatten().collect();
-        let found = clips.iter().find(|c| {
-            let Ok(mut range) = ev.source_range(c.rate) else { return false };
-            if let (Some(d), true) = (trans_frames, range.is_empty()) {
-                range = range.widened(0, d);
-            }
-            names.iter().any(|n| c.matches_reel(n) || Path::new(n).file_stem().map(|s| s.to_string_lossy().eq_ignore_ascii_case(&c.stem)).unwrap_or(false))
-                && c.contains(&range)
-        });
-        let Some(clip) = found else {
-            let mut r = base;
-            r.status = "missing".into();
-            r.reason = Some(format!("no clip with reel/name {} covers {}-{}", names.join(" / "), ev.source_in, ev.source_out));
-            rep.missing += 1;
-            rep.pulls.push(r);
-            continue;
-        };
-        let src_out = out_label(clip);
-        let key = (clip.path.clone(), ev.source_in.clone(), src_out.clone());
+        // A tie, or a choice made by damage flags, is worth a line on stderr.
+        if let Some(w) = why.as_ref().filter(|_| !by_name) {
+            rep.warnings.push(format!("line {}: event {} took {}: {w}", ev.line, ev.number, clip.path));
+        }
+        let (src_in, src_out) = (range.start.to_string(), range.end.to_string());
+        let key = (clip.path.clone(), src_in.clone(), src_out.clone());
+        let mut r = base;
+        r.clip = Some(clip.path.clone());
+        r.src_in = src_in.clone();
+        r.src_out = src_out.clone();
+        r.candidates = candidates;
+        r.chosen_because = why;
         if let Some((n, out)) = seen.get(&key) {
             // The same range twice (audio + video of one cut): pulled once, listed twice.
-            let mut r = base;
-            r.clip = Some(clip.path.clone());
-            r.src_out = src_out;
             r.status = "duplicate".into();
             r.reason = Some(format!("same source range as event {n}"));
             r.output = out.clone();
             rep.pulls.push(r);
             continue;
         }
-        let mut r = base;
-        r.clip = Some(clip.path.clone());
-        r.src_out = src_out.clone();
-        let res = pull(archive, clip, &ev.source_in, &src_out, handles, out_dir, &format!("e{:03}_", ev.number));
+        let res = pull(archive, clip, &src_in, &src_out, handles, out_dir, &format!("e{:03}_", ev.number));
         let r = done(r, res, &mut rep);
         seen.insert(key, (ev.number, r.output.clone()));
         rep.pulls.push(r);
@@ -288,80 +385,62 @@ pub fn extract_edl(archive: &Archive, scope: &str, edl_text: &str, handles: u32,
 }
 
 /// Pull clips named in an OpenTimelineIO timeline (`.otio` JSON): each Clip's
-/// `source_range` (start_time + duration, in its own rate) from the media named
-/// by its `name` or `media_reference.target_url`.
-pub fn extract_otio(archive: &Archive, scope: &str, otio_text: &str, handles: u32, out_dir: &Path) -> crate::archive::Result<ExtractReport> {
+/// `source_range` (its media reference's `available_range` when that is null), in its
+/// own rate, from the media named by its `media_reference` target URL or its `name`.
+pub fn extract_otio(archive: &Archive, scope: &str, otio_name: &str, otio_text: &str, handles: u32, out_dir: &Path) -> Result<ExtractReport, ExtractError> {
+    let found = parse_otio(otio_text).map_err(|source| ExtractError::Otio { file: otio_name.to_string(), source })?;
     let clips = index_clips(archive, scope)?;
     let mut rep = ExtractReport::default();
-    let v: serde_json::Value = match serde_json::from_str(otio_text) {
-        Ok(v) => v,
-        Err(e) => {
-            rep.warnings.push(format!("not an OTIO JSON file: {e}"));
-            return Ok(rep);
-        }
-    };
-    let mut found = Vec::new();
-    collect_otio_clips(&v, &mut found);
     for (i, c) in found.iter().enumerate() {
-        let name = c["name"].as_str().unwrap_or("").to_string();
-        // OTIO < 0.15 (Clip.1): media_reference; Clip.2: media_references[active key].
-        let key = c["active_media_reference_key"].as_str().unwrap_or("DEFAULT_MEDIA");
-        let url = c["media_reference"]["target_url"].as_str()
-            .or_else(|| c["media_references"][key]["target_url"].as_str())
-            .unwrap_or("").to_string();
-        let sr = &c["source_range"];
-        let (start, dur, rate) = (sr["start_time"]["value"].as_f64(), sr["duration"]["value"].as_f64(), sr["start_time"]["rate"].as_f64());
-        let mut r = PullResult::asked(format!("clip {} '{}'", i + 1, name), name.clone(), None, String::new(), String::new());
-        let (Some(start), Some(dur), Some(_rate)) = (start, dur, rate) else {
-            r.status = "failed".into();
-            r.reason = Some("clip has no source_range".into());
-            rep.failed += 1;
+        let label = excerpt(&c.name);
+        let mut r = PullResult::asked(format!("clip {} '{}'", i + 1, label), label.clone(), None, String::new(), String::new());
+        if let Some(kind) = &c.generator {
+            r.status = "skipped".into();
+            r.reason = Some(format!("a {kind} generator: no media to pull"));
             rep.pulls.push(r);
             continue;
+        }
+        let range = match &c.range {
+            Ok(range) => *range,
+            Err(e) => {
+                r.invalid(e.clone(), &mut rep);
+                continue;
+            }
         };
-        let url_stem = Path::new(url.trim_start_matches("file://")).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-        let Some(clip) = clips.iter().find(|c| {
-            let sf = start.round() as i64;
-            let ef = sf + dur.round() as i64;
-            let range_ok = sf >= c.start.frames() && ef <= c.start.frames() + c.frames as i64;
-            range_ok && (c.matches_reel(&name) || (!url_stem.is_empty() && url_stem.eq_ignore_ascii_case(&c.stem)) || Path::new(&name).file_stem().map(|s| s.to_string_lossy().eq_ignore_ascii_case(&c.stem)).unwrap_or(false))
-        }) else {
-            r.status = "missing".into();
-            r.reason = Some(format!("no clip named {name} {url} covers frames {start}+{dur}"));
-            rep.missing += 1;
-            rep.pulls.push(r);
-            continue;
+        let names: Vec<String> = [c.target_url.clone(), Some(c.name.clone())].into_iter().flatten().filter(|n| !n.trim().is_empty()).collect();
+        // An OTIO clip's name is often its reel or camera clip name.
+        let wanted = Wanted { reel: Some(c.name.clone()).filter(|n| !n.trim().is_empty()), names };
+        let range_at = |clip: &Clip| -> Result<TcRange, crate::timecode::TimecodeError> {
+            let (a, b) = range.frames_at(clip.rate.as_f64());
+            TcRange::new(Timecode::from_frames(a, clip.rate), Timecode::from_frames(b, clip.rate))
         };
-        let a = Timecode::from_frames(start.round() as i64, clip.rate);
-        let b = Timecode::from_frames((start + dur).round() as i64, clip.rate);
-        r.src_in = a.to_string();
-        r.src_out = b.to_string();
+        let (clip, tc, candidates, why, by_name) = match clip_match::choose(&clips, &wanted, range_at, |c| damage_of(archive, c)) {
+            Choice::Chosen { clip, range, candidates, why, by_name } => (clip, range, candidates, why, by_name),
+            Choice::Invalid(e) => {
+                r.invalid(e, &mut rep);
+                continue;
+            }
+            Choice::Missing(m) => {
+                // `{:?}` keeps 1e300 short where `{}` would print 301 digits.
+                let reason = format!("{m} for frames {:?}+{:?} at {:?} fps", range.start, range.duration, range.rate);
+                r.missing(reason, &mut rep);
+                continue;
+            }
+        };
+        // A tie, or a choice made by damage flags, is worth a line on stderr.
+        if let Some(w) = why.as_ref().filter(|_| !by_name) {
+            rep.warnings.push(format!("clip {} took {}: {w}", i + 1, clip.path));
+        }
+        r.src_in = tc.start.to_string();
+        r.src_out = tc.end.to_string();
         r.clip = Some(clip.path.clone());
+        r.candidates = candidates;
+        r.chosen_because = why;
         let res = pull(archive, clip, &r.src_in.clone(), &r.src_out.clone(), handles, out_dir, &format!("c{:03}_", i + 1));
         let r = done(r, res, &mut rep);
         rep.pulls.push(r);
     }
     Ok(rep)
-}
-
-fn collect_otio_clips<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a serde_json::Value>) {
-    match v {
-        serde_json::Value::Object(m) => {
-            if m.get("OTIO_SCHEMA").and_then(|s| s.as_str()).map(|s| s.starts_with("Clip.")).unwrap_or(false) {
-                out.push(v);
-                return;
-            }
-            for x in m.values() {
-                collect_otio_clips(x, out);
-            }
-        }
-        serde_json::Value::Array(a) => {
-            for x in a {
-                collect_otio_clips(x, out);
-            }
-        }
-        _ => {}
-    }
 }
 
 /// A single manual pull: `reelfs extract ARCHIVE BRANCH/PATH --in TC --out-tc TC`.

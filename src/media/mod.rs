@@ -10,3 +10,5 @@ pub mod remux;
 pub mod slice;
 pub mod wav;
 pub mod extract;
+pub mod otio;
+pub mod clip_match;

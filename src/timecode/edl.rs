@@ -29,6 +29,8 @@ pub struct EdlParse {
 pub struct EdlWarning {
     /// 1-based.
     pub line: usize,
+    /// The line as [`excerpt`] quotes it: a warning about a 1 MB line of binary must not
+    /// be 1 MB long or put control bytes on the user's terminal.
     pub text: String,
     pub reason: String,
 }
@@ -92,6 +94,11 @@ pub struct EdlEvent {
     /// For the incoming side of a two-line transition: the index in [`EdlParse::events`] of
     /// the outgoing cut line.
     pub outgoing: Option<usize>,
+    /// Why this event cannot be pulled as written (a label no rate has, a label that does
+    /// not exist at the EDL's rate, in after out, a repeated event number that is not a
+    /// transition), if so. Kept as an event rather than dropped, so a pull lists it as
+    /// invalid with its line instead of silently as missing.
+    pub invalid: Option<String>,
 }
 
 impl EdlEvent {
@@ -118,10 +125,7 @@ impl EdlEvent {
 
     fn range(&self, a: &str, b: &str, rate: FrameRate) -> Result<TcRange, TimecodeError> {
         let rate = self.rate_for(rate);
-        TcRange::new(
-            Timecode::parse_for_media(a, rate)?,
-            Timecode::parse_for_media(b, rate)?,
-        )
+        TcRange::new(parse_point(a, rate)?, parse_point(b, rate)?)
     }
 
     /// Source in to out at `rate` (the source clip's rate, which may differ from the
@@ -163,6 +167,82 @@ fn effective_rate(hint: Option<FrameRate>, fcm: Option<bool>) -> Option<FrameRat
 fn is_label(token: &str) -> bool {
     let len = label_shape_len(token);
     len > 0 && len == token.len()
+}
+
+/// A frame count written where a timecode goes (`86400`): the upstream OTIO CMX3600
+/// reader accepts these cut points, counted at the EDL's rate.
+fn is_frame_number(token: &str) -> bool {
+    (1..=12).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A cut point as an EDL writes it (a label, or a frame number) at `rate`.
+pub fn parse_point(point: &str, rate: FrameRate) -> Result<Timecode, TimecodeError> {
+    if is_frame_number(point) {
+        let frames: i64 = point
+            .parse()
+            .map_err(|_| TimecodeError::Overflow { what: "a frame number" })?;
+        return Ok(Timecode::from_frames(frames, rate));
+    }
+    Timecode::parse_for_media(point, rate)
+}
+
+/// The longest quote of a line a warning carries, in characters.
+const EXCERPT_CHARS: usize = 80;
+
+/// `line` as a warning quotes it: at most [`EXCERPT_CHARS`] characters, control
+/// characters escaped (`\u{1b}`), and how much was left out.
+pub fn excerpt(line: &str) -> String {
+    excerpt_max(line, EXCERPT_CHARS)
+}
+
+fn excerpt_max(line: &str, max_chars: usize) -> String {
+    let mut out = String::new();
+    for (shown, (i, c)) in line.char_indices().enumerate() {
+        if shown == max_chars {
+            out.push_str(&format!("... ({} more bytes)", line.len() - i));
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The rate-independent checks on an event's labels: each could be a label at some rate
+/// (minutes and seconds below 60, frames below 60), and in is not after out. A label
+/// that only the real rate can judge (frame 30 at 25 fps) is left to the caller.
+fn check_without_rate(ev: &EdlEvent) -> Result<(), String> {
+    let lenient = |label: &str, what: &str| -> Result<Option<Timecode>, String> {
+        if is_frame_number(label) {
+            return Ok(None);
+        }
+        // 60 fps has the most frame labels; drop-frame marks are read as plain separators
+        // here because the skip rules belong to the real rate.
+        let plain: String = label.chars().map(|c| if c == ';' || c == ',' { ':' } else { c }).collect();
+        Timecode::parse_for_media(&plain, FrameRate::Fps60)
+            .map(Some)
+            .map_err(|e| match e {
+                TimecodeError::FrameOutOfRange { value, .. } => {
+                    format!("{what} {label}: frame {value:02} does not exist at any rate (60 fps runs 00 to 59)")
+                }
+                e => format!("{what} {e}"),
+            })
+    };
+    for (side, a, b) in [
+        ("source", &ev.source_in, &ev.source_out),
+        ("record", &ev.record_in, &ev.record_out),
+    ] {
+        let (ta, tb) = (lenient(a, &format!("{side} in"))?, lenient(b, &format!("{side} out"))?);
+        if let (Some(ta), Some(tb)) = (ta, tb) {
+            if ta.frames() > tb.frames() {
+                return Err(format!("{side} in {a} is after {side} out {b}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parse_duration(token: &str) -> Option<u32> {
@@ -262,8 +342,9 @@ pub fn parse_edl(text: &str, rate_hint: Option<FrameRate>) -> EdlParse {
         let warn = |out: &mut EdlParse, reason: String| {
             out.warnings.push(EdlWarning {
                 line: line_no,
-                text: raw.to_string(),
-                reason,
+                text: excerpt(raw),
+                // Reasons quote tokens of the line; a token can be the whole line.
+                reason: excerpt_max(&reason, 4 * EXCERPT_CHARS),
             })
         };
         if line.is_empty() {
@@ -303,24 +384,17 @@ pub fn parse_edl(text: &str, rate_hint: Option<FrameRate>) -> EdlParse {
             fcm = Some(df);
             continue;
         }
-        if let Some(note) = line.strip_prefix('*') {
-            let note = note.trim();
-            let last = out.events.len().checked_sub(1);
-            let Some(last) = last else {
-                out.comments.push(note.to_string());
-                continue;
-            };
-            if let Some(name) = note_value(note, "FROM CLIP NAME:") {
-                // After a transition pair, FROM names the outgoing side.
-                let target = out.events[last].outgoing.unwrap_or(last);
-                out.events[target].clip_name = Some(name.to_string());
-            } else if let Some(name) = note_value(note, "TO CLIP NAME:") {
-                out.events[last].clip_name = Some(name.to_string());
-            } else if let Some(file) = note_value(note, "SOURCE FILE:") {
-                out.events[last].source_file = Some(file.to_string());
-            } else {
-                out.events[last].comments.push(note.to_string());
-            }
+        // Upstream (the OTIO CMX3600 reader) reads the clip and file notes with or without
+        // the leading `*`; other text without `*` stays a warning below.
+        let note = match line.strip_prefix('*') {
+            Some(note) => Some(note.trim()),
+            None => MEDIA_NOTES
+                .iter()
+                .any(|k| note_value(line, k).is_some())
+                .then_some(line),
+        };
+        if let Some(note) = note {
+            attach_note(&mut out, note);
             continue;
         }
         if tokens.first().is_some_and(|t| t.eq_ignore_ascii_case("M2")) {
@@ -391,6 +465,8 @@ pub fn parse_edl(text: &str, rate_hint: Option<FrameRate>) -> EdlParse {
                             .filter(|p| p.number == ev.number && p.transition == Transition::Cut)
                             .map(|_| out.events.len() - 1);
                     }
+                    ev.invalid = repeat_problem(out.events.last(), &ev)
+                        .or_else(|| check_without_rate(&ev).err());
                     if let Some(rate) = effective_rate(rate_hint, fcm) {
                         let r = ev.rate_for(rate);
                         let mut bad = Vec::new();
@@ -400,10 +476,13 @@ pub fn parse_edl(text: &str, rate_hint: Option<FrameRate>) -> EdlParse {
                             (&ev.record_in, &mut ev.record_in_tc),
                             (&ev.record_out, &mut ev.record_out_tc),
                         ] {
-                            match Timecode::parse_for_media(label, r) {
+                            match parse_point(label, r) {
                                 Ok(tc) => *slot = Some(tc),
                                 Err(e) => bad.push(e.to_string()),
                             }
+                        }
+                        if ev.invalid.is_none() {
+                            ev.invalid = bad.first().cloned();
                         }
                         for reason in bad {
                             warn(&mut out, reason);
@@ -418,6 +497,65 @@ pub fn parse_edl(text: &str, rate_hint: Option<FrameRate>) -> EdlParse {
         warn(&mut out, "not a CMX3600 event, note or header line".into());
     }
     out
+}
+
+/// Notes that name an event's media; upstream reads them with or without the `*`.
+/// `FROM CLIP NAME:` comes before `FROM CLIP:` so the longer key wins.
+const MEDIA_NOTES: &[&str] = &[
+    "FROM CLIP NAME:",
+    "TO CLIP NAME:",
+    "SOURCE FILE:",
+    "FROM CLIP:",
+    "FROM FILE:",
+];
+
+/// A `*` note (or a media note written without `*`) belongs to the latest event.
+fn attach_note(out: &mut EdlParse, note: &str) {
+    let Some(last) = out.events.len().checked_sub(1) else {
+        out.comments.push(note.to_string());
+        return;
+    };
+    if let Some(name) = note_value(note, "FROM CLIP NAME:") {
+        // After a transition pair, FROM names the outgoing side.
+        let target = out.events[last].outgoing.unwrap_or(last);
+        out.events[target].clip_name = Some(name.to_string());
+    } else if let Some(name) = note_value(note, "TO CLIP NAME:") {
+        out.events[last].clip_name = Some(name.to_string());
+    } else if let Some(file) = note_value(note, "SOURCE FILE:") {
+        out.events[last].source_file = Some(file.to_string());
+    } else if let Some(file) =
+        note_value(note, "FROM CLIP:").or_else(|| note_value(note, "FROM FILE:"))
+    {
+        // Upstream's media reference notes: the file the clip came from, as SOURCE FILE.
+        let e = &mut out.events[last];
+        if e.source_file.is_none() {
+            e.source_file = Some(file.to_string());
+        }
+        e.comments.push(note.to_string());
+    } else {
+        out.events[last].comments.push(note.to_string());
+    }
+}
+
+/// A line that repeats the previous line's event number must be that event's transition
+/// (`002 ... C` then `002 ... D 030`), and only one; anything else is the "transition and
+/// event id mismatch" the upstream reader refuses.
+fn repeat_problem(prev: Option<&EdlEvent>, ev: &EdlEvent) -> Option<String> {
+    let prev = prev.filter(|p| p.number == ev.number)?;
+    if prev.outgoing.is_some() {
+        return Some(format!(
+            "a third line for event {:03} (line {}): an event is one line, or a cut and its \
+             transition",
+            ev.number, prev.line
+        ));
+    }
+    (ev.transition == Transition::Cut).then(|| {
+        format!(
+            "event {:03} repeats line {} as a cut: the second line of an event must be its \
+             transition (D, W..., K) from the first (transition and event id mismatch)",
+            ev.number, prev.line
+        )
+    })
 }
 
 fn parse_m2(tokens: &[&str]) -> Result<M2, String> {
@@ -456,9 +594,10 @@ fn parse_event_line(
     }
     let n = tokens.len();
     let labels = &tokens[n - 4..];
-    if let Some(bad) = labels.iter().find(|t| !is_label(t)) {
+    if let Some(bad) = labels.iter().find(|t| !is_label(t) && !is_frame_number(t)) {
         return Err(format!(
-            "{bad:?} is not a timecode (expected four at the end of the line)"
+            "{:?} is not a timecode or a frame number (expected four at the end of the line)",
+            excerpt(bad)
         ));
     }
     let number: u32 = tokens[0]
@@ -486,6 +625,7 @@ fn parse_event_line(
         speed: None,
         audio_channels: Vec::new(),
         outgoing: None,
+        invalid: None,
     })
 }
 
@@ -715,5 +855,110 @@ SPLIT:    AUDIO DELAY=  00:00:00:08
         assert!(edl.warnings.is_empty(), "{:?}", edl.warnings);
         assert_eq!(edl.events[1].outgoing, None);
         assert_eq!(edl.events[1].speed.as_ref().map(|m| m.fps), Some(-25.0));
+    }
+
+    #[test]
+    fn warnings_quote_a_short_escaped_excerpt_of_a_huge_line() {
+        let mut line = String::from("\u{1b}[2J\u{7}");
+        while line.len() < 1 << 20 {
+            line.push_str("garbage\u{0}\u{1b}");
+        }
+        let edl = parse_edl(&format!("{line}\n{line}\n"), None);
+        assert!(edl.events.is_empty());
+        assert_eq!(edl.warnings.len(), 2);
+        for w in &edl.warnings {
+            assert!(w.text.len() < 200, "{} bytes quoted", w.text.len());
+            assert!(!w.text.chars().any(|c| c.is_control()), "{:?}", w.text);
+            assert!(w.text.starts_with("\\u{1b}[2J\\u{7}garbage"), "{:?}", w.text);
+            assert!(w.text.contains("more bytes"), "{:?}", w.text);
+            assert!(w.reason.len() < 400);
+        }
+        // A long token in an event-shaped line is quoted short in the reason too.
+        let long = format!("001 R1 V C 01:00:00:00 01:00:01:00 01:00:00:00 {}", "9:".repeat(100_000));
+        let edl = parse_edl(&long, None);
+        assert!(edl.warnings[0].reason.len() < 400, "{}", edl.warnings[0].reason.len());
+    }
+
+    #[test]
+    fn impossible_labels_are_invalid_events_with_their_line() {
+        let text = "TITLE: BAD LABELS\n\
+            001 R1 V C 99:99:99:99 01:00:01:00 01:00:00:00 01:00:01:00\n\
+            002 R1 V C 01:00:05:00 01:00:04:00 01:00:01:00 01:00:02:00\n\
+            003 R1 V C 01:00:00:30 01:00:01:00 01:00:02:00 01:00:03:00\n\
+            004 R1 V C 01:00:00:00 01:00:01:00 01:00:03:00 01:00:04:00\n";
+        let edl = parse_edl(text, None);
+        assert_eq!(edl.events.len(), 4);
+        let e = &edl.events;
+        assert_eq!(e[0].line, 2);
+        assert!(e[0].invalid.as_deref().unwrap().contains("minutes 99 is out of range"), "{:?}", e[0].invalid);
+        assert!(e[1].invalid.as_deref().unwrap().contains("source in 01:00:05:00 is after source out"), "{:?}", e[1].invalid);
+        // Frame 30 exists at 30, 50 or 60 fps: only the rate can say; at 25 it is invalid.
+        assert_eq!(e[2].invalid, None);
+        assert_eq!(e[3].invalid, None);
+        let edl = parse_edl(text, Some(FrameRate::Fps25));
+        assert!(edl.events[2].invalid.as_deref().unwrap().contains("frame 30 does not exist at 25"));
+        assert!(edl.warnings.iter().any(|w| w.line == 4));
+    }
+
+    #[test]
+    fn frame_labels_beyond_the_edl_rate_are_invalid() {
+        let text = "001 R1 V C 01:00:01:24 01:00:02:00 01:00:00:00 01:00:00:01\n\
+                    002 R1 V C 01:00:01:23 01:00:02:00 01:00:00:01 01:00:00:02\n";
+        let edl = parse_edl(text, Some(FrameRate::Fps24));
+        let why = edl.events[0].invalid.as_deref().unwrap();
+        assert!(why.contains("01:00:01:24: frame 24 does not exist at 24"), "{why}");
+        assert_eq!(edl.events[1].invalid, None);
+        assert!(edl.events[0].source_range(FrameRate::Fps24).is_err());
+    }
+
+    #[test]
+    fn media_notes_without_the_star_are_read() {
+        let text = "001 AX V C 01:00:00:00 01:00:01:00 01:00:00:00 01:00:01:00\n\
+                    FROM CLIP NAME:  ZZ100_501.take_1.mov\n\
+                    SOURCE FILE: /Volumes/RAID/ZZ100_501.take_1.mov\n\
+                    002 AX V C 01:00:00:00 01:00:01:00 01:00:01:00 01:00:02:00\n\
+                    * FROM CLIP: /Volumes/RAID/ZZ100_502.mov\n\
+                    003 AX V C 01:00:00:00 01:00:01:00 01:00:02:00 01:00:03:00\n\
+                    FROM FILE: ZZ100_503.mov\n\
+                    BLEND, DISSOLVE\n";
+        let edl = parse_edl(text, None);
+        let e = &edl.events;
+        assert_eq!(e[0].clip_name.as_deref(), Some("ZZ100_501.take_1.mov"));
+        assert_eq!(e[0].source_file.as_deref(), Some("/Volumes/RAID/ZZ100_501.take_1.mov"));
+        assert_eq!(e[1].source_file.as_deref(), Some("/Volumes/RAID/ZZ100_502.mov"));
+        assert_eq!(e[2].source_file.as_deref(), Some("ZZ100_503.mov"));
+        // Other text without a `*` is still not an EDL line.
+        let lines: Vec<usize> = edl.warnings.iter().map(|w| w.line).collect();
+        assert_eq!(lines, vec![8], "{:?}", edl.warnings);
+    }
+
+    #[test]
+    fn a_repeated_event_number_that_is_not_a_transition_is_invalid() {
+        let text = "001 TST V C 01:00:04:05 01:00:04:14 01:00:00:00 01:00:00:09\n\
+                    001 TST V C 01:00:04:14 01:00:04:14 01:00:00:09 01:00:00:09\n\
+                    002 TST V D 010 01:00:08:08 01:00:08:18 01:00:00:09 01:00:00:19\n\
+                    003 TST V C 01:00:08:18 01:00:08:18 01:00:00:19 01:00:00:19\n\
+                    003 TST V D 010 01:00:08:18 01:00:08:28 01:00:00:19 01:00:01:05\n\
+                    003 TST V D 010 01:00:08:18 01:00:08:28 01:00:00:19 01:00:01:05\n";
+        let edl = parse_edl(text, Some(FrameRate::Fps30));
+        let invalid: Vec<(usize, bool)> = edl.events.iter().map(|e| (e.line, e.invalid.is_some())).collect();
+        assert_eq!(invalid, vec![(1, false), (2, true), (3, false), (4, false), (5, false), (6, true)]);
+        assert!(edl.events[1].invalid.as_deref().unwrap().contains("transition and event id mismatch"));
+        assert!(edl.events[5].invalid.as_deref().unwrap().contains("a third line for event 003"));
+        assert_eq!(edl.events[4].outgoing, Some(3));
+    }
+
+    #[test]
+    fn frame_numbers_are_cut_points_at_the_edl_rate() {
+        let text = "001 R1 V C 86400 86424 0 24\n\
+                    002 R1 V C 01:00:01:00 86448 24 48\n";
+        let edl = parse_edl(text, Some(FrameRate::Fps24));
+        assert!(edl.warnings.is_empty(), "{:?}", edl.warnings);
+        assert_eq!(edl.events.len(), 2);
+        let r = edl.events[0].source_range(FrameRate::Fps24).unwrap();
+        assert_eq!((r.start.to_string(), r.len_frames()), ("01:00:00:00".to_string(), 24));
+        assert_eq!(edl.events[0].record_in_tc.map(|t| t.frames()), Some(0));
+        assert_eq!(edl.events[1].source_range(FrameRate::Fps24).unwrap().len_frames(), 24);
+        assert_eq!(parse_point("86400", FrameRate::Fps25).unwrap().to_string(), "00:57:36:00");
     }
 }

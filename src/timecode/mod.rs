@@ -15,7 +15,7 @@ mod label;
 mod rate;
 mod slice;
 
-pub use self::edl::{parse_edl, EdlEvent, EdlParse, EdlWarning, Transition, M2};
+pub use self::edl::{parse_edl, parse_point, EdlEvent, EdlParse, EdlWarning, Transition, M2};
 pub use self::label::{audio_sample_index, frame_of_sample, TcFields, TcRange, Timecode};
 pub use self::rate::FrameRate;
 pub use self::slice::{Handles, ResolvedSlice, SliceSpec};
