@@ -22,6 +22,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -303,6 +304,30 @@ def test_long_gop_damage_is_listed_with_timecodes(dmg):
             assert r[f"timecode_{k}"] in ed["note"], ed["note"]
     note = os.getxattr(proxy(dmg, "H1_damaged", "preview"), "user.reelfs.note").decode()
     assert ed["damaged"][0]["timecode_first"] in note, note
+
+
+def test_long_gop_damage_keeps_audio_full_length(dmg):
+    # AAC is decoded to PCM for the editorial: as many samples as the source decodes
+    # to, give or take one AAC frame of encoder priming.
+    def samples(path):
+        p = run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+                 "packet=duration_time:stream=sample_rate", "-of", "json", path], text=True)
+        assert p.returncode == 0, p.stderr
+        j = json.loads(p.stdout)
+        rate = int(j["streams"][0]["sample_rate"])
+        return round(sum(float(x["duration_time"]) for x in j["packets"]) * rate)
+    src, ed = samples(dmg.h264), samples(proxy(dmg, "H1_damaged", "editorial"))
+    assert abs(ed - src) <= 1024, (ed, src)
+
+
+def test_rebuilt_catalog_keeps_the_damaged_ranges(dmg, tmp_path):
+    before = {k: p["damaged"] for k, p in info_proxies(dmg, "H1_damaged.mov").items()}
+    copy = tmp_path / "archive"
+    shutil.copytree(dmg.archive, copy, ignore=shutil.ignore_patterns("lock"))
+    dmg.reelfs.ok("check", copy, "--rebuild-catalog")
+    info = dmg.reelfs.json("info", copy, "main/Day01/H1_damaged.mov")
+    assert {p["profile"]: p["damaged"] for p in info["proxies"]} == before
+    assert all(before.values()), before
 
 
 # ---- truncation still ends the proxy -------------------------------------------------------------
