@@ -3,13 +3,15 @@
 //! A damaged sample inside a clip must not end its proxies: an NLE relinks a
 //! proxy only when it has the source's frame count, and the frames after the
 //! damage are as good as ever. So the decode loop places every picture by its
-//! timestamp (its *slot*, the source frame number), never by counting decoded
-//! pictures: a picture the decoder drops or flags leaves its slot to be filled
-//! with the last good picture, and every later picture keeps its place.
+//! timestamp among the timestamps of the packets the demuxer gave (frame N is
+//! the Nth packet in display order, as `ffprobe -count_frames` counts a clean
+//! file), never by counting decoded pictures: a picture the decoder drops or
+//! flags leaves its place to be filled with the last good picture, and every
+//! later picture keeps its number.
 //!
 //! Long-GOP: a damaged reference breaks every picture decoded from it until the
 //! next keyframe, without the decoder flagging them, and B-frames decoded after
-//! it are *shown before* it. So a slot is held when its packet comes after a
+//! it are *shown before* it. So a frame is held when its packet comes after a
 //! damaged packet in decode order with no keyframe between, or when it is a
 //! leading picture (shown before, decoded after) of the first keyframe after
 //! the damage (open GOP). For intra-only codecs every packet is a keyframe and
@@ -19,84 +21,80 @@ use crate::archive::objects::DamagedRange;
 use crate::timecode::{FrameRate, Timecode};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Timestamp -> slot: frame number from the first frame at the declared rate,
-/// rounded (container timestamps of a constant-rate stream sit on the grid,
-/// give or take a tick of rounding).
-pub(super) struct Slots {
-    /// (tb_num * rate_num, tb_den * rate_den): slot = (ts - t0) * num / den.
-    num: i128,
-    den: i128,
-    t0: Option<i64>,
-}
-
-impl Slots {
-    /// `t0`: the stream's start time (None: taken from the first timestamp seen).
-    pub fn new(time_base: (i32, i32), rate: (i32, i32), t0: Option<i64>) -> Option<Slots> {
-        let num = i128::from(time_base.0) * i128::from(rate.0);
-        let den = i128::from(time_base.1) * i128::from(rate.1);
-        (num > 0 && den > 0).then_some(Slots { num, den, t0 })
-    }
-
-    pub fn slot(&mut self, ts: i64) -> i64 {
-        let t0 = *self.t0.get_or_insert(ts);
-        let x = (i128::from(ts) - i128::from(t0)) * self.num;
-        // Round half away from zero, in integers.
-        let q = if x >= 0 { (2 * x + self.den) / (2 * self.den) } else { -((-2 * x + self.den) / (2 * self.den)) };
-        q.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
-    }
-}
-
-/// What the demuxer and decoder said about each slot.
+/// What the demuxer and decoder said about each frame, by presentation timestamp.
 #[derive(Default)]
 pub(super) struct DamageMap {
-    /// Slot -> decode-order index of its packet.
+    /// Timestamp -> decode-order index of its packet.
     packet_of: BTreeMap<i64, u64>,
-    /// Decode-order index -> slot, of keyframe packets.
+    /// Decode-order index -> timestamp, of keyframe packets.
     keys: BTreeMap<u64, i64>,
     next_packet: u64,
     /// Decode-order indices of packets known damaged.
     bad_packets: BTreeSet<u64>,
-    /// Slots known damaged (also those with no packet at all).
-    bad_slots: BTreeSet<i64>,
-    /// The highest slot of an intact packet: where the readable source ends.
-    pub max_intact_slot: Option<i64>,
+    /// Timestamps of frames known damaged.
+    bad: BTreeSet<i64>,
+    /// The latest timestamp of an intact packet: where the readable source ends.
+    max_intact: Option<i64>,
 }
 
 impl DamageMap {
-    /// A video packet as the demuxer gave it, in decode order.
-    pub fn packet(&mut self, slot: i64, key: bool, intact: bool) {
+    /// A video packet as the demuxer gave it, in decode order. A repeated
+    /// timestamp is one frame.
+    pub fn packet(&mut self, pts: i64, key: bool, intact: bool) {
+        if self.packet_of.contains_key(&pts) {
+            return;
+        }
         let i = self.next_packet;
         self.next_packet += 1;
-        self.packet_of.insert(slot, i);
+        self.packet_of.insert(pts, i);
         if key {
-            self.keys.insert(i, slot);
+            self.keys.insert(i, pts);
         }
         if intact {
-            self.max_intact_slot = Some(self.max_intact_slot.map_or(slot, |m| m.max(slot)));
+            self.max_intact = Some(self.max_intact.map_or(pts, |m| m.max(pts)));
         } else {
-            self.mark(slot);
+            self.mark(pts);
         }
     }
 
-    /// The highest slot any packet had.
-    pub fn max_packet_slot(&self) -> Option<i64> {
-        self.packet_of.last_key_value().map(|(s, _)| *s)
+    /// Frames (packets) the source has.
+    pub fn frames(&self) -> u64 {
+        self.packet_of.len() as u64
     }
 
-    /// The slot's picture is damaged (flagged by the decoder, or never came).
-    pub fn mark(&mut self, slot: i64) {
-        self.bad_slots.insert(slot);
-        if let Some(&p) = self.packet_of.get(&slot) {
+    /// Frames up to the last intact packet in display order.
+    pub fn readable_frames(&self) -> u64 {
+        self.max_intact.map_or(0, |m| self.packet_of.range(..=m).count() as u64)
+    }
+
+    /// The latest timestamp any packet had.
+    pub fn max_pts(&self) -> Option<i64> {
+        self.packet_of.last_key_value().map(|(t, _)| *t)
+    }
+
+    /// Timestamps of the packets shown after `after` (None: from the start)
+    /// and before `before` (None: to the end).
+    pub fn between(&self, after: Option<i64>, before: Option<i64>) -> Vec<i64> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let lo = after.map_or(Unbounded, Excluded);
+        let hi = before.map_or(Unbounded, Excluded);
+        self.packet_of.range((lo, hi)).map(|(t, _)| *t).collect()
+    }
+
+    /// The frame's picture is damaged (flagged by the decoder, or never came).
+    pub fn mark(&mut self, pts: i64) {
+        self.bad.insert(pts);
+        if let Some(&p) = self.packet_of.get(&pts) {
             self.bad_packets.insert(p);
         }
     }
 
-    /// Whether the slot must show the last good picture instead of its own.
-    pub fn is_held(&self, slot: i64) -> bool {
-        if self.bad_slots.contains(&slot) {
+    /// Whether the frame must show the last good picture instead of its own.
+    pub fn is_held(&self, pts: i64) -> bool {
+        if self.bad.contains(&pts) {
             return true;
         }
-        let Some(&p) = self.packet_of.get(&slot) else { return false };
+        let Some(&p) = self.packet_of.get(&pts) else { return false };
         // Only damage since the keyframe before the last one can reach this
         // packet (a leading picture references the GOP before its keyframe).
         let mut ks = self.keys.range(..=p).rev().map(|(k, _)| *k);
@@ -106,7 +104,7 @@ impl DamageMap {
         };
         self.bad_packets.range(from..p).any(|&d| match self.keys.range(d + 1..).next() {
             None => true,
-            Some((&k, &kslot)) => k > p || slot < kslot,
+            Some((&k, &kpts)) => k > p || pts < kpts,
         })
     }
 }
@@ -147,7 +145,7 @@ pub(super) fn describe(ranges: &[DamagedRange]) -> String {
         .collect();
     let n: u64 = ranges.iter().map(|r| r.last_frame - r.first_frame + 1).sum();
     format!(
-        "damaged: source frame{} {} {} damaged or predicted from a damaged frame; the proxy holds the last good picture there",
+        "damaged: source frame{} {} {} damaged or predicted from a damaged frame, so the proxy holds the last good picture there",
         if n == 1 { "" } else { "s" },
         list.join(", "),
         if n == 1 { "is" } else { "are" },
@@ -161,8 +159,8 @@ mod tests {
     /// Decode order of a GOP-6 stream with 2 B-frames: I0 P3 B1 B2 P5 B4 I6 P9 B7 B8 ...
     fn long_gop() -> DamageMap {
         let mut m = DamageMap::default();
-        for (slot, key) in [(0, true), (3, false), (1, false), (2, false), (5, false), (4, false), (6, true), (9, false), (7, false), (8, false), (11, false), (10, false), (12, true)] {
-            m.packet(slot, key, true);
+        for (pts, key) in [(0, true), (3, false), (1, false), (2, false), (5, false), (4, false), (6, true), (9, false), (7, false), (8, false), (11, false), (10, false), (12, true)] {
+            m.packet(pts, key, true);
         }
         m
     }
@@ -188,8 +186,8 @@ mod tests {
     fn open_gop_leading_pictures_of_the_next_keyframe_are_held() {
         // I0 P3 B1 B2 I6 B4 B5 (B4, B5 lead I6 and reference P3).
         let mut m = DamageMap::default();
-        for (slot, key) in [(0, true), (3, false), (1, false), (2, false), (6, true), (4, false), (5, false), (9, false), (7, false), (8, false)] {
-            m.packet(slot, key, true);
+        for (pts, key) in [(0, true), (3, false), (1, false), (2, false), (6, true), (4, false), (5, false), (9, false), (7, false), (8, false)] {
+            m.packet(pts, key, true);
         }
         m.mark(3);
         let held: Vec<i64> = (0..10).filter(|&s| m.is_held(s)).collect();
@@ -202,20 +200,23 @@ mod tests {
         for s in 0..10 {
             m.packet(s, true, s != 7);
         }
-        assert_eq!(m.max_intact_slot, Some(9));
+        assert_eq!(m.readable_frames(), 10);
         m.mark(4);
         let held: Vec<i64> = (0..10).filter(|&s| m.is_held(s)).collect();
         assert_eq!(held, [4, 7]);
     }
 
     #[test]
-    fn slots_come_from_timestamps() {
-        // 23.976 in a 1/24000 time base, and a stream starting at 1024 in 1/12800 at 25 fps.
-        let mut s = Slots::new((1, 24000), (24000, 1001), Some(0)).unwrap();
-        assert_eq!((s.slot(0), s.slot(1001), s.slot(20020), s.slot(20019)), (0, 1, 20, 20));
-        let mut s = Slots::new((1, 12800), (25, 1), None).unwrap();
-        assert_eq!((s.slot(1024), s.slot(1024 + 512 * 36)), (0, 36));
-        assert!(Slots::new((1, 0), (25, 1), None).is_none());
+    fn frames_are_counted_in_display_order() {
+        let mut m = long_gop();
+        assert_eq!((m.frames(), m.readable_frames(), m.max_pts()), (13, 13, Some(12)));
+        assert_eq!(m.between(Some(2), Some(6)), [3, 4, 5]);
+        assert_eq!(m.between(Some(10), None), [11, 12]);
+        // Cut short: the last packets are not intact.
+        m.packet(14, false, false);
+        m.packet(13, false, false);
+        assert_eq!((m.frames(), m.readable_frames()), (15, 13));
+        assert!(m.is_held(13) && m.is_held(14));
     }
 
     #[test]

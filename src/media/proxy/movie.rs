@@ -10,7 +10,7 @@
 
 use super::encode::{is_rgb, ColourTags};
 use super::sinks::{self, AudioTrack, Fanout, VideoFacts};
-use super::damage::{self, DamageMap, Slots};
+use super::damage::{self, DamageMap};
 use super::encode::share_video;
 use super::{fail, open_input, pick_rate, ratio, finish_render, ProxyError, RenderOptions, RenderStats, Source};
 use crate::archive::proxies::RenderedProxy;
@@ -108,18 +108,11 @@ pub(super) fn render(src: &Source, facts: &Value, out_dir: &Path, opts: &RenderO
     let sinks = sinks::build(&opts.rungs, out_dir, &facts_v, &tracks, opts.threads)?;
     let mut out = Fanout::new(sinks, opts.frames_done.clone())?;
 
-    // Constant rate: every picture is placed by its timestamp (see `damage`);
-    // a stream without timestamps is taken in the decoder's output order.
-    let slots = if vfr {
-        None
-    } else {
-        let t0 = (v_start != ffi::AV_NOPTS_VALUE).then_some(v_start);
-        Slots::new((in_tb.numerator(), in_tb.denominator()), (rate.numerator(), rate.denominator()), t0)
-    };
     // SAFETY: reading the opened decoder's reorder depth (B-frames shown late).
     let reorder = unsafe { (*dec.as_ptr()).has_b_frames }.clamp(0, 16) as usize;
     let conform = Conform { vfr, rate_f: ratio(rate), in_tb: ratio(in_tb), v_start, pending: None };
-    let mut placer = Placer::new(conform, slots, reorder + 2);
+    let start = (v_start != ffi::AV_NOPTS_VALUE).then_some(v_start);
+    let mut placer = Placer::new(conform, start, reorder + 2);
     let mut problem: Option<String> = None;
     let mut read_errors = 0;
     // A read error after the last intact video packet means the source is cut short.
@@ -241,53 +234,68 @@ struct Placed {
     cut_short: bool,
 }
 
-/// Puts decoded pictures in their slots (the source frame numbers) and fills
-/// the slots that get no good picture with the last good one.
+/// A frame on its way out, in display order.
+enum Entry {
+    /// Decoded cleanly (timestamp, when the stream has them).
+    Good(Option<i64>, ff::frame::Video),
+    /// Flagged by the decoder, or its packet gave no picture.
+    Held,
+}
+
+/// Puts decoded pictures in their places (constant-rate sources: by timestamp
+/// among the packets' timestamps, see `damage`) and fills the frames that get
+/// no good picture with the last good one.
 ///
-/// Pictures wait in a short queue (the decoder's reorder depth plus two)
+/// Entries wait in a short queue (the decoder's reorder depth plus two)
 /// before they are sent: a B-frame decoded after a damaged reference is shown
 /// *before* it, and the damage is known only when the reference comes out.
-/// Held slots are owed, not sent, until the next good picture: a source that
-/// is cut short then ends at its last good picture instead of a run of holds.
+/// Held frames are owed, not sent, until the next good picture: a source cut
+/// short then ends at its last good picture instead of a run of holds.
 struct Placer {
     conform: Conform,
-    slots: Option<Slots>,
+    /// The stream's start: packets before it are preroll, not frames.
+    t0: Option<i64>,
     map: DamageMap,
     delay: usize,
-    queue: VecDeque<(i64, ff::frame::Video)>,
-    last_placed: Option<i64>,
-    /// The next output slot.
-    next: i64,
+    queue: VecDeque<Entry>,
+    /// Timestamp of the last picture placed.
+    last_pts: Option<i64>,
+    /// Output frames placed so far (sent or owed).
+    next: u64,
     held: Option<ff::frame::Video>,
     owed: u64,
-    held_slots: Vec<u64>,
-    last_good: Option<i64>,
-    /// VFR: output slots where a damaged picture was skipped (the conform holds the previous).
+    held_frames: Vec<u64>,
+    /// Output frames up to and including the last good picture.
+    good_end: u64,
+    /// VFR: output frames where a damaged picture was skipped (the conform holds the previous).
     vfr_bad: Vec<u64>,
 }
 
 impl Placer {
-    fn new(conform: Conform, slots: Option<Slots>, delay: usize) -> Placer {
+    fn new(conform: Conform, t0: Option<i64>, delay: usize) -> Placer {
         Placer {
             conform,
-            slots,
+            t0,
             map: DamageMap::default(),
             delay,
             queue: VecDeque::new(),
-            last_placed: None,
+            last_pts: None,
             next: 0,
             held: None,
             owed: 0,
-            held_slots: Vec::new(),
-            last_good: None,
+            held_frames: Vec::new(),
+            good_end: 0,
             vfr_bad: Vec::new(),
         }
     }
 
     fn packet(&mut self, pkt: &ff::Packet, intact: bool) {
-        if let (Some(s), Some(pts)) = (self.slots.as_mut(), pkt.pts()) {
-            let slot = s.slot(pts);
-            self.map.packet(slot, pkt.is_key(), intact);
+        if self.conform.vfr {
+            return;
+        }
+        match pkt.pts() {
+            Some(pts) if self.t0.is_none_or(|t0| pts >= t0) => self.map.packet(pts, pkt.is_key(), intact),
+            _ => {}
         }
     }
 
@@ -300,42 +308,41 @@ impl Placer {
             }
             return self.conform.push(f, out);
         }
-        let after = self.last_placed.map_or(0, |l| l + 1);
-        let slot = match (self.slots.as_mut(), f.timestamp()) {
-            (Some(s), Some(ts)) => s.slot(ts),
-            _ => after,
-        };
-        // Preroll before the first frame, a repeated timestamp, or one past
-        // every packet read (not a timestamp this stream has): no slot.
-        let beyond = self.slots.is_some() && self.map.max_packet_slot().is_some_and(|m| slot > m);
-        if slot < after || beyond {
-            return Ok(());
+        // Without timestamps (or packets that had none), pictures are taken in
+        // the decoder's order.
+        let pts = f.timestamp().filter(|_| self.map.frames() > 0);
+        if let Some(ts) = pts {
+            // Preroll, a repeated or backward timestamp, or one no packet had
+            // at all: not a frame of this stream.
+            if self.t0.is_some_and(|t0| ts < t0) || self.last_pts.is_some_and(|l| ts <= l) || self.map.max_pts().is_some_and(|m| ts > m) {
+                return Ok(());
+            }
+            for missing in self.map.between(self.last_pts, Some(ts)) {
+                self.map.mark(missing);
+                self.queue.push_back(Entry::Held);
+            }
+            self.last_pts = Some(ts);
+            if bad {
+                self.map.mark(ts);
+            }
         }
-        for missing in after..slot {
-            self.map.mark(missing);
-        }
-        self.last_placed = Some(slot);
-        if bad {
-            self.map.mark(slot);
-        } else {
-            self.queue.push_back((slot, share_video(f)));
-        }
+        self.queue.push_back(if bad { Entry::Held } else { Entry::Good(pts, share_video(f)) });
         while self.queue.len() > self.delay {
-            if let Some((s, p)) = self.queue.pop_front() {
-                self.release(s, p, out)?;
+            if let Some(e) = self.queue.pop_front() {
+                self.release(e, out)?;
             }
         }
         Ok(())
     }
 
-    fn release(&mut self, slot: i64, f: ff::frame::Video, out: &mut Fanout) -> Result<(), ProxyError> {
-        while self.next < slot {
-            self.hold();
-        }
-        if self.map.is_held(slot) {
-            self.hold();
-            return Ok(());
-        }
+    fn release(&mut self, e: Entry, out: &mut Fanout) -> Result<(), ProxyError> {
+        let f = match e {
+            Entry::Good(pts, f) if !pts.is_some_and(|t| self.map.is_held(t)) => f,
+            _ => {
+                self.hold();
+                return Ok(());
+            }
+        };
         // Holds owed before the first good picture show that picture.
         let stand_in = self.held.take().unwrap_or_else(|| share_video(&f));
         for _ in 0..self.owed {
@@ -344,48 +351,49 @@ impl Placer {
         self.owed = 0;
         out.video(&f)?;
         self.held = Some(f);
-        self.last_good = Some(self.next);
         self.next += 1;
+        self.good_end = self.next;
         Ok(())
     }
 
     fn hold(&mut self) {
-        self.held_slots.push(self.next.max(0) as u64);
+        self.held_frames.push(self.next);
         self.owed += 1;
         self.next += 1;
     }
 
-    /// Send what is queued and owed. The proxy has one frame per slot the
-    /// source's intact packets cover, unless the source is cut short (fewer
-    /// intact frames than it declares, or a read error after the last one):
-    /// then it ends after the last good picture.
+    /// Send what is queued and owed: one output frame per source frame, unless
+    /// the source is cut short (fewer frames up to its last intact packet than
+    /// it declares, or a read error after that packet): then the proxy ends
+    /// after its last good picture.
     fn finish(mut self, out: &mut Fanout, expected: u64, read_error_at_end: bool) -> Result<Placed, ProxyError> {
         if self.conform.vfr {
             self.conform.finish(out)?;
             return Ok(Placed { held: self.vfr_bad, cut_short: false });
         }
-        while let Some((s, p)) = self.queue.pop_front() {
-            self.release(s, p, out)?;
+        while let Some(e) = self.queue.pop_front() {
+            self.release(e, out)?;
         }
-        let end = match self.slots {
-            Some(_) => self.map.max_intact_slot.map_or(0, |m| m + 1),
-            None => self.next,
-        };
-        let cut_short = read_error_at_end || (expected > 0 && (end.max(0) as u64) < expected);
+        let timed = self.map.frames() > 0;
+        let readable = if timed { self.map.readable_frames() } else { self.next };
+        let cut_short = read_error_at_end || (expected > 0 && readable < expected);
         if cut_short {
-            let end = self.last_good.map_or(0, |g| g + 1);
-            self.held_slots.retain(|&h| (h as i64) < end);
-            return Ok(Placed { held: self.held_slots, cut_short });
+            let end = self.good_end;
+            self.held_frames.retain(|&h| h < end);
+            return Ok(Placed { held: self.held_frames, cut_short });
         }
-        while self.next < end {
-            self.hold();
+        if timed {
+            for missing in self.map.between(self.last_pts, None) {
+                self.map.mark(missing);
+                self.hold();
+            }
         }
         if let Some(h) = &self.held {
             for _ in 0..self.owed {
                 out.video(h)?;
             }
         }
-        Ok(Placed { held: self.held_slots, cut_short })
+        Ok(Placed { held: self.held_frames, cut_short })
     }
 }
 
