@@ -16,9 +16,11 @@
 //!   packet for packet; compressed audio is decoded to 24-bit PCM).
 //!
 //! Frame N of a video proxy is frame N of the source: output timestamps are the
-//! decoded frame's index, never the source's timestamps (a constant-rate source
-//! has no dropped or duplicated frames). A variable-rate source is conformed to
-//! the nearest standard rate by timestamp, and the choice is noted.
+//! frame's index, never the source's timestamps. A picture that does not decode
+//! holds the last good one and keeps every later frame in its place (`damage`);
+//! only a source cut short gives shorter proxies (partial). A variable-rate
+//! source is conformed to the nearest standard rate by timestamp, and the
+//! choice is noted.
 //!
 //! The source is read once, through the archive's `BlobReader` (custom AVIO),
 //! never copied to a temporary file. Outputs go to a folder the caller gives.
