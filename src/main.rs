@@ -1072,6 +1072,7 @@ fn proxies_json(a: &Archive, source: &reelfs::archive::Hash, name: impl Fn(&str)
             "profile": p.profile, "settings_version": p.settings_version, "blob": p.blob.to_hex(),
             "size": a.catalog.blob_size(&p.blob)?, "partial_at": p.partial_at, "note": p.note,
             "name": format!(".proxy/{}/{}", p.profile, name(ext)),
+            "damaged": p.damaged,
         }));
     }
     Ok(serde_json::Value::Array(out))
@@ -1157,6 +1158,9 @@ fn proxy_cmd(archive: &std::path::Path, paths: Vec<String>, profiles: &str, jobs
                 i.path, i.profiles.join(", "), i.frames, i.seconds,
                 i.partial_at.map(|f| format!(" PARTIAL: frames from {f} do not decode")).unwrap_or_default()
             );
+            if !i.damaged.is_empty() {
+                println!("  {}", i.note.split("; ").filter(|n| n.starts_with("damaged:")).collect::<Vec<_>>().join("; "));
+            }
         }))
     };
     let opts = proxy_run::ProxyRunOptions { specs: paths, rungs, jobs: jobs.max(1), progress: progress && !json, interrupt: interrupt_flag(), on_done };

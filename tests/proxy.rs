@@ -97,6 +97,36 @@ fn a_truncated_clip_renders_what_decodes_and_is_marked_partial() {
 }
 
 #[test]
+fn a_damaged_frame_holds_the_last_good_picture_and_the_proxy_keeps_its_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = small_clip(dir.path());
+    let facts = probe::probe(&clip).unwrap();
+    // Zero half of frame 10's sample (ffprobe gives its place in the file; csv fields come as pts,size,pos).
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts,pos,size", "-of", "csv=p=0", clip.to_str().unwrap()])
+        .output()
+        .expect("ffprobe is installed");
+    let mut packets: Vec<Vec<u64>> = String::from_utf8_lossy(&out.stdout).lines().map(|l| l.split(',').filter_map(|x| x.parse().ok()).collect()).collect();
+    packets.sort();
+    let (size, pos) = (packets[10][1] as usize, packets[10][2] as usize);
+    let mut data = std::fs::read(&clip).unwrap();
+    data[pos + size / 4..pos + size * 3 / 4].fill(0);
+    let bad = dir.path().join("bad.mov");
+    std::fs::write(&bad, &data).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let (files, stats) = render(&Source::Path(bad), &facts, &out, &opts(&[Rung::Editorial, Rung::Preview])).expect("a render");
+    assert_eq!((stats.frames, stats.partial_at), (24, None));
+    let held: Vec<(u64, u64, Option<&str>)> = stats.damaged.iter().map(|r| (r.first_frame, r.last_frame, r.timecode_first.as_deref())).collect();
+    assert_eq!(held, [(10, 10, Some("01:00:00:10"))]);
+    for f in &files {
+        assert_eq!(f.damaged, stats.damaged);
+        assert!(f.note.contains("01:00:00:10") && !f.note.contains("partial"), "{}", f.note);
+        assert!(ffprobe(&f.path, "stream=nb_read_frames").contains("nb_read_frames=24"), "{}", f.path.display());
+    }
+}
+
+#[test]
 fn audio_only_gets_a_waveform_thumb_and_not_media_is_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("tone.wav");

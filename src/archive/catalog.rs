@@ -59,6 +59,11 @@ CREATE TABLE IF NOT EXISTS proxies (
   blob BLOB NOT NULL, partial_at INTEGER NULL, note TEXT,
   PRIMARY KEY (source, profile, settings_version)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS proxies_by_blob ON proxies(blob);
+-- A proxy's held (damaged) frame ranges, JSON, one row per `proxies` row that has
+-- any: a table of its own so archives made before it need no migration.
+CREATE TABLE IF NOT EXISTS proxy_damage (
+  source BLOB NOT NULL, profile TEXT NOT NULL, settings_version INTEGER NOT NULL, ranges TEXT NOT NULL,
+  PRIMARY KEY (source, profile, settings_version)) WITHOUT ROWID;
 "#;
 
 pub struct Catalog {
@@ -515,8 +520,21 @@ impl Catalog {
                 "INSERT OR REPLACE INTO proxies (source, profile, settings_version, blob, partial_at, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![&p.source.0[..], p.profile, p.settings_version, &p.blob.0[..], p.partial_at, p.note],
             )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        let key = params![&p.source.0[..], p.profile, p.settings_version];
+        self.conn
+            .execute("DELETE FROM proxy_damage WHERE source = ?1 AND profile = ?2 AND settings_version = ?3", key)
+            .map_err(|e| self.err(e))?;
+        if !p.damaged.is_empty() {
+            let ranges = serde_json::to_string(&p.damaged).unwrap_or_else(|_| "[]".into());
+            self.conn
+                .execute(
+                    "INSERT INTO proxy_damage (source, profile, settings_version, ranges) VALUES (?1, ?2, ?3, ?4)",
+                    params![&p.source.0[..], p.profile, p.settings_version, ranges],
+                )
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
     }
 
     fn proxy_row(r: &rusqlite::Row) -> rusqlite::Result<super::objects::ProxyRecord> {
@@ -527,6 +545,7 @@ impl Catalog {
             blob: h(r.get(3)?),
             partial_at: r.get(4)?,
             note: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+            damaged: r.get::<_, Option<String>>(6)?.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
         })
     }
 
@@ -534,7 +553,7 @@ impl Catalog {
     pub fn proxies_of(&self, source: &Hash) -> Result<Vec<super::objects::ProxyRecord>> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT source, profile, settings_version, blob, partial_at, note FROM proxies WHERE source = ?1 ORDER BY profile, settings_version DESC")
+            .prepare_cached("SELECT source, profile, settings_version, blob, partial_at, note, (SELECT d.ranges FROM proxy_damage d WHERE d.source = proxies.source AND d.profile = proxies.profile AND d.settings_version = proxies.settings_version) FROM proxies WHERE source = ?1 ORDER BY profile, settings_version DESC")
             .map_err(|e| self.err(e))?;
         let rows = st.query_map([&source.0[..]], Self::proxy_row).map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
@@ -544,7 +563,7 @@ impl Catalog {
     pub fn proxy(&self, source: &Hash, profile: &str) -> Result<Option<super::objects::ProxyRecord>> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT source, profile, settings_version, blob, partial_at, note FROM proxies WHERE source = ?1 AND profile = ?2 ORDER BY settings_version DESC LIMIT 1")
+            .prepare_cached("SELECT source, profile, settings_version, blob, partial_at, note, (SELECT d.ranges FROM proxy_damage d WHERE d.source = proxies.source AND d.profile = proxies.profile AND d.settings_version = proxies.settings_version) FROM proxies WHERE source = ?1 AND profile = ?2 ORDER BY settings_version DESC LIMIT 1")
             .map_err(|e| self.err(e))?;
         st.query_row(params![&source.0[..], profile], Self::proxy_row).optional().map_err(|e| self.err(e))
     }
@@ -553,7 +572,7 @@ impl Catalog {
     pub fn proxy_by_blob(&self, blob: &Hash) -> Result<Option<super::objects::ProxyRecord>> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT source, profile, settings_version, blob, partial_at, note FROM proxies WHERE blob = ?1 ORDER BY settings_version DESC LIMIT 1")
+            .prepare_cached("SELECT source, profile, settings_version, blob, partial_at, note, (SELECT d.ranges FROM proxy_damage d WHERE d.source = proxies.source AND d.profile = proxies.profile AND d.settings_version = proxies.settings_version) FROM proxies WHERE blob = ?1 ORDER BY settings_version DESC LIMIT 1")
             .map_err(|e| self.err(e))?;
         st.query_row([&blob.0[..]], Self::proxy_row).optional().map_err(|e| self.err(e))
     }

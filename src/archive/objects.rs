@@ -239,6 +239,22 @@ pub struct ProxyRecord {
     pub blob: Hash,
     pub partial_at: Option<i64>,
     pub note: String,
+    /// Source frames whose picture was damaged (or decoded from a damaged
+    /// reference) and that show the last good picture instead. Left out of the
+    /// record when empty, so undamaged proxies' records are as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub damaged: Vec<DamagedRange>,
+}
+
+/// A run of held frames in a proxy: frame numbers count from the source's first
+/// frame (inclusive both ends); the timecodes are those frames' labels, when the
+/// source has a start timecode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DamagedRange {
+    pub first_frame: u64,
+    pub last_frame: u64,
+    pub timecode_first: Option<String>,
+    pub timecode_last: Option<String>,
 }
 
 pub fn now_ns() -> i64 {

@@ -9,7 +9,7 @@
 
 use super::error::{ArchiveError, IoContext, Result};
 use super::ingest::store_local_files;
-use super::objects::{EntryKind, Hash, ProxyRecord, RecordKind, TreeEntry};
+use super::objects::{DamagedRange, EntryKind, Hash, ProxyRecord, RecordKind, TreeEntry};
 use super::repo::Archive;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -23,6 +23,8 @@ pub struct RenderedProxy {
     pub path: PathBuf,
     pub partial_at: Option<i64>,
     pub note: String,
+    /// Frames that show the last good picture (a damaged source sample).
+    pub damaged: Vec<DamagedRange>,
 }
 
 /// Store the rungs rendered for `source` in one commit. Each becomes a blob, a
@@ -42,6 +44,7 @@ pub fn store(archive: &mut Archive, source: &Hash, rungs: &[RenderedProxy], inte
                 blob: *blob,
                 partial_at: r.partial_at,
                 note: r.note.clone(),
+                damaged: r.damaged.clone(),
             };
             sink.append(RecordKind::Proxy, &serde_json::to_vec(&rec).unwrap_or_default())?;
             sink.catalog().set_proxy(&rec)?;

@@ -16,14 +16,17 @@
 //!   packet for packet; compressed audio is decoded to 24-bit PCM).
 //!
 //! Frame N of a video proxy is frame N of the source: output timestamps are the
-//! decoded frame's index, never the source's timestamps (a constant-rate source
-//! has no dropped or duplicated frames). A variable-rate source is conformed to
-//! the nearest standard rate by timestamp, and the choice is noted.
+//! frame's index, never the source's timestamps. A picture that does not decode
+//! holds the last good one and keeps every later frame in its place (`damage`);
+//! only a source cut short gives shorter proxies (partial). A variable-rate
+//! source is conformed to the nearest standard rate by timestamp, and the
+//! choice is noted.
 //!
 //! The source is read once, through the archive's `BlobReader` (custom AVIO),
 //! never copied to a temporary file. Outputs go to a folder the caller gives.
 
 mod boxscale;
+mod damage;
 mod encode;
 mod movie;
 pub mod run;
@@ -212,6 +215,8 @@ pub struct RenderStats {
     pub seconds: f64,
     pub partial_at: Option<i64>,
     pub notes: Vec<String>,
+    /// Frames holding the last good picture because the source's were damaged.
+    pub damaged: Vec<crate::archive::objects::DamagedRange>,
 }
 
 /// Why a file gets no proxy, from its probed facts (None: it can have one).
@@ -298,9 +303,9 @@ fn finish_render(files: Vec<(Rung, PathBuf)>, frames: u64, t0: std::time::Instan
     files.sort_by_key(|f| f.0);
     let out = files
         .into_iter()
-        .map(|(r, path)| RenderedProxy { profile: r.name().into(), settings_version: r.settings_version(), path, partial_at, note: note.clone() })
+        .map(|(r, path)| RenderedProxy { profile: r.name().into(), settings_version: r.settings_version(), path, partial_at, note: note.clone(), damaged: Vec::new() })
         .collect();
-    (out, RenderStats { frames, seconds: t0.elapsed().as_secs_f64(), partial_at, notes })
+    (out, RenderStats { frames, seconds: t0.elapsed().as_secs_f64(), partial_at, notes, damaged: Vec::new() })
 }
 
 fn ratio(r: ff::Rational) -> f64 {

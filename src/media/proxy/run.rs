@@ -40,6 +40,8 @@ pub struct RenderedItem {
     pub seconds: f64,
     pub partial_at: Option<i64>,
     pub note: String,
+    /// Source frames that hold the last good picture (damaged in the source).
+    pub damaged: Vec<crate::archive::objects::DamagedRange>,
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -248,6 +250,7 @@ pub fn run(root: &Path, opts: ProxyRunOptions) -> Result<ProxyRunReport, Archive
                             seconds: stats.seconds,
                             partial_at: stats.partial_at,
                             note: stats.notes.join("; "),
+                            damaged: stats.damaged,
                         };
                         rep.frames += stats.frames;
                         if let Some(f) = &opts.on_done {
