@@ -127,6 +127,9 @@ pub struct TmcdInfo {
     /// The tmcd sample: frame number of the first frame (a count of frames, so for drop
     /// frame it is not the label digits).
     pub start_frame: u32,
+    /// Every sample as (video display frame it starts at, frame number); more than one
+    /// means the timecode breaks inside the clip.
+    pub samples: Vec<(u64, u32)>,
     pub timescale: u32,
     pub frame_duration: u32,
     /// Number of frames per second, rounded (24 for 23.976, 30 for 29.97).
@@ -227,6 +230,24 @@ pub fn plan_slice(
     end_frame: u64,
 ) -> Result<VirtualFile, QtError> {
     slice::plan(src, first_frame, end_frame)
+}
+
+/// Like [`plan_slice`], with the slice's timecode sample set to `tc_value` (the frame
+/// number of the slice's first frame) instead of the one the source's tmcd track gives:
+/// for a start timecode the user recorded. A source without a tmcd track gets none.
+pub fn plan_slice_with_tc(
+    src: &dyn ReadAt,
+    first_frame: u64,
+    end_frame: u64,
+    tc_value: Option<u32>,
+) -> Result<VirtualFile, QtError> {
+    slice::plan_tc(src, first_frame, end_frame, false, tc_value)
+}
+
+/// Presentation times of the displayed video frames (zero at the first) and the
+/// timescale they are counted in.
+pub fn frame_times(src: &dyn ReadAt) -> Result<(Vec<i64>, u32), QtError> {
+    movie::load(src)?.frame_times()
 }
 
 /// Walks the top-level boxes and reports damage: a box that runs past the end of the file

@@ -66,6 +66,16 @@ pub(crate) fn plan_with(
     end: u64,
     force_large: bool,
 ) -> Result<VirtualFile, QtError> {
+    plan_tc(src, first, end, force_large, None)
+}
+
+pub(crate) fn plan_tc(
+    src: &dyn ReadAt,
+    first: u64,
+    end: u64,
+    force_large: bool,
+    tc_value: Option<u32>,
+) -> Result<VirtualFile, QtError> {
     let m = load(src)?;
     let v = m.video().ok_or_else(|| {
         QtError::Unsupported("the movie has no video track to slice by frames".into())
@@ -166,15 +176,23 @@ pub(crate) fn plan_with(
         });
     }
 
-    // ---- timecode: one new sample, the source's value advanced to the first frame.
+    // ---- timecode: one new sample, the value of the source's run the first frame lies
+    // in, advanced to that frame (a slice across a break is labelled where it starts).
     let tc = match m.timecode() {
         Some(i) => {
             let t = &m.tracks[i];
             let e = t.entry.tmcd.as_ref().ok_or_else(|| {
                 QtError::Malformed("tmcd track without a tmcd sample description".into())
             })?;
-            let start = m.tmcd_start(src, i)? as u64;
-            let mut value = start + first;
+            let mut value = match tc_value {
+                Some(v) => v as u64,
+                None => {
+                    let runs = m.tmcd_samples(src, i)?;
+                    let k = runs.partition_point(|&(f, _)| f <= first).max(1) - 1;
+                    let (run_start, run_value) = runs[k];
+                    run_value as u64 + first.saturating_sub(run_start)
+                }
+            };
             if e.flags & 2 != 0 {
                 // 24-hour wrap flag: keep the label a valid time of day.
                 let per_day = frames_per_day(e.fps as u64, e.flags & 1 != 0);
