@@ -10,3 +10,4 @@ pub mod remux;
 pub mod slice;
 pub mod wav;
 pub mod extract;
+pub mod tcfact;

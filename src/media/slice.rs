@@ -309,11 +309,17 @@ pub fn plan(path: &str, spec: &SliceSpec, facts: &serde_json::Value, reader: Arc
     let start_tc = clock.tc_at(first);
     let media_err = |msg: String| SliceError::Media { path: path.into(), msg };
     // A start timecode the user recorded replaces the file's in the slice's tmcd sample.
-    let tc_value = if user_tc { u32::try_from(start_tc.frames()).ok() } else { None };
-    let file_has_tc = !facts["file_timecode"].is_null() || !user_tc && !facts["timecode"].is_null();
-    let (vf, cached, method) = if is_qt && !(user_tc && !file_has_tc) {
+    let tc_start = match u32::try_from(start_tc.frames()) {
+        Ok(value) if user_tc => {
+            let (rate_num, rate_den) = rate.num_den();
+            let (fps, drop_frame) = (rate.nominal_fps() as u8, rate.is_drop_frame());
+            Some(qt::TcStart { value, rate_num, rate_den, fps, drop_frame })
+        }
+        _ => None,
+    };
+    let (vf, cached, method) = if is_qt {
         let src = BlobSource(reader.clone());
-        (Some(qt::plan_slice_with_tc(&src, first as u64, end as u64, tc_value)?), None, "zero-copy")
+        (Some(qt::plan_slice_with_tc(&src, first as u64, end as u64, tc_start)?), None, "zero-copy")
     } else if is_wav(facts) {
         let layout = super::wav::parse(&BlobSource(reader.clone())).map_err(media_err)?;
         let sr = u128::from(layout.sample_rate);
@@ -322,9 +328,7 @@ pub fn plan(path: &str, spec: &SliceSpec, facts: &serde_json::Value, reader: Arc
         let s0 = at(first);
         let s1 = at(end).min(layout.samples());
         (Some(layout.slice(s0, s1)), None, "zero-copy")
-    } else if is_qt || container.contains("mxf") || facts["streams"].as_array().map(|a| a.iter().any(|s| s["kind"] == "video")).unwrap_or(false) {
-        // Also a QuickTime clip with a user-set timecode but no tmcd track of its own: the
-        // remux writes one (the zero-copy planner only rewrites an existing one).
+    } else if container.contains("mxf") || facts["streams"].as_array().map(|a| a.iter().any(|s| s["kind"] == "video")).unwrap_or(false) {
         let dir = cache_dir.join("slices");
         std::fs::create_dir_all(&dir).map_err(|e| media_err(format!("{}: {e}", dir.display())))?;
         let tc_key: String = start_tc.to_string().chars().filter(|c| c.is_ascii_digit()).collect();

@@ -232,16 +232,28 @@ pub fn plan_slice(
     slice::plan(src, first_frame, end_frame)
 }
 
-/// Like [`plan_slice`], with the slice's timecode sample set to `tc_value` (the frame
-/// number of the slice's first frame) instead of the one the source's tmcd track gives:
-/// for a start timecode the user recorded. A source without a tmcd track gets none.
+/// A start timecode for a slice that is not the source's own (one a user recorded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcStart {
+    /// Frame number (count of frames since 00:00:00:00) of the slice's first frame.
+    pub value: u32,
+    /// The rate as an exact ratio (24000/1001) and its rounded frames per second.
+    pub rate_num: u32,
+    pub rate_den: u32,
+    pub fps: u8,
+    pub drop_frame: bool,
+}
+
+/// Like [`plan_slice`], with the slice's timecode set to `tc` instead of the one the
+/// source's tmcd track gives: the source's tmcd sample is replaced, and a source without
+/// a timecode track gets a new one, so players and NLEs read the recorded timecode.
 pub fn plan_slice_with_tc(
     src: &dyn ReadAt,
     first_frame: u64,
     end_frame: u64,
-    tc_value: Option<u32>,
+    tc: Option<TcStart>,
 ) -> Result<VirtualFile, QtError> {
-    slice::plan_tc(src, first_frame, end_frame, false, tc_value)
+    slice::plan_tc(src, first_frame, end_frame, false, tc)
 }
 
 /// Presentation times of the displayed video frames (zero at the first) and the
