@@ -506,3 +506,17 @@ def test_tmcd_break_is_listed_and_slices_take_the_tc_they_start_at(reelfs, tmp_a
     s = mp / (clip + "@f50-f60")
     assert frame_hashes(s) == want[50:60]
     assert os.getxattr(s, "user.reelfs.timecode") == b"02:00:00:02"
+
+
+def test_editorial_proxy_carries_the_recorded_timecode(reelfs, tmp_archive, tmp_path, mount):
+    src = tmp_path / "card"
+    src.mkdir()
+    make_notc(src / "phone.mp4", seconds=2)
+    ingest(reelfs, tmp_archive, src)
+    clip = "main/Day01/card/phone.mp4"
+    reelfs.ok("tc", "set", tmp_archive, clip, "01:00:00:00", "--reel", "A001")
+    reelfs.ok("proxy", tmp_archive, clip, "--profiles", "editorial")
+    mp = mount(tmp_archive)
+    proxy = mp / "main/Day01/card/.proxy/editorial/phone.mov"
+    assert probe_tc(proxy) == "01:00:00:00"
+    assert len(frame_hashes(proxy)) == len(frame_hashes(src / "phone.mp4"))
