@@ -179,7 +179,13 @@ pub(crate) fn plan_tc(
 
     // ---- timecode: one new sample, the value of the source's run the first frame lies
     // in, advanced to that frame (a slice across a break is labelled where it starts).
-    let tc = match m.timecode() {
+    // A recorded timecode counted at another rate than the source's tmcd entry cannot
+    // reuse that entry: the source's track is dropped and a new one written instead.
+    let same_counting = |i: usize| match (&m.tracks[i].entry.tmcd, tc_start) {
+        (Some(e), Some(t)) => e.fps == t.fps && (e.flags & 1 != 0) == t.drop_frame,
+        _ => true,
+    };
+    let tc = match m.timecode().filter(|&i| same_counting(i)) {
         Some(i) => {
             let t = &m.tracks[i];
             let e = t.entry.tmcd.as_ref().ok_or_else(|| {

@@ -646,4 +646,15 @@ fn recorded_timecode_in_slices() {
         assert_eq!(frames(&p), frames(&path)[17..30].to_vec(), "{name}");
         let _ = std::fs::remove_file(&p);
     }
+    // Counted at another rate than the file's own tmcd (24 vs 25 fps): a new track
+    // replaces the file's, so the label is read at the recorded rate.
+    let src = std::fs::File::open(media("h264.mov")).unwrap();
+    let t24 = TcStart { value: 86_400, rate_num: 24, rate_den: 1, fps: 24, drop_frame: false };
+    let vf = plan_slice_with_tc(&src, 0, 10, Some(t24)).unwrap();
+    let mut out = vec![0u8; vf.len as usize];
+    vf.read_at(&src, 0, &mut out).unwrap();
+    let info = read_movie(&out).unwrap();
+    let tc = info.timecode.unwrap();
+    assert_eq!((tc.start_frame, tc.fps, tc.timescale, tc.frame_duration), (86_400, 24, 24, 1));
+    assert_eq!(info.tracks.iter().filter(|t| t.kind == TrackKind::Timecode).count(), 1);
 }
