@@ -87,7 +87,14 @@ fn has_timeline(f: &Value) -> bool {
 /// Checks a timecode a user wants to record: valid at `rate` (the one given with
 /// `--rate`, else the clip's), returned in canonical form.
 pub fn validate(label: &str, rate: FrameRate) -> Result<String, TimecodeError> {
-    Ok(Timecode::parse_for_media(label, rate)?.to_string())
+    let tc = Timecode::parse_for_media(label, rate)?;
+    if tc.frames() < 0 {
+        return Err(TimecodeError::Syntax {
+            input: label.to_string(),
+            reason: "a start timecode cannot be negative".into(),
+        });
+    }
+    Ok(tc.to_string())
 }
 
 #[cfg(test)]
@@ -120,5 +127,6 @@ mod tests {
         let e = validate("00:01:00;00", FrameRate::Fps29_97Df).unwrap_err().to_string();
         assert!(e.contains("does not exist in 29.97 drop-frame"), "{e}");
         assert_eq!(validate("01.00.00.00", FrameRate::Fps24).unwrap(), "01:00:00:00");
+        assert!(validate("-00:00:01:00", FrameRate::Fps24).unwrap_err().to_string().contains("negative"));
     }
 }
