@@ -327,7 +327,9 @@ pub fn plan(path: &str, spec: &SliceSpec, facts: &serde_json::Value, reader: Arc
         let at = |f: i64| (f as u128 * sr * u128::from(d) / u128::from(n)) as u64;
         let s0 = at(first);
         let s1 = at(end).min(layout.samples());
-        (Some(layout.slice(s0, s1)), None, "zero-copy")
+        // A recorded start timecode goes into the slice's bext as samples since midnight.
+        let tr = user_tc.then(|| at(start_tc.frames()));
+        (Some(layout.slice_at(s0, s1, tr)), None, "zero-copy")
     } else if container.contains("mxf") || facts["streams"].as_array().map(|a| a.iter().any(|s| s["kind"] == "video")).unwrap_or(false) {
         let dir = cache_dir.join("slices");
         std::fs::create_dir_all(&dir).map_err(|e| media_err(format!("{}: {e}", dir.display())))?;

@@ -111,6 +111,13 @@ impl WavLayout {
 
     /// The virtual WAV for samples [s0, s1) of the original.
     pub fn slice(&self, s0: u64, s1: u64) -> VirtualFile {
+        self.slice_at(s0, s1, None)
+    }
+
+    /// Like [`WavLayout::slice`], with the bext `time_reference` of the slice given
+    /// (samples since midnight of its first sample: a start timecode the user recorded)
+    /// instead of the original's moved to the in point.
+    pub fn slice_at(&self, s0: u64, s1: u64, time_reference: Option<u64>) -> VirtualFile {
         let data_len = (s1 - s0) * self.block_align;
         let mut chunks = Vec::new();
         let push = |out: &mut Vec<u8>, id: &[u8; 4], body: &[u8]| {
@@ -125,7 +132,7 @@ impl WavLayout {
         if let Some(b) = &self.bext {
             let mut b = b.clone();
             if b.len() >= BEXT_TIME_REFERENCE + 8 {
-                let tr = self.time_reference().unwrap_or(0) + s0;
+                let tr = time_reference.unwrap_or_else(|| self.time_reference().unwrap_or(0) + s0);
                 b[BEXT_TIME_REFERENCE..BEXT_TIME_REFERENCE + 4].copy_from_slice(&(tr as u32).to_le_bytes());
                 b[BEXT_TIME_REFERENCE + 4..BEXT_TIME_REFERENCE + 8].copy_from_slice(&((tr >> 32) as u32).to_le_bytes());
             }

@@ -472,6 +472,9 @@ def test_bwf_timecode_rate_from_ixml_and_wrap(reelfs, tmp_archive, tmp_path):
     at = body.find(b"data")
     n = struct.unpack("<I", body[at + 4:at + 8])[0]
     assert body[at + 8:at + 8 + n] == data[48000 * 6:96000 * 6]
+    # Its bext carries the recorded timecode: 10:00:01:00 at 25 fps, in samples.
+    bext = body.find(b"bext")
+    assert struct.unpack("<Q", body[bext + 8 + 338:bext + 8 + 346])[0] == (10 * 3600 + 1) * 48000
 
 
 # ---- 5. timecode breaks inside a QuickTime clip --------------------------------------------------
