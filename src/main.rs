@@ -277,6 +277,37 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Record or clear a clip's start timecode (from a camera or sound report) without
+    /// touching the original: `reelfs tc set ARCHIVE main/Day01/clip.mp4 01:00:00:00`.
+    Tc {
+        #[command(subcommand)]
+        action: TcCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum TcCmd {
+    /// Record TC as the clip's start timecode on its branch (a commit; `log` shows it).
+    /// Slices, EDL pulls, `info` and the mount use it from then on.
+    Set {
+        archive: PathBuf,
+        /// BRANCH/PATH of the clip.
+        path: String,
+        /// Start timecode, HH:MM:SS:FF (HH:MM:SS;FF for drop-frame).
+        tc: String,
+        /// Reel (tape) name to record with it.
+        #[arg(long)]
+        reel: Option<String>,
+        /// Rate the timecode counts at (23.976, 24, 25, 29.97 DF, ...); default: the clip's.
+        #[arg(long)]
+        rate: Option<String>,
+    },
+    /// Remove a recorded timecode: the clip's own (or none) applies again.
+    Clear {
+        archive: PathBuf,
+        /// BRANCH/PATH of the clip.
+        path: String,
+    },
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -411,8 +442,13 @@ fn media_summary(facts: &serde_json::Value) -> String {
     } else if let Some(d) = facts["duration_seconds"].as_f64() {
         parts.push(format!("{d:.2}s"));
     }
-    if let Some(tc) = facts["timecode"].as_str() {
+    if facts["timecode_source"] == "assumed" && !facts["frame_rate"].is_null() {
+        parts.push(reelfs::media::tcfact::ASSUMED_NOTE.to_string());
+    } else if let Some(tc) = facts["timecode"].as_str() {
         parts.push(tc.to_string());
+        if facts["timecode_source"] == "user" {
+            parts.push("(set by user)".to_string());
+        }
     }
     if let Some(r) = facts["frame_rate_fps"].as_f64() {
         parts.push(format!("{r}fps"));
@@ -542,6 +578,8 @@ fn run(cli: Cli) -> Result<i32> {
             let mut out = Vec::new();
             for e in &entries {
                 let media = if e.kind == EntryKind::File { a.media(&e.hash)? } else { None };
+                let in_branch = if r.entry.kind == EntryKind::File { r.path.clone() } else { format!("{}/{}", r.path, e.name).trim_start_matches('/').to_string() };
+                let media = media.map(|(f, err)| (f.map(|f| reelfs::media::tcfact::facts_at(&a, r.commit.as_ref(), &in_branch, &e.hash, &f)), err));
                 if json {
                     let mut v = serde_json::json!({
                         "name": e.name, "kind": e.kind, "size": e.size, "mode": format!("{:o}", e.mode),
@@ -549,7 +587,7 @@ fn run(cli: Cli) -> Result<i32> {
                     });
                     if let Some((facts, err)) = &media {
                         if let Some(f) = facts {
-                            for k in ["duration_frames", "duration_seconds", "timecode", "drop_frame", "frame_rate", "frame_rate_fps", "codec", "reel"] {
+                            for k in ["duration_frames", "duration_seconds", "timecode", "drop_frame", "frame_rate", "frame_rate_fps", "codec", "reel", "timecode_source"] {
                                 v[k] = f[k].clone();
                             }
                         }
@@ -582,6 +620,7 @@ fn run(cli: Cli) -> Result<i32> {
             let stored = a.catalog.blob_stored_bytes(&r.entry.hash)?;
             let media = a.media(&r.entry.hash)?;
             let (facts, err) = media.clone().unwrap_or((None, None));
+            let facts = facts.map(|f| reelfs::media::tcfact::facts_at(&a, r.commit.as_ref(), &r.path, &r.entry.hash, &f));
             let v = serde_json::json!({
                 "path": path, "size": r.entry.size, "mode": format!("{:o}", r.entry.mode), "mtime_ns": r.entry.mtime_ns,
                 "content_hash": r.entry.hash.to_hex(), "stored_bytes": stored, "logical_bytes": r.entry.size,
@@ -613,9 +652,12 @@ fn run(cli: Cli) -> Result<i32> {
                     let vfr = f["variable_frame_rate"].as_bool().unwrap_or(false);
                     println!("frame rate    {} ({} fps){}", r, f["frame_rate_fps"], if vfr { ", VARIABLE" } else { "" });
                 }
-                if let Some(tc) = f["timecode"].as_str() {
-                    let df = f["drop_frame"].as_bool().unwrap_or(false);
-                    println!("timecode      {tc} ({})", if df { "drop-frame" } else { "non-drop" });
+                if let Some(tc) = reelfs::media::tcfact::describe(f) {
+                    println!("timecode      {tc}");
+                }
+                if let Some(breaks) = f["timecode_breaks"].as_array() {
+                    let list: Vec<String> = breaks.iter().map(|b| format!("frame {} {}", b["frame"], b["timecode"].as_str().unwrap_or("?"))).collect();
+                    println!("tc breaks     {}", list.join(", "));
                 }
                 if let Some(r) = f["reel"].as_str() {
                     println!("reel          {r}");
@@ -908,13 +950,14 @@ fn run(cli: Cli) -> Result<i32> {
                 bail!("give BRANCH/PATH@IN-OUT, e.g. main/Day01/A001C003.mov@01:00:10:00-01:00:20:00");
             };
             let parsed = reelfs::timecode::SliceSpec::parse_name(&name)
-                .ok_or_else(|| anyhow::anyhow!("{name}: not a slice name; the form is CLIP@HH:MM:SS:FF-HH:MM:SS:FF[+HANDLES]"))??;
+                .ok_or_else(|| anyhow::anyhow!("{name}: not a slice name; the form is CLIP@HH:MM:SS:FF-HH:MM:SS:FF[+HANDLES] (or CLIP@fIN-fOUT for frames, CLIP@IN.Ns-OUT.Ns for seconds)"))??;
             let base_spec = format!("{path}/{}", parsed.base_name);
             let r = a.resolve(&base_spec)?;
             let (facts, err) = a.media(&r.entry.hash)?.unwrap_or((None, None));
             let Some(facts) = facts else {
                 bail!("{base_spec}: no media facts{}", err.map(|e| format!(" (damaged: {e})")).unwrap_or_default());
             };
+            let facts = reelfs::media::tcfact::facts_at(&a, r.commit.as_ref(), &r.path, &r.entry.hash, &facts);
             let reader = std::sync::Arc::new(a.blob_reader(&r.entry.hash)?);
             let plan = reelfs::media::slice::plan(&base_spec, &parsed, &facts, reader.clone(), &archive.join("cache"))?;
             if let Some(out) = output {
@@ -1035,6 +1078,7 @@ fn run(cli: Cli) -> Result<i32> {
             println!("unmounted {}", mountpoint.display());
             Ok(0)
         }
+        Cmd::Tc { action } => tc_cmd(action),
         Cmd::Stats { archive, json } => {
             let a = Archive::open(&archive)?;
             let s = check::stats(&a)?;
@@ -1227,4 +1271,65 @@ fn proxy_watch(archive: &std::path::Path, paths: Vec<String>, profiles: &str, jo
             }
         }
     }
+}
+
+/// `reelfs tc set|clear`: validate against the clip, then record the fact as a commit
+/// on the clip's branch (see archive/tcfacts.rs).
+fn tc_cmd(action: TcCmd) -> Result<i32> {
+    use reelfs::archive::tcfacts::{self, TcFact};
+    use reelfs::timecode::FrameRate;
+    let (archive, path) = match &action {
+        TcCmd::Set { archive, path, .. } | TcCmd::Clear { archive, path } => (archive.clone(), path.clone()),
+    };
+    let mut a = Archive::open_writer(&archive)?;
+    let r = a.resolve(&path)?;
+    if r.entry.kind != EntryKind::File || r.path.is_empty() {
+        bail!("{path} is a folder; give BRANCH/PATH of a clip");
+    }
+    if r.branch.is_empty() || path.split('/').next().is_some_and(|b| b.contains('@')) {
+        bail!("{path}: a timecode is recorded on a branch head, not on an old commit; give BRANCH/PATH");
+    }
+    let fact = match action {
+        TcCmd::Clear { .. } => {
+            if tcfacts::fact_at(&a, r.commit.as_ref(), &r.path, &r.entry.hash)?.is_none() {
+                bail!("{path} has no timecode set by `reelfs tc set`; nothing to clear");
+            }
+            None
+        }
+        TcCmd::Set { tc, reel, rate, .. } => {
+            let facts = a.media(&r.entry.hash)?.and_then(|(f, _)| f);
+            let Some(facts) = facts else {
+                bail!("{path} is not a probed media file (see `reelfs info`); a timecode can be set only on a clip");
+            };
+            let rate = match &rate {
+                Some(s) => Some(s.parse::<FrameRate>()?),
+                None => None,
+            };
+            let mut probe = facts.clone();
+            if let Some(rt) = rate {
+                let (n, d) = rt.num_den();
+                probe["timecode_rate"] = serde_json::json!(format!("{n}/{d}"));
+                probe["drop_frame"] = serde_json::json!(rt.is_drop_frame());
+            }
+            let clip_rate = match rate {
+                Some(rt) => rt,
+                None => reelfs::media::slice::clip_timing(&path, &probe)
+                    .map(|t| t.0)
+                    .map_err(|e| anyhow::anyhow!("{e}; give the rate with --rate"))?,
+            };
+            let label = reelfs::media::tcfact::validate(&tc, clip_rate)?;
+            if let Some(rl) = &reel {
+                if rl.trim().is_empty() || rl.chars().any(|c| c.is_control()) {
+                    bail!("--reel {rl:?}: a reel name must be printable and not empty");
+                }
+            }
+            Some(TcFact { timecode: label, reel, rate: rate.map(|r| r.to_string()) })
+        }
+    };
+    let id = tcfacts::record(&mut a, &r.branch, &r.path, &r.entry.hash, fact.as_ref())?;
+    match &fact {
+        Some(f) => println!("{path}: start timecode {} recorded (commit {})", f.timecode, &id.to_hex()[..12]),
+        None => println!("{path}: recorded timecode cleared (commit {})", &id.to_hex()[..12]),
+    }
+    Ok(0)
 }

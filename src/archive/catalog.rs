@@ -66,6 +66,26 @@ CREATE TABLE IF NOT EXISTS proxy_damage (
   PRIMARY KEY (source, profile, settings_version)) WITHOUT ROWID;
 "#;
 
+/// User timecode facts (`reelfs tc set/clear`): one row per (commit that set or cleared
+/// it, path in the branch). `timecode` NULL is a clear. `blob` is the content the fact was
+/// recorded for. See archive/tcfacts.rs for why facts hang off commits.
+pub const TC_FACTS_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS tc_facts (
+  commit_id BLOB NOT NULL, path TEXT NOT NULL, blob BLOB NOT NULL,
+  timecode TEXT, reel TEXT, rate TEXT,
+  PRIMARY KEY (commit_id, path)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tc_facts_by_path ON tc_facts(path);
+"#;
+
+/// One row of `tc_facts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcFactRow {
+    pub blob: Hash,
+    pub timecode: Option<String>,
+    pub reel: Option<String>,
+    pub rate: Option<String>,
+}
+
 pub struct Catalog {
     pub conn: Connection,
     pub path: PathBuf,
@@ -116,6 +136,7 @@ impl Catalog {
         conn.pragma_update(None, "foreign_keys", "OFF").map_err(err)?;
         if create {
             conn.execute_batch(SCHEMA).map_err(err)?;
+            conn.execute_batch(TC_FACTS_SCHEMA).map_err(err)?;
         }
         Ok(Catalog { conn, path: path.into() })
     }
@@ -615,5 +636,55 @@ impl Catalog {
 
     pub fn scalar_u64(&self, sql: &str) -> Result<u64> {
         self.conn.query_row(sql, [], |r| r.get::<_, Option<i64>>(0)).map(|v| v.unwrap_or(0) as u64).map_err(|e| self.err(e))
+    }
+}
+
+/// User timecode facts. Archives made before the table existed get it on the first
+/// `tc set`; until then every lookup finds nothing.
+impl Catalog {
+    pub fn ensure_tc_facts(&self) -> Result<()> {
+        self.conn.execute_batch(TC_FACTS_SCHEMA).map_err(|e| self.err(e))
+    }
+
+    fn has_tc_facts_table(&self) -> Result<bool> {
+        self.conn
+            .query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tc_facts'", [], |_| Ok(()))
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Whether any commit ever set or cleared a fact for `path` (a cheap test before
+    /// walking history).
+    pub fn tc_facts_exist(&self, path: &str) -> Result<bool> {
+        if !self.has_tc_facts_table()? {
+            return Ok(false);
+        }
+        self.conn
+            .query_row("SELECT 1 FROM tc_facts WHERE path = ?1 LIMIT 1", params![path], |_| Ok(()))
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn tc_fact(&self, commit: &Hash, path: &str) -> Result<Option<TcFactRow>> {
+        self.conn
+            .query_row(
+                "SELECT blob, timecode, reel, rate FROM tc_facts WHERE commit_id = ?1 AND path = ?2",
+                params![commit.0.to_vec(), path],
+                |r| Ok(TcFactRow { blob: h(r.get(0)?), timecode: r.get(1)?, reel: r.get(2)?, rate: r.get(3)? }),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn set_tc_fact(&self, commit: &Hash, path: &str, f: &TcFactRow) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO tc_facts (commit_id, path, blob, timecode, reel, rate) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![commit.0.to_vec(), path, f.blob.0.to_vec(), f.timecode, f.reel, f.rate],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
     }
 }

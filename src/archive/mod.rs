@@ -26,6 +26,7 @@ pub mod staging;
 pub mod synth;
 pub mod dest;
 pub mod perms;
+pub mod tcfacts;
 
 pub use error::{ArchiveError, Result};
 pub use objects::{EntryKind, Hash};

@@ -321,6 +321,7 @@ impl FsCore {
     fn make_slice_plan(&self, path: &str, name: &str, spec: &SliceSpec, blob: &Hash) -> FsResult<SliceEntry> {
         let (facts, _) = self.with_archive(|a| a.media(blob))?.ok_or(FsError::NotFound)?;
         let facts = facts.ok_or(FsError::NotFound)?;
+        let facts = self.with_archive(|a| Ok(clip_facts(a, path, blob, &facts)))?;
         let reader = Arc::new(self.with_archive(|a| a.blob_reader(blob))?);
         let cache_dir = self.with_archive(|a| Ok(a.root().join("cache")))?;
         let plan = slice::plan(path, spec, &facts, reader.clone(), &cache_dir).map_err(|e| {
@@ -651,6 +652,33 @@ impl FsCore {
         Ok(out)
     }
 
+    /// Where the timecode comes from, on top of the probed attributes:
+    /// `user.reelfs.timecode` stays a bare label a tool can parse (00:00:00:00 for a clip
+    /// without one, the user's for one set with `reelfs tc set`), `timecode_source` says
+    /// `file`, `user` or `assumed`, and `timecode_note` says it in words.
+    fn timecode_xattrs(&self, out: &mut Vec<(String, String)>, path: &str, blob: &Hash) -> FsResult<()> {
+        let Some((Some(facts), _)) = self.with_archive(|a| a.media(blob))? else { return Ok(()) };
+        let f = self.with_archive(|a| Ok(clip_facts(a, path, blob, &facts)))?;
+        let Some(note) = crate::media::tcfact::describe(&f) else { return Ok(()) };
+        let mut set = |key: &str, value: String| {
+            let key = format!("user.reelfs.{key}");
+            match out.iter_mut().find(|(k, _)| *k == key) {
+                Some(slot) => slot.1 = value,
+                None => out.push((key, value)),
+            }
+        };
+        set("timecode", f["timecode"].as_str().unwrap_or("00:00:00:00").to_string());
+        set("timecode_source", f["timecode_source"].as_str().unwrap_or("file").to_string());
+        set("timecode_note", note);
+        if f["timecode_source"] == "user" {
+            if let Some(r) = f["reel"].as_str() {
+                set("reel", r.to_string());
+            }
+            set("drop_frame", f["drop_frame"].as_bool().unwrap_or(false).to_string());
+        }
+        Ok(())
+    }
+
     /// `user.reelfs.*`: what a tool may want without decoding the file.
     fn xattrs(&self, ino: u64) -> FsResult<Vec<(String, String)>> {
         let n = self.node(ino)?;
@@ -660,6 +688,7 @@ impl FsCore {
                 out.push(("user.reelfs.hash".into(), self.hash_label(blob)?));
                 out.push(("user.reelfs.location".into(), "disk".into()));
                 out.extend(self.media_xattrs(blob)?);
+                self.timecode_xattrs(&mut out, &n.path, blob)?;
             }
             NodeKind::Branch { name } => {
                 out.push(("user.reelfs.branch".into(), name.clone()));
@@ -688,6 +717,7 @@ impl FsCore {
                             out.push(("user.reelfs.hash".into(), self.hash_label(&blob)?));
                             out.push(("user.reelfs.location".into(), "disk".into()));
                             out.extend(self.media_xattrs(&blob)?);
+                            self.timecode_xattrs(&mut out, &n.path, &blob)?;
                         }
                         crate::archive::staging::Content::Extents(_) => out.push(("user.reelfs.staged".into(), "true".into())),
                     }
@@ -710,6 +740,15 @@ impl FsCore {
 
     pub fn inode_count(&self) -> usize {
         self.inodes.len()
+    }
+}
+
+/// A clip's probed facts with the timecode a user recorded for it on its branch
+/// (`reelfs tc set`); `path` is the mount path, `BRANCH/...`.
+fn clip_facts(a: &Archive, path: &str, blob: &Hash, facts: &serde_json::Value) -> serde_json::Value {
+    match a.resolve(path) {
+        Ok(r) => crate::media::tcfact::facts_at(a, r.commit.as_ref(), &r.path, blob, facts),
+        Err(_) => crate::media::tcfact::overlay(facts, None),
     }
 }
 

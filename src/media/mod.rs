@@ -12,3 +12,4 @@ pub mod wav;
 pub mod extract;
 pub mod otio;
 pub mod clip_match;
+pub mod tcfact;

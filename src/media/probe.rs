@@ -11,6 +11,8 @@ use std::ffi::CStr;
 use std::path::Path;
 use std::sync::Once;
 
+use crate::timecode::{FrameRate, Timecode};
+
 /// Extensions worth handing to FFmpeg. Other files (sidecars, XML, random data)
 /// are archived without a probe: probing arbitrary bytes is slow and meaningless.
 const MEDIA_EXTENSIONS: &[&str] = &[
@@ -65,14 +67,6 @@ fn ratio(r: ff::Rational) -> f64 {
 
 fn tags(d: ff::DictionaryRef) -> Map<String, Value> {
     d.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect()
-}
-
-/// Timecode at `fps` (integer nominal rate) for a sample count since midnight.
-fn tc_from_samples(samples: u64, rate: u64, fps: u64) -> String {
-    let total_frames = samples * fps / rate.max(1);
-    let f = total_frames % fps;
-    let s = total_frames / fps;
-    format!("{:02}:{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60, f)
 }
 
 pub fn probe(path: &Path) -> Result<Value, String> {
@@ -178,19 +172,40 @@ pub fn probe(path: &Path) -> Result<Value, String> {
             reel.get_or_insert_with(|| r.to_string());
         }
     }
-    // BWF: time_reference counts samples since midnight; there is no frame rate
-    // in a WAV, so the timecode is shown at 25 fps (EBU, where BWF comes from) and
-    // the exact sample count is kept alongside.
+    // BWF: time_reference counts samples since midnight. A WAV has no frame rate of its
+    // own: the recorder's iXML TIMECODE_RATE/TIMECODE_FLAG says how its timecode is
+    // counted; without one it is shown at 25 fps (EBU, where BWF comes from). The count
+    // wraps at 24 hours as in every NLE, and the exact sample count is kept alongside.
     let mut time_reference = None;
+    let mut tc_rate: Option<(String, bool, &str)> = None;
     if let Some(tr) = fmt_tags.get("time_reference").and_then(|v| v.as_str()).and_then(|s| s.parse::<u64>().ok()) {
         time_reference = Some(tr);
         if timecode.is_none() {
-            let rate = streams.iter().find_map(|s| s["sample_rate"].as_u64()).unwrap_or(48000);
-            timecode = Some(tc_from_samples(tr, rate, 25));
+            let sr = streams.iter().find_map(|s| s["sample_rate"].as_u64()).unwrap_or(48000);
+            let ixml = std::fs::File::open(path).ok().and_then(|f| super::wav::parse(&f).ok()).and_then(|l| l.ixml);
+            let declared = ixml.as_deref().and_then(super::wav::ixml_timecode_rate);
+            let rate = declared
+                .and_then(|(n, d, df)| FrameRate::from_rational(n, d, df).map(|r| (r, format!("{n}/{d}"), "ixml")))
+                .unwrap_or((FrameRate::Fps25, "25/1".to_string(), "default"));
+            timecode = Some(super::slice::bwf_timecode(tr, sr, rate.0).to_string());
+            tc_rate = Some((rate.1, rate.0.is_drop_frame(), rate.2));
+        }
+    }
+    // A QuickTime timecode track with several samples: the timecode breaks inside the
+    // clip. FFmpeg reports only the first run, so the tmcd track is read here.
+    let mut breaks = Vec::new();
+    if container.contains("mov") {
+        if let Ok(Some(tc)) = std::fs::File::open(path).map(|f| super::qt::read_movie(&f).ok().and_then(|m| m.timecode)) {
+            let df = tc.drop_frame;
+            if let (true, Some(rate)) = (tc.samples.len() > 1, FrameRate::from_rational(tc.timescale, tc.frame_duration, df)) {
+                for (frame, value) in &tc.samples {
+                    breaks.push(json!({"frame": frame, "timecode": Timecode::from_frames(i64::from(*value), rate).to_string()}));
+                }
+            }
         }
     }
     let duration_s = if ictx.duration() > 0 { Some(ictx.duration() as f64 / ff::ffi::AV_TIME_BASE as f64) } else { None };
-    let drop_frame = timecode.as_deref().map(|t| t.contains(';') || t.contains(',')).unwrap_or(false);
+    let drop_frame = timecode.as_deref().map(|t| t.contains(';') || t.contains(',')).unwrap_or(false) || tc_rate.as_ref().is_some_and(|r| r.1);
     let v = video.as_ref();
     Ok(json!({
         "container": container,
@@ -207,6 +222,9 @@ pub fn probe(path: &Path) -> Result<Value, String> {
         "timecode": timecode,
         "drop_frame": drop_frame,
         "time_reference_samples": time_reference,
+        "timecode_rate": tc_rate.as_ref().map(|r| r.0.clone()),
+        "timecode_rate_source": tc_rate.as_ref().map(|r| r.2),
+        "timecode_breaks": (!breaks.is_empty()).then_some(breaks),
         "reel": reel,
         "audio_tracks": audio_tracks,
         "audio_channels": audio_channels,

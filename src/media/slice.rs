@@ -7,7 +7,7 @@
 
 use super::qt::{self, ReadAt, VirtualFile};
 use crate::archive::{ArchiveError, BlobReader};
-use crate::timecode::{FrameRate, SliceSpec, Timecode, TimecodeError};
+use crate::timecode::{FrameRate, SliceSpec, SliceUnits, Timecode, TimecodeError};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -104,25 +104,71 @@ impl SlicePlan {
     }
 }
 
+/// Frames in 24 hours of timecode labels at `rate`.
+fn frames_per_day(rate: FrameRate) -> i64 {
+    qt::frames_per_day(rate.nominal_fps() as u8, rate.is_drop_frame()) as i64
+}
+
+/// A BWF `time_reference` (samples since midnight) as a timecode at `rate`, wrapped at
+/// 24 hours as every NLE does: recorders that run past midnight, or write garbage, must
+/// still give a time of day, not `4270079646:41:31:07`.
+pub fn bwf_timecode(time_reference: u64, sample_rate: u64, rate: FrameRate) -> Timecode {
+    let (n, d) = rate.num_den();
+    let frames = time_reference as u128 * u128::from(n) / (u128::from(sample_rate.max(1)) * u128::from(d));
+    Timecode::from_frames((frames % frames_per_day(rate) as u128) as i64, rate)
+}
+
+/// The standard rate nearest `num/den`: the rate a variable-frame-rate clip's timecode is
+/// counted at, the same conform its proxies record (nearest by ratio, non-drop).
+pub fn nominal_rate(num: u32, den: u32) -> FrameRate {
+    let fps = (f64::from(num) / f64::from(den.max(1))).max(1.0);
+    FrameRate::ALL
+        .iter()
+        .copied()
+        .filter(|r| !r.is_drop_frame())
+        .min_by(|x, y| (x.as_f64() / fps).ln().abs().total_cmp(&(y.as_f64() / fps).ln().abs()))
+        .unwrap_or(FrameRate::Fps25)
+}
+
+/// `"24000/1001"` (or `"25"`) and a drop-frame flag as a SMPTE rate.
+fn rate_of(s: &str, df: bool) -> Option<FrameRate> {
+    let (n, d) = s.split_once('/').unwrap_or((s, "1"));
+    FrameRate::from_rational(n.trim().parse().ok()?, d.trim().parse().ok()?, df)
+}
+
 /// The rate and start timecode of a probed clip, from its media facts.
+///
+/// `timecode_rate` (a BWF's iXML rate, or one set with `reelfs tc set --rate`) wins over
+/// the video's rate. A variable-rate clip counts timecode at its nominal rate; a clip with
+/// no timecode starts at 00:00:00:00 (what `info` calls "assumed").
 pub fn clip_timing(path: &str, facts: &serde_json::Value) -> Result<(FrameRate, Timecode, u64), SliceError> {
     let not_media = || SliceError::NotMedia { path: path.into() };
+    let df = facts["drop_frame"].as_bool().unwrap_or(false);
+    let declared = facts["timecode_rate"].as_str().and_then(|r| rate_of(r, df));
     if is_wav(facts) {
-        // A WAV has no frame rate: its timecode is counted at 25 fps (as `info`
-        // shows it), from the bext time_reference.
-        let rate = FrameRate::Fps25;
-        let tr = facts["time_reference_samples"].as_u64().unwrap_or(0);
+        // A WAV has no frame rate: its timecode is counted at the iXML rate, else 25 fps.
+        let rate = declared.unwrap_or(FrameRate::Fps25);
+        let (n, d) = rate.num_den();
         let audio = facts["streams"].as_array().and_then(|a| a.iter().find(|s| s["kind"] == "audio")).ok_or_else(not_media)?;
         let sr = audio["sample_rate"].as_u64().filter(|r| *r > 0).ok_or_else(not_media)?;
         let samples = audio["duration_samples"].as_u64().unwrap_or(0);
-        let start = Timecode::from_frames((tr as u128 * 25 / sr as u128) as i64, rate);
-        return Ok((rate, start, (samples as u128 * 25 / sr as u128) as u64));
+        let start = match facts["timecode_source"].as_str() {
+            Some("user") => Timecode::parse(facts["timecode"].as_str().unwrap_or("00:00:00:00"), rate)?,
+            _ => bwf_timecode(facts["time_reference_samples"].as_u64().unwrap_or(0), sr, rate),
+        };
+        let frames = samples as u128 * u128::from(n) / (u128::from(sr) * u128::from(d));
+        return Ok((rate, start, frames as u64));
     }
     let rate_s = facts["frame_rate"].as_str().ok_or_else(not_media)?;
     let (n, d) = rate_s.split_once('/').ok_or_else(not_media)?;
     let (n, d): (u32, u32) = (n.parse().map_err(|_| not_media())?, d.parse().map_err(|_| not_media())?);
-    let df = facts["drop_frame"].as_bool().unwrap_or(false);
-    let rate = FrameRate::from_rational(n, d, df).ok_or_else(|| SliceError::UnknownRate { path: path.into(), rate: rate_s.into() })?;
+    let vfr = facts["variable_frame_rate"].as_bool().unwrap_or(false);
+    let rate = match (declared, FrameRate::from_rational(n, d, df)) {
+        (Some(r), _) => r,
+        (None, Some(r)) if !vfr => r,
+        (None, _) if vfr && d > 0 => nominal_rate(n, d),
+        _ => return Err(SliceError::UnknownRate { path: path.into(), rate: rate_s.into() }),
+    };
     let tc = facts["timecode"].as_str().unwrap_or("00:00:00:00");
     let start = Timecode::parse(tc, rate)?;
     let frames = facts["duration_frames"].as_u64().ok_or_else(not_media)?;
@@ -133,45 +179,165 @@ fn is_wav(facts: &serde_json::Value) -> bool {
     facts["container"].as_str().map(|c| c == "wav" || c.starts_with("wav")).unwrap_or(false)
 }
 
+/// Where a clip's frames are in time and what timecode each carries: maps slice points
+/// (timecode, frame number, seconds) to source frame indices, and back to labels.
+struct Clock {
+    rate: FrameRate,
+    start: Timecode,
+    /// Presentation time of each displayed frame (QuickTime, when needed) and its timescale.
+    times: Option<(Vec<i64>, u32)>,
+    /// Variable frame rate: timecode counts the nominal-rate conform, not source frames.
+    vfr: bool,
+    /// Timecode runs (source frame, timecode at it) when the clip's timecode breaks.
+    runs: Vec<(i64, Timecode)>,
+}
+
+impl Clock {
+    /// The first source frame shown at or after `num/den` seconds.
+    fn frame_at(&self, num: u128, den: u128) -> i64 {
+        match &self.times {
+            Some((t, ts)) => {
+                let target = (num * u128::from(*ts)).div_ceil(den.max(1)) as i64;
+                t.partition_point(|&x| x < target) as i64
+            }
+            None => {
+                let (rn, rd) = self.rate.num_den();
+                (num * u128::from(rn)).div_ceil(den.max(1) * u128::from(rd)) as i64
+            }
+        }
+    }
+
+    /// Source frame of a conformed (timecode-counted) frame index.
+    fn source_frame(&self, conformed: i64) -> i64 {
+        if !self.vfr || self.times.is_none() || conformed < 0 {
+            return conformed;
+        }
+        let (rn, rd) = self.rate.num_den();
+        self.frame_at(conformed as u128 * u128::from(rd), u128::from(rn))
+    }
+
+    /// Conformed index of source frame `i` (the nominal-rate slot its time falls in).
+    fn conformed(&self, i: i64) -> i64 {
+        match (&self.times, self.vfr) {
+            (Some((t, ts)), true) if !t.is_empty() && i >= 0 => {
+                let (rn, rd) = self.rate.num_den();
+                let last = t.len() - 1;
+                let time = if (i as usize) <= last { t[i as usize] } else { t[last] + (i as usize - last) as i64 };
+                ((time.max(0) as u128 * u128::from(rn) + u128::from(*ts) * u128::from(rd) / 2) / (u128::from(*ts) * u128::from(rd)).max(1)) as i64
+            }
+            _ => i,
+        }
+    }
+
+    /// The timecode source frame `i` carries.
+    fn tc_at(&self, i: i64) -> Timecode {
+        let k = self.runs.partition_point(|&(f, _)| f <= i);
+        if k > 0 {
+            let (f, tc) = self.runs[k - 1];
+            return tc + (i - f);
+        }
+        self.start + self.conformed(i)
+    }
+
+    /// Source frame of a timecode label: within the run that holds it when the timecode
+    /// breaks (the first such run), else counted from the clip's start.
+    fn frame_of_tc(&self, tc: Timecode, frames: i64) -> i64 {
+        for (k, &(f, run_tc)) in self.runs.iter().enumerate() {
+            let run_end = self.runs.get(k + 1).map_or(frames, |r| r.0);
+            let off = tc.frames() - run_tc.frames();
+            if off >= 0 && f + off < run_end {
+                return f + off;
+            }
+        }
+        self.source_frame(tc.frames() - self.start.frames())
+    }
+}
+
 /// Resolve `spec` against a clip and plan its bytes. `cache_dir` is where
 /// remuxed slices of non-QuickTime containers are kept (ARCHIVE/cache).
 pub fn plan(path: &str, spec: &SliceSpec, facts: &serde_json::Value, reader: Arc<BlobReader>, cache_dir: &Path) -> Result<SlicePlan, SliceError> {
     let (rate, clip_start, frames) = clip_timing(path, facts)?;
-    let r = spec.resolve(rate)?;
-    let clip_end = clip_start + frames as i64;
-    let in_f = r.range.start.frames() - clip_start.frames();
-    let out_f = r.range.end.frames() - clip_start.frames();
-    if in_f < 0 || out_f > frames as i64 {
+    let container = facts["container"].as_str().unwrap_or("");
+    let is_qt = container.contains("mov");
+    let vfr = facts["variable_frame_rate"].as_bool().unwrap_or(false);
+    let user_tc = facts["timecode_source"].as_str() == Some("user");
+    // Frame times are read from the tables only when the slice depends on them.
+    let times = if is_qt && (vfr || spec.units() == SliceUnits::Seconds) {
+        Some(qt::frame_times(&BlobSource(reader.clone()))?)
+    } else {
+        None
+    };
+    let frames = times.as_ref().map_or(frames, |t| t.0.len() as u64) as i64;
+    let mut runs = Vec::new();
+    if !user_tc {
+        for r in facts["timecode_breaks"].as_array().into_iter().flatten() {
+            if let (Some(f), Some(l)) = (r["frame"].as_i64(), r["timecode"].as_str()) {
+                runs.push((f, Timecode::parse(l, rate)?));
+            }
+        }
+    }
+    let clock = Clock { rate, start: clip_start, times, vfr, runs };
+    let (in_f, out_f, range) = match spec.units() {
+        SliceUnits::Timecode => {
+            let r = spec.resolve(rate)?;
+            let a = clock.frame_of_tc(r.range.start, frames);
+            let b = a + clock.source_frame(r.range.end.frames() - clip_start.frames()) - clock.source_frame(r.range.start.frames() - clip_start.frames());
+            (a, b, format!("{}-{}", r.range.start, r.range.end))
+        }
+        SliceUnits::Frames => {
+            let (a, b) = spec.frame_points().unwrap_or(Ok((0, 0)))?;
+            (a.min(i64::MAX as u64) as i64, b.min(i64::MAX as u64) as i64, format!("frames {a}-{b}"))
+        }
+        SliceUnits::Seconds => {
+            let (a, b) = spec.millis_points().unwrap_or(Ok((0, 0)))?;
+            let fmt = |ms: u64| format!("{}.{:03}s", ms / 1000, ms % 1000);
+            (clock.frame_at(a.into(), 1000), clock.frame_at(b.into(), 1000), format!("{}-{}", fmt(a), fmt(b)))
+        }
+    };
+    if in_f < 0 || out_f > frames || out_f <= in_f {
         return Err(SliceError::OutOfRange {
             path: path.into(),
-            range: format!("{}-{}", r.range.start, r.range.end),
-            clip_start: clip_start.to_string(),
-            clip_end: clip_end.to_string(),
+            range,
+            clip_start: format!("{} (frame 0)", clock.tc_at(0)),
+            clip_end: format!("{} (frame {frames})", clock.tc_at(frames - 1) + 1),
         });
     }
     // Handles are clamped to the media; the handles actually given are reported.
-    let h = r.handle_frames.max(0);
+    let h = spec.handles.frames(rate).max(0);
     let first = (in_f - h).max(0);
-    let end = (out_f + h).min(frames as i64);
-    let container = facts["container"].as_str().unwrap_or("");
+    let end = (out_f + h).min(frames);
+    let start_tc = clock.tc_at(first);
     let media_err = |msg: String| SliceError::Media { path: path.into(), msg };
-    let (vf, cached, method) = if container.contains("mov") {
+    // A start timecode the user recorded replaces the file's in the slice's tmcd sample.
+    let tc_start = match u32::try_from(start_tc.frames()) {
+        Ok(value) if user_tc => {
+            let (rate_num, rate_den) = rate.num_den();
+            let (fps, drop_frame) = (rate.nominal_fps() as u8, rate.is_drop_frame());
+            Some(qt::TcStart { value, rate_num, rate_den, fps, drop_frame })
+        }
+        _ => None,
+    };
+    let (vf, cached, method) = if is_qt {
         let src = BlobSource(reader.clone());
-        (Some(qt::plan_slice(&src, first as u64, end as u64)?), None, "zero-copy")
+        (Some(qt::plan_slice_with_tc(&src, first as u64, end as u64, tc_start)?), None, "zero-copy")
     } else if is_wav(facts) {
         let layout = super::wav::parse(&BlobSource(reader.clone())).map_err(media_err)?;
-        let sr = layout.sample_rate as u128;
-        let s0 = (first as u128 * sr / 25) as u64;
-        let s1 = ((end as u128 * sr / 25) as u64).min(layout.samples());
-        (Some(layout.slice(s0, s1)), None, "zero-copy")
+        let sr = u128::from(layout.sample_rate);
+        let (n, d) = rate.num_den();
+        let at = |f: i64| (f as u128 * sr * u128::from(d) / u128::from(n)) as u64;
+        let s0 = at(first);
+        let s1 = at(end).min(layout.samples());
+        // A recorded start timecode goes into the slice's bext as samples since midnight.
+        let tr = user_tc.then(|| at(start_tc.frames()));
+        (Some(layout.slice_at(s0, s1, tr)), None, "zero-copy")
     } else if container.contains("mxf") || facts["streams"].as_array().map(|a| a.iter().any(|s| s["kind"] == "video")).unwrap_or(false) {
         let dir = cache_dir.join("slices");
         std::fs::create_dir_all(&dir).map_err(|e| media_err(format!("{}: {e}", dir.display())))?;
-        let out = dir.join(format!("{}_{}_{}.mov", reader.hash.to_hex(), first, end));
+        let tc_key: String = start_tc.to_string().chars().filter(|c| c.is_ascii_digit()).collect();
+        let out = dir.join(format!("{}_{}_{}_{tc_key}.mov", reader.hash.to_hex(), first, end));
         if !out.exists() {
             let name = Path::new(path).file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-            let tc = (clip_start + first).to_string();
-            super::remux::remux_range(reader.clone(), &name, first as u64, end as u64, &tc, facts["reel"].as_str(), &out).map_err(media_err)?;
+            super::remux::remux_range(reader.clone(), &name, first as u64, end as u64, &start_tc.to_string(), facts["reel"].as_str(), &out).map_err(media_err)?;
         }
         (None, Some(out), "remuxed")
     } else {
@@ -185,9 +351,9 @@ pub fn plan(path: &str, spec: &SliceSpec, facts: &serde_json::Value, reader: Arc
     Ok(SlicePlan {
         first_frame: first as u64,
         end_frame: end as u64,
-        start_tc: (clip_start + first).to_string(),
-        in_tc: r.range.start.to_string(),
-        out_tc: r.range.end.to_string(),
+        start_tc: start_tc.to_string(),
+        in_tc: clock.tc_at(in_f).to_string(),
+        out_tc: (clock.tc_at(out_f - 1) + 1).to_string(),
         rate: rate.to_string(),
         handles_before: (in_f - first) as u64,
         handles_after: (end - out_f) as u64,
@@ -202,4 +368,70 @@ pub fn plan(path: &str, spec: &SliceSpec, facts: &serde_json::Value, reader: Arc
 /// Read bytes of a planned virtual layout.
 pub fn read_at(vf: &VirtualFile, reader: &Arc<BlobReader>, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
     vf.read_at(&BlobSource(reader.clone()), offset, buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bwf_time_reference_wraps_at_24_hours() {
+        // The value the issue saw print as 4270079646:41:31:07.
+        let huge = u64::MAX / 7;
+        let tc = bwf_timecode(huge, 48_000, FrameRate::Fps25);
+        assert!(tc.frames() < 24 * 3600 * 25, "{tc}");
+        assert_eq!(tc.to_string().len(), 11, "{tc}");
+        // 25 h of samples is 01:00:00:00 the next day.
+        assert_eq!(bwf_timecode(25 * 3600 * 48_000, 48_000, FrameRate::Fps25).to_string(), "01:00:00:00");
+        // 01:00:00:00 at 23.976 is 86400 frames, i.e. 86400 * 1001/24000 s of samples.
+        let tr = 86_400u64 * 1001 * 48_000 / 24_000;
+        assert_eq!(bwf_timecode(tr, 48_000, FrameRate::Fps23_976).to_string(), "01:00:00:00");
+        // 29.97 DF wraps at its own day length (2589408 frames).
+        let day = (2_589_408u64 * 1001 * 48_000).div_ceil(30_000);
+        assert_eq!(bwf_timecode(day, 48_000, FrameRate::Fps29_97Df).to_string(), "00:00:00;00");
+    }
+
+    #[test]
+    fn vfr_counts_at_the_nearest_standard_rate() {
+        assert_eq!(nominal_rate(4800, 179), FrameRate::Fps25); // 26.8 fps average
+        assert_eq!(nominal_rate(30, 1), FrameRate::Fps30);
+        assert_eq!(nominal_rate(2997, 100), FrameRate::Fps29_97Ndf);
+        assert_eq!(nominal_rate(1, 1), FrameRate::Fps23_976);
+        let facts = serde_json::json!({"container": "mov,mp4,m4a,3gp,3g2,mj2", "frame_rate": "4800/179",
+            "variable_frame_rate": true, "duration_frames": 300, "timecode": null});
+        let (rate, start, frames) = clip_timing("x.mp4", &facts).unwrap();
+        assert_eq!((rate, start.frames(), frames), (FrameRate::Fps25, 0, 300));
+        // A constant odd rate is still refused, with the rate named.
+        let facts = serde_json::json!({"frame_rate": "4800/179", "duration_frames": 3});
+        assert!(clip_timing("x.mp4", &facts).unwrap_err().to_string().contains("4800/179"));
+    }
+
+    #[test]
+    fn wav_timing_uses_the_declared_rate() {
+        let facts = serde_json::json!({"container": "wav", "time_reference_samples": 86_400u64 * 1001 * 2,
+            "timecode_rate": "24000/1001", "streams": [{"kind": "audio", "sample_rate": 48000, "duration_samples": 48048}]});
+        let (rate, start, frames) = clip_timing("a.wav", &facts).unwrap();
+        assert_eq!(rate, FrameRate::Fps23_976);
+        assert_eq!(start.to_string(), "01:00:00:00");
+        assert_eq!(frames, 24);
+    }
+
+    #[test]
+    fn clock_maps_vfr_times_and_breaks() {
+        // Frames at 0, 40, 80, 200, 240 ms (timescale 1000): a stall between 80 and 200.
+        let c = Clock { rate: FrameRate::Fps25, start: Timecode::from_frames(0, FrameRate::Fps25),
+            times: Some((vec![0, 40, 80, 200, 240], 1000)), vfr: true, runs: vec![] };
+        assert_eq!(c.frame_at(100, 1000), 3); // first frame shown at or after 0.1 s
+        assert_eq!(c.frame_at(80, 1000), 2);
+        assert_eq!(c.source_frame(5), 3); // slot 5 = 0.2 s
+        assert_eq!(c.conformed(3), 5);
+        assert_eq!(c.tc_at(4).to_string(), "00:00:00:06");
+        let r = FrameRate::Fps24;
+        let c = Clock { rate: r, start: Timecode::from_frames(86_400, r), times: None, vfr: false,
+            runs: vec![(0, Timecode::from_frames(86_400, r)), (48, Timecode::from_frames(2 * 86_400, r))] };
+        assert_eq!(c.tc_at(50).to_string(), "02:00:00:02");
+        assert_eq!(c.tc_at(47).to_string(), "01:00:01:23");
+        assert_eq!(c.frame_of_tc(Timecode::from_frames(2 * 86_400 + 10, r), 100), 58);
+        assert_eq!(c.frame_of_tc(Timecode::from_frames(86_400 + 10, r), 100), 10);
+    }
 }

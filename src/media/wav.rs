@@ -13,6 +13,8 @@ pub struct WavLayout {
     pub data_len: u64,
     pub block_align: u64,
     pub sample_rate: u32,
+    /// The iXML chunk (sound recorders' metadata: timecode rate, scene, take), if any.
+    pub ixml: Option<Vec<u8>>,
 }
 
 /// Offset of TimeReferenceLow in the bext chunk (EBU Tech 3285): Description 256,
@@ -40,7 +42,7 @@ pub fn parse(src: &dyn ReadAt) -> Result<WavLayout, String> {
     if &hdr[0..4] != b"RIFF" || &hdr[8..12] != b"WAVE" {
         return Err("not a RIFF/WAVE file".into());
     }
-    let (mut fmt, mut bext, mut data) = (None, None, None);
+    let (mut fmt, mut bext, mut data, mut ixml) = (None, None, None, None);
     let mut pos = 12u64;
     // Chunk sizes come from the file: bound every read by the file length.
     while pos + 8 <= src.len() {
@@ -50,9 +52,11 @@ pub fn parse(src: &dyn ReadAt) -> Result<WavLayout, String> {
         match &ch[0..4] {
             b"fmt " if size <= 1 << 16 => fmt = Some(read_exact(src, body, size as usize)?),
             b"bext" if size <= 1 << 20 => bext = Some(read_exact(src, body, size as usize)?),
-            b"data" => {
+            // Recorders write iXML before or after the audio; an unreadable one is
+            // ignored (it only refines the timecode rate), never a reason to refuse.
+            b"iXML" if size <= 1 << 20 => ixml = read_exact(src, body, size as usize).ok(),
+            b"data" if data.is_none() => {
                 data = Some((body, size.min(src.len().saturating_sub(body))));
-                break;
             }
             _ => {}
         }
@@ -68,7 +72,30 @@ pub fn parse(src: &dyn ReadAt) -> Result<WavLayout, String> {
     if block_align == 0 || sample_rate == 0 {
         return Err("WAV fmt has a zero block align or sample rate".into());
     }
-    Ok(WavLayout { fmt, bext, data_offset, data_len, block_align, sample_rate })
+    Ok(WavLayout { fmt, bext, data_offset, data_len, block_align, sample_rate, ixml })
+}
+
+/// The timecode rate an iXML chunk declares, as sound recorders write it:
+/// `<SPEED><TIMECODE_RATE>24000/1001</TIMECODE_RATE><TIMECODE_FLAG>NDF</TIMECODE_FLAG>`.
+/// Returns (numerator, denominator, drop frame); `None` when absent or not a ratio.
+pub fn ixml_timecode_rate(xml: &[u8]) -> Option<(u32, u32, bool)> {
+    let text = String::from_utf8_lossy(xml);
+    let field = |tag: &str| -> Option<String> {
+        let open = format!("<{tag}>");
+        let at = text.find(&open)? + open.len();
+        let end = text[at..].find('<')? + at;
+        Some(text[at..end].trim().to_string())
+    };
+    let rate = field("TIMECODE_RATE")?;
+    let (n, d) = match rate.split_once('/') {
+        Some((n, d)) => (n.trim().parse().ok()?, d.trim().parse().ok()?),
+        None => (rate.parse().ok()?, 1),
+    };
+    if n == 0 || d == 0 {
+        return None;
+    }
+    let df = field("TIMECODE_FLAG").is_some_and(|f| f.eq_ignore_ascii_case("DF"));
+    Some((n, d, df))
 }
 
 impl WavLayout {
@@ -84,6 +111,13 @@ impl WavLayout {
 
     /// The virtual WAV for samples [s0, s1) of the original.
     pub fn slice(&self, s0: u64, s1: u64) -> VirtualFile {
+        self.slice_at(s0, s1, None)
+    }
+
+    /// Like [`WavLayout::slice`], with the bext `time_reference` of the slice given
+    /// (samples since midnight of its first sample: a start timecode the user recorded)
+    /// instead of the original's moved to the in point.
+    pub fn slice_at(&self, s0: u64, s1: u64, time_reference: Option<u64>) -> VirtualFile {
         let data_len = (s1 - s0) * self.block_align;
         let mut chunks = Vec::new();
         let push = |out: &mut Vec<u8>, id: &[u8; 4], body: &[u8]| {
@@ -98,7 +132,7 @@ impl WavLayout {
         if let Some(b) = &self.bext {
             let mut b = b.clone();
             if b.len() >= BEXT_TIME_REFERENCE + 8 {
-                let tr = self.time_reference().unwrap_or(0) + s0;
+                let tr = time_reference.unwrap_or_else(|| self.time_reference().unwrap_or(0) + s0);
                 b[BEXT_TIME_REFERENCE..BEXT_TIME_REFERENCE + 4].copy_from_slice(&(tr as u32).to_le_bytes());
                 b[BEXT_TIME_REFERENCE + 4..BEXT_TIME_REFERENCE + 8].copy_from_slice(&((tr >> 32) as u32).to_le_bytes());
             }
@@ -165,6 +199,31 @@ mod tests {
         assert_eq!(l2.time_reference(), Some(172_800_100));
         let d = l2.data_offset as usize;
         assert_eq!(&out[d..d + 1200], &src[l.data_offset as usize + 600..l.data_offset as usize + 1800]);
+    }
+
+    #[test]
+    fn ixml_rate_as_recorders_write_it() {
+        let x = b"<?xml version=\"1.0\"?><BWFXML><SPEED><MASTER_SPEED>24000/1001</MASTER_SPEED>\
+<TIMECODE_RATE>24000/1001</TIMECODE_RATE><TIMECODE_FLAG>NDF</TIMECODE_FLAG></SPEED></BWFXML>";
+        assert_eq!(ixml_timecode_rate(x), Some((24000, 1001, false)));
+        let x = b"<BWFXML><SPEED><TIMECODE_RATE>30000/1001</TIMECODE_RATE><TIMECODE_FLAG>DF</TIMECODE_FLAG></SPEED></BWFXML>";
+        assert_eq!(ixml_timecode_rate(x), Some((30000, 1001, true)));
+        assert_eq!(ixml_timecode_rate(b"<TIMECODE_RATE>25</TIMECODE_RATE>"), Some((25, 1, false)));
+        assert_eq!(ixml_timecode_rate(b"<TIMECODE_RATE>0/0</TIMECODE_RATE>"), None);
+        assert_eq!(ixml_timecode_rate(b"<BWFXML></BWFXML>"), None);
+        assert_eq!(ixml_timecode_rate(b"\xff\xfe<TIMECODE_RATE>"), None);
+    }
+
+    #[test]
+    fn ixml_chunk_after_the_audio_is_found() {
+        let mut w = wav(10, 0);
+        let x = b"<TIMECODE_RATE>48/1</TIMECODE_RATE>";
+        w.extend_from_slice(b"iXML");
+        w.extend_from_slice(&(x.len() as u32).to_le_bytes());
+        w.extend_from_slice(x);
+        let l = parse(&w).unwrap();
+        assert_eq!(l.samples(), 10);
+        assert_eq!(ixml_timecode_rate(l.ixml.as_deref().unwrap()), Some((48, 1, false)));
     }
 
     #[test]

@@ -18,7 +18,7 @@ mod slice;
 pub use self::edl::{parse_edl, parse_point, EdlEvent, EdlParse, EdlWarning, Transition, M2};
 pub use self::label::{audio_sample_index, frame_of_sample, TcFields, TcRange, Timecode};
 pub use self::rate::FrameRate;
-pub use self::slice::{Handles, ResolvedSlice, SliceSpec};
+pub use self::slice::{Handles, ResolvedSlice, SliceSpec, SliceUnits};
 
 /// Everything that can go wrong reading or using a timecode. Messages name the offending
 /// input and say what would have been accepted, because they reach users through the CLI

@@ -1,4 +1,10 @@
 //! Slice names: `clip.mov@01:00:10:00-01:00:20:00+24`, resolved by the mount on lookup.
+//!
+//! Clips with no usable timecode (phone footage, variable frame rate) are cut by frame
+//! number, `clip.mp4@f120-f240`, or by seconds, `clip.mp4@4.0s-9.5s`; both have the out
+//! point exclusive and take the same handles. The in and out point must use the same
+//! units. Frame numbers count the frames the clip shows from 0, in display order; a
+//! seconds point names the first frame shown at or after that time.
 
 use std::fmt;
 
@@ -49,6 +55,69 @@ impl fmt::Display for Handles {
                 write!(f, "+{}.{}s", ms / 1000, frac.trim_end_matches('0'))
             }
         }
+    }
+}
+
+/// What the in and out points of a slice name count in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SliceUnits {
+    /// `HH:MM:SS:FF` labels, resolved at the clip's rate from its start timecode.
+    Timecode,
+    /// `fN`: frame N of the clip, counted from 0 in display order.
+    Frames,
+    /// `Ns` / `N.NNNs`: presentation time from the clip's first frame.
+    Seconds,
+}
+
+/// A frame point `f120` -> 120; anything else `None`.
+fn frame_point(label: &str) -> Option<u64> {
+    let digits = label.strip_prefix('f')?;
+    if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// A seconds point `4.5s` -> 4500 (milliseconds); up to three decimals, so any time a
+/// person types is exact.
+fn millis_point(label: &str) -> Option<u64> {
+    let body = label.strip_suffix('s')?;
+    let (whole, frac) = body.split_once('.').unwrap_or((body, ""));
+    let all_digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || whole.len() > 9 || frac.len() > 3 || !all_digits(whole) || !all_digits(frac) {
+        return None;
+    }
+    if body.contains('.') && frac.is_empty() {
+        return None;
+    }
+    let w: u64 = whole.parse().ok()?;
+    let f: u64 = if frac.is_empty() { 0 } else { frac.parse::<u64>().ok()? * 10u64.pow(3 - frac.len() as u32) };
+    Some(w * 1000 + f)
+}
+
+/// Length of a frame (`f120`) or seconds (`4.0s`) point at the start of `s`, 0 if none.
+fn point_shape_len(s: &str) -> usize {
+    let b = s.as_bytes();
+    if b.first() == Some(&b'f') {
+        let n = b[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        return if n > 0 { n + 1 } else { 0 };
+    }
+    let whole = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    if whole == 0 {
+        return 0;
+    }
+    let mut pos = whole;
+    if b.get(pos) == Some(&b'.') {
+        let frac = b[pos + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if frac == 0 {
+            return 0;
+        }
+        pos += 1 + frac;
+    }
+    if b.get(pos) == Some(&b's') {
+        pos + 1
+    } else {
+        0
     }
 }
 
@@ -148,7 +217,10 @@ impl SliceSpec {
         let at = name.rfind('@')?;
         let base = &name[..at];
         let rest = &name[at + 1..];
-        let in_len = label_shape_len(rest);
+        let mut in_len = label_shape_len(rest);
+        if in_len == 0 {
+            in_len = point_shape_len(rest);
+        }
         if in_len == 0 || !rest[in_len..].starts_with('-') {
             return None;
         }
@@ -169,9 +241,15 @@ impl SliceSpec {
         if base.is_empty() {
             return Err(malformed(name, "there is no file name before '@'"));
         }
-        let out_len = label_shape_len(after_dash);
+        let in_is_point = label_shape_len(in_label) == 0;
+        let out_len = if in_is_point { point_shape_len(after_dash) } else { label_shape_len(after_dash) };
         if out_len == 0 {
-            return Err(malformed(name, "there is no out-point timecode after '-'"));
+            let reason = if in_is_point {
+                "there is no out point of the same kind after '-' (fN-fN for frames, N.Ns-N.Ns for seconds)"
+            } else {
+                "there is no out-point timecode after '-'"
+            };
+            return Err(malformed(name, reason));
         }
         let out_label = &after_dash[..out_len];
         let mut tail = &after_dash[out_len..];
@@ -199,8 +277,22 @@ impl SliceSpec {
         if !tail.is_empty() {
             return Err(malformed(name, format!("{tail:?} follows the out point")));
         }
+        if in_is_point {
+            let units = |l: &str| match (frame_point(l), millis_point(l)) {
+                (Some(_), _) => Some(SliceUnits::Frames),
+                (_, Some(_)) => Some(SliceUnits::Seconds),
+                _ => None,
+            };
+            match (units(in_label), units(out_label)) {
+                (Some(a), Some(b)) if a == b => {}
+                (Some(_), Some(_)) => {
+                    return Err(malformed(name, "the in and out point use different units; write fN-fN or N.Ns-N.Ns"))
+                }
+                _ => return Err(malformed(name, "a frame number or time is too long, or a time has more than three decimals")),
+            }
+        }
         // Catch label typos now (`01,00:00:00`), even though frames need the clip's rate.
-        for label in [in_label, out_label] {
+        for label in [in_label, out_label].into_iter().filter(|_| !in_is_point) {
             if let Err(TimecodeError::Syntax { reason, .. }) =
                 Timecode::parse(label, FrameRate::Fps60)
             {
@@ -216,6 +308,39 @@ impl SliceSpec {
         })
     }
 
+    /// What the in and out points count in.
+    pub fn units(&self) -> SliceUnits {
+        if frame_point(&self.in_label).is_some() {
+            SliceUnits::Frames
+        } else if millis_point(&self.in_label).is_some() {
+            SliceUnits::Seconds
+        } else {
+            SliceUnits::Timecode
+        }
+    }
+
+    /// `fIN-fOUT` as frame numbers (out exclusive), checked in < out.
+    pub fn frame_points(&self) -> Option<Result<(u64, u64), TimecodeError>> {
+        let (a, b) = (frame_point(&self.in_label)?, frame_point(&self.out_label)?);
+        Some(self.ordered(a, b))
+    }
+
+    /// `IN s-OUT s` in milliseconds (out exclusive), checked in < out.
+    pub fn millis_points(&self) -> Option<Result<(u64, u64), TimecodeError>> {
+        let (a, b) = (millis_point(&self.in_label)?, millis_point(&self.out_label)?);
+        Some(self.ordered(a, b))
+    }
+
+    fn ordered(&self, a: u64, b: u64) -> Result<(u64, u64), TimecodeError> {
+        if b <= a {
+            return Err(TimecodeError::OutNotAfterIn {
+                in_label: self.in_label.clone(),
+                out_label: self.out_label.clone(),
+            });
+        }
+        Ok((a, b))
+    }
+
     /// Turns the labels into frames at the clip's rate.
     ///
     /// The clip's counting wins: `01:00:00:00` on a 29.97 DF clip is read as drop-frame (a
@@ -223,6 +348,12 @@ impl SliceSpec {
     /// because the same label names a different frame in the other counting and guessing
     /// would cut the wrong frames.
     pub fn resolve(&self, rate: FrameRate) -> Result<ResolvedSlice, TimecodeError> {
+        if self.units() != SliceUnits::Timecode {
+            return Err(malformed(
+                &self.to_string(),
+                "frame and seconds points are resolved against the clip itself, not a rate",
+            ));
+        }
         let start = Timecode::parse_for_media(&self.in_label, rate)?;
         let end = Timecode::parse_for_media(&self.out_label, rate)?;
         if end.frames() <= start.frames() {
@@ -463,5 +594,63 @@ mod tests {
             SliceSpec::name_for("clip.mov", &range, Handles::None, '.'),
             "clip.mov@00.00.59;28-00.01.00;04"
         );
+    }
+
+    #[test]
+    fn frame_and_seconds_points() {
+        let s = spec("clip.mp4@f120-f240");
+        assert_eq!(s.units(), SliceUnits::Frames);
+        assert_eq!(s.frame_points().unwrap().unwrap(), (120, 240));
+        assert!(s.millis_points().is_none());
+        assert_eq!(s.to_string(), "clip.mp4@f120-f240");
+        let s = spec("clip.mp4@f0-f1+12.mp4");
+        assert_eq!(s.handles, Handles::Frames(12));
+        assert_eq!(s.trailing_ext.as_deref(), Some("mp4"));
+        let s = spec("clip.mp4@4.0s-9.5s");
+        assert_eq!(s.units(), SliceUnits::Seconds);
+        assert_eq!(s.millis_points().unwrap().unwrap(), (4000, 9500));
+        let s = spec("clip.mp4@4s-9.125s+1.5s");
+        assert_eq!(s.millis_points().unwrap().unwrap(), (4000, 9125));
+        assert_eq!(s.handles, Handles::Millis(1500));
+        // A timecode spec still resolves by rate; a frame spec does not pretend to.
+        assert!(spec("clip.mp4@f1-f2").resolve(FrameRate::Fps25).is_err());
+        assert_eq!(spec("c.mov@01:00:00:00-01:00:01:00").units(), SliceUnits::Timecode);
+    }
+
+    #[test]
+    fn frame_and_seconds_refusals() {
+        assert!(matches!(
+            spec("clip.mp4@f240-f120").frame_points(),
+            Some(Err(TimecodeError::OutNotAfterIn { .. }))
+        ));
+        assert!(matches!(
+            spec("clip.mp4@9.5s-9.5s").millis_points(),
+            Some(Err(TimecodeError::OutNotAfterIn { .. }))
+        ));
+        assert!(err("clip.mp4@f120-9.5s").contains("out point"), "{}", err("clip.mp4@f120-9.5s"));
+        assert!(err("clip.mp4@4s-f9").contains("out point"));
+        assert!(err("clip.mp4@4.1234s-5s").contains("three decimals"));
+        assert!(err("clip.mp4@f1-f2x").contains("follows the out point"));
+        // Ordinary names stay ordinary.
+        for name in ["take@5x-final.mov", "a@f-b.mov", "b@fx1-2.mov", "c@4.s-5s.mov", "mail@f.txt"] {
+            assert!(SliceSpec::parse_name(name).is_none(), "{name}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn frame_points_round_trip(a in 0u64..10_000_000, len in 1u64..10_000_000) {
+            let name = format!("c.mp4@f{a}-f{}", a + len);
+            let s = spec(&name);
+            proptest::prop_assert_eq!(s.frame_points().unwrap().unwrap(), (a, a + len));
+            proptest::prop_assert_eq!(s.to_string(), name);
+        }
+
+        #[test]
+        fn seconds_points_are_exact(a in 0u64..100_000_000, len in 1u64..100_000_000) {
+            let fmt = |ms: u64| format!("{}.{:03}s", ms / 1000, ms % 1000);
+            let s = spec(&format!("c.mp4@{}-{}", fmt(a), fmt(a + len)));
+            proptest::prop_assert_eq!(s.millis_points().unwrap().unwrap(), (a, a + len));
+        }
     }
 }

@@ -128,6 +128,11 @@ fn plan(archive: &Archive, opts: &ProxyRunOptions, rep: &mut ProxyRunReport) -> 
         }
         rep.sources += 1;
         let (facts, err) = archive.media(&e.hash)?.unwrap_or((None, None));
+        // A start timecode recorded with `reelfs tc set` is the one the editorial proxy carries.
+        let facts = facts.map(|f| match archive.resolve(&path) {
+            Ok(r) => crate::media::tcfact::facts_at(archive, r.commit.as_ref(), &r.path, &e.hash, &f),
+            Err(_) => f,
+        });
         // Audio only: a waveform thumb, when the thumb is asked for.
         let audio_only = err.is_none() && facts.as_ref().is_some_and(|f| f["width"].is_null() && f["audio_tracks"].as_u64().unwrap_or(0) > 0);
         let rungs: Vec<Rung> = if audio_only { opts.rungs.iter().copied().filter(|r| *r == Rung::Thumb).collect() } else { opts.rungs.clone() };

@@ -127,6 +127,9 @@ pub struct TmcdInfo {
     /// The tmcd sample: frame number of the first frame (a count of frames, so for drop
     /// frame it is not the label digits).
     pub start_frame: u32,
+    /// Every sample as (video display frame it starts at, frame number); more than one
+    /// means the timecode breaks inside the clip.
+    pub samples: Vec<(u64, u32)>,
     pub timescale: u32,
     pub frame_duration: u32,
     /// Number of frames per second, rounded (24 for 23.976, 30 for 29.97).
@@ -227,6 +230,36 @@ pub fn plan_slice(
     end_frame: u64,
 ) -> Result<VirtualFile, QtError> {
     slice::plan(src, first_frame, end_frame)
+}
+
+/// A start timecode for a slice that is not the source's own (one a user recorded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcStart {
+    /// Frame number (count of frames since 00:00:00:00) of the slice's first frame.
+    pub value: u32,
+    /// The rate as an exact ratio (24000/1001) and its rounded frames per second.
+    pub rate_num: u32,
+    pub rate_den: u32,
+    pub fps: u8,
+    pub drop_frame: bool,
+}
+
+/// Like [`plan_slice`], with the slice's timecode set to `tc` instead of the one the
+/// source's tmcd track gives: the source's tmcd sample is replaced, and a source without
+/// a timecode track gets a new one, so players and NLEs read the recorded timecode.
+pub fn plan_slice_with_tc(
+    src: &dyn ReadAt,
+    first_frame: u64,
+    end_frame: u64,
+    tc: Option<TcStart>,
+) -> Result<VirtualFile, QtError> {
+    slice::plan_tc(src, first_frame, end_frame, false, tc)
+}
+
+/// Presentation times of the displayed video frames (zero at the first) and the
+/// timescale they are counted in.
+pub fn frame_times(src: &dyn ReadAt) -> Result<(Vec<i64>, u32), QtError> {
+    movie::load(src)?.frame_times()
 }
 
 /// Walks the top-level boxes and reports damage: a box that runs past the end of the file

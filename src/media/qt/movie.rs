@@ -15,6 +15,10 @@ const MAX_MOOV: u64 = 512 << 20;
 /// a corrupt count from asking for gigabytes.
 const MAX_VIDEO_SAMPLES: u64 = 50_000_000;
 
+/// A timecode track holds one sample per unbroken run; a hundred thousand breaks in one
+/// clip is damage, not a recording.
+const MAX_TMCD_SAMPLES: u64 = 100_000;
+
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Edit {
     /// Media time the presentation starts at (first non-empty edit).
@@ -465,6 +469,52 @@ impl Movie {
         Ok(u32::from_be_bytes(b))
     }
 
+    /// Every sample of a timecode track as (display frame of the video it starts at, its
+    /// frame number). A camera that restarts its timecode inside one recording (a break)
+    /// writes one sample per run; FFmpeg and most tools only read the first.
+    pub fn tmcd_samples(&self, src: &dyn ReadAt, tc: usize) -> Result<Vec<(u64, u32)>, QtError> {
+        let t = &self.tracks[tc];
+        let n = t.table.sample_count();
+        if n == 0 {
+            return Err(QtError::Malformed("timecode track has no sample".into()));
+        }
+        if n > MAX_TMCD_SAMPLES {
+            return Err(QtError::Unsupported(format!(
+                "timecode track has {n} samples (limit {MAX_TMCD_SAMPLES})"
+            )));
+        }
+        let fd = t.entry.tmcd.as_ref().map_or(0, |e| e.frame_duration) as u64;
+        let mut out = Vec::with_capacity(n as usize);
+        for k in 0..n {
+            let c = t.table.chunks_for(k, k + 1)?;
+            let off = c[0].offset;
+            if off.checked_add(4).is_none_or(|e| e > src.len()) {
+                return Err(QtError::Truncated(format!(
+                    "timecode sample at offset {off} lies past the end of the file ({})",
+                    src.len()
+                )));
+            }
+            let mut b = [0u8; 4];
+            read_exact_at(src, off, &mut b)?;
+            // Sample times are in the tmcd track's timescale, one frame = frame_duration.
+            let frame = if fd == 0 { 0 } else { t.table.decode_time(k) / fd };
+            out.push((frame, u32::from_be_bytes(b)));
+        }
+        Ok(out)
+    }
+
+    /// Presentation time of each displayed video frame, zero at the first, in the video
+    /// media timescale: what frame-accurate seconds slices of variable-rate clips need.
+    pub fn frame_times(&self) -> Result<(Vec<i64>, u32), QtError> {
+        let v = self.video().ok_or_else(|| {
+            QtError::Unsupported("the movie has no video track to time frames by".into())
+        })?;
+        let vt = self.video_timing(v)?;
+        let origin = self.tracks[v].edit.map_or(0, |e| e.media_time);
+        let times = vt.display.iter().map(|&i| (vt.cts[i] - origin).max(0)).collect();
+        Ok((times, self.tracks[v].timescale))
+    }
+
     pub fn info(&self, src: &dyn ReadAt) -> Result<MovieInfo, QtError> {
         let tracks = self
             .tracks
@@ -496,6 +546,7 @@ impl Movie {
                     })?;
                 Some(TmcdInfo {
                     start_frame: self.tmcd_start(src, i)?,
+                    samples: self.tmcd_samples(src, i)?,
                     timescale: e.timescale,
                     frame_duration: e.frame_duration,
                     fps: e.fps,

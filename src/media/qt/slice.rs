@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::boxes::{be32, be64, BoxRef, W};
 use super::movie::{load, Movie, Track};
 use super::tables::Chunk;
-use super::{QtError, ReadAt, Segment, VirtualFile};
+use super::{QtError, ReadAt, Segment, TcStart, VirtualFile};
 
 /// What one kept track becomes.
 struct Cut {
@@ -66,6 +66,17 @@ pub(crate) fn plan_with(
     end: u64,
     force_large: bool,
 ) -> Result<VirtualFile, QtError> {
+    plan_tc(src, first, end, force_large, None)
+}
+
+pub(crate) fn plan_tc(
+    src: &dyn ReadAt,
+    first: u64,
+    end: u64,
+    force_large: bool,
+    tc_start: Option<TcStart>,
+) -> Result<VirtualFile, QtError> {
+    let tc_value = tc_start.map(|t| t.value);
     let m = load(src)?;
     let v = m.video().ok_or_else(|| {
         QtError::Unsupported("the movie has no video track to slice by frames".into())
@@ -166,15 +177,29 @@ pub(crate) fn plan_with(
         });
     }
 
-    // ---- timecode: one new sample, the source's value advanced to the first frame.
-    let tc = match m.timecode() {
+    // ---- timecode: one new sample, the value of the source's run the first frame lies
+    // in, advanced to that frame (a slice across a break is labelled where it starts).
+    // A recorded timecode counted at another rate than the source's tmcd entry cannot
+    // reuse that entry: the source's track is dropped and a new one written instead.
+    let same_counting = |i: usize| match (&m.tracks[i].entry.tmcd, tc_start) {
+        (Some(e), Some(t)) => e.fps == t.fps && (e.flags & 1 != 0) == t.drop_frame,
+        _ => true,
+    };
+    let tc = match m.timecode().filter(|&i| same_counting(i)) {
         Some(i) => {
             let t = &m.tracks[i];
             let e = t.entry.tmcd.as_ref().ok_or_else(|| {
                 QtError::Malformed("tmcd track without a tmcd sample description".into())
             })?;
-            let start = m.tmcd_start(src, i)? as u64;
-            let mut value = start + first;
+            let mut value = match tc_value {
+                Some(v) => v as u64,
+                None => {
+                    let runs = m.tmcd_samples(src, i)?;
+                    let k = runs.partition_point(|&(f, _)| f <= first).max(1) - 1;
+                    let (run_start, run_value) = runs[k];
+                    run_value as u64 + first.saturating_sub(run_start)
+                }
+            };
             if e.flags & 2 != 0 {
                 // 24-hour wrap flag: keep the label a valid time of day.
                 let per_day = frames_per_day(e.fps as u64, e.flags & 1 != 0);
@@ -191,6 +216,15 @@ pub(crate) fn plan_with(
             })
         }
         None => None,
+    };
+    // A recorded timecode on a source without a tmcd track: a new track is written.
+    let synth = match (&tc, tc_start) {
+        (None, Some(t)) if t.rate_num > 0 && t.rate_den > 0 => Some(SynthTc {
+            id: m.tracks.iter().map(|t| t.id).max().unwrap_or(0) + 1,
+            start: t,
+            span: scale(v_span, t.rate_num as u64, video.timescale as u64),
+        }),
+        _ => None,
     };
 
     // ---- the smallest source range holding every chunk.
@@ -224,6 +258,9 @@ pub(crate) fn plan_with(
     if let Some(t) = &tc {
         spans.push((t.span, m.tracks[t.track].timescale as u64));
     }
+    if let Some(t) = &synth {
+        spans.push((t.span, t.start.rate_num as u64));
+    }
     let exact = |mts: u64| {
         spans
             .iter()
@@ -245,7 +282,7 @@ pub(crate) fn plan_with(
 
     // ---- layout: ftyp, moov, mdat header, [tmcd sample], source range.
     let ftyp = m.ftyp.clone().unwrap_or_default();
-    let inline_payload = if tc.is_some() { 4u64 } else { 0 };
+    let inline_payload = if tc.is_some() || synth.is_some() { 4u64 } else { 0 };
     let payload = inline_payload + range_len;
     let mdat_hdr: u64 = if force_large || payload + 8 > u32::MAX as u64 {
         16
@@ -253,11 +290,11 @@ pub(crate) fn plan_with(
         8
     };
     let mut co64 = force_large;
-    let mut moov = build_moov(&m, &cuts, tc.as_ref(), mts, 0, 0, range_start, co64)?;
+    let mut moov = build_moov(&m, &cuts, tc.as_ref(), synth.as_ref(), mts, 0, 0, range_start, co64)?;
     let data_base = |moov_len: u64| ftyp.len() as u64 + moov_len + mdat_hdr + inline_payload;
     if !co64 && data_base(moov.len() as u64) + range_len > u32::MAX as u64 {
         co64 = true;
-        moov = build_moov(&m, &cuts, tc.as_ref(), mts, 0, 0, range_start, co64)?;
+        moov = build_moov(&m, &cuts, tc.as_ref(), synth.as_ref(), mts, 0, 0, range_start, co64)?;
     }
     // Table sizes do not depend on the offsets, so a second build with the real base has
     // the same length.
@@ -266,6 +303,7 @@ pub(crate) fn plan_with(
         &m,
         &cuts,
         tc.as_ref(),
+        synth.as_ref(),
         mts,
         base,
         base - inline_payload,
@@ -287,6 +325,8 @@ pub(crate) fn plan_with(
     }
     if let Some(t) = &tc {
         head.extend_from_slice(&t.value.to_be_bytes());
+    } else if let Some(t) = &synth {
+        head.extend_from_slice(&t.start.value.to_be_bytes());
     }
     let len = head.len() as u64 + range_len;
     let mut segments = vec![Segment::Inline(Arc::from(head.into_boxed_slice()))];
@@ -373,6 +413,7 @@ fn build_moov(
     m: &Movie,
     cuts: &[Cut],
     tc: Option<&TcCut>,
+    synth: Option<&SynthTc>,
     mts: u64,
     base: u64,
     tc_offset: u64,
@@ -390,6 +431,10 @@ fn build_moov(
         .collect();
     if let Some(t) = tc {
         durations.push(scale(t.span, mts, m.tracks[t.track].timescale as u64));
+    }
+    if let Some(t) = synth {
+        kept.push(t.id);
+        durations.push(scale(t.span, mts, t.start.rate_num as u64));
     }
     let movie_dur = durations.iter().copied().max().unwrap_or(0);
     let rebase = move |off: u64| base + (off - range_start);
@@ -437,8 +482,92 @@ fn build_moov(
             }
         }
     }
+    if let Some(t) = synth {
+        write_synth_tmcd(&mut w, t, scale(t.span, mts, t.start.rate_num as u64), tc_offset, co64)?;
+    }
     w.close()?;
     Ok(w.buf)
+}
+
+/// A timecode track made for the slice (the source has none).
+struct SynthTc {
+    id: u32,
+    start: TcStart,
+    /// Span in the track's timescale (the rate's numerator).
+    span: u64,
+}
+
+/// A QuickTime timecode track as QuickTime and FFmpeg write it: `tmcd` handler, `gmhd`
+/// with `tcmi`, one `tmcd` sample entry (flags, timescale, frame duration, frames per
+/// second) and one 4-byte sample at `tc_offset`.
+fn write_synth_tmcd(w: &mut W, t: &SynthTc, movie_dur: u64, tc_offset: u64, co64: bool) -> Result<(), QtError> {
+    let big = movie_dur > u32::MAX as u64 || t.span > u32::MAX as u64;
+    let identity: [u32; 9] = [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000];
+    w.open(b"trak");
+    // tkhd: in movie and in preview (flags 2), not enabled: it is not a picture.
+    w.open_full(b"tkhd", big as u8, 2);
+    if big {
+        w.u64(0).u64(0).u32(t.id).u32(0).u64(movie_dur);
+    } else {
+        w.u32(0).u32(0).u32(t.id).u32(0).u32(movie_dur as u32);
+    }
+    w.u64(0).u32(0).u32(0); // reserved, layer + alternate group, volume + reserved
+    for v in identity {
+        w.u32(v);
+    }
+    w.u32(0).u32(0); // width, height
+    w.close()?;
+    write_edts(w, movie_dur, 0)?;
+    w.open(b"mdia");
+    w.open_full(b"mdhd", big as u8, 0);
+    if big {
+        w.u64(0).u64(0).u32(t.start.rate_num).u64(t.span);
+    } else {
+        w.u32(0).u32(0).u32(t.start.rate_num).u32(t.span as u32);
+    }
+    w.u32(0); // language, quality
+    w.close()?;
+    w.open_full(b"hdlr", 0, 0).bytes(b"mhlrtmcd").u32(0).u32(0).u32(0).bytes(b"\x0fTimeCodeHandler");
+    w.close()?;
+    w.open(b"minf");
+    w.open(b"gmhd");
+    w.open_full(b"gmin", 0, 0).bytes(&[0x00, 0x40, 0x80, 0x00, 0x80, 0x00, 0x80, 0x00, 0, 0, 0, 0]);
+    w.close()?;
+    w.open(b"tmcd");
+    w.open_full(b"tcmi", 0, 0).bytes(&[0, 0, 0, 0, 0, 12, 0, 0]).bytes(&[0; 6]).bytes(&[0xff; 6]).bytes(b"\x0dLucida Grande");
+    w.close()?;
+    w.close()?; // tmcd
+    w.close()?; // gmhd
+    w.open(b"dinf");
+    w.open_full(b"dref", 0, 0).u32(1);
+    w.open_full(b"url ", 0, 1);
+    w.close()?;
+    w.close()?;
+    w.close()?; // dinf
+    w.open(b"stbl");
+    w.open_full(b"stsd", 0, 0).u32(1);
+    w.open(b"tmcd").bytes(&[0; 6]).bytes(&[0, 1]).u32(0);
+    // flags: drop frame, 24-hour wrap (as cameras write it).
+    let flags = u32::from(t.start.drop_frame) | 0x2;
+    w.u32(flags).u32(t.start.rate_num).u32(t.start.rate_den).bytes(&[t.start.fps, 0]);
+    w.close()?; // tmcd entry
+    w.close()?; // stsd
+    w.open_full(b"stts", 0, 0).u32(1).u32(1).u32(t.span.min(u32::MAX as u64) as u32);
+    w.close()?;
+    w.open_full(b"stsc", 0, 0).u32(1).u32(1).u32(1).u32(1);
+    w.close()?;
+    w.open_full(b"stsz", 0, 0).u32(4).u32(1);
+    w.close()?;
+    if co64 {
+        w.open_full(b"co64", 0, 0).u32(1).u64(tc_offset);
+    } else {
+        w.open_full(b"stco", 0, 0).u32(1).u32(tc_offset as u32);
+    }
+    w.close()?;
+    w.close()?; // stbl
+    w.close()?; // minf
+    w.close()?; // mdia
+    w.close() // trak
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -619,3 +619,42 @@ fn label_helper_is_right() {
     assert_eq!(tc_label(86400, 24, false), "01:00:00:00");
     assert_eq!(frames_per_day(30, true), 107892 * 24);
 }
+
+/// A slice with a recorded start timecode: a source without a tmcd track (MP4 from a
+/// phone) gets a new one that ffprobe and MediaInfo read; a source with one has its
+/// sample replaced. Frames are untouched either way.
+#[test]
+fn recorded_timecode_in_slices() {
+    let start = |value| TcStart { value, rate_num: 25, rate_den: 1, fps: 25, drop_frame: false };
+    for (name, value, label) in [("h264.mp4", 90_000 + 17, "01:00:00:17"), ("h264.mov", 250_000 + 5, "02:46:40:05")] {
+        let path = media(name);
+        let src = std::fs::File::open(&path).unwrap();
+        let vf = plan_slice_with_tc(&src, 17, 30, Some(start(value))).unwrap();
+        let mut out = vec![0u8; vf.len as usize];
+        assert_eq!(vf.read_at(&src, 0, &mut out).unwrap(), out.len());
+        let info = read_movie(&out).unwrap();
+        let tc = info.timecode.expect("the slice has a timecode track");
+        // A new track counts 25/1; the MOV keeps its own entry (12800/512, also 25 fps).
+        assert_eq!((tc.start_frame, tc.fps, tc.timescale / tc.frame_duration), (value, 25, 25), "{name}");
+        let p = std::env::temp_dir().join(format!("reelfs-tc-{}-{name}", std::process::id()));
+        std::fs::write(&p, &out).unwrap();
+        let probed = sh(&["ffprobe", "-v", "error", "-show_entries", "stream_tags=timecode", "-of", "csv=p=0", p.to_str().unwrap()]);
+        assert!(probed.lines().any(|l| l.trim() == label), "{name}: ffprobe says {probed:?}");
+        assert_eq!(mediainfo_tc(&p).as_deref(), Some(label), "{name}");
+        let frames = |f: &Path| sh(&["ffmpeg", "-v", "error", "-i", f.to_str().unwrap(), "-map", "0:v:0", "-f", "framemd5", "-"])
+            .lines().filter(|l| !l.starts_with('#')).map(|l| l.rsplit(',').next().unwrap_or("").trim().to_string()).collect::<Vec<_>>();
+        assert_eq!(frames(&p), frames(&path)[17..30].to_vec(), "{name}");
+        let _ = std::fs::remove_file(&p);
+    }
+    // Counted at another rate than the file's own tmcd (24 vs 25 fps): a new track
+    // replaces the file's, so the label is read at the recorded rate.
+    let src = std::fs::File::open(media("h264.mov")).unwrap();
+    let t24 = TcStart { value: 86_400, rate_num: 24, rate_den: 1, fps: 24, drop_frame: false };
+    let vf = plan_slice_with_tc(&src, 0, 10, Some(t24)).unwrap();
+    let mut out = vec![0u8; vf.len as usize];
+    vf.read_at(&src, 0, &mut out).unwrap();
+    let info = read_movie(&out).unwrap();
+    let tc = info.timecode.unwrap();
+    assert_eq!((tc.start_frame, tc.fps, tc.timescale, tc.frame_duration), (86_400, 24, 24, 1));
+    assert_eq!(info.tracks.iter().filter(|t| t.kind == TrackKind::Timecode).count(), 1);
+}
