@@ -389,7 +389,10 @@ impl FsCore {
             NodeKind::Slice { .. } => {
                 let m = self.slices.lock().map_err(|_| FsError::BadHandle)?;
                 let (plan, reader, _) = m.get(&ino).cloned().ok_or(FsError::NotFound)?;
-                (reader, Some(plan))
+                drop(m);
+                // The open file pins a remuxed slice's cache file against eviction
+                // (remade here, outside the lock, if it was evicted since lookup).
+                (reader, Some(Arc::new(plan.for_reading().map_err(|e| FsError::Io(e.to_string()))?)))
             }
             _ => return Err(FsError::IsDir),
         };
