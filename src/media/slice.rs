@@ -197,7 +197,7 @@ pub fn plan(path: &str, spec: &SliceSpec, facts: &serde_json::Value, reader: Arc
     let mut remuxed = None;
     let (vf, cached, method) = if container.contains("mov") {
         let src = BlobSource(reader.clone());
-        (Some(qt::plan_slice(&src, first as u64, end as u64)?), None, "zero-copy")
+        (Some(qt::plan_slice_cached(&src, &reader.hash.0, first as u64, end as u64)?), None, "zero-copy")
     } else if is_wav(facts) {
         let layout = super::wav::parse(&BlobSource(reader.clone())).map_err(media_err)?;
         let sr = layout.sample_rate as u128;

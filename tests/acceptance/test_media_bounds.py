@@ -8,6 +8,9 @@
   cache file was evicted while it was open.
 - Concurrent lookups of one slice (spelled several ways, so the kernel cannot merge
   them) run one remux, as the mount's log says.
+- A QuickTime file whose movie header declares millions of samples (constant sample
+  size, one timing run: a few bytes of tables) costs the mount little memory to slice:
+  the daemon's peak RSS (VmHWM, reset through /proc/PID/clear_refs) stays bounded.
 """
 
 from __future__ import annotations
@@ -277,3 +280,77 @@ def test_bad_remux_limit_is_refused_with_the_key_named(mxf_archive, reelfs):
     p = reelfs("ls", mxf_archive, "main")
     assert p.returncode != 0
     assert "remux_limit" in p.stderr and "512M" in p.stderr, p.stderr
+
+
+# ---- sample tables ----------------------------------------------------------------------
+
+
+def _box(t: bytes, *parts: bytes) -> bytes:
+    body = b"".join(parts)
+    return struct.pack(">I4s", 8 + len(body), t) + body
+
+
+def _full(t: bytes, version: int, flags: int, *parts: bytes) -> bytes:
+    return _box(t, struct.pack(">I", (version << 24) | flags), *parts)
+
+
+def write_many_sample_mov(path: Path, n: int, fps: int = 25):
+    """A valid QuickTime movie of n one-byte 1x1 palette frames at `fps`, no timecode:
+    one chunk, a constant `stsz`, one `stts` run. Its tables are a few dozen bytes."""
+    ftyp = _box(b"ftyp", b"qt  ", struct.pack(">I", 0x200), b"qt  ")
+    mdat_at = len(ftyp) + 8
+    matrix = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    mvhd = _full(b"mvhd", 0, 0, struct.pack(">IIII", 0, 0, fps, n), struct.pack(">IH10x", 0x10000, 0x100),
+                 matrix, bytes(24), struct.pack(">I", 2))
+    tkhd = _full(b"tkhd", 0, 3, struct.pack(">IIIII", 0, 0, 1, 0, n), bytes(8), bytes(8), matrix,
+                 struct.pack(">II", 1 << 16, 1 << 16))
+    mdhd = _full(b"mdhd", 0, 0, struct.pack(">IIIIHH", 0, 0, fps, n, 0, 0))
+    hdlr = _full(b"hdlr", 0, 0, b"mhlr", b"vide", bytes(12), b"\x00")
+    vmhd = _full(b"vmhd", 0, 1, bytes(8))
+    dinf = _box(b"dinf", _full(b"dref", 0, 0, struct.pack(">I", 1), _full(b"alis", 0, 1)))
+    entry = _box(b"raw ", bytes(6), struct.pack(">H", 1), bytes(16),
+                 struct.pack(">HHIIIH", 1, 1, 72 << 16, 72 << 16, 0, 1), bytes(32), struct.pack(">hh", 8, -1))
+    stbl = _box(b"stbl",
+                _full(b"stsd", 0, 0, struct.pack(">I", 1), entry),
+                _full(b"stts", 0, 0, struct.pack(">III", 1, n, 1)),
+                _full(b"stsc", 0, 0, struct.pack(">IIII", 1, 1, n, 1)),
+                _full(b"stsz", 0, 0, struct.pack(">II", 1, n)),
+                _full(b"stco", 0, 0, struct.pack(">II", 1, mdat_at)))
+    moov = _box(b"moov", mvhd, _box(b"trak", tkhd, _box(b"mdia", mdhd, hdlr, _box(b"minf", vmhd, dinf, stbl))))
+    with open(path, "wb") as f:
+        f.write(ftyp)
+        f.write(struct.pack(">I4s", 8 + n, b"mdat"))
+        f.write(bytes(n))
+        f.write(moov)
+
+
+def test_slicing_a_movie_with_millions_of_samples_keeps_the_mount_small(tmp_path, reelfs, mount):
+    n = 8_000_000
+    src = tmp_path / "card"
+    src.mkdir()
+    write_many_sample_mov(src / "many.mov", n)
+    arch = tmp_path / "archive"
+    reelfs.ok("init", arch)
+    reelfs.ok("ingest", arch, src, "--to", "Day01", "-m", "crafted")
+    info = reelfs.ok("info", arch, "main/Day01/card/many.mov").stdout
+    assert "25" in info
+    mt = mount(arch)
+    card = mt.path / "main" / "Day01" / "card"
+    os.listdir(card)
+    rss0 = mt.status("VmRSS")
+    # Reset the peak RSS so VmHWM measures only what the lookups below cost.
+    Path(f"/proc/{mt.pid}/clear_refs").write_text("5")
+    for name in ["many.mov@00:00:10:00-00:00:11:00", "many.mov@10:00:00:00-10:00:00:05",
+                 "many.mov@00:00:00:00-00:00:00:01", "many.mov@00:00:10:00-00:00:11:00+3"]:
+        st = os.stat(card / name)
+        assert st.st_size > 0
+    peak = mt.status("VmHWM")
+    grown = peak - rss0
+    # The expanded tables of 8 M samples are hundreds of MiB; the compact ones are bytes.
+    assert grown < 48 * 1024, f"the mount's peak RSS grew by {grown} KiB slicing {n} samples"
+    # And the slices are right: 25 (then 5) frames of the source's, by ffprobe.
+    for name, frames in [("many.mov@00:00:10:00-00:00:11:00", 25), ("many.mov@10:00:00:00-10:00:00:05", 5)]:
+        p = run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=nb_frames",
+                 "-of", "json", card / name], text=True)
+        assert p.returncode == 0, p.stderr
+        assert int(json.loads(p.stdout)["streams"][0]["nb_frames"]) == frames

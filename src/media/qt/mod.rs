@@ -24,8 +24,10 @@
 
 mod boxes;
 mod movie;
+mod parsed;
 mod slice;
 mod tables;
+mod timing;
 #[cfg(test)]
 mod tests;
 
@@ -227,6 +229,18 @@ pub fn plan_slice(
     end_frame: u64,
 ) -> Result<VirtualFile, QtError> {
     slice::plan(src, first_frame, end_frame)
+}
+
+/// [`plan_slice`] for a source whose content hash is `key`: its parsed tables are kept in a
+/// small bounded cache, so the many lookups of one clip parse it once.
+pub fn plan_slice_cached(
+    src: &dyn ReadAt,
+    key: &[u8; 32],
+    first_frame: u64,
+    end_frame: u64,
+) -> Result<VirtualFile, QtError> {
+    let p = parsed::cached(src, key)?;
+    slice::plan_parsed(src, &p, first_frame, end_frame, false)
 }
 
 /// Walks the top-level boxes and reports damage: a box that runs past the end of the file
