@@ -199,3 +199,35 @@ impl Config {
         ))
     }
 }
+
+#[cfg(test)]
+mod cache_limit_tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_units_and_refuse_nonsense() {
+        assert_eq!(byte_size::parse("10G").unwrap(), 10 << 30);
+        assert_eq!(byte_size::parse("512M").unwrap(), 512 << 20);
+        assert_eq!(byte_size::parse("2gib").unwrap(), 2 << 30);
+        assert_eq!(byte_size::parse("4096").unwrap(), 4096);
+        for bad in ["lots", "", "-1G", "1.5G", "3X", "99999999999T"] {
+            assert!(byte_size::parse(bad).is_err(), "{bad} parsed");
+        }
+    }
+
+    #[test]
+    fn archives_without_a_cache_section_get_the_default_and_new_ones_write_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reelfs.toml");
+        let text = Config::default().to_toml().unwrap();
+        assert!(text.contains("remux_limit = \"10G\""), "{text}");
+        let old = text.split("\n[cache]").next().unwrap().to_string() + "\n";
+        std::fs::write(&path, &old).unwrap();
+        assert_eq!(Config::load(&path).unwrap().cache.remux_limit, DEFAULT_REMUX_LIMIT);
+        std::fs::write(&path, format!("{old}[cache]\nremux_limit = 3221225472\n")).unwrap();
+        assert_eq!(Config::load(&path).unwrap().cache.remux_limit, 3 << 30);
+        std::fs::write(&path, format!("{old}[cache]\nremux_limit = \"1K\"\n")).unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(e.contains("cache.remux_limit must be at least 1M"), "{e}");
+    }
+}

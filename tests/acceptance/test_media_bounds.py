@@ -265,10 +265,15 @@ def test_concurrent_lookups_of_one_slice_remux_once(mxf_archive, mount, mxf_fram
     assert frame_hashes(card / names[0]) == mxf_frames[a:b]
 
 
-def test_remux_limit_from_the_mount_option(mxf_archive, mount):
-    """--remux-cache-limit overrides reelfs.toml for that mount."""
+def test_remux_limit_from_the_mount_option(mxf_archive, mount, reelfs):
+    """--remux-cache-limit overrides reelfs.toml for that mount, and a cache filled under
+    a larger limit (here by `reelfs slice`) is cut down as the mount starts."""
     set_remux_limit(mxf_archive, '"1G"')
+    for a in range(0, 40, 10):
+        reelfs.ok("slice", mxf_archive, f"main/Day01/card/{mxf_slice(a, a + 10)}")
+    assert cache_bytes(mxf_archive) > 3 << 20
     mt = mount(mxf_archive, "--remux-cache-limit", "3M")
+    assert cache_bytes(mxf_archive) <= 3 << 20
     card = mt.path / "main" / "Day01" / "card"
     for a in range(0, 60, 6):
         os.stat(card / mxf_slice(a, a + 6))

@@ -88,6 +88,7 @@ pub fn for_cache_dir(cache_dir: &Path) -> Arc<RemuxCache> {
         _ => crate::archive::config::DEFAULT_REMUX_LIMIT,
     };
     let c = Arc::new(RemuxCache::new(&cache_dir.join("slices"), limit));
+    c.evict_on_open();
     all.insert(key, c.clone());
     c
 }
@@ -95,6 +96,7 @@ pub fn for_cache_dir(cache_dir: &Path) -> Arc<RemuxCache> {
 /// Overrides the archive's configured limit for this process (a mount option).
 pub fn set_limit(cache_dir: &Path, limit: u64) {
     let c = Arc::new(RemuxCache::new(&cache_dir.join("slices"), limit));
+    c.evict_on_open();
     registry().lock().unwrap_or_else(|p| p.into_inner()).insert(registry_key(cache_dir), c);
 }
 
@@ -197,6 +199,15 @@ impl RemuxCache {
             log::warn!("remux cache {}: eviction failed: {e}", self.dir.display());
         }
         Ok((path.to_path_buf(), Arc::new(f)))
+    }
+
+    /// A limit lowered since the last run applies at once, not at the next remux.
+    fn evict_on_open(&self) {
+        if self.dir.is_dir() {
+            if let Err(e) = self.evict(None) {
+                log::warn!("remux cache {}: eviction failed: {e}", self.dir.display());
+            }
+        }
     }
 
     /// Removes least-recently-used files until the folder holds at most `limit`
