@@ -94,7 +94,7 @@ pub mod byte_size {
 
     pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
         for (unit, m) in [("T", 1u64 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)] {
-            if *v >= m && v % m == 0 {
+            if *v >= m && v.is_multiple_of(m) {
                 return s.serialize_str(&format!("{}{unit}", v / m));
             }
         }

@@ -261,17 +261,17 @@ pub(crate) fn plan_parsed(
         8
     };
     let mut co64 = force_large;
-    let mut moov = build_moov(&m, &cuts, tc.as_ref(), mts, 0, 0, range_start, co64)?;
+    let mut moov = build_moov(m, &cuts, tc.as_ref(), mts, 0, 0, range_start, co64)?;
     let data_base = |moov_len: u64| ftyp.len() as u64 + moov_len + mdat_hdr + inline_payload;
     if !co64 && data_base(moov.len() as u64) + range_len > u32::MAX as u64 {
         co64 = true;
-        moov = build_moov(&m, &cuts, tc.as_ref(), mts, 0, 0, range_start, co64)?;
+        moov = build_moov(m, &cuts, tc.as_ref(), mts, 0, 0, range_start, co64)?;
     }
     // Table sizes do not depend on the offsets, so a second build with the real base has
     // the same length.
     let base = data_base(moov.len() as u64);
     moov = build_moov(
-        &m,
+        m,
         &cuts,
         tc.as_ref(),
         mts,

@@ -306,7 +306,7 @@ impl SampleTable {
             }
             if let Some(p) = prev {
                 // Between samples idx-1 and idx: cts(idx) - cts(idx-1) = delta(idx-1) + off - p.
-                while idx - 1 >= stts_end {
+                while idx > stts_end {
                     stts_run = stts.next();
                     match stts_run {
                         Some(r) => stts_end += r.0 as u64,
@@ -624,6 +624,26 @@ mod tests {
     fn cut_runs_merges_and_trims() {
         let r = cut_runs(vec![(3u32, 5u32), (2, 7), (4, 7)].into_iter(), 1, 7);
         assert_eq!(r, vec![(2, 5), (4, 7)]);
+    }
+
+    #[test]
+    fn decode_order_is_detected_from_the_runs() {
+        let mut t = table(vec![(1, 1, 1)], vec![0; 6], 6, 1);
+        let order = |t: &mut SampleTable, stts: Vec<(u32, u32)>, ctts: Vec<(u32, i32)>| {
+            t.stts = stts;
+            t.ctts = Some((0, ctts));
+            t.presents_in_decode_order()
+        };
+        assert!(order(&mut t, vec![(6, 10)], vec![(6, 20)]), "a constant offset keeps the order");
+        assert!(order(&mut t, vec![(6, 10)], vec![(3, 0), (3, 10)]), "a growing offset keeps it");
+        assert!(order(&mut t, vec![(6, 10)], vec![(1, 10), (5, 0)]), "equal times keep decode order");
+        assert!(!order(&mut t, vec![(6, 10)], vec![(1, 0), (1, 30), (4, 0)]), "a B-frame reorders");
+        // The delta that matters is that of the sample before the change, in a later stts run.
+        assert!(order(&mut t, vec![(2, 10), (4, 40)], vec![(3, 30), (3, 0)]));
+        assert!(!order(&mut t, vec![(3, 10), (3, 40)], vec![(3, 30), (3, 0)]));
+        t.ctts = None;
+        assert!(t.presents_in_decode_order());
+        assert_eq!(t.heap_bytes(), t.stts.capacity() * 8 + 12 + 6 * 8);
     }
 
     #[test]
