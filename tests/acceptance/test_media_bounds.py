@@ -280,6 +280,16 @@ def test_remux_limit_from_the_mount_option(mxf_archive, mount, reelfs):
         assert cache_bytes(mxf_archive) <= 3 << 20
 
 
+def test_remux_limit_holds_after_the_cache_folder_was_deleted(mxf_archive, mount):
+    """cache/ is disposable: deleting it before a mount keeps the mount's limit."""
+    shutil.rmtree(mxf_archive / "cache")
+    mt = mount(mxf_archive, "--remux-cache-limit", "3M")
+    card = mt.path / "main" / "Day01" / "card"
+    for a in range(0, 36, 6):
+        os.stat(card / mxf_slice(a, a + 6))
+        assert cache_bytes(mxf_archive) <= 3 << 20
+
+
 def test_bad_remux_limit_is_refused_with_the_key_named(mxf_archive, reelfs):
     set_remux_limit(mxf_archive, '"lots"')
     p = reelfs("ls", mxf_archive, "main")

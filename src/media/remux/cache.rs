@@ -66,8 +66,10 @@ fn registry() -> &'static Mutex<HashMap<PathBuf, Arc<RemuxCache>>> {
     ALL.get_or_init(Default::default)
 }
 
+/// Absolute but not resolved: `canonicalize` would fail while the (disposable) folder
+/// is missing and give another key once it exists, losing a mount's limit.
 fn registry_key(cache_dir: &Path) -> PathBuf {
-    std::fs::canonicalize(cache_dir).unwrap_or_else(|_| cache_dir.to_path_buf())
+    std::path::absolute(cache_dir).unwrap_or_else(|_| cache_dir.to_path_buf())
 }
 
 /// The remux cache of an archive, from its cache folder (`ARCHIVE/cache`). One
