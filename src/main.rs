@@ -192,6 +192,10 @@ enum Cmd {
         /// Commit what is staged on each branch every SECS seconds.
         #[arg(long, value_name = "SECS")]
         autocommit: Option<u64>,
+        /// Most disk kept for remuxed (MXF) slices in ARCHIVE/cache/slices, e.g. 2G;
+        /// overrides `[cache] remux_limit` in reelfs.toml (default 10G).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        remux_cache_limit: Option<u64>,
     },
     /// Unmount a reelfs mount.
     Umount { mountpoint: PathBuf },
@@ -917,7 +921,7 @@ fn run(cli: Cli) -> Result<i32> {
             println!("{}", serde_json::to_string_pretty(&rep)?);
             Ok(0)
         }
-        Cmd::Mount { archive, mountpoint, foreground, allow_other, read_only, cache_size, threads, autocommit } => {
+        Cmd::Mount { archive, mountpoint, foreground, allow_other, read_only, cache_size, threads, autocommit, remux_cache_limit } => {
             if !foreground {
                 // Check what can be checked here, so errors print in the user's terminal.
                 reelfs::fs::mount::preflight(&archive, &mountpoint)?;
@@ -930,6 +934,7 @@ fn run(cli: Cli) -> Result<i32> {
                 cache_bytes: cache_size as usize,
                 threads,
                 autocommit: autocommit.filter(|s| *s > 0).map(std::time::Duration::from_secs),
+                remux_cache_limit,
             };
             reelfs::fs::mount::mount_foreground(&archive, &mountpoint, &opts, || {
                 if let Some(fd) = std::env::var("REELFS_READY_FD").ok().and_then(|v| v.parse::<i32>().ok()) {

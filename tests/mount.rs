@@ -380,7 +380,7 @@ impl ThreadMount {
         let (tx, rx) = mpsc::channel();
         let (a, m) = (archive.to_path_buf(), mp.to_path_buf());
         let thread = std::thread::spawn(move || {
-            let opts = MountOptions { allow_other: false, read_only: true, cache_bytes: 64 << 20, threads: 2, autocommit: None };
+            let opts = MountOptions { allow_other: false, read_only: true, cache_bytes: 64 << 20, threads: 2, autocommit: None, remux_cache_limit: None };
             mount::mount_foreground(&a, &m, &opts, || {
                 let _ = tx.send(());
             })

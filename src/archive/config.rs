@@ -15,6 +15,9 @@ pub struct Config {
     pub chunker: ChunkerConfig,
     pub compression: CompressionConfig,
     pub packs: PackConfig,
+    /// Derived data under cache/; absent in archives made before it existed.
+    #[serde(default)]
+    pub cache: CacheConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,6 +52,76 @@ pub struct PackConfig {
     pub target_size: u64,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CacheConfig {
+    /// Most bytes of remuxed slices kept in cache/slices (least recently used go
+    /// first). Written as bytes or with a unit: 10G, 512M.
+    #[serde(with = "byte_size")]
+    pub remux_limit: u64,
+}
+
+/// 10 GiB holds minutes of camera-original MXF slices while staying small next
+/// to the archive itself; a mount can override it (--remux-cache-limit).
+pub const DEFAULT_REMUX_LIMIT: u64 = 10 << 30;
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { remux_limit: DEFAULT_REMUX_LIMIT }
+    }
+}
+
+/// Sizes in reelfs.toml: an integer of bytes or a string with a unit (K, M, G, T;
+/// powers of 1024), so a hand edit can say "512M".
+pub mod byte_size {
+    use serde::{de, Deserializer, Serializer};
+
+    pub fn parse(s: &str) -> Result<u64, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let bad = || format!("'{s}' is not a size: write bytes or a number with K, M, G or T, like 512M or 10G");
+        let n: u64 = num.trim().parse().map_err(|_| bad())?;
+        let mult: u64 = match unit.to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B') {
+            "" => 1,
+            "K" => 1 << 10,
+            "M" => 1 << 20,
+            "G" => 1 << 30,
+            "T" => 1 << 40,
+            _ => return Err(bad()),
+        };
+        n.checked_mul(mult).ok_or_else(|| format!("'{s}' is too large"))
+    }
+
+    pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        for (unit, m) in [("T", 1u64 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)] {
+            if *v >= m && v.is_multiple_of(m) {
+                return s.serialize_str(&format!("{}{unit}", v / m));
+            }
+        }
+        s.serialize_u64(*v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = u64;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a size in bytes or a string like \"512M\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+                Ok(v)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+                u64::try_from(v).map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+                parse(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -61,6 +134,7 @@ impl Default for Config {
             },
             compression: CompressionConfig { policy: CompressionPolicy::Auto, level: 3 },
             packs: PackConfig { target_size: 512 << 20 },
+            cache: CacheConfig::default(),
         }
     }
 }
@@ -111,6 +185,9 @@ impl Config {
         if self.packs.target_size < (1 << 20) {
             return Err("packs.target_size must be at least 1 MiB".into());
         }
+        if self.cache.remux_limit < (1 << 20) {
+            return Err("cache.remux_limit must be at least 1M".into());
+        }
         Ok(())
     }
 
@@ -118,7 +195,39 @@ impl Config {
         let body = toml::to_string_pretty(self).map_err(|e| e.to_string())?;
         Ok(format!(
             "# reelfs archive configuration. format_version and [chunker] are fixed for the\n\
-             # life of the archive; [compression] and [packs] may be changed.\n{body}"
+             # life of the archive; [compression], [packs] and [cache] may be changed.\n{body}"
         ))
+    }
+}
+
+#[cfg(test)]
+mod cache_limit_tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_units_and_refuse_nonsense() {
+        assert_eq!(byte_size::parse("10G").unwrap(), 10 << 30);
+        assert_eq!(byte_size::parse("512M").unwrap(), 512 << 20);
+        assert_eq!(byte_size::parse("2gib").unwrap(), 2 << 30);
+        assert_eq!(byte_size::parse("4096").unwrap(), 4096);
+        for bad in ["lots", "", "-1G", "1.5G", "3X", "99999999999T"] {
+            assert!(byte_size::parse(bad).is_err(), "{bad} parsed");
+        }
+    }
+
+    #[test]
+    fn archives_without_a_cache_section_get_the_default_and_new_ones_write_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reelfs.toml");
+        let text = Config::default().to_toml().unwrap();
+        assert!(text.contains("remux_limit = \"10G\""), "{text}");
+        let old = text.split("\n[cache]").next().unwrap().to_string() + "\n";
+        std::fs::write(&path, &old).unwrap();
+        assert_eq!(Config::load(&path).unwrap().cache.remux_limit, DEFAULT_REMUX_LIMIT);
+        std::fs::write(&path, format!("{old}[cache]\nremux_limit = 3221225472\n")).unwrap();
+        assert_eq!(Config::load(&path).unwrap().cache.remux_limit, 3 << 30);
+        std::fs::write(&path, format!("{old}[cache]\nremux_limit = \"1K\"\n")).unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(e.contains("cache.remux_limit must be at least 1M"), "{e}");
     }
 }

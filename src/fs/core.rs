@@ -460,7 +460,9 @@ impl FsCore {
             NodeKind::File { blob } | NodeKind::Proxy { blob, .. } => (Arc::new(self.with_archive(|a| a.blob_reader(blob))?), None),
             NodeKind::Slice { .. } => {
                 let (plan, reader, _) = self.slice_plan(&n)?;
-                (reader, Some(plan))
+                // The open file pins a remuxed slice's cache file against eviction
+                // (remade here, outside the lock, if it was evicted since lookup).
+                (reader, Some(Arc::new(plan.for_reading().map_err(|e| FsError::Io(e.to_string()))?)))
             }
             _ => return Err(FsError::IsDir),
         };

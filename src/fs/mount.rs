@@ -14,6 +14,8 @@ pub struct MountOptions {
     pub threads: usize,
     /// Commit staged changes of every branch this often (None: only `reelfs commit`).
     pub autocommit: Option<std::time::Duration>,
+    /// Size limit of the remuxed-slice cache for this mount (None: reelfs.toml's).
+    pub remux_cache_limit: Option<u64>,
 }
 
 /// Every `every`, commit what is staged on each branch. Skips a round when
@@ -106,6 +108,9 @@ pub fn mount_foreground(archive: &Path, mountpoint: &Path, opts: &MountOptions, 
     preflight(archive, mountpoint)?;
     let set = block_term_signals();
     let a = Archive::open(archive)?;
+    if let Some(limit) = opts.remux_cache_limit {
+        crate::media::remux::cache::set_limit(&a.root().join("cache"), limit);
+    }
     let core = FsCore::new(a, FsOptions { cache_bytes: opts.cache_bytes, readahead_workers: 4, read_only: opts.read_only });
     let fs = FuseAdapter::new(core);
     let mut mount_options = vec![

@@ -1,7 +1,8 @@
 //! Slices of containers that cannot be sliced in place (MXF and others): the
 //! range is remuxed once, with FFmpeg (ffmpeg-next), into a MOV in the
 //! archive's cache/ — essence packets copied, never re-encoded — with the
-//! slice's start timecode and reel in a tmcd track. Later lookups reuse it.
+//! slice's start timecode and reel in a tmcd track. Later lookups reuse it;
+//! [`cache`] bounds the folder and runs one remux per name at a time.
 //!
 //! The source is read straight from the archive through a Read+Seek cursor, so
 //! no temporary copy of a (possibly huge) original is made.
@@ -11,6 +12,48 @@ use ffmpeg_next as ff;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
+
+pub mod cache;
+
+/// Everything one remuxed slice is made from: enough to make it again after it
+/// was evicted, and to name it in the cache.
+#[derive(Clone)]
+pub struct RemuxJob {
+    pub reader: Arc<BlobReader>,
+    /// The clip's file name, a hint for FFmpeg's format probe.
+    pub name_hint: String,
+    pub first: u64,
+    pub end: u64,
+    pub start_tc: String,
+    pub reel: Option<String>,
+}
+
+impl std::fmt::Debug for RemuxJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RemuxJob({} {}..{} @{})", self.reader.hash.to_hex(), self.first, self.end, self.start_tc)
+    }
+}
+
+impl RemuxJob {
+    /// The cache name: content, frames, and the timecode and reel written into
+    /// the file (a start timecode set later by a user must not reuse the old file).
+    pub fn key(&self) -> String {
+        let mut h = blake3::Hasher::new();
+        h.update(self.start_tc.as_bytes());
+        h.update(&[0]);
+        h.update(self.reel.as_deref().unwrap_or("").as_bytes());
+        let tag = h.finalize().to_hex();
+        format!("{}_{}_{}_{}", self.reader.hash.to_hex(), self.first, self.end, &tag[..8])
+    }
+
+    /// The cached file, remuxed now if it is not there (or was evicted).
+    pub fn cached(&self, cache: &cache::RemuxCache) -> Result<(std::path::PathBuf, Arc<std::fs::File>), cache::CacheError> {
+        cache.get_or_make(&self.key(), |tmp| {
+            log::info!("remuxing {} frames {}..{} (timecode {})", self.name_hint, self.first, self.end, self.start_tc);
+            remux_range(self.reader.clone(), &self.name_hint, self.first, self.end, &self.start_tc, self.reel.as_deref(), tmp)
+        })
+    }
+}
 
 /// Read+Seek over an archived file, for FFmpeg's custom I/O.
 pub struct BlobCursor {
@@ -49,20 +92,13 @@ impl Seek for BlobCursor {
 }
 
 /// Frames [first, end) of the first video stream (and the audio that plays with
-/// them, PCM cut sample-exact) into a MOV at `out`, written via a temp name.
+/// them, PCM cut sample-exact) into a MOV at `out`. `out` is a temporary: the
+/// cache renames it into place once complete.
 pub fn remux_range(reader: Arc<BlobReader>, name_hint: &str, first: u64, end: u64, start_tc: &str, reel: Option<&str>, out: &Path) -> Result<(), String> {
     super::probe::init_ffmpeg();
     let io = ff::format::context::StreamIo::from_read_seek(BlobCursor::new(reader)).map_err(|e| e.to_string())?;
     let mut ictx = ff::format::input_from_stream(io, Some(name_hint), None).map_err(|e| format!("FFmpeg cannot open the source: {e}"))?;
-    let tmp = out.with_extension("part.mov");
-    let res = remux_inner(&mut ictx, first, end, start_tc, reel, &tmp);
-    match res {
-        Ok(()) => std::fs::rename(&tmp, out).map_err(|e| format!("{}: {e}", out.display())),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
+    remux_inner(&mut ictx, first, end, start_tc, reel, out)
 }
 
 struct Map {

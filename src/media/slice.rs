@@ -6,6 +6,7 @@
 //! the error says so, so a user knows why the path does not open.
 
 use super::qt::{self, ReadAt, VirtualFile};
+use super::remux::{cache::RemuxCache, RemuxJob};
 use crate::archive::{ArchiveError, BlobReader};
 use crate::timecode::{FrameRate, SliceSpec, SliceUnits, Timecode, TimecodeError};
 use serde::Serialize;
@@ -65,6 +66,35 @@ pub struct SlicePlan {
     pub file: Option<Arc<VirtualFile>>,
     /// For remuxed slices: the cached MOV in the archive's cache/.
     pub cached: Option<PathBuf>,
+    #[serde(skip)]
+    pub remux: Option<RemuxedSlice>,
+}
+
+/// A remuxed slice's way back to its bytes. A plan kept for a name (the mount keeps
+/// one per looked-up slice) holds no open file, so the cache can evict it; an open
+/// file holds the descriptor ([`SlicePlan::for_reading`]), so eviction never takes
+/// bytes from under a reader.
+#[derive(Clone)]
+pub struct RemuxedSlice {
+    job: Arc<RemuxJob>,
+    cache: Arc<RemuxCache>,
+    file: Option<Arc<std::fs::File>>,
+}
+
+impl std::fmt::Debug for RemuxedSlice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RemuxedSlice({:?}, open: {})", self.job, self.file.is_some())
+    }
+}
+
+impl RemuxedSlice {
+    /// The cached file, made again if it was evicted since the plan was made.
+    fn open(&self) -> std::io::Result<Arc<std::fs::File>> {
+        match &self.file {
+            Some(f) => Ok(f.clone()),
+            None => self.job.cached(&self.cache).map(|(_, f)| f).map_err(std::io::Error::other),
+        }
+    }
 }
 
 impl SlicePlan {
@@ -95,12 +125,21 @@ impl SlicePlan {
         if let Some(vf) = &self.file {
             return vf.read_at(&BlobSource(reader.clone()), offset, buf);
         }
-        if let Some(p) = &self.cached {
+        if let Some(r) = &self.remux {
             use std::os::unix::fs::FileExt;
-            let f = std::fs::File::open(p)?;
-            return FileExt::read_at(&f, buf, offset);
+            return FileExt::read_at(&*r.open()?, buf, offset);
         }
         Ok(0)
+    }
+
+    /// The plan an open file reads through: a remuxed slice's cache file opened
+    /// (and so kept, even if evicted) for as long as this copy lives.
+    pub fn for_reading(&self) -> std::io::Result<SlicePlan> {
+        let mut p = self.clone();
+        if let Some(r) = &mut p.remux {
+            r.file = Some(r.open()?);
+        }
+        Ok(p)
     }
 }
 
@@ -317,9 +356,10 @@ pub fn plan(path: &str, spec: &SliceSpec, facts: &serde_json::Value, reader: Arc
         }
         _ => None,
     };
+    let mut remuxed = None;
     let (vf, cached, method) = if is_qt {
         let src = BlobSource(reader.clone());
-        (Some(qt::plan_slice_with_tc(&src, first as u64, end as u64, tc_start)?), None, "zero-copy")
+        (Some(qt::plan_slice_cached(&src, &reader.hash.0, first as u64, end as u64, tc_start)?), None, "zero-copy")
     } else if is_wav(facts) {
         let layout = super::wav::parse(&BlobSource(reader.clone())).map_err(media_err)?;
         let sr = u128::from(layout.sample_rate);
@@ -331,21 +371,25 @@ pub fn plan(path: &str, spec: &SliceSpec, facts: &serde_json::Value, reader: Arc
         let tr = user_tc.then(|| at(start_tc.frames()));
         (Some(layout.slice_at(s0, s1, tr)), None, "zero-copy")
     } else if container.contains("mxf") || facts["streams"].as_array().map(|a| a.iter().any(|s| s["kind"] == "video")).unwrap_or(false) {
-        let dir = cache_dir.join("slices");
-        std::fs::create_dir_all(&dir).map_err(|e| media_err(format!("{}: {e}", dir.display())))?;
-        let tc_key: String = start_tc.to_string().chars().filter(|c| c.is_ascii_digit()).collect();
-        let out = dir.join(format!("{}_{}_{}_{tc_key}.mov", reader.hash.to_hex(), first, end));
-        if !out.exists() {
-            let name = Path::new(path).file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-            super::remux::remux_range(reader.clone(), &name, first as u64, end as u64, &start_tc.to_string(), facts["reel"].as_str(), &out).map_err(media_err)?;
-        }
+        let job = RemuxJob {
+            reader: reader.clone(),
+            name_hint: Path::new(path).file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default(),
+            first: first as u64,
+            end: end as u64,
+            start_tc: start_tc.to_string(),
+            reel: facts["reel"].as_str().map(str::to_string),
+        };
+        let cache = super::remux::cache::for_cache_dir(cache_dir);
+        let (out, file) = job.cached(&cache).map_err(|e| media_err(e.to_string()))?;
+        let size = file.metadata().map_err(|e| media_err(format!("{}: {e}", out.display())))?.len();
+        remuxed = Some((RemuxedSlice { job: Arc::new(job), cache, file: None }, size));
         (None, Some(out), "remuxed")
     } else {
         return Err(SliceError::Unsupported { path: path.into(), container: container.into() });
     };
-    let size = match (&vf, &cached) {
+    let size = match (&vf, &remuxed) {
         (Some(v), _) => v.len,
-        (None, Some(p)) => std::fs::metadata(p).map(|m| m.len()).map_err(|e| media_err(e.to_string()))?,
+        (None, Some((_, size))) => *size,
         _ => 0,
     };
     Ok(SlicePlan {
@@ -362,6 +406,7 @@ pub fn plan(path: &str, spec: &SliceSpec, facts: &serde_json::Value, reader: Arc
         method: method.into(),
         file: vf.map(Arc::new),
         cached,
+        remux: remuxed.map(|(r, _)| r),
     })
 }
 

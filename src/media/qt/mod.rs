@@ -24,8 +24,10 @@
 
 mod boxes;
 mod movie;
+mod parsed;
 mod slice;
 mod tables;
+mod timing;
 #[cfg(test)]
 mod tests;
 
@@ -260,6 +262,19 @@ pub fn plan_slice_with_tc(
 /// timescale they are counted in.
 pub fn frame_times(src: &dyn ReadAt) -> Result<(Vec<i64>, u32), QtError> {
     movie::load(src)?.frame_times()
+}
+
+/// [`plan_slice`] for a source whose content hash is `key`: its parsed tables are kept in a
+/// small bounded cache, so the many lookups of one clip parse it once.
+pub fn plan_slice_cached(
+    src: &dyn ReadAt,
+    key: &[u8; 32],
+    first_frame: u64,
+    end_frame: u64,
+    tc: Option<TcStart>,
+) -> Result<VirtualFile, QtError> {
+    let p = parsed::cached(src, key)?;
+    slice::plan_parsed(src, &p, first_frame, end_frame, false, tc)
 }
 
 /// Walks the top-level boxes and reports damage: a box that runs past the end of the file

@@ -5,6 +5,7 @@ use super::boxes::{
     be16, be32, be64, children, find, fourcc, need, read_exact_at, walk_top, BoxRef,
 };
 use super::tables::{SampleTable, Sizes};
+use super::timing::VideoTiming;
 use super::{MovieInfo, QtError, ReadAt, TmcdInfo, TrackInfo, TrackKind};
 
 /// `moov` is read into memory whole; cap it well above anything a real camera file has
@@ -384,14 +385,6 @@ pub(crate) fn load(src: &dyn ReadAt) -> Result<Movie, QtError> {
     })
 }
 
-/// Display order of the main video track.
-pub(crate) struct VideoTiming {
-    pub dts: Vec<i64>,
-    pub cts: Vec<i64>,
-    /// Decode indices of the frames the source presents, in presentation order.
-    pub display: Vec<usize>,
-}
-
 impl Movie {
     pub fn video(&self) -> Option<usize> {
         self.tracks.iter().position(|t| &t.handler == b"vide")
@@ -415,39 +408,20 @@ impl Movie {
             .or_else(|| self.tracks.iter().position(|t| &t.handler == b"tmcd"))
     }
 
-    /// Which samples the source shows, and in which order: composition time is decode
-    /// time plus the ctts offset, and the first real edit selects the window
-    /// `[media_time, media_time + duration)`. That is what makes frame 0 "the first frame
-    /// displayed" even though ffmpeg's H.264 files shift every composition time by the
-    /// B-frame delay and hide the shift with an edit.
+    /// Which samples the source shows, and in which order (see [`VideoTiming`]).
     pub fn video_timing(&self, v: usize) -> Result<VideoTiming, QtError> {
-        let t = &self.tracks[v];
-        if t.table.sample_count() > MAX_VIDEO_SAMPLES {
-            return Err(QtError::Unsupported(format!(
-                "video track has {} samples (limit {MAX_VIDEO_SAMPLES})",
-                t.table.sample_count()
-            )));
-        }
-        let dts = t.table.decode_times();
-        let offs = t.table.composition_offsets();
-        let cts: Vec<i64> = dts.iter().zip(&offs).map(|(a, b)| a + b).collect();
-        let (lo, hi) = match t.edit {
-            Some(e) => {
-                let dur = if e.duration == 0 {
-                    i64::MAX
-                } else {
-                    (e.duration as u128 * t.timescale as u128 / self.timescale as u128)
-                        .min(i64::MAX as u128) as i64
-                };
-                (e.media_time, e.media_time.saturating_add(dur))
-            }
-            None => (i64::MIN, i64::MAX),
-        };
-        let mut display: Vec<usize> = (0..cts.len())
-            .filter(|&i| cts[i] >= lo && cts[i] < hi)
-            .collect();
-        display.sort_by_key(|&i| (cts[i], i));
-        Ok(VideoTiming { dts, cts, display })
+        VideoTiming::build(&self.tracks[v], self.timescale)
+    }
+
+    /// Heap bytes held for this movie: the `moov` it was parsed from plus its tables.
+    pub fn heap_bytes(&self) -> usize {
+        self.moov.capacity()
+            + self.ftyp.as_ref().map_or(0, |f| f.capacity())
+            + self
+                .tracks
+                .iter()
+                .map(|t| t.table.heap_bytes() + (t.kids.capacity() + t.mdia_kids.capacity() + t.minf_kids.capacity()) * std::mem::size_of::<BoxRef>())
+                .sum::<usize>()
     }
 
     /// The tmcd sample value (first sample), read from the source.
@@ -511,7 +485,13 @@ impl Movie {
         })?;
         let vt = self.video_timing(v)?;
         let origin = self.tracks[v].edit.map_or(0, |e| e.media_time);
-        let times = vt.display.iter().map(|&i| (vt.cts[i] - origin).max(0)).collect();
+        let count = vt.count();
+        // One i64 per frame: refuse a count that is damage, not a recording.
+        if count > MAX_VIDEO_SAMPLES {
+            return Err(QtError::Unsupported(format!("{count} video frames is more than a clip holds (damaged or crafted file?)")));
+        }
+        let table = &self.tracks[v].table;
+        let times = (0..count).map(|i| (vt.cts(table, vt.sample(i)) - origin).max(0)).collect();
         Ok((times, self.tracks[v].timescale))
     }
 
@@ -559,7 +539,7 @@ impl Movie {
         };
         let (count, fd) = match self.video() {
             Some(v) => (
-                self.video_timing(v)?.display.len() as u64,
+                self.video_timing(v)?.count(),
                 (self.tracks[v].timescale, self.tracks[v].table.modal_delta()),
             ),
             None => (0, (0, 0)),

@@ -4,8 +4,10 @@
 use std::sync::Arc;
 
 use super::boxes::{be32, be64, BoxRef, W};
-use super::movie::{load, Movie, Track};
+use super::movie::{Movie, Track};
+use super::parsed::Parsed;
 use super::tables::Chunk;
+use super::timing::VideoTiming;
 use super::{QtError, ReadAt, Segment, TcStart, VirtualFile};
 
 /// What one kept track becomes.
@@ -42,14 +44,13 @@ fn scale(v: u64, to: u64, from: u64) -> u64 {
 
 /// The presentation time of display frame `i` of the video (in video media units, zero at
 /// the start of the presentation); `i == count` means the end of the last frame.
-fn frame_time(m: &Movie, v: usize, cts: &[i64], display: &[usize], i: usize) -> i64 {
-    let t = &m.tracks[v];
+fn frame_time(t: &Track, vt: &VideoTiming, i: u64) -> i64 {
     let origin = t.edit.map_or(0, |e| e.media_time);
-    let c = if i < display.len() {
-        cts[display[i]]
+    let c = if i < vt.count() {
+        vt.cts(&t.table, vt.sample(i))
     } else {
-        let last = display[display.len() - 1];
-        cts[last] + t.table.stts_delta(last as u64) as i64
+        let last = vt.sample(vt.count().saturating_sub(1));
+        vt.cts(&t.table, last) + t.table.stts_delta(last) as i64
     };
     (c - origin).max(0)
 }
@@ -66,7 +67,7 @@ pub(crate) fn plan_with(
     end: u64,
     force_large: bool,
 ) -> Result<VirtualFile, QtError> {
-    plan_tc(src, first, end, force_large, None)
+    plan_parsed(src, &Parsed::load(src)?, first, end, force_large, None)
 }
 
 pub(crate) fn plan_tc(
@@ -76,13 +77,25 @@ pub(crate) fn plan_tc(
     force_large: bool,
     tc_start: Option<TcStart>,
 ) -> Result<VirtualFile, QtError> {
+    plan_parsed(src, &Parsed::load(src)?, first, end, force_large, tc_start)
+}
+
+/// Plans from a movie parsed before (and perhaps cached): `src` must be the bytes `p`
+/// was parsed from. `tc_start` replaces the source's timecode (one a user recorded).
+pub(crate) fn plan_parsed(
+    src: &dyn ReadAt,
+    p: &Parsed,
+    first: u64,
+    end: u64,
+    force_large: bool,
+    tc_start: Option<TcStart>,
+) -> Result<VirtualFile, QtError> {
     let tc_value = tc_start.map(|t| t.value);
-    let m = load(src)?;
-    let v = m.video().ok_or_else(|| {
+    let m = &p.movie;
+    let (v, vt) = p.video.as_ref().map(|(v, t)| (*v, t)).ok_or_else(|| {
         QtError::Unsupported("the movie has no video track to slice by frames".into())
     })?;
-    let vt = m.video_timing(v)?;
-    let count = vt.display.len() as u64;
+    let count = vt.count();
     if first >= end || end > count {
         return Err(QtError::Range {
             first,
@@ -93,10 +106,8 @@ pub(crate) fn plan_tc(
     let video = &m.tracks[v];
 
     // ---- video: wanted frames, then back to a sync sample that decodes them all.
-    let wanted = &vt.display[first as usize..end as usize];
-    let lo = *wanted.iter().min().unwrap_or(&0) as u64;
-    let hi = *wanted.iter().max().unwrap_or(&0) as u64;
-    let first_cts = vt.cts[wanted[0]];
+    let (lo, hi, min_wanted_cts) = vt.span(&video.table, first, end);
+    let first_cts = vt.cts(&video.table, vt.sample(first));
     let mut start = lo;
     if let Some(ss) = &video.table.stss {
         let mut syncs: Vec<u64> = ss
@@ -108,27 +119,25 @@ pub(crate) fn plan_tc(
         start = if k == 0 { 0 } else { syncs[k - 1] };
         // Open GOP: a wanted frame shown before its sync sample (a leading picture) needs
         // the GOP before; step back until no wanted frame precedes the start.
-        while k > 1 && wanted.iter().any(|&i| vt.cts[i] < vt.cts[start as usize]) && start > 0 {
+        while k > 1 && min_wanted_cts < vt.cts(&video.table, start) && start > 0 {
             k -= 1;
             start = syncs[k - 1];
         }
     }
     let vb = hi + 1;
-    let v_span = (frame_time(&m, v, &vt.cts, &vt.display, end as usize)
-        - frame_time(&m, v, &vt.cts, &vt.display, first as usize))
-    .max(0) as u64;
+    let v_span = (frame_time(video, vt, end) - frame_time(video, vt, first)).max(0) as u64;
     let mut cuts = vec![Cut {
         track: v,
         a: start,
         b: vb,
         chunks: video.table.chunks_for(start, vb)?,
-        media_time: first_cts - vt.dts[start as usize],
+        media_time: first_cts - video.table.decode_time(start) as i64,
         span: v_span,
     }];
 
     // ---- audio: sample-exact for PCM; whole packets + edit list for coded audio.
-    let t_first = frame_time(&m, v, &vt.cts, &vt.display, first as usize) as u64;
-    let t_end = frame_time(&m, v, &vt.cts, &vt.display, end as usize) as u64;
+    let t_first = frame_time(video, vt, first) as u64;
+    let t_end = frame_time(video, vt, end) as u64;
     for (i, t) in m.tracks.iter().enumerate() {
         if &t.handler != b"soun" || t.table.sample_count() == 0 {
             continue;
@@ -290,17 +299,17 @@ pub(crate) fn plan_tc(
         8
     };
     let mut co64 = force_large;
-    let mut moov = build_moov(&m, &cuts, tc.as_ref(), synth.as_ref(), mts, 0, 0, range_start, co64)?;
+    let mut moov = build_moov(m, &cuts, tc.as_ref(), synth.as_ref(), mts, 0, 0, range_start, co64)?;
     let data_base = |moov_len: u64| ftyp.len() as u64 + moov_len + mdat_hdr + inline_payload;
     if !co64 && data_base(moov.len() as u64) + range_len > u32::MAX as u64 {
         co64 = true;
-        moov = build_moov(&m, &cuts, tc.as_ref(), synth.as_ref(), mts, 0, 0, range_start, co64)?;
+        moov = build_moov(m, &cuts, tc.as_ref(), synth.as_ref(), mts, 0, 0, range_start, co64)?;
     }
     // Table sizes do not depend on the offsets, so a second build with the real base has
     // the same length.
     let base = data_base(moov.len() as u64);
     moov = build_moov(
-        &m,
+        m,
         &cuts,
         tc.as_ref(),
         synth.as_ref(),

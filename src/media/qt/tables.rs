@@ -24,6 +24,36 @@ impl Sizes {
     }
 }
 
+/// Chunk offsets as the file stores them: 32-bit `stco` stays 4 bytes per chunk.
+#[derive(Debug, Clone)]
+pub(crate) enum ChunkOffsets {
+    Stco(Vec<u32>),
+    Co64(Vec<u64>),
+}
+
+impl ChunkOffsets {
+    pub fn len(&self) -> usize {
+        match self {
+            ChunkOffsets::Stco(v) => v.len(),
+            ChunkOffsets::Co64(v) => v.len(),
+        }
+    }
+
+    pub fn get(&self, i: usize) -> Option<u64> {
+        match self {
+            ChunkOffsets::Stco(v) => v.get(i).map(|&o| o as u64),
+            ChunkOffsets::Co64(v) => v.get(i).copied(),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            ChunkOffsets::Stco(v) => v.capacity() * 4,
+            ChunkOffsets::Co64(v) => v.capacity() * 8,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct SampleTable {
     pub stts: Vec<(u32, u32)>,
@@ -34,7 +64,7 @@ pub(crate) struct SampleTable {
     /// (first_chunk 1-based, samples_per_chunk, sample_description_index)
     pub stsc: Vec<(u32, u32, u32)>,
     pub sizes: Sizes,
-    pub chunk_offsets: Vec<u64>,
+    pub chunk_offsets: ChunkOffsets,
     /// Bytes one sample occupies in a chunk when `sizes` is constant. Differs from the
     /// `stsz` value only for legacy QuickTime PCM, whose `stsz` says 1.
     pub bytes_per_sample: Option<u64>,
@@ -157,14 +187,18 @@ impl SampleTable {
 
         let chunk_offsets = if let Some(b) = find(&kids, b"stco") {
             let (_, n, p) = counted(d, b, 4, "stco")?;
-            (0..n)
-                .map(|i| be32(d, p + 4 * i).map(u64::from))
-                .collect::<Result<Vec<_>, _>>()?
+            ChunkOffsets::Stco(
+                (0..n)
+                    .map(|i| be32(d, p + 4 * i))
+                    .collect::<Result<Vec<_>, _>>()?,
+            )
         } else if let Some(b) = find(&kids, b"co64") {
             let (_, n, p) = counted(d, b, 8, "co64")?;
-            (0..n)
-                .map(|i| be64(d, p + 8 * i))
-                .collect::<Result<Vec<_>, _>>()?
+            ChunkOffsets::Co64(
+                (0..n)
+                    .map(|i| be64(d, p + 8 * i))
+                    .collect::<Result<Vec<_>, _>>()?,
+            )
         } else {
             return Err(QtError::Malformed(
                 "'stbl' has neither 'stco' nor 'co64'".into(),
@@ -221,34 +255,102 @@ impl SampleTable {
             .map_or(0, |(d, _)| d)
     }
 
-    /// Decode times of every sample. Only used for video, whose sample count is bounded by
-    /// the per-sample `stsz` already in memory.
-    pub fn decode_times(&self) -> Vec<i64> {
-        let mut v = Vec::with_capacity(self.sample_count() as usize);
+    /// Bytes this table holds on the heap: what the file stores per sample (a
+    /// per-sample `stsz`, `stss`, chunk offsets) and the run-length tables, never an
+    /// expansion of a run or of a constant size.
+    pub fn heap_bytes(&self) -> usize {
+        let sizes = match &self.sizes {
+            Sizes::Constant { .. } => 0,
+            Sizes::Each(v) => v.capacity() * 4,
+        };
+        self.stts.capacity() * 8
+            + self.ctts.as_ref().map_or(0, |(_, c)| c.capacity() * 8)
+            + self.stss.as_ref().map_or(0, |s| s.capacity() * 4)
+            + self.stsc.capacity() * 12
+            + sizes
+            + self.chunk_offsets.heap_bytes()
+    }
+
+    /// The `ctts` offset of one sample (0 without `ctts` or past its runs).
+    pub fn composition_offset(&self, sample: u64) -> i64 {
+        let Some((_, runs)) = &self.ctts else { return 0 };
+        let mut idx = 0u64;
+        for &(c, off) in runs {
+            if sample < idx + c as u64 {
+                return off as i64;
+            }
+            idx += c as u64;
+        }
+        0
+    }
+
+    /// Composition time of one sample: decode time plus its `ctts` offset.
+    pub fn composition_time(&self, sample: u64) -> i64 {
+        (self.decode_time(sample) as i64).saturating_add(self.composition_offset(sample))
+    }
+
+    /// Whether composition times never decrease in decode order, so presentation order
+    /// is decode order (no B-frame reordering). Only the samples where the `ctts` offset
+    /// changes can break the order, so this walks the two run tables side by side.
+    pub fn presents_in_decode_order(&self) -> bool {
+        let Some((_, runs)) = &self.ctts else { return true };
+        let n = self.sample_count();
+        let mut stts = self.stts.iter().filter(|r| r.0 > 0);
+        let mut stts_run = stts.next();
+        let mut stts_end = stts_run.map_or(0, |r| r.0 as u64);
+        let mut idx = 0u64;
+        let mut prev: Option<i64> = None;
+        for &(c, off) in runs.iter().filter(|r| r.0 > 0) {
+            if idx >= n {
+                break;
+            }
+            if let Some(p) = prev {
+                // Between samples idx-1 and idx: cts(idx) - cts(idx-1) = delta(idx-1) + off - p.
+                while idx > stts_end {
+                    stts_run = stts.next();
+                    match stts_run {
+                        Some(r) => stts_end += r.0 as u64,
+                        None => break,
+                    }
+                }
+                let delta = stts_run.map_or(0, |r| r.1 as i64);
+                if p - off as i64 > delta {
+                    return false;
+                }
+            }
+            idx += c as u64;
+            prev = Some(off as i64);
+        }
+        true
+    }
+
+    /// Composition times of every sample, for reordered video (which the caller bounds).
+    pub fn composition_times(&self) -> Vec<i64> {
+        let n = self.sample_count() as usize;
+        let mut v = Vec::with_capacity(n);
         let mut t = 0i64;
         for &(c, d) in &self.stts {
             for _ in 0..c {
+                if v.len() == n {
+                    break;
+                }
                 v.push(t);
                 t += d as i64;
             }
         }
-        v
-    }
-
-    pub fn composition_offsets(&self) -> Vec<i64> {
-        let n = self.sample_count() as usize;
-        let mut v = Vec::with_capacity(n);
+        v.resize(n, t);
         if let Some((_, c)) = &self.ctts {
+            let mut i = 0usize;
             'o: for &(cnt, off) in c {
                 for _ in 0..cnt {
-                    if v.len() == n {
+                    if i == n {
                         break 'o;
                     }
-                    v.push(off as i64);
+                    v[i] += off as i64;
+                    i += 1;
                 }
             }
         }
-        v.resize(n, 0);
         v
     }
 
@@ -352,7 +454,9 @@ impl SampleTable {
                 let lo = cs.max(a);
                 let hi = ce.min(b);
                 if lo < hi {
-                    let base = self.chunk_offsets[(c - 1) as usize];
+                    let base = self.chunk_offsets.get((c - 1) as usize).ok_or_else(|| {
+                        QtError::Malformed(format!("chunk {c} is past the chunk offset table"))
+                    })?;
                     let offset = base.saturating_add(self.bytes_of(cs, lo));
                     out.push(Chunk {
                         offset,
@@ -495,7 +599,7 @@ mod tests {
             stss: None,
             stsc,
             sizes: Sizes::Constant { size, count: n },
-            chunk_offsets: chunks,
+            chunk_offsets: ChunkOffsets::Co64(chunks),
             bytes_per_sample: None,
         }
     }
@@ -520,6 +624,26 @@ mod tests {
     fn cut_runs_merges_and_trims() {
         let r = cut_runs(vec![(3u32, 5u32), (2, 7), (4, 7)].into_iter(), 1, 7);
         assert_eq!(r, vec![(2, 5), (4, 7)]);
+    }
+
+    #[test]
+    fn decode_order_is_detected_from_the_runs() {
+        let mut t = table(vec![(1, 1, 1)], vec![0; 6], 6, 1);
+        let order = |t: &mut SampleTable, stts: Vec<(u32, u32)>, ctts: Vec<(u32, i32)>| {
+            t.stts = stts;
+            t.ctts = Some((0, ctts));
+            t.presents_in_decode_order()
+        };
+        assert!(order(&mut t, vec![(6, 10)], vec![(6, 20)]), "a constant offset keeps the order");
+        assert!(order(&mut t, vec![(6, 10)], vec![(3, 0), (3, 10)]), "a growing offset keeps it");
+        assert!(order(&mut t, vec![(6, 10)], vec![(1, 10), (5, 0)]), "equal times keep decode order");
+        assert!(!order(&mut t, vec![(6, 10)], vec![(1, 0), (1, 30), (4, 0)]), "a B-frame reorders");
+        // The delta that matters is that of the sample before the change, in a later stts run.
+        assert!(order(&mut t, vec![(2, 10), (4, 40)], vec![(3, 30), (3, 0)]));
+        assert!(!order(&mut t, vec![(3, 10), (3, 40)], vec![(3, 30), (3, 0)]));
+        t.ctts = None;
+        assert!(t.presents_in_decode_order());
+        assert_eq!(t.heap_bytes(), t.stts.capacity() * 8 + 12 + 6 * 8);
     }
 
     #[test]
