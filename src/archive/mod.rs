@@ -23,6 +23,7 @@ pub mod repo;
 pub mod restore;
 pub mod staging;
 pub mod synth;
+pub mod verify;
 
 pub use error::{ArchiveError, Result};
 pub use objects::{EntryKind, Hash};

@@ -277,9 +277,10 @@ impl Archive {
     }
 
     pub fn commit(&self, hash: &Hash) -> Result<CommitRow> {
-        self.catalog
-            .commit_row(hash)?
-            .ok_or_else(|| ArchiveError::Inconsistent(format!("commit {} is not in the catalog", hash.short())))
+        match self.catalog.commit_row(hash)? {
+            Some(c) => Ok(c),
+            None => Err(self.catalog.missing("commit", hash)?),
+        }
     }
 
     pub fn root_tree(&self, commit: Option<&Hash>) -> Result<Option<Hash>> {
@@ -326,10 +327,10 @@ impl Archive {
     }
 
     pub fn blob_reader(&self, hash: &Hash) -> Result<BlobReader> {
-        let size = self
-            .catalog
-            .blob_size(hash)?
-            .ok_or_else(|| ArchiveError::Inconsistent(format!("blob {} is not in the catalog", hash.short())))?;
+        let size = match self.catalog.blob_size(hash)? {
+            Some(s) => s,
+            None => return Err(self.catalog.missing("blob", hash)?),
+        };
         let extents = ChunkStore::resolve(&self.catalog, hash)?;
         Ok(BlobReader::new(*hash, size, extents, self.store.clone()))
     }
