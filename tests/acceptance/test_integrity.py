@@ -165,7 +165,7 @@ def test_lost_pack_after_rebuild_is_named_by_check_ls_and_log(reelfs, tmp_archiv
     assert any(l.startswith("branch grade") for l in rep["lost"])
 
     for args in [("ls", tmp_archive, "grade"), ("log", tmp_archive, "grade"), ("log", tmp_archive, "main"),
-                 ("ls", tmp_archive, "main/Day01/card1")]:
+                 ("ls", tmp_archive, "main/Day01/card1"), ("cat", tmp_archive, "main/Day01/card1/A001C001.mov")]:
         proc = reelfs(*args)
         assert proc.returncode != 0, args
         assert "lost" in proc.stderr and "missing pack" in proc.stderr, (args, proc.stderr)
@@ -231,3 +231,23 @@ def test_check_deep_finding_a_damaged_chunk_invalidates_the_skip_entry(reelfs, t
     out = tmp_path / "out.mov"
     reelfs.ok("restore", tmp_archive, "main/Day01/card/A001C002.mov", out)
     assert b3(out) == b3(files[1])
+
+
+def test_cat_and_restore_of_lost_bytes_say_lost_after_rebuild(reelfs, tmp_archive, tmp_path):
+    small_packs(tmp_archive)
+    card, files = ingest_card(reelfs, tmp_archive, tmp_path)
+    pack_holding(tmp_archive, files[1]).unlink()
+    proc = reelfs.ok("check", tmp_archive, "--rebuild-catalog")
+    assert "lost: main/Day01/card/A001C002.mov" in proc.stdout
+    proc = reelfs("check", tmp_archive)
+    assert proc.returncode == 1 and "lost: main/Day01/card/A001C002.mov" in proc.stdout
+    for args in [("cat", tmp_archive, "main/Day01/card/A001C002.mov"),
+                 ("restore", tmp_archive, "main/Day01/card/A001C002.mov", tmp_path / "out.mov")]:
+        proc = reelfs(*args)
+        assert proc.returncode != 0, args
+        assert "lost" in proc.stderr and "rebuild-catalog" not in proc.stderr, (args, proc.stderr)
+    assert not (tmp_path / "out.mov").exists()
+    # Re-ingesting the original card brings the file back.
+    reelfs.ok("ingest", tmp_archive, card, "--to", "Day01")
+    reelfs.check_deep(tmp_archive)
+    assert reelfs.ok("cat", tmp_archive, "main/Day01/card/A001C002.mov", text=False).stdout == files[1].read_bytes()
