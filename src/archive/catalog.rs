@@ -514,7 +514,26 @@ impl Catalog {
 
     pub fn next_ref_seq(&self) -> Result<i64> {
         self.conn
-            .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM branches", [], |r| r.get(0))
+            .query_row(
+                // Deleted branches leave no row; the high-water mark keeps their
+                // sequence numbers from being reused (a rebuild orders refs by them).
+                "SELECT MAX(COALESCE((SELECT MAX(seq) FROM branches), 0),
+                            COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'ref_seq_high_water'), 0)) + 1",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Remember `seq` as used by a ref record (see `next_ref_seq`).
+    pub fn note_ref_seq(&self, seq: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ('ref_seq_high_water', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                [seq],
+            )
+            .map(|_| ())
             .map_err(|e| self.err(e))
     }
 
@@ -525,8 +544,8 @@ impl Catalog {
                  ON CONFLICT(name) DO UPDATE SET head = excluded.head, seq = excluded.seq",
                 params![name, head.map(|h| h.0.to_vec()), seq, created_ns],
             )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        self.note_ref_seq(seq)
     }
 
     pub fn delete_branch(&self, name: &str) -> Result<()> {

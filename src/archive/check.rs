@@ -331,6 +331,7 @@ pub fn rebuild_catalog(root: &Path) -> Result<RebuildReport> {
     }
     pack_files.sort();
     let mut refs: HashMap<String, RefRecord> = HashMap::new();
+    let mut max_seq = 0i64;
     for (id, name) in &pack_files {
         let path = packs_dir.join(name);
         let locs = match pack::read_trailer(&path) {
@@ -393,7 +394,10 @@ pub fn rebuild_catalog(root: &Path) -> Result<RebuildReport> {
                 }
                 RecordKind::Ref => {
                     let r: RefRecord = serde_json::from_slice(&raw).map_err(|_| bad("ref"))?;
-                    let newer = refs.get(&r.branch).map(|o| r.seq > o.seq).unwrap_or(true);
+                    // Archives written before the sequence high-water mark may hold a
+                    // re-created branch's ref with the seq of its deletion: time breaks the tie.
+                    let newer = refs.get(&r.branch).map(|o| (r.seq, r.time_ns) > (o.seq, o.time_ns)).unwrap_or(true);
+                    max_seq = max_seq.max(r.seq);
                     if newer {
                         refs.insert(r.branch.clone(), r);
                     }
@@ -411,6 +415,7 @@ pub fn rebuild_catalog(root: &Path) -> Result<RebuildReport> {
             }
         }
     }
+    cat.note_ref_seq(max_seq)?;
     for r in refs.values() {
         if r.head.is_some() {
             cat.set_branch(&r.branch, r.head.as_ref(), r.seq, r.time_ns)?;

@@ -131,20 +131,34 @@ pub fn verify_rows(cat: &Catalog, reader: &mut RecordReader) -> Result<RowDamage
         }
     }
     // A branch row is the newest ref record of that branch: same seq, same head.
-    let mut refs: HashMap<(String, i64), Option<Hash>> = HashMap::new();
+    // (A branch deleted and created again may reuse a sequence number, so one
+    // (branch, seq) can have several records.)
+    let mut refs: HashMap<(String, i64), Vec<Option<Hash>>> = HashMap::new();
+    let mut newest: HashMap<String, (i64, i64, bool)> = HashMap::new();
     let mut unreadable = false;
     for id in cat.ids(&format!("SELECT id FROM objects WHERE kind = {}", RecordKind::Ref as u8), None)? {
         match reader.read(&id)?.and_then(|raw| serde_json::from_slice::<RefRecord>(&raw).ok()) {
             Some(r) => {
-                refs.insert((r.branch, r.seq), r.head);
+                let n = newest.entry(r.branch.clone()).or_insert((r.seq, r.time_ns, r.head.is_some()));
+                if (r.seq, r.time_ns) > (n.0, n.1) {
+                    *n = (r.seq, r.time_ns, r.head.is_some());
+                }
+                refs.entry((r.branch, r.seq)).or_default().push(r.head);
             }
             None => unreadable = true,
         }
     }
-    for (name, head) in cat.branches()? {
+    let rows = cat.branches()?;
+    // A branch the refs say exists (its newest record has a head) needs a row.
+    for (name, (_, _, exists)) in &newest {
+        if *exists && !rows.iter().any(|(n, _)| n == name) {
+            d.branches.push(name.clone());
+        }
+    }
+    for (name, head) in rows {
         let seq = cat.branch_seq(&name)?.unwrap_or(-1);
         match refs.get(&(name.clone(), seq)) {
-            Some(h) if *h == head => {}
+            Some(heads) if heads.contains(&head) => {}
             None if unreadable => {}
             _ => d.branches.push(name),
         }

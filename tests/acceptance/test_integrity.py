@@ -251,3 +251,16 @@ def test_cat_and_restore_of_lost_bytes_say_lost_after_rebuild(reelfs, tmp_archiv
     reelfs.ok("ingest", tmp_archive, card, "--to", "Day01")
     reelfs.check_deep(tmp_archive)
     assert reelfs.ok("cat", tmp_archive, "main/Day01/card/A001C002.mov", text=False).stdout == files[1].read_bytes()
+
+
+def test_branch_deleted_and_created_again_survives_a_rebuild(reelfs, tmp_archive, tmp_path):
+    ingest_card(reelfs, tmp_archive, tmp_path, sizes=(100_000,))
+    reelfs.ok("branch", tmp_archive, "x", "--from", "main")
+    reelfs.ok("branch", tmp_archive, "x", "-d")
+    reelfs.ok("branch", tmp_archive, "y", "--from", "main")
+    reelfs.ok("branch", tmp_archive, "x", "--from", "main")
+    before = reelfs.ok("branch", tmp_archive).stdout
+    reelfs.check_deep(tmp_archive)
+    reelfs.ok("check", tmp_archive, "--rebuild-catalog")
+    assert reelfs.ok("branch", tmp_archive).stdout == before
+    reelfs.check_deep(tmp_archive)
