@@ -83,12 +83,24 @@ impl RowDamage {
 
 /// Does `rows` (re-encoded from the catalog) match the record `id`? Equal ids
 /// settle it; otherwise the record is read and compared as a value.
-fn matches_record<T: serde::de::DeserializeOwned + PartialEq>(reader: &mut RecordReader, id: &Hash, rows: &T, encoded: &[u8]) -> Result<bool> {
+/// `normalize` puts a parsed record in the catalog's order (rows come back sorted).
+fn matches_record<T: serde::de::DeserializeOwned + PartialEq>(
+    reader: &mut RecordReader,
+    id: &Hash,
+    rows: &T,
+    encoded: &[u8],
+    normalize: fn(&mut T),
+) -> Result<bool> {
     if Hash::of(encoded) == *id {
         return Ok(true);
     }
     Ok(match reader.read(id)? {
-        Some(raw) => serde_json::from_slice::<T>(&raw).map(|rec| rec == *rows).unwrap_or(false),
+        Some(raw) => serde_json::from_slice::<T>(&raw)
+            .map(|mut rec| {
+                normalize(&mut rec);
+                rec == *rows
+            })
+            .unwrap_or(false),
         // No readable record: the pack pass names the pack; the rows cannot be
         // vouched for, but neither are they shown wrong.
         None => true,
@@ -102,7 +114,7 @@ pub fn verify_rows(cat: &Catalog, reader: &mut RecordReader) -> Result<RowDamage
     // (a damaged `tree` column moves an entry to a tree nobody knows).
     for id in cat.ids("SELECT hash FROM trees UNION SELECT DISTINCT tree FROM tree_entries", None)? {
         let ok = match tree_from_rows(cat, &id)? {
-            Some(t) => cat.object_loc(&id)?.is_some() && matches_record(reader, &id, &t, &t.encode())?,
+            Some(t) => cat.object_loc(&id)?.is_some() && matches_record(reader, &id, &t, &t.encode(), |t: &mut Tree| t.entries.sort_by(|a, b| a.name.cmp(&b.name)))?,
             None => false,
         };
         if !ok {
@@ -113,7 +125,7 @@ pub fn verify_rows(cat: &Catalog, reader: &mut RecordReader) -> Result<RowDamage
         let ok = match blob_from_rows(cat, &hash)? {
             Some((b, Some(record))) => {
                 let raw = serde_json::to_vec(&b).unwrap_or_default();
-                matches_record(reader, &record, &b, &raw)?
+                matches_record(reader, &record, &b, &raw, |b: &mut BlobRecord| b.extents.sort_by_key(|e| e.file_offset))?
             }
             _ => false,
         };
@@ -123,7 +135,7 @@ pub fn verify_rows(cat: &Catalog, reader: &mut RecordReader) -> Result<RowDamage
     }
     for id in cat.ids("SELECT hash FROM commits", None)? {
         let ok = match commit_from_rows(cat, &id)? {
-            Some(c) => cat.object_loc(&id)?.is_some() && matches_record(reader, &id, &c, &c.encode())?,
+            Some(c) => cat.object_loc(&id)?.is_some() && matches_record(reader, &id, &c, &c.encode(), |_| {})?,
             None => false,
         };
         if !ok {
