@@ -186,16 +186,16 @@ pub fn check(archive: &Archive, deep: bool, progress: bool) -> Result<CheckRepor
             rep.lost.len()
         ));
     }
-    // Every extent must point at a known chunk (chunks already named as lost or
-    // explained by a damaged row are not counted again).
+    // Every extent must point at a known chunk (a zero run points at none; chunks
+    // already named as lost or explained by a damaged row are not counted again).
     let mut st = cat
         .conn
         .prepare(
             "SELECT e.chunk, e.blob FROM extents e LEFT JOIN chunks c ON c.hash = e.chunk
-             WHERE c.hash IS NULL AND e.chunk IS NOT NULL AND e.chunk NOT IN (SELECT id FROM lost_objects)",
+             WHERE c.hash IS NULL AND e.chunk IS NOT NULL AND e.chunk != ?1 AND e.chunk NOT IN (SELECT id FROM lost_objects)",
         )
         .map_err(|e| cat.err(e))?;
-    let rows_missing = st.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))).map_err(|e| cat.err(e))?;
+    let rows_missing = st.query_map([&super::catalog::ZERO_RUN_ID[..]], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))).map_err(|e| cat.err(e))?;
     let mut missing = 0u64;
     for r in rows_missing.flatten() {
         if let (Some(c), Some(b)) = (Hash::from_slice(&r.0), Hash::from_slice(&r.1)) {
