@@ -425,8 +425,14 @@ pub fn rebuild_catalog(root: &Path) -> Result<RebuildReport> {
     // What the branches reach and no pack holds is lost: record it, so that
     // reads reaching it say so instead of asking for another rebuild.
     for f in super::verify::walk(&cat, &super::verify::RowDamage::default())? {
+        // A commit is named by its id alone: several branches may reach it.
+        let is_commit = f.label.starts_with("branch ") || f.label.starts_with("commit ");
         for id in &f.missing {
-            cat.mark_lost(id, if f.label.starts_with("branch ") || f.label.starts_with("commit ") { "commit" } else { "content" }, &f.label)?;
+            if is_commit {
+                cat.mark_lost(id, "commit", &format!("commit {}", id.short()))?;
+            } else {
+                cat.mark_lost(id, "content", &f.label)?;
+            }
         }
         if !f.missing.is_empty() {
             rep.lost.push(f.label);
