@@ -731,6 +731,12 @@ fn run(cli: Cli) -> Result<i32> {
                     if rep.damaged_records > 0 {
                         println!("warning: {} damaged records skipped", rep.damaged_records);
                     }
+                    for l in &rep.lost {
+                        println!("lost: {l}");
+                    }
+                    if !rep.lost.is_empty() {
+                        println!("warning: {} items the branches reach are in no pack (a pack is missing); `reelfs check` names them", rep.lost.len());
+                    }
                 }
                 return Ok(0);
             }
@@ -744,6 +750,12 @@ fn run(cli: Cli) -> Result<i32> {
                 }
                 for f in &rep.damaged_files {
                     println!("damaged: {f}");
+                }
+                for f in &rep.catalog_damage {
+                    println!("catalog: {f}");
+                }
+                for f in &rep.lost {
+                    println!("lost: {f}");
                 }
                 for p in &rep.uncommitted_packs {
                     println!("note: {p} is from an interrupted write; the next ingest removes it");

@@ -64,6 +64,9 @@ CREATE INDEX IF NOT EXISTS proxies_by_blob ON proxies(blob);
 CREATE TABLE IF NOT EXISTS proxy_damage (
   source BLOB NOT NULL, profile TEXT NOT NULL, settings_version INTEGER NOT NULL, ranges TEXT NOT NULL,
   PRIMARY KEY (source, profile, settings_version)) WITHOUT ROWID;
+-- Objects that a catalog rebuild found referenced but in no pack (a pack was lost):
+-- a read that reaches one says what is lost instead of asking for another rebuild.
+CREATE TABLE IF NOT EXISTS lost_objects (id BLOB PRIMARY KEY, kind TEXT NOT NULL, what TEXT NOT NULL) WITHOUT ROWID;
 "#;
 
 /// User timecode facts (`reelfs tc set/clear`): one row per (commit that set or cleared
@@ -115,9 +118,43 @@ fn h(b: Vec<u8>) -> Hash {
     Hash::from_slice(&b).unwrap_or(Hash([0; 32]))
 }
 
+/// SQLite's ways of saying the file itself is damaged (as opposed to busy, full
+/// or unreadable): a bad header gives "not a database" or "unsupported file
+/// format", a bad page "malformed".
+fn is_damage(e: &rusqlite::Error) -> bool {
+    match e {
+        rusqlite::Error::SqliteFailure(f, msg) => {
+            matches!(f.code, rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+                || (f.code == rusqlite::ErrorCode::Unknown && msg.as_deref().is_some_and(|m| m.contains("unsupported file format")))
+        }
+        _ => false,
+    }
+}
+
+/// The error for a failed catalog operation; damage gets its own error, which
+/// says how to rebuild.
+pub fn catalog_error(path: &Path, e: rusqlite::Error) -> ArchiveError {
+    if is_damage(&e) {
+        ArchiveError::CatalogDamaged { path: path.into(), archive: archive_of(path), detail: e.to_string() }
+    } else {
+        ArchiveError::Catalog { path: path.into(), source: e }
+    }
+}
+
+/// The chunk id a zero-run extent carries (a hole: no chunk stored), as raw bytes
+/// for SQL parameters: the integrity queries below must not count it as a missing chunk.
+pub const ZERO_RUN_ID: &[u8; 32] = &super::objects::ZERO_RUN.0;
+
+fn archive_of(catalog: &Path) -> PathBuf {
+    match catalog.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
 impl Catalog {
     pub fn open(path: &Path, create: bool) -> Result<Catalog> {
-        let err = |e| ArchiveError::Catalog { path: path.into(), source: e };
+        let err = |e| catalog_error(path, e);
         let flags = if create {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
         } else {
@@ -142,7 +179,12 @@ impl Catalog {
     }
 
     pub fn err(&self, e: rusqlite::Error) -> ArchiveError {
-        ArchiveError::Catalog { path: self.path.clone(), source: e }
+        catalog_error(&self.path, e)
+    }
+
+    /// The archive folder this catalog belongs to (for messages naming commands).
+    pub fn archive_dir(&self) -> PathBuf {
+        archive_of(&self.path)
     }
 
     pub fn begin(&self) -> Result<()> {
@@ -377,7 +419,36 @@ impl Catalog {
             .prepare_cached("SELECT name, kind, hash, size, mode, mtime_ns FROM tree_entries WHERE tree = ?1 ORDER BY name")
             .map_err(|e| self.err(e))?;
         let rows = st.query_map([&tree.0[..]], Self::entry_row).map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+        let entries: Vec<TreeEntry> = rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))?;
+        // No rows is an empty folder only if the tree is known: a tree that is
+        // not in the catalog must not list as an empty folder (data would vanish
+        // silently). The empty tree of a branch without commits is never stored.
+        if entries.is_empty() && *tree != super::objects::Tree::default().id() && !self.has_tree(tree)? {
+            return Err(self.missing("folder listing", tree)?);
+        }
+        Ok(entries)
+    }
+
+    /// The error for an object the catalog should have and does not: lost with a
+    /// pack (recorded by the rebuild that found it missing), or a catalog to rebuild.
+    pub fn missing(&self, kind: &str, id: &Hash) -> Result<ArchiveError> {
+        Ok(match self.lost(id)? {
+            Some(what) => ArchiveError::Lost { what, archive: self.archive_dir() },
+            None => ArchiveError::Inconsistent(format!("{kind} {} is not in the catalog", id.short())),
+        })
+    }
+
+    /// What a lost object was (see `lost_objects`), if it is one.
+    pub fn lost(&self, id: &Hash) -> Result<Option<String>> {
+        let mut st = self.conn.prepare_cached("SELECT what FROM lost_objects WHERE id = ?1").map_err(|e| self.err(e))?;
+        st.query_row([&id.0[..]], |r| r.get(0)).optional().map_err(|e| self.err(e))
+    }
+
+    pub fn mark_lost(&self, id: &Hash, kind: &str, what: &str) -> Result<()> {
+        self.conn
+            .execute("INSERT OR IGNORE INTO lost_objects (id, kind, what) VALUES (?1, ?2, ?3)", params![&id.0[..], kind, what])
+            .map(|_| ())
+            .map_err(|e| self.err(e))
     }
 
     pub fn tree_lookup(&self, tree: &Hash, name: &str) -> Result<Option<TreeEntry>> {
@@ -470,9 +541,35 @@ impl Catalog {
             .map_err(|e| self.err(e))
     }
 
+    pub fn branch_seq(&self, name: &str) -> Result<Option<i64>> {
+        self.conn
+            .query_row("SELECT seq FROM branches WHERE name = ?1", [name], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
     pub fn next_ref_seq(&self) -> Result<i64> {
         self.conn
-            .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM branches", [], |r| r.get(0))
+            .query_row(
+                // Deleted branches leave no row; the high-water mark keeps their
+                // sequence numbers from being reused (a rebuild orders refs by them).
+                "SELECT MAX(COALESCE((SELECT MAX(seq) FROM branches), 0),
+                            COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'ref_seq_high_water'), 0)) + 1",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Remember `seq` as used by a ref record (see `next_ref_seq`).
+    pub fn note_ref_seq(&self, seq: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ('ref_seq_high_water', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                [seq],
+            )
+            .map(|_| ())
             .map_err(|e| self.err(e))
     }
 
@@ -483,8 +580,8 @@ impl Catalog {
                  ON CONFLICT(name) DO UPDATE SET head = excluded.head, seq = excluded.seq",
                 params![name, head.map(|h| h.0.to_vec()), seq, created_ns],
             )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        self.note_ref_seq(seq)
     }
 
     pub fn delete_branch(&self, name: &str) -> Result<()> {
@@ -511,6 +608,161 @@ impl Catalog {
             .prepare_cached("INSERT OR REPLACE INTO sources (path, size, mtime_ns, inode, blob) VALUES (?1, ?2, ?3, ?4, ?5)")
             .map_err(|e| self.err(e))?;
         st.execute(params![path, size as i64, mtime_ns, inode as i64, &blob.0[..]]).map(|_| ()).map_err(|e| self.err(e))
+    }
+
+    /// The packs holding a blob's chunks, or None when one of its chunks is not
+    /// catalogued or is known damaged: the ingest skip cache must not vouch for it.
+    pub fn blob_chunk_packs(&self, blob: &Hash) -> Result<Option<Vec<i64>>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM extents e WHERE e.blob = ?1 AND e.chunk IS NOT NULL AND e.chunk != ?2
+                   AND (NOT EXISTS (SELECT 1 FROM chunks c WHERE c.hash = e.chunk)
+                        OR EXISTS (SELECT 1 FROM damaged_chunks d WHERE d.hash = e.chunk))",
+            )
+            .map_err(|e| self.err(e))?;
+        let bad: i64 = st.query_row(params![&blob.0[..], &ZERO_RUN_ID[..]], |r| r.get(0)).map_err(|e| self.err(e))?;
+        if bad > 0 {
+            return Ok(None);
+        }
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT DISTINCT c.pack FROM extents e JOIN chunks c ON c.hash = e.chunk WHERE e.blob = ?1")
+            .map_err(|e| self.err(e))?;
+        let rows = st.query_map([&blob.0[..]], |r| r.get::<_, i64>(0)).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map(Some).map_err(|e| self.err(e))
+    }
+
+    /// Forget the skip-cache entries of sources whose content uses any of these
+    /// chunks, so the next ingest of the original reads and stores it again.
+    pub fn forget_sources_using(&self, chunks: &[Hash]) -> Result<u64> {
+        let mut st = self
+            .conn
+            .prepare_cached("DELETE FROM sources WHERE blob IN (SELECT DISTINCT blob FROM extents WHERE chunk = ?1)")
+            .map_err(|e| self.err(e))?;
+        let mut n = 0;
+        for c in chunks {
+            n += st.execute([&c.0[..]]).map_err(|e| self.err(e))? as u64;
+        }
+        Ok(n)
+    }
+
+    /// Drop the row of a pack that is gone from disk once no chunk or record row
+    /// points into it any more (its contents were stored again elsewhere). Its
+    /// number stays used (see `max_pack_id`).
+    pub fn forget_pack_if_unused(&self, id: i64) -> Result<bool> {
+        let used: bool = self
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM chunks WHERE pack = ?1) OR EXISTS (SELECT 1 FROM objects WHERE pack = ?1)",
+                [id],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        if used {
+            return Ok(false);
+        }
+        self.set_pack_high_water(id)?;
+        self.conn.execute("DELETE FROM packs WHERE id = ?1", [id]).map_err(|e| self.err(e))?;
+        Ok(true)
+    }
+
+    /// Where a metadata record is: (pack, location), from its `objects` row.
+    pub fn object_loc(&self, id: &Hash) -> Result<Option<(i64, RecordLoc)>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT kind, pack, offset, stored_len, raw_len, codec FROM objects WHERE id = ?1")
+            .map_err(|e| self.err(e))?;
+        st.query_row([&id.0[..]], |r| {
+            let kind = super::objects::RecordKind::from_u8(r.get::<_, i64>(0)? as u8).unwrap_or(super::objects::RecordKind::Chunk);
+            Ok((
+                r.get::<_, i64>(1)?,
+                RecordLoc { kind, codec: r.get(5)?, raw_len: r.get(4)?, stored_len: r.get(3)?, offset: r.get::<_, i64>(2)? as u64, id: *id },
+            ))
+        })
+        .optional()
+        .map_err(|e| self.err(e))
+    }
+
+    /// The ids a one-column query returns, for the verification passes; `sql` is
+    /// this crate's own text, never input.
+    pub fn ids(&self, sql: &str, arg: Option<i64>) -> Result<Vec<Hash>> {
+        let mut st = self.conn.prepare(sql).map_err(|e| self.err(e))?;
+        let map = |r: &rusqlite::Row| r.get::<_, Vec<u8>>(0);
+        let rows: Vec<Vec<u8>> = match arg {
+            Some(a) => st.query_map([a], map).map_err(|e| self.err(e))?.collect::<rusqlite::Result<_>>(),
+            None => st.query_map([], map).map_err(|e| self.err(e))?.collect::<rusqlite::Result<_>>(),
+        }
+        .map_err(|e| self.err(e))?;
+        Ok(rows.into_iter().map(h).collect())
+    }
+
+    /// A blob's row: (size, id of the record it was indexed from).
+    pub fn blob_row(&self, hash: &Hash) -> Result<Option<(u64, Option<Hash>)>> {
+        let mut st = self.conn.prepare_cached("SELECT size, record FROM blobs WHERE hash = ?1").map_err(|e| self.err(e))?;
+        st.query_row([&hash.0[..]], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Option<Vec<u8>>>(1)?.map(h))))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// A tree's entries as stored, without `tree_entries`' missing-tree check.
+    pub fn tree_rows(&self, tree: &Hash) -> Result<Vec<TreeEntry>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT name, kind, hash, size, mode, mtime_ns FROM tree_entries WHERE tree = ?1 ORDER BY name")
+            .map_err(|e| self.err(e))?;
+        let rows = st.query_map([&tree.0[..]], Self::entry_row).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
+    /// Chunks a blob's extents name that the catalog does not have.
+    pub fn missing_chunks_of(&self, blob: &Hash) -> Result<Vec<Hash>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT e.chunk FROM extents e WHERE e.blob = ?1 AND e.chunk IS NOT NULL AND e.chunk != ?2
+                   AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.hash = e.chunk)",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st.query_map(params![&blob.0[..], &ZERO_RUN_ID[..]], |r| r.get::<_, Vec<u8>>(0)).map_err(|e| self.err(e))?;
+        rows.map(|r| r.map(h)).collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
+    /// Metadata records (id, kind code) catalogued in one pack.
+    pub fn objects_in_pack(&self, pack: i64) -> Result<Vec<(Hash, u8)>> {
+        let mut st = self.conn.prepare_cached("SELECT id, kind FROM objects WHERE pack = ?1").map_err(|e| self.err(e))?;
+        let rows = st.query_map([pack], |r| Ok((h(r.get(0)?), r.get::<_, i64>(1)? as u8))).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
+    /// Content hashes of the blobs indexed from records in one pack, by record id.
+    pub fn blobs_recorded_in_pack(&self, pack: i64) -> Result<std::collections::HashMap<Hash, Hash>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT record, hash FROM blobs WHERE record IN (SELECT id FROM objects WHERE pack = ?1)")
+            .map_err(|e| self.err(e))?;
+        let rows = st.query_map([pack], |r| Ok((h(r.get(0)?), h(r.get(1)?)))).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
+    /// Every media row as its record: (blob, facts JSON text, error).
+    pub fn media_rows(&self) -> Result<Vec<(Hash, Option<String>, Option<String>)>> {
+        let mut st = self.conn.prepare_cached("SELECT blob, facts, error FROM media").map_err(|e| self.err(e))?;
+        let rows = st.query_map([], |r| Ok((h(r.get(0)?), r.get(1)?, r.get(2)?))).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
+    pub fn all_proxies(&self) -> Result<Vec<super::objects::ProxyRecord>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT source, profile, settings_version, blob, partial_at, note FROM proxies")
+            .map_err(|e| self.err(e))?;
+        let rows = st.query_map([], Self::proxy_row).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
+    pub fn delete_object_row(&self, id: &Hash) -> Result<()> {
+        self.conn.execute("DELETE FROM objects WHERE id = ?1", [&id.0[..]]).map(|_| ()).map_err(|e| self.err(e))
     }
 
     pub fn has_media(&self, blob: &Hash) -> Result<bool> {

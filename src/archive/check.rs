@@ -21,11 +21,18 @@ pub struct CheckReport {
     /// Files (as `branch/path`, or `commit <id>: path` for history only) whose content is damaged.
     pub damaged_files: Vec<String>,
     pub uncommitted_packs: Vec<String>,
+    /// What catalog rows that do not match their pack records affect (paths,
+    /// commits, branches); `check --rebuild-catalog` repairs these.
+    pub catalog_damage: Vec<String>,
+    /// What branches reach that is in no pack any more (a pack was lost before
+    /// the catalog was rebuilt): paths, commits, branches. A rebuild cannot bring
+    /// these back.
+    pub lost: Vec<String>,
 }
 
 impl CheckReport {
     pub fn ok(&self) -> bool {
-        self.problems.is_empty() && self.damaged_files.is_empty()
+        self.problems.is_empty() && self.damaged_files.is_empty() && self.catalog_damage.is_empty() && self.lost.is_empty()
     }
 }
 
@@ -142,27 +149,74 @@ pub fn check(archive: &Archive, deep: bool, progress: bool) -> Result<CheckRepor
     if let Some(pb) = &pb {
         pb.finish_and_clear();
     }
-    // Every extent must point at a known chunk (a zero run points at none).
-    let zero_run = hex::encode(super::objects::ZERO_RUN.0);
-    let missing: u64 = cat.scalar_u64(&format!("SELECT COUNT(*) FROM extents e LEFT JOIN chunks c ON c.hash = e.chunk WHERE c.hash IS NULL AND e.chunk != X'{zero_run}'"))?;
-    if missing > 0 {
-        rep.problems.push(format!("{missing} extents point at chunks the catalog does not have"));
-        let mut st = cat
-            .conn
-            .prepare(&format!("SELECT e.chunk FROM extents e LEFT JOIN chunks c ON c.hash = e.chunk WHERE c.hash IS NULL AND e.chunk != X'{zero_run}'"))
-            .map_err(|e| cat.err(e))?;
-        let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0)).map_err(|e| cat.err(e))?;
-        for r in rows.flatten() {
-            if let Some(h) = Hash::from_slice(&r) {
-                bad_chunks.insert(h);
+    // Catalog rows against their records (deep: it reads every metadata record),
+    // then what the branches reach that is damaged or not there at all.
+    let rows = if deep {
+        let mut reader = super::verify::RecordReader::new(cat, archive.packs_dir())?;
+        super::verify::verify_rows(cat, &mut reader)?
+    } else {
+        super::verify::RowDamage::default()
+    };
+    let mut unknown = 0usize;
+    for f in super::verify::walk(cat, &rows)? {
+        let mut lost = !f.missing.is_empty();
+        for id in &f.missing {
+            lost &= cat.lost(id)?.is_some();
+        }
+        if lost {
+            rep.lost.push(f.label);
+        } else {
+            unknown += f.missing.len();
+            rep.catalog_damage.push(f.label);
+        }
+    }
+    let archive_arg = archive.root().display();
+    if rows.count() > 0 || unknown > 0 {
+        rep.problems.push(format!(
+            "the catalog does not match the records in the packs ({} rows differ, {} objects missing); \
+             rebuild it from the packs with `reelfs check {archive_arg} --rebuild-catalog`",
+            rows.count(),
+            unknown
+        ));
+    }
+    if !rep.lost.is_empty() {
+        rep.problems.push(format!(
+            "{} items are lost: they were in a pack that was missing when the catalog was rebuilt; \
+             put the pack back (from a copy or tape) and rebuild again, or re-ingest the originals",
+            rep.lost.len()
+        ));
+    }
+    // Every extent must point at a known chunk (a zero run points at none; chunks
+    // already named as lost or explained by a damaged row are not counted again).
+    let mut st = cat
+        .conn
+        .prepare(
+            "SELECT e.chunk, e.blob FROM extents e LEFT JOIN chunks c ON c.hash = e.chunk
+             WHERE c.hash IS NULL AND e.chunk IS NOT NULL AND e.chunk != ?1 AND e.chunk NOT IN (SELECT id FROM lost_objects)",
+        )
+        .map_err(|e| cat.err(e))?;
+    let rows_missing = st.query_map([&super::catalog::ZERO_RUN_ID[..]], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))).map_err(|e| cat.err(e))?;
+    let mut missing = 0u64;
+    for r in rows_missing.flatten() {
+        if let (Some(c), Some(b)) = (Hash::from_slice(&r.0), Hash::from_slice(&r.1)) {
+            if !rows.blobs.contains(&b) {
+                missing += 1;
+                bad_chunks.insert(c);
             }
         }
+    }
+    drop(st);
+    if missing > 0 {
+        rep.problems.push(format!("{missing} extents point at chunks the catalog does not have"));
     }
     if !bad_chunks.is_empty() {
         rep.problems.push(format!("{} damaged or missing chunk(s)", bad_chunks.len()));
         // So that re-ingesting the originals stores good copies (best effort: a
         // busy or read-only catalog only loses that convenience).
-        if let Err(e) = cat.mark_damaged(&bad_chunks.iter().copied().collect::<Vec<_>>()) {
+        // The skip cache must not vouch for those sources either: without this an
+        // unchanged original would be skipped and never heal the archive.
+        let bad: Vec<Hash> = bad_chunks.iter().copied().collect();
+        if let Err(e) = cat.mark_damaged(&bad).and_then(|_| cat.forget_sources_using(&bad)) {
             log::warn!("could not record damaged chunks: {e}");
         }
         rep.damaged_files = files_using_chunks(archive, &bad_chunks)?;
@@ -244,6 +298,8 @@ pub struct RebuildReport {
     pub branches: u64,
     pub damaged_records: u64,
     pub old_catalog: String,
+    /// What the branches reach that no pack holds (recorded in `lost_objects`).
+    pub lost: Vec<String>,
 }
 
 /// Rebuild catalog.db from the packs alone. The old catalog is kept beside it.
@@ -275,6 +331,7 @@ pub fn rebuild_catalog(root: &Path) -> Result<RebuildReport> {
     }
     pack_files.sort();
     let mut refs: HashMap<String, RefRecord> = HashMap::new();
+    let mut max_seq = 0i64;
     for (id, name) in &pack_files {
         let path = packs_dir.join(name);
         let locs = match pack::read_trailer(&path) {
@@ -337,7 +394,10 @@ pub fn rebuild_catalog(root: &Path) -> Result<RebuildReport> {
                 }
                 RecordKind::Ref => {
                     let r: RefRecord = serde_json::from_slice(&raw).map_err(|_| bad("ref"))?;
-                    let newer = refs.get(&r.branch).map(|o| r.seq > o.seq).unwrap_or(true);
+                    // Archives written before the sequence high-water mark may hold a
+                    // re-created branch's ref with the seq of its deletion: time breaks the tie.
+                    let newer = refs.get(&r.branch).map(|o| (r.seq, r.time_ns) > (o.seq, o.time_ns)).unwrap_or(true);
+                    max_seq = max_seq.max(r.seq);
                     if newer {
                         refs.insert(r.branch.clone(), r);
                     }
@@ -355,10 +415,27 @@ pub fn rebuild_catalog(root: &Path) -> Result<RebuildReport> {
             }
         }
     }
+    cat.note_ref_seq(max_seq)?;
     for r in refs.values() {
         if r.head.is_some() {
             cat.set_branch(&r.branch, r.head.as_ref(), r.seq, r.time_ns)?;
             rep.branches += 1;
+        }
+    }
+    // What the branches reach and no pack holds is lost: record it, so that
+    // reads reaching it say so instead of asking for another rebuild.
+    for f in super::verify::walk(&cat, &super::verify::RowDamage::default())? {
+        // A commit is named by its id alone: several branches may reach it.
+        let is_commit = f.label.starts_with("branch ") || f.label.starts_with("commit ");
+        for id in &f.missing {
+            if is_commit {
+                cat.mark_lost(id, "commit", &format!("commit {}", id.short()))?;
+            } else {
+                cat.mark_lost(id, "content", &f.label)?;
+            }
+        }
+        if !f.missing.is_empty() {
+            rep.lost.push(f.label);
         }
     }
     cat.conn
@@ -375,6 +452,12 @@ pub fn rebuild_catalog(root: &Path) -> Result<RebuildReport> {
         }
         std::fs::rename(&db, &backup).at(&db)?;
         rep.old_catalog = backup.display().to_string();
+        // A catalog SQLite could not open keeps its WAL beside the backup:
+        // whatever was only there stays with it.
+        let wal = format!("{}-wal", db.display());
+        if std::path::Path::new(&wal).exists() {
+            let _ = std::fs::rename(&wal, format!("{}-wal", backup.display()));
+        }
     }
     for suffix in ["-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{}", db.display(), suffix));

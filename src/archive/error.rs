@@ -38,6 +38,14 @@ pub enum ArchiveError {
     Interrupted,
     #[error("{0}")]
     Invalid(String),
+    /// SQLite says catalog.db itself is damaged (bad header, malformed pages). The
+    /// packs are the source of truth, so the way out is always the rebuild.
+    #[error("catalog {} is damaged ({detail}); the packs hold everything it indexes: rebuild it from them with `reelfs check {} --rebuild-catalog` (the damaged file is kept beside the new one)", .path.display(), .archive.display())]
+    CatalogDamaged { path: PathBuf, archive: PathBuf, detail: String },
+    /// An object a rebuilt catalog cannot have: its pack was gone when the catalog
+    /// was rebuilt, so a second rebuild would not bring it back.
+    #[error("{what} is lost: it was in a missing pack (the catalog was rebuilt from the packs that remain); `reelfs check {archive} --deep` lists everything lost; put the missing pack back (from a copy or tape) and rebuild, or re-ingest the originals", archive = .archive.display())]
+    Lost { what: String, archive: PathBuf },
 }
 
 pub type Result<T, E = ArchiveError> = std::result::Result<T, E>;

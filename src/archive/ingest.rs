@@ -11,7 +11,7 @@ use super::objects::{BlobRecord, EntryKind, Extent, Hash, MediaRecord, RecordKin
 use super::pack::{PackWriter, RecordLoc, CODEC_RAW, CODEC_ZSTD};
 use super::repo::{make_commit, Archive};
 use crossbeam_channel::bounded;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -155,6 +155,13 @@ struct PackSink {
     /// fsyncs of packs sealed mid-ingest, running while the pipeline goes on;
     /// all are joined before the catalog commits.
     syncing: Vec<std::thread::JoinHandle<Result<()>>>,
+    /// Catalogued packs by id: file name and whether it is on disk (looked up
+    /// once per ingest). A chunk in a pack that is gone is not something to
+    /// deduplicate against or to skip a source for.
+    packs: std::collections::HashMap<i64, (String, Option<bool>)>,
+    /// Catalogued packs found missing; `finish` drops the rows of those this
+    /// ingest made unnecessary.
+    missing_packs: std::collections::BTreeSet<i64>,
 }
 
 /// Where the sink stood when a file began: `rollback_to` gives back what the
@@ -176,6 +183,42 @@ impl PackSink {
             written: Vec::new(),
             sealed: Vec::new(),
             syncing: Vec::new(),
+            packs: cat.pack_names()?.into_iter().map(|(id, name, _)| (id, (name, None))).collect(),
+            missing_packs: Default::default(),
+        })
+    }
+
+    /// Is catalogued pack `id` on disk? Packs this ingest is writing are not in
+    /// the table and count as present.
+    fn pack_present(&mut self, id: i64) -> bool {
+        let Some((name, known)) = self.packs.get_mut(&id) else { return true };
+        let present = *known.get_or_insert_with(|| self.root.join("packs").join(name.as_str()).is_file());
+        if !present {
+            self.missing_packs.insert(id);
+        }
+        present
+    }
+
+    /// A chunk to deduplicate against: catalogued, not known damaged, and its pack on disk.
+    fn has_usable_chunk(&mut self, cat: &Catalog, hash: &Hash) -> Result<bool> {
+        if !cat.has_good_chunk(hash)? {
+            return Ok(false);
+        }
+        Ok(match cat.chunk_loc(hash)? {
+            Some(loc) => self.pack_present(loc.pack),
+            None => false,
+        })
+    }
+
+    /// May the skip cache vouch for this content: every chunk catalogued,
+    /// undamaged and in a pack that is on disk?
+    fn blob_is_whole(&mut self, cat: &Catalog, blob: &Hash) -> Result<bool> {
+        if !cat.has_blob(blob)? {
+            return Ok(false);
+        }
+        Ok(match cat.blob_chunk_packs(blob)? {
+            Some(packs) => packs.into_iter().all(|p| self.pack_present(p)),
+            None => false,
         })
     }
 
@@ -226,6 +269,11 @@ impl PackSink {
         }
         for (id, name, size, records) in &self.sealed {
             cat.insert_pack(*id, name, *size, *records)?;
+        }
+        for id in &self.missing_packs {
+            if cat.forget_pack_if_unused(*id)? {
+                log::info!("pack #{id} was missing; everything it held is stored again, its row is dropped");
+            }
         }
         Ok(())
     }
@@ -506,6 +554,7 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
     let mut sink = PackSink::new(archive, cat)?;
     cat.begin()?;
     let result = (|| -> Result<Option<Hash>> {
+        rewrite_records_of_missing_packs(cat, &mut sink)?;
         let now = super::objects::now_ns();
         for (d, mode, mt) in &dirs {
             let node = root.dir_mut(cat, d, 0o755, now)?;
@@ -524,7 +573,10 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
             }
             let canon = std::fs::canonicalize(&f.path).unwrap_or_else(|_| f.path.clone()).display().to_string();
             let (size, mt, ino) = (f.meta.len(), mtime_ns(&f.meta), f.meta.ino());
-            let cached = cat.source(&canon)?.filter(|(s, m, i, b)| *s == size && *m == mt && *i == ino && cat.has_blob(b).unwrap_or(false));
+            let cached = match cat.source(&canon)? {
+                Some((s, m, i, b)) if s == size && m == mt && i == ino && sink.blob_is_whole(cat, &b)? => Some((s, m, i, b)),
+                _ => None,
+            };
             let blob = if let Some((_, _, _, b)) = cached {
                 report.files_unchanged += 1;
                 if let Some(pb) = &pb {
@@ -610,6 +662,83 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
             Err(e)
         }
     }
+}
+
+/// A pack can vanish from disk (deleted, a failed disk) while the catalog still
+/// indexes it. Its metadata records whose catalog rows are intact — re-encoded
+/// from the rows, they hash to their ids — are written again to this ingest's
+/// packs, so the packs once more hold everything the catalog names (a rebuild
+/// would otherwise lose them). Its chunks come back when the originals are
+/// re-ingested; then `PackSink::finish` drops the pack's row.
+fn rewrite_records_of_missing_packs(cat: &Catalog, sink: &mut PackSink) -> Result<()> {
+    let mut ids: Vec<i64> = sink.packs.keys().copied().collect();
+    ids.sort();
+    let mut refs_lost = false;
+    // Media and proxy records are keyed by content, not by id: encode the rows
+    // once, only if a missing pack holds such a record.
+    let mut by_content: Option<HashMap<Hash, Vec<u8>>> = None;
+    for pack in ids {
+        if sink.pack_present(pack) {
+            continue;
+        }
+        let blobs = cat.blobs_recorded_in_pack(pack)?;
+        let (mut rewritten, mut kept) = (0u64, 0u64);
+        for (id, code) in cat.objects_in_pack(pack)? {
+            let Some(kind) = RecordKind::from_u8(code) else { continue };
+            let raw = match kind {
+                RecordKind::Tree => super::verify::tree_from_rows(cat, &id)?.map(|t| t.encode()),
+                RecordKind::Commit => super::verify::commit_from_rows(cat, &id)?.map(|c| c.encode()),
+                RecordKind::Blob => match blobs.get(&id) {
+                    Some(b) => super::verify::blob_from_rows(cat, b)?.and_then(|(rec, _)| serde_json::to_vec(&rec).ok()),
+                    None => None,
+                },
+                RecordKind::Media | RecordKind::Proxy => {
+                    if by_content.is_none() {
+                        let mut m = HashMap::new();
+                        for (blob, facts, error) in cat.media_rows()? {
+                            let facts = facts.and_then(|f| serde_json::from_str(&f).ok());
+                            let raw = serde_json::to_vec(&MediaRecord { blob, facts, error }).unwrap_or_default();
+                            m.insert(Hash::of(&raw), raw);
+                        }
+                        for p in cat.all_proxies()? {
+                            let raw = serde_json::to_vec(&p).unwrap_or_default();
+                            m.insert(Hash::of(&raw), raw);
+                        }
+                        by_content = Some(m);
+                    }
+                    by_content.as_ref().and_then(|m| m.get(&id).cloned())
+                }
+                RecordKind::Ref => {
+                    // Branch rows are written again below, as fresh ref records.
+                    refs_lost = true;
+                    cat.delete_object_row(&id)?;
+                    continue;
+                }
+                RecordKind::Chunk => None,
+            };
+            match raw {
+                Some(raw) if Hash::of(&raw) == id => {
+                    cat.delete_object_row(&id)?;
+                    sink.append_object(cat, kind, &raw)?;
+                    rewritten += 1;
+                }
+                _ => kept += 1,
+            }
+        }
+        log::warn!(
+            "pack #{pack} is missing: {rewritten} of its records were written again from the catalog{}; \
+             re-ingest the originals to store its data again",
+            if kept > 0 { format!(" ({kept} could not be)") } else { String::new() }
+        );
+    }
+    if refs_lost {
+        for (branch, head) in cat.branches()? {
+            let seq = cat.branch_seq(&branch)?.unwrap_or(0);
+            let r = RefRecord { branch, head, seq, time_ns: super::objects::now_ns() };
+            sink.append_object(cat, RecordKind::Ref, &serde_json::to_vec(&r).unwrap_or_default())?;
+        }
+    }
+    Ok(())
 }
 
 /// Appends metadata records to the packs of a `store_local_files` call and indexes
@@ -753,10 +882,14 @@ fn store_file(
             pb.inc(h.len);
         }
         let r: Result<()> = (|| {
-            if cat.has_good_chunk(&h.hash)? {
+            if sink.has_usable_chunk(cat, &h.hash)? {
                 report.chunks_dedup += 1;
             } else {
-                let repair = cat.has_chunk(&h.hash)?; // stored, but found damaged
+                let repair = cat.has_chunk(&h.hash)?; // stored, but damaged or its pack is gone
+                if repair {
+                    // So that `insert_record` moves the row to the new copy.
+                    cat.mark_damaged(&[h.hash])?;
+                }
                 let loc = sink.record(cat, |w| w.append(RecordKind::Chunk, h.codec, h.hash, h.len as usize, &h.stored))?;
                 if repair {
                     cat.clear_damaged(&h.hash)?;

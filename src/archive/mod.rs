@@ -27,6 +27,7 @@ pub mod synth;
 pub mod dest;
 pub mod perms;
 pub mod tcfacts;
+pub mod verify;
 
 pub use error::{ArchiveError, Result};
 pub use objects::{EntryKind, Hash};

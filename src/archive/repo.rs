@@ -303,9 +303,10 @@ impl Archive {
     }
 
     pub fn commit(&self, hash: &Hash) -> Result<CommitRow> {
-        self.catalog
-            .commit_row(hash)?
-            .ok_or_else(|| ArchiveError::Inconsistent(format!("commit {} is not in the catalog", hash.short())))
+        match self.catalog.commit_row(hash)? {
+            Some(c) => Ok(c),
+            None => Err(self.catalog.missing("commit", hash)?),
+        }
     }
 
     pub fn root_tree(&self, commit: Option<&Hash>) -> Result<Option<Hash>> {
@@ -339,10 +340,14 @@ impl Archive {
             if entry.kind != EntryKind::Dir || root.is_none() {
                 return Err(ArchiveError::NotFound(format!("{refspec}/{path}")));
             }
-            entry = self
-                .catalog
-                .tree_lookup(&entry.hash, part)?
-                .ok_or_else(|| ArchiveError::NotFound(format!("{refspec}/{path}")))?;
+            entry = match self.catalog.tree_lookup(&entry.hash, part)? {
+                Some(e) => e,
+                // A folder whose listing is gone is not a folder without that name.
+                None if !self.catalog.has_tree(&entry.hash)? && entry.hash != Tree::default().id() => {
+                    return Err(self.catalog.missing("folder listing", &entry.hash)?)
+                }
+                None => return Err(ArchiveError::NotFound(format!("{refspec}/{path}"))),
+            };
         }
         Ok(Resolved { branch, commit, path: path.to_string(), entry })
     }
@@ -352,11 +357,23 @@ impl Archive {
     }
 
     pub fn blob_reader(&self, hash: &Hash) -> Result<BlobReader> {
-        let size = self
-            .catalog
-            .blob_size(hash)?
-            .ok_or_else(|| ArchiveError::Inconsistent(format!("blob {} is not in the catalog", hash.short())))?;
-        let extents = ChunkStore::resolve(&self.catalog, hash)?;
+        let size = match self.catalog.blob_size(hash)? {
+            Some(s) => s,
+            None => return Err(self.catalog.missing("blob", hash)?),
+        };
+        let extents = match ChunkStore::resolve(&self.catalog, hash) {
+            Ok(e) => e,
+            Err(ArchiveError::Inconsistent(why)) => {
+                // A chunk lost with a pack before a rebuild is lost, not a catalog to rebuild.
+                for c in self.catalog.missing_chunks_of(hash)? {
+                    if let Some(what) = self.catalog.lost(&c)? {
+                        return Err(ArchiveError::Lost { what, archive: self.catalog.archive_dir() });
+                    }
+                }
+                return Err(ArchiveError::Inconsistent(why));
+            }
+            Err(e) => return Err(e),
+        };
         Ok(BlobReader::new(*hash, size, extents, self.store.clone()))
     }
 
