@@ -183,11 +183,11 @@ mod tests {
         }
         // Slices at the start, the middle and the end read the right essence bytes.
         for (a, b) in [(0u64, 25u64), (n as u64 / 2, n as u64 / 2 + 25), (n as u64 - 5, n as u64)] {
-            let vf = slice::plan_parsed(&src, &p, a, b, false).unwrap();
+            let vf = slice::plan_parsed(&src, &p, a, b, false, None).unwrap();
             assert_eq!(source_range(&vf), (data + a, b - a), "slice {a}..{b}");
             assert!(vf.len < 4096 + (b - a));
         }
-        assert!(matches!(slice::plan_parsed(&src, &p, n as u64 - 1, n as u64 + 1, false), Err(QtError::Range { .. })));
+        assert!(matches!(slice::plan_parsed(&src, &p, n as u64 - 1, n as u64 + 1, false, None), Err(QtError::Range { .. })));
     }
 
     #[test]
@@ -197,7 +197,7 @@ mod tests {
         let a = cached(&src, &key).unwrap();
         let b = cached(&src, &key).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
-        let vf = super::super::plan_slice_cached(&src, &key, 10, 20).unwrap();
+        let vf = super::super::plan_slice_cached(&src, &key, 10, 20, None).unwrap();
         assert_eq!(source_range(&vf).1, 10);
     }
 }
