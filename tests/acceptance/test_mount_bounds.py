@@ -5,6 +5,7 @@ their length); the inode table forgets what the kernel forgets."""
 
 import errno
 import os
+import time
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -197,11 +198,25 @@ def test_inode_table_forgets_what_the_kernel_forgets(tmp_path, reelfs):
             # statfs reports the daemon's inode table size as f_files.
             return os.statvfs(m.mnt).f_files
 
+        def forgotten():
+            # The kernel sends FORGETs asynchronously after drop_caches returns (and
+            # other work on a shared machine may hold dentries a moment longer): drop
+            # again and poll for the condition, bounded, instead of reading once.
+            held = inodes_held()
+            for _ in range(60):
+                if held < 2_000:
+                    return held
+                forget_all()
+                time.sleep(0.5)
+                held = inodes_held()
+            return held
+
         walk()
         assert inodes_held() > 30_000
         forget_all()
         # The kernel forgot them: so did the daemon (it kept every one before).
-        assert inodes_held() < 2_000, inodes_held()
+        held = forgotten()
+        assert held < 2_000, held
         walk()
         first = rss_kib(m.proc.pid)
         for _ in range(3):
@@ -211,6 +226,7 @@ def test_inode_table_forgets_what_the_kernel_forgets(tmp_path, reelfs):
         assert m.proc.poll() is None, "the mount died"
         assert second - first < 8 * 1024, f"RSS grew from {first} KiB to {second} KiB"
         forget_all()
-        assert inodes_held() < 2_000, inodes_held()
+        held = forgotten()
+        assert held < 2_000, held
     finally:
         m.umount()
