@@ -109,6 +109,9 @@ impl FrameRate {
     /// standard rates are 0.024 fps apart (23.976 vs 24), so 0.01 can never match two.
     /// `drop_frame` for a rate with no drop-frame form (24, 25, ...) gives `None`.
     pub fn from_rational(num: u32, den: u32, drop_frame: bool) -> Option<FrameRate> {
+        // Equivalent mutant (scripts/mutants): `||` -> `&&` here changes nothing, because with
+        // a zero `num` or `den` no standard rate passes the tolerance test below either; the
+        // early return states the refusal instead of leaving it to the arithmetic.
         if den == 0 || num == 0 {
             return None;
         }
@@ -129,6 +132,9 @@ impl FrameRate {
     /// Like [`FrameRate::from_rational`] for a rate already in floating point (ffprobe's
     /// `r_frame_rate` as a float, a user's `--fps 29.97`).
     pub fn from_f64(fps: f64, drop_frame: bool) -> Option<FrameRate> {
+        // Equivalent mutant (scripts/mutants): `||` -> `&&` here changes nothing, because a
+        // NaN, infinite, zero or negative `fps` is more than 0.01 from every standard rate in
+        // the test below (NaN compares false); the guard says so instead of the arithmetic.
         if !fps.is_finite() || fps <= 0.0 {
             return None;
         }
@@ -377,5 +383,21 @@ mod tests {
             Some(FrameRate::Fps25)
         );
         assert_eq!(FrameRate::Fps25.with_drop_frame(true), None);
+    }
+
+    // Killed the mutants `is_ntsc -> true` / `-> false` (scripts/mutants).
+    #[test]
+    fn ntsc_rates_are_the_1000_over_1001_ones() {
+        let ntsc: Vec<FrameRate> = FrameRate::ALL.into_iter().filter(|r| r.is_ntsc()).collect();
+        assert_eq!(
+            ntsc,
+            [
+                FrameRate::Fps23_976,
+                FrameRate::Fps29_97Df,
+                FrameRate::Fps29_97Ndf,
+                FrameRate::Fps59_94Df,
+                FrameRate::Fps59_94Ndf
+            ]
+        );
     }
 }
