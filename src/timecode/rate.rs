@@ -240,6 +240,8 @@ impl FromStr for FrameRate {
         }
         if !body.contains('.') {
             let n: u32 = body.parse().map_err(|_| unknown())?;
+            // Equivalent mutant (scripts/mutants): `>=` here changes nothing, because 120
+            // is no rate read either way (120 fps, 1.2 fps, 0.12 fps).
             if n > 120 {
                 return FrameRate::from_rational(n, 100, drop_frame)
                     .or_else(|| FrameRate::from_rational(n, 1000, drop_frame))
@@ -383,6 +385,22 @@ mod tests {
             Some(FrameRate::Fps25)
         );
         assert_eq!(FrameRate::Fps25.with_drop_frame(true), None);
+    }
+
+    // Killed the mutants of as_f64 (scripts/mutants): `* for /` keeps 25 at 25.
+    #[test]
+    fn as_f64_is_num_over_den() {
+        assert_eq!(FrameRate::Fps25.as_f64(), 25.0);
+        assert_eq!(FrameRate::Fps23_976.as_f64(), 24000.0 / 1001.0);
+    }
+
+    // Killed `0.01 + 1e-9` -> `0.01 - 1e-9` in from_f64 (scripts/mutants): 25.01 as an f64
+    // is a hair more than 0.01 from 25, and from_rational(2501, 100) takes it, so must this.
+    #[test]
+    fn from_f64_takes_exactly_one_hundredth_off() {
+        assert_eq!(FrameRate::from_f64(25.01, false), Some(FrameRate::Fps25));
+        assert_eq!(FrameRate::from_f64(24.99, false), Some(FrameRate::Fps25));
+        assert_eq!(FrameRate::from_f64(25.011, false), None);
     }
 
     // Killed the mutants `is_ntsc -> true` / `-> false` (scripts/mutants).
