@@ -716,4 +716,26 @@ SPLIT:    AUDIO DELAY=  00:00:00:08
         assert_eq!(edl.events[1].outgoing, None);
         assert_eq!(edl.events[1].speed.as_ref().map(|m| m.fps), Some(-25.0));
     }
+
+    // Killed by scripts/mutants: `is_label -> true`, its `&&` -> `||` and `>` -> `>=`.
+    #[test]
+    fn is_label_takes_whole_tokens_only() {
+        assert!(is_label("01:00:00:00"));
+        assert!(is_label("01:00:00;00"));
+        assert!(is_label("01.00.00.00"));
+        assert!(!is_label("01:00:00:00x"));
+        assert!(!is_label("01:00:00"));
+        assert!(!is_label("AX"));
+        assert!(!is_label(""));
+    }
+
+    // Killed by scripts/mutants: `&&` -> `||` in parse_duration (Rust's u32 parse takes a
+    // leading '+', a transition duration must not).
+    #[test]
+    fn durations_are_digits_only() {
+        assert_eq!(parse_duration("030"), Some(30));
+        assert_eq!(parse_duration("+5"), None);
+        assert_eq!(parse_duration(""), None);
+        assert_eq!(parse_duration("1a"), None);
+    }
 }
