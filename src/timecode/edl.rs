@@ -738,4 +738,35 @@ SPLIT:    AUDIO DELAY=  00:00:00:08
         assert_eq!(parse_duration(""), None);
         assert_eq!(parse_duration("1a"), None);
     }
+
+    // Killed by scripts/mutants: the W-branch condition (`&&` -> `||`, `> 1` -> `>= 1`) and
+    // the K-branch guard that tells a key kind from a duration.
+    #[test]
+    fn transition_codes() {
+        assert_eq!(parse_transition(&["W012", "030"]), Ok(Transition::Wipe(12, 30)));
+        assert_eq!(
+            parse_transition(&["K", "010"]),
+            Ok(Transition::Key("K".to_string(), Some(10)))
+        );
+        assert_eq!(
+            parse_transition(&["K", "B", "010"]),
+            Ok(Transition::Key("K B".to_string(), Some(10)))
+        );
+        assert!(parse_transition(&["X12", "010"]).unwrap_err().contains("unknown transition"));
+        assert!(parse_transition(&["W", "010"]).unwrap_err().contains("unknown transition"));
+    }
+
+    // Killed by scripts/mutants: the AUD arms (an empty AUD line, AUD before any event)
+    // each say what is wrong, not one for the other.
+    #[test]
+    fn aud_lines_are_explained() {
+        let edl = parse_edl("AUD 3\n", Some(FrameRate::Fps25));
+        let reasons: Vec<&str> = edl.warnings.iter().map(|w| w.reason.as_str()).collect();
+        assert_eq!(reasons, ["an AUD line before any event"]);
+        let text = "001 R1 V C 01:00:00:00 01:00:01:00 01:00:00:00 01:00:01:00\nAUD\nAUD 3\n";
+        let edl = parse_edl(text, Some(FrameRate::Fps25));
+        let reasons: Vec<&str> = edl.warnings.iter().map(|w| w.reason.as_str()).collect();
+        assert_eq!(reasons, ["AUD must be followed by channel numbers"]);
+        assert_eq!(edl.events[0].audio_channels, [3]);
+    }
 }
