@@ -769,4 +769,28 @@ SPLIT:    AUDIO DELAY=  00:00:00:08
         assert_eq!(reasons, ["AUD must be followed by channel numbers"]);
         assert_eq!(edl.events[0].audio_channels, [3]);
     }
+
+    // Killed by scripts/mutants: `||` -> `&&` for the `>>>` / EFFECTS NAME IS lines.
+    #[test]
+    fn source_and_effect_name_lines_are_kept_as_comments() {
+        let text = "001 R1 V C 01:00:00:00 01:00:01:00 01:00:00:00 01:00:01:00\n\
+                    >>> SOURCE R1 A001C003\nEFFECTS NAME IS CROSS DISSOLVE\n";
+        let edl = parse_edl(text, Some(FrameRate::Fps25));
+        assert!(edl.warnings.is_empty(), "{:?}", edl.warnings);
+        assert_eq!(
+            edl.events[0].comments,
+            [">>> SOURCE R1 A001C003", "EFFECTS NAME IS CROSS DISSOLVE"]
+        );
+    }
+
+    // Killed by scripts/mutants: parse_m2's `len() < 4` and both `n - 2` (a reel name with
+    // a space moves the speed away from the middle token).
+    #[test]
+    fn m2_with_a_spaced_reel_name() {
+        let m2 = parse_m2(&["M2", "A001", "B", "-025.0", "01:00:00:00"]).unwrap();
+        assert_eq!((m2.reel.as_str(), m2.fps, m2.tc.as_str()), ("A001 B", -25.0, "01:00:00:00"));
+        let e = parse_m2(&["M2", "A001", "B", "fast", "01:00:00:00"]).unwrap_err();
+        assert!(e.contains("\"fast\""), "{e}");
+        assert!(parse_m2(&["M2", "R1", "025.0"]).unwrap_err().contains("needs a reel"));
+    }
 }
