@@ -938,6 +938,20 @@ mod tests {
         assert_eq!(enumerate_labels(DF5994, 1).len(), 215_784);
     }
 
+    // Killed by scripts/mutants: label_shape_len's digit-count bounds (1 to 6 hour digits)
+    // and the two digit checks after each separator.
+    #[test]
+    fn label_shape_is_digits_then_three_separated_pairs() {
+        assert_eq!(label_shape_len("01:00:00:00"), 11);
+        assert_eq!(label_shape_len("01:00:00:00-rest"), 11);
+        assert_eq!(label_shape_len("123456:00:00:00"), 15);
+        assert_eq!(label_shape_len("1234567:00:00:00"), 0);
+        assert_eq!(label_shape_len(":00:00:00"), 0);
+        assert_eq!(label_shape_len("01:x0:00:00"), 0);
+        assert_eq!(label_shape_len("01:0x:00:00"), 0);
+        assert_eq!(label_shape_len("01:00:00:0"), 0);
+    }
+
     fn any_rate() -> impl Strategy<Value = FrameRate> {
         proptest::sample::select(FrameRate::ALL.to_vec())
     }
