@@ -264,6 +264,8 @@ fn fields_from_frames(frames: i64, rate: FrameRate) -> TcFields {
         let rem = x % per_ten;
         // Adding back the skipped labels: at most ~0.1% of x, so no overflow even at 2^63.
         x += 9 * d * tens;
+        // Equivalent mutant (scripts/mutants): `>` for `>=` changes nothing, because at
+        // rem == d the term added below is d * 0.
         if rem >= d {
             x += d * ((rem - d) / per_dropped_minute);
         }
@@ -287,6 +289,7 @@ fn gcd(mut a: i128, mut b: i128) -> i128 {
     a
 }
 
+// Equivalent mutant (scripts/mutants): `<=` for `<` changes nothing, because 0 always fits.
 fn saturate(v: i128) -> i64 {
     i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
 }
@@ -950,6 +953,25 @@ mod tests {
         assert_eq!(label_shape_len("01:x0:00:00"), 0);
         assert_eq!(label_shape_len("01:0x:00:00"), 0);
         assert_eq!(label_shape_len("01:00:00:0"), 0);
+    }
+
+    // Killed by scripts/mutants: the 999999-hour limit of check_fields is inclusive.
+    #[test]
+    fn hours_run_to_999999() {
+        let f = |hours| TcFields { negative: false, hours, minutes: 0, seconds: 0, frames: 0 };
+        assert!(Timecode::from_fields(f(999_999), FrameRate::Fps25).is_ok());
+        assert!(matches!(
+            Timecode::from_fields(f(1_000_000), FrameRate::Fps25),
+            Err(TimecodeError::Overflow { .. })
+        ));
+    }
+
+    // Killed by scripts/mutants: saturate's sign test (`<` -> `==`, `>`).
+    #[test]
+    fn saturate_clamps_to_the_sign() {
+        assert_eq!(saturate(i128::MAX), i64::MAX);
+        assert_eq!(saturate(i128::MIN), i64::MIN);
+        assert_eq!(saturate(-5), -5);
     }
 
     fn any_rate() -> impl Strategy<Value = FrameRate> {
