@@ -397,6 +397,8 @@ impl Timecode {
             i128::from(num) * i128::from(rn),
             i128::from(den) * i128::from(rd),
         );
+        // Equivalent mutant (scripts/mutants): `<=` for `<` changes nothing, because
+        // `bottom` is never 0 here (den is not, and no rate has a zero denominator).
         if bottom < 0 {
             top = -top;
             bottom = -bottom;
@@ -972,6 +974,17 @@ mod tests {
         assert_eq!(saturate(i128::MAX), i64::MAX);
         assert_eq!(saturate(i128::MIN), i64::MIN);
         assert_eq!(saturate(-5), -5);
+    }
+
+    // Killed by scripts/mutants: checked_add -> None, and Sub -> 1 / `-` -> `/`.
+    #[test]
+    fn checked_add_and_sub_count_frames() {
+        let r = FrameRate::Fps25;
+        let tc = Timecode::from_frames(100, r);
+        assert_eq!(tc.checked_add(-40), Some(Timecode::from_frames(60, r)));
+        assert_eq!(Timecode::from_frames(i64::MAX, r).checked_add(1), None);
+        assert_eq!(tc - Timecode::from_frames(40, r), 60);
+        assert_eq!(Timecode::from_frames(40, r) - tc, -60);
     }
 
     fn any_rate() -> impl Strategy<Value = FrameRate> {
