@@ -987,6 +987,14 @@ mod tests {
         assert_eq!(Timecode::from_frames(40, r) - tc, -60);
     }
 
+    // Killed by scripts/mutants: TcRange::is_empty -> true.
+    #[test]
+    fn range_emptiness() {
+        let at = |f| Timecode::from_frames(f, FrameRate::Fps24);
+        assert!(!TcRange::new(at(10), at(11)).unwrap().is_empty());
+        assert!(TcRange::new(at(10), at(10)).unwrap().is_empty());
+    }
+
     fn any_rate() -> impl Strategy<Value = FrameRate> {
         proptest::sample::select(FrameRate::ALL.to_vec())
     }
