@@ -961,4 +961,81 @@ SPLIT:    AUDIO DELAY=  00:00:00:08
         assert_eq!(edl.events[1].source_range(FrameRate::Fps24).unwrap().len_frames(), 24);
         assert_eq!(parse_point("86400", FrameRate::Fps25).unwrap().to_string(), "00:57:36:00");
     }
+
+    // Killed by scripts/mutants: `is_label -> true`, its `&&` -> `||` and `>` -> `>=`.
+    #[test]
+    fn is_label_takes_whole_tokens_only() {
+        assert!(is_label("01:00:00:00"));
+        assert!(is_label("01:00:00;00"));
+        assert!(is_label("01.00.00.00"));
+        assert!(!is_label("01:00:00:00x"));
+        assert!(!is_label("01:00:00"));
+        assert!(!is_label("AX"));
+        assert!(!is_label(""));
+    }
+
+    // Killed by scripts/mutants: `&&` -> `||` in parse_duration (Rust's u32 parse takes a
+    // leading '+', a transition duration must not).
+    #[test]
+    fn durations_are_digits_only() {
+        assert_eq!(parse_duration("030"), Some(30));
+        assert_eq!(parse_duration("+5"), None);
+        assert_eq!(parse_duration(""), None);
+        assert_eq!(parse_duration("1a"), None);
+    }
+
+    // Killed by scripts/mutants: the W-branch condition (`&&` -> `||`, `> 1` -> `>= 1`) and
+    // the K-branch guard that tells a key kind from a duration.
+    #[test]
+    fn transition_codes() {
+        assert_eq!(parse_transition(&["W012", "030"]), Ok(Transition::Wipe(12, 30)));
+        assert_eq!(
+            parse_transition(&["K", "010"]),
+            Ok(Transition::Key("K".to_string(), Some(10)))
+        );
+        assert_eq!(
+            parse_transition(&["K", "B", "010"]),
+            Ok(Transition::Key("K B".to_string(), Some(10)))
+        );
+        assert!(parse_transition(&["X12", "010"]).unwrap_err().contains("unknown transition"));
+        assert!(parse_transition(&["W", "010"]).unwrap_err().contains("unknown transition"));
+    }
+
+    // Killed by scripts/mutants: the AUD arms (an empty AUD line, AUD before any event)
+    // each say what is wrong, not one for the other.
+    #[test]
+    fn aud_lines_are_explained() {
+        let edl = parse_edl("AUD 3\n", Some(FrameRate::Fps25));
+        let reasons: Vec<&str> = edl.warnings.iter().map(|w| w.reason.as_str()).collect();
+        assert_eq!(reasons, ["an AUD line before any event"]);
+        let text = "001 R1 V C 01:00:00:00 01:00:01:00 01:00:00:00 01:00:01:00\nAUD\nAUD 3\n";
+        let edl = parse_edl(text, Some(FrameRate::Fps25));
+        let reasons: Vec<&str> = edl.warnings.iter().map(|w| w.reason.as_str()).collect();
+        assert_eq!(reasons, ["AUD must be followed by channel numbers"]);
+        assert_eq!(edl.events[0].audio_channels, [3]);
+    }
+
+    // Killed by scripts/mutants: `||` -> `&&` for the `>>>` / EFFECTS NAME IS lines.
+    #[test]
+    fn source_and_effect_name_lines_are_kept_as_comments() {
+        let text = "001 R1 V C 01:00:00:00 01:00:01:00 01:00:00:00 01:00:01:00\n\
+                    >>> SOURCE R1 A001C003\nEFFECTS NAME IS CROSS DISSOLVE\n";
+        let edl = parse_edl(text, Some(FrameRate::Fps25));
+        assert!(edl.warnings.is_empty(), "{:?}", edl.warnings);
+        assert_eq!(
+            edl.events[0].comments,
+            [">>> SOURCE R1 A001C003", "EFFECTS NAME IS CROSS DISSOLVE"]
+        );
+    }
+
+    // Killed by scripts/mutants: parse_m2's `len() < 4` and both `n - 2` (a reel name with
+    // a space moves the speed away from the middle token).
+    #[test]
+    fn m2_with_a_spaced_reel_name() {
+        let m2 = parse_m2(&["M2", "A001", "B", "-025.0", "01:00:00:00"]).unwrap();
+        assert_eq!((m2.reel.as_str(), m2.fps, m2.tc.as_str()), ("A001 B", -25.0, "01:00:00:00"));
+        let e = parse_m2(&["M2", "A001", "B", "fast", "01:00:00:00"]).unwrap_err();
+        assert!(e.contains("\"fast\""), "{e}");
+        assert!(parse_m2(&["M2", "R1", "025.0"]).unwrap_err().contains("needs a reel"));
+    }
 }

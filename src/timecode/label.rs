@@ -264,6 +264,8 @@ fn fields_from_frames(frames: i64, rate: FrameRate) -> TcFields {
         let rem = x % per_ten;
         // Adding back the skipped labels: at most ~0.1% of x, so no overflow even at 2^63.
         x += 9 * d * tens;
+        // Equivalent mutant (scripts/mutants): `>` for `>=` changes nothing, because at
+        // rem == d the term added below is d * 0.
         if rem >= d {
             x += d * ((rem - d) / per_dropped_minute);
         }
@@ -287,6 +289,7 @@ fn gcd(mut a: i128, mut b: i128) -> i128 {
     a
 }
 
+// Equivalent mutant (scripts/mutants): `<=` for `<` changes nothing, because 0 always fits.
 fn saturate(v: i128) -> i64 {
     i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
 }
@@ -394,6 +397,8 @@ impl Timecode {
             i128::from(num) * i128::from(rn),
             i128::from(den) * i128::from(rd),
         );
+        // Equivalent mutant (scripts/mutants): `<=` for `<` changes nothing, because
+        // `bottom` is never 0 here (den is not, and no rate has a zero denominator).
         if bottom < 0 {
             top = -top;
             bottom = -bottom;
@@ -936,6 +941,58 @@ mod tests {
         // The enumeration also pins the per-hour totals.
         assert_eq!(enumerate_labels(DF2997, 1).len(), 107_892);
         assert_eq!(enumerate_labels(DF5994, 1).len(), 215_784);
+    }
+
+    // Killed by scripts/mutants: label_shape_len's digit-count bounds (1 to 6 hour digits)
+    // and the two digit checks after each separator.
+    #[test]
+    fn label_shape_is_digits_then_three_separated_pairs() {
+        assert_eq!(label_shape_len("01:00:00:00"), 11);
+        assert_eq!(label_shape_len("01:00:00:00-rest"), 11);
+        assert_eq!(label_shape_len("123456:00:00:00"), 15);
+        assert_eq!(label_shape_len("1234567:00:00:00"), 0);
+        assert_eq!(label_shape_len(":00:00:00"), 0);
+        assert_eq!(label_shape_len("01:x0:00:00"), 0);
+        assert_eq!(label_shape_len("01:0x:00:00"), 0);
+        assert_eq!(label_shape_len("01:00:00:0"), 0);
+    }
+
+    // Killed by scripts/mutants: the 999999-hour limit of check_fields is inclusive.
+    #[test]
+    fn hours_run_to_999999() {
+        let f = |hours| TcFields { negative: false, hours, minutes: 0, seconds: 0, frames: 0 };
+        assert!(Timecode::from_fields(f(999_999), FrameRate::Fps25).is_ok());
+        assert!(matches!(
+            Timecode::from_fields(f(1_000_000), FrameRate::Fps25),
+            Err(TimecodeError::Overflow { .. })
+        ));
+    }
+
+    // Killed by scripts/mutants: saturate's sign test (`<` -> `==`, `>`).
+    #[test]
+    fn saturate_clamps_to_the_sign() {
+        assert_eq!(saturate(i128::MAX), i64::MAX);
+        assert_eq!(saturate(i128::MIN), i64::MIN);
+        assert_eq!(saturate(-5), -5);
+    }
+
+    // Killed by scripts/mutants: checked_add -> None, and Sub -> 1 / `-` -> `/`.
+    #[test]
+    fn checked_add_and_sub_count_frames() {
+        let r = FrameRate::Fps25;
+        let tc = Timecode::from_frames(100, r);
+        assert_eq!(tc.checked_add(-40), Some(Timecode::from_frames(60, r)));
+        assert_eq!(Timecode::from_frames(i64::MAX, r).checked_add(1), None);
+        assert_eq!(tc - Timecode::from_frames(40, r), 60);
+        assert_eq!(Timecode::from_frames(40, r) - tc, -60);
+    }
+
+    // Killed by scripts/mutants: TcRange::is_empty -> true.
+    #[test]
+    fn range_emptiness() {
+        let at = |f| Timecode::from_frames(f, FrameRate::Fps24);
+        assert!(!TcRange::new(at(10), at(11)).unwrap().is_empty());
+        assert!(TcRange::new(at(10), at(10)).unwrap().is_empty());
     }
 
     fn any_rate() -> impl Strategy<Value = FrameRate> {

@@ -109,6 +109,9 @@ impl FrameRate {
     /// standard rates are 0.024 fps apart (23.976 vs 24), so 0.01 can never match two.
     /// `drop_frame` for a rate with no drop-frame form (24, 25, ...) gives `None`.
     pub fn from_rational(num: u32, den: u32, drop_frame: bool) -> Option<FrameRate> {
+        // Equivalent mutant (scripts/mutants): `||` -> `&&` here changes nothing, because with
+        // a zero `num` or `den` no standard rate passes the tolerance test below either; the
+        // early return states the refusal instead of leaving it to the arithmetic.
         if den == 0 || num == 0 {
             return None;
         }
@@ -129,6 +132,9 @@ impl FrameRate {
     /// Like [`FrameRate::from_rational`] for a rate already in floating point (ffprobe's
     /// `r_frame_rate` as a float, a user's `--fps 29.97`).
     pub fn from_f64(fps: f64, drop_frame: bool) -> Option<FrameRate> {
+        // Equivalent mutant (scripts/mutants): `||` -> `&&` here changes nothing, because a
+        // NaN, infinite, zero or negative `fps` is more than 0.01 from every standard rate in
+        // the test below (NaN compares false); the guard says so instead of the arithmetic.
         if !fps.is_finite() || fps <= 0.0 {
             return None;
         }
@@ -234,6 +240,8 @@ impl FromStr for FrameRate {
         }
         if !body.contains('.') {
             let n: u32 = body.parse().map_err(|_| unknown())?;
+            // Equivalent mutant (scripts/mutants): `>=` here changes nothing, because 120
+            // is no rate read either way (120 fps, 1.2 fps, 0.12 fps).
             if n > 120 {
                 return FrameRate::from_rational(n, 100, drop_frame)
                     .or_else(|| FrameRate::from_rational(n, 1000, drop_frame))
@@ -377,5 +385,37 @@ mod tests {
             Some(FrameRate::Fps25)
         );
         assert_eq!(FrameRate::Fps25.with_drop_frame(true), None);
+    }
+
+    // Killed the mutants of as_f64 (scripts/mutants): `* for /` keeps 25 at 25.
+    #[test]
+    fn as_f64_is_num_over_den() {
+        assert_eq!(FrameRate::Fps25.as_f64(), 25.0);
+        assert_eq!(FrameRate::Fps23_976.as_f64(), 24000.0 / 1001.0);
+    }
+
+    // Killed `0.01 + 1e-9` -> `0.01 - 1e-9` in from_f64 (scripts/mutants): 25.01 as an f64
+    // is a hair more than 0.01 from 25, and from_rational(2501, 100) takes it, so must this.
+    #[test]
+    fn from_f64_takes_exactly_one_hundredth_off() {
+        assert_eq!(FrameRate::from_f64(25.01, false), Some(FrameRate::Fps25));
+        assert_eq!(FrameRate::from_f64(24.99, false), Some(FrameRate::Fps25));
+        assert_eq!(FrameRate::from_f64(25.011, false), None);
+    }
+
+    // Killed the mutants `is_ntsc -> true` / `-> false` (scripts/mutants).
+    #[test]
+    fn ntsc_rates_are_the_1000_over_1001_ones() {
+        let ntsc: Vec<FrameRate> = FrameRate::ALL.into_iter().filter(|r| r.is_ntsc()).collect();
+        assert_eq!(
+            ntsc,
+            [
+                FrameRate::Fps23_976,
+                FrameRate::Fps29_97Df,
+                FrameRate::Fps29_97Ndf,
+                FrameRate::Fps59_94Df,
+                FrameRate::Fps59_94Ndf
+            ]
+        );
     }
 }

@@ -576,6 +576,25 @@ mod tests {
         assert_eq!(s.handles, Handles::Millis(1500));
     }
 
+    // Killed `frac_len > 3` -> `>=` (scripts/mutants): three decimals are allowed.
+    #[test]
+    fn handles_take_three_decimals_not_four() {
+        let s = spec("clip.mov@01.00.10.00-01.00.20.00+1.125s");
+        assert_eq!(s.handles, Handles::Millis(1125));
+        assert!(err("clip.mov@01.00.10.00-01.00.20.00+1.1250s").contains("at most three decimals"));
+    }
+
+    // Killed `dot > 0 && !ext.is_empty()` -> `||` / `dot >= 0` (scripts/mutants): a name
+    // that only starts with a dot, or ends in one, has no extension to repeat.
+    #[test]
+    fn extension_of_dot_names() {
+        assert_eq!(extension("clip.mov"), Some("mov"));
+        assert_eq!(extension(".mov"), None);
+        assert_eq!(extension("clip."), None);
+        assert_eq!(extension("clip"), None);
+        assert!(err(".mov@01.00.10.00-01.00.20.00.mov").contains("not the extension"));
+    }
+
     #[test]
     fn name_round_trip() {
         let rate = FrameRate::Fps29_97Df;

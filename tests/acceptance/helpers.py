@@ -48,3 +48,75 @@ def assert_same_tree(src, dst):
         if stat.S_ISREG(sa.st_mode):
             assert sa.st_size == sb.st_size, rel
             assert b3(a) == b3(b), rel
+
+
+# ---- frame accuracy over every frame (ffmpeg's psnr filter, per-frame stats) ----
+
+import re
+import subprocess
+import tempfile
+
+
+def _frame_chain(label_in, label_out, size, skip):
+    """Frames from `skip` on, renumbered 0, 1, 2 ... on a common clock (so the psnr
+    filter pairs them by position, whatever each file's time base or start), scaled to
+    `size` with the Rec. 709 matrix, as 8-bit 4:4:4 Y'CbCr."""
+    w, h = size
+    return (f"[{label_in}]trim=start_frame={skip},settb=AVTB,setpts=N*40000,"
+            f"scale={w}:{h}:out_color_matrix=bt709:out_range=tv,format=yuv444p[{label_out}]")
+
+
+def frame_psnrs(test, ref, size, *, shift=0, ref_opts=(), test_opts=()):
+    """Luma PSNR (dB; inf when equal) of every frame k of `test` against frame
+    k + `shift` of `ref`, both decoded by ffmpeg and brought to `size` = (w, h).
+
+    One value per pair, in order; pairing stops at the shorter side, so a caller
+    compares counts itself. `ref_opts`/`test_opts` are ffmpeg input options (an
+    image sequence's -framerate/-start_number). Luma: the frame counter and the
+    moving pattern are in it, and 4:2:0/4:2:2 chroma loss would blur a mismatch."""
+    with tempfile.TemporaryDirectory(prefix="reelfs-psnr-") as tmp:
+        stats = os.path.join(tmp, "psnr.log")
+        graph = ";".join([
+            _frame_chain("0:v", "t", size, max(-shift, 0)),
+            _frame_chain("1:v", "r", size, max(shift, 0)),
+            f"[t][r]psnr=stats_file={stats}:shortest=1",
+        ])
+        p = subprocess.run(
+            ["ffmpeg", "-nostdin", "-v", "error", *map(str, test_opts), "-i", str(test),
+             *map(str, ref_opts), "-i", str(ref), "-lavfi", graph, "-f", "null", "-"],
+            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
+        assert p.returncode == 0, f"ffmpeg psnr of {test} against {ref} failed:\n{p.stderr}"
+        with open(stats) as f:
+            lines = [l for l in f if l.strip()]
+    out = []
+    for line in lines:
+        m = re.search(r"psnr_y:(inf|[0-9.]+)", line)
+        assert m, f"no psnr_y in ffmpeg's stats line {line!r}"
+        out.append(float(m.group(1)))
+    return out
+
+
+def assert_every_frame_is_source_frame(test, ref, size, frames, *, min_db=30.0, margin_db=5.0,
+                                       ref_opts=(), test_opts=(), what=""):
+    """Frame k of `test` is frame k of `ref`, for EVERY k < `frames`: each pair
+    agrees to at least `min_db` (the minimum over all frames, not the average), and
+    each frame is clearly closer to its own source frame than to the source frames
+    just before and after it (`margin_db`), so a dropped, repeated or shifted frame
+    anywhere fails, even where neighbouring frames look alike."""
+    same = frame_psnrs(test, ref, size, ref_opts=ref_opts, test_opts=test_opts)
+    nxt = frame_psnrs(test, ref, size, shift=1, ref_opts=ref_opts, test_opts=test_opts)
+    prev = frame_psnrs(test, ref, size, shift=-1, ref_opts=ref_opts, test_opts=test_opts)
+    assert len(same) == frames, f"{what}: {len(same)} frame pairs compared, expected {frames}"
+    worst = min(range(frames), key=lambda k: same[k])
+    assert same[worst] >= min_db, (
+        f"{what}: frame {worst} is not source frame {worst} ({same[worst]:.1f} dB < {min_db} dB)")
+    for k in range(frames):
+        if k + 1 < frames:
+            assert same[k] > nxt[k] + margin_db, (
+                f"{what}: frame {k} is as close to source frame {k + 1} ({nxt[k]:.1f} dB) "
+                f"as to source frame {k} ({same[k]:.1f} dB)")
+        if k > 0:
+            assert same[k] > prev[k - 1] + margin_db, (
+                f"{what}: frame {k} is as close to source frame {k - 1} ({prev[k - 1]:.1f} dB) "
+                f"as to source frame {k} ({same[k]:.1f} dB)")
+    return same

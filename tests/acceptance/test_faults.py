@@ -81,7 +81,7 @@ def as_nobody():
     os.chmod(scratch, 0o755)
     if os.geteuid() == 0:
         if not shutil.which("setpriv"):
-            pytest.skip("running as root and setpriv (util-linux) is missing")
+            pytest.fail("running as root and setpriv (util-linux) is missing: run scripts/install-deps")
         prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
         os.chown(scratch, 65534, 65534)
     else:
@@ -272,13 +272,13 @@ def test_second_writer_is_told_who_holds_the_lock(reelfs, tmp_archive, tmp_path)
 def small_disk(tmp_path):
     """A 40 MB tmpfs (needs root)."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
+        pytest.fail("mounting a tmpfs needs root (the suite and CI run as root)")
     mnt = tmp_path / "small-disk"
     mnt.mkdir()
     proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mnt)],
                           capture_output=True, text=True)
     if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+        pytest.fail(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
     try:
         yield mnt
     finally:
@@ -324,13 +324,17 @@ def test_kill_9_mid_ingest_then_rerun_completes(reelfs, tmp_archive, tmp_path):
     proc = reelfs.popen("ingest", tmp_archive, card, "-m", "card")
     try:
         # Wait until it holds the lock and has written some pack bytes, then kill it.
-        deadline = time.time() + 60
+        deadline = time.time() + 120
+        mid_write = False
         while time.time() < deadline and proc.poll() is None:
             if (tmp_archive / "lock").read_text().strip() == str(proc.pid) \
                     and tree_size(tmp_archive / "packs") > (1 << 20) + (30 << 20):
+                mid_write = True
                 break
             time.sleep(0.01)
         assert proc.poll() is None, "ingest finished before it could be killed; use more data"
+        # Killing before anything was written would prove nothing about a kill mid-write.
+        assert mid_write, "ingest wrote less than 30 MiB of packs in 120 s: not killed mid-write"
         # Meanwhile a second writer is refused, naming the first.
         second = reelfs("ingest", tmp_archive, first)
         assert second.returncode != 0 and f"locked by PID {proc.pid}" in second.stderr

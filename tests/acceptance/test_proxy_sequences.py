@@ -4,7 +4,8 @@ alpha (ProRes 4444), the DNxHR LB editorial profile and the contact sheet.
 Checked with independent tools (ffprobe, MediaInfo, ffmpeg PSNR), as in
 test_proxies.py, whose helpers this module reuses:
 - a sequence renders as ONE proxy per profile, named after its stem, with as many
-  frames as the sequence spans; frame N of the proxy is file N of the sequence;
+  frames as the sequence spans; frame N of the proxy is file N of the sequence, for
+  every N (ffmpeg's psnr filter with per-frame stats, see helpers.py);
 - the timecode and rate come from the frame headers (DPX TV header, EXR
   `timeCode`/`framesPerSecond`); a sequence without them is noted, never guessed
   silently;
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import assert_every_frame_is_source_frame, frame_psnrs
 from test_proxies import PROFILE_EXT, Mounted, archive_with_proxies, ffprobe, frame_count, grab, mediainfo_tc, psnr, run, tmcd, video, audio
 
 SEQS = {
@@ -109,20 +111,16 @@ def test_sequence_proxy_has_one_frame_per_file_and_the_header_rate(sx, folder):
 
 
 @pytest.mark.parametrize("folder", list(SEQS))
-def test_sequence_proxy_frame_n_is_file_n(sx, folder):
-    frames = SEQS[folder][2]
-    prox = seq_proxy(sx, folder, "editorial")
+@pytest.mark.parametrize("profile", ["editorial", "preview"])
+def test_sequence_proxy_frame_n_is_file_n(sx, folder, profile):
+    """Every frame against every file (ffmpeg reads the sequence itself): a proxy that
+    drops a file and repeats the last picture fails."""
+    pattern, opts, frames, *_ = SEQS[folder]
+    prox = seq_proxy(sx, folder, profile)
     v = video(ffprobe(prox))
-    size = (v["width"], v["height"])
-    w = sx.work / folder
-    w.mkdir(exist_ok=True)
-    for k in (0, frames // 2, frames - 1):
-        s = grab_seq(sx, folder, k, w / f"s{k}.png", size)
-        p = grab_y(prox, k, w / f"p{k}.png")
-        assert psnr(s, p) > 30, f"{folder}: proxy frame {k} is not file {k}"
-    same = psnr(grab_seq(sx, folder, 3, w / "s3.png", size), grab_y(prox, 3, w / "p3.png"))
-    off = psnr(w / "s3.png", grab_y(prox, 4, w / "p4.png"))
-    assert same > 30 and off < same - 5, f"{folder}: frame 3 vs 3 {same:.1f} dB, vs 4 {off:.1f} dB"
+    assert frame_count(prox) == frames
+    assert_every_frame_is_source_frame(prox, sx.media / folder / pattern, (v["width"], v["height"]), frames,
+                                       ref_opts=opts, what=f"{profile} proxy of {folder}")
 
 
 @pytest.mark.parametrize("folder", ["L012_dpx_tc", "M013_exr"])
@@ -220,6 +218,26 @@ def test_gap_and_damaged_frame_hold_the_previous_picture(tmp_path, reelfs, media
         size = (v["width"], v["height"])
         src = grab_seq(_media_env(media_dir), "L012_dpx_tc", 10, w / "src10.png", size)
         assert psnr(src, grab_y(prox, 10, w / "p10.png")) > 30
+        # Every frame is the file it should show: file 1001+k, except the two held ones.
+        shown = list(range(24))
+        shown[4], shown[9] = 3, 8
+
+        def files(name, index):
+            """An image sequence of links: its frame k is the undamaged file 1001+index[k]."""
+            d = w / name
+            d.mkdir()
+            for k, i in enumerate(index):
+                os.symlink(media_dir / "L012_dpx_tc" / f"L012.{1001 + i:07d}.dpx", d / f"r.{k:07d}.dpx")
+            return d / "r.%07d.dpx"
+
+        opts = ["-start_number", "0", "-framerate", "24"]
+        same = frame_psnrs(prox, files("same", shown), size, ref_opts=opts)
+        later = frame_psnrs(prox, files("later", [min(i + 1, 23) for i in shown]), size, ref_opts=opts)
+        earlier = frame_psnrs(prox, files("earlier", [max(i - 1, 0) for i in shown]), size, ref_opts=opts)
+        assert len(same) == 24 and min(same) >= 30, same
+        for k, i in enumerate(shown):
+            assert i == 23 or same[k] > later[k] + 5, (k, same[k], later[k])
+            assert i == 0 or same[k] > earlier[k] + 5, (k, same[k], earlier[k])
     info = reelfs.json("info", arch, "main/S")
     assert info["sequences"][0]["gaps"] == ["1010"]
 

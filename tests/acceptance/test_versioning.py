@@ -204,7 +204,8 @@ def test_merge_fast_forward_and_up_to_date(reelfs, two_branches):
     p = reelfs.ok("merge", arch, "grade", "--into", "main")
     assert "fast-forward" in p.stdout
     assert head(reelfs, arch, "main") == g
-    assert reelfs.json("log", arch, "main", "-n", "1")[0]["parents"] != [g]  # no new commit
+    # No new commit: main's history is grade's, commit for commit.
+    assert [c["commit"] for c in reelfs.json("log", arch, "main")] == [c["commit"] for c in reelfs.json("log", arch, "grade")]
     assert reelfs.json("merge", arch, "grade", "--into", "main")["outcome"] == "up-to-date"
     assert reelfs.json("merge", arch, "main", "--into", "grade")["outcome"] == "up-to-date"
 
@@ -213,7 +214,10 @@ def test_merge_conflict_lists_paths_and_merges_nothing(reelfs, tmp_path, two_bra
     arch, clip = two_branches
     put(reelfs, arch, tmp_path, "main", {"Day01/a.txt": b"a edited on main\n", "Day01/b.txt": b"b v2\n"})
     put(reelfs, arch, tmp_path, "main", {"Day02/new.wav": b"main's own new.wav"})
+    # A change on the merged side that conflicts with nothing: it must arrive.
+    put(reelfs, arch, tmp_path, "grade", {"Day03/grade_only.txt": b"only on grade\n"})
     before = head(reelfs, arch, "main")
+    grade_head = head(reelfs, arch, "grade")
     p = reelfs("merge", arch, "grade", "--into", "main")
     assert p.returncode == 1
     assert "CONFLICT (modify/modify)  Day01/a.txt" in p.stdout
@@ -235,6 +239,12 @@ def test_merge_conflict_lists_paths_and_merges_nothing(reelfs, tmp_path, two_bra
     assert cat(reelfs, arch, "main/Day02/new.wav") == b"main's own new.wav"
     assert cat(reelfs, arch, "main/Day01/b.txt") == b"b v2\n"
     assert cat(reelfs, arch, "main/Day02/clip.mov") == clip
+    assert cat(reelfs, arch, "main/Day03/grade_only.txt") == b"only on grade\n"
+    # The merge commit has both heads as parents, main's first.
+    assert rep["parents"] == [before, grade_head]
+    log = reelfs.json("log", arch, "main", "-n", "1")
+    assert log[0]["commit"] == rep["commit"] == head(reelfs, arch, "main")
+    assert log[0]["parents"] == [before, grade_head] and log[0]["merge"] is True
     reelfs.check_deep(arch)
 
 
@@ -421,8 +431,8 @@ def test_mount_shows_old_versions_read_only(reelfs, tmp_path, tmp_archive):
         assert not os.path.exists(hist / "nope")
         # xattrs name the commit.
         x = subprocess.run(["getfattr", "-d", "-m", "user.reelfs", str(old)], capture_output=True, text=True)
-        if x.returncode == 0:
-            assert c1 in x.stdout
+        assert x.returncode == 0, f"getfattr of {old} failed: {x.stderr}"
+        assert c1 in x.stdout, x.stdout
 
 
 # ---- staged writes (the writable mount) and versioning --------------------------------

@@ -270,3 +270,57 @@ impl W {
         Ok(())
     }
 }
+
+// Killed by scripts/mutants: `children` had no test of its own; the end-to-end tests in
+// tests.rs only ever walk well-formed ffmpeg output.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spans(d: &[u8]) -> Result<Vec<(String, usize, usize, usize)>, QtError> {
+        Ok(children(d, 0, d.len())?
+            .into_iter()
+            .map(|b| (fourcc(&b.typ), b.start, b.body, b.end))
+            .collect())
+    }
+
+    #[test]
+    fn children_of_a_container() {
+        let mut d = Vec::new();
+        d.extend_from_slice(b"\0\0\0\x08free");
+        d.extend_from_slice(b"\0\0\0\x0cskip1234");
+        // A 64-bit size: size field 1, then the size (24) after the type.
+        d.extend_from_slice(b"\0\0\0\x01wide\0\0\0\0\0\0\0\x18abcdefgh");
+        assert_eq!(
+            spans(&d).unwrap(),
+            [
+                ("free".to_string(), 0, 8, 8),
+                ("skip".to_string(), 8, 16, 20),
+                ("wide".to_string(), 20, 36, 44)
+            ]
+        );
+        // A 32-bit zero terminator ends a container; four other bytes are an error.
+        let mut t = d.clone();
+        t.extend_from_slice(&[0; 4]);
+        assert_eq!(spans(&t).unwrap().len(), 3);
+        let mut bad = d.clone();
+        bad.extend_from_slice(b"\0\0\0\x01");
+        assert!(spans(&bad).is_err());
+        let mut short = d.clone();
+        short.extend_from_slice(&[0; 3]);
+        assert!(spans(&short).is_err());
+        // An empty box can end a container.
+        assert_eq!(spans(b"\0\0\0\x08free").unwrap(), [("free".to_string(), 0, 8, 8)]);
+        // Size 0 runs to the end of the parent; a box larger than its parent is an error.
+        assert_eq!(spans(b"\0\0\0\0mdat1234").unwrap(), [("mdat".to_string(), 0, 8, 12)]);
+        assert_eq!(
+            spans(b"\0\0\0\x08free\0\0\0\0mdat1234").unwrap(),
+            [("free".to_string(), 0, 8, 8), ("mdat".to_string(), 8, 16, 20)]
+        );
+        assert!(spans(b"\0\0\0\x10mdat1234").is_err());
+        assert!(spans(b"\0\0\0\x04mdat").is_err());
+        assert!(spans(b"\0\0\0\x08free\0\0\0\x10mdat1234").is_err());
+        // A 64-bit size smaller than its own 16-byte header.
+        assert!(spans(b"\0\0\0\x01wide\0\0\0\0\0\0\0\x08").is_err());
+    }
+}
