@@ -120,3 +120,55 @@ def assert_every_frame_is_source_frame(test, ref, size, frames, *, min_db=30.0, 
                 f"{what}: frame {k} is as close to source frame {k - 1} ({prev[k - 1]:.1f} dB) "
                 f"as to source frame {k} ({same[k]:.1f} dB)")
     return same
+
+
+# ---- a reelfs mount for the length of a `with` block ----------------------------------
+
+import signal
+import time
+from pathlib import Path
+
+
+def mounted(mp) -> bool:
+    mp = os.path.realpath(mp)
+    with open("/proc/mounts") as f:
+        return any(len(ln.split()) > 1 and ln.split()[1] == mp for ln in f)
+
+
+class Mounted:
+    """`reelfs mount ARCHIVE MP` on enter; on exit unmounted (lazily if it must be) and
+    the daemon gone. `logdir` becomes the daemon's TMPDIR, where it writes its log. A
+    mount that does not come up fails the test (never a skip)."""
+
+    def __init__(self, reelfs, archive, mp, logdir=None):
+        self.reelfs, self.archive, self.mp, self.logdir = reelfs, archive, Path(mp), logdir
+        self.pid = None
+
+    def __enter__(self):
+        import pytest
+
+        self.mp.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, TMPDIR=str(self.logdir)) if self.logdir else None
+        p = self.reelfs("mount", self.archive, self.mp, timeout=30, env=env)
+        if p.returncode != 0 or not mounted(self.mp):
+            subprocess.run(["fusermount3", "-u", "-z", str(self.mp)], capture_output=True)
+            pytest.fail(f"reelfs mount failed ({p.returncode}):\n{p.stdout}\n{p.stderr}", pytrace=False)
+        m = re.search(r"pid (\d+)", p.stdout + p.stderr)
+        self.pid = int(m.group(1)) if m else None
+        return self
+
+    def __exit__(self, *exc):
+        if mounted(self.mp):
+            self.reelfs("umount", self.mp, timeout=30)
+        if mounted(self.mp):
+            subprocess.run(["fusermount3", "-u", "-z", str(self.mp)], capture_output=True)
+        if self.pid:
+            for _ in range(100):
+                try:
+                    os.kill(self.pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+            else:
+                os.kill(self.pid, signal.SIGKILL)
+        return False

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import Mounted, mounted
+
 from helpers import assert_every_frame_is_source_frame
 
 TIMEOUT = 300
@@ -121,44 +123,6 @@ def top_boxes(path):
             break
         pos += size
     return out
-
-
-def mounted(mp: Path) -> bool:
-    mp = os.path.realpath(mp)
-    with open("/proc/mounts") as f:
-        return any(len(l.split()) > 1 and l.split()[1] == mp for l in f)
-
-
-class Mounted:
-    def __init__(self, reelfs, archive, mp, logdir):
-        self.reelfs, self.archive, self.mp, self.logdir = reelfs, archive, Path(mp), logdir
-        self.pid = None
-
-    def __enter__(self):
-        self.mp.mkdir(parents=True, exist_ok=True)
-        p = self.reelfs("mount", self.archive, self.mp, timeout=30, env=dict(os.environ, TMPDIR=str(self.logdir)))
-        if p.returncode != 0 or not mounted(self.mp):
-            run(["fusermount3", "-u", "-z", self.mp])
-            pytest.fail(f"reelfs mount failed ({p.returncode}):\n{p.stdout}\n{p.stderr}", pytrace=False)
-        m = re.search(r"pid (\d+)", p.stdout + p.stderr)
-        self.pid = int(m.group(1)) if m else None
-        return self
-
-    def __exit__(self, *exc):
-        if mounted(self.mp):
-            self.reelfs("umount", self.mp, timeout=30)
-        if mounted(self.mp):
-            run(["fusermount3", "-u", "-z", self.mp])
-        if self.pid:
-            for _ in range(100):
-                try:
-                    os.kill(self.pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.1)
-            else:
-                os.kill(self.pid, signal.SIGKILL)
-        return False
 
 
 def make_truncated(media_dir: Path, out: Path):

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import Mounted, mounted
+
 
 TIMEOUT = 300
 PRORES_FRAMES, PRORES_BAD = 48, 20
@@ -105,45 +107,6 @@ def framemd5(path: Path) -> list[str]:
     p = run(["ffmpeg", "-nostdin", "-v", "error", "-i", path, "-map", "0:v:0", "-f", "framemd5", "-"], text=True)
     assert p.returncode == 0, p.stderr
     return [l.split(",")[-1].strip() for l in p.stdout.splitlines() if l and not l.startswith("#")]
-
-
-def mounted(mp: Path) -> bool:
-    mp = os.path.realpath(mp)
-    with open("/proc/mounts") as f:
-        return any(len(l.split()) > 1 and l.split()[1] == mp for l in f)
-
-
-class Mounted:
-    """`reelfs mount ARCHIVE MP` for the block's duration; a mount that fails fails the test."""
-
-    def __init__(self, reelfs, archive, mp):
-        self.reelfs, self.archive, self.mp, self.pid = reelfs, archive, Path(mp), None
-
-    def __enter__(self):
-        self.mp.mkdir(parents=True, exist_ok=True)
-        p = self.reelfs("mount", self.archive, self.mp, timeout=30)
-        if p.returncode != 0 or not mounted(self.mp):
-            run(["fusermount3", "-u", "-z", self.mp])
-            pytest.fail(f"reelfs mount failed ({p.returncode}):\n{p.stdout}\n{p.stderr}", pytrace=False)
-        m = re.search(r"pid (\d+)", p.stdout + p.stderr)
-        self.pid = int(m.group(1)) if m else None
-        return self
-
-    def __exit__(self, *exc):
-        if mounted(self.mp):
-            self.reelfs("umount", self.mp, timeout=30)
-        if mounted(self.mp):
-            run(["fusermount3", "-u", "-z", self.mp])
-        if self.pid:
-            for _ in range(100):
-                try:
-                    os.kill(self.pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.1)
-            else:
-                os.kill(self.pid, signal.SIGKILL)
-        return False
 
 
 class Env:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import Mounted
+
 TIMEOUT = 120
 
 
@@ -218,50 +220,18 @@ def add_tmcd_break(src: Path, dst: Path, at_frame: int, second_value: int):
 # ---- an archive and a mount -------------------------------------------------------------
 
 
-def _mounted(mp: Path) -> bool:
-    mp = os.path.realpath(mp)
-    with open("/proc/mounts") as f:
-        return any(len(ln.split()) > 1 and ln.split()[1] == mp for ln in f)
-
-
-class Mount:
-    def __init__(self, reelfs, archive: Path, base: Path):
-        self.reelfs, self.mp = reelfs, base / "mnt"
-        self.mp.mkdir()
-        p = reelfs("mount", archive, self.mp, timeout=30, env=dict(os.environ, TMPDIR=str(base)))
-        if p.returncode != 0 or not _mounted(self.mp):
-            run(["fusermount3", "-u", "-z", self.mp])
-            pytest.fail(f"reelfs mount failed ({p.returncode}):\n{p.stdout}\n{p.stderr}", pytrace=False)
-        m = re.search(r"pid (\d+)", p.stdout + p.stderr)
-        self.pid = int(m.group(1)) if m else None
-
-    def close(self):
-        if _mounted(self.mp):
-            self.reelfs("umount", self.mp, timeout=30)
-        if _mounted(self.mp):
-            run(["fusermount3", "-u", "-z", self.mp])
-        if self.pid:
-            for _ in range(100):
-                try:
-                    os.kill(self.pid, 0)
-                except ProcessLookupError:
-                    return
-                time.sleep(0.1)
-            os.kill(self.pid, signal.SIGKILL)
-
-
 @pytest.fixture
 def mount(reelfs, tmp_path):
     mounts = []
 
     def make(archive):
-        m = Mount(reelfs, archive, tmp_path)
+        m = Mounted(reelfs, archive, tmp_path / "mnt", tmp_path).__enter__()
         mounts.append(m)
         return m.mp
 
     yield make
     for m in mounts:
-        m.close()
+        m.__exit__(None, None, None)
 
 
 def ingest(reelfs, archive, folder, to="Day01"):
