@@ -42,7 +42,16 @@ pub enum FsError {
     /// A size or offset past the largest file the mount declares (EFBIG).
     #[error("file too large")]
     TooBig,
+    /// A name longer than NAME_MAX (255 bytes), ENAMETOOLONG as POSIX asks.
+    #[error("file name too long")]
+    NameTooLong,
+    /// An fallocate mode the branch cannot honour (EOPNOTSUPP).
+    #[error("operation not supported")]
+    NotSupported,
 }
+
+/// The longest name a directory entry may have, in bytes (Linux NAME_MAX).
+pub const NAME_MAX: usize = 255;
 
 pub type FsResult<T> = Result<T, FsError>;
 
@@ -109,6 +118,9 @@ pub struct FsCore {
     /// Write state of branch files being written, by inode.
     pub(crate) writes: Mutex<HashMap<u64, Arc<Mutex<super::write::WriteState>>>>,
     pub(crate) read_only: bool,
+    /// Access times set by `utimensat`, by (branch, path). The tree format has
+    /// no atime, so they live as long as the mount (see README "Writes").
+    pub(crate) atimes: Mutex<HashMap<(String, String), i64>>,
 }
 
 /// A slice's plan, the reader of its source, and the source's path (for xattrs).
@@ -150,6 +162,7 @@ impl FsCore {
             slices: Mutex::new(hashlink::LruCache::new(SLICE_PLAN_CACHE)),
             writes: Mutex::new(HashMap::new()),
             read_only: opts.read_only,
+            atimes: Mutex::new(HashMap::new()),
         }
     }
 
@@ -253,6 +266,11 @@ impl FsCore {
 
     pub fn lookup(&self, parent: u64, name: &str) -> FsResult<Attr> {
         let p = self.node(parent)?;
+        // Checked before anything else, as a kernel filesystem would: no name
+        // this long can exist, in any kind of folder.
+        if name.len() > NAME_MAX {
+            return Err(FsError::NameTooLong);
+        }
         if name == "." {
             return self.getattr(parent);
         }
@@ -360,7 +378,7 @@ impl FsCore {
         for _ in 0..8 {
             let a = self.lookup(parent, name)?;
             if self.inodes.remember(a.ino) {
-                return Ok(a);
+                return Ok(self.with_nlink(a));
             }
         }
         Err(FsError::Io(format!("inode of {name} kept being forgotten during lookup")))
@@ -381,6 +399,30 @@ impl FsCore {
                 }
             }
         }
+    }
+
+    /// POSIX link count of a directory: its name, its `.`, and the `..` of
+    /// each subdirectory (`find` and `ls` rely on it). Counted from the same
+    /// listing readdir gives, so `.proxy` and staged folders count too. Only
+    /// for attributes handed to the kernel: readdir does not call it, so
+    /// listing the root does not list every branch. When the folder cannot
+    /// be listed the count is 1, the Linux convention for "unknown".
+    pub fn with_nlink(&self, mut a: Attr) -> Attr {
+        if a.kind == NodeType::Dir {
+            a.nlink = match self.readdir(a.ino) {
+                Ok(entries) => {
+                    let subdirs = entries.iter().filter(|(_, c)| c.kind == NodeType::Dir).count();
+                    u32::try_from(subdirs).map_or(u32::MAX, |n| n.saturating_add(2))
+                }
+                Err(_) => 1,
+            };
+        }
+        a
+    }
+
+    /// `getattr` as the kernel sees it: with the directory link count.
+    pub fn stat(&self, ino: u64) -> FsResult<Attr> {
+        self.getattr(ino).map(|a| self.with_nlink(a))
     }
 
     /// Directory entries (without `.` and `..`), with inode numbers.

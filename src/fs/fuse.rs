@@ -2,6 +2,7 @@
 //! into errno. No filesystem logic lives here.
 
 use super::core::{Attr, FsCore, FsError, NodeType};
+use super::write::Falloc;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, OpenAccMode,
     OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
@@ -36,11 +37,15 @@ impl FuseAdapter {
 
     fn attr(&self, a: &Attr) -> FileAttr {
         let t = if a.mtime_ns >= 0 { UNIX_EPOCH + Duration::from_nanos(a.mtime_ns as u64) } else { UNIX_EPOCH };
+        let atime = match self.core.atime_ns(a.ino) {
+            Some(ns) => time_of(ns),
+            None => t,
+        };
         FileAttr {
             ino: INodeNo(a.ino),
             size: a.size,
             blocks: a.size.div_ceil(512),
-            atime: t,
+            atime,
             mtime: t,
             ctime: t,
             crtime: t,
@@ -73,6 +78,8 @@ fn errno(e: &FsError) -> Errno {
         FsError::CrossDevice => Errno::EXDEV,
         FsError::Invalid => Errno::EINVAL,
         FsError::TooBig => Errno::EFBIG,
+        FsError::NameTooLong => Errno::ENAMETOOLONG,
+        FsError::NotSupported => Errno::EOPNOTSUPP,
     }
 }
 
@@ -102,7 +109,7 @@ impl Filesystem for FuseAdapter {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.core.getattr(ino.0) {
+        match self.core.stat(ino.0) {
             Ok(a) => reply.attr(&TTL, &self.attr(&a)),
             Err(e) => reply.error(errno(&e)),
         }
@@ -239,7 +246,7 @@ impl Filesystem for FuseAdapter {
         _uid: Option<u32>,
         _gid: Option<u32>,
         size: Option<u64>,
-        _atime: Option<fuser::TimeOrNow>,
+        atime: Option<fuser::TimeOrNow>,
         mtime: Option<fuser::TimeOrNow>,
         _ctime: Option<SystemTime>,
         _fh: Option<FileHandle>,
@@ -256,8 +263,51 @@ impl Filesystem for FuseAdapter {
             };
             st.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
         });
+        if let Some(t) = atime {
+            if let Err(e) = self.core.set_atime(ino.0, ns_of(t)) {
+                return reply.error(errno(&e));
+            }
+        }
         match self.core.setattr(ino.0, mode, size, mtime_ns) {
-            Ok(a) => reply.attr(&TTL, &self.attr(&a)),
+            Ok(a) => reply.attr(&TTL, &self.attr(&self.core.with_nlink(a))),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn fallocate(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, length: u64, mode: i32, reply: ReplyEmpty) {
+        let mode = match mode {
+            0 => Falloc::Extend,
+            libc::FALLOC_FL_KEEP_SIZE => Falloc::KeepSize,
+            m if m == libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE => Falloc::PunchHole,
+            _ => return reply.error(Errno::EOPNOTSUPP),
+        };
+        match self.core.fallocate(ino.0, offset, length, mode) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        ino_in: INodeNo,
+        _fh_in: FileHandle,
+        offset_in: u64,
+        ino_out: INodeNo,
+        _fh_out: FileHandle,
+        offset_out: u64,
+        len: u64,
+        flags: fuser::CopyFileRangeFlags,
+        reply: fuser::ReplyWrite,
+    ) {
+        if flags.bits() != 0 {
+            return reply.error(Errno::EINVAL); // copy_file_range(2) defines no flags
+        }
+        // The reply carries a u32: a longer copy is done in parts, which the
+        // caller's loop (as with a short write) continues.
+        let len = len.min(u32::MAX as u64 & !0xfff);
+        match self.core.copy_range(ino_in.0, offset_in, ino_out.0, offset_out, len) {
+            Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -326,6 +376,21 @@ impl Filesystem for FuseAdapter {
             Ok(_) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
+    }
+}
+
+fn time_of(ns: i64) -> SystemTime {
+    if ns >= 0 { UNIX_EPOCH + Duration::from_nanos(ns as u64) } else { UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs()) }
+}
+
+fn ns_of(t: fuser::TimeOrNow) -> i64 {
+    let st = match t {
+        fuser::TimeOrNow::SpecificTime(st) => st,
+        fuser::TimeOrNow::Now => SystemTime::now(),
+    };
+    match st.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_nanos()).map(|n| -n).unwrap_or(i64::MIN),
     }
 }
 

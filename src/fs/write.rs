@@ -9,7 +9,7 @@
 
 use super::core::{Attr, FsCore, FsError, FsResult, NodeType};
 use super::inodes::{Node, NodeKind};
-use crate::archive::staging::{Content, Staged, MAX_FILE_SIZE};
+use crate::archive::staging::{splice, Content, Staged, MAX_FILE_SIZE};
 use crate::archive::objects::Extent;
 use crate::archive::{objects, BlobReader, EntryKind, Hash};
 use std::collections::BTreeMap;
@@ -17,6 +17,34 @@ use std::sync::{Arc, Mutex};
 
 /// Flush a file's buffered writes once they reach this size.
 const FLUSH_BYTES: u64 = 64 << 20;
+
+/// What `fallocate` may be asked to do in a branch (the adapter maps the
+/// kernel's mode bits; any other combination is refused before this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Falloc {
+    /// Mode 0: the file becomes at least offset + length long; new bytes read as zeros.
+    Extend,
+    /// KEEP_SIZE alone: reserve space. Nothing is reserved ahead in a content
+    /// store, so this changes nothing.
+    KeepSize,
+    /// PUNCH_HOLE | KEEP_SIZE: the range reads as zeros and stores nothing.
+    PunchHole,
+}
+
+/// The extents of `ext` covering [from, from + len), moved to start at `to`:
+/// the same chunks, so a copy stores no new bytes.
+fn extents_moved(ext: &[Extent], from: u64, len: u64, to: u64) -> Vec<Extent> {
+    let end = from + len;
+    ext.iter()
+        .filter(|e| e.file_offset < end && e.end() > from)
+        .map(|e| {
+            let s = e.file_offset.max(from);
+            let t = e.end().min(end);
+            let chunk_offset = if e.is_zero_run() { 0 } else { e.chunk_offset + (s - e.file_offset) };
+            Extent { file_offset: s - from + to, length: t - s, chunk: e.chunk, chunk_offset }
+        })
+        .collect()
+}
 
 /// What a path in a branch currently is.
 #[derive(Debug, Clone)]
@@ -485,6 +513,7 @@ impl FsCore {
         match self.branch_entry(&branch, &path)? {
             Some(Entry::File { .. }) => {
                 self.orphan(&branch, &path);
+                self.move_atimes(&branch, &path, None);
                 self.with_archive_pub(|a| a.stage(&branch, &path, &Staged::Deleted))
             }
             Some(Entry::Dir { .. }) => Err(FsError::IsDir),
@@ -508,6 +537,7 @@ impl FsCore {
         if !self.branch_readdir(&child)?.unwrap_or_default().is_empty() {
             return Err(FsError::NotEmpty);
         }
+        self.move_atimes(&branch, &path, None);
         self.with_archive_pub(|a| {
             a.unstage_below(&branch, &path)?;
             a.stage(&branch, &path, &Staged::Deleted)
@@ -517,6 +547,12 @@ impl FsCore {
     pub fn rename(&self, parent: u64, name: &str, newparent: u64, newname: &str) -> FsResult<()> {
         let (_, branch, dir) = self.writable_dir(parent)?;
         let (np, nbranch, ndir) = self.writable_dir(newparent)?;
+        // `.proxy` and `@` slices are derived views that exist beside the
+        // branch's files without being entries of it: moving one away or
+        // over one is a change to something read-only, not a missing file.
+        if is_derived_name(newname) {
+            return Err(FsError::ReadOnly);
+        }
         if branch != nbranch {
             return Err(FsError::CrossDevice);
         }
@@ -529,7 +565,13 @@ impl FsCore {
         if to.starts_with(&format!("{from}/")) {
             return Err(FsError::Invalid);
         }
-        let src = self.branch_entry(&branch, &from)?.ok_or(FsError::NotFound)?;
+        let src = match self.branch_entry(&branch, &from)? {
+            Some(e) => e,
+            // A name the branch does not hold (an ingested file may be called
+            // like a slice, and then it moves like any file).
+            None if is_derived_name(name) => return Err(FsError::ReadOnly),
+            None => return Err(FsError::NotFound),
+        };
         let dst = self.branch_entry(&branch, &to)?;
         match (&src, &dst) {
             (Entry::File { .. }, Some(Entry::Dir { .. })) => return Err(FsError::IsDir),
@@ -570,7 +612,134 @@ impl FsCore {
             a.stage(&branch, &from, &Staged::Deleted)
         })?;
         self.inodes.rename_branch_path(parent, name, &np, newname, &branch, &from, &to);
+        self.move_atimes(&branch, &to, None);
+        self.move_atimes(&branch, &from, Some(&to));
         Ok(())
+    }
+
+    /// `utimensat` of the access time: kept for the life of the mount for
+    /// branch files and folders; elsewhere (archived, read-only) ignored, as
+    /// a `noatime` mount does.
+    pub fn set_atime(&self, ino: u64, atime_ns: i64) -> FsResult<()> {
+        let n = self.node_pub(ino)?;
+        let Some((branch, path)) = Self::branch_ctx(&n) else { return Ok(()) };
+        if self.read_only {
+            return Err(FsError::ReadOnly);
+        }
+        self.atimes.lock().map_err(|_| FsError::Io("poisoned".into()))?.insert((branch, path), atime_ns);
+        Ok(())
+    }
+
+    /// The access time set for a node, if one was.
+    pub fn atime_ns(&self, ino: u64) -> Option<i64> {
+        let n = self.node_pub(ino).ok()?;
+        let (branch, path) = Self::branch_ctx(&n)?;
+        self.atimes.lock().ok()?.get(&(branch, path)).copied()
+    }
+
+    /// Access times follow a rename (of a file, or of a folder and all below it)
+    /// and go with an unlink.
+    fn move_atimes(&self, branch: &str, from: &str, to: Option<&str>) {
+        let Ok(mut m) = self.atimes.lock() else { return };
+        let below = format!("{from}/");
+        let keys: Vec<(String, String)> = m.keys().filter(|(b, p)| b == branch && (p == from || p.starts_with(&below))).cloned().collect();
+        for k in keys {
+            if let Some(t) = m.remove(&k) {
+                if let Some(to) = to {
+                    m.insert((k.0.clone(), format!("{to}{}", &k.1[from.len()..])), t);
+                }
+            }
+        }
+    }
+
+    /// fallocate on a branch file. Holes are zero runs (one extent, no chunk),
+    /// so both extending and punching cost a few catalog rows whatever the length.
+    pub fn fallocate(&self, ino: u64, offset: u64, length: u64, mode: Falloc) -> FsResult<()> {
+        if length == 0 {
+            return Err(FsError::Invalid);
+        }
+        let end = offset.checked_add(length).filter(|e| *e <= MAX_FILE_SIZE).ok_or(FsError::TooBig)?;
+        let n = self.node_pub(ino)?;
+        match n.kind {
+            NodeKind::BFile { .. } => {}
+            NodeKind::BDir { .. } | NodeKind::Branch { .. } => return Err(FsError::IsDir),
+            _ => return Err(FsError::ReadOnly),
+        }
+        let ws = self.open_for_write(&n, false)?;
+        let res = (|| {
+            let mut w = ws.lock().map_err(|_| FsError::Io("poisoned".into()))?;
+            // Buffered writes first, so the extents below are the whole truth.
+            self.persist(&mut w, false)?;
+            match mode {
+                Falloc::KeepSize => {}
+                Falloc::Extend => {
+                    if end > w.size {
+                        w.size = end;
+                        w.mtime_ns = objects::now_ns();
+                        self.persist(&mut w, true)?;
+                    }
+                }
+                Falloc::PunchHole => {
+                    if offset < w.size {
+                        let len = length.min(w.size - offset);
+                        w.base_extents = splice(&w.base_extents, &[Extent::zeros(offset, len)], w.size);
+                        w.mtime_ns = objects::now_ns();
+                        self.persist(&mut w, true)?;
+                    }
+                }
+            }
+            Ok(())
+        })();
+        self.release_ws(ino, &ws)?;
+        res
+    }
+
+    /// copy_file_range into a branch file: the destination's new extent list
+    /// points at the source's chunks, so a copy of any size stores no bytes.
+    /// The source may be any file of the mount with archived content (a
+    /// branch file, or an archived file of a read-only view).
+    pub fn copy_range(&self, ino_in: u64, off_in: u64, ino_out: u64, off_out: u64, len: u64) -> FsResult<u64> {
+        let src = self.node_pub(ino_in)?;
+        let dst = self.node_pub(ino_out)?;
+        if !matches!(dst.kind, NodeKind::BFile { .. }) {
+            return Err(if matches!(dst.kind, NodeKind::BDir { .. } | NodeKind::Branch { .. }) { FsError::IsDir } else { FsError::ReadOnly });
+        }
+        let (src_ext, src_size) = match &src.kind {
+            NodeKind::BFile { .. } => match self.write_state(ino_in) {
+                Some(ws) => {
+                    let mut w = ws.lock().map_err(|_| FsError::Io("poisoned".into()))?;
+                    self.persist(&mut w, false)?;
+                    (w.base_extents.clone(), w.size)
+                }
+                None => {
+                    let (_, ext, size, _, _) = self.branch_reader(&src)?;
+                    (ext, size)
+                }
+            },
+            NodeKind::File { blob } => (self.with_archive_pub(|a| a.catalog.extents(blob))?, src.size),
+            NodeKind::BDir { .. } | NodeKind::Branch { .. } | NodeKind::Dir { .. } => return Err(FsError::IsDir),
+            // Slices and proxies are not stored as extents of their own.
+            _ => return Err(FsError::NotSupported),
+        };
+        if off_in >= src_size {
+            return Ok(0);
+        }
+        let len = len.min(src_size - off_in);
+        let end = off_out.checked_add(len).filter(|e| *e <= MAX_FILE_SIZE).ok_or(FsError::TooBig)?;
+        let pieces = extents_moved(&src_ext, off_in, len, off_out);
+        let ws = self.open_for_write(&dst, false)?;
+        let res = (|| {
+            let mut w = ws.lock().map_err(|_| FsError::Io("poisoned".into()))?;
+            self.persist(&mut w, false)?;
+            let size = w.size.max(end);
+            w.base_extents = splice(&w.base_extents, &pieces, size);
+            w.size = size;
+            w.mtime_ns = objects::now_ns();
+            self.persist(&mut w, true)?;
+            Ok(len)
+        })();
+        self.release_ws(ino_out, &ws)?;
+        res
     }
 
     /// chmod / truncate / utimens.
@@ -672,7 +841,10 @@ impl FsCore {
 }
 
 fn check_name(name: &str) -> FsResult<()> {
-    if name.is_empty() || name.len() > 255 || name.contains('/') || name == "." || name == ".." {
+    if name.len() > super::core::NAME_MAX {
+        return Err(FsError::NameTooLong);
+    }
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
         return Err(FsError::Invalid);
     }
     // `@` names are slices and `.proxy` is the proxy namespace: refuse to shadow them.
@@ -680,6 +852,11 @@ fn check_name(name: &str) -> FsResult<()> {
         return Err(FsError::Invalid);
     }
     Ok(())
+}
+
+/// `.proxy` or a slice name (`clip.mov@IN-OUT`): served by the mount, never stored in a branch.
+fn is_derived_name(name: &str) -> bool {
+    name == ".proxy" || crate::timecode::SliceSpec::parse_name(name).is_some()
 }
 
 #[allow(dead_code)]
