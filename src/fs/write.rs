@@ -863,3 +863,25 @@ fn is_derived_name(name: &str) -> bool {
 fn _unused(p: &str) -> &str {
     parent_of(p)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ext(o: u64, l: u64, c: u8, co: u64) -> Extent {
+        Extent { file_offset: o, length: l, chunk: Hash([c; 32]), chunk_offset: co }
+    }
+
+    #[test]
+    fn extents_moved_cuts_at_both_ends_and_keeps_chunk_offsets() {
+        let src = vec![ext(0, 100, 1, 0), Extent::zeros(100, 50), ext(150, 100, 2, 7)];
+        // [90, 170) moved to 1000: the tail of chunk 1, the zero run, the head of chunk 2.
+        assert_eq!(
+            extents_moved(&src, 90, 80, 1000),
+            vec![ext(1000, 10, 1, 90), Extent::zeros(1010, 50), ext(1060, 20, 2, 7)]
+        );
+        // A range inside one extent, and one touching nothing.
+        assert_eq!(extents_moved(&src, 160, 5, 0), vec![ext(0, 5, 2, 17)]);
+        assert_eq!(extents_moved(&src, 250, 10, 0), vec![]);
+    }
+}
