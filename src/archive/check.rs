@@ -423,9 +423,17 @@ pub fn rebuild_catalog(root: &Path) -> Result<RebuildReport> {
                     cat.set_proxy(&p)?;
                 }
                 RecordKind::TcFact => {
-                    let f = TcFactRecord::decode(&raw, &loc.id).map_err(|e| ArchiveError::BadPack { path: path.clone(), msg: e.to_string() })?;
-                    cat.set_tc_fact(&f.commit, &f.path, &(&f).into())?;
-                    rep.tc_facts += 1;
+                    // One unusable fact loses that fact, not the rebuild.
+                    match TcFactRecord::decode(&raw, &loc.id) {
+                        Ok(f) => {
+                            cat.set_tc_fact(&f.commit, &f.path, &(&f).into())?;
+                            rep.tc_facts += 1;
+                        }
+                        Err(e) => {
+                            log::warn!("{}: {e}; skipped", path.display());
+                            rep.damaged_records += 1;
+                        }
+                    }
                 }
                 RecordKind::Chunk => {}
             }
