@@ -586,3 +586,27 @@ def test_timecodes_recorded_only_in_the_catalog_are_named_and_stored_by_the_next
     assert (m["timecode"], m["reel"], m["timecode_source"]) == ("01:00:00:00", "A001", "user"), m
     assert info_json(reelfs, tmp_archive, "main/Day01/card/other.mp4")["timecode"] == "02:00:00:00"
     reelfs.ok("check", tmp_archive, "--deep")
+
+
+def test_recorded_timecode_in_a_lost_pack_is_written_again_by_the_next_ingest(reelfs, tmp_archive, tmp_path):
+    import sqlite3
+
+    src = tmp_path / "card"
+    src.mkdir()
+    make_notc(src / "phone.mp4", seconds=1)
+    ingest(reelfs, tmp_archive, src)
+    clip = "main/Day01/card/phone.mp4"
+    reelfs.ok("tc", "set", tmp_archive, clip, "01:00:00:00", "--reel", "A001")
+    db = sqlite3.connect(Path(tmp_archive) / "catalog.db")
+    name = db.execute("SELECT p.name FROM objects o JOIN packs p ON p.id = o.pack WHERE o.kind = 8").fetchone()[0]
+    db.close()
+    (Path(tmp_archive) / "packs" / name).unlink()
+    # The next ingest writes the lost pack's records again from the catalog rows.
+    more = tmp_path / "more"
+    more.mkdir()
+    make_notc(more / "b.mp4", seconds=1)
+    ingest(reelfs, tmp_archive, more, to="Day02")
+    reelfs.ok("check", tmp_archive, "--rebuild-catalog")
+    m = info_json(reelfs, tmp_archive, clip)
+    assert (m["timecode"], m["reel"], m["timecode_source"]) == ("01:00:00:00", "A001", "user"), m
+    reelfs.ok("check", tmp_archive, "--deep")
