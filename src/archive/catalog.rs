@@ -89,6 +89,12 @@ pub struct TcFactRow {
     pub rate: Option<String>,
 }
 
+impl From<&super::objects::TcFactRecord> for TcFactRow {
+    fn from(r: &super::objects::TcFactRecord) -> TcFactRow {
+        TcFactRow { blob: r.blob, timecode: r.timecode.clone(), reel: r.reel.clone(), rate: r.rate.clone() }
+    }
+}
+
 pub struct Catalog {
     pub conn: Connection,
     pub path: PathBuf,
@@ -938,5 +944,38 @@ impl Catalog {
             )
             .map(|_| ())
             .map_err(|e| self.err(e))
+    }
+}
+
+/// Timecode facts as records, for writing them to packs and verifying rows against them.
+impl Catalog {
+    /// Whether a metadata record with this id is indexed.
+    pub fn has_object(&self, id: &Hash) -> Result<bool> {
+        let mut st = self.conn.prepare_cached("SELECT 1 FROM objects WHERE id = ?1").map_err(|e| self.err(e))?;
+        st.exists([&id.0[..]]).map_err(|e| self.err(e))
+    }
+
+    /// Every `tc_facts` row, as the record it indexes (none before the table exists).
+    pub fn all_tc_facts(&self) -> Result<Vec<super::objects::TcFactRecord>> {
+        if !self.has_tc_facts_table()? {
+            return Ok(Vec::new());
+        }
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT commit_id, path, blob, timecode, reel, rate FROM tc_facts ORDER BY commit_id, path")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(super::objects::TcFactRecord {
+                    commit: h(r.get(0)?),
+                    path: r.get(1)?,
+                    blob: h(r.get(2)?),
+                    timecode: r.get(3)?,
+                    reel: r.get(4)?,
+                    rate: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
     }
 }

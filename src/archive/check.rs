@@ -4,7 +4,7 @@
 
 use super::catalog::Catalog;
 use super::error::{ArchiveError, IoContext, Result};
-use super::objects::{BlobRecord, Commit, EntryKind, Hash, MediaRecord, ProxyRecord, RecordKind, RefRecord, Tree};
+use super::objects::{BlobRecord, Commit, EntryKind, Hash, MediaRecord, ProxyRecord, RecordKind, RefRecord, TcFactRecord, Tree};
 use super::pack::{self, RecordLoc};
 use super::repo::Archive;
 use std::collections::{HashMap, HashSet};
@@ -170,7 +170,16 @@ pub fn check(archive: &Archive, deep: bool, progress: bool) -> Result<CheckRepor
             rep.catalog_damage.push(f.label);
         }
     }
+    rep.catalog_damage.extend(rows.tc_facts.iter().cloned());
     let archive_arg = archive.root().display();
+    if !rows.tc_facts_unstored.is_empty() {
+        rep.problems.push(format!(
+            "{} recorded timecodes are only in catalog.db (set by an older reelfs), not in the packs: \
+             a catalog rebuild would drop them; any `reelfs tc set` or `reelfs tc clear` on {archive_arg} stores them all in the packs ({})",
+            rows.tc_facts_unstored.len(),
+            rows.tc_facts_unstored.join(", ")
+        ));
+    }
     if rows.count() > 0 || unknown > 0 {
         rep.problems.push(format!(
             "the catalog does not match the records in the packs ({} rows differ, {} objects missing); \
@@ -297,6 +306,8 @@ pub struct RebuildReport {
     pub commits: u64,
     pub branches: u64,
     pub damaged_records: u64,
+    /// User timecode facts (`tc set`/`tc clear`) restored from their records.
+    pub tc_facts: u64,
     pub old_catalog: String,
     /// What the branches reach that no pack holds (recorded in `lost_objects`).
     pub lost: Vec<String>,
@@ -410,6 +421,19 @@ pub fn rebuild_catalog(root: &Path) -> Result<RebuildReport> {
                 RecordKind::Proxy => {
                     let p: ProxyRecord = serde_json::from_slice(&raw).map_err(|_| bad("proxy"))?;
                     cat.set_proxy(&p)?;
+                }
+                RecordKind::TcFact => {
+                    // One unusable fact loses that fact, not the rebuild.
+                    match TcFactRecord::decode(&raw, &loc.id) {
+                        Ok(f) => {
+                            cat.set_tc_fact(&f.commit, &f.path, &(&f).into())?;
+                            rep.tc_facts += 1;
+                        }
+                        Err(e) => {
+                            log::warn!("{}: {e}; skipped", path.display());
+                            rep.damaged_records += 1;
+                        }
+                    }
                 }
                 RecordKind::Chunk => {}
             }

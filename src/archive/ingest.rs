@@ -714,6 +714,7 @@ fn rewrite_records_of_missing_packs(cat: &Catalog, sink: &mut PackSink) -> Resul
                     cat.delete_object_row(&id)?;
                     continue;
                 }
+                RecordKind::TcFact => cat.all_tc_facts()?.into_iter().find(|f| f.id() == id).map(|f| f.encode()),
                 RecordKind::Chunk => None,
             };
             match raw {

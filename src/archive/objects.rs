@@ -72,6 +72,8 @@ pub enum RecordKind {
     Media = 6,
     /// A rendered proxy: (source content hash, profile, settings version) -> blob.
     Proxy = 7,
+    /// A timecode a user recorded (`reelfs tc set/clear`): see `TcFactRecord`.
+    TcFact = 8,
 }
 
 impl RecordKind {
@@ -84,6 +86,7 @@ impl RecordKind {
             5 => RecordKind::Ref,
             6 => RecordKind::Media,
             7 => RecordKind::Proxy,
+            8 => RecordKind::TcFact,
             _ => return None,
         })
     }
@@ -271,4 +274,103 @@ pub fn valid_branch_name(name: &str) -> bool {
         && name.len() <= 200
         && !name.starts_with('.')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// A user timecode fact (`reelfs tc set`, or a clear when `timecode` is None) as
+/// stored in a pack: the `tc_facts` row it indexes, so `check --rebuild-catalog`
+/// restores the facts along with the commits that recorded them. Written in the
+/// same pack as that commit, before either row is committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcFactRecord {
+    /// The commit that set or cleared it.
+    pub commit: Hash,
+    /// Path inside the branch, no leading `/`.
+    pub path: String,
+    /// The content it was recorded for.
+    pub blob: Hash,
+    pub timecode: Option<String>,
+    pub reel: Option<String>,
+    pub rate: Option<String>,
+}
+
+/// Why bytes are not a timecode fact record.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TcFactRecordError {
+    #[error("timecode fact record does not match its id (damaged)")]
+    IdMismatch,
+    #[error("timecode fact record does not parse: {0}")]
+    Parse(String),
+    #[error("timecode fact record names an unusable path '{0}'")]
+    BadPath(String),
+}
+
+impl TcFactRecord {
+    /// Canonical bytes (JSON, fields in struct order); the record id is their BLAKE3.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+    pub fn id(&self) -> Hash {
+        Hash::of(&self.encode())
+    }
+    /// The record from its bytes, checked against the id it was stored under and
+    /// for a path a branch can hold (relative, no empty, `.` or `..` parts), so a
+    /// damaged or crafted record is refused rather than indexed.
+    pub fn decode(raw: &[u8], id: &Hash) -> std::result::Result<TcFactRecord, TcFactRecordError> {
+        if Hash::of(raw) != *id {
+            return Err(TcFactRecordError::IdMismatch);
+        }
+        let r: TcFactRecord = serde_json::from_slice(raw).map_err(|e| TcFactRecordError::Parse(e.to_string()))?;
+        if r.path.is_empty() || r.path.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
+            return Err(TcFactRecordError::BadPath(r.path));
+        }
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tc_fact_record_tests {
+    use super::*;
+
+    fn sample() -> TcFactRecord {
+        TcFactRecord {
+            commit: Hash::of(b"commit"),
+            path: "Day01/card/phone.mp4".into(),
+            blob: Hash::of(b"blob"),
+            timecode: Some("01:00:00:00".into()),
+            reel: Some("A001".into()),
+            rate: Some("29.97 DF".into()),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_stable_id() {
+        let r = sample();
+        let raw = r.encode();
+        assert_eq!(TcFactRecord::decode(&raw, &r.id()).unwrap(), r);
+        assert_eq!(r.id(), sample().id());
+        let clear = TcFactRecord { timecode: None, reel: None, rate: None, ..sample() };
+        assert_eq!(TcFactRecord::decode(&clear.encode(), &clear.id()).unwrap(), clear);
+        assert_ne!(clear.id(), r.id());
+    }
+
+    #[test]
+    fn rejects_damaged_bytes() {
+        let r = sample();
+        let id = r.id();
+        let raw = r.encode();
+        // Every single flipped bit is caught, wherever it lands.
+        for i in 0..raw.len() {
+            let mut bad = raw.clone();
+            bad[i] ^= 0x04;
+            assert_eq!(TcFactRecord::decode(&bad, &id), Err(TcFactRecordError::IdMismatch), "byte {i}");
+        }
+        assert_eq!(TcFactRecord::decode(&raw[..raw.len() - 1], &id), Err(TcFactRecordError::IdMismatch));
+        // Bytes that hash right but are not a record, or name an escaping path.
+        let junk = b"{\"commit\":1}";
+        assert!(matches!(TcFactRecord::decode(junk, &Hash::of(junk)), Err(TcFactRecordError::Parse(_))));
+        for p in ["", "../x.mov", "a//b", "/abs.mov", "a/./b"] {
+            let bad = TcFactRecord { path: p.into(), ..sample() };
+            assert!(matches!(TcFactRecord::decode(&bad.encode(), &bad.id()), Err(TcFactRecordError::BadPath(_))), "{p}");
+        }
+    }
 }

@@ -407,6 +407,8 @@ pub enum NewObject {
     Blob(BlobRecord),
     Tree(Tree),
     Commit(Commit),
+    /// A recorded timecode fact (its commit goes in the same write).
+    TcFact(objects::TcFactRecord),
 }
 
 impl NewObject {
@@ -415,6 +417,7 @@ impl NewObject {
             NewObject::Blob(b) => (RecordKind::Blob, serde_json::to_vec(b).unwrap_or_default()),
             NewObject::Tree(t) => (RecordKind::Tree, t.encode()),
             NewObject::Commit(c) => (RecordKind::Commit, c.encode()),
+            NewObject::TcFact(f) => (RecordKind::TcFact, f.encode()),
         }
     }
     fn present(&self, cat: &Catalog, id: &Hash) -> Result<bool> {
@@ -422,6 +425,7 @@ impl NewObject {
             NewObject::Blob(b) => cat.has_blob(&b.hash),
             NewObject::Tree(_) => cat.has_tree(id),
             NewObject::Commit(_) => Ok(cat.commit_row(id)?.is_some()),
+            NewObject::TcFact(_) => cat.has_object(id),
         }
     }
     fn index(&self, cat: &Catalog, id: &Hash, _locs: &[pack::RecordLoc]) -> Result<()> {
@@ -429,6 +433,7 @@ impl NewObject {
             NewObject::Blob(b) => cat.insert_blob(&b.hash, b.size, id, &b.extents),
             NewObject::Tree(t) => cat.insert_tree(id, &t.entries),
             NewObject::Commit(c) => cat.insert_commit(id, c),
+            NewObject::TcFact(f) => cat.set_tc_fact(&f.commit, &f.path, &super::catalog::TcFactRow::from(f)),
         }
     }
 }

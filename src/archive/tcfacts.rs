@@ -15,14 +15,16 @@
 //! The row also keeps the content hash it was recorded for: a different file later put
 //! at the same path does not inherit a timecode meant for another clip.
 //!
-//! Crash safety: the row is written before the commit that names it; a crash in between
-//! leaves a row for a commit that never became reachable, which no lookup can meet.
-//! The row lives only in the catalog (not in the packs), so `check --rebuild-catalog`
-//! keeps the commits (and their messages) but not the facts.
+//! Storage: like every other catalog row, the fact is indexed from a pack record
+//! (`TcFactRecord`, kind `TcFact`) written in the same pack as its commit; the pack is
+//! fsynced before the catalog transaction that adds the commit, the `tc_facts` row and
+//! the branch move, so a crash leaves either all of them or an unreferenced pack.
+//! `check --rebuild-catalog` restores the rows from those records, and `check --deep`
+//! verifies each row against its record. Rows written before facts had records (they
+//! lived only in catalog.db) get their records on the next `tc set` or `tc clear`.
 
-use super::catalog::TcFactRow;
 use super::error::Result;
-use super::objects::Hash;
+use super::objects::{Hash, TcFactRecord};
 use super::repo::{make_commit, Archive, NewObject};
 use std::collections::{HashSet, VecDeque};
 
@@ -86,13 +88,21 @@ pub fn record(a: &mut Archive, branch: &str, path: &str, blob: &Hash, fact: Opti
     let c = make_commit(tree, head.into_iter().collect(), branch, &message);
     let id = Hash::of(&c.encode());
     a.catalog.ensure_tc_facts()?;
-    let row = TcFactRow {
+    let rec = TcFactRecord {
+        commit: id,
+        path: path.to_string(),
         blob: *blob,
         timecode: fact.map(|f| f.timecode.clone()),
         reel: fact.and_then(|f| f.reel.clone()),
         rate: fact.and_then(|f| f.rate.clone()),
     };
-    a.catalog.set_tc_fact(&id, path, &row)?;
-    let ids = a.write_objects(&[NewObject::Commit(c)], &[(branch.to_string(), Some(id))])?;
+    let mut objs = vec![NewObject::Commit(c), NewObject::TcFact(rec)];
+    // Facts recorded before they had pack records: store them now, so a rebuild keeps them.
+    for old in a.catalog.all_tc_facts()? {
+        if !a.catalog.has_object(&old.id())? {
+            objs.push(NewObject::TcFact(old));
+        }
+    }
+    let ids = a.write_objects(&objs, &[(branch.to_string(), Some(id))])?;
     Ok(ids.first().copied().unwrap_or(id))
 }

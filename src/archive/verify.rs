@@ -9,7 +9,7 @@
 
 use super::catalog::Catalog;
 use super::error::Result;
-use super::objects::{BlobRecord, Commit, EntryKind, Hash, RecordKind, RefRecord, Tree};
+use super::objects::{BlobRecord, Commit, EntryKind, Hash, RecordKind, RefRecord, TcFactRecord, Tree};
 use super::pack;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -73,11 +73,17 @@ pub struct RowDamage {
     pub commits: HashSet<Hash>,
     /// Branch names whose row matches no ref record.
     pub branches: Vec<String>,
+    /// Recorded timecodes (`tc_facts` rows) that do not match their records, or
+    /// records with no row, as `branch/path (recorded timecode, commit …)`.
+    pub tc_facts: Vec<String>,
+    /// `tc_facts` rows with no record at all: written before facts had pack
+    /// records; a rebuild would drop them until a `tc set`/`tc clear` stores them.
+    pub tc_facts_unstored: Vec<String>,
 }
 
 impl RowDamage {
     pub fn count(&self) -> usize {
-        self.trees.len() + self.blobs.len() + self.commits.len() + self.branches.len()
+        self.trees.len() + self.blobs.len() + self.commits.len() + self.branches.len() + self.tc_facts.len()
     }
 }
 
@@ -160,6 +166,7 @@ pub fn verify_rows(cat: &Catalog, reader: &mut RecordReader) -> Result<RowDamage
             None => unreadable = true,
         }
     }
+    verify_tc_facts(cat, reader, &mut d)?;
     let rows = cat.branches()?;
     // A branch the refs say exists (its newest record has a head) needs a row.
     for (name, (_, _, exists)) in &newest {
@@ -176,6 +183,53 @@ pub fn verify_rows(cat: &Catalog, reader: &mut RecordReader) -> Result<RowDamage
         }
     }
     Ok(d)
+}
+
+/// Every `tc_facts` row against the `TcFact` records: a row is good when its
+/// re-encoded record is indexed (ids are BLAKE3 of canonical bytes); a row that
+/// differs from the record of its (commit, path), or a record with no row, is
+/// catalog damage that a rebuild repairs.
+fn verify_tc_facts(cat: &Catalog, reader: &mut RecordReader, d: &mut RowDamage) -> Result<()> {
+    let rows = cat.all_tc_facts()?;
+    let ids = cat.ids(&format!("SELECT id FROM objects WHERE kind = {}", RecordKind::TcFact as u8), None)?;
+    let mut records: HashMap<(Hash, String), Vec<Hash>> = HashMap::new();
+    let mut row_ids: HashSet<Hash> = HashSet::new();
+    for r in &rows {
+        row_ids.insert(r.id());
+    }
+    let mut orphans = Vec::new();
+    for id in ids {
+        // An unreadable record is the pack pass's to report; its row cannot be judged.
+        let Some(raw) = reader.read(&id)? else { continue };
+        match TcFactRecord::decode(&raw, &id) {
+            Ok(rec) => {
+                if !row_ids.contains(&id) {
+                    orphans.push(label(cat, &rec)?);
+                }
+                records.entry((rec.commit, rec.path)).or_default().push(id);
+            }
+            Err(e) => orphans.push(format!("timecode fact record {}: {e}", id.short())),
+        }
+    }
+    for r in &rows {
+        if cat.has_object(&r.id())? {
+            continue;
+        }
+        if records.contains_key(&(r.commit, r.path.clone())) || !orphans.is_empty() {
+            d.tc_facts.push(label(cat, r)?);
+        } else {
+            d.tc_facts_unstored.push(label(cat, r)?);
+        }
+    }
+    d.tc_facts.extend(orphans);
+    Ok(())
+}
+
+/// `main/Day01/clip.mov (recorded timecode, commit 1a2b3c4d5e6f)`; the branch is
+/// the one the commit was made on.
+fn label(cat: &Catalog, r: &TcFactRecord) -> Result<String> {
+    let branch = cat.commit_row(&r.commit)?.map(|c| c.branch).unwrap_or_else(|| "?".into());
+    Ok(format!("{branch}/{} (recorded timecode, commit {})", r.path, r.commit.short()))
 }
 
 /// Something a branch reaches that is wrong: a row that does not match its

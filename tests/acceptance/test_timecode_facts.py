@@ -493,3 +493,120 @@ def test_editorial_proxy_carries_the_recorded_timecode(reelfs, tmp_archive, tmp_
     proxy = mp / "main/Day01/card/.proxy/editorial/phone.mov"
     assert probe_tc(proxy) == "01:00:00:00"
     assert len(frame_hashes(proxy)) == len(frame_hashes(src / "phone.mp4"))
+
+
+# ---- 7. recorded timecodes live in the packs: a catalog rebuild keeps them ---------------
+
+
+def test_recorded_timecode_survives_rebuild_catalog(reelfs, tmp_archive, tmp_path):
+    src = tmp_path / "card"
+    src.mkdir()
+    make_notc(src / "phone.mp4")
+    make_notc(src / "other.mp4", seconds=2)
+    want = frame_hashes(src / "phone.mp4")
+    ingest(reelfs, tmp_archive, src)
+    clip = "main/Day01/card/phone.mp4"
+    other = "main/Day01/card/other.mp4"
+    reelfs.ok("tc", "set", tmp_archive, clip, "01:00:00:00", "--reel", "A001", "--rate", "25")
+    reelfs.ok("branch", tmp_archive, "grade", "--from", "main")
+    reelfs.ok("tc", "set", tmp_archive, "grade/Day01/card/phone.mp4", "02:00:00:00")
+    reelfs.ok("tc", "set", tmp_archive, other, "03:00:00:00")
+    reelfs.ok("tc", "clear", tmp_archive, other)
+    reelfs.ok("check", tmp_archive, "--rebuild-catalog")
+    m = info_json(reelfs, tmp_archive, clip)
+    assert (m["timecode"], m["timecode_source"], m["reel"]) == ("01:00:00:00", "user", "A001"), m
+    assert "01:00:00:00 (set by user; file has none" in info(reelfs, tmp_archive, clip)
+    g = info_json(reelfs, tmp_archive, "grade/Day01/card/phone.mp4")
+    assert (g["timecode"], g["timecode_source"]) == ("02:00:00:00", "user"), g
+    # A clear is a recorded fact too: it must not come back as the earlier set.
+    assert info_json(reelfs, tmp_archive, other)["timecode_source"] == "assumed"
+    out = tmp_path / "s.mov"
+    slice_to(reelfs, tmp_archive, clip + "@01:00:01:00-01:00:02:00", out)
+    assert frame_hashes(out) == want[25:50]
+    assert probe_tc(out) == "01:00:01:00"
+    p = reelfs("check", tmp_archive, "--deep")
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_check_deep_verifies_recorded_timecodes_against_the_packs(reelfs, tmp_archive, tmp_path):
+    import sqlite3
+
+    src = tmp_path / "card"
+    src.mkdir()
+    make_notc(src / "phone.mp4", seconds=2)
+    ingest(reelfs, tmp_archive, src)
+    clip = "main/Day01/card/phone.mp4"
+    reelfs.ok("tc", "set", tmp_archive, clip, "01:00:00:00")
+    reelfs.ok("check", tmp_archive, "--deep")
+    # Damage the catalog row (as a flipped byte in catalog.db would): check --deep
+    # names the clip and the repair; the rebuild restores the recorded timecode.
+    db = sqlite3.connect(Path(tmp_archive) / "catalog.db")
+    with db:
+        n = db.execute("UPDATE tc_facts SET timecode = '05:00:00:00' WHERE timecode = '01:00:00:00'").rowcount
+    db.close()
+    assert n == 1
+    assert info_json(reelfs, tmp_archive, clip)["timecode"] == "05:00:00:00"
+    p = reelfs("check", tmp_archive, "--deep")
+    text = p.stdout + p.stderr
+    assert p.returncode != 0, text
+    assert "Day01/card/phone.mp4" in text and "--rebuild-catalog" in text, text
+    reelfs.ok("check", tmp_archive, "--rebuild-catalog")
+    assert info_json(reelfs, tmp_archive, clip)["timecode"] == "01:00:00:00"
+    reelfs.ok("check", tmp_archive, "--deep")
+
+
+def test_timecodes_recorded_only_in_the_catalog_are_named_and_stored_by_the_next_tc_set(reelfs, tmp_archive, tmp_path):
+    import sqlite3
+
+    src = tmp_path / "card"
+    src.mkdir()
+    make_notc(src / "phone.mp4", seconds=2)
+    make_notc(src / "other.mp4", seconds=1)
+    ingest(reelfs, tmp_archive, src)
+    clip = "main/Day01/card/phone.mp4"
+    # A row as an older reelfs wrote it: in catalog.db only, no pack record.
+    db = sqlite3.connect(Path(tmp_archive) / "catalog.db")
+    with db:
+        head = db.execute("SELECT head FROM branches WHERE name = 'main'").fetchone()[0]
+        blob = db.execute("SELECT hash FROM tree_entries WHERE name = 'phone.mp4'").fetchone()[0]
+        db.executescript("CREATE TABLE IF NOT EXISTS tc_facts (commit_id BLOB NOT NULL, path TEXT NOT NULL, "
+                         "blob BLOB NOT NULL, timecode TEXT, reel TEXT, rate TEXT, PRIMARY KEY (commit_id, path)) WITHOUT ROWID;")
+        db.execute("INSERT INTO tc_facts VALUES (?, 'Day01/card/phone.mp4', ?, '01:00:00:00', 'A001', NULL)", (head, blob))
+    db.close()
+    assert info_json(reelfs, tmp_archive, clip)["timecode"] == "01:00:00:00"
+    p = reelfs("check", tmp_archive, "--deep")
+    text = p.stdout + p.stderr
+    assert p.returncode != 0, text
+    assert "only in catalog.db" in text and "main/Day01/card/phone.mp4" in text and "tc set" in text, text
+    # Any tc set stores it in the packs too; a rebuild then keeps both.
+    reelfs.ok("tc", "set", tmp_archive, "main/Day01/card/other.mp4", "02:00:00:00")
+    reelfs.ok("check", tmp_archive, "--deep")
+    reelfs.ok("check", tmp_archive, "--rebuild-catalog")
+    m = info_json(reelfs, tmp_archive, clip)
+    assert (m["timecode"], m["reel"], m["timecode_source"]) == ("01:00:00:00", "A001", "user"), m
+    assert info_json(reelfs, tmp_archive, "main/Day01/card/other.mp4")["timecode"] == "02:00:00:00"
+    reelfs.ok("check", tmp_archive, "--deep")
+
+
+def test_recorded_timecode_in_a_lost_pack_is_written_again_by_the_next_ingest(reelfs, tmp_archive, tmp_path):
+    import sqlite3
+
+    src = tmp_path / "card"
+    src.mkdir()
+    make_notc(src / "phone.mp4", seconds=1)
+    ingest(reelfs, tmp_archive, src)
+    clip = "main/Day01/card/phone.mp4"
+    reelfs.ok("tc", "set", tmp_archive, clip, "01:00:00:00", "--reel", "A001")
+    db = sqlite3.connect(Path(tmp_archive) / "catalog.db")
+    name = db.execute("SELECT p.name FROM objects o JOIN packs p ON p.id = o.pack WHERE o.kind = 8").fetchone()[0]
+    db.close()
+    (Path(tmp_archive) / "packs" / name).unlink()
+    # The next ingest writes the lost pack's records again from the catalog rows.
+    more = tmp_path / "more"
+    more.mkdir()
+    make_notc(more / "b.mp4", seconds=1)
+    ingest(reelfs, tmp_archive, more, to="Day02")
+    reelfs.ok("check", tmp_archive, "--rebuild-catalog")
+    m = info_json(reelfs, tmp_archive, clip)
+    assert (m["timecode"], m["reel"], m["timecode_source"]) == ("01:00:00:00", "A001", "user"), m
+    reelfs.ok("check", tmp_archive, "--deep")
