@@ -430,17 +430,7 @@ impl Movie {
         if t.table.sample_count() == 0 {
             return Err(QtError::Malformed("timecode track has no sample".into()));
         }
-        let c = t.table.chunks_for(0, 1)?;
-        let off = c[0].offset;
-        if off.checked_add(4).is_none_or(|e| e > src.len()) {
-            return Err(QtError::Truncated(format!(
-                "timecode sample at offset {off} lies past the end of the file ({})",
-                src.len()
-            )));
-        }
-        let mut b = [0u8; 4];
-        read_exact_at(src, off, &mut b)?;
-        Ok(u32::from_be_bytes(b))
+        tmcd_sample(t, src, 0)
     }
 
     /// Every sample of a timecode track as (display frame of the video it starts at, its
@@ -460,19 +450,9 @@ impl Movie {
         let fd = t.entry.tmcd.as_ref().map_or(0, |e| e.frame_duration) as u64;
         let mut out = Vec::with_capacity(n as usize);
         for k in 0..n {
-            let c = t.table.chunks_for(k, k + 1)?;
-            let off = c[0].offset;
-            if off.checked_add(4).is_none_or(|e| e > src.len()) {
-                return Err(QtError::Truncated(format!(
-                    "timecode sample at offset {off} lies past the end of the file ({})",
-                    src.len()
-                )));
-            }
-            let mut b = [0u8; 4];
-            read_exact_at(src, off, &mut b)?;
             // Sample times are in the tmcd track's timescale, one frame = frame_duration.
             let frame = if fd == 0 { 0 } else { t.table.decode_time(k) / fd };
-            out.push((frame, u32::from_be_bytes(b)));
+            out.push((frame, tmcd_sample(t, src, k)?));
         }
         Ok(out)
     }
@@ -554,4 +534,20 @@ impl Movie {
             moov_first: self.moov_first,
         })
     }
+}
+
+/// Timecode sample `k` of tmcd track `t`: a 4-byte big-endian frame number, read from
+/// the source (checked against its length first, so a damaged offset is an error).
+fn tmcd_sample(t: &Track, src: &dyn ReadAt, k: u64) -> Result<u32, QtError> {
+    let c = t.table.chunks_for(k, k + 1)?;
+    let off = c[0].offset;
+    if off.checked_add(4).is_none_or(|e| e > src.len()) {
+        return Err(QtError::Truncated(format!(
+            "timecode sample at offset {off} lies past the end of the file ({})",
+            src.len()
+        )));
+    }
+    let mut b = [0u8; 4];
+    read_exact_at(src, off, &mut b)?;
+    Ok(u32::from_be_bytes(b))
 }

@@ -468,21 +468,7 @@ fn build_moov(
                     let t = &m.tracks[ti];
                     let md = scale(tcut.span, mts, t.timescale as u64);
                     write_trak(&mut w, d, t, &kept, md, 0, tcut.span, &mut |w| {
-                        w.open_full(b"stts", 0, 0)
-                            .u32(1)
-                            .u32(1)
-                            .u32(tcut.span.min(u32::MAX as u64) as u32);
-                        w.close()?;
-                        w.open_full(b"stsc", 0, 0).u32(1).u32(1).u32(1).u32(1);
-                        w.close()?;
-                        w.open_full(b"stsz", 0, 0).u32(4).u32(1);
-                        w.close()?;
-                        if co64 {
-                            w.open_full(b"co64", 0, 0).u32(1).u64(tc_offset);
-                        } else {
-                            w.open_full(b"stco", 0, 0).u32(1).u32(tc_offset as u32);
-                        }
-                        w.close()
+                        write_one_tmcd_sample_tables(w, tcut.span, tc_offset, co64)
                     })?;
                 }
             }
@@ -561,18 +547,7 @@ fn write_synth_tmcd(w: &mut W, t: &SynthTc, movie_dur: u64, tc_offset: u64, co64
     w.u32(flags).u32(t.start.rate_num).u32(t.start.rate_den).bytes(&[t.start.fps, 0]);
     w.close()?; // tmcd entry
     w.close()?; // stsd
-    w.open_full(b"stts", 0, 0).u32(1).u32(1).u32(t.span.min(u32::MAX as u64) as u32);
-    w.close()?;
-    w.open_full(b"stsc", 0, 0).u32(1).u32(1).u32(1).u32(1);
-    w.close()?;
-    w.open_full(b"stsz", 0, 0).u32(4).u32(1);
-    w.close()?;
-    if co64 {
-        w.open_full(b"co64", 0, 0).u32(1).u64(tc_offset);
-    } else {
-        w.open_full(b"stco", 0, 0).u32(1).u32(tc_offset as u32);
-    }
-    w.close()?;
+    write_one_tmcd_sample_tables(w, t.span, tc_offset, co64)?;
     w.close()?; // stbl
     w.close()?; // minf
     w.close()?; // mdia
@@ -661,6 +636,23 @@ fn write_trak(
                 w.bytes(&d[k.start..k.end]);
             }
         }
+    }
+    w.close()
+}
+
+/// Sample tables of a timecode track with one 4-byte sample at `tc_offset` lasting `span`
+/// (the slice's whole length): the same for a source's tmcd track and a new one.
+fn write_one_tmcd_sample_tables(w: &mut W, span: u64, tc_offset: u64, co64: bool) -> Result<(), QtError> {
+    w.open_full(b"stts", 0, 0).u32(1).u32(1).u32(span.min(u32::MAX as u64) as u32);
+    w.close()?;
+    w.open_full(b"stsc", 0, 0).u32(1).u32(1).u32(1).u32(1);
+    w.close()?;
+    w.open_full(b"stsz", 0, 0).u32(4).u32(1);
+    w.close()?;
+    if co64 {
+        w.open_full(b"co64", 0, 0).u32(1).u64(tc_offset);
+    } else {
+        w.open_full(b"stco", 0, 0).u32(1).u32(tc_offset as u32);
     }
     w.close()
 }
