@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from test_slices import frames_to_tc as slices_frames_to_tc, tc_to_frames as slices_tc_to_frames
+
 MXF = "B002C001_dnxhd_2997df.mxf"   # 90 frames, 29.97 DF, starts 00:00:59;00
 MXF_FPS, MXF_START = 30, "00:00:59;00"
 LIMIT = 6 << 20
@@ -40,33 +42,15 @@ def run(argv, timeout=TIMEOUT, **kw):
     return subprocess.run([str(a) for a in argv], timeout=timeout, **kw)
 
 
-# ---- 29.97 DF labels, computed independently of reelfs -------------------------------
+# ---- 29.97 DF labels, computed independently of reelfs (test_slices' SMPTE helpers) ----
 
 
-def tc_to_frames(label: str, fps: int = MXF_FPS, df: bool = True) -> int:
-    h, m, s, f = (int(x) for x in re.split(r"[:;.,]", label))
-    n = (h * 3600 + m * 60 + s) * fps + f
-    if df:
-        drop = fps // 15
-        mins = h * 60 + m
-        n -= drop * (mins - mins // 10)
-    return n
+def tc_to_frames(label: str) -> int:
+    return slices_tc_to_frames(label, MXF_FPS, True)
 
 
-def frames_to_tc(n: int, fps: int = MXF_FPS, df: bool = True) -> str:
-    if df:
-        drop = fps // 15
-        per10 = fps * 600 - drop * 9
-        per1 = fps * 60 - drop
-        d, mod = divmod(n, per10)
-        n += drop * 9 * d
-        if mod > drop:
-            n += drop * ((mod - drop) // per1)
-    f = n % fps
-    s = n // fps % 60
-    m = n // (fps * 60) % 60
-    h = n // (fps * 3600) % 24
-    return f"{h:02d}:{m:02d}:{s:02d}{';' if df else ':'}{f:02d}"
+def frames_to_tc(n: int) -> str:
+    return slices_frames_to_tc(n, MXF_FPS, True)
 
 
 def mxf_label(i: int) -> str:
