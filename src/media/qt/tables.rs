@@ -656,4 +656,132 @@ mod tests {
         assert_eq!(t.sample_at_time(4096 + 1000), (5, 4608));
         assert_eq!(t.sample_at_time(1 << 40), (9, 4096 + 5 * 512));
     }
+    /// An `stbl` box holding the boxes `fill` writes, parsed as a file of 1 MB would be.
+    fn parse_stbl(fill: impl Fn(&mut W)) -> Result<SampleTable, QtError> {
+        let mut w = W::default();
+        w.open(b"stbl");
+        fill(&mut w);
+        w.close().unwrap();
+        let stbl = children(&w.buf, 0, w.buf.len()).unwrap()[0];
+        SampleTable::parse(&w.buf, &stbl, 1 << 20)
+    }
+
+    /// A full box holding an entry count and then `words`.
+    fn table_box(w: &mut W, typ: &[u8; 4], version: u8, count: u32, words: &[u32]) {
+        w.open_full(typ, version, 0).u32(count);
+        for &x in words {
+            w.u32(x);
+        }
+        w.close().unwrap();
+    }
+
+    /// Three samples in two chunks, every field distinct so a misread one shows.
+    fn stbl_boxes(w: &mut W, stsc: &[u32]) {
+        table_box(w, b"stts", 0, 2, &[2, 100, 1, 50]);
+        table_box(w, b"ctts", 1, 2, &[1, (-100i32) as u32, 2, 200]);
+        // Four bytes of padding after the entries are tolerated.
+        table_box(w, b"stss", 0, 2, &[1, 3, 0]);
+        table_box(w, b"stsc", 0, stsc.len() as u32 / 3, stsc);
+        w.open_full(b"stsz", 0, 0).u32(0).u32(3).u32(10).u32(20).u32(30).u32(0);
+        w.close().unwrap();
+        table_box(w, b"stco", 0, 2, &[1000, 2000]);
+    }
+
+    // Killed by scripts/mutants: the end-to-end tests parse ffmpeg's tables, whose stsc
+    // often has a single entry and whose ctts offsets the slices mostly copy unread.
+    #[test]
+    fn parse_reads_every_field_of_every_table() {
+        let t = parse_stbl(|w| stbl_boxes(w, &[1, 2, 7, 2, 1, 8])).unwrap();
+        assert_eq!(t.stts, [(2, 100), (1, 50)]);
+        assert_eq!(t.ctts, Some((1, vec![(1, -100), (2, 200)])));
+        assert_eq!(t.stss, Some(vec![1, 3]));
+        assert_eq!(t.stsc, [(1, 2, 7), (2, 1, 8)]);
+        assert!(matches!(&t.sizes, Sizes::Each(v) if v == &[10, 20, 30]));
+        let ChunkOffsets::Stco(stco) = &t.chunk_offsets else { panic!("stco kept as stco") };
+        assert_eq!(stco, &[1000, 2000]);
+        // 32-bit chunk offsets are accounted at 4 bytes each.
+        let Sizes::Each(sizes) = &t.sizes else { unreachable!() };
+        let others = t.stts.capacity() * 8
+            + t.ctts.as_ref().unwrap().1.capacity() * 8
+            + t.stss.as_ref().unwrap().capacity() * 4
+            + t.stsc.capacity() * 12
+            + sizes.capacity() * 4;
+        assert_eq!(t.heap_bytes(), others + stco.capacity() * 4);
+    }
+
+    #[test]
+    fn parse_rejects_tables_that_contradict_themselves() {
+        let err = |stsc: &[u32]| parse_stbl(|w| stbl_boxes(w, stsc)).unwrap_err().to_string();
+        assert!(err(&[0, 2, 7, 2, 1, 8]).contains("first_chunk values are not increasing"));
+        assert!(err(&[1, 2, 7, 1, 1, 8]).contains("first_chunk values are not increasing"));
+        // An entry count the box has no room for.
+        let e = parse_stbl(|w| {
+            table_box(w, b"stts", 0, 3, &[2, 100, 1, 50]);
+            table_box(w, b"stsc", 0, 1, &[1, 3, 1]);
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("'stts' declares 3 entries but is only 32 bytes"), "{e}");
+    }
+
+    #[test]
+    fn parse_bounds_sample_counts_by_the_box_and_the_file() {
+        // A constant size: every sample must fit in the file (1 MB here), one byte each.
+        let constant = |count: u32| {
+            parse_stbl(|w| {
+                table_box(w, b"stts", 0, 1, &[count, 1]);
+                table_box(w, b"stsc", 0, 1, &[1, count, 1]);
+                w.open_full(b"stsz", 0, 0).u32(1).u32(count);
+                w.close().unwrap();
+                table_box(w, b"stco", 0, 1, &[0]);
+            })
+        };
+        assert_eq!(constant(1 << 20).unwrap().sample_count(), 1 << 20);
+        let e = constant((1 << 20) + 1).unwrap_err().to_string();
+        assert!(e.contains("'stsz' declares 1048577 samples, more than the file has bytes"), "{e}");
+        // Per-sample sizes: the box must hold them all, and may hold exactly them.
+        let each = |sizes: &[u32]| {
+            parse_stbl(|w| {
+                table_box(w, b"stts", 0, 1, &[3, 1]);
+                table_box(w, b"stsc", 0, 1, &[1, 3, 1]);
+                w.open_full(b"stsz", 0, 0).u32(0).u32(3);
+                for &s in sizes {
+                    w.u32(s);
+                }
+                w.close().unwrap();
+                table_box(w, b"co64", 0, 2, &[1, 2, 3, 4]);
+            })
+        };
+        let t = each(&[10, 20, 30]).unwrap();
+        assert_eq!(t.sample_count(), 3);
+        assert!(matches!(&t.chunk_offsets, ChunkOffsets::Co64(v) if v == &[(1 << 32) + 2, (3 << 32) + 4]));
+        let e = each(&[10, 20]).unwrap_err().to_string();
+        assert!(e.contains("'stsz' declares 3 sizes but is too short"), "{e}");
+    }
+
+    #[test]
+    fn modal_delta_counts_samples_not_runs() {
+        let mut t = table(vec![(1, 1, 1)], vec![0], 9, 1);
+        // Two runs of 1001 hold 4 samples; one run of 2002 holds 5.
+        t.stts = vec![(2, 1001), (5, 2002), (2, 1001)];
+        assert_eq!(t.modal_delta(), 2002);
+        // A tie goes to the shorter delta.
+        t.stts = vec![(2, 2002), (2, 1001)];
+        assert_eq!(t.modal_delta(), 1001);
+    }
+
+    #[test]
+    fn parse_rejects_a_ctts_short_of_the_samples() {
+        let e = parse_stbl(|w| {
+            table_box(w, b"stts", 0, 1, &[3, 1]);
+            table_box(w, b"ctts", 0, 1, &[2, 0]);
+            table_box(w, b"stsc", 0, 1, &[1, 3, 1]);
+            w.open_full(b"stsz", 0, 0).u32(1).u32(3);
+            w.close().unwrap();
+            table_box(w, b"stco", 0, 1, &[0]);
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("'ctts' covers 2 of 3 samples"), "{e}");
+    }
 }
