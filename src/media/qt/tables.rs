@@ -295,6 +295,8 @@ impl SampleTable {
     pub fn presents_in_decode_order(&self) -> bool {
         let Some((_, runs)) = &self.ctts else { return true };
         let n = self.sample_count();
+        // Equivalent mutant (scripts/mutants): `>=` here changes nothing, because an empty
+        // stts run adds 0 to `stts_end`, so the loop below never stops on one anyway.
         let mut stts = self.stts.iter().filter(|r| r.0 > 0);
         let mut stts_run = stts.next();
         let mut stts_end = stts_run.map_or(0, |r| r.0 as u64);
@@ -361,6 +363,8 @@ impl SampleTable {
         let mut start = 0u64;
         for &(c, d) in &self.stts {
             let span = c as u64 * d as u64;
+            // Equivalent mutant (scripts/mutants): `d >= 0` changes nothing, because with
+            // d == 0 the span is 0 and `t >= start` always holds here (so no division by 0).
             if d > 0 && t < start.saturating_add(span) {
                 let k = (t - start) / d as u64;
                 return (idx + k, start + k * d as u64);
@@ -393,6 +397,8 @@ impl SampleTable {
         let mut idx = 0u64;
         let mut start = 0u64;
         for &(c, d) in &self.stts {
+            // Equivalent mutant (scripts/mutants): `<=` changes nothing, because the first
+            // sample after a run starts where the run ends: start + c * d either way.
             if sample < idx + c as u64 {
                 return start + (sample - idx) * d as u64;
             }
@@ -757,6 +763,41 @@ mod tests {
         assert!(matches!(&t.chunk_offsets, ChunkOffsets::Co64(v) if v == &[(1 << 32) + 2, (3 << 32) + 4]));
         let e = each(&[10, 20]).unwrap_err().to_string();
         assert!(e.contains("'stsz' declares 3 sizes but is too short"), "{e}");
+    }
+
+    // Killed by scripts/mutants: the slices in tests.rs reach these only through whole
+    // ffmpeg files, whose runs rarely put a sample on a run boundary.
+    #[test]
+    fn per_sample_times_walk_the_runs() {
+        let mut t = table(vec![(1, 1, 1)], vec![0], 5, 1);
+        t.stts = vec![(2, 10), (3, 20)];
+        t.ctts = Some((1, vec![(1, 20), (2, -10), (2, 0)]));
+        let each = |f: &dyn Fn(u64) -> i64| (0..6).map(f).collect::<Vec<_>>();
+        assert_eq!(each(&|s| t.decode_time(s) as i64), [0, 10, 20, 40, 60, 80]);
+        assert_eq!(each(&|s| t.stts_delta(s) as i64), [10, 10, 20, 20, 20, 0]);
+        assert_eq!(each(&|s| t.composition_offset(s)), [20, -10, -10, 0, 0, 0]);
+        assert_eq!(each(&|s| t.composition_time(s)), [20, 0, 10, 40, 60, 80]);
+        assert_eq!(t.composition_times(), [20, 0, 10, 40, 60]);
+        // The end of the last run is past every sample: the last one is the answer.
+        assert_eq!(t.sample_at_time(80), (4, 60));
+        assert_eq!(t.sample_at_time(79), (4, 60));
+        assert_eq!(t.sample_at_time(20), (2, 20));
+    }
+
+    #[test]
+    fn decode_order_edge_runs() {
+        let mut t = table(vec![(1, 1, 1)], vec![0; 6], 6, 1);
+        t.stts = vec![(6, 10)];
+        // An offset that grows by more than a frame still keeps decode order.
+        t.ctts = Some((0, vec![(3, 0), (3, 15)]));
+        assert!(t.presents_in_decode_order());
+        // An empty ctts run changes nothing.
+        t.ctts = Some((0, vec![(3, 30), (0, 0), (3, 30)]));
+        assert!(t.presents_in_decode_order());
+        // The delta before the change is sample 3's: 20, in a one-sample stts run.
+        t.stts = vec![(3, 10), (1, 20), (2, 40)];
+        t.ctts = Some((0, vec![(4, 30), (2, 0)]));
+        assert!(!t.presents_in_decode_order());
     }
 
     #[test]
