@@ -443,6 +443,12 @@ impl SampleTable {
             }
             let run_chunks = next.saturating_sub(first);
             let run_samples = run_chunks * spc as u64;
+            // Equivalent mutants (scripts/mutants) in this run walk, same chunks either way:
+            // `&&` for `||` here (the skip below passes a run wholly before `a`, and a run of
+            // 0 samples per chunk adds none); `>=` or `==` for `a > sample` below (skip is
+            // then 0, and chunks before `a` add none: only slower on long PCM); `<=` for
+            // `cs < b` (a chunk at `b` fails `lo < hi`); `<=` for `lo < hi` (the skip and
+            // `cs < b` leave only chunks that overlap `a..b`, so lo == hi never happens).
             if spc == 0 || sample + run_samples <= a {
                 sample += run_samples;
                 continue;
@@ -798,6 +804,53 @@ mod tests {
         t.stts = vec![(3, 10), (1, 20), (2, 40)];
         t.ctts = Some((0, vec![(4, 30), (2, 0)]));
         assert!(!t.presents_in_decode_order());
+    }
+
+    // Killed by scripts/mutants: end-to-end slices check the frames, not each table.
+    #[test]
+    fn a_cut_table_written_and_parsed_back() {
+        let t = parse_stbl(|w| stbl_boxes(w, &[1, 2, 7, 2, 1, 8])).unwrap();
+        let chunk = |c: &Chunk| (c.offset, c.len, c.samples, c.sdi);
+        let chunks = |a, b| t.chunks_for(a, b).unwrap().iter().map(chunk).collect::<Vec<_>>();
+        assert_eq!(chunks(0, 3), [(1000, 30, 2, 7), (2000, 30, 1, 8)]);
+        assert_eq!(chunks(2, 3), [(2000, 30, 1, 8)]);
+        // The head of the first chunk is cut off by moving its offset.
+        let cut = t.chunks_for(1, 3).unwrap();
+        assert_eq!(cut.iter().map(chunk).collect::<Vec<_>>(), [(1010, 20, 1, 7), (2000, 30, 1, 8)]);
+
+        let back = parse_stbl(|w| t.write_subset(w, 1, 3, &cut, &|o| o + 5, false).unwrap()).unwrap();
+        assert_eq!(back.stts, [(1, 100), (1, 50)]);
+        assert_eq!(back.ctts, Some((1, vec![(2, 200)])));
+        assert_eq!(back.stss, Some(vec![2]));
+        assert_eq!(back.stsc, [(1, 1, 7), (2, 1, 8)]);
+        assert!(matches!(&back.sizes, Sizes::Each(v) if v == &[20, 30]));
+        assert!(matches!(&back.chunk_offsets, ChunkOffsets::Stco(v) if v == &[1015, 2005]));
+
+        // Adjacent runs of one value merge into one run.
+        assert_eq!(cut_runs(vec![(1u32, 5u32), (3, 5)].into_iter(), 0, 4), [(4, 5)]);
+        // A sync sample at the end of the range is not in it.
+        let back = parse_stbl(|w| {
+            let cut = t.chunks_for(0, 2).unwrap();
+            t.write_subset(w, 0, 2, &cut, &|o| o, false).unwrap()
+        });
+        assert_eq!(back.unwrap().stss, Some(vec![1]));
+    }
+
+    #[test]
+    fn constant_size_chunks_cut_in_a_later_stsc_run() {
+        // Chunk 1 holds samples 0-1, chunks 2 and 3 hold three each (2-4, 5-7).
+        let t = table(vec![(1, 2, 1), (2, 3, 1)], vec![100, 200, 300], 8, 1);
+        let chunk = |c: &Chunk| (c.offset, c.len, c.samples, c.sdi);
+        let cut = t.chunks_for(6, 8).unwrap();
+        assert_eq!(cut.iter().map(chunk).collect::<Vec<_>>(), [(301, 2, 2, 1)]);
+        let back = parse_stbl(|w| t.write_subset(w, 6, 8, &cut, &|o| o, false).unwrap()).unwrap();
+        assert!(matches!(back.sizes, Sizes::Constant { size: 1, count: 2 }));
+        assert_eq!(back.stsc, [(1, 2, 1)]);
+        // A change of samples per chunk alone starts a new stsc run.
+        let all = t.chunks_for(0, 8).unwrap();
+        let back = parse_stbl(|w| t.write_subset(w, 0, 8, &all, &|o| o, true).unwrap()).unwrap();
+        assert_eq!(back.stsc, [(1, 2, 1), (2, 3, 1)]);
+        assert!(matches!(&back.chunk_offsets, ChunkOffsets::Co64(v) if v == &[100, 200, 300]));
     }
 
     #[test]
