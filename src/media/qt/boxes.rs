@@ -255,6 +255,8 @@ impl W {
     /// Full box: header plus version and 24-bit flags.
     pub fn open_full(&mut self, typ: &[u8; 4], version: u8, flags: u32) -> &mut Self {
         self.open(typ);
+        // Equivalent mutant (scripts/mutants): `|` -> `^` gives the same word, because the
+        // version sits above bit 24 and the masked flags below it, so no bit is in both.
         self.u32(((version as u32) << 24) | (flags & 0x00ff_ffff))
     }
     pub fn close(&mut self) -> Result<(), QtError> {
@@ -276,6 +278,7 @@ impl W {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn spans(d: &[u8]) -> Result<Vec<(String, usize, usize, usize)>, QtError> {
         Ok(children(d, 0, d.len())?
@@ -322,5 +325,121 @@ mod tests {
         assert!(spans(b"\0\0\0\x08free\0\0\0\x10mdat1234").is_err());
         // A 64-bit size smaller than its own 16-byte header.
         assert!(spans(b"\0\0\0\x01wide\0\0\0\0\0\0\0\x08").is_err());
+    }
+    /// A source that hands out at most 3 bytes per read, as a network or FUSE-backed
+    /// source may: callers must keep reading from where the last read stopped. It also
+    /// fails the test on the 1000th read, so a walk that stops advancing fails at once
+    /// instead of looping (and allocating) until a timeout.
+    struct Dribble(Vec<u8>, AtomicUsize);
+    impl Dribble {
+        fn new(d: Vec<u8>) -> Self {
+            Dribble(d, AtomicUsize::new(0))
+        }
+    }
+    impl ReadAt for Dribble {
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+            let reads = self.1.fetch_add(1, Ordering::Relaxed);
+            assert!(reads < 1000, "the walk keeps reading: it is not advancing");
+            let n = buf.len().min(3);
+            self.0.read_at(offset, &mut buf[..n])
+        }
+        fn len(&self) -> u64 {
+            self.0.len() as u64
+        }
+    }
+
+    #[test]
+    fn read_exact_at_continues_after_short_reads() {
+        let src = Dribble::new((0u8..20).collect());
+        let mut buf = [0u8; 10];
+        read_exact_at(&src, 5, &mut buf).unwrap();
+        assert_eq!(buf, [5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
+        let mut past = [0u8; 4];
+        let err = read_exact_at(&src, 18, &mut past).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+    }
+
+    const FTYP: &[u8] = b"\0\0\0\x10ftypqt  \0\0\0\0";
+
+    /// (type, offset, header, size) of each complete box, and the damage message.
+    fn walk(rest: &[u8]) -> (Vec<(String, u64, u64, u64)>, Option<String>) {
+        let mut file = FTYP.to_vec();
+        file.extend_from_slice(rest);
+        let (boxes, damage) = walk_top(&Dribble::new(file)).unwrap();
+        let boxes = boxes
+            .iter()
+            .map(|b| (fourcc(&b.typ), b.offset, b.header, b.size))
+            .collect();
+        (boxes, damage)
+    }
+
+    fn ftyp() -> (String, u64, u64, u64) {
+        ("ftyp".to_string(), 0, 8, 16)
+    }
+
+    fn damage(rest: &[u8]) -> String {
+        let (boxes, damage) = walk(rest);
+        assert_eq!(boxes, [ftyp()], "only the ftyp box is complete");
+        damage.expect("damage is reported")
+    }
+
+    // Killed by scripts/mutants: the end-to-end tests only walk files ffmpeg wrote, whose
+    // boxes are never 8 bytes long at the end, size 0, or damaged after the first box.
+    #[test]
+    fn walk_top_boxes_and_damage_after_the_first() {
+        // A box of exactly one header (8 bytes) can end the file.
+        assert_eq!(walk(b"\0\0\0\x08free"), (vec![ftyp(), ("free".into(), 16, 8, 8)], None));
+        // Size 0 runs to the end of the file.
+        assert_eq!(
+            walk(b"\0\0\0\0mdat12345678"),
+            (vec![ftyp(), ("mdat".into(), 16, 8, 16)], None)
+        );
+        // A 64-bit size.
+        assert_eq!(
+            walk(b"\0\0\0\x01mdat\0\0\0\0\0\0\0\x1812345678"),
+            (vec![ftyp(), ("mdat".into(), 16, 16, 24)], None)
+        );
+        // iTunes-style types start with the byte 0xa9 ('©').
+        assert_eq!(
+            walk(b"\0\0\0\x08\xa9nam"),
+            (vec![ftyp(), ("?nam".into(), 16, 8, 8)], None)
+        );
+
+        let m = damage(b"\0\0\0\x08");
+        assert!(m.starts_with("4 trailing bytes at offset 16"), "{m}");
+        let m = damage(b"\0\0\0\x08\x01abc");
+        assert!(m.starts_with("garbage box header at offset 16"), "{m}");
+        let m = damage(b"\0\0\0\x01mdat\0\0\0\0");
+        assert!(m.contains("has a 64-bit size cut off"), "{m}");
+        let m = damage(b"\0\0\0\x01mdat\0\0\0\0\0\0\0\x08");
+        assert!(m.contains("declares an impossible size 8"), "{m}");
+        // Declares 40 bytes where 16 are left (the file is 32 bytes long).
+        let m = damage(b"\0\0\0\x28mdat12345678");
+        assert!(m.contains("declares 40 bytes but the file ends at 32"), "{m}");
+    }
+
+    #[test]
+    fn walk_top_rejects_what_is_not_quicktime() {
+        let err = |d: &[u8]| walk_top(&Dribble::new(d.to_vec())).unwrap_err().to_string();
+        assert!(err(b"").contains("file is empty"));
+        assert!(err(b"\0\0\0\x08fre").contains("shorter than one box header"));
+        assert!(err(b"\0\0\0\x08RIFF").contains("first box type 'RIFF'"));
+    }
+
+    #[test]
+    fn writer_sizes_nested_boxes_and_packs_full_box_headers() {
+        let mut w = W::default();
+        w.open(b"edts");
+        // Flags beyond 24 bits are dropped rather than spilling into the version byte.
+        w.open_full(b"elst", 1, 0xff00_0007).u32(1).u64(5).i64(-2).i32(-1).bytes(b"xy");
+        w.close().unwrap();
+        w.close().unwrap();
+        let mut want = b"\0\0\0\x2eedts\0\0\0\x26elst\x01\0\0\x07\0\0\0\x01".to_vec();
+        want.extend_from_slice(&5u64.to_be_bytes());
+        want.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe]);
+        want.extend_from_slice(&[0xff; 4]);
+        want.extend_from_slice(b"xy");
+        assert_eq!(w.buf, want);
+        assert!(w.close().is_err(), "a close without an open is an error");
     }
 }

@@ -295,6 +295,8 @@ impl SampleTable {
     pub fn presents_in_decode_order(&self) -> bool {
         let Some((_, runs)) = &self.ctts else { return true };
         let n = self.sample_count();
+        // Equivalent mutant (scripts/mutants): `>=` here changes nothing, because an empty
+        // stts run adds 0 to `stts_end`, so the loop below never stops on one anyway.
         let mut stts = self.stts.iter().filter(|r| r.0 > 0);
         let mut stts_run = stts.next();
         let mut stts_end = stts_run.map_or(0, |r| r.0 as u64);
@@ -361,6 +363,8 @@ impl SampleTable {
         let mut start = 0u64;
         for &(c, d) in &self.stts {
             let span = c as u64 * d as u64;
+            // Equivalent mutant (scripts/mutants): `d >= 0` changes nothing, because with
+            // d == 0 the span is 0 and `t >= start` always holds here (so no division by 0).
             if d > 0 && t < start.saturating_add(span) {
                 let k = (t - start) / d as u64;
                 return (idx + k, start + k * d as u64);
@@ -393,6 +397,8 @@ impl SampleTable {
         let mut idx = 0u64;
         let mut start = 0u64;
         for &(c, d) in &self.stts {
+            // Equivalent mutant (scripts/mutants): `<=` changes nothing, because the first
+            // sample after a run starts where the run ends: start + c * d either way.
             if sample < idx + c as u64 {
                 return start + (sample - idx) * d as u64;
             }
@@ -437,6 +443,12 @@ impl SampleTable {
             }
             let run_chunks = next.saturating_sub(first);
             let run_samples = run_chunks * spc as u64;
+            // Equivalent mutants (scripts/mutants) in this run walk, same chunks either way:
+            // `&&` for `||` here (the skip below passes a run wholly before `a`, and a run of
+            // 0 samples per chunk adds none); `>=` or `==` for `a > sample` below (skip is
+            // then 0, and chunks before `a` add none: only slower on long PCM); `<=` for
+            // `cs < b` (a chunk at `b` fails `lo < hi`); `<=` for `lo < hi` (the skip and
+            // `cs < b` leave only chunks that overlap `a..b`, so lo == hi never happens).
             if spc == 0 || sample + run_samples <= a {
                 sample += run_samples;
                 continue;
@@ -655,5 +667,215 @@ mod tests {
         assert_eq!(t.sample_at_time(4096), (4, 4096));
         assert_eq!(t.sample_at_time(4096 + 1000), (5, 4608));
         assert_eq!(t.sample_at_time(1 << 40), (9, 4096 + 5 * 512));
+    }
+    /// An `stbl` box holding the boxes `fill` writes, parsed as a file of 1 MB would be.
+    fn parse_stbl(fill: impl Fn(&mut W)) -> Result<SampleTable, QtError> {
+        let mut w = W::default();
+        w.open(b"stbl");
+        fill(&mut w);
+        w.close().unwrap();
+        let stbl = children(&w.buf, 0, w.buf.len()).unwrap()[0];
+        SampleTable::parse(&w.buf, &stbl, 1 << 20)
+    }
+
+    /// A full box holding an entry count and then `words`.
+    fn table_box(w: &mut W, typ: &[u8; 4], version: u8, count: u32, words: &[u32]) {
+        w.open_full(typ, version, 0).u32(count);
+        for &x in words {
+            w.u32(x);
+        }
+        w.close().unwrap();
+    }
+
+    /// Three samples in two chunks, every field distinct so a misread one shows.
+    fn stbl_boxes(w: &mut W, stsc: &[u32]) {
+        table_box(w, b"stts", 0, 2, &[2, 100, 1, 50]);
+        table_box(w, b"ctts", 1, 2, &[1, (-100i32) as u32, 2, 200]);
+        // Four bytes of padding after the entries are tolerated.
+        table_box(w, b"stss", 0, 2, &[1, 3, 0]);
+        table_box(w, b"stsc", 0, stsc.len() as u32 / 3, stsc);
+        w.open_full(b"stsz", 0, 0).u32(0).u32(3).u32(10).u32(20).u32(30).u32(0);
+        w.close().unwrap();
+        table_box(w, b"stco", 0, 2, &[1000, 2000]);
+    }
+
+    // Killed by scripts/mutants: the end-to-end tests parse ffmpeg's tables, whose stsc
+    // often has a single entry and whose ctts offsets the slices mostly copy unread.
+    #[test]
+    fn parse_reads_every_field_of_every_table() {
+        let t = parse_stbl(|w| stbl_boxes(w, &[1, 2, 7, 2, 1, 8])).unwrap();
+        assert_eq!(t.stts, [(2, 100), (1, 50)]);
+        assert_eq!(t.ctts, Some((1, vec![(1, -100), (2, 200)])));
+        assert_eq!(t.stss, Some(vec![1, 3]));
+        assert_eq!(t.stsc, [(1, 2, 7), (2, 1, 8)]);
+        assert!(matches!(&t.sizes, Sizes::Each(v) if v == &[10, 20, 30]));
+        let ChunkOffsets::Stco(stco) = &t.chunk_offsets else { panic!("stco kept as stco") };
+        assert_eq!(stco, &[1000, 2000]);
+        // 32-bit chunk offsets are accounted at 4 bytes each.
+        let Sizes::Each(sizes) = &t.sizes else { unreachable!() };
+        let others = t.stts.capacity() * 8
+            + t.ctts.as_ref().unwrap().1.capacity() * 8
+            + t.stss.as_ref().unwrap().capacity() * 4
+            + t.stsc.capacity() * 12
+            + sizes.capacity() * 4;
+        assert_eq!(t.heap_bytes(), others + stco.capacity() * 4);
+    }
+
+    #[test]
+    fn parse_rejects_tables_that_contradict_themselves() {
+        let err = |stsc: &[u32]| parse_stbl(|w| stbl_boxes(w, stsc)).unwrap_err().to_string();
+        assert!(err(&[0, 2, 7, 2, 1, 8]).contains("first_chunk values are not increasing"));
+        assert!(err(&[1, 2, 7, 1, 1, 8]).contains("first_chunk values are not increasing"));
+        // An entry count the box has no room for.
+        let e = parse_stbl(|w| {
+            table_box(w, b"stts", 0, 3, &[2, 100, 1, 50]);
+            table_box(w, b"stsc", 0, 1, &[1, 3, 1]);
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("'stts' declares 3 entries but is only 32 bytes"), "{e}");
+    }
+
+    #[test]
+    fn parse_bounds_sample_counts_by_the_box_and_the_file() {
+        // A constant size: every sample must fit in the file (1 MB here), one byte each.
+        let constant = |count: u32| {
+            parse_stbl(|w| {
+                table_box(w, b"stts", 0, 1, &[count, 1]);
+                table_box(w, b"stsc", 0, 1, &[1, count, 1]);
+                w.open_full(b"stsz", 0, 0).u32(1).u32(count);
+                w.close().unwrap();
+                table_box(w, b"stco", 0, 1, &[0]);
+            })
+        };
+        assert_eq!(constant(1 << 20).unwrap().sample_count(), 1 << 20);
+        let e = constant((1 << 20) + 1).unwrap_err().to_string();
+        assert!(e.contains("'stsz' declares 1048577 samples, more than the file has bytes"), "{e}");
+        // Per-sample sizes: the box must hold them all, and may hold exactly them.
+        let each = |sizes: &[u32]| {
+            parse_stbl(|w| {
+                table_box(w, b"stts", 0, 1, &[3, 1]);
+                table_box(w, b"stsc", 0, 1, &[1, 3, 1]);
+                w.open_full(b"stsz", 0, 0).u32(0).u32(3);
+                for &s in sizes {
+                    w.u32(s);
+                }
+                w.close().unwrap();
+                table_box(w, b"co64", 0, 2, &[1, 2, 3, 4]);
+            })
+        };
+        let t = each(&[10, 20, 30]).unwrap();
+        assert_eq!(t.sample_count(), 3);
+        assert!(matches!(&t.chunk_offsets, ChunkOffsets::Co64(v) if v == &[(1 << 32) + 2, (3 << 32) + 4]));
+        let e = each(&[10, 20]).unwrap_err().to_string();
+        assert!(e.contains("'stsz' declares 3 sizes but is too short"), "{e}");
+    }
+
+    // Killed by scripts/mutants: the slices in tests.rs reach these only through whole
+    // ffmpeg files, whose runs rarely put a sample on a run boundary.
+    #[test]
+    fn per_sample_times_walk_the_runs() {
+        let mut t = table(vec![(1, 1, 1)], vec![0], 5, 1);
+        t.stts = vec![(2, 10), (3, 20)];
+        t.ctts = Some((1, vec![(1, 20), (2, -10), (2, 0)]));
+        let each = |f: &dyn Fn(u64) -> i64| (0..6).map(f).collect::<Vec<_>>();
+        assert_eq!(each(&|s| t.decode_time(s) as i64), [0, 10, 20, 40, 60, 80]);
+        assert_eq!(each(&|s| t.stts_delta(s) as i64), [10, 10, 20, 20, 20, 0]);
+        assert_eq!(each(&|s| t.composition_offset(s)), [20, -10, -10, 0, 0, 0]);
+        assert_eq!(each(&|s| t.composition_time(s)), [20, 0, 10, 40, 60, 80]);
+        assert_eq!(t.composition_times(), [20, 0, 10, 40, 60]);
+        // The end of the last run is past every sample: the last one is the answer.
+        assert_eq!(t.sample_at_time(80), (4, 60));
+        assert_eq!(t.sample_at_time(79), (4, 60));
+        assert_eq!(t.sample_at_time(20), (2, 20));
+    }
+
+    #[test]
+    fn decode_order_edge_runs() {
+        let mut t = table(vec![(1, 1, 1)], vec![0; 6], 6, 1);
+        t.stts = vec![(6, 10)];
+        // An offset that grows by more than a frame still keeps decode order.
+        t.ctts = Some((0, vec![(3, 0), (3, 15)]));
+        assert!(t.presents_in_decode_order());
+        // An empty ctts run changes nothing.
+        t.ctts = Some((0, vec![(3, 30), (0, 0), (3, 30)]));
+        assert!(t.presents_in_decode_order());
+        // The delta before the change is sample 3's: 20, in a one-sample stts run.
+        t.stts = vec![(3, 10), (1, 20), (2, 40)];
+        t.ctts = Some((0, vec![(4, 30), (2, 0)]));
+        assert!(!t.presents_in_decode_order());
+    }
+
+    // Killed by scripts/mutants: end-to-end slices check the frames, not each table.
+    #[test]
+    fn a_cut_table_written_and_parsed_back() {
+        let t = parse_stbl(|w| stbl_boxes(w, &[1, 2, 7, 2, 1, 8])).unwrap();
+        let chunk = |c: &Chunk| (c.offset, c.len, c.samples, c.sdi);
+        let chunks = |a, b| t.chunks_for(a, b).unwrap().iter().map(chunk).collect::<Vec<_>>();
+        assert_eq!(chunks(0, 3), [(1000, 30, 2, 7), (2000, 30, 1, 8)]);
+        assert_eq!(chunks(2, 3), [(2000, 30, 1, 8)]);
+        // The head of the first chunk is cut off by moving its offset.
+        let cut = t.chunks_for(1, 3).unwrap();
+        assert_eq!(cut.iter().map(chunk).collect::<Vec<_>>(), [(1010, 20, 1, 7), (2000, 30, 1, 8)]);
+
+        let back = parse_stbl(|w| t.write_subset(w, 1, 3, &cut, &|o| o + 5, false).unwrap()).unwrap();
+        assert_eq!(back.stts, [(1, 100), (1, 50)]);
+        assert_eq!(back.ctts, Some((1, vec![(2, 200)])));
+        assert_eq!(back.stss, Some(vec![2]));
+        assert_eq!(back.stsc, [(1, 1, 7), (2, 1, 8)]);
+        assert!(matches!(&back.sizes, Sizes::Each(v) if v == &[20, 30]));
+        assert!(matches!(&back.chunk_offsets, ChunkOffsets::Stco(v) if v == &[1015, 2005]));
+
+        // Adjacent runs of one value merge into one run.
+        assert_eq!(cut_runs(vec![(1u32, 5u32), (3, 5)].into_iter(), 0, 4), [(4, 5)]);
+        // A sync sample at the end of the range is not in it.
+        let back = parse_stbl(|w| {
+            let cut = t.chunks_for(0, 2).unwrap();
+            t.write_subset(w, 0, 2, &cut, &|o| o, false).unwrap()
+        });
+        assert_eq!(back.unwrap().stss, Some(vec![1]));
+    }
+
+    #[test]
+    fn constant_size_chunks_cut_in_a_later_stsc_run() {
+        // Chunk 1 holds samples 0-1, chunks 2 and 3 hold three each (2-4, 5-7).
+        let t = table(vec![(1, 2, 1), (2, 3, 1)], vec![100, 200, 300], 8, 1);
+        let chunk = |c: &Chunk| (c.offset, c.len, c.samples, c.sdi);
+        let cut = t.chunks_for(6, 8).unwrap();
+        assert_eq!(cut.iter().map(chunk).collect::<Vec<_>>(), [(301, 2, 2, 1)]);
+        let back = parse_stbl(|w| t.write_subset(w, 6, 8, &cut, &|o| o, false).unwrap()).unwrap();
+        assert!(matches!(back.sizes, Sizes::Constant { size: 1, count: 2 }));
+        assert_eq!(back.stsc, [(1, 2, 1)]);
+        // A change of samples per chunk alone starts a new stsc run.
+        let all = t.chunks_for(0, 8).unwrap();
+        let back = parse_stbl(|w| t.write_subset(w, 0, 8, &all, &|o| o, true).unwrap()).unwrap();
+        assert_eq!(back.stsc, [(1, 2, 1), (2, 3, 1)]);
+        assert!(matches!(&back.chunk_offsets, ChunkOffsets::Co64(v) if v == &[100, 200, 300]));
+    }
+
+    #[test]
+    fn modal_delta_counts_samples_not_runs() {
+        let mut t = table(vec![(1, 1, 1)], vec![0], 9, 1);
+        // Two runs of 1001 hold 4 samples; one run of 2002 holds 5.
+        t.stts = vec![(2, 1001), (5, 2002), (2, 1001)];
+        assert_eq!(t.modal_delta(), 2002);
+        // A tie goes to the shorter delta.
+        t.stts = vec![(2, 2002), (2, 1001)];
+        assert_eq!(t.modal_delta(), 1001);
+    }
+
+    #[test]
+    fn parse_rejects_a_ctts_short_of_the_samples() {
+        let e = parse_stbl(|w| {
+            table_box(w, b"stts", 0, 1, &[3, 1]);
+            table_box(w, b"ctts", 0, 1, &[2, 0]);
+            table_box(w, b"stsc", 0, 1, &[1, 3, 1]);
+            w.open_full(b"stsz", 0, 0).u32(1).u32(3);
+            w.close().unwrap();
+            table_box(w, b"stco", 0, 1, &[0]);
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("'ctts' covers 2 of 3 samples"), "{e}");
     }
 }
