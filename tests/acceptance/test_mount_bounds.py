@@ -145,6 +145,10 @@ def test_huge_truncates_are_one_zero_run_and_commit_cheaply(rw, reelfs, tmp_path
     # What the mount calls a BLAKE3 is one; a huge hole's layout id says so.
     assert os.getxattr(small, "user.reelfs.hash").decode() == "blake3:" + b3(small)
     assert os.getxattr(huge, "user.reelfs.hash").decode().startswith("reelfs-layout:")
+    # `info` labels them the same way.
+    assert "content hash  blake3:" + b3(small) in reelfs.ok("info", archive, "main/card/small_hole.bin").stdout
+    huge_info = reelfs.ok("info", archive, "main/card/" + huge.name).stdout
+    assert "content hash  reelfs-layout:" in huge_info, huge_info
     # After the commit the mount serves the committed blobs, holes and all.
     assert read_at(huge, far - 3, 15) == b"\0\0\0far bytes\0\0\0"
     assert read_at(huge, HUGE // 3, 4096) == bytes(4096)
