@@ -42,7 +42,13 @@ pub(super) fn render(src: &Source, facts: &Value, out_dir: &Path, opts: &RenderO
     let mut dec = {
         let ist = ictx.stream(vidx).ok_or_else(vanished)?;
         let mut ctx = ff::codec::context::Context::from_parameters(ist.parameters()).map_err(fail("video decoder"))?;
-        ctx.set_threading(ff::codec::threading::Config { kind: ff::codec::threading::Type::Frame, count: opts.threads, ..Default::default() });
+        // Frame threads make what a long-GOP decoder reports about a damaged picture
+        // depend on thread timing (a concealed picture came back unflagged in one run of
+        // many), and damage must be found every time to hold its frames: inter-coded
+        // video decodes on one thread. Intra-only codecs (ProRes, DNx), whose frames
+        // stand alone, keep frame threads.
+        let threads = if intra_only(ist.parameters().id()) { opts.threads } else { 1 };
+        ctx.set_threading(ff::codec::threading::Config { kind: ff::codec::threading::Type::Frame, count: threads, ..Default::default() });
         ctx.decoder().video().map_err(|e| ProxyError::Skip(format!("cannot decode the video: {e}")))?
     };
     let (sw, sh) = (dec.width(), dec.height());
@@ -436,5 +442,14 @@ impl Conform {
             out.video(&p)?;
         }
         Ok(())
+    }
+}
+
+/// Whether FFmpeg describes the codec as intra-only (every frame a keyframe).
+fn intra_only(id: ff::codec::Id) -> bool {
+    // SAFETY: avcodec_descriptor_get returns NULL or a pointer to a static descriptor.
+    unsafe {
+        let d = ff::ffi::avcodec_descriptor_get(id.into());
+        !d.is_null() && ((*d).props & ff::ffi::AV_CODEC_PROP_INTRA_ONLY as i32) != 0
     }
 }
