@@ -588,6 +588,7 @@ fn run(cli: Cli) -> Result<i32> {
                     let mut v = serde_json::json!({
                         "name": e.name, "kind": e.kind, "size": e.size, "mode": format!("{:o}", e.mode),
                         "mtime_ns": e.mtime_ns, "hash": e.hash.to_hex(),
+                        "uid": e.owner.map(|o| o.uid), "gid": e.owner.map(|o| o.gid),
                     });
                     if let Some((facts, err)) = &media {
                         if let Some(f) = facts {
@@ -605,7 +606,9 @@ fn run(cli: Cli) -> Result<i32> {
                         _ => String::new(),
                     };
                     let name = if e.kind == EntryKind::Dir { format!("{}/", e.name) } else { e.name.clone() };
-                    println!("{:o}\t{:>12}\t{}\t{}\t{}", e.mode, e.size, fmt_time(e.mtime_ns), name, m);
+                    // Owner beside the mode, so the size/time/name columns keep their places.
+                    let owner = e.owner.map(|o| o.to_string()).unwrap_or_else(|| "-".into());
+                    println!("{:o} {owner}\t{:>12}\t{}\t{}\t{}", e.mode, e.size, fmt_time(e.mtime_ns), name, m);
                 } else {
                     println!("{}{}", e.name, if e.kind == EntryKind::Dir { "/" } else { "" });
                 }
@@ -628,6 +631,7 @@ fn run(cli: Cli) -> Result<i32> {
             let v = serde_json::json!({
                 "path": path, "size": r.entry.size, "mode": format!("{:o}", r.entry.mode), "mtime_ns": r.entry.mtime_ns,
                 "content_hash": r.entry.hash.to_hex(), "stored_bytes": stored, "logical_bytes": r.entry.size,
+                "uid": r.entry.owner.map(|o| o.uid), "gid": r.entry.owner.map(|o| o.gid),
                 "media": facts, "damaged": err.is_some(), "probe_error": err,
             });
             let mut v = v;
@@ -643,6 +647,7 @@ fn run(cli: Cli) -> Result<i32> {
             let plain = reelfs::archive::content_hash::is_plain_blake3(&a.catalog, &r.entry.hash)?;
             println!("content hash  {}", reelfs::archive::content_hash::label(&r.entry.hash, plain));
             println!("modified      {}", fmt_time(r.entry.mtime_ns));
+            println!("owner         {}", r.entry.owner.map(|o| format!("uid {} gid {}", o.uid, o.gid)).unwrap_or_else(|| "not recorded".into()));
             if let Some(e) = &err {
                 println!("media         DAMAGED: {e}");
             }
@@ -856,7 +861,7 @@ fn run(cli: Cli) -> Result<i32> {
                     match c.status {
                         Status::Added => println!("A  {}  ({})", c.path, human(c.size.unwrap_or(0))),
                         Status::Removed => println!("D  {}  ({})", c.path, human(c.old_size.unwrap_or(0))),
-                        Status::Modified => println!("M  {}  ({} -> {})", c.path, human(c.old_size.unwrap_or(0)), human(c.size.unwrap_or(0))),
+                        Status::Modified => println!("M  {}  ({} -> {}){}", c.path, human(c.old_size.unwrap_or(0)), human(c.size.unwrap_or(0)), c.owner_note()),
                         Status::Renamed => println!("R  {} -> {}  ({})", c.old_path.as_deref().unwrap_or("?"), c.path, human(c.size.unwrap_or(0))),
                     }
                 }

@@ -98,6 +98,9 @@ impl From<&super::objects::TcFactRecord> for TcFactRow {
 pub struct Catalog {
     pub conn: Connection,
     pub path: PathBuf,
+    /// Whether tree_entries and staging have the owner columns (see
+    /// `ensure_owner_columns`); false only for an old catalog opened read-only.
+    pub owner_columns: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -181,7 +184,8 @@ impl Catalog {
             conn.execute_batch(SCHEMA).map_err(err)?;
             conn.execute_batch(TC_FACTS_SCHEMA).map_err(err)?;
         }
-        Ok(Catalog { conn, path: path.into() })
+        let owner_columns = ensure_owner_columns(&conn).map_err(err)?;
+        Ok(Catalog { conn, path: path.into(), owner_columns })
     }
 
     pub fn err(&self, e: rusqlite::Error) -> ArchiveError {
@@ -399,10 +403,11 @@ impl Catalog {
         }
         let mut st = self
             .conn
-            .prepare_cached("INSERT OR REPLACE INTO tree_entries (tree, name, kind, hash, size, mode, mtime_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+            .prepare_cached("INSERT OR REPLACE INTO tree_entries (tree, name, kind, hash, size, mode, mtime_ns, uid, gid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
             .map_err(|e| self.err(e))?;
         for e in entries {
-            st.execute(params![&hash.0[..], e.name, e.kind.code(), &e.hash.0[..], e.size as i64, e.mode, e.mtime_ns])
+            let (uid, gid) = (e.owner.map(|o| o.uid), e.owner.map(|o| o.gid));
+            st.execute(params![&hash.0[..], e.name, e.kind.code(), &e.hash.0[..], e.size as i64, e.mode, e.mtime_ns, uid, gid])
                 .map_err(|e| self.err(e))?;
         }
         Ok(())
@@ -416,13 +421,14 @@ impl Catalog {
             size: r.get::<_, i64>(3)? as u64,
             mode: r.get(4)?,
             mtime_ns: r.get(5)?,
+            owner: owner_of(r.get(6)?, r.get(7)?),
         })
     }
 
     pub fn tree_entries(&self, tree: &Hash) -> Result<Vec<TreeEntry>> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT name, kind, hash, size, mode, mtime_ns FROM tree_entries WHERE tree = ?1 ORDER BY name")
+            .prepare_cached(&format!("SELECT {} FROM tree_entries WHERE tree = ?1 ORDER BY name", self.entry_columns()))
             .map_err(|e| self.err(e))?;
         let rows = st.query_map([&tree.0[..]], Self::entry_row).map_err(|e| self.err(e))?;
         let entries: Vec<TreeEntry> = rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))?;
@@ -460,7 +466,7 @@ impl Catalog {
     pub fn tree_lookup(&self, tree: &Hash, name: &str) -> Result<Option<TreeEntry>> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT name, kind, hash, size, mode, mtime_ns FROM tree_entries WHERE tree = ?1 AND name = ?2")
+            .prepare_cached(&format!("SELECT {} FROM tree_entries WHERE tree = ?1 AND name = ?2", self.entry_columns()))
             .map_err(|e| self.err(e))?;
         st.query_row(params![&tree.0[..], name], Self::entry_row).optional().map_err(|e| self.err(e))
     }
@@ -715,7 +721,7 @@ impl Catalog {
     pub fn tree_rows(&self, tree: &Hash) -> Result<Vec<TreeEntry>> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT name, kind, hash, size, mode, mtime_ns FROM tree_entries WHERE tree = ?1 ORDER BY name")
+            .prepare_cached(&format!("SELECT {} FROM tree_entries WHERE tree = ?1 ORDER BY name", self.entry_columns()))
             .map_err(|e| self.err(e))?;
         let rows = st.query_map([&tree.0[..]], Self::entry_row).map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
@@ -977,5 +983,116 @@ impl Catalog {
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+}
+
+/// Owners (uid, gid) of tree entries and staged files: two nullable columns
+/// added to catalogs made before owners were recorded. NULL is "not recorded"
+/// (an entry from an old tree), so old rows keep meaning what they meant.
+fn ensure_owner_columns(conn: &Connection) -> rusqlite::Result<bool> {
+    // The staging table may not exist yet in an old catalog; it is made here
+    // so both tables get their columns in one place.
+    let has = |table: &str| -> rusqlite::Result<bool> {
+        let mut st = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+        let cols = st.query_map([], |r| r.get::<_, String>(1))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(cols.iter().any(|c| c == "uid"))
+    };
+    let mut ok = true;
+    let staging_ok = conn.execute_batch(super::staging::STAGING_SCHEMA).is_ok();
+    for table in ["tree_entries", "staging"] {
+        if table == "staging" && !staging_ok {
+            ok = false;
+            continue;
+        }
+        if has(table)? {
+            continue;
+        }
+        match conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN uid INTEGER; ALTER TABLE {table} ADD COLUMN gid INTEGER;")) {
+            Ok(()) => {}
+            // An old catalog this user may only read (a shared archive's member
+            // before its owner ran this version): owners read as not recorded.
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ReadOnly => ok = false,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(ok)
+}
+
+/// An owner from its two columns: recorded only when both are.
+pub fn owner_of(uid: Option<i64>, gid: Option<i64>) -> Option<super::objects::Owner> {
+    match (uid.and_then(|u| u32::try_from(u).ok()), gid.and_then(|g| u32::try_from(g).ok())) {
+        (Some(uid), Some(gid)) => Some(super::objects::Owner { uid, gid }),
+        _ => None,
+    }
+}
+
+impl Catalog {
+    /// The tree_entries columns `entry_row` reads (owners as NULL where the
+    /// catalog has no owner columns).
+    fn entry_columns(&self) -> &'static str {
+        if self.owner_columns {
+            "name, kind, hash, size, mode, mtime_ns, uid, gid"
+        } else {
+            "name, kind, hash, size, mode, mtime_ns, NULL, NULL"
+        }
+    }
+}
+
+#[cfg(test)]
+mod owner_column_tests {
+    use super::*;
+    use crate::archive::objects::Owner;
+
+    /// tree_entries and staging as archives made before owners were recorded have them.
+    const OLD_TABLES: &str = "
+        CREATE TABLE tree_entries (
+          tree BLOB NOT NULL, name TEXT NOT NULL, kind INTEGER NOT NULL, hash BLOB NOT NULL,
+          size INTEGER NOT NULL, mode INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+          PRIMARY KEY (tree, name)) WITHOUT ROWID;
+        CREATE TABLE staging (
+          branch TEXT NOT NULL, path TEXT NOT NULL, kind INTEGER NOT NULL,
+          size INTEGER NOT NULL, mode INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+          blob BLOB, extents INTEGER, tree BLOB,
+          PRIMARY KEY (branch, path)) WITHOUT ROWID;";
+
+    fn old_catalog(path: &Path) -> (Hash, Hash) {
+        let c = Connection::open(path).unwrap();
+        c.execute_batch(OLD_TABLES).unwrap();
+        let (tree, blob) = (Hash::of(b"tree"), Hash::of(b"blob"));
+        c.execute(
+            "INSERT INTO tree_entries (tree, name, kind, hash, size, mode, mtime_ns) VALUES (?1, 'a.mov', 1, ?2, 5, 420, 7)",
+            params![&tree.0[..], &blob.0[..]],
+        )
+        .unwrap();
+        (tree, blob)
+    }
+
+    #[test]
+    fn an_old_catalog_reads_unchanged_and_then_records_owners() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        let (tree, blob) = old_catalog(&path);
+        let cat = Catalog::open(&path, true).unwrap();
+        assert!(cat.owner_columns);
+        let e = cat.tree_lookup(&tree, "a.mov").unwrap().unwrap();
+        assert_eq!((e.hash, e.size, e.mode, e.mtime_ns, e.owner), (blob, 5, 420, 7, None));
+        let owned = TreeEntry { name: "b.mov".into(), owner: Some(Owner { uid: 1000, gid: 44 }), ..e.clone() };
+        let t2 = Hash::of(b"tree2");
+        cat.insert_tree(&t2, &[e.clone(), owned.clone()]).unwrap();
+        assert_eq!(cat.tree_rows(&t2).unwrap(), vec![e, owned]);
+        drop(cat);
+        // Opening again finds the columns and adds nothing.
+        assert!(Catalog::open(&path, true).unwrap().owner_columns);
+    }
+
+    #[test]
+    fn an_old_catalog_opened_read_only_reads_owners_as_unrecorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        let (tree, _) = old_catalog(&path);
+        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        assert!(!ensure_owner_columns(&conn).unwrap());
+        let cat = Catalog { conn, path: path.clone(), owner_columns: false };
+        assert_eq!(cat.tree_lookup(&tree, "a.mov").unwrap().unwrap().owner, None);
     }
 }

@@ -9,7 +9,7 @@
 
 use super::catalog::{Catalog, CommitRow};
 use super::error::{ArchiveError, Result};
-use super::objects::{EntryKind, Hash, TreeEntry};
+use super::objects::{EntryKind, Hash, Owner, TreeEntry};
 use super::repo::Archive;
 use std::collections::HashMap;
 
@@ -62,6 +62,52 @@ pub struct Change {
     pub old_size: Option<u64>,
     pub hash: Option<Hash>,
     pub old_hash: Option<Hash>,
+    /// Set when the owner or group changed (a `chown` alone is a change too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<OwnerChange>,
+}
+
+/// An owner change from A to B (None: not recorded, an entry archived before
+/// owners were kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct OwnerChange {
+    pub from: Option<Owner>,
+    pub to: Option<Owner>,
+}
+
+impl OwnerChange {
+    /// The change between two entries, if their owners differ.
+    pub fn between(a: &TreeEntry, b: &TreeEntry) -> Option<OwnerChange> {
+        (a.owner != b.owner).then_some(OwnerChange { from: a.owner, to: b.owner })
+    }
+}
+
+impl std::fmt::Display for OwnerChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |o: Option<Owner>| o.map(|o| o.to_string()).unwrap_or_else(|| "unrecorded".into());
+        write!(f, "owner {} -> {}", show(self.from), show(self.to))
+    }
+}
+
+impl Change {
+    /// `  owner A -> B` when the owner changed, else nothing (for one-line listings).
+    pub fn owner_note(&self) -> String {
+        self.owner.map(|o| format!("  {o}")).unwrap_or_default()
+    }
+
+    /// A file or folder whose content is unchanged and whose owner changed.
+    fn owner_only(path: &str, x: &TreeEntry, y: &TreeEntry, owner: OwnerChange) -> Change {
+        Change {
+            status: Status::Modified,
+            path: path.to_string(),
+            old_path: None,
+            size: Some(y.size),
+            old_size: Some(x.size),
+            hash: Some(y.hash),
+            old_hash: Some(x.hash),
+            owner: Some(owner),
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -113,7 +159,7 @@ fn join(prefix: &str, name: &str) -> String {
 /// names the root itself, as a folder entry.
 pub fn entry_at(src: &impl TreeSource, root: Option<Hash>, path: &str) -> Result<Option<TreeEntry>> {
     let Some(root) = root else { return Ok(None) };
-    let mut e = TreeEntry { name: String::new(), kind: EntryKind::Dir, hash: root, size: 0, mode: 0o755, mtime_ns: 0 };
+    let mut e = TreeEntry { name: String::new(), kind: EntryKind::Dir, hash: root, size: 0, mode: 0o755, mtime_ns: 0, owner: None };
     for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
         if e.kind != EntryKind::Dir {
             return Ok(None);
@@ -141,8 +187,16 @@ fn walk(src: &impl TreeSource, a: Option<&TreeEntry>, b: Option<&TreeEntry>, pat
     match (a, b) {
         (None, None) => {}
         // Equal hash, equal kind: the same content (a folder: the same subtree). Not opened.
-        (Some(x), Some(y)) if x.kind == y.kind && x.hash == y.hash => {}
+        // Its owner is the entry's own, outside the hash, so it is compared here.
+        (Some(x), Some(y)) if x.kind == y.kind && x.hash == y.hash => {
+            if let Some(o) = OwnerChange::between(x, y) {
+                out.push(Change::owner_only(path, x, y, o));
+            }
+        }
         (Some(x), Some(y)) if x.kind == EntryKind::Dir && y.kind == EntryKind::Dir => {
+            if let Some(o) = OwnerChange::between(x, y) {
+                out.push(Change::owner_only(path, x, y, o));
+            }
             let xs = src.entries(&x.hash)?;
             let ys = src.entries(&y.hash)?;
             // Both are sorted by name: one merge pass.
@@ -178,6 +232,7 @@ fn walk(src: &impl TreeSource, a: Option<&TreeEntry>, b: Option<&TreeEntry>, pat
             old_size: Some(x.size),
             hash: Some(y.hash),
             old_hash: Some(x.hash),
+            owner: OwnerChange::between(x, y),
         }),
         // A file became a folder or the other way round.
         (Some(x), Some(y)) => {
@@ -193,6 +248,7 @@ fn walk(src: &impl TreeSource, a: Option<&TreeEntry>, b: Option<&TreeEntry>, pat
                 old_size: Some(x.size),
                 hash: None,
                 old_hash: Some(x.hash),
+                owner: None,
             }),
             EntryKind::Dir => {
                 for c in src.entries(&x.hash)? {
@@ -210,6 +266,7 @@ fn walk(src: &impl TreeSource, a: Option<&TreeEntry>, b: Option<&TreeEntry>, pat
                 old_size: None,
                 hash: Some(y.hash),
                 old_hash: None,
+                owner: None,
             }),
             EntryKind::Dir => {
                 for c in src.entries(&y.hash)? {
@@ -253,6 +310,7 @@ fn pair_renames(changes: Vec<Change>) -> Vec<Change> {
                 old_size: old.old_size,
                 hash: c.hash,
                 old_hash: old.old_hash,
+                owner: None,
             });
         }
     }
@@ -315,7 +373,7 @@ pub fn path_history(archive: &Archive, head: Option<Hash>, path: &str, limit: us
         let here = entry_at(cat, Some(c.tree), &path)?;
         let before = entry_at(cat, ptree, &path)?;
         let same = match (&here, &before) {
-            (Some(x), Some(y)) => x.kind == y.kind && x.hash == y.hash,
+            (Some(x), Some(y)) => x.kind == y.kind && x.hash == y.hash && x.owner == y.owner,
             (None, None) => true,
             _ => false,
         };
@@ -394,7 +452,7 @@ mod tests {
     }
 
     fn file(name: &str, content: &str) -> TreeEntry {
-        TreeEntry { name: name.into(), kind: EntryKind::File, hash: Hash::of(content.as_bytes()), size: content.len() as u64, mode: 0o644, mtime_ns: 0 }
+        TreeEntry { name: name.into(), kind: EntryKind::File, hash: Hash::of(content.as_bytes()), size: content.len() as u64, mode: 0o644, mtime_ns: 0, owner: None }
     }
 
     impl Mem {
@@ -403,7 +461,7 @@ mod tests {
             let t = Tree { entries: entries.clone() };
             let id = t.id();
             self.trees.insert(id, entries);
-            TreeEntry { name: name.into(), kind: EntryKind::Dir, hash: id, size: t.total_size(), mode: 0o755, mtime_ns: 0 }
+            TreeEntry { name: name.into(), kind: EntryKind::Dir, hash: id, size: t.total_size(), mode: 0o755, mtime_ns: 0, owner: None }
         }
     }
 
@@ -508,5 +566,58 @@ mod tests {
         let ch = diff_trees(&m, Some(a.hash), Some(b.hash), "").unwrap();
         let got: Vec<(Status, &str)> = ch.iter().map(|c| (c.status, c.path.as_str())).collect();
         assert_eq!(got, vec![(Status::Removed, "e1"), (Status::Added, "e2"), (Status::Removed, "x"), (Status::Added, "x/y")]);
+    }
+}
+
+#[cfg(test)]
+mod owner_tests {
+    use super::*;
+    use super::super::objects::Tree;
+
+    struct Mem(HashMap<Hash, Vec<TreeEntry>>);
+
+    impl TreeSource for Mem {
+        fn entries(&self, tree: &Hash) -> Result<Vec<TreeEntry>> {
+            Ok(self.0.get(tree).cloned().unwrap_or_default())
+        }
+        fn lookup(&self, tree: &Hash, name: &str) -> Result<Option<TreeEntry>> {
+            Ok(self.0.get(tree).and_then(|v| v.iter().find(|e| e.name == name).cloned()))
+        }
+    }
+
+    fn entry(name: &str, kind: EntryKind, hash: Hash, owner: Option<Owner>) -> TreeEntry {
+        TreeEntry { name: name.into(), kind, hash, size: 4, mode: 0o644, mtime_ns: 0, owner }
+    }
+
+    fn dir(m: &mut Mem, name: &str, entries: Vec<TreeEntry>, owner: Option<Owner>) -> TreeEntry {
+        let t = Tree { entries: entries.clone() };
+        m.0.insert(t.id(), entries);
+        entry(name, EntryKind::Dir, t.id(), owner)
+    }
+
+    #[test]
+    fn a_chown_alone_is_a_change_of_the_file_or_folder() {
+        let (root, user) = (Some(Owner { uid: 0, gid: 0 }), Some(Owner { uid: 1000, gid: 1000 }));
+        let mut m = Mem(HashMap::new());
+        let clip = Hash::of(b"clip");
+        let sub_a = dir(&mut m, "sub", vec![entry("x.wav", EntryKind::File, Hash::of(b"x"), root)], root);
+        let sub_b = dir(&mut m, "sub", vec![entry("x.wav", EntryKind::File, Hash::of(b"x"), root)], user);
+        let a = dir(&mut m, "", vec![entry("c.mov", EntryKind::File, clip, root), sub_a], None);
+        let b = dir(&mut m, "", vec![entry("c.mov", EntryKind::File, clip, user), sub_b], None);
+        let changes = diff_trees(&m, Some(a.hash), Some(b.hash), "").unwrap();
+        let got: Vec<(&str, Status, Option<OwnerChange>)> = changes.iter().map(|c| (c.path.as_str(), c.status, c.owner)).collect();
+        let change = Some(OwnerChange { from: root, to: user });
+        assert_eq!(got, vec![("c.mov", Status::Modified, change), ("sub", Status::Modified, change)]);
+        assert_eq!(changes[0].hash, changes[0].old_hash);
+        assert_eq!(changes[0].owner_note(), "  owner 0:0 -> 1000:1000");
+        // Content and owner changed together: one change that says both.
+        let b2 = dir(&mut m, "", vec![entry("c.mov", EntryKind::File, Hash::of(b"new"), user)], None);
+        let a2 = dir(&mut m, "", vec![entry("c.mov", EntryKind::File, clip, None)], None);
+        let c = diff_trees(&m, Some(a2.hash), Some(b2.hash), "").unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].owner, Some(OwnerChange { from: None, to: user }));
+        assert_eq!(c[0].owner_note(), "  owner unrecorded -> 1000:1000");
+        // Same owners: nothing to report.
+        assert!(diff_trees(&m, Some(a.hash), Some(a.hash), "").unwrap().is_empty());
     }
 }

@@ -7,7 +7,7 @@
 use super::catalog::Catalog;
 use super::config::{CompressionPolicy, Config};
 use super::error::{ArchiveError, IoContext, Result};
-use super::objects::{BlobRecord, EntryKind, Extent, Hash, MediaRecord, RecordKind, RefRecord, Tree, TreeEntry};
+use super::objects::{BlobRecord, EntryKind, Extent, Hash, MediaRecord, Owner, RecordKind, RefRecord, Tree, TreeEntry};
 use super::pack::{PackWriter, RecordLoc, CODEC_RAW, CODEC_ZSTD};
 use super::repo::{make_commit, Archive};
 use crossbeam_channel::bounded;
@@ -64,6 +64,8 @@ struct DirNode {
     dirty: bool,
     mode: u32,
     mtime_ns: i64,
+    /// The source folder's owner (None: made by the ingest, or not recorded).
+    owner: Option<Owner>,
     entries: BTreeMap<String, Node>,
 }
 
@@ -74,10 +76,10 @@ enum Node {
 
 impl DirNode {
     fn new_empty(mode: u32, mtime_ns: i64) -> DirNode {
-        DirNode { base: None, base_size: 0, loaded: true, dirty: true, mode, mtime_ns, entries: BTreeMap::new() }
+        DirNode { base: None, base_size: 0, loaded: true, dirty: true, mode, mtime_ns, owner: None, entries: BTreeMap::new() }
     }
     fn from_entry(e: &TreeEntry) -> DirNode {
-        DirNode { base: Some(e.hash), base_size: e.size, loaded: false, dirty: false, mode: e.mode, mtime_ns: e.mtime_ns, entries: BTreeMap::new() }
+        DirNode { base: Some(e.hash), base_size: e.size, loaded: false, dirty: false, mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner, entries: BTreeMap::new() }
     }
     fn load(&mut self, cat: &Catalog) -> Result<()> {
         if self.loaded {
@@ -126,7 +128,7 @@ impl DirNode {
                 Node::File(e) => tree.entries.push(e.clone()),
                 Node::Dir(d) => {
                     let (hash, size) = d.store(cat, sink)?;
-                    tree.entries.push(TreeEntry { name: name.clone(), kind: EntryKind::Dir, hash, size, mode: d.mode, mtime_ns: d.mtime_ns });
+                    tree.entries.push(TreeEntry { name: name.clone(), kind: EntryKind::Dir, hash, size, mode: d.mode, mtime_ns: d.mtime_ns, owner: d.owner });
                 }
             }
         }
@@ -447,7 +449,7 @@ fn name_of(p: &Path) -> Result<String> {
 }
 
 /// Expand the sources into files (and the folders that hold them).
-fn enumerate(sources: &[PathBuf], dest: &[String], archive_root: &Path, failed: &mut Vec<(String, String)>) -> Result<(Vec<SourceFile>, Vec<(Vec<String>, u32, i64)>)> {
+fn enumerate(sources: &[PathBuf], dest: &[String], archive_root: &Path, failed: &mut Vec<(String, String)>) -> Result<(Vec<SourceFile>, Vec<(Vec<String>, u32, i64, Owner)>)> {
     let mut files = Vec::new();
     let mut dirs = Vec::new();
     // Never ingest the archive into itself (a source folder that contains it).
@@ -509,7 +511,7 @@ fn enumerate(sources: &[PathBuf], dest: &[String], archive_root: &Path, failed: 
                 }
             };
             if ft.is_dir() {
-                dirs.push((d, m.mode() & 0o7777, mtime_ns(&m)));
+                dirs.push((d, m.mode() & 0o7777, mtime_ns(&m), Owner::of(&m)));
             } else if ft.is_file() {
                 files.push(SourceFile { path: entry.path().to_path_buf(), dest: d, meta: m });
             } else {
@@ -548,7 +550,7 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
         None => None,
     };
     let mut root = match root_tree {
-        Some(t) => DirNode { base: Some(t), base_size: 0, loaded: false, dirty: false, mode: 0o755, mtime_ns: 0, entries: BTreeMap::new() },
+        Some(t) => DirNode { base: Some(t), base_size: 0, loaded: false, dirty: false, mode: 0o755, mtime_ns: 0, owner: None, entries: BTreeMap::new() },
         None => DirNode::new_empty(0o755, 0),
     };
     let mut sink = PackSink::new(archive, cat)?;
@@ -556,10 +558,11 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
     let result = (|| -> Result<Option<Hash>> {
         rewrite_records_of_missing_packs(cat, &mut sink)?;
         let now = super::objects::now_ns();
-        for (d, mode, mt) in &dirs {
+        for (d, mode, mt, owner) in &dirs {
             let node = root.dir_mut(cat, d, 0o755, now)?;
             node.mode = *mode;
             node.mtime_ns = *mt;
+            node.owner = Some(*owner);
         }
         let mut sources_seen = Vec::new();
         for f in &files {
@@ -614,7 +617,7 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
             }
             dir.entries.insert(
                 name[0].clone(),
-                Node::File(TreeEntry { name: name[0].clone(), kind: EntryKind::File, hash: blob, size, mode: f.meta.mode() & 0o7777, mtime_ns: mt }),
+                Node::File(TreeEntry { name: name[0].clone(), kind: EntryKind::File, hash: blob, size, mode: f.meta.mode() & 0o7777, mtime_ns: mt, owner: Some(Owner::of(&f.meta)) }),
             );
             report.bytes_logical += size;
         }

@@ -238,7 +238,7 @@ impl Ctx<'_> {
             self.new_ids.insert(id);
             self.new_trees.push(tree);
         }
-        Ok(TreeEntry { name: ours.name.clone(), kind: EntryKind::Dir, hash: id, size, mode: ours.mode, mtime_ns: ours.mtime_ns })
+        Ok(TreeEntry { name: ours.name.clone(), kind: EntryKind::Dir, hash: id, size, mode: ours.mode, mtime_ns: ours.mtime_ns, owner: ours.owner })
     }
 }
 
@@ -264,7 +264,7 @@ impl TreeSource for Overlay<'_> {
 }
 
 fn dir_entry(tree: Hash) -> TreeEntry {
-    TreeEntry { name: String::new(), kind: EntryKind::Dir, hash: tree, size: 0, mode: 0o755, mtime_ns: 0 }
+    TreeEntry { name: String::new(), kind: EntryKind::Dir, hash: tree, size: 0, mode: 0o755, mtime_ns: 0, owner: None }
 }
 
 /// Merge `src` (`BRANCH` or `BRANCH@COMMIT`) into the branch `dst`.

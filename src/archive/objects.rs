@@ -127,6 +127,34 @@ pub struct TreeEntry {
     pub size: u64,
     pub mode: u32,
     pub mtime_ns: i64,
+    /// Numeric owner and group, as tar's `--numeric-owner` keeps them. None in
+    /// trees written before owners were recorded: the field is left out of the
+    /// JSON then, so those trees keep their bytes and ids, and such entries show
+    /// as owned by whoever mounts or restores them (as they always did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+}
+
+/// A file's numeric owner and group. Names are not kept: an archive outlives the
+/// machine's user database, and the same name may be another id elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Owner {
+    /// The owner of a file whose metadata this is.
+    pub fn of(meta: &std::fs::Metadata) -> Owner {
+        use std::os::unix::fs::MetadataExt;
+        Owner { uid: meta.uid(), gid: meta.gid() }
+    }
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.uid, self.gid)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -372,5 +400,30 @@ mod tc_fact_record_tests {
             let bad = TcFactRecord { path: p.into(), ..sample() };
             assert!(matches!(TcFactRecord::decode(&bad.encode(), &bad.id()), Err(TcFactRecordError::BadPath(_))), "{p}");
         }
+    }
+}
+
+#[cfg(test)]
+mod owner_tests {
+    use super::*;
+
+    /// A tree as written before owners were recorded: it must read as "owner not
+    /// recorded" and encode to the same bytes, so its id (and every commit above
+    /// it) stays what it was.
+    #[test]
+    fn trees_without_owners_keep_their_bytes_and_ids() {
+        let hash = Hash::of(b"clip").to_hex();
+        let old = format!(r#"{{"entries":[{{"name":"A001.mov","kind":"file","hash":"{hash}","size":5,"mode":420,"mtime_ns":7}}]}}"#);
+        let t: Tree = serde_json::from_str(&old).unwrap();
+        assert_eq!(t.entries[0].owner, None);
+        assert_eq!(t.encode(), old.as_bytes());
+        assert_eq!(t.id(), Hash::of(old.as_bytes()));
+        // With an owner: recorded, round-trips, and is part of the id.
+        let mut owned = t.clone();
+        owned.entries[0].owner = Some(Owner { uid: 1000, gid: 44 });
+        let raw = owned.encode();
+        assert!(String::from_utf8_lossy(&raw).ends_with(r#""mtime_ns":7,"owner":{"uid":1000,"gid":44}}]}"#));
+        assert_eq!(serde_json::from_slice::<Tree>(&raw).unwrap(), owned);
+        assert_ne!(owned.id(), t.id());
     }
 }

@@ -332,6 +332,7 @@ impl Archive {
             size: 0,
             mode: 0o755,
             mtime_ns: 0,
+            owner: None,
         };
         if let Some(c) = commit {
             entry.mtime_ns = self.commit(&c)?.time_ns;

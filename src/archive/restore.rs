@@ -230,6 +230,8 @@ fn open_or_make_dir(parent: BorrowedFd<'_>, name: &str, path: &Path) -> Result<O
 }
 
 fn set_mode_mtime(fd: BorrowedFd<'_>, e: &TreeEntry, path: &Path) -> Result<()> {
+    // Owner before mode: a chown clears setuid/setgid, which the mode then sets.
+    set_owner(fd, e, path)?;
     if e.mode != 0 {
         rustix::fs::fchmod(fd, Mode::from_raw_mode(e.mode & 0o7777)).map_err(|err| io_err(path, err))?;
     }
@@ -241,6 +243,20 @@ fn set_mode_mtime(fd: BorrowedFd<'_>, e: &TreeEntry, path: &Path) -> Result<()> 
         rustix::fs::futimens(fd, &times).map_err(|err| io_err(path, err))?;
     }
     Ok(())
+}
+
+/// As root, give the restored file or folder its recorded owner and group, by
+/// number (tar's `--numeric-owner`: names differ between machines, ids are what
+/// the archive saw). Anyone else cannot give files away, so what they restore
+/// stays theirs, as with tar run by a user; an entry without a recorded owner
+/// (archived before owners were kept) also stays the restoring user's.
+fn set_owner(fd: BorrowedFd<'_>, e: &TreeEntry, path: &Path) -> Result<()> {
+    let Some(o) = e.owner else { return Ok(()) };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    rustix::fs::fchown(fd, Some(rustix::fs::Uid::from_raw(o.uid)), Some(rustix::fs::Gid::from_raw(o.gid))).map_err(|err| io_err(path, err))
 }
 
 fn restore_file(ctx: &Ctx, e: &TreeEntry, parent: BorrowedFd<'_>, name: &str, target: &Path) -> Result<()> {

@@ -8,9 +8,9 @@
 //! `reelfs commit` turns the overlay into a commit; until then nothing of it
 //! is in any tree, and other branches never see it.
 
-use super::catalog::Catalog;
+use super::catalog::{owner_of, Catalog};
 use super::error::{ArchiveError, Result};
-use super::objects::{self, BlobRecord, EntryKind, Extent, Hash, RecordKind, RefRecord, Tree, TreeEntry};
+use super::objects::{self, BlobRecord, EntryKind, Extent, Hash, Owner, RecordKind, RefRecord, Tree, TreeEntry};
 use super::pack::{CODEC_RAW, CODEC_ZSTD};
 use super::read::{BlobReader, ChunkStore, ResolvedExtent};
 use super::repo::{make_commit, Archive};
@@ -36,8 +36,9 @@ CREATE TABLE IF NOT EXISTS staged_extents (
 #[derive(Debug, Clone, PartialEq)]
 pub enum Staged {
     Deleted,
-    File { size: u64, mode: u32, mtime_ns: i64, content: Content },
-    Dir { mode: u32, mtime_ns: i64, tree: Option<Hash> },
+    /// `owner` None: not recorded (a row or tree from before owners were kept).
+    File { size: u64, mode: u32, mtime_ns: i64, content: Content, owner: Option<Owner> },
+    Dir { mode: u32, mtime_ns: i64, tree: Option<Hash>, owner: Option<Owner> },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +47,8 @@ pub enum Content {
     Extents(i64),
 }
 
-fn row_to_staged(kind: i64, size: i64, mode: u32, mtime: i64, blob: Option<Vec<u8>>, ext: Option<i64>, tree: Option<Vec<u8>>) -> Staged {
+#[allow(clippy::too_many_arguments)]
+fn row_to_staged(kind: i64, size: i64, mode: u32, mtime: i64, blob: Option<Vec<u8>>, ext: Option<i64>, tree: Option<Vec<u8>>, owner: Option<Owner>) -> Staged {
     match kind {
         1 => Staged::File {
             size: size as u64,
@@ -57,9 +59,20 @@ fn row_to_staged(kind: i64, size: i64, mode: u32, mtime: i64, blob: Option<Vec<u
                 (None, Some(b)) => Content::Blob(b),
                 _ => Content::Extents(-1),
             },
+            owner,
         },
-        2 => Staged::Dir { mode, mtime_ns: mtime, tree: tree.and_then(|t| Hash::from_slice(&t)) },
+        2 => Staged::Dir { mode, mtime_ns: mtime, tree: tree.and_then(|t| Hash::from_slice(&t)), owner },
         _ => Staged::Deleted,
+    }
+}
+
+/// The staging owner columns to select (NULLs where an old catalog opened
+/// read-only has none).
+fn owner_columns(cat: &Catalog) -> &'static str {
+    if cat.owner_columns {
+        "uid, gid"
+    } else {
+        "NULL, NULL"
     }
 }
 
@@ -72,9 +85,11 @@ impl Archive {
         let cat = &self.catalog;
         let mut st = cat
             .conn
-            .prepare_cached("SELECT kind, size, mode, mtime_ns, blob, extents, tree FROM staging WHERE branch = ?1 AND path = ?2")
+            .prepare_cached(&format!("SELECT kind, size, mode, mtime_ns, blob, extents, tree, {} FROM staging WHERE branch = ?1 AND path = ?2", owner_columns(cat)))
             .map_err(|e| cat.err(e))?;
-        st.query_row(params![branch, path], |r| Ok(row_to_staged(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
+        st.query_row(params![branch, path], |r| {
+            Ok(row_to_staged(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, owner_of(r.get(7)?, r.get(8)?)))
+        })
             .optional()
             .map_err(|e| cat.err(e))
     }
@@ -85,13 +100,13 @@ impl Archive {
         let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
         let mut st = cat
             .conn
-            .prepare_cached("SELECT path, kind, size, mode, mtime_ns, blob, extents, tree FROM staging WHERE branch = ?1 AND path > ?2 AND path < ?3")
+            .prepare_cached(&format!("SELECT path, kind, size, mode, mtime_ns, blob, extents, tree, {} FROM staging WHERE branch = ?1 AND path > ?2 AND path < ?3", owner_columns(cat)))
             .map_err(|e| cat.err(e))?;
         // Paths under `prefix` sort between "prefix" and "prefix\u{10FFFF}".
         let hi = format!("{prefix}\u{10FFFF}");
         let rows = st
             .query_map(params![branch, prefix, hi], |r| {
-                Ok((r.get::<_, String>(0)?, row_to_staged(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)))
+                Ok((r.get::<_, String>(0)?, row_to_staged(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, owner_of(r.get(8)?, r.get(9)?))))
             })
             .map_err(|e| cat.err(e))?;
         let mut out = Vec::new();
@@ -116,11 +131,11 @@ impl Archive {
         let cat = &self.catalog;
         let mut st = cat
             .conn
-            .prepare_cached("SELECT path, kind, size, mode, mtime_ns, blob, extents, tree FROM staging WHERE branch = ?1 ORDER BY path")
+            .prepare_cached(&format!("SELECT path, kind, size, mode, mtime_ns, blob, extents, tree, {} FROM staging WHERE branch = ?1 ORDER BY path", owner_columns(cat)))
             .map_err(|e| cat.err(e))?;
         let rows = st
             .query_map([branch], |r| {
-                Ok((r.get::<_, String>(0)?, row_to_staged(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)))
+                Ok((r.get::<_, String>(0)?, row_to_staged(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, owner_of(r.get(8)?, r.get(9)?))))
             })
             .map_err(|e| cat.err(e))?;
         rows.collect::<rusqlite::Result<_>>().map_err(|e| cat.err(e))
@@ -131,16 +146,21 @@ impl Archive {
         let cat = &self.catalog;
         let (kind, size, mode, mtime, blob, ext, tree) = match s {
             Staged::Deleted => (0, 0u64, 0u32, 0i64, None, None, None),
-            Staged::File { size, mode, mtime_ns, content } => match content {
+            Staged::File { size, mode, mtime_ns, content, .. } => match content {
                 Content::Blob(b) => (1, *size, *mode, *mtime_ns, Some(b.0.to_vec()), None, None),
                 Content::Extents(e) => (1, *size, *mode, *mtime_ns, None, Some(*e), None),
             },
-            Staged::Dir { mode, mtime_ns, tree } => (2, 0, *mode, *mtime_ns, None, None, tree.map(|t| t.0.to_vec())),
+            Staged::Dir { mode, mtime_ns, tree, .. } => (2, 0, *mode, *mtime_ns, None, None, tree.map(|t| t.0.to_vec())),
         };
+        let owner = match s {
+            Staged::File { owner, .. } | Staged::Dir { owner, .. } => *owner,
+            Staged::Deleted => None,
+        };
+        let (uid, gid) = (owner.map(|o| o.uid), owner.map(|o| o.gid));
         cat.conn
             .execute(
-                "INSERT OR REPLACE INTO staging (branch, path, kind, size, mode, mtime_ns, blob, extents, tree) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![branch, path, kind, size as i64, mode, mtime, blob, ext, tree],
+                "INSERT OR REPLACE INTO staging (branch, path, kind, size, mode, mtime_ns, blob, extents, tree, uid, gid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![branch, path, kind, size as i64, mode, mtime, blob, ext, tree, uid, gid],
             )
             .map(|_| ())
             .map_err(|e| cat.err(e))
@@ -211,8 +231,10 @@ impl Archive {
     /// becomes `new_size` long (truncating or zero-extending). Only the written
     /// bytes become new chunks; every untouched byte keeps pointing at its old
     /// chunk. Takes the writer lock for the duration (waits up to 60 s for an
-    /// ingest to finish). Returns the staged extent list id.
-    pub fn stage_write(&self, branch: &str, path: &str, base: &[Extent], writes: &[(u64, &[u8])], new_size: u64, mode: u32, mtime_ns: i64) -> Result<i64> {
+    /// ingest to finish). `owner` is the file's owner (None: not recorded).
+    /// Returns the staged extent list id.
+    #[allow(clippy::too_many_arguments)]
+    pub fn stage_write(&self, branch: &str, path: &str, base: &[Extent], writes: &[(u64, &[u8])], new_size: u64, mode: u32, mtime_ns: i64, owner: Option<Owner>) -> Result<i64> {
         let _lock = super::lock::WriterLock::acquire_wait(self.root(), std::time::Duration::from_secs(60))?;
         let cat = &self.catalog;
         let mut new_chunks: Vec<(Hash, Vec<u8>)> = Vec::new();
@@ -288,7 +310,7 @@ impl Archive {
                 .optional()
                 .map_err(|e| cat.err(e))?
                 .flatten();
-            self.stage(branch, path, &Staged::File { size: new_size, mode, mtime_ns, content: Content::Extents(ext_id) })?;
+            self.stage(branch, path, &Staged::File { size: new_size, mode, mtime_ns, content: Content::Extents(ext_id), owner })?;
             // The previous staged extent list of this file is garbage now, unless a
             // rename left another path pointing at it.
             if let Some(old) = old {
@@ -330,8 +352,8 @@ impl Archive {
             let comps: Vec<String> = path.split('/').map(String::from).collect();
             let ch = match s {
                 Staged::Deleted => Change::Delete,
-                Staged::Dir { mode, mtime_ns, tree } => Change::Dir { mode: *mode, mtime_ns: *mtime_ns, tree: *tree },
-                Staged::File { size, mode, mtime_ns, content } => {
+                Staged::Dir { mode, mtime_ns, tree, owner } => Change::Dir { mode: *mode, mtime_ns: *mtime_ns, tree: *tree, owner: *owner },
+                Staged::File { size, mode, mtime_ns, content, owner } => {
                     let hash = match content {
                         Content::Blob(b) => *b,
                         Content::Extents(id) => {
@@ -344,7 +366,7 @@ impl Archive {
                             h
                         }
                     };
-                    Change::File(TreeEntry { name: comps.last().cloned().unwrap_or_default(), kind: EntryKind::File, hash, size: *size, mode: *mode, mtime_ns: *mtime_ns })
+                    Change::File(TreeEntry { name: comps.last().cloned().unwrap_or_default(), kind: EntryKind::File, hash, size: *size, mode: *mode, mtime_ns: *mtime_ns, owner: *owner })
                 }
             };
             changes.push((comps, ch));
@@ -419,7 +441,7 @@ impl Archive {
 enum Change {
     Delete,
     File(TreeEntry),
-    Dir { mode: u32, mtime_ns: i64, tree: Option<Hash> },
+    Dir { mode: u32, mtime_ns: i64, tree: Option<Hash>, owner: Option<Owner> },
 }
 
 /// Apply changes (paths relative to this tree) to `tree`, writing the new trees.
@@ -445,8 +467,8 @@ fn apply(cat: &Catalog, w: &mut super::pack::PackWriter, tree: Option<Hash>, cha
         }
     }
     for (name, (own, below)) in groups {
-        let mut base_dir: Option<(Option<Hash>, u32, i64)> = match entries.get(&name) {
-            Some(e) if e.kind == EntryKind::Dir => Some((Some(e.hash), e.mode, e.mtime_ns)),
+        let mut base_dir: Option<(Option<Hash>, u32, i64, Option<Owner>)> = match entries.get(&name) {
+            Some(e) if e.kind == EntryKind::Dir => Some((Some(e.hash), e.mode, e.mtime_ns, e.owner)),
             _ => None,
         };
         match own {
@@ -458,20 +480,20 @@ fn apply(cat: &Catalog, w: &mut super::pack::PackWriter, tree: Option<Hash>, cha
                 entries.insert(name.clone(), TreeEntry { name: name.clone(), ..e.clone() });
                 continue;
             }
-            Some(Change::Dir { mode, mtime_ns, tree }) => {
+            Some(Change::Dir { mode, mtime_ns, tree, owner }) => {
                 let t = match (tree, &base_dir) {
                     (Some(t), _) => Some(*t),
-                    (None, Some((t, _, _))) => *t,
+                    (None, Some((t, _, _, _))) => *t,
                     (None, None) => None,
                 };
-                base_dir = Some((t, *mode, *mtime_ns));
+                base_dir = Some((t, *mode, *mtime_ns, *owner));
             }
             None => {}
         }
         if below.is_empty() && !matches!(own, Some(Change::Dir { .. })) {
             continue;
         }
-        let (t, mode, mtime) = base_dir.clone().unwrap_or((None, 0o755, objects::now_ns()));
+        let (t, mode, mtime, owner) = base_dir.unwrap_or((None, 0o755, objects::now_ns(), None));
         let owned: Vec<(Vec<String>, Change)> = below.into_iter().map(|(p, c)| (p, clone_change(c))).collect();
         let (sub, size) = apply(cat, w, t, &owned)?;
         let sub = match sub {
@@ -486,7 +508,7 @@ fn apply(cat: &Catalog, w: &mut super::pack::PackWriter, tree: Option<Hash>, cha
                 id
             }
         };
-        entries.insert(name.clone(), TreeEntry { name, kind: EntryKind::Dir, hash: sub, size, mode, mtime_ns: mtime });
+        entries.insert(name.clone(), TreeEntry { name, kind: EntryKind::Dir, hash: sub, size, mode, mtime_ns: mtime, owner });
     }
     let tree = Tree { entries: entries.into_values().collect() };
     let raw = tree.encode();
@@ -502,7 +524,7 @@ fn clone_change(c: &Change) -> Change {
     match c {
         Change::Delete => Change::Delete,
         Change::File(e) => Change::File(e.clone()),
-        Change::Dir { mode, mtime_ns, tree } => Change::Dir { mode: *mode, mtime_ns: *mtime_ns, tree: *tree },
+        Change::Dir { mode, mtime_ns, tree, owner } => Change::Dir { mode: *mode, mtime_ns: *mtime_ns, tree: *tree, owner: *owner },
     }
 }
 
@@ -630,14 +652,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("a");
         let a = staged_file(&root);
-        let id = a.stage_write("main", "f.bin", &[], &[(0, b"head")], 4, 0o644, 1).unwrap();
+        let id = a.stage_write("main", "f.bin", &[], &[(0, b"head")], 4, 0o644, 1, None).unwrap();
         let base = a.staged_extents(id).unwrap();
-        let id = a.stage_write("main", "f.bin", &base, &[], MAX_FILE_SIZE, 0o644, 2).unwrap();
+        let id = a.stage_write("main", "f.bin", &base, &[], MAX_FILE_SIZE, 0o644, 2, None).unwrap();
         let base = a.staged_extents(id).unwrap();
         assert_eq!(base.len(), 2, "{base:?}");
         assert!(base[1].is_zero_run());
         let far = 1u64 << 50;
-        let id = a.stage_write("main", "f.bin", &base, &[(far, b"far away")], MAX_FILE_SIZE, 0o644, 3).unwrap();
+        let id = a.stage_write("main", "f.bin", &base, &[(far, b"far away")], MAX_FILE_SIZE, 0o644, 3, None).unwrap();
         let ext = a.staged_extents(id).unwrap();
         assert_eq!(ext.len(), 4, "{ext:?}");
         assert_eq!(a.catalog.count("staged_extents").unwrap(), 4);
@@ -666,9 +688,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("a");
         let a = staged_file(&root);
-        let id = a.stage_write("main", "g.bin", &[], &[(0, b"start")], 5, 0o644, 1).unwrap();
+        let id = a.stage_write("main", "g.bin", &[], &[(0, b"start")], 5, 0o644, 1, None).unwrap();
         let base = a.staged_extents(id).unwrap();
-        let id = a.stage_write("main", "g.bin", &base, &[(3_000_000, b"end")], 3_000_003, 0o644, 2).unwrap();
+        let id = a.stage_write("main", "g.bin", &base, &[(3_000_000, b"end")], 3_000_003, 0o644, 2, None).unwrap();
         assert!(a.staged_extents(id).unwrap().iter().any(|e| e.is_zero_run()));
         drop(a);
         let mut w = Archive::open_writer(&root).unwrap();
@@ -685,8 +707,8 @@ mod tests {
     fn sizes_past_the_largest_file_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let a = staged_file(&dir.path().join("a"));
-        assert!(matches!(a.stage_write("main", "h", &[], &[], MAX_FILE_SIZE + 1, 0o644, 1), Err(ArchiveError::Invalid(_))));
-        assert!(matches!(a.stage_write("main", "h", &[], &[(u64::MAX - 1, b"xy")], 0, 0o644, 1), Err(ArchiveError::Invalid(_))));
+        assert!(matches!(a.stage_write("main", "h", &[], &[], MAX_FILE_SIZE + 1, 0o644, 1, None), Err(ArchiveError::Invalid(_))));
+        assert!(matches!(a.stage_write("main", "h", &[], &[(u64::MAX - 1, b"xy")], 0, 0o644, 1, None), Err(ArchiveError::Invalid(_))));
         assert_eq!(a.catalog.count("staged_extents").unwrap(), 0);
     }
 }

@@ -137,7 +137,7 @@ fn edit(archive: &Archive, base: Option<Hash>, changes: &[(Vec<String>, TreeEntr
         } else {
             let child = entries.get(name).filter(|e| e.kind == EntryKind::Dir).map(|e| e.hash);
             let (h, size) = edit(archive, child, &changes[i..j], depth + 1, out)?;
-            entries.insert(name.clone(), TreeEntry { name: name.clone(), kind: EntryKind::Dir, hash: h, size, mode: 0o755, mtime_ns: 1_600_000_000_000_000_000 });
+            entries.insert(name.clone(), TreeEntry { name: name.clone(), kind: EntryKind::Dir, hash: h, size, mode: 0o755, mtime_ns: 1_600_000_000_000_000_000, owner: None });
         }
         i = j;
     }
@@ -162,7 +162,7 @@ pub fn synth(archive: &mut Archive, opts: &SynthOptions) -> Result<SynthReport> 
     let file = |i: u64, version: u64, batch: &mut Vec<NewObject>, changes: &mut Vec<(Vec<String>, TreeEntry)>| {
         let b = blob_for(i, version, &pool, opts.extents_per_file);
         let p = path_of(i);
-        changes.push((p.clone(), TreeEntry { name: p[2].clone(), kind: EntryKind::File, hash: b.hash, size: b.size, mode: 0o644, mtime_ns: mtime + version as i64 }));
+        changes.push((p.clone(), TreeEntry { name: p[2].clone(), kind: EntryKind::File, hash: b.hash, size: b.size, mode: 0o644, mtime_ns: mtime + version as i64, owner: None }));
         batch.push(NewObject::Blob(b));
     };
     for i in opts.start..opts.start + opts.add {

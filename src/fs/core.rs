@@ -48,6 +48,10 @@ pub enum FsError {
     /// An fallocate mode the branch cannot honour (EOPNOTSUPP).
     #[error("operation not supported")]
     NotSupported,
+    /// The caller may not do this to this file (EPERM): a chown by someone
+    /// other than root or the owner, or giving a file away without being root.
+    #[error("operation not permitted")]
+    NotPermitted,
 }
 
 /// The longest name a directory entry may have, in bytes (Linux NAME_MAX).
@@ -69,6 +73,8 @@ pub struct Attr {
     pub mode: u32,
     pub mtime_ns: i64,
     pub nlink: u32,
+    /// None: not recorded (shown as the mount's user).
+    pub owner: Option<crate::archive::objects::Owner>,
 }
 
 /// One open file: its content reader and the state of its sequential detector.
@@ -237,7 +243,7 @@ impl FsCore {
 
     pub fn attr_of(&self, n: &Node) -> Attr {
         let kind = if matches!(n.kind, NodeKind::File { .. } | NodeKind::Slice { .. } | NodeKind::Proxy { .. } | NodeKind::BFile { .. }) { NodeType::File } else { NodeType::Dir };
-        Attr { ino: n.ino, kind, size: n.size, mode: n.mode, mtime_ns: n.mtime_ns, nlink: if kind == NodeType::Dir { 2 } else { 1 } }
+        Attr { ino: n.ino, kind, size: n.size, mode: n.mode, mtime_ns: n.mtime_ns, nlink: if kind == NodeType::Dir { 2 } else { 1 }, owner: n.owner }
     }
 
     pub fn getattr(&self, ino: u64) -> FsResult<Attr> {
@@ -310,7 +316,7 @@ impl FsCore {
             EntryKind::File => NodeKind::File { blob: e.hash },
         };
         let size = if e.kind == EntryKind::File { e.size } else { 4096 };
-        let n = self.inodes.child(&p, name, kind, size, e.mode, e.mtime_ns);
+        let n = self.inodes.child_owned(&p, name, kind, size, e.mode, e.mtime_ns, e.owner);
         Ok(self.attr_of(&n))
     }
 
@@ -329,7 +335,7 @@ impl FsCore {
         }
         let path = format!("{}/{}", parent.path, base.name);
         let entry = self.make_slice_plan(&path, name, &spec, &base.hash)?;
-        let n = self.inodes.child(parent, name, NodeKind::Slice { blob: base.hash }, entry.0.size, base.mode, base.mtime_ns);
+        let n = self.inodes.child_owned(parent, name, NodeKind::Slice { blob: base.hash }, entry.0.size, base.mode, base.mtime_ns, base.owner);
         if let Ok(mut m) = self.slices.lock() {
             m.insert(n.ino, entry);
         }
@@ -459,7 +465,7 @@ impl FsCore {
                     EntryKind::Dir => (NodeKind::Dir { tree: e.hash }, 4096),
                     EntryKind::File => (NodeKind::File { blob: e.hash }, e.size),
                 };
-                let n = self.inodes.child(&p, &e.name, kind, size, e.mode, e.mtime_ns);
+                let n = self.inodes.child_owned(&p, &e.name, kind, size, e.mode, e.mtime_ns, e.owner);
                 (e.name, self.attr_of(&n))
             })
             .collect();
@@ -526,7 +532,12 @@ impl FsCore {
 
     /// Create a file in a branch folder and open it for writing.
     pub fn create_open(&self, parent: u64, name: &str, mode: u32) -> FsResult<(Attr, u64)> {
-        let (attr, ws) = self.create(parent, name, mode)?;
+        self.create_open_as(parent, name, mode, None)
+    }
+
+    /// `create_open` on behalf of `caller`, who then owns the file (None: owner not recorded).
+    pub fn create_open_as(&self, parent: u64, name: &str, mode: u32, caller: Option<&super::owners::Caller>) -> FsResult<(Attr, u64)> {
+        let (attr, ws) = self.create_as(parent, name, mode, caller)?;
         let n = self.node(attr.ino)?;
         let reader = ws.lock().map(|w| w.base.clone()).map_err(|_| FsError::Io("poisoned".into()))?;
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);

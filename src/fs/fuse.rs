@@ -2,6 +2,7 @@
 //! into errno. No filesystem logic lives here.
 
 use super::core::{Attr, FsCore, FsError, NodeType};
+use super::owners::Caller;
 use super::write::Falloc;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, OpenAccMode,
@@ -54,8 +55,10 @@ impl FuseAdapter {
             // originals; writes are refused by the read-only mount (EROFS).
             perm: (a.mode & 0o7777) as u16,
             nlink: a.nlink,
-            uid: self.uid,
-            gid: self.gid,
+            // The archived owner; entries archived before owners were recorded
+            // show as the mount's user, as everything did then.
+            uid: a.owner.map_or(self.uid, |o| o.uid),
+            gid: a.owner.map_or(self.gid, |o| o.gid),
             rdev: 0,
             blksize: 1 << 20,
             flags: 0,
@@ -80,6 +83,7 @@ fn errno(e: &FsError) -> Errno {
         FsError::TooBig => Errno::EFBIG,
         FsError::NameTooLong => Errno::ENAMETOOLONG,
         FsError::NotSupported => Errno::EOPNOTSUPP,
+        FsError::NotPermitted => Errno::EPERM,
     }
 }
 
@@ -189,9 +193,9 @@ impl Filesystem for FuseAdapter {
         }
     }
 
-    fn create(&self, _req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, _flags: i32, reply: fuser::ReplyCreate) {
+    fn create(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, _flags: i32, reply: fuser::ReplyCreate) {
         let Some(name) = name.to_str() else { return reply.error(Errno::EINVAL) };
-        match self.core.create_open(parent.0, name, mode & !umask) {
+        match self.core.create_open_as(parent.0, name, mode & !umask, Some(&caller(req))) {
             Ok((a, fh)) => {
                 self.remember(a.ino);
                 reply.created(&TTL, &self.attr(&a), Generation(0), FileHandle(fh), FopenFlags::empty())
@@ -200,9 +204,9 @@ impl Filesystem for FuseAdapter {
         }
     }
 
-    fn mkdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
         let Some(name) = name.to_str() else { return reply.error(Errno::EINVAL) };
-        match self.core.mkdir(parent.0, name, mode & !umask) {
+        match self.core.mkdir_as(parent.0, name, mode & !umask, Some(&caller(req))) {
             Ok(a) => {
                 self.remember(a.ino);
                 reply.entry(&TTL, &self.attr(&a), Generation(0))
@@ -240,11 +244,11 @@ impl Filesystem for FuseAdapter {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
         size: Option<u64>,
         atime: Option<fuser::TimeOrNow>,
         mtime: Option<fuser::TimeOrNow>,
@@ -263,6 +267,13 @@ impl Filesystem for FuseAdapter {
             };
             st.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
         });
+        // Owner first: the kernel sends the mode a chown leaves (setuid
+        // cleared) in the same request, and that mode must win.
+        if uid.is_some() || gid.is_some() {
+            if let Err(e) = self.core.chown(ino.0, uid, gid, &caller(req)) {
+                return reply.error(errno(&e));
+            }
+        }
         if let Some(t) = atime {
             if let Err(e) = self.core.set_atime(ino.0, ns_of(t)) {
                 return reply.error(errno(&e));
@@ -377,6 +388,11 @@ impl Filesystem for FuseAdapter {
             Err(e) => reply.error(errno(&e)),
         }
     }
+}
+
+/// The process behind a request, as the owner rules see it.
+fn caller(req: &Request) -> Caller {
+    Caller::of_request(req.uid(), req.gid(), req.pid())
 }
 
 fn time_of(ns: i64) -> SystemTime {

@@ -58,6 +58,8 @@ pub struct Node {
     pub size: u64,
     pub mode: u32,
     pub mtime_ns: i64,
+    /// Archived owner (None: not recorded, or a node whose owner is read anew).
+    pub owner: Option<crate::archive::objects::Owner>,
 }
 
 type Key = (u64, String, Option<Hash>);
@@ -105,7 +107,7 @@ impl Default for Inodes {
 impl Inodes {
     pub fn new() -> Inodes {
         let mut t = Table { nodes: HashMap::new(), by_key: HashMap::new(), next: ROOT_INO + 1, unreferenced: hashlink::LinkedHashSet::new() };
-        let root = Node { ino: ROOT_INO, parent: ROOT_INO, name: String::new(), path: String::new(), kind: NodeKind::Root, size: 0, mode: 0o755, mtime_ns: 0 };
+        let root = Node { ino: ROOT_INO, parent: ROOT_INO, name: String::new(), path: String::new(), kind: NodeKind::Root, size: 0, mode: 0o755, mtime_ns: 0, owner: None };
         // The root is never forgotten (the kernel holds it for the whole mount).
         t.nodes.insert(ROOT_INO, Slot { node: root, key: (0, String::new(), None), lookups: u64::MAX });
         Inodes { t: RwLock::new(t) }
@@ -155,6 +157,12 @@ impl Inodes {
     /// The inode for a child, allocating one the first time it is seen. Attributes
     /// are refreshed (a branch root's mtime moves with its head).
     pub fn child(&self, parent: &Node, name: &str, kind: NodeKind, size: u64, mode: u32, mtime_ns: i64) -> Node {
+        self.child_owned(parent, name, kind, size, mode, mtime_ns, None)
+    }
+
+    /// `child` with the entry's archived owner.
+    #[allow(clippy::too_many_arguments)]
+    pub fn child_owned(&self, parent: &Node, name: &str, kind: NodeKind, size: u64, mode: u32, mtime_ns: i64, owner: Option<crate::archive::objects::Owner>) -> Node {
         let content = match &kind {
             NodeKind::Dir { tree } | NodeKind::ProxyDir { tree, .. } => Some(*tree),
             NodeKind::Proxy { blob, .. } => Some(*blob),
@@ -169,7 +177,7 @@ impl Inodes {
         };
         let node = match t.by_key.get(&key).copied() {
             Some(ino) => {
-                let node = Node { ino, parent: parent.ino, name: name.to_string(), path, kind, size, mode, mtime_ns };
+                let node = Node { ino, parent: parent.ino, name: name.to_string(), path, kind, size, mode, mtime_ns, owner };
                 if let Some(slot) = t.nodes.get_mut(&ino) {
                     slot.node = node.clone();
                     if slot.lookups == 0 {
@@ -181,7 +189,7 @@ impl Inodes {
             None => {
                 let ino = t.next;
                 t.next += 1;
-                let node = Node { ino, parent: parent.ino, name: name.to_string(), path, kind, size, mode, mtime_ns };
+                let node = Node { ino, parent: parent.ino, name: name.to_string(), path, kind, size, mode, mtime_ns, owner };
                 t.by_key.insert(key.clone(), ino);
                 t.nodes.insert(ino, Slot { node: node.clone(), key, lookups: 0 });
                 t.unreferenced.insert(ino);

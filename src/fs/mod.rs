@@ -6,6 +6,7 @@ pub mod core;
 pub mod fuse;
 pub mod inodes;
 pub mod mount;
+pub mod owners;
 pub mod readahead;
 pub mod write;
 

@@ -46,7 +46,7 @@ impl FsCore {
                 let Some(rec) = a.catalog.proxy(&key, profile)? else { continue };
                 let mtime_ns = seq.frames.iter().map(|f| f.2.mtime_ns).max().unwrap_or(0);
                 let size = a.catalog.blob_size(&rec.blob)?.unwrap_or(0);
-                let source = TreeEntry { name: seq.pattern(), kind: EntryKind::File, hash: key, size: 0, mode: 0o444, mtime_ns };
+                let source = TreeEntry { name: seq.pattern(), kind: EntryKind::File, hash: key, size: 0, mode: 0o444, mtime_ns, owner: None };
                 out.push(Shown { name: format!("{}.{ext}", seq.stem()), source, rec, size });
             }
             for e in entries {

@@ -10,7 +10,8 @@
 use super::core::{Attr, FsCore, FsError, FsResult, NodeType};
 use super::inodes::{Node, NodeKind};
 use crate::archive::staging::{splice, Content, Staged, MAX_FILE_SIZE};
-use crate::archive::objects::Extent;
+use crate::archive::objects::{Extent, Owner};
+use super::owners::{self, Caller};
 use crate::archive::{objects, BlobReader, EntryKind, Hash};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -49,9 +50,9 @@ fn extents_moved(ext: &[Extent], from: u64, len: u64, to: u64) -> Vec<Extent> {
 /// What a path in a branch currently is.
 #[derive(Debug, Clone)]
 pub enum Entry {
-    File { content: Content, size: u64, mode: u32, mtime_ns: i64 },
+    File { content: Content, size: u64, mode: u32, mtime_ns: i64, owner: Option<Owner> },
     /// A folder and the committed tree behind it (None: created since the last commit).
-    Dir { tree: Option<Hash>, mode: u32, mtime_ns: i64 },
+    Dir { tree: Option<Hash>, mode: u32, mtime_ns: i64, owner: Option<Owner> },
 }
 
 /// Write state of one file inode, shared by all its open handles.
@@ -63,6 +64,7 @@ pub struct WriteState {
     pub size: u64,
     pub mode: u32,
     pub mtime_ns: i64,
+    pub owner: Option<Owner>,
     /// Buffered writes, non-overlapping, by offset.
     pub dirty: BTreeMap<u64, Vec<u8>>,
     pub dirty_bytes: u64,
@@ -179,7 +181,7 @@ impl FsCore {
                 Some(c) => Some(a.commit(&c)?.tree),
                 None => None,
             };
-            let mut cur = Entry::Dir { tree, mode: 0o755, mtime_ns: 0 };
+            let mut cur = Entry::Dir { tree, mode: 0o755, mtime_ns: 0, owner: None };
             if path.is_empty() {
                 return Ok(Some(cur));
             }
@@ -197,13 +199,13 @@ impl FsCore {
                 let staged = if staged_any { a.staged(branch, &prefix)? } else { None };
                 cur = match (staged, committed) {
                     (Some(Staged::Deleted), _) => return Ok(None),
-                    (Some(Staged::File { size, mode, mtime_ns, content }), _) => Entry::File { content, size, mode, mtime_ns },
-                    (Some(Staged::Dir { mode, mtime_ns, tree: t }), c) => {
+                    (Some(Staged::File { size, mode, mtime_ns, content, owner }), _) => Entry::File { content, size, mode, mtime_ns, owner },
+                    (Some(Staged::Dir { mode, mtime_ns, tree: t, owner }), c) => {
                         let t = t.or(c.filter(|c| c.kind == EntryKind::Dir).map(|c| c.hash));
-                        Entry::Dir { tree: t, mode, mtime_ns }
+                        Entry::Dir { tree: t, mode, mtime_ns, owner }
                     }
-                    (None, Some(e)) if e.kind == EntryKind::Dir => Entry::Dir { tree: Some(e.hash), mode: e.mode, mtime_ns: e.mtime_ns },
-                    (None, Some(e)) => Entry::File { content: Content::Blob(e.hash), size: e.size, mode: e.mode, mtime_ns: e.mtime_ns },
+                    (None, Some(e)) if e.kind == EntryKind::Dir => Entry::Dir { tree: Some(e.hash), mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner },
+                    (None, Some(e)) => Entry::File { content: Content::Blob(e.hash), size: e.size, mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner },
                     (None, None) => return Ok(None),
                 };
                 tree = match &cur {
@@ -225,11 +227,11 @@ impl FsCore {
 
     fn entry_node(&self, parent: &Node, name: &str, branch: &str, path: &str, e: &Entry) -> Node {
         match e {
-            Entry::Dir { mode, mtime_ns, .. } => {
-                self.inodes.child(parent, name, NodeKind::BDir { branch: branch.into(), path: path.into() }, 4096, *mode, *mtime_ns)
+            Entry::Dir { mode, mtime_ns, owner, .. } => {
+                self.inodes.child_owned(parent, name, NodeKind::BDir { branch: branch.into(), path: path.into() }, 4096, *mode, *mtime_ns, *owner)
             }
-            Entry::File { size, mode, mtime_ns, .. } => {
-                self.inodes.child(parent, name, NodeKind::BFile { branch: branch.into(), path: path.into() }, *size, *mode, *mtime_ns)
+            Entry::File { size, mode, mtime_ns, owner, .. } => {
+                self.inodes.child_owned(parent, name, NodeKind::BFile { branch: branch.into(), path: path.into() }, *size, *mode, *mtime_ns, *owner)
             }
         }
     }
@@ -252,13 +254,13 @@ impl FsCore {
         let Some((branch, path)) = Self::branch_ctx(n) else { return Ok(self.attr_of(n)) };
         if let Some(ws) = self.write_state(n.ino) {
             let w = ws.lock().map_err(|_| FsError::Io("poisoned".into()))?;
-            return Ok(Attr { ino: n.ino, kind: NodeType::File, size: w.size, mode: w.mode, mtime_ns: w.mtime_ns, nlink: 1 });
+            return Ok(Attr { ino: n.ino, kind: NodeType::File, size: w.size, mode: w.mode, mtime_ns: w.mtime_ns, nlink: 1, owner: w.owner });
         }
         match self.branch_entry(&branch, &path)? {
-            Some(Entry::File { size, mode, mtime_ns, .. }) => Ok(Attr { ino: n.ino, kind: NodeType::File, size, mode, mtime_ns, nlink: 1 }),
-            Some(Entry::Dir { mode, mtime_ns, .. }) => {
+            Some(Entry::File { size, mode, mtime_ns, owner, .. }) => Ok(Attr { ino: n.ino, kind: NodeType::File, size, mode, mtime_ns, nlink: 1, owner }),
+            Some(Entry::Dir { mode, mtime_ns, owner, .. }) => {
                 let mt = if mtime_ns == 0 { self.getattr_branch_root_mtime(&branch)? } else { mtime_ns };
-                Ok(Attr { ino: n.ino, kind: NodeType::Dir, size: 4096, mode, mtime_ns: mt, nlink: 2 })
+                Ok(Attr { ino: n.ino, kind: NodeType::Dir, size: 4096, mode, mtime_ns: mt, nlink: 2, owner })
             }
             None => Err(FsError::NotFound),
         }
@@ -272,8 +274,8 @@ impl FsCore {
         if let Some(t) = tree {
             for e in self.with_archive_pub(|a| a.list_dir(&t))? {
                 let en = match e.kind {
-                    EntryKind::Dir => Entry::Dir { tree: Some(e.hash), mode: e.mode, mtime_ns: e.mtime_ns },
-                    EntryKind::File => Entry::File { content: Content::Blob(e.hash), size: e.size, mode: e.mode, mtime_ns: e.mtime_ns },
+                    EntryKind::Dir => Entry::Dir { tree: Some(e.hash), mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner },
+                    EntryKind::File => Entry::File { content: Content::Blob(e.hash), size: e.size, mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner },
                 };
                 entries.insert(e.name, en);
             }
@@ -283,15 +285,15 @@ impl FsCore {
                 Staged::Deleted => {
                     entries.remove(&name);
                 }
-                Staged::File { size, mode, mtime_ns, content } => {
-                    entries.insert(name, Entry::File { content, size, mode, mtime_ns });
+                Staged::File { size, mode, mtime_ns, content, owner } => {
+                    entries.insert(name, Entry::File { content, size, mode, mtime_ns, owner });
                 }
-                Staged::Dir { mode, mtime_ns, tree } => {
+                Staged::Dir { mode, mtime_ns, tree, owner } => {
                     let t = tree.or(match entries.get(&name) {
                         Some(Entry::Dir { tree, .. }) => *tree,
                         _ => None,
                     });
-                    entries.insert(name, Entry::Dir { tree: t, mode, mtime_ns });
+                    entries.insert(name, Entry::Dir { tree: t, mode, mtime_ns, owner });
                 }
             }
         }
@@ -319,8 +321,14 @@ impl FsCore {
 
     /// A reader of a branch file's current persisted content.
     pub fn branch_reader(&self, n: &Node) -> FsResult<(Arc<BlobReader>, Vec<Extent>, u64, u32, i64)> {
+        self.branch_file(n).map(|(r, ext, size, mode, mtime_ns, _)| (r, ext, size, mode, mtime_ns))
+    }
+
+    /// `branch_reader` and the file's owner.
+    #[allow(clippy::type_complexity)]
+    fn branch_file(&self, n: &Node) -> FsResult<(Arc<BlobReader>, Vec<Extent>, u64, u32, i64, Option<Owner>)> {
         let Some((branch, path)) = Self::branch_ctx(n) else { return Err(FsError::NotFound) };
-        let Some(Entry::File { content, size, mode, mtime_ns }) = self.branch_entry(&branch, &path)? else { return Err(FsError::NotFound) };
+        let Some(Entry::File { content, size, mode, mtime_ns, owner }) = self.branch_entry(&branch, &path)? else { return Err(FsError::NotFound) };
         let (reader, ext) = self.with_archive_pub(|a| {
             let ext = a.content_extents(&content)?;
             let r = match &content {
@@ -329,7 +337,7 @@ impl FsCore {
             };
             Ok((r, ext))
         })?;
-        Ok((Arc::new(reader), ext, size, mode, mtime_ns))
+        Ok((Arc::new(reader), ext, size, mode, mtime_ns, owner))
     }
 
     fn write_state(&self, ino: u64) -> Option<Arc<Mutex<WriteState>>> {
@@ -346,7 +354,7 @@ impl FsCore {
         let ws = match m.get(&n.ino) {
             Some(ws) => ws.clone(),
             None => {
-                let (base, ext, size, mode, mtime_ns) = self.branch_reader(n)?;
+                let (base, ext, size, mode, mtime_ns, owner) = self.branch_file(n)?;
                 let ws = Arc::new(Mutex::new(WriteState {
                     branch,
                     path,
@@ -355,6 +363,7 @@ impl FsCore {
                     size,
                     mode,
                     mtime_ns,
+                    owner,
                     dirty: BTreeMap::new(),
                     dirty_bytes: 0,
                     handles: 0,
@@ -384,10 +393,10 @@ impl FsCore {
             return Ok(());
         }
         let writes: Vec<(u64, &[u8])> = w.dirty.iter().map(|(o, d)| (*o, d.as_slice())).collect();
-        let (branch, path, size, mode, mtime) = (w.branch.clone(), w.path.clone(), w.size, w.mode, w.mtime_ns);
+        let (branch, path, size, mode, mtime, owner) = (w.branch.clone(), w.path.clone(), w.size, w.mode, w.mtime_ns, w.owner);
         let base_ext = w.base_extents.clone();
         let id = self
-            .with_archive_pub(|a| a.stage_write(&branch, &path, &base_ext, &writes, size, mode, mtime))
+            .with_archive_pub(|a| a.stage_write(&branch, &path, &base_ext, &writes, size, mode, mtime, owner))
             .map_err(|e| {
                 log::error!("{branch}/{path}: cannot store written data: {e:?}");
                 e
@@ -474,15 +483,21 @@ impl FsCore {
     }
 
     pub fn create(&self, parent: u64, name: &str, mode: u32) -> FsResult<(Attr, Arc<Mutex<WriteState>>)> {
+        self.create_as(parent, name, mode, None)
+    }
+
+    /// Create a file owned by `caller` (None: owner not recorded).
+    pub fn create_as(&self, parent: u64, name: &str, mode: u32, caller: Option<&Caller>) -> FsResult<(Attr, Arc<Mutex<WriteState>>)> {
         let (p, branch, dir) = self.writable_dir(parent)?;
         check_name(name)?;
         let path = join(&dir, name);
         if let Some(Entry::Dir { .. }) = self.branch_entry(&branch, &path)? {
             return Err(FsError::IsDir);
         }
+        let (owner, mode) = self.new_owner(&branch, &dir, caller, mode & 0o7777, false)?;
         let now = objects::now_ns();
-        self.with_archive_pub(|a| a.stage_write(&branch, &path, &[], &[], 0, mode & 0o7777, now))?;
-        let n = self.inodes.child(&p, name, NodeKind::BFile { branch, path }, 0, mode & 0o7777, now);
+        self.with_archive_pub(|a| a.stage_write(&branch, &path, &[], &[], 0, mode, now, owner))?;
+        let n = self.inodes.child_owned(&p, name, NodeKind::BFile { branch, path }, 0, mode, now, owner);
         if let Ok(mut m) = self.writes.lock() {
             m.remove(&n.ino);
         }
@@ -491,6 +506,22 @@ impl FsCore {
     }
 
     pub fn mkdir(&self, parent: u64, name: &str, mode: u32) -> FsResult<Attr> {
+        self.mkdir_as(parent, name, mode, None)
+    }
+
+    /// Owner and mode of a new entry in folder `dir` of `branch` (see `owners::new_entry`).
+    fn new_owner(&self, branch: &str, dir: &str, caller: Option<&Caller>, mode: u32, is_dir: bool) -> FsResult<(Option<Owner>, u32)> {
+        let Some(caller) = caller else { return Ok((None, mode)) };
+        let (pmode, powner) = match self.branch_entry(branch, dir)? {
+            Some(Entry::Dir { mode, owner, .. }) => (mode, owner),
+            _ => return Err(FsError::NotFound),
+        };
+        let (owner, mode) = owners::new_entry(caller, pmode, powner, mode, is_dir);
+        Ok((Some(owner), mode))
+    }
+
+    /// Make a folder owned by `caller` (None: owner not recorded).
+    pub fn mkdir_as(&self, parent: u64, name: &str, mode: u32, caller: Option<&Caller>) -> FsResult<Attr> {
         let p = self.node_pub(parent)?;
         if matches!(p.kind, NodeKind::Root) {
             return self.mkdir_branch(name);
@@ -501,9 +532,10 @@ impl FsCore {
         if self.branch_entry(&branch, &path)?.is_some() {
             return Err(FsError::Exists);
         }
+        let (owner, mode) = self.new_owner(&branch, &dir, caller, mode & 0o7777, true)?;
         let now = objects::now_ns();
-        self.with_archive_pub(|a| a.stage(&branch, &path, &Staged::Dir { mode: mode & 0o7777, mtime_ns: now, tree: None }))?;
-        let n = self.inodes.child(&p, name, NodeKind::BDir { branch, path }, 4096, mode & 0o7777, now);
+        self.with_archive_pub(|a| a.stage(&branch, &path, &Staged::Dir { mode, mtime_ns: now, tree: None, owner }))?;
+        let n = self.inodes.child_owned(&p, name, NodeKind::BDir { branch, path }, 4096, mode, now, owner);
         self.branch_attr(&n)
     }
 
@@ -593,10 +625,10 @@ impl FsCore {
         }
         self.with_archive_pub(|a| {
             match &src {
-                Entry::File { content, size, mode, mtime_ns } => {
-                    a.stage(&branch, &to, &Staged::File { size: *size, mode: *mode, mtime_ns: *mtime_ns, content: content.clone() })?;
+                Entry::File { content, size, mode, mtime_ns, owner } => {
+                    a.stage(&branch, &to, &Staged::File { size: *size, mode: *mode, mtime_ns: *mtime_ns, content: content.clone(), owner: *owner })?;
                 }
-                Entry::Dir { tree, mode, mtime_ns } => {
+                Entry::Dir { tree, mode, mtime_ns, owner } => {
                     a.unstage_below(&branch, &to)?;
                     // Move staged rows under the folder along with it.
                     let rows = a.staging_rows(&branch)?;
@@ -605,7 +637,7 @@ impl FsCore {
                             a.stage(&branch, &join(&to, rest), &s)?;
                         }
                     }
-                    a.stage(&branch, &to, &Staged::Dir { mode: *mode, mtime_ns: *mtime_ns, tree: *tree })?;
+                    a.stage(&branch, &to, &Staged::Dir { mode: *mode, mtime_ns: *mtime_ns, tree: *tree, owner: *owner })?;
                 }
             }
             a.unstage_below(&branch, &from)?;
@@ -758,14 +790,14 @@ impl FsCore {
             return Err(FsError::TooBig);
         }
         match self.branch_entry(&branch, &path)? {
-            Some(Entry::Dir { tree, mode: m0, mtime_ns: t0 }) => {
+            Some(Entry::Dir { tree, mode: m0, mtime_ns: t0, owner }) => {
                 if size.is_some() {
                     return Err(FsError::IsDir);
                 }
                 if path.is_empty() {
                     return self.getattr(ino); // a branch root's attributes follow its head
                 }
-                let s = Staged::Dir { mode: mode.map(|m| m & 0o7777).unwrap_or(m0), mtime_ns: mtime_ns.unwrap_or(t0), tree };
+                let s = Staged::Dir { mode: mode.map(|m| m & 0o7777).unwrap_or(m0), mtime_ns: mtime_ns.unwrap_or(t0), tree, owner };
                 self.with_archive_pub(|a| a.stage(&branch, &path, &s))?;
             }
             Some(Entry::File { .. }) => {
@@ -796,6 +828,46 @@ impl FsCore {
                     self.persist(&mut w, true)?;
                 }
                 self.release_ws(ino, &ws)?;
+            }
+            None => return Err(FsError::NotFound),
+        }
+        self.getattr(ino)
+    }
+
+    /// chown/chgrp by `caller` (`None` leaves that id as it is), by the POSIX
+    /// rules in `owners::chowned`. A file that is not a folder loses setuid and
+    /// setgid as on Linux. Staged like a chmod: committed with the next commit,
+    /// and a change `reelfs diff` reports.
+    pub fn chown(&self, ino: u64, uid: Option<u32>, gid: Option<u32>, caller: &Caller) -> FsResult<Attr> {
+        let n = self.node_pub(ino)?;
+        let Some((branch, path)) = Self::branch_ctx(&n) else {
+            return if uid.is_none() && gid.is_none() { self.getattr(ino) } else { Err(FsError::ReadOnly) };
+        };
+        if self.read_only {
+            return Err(FsError::ReadOnly);
+        }
+        if uid.is_none() && gid.is_none() {
+            return self.getattr(ino);
+        }
+        match self.branch_entry(&branch, &path)? {
+            // A branch root is no tree entry: it has no owner to store.
+            Some(Entry::Dir { .. }) if path.is_empty() => return Err(FsError::NotPermitted),
+            Some(Entry::Dir { tree, mode, mtime_ns, owner }) => {
+                let new = owners::chowned(caller, owner.unwrap_or_else(owners::mount_owner), uid, gid)?;
+                let s = Staged::Dir { mode: owners::mode_after_chown(mode, true), mtime_ns, tree, owner: Some(new) };
+                self.with_archive_pub(|a| a.stage(&branch, &path, &s))?;
+            }
+            Some(Entry::File { .. }) => {
+                let ws = self.open_for_write(&n, false)?;
+                let res = (|| {
+                    let mut w = ws.lock().map_err(|_| FsError::Io("poisoned".into()))?;
+                    let new = owners::chowned(caller, w.owner.unwrap_or_else(owners::mount_owner), uid, gid)?;
+                    w.owner = Some(new);
+                    w.mode = owners::mode_after_chown(w.mode, false);
+                    self.persist(&mut w, true)
+                })();
+                self.release_ws(ino, &ws)?;
+                res?;
             }
             None => return Err(FsError::NotFound),
         }
