@@ -154,7 +154,7 @@ struct Ctx<'a> {
 fn same(a: Option<&TreeEntry>, b: Option<&TreeEntry>) -> bool {
     match (a, b) {
         (None, None) => true,
-        (Some(x), Some(y)) => x.kind == y.kind && x.hash == y.hash && x.mode == y.mode,
+        (Some(x), Some(y)) => x.kind == y.kind && x.hash == y.hash && x.mode == y.mode && x.owner == y.owner,
         _ => false,
     }
 }
@@ -238,7 +238,9 @@ impl Ctx<'_> {
             self.new_ids.insert(id);
             self.new_trees.push(tree);
         }
-        Ok(TreeEntry { name: ours.name.clone(), kind: EntryKind::Dir, hash: id, size, mode: ours.mode, mtime_ns: ours.mtime_ns, owner: ours.owner })
+        // The folder's owner merges like an entry: a side that changed it wins over one that did not.
+        let owner = if base.is_some_and(|b| b.owner == ours.owner) { theirs.owner } else { ours.owner };
+        Ok(TreeEntry { name: ours.name.clone(), kind: EntryKind::Dir, hash: id, size, mode: ours.mode, mtime_ns: ours.mtime_ns, owner })
     }
 }
 
@@ -452,5 +454,65 @@ mod tests {
         assert!(matches!(merge(&mut a, "other", "ma/in", &MergeOptions::default()), Err(ArchiveError::BadBranchName(_))));
         assert!(matches!(merge(&mut a, "other", "main@abcd", &MergeOptions::default()), Err(ArchiveError::BadBranchName(_))));
         assert!(merge(&mut a, "other@ffffffff", "main", &MergeOptions::default()).unwrap_err().to_string().contains("no commit"));
+    }
+}
+
+#[cfg(test)]
+mod owner_tests {
+    use super::*;
+    use crate::archive::ingest::{ingest, IngestOptions};
+    use crate::archive::objects::Owner;
+    use crate::archive::staging::{Content, Staged};
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    fn put(archive: &mut Archive, branch: &str, rel: &str, content: &str, dir: &std::path::Path) {
+        let src = dir.join(format!("src-{}", crate::archive::objects::now_ns()));
+        let f = src.join(rel);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(&f, content).unwrap();
+        let entries: Vec<_> = std::fs::read_dir(&src).unwrap().map(|e| e.unwrap().path()).collect();
+        let opts = IngestOptions {
+            branch: branch.into(),
+            dest: String::new(),
+            message: Some(format!("put {rel}")),
+            progress: false,
+            prober: None,
+            interrupt: Arc::new(AtomicBool::new(false)),
+        };
+        ingest(archive, &entries, &opts).unwrap();
+    }
+
+    /// Stage a chown of `path` on `branch` (as the mount does) and commit it.
+    fn chown(a: &mut Archive, branch: &str, path: &str, owner: Owner) {
+        let e = a.resolve(&format!("{branch}/{path}")).unwrap().entry;
+        let s = match e.kind {
+            EntryKind::File => Staged::File { size: e.size, mode: e.mode, mtime_ns: e.mtime_ns, content: Content::Blob(e.hash), owner: Some(owner) },
+            EntryKind::Dir => Staged::Dir { mode: e.mode, mtime_ns: e.mtime_ns, tree: Some(e.hash), owner: Some(owner) },
+        };
+        a.stage(branch, path, &s).unwrap();
+        a.commit_staging(branch, "chown").unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_chown_on_one_side_survives_the_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Archive::init(&dir.path().join("arch")).unwrap();
+        put(&mut a, "main", "Day01/a.txt", "a1", dir.path());
+        put(&mut a, "main", "Day01/b.txt", "b1", dir.path());
+        a.create_branch("grade", Some("main")).unwrap();
+        let editor = Owner { uid: 1234, gid: 55 };
+        chown(&mut a, "grade", "Day01/a.txt", editor);
+        // (An ingest into Day01 sets the folder's owner from its source folder, so the chown comes after.)
+        put(&mut a, "grade", "Day01/c.txt", "c1", dir.path());
+        chown(&mut a, "grade", "Day01", Owner { uid: 77, gid: 77 });
+        // main moves on inside the same folder: the folder merges entry by entry.
+        put(&mut a, "main", "Day01/b.txt", "b2", dir.path());
+        let r = merge(&mut a, "grade", "main", &MergeOptions::default()).unwrap();
+        assert_eq!(r.outcome, Outcome::Merged);
+        assert!(r.conflicts.is_empty(), "{:?}", r.conflicts);
+        assert_eq!(a.resolve("main/Day01/a.txt").unwrap().entry.owner, Some(editor));
+        assert_eq!(a.resolve("main/Day01").unwrap().entry.owner, Some(Owner { uid: 77, gid: 77 }));
+        assert!(a.resolve("main/Day01/c.txt").is_ok());
     }
 }
