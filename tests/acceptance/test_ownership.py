@@ -102,6 +102,9 @@ def test_ingest_records_owners_and_the_mount_ls_and_info_show_them(reelfs, tmp_a
     info = reelfs.json("info", tmp_archive, "main/card/mixed.bin")
     assert (info["uid"], info["gid"]) == (0, USER)
     assert f"uid 0 gid {USER}" in reelfs.ok("info", tmp_archive, "main/card/mixed.bin").stdout
+    # Owners live in the tree records: a catalog rebuilt from the packs has them.
+    reelfs.ok("check", tmp_archive, "--rebuild-catalog")
+    assert {e["name"]: (e["uid"], e["gid"]) for e in reelfs.json("ls", tmp_archive, "main/card")} == rows
 
 
 def test_restore_as_root_gives_owners_back_and_a_user_restores_as_itself(reelfs, owned_src, tmp_path, public_tmp):
@@ -187,6 +190,8 @@ def test_a_chown_alone_is_committed_and_shows_in_diff(reelfs, shared_mount):
     assert rows["root.bin"] == (USER, USER) and rows["sub"] == (USER, 0)
     # Only the owner changed: the content is the same one.
     assert rows["user.bin"] == (USER, USER)
+    # The catalog's rows are the trees the packs hold, owners included.
+    reelfs.check_deep(archive)
 
 
 def test_files_created_in_the_mount_belong_to_their_creator(reelfs, shared_mount):
