@@ -226,3 +226,19 @@ def test_files_created_in_the_mount_belong_to_their_creator(reelfs, shared_mount
     reelfs.ok("commit", archive, "main", "-m", "edit")
     rows = {e["name"]: (e["uid"], e["gid"]) for e in reelfs.json("ls", archive, "main/edit")}
     assert rows == {"v2.edl": (USER, USER), "bin": (USER, USER), "shared": (USER, 44)}
+
+
+def test_a_sticky_folder_lets_users_delete_only_their_own_files(shared_mount):
+    main, _ = shared_mount
+    drop = main / "drop"
+    os.mkdir(drop)
+    os.chmod(drop, 0o1777)
+    assert as_user("sh", "-c", f"echo mine > {drop}/a.txt").returncode == 0
+    assert owner(drop / "a.txt") == (USER, USER)
+    # Another user may write into the folder but not remove or rename what is not theirs.
+    for argv in (["rm", "-f", drop / "a.txt"], ["mv", drop / "a.txt", drop / "b.txt"]):
+        p = as_user(*argv, uid=65534, gid=65534)
+        assert p.returncode != 0 and "Operation not permitted" in p.stderr, (argv, p.stderr)
+    assert (drop / "a.txt").read_text() == "mine\n"
+    assert as_user("rm", drop / "a.txt").returncode == 0
+    assert not (drop / "a.txt").exists()
