@@ -10,6 +10,14 @@ use super::pack::RecordLoc;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 
+mod maintenance;
+mod staging;
+mod tx;
+
+pub use maintenance::{GcCounts, PackUsage, RecordRow};
+pub use staging::{Content, Staged, STAGING_SCHEMA};
+pub use tx::Savepoint;
+
 pub const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS packs (
@@ -95,8 +103,11 @@ impl From<&super::objects::TcFactRecord> for TcFactRow {
     }
 }
 
+/// The catalog: typed reads and writes over one SQLite connection. The
+/// connection is private so that SQL lives in this module only; callers group
+/// statements with `read`/`write` (catalog/tx.rs).
 pub struct Catalog {
-    pub conn: Connection,
+    conn: Connection,
     pub path: PathBuf,
 }
 
@@ -184,6 +195,23 @@ impl Catalog {
         Ok(Catalog { conn, path: path.into() })
     }
 
+    /// Open a read-only connection to an existing catalog (the mount's read
+    /// pool). WAL lets any number of these read while one writer writes; they
+    /// never change the journal mode or the schema.
+    pub fn open_read_only(path: &Path) -> Result<Catalog> {
+        let err = |e| catalog_error(path, e);
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(err)?;
+        Ok(Catalog { conn, path: path.into() })
+    }
+
+    /// Whether this connection is in WAL mode (what lets readers run beside the writer).
+    pub fn is_wal(&self) -> Result<bool> {
+        let mode: String = self.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).map_err(|e| self.err(e))?;
+        Ok(mode.eq_ignore_ascii_case("wal"))
+    }
+
     pub fn err(&self, e: rusqlite::Error) -> ArchiveError {
         catalog_error(&self.path, e)
     }
@@ -211,6 +239,12 @@ impl Catalog {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
+    /// The file name (relative to packs/) of one pack.
+    pub fn pack_name(&self, id: i64) -> Result<Option<String>> {
+        let mut st = self.conn.prepare_cached("SELECT name FROM packs WHERE id = ?1").map_err(|e| self.err(e))?;
+        st.query_row([id], |r| r.get(0)).optional().map_err(|e| self.err(e))
     }
 
     /// The highest pack number ever used. `gc` removes packs, so this also reads
@@ -692,7 +726,7 @@ impl Catalog {
 
     /// The ids a one-column query returns, for the verification passes; `sql` is
     /// this crate's own text, never input.
-    pub fn ids(&self, sql: &str, arg: Option<i64>) -> Result<Vec<Hash>> {
+    fn ids(&self, sql: &str, arg: Option<i64>) -> Result<Vec<Hash>> {
         let mut st = self.conn.prepare(sql).map_err(|e| self.err(e))?;
         let map = |r: &rusqlite::Row| r.get::<_, Vec<u8>>(0);
         let rows: Vec<Vec<u8>> = match arg {
@@ -892,7 +926,7 @@ impl Catalog {
             .map_err(|e| self.err(e))
     }
 
-    pub fn scalar_u64(&self, sql: &str) -> Result<u64> {
+    fn scalar_u64(&self, sql: &str) -> Result<u64> {
         self.conn.query_row(sql, [], |r| r.get::<_, Option<i64>>(0)).map(|v| v.unwrap_or(0) as u64).map_err(|e| self.err(e))
     }
 }
