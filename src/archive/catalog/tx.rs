@@ -86,3 +86,71 @@ impl Savepoint<'_> {
         self.cat.conn.execute_batch("ROLLBACK TO file; RELEASE file").map_err(|e| self.cat.err(e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::archive::catalog::{Catalog, Staged};
+    use crate::archive::error::ArchiveError;
+
+    fn catalog() -> (tempfile::TempDir, Catalog) {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(&dir.path().join("catalog.db"), true).unwrap();
+        cat.ensure_staging_schema().unwrap();
+        (dir, cat)
+    }
+
+    fn deleted() -> Staged {
+        Staged::Deleted
+    }
+
+    #[test]
+    fn write_commits_on_ok_and_rolls_back_on_err() {
+        let (_d, cat) = catalog();
+        cat.write(|c| c.set_staged_row("main", "kept", &deleted())).unwrap();
+        let err = cat
+            .write(|c| {
+                c.set_staged_row("main", "undone", &deleted())?;
+                Err::<(), _>(ArchiveError::Invalid("stop".into()))
+            })
+            .unwrap_err();
+        assert!(matches!(err, ArchiveError::Invalid(_)));
+        let rows: Vec<String> = cat.staged_rows("main").unwrap().into_iter().map(|(p, _)| p).collect();
+        assert_eq!(rows, vec!["kept".to_string()]);
+        // The connection is usable again: no transaction was left open.
+        cat.write(|c| c.set_staged_row("main", "after", &deleted())).unwrap();
+        assert_eq!(cat.staged_rows("main").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_savepoint_undoes_only_what_came_after_it() {
+        let (_d, cat) = catalog();
+        cat.write(|c| {
+            c.set_staged_row("main", "first", &deleted())?;
+            let sp = c.savepoint()?;
+            c.set_staged_row("main", "second", &deleted())?;
+            sp.rollback()?;
+            let sp = c.savepoint()?;
+            c.set_staged_row("main", "third", &deleted())?;
+            sp.release()
+        })
+        .unwrap();
+        let rows: Vec<String> = cat.staged_rows("main").unwrap().into_iter().map(|(p, _)| p).collect();
+        assert_eq!(rows, vec!["first".to_string(), "third".to_string()]);
+    }
+
+    #[test]
+    fn a_read_inside_a_write_sees_the_write_and_a_failed_read_leaves_no_transaction() {
+        let (_d, cat) = catalog();
+        cat.write(|c| {
+            c.set_staged_row("main", "x", &deleted())?;
+            // Nested: runs in the open transaction, so it sees the uncommitted row.
+            assert!(c.read(|r| r.has_staged_rows("main"))?);
+            Ok(())
+        })
+        .unwrap();
+        assert!(cat.read(|_| Err::<(), _>(ArchiveError::Invalid("stop".into()))).is_err());
+        // A leftover open transaction would make this BEGIN IMMEDIATE fail.
+        cat.write(|c| c.delete_staged_rows("main")).unwrap();
+        assert!(!cat.read(|r| r.has_staged_rows("main")).unwrap());
+    }
+}
