@@ -13,11 +13,7 @@ use proptest::prelude::*;
 /// A file whose committed content is `base_len` zero bytes (one zero-run extent,
 /// which is never read from a pack) and nothing buffered yet.
 fn state(base_len: u64) -> WriteState {
-    let extents = if base_len == 0 {
-        Vec::new()
-    } else {
-        vec![ResolvedExtent { extent: Extent::zeros(0, base_len), loc: ZERO_RUN_LOC }]
-    };
+    let extents = if base_len == 0 { Vec::new() } else { vec![ResolvedExtent { extent: Extent::zeros(0, base_len), loc: ZERO_RUN_LOC }] };
     // No pack is ever opened: every read of the base lands in the zero run.
     let store = Arc::new(ChunkStore::new(std::path::PathBuf::from("/nonexistent-reelfs-packs"), 0));
     WriteState {
