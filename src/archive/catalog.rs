@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS trees (hash BLOB PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS commits (
   hash BLOB PRIMARY KEY, tree BLOB NOT NULL, parent1 BLOB, parent2 BLOB,
   time_ns INTEGER NOT NULL, author TEXT NOT NULL, message TEXT NOT NULL, branch TEXT NOT NULL) WITHOUT ROWID;
--- A branch is one row; staging (uncommitted writes through the mount) comes later.
+-- A branch is one row (its head commit); its uncommitted writes through the mount are
+-- the staging overlay, in the staging tables (STAGING_SCHEMA in staging.rs).
 CREATE TABLE IF NOT EXISTS branches (
   name TEXT PRIMARY KEY, head BLOB, seq INTEGER NOT NULL, created_ns INTEGER NOT NULL);
 -- Ingest skip cache: a source path unchanged in (size, mtime, inode) is not re-read.

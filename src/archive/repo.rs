@@ -460,7 +460,8 @@ impl NewObject {
     }
 }
 
-/// Build and store a commit object; used by ingest and (later) commit/merge.
+/// A commit object for `tree` (the caller stores it): used by ingest, commit of
+/// the staging overlay, merge, synthetic archives and timecode facts.
 pub fn make_commit(tree: Hash, parents: Vec<Hash>, branch: &str, message: &str) -> Commit {
     let author = std::env::var("REELFS_AUTHOR")
         .or_else(|_| std::env::var("USER"))

@@ -85,6 +85,11 @@ impl WriteState {
     /// Appending to a run extends it in place, so a sequential writer costs one
     /// copy per byte, not one per flush.
     fn put(&mut self, off: u64, data: &[u8]) {
+        // A zero-length write changes nothing, as pwrite on a plain file; merged,
+        // it left an empty run in the buffer and, past the end, grew the file.
+        if data.is_empty() {
+            return;
+        }
         let end = off + data.len() as u64;
         // The run that starts at or before `off` and reaches it, if any.
         let host = self.dirty.range(..=off).next_back().filter(|(o, d)| **o + d.len() as u64 >= off).map(|(o, _)| *o);
@@ -881,3 +886,7 @@ mod tests {
         assert_eq!(extents_moved(&src, 250, 10, 0), vec![]);
     }
 }
+
+#[cfg(test)]
+#[path = "write_state_tests.rs"]
+mod write_state_tests;
