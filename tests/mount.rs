@@ -301,11 +301,10 @@ fn core_damaged_chunk_is_eio_for_its_range_only() {
 
     // Flip a byte in the middle of the payload of one of the victim's chunks.
     let (bad_lo, bad_hi) = {
-        let a = Archive::open(&root).unwrap();
+        // The catalog's own connection is private; a test reads the file directly.
+        let db = rusqlite::Connection::open(root.join("catalog.db")).unwrap();
         let blob = Hash::of(&victim);
-        let mut q = a
-            .catalog
-            .conn
+        let mut q = db
             .prepare(
                 "SELECT e.file_offset, e.length, c.offset, c.stored_len, p.name FROM extents e \
                  JOIN chunks c ON c.hash = e.chunk JOIN packs p ON p.id = c.pack WHERE e.blob = ?1 ORDER BY e.file_offset",

@@ -10,6 +10,14 @@ use super::pack::RecordLoc;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 
+mod maintenance;
+mod staging;
+mod tx;
+
+pub use maintenance::{GcCounts, PackUsage, RecordRow};
+pub use staging::{Content, Staged, STAGING_SCHEMA};
+pub use tx::Savepoint;
+
 pub const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS packs (
@@ -39,7 +47,8 @@ CREATE TABLE IF NOT EXISTS trees (hash BLOB PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS commits (
   hash BLOB PRIMARY KEY, tree BLOB NOT NULL, parent1 BLOB, parent2 BLOB,
   time_ns INTEGER NOT NULL, author TEXT NOT NULL, message TEXT NOT NULL, branch TEXT NOT NULL) WITHOUT ROWID;
--- A branch is one row; staging (uncommitted writes through the mount) comes later.
+-- A branch is one row (its head commit); its uncommitted writes through the mount are
+-- the staging overlay, in the staging tables (STAGING_SCHEMA in staging.rs).
 CREATE TABLE IF NOT EXISTS branches (
   name TEXT PRIMARY KEY, head BLOB, seq INTEGER NOT NULL, created_ns INTEGER NOT NULL);
 -- Ingest skip cache: a source path unchanged in (size, mtime, inode) is not re-read.
@@ -95,12 +104,15 @@ impl From<&super::objects::TcFactRecord> for TcFactRow {
     }
 }
 
+/// The catalog: typed reads and writes over one SQLite connection. The
+/// connection is private so that SQL lives in this module only; callers group
+/// statements with `read`/`write` (catalog/tx.rs).
 pub struct Catalog {
-    pub conn: Connection,
+    conn: Connection,
     pub path: PathBuf,
     /// Whether tree_entries and staging have the owner columns (see
     /// `ensure_owner_columns`); false only for an old catalog opened read-only.
-    pub owner_columns: bool,
+    owner_columns: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -188,6 +200,24 @@ impl Catalog {
         Ok(Catalog { conn, path: path.into(), owner_columns })
     }
 
+    /// Open a read-only connection to an existing catalog (the mount's read
+    /// pool). WAL lets any number of these read while one writer writes; they
+    /// never change the journal mode or the schema.
+    pub fn open_read_only(path: &Path) -> Result<Catalog> {
+        let err = |e| catalog_error(path, e);
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(err)?;
+        let owner_columns = owner_columns_present(&conn).map_err(err)?;
+        Ok(Catalog { conn, path: path.into(), owner_columns })
+    }
+
+    /// Whether this connection is in WAL mode (what lets readers run beside the writer).
+    pub fn is_wal(&self) -> Result<bool> {
+        let mode: String = self.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).map_err(|e| self.err(e))?;
+        Ok(mode.eq_ignore_ascii_case("wal"))
+    }
+
     pub fn err(&self, e: rusqlite::Error) -> ArchiveError {
         catalog_error(&self.path, e)
     }
@@ -215,6 +245,12 @@ impl Catalog {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
+    /// The file name (relative to packs/) of one pack.
+    pub fn pack_name(&self, id: i64) -> Result<Option<String>> {
+        let mut st = self.conn.prepare_cached("SELECT name FROM packs WHERE id = ?1").map_err(|e| self.err(e))?;
+        st.query_row([id], |r| r.get(0)).optional().map_err(|e| self.err(e))
     }
 
     /// The highest pack number ever used. `gc` removes packs, so this also reads
@@ -698,7 +734,7 @@ impl Catalog {
 
     /// The ids a one-column query returns, for the verification passes; `sql` is
     /// this crate's own text, never input.
-    pub fn ids(&self, sql: &str, arg: Option<i64>) -> Result<Vec<Hash>> {
+    fn ids(&self, sql: &str, arg: Option<i64>) -> Result<Vec<Hash>> {
         let mut st = self.conn.prepare(sql).map_err(|e| self.err(e))?;
         let map = |r: &rusqlite::Row| r.get::<_, Vec<u8>>(0);
         let rows: Vec<Vec<u8>> = match arg {
@@ -898,7 +934,7 @@ impl Catalog {
             .map_err(|e| self.err(e))
     }
 
-    pub fn scalar_u64(&self, sql: &str) -> Result<u64> {
+    fn scalar_u64(&self, sql: &str) -> Result<u64> {
         self.conn.query_row(sql, [], |r| r.get::<_, Option<i64>>(0)).map(|v| v.unwrap_or(0) as u64).map_err(|e| self.err(e))
     }
 }
@@ -989,33 +1025,48 @@ impl Catalog {
 /// Owners (uid, gid) of tree entries and staged files: two nullable columns
 /// added to catalogs made before owners were recorded. NULL is "not recorded"
 /// (an entry from an old tree), so old rows keep meaning what they meant.
+/// Returns whether the catalog has them now (`owner_columns_present`).
 fn ensure_owner_columns(conn: &Connection) -> rusqlite::Result<bool> {
     // The staging table may not exist yet in an old catalog; it is made here
-    // so both tables get their columns in one place.
-    let has = |table: &str| -> rusqlite::Result<bool> {
-        let mut st = conn.prepare(&format!("PRAGMA table_info({table})"))?;
-        let cols = st.query_map([], |r| r.get::<_, String>(1))?.collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(cols.iter().any(|c| c == "uid"))
-    };
-    let mut ok = true;
-    let staging_ok = conn.execute_batch(super::staging::STAGING_SCHEMA).is_ok();
+    // so both tables get their columns in one place (a connection that may
+    // not write leaves it missing: it is then read as empty).
+    let _ = conn.execute_batch(staging::STAGING_SCHEMA);
     for table in ["tree_entries", "staging"] {
-        if table == "staging" && !staging_ok {
-            ok = false;
-            continue;
-        }
-        if has(table)? {
+        if !table_exists(conn, table)? || has_owner_column(conn, table)? {
             continue;
         }
         match conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN uid INTEGER; ALTER TABLE {table} ADD COLUMN gid INTEGER;")) {
             Ok(()) => {}
             // An old catalog this user may only read (a shared archive's member
             // before its owner ran this version): owners read as not recorded.
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ReadOnly => ok = false,
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ReadOnly => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(ok)
+    owner_columns_present(conn)
+}
+
+/// Whether tree_entries and staging (where it exists) have the owner columns.
+/// Only looks: a read-only connection (the mount's read pool, or a user who
+/// may only read an old shared archive) reads owners as not recorded when
+/// they are missing.
+fn owner_columns_present(conn: &Connection) -> rusqlite::Result<bool> {
+    for table in ["tree_entries", "staging"] {
+        if table_exists(conn, table)? && !has_owner_column(conn, table)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn table_exists(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
+    conn.query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", [table], |_| Ok(())).optional().map(|r| r.is_some())
+}
+
+fn has_owner_column(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
+    let mut st = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+    let cols = st.query_map([], |r| r.get::<_, String>(1))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(cols.iter().any(|c| c == "uid"))
 }
 
 /// An owner from its two columns: recorded only when both are.
@@ -1094,5 +1145,32 @@ mod owner_column_tests {
         assert!(!ensure_owner_columns(&conn).unwrap());
         let cat = Catalog { conn, path: path.clone(), owner_columns: false };
         assert_eq!(cat.tree_lookup(&tree, "a.mov").unwrap().unwrap().owner, None);
+    }
+
+    /// The mount's read pool opens read-only connections (`open_read_only`):
+    /// they only detect the owner columns, so an old catalog still reads there
+    /// (owners as not recorded), and a migrated one reads its owners.
+    #[test]
+    fn read_only_connections_detect_the_owner_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        let (tree, _) = old_catalog(&path);
+        Connection::open(&path)
+            .unwrap()
+            .execute("INSERT INTO staging (branch, path, kind, size, mode, mtime_ns, tree) VALUES ('main', 'd', 2, 0, 493, 1, NULL)", [])
+            .unwrap();
+        let ro = Catalog::open_read_only(&path).unwrap();
+        assert!(!ro.owner_columns);
+        assert_eq!(ro.tree_lookup(&tree, "a.mov").unwrap().unwrap().owner, None);
+        assert_eq!(ro.staged_row("main", "d").unwrap(), Some(Staged::Dir { mode: 0o755, mtime_ns: 1, tree: None, owner: None }));
+        assert_eq!(ro.staged_rows("main").unwrap().len(), 1);
+        drop(ro);
+        let rw = Catalog::open(&path, true).unwrap();
+        let owner = Some(Owner { uid: 1000, gid: 44 });
+        rw.set_staged_row("main", "d", &Staged::Dir { mode: 0o700, mtime_ns: 2, tree: None, owner }).unwrap();
+        let ro = Catalog::open_read_only(&path).unwrap();
+        assert!(ro.owner_columns);
+        assert_eq!(ro.staged_row("main", "d").unwrap(), Some(Staged::Dir { mode: 0o700, mtime_ns: 2, tree: None, owner }));
+        assert_eq!(ro.staged_rows_under("main", "").unwrap()[0].1, Staged::Dir { mode: 0o700, mtime_ns: 2, tree: None, owner });
     }
 }

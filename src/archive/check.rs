@@ -46,26 +46,13 @@ pub fn check(archive: &Archive, deep: bool, progress: bool) -> Result<CheckRepor
     }
     // Catalog rows by pack, to compare with each pack's own trailer.
     let mut by_pack: HashMap<i64, Vec<(Hash, u64, u32, u32, u8, bool)>> = HashMap::new();
-    for (table, is_chunk) in [("chunks", true), ("objects", false)] {
-        let idcol = if is_chunk { "hash" } else { "id" };
-        let mut st = cat
-            .conn
-            .prepare(&format!("SELECT {idcol}, pack, offset, stored_len, raw_len, codec FROM {table}"))
-            .map_err(|e| cat.err(e))?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, u32>(3)?, r.get::<_, u32>(4)?, r.get::<_, u8>(5)?))
-            })
-            .map_err(|e| cat.err(e))?;
-        for row in rows {
-            let (id, pack, off, sl, rl, codec) = row.map_err(|e| cat.err(e))?;
-            let id = Hash::from_slice(&id).unwrap_or(Hash([0; 32]));
-            by_pack.entry(pack).or_default().push((id, off as u64, sl, rl, codec, is_chunk));
-            if is_chunk {
-                rep.chunks += 1;
-            } else {
-                rep.objects += 1;
-            }
+    for r in cat.all_records()? {
+        let is_chunk = r.is_chunk();
+        by_pack.entry(r.pack).or_default().push((r.id, r.offset, r.stored_len, r.raw_len, r.codec, is_chunk));
+        if is_chunk {
+            rep.chunks += 1;
+        } else {
+            rep.objects += 1;
         }
     }
     let total_bytes: u64 = packs.iter().map(|p| p.2).sum();
@@ -197,24 +184,13 @@ pub fn check(archive: &Archive, deep: bool, progress: bool) -> Result<CheckRepor
     }
     // Every extent must point at a known chunk (a zero run points at none; chunks
     // already named as lost or explained by a damaged row are not counted again).
-    let mut st = cat
-        .conn
-        .prepare(
-            "SELECT e.chunk, e.blob FROM extents e LEFT JOIN chunks c ON c.hash = e.chunk
-             WHERE c.hash IS NULL AND e.chunk IS NOT NULL AND e.chunk != ?1 AND e.chunk NOT IN (SELECT id FROM lost_objects)",
-        )
-        .map_err(|e| cat.err(e))?;
-    let rows_missing = st.query_map([&super::catalog::ZERO_RUN_ID[..]], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))).map_err(|e| cat.err(e))?;
     let mut missing = 0u64;
-    for r in rows_missing.flatten() {
-        if let (Some(c), Some(b)) = (Hash::from_slice(&r.0), Hash::from_slice(&r.1)) {
-            if !rows.blobs.contains(&b) {
-                missing += 1;
-                bad_chunks.insert(c);
-            }
+    for (c, b) in cat.dangling_extents()? {
+        if !rows.blobs.contains(&b) {
+            missing += 1;
+            bad_chunks.insert(c);
         }
     }
-    drop(st);
     if missing > 0 {
         rep.problems.push(format!("{missing} extents point at chunks the catalog does not have"));
     }
@@ -237,18 +213,7 @@ pub fn check(archive: &Archive, deep: bool, progress: bool) -> Result<CheckRepor
 /// damaged chunk, so the user knows what to re-ingest or restore from tape.
 pub fn files_using_chunks(archive: &Archive, bad: &HashSet<Hash>) -> Result<Vec<String>> {
     let cat = &archive.catalog;
-    let mut bad_blobs = HashSet::new();
-    {
-        let mut st = cat.conn.prepare_cached("SELECT DISTINCT blob FROM extents WHERE chunk = ?1").map_err(|e| cat.err(e))?;
-        for c in bad {
-            let rows = st.query_map([&c.0[..]], |r| r.get::<_, Vec<u8>>(0)).map_err(|e| cat.err(e))?;
-            for r in rows.flatten() {
-                if let Some(h) = Hash::from_slice(&r) {
-                    bad_blobs.insert(h);
-                }
-            }
-        }
-    }
+    let bad_blobs = cat.blobs_using_chunks(bad)?;
     let mut out = Vec::new();
     // Paths (relative to a tree) of damaged files below it, memoised by tree hash:
     // branches and commits share most subtrees, and each must still be named.
@@ -462,17 +427,15 @@ pub fn rebuild_catalog(root: &Path) -> Result<RebuildReport> {
             rep.lost.push(f.label);
         }
     }
-    cat.conn
-        .execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('format_version', ?1)", [super::config::FORMAT_VERSION.to_string()])
-        .map_err(|e| cat.err(e))?;
+    cat.set_format_version(super::config::FORMAT_VERSION)?;
     cat.commit()?;
-    cat.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").map_err(|e| cat.err(e))?;
+    cat.checkpoint()?;
     drop(cat);
     let backup = root.join(format!("catalog.db.before-rebuild-{}", super::objects::now_ns() / 1_000_000_000));
     if db.exists() {
         // Checkpoint the old catalog's WAL into it so the backup is one file.
         if let Ok(old) = Catalog::open(&db, false) {
-            let _ = old.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+            let _ = old.checkpoint();
         }
         std::fs::rename(&db, &backup).at(&db)?;
         rep.old_catalog = backup.display().to_string();
@@ -522,9 +485,7 @@ pub fn stats(archive: &Archive) -> Result<Stats> {
             logical += b;
         }
     }
-    let unique = cat.scalar_u64("SELECT SUM(raw_len) FROM chunks")?;
-    let stored = cat.scalar_u64("SELECT SUM(stored_len) FROM chunks")?;
-    let pack_bytes = cat.scalar_u64("SELECT SUM(size) FROM packs")?;
+    let (unique, stored, pack_bytes) = cat.storage_totals()?;
     let catalog_bytes = ["catalog.db", "catalog.db-wal"]
         .iter()
         .filter_map(|n| std::fs::metadata(archive.root().join(n)).ok())

@@ -33,15 +33,7 @@ static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 /// for a layout id (more than `EXACT_ZERO_BYTES` in zero runs), so that what
 /// is shown as `blake3:` is one.
 pub fn is_plain_blake3(cat: &super::catalog::Catalog, blob: &Hash) -> super::Result<bool> {
-    let zeros: i64 = cat
-        .conn
-        .query_row(
-            "SELECT COALESCE(SUM(length), 0) FROM extents WHERE blob = ?1 AND chunk = ?2",
-            [&blob.0[..], &super::objects::ZERO_RUN.0[..]],
-            |r| r.get(0),
-        )
-        .map_err(|e| cat.err(e))?;
-    Ok(zeros as u64 <= EXACT_ZERO_BYTES)
+    Ok(cat.zero_run_bytes(blob)? <= EXACT_ZERO_BYTES)
 }
 
 /// How a content id is written for people and tools: `blake3:HEX` when it is

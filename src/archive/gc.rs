@@ -72,27 +72,12 @@ pub struct GcReport {
     pub problems: Vec<String>,
 }
 
-/// Columns of `table` (empty if it does not exist).
-fn columns(cat: &super::catalog::Catalog, table: &str) -> Result<Vec<String>> {
-    let mut st = cat.conn.prepare(&format!("PRAGMA table_info({table})")).map_err(|e| cat.err(e))?;
-    let rows = st.query_map([], |r| r.get::<_, String>(1)).map_err(|e| cat.err(e))?;
-    rows.collect::<rusqlite::Result<_>>().map_err(|e| cat.err(e))
-}
-
 pub fn gc(archive: &mut Archive, opts: &GcOptions) -> Result<GcReport> {
     archive.require_writer()?;
     let mut rep = GcReport { dry_run: opts.dry_run, ..Default::default() };
     let cat = &archive.catalog;
-    let x = |sql: &str| cat.conn.execute_batch(sql).map_err(|e| cat.err(e));
     cat.begin()?;
     let marked = (|| -> Result<Vec<(i64, String, u64, bool)>> {
-        x("DROP TABLE IF EXISTS temp.gc_commits; DROP TABLE IF EXISTS temp.gc_roots; DROP TABLE IF EXISTS temp.gc_trees;
-           DROP TABLE IF EXISTS temp.gc_blobs; DROP TABLE IF EXISTS temp.gc_chunks;
-           CREATE TEMP TABLE gc_commits (h BLOB PRIMARY KEY) WITHOUT ROWID;
-           CREATE TEMP TABLE gc_roots (h BLOB PRIMARY KEY) WITHOUT ROWID;
-           CREATE TEMP TABLE gc_trees (h BLOB PRIMARY KEY) WITHOUT ROWID;
-           CREATE TEMP TABLE gc_blobs (h BLOB PRIMARY KEY) WITHOUT ROWID;
-           CREATE TEMP TABLE gc_chunks (h BLOB PRIMARY KEY) WITHOUT ROWID;")?;
         // ---- mark: commits (both parents) from every branch head ----
         let mut seen: HashSet<Hash> = HashSet::new();
         let mut q: VecDeque<Hash> = archive.branches()?.into_iter().filter_map(|(_, h)| h).collect();
@@ -105,82 +90,22 @@ pub fn gc(archive: &mut Archive, opts: &GcOptions) -> Result<GcReport> {
                 None => rep.problems.push(format!("commit {} is reachable but not in the catalog", c.short())),
             }
         }
-        {
-            let mut st = cat.conn.prepare("INSERT OR IGNORE INTO gc_commits (h) VALUES (?1)").map_err(|e| cat.err(e))?;
-            for c in &seen {
-                st.execute([&c.0[..]]).map_err(|e| cat.err(e))?;
-            }
-        }
-        // ---- trees: root trees of live commits (and staged folder moves), then down ----
-        x("INSERT OR IGNORE INTO gc_roots SELECT tree FROM commits WHERE hash IN (SELECT h FROM gc_commits);")?;
-        let staging = columns(cat, "staging")?;
-        if staging.iter().any(|c| c == "tree") {
-            x("INSERT OR IGNORE INTO gc_roots SELECT tree FROM staging WHERE tree IS NOT NULL;")?;
-        }
-        x("INSERT OR IGNORE INTO gc_trees
-             WITH RECURSIVE t(h) AS (
-               SELECT h FROM gc_roots
-               UNION SELECT e.hash FROM tree_entries e JOIN t ON e.tree = t.h WHERE e.kind = 2)
-             SELECT h FROM t;")?;
-        // ---- blobs: files of live trees, proxies, staged files ----
-        x("INSERT OR IGNORE INTO gc_blobs SELECT hash FROM tree_entries WHERE kind = 1 AND tree IN (SELECT h FROM gc_trees);")?;
-        if columns(cat, "proxies")?.iter().any(|c| c == "blob") {
-            x("INSERT OR IGNORE INTO gc_blobs SELECT blob FROM proxies;")?;
-        }
-        if staging.iter().any(|c| c == "blob") {
-            x("INSERT OR IGNORE INTO gc_blobs SELECT blob FROM staging WHERE blob IS NOT NULL;")?;
-        }
-        // ---- chunks: extents of live blobs, staged extents ----
-        x("INSERT OR IGNORE INTO gc_chunks SELECT DISTINCT chunk FROM extents WHERE blob IN (SELECT h FROM gc_blobs);")?;
-        if columns(cat, "staged_extents")?.iter().any(|c| c == "chunk") {
-            x("INSERT OR IGNORE INTO gc_chunks SELECT chunk FROM staged_extents;")?;
-        }
+        // ---- then trees, blobs (files, proxies, staged files) and chunks, in the catalog ----
+        cat.gc_mark(&seen)?;
         // ---- sweep the catalog ----
-        let n = |sql: &str| cat.scalar_u64(sql);
-        rep.live_chunks = n("SELECT COUNT(*) FROM chunks WHERE hash IN (SELECT h FROM gc_chunks)")?;
-        rep.live_chunk_bytes = n("SELECT SUM(stored_len) FROM chunks WHERE hash IN (SELECT h FROM gc_chunks)")?;
-        rep.chunks_freed = n("SELECT COUNT(*) FROM chunks WHERE hash NOT IN (SELECT h FROM gc_chunks)")?;
-        rep.chunk_bytes_freed = n("SELECT SUM(stored_len) FROM chunks WHERE hash NOT IN (SELECT h FROM gc_chunks)")?;
-        rep.blobs_freed = n("SELECT COUNT(*) FROM blobs WHERE hash NOT IN (SELECT h FROM gc_blobs)")?;
-        rep.trees_freed = n("SELECT COUNT(*) FROM trees WHERE hash NOT IN (SELECT h FROM gc_trees)")?;
-        rep.commits_freed = n("SELECT COUNT(*) FROM commits WHERE hash NOT IN (SELECT h FROM gc_commits)")?;
-        let (blob_k, tree_k, commit_k) = (RecordKind::Blob as i64, RecordKind::Tree as i64, RecordKind::Commit as i64);
-        // Ref, media and proxy records are small and always kept: a branch
-        // deletion's ref record must outlive older refs of that branch, or a
-        // catalog rebuilt from the packs would bring the branch back.
-        x(&format!(
-            "DELETE FROM objects WHERE
-               (kind = {blob_k} AND id NOT IN (SELECT record FROM blobs WHERE record IS NOT NULL AND hash IN (SELECT h FROM gc_blobs)))
-            OR (kind = {tree_k} AND id NOT IN (SELECT h FROM gc_trees))
-            OR (kind = {commit_k} AND id NOT IN (SELECT h FROM gc_commits));
-             DELETE FROM chunks WHERE hash NOT IN (SELECT h FROM gc_chunks);
-             DELETE FROM damaged_chunks WHERE hash NOT IN (SELECT h FROM gc_chunks);
-             DELETE FROM extents WHERE blob NOT IN (SELECT h FROM gc_blobs);
-             DELETE FROM blobs WHERE hash NOT IN (SELECT h FROM gc_blobs);
-             DELETE FROM sources WHERE blob NOT IN (SELECT h FROM gc_blobs);
-             DELETE FROM tree_entries WHERE tree NOT IN (SELECT h FROM gc_trees);
-             DELETE FROM trees WHERE hash NOT IN (SELECT h FROM gc_trees);
-             DELETE FROM commits WHERE hash NOT IN (SELECT h FROM gc_commits);"
-        ))?;
+        let n = cat.gc_counts()?;
+        rep.live_chunks = n.live_chunks;
+        rep.live_chunk_bytes = n.live_chunk_bytes;
+        rep.chunks_freed = n.chunks_freed;
+        rep.chunk_bytes_freed = n.chunk_bytes_freed;
+        rep.blobs_freed = n.blobs_freed;
+        rep.trees_freed = n.trees_freed;
+        rep.commits_freed = n.commits_freed;
+        cat.gc_sweep()?;
         // ---- plan the packs: (id, name, size, compact?) of packs to act on ----
         let mut plan = Vec::new();
-        let hdr = RECORD_HEADER_LEN as i64;
-        let mut st = cat
-            .conn
-            .prepare(&format!(
-                "SELECT p.id, p.name, p.size,
-                   COALESCE((SELECT SUM(stored_len + {hdr}) FROM chunks WHERE pack = p.id), 0)
-                 + COALESCE((SELECT SUM(stored_len + {hdr}) FROM objects WHERE pack = p.id), 0),
-                   COALESCE((SELECT COUNT(*) FROM chunks WHERE pack = p.id), 0)
-                 + COALESCE((SELECT COUNT(*) FROM objects WHERE pack = p.id), 0)
-                 FROM packs p ORDER BY p.id"
-            ))
-            .map_err(|e| cat.err(e))?;
-        let rows = st
-            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)? as u64, r.get::<_, i64>(3)? as u64, r.get::<_, i64>(4)?)))
-            .map_err(|e| cat.err(e))?;
-        for row in rows {
-            let (id, name, size, live, count) = row.map_err(|e| cat.err(e))?;
+        for u in cat.pack_usage(RECORD_HEADER_LEN)? {
+            let (id, name, size, live, count) = (u.id, u.name, u.size, u.live_bytes, u.records);
             // Header, trailer and footer are overhead, not garbage.
             let overhead = pack::HEADER_LEN + pack::FOOTER_LEN + count as u64 * pack::TRAILER_ENTRY_LEN as u64;
             let garbage = size.saturating_sub(live + overhead);
@@ -192,11 +117,10 @@ pub fn gc(archive: &mut Archive, opts: &GcOptions) -> Result<GcReport> {
                 rep.garbage_bytes_left += garbage;
             }
         }
-        drop(st);
         if !opts.dry_run {
             for (id, _, _, compact) in &plan {
                 if !compact {
-                    cat.conn.execute("DELETE FROM packs WHERE id = ?1", [id]).map_err(|e| cat.err(e))?;
+                    cat.delete_pack_row(*id)?;
                     cat.set_pack_high_water(*id)?;
                 }
             }
@@ -225,8 +149,7 @@ pub fn gc(archive: &mut Archive, opts: &GcOptions) -> Result<GcReport> {
             return Err(e);
         }
     };
-    let _ = x("DROP TABLE IF EXISTS temp.gc_commits; DROP TABLE IF EXISTS temp.gc_roots; DROP TABLE IF EXISTS temp.gc_trees;
-               DROP TABLE IF EXISTS temp.gc_blobs; DROP TABLE IF EXISTS temp.gc_chunks;");
+    let _ = cat.gc_drop_marks();
     let packs_dir = archive.packs_dir();
     // ---- step 2: packs with nothing live: their rows are gone, delete the files ----
     for (_, name, size, compact) in &plan {
@@ -261,22 +184,10 @@ struct Live {
 
 fn live_records(cat: &super::catalog::Catalog, pack: i64) -> Result<Vec<Live>> {
     let mut out = Vec::new();
-    let mut st = cat.conn.prepare("SELECT hash, offset, stored_len, raw_len, codec FROM chunks WHERE pack = ?1 ORDER BY offset").map_err(|e| cat.err(e))?;
-    let rows = st
-        .query_map([pack], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, u32>(2)?, r.get::<_, u32>(3)?, r.get::<_, u8>(4)?, RecordKind::Chunk as i64)))
-        .map_err(|e| cat.err(e))?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(|e| cat.err(e))?;
-    let mut st2 = cat.conn.prepare("SELECT id, offset, stored_len, raw_len, codec, kind FROM objects WHERE pack = ?1 ORDER BY offset").map_err(|e| cat.err(e))?;
-    let rows2 = st2
-        .query_map([pack], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, u32>(2)?, r.get::<_, u32>(3)?, r.get::<_, u8>(4)?, r.get::<_, i64>(5)?)))
-        .map_err(|e| cat.err(e))?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(|e| cat.err(e))?;
-    for (id, off, sl, rl, codec, kind) in rows.into_iter().chain(rows2) {
-        let kind = RecordKind::from_u8(kind as u8).ok_or_else(|| ArchiveError::Inconsistent(format!("unknown record kind {kind} in pack #{pack}")))?;
+    for r in cat.records_in_pack(pack)? {
+        let kind = RecordKind::from_u8(r.kind as u8).ok_or_else(|| ArchiveError::Inconsistent(format!("unknown record kind {} in pack #{pack}", r.kind)))?;
         out.push(Live {
-            loc: RecordLoc { kind, codec, raw_len: rl, stored_len: sl, offset: off as u64, id: Hash::from_slice(&id).unwrap_or(Hash([0; 32])) },
+            loc: RecordLoc { kind, codec: r.codec, raw_len: r.raw_len, stored_len: r.stored_len, offset: r.offset, id: r.id },
             is_chunk: kind == RecordKind::Chunk,
         });
     }
@@ -345,18 +256,15 @@ fn compact(archive: &Archive, packs: &[(i64, String, u64)], rep: &mut GcReport) 
                 cat.insert_pack(*id, name, *size, *n)?;
                 cat.set_pack_high_water(*id)?;
             }
-            let mut up_c = cat.conn.prepare("UPDATE chunks SET pack = ?1, offset = ?2 WHERE hash = ?3 AND pack = ?4").map_err(|e| cat.err(e))?;
-            let mut up_o = cat.conn.prepare("UPDATE objects SET pack = ?1, offset = ?2 WHERE id = ?3 AND pack = ?4").map_err(|e| cat.err(e))?;
             for (is_chunk, id, old, new, off) in &moves {
-                let st = if *is_chunk { &mut up_c } else { &mut up_o };
-                st.execute(rusqlite::params![new, *off as i64, &id.0[..], old]).map_err(|e| cat.err(e))?;
+                cat.move_record(*is_chunk, id, *old, *new, *off)?;
             }
             for (id, _, _) in &old_done {
-                let left = cat.scalar_u64(&format!("SELECT (SELECT COUNT(*) FROM chunks WHERE pack = {id}) + (SELECT COUNT(*) FROM objects WHERE pack = {id})"))?;
+                let left = cat.records_left_in_pack(*id)?;
                 if left > 0 {
                     return Err(ArchiveError::Inconsistent(format!("gc: pack #{id} still has {left} live records after compaction")));
                 }
-                cat.conn.execute("DELETE FROM packs WHERE id = ?1", [id]).map_err(|e| cat.err(e))?;
+                cat.delete_pack_row(*id)?;
                 cat.set_pack_high_water(*id)?;
             }
             Ok(())

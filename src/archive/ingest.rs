@@ -587,11 +587,11 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
                 }
                 b
             } else {
-                cat.conn.execute_batch("SAVEPOINT file").map_err(|e| cat.err(e))?;
+                let savepoint = cat.savepoint()?;
                 let mark = sink.mark();
                 match store_file(&archive.config, cat, &mut sink, f, opts, &mut report, pb.as_ref()) {
                     Ok(b) => {
-                        cat.conn.execute_batch("RELEASE file").map_err(|e| cat.err(e))?;
+                        savepoint.release()?;
                         report.files_stored += 1;
                         b
                     }
@@ -600,7 +600,7 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
                     // trouble writing the archive stops the whole ingest.
                     Err(e) if matches!(&e, ArchiveError::SourceChanged { .. })
                         || matches!(&e, ArchiveError::Io { path, .. } if path == &f.path) => {
-                        cat.conn.execute_batch("ROLLBACK TO file; RELEASE file").map_err(|e| cat.err(e))?;
+                        savepoint.rollback()?;
                         sink.rollback_to(mark)?;
                         report.failed.push((display, e.to_string()));
                         continue;

@@ -127,18 +127,10 @@ pub fn merge_base(archive: &Archive, a: Hash, b: Hash) -> Result<Option<Hash>> {
 
 /// True when DST has uncommitted writes made through the mount.
 pub fn has_staged_changes(cat: &Catalog, branch: &str) -> Result<bool> {
-    let has_table = cat
-        .conn
-        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'staging'")
-        .and_then(|mut s| s.exists([]))
-        .map_err(|e| cat.err(e))?;
-    if !has_table {
+    if !cat.has_staging_table()? {
         return Ok(false);
     }
-    cat.conn
-        .prepare("SELECT 1 FROM staging WHERE branch = ?1 LIMIT 1")
-        .and_then(|mut s| s.exists([branch]))
-        .map_err(|e| cat.err(e))
+    cat.has_staged_rows(branch)
 }
 
 struct Ctx<'a> {
@@ -490,7 +482,7 @@ mod owner_tests {
             EntryKind::File => Staged::File { size: e.size, mode: e.mode, mtime_ns: e.mtime_ns, content: Content::Blob(e.hash), owner: Some(owner) },
             EntryKind::Dir => Staged::Dir { mode: e.mode, mtime_ns: e.mtime_ns, tree: Some(e.hash), owner: Some(owner) },
         };
-        a.stage(branch, path, &s).unwrap();
+        a.staging().stage(branch, path, &s).unwrap();
         a.commit_staging(branch, "chown").unwrap().unwrap();
     }
 

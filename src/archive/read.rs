@@ -27,7 +27,7 @@ pub struct ChunkStore {
     /// A read-only connection to the catalog, opened the first time a chunk is
     /// not where a reader last saw it (`gc` moved it to a new pack and removed
     /// the old one): the chunk's current location is looked up again.
-    relocator: Mutex<Option<rusqlite::Connection>>,
+    relocator: Mutex<Option<Catalog>>,
 }
 
 /// A small LRU of whole decoded chunks, bounded in bytes. It holds compressed
@@ -112,24 +112,12 @@ impl ChunkStore {
         let mut g = self.relocator.lock().ok()?;
         if g.is_none() {
             let db = self.packs_dir.parent()?.join("catalog.db");
-            let c = rusqlite::Connection::open_with_flags(
-                &db,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .ok()?;
-            let _ = c.busy_timeout(std::time::Duration::from_secs(10));
-            *g = Some(c);
+            *g = Some(Catalog::open_read_only(&db).ok()?);
         }
         let c = g.as_ref()?;
-        let loc = c
-            .query_row("SELECT pack, offset, stored_len, raw_len, codec FROM chunks WHERE hash = ?1", [&hash.0[..]], |r| {
-                Ok(ChunkLoc { pack: r.get(0)?, offset: r.get::<_, i64>(1)? as u64, stored_len: r.get(2)?, raw_len: r.get(3)?, codec: r.get(4)? })
-            })
-            .ok()?;
-        if let Ok(mut st) = c.prepare("SELECT id, name FROM packs WHERE id = ?1") {
-            if let Ok(name) = st.query_row([loc.pack], |r| r.get::<_, String>(1)) {
-                self.register_packs([(loc.pack, name)]);
-            }
+        let loc = c.chunk_loc(hash).ok()??;
+        if let Ok(Some(name)) = c.pack_name(loc.pack) {
+            self.register_packs([(loc.pack, name)]);
         }
         Some(loc)
     }
@@ -242,42 +230,12 @@ impl ChunkStore {
 
     /// Make a file's extents readable: one JOIN instead of a query per chunk.
     pub fn resolve(cat: &Catalog, blob: &Hash) -> Result<Vec<ResolvedExtent>> {
-        let mut st = cat
-            .conn
-            .prepare_cached(
-                "SELECT e.file_offset, e.length, e.chunk, e.chunk_offset, c.pack, c.offset, c.stored_len, c.raw_len, c.codec
-                 FROM extents e LEFT JOIN chunks c ON c.hash = e.chunk WHERE e.blob = ?1 ORDER BY e.file_offset",
-            )
-            .map_err(|e| cat.err(e))?;
-        let rows = st
-            .query_map([&blob.0[..]], |r| {
-                let chunk: Vec<u8> = r.get(2)?;
-                let pack: Option<i64> = r.get(4)?;
-                Ok((
-                    Extent {
-                        file_offset: r.get::<_, i64>(0)? as u64,
-                        length: r.get::<_, i64>(1)? as u64,
-                        chunk: Hash::from_slice(&chunk).unwrap_or(Hash([0; 32])),
-                        chunk_offset: r.get::<_, i64>(3)? as u64,
-                    },
-                    pack.map(|p| -> rusqlite::Result<ChunkLoc> {
-                        Ok(ChunkLoc {
-                            pack: p,
-                            offset: r.get::<_, i64>(5)? as u64,
-                            stored_len: r.get(6)?,
-                            raw_len: r.get(7)?,
-                            codec: r.get(8)?,
-                        })
-                    }),
-                ))
-            })
-            .map_err(|e| cat.err(e))?;
+        let rows = cat.extents_with_locs(blob)?;
         let mut out = Vec::new();
-        for row in rows {
-            let (extent, loc) = row.map_err(|e| cat.err(e))?;
+        for (extent, loc) in rows {
             let loc = match loc {
                 _ if extent.is_zero_run() => ZERO_RUN_LOC,
-                Some(l) => l.map_err(|e| cat.err(e))?,
+                Some(l) => l,
                 None => {
                     return Err(ArchiveError::Inconsistent(format!(
                         "chunk {} of blob {} is not in the catalog",

@@ -22,6 +22,25 @@ pub struct Archive {
     pub(crate) lock: Option<WriterLock>,
 }
 
+/// Opens read-only handles on one archive: each has its own read-only catalog
+/// connection and shares the config and chunk store (open packs, cached chunks)
+/// of the archive it came from. For servers reading many things at once
+/// (archive/read_pool.rs).
+#[derive(Clone)]
+pub struct ViewSource {
+    root: PathBuf,
+    config: Config,
+    db: PathBuf,
+    store: Arc<ChunkStore>,
+}
+
+impl ViewSource {
+    pub fn open(&self) -> Result<Archive> {
+        let catalog = Catalog::open_read_only(&self.db)?;
+        Ok(Archive { root: self.root.clone(), config: self.config.clone(), catalog, store: self.store.clone(), lock: None })
+    }
+}
+
 /// What a `BRANCH[@COMMIT]/PATH` names.
 #[derive(Debug, Clone)]
 pub struct Resolved {
@@ -76,9 +95,7 @@ impl Archive {
         // TOML integers are signed 64-bit: keep the seed within 63 bits.
         cfg.chunker.seed = u64::from_le_bytes(seed_bytes.as_bytes()[..8].try_into().unwrap_or_default()) >> 1;
         let cat = Catalog::open(&path.join("catalog.db"), true)?;
-        cat.conn
-            .execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('format_version', ?1)", [cfg.format_version.to_string()])
-            .map_err(|e| cat.err(e))?;
+        cat.set_format_version(cfg.format_version)?;
         drop(cat);
         drop(policy.create_new_file(&path.join("lock"))?);
         // reelfs.toml last: its presence is what makes the directory an archive.
@@ -105,10 +122,15 @@ impl Archive {
             return Err(ArchiveError::Inconsistent(format!("{} is missing", db.display())));
         }
         let catalog = Catalog::open(&db, true)?;
-        super::staging::ensure_schema(&catalog)?;
+        catalog.ensure_staging_schema()?;
         let store = Arc::new(ChunkStore::new(path.join("packs"), 64 << 20));
         store.register_packs(catalog.pack_names()?.into_iter().map(|(id, name, _)| (id, name)));
         Ok(Archive { root: path.into(), config, catalog, store, lock: None })
+    }
+
+    /// What opens more read-only handles on this archive (see `ViewSource`).
+    pub fn view_source(&self) -> ViewSource {
+        ViewSource { root: self.root.clone(), config: self.config.clone(), db: self.catalog.path.clone(), store: self.store.clone() }
     }
 
     /// Open for writing: takes the writer lock, then removes packs that no
@@ -439,7 +461,8 @@ impl NewObject {
     }
 }
 
-/// Build and store a commit object; used by ingest and (later) commit/merge.
+/// A commit object for `tree` (the caller stores it): used by ingest, commit of
+/// the staging overlay, merge, synthetic archives and timecode facts.
 pub fn make_commit(tree: Hash, parents: Vec<Hash>, branch: &str, message: &str) -> Commit {
     let author = std::env::var("REELFS_AUTHOR")
         .or_else(|_| std::env::var("USER"))

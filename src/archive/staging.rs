@@ -8,110 +8,43 @@
 //! `reelfs commit` turns the overlay into a commit; until then nothing of it
 //! is in any tree, and other branches never see it.
 
-use super::catalog::{owner_of, Catalog};
+use super::catalog::Catalog;
+pub use super::catalog::{Content, Staged, STAGING_SCHEMA};
 use super::error::{ArchiveError, Result};
 use super::objects::{self, BlobRecord, EntryKind, Extent, Hash, Owner, RecordKind, RefRecord, Tree, TreeEntry};
 use super::pack::{CODEC_RAW, CODEC_ZSTD};
 use super::read::{BlobReader, ChunkStore, ResolvedExtent};
 use super::repo::{make_commit, Archive};
-use rusqlite::{params, OptionalExtension};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub const STAGING_SCHEMA: &str = r#"
--- kind: 0 deleted (whiteout), 1 file, 2 directory. A file's content is either an
--- existing blob (rename, chmod) or a staged extent list; a directory may carry
--- the tree it was renamed from.
-CREATE TABLE IF NOT EXISTS staging (
-  branch TEXT NOT NULL, path TEXT NOT NULL, kind INTEGER NOT NULL,
-  size INTEGER NOT NULL, mode INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
-  blob BLOB, extents INTEGER, tree BLOB,
-  PRIMARY KEY (branch, path)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS staged_extents (
-  id INTEGER NOT NULL, file_offset INTEGER NOT NULL, length INTEGER NOT NULL,
-  chunk BLOB NOT NULL, chunk_offset INTEGER NOT NULL,
-  PRIMARY KEY (id, file_offset)) WITHOUT ROWID;
-"#;
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Staged {
-    Deleted,
-    /// `owner` None: not recorded (a row or tree from before owners were kept).
-    File { size: u64, mode: u32, mtime_ns: i64, content: Content, owner: Option<Owner> },
-    Dir { mode: u32, mtime_ns: i64, tree: Option<Hash>, owner: Option<Owner> },
+/// The staging overlay of an archive's branches: what each branch's visible
+/// tree changes relative to its head commit. It needs only a catalog
+/// connection, so the mount reads it through any connection of its read pool
+/// (as mountpoint-s3's filesystem reads its `Metablock`) and writes it through
+/// its one writer. Storing bytes (`Archive::stage_write`) and turning the
+/// overlay into a commit (`Archive::commit_staging`) also need the packs, so
+/// they stay with the archive below; the overlay knows nothing of `Archive`.
+#[derive(Clone, Copy)]
+pub struct Staging<'a> {
+    cat: &'a Catalog,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Content {
-    Blob(Hash),
-    Extents(i64),
-}
-
-#[allow(clippy::too_many_arguments)]
-fn row_to_staged(kind: i64, size: i64, mode: u32, mtime: i64, blob: Option<Vec<u8>>, ext: Option<i64>, tree: Option<Vec<u8>>, owner: Option<Owner>) -> Staged {
-    match kind {
-        1 => Staged::File {
-            size: size as u64,
-            mode,
-            mtime_ns: mtime,
-            content: match (ext, blob.and_then(|b| Hash::from_slice(&b))) {
-                (Some(e), _) => Content::Extents(e),
-                (None, Some(b)) => Content::Blob(b),
-                _ => Content::Extents(-1),
-            },
-            owner,
-        },
-        2 => Staged::Dir { mode, mtime_ns: mtime, tree: tree.and_then(|t| Hash::from_slice(&t)), owner },
-        _ => Staged::Deleted,
+impl<'a> Staging<'a> {
+    pub fn new(cat: &'a Catalog) -> Staging<'a> {
+        Staging { cat }
     }
-}
 
-/// The staging owner columns to select (NULLs where an old catalog opened
-/// read-only has none).
-fn owner_columns(cat: &Catalog) -> &'static str {
-    if cat.owner_columns {
-        "uid, gid"
-    } else {
-        "NULL, NULL"
-    }
-}
-
-pub fn ensure_schema(cat: &Catalog) -> Result<()> {
-    cat.conn.execute_batch(STAGING_SCHEMA).map_err(|e| cat.err(e))
-}
-
-impl Archive {
-    pub fn staged(&self, branch: &str, path: &str) -> Result<Option<Staged>> {
-        let cat = &self.catalog;
-        let mut st = cat
-            .conn
-            .prepare_cached(&format!("SELECT kind, size, mode, mtime_ns, blob, extents, tree, {} FROM staging WHERE branch = ?1 AND path = ?2", owner_columns(cat)))
-            .map_err(|e| cat.err(e))?;
-        st.query_row(params![branch, path], |r| {
-            Ok(row_to_staged(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, owner_of(r.get(7)?, r.get(8)?)))
-        })
-            .optional()
-            .map_err(|e| cat.err(e))
+    /// The staged change of one path, if any.
+    pub fn get(&self, branch: &str, path: &str) -> Result<Option<Staged>> {
+        self.cat.staged_row(branch, path)
     }
 
     /// Staged rows directly inside folder `dir` ("" for the branch root).
-    pub fn staged_children(&self, branch: &str, dir: &str) -> Result<Vec<(String, Staged)>> {
-        let cat = &self.catalog;
+    pub fn children(&self, branch: &str, dir: &str) -> Result<Vec<(String, Staged)>> {
         let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
-        let mut st = cat
-            .conn
-            .prepare_cached(&format!("SELECT path, kind, size, mode, mtime_ns, blob, extents, tree, {} FROM staging WHERE branch = ?1 AND path > ?2 AND path < ?3", owner_columns(cat)))
-            .map_err(|e| cat.err(e))?;
-        // Paths under `prefix` sort between "prefix" and "prefix\u{10FFFF}".
-        let hi = format!("{prefix}\u{10FFFF}");
-        let rows = st
-            .query_map(params![branch, prefix, hi], |r| {
-                Ok((r.get::<_, String>(0)?, row_to_staged(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, owner_of(r.get(8)?, r.get(9)?))))
-            })
-            .map_err(|e| cat.err(e))?;
         let mut out = Vec::new();
-        for row in rows {
-            let (p, s) = row.map_err(|e| cat.err(e))?;
+        for (p, s) in self.cat.staged_rows_under(branch, &prefix)? {
             let rest = &p[prefix.len()..];
             if !rest.is_empty() && !rest.contains('/') {
                 out.push((rest.to_string(), s));
@@ -120,110 +53,75 @@ impl Archive {
         Ok(out)
     }
 
-    pub fn has_staging(&self, branch: &str) -> Result<bool> {
-        let cat = &self.catalog;
-        let mut st = cat.conn.prepare_cached("SELECT 1 FROM staging WHERE branch = ?1 LIMIT 1").map_err(|e| cat.err(e))?;
-        st.exists([branch]).map_err(|e| cat.err(e))
+    /// Whether the branch has any uncommitted change.
+    pub fn has_changes(&self, branch: &str) -> Result<bool> {
+        self.cat.has_staged_rows(branch)
     }
 
     /// Every staged row of a branch, sorted by path (for `status` and commit).
-    pub fn staging_rows(&self, branch: &str) -> Result<Vec<(String, Staged)>> {
-        let cat = &self.catalog;
-        let mut st = cat
-            .conn
-            .prepare_cached(&format!("SELECT path, kind, size, mode, mtime_ns, blob, extents, tree, {} FROM staging WHERE branch = ?1 ORDER BY path", owner_columns(cat)))
-            .map_err(|e| cat.err(e))?;
-        let rows = st
-            .query_map([branch], |r| {
-                Ok((r.get::<_, String>(0)?, row_to_staged(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, owner_of(r.get(8)?, r.get(9)?))))
-            })
-            .map_err(|e| cat.err(e))?;
-        rows.collect::<rusqlite::Result<_>>().map_err(|e| cat.err(e))
+    pub fn rows(&self, branch: &str) -> Result<Vec<(String, Staged)>> {
+        self.cat.staged_rows(branch)
     }
 
     /// Record one staged change (a row write; durable when it returns).
     pub fn stage(&self, branch: &str, path: &str, s: &Staged) -> Result<()> {
-        let cat = &self.catalog;
-        let (kind, size, mode, mtime, blob, ext, tree) = match s {
-            Staged::Deleted => (0, 0u64, 0u32, 0i64, None, None, None),
-            Staged::File { size, mode, mtime_ns, content, .. } => match content {
-                Content::Blob(b) => (1, *size, *mode, *mtime_ns, Some(b.0.to_vec()), None, None),
-                Content::Extents(e) => (1, *size, *mode, *mtime_ns, None, Some(*e), None),
-            },
-            Staged::Dir { mode, mtime_ns, tree, .. } => (2, 0, *mode, *mtime_ns, None, None, tree.map(|t| t.0.to_vec())),
-        };
-        let owner = match s {
-            Staged::File { owner, .. } | Staged::Dir { owner, .. } => *owner,
-            Staged::Deleted => None,
-        };
-        let (uid, gid) = (owner.map(|o| o.uid), owner.map(|o| o.gid));
-        cat.conn
-            .execute(
-                "INSERT OR REPLACE INTO staging (branch, path, kind, size, mode, mtime_ns, blob, extents, tree, uid, gid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![branch, path, kind, size as i64, mode, mtime, blob, ext, tree, uid, gid],
-            )
-            .map(|_| ())
-            .map_err(|e| cat.err(e))
+        self.cat.set_staged_row(branch, path, s)
     }
 
     /// Remove staged rows at and below `path` (used when a folder is deleted or
     /// renamed away: its staged children go with it).
     pub fn unstage_below(&self, branch: &str, path: &str) -> Result<()> {
-        let cat = &self.catalog;
-        cat.conn
-            .execute(
-                "DELETE FROM staging WHERE branch = ?1 AND (path = ?2 OR (path > ?3 AND path < ?4))",
-                params![branch, path, format!("{path}/"), format!("{path}/\u{10FFFF}")],
-            )
-            .map(|_| ())
-            .map_err(|e| cat.err(e))
+        self.cat.delete_staged_below(branch, path)
     }
 
-    pub fn staged_extents(&self, id: i64) -> Result<Vec<Extent>> {
-        let cat = &self.catalog;
-        // A malformed chunk id is damage: it must not read as some other chunk
-        // (or as a zero run), so it becomes an error here.
-        let bad = |i: usize| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, "staged extent chunk id is not 32 bytes".into());
-        let mut st = cat
-            .conn
-            .prepare_cached("SELECT file_offset, length, chunk, chunk_offset FROM staged_extents WHERE id = ?1 ORDER BY file_offset")
-            .map_err(|e| cat.err(e))?;
-        let rows = st
-            .query_map([id], |r| {
-                Ok(Extent {
-                    file_offset: r.get::<_, i64>(0)? as u64,
-                    length: r.get::<_, i64>(1)? as u64,
-                    chunk: Hash::from_slice(&r.get::<_, Vec<u8>>(2)?).ok_or_else(|| bad(2))?,
-                    chunk_offset: r.get::<_, i64>(3)? as u64,
-                })
-            })
-            .map_err(|e| cat.err(e))?;
-        rows.collect::<rusqlite::Result<_>>().map_err(|e| cat.err(e))
+    pub fn extents(&self, id: i64) -> Result<Vec<Extent>> {
+        self.cat.staged_extents(id)
     }
 
     /// The extents of a file's content, wherever it lives.
     pub fn content_extents(&self, c: &Content) -> Result<Vec<Extent>> {
         match c {
-            Content::Blob(b) => self.catalog.extents(b),
-            Content::Extents(id) => self.staged_extents(*id),
+            Content::Blob(b) => self.cat.extents(b),
+            Content::Extents(id) => self.extents(*id),
         }
+    }
+
+    /// Drop every uncommitted change of a branch; how many rows there were.
+    pub fn discard(&self, branch: &str) -> Result<u64> {
+        self.cat.delete_staged_rows(branch)
+    }
+}
+
+/// A reader over any extent list (staged or committed), resolved through
+/// `cat` and read from `store`. `id` names it in messages.
+pub fn extents_reader(cat: &Catalog, store: &Arc<ChunkStore>, id: Hash, size: u64, extents: &[Extent]) -> Result<BlobReader> {
+    let mut out = Vec::with_capacity(extents.len());
+    for e in extents {
+        if e.is_zero_run() {
+            out.push(ResolvedExtent { extent: *e, loc: super::read::ZERO_RUN_LOC });
+            continue;
+        }
+        let loc = cat.chunk_loc(&e.chunk)?.ok_or_else(|| ArchiveError::Inconsistent(format!("chunk {} is not in the catalog", e.chunk.short())))?;
+        out.push(ResolvedExtent { extent: *e, loc });
+    }
+    Ok(BlobReader::new(id, size, out, store.clone()))
+}
+
+/// The overlay operations that store bytes in packs or make commits.
+impl Archive {
+    /// This archive's staging overlay, over its catalog connection.
+    pub fn staging(&self) -> Staging<'_> {
+        Staging::new(&self.catalog)
+    }
+
+    /// Every staged row of a branch, sorted by path (`reelfs status`).
+    pub fn staging_rows(&self, branch: &str) -> Result<Vec<(String, Staged)>> {
+        self.staging().rows(branch)
     }
 
     /// A reader over any extent list (staged or committed). `id` names it in messages.
     pub fn extents_reader(&self, id: Hash, size: u64, extents: &[Extent]) -> Result<BlobReader> {
-        let mut out = Vec::with_capacity(extents.len());
-        for e in extents {
-            if e.is_zero_run() {
-                out.push(ResolvedExtent { extent: *e, loc: super::read::ZERO_RUN_LOC });
-                continue;
-            }
-            let loc = self
-                .catalog
-                .chunk_loc(&e.chunk)?
-                .ok_or_else(|| ArchiveError::Inconsistent(format!("chunk {} is not in the catalog", e.chunk.short())))?;
-            out.push(ResolvedExtent { extent: *e, loc });
-        }
-        Ok(BlobReader::new(id, size, out, self.store().clone()))
+        extents_reader(&self.catalog, self.store(), id, size, extents)
     }
 
     /// Store new bytes and a new extent list for a file. `base` is the file's
@@ -294,29 +192,13 @@ impl Archive {
                 r?;
                 self.store().register_packs([(id, name)]);
             }
-            let ext_id: i64 = cat.conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM staged_extents", [], |r| r.get(0)).map_err(|e| cat.err(e))?;
-            {
-                let mut st = cat
-                    .conn
-                    .prepare_cached("INSERT INTO staged_extents (id, file_offset, length, chunk, chunk_offset) VALUES (?1, ?2, ?3, ?4, ?5)")
-                    .map_err(|e| cat.err(e))?;
-                for e in &filled {
-                    st.execute(params![ext_id, e.file_offset as i64, e.length as i64, &e.chunk.0[..], e.chunk_offset as i64]).map_err(|e| cat.err(e))?;
-                }
-            }
-            let old: Option<i64> = cat
-                .conn
-                .query_row("SELECT extents FROM staging WHERE branch = ?1 AND path = ?2", params![branch, path], |r| r.get(0))
-                .optional()
-                .map_err(|e| cat.err(e))?
-                .flatten();
-            self.stage(branch, path, &Staged::File { size: new_size, mode, mtime_ns, content: Content::Extents(ext_id), owner })?;
+            let ext_id = cat.insert_staged_extents(&filled)?;
+            let old = cat.staged_extents_id(branch, path)?;
+            self.staging().stage(branch, path, &Staged::File { size: new_size, mode, mtime_ns, content: Content::Extents(ext_id), owner })?;
             // The previous staged extent list of this file is garbage now, unless a
             // rename left another path pointing at it.
             if let Some(old) = old {
-                cat.conn
-                    .execute("DELETE FROM staged_extents WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM staging WHERE extents = ?1)", [old])
-                    .map_err(|e| cat.err(e))?;
+                cat.delete_staged_extents_if_unused(old)?;
             }
             Ok(ext_id)
         })();
@@ -357,7 +239,7 @@ impl Archive {
                     let hash = match content {
                         Content::Blob(b) => *b,
                         Content::Extents(id) => {
-                            let ext = self.staged_extents(*id)?;
+                            let ext = self.staging().extents(*id)?;
                             let r = self.extents_reader(Hash([0; 32]), *size, &ext)?;
                             // Reads the stored data only; zero runs are hashed
                             // without reading (content_hash.rs).
@@ -404,10 +286,8 @@ impl Archive {
             let r = RefRecord { branch: branch.into(), head: Some(id), seq, time_ns: commit.time_ns };
             w.append_object(RecordKind::Ref, &serde_json::to_vec(&r).unwrap_or_default())?;
             cat.set_branch(branch, Some(&id), seq, commit.time_ns)?;
-            cat.conn.execute("DELETE FROM staging WHERE branch = ?1", [branch]).map_err(|e| cat.err(e))?;
-            cat.conn
-                .execute("DELETE FROM staged_extents WHERE id NOT IN (SELECT extents FROM staging WHERE extents IS NOT NULL)", [])
-                .map_err(|e| cat.err(e))?;
+            cat.delete_staged_rows(branch)?;
+            cat.delete_unused_staged_extents()?;
             Ok(id)
         })();
         let res = res.and_then(|id| {
@@ -433,8 +313,7 @@ impl Archive {
     }
 
     pub fn discard_staging(&self, branch: &str) -> Result<u64> {
-        let cat = &self.catalog;
-        cat.conn.execute("DELETE FROM staging WHERE branch = ?1", [branch]).map(|n| n as u64).map_err(|e| cat.err(e))
+        self.staging().discard(branch)
     }
 }
 
@@ -653,14 +532,14 @@ mod tests {
         let root = dir.path().join("a");
         let a = staged_file(&root);
         let id = a.stage_write("main", "f.bin", &[], &[(0, b"head")], 4, 0o644, 1, None).unwrap();
-        let base = a.staged_extents(id).unwrap();
+        let base = a.staging().extents(id).unwrap();
         let id = a.stage_write("main", "f.bin", &base, &[], MAX_FILE_SIZE, 0o644, 2, None).unwrap();
-        let base = a.staged_extents(id).unwrap();
+        let base = a.staging().extents(id).unwrap();
         assert_eq!(base.len(), 2, "{base:?}");
         assert!(base[1].is_zero_run());
         let far = 1u64 << 50;
         let id = a.stage_write("main", "f.bin", &base, &[(far, b"far away")], MAX_FILE_SIZE, 0o644, 3, None).unwrap();
-        let ext = a.staged_extents(id).unwrap();
+        let ext = a.staging().extents(id).unwrap();
         assert_eq!(ext.len(), 4, "{ext:?}");
         assert_eq!(a.catalog.count("staged_extents").unwrap(), 4);
         let r = a.extents_reader(Hash([0; 32]), MAX_FILE_SIZE, &ext).unwrap();
@@ -689,9 +568,9 @@ mod tests {
         let root = dir.path().join("a");
         let a = staged_file(&root);
         let id = a.stage_write("main", "g.bin", &[], &[(0, b"start")], 5, 0o644, 1, None).unwrap();
-        let base = a.staged_extents(id).unwrap();
+        let base = a.staging().extents(id).unwrap();
         let id = a.stage_write("main", "g.bin", &base, &[(3_000_000, b"end")], 3_000_003, 0o644, 2, None).unwrap();
-        assert!(a.staged_extents(id).unwrap().iter().any(|e| e.is_zero_run()));
+        assert!(a.staging().extents(id).unwrap().iter().any(|e| e.is_zero_run()));
         drop(a);
         let mut w = Archive::open_writer(&root).unwrap();
         w.commit_staging("main", "hole").unwrap().unwrap();

@@ -118,7 +118,7 @@ pub fn verify_rows(cat: &Catalog, reader: &mut RecordReader) -> Result<RowDamage
     let mut d = RowDamage::default();
     // Trees: those with a row, and any tree_entries rows whose tree has none
     // (a damaged `tree` column moves an entry to a tree nobody knows).
-    for id in cat.ids("SELECT hash FROM trees UNION SELECT DISTINCT tree FROM tree_entries", None)? {
+    for id in cat.tree_ids()? {
         let ok = match tree_from_rows(cat, &id)? {
             Some(t) => cat.object_loc(&id)?.is_some() && matches_record(reader, &id, &t, &t.encode(), |t: &mut Tree| t.entries.sort_by(|a, b| a.name.cmp(&b.name)))?,
             None => false,
@@ -127,7 +127,7 @@ pub fn verify_rows(cat: &Catalog, reader: &mut RecordReader) -> Result<RowDamage
             d.trees.insert(id);
         }
     }
-    for hash in cat.ids("SELECT hash FROM blobs UNION SELECT DISTINCT blob FROM extents", None)? {
+    for hash in cat.blob_ids()? {
         let ok = match blob_from_rows(cat, &hash)? {
             Some((b, Some(record))) => {
                 let raw = serde_json::to_vec(&b).unwrap_or_default();
@@ -139,7 +139,7 @@ pub fn verify_rows(cat: &Catalog, reader: &mut RecordReader) -> Result<RowDamage
             d.blobs.insert(hash);
         }
     }
-    for id in cat.ids("SELECT hash FROM commits", None)? {
+    for id in cat.commit_ids()? {
         let ok = match commit_from_rows(cat, &id)? {
             Some(c) => cat.object_loc(&id)?.is_some() && matches_record(reader, &id, &c, &c.encode(), |_| {})?,
             None => false,
@@ -154,7 +154,7 @@ pub fn verify_rows(cat: &Catalog, reader: &mut RecordReader) -> Result<RowDamage
     let mut refs: HashMap<(String, i64), Vec<Option<Hash>>> = HashMap::new();
     let mut newest: HashMap<String, (i64, i64, bool)> = HashMap::new();
     let mut unreadable = false;
-    for id in cat.ids(&format!("SELECT id FROM objects WHERE kind = {}", RecordKind::Ref as u8), None)? {
+    for id in cat.object_ids_of_kind(RecordKind::Ref)? {
         match reader.read(&id)?.and_then(|raw| serde_json::from_slice::<RefRecord>(&raw).ok()) {
             Some(r) => {
                 let n = newest.entry(r.branch.clone()).or_insert((r.seq, r.time_ns, r.head.is_some()));
@@ -191,7 +191,7 @@ pub fn verify_rows(cat: &Catalog, reader: &mut RecordReader) -> Result<RowDamage
 /// catalog damage that a rebuild repairs.
 fn verify_tc_facts(cat: &Catalog, reader: &mut RecordReader, d: &mut RowDamage) -> Result<()> {
     let rows = cat.all_tc_facts()?;
-    let ids = cat.ids(&format!("SELECT id FROM objects WHERE kind = {}", RecordKind::TcFact as u8), None)?;
+    let ids = cat.object_ids_of_kind(RecordKind::TcFact)?;
     let mut records: HashMap<(Hash, String), Vec<Hash>> = HashMap::new();
     let mut row_ids: HashSet<Hash> = HashSet::new();
     for r in &rows {

@@ -4,6 +4,7 @@
 
 use super::inodes::{Inodes, Node, NodeKind, ROOT_INO};
 use super::readahead::Prefetcher;
+use crate::archive::read_pool::ReadPool;
 use crate::archive::{Archive, BlobReader, EntryKind, Hash};
 use crate::media::slice::{self, SlicePlan};
 use crate::timecode::SliceSpec;
@@ -77,18 +78,33 @@ pub struct Attr {
     pub owner: Option<crate::archive::objects::Owner>,
 }
 
-/// One open file: its content reader and the state of its sequential detector.
+/// One open file: what it names and how its bytes are served.
 pub struct OpenFile {
     pub node: Node,
-    pub reader: Arc<BlobReader>,
-    /// Set for a virtual slice: the planned layout served instead of the blob.
-    pub slice: Option<Arc<SlicePlan>>,
-    /// Set for a branch file opened for writing (or being written by another handle).
-    pub ws: Option<Arc<Mutex<super::write::WriteState>>>,
-    seq: Mutex<SeqState>,
+    pub content: OpenContent,
 }
 
-struct SeqState {
+/// How an open file's bytes are served: each kind of open file has exactly
+/// the state it needs.
+pub enum OpenContent {
+    /// Archived bytes (a committed file, a proxy, a branch file no handle is
+    /// writing): read from the chunk store, with sequential read-ahead.
+    Archived { reader: Arc<BlobReader>, seq: Mutex<SeqState> },
+    /// A virtual slice: its planned layout, read from its source's bytes.
+    Slice { plan: Arc<SlicePlan>, source: Arc<BlobReader> },
+    /// A branch file opened for writing, or opened while another handle writes
+    /// it: reads and writes go through the inode's shared write state.
+    Writable(Arc<Mutex<super::write::WriteState>>),
+}
+
+impl OpenContent {
+    fn archived(reader: Arc<BlobReader>) -> OpenContent {
+        OpenContent::Archived { reader, seq: Mutex::new(SeqState { next: 0, window: 0, requested_to: 0 }) }
+    }
+}
+
+/// The sequential-read detector of one open archived file.
+pub struct SeqState {
     next: u64,
     window: u64,
     /// How far ahead read-ahead has already been requested.
@@ -109,7 +125,12 @@ impl Default for FsOptions {
 }
 
 pub struct FsCore {
-    archive: Mutex<Archive>,
+    /// Metadata reads: read-only catalog connections, one per concurrent
+    /// request, so a slow query holds up only its own request.
+    readers: ReadPool,
+    /// The one writer of staging rows and staged bytes (SQLite has one writer
+    /// at a time anyway; this keeps the mount's own writes in order).
+    writer: Mutex<Archive>,
     pub(crate) inodes: Inodes,
     handles: Mutex<HashMap<u64, Arc<OpenFile>>>,
     next_fh: AtomicU64,
@@ -146,6 +167,12 @@ pub mod history;
 
 const HEADS_TTL: Duration = Duration::from_secs(1);
 
+/// Bounds of the metadata read pool: two so that one slow query never stalls
+/// the next request even on one thread, eight because each connection keeps
+/// its own page cache and more would rarely run at once.
+const MIN_READERS: usize = 2;
+const MAX_READERS: usize = 8;
+
 impl From<crate::archive::ArchiveError> for FsError {
     /// The kind is decided here, from the error itself (errno, SQLite code),
     /// so the FUSE adapter maps kinds and never reads messages.
@@ -157,8 +184,12 @@ impl From<crate::archive::ArchiveError> for FsError {
 impl FsCore {
     pub fn new(archive: Archive, opts: FsOptions) -> FsCore {
         let store = archive.store().clone();
+        // Requests run on up to `readahead_workers` threads (the mount's --threads);
+        // more connections than that would never be used at once.
+        let readers = ReadPool::new(&archive, opts.readahead_workers.clamp(MIN_READERS, MAX_READERS));
         FsCore {
-            archive: Mutex::new(archive),
+            readers,
+            writer: Mutex::new(archive),
             inodes: Inodes::new(),
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
@@ -172,16 +203,8 @@ impl FsCore {
         }
     }
 
-    pub(crate) fn with_archive_pub<T>(&self, f: impl FnOnce(&Archive) -> crate::archive::Result<T>) -> FsResult<T> {
-        self.with_archive(f)
-    }
-
     pub(crate) fn heads_snapshot(&self) -> FsResult<HashMap<String, Option<Hash>>> {
         self.heads()
-    }
-
-    pub(crate) fn node_pub(&self, ino: u64) -> FsResult<Node> {
-        self.node(ino)
     }
 
     /// Forget cached branch heads (after this mount created or removed a branch).
@@ -199,8 +222,14 @@ impl FsCore {
         })
     }
 
-    fn with_archive<T>(&self, f: impl FnOnce(&Archive) -> crate::archive::Result<T>) -> FsResult<T> {
-        let a = self.archive.lock().map_err(|_| FsError::Io("archive lock poisoned".into()))?;
+    /// Read metadata through the pool, in one read transaction.
+    pub(crate) fn with_archive<T>(&self, f: impl FnOnce(&Archive) -> crate::archive::Result<T>) -> FsResult<T> {
+        self.readers.with(f).map_err(FsError::from)
+    }
+
+    /// Change the staging overlay (or store staged bytes) through the one writer.
+    pub(crate) fn with_writer<T>(&self, f: impl FnOnce(&Archive) -> crate::archive::Result<T>) -> FsResult<T> {
+        let a = self.writer.lock().map_err(|_| FsError::Io("archive lock poisoned".into()))?;
         f(&a).map_err(FsError::from)
     }
 
@@ -218,7 +247,7 @@ impl FsCore {
         Ok(h.1.clone())
     }
 
-    fn node(&self, ino: u64) -> FsResult<Node> {
+    pub(crate) fn node(&self, ino: u64) -> FsResult<Node> {
         self.inodes.get(ino).ok_or(FsError::NotFound)
     }
 
@@ -482,19 +511,16 @@ impl FsCore {
         let n = self.node(ino)?;
         if let NodeKind::BFile { .. } = &n.kind {
             let existing = self.writes.lock().ok().and_then(|m| m.get(&ino).cloned());
-            let (reader, ws) = if write || truncate {
-                let ws = self.open_for_write(&n, truncate)?;
-                (ws.lock().map(|w| w.base.clone()).map_err(|_| FsError::Io("poisoned".into()))?, Some(ws))
+            let content = if write || truncate {
+                OpenContent::Writable(self.open_for_write(&n, truncate)?)
             } else if let Some(ws) = existing {
-                if let Ok(mut w) = ws.lock() {
-                    w.handles += 1;
-                }
-                (ws.lock().map(|w| w.base.clone()).map_err(|_| FsError::Io("poisoned".into()))?, Some(ws))
+                ws.lock().map_err(|_| FsError::Io("poisoned".into()))?.handles += 1;
+                OpenContent::Writable(ws)
             } else {
-                (self.branch_reader(&n)?.0, None)
+                OpenContent::archived(self.branch_reader(&n)?.0)
             };
             let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-            let of = OpenFile { node: n, reader, slice: None, ws, seq: Mutex::new(SeqState { next: 0, window: 0, requested_to: 0 }) };
+            let of = OpenFile { node: n, content };
             self.handles.lock().map_err(|_| FsError::BadHandle)?.insert(fh, Arc::new(of));
             return Ok(fh);
         }
@@ -504,28 +530,26 @@ impl FsCore {
                 _ => FsError::IsDir,
             });
         }
-        let (reader, slice) = match &n.kind {
-            NodeKind::File { blob } | NodeKind::Proxy { blob, .. } => (Arc::new(self.with_archive(|a| a.blob_reader(blob))?), None),
+        let content = match &n.kind {
+            NodeKind::File { blob } | NodeKind::Proxy { blob, .. } => OpenContent::archived(Arc::new(self.with_archive(|a| a.blob_reader(blob))?)),
             NodeKind::Slice { .. } => {
-                let (plan, reader, _) = self.slice_plan(&n)?;
+                let (plan, source, _) = self.slice_plan(&n)?;
                 // The open file pins a remuxed slice's cache file against eviction
                 // (remade here, outside the lock, if it was evicted since lookup).
-                (reader, Some(Arc::new(plan.for_reading().map_err(|e| FsError::Io(e.to_string()))?)))
+                OpenContent::Slice { plan: Arc::new(plan.for_reading().map_err(|e| FsError::Io(e.to_string()))?), source }
             }
             _ => return Err(FsError::IsDir),
         };
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        let of = OpenFile { node: n, reader, slice, ws: None, seq: Mutex::new(SeqState { next: 0, window: 0, requested_to: 0 }) };
+        let of = OpenFile { node: n, content };
         self.handles.lock().map_err(|_| FsError::BadHandle)?.insert(fh, Arc::new(of));
         Ok(fh)
     }
 
     pub fn release(&self, fh: u64) -> FsResult<()> {
         let of = self.handles.lock().ok().and_then(|mut h| h.remove(&fh));
-        if let Some(of) = of {
-            if let Some(ws) = &of.ws {
-                return self.release_ws(of.node.ino, ws);
-            }
+        if let Some(OpenFile { node, content: OpenContent::Writable(ws) }) = of.as_deref() {
+            return self.release_ws(node.ino, ws);
         }
         Ok(())
     }
@@ -539,27 +563,26 @@ impl FsCore {
     pub fn create_open_as(&self, parent: u64, name: &str, mode: u32, caller: Option<&super::owners::Caller>) -> FsResult<(Attr, u64)> {
         let (attr, ws) = self.create_as(parent, name, mode, caller)?;
         let n = self.node(attr.ino)?;
-        let reader = ws.lock().map(|w| w.base.clone()).map_err(|_| FsError::Io("poisoned".into()))?;
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        let of = OpenFile { node: n, reader, slice: None, ws: Some(ws), seq: Mutex::new(SeqState { next: 0, window: 0, requested_to: 0 }) };
+        let of = OpenFile { node: n, content: OpenContent::Writable(ws) };
         self.handles.lock().map_err(|_| FsError::BadHandle)?.insert(fh, Arc::new(of));
         Ok((attr, fh))
     }
 
     pub fn write_fh(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
         let of = self.handle(fh)?;
-        match &of.ws {
-            Some(ws) => self.write(ws, offset, data),
-            None => Err(FsError::ReadOnly),
+        match &of.content {
+            OpenContent::Writable(ws) => self.write(ws, offset, data),
+            OpenContent::Archived { .. } | OpenContent::Slice { .. } => Err(FsError::ReadOnly),
         }
     }
 
     /// fsync/flush of a handle: buffered writes become durable staged data.
     pub fn fsync_fh(&self, fh: u64) -> FsResult<()> {
         let of = self.handle(fh)?;
-        match &of.ws {
-            Some(ws) => self.flush_ws(ws),
-            None => Ok(()),
+        match &of.content {
+            OpenContent::Writable(ws) => self.flush_ws(ws),
+            OpenContent::Archived { .. } | OpenContent::Slice { .. } => Ok(()),
         }
     }
 
@@ -571,34 +594,17 @@ impl FsCore {
     /// an I/O error (and a log line naming the file); other ranges still read.
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
         let of = self.handle(fh)?;
-        if let Some(ws) = &of.ws {
-            return self.read_ws(ws, offset, size as u64);
-        }
-        if let Some(plan) = &of.slice {
-            if offset >= plan.size {
-                return Ok(Vec::new());
-            }
-            let mut out = vec![0u8; (size as u64).min(plan.size - offset) as usize];
-            let mut done = 0;
-            while done < out.len() {
-                let n = plan.read_at(&of.reader, offset + done as u64, &mut out[done..]).map_err(|e| {
-                    log::error!("{}: slice read at {} failed: {e}", of.node.path, offset + done as u64);
-                    FsError::Io(e.to_string())
-                })?;
-                if n == 0 {
-                    break;
-                }
-                done += n;
-            }
-            out.truncate(done);
-            return Ok(out);
-        }
-        let r = &of.reader;
+        let (reader, seq) = match &of.content {
+            OpenContent::Writable(ws) => return self.read_ws(ws, offset, size as u64),
+            OpenContent::Slice { plan, source } => return Self::read_slice(&of.node, plan, source, offset, size),
+            OpenContent::Archived { reader, seq } => (reader, seq),
+        };
+        let r = reader;
         if offset >= r.size {
             return Ok(Vec::new());
         }
         let len = (size as u64).min(r.size - offset);
-        self.plan_readahead(&of, offset, len);
+        self.plan_readahead(r, seq, offset, len);
         let mut out = vec![0u8; len as usize];
         let mut done = 0u64;
         for re in r.extents_in(offset, len) {
@@ -632,13 +638,34 @@ impl FsCore {
         Ok(out)
     }
 
+    /// Read from a virtual slice's planned layout.
+    fn read_slice(node: &Node, plan: &SlicePlan, source: &Arc<BlobReader>, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        if offset >= plan.size {
+            return Ok(Vec::new());
+        }
+        let mut out = vec![0u8; (size as u64).min(plan.size - offset) as usize];
+        let mut done = 0;
+        while done < out.len() {
+            let n = plan.read_at(source, offset + done as u64, &mut out[done..]).map_err(|e| {
+                log::error!("{}: slice read at {} failed: {e}", node.path, offset + done as u64);
+                FsError::Io(e.to_string())
+            })?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        out.truncate(done);
+        Ok(out)
+    }
+
     /// Sequential detection: a read near where the last ended grows the window
     /// (doubling, up to the prefetcher's cap); a jump resets it. "Near" is a
     /// band, not equality, because the kernel sends several read-ahead requests
     /// at once and the worker threads answer them in any order.
-    fn plan_readahead(&self, of: &OpenFile, offset: u64, len: u64) {
+    fn plan_readahead(&self, reader: &BlobReader, seq: &Mutex<SeqState>, offset: u64, len: u64) {
         const BAND: u64 = 16 << 20;
-        let Ok(mut s) = of.seq.lock() else { return };
+        let Ok(mut s) = seq.lock() else { return };
         let near = offset + BAND >= s.next && offset <= s.next + BAND;
         if near && (offset > 0 || s.next > 0) {
             s.window = (s.window.max(4 << 20) * 2).min(self.prefetch.max_window);
@@ -652,11 +679,11 @@ impl FsCore {
             return;
         }
         let from = s.next.max(s.requested_to);
-        let to = (s.next + s.window).min(of.reader.size);
+        let to = (s.next + s.window).min(reader.size);
         if to <= from {
             return;
         }
-        let chunks = of.reader.chunk_offsets_in(from, to - from);
+        let chunks = reader.chunk_offsets_in(from, to - from);
         // Only what the prefetcher accepted counts as requested; the rest is
         // asked for again on the next read (back-pressure, not loss).
         let accepted = self.prefetch.prefetch(&chunks);
@@ -806,6 +833,10 @@ fn clip_facts(a: &Archive, path: &str, blob: &Hash, facts: &serde_json::Value) -
         Err(_) => crate::media::tcfact::overlay(facts, None),
     }
 }
+
+#[cfg(test)]
+#[path = "core_pool_tests.rs"]
+mod pool_tests;
 
 fn copy_from(chunk: &[u8], off: u64, dst: &mut [u8]) -> Result<(), String> {
     let start = off as usize;

@@ -12,8 +12,9 @@ use std::ffi::OsStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Names can change when a branch gets a new commit, so entries and attributes
-/// are cached by the kernel for a second; file *contents* never change behind
-/// an inode, so pages are kept across opens (FOPEN_KEEP_CACHE).
+/// are cached by the kernel for a second; archived file contents never change
+/// behind an inode, so their pages are kept across opens (FOPEN_KEEP_CACHE; a
+/// branch file being written drops its cache on open, see `open`).
 const TTL: Duration = Duration::from_secs(1);
 
 pub struct FuseAdapter {
@@ -52,7 +53,9 @@ impl FuseAdapter {
             crtime: t,
             kind: if a.kind == NodeType::Dir { FileType::Directory } else { FileType::RegularFile },
             // The mode as archived, so `cp -a`/`rsync -a` copies match the
-            // originals; writes are refused by the read-only mount (EROFS).
+            // originals. Permission bits do not decide writability: archived
+            // files, slices, proxies and every node of a --read-only mount
+            // answer writes with EROFS; only branch files and folders change.
             perm: (a.mode & 0o7777) as u16,
             nlink: a.nlink,
             // The archived owner; entries archived before owners were recorded

@@ -1,6 +1,8 @@
 //! The archive as a filesystem. `core` is the filesystem (names, inodes, reads)
 //! and knows nothing of FUSE; `fuse` is a thin adapter from `fuser` calls to it;
-//! `readahead` keeps sequential readers ahead of the disk; `mount` runs a session.
+//! `readahead` keeps sequential readers ahead of the disk; `write` makes branch
+//! folders writable (buffered writes staged in the archive until `reelfs commit`);
+//! `mount` runs a session.
 
 pub mod core;
 pub mod fuse;

@@ -18,6 +18,15 @@ pub struct MountOptions {
     pub remux_cache_limit: Option<u64>,
 }
 
+impl MountOptions {
+    /// What the filesystem core gets: `--threads` is the number of FUSE worker
+    /// threads and also of read-ahead workers (and so of metadata connections):
+    /// as many requests as can run at once each get one.
+    pub fn core_options(&self) -> FsOptions {
+        FsOptions { cache_bytes: self.cache_bytes, readahead_workers: self.threads.max(1), read_only: self.read_only }
+    }
+}
+
 /// Every `every`, commit what is staged on each branch. Skips a round when
 /// another process holds the writer lock (an ingest), and never takes bytes
 /// still buffered in the mount: those are committed once closed or fsynced.
@@ -33,7 +42,7 @@ fn spawn_autocommit(archive: std::path::PathBuf, every: std::time::Duration) {
         };
         let branches = a.branches().unwrap_or_default();
         for (b, _) in branches {
-            if a.has_staging(&b).unwrap_or(false) {
+            if a.staging().has_changes(&b).unwrap_or(false) {
                 match a.commit_staging(&b, "autocommit") {
                     Ok(Some(c)) => log::info!("autocommit {b}: {}", c.short()),
                     Ok(None) => {}
@@ -111,7 +120,7 @@ pub fn mount_foreground(archive: &Path, mountpoint: &Path, opts: &MountOptions, 
     if let Some(limit) = opts.remux_cache_limit {
         crate::media::remux::cache::set_limit(&a.root().join("cache"), limit);
     }
-    let core = FsCore::new(a, FsOptions { cache_bytes: opts.cache_bytes, readahead_workers: 4, read_only: opts.read_only });
+    let core = FsCore::new(a, opts.core_options());
     let fs = FuseAdapter::new(core);
     let mut mount_options = vec![
         MountOption::FSName(format!("reelfs:{}", archive.display())),
@@ -200,5 +209,23 @@ pub fn unmount(mountpoint: &Path) -> Result<(), String> {
                 Err(format!("cannot unmount {}: {msg}", mountpoint.display()))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(threads: usize) -> MountOptions {
+        MountOptions { allow_other: false, read_only: true, cache_bytes: 64 << 20, threads, autocommit: None, remux_cache_limit: None }
+    }
+
+    #[test]
+    fn threads_option_sets_the_read_ahead_workers() {
+        assert_eq!(opts(7).core_options().readahead_workers, 7);
+        assert_eq!(opts(1).core_options().readahead_workers, 1);
+        // `--threads 0` still gets one worker, as the FUSE session does.
+        assert_eq!(opts(0).core_options().readahead_workers, 1);
+        assert_eq!(opts(7).core_options().cache_bytes, 64 << 20);
     }
 }

@@ -82,15 +82,16 @@ pub fn join(dir: &str, name: &str) -> String {
     }
 }
 
-fn parent_of(path: &str) -> &str {
-    path.rsplit_once('/').map(|(p, _)| p).unwrap_or("")
-}
-
 impl WriteState {
     /// Lay a write over the buffer, merging with overlapping or adjacent runs.
     /// Appending to a run extends it in place, so a sequential writer costs one
     /// copy per byte, not one per flush.
     fn put(&mut self, off: u64, data: &[u8]) {
+        // A zero-length write changes nothing, as pwrite on a plain file; merged,
+        // it left an empty run in the buffer and, past the end, grew the file.
+        if data.is_empty() {
+            return;
+        }
         let end = off + data.len() as u64;
         // The run that starts at or before `off` and reaches it, if any.
         let host = self.dirty.range(..=off).next_back().filter(|(o, d)| **o + d.len() as u64 >= off).map(|(o, _)| *o);
@@ -159,19 +160,14 @@ impl FsCore {
     /// True for nodes whose content may change (branch files and folders of a
     /// writable mount): everything else is archived content or derived from it.
     pub fn is_mutable(&self, ino: u64) -> bool {
-        !self.read_only && self.node_pub(ino).map(|n| matches!(n.kind, NodeKind::BDir { .. } | NodeKind::BFile { .. } | NodeKind::Branch { .. })).unwrap_or(false)
+        !self.read_only && self.node(ino).map(|n| matches!(n.kind, NodeKind::BDir { .. } | NodeKind::BFile { .. } | NodeKind::Branch { .. })).unwrap_or(false)
     }
 
     /// Resolve a path in a branch through its staging overlay.
     pub fn branch_entry(&self, branch: &str, path: &str) -> FsResult<Option<Entry>> {
-        self.with_archive_pub(|a| {
-            // One read transaction: the head and the staging rows must come from the
-            // same moment, or a commit in between would show the old content.
-            let _ = a.catalog.conn.execute_batch("BEGIN DEFERRED");
-            let r = Self::branch_entry_in(a, branch, path);
-            let _ = a.catalog.conn.execute_batch("COMMIT");
-            r
-        })
+        // One read transaction: the head and the staging rows must come from the
+        // same moment, or a commit in between would show the old content.
+        self.with_archive(|a| a.catalog.read(|_| Self::branch_entry_in(a, branch, path)))
     }
 
     fn branch_entry_in(a: &crate::archive::Archive, branch: &str, path: &str) -> crate::archive::Result<Option<Entry>> {
@@ -185,7 +181,8 @@ impl FsCore {
             if path.is_empty() {
                 return Ok(Some(cur));
             }
-            let staged_any = a.has_staging(branch)?;
+            let staging = a.staging();
+            let staged_any = staging.has_changes(branch)?;
             let mut prefix = String::new();
             for comp in path.split('/') {
                 prefix = join(&prefix, comp);
@@ -196,7 +193,7 @@ impl FsCore {
                     Some(t) => a.catalog.tree_lookup(&t, comp)?,
                     None => None,
                 };
-                let staged = if staged_any { a.staged(branch, &prefix)? } else { None };
+                let staged = if staged_any { staging.get(branch, &prefix)? } else { None };
                 cur = match (staged, committed) {
                     (Some(Staged::Deleted), _) => return Ok(None),
                     (Some(Staged::File { size, mode, mtime_ns, content, owner }), _) => Entry::File { content, size, mode, mtime_ns, owner },
@@ -272,7 +269,7 @@ impl FsCore {
         let Some(Entry::Dir { tree, .. }) = self.branch_entry(&branch, &dir)? else { return Err(FsError::NotFound) };
         let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
         if let Some(t) = tree {
-            for e in self.with_archive_pub(|a| a.list_dir(&t))? {
+            for e in self.with_archive(|a| a.list_dir(&t))? {
                 let en = match e.kind {
                     EntryKind::Dir => Entry::Dir { tree: Some(e.hash), mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner },
                     EntryKind::File => Entry::File { content: Content::Blob(e.hash), size: e.size, mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner },
@@ -280,7 +277,7 @@ impl FsCore {
                 entries.insert(e.name, en);
             }
         }
-        for (name, s) in self.with_archive_pub(|a| a.staged_children(&branch, &dir))? {
+        for (name, s) in self.with_archive(|a| a.staging().children(&branch, &dir))? {
             match s {
                 Staged::Deleted => {
                     entries.remove(&name);
@@ -329,8 +326,8 @@ impl FsCore {
     fn branch_file(&self, n: &Node) -> FsResult<(Arc<BlobReader>, Vec<Extent>, u64, u32, i64, Option<Owner>)> {
         let Some((branch, path)) = Self::branch_ctx(n) else { return Err(FsError::NotFound) };
         let Some(Entry::File { content, size, mode, mtime_ns, owner }) = self.branch_entry(&branch, &path)? else { return Err(FsError::NotFound) };
-        let (reader, ext) = self.with_archive_pub(|a| {
-            let ext = a.content_extents(&content)?;
+        let (reader, ext) = self.with_archive(|a| {
+            let ext = a.staging().content_extents(&content)?;
             let r = match &content {
                 Content::Blob(b) => a.blob_reader(b)?,
                 Content::Extents(_) => a.extents_reader(Hash([0; 32]), size, &ext)?,
@@ -396,13 +393,14 @@ impl FsCore {
         let (branch, path, size, mode, mtime, owner) = (w.branch.clone(), w.path.clone(), w.size, w.mode, w.mtime_ns, w.owner);
         let base_ext = w.base_extents.clone();
         let id = self
-            .with_archive_pub(|a| a.stage_write(&branch, &path, &base_ext, &writes, size, mode, mtime, owner))
+            .with_writer(|a| a.stage_write(&branch, &path, &base_ext, &writes, size, mode, mtime, owner))
             .map_err(|e| {
                 log::error!("{branch}/{path}: cannot store written data: {e:?}");
                 e
             })?;
-        let (ext, reader) = self.with_archive_pub(|a| {
-            let ext = a.staged_extents(id)?;
+        // Through the writer: the extent list was just written on its connection.
+        let (ext, reader) = self.with_writer(|a| {
+            let ext = a.staging().extents(id)?;
             let r = a.extents_reader(Hash([0; 32]), size, &ext)?;
             Ok((ext, r))
         })?;
@@ -472,7 +470,7 @@ impl FsCore {
     }
 
     fn writable_dir(&self, parent: u64) -> FsResult<(Node, String, String)> {
-        let p = self.node_pub(parent)?;
+        let p = self.node(parent)?;
         if self.read_only {
             return Err(FsError::ReadOnly);
         }
@@ -496,7 +494,7 @@ impl FsCore {
         }
         let (owner, mode) = self.new_owner(&branch, &dir, caller, mode & 0o7777, false)?;
         let now = objects::now_ns();
-        self.with_archive_pub(|a| a.stage_write(&branch, &path, &[], &[], 0, mode, now, owner))?;
+        self.with_writer(|a| a.stage_write(&branch, &path, &[], &[], 0, mode, now, owner))?;
         let n = self.inodes.child_owned(&p, name, NodeKind::BFile { branch, path }, 0, mode, now, owner);
         if let Ok(mut m) = self.writes.lock() {
             m.remove(&n.ino);
@@ -522,7 +520,7 @@ impl FsCore {
 
     /// Make a folder owned by `caller` (None: owner not recorded).
     pub fn mkdir_as(&self, parent: u64, name: &str, mode: u32, caller: Option<&Caller>) -> FsResult<Attr> {
-        let p = self.node_pub(parent)?;
+        let p = self.node(parent)?;
         if matches!(p.kind, NodeKind::Root) {
             return self.mkdir_branch(name);
         }
@@ -534,7 +532,7 @@ impl FsCore {
         }
         let (owner, mode) = self.new_owner(&branch, &dir, caller, mode & 0o7777, true)?;
         let now = objects::now_ns();
-        self.with_archive_pub(|a| a.stage(&branch, &path, &Staged::Dir { mode, mtime_ns: now, tree: None, owner }))?;
+        self.with_writer(|a| a.staging().stage(&branch, &path, &Staged::Dir { mode, mtime_ns: now, tree: None, owner }))?;
         let n = self.inodes.child_owned(&p, name, NodeKind::BDir { branch, path }, 4096, mode, now, owner);
         self.branch_attr(&n)
     }
@@ -546,7 +544,7 @@ impl FsCore {
             Some(Entry::File { .. }) => {
                 self.orphan(&branch, &path);
                 self.move_atimes(&branch, &path, None);
-                self.with_archive_pub(|a| a.stage(&branch, &path, &Staged::Deleted))
+                self.with_writer(|a| a.staging().stage(&branch, &path, &Staged::Deleted))
             }
             Some(Entry::Dir { .. }) => Err(FsError::IsDir),
             None => Err(FsError::NotFound),
@@ -554,7 +552,7 @@ impl FsCore {
     }
 
     pub fn rmdir(&self, parent: u64, name: &str) -> FsResult<()> {
-        let p = self.node_pub(parent)?;
+        let p = self.node(parent)?;
         if matches!(p.kind, NodeKind::Root) {
             return self.rmdir_branch(name);
         }
@@ -570,9 +568,13 @@ impl FsCore {
             return Err(FsError::NotEmpty);
         }
         self.move_atimes(&branch, &path, None);
-        self.with_archive_pub(|a| {
-            a.unstage_below(&branch, &path)?;
-            a.stage(&branch, &path, &Staged::Deleted)
+        // One write transaction: readers see the folder and everything below it go at once.
+        self.with_writer(|a| {
+            a.catalog.write(|c| {
+                let staging = crate::archive::staging::Staging::new(c);
+                staging.unstage_below(&branch, &path)?;
+                staging.stage(&branch, &path, &Staged::Deleted)
+            })
         })
     }
 
@@ -623,25 +625,29 @@ impl FsCore {
         if matches!(dst, Some(Entry::File { .. })) {
             self.orphan(&branch, &to);
         }
-        self.with_archive_pub(|a| {
+        // One write transaction: readers see the whole move or none of it.
+        self.with_writer(|a| {
+            a.catalog.write(|c| {
+            let staging = crate::archive::staging::Staging::new(c);
             match &src {
                 Entry::File { content, size, mode, mtime_ns, owner } => {
-                    a.stage(&branch, &to, &Staged::File { size: *size, mode: *mode, mtime_ns: *mtime_ns, content: content.clone(), owner: *owner })?;
+                    staging.stage(&branch, &to, &Staged::File { size: *size, mode: *mode, mtime_ns: *mtime_ns, content: content.clone(), owner: *owner })?;
                 }
                 Entry::Dir { tree, mode, mtime_ns, owner } => {
-                    a.unstage_below(&branch, &to)?;
+                    staging.unstage_below(&branch, &to)?;
                     // Move staged rows under the folder along with it.
-                    let rows = a.staging_rows(&branch)?;
+                    let rows = staging.rows(&branch)?;
                     for (p, s) in rows {
                         if let Some(rest) = p.strip_prefix(&format!("{from}/")) {
-                            a.stage(&branch, &join(&to, rest), &s)?;
+                            staging.stage(&branch, &join(&to, rest), &s)?;
                         }
                     }
-                    a.stage(&branch, &to, &Staged::Dir { mode: *mode, mtime_ns: *mtime_ns, tree: *tree, owner: *owner })?;
+                    staging.stage(&branch, &to, &Staged::Dir { mode: *mode, mtime_ns: *mtime_ns, tree: *tree, owner: *owner })?;
                 }
             }
-            a.unstage_below(&branch, &from)?;
-            a.stage(&branch, &from, &Staged::Deleted)
+            staging.unstage_below(&branch, &from)?;
+            staging.stage(&branch, &from, &Staged::Deleted)
+            })
         })?;
         self.inodes.rename_branch_path(parent, name, &np, newname, &branch, &from, &to);
         self.move_atimes(&branch, &to, None);
@@ -653,7 +659,7 @@ impl FsCore {
     /// branch files and folders; elsewhere (archived, read-only) ignored, as
     /// a `noatime` mount does.
     pub fn set_atime(&self, ino: u64, atime_ns: i64) -> FsResult<()> {
-        let n = self.node_pub(ino)?;
+        let n = self.node(ino)?;
         let Some((branch, path)) = Self::branch_ctx(&n) else { return Ok(()) };
         if self.read_only {
             return Err(FsError::ReadOnly);
@@ -664,7 +670,7 @@ impl FsCore {
 
     /// The access time set for a node, if one was.
     pub fn atime_ns(&self, ino: u64) -> Option<i64> {
-        let n = self.node_pub(ino).ok()?;
+        let n = self.node(ino).ok()?;
         let (branch, path) = Self::branch_ctx(&n)?;
         self.atimes.lock().ok()?.get(&(branch, path)).copied()
     }
@@ -691,7 +697,7 @@ impl FsCore {
             return Err(FsError::Invalid);
         }
         let end = offset.checked_add(length).filter(|e| *e <= MAX_FILE_SIZE).ok_or(FsError::TooBig)?;
-        let n = self.node_pub(ino)?;
+        let n = self.node(ino)?;
         match n.kind {
             NodeKind::BFile { .. } => {}
             NodeKind::BDir { .. } | NodeKind::Branch { .. } => return Err(FsError::IsDir),
@@ -731,8 +737,8 @@ impl FsCore {
     /// The source may be any file of the mount with archived content (a
     /// branch file, or an archived file of a read-only view).
     pub fn copy_range(&self, ino_in: u64, off_in: u64, ino_out: u64, off_out: u64, len: u64) -> FsResult<u64> {
-        let src = self.node_pub(ino_in)?;
-        let dst = self.node_pub(ino_out)?;
+        let src = self.node(ino_in)?;
+        let dst = self.node(ino_out)?;
         if !matches!(dst.kind, NodeKind::BFile { .. }) {
             return Err(if matches!(dst.kind, NodeKind::BDir { .. } | NodeKind::Branch { .. }) { FsError::IsDir } else { FsError::ReadOnly });
         }
@@ -748,7 +754,7 @@ impl FsCore {
                     (ext, size)
                 }
             },
-            NodeKind::File { blob } => (self.with_archive_pub(|a| a.catalog.extents(blob))?, src.size),
+            NodeKind::File { blob } => (self.with_archive(|a| a.catalog.extents(blob))?, src.size),
             NodeKind::BDir { .. } | NodeKind::Branch { .. } | NodeKind::Dir { .. } => return Err(FsError::IsDir),
             // Slices and proxies are not stored as extents of their own.
             _ => return Err(FsError::NotSupported),
@@ -776,7 +782,7 @@ impl FsCore {
 
     /// chmod / truncate / utimens.
     pub fn setattr(&self, ino: u64, mode: Option<u32>, size: Option<u64>, mtime_ns: Option<i64>) -> FsResult<Attr> {
-        let n = self.node_pub(ino)?;
+        let n = self.node(ino)?;
         let Some((branch, path)) = Self::branch_ctx(&n) else {
             return if mode.is_none() && size.is_none() && mtime_ns.is_none() { self.getattr(ino) } else { Err(FsError::ReadOnly) };
         };
@@ -798,7 +804,7 @@ impl FsCore {
                     return self.getattr(ino); // a branch root's attributes follow its head
                 }
                 let s = Staged::Dir { mode: mode.map(|m| m & 0o7777).unwrap_or(m0), mtime_ns: mtime_ns.unwrap_or(t0), tree, owner };
-                self.with_archive_pub(|a| a.stage(&branch, &path, &s))?;
+                self.with_writer(|a| a.staging().stage(&branch, &path, &s))?;
             }
             Some(Entry::File { .. }) => {
                 let ws = self.open_for_write(&n, false)?;
@@ -839,7 +845,7 @@ impl FsCore {
     /// setgid as on Linux. Staged like a chmod: committed with the next commit,
     /// and a change `reelfs diff` reports.
     pub fn chown(&self, ino: u64, uid: Option<u32>, gid: Option<u32>, caller: &Caller) -> FsResult<Attr> {
-        let n = self.node_pub(ino)?;
+        let n = self.node(ino)?;
         let Some((branch, path)) = Self::branch_ctx(&n) else {
             return if uid.is_none() && gid.is_none() { self.getattr(ino) } else { Err(FsError::ReadOnly) };
         };
@@ -855,7 +861,7 @@ impl FsCore {
             Some(Entry::Dir { tree, mode, mtime_ns, owner }) => {
                 let new = owners::chowned(caller, owner.unwrap_or_else(owners::mount_owner), uid, gid)?;
                 let s = Staged::Dir { mode: owners::mode_after_chown(mode, true), mtime_ns, tree, owner: Some(new) };
-                self.with_archive_pub(|a| a.stage(&branch, &path, &s))?;
+                self.with_writer(|a| a.staging().stage(&branch, &path, &s))?;
             }
             Some(Entry::File { .. }) => {
                 let ws = self.open_for_write(&n, false)?;
@@ -881,7 +887,7 @@ impl FsCore {
         if !objects::valid_branch_name(name) {
             return Err(FsError::Invalid);
         }
-        let root = self.with_archive_pub(|a| Ok(a.root().to_path_buf()))?;
+        let root = self.with_archive(|a| Ok(a.root().to_path_buf()))?;
         let mut w = crate::archive::Archive::open_writer(&root).map_err(FsError::from)?;
         let from = if w.branches().map_err(FsError::from)?.iter().any(|(n, _)| n == "main") { Some("main") } else { None };
         w.create_branch(name, from).map_err(|e| match e {
@@ -897,11 +903,11 @@ impl FsCore {
         if self.read_only {
             return Err(FsError::ReadOnly);
         }
-        let has = self.with_archive_pub(|a| a.has_staging(name))?;
+        let has = self.with_archive(|a| a.staging().has_changes(name))?;
         if has {
             return Err(FsError::NotEmpty);
         }
-        let root = self.with_archive_pub(|a| Ok(a.root().to_path_buf()))?;
+        let root = self.with_archive(|a| Ok(a.root().to_path_buf()))?;
         let mut w = crate::archive::Archive::open_writer(&root).map_err(FsError::from)?;
         w.delete_branch(name).map_err(|e| match e {
             crate::archive::ArchiveError::NoSuchBranch(_) => FsError::NotFound,
@@ -931,11 +937,6 @@ fn is_derived_name(name: &str) -> bool {
     name == ".proxy" || crate::timecode::SliceSpec::parse_name(name).is_some()
 }
 
-#[allow(dead_code)]
-fn _unused(p: &str) -> &str {
-    parent_of(p)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -957,3 +958,7 @@ mod tests {
         assert_eq!(extents_moved(&src, 250, 10, 0), vec![]);
     }
 }
+
+#[cfg(test)]
+#[path = "write_state_tests.rs"]
+mod write_state_tests;

@@ -65,8 +65,25 @@ fn ratio(r: ff::Rational) -> f64 {
     }
 }
 
+/// A container's or stream's metadata tags. ffmpeg-next's own iterator hands the
+/// bytes out as `&str` unchecked, and a camera (or a damaged file) can carry tags
+/// that are not UTF-8: stored as they were, such a string made the catalog's media
+/// row unreadable. Read the C strings ourselves and replace invalid bytes (U+FFFD).
 fn tags(d: ff::DictionaryRef) -> Map<String, Value> {
-    d.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect()
+    let mut out = Map::new();
+    let mut cur: *mut ff::ffi::AVDictionaryEntry = std::ptr::null_mut();
+    loop {
+        // SAFETY: `d` borrows a live dictionary of an open input context; the
+        // empty key with IGNORE_SUFFIX walks every entry, `cur` is the previous one.
+        let entry = unsafe { ff::ffi::av_dict_get(d.as_ptr(), c"".as_ptr(), cur, ff::ffi::AV_DICT_IGNORE_SUFFIX) };
+        if entry.is_null() {
+            return out;
+        }
+        // SAFETY: a non-null entry has NUL-terminated key and value owned by the dictionary.
+        let (k, v) = unsafe { (CStr::from_ptr((*entry).key), CStr::from_ptr((*entry).value)) };
+        out.insert(k.to_string_lossy().into_owned(), Value::String(v.to_string_lossy().into_owned()));
+        cur = entry;
+    }
 }
 
 pub fn probe(path: &Path) -> Result<Value, String> {

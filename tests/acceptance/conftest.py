@@ -122,3 +122,38 @@ def media_archive(tmp_path_factory, reelfs, media_dir) -> Path:
     reelfs.ok("init", path)
     reelfs.ok("ingest", path, media_dir, "--to", "Day01", "-m", "Day 01 cards")
     return path
+
+
+# ---- a reelfs mount, unmounted at the end of the test --------------------------------
+
+from helpers import Mount
+
+
+@pytest.fixture
+def mount(reelfs, tmp_path):
+    """mount(archive, *flags, mp=None, logdir=None, env=None) -> Mount, already mounted.
+
+    The one mount of the acceptance suite (helpers.Mount; use it directly as a `with`
+    block where a mount must end inside a test, or for a module-wide mount). By default
+    the n-th mount of a test is at tmp_path/mount<n>/mnt and the daemon logs in
+    tmp_path/mount<n>. Every mount is unmounted, and its daemon gone, at teardown."""
+    made = []
+
+    def do(archive, *flags, mp=None, logdir=None, env=None) -> Mount:
+        if mp is None:
+            base = tmp_path / f"mount{len(made)}"
+            mp, logdir = base / "mnt", logdir or base
+        m = Mount(reelfs, archive, mp, *flags, logdir=logdir, env=env)
+        m.__enter__()
+        made.append(m)
+        return m
+
+    yield do
+    failed = []
+    for m in reversed(made):
+        try:
+            m.__exit__(None, None, None)
+        except BaseException as e:  # pytest.fail is a BaseException: tear down the rest first
+            failed.append(e)
+    if failed:
+        raise failed[0]

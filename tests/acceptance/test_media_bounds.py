@@ -19,11 +19,9 @@ import json
 import os
 import re
 import shutil
-import signal
 import struct
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -91,62 +89,17 @@ def set_remux_limit(archive: Path, value: str):
 # ---- the mount -----------------------------------------------------------------------
 
 
-def _mounted(mp: Path) -> bool:
-    mp = os.path.realpath(mp)
-    with open("/proc/mounts") as f:
-        return any(line.split()[1] == mp for line in f if len(line.split()) > 1)
-
-
-class Mount:
-    def __init__(self, path: Path, pid: int, log: Path):
-        self.path, self.pid, self.log = path, pid, log
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def status(self, key: str) -> int:
-        """A /proc/PID/status field in KiB (VmRSS, VmHWM)."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-        raise AssertionError(f"{key} not in /proc/{self.pid}/status")
-
-
 @pytest.fixture
-def mount(tmp_path, reelfs):
-    """mount(archive, *flags) -> Mount; the daemon logs at info level to a file
-    the test reads. Every mount is unmounted and its process gone at the end."""
-    made = []
+def info_mount(mount):
+    """info_mount(archive, *flags) -> helpers.Mount whose daemon logs at info level
+    to a file the test reads (the shared `mount` fixture unmounts it at the end)."""
 
-    def do(archive: Path, *flags) -> Mount:
-        base = tmp_path / f"mount{len(made)}"
-        mp = base / "mnt"
-        mp.mkdir(parents=True)
-        env = dict(os.environ, TMPDIR=str(base), RUST_LOG="reelfs=info")
-        p = reelfs("mount", archive, mp, *flags, timeout=30, env=env)
-        if p.returncode != 0 or not _mounted(mp):
-            run(["fusermount3", "-u", "-z", mp])
-            pytest.fail(f"reelfs mount failed ({p.returncode}):\n{p.stdout}\n{p.stderr}", pytrace=False)
-        m = re.search(r"pid (\d+), log ([^)]+)\)", p.stdout + p.stderr)
-        assert m, f"mount did not say its pid and log: {p.stdout}{p.stderr}"
-        mt = Mount(mp, int(m.group(1)), Path(m.group(2)))
-        made.append(mt)
+    def do(archive: Path, *flags):
+        mt = mount(archive, *flags, env={"RUST_LOG": "reelfs=info"})
+        assert mt.pid and mt.log_path, "mount did not say its pid and log"
         return mt
 
-    yield do
-    for mt in made:
-        if _mounted(mt.path):
-            reelfs("umount", mt.path, timeout=30)
-        if _mounted(mt.path):
-            run(["fusermount3", "-u", "-z", mt.path])
-        for _ in range(100):
-            try:
-                os.kill(mt.pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
-        else:
-            os.kill(mt.pid, signal.SIGKILL)
+    return do
 
 
 @pytest.fixture
@@ -171,10 +124,10 @@ def mxf_frames(media_dir) -> list[str]:
 # ---- the remux cache -------------------------------------------------------------------
 
 
-def test_remux_cache_stays_under_its_limit_and_every_slice_reads_right(mxf_archive, mount, mxf_frames, tmp_path):
+def test_remux_cache_stays_under_its_limit_and_every_slice_reads_right(mxf_archive, info_mount, mxf_frames, tmp_path):
     set_remux_limit(mxf_archive, '"6M"')
-    mt = mount(mxf_archive)
-    card = mt.path / "main" / "Day01" / "card"
+    mt = info_mount(mxf_archive)
+    card = mt.mp / "main" / "Day01" / "card"
     ranges = [(a, a + 6) for a in range(0, 84, 6)]
     sizes = {}
     for a, b in ranges:
@@ -184,7 +137,7 @@ def test_remux_cache_stays_under_its_limit_and_every_slice_reads_right(mxf_archi
         assert used <= LIMIT, f"after {mxf_slice(a, b)}: cache/slices holds {used} bytes, limit {LIMIT}"
     # Enough distinct slices went through to need eviction (else the limit was not tested).
     assert sum(sizes.values()) > 2 * LIMIT, sizes
-    assert mt.log_text().count("evicted") > 0
+    assert mt.log().count("evicted") > 0
 
     # Every slice, evicted or not, still reads frame-exact: the first, one from the
     # middle and the last (the most recent, still cached).
@@ -194,10 +147,10 @@ def test_remux_cache_stays_under_its_limit_and_every_slice_reads_right(mxf_archi
         assert cache_bytes(mxf_archive) <= LIMIT
 
 
-def test_open_slice_reads_whole_after_its_cache_file_is_evicted(mxf_archive, mount, mxf_frames, tmp_path):
+def test_open_slice_reads_whole_after_its_cache_file_is_evicted(mxf_archive, info_mount, mxf_frames, tmp_path):
     set_remux_limit(mxf_archive, '"6M"')
-    mt = mount(mxf_archive)
-    card = mt.path / "main" / "Day01" / "card"
+    mt = info_mount(mxf_archive)
+    card = mt.mp / "main" / "Day01" / "card"
     before = cache_names(mxf_archive)
     name = mxf_slice(40, 50)
     size = os.stat(card / name).st_size
@@ -216,9 +169,9 @@ def test_open_slice_reads_whole_after_its_cache_file_is_evicted(mxf_archive, mou
     assert frame_hashes(out) == mxf_frames[40:50]
 
 
-def test_concurrent_lookups_of_one_slice_remux_once(mxf_archive, mount, mxf_frames):
-    mt = mount(mxf_archive)
-    card = mt.path / "main" / "Day01" / "card"
+def test_concurrent_lookups_of_one_slice_remux_once(mxf_archive, info_mount, mxf_frames):
+    mt = info_mount(mxf_archive)
+    card = mt.mp / "main" / "Day01" / "card"
     a, b = 30, 42   # crosses minute 1 (00:00:59;00 + 30 = 00:01:00;02)
     ins = {mxf_label(a), mxf_label(a).replace(":", "."), mxf_label(a).replace(":", ".", 1)}
     outs = {mxf_label(b), mxf_label(b).replace(":", "."), mxf_label(b).replace(":", ".", 1)}
@@ -243,32 +196,32 @@ def test_concurrent_lookups_of_one_slice_remux_once(mxf_archive, mount, mxf_fram
         t.join(TIMEOUT)
     sizes = set(results.values())
     assert len(sizes) == 1 and all(isinstance(s, int) and s > 0 for s in sizes), results
-    remuxes = [ln for ln in mt.log_text().splitlines() if "remuxing" in ln and f"frames {a}..{b}" in ln]
+    remuxes = [ln for ln in mt.log().splitlines() if "remuxing" in ln and f"frames {a}..{b}" in ln]
     assert len(remuxes) == 1, f"{len(remuxes)} remuxes for one slice:\n" + "\n".join(remuxes)
     assert len([n for n in cache_names(mxf_archive) if not n.startswith(".")]) == 1
     assert frame_hashes(card / names[0]) == mxf_frames[a:b]
 
 
-def test_remux_limit_from_the_mount_option(mxf_archive, mount, reelfs):
+def test_remux_limit_from_the_mount_option(mxf_archive, info_mount, reelfs):
     """--remux-cache-limit overrides reelfs.toml for that mount, and a cache filled under
     a larger limit (here by `reelfs slice`) is cut down as the mount starts."""
     set_remux_limit(mxf_archive, '"1G"')
     for a in range(0, 40, 10):
         reelfs.ok("slice", mxf_archive, f"main/Day01/card/{mxf_slice(a, a + 10)}")
     assert cache_bytes(mxf_archive) > 3 << 20
-    mt = mount(mxf_archive, "--remux-cache-limit", "3M")
+    mt = info_mount(mxf_archive, "--remux-cache-limit", "3M")
     assert cache_bytes(mxf_archive) <= 3 << 20
-    card = mt.path / "main" / "Day01" / "card"
+    card = mt.mp / "main" / "Day01" / "card"
     for a in range(0, 60, 6):
         os.stat(card / mxf_slice(a, a + 6))
         assert cache_bytes(mxf_archive) <= 3 << 20
 
 
-def test_remux_limit_holds_after_the_cache_folder_was_deleted(mxf_archive, mount):
+def test_remux_limit_holds_after_the_cache_folder_was_deleted(mxf_archive, info_mount):
     """cache/ is disposable: deleting it before a mount keeps the mount's limit."""
     shutil.rmtree(mxf_archive / "cache")
-    mt = mount(mxf_archive, "--remux-cache-limit", "3M")
-    card = mt.path / "main" / "Day01" / "card"
+    mt = info_mount(mxf_archive, "--remux-cache-limit", "3M")
+    card = mt.mp / "main" / "Day01" / "card"
     for a in range(0, 36, 6):
         os.stat(card / mxf_slice(a, a + 6))
         assert cache_bytes(mxf_archive) <= 3 << 20
@@ -323,7 +276,7 @@ def write_many_sample_mov(path: Path, n: int, fps: int = 25):
         f.write(moov)
 
 
-def test_slicing_a_movie_with_millions_of_samples_keeps_the_mount_small(tmp_path, reelfs, mount):
+def test_slicing_a_movie_with_millions_of_samples_keeps_the_mount_small(tmp_path, reelfs, info_mount):
     n = 8_000_000
     src = tmp_path / "card"
     src.mkdir()
@@ -333,8 +286,8 @@ def test_slicing_a_movie_with_millions_of_samples_keeps_the_mount_small(tmp_path
     reelfs.ok("ingest", arch, src, "--to", "Day01", "-m", "crafted")
     info = reelfs.ok("info", arch, "main/Day01/card/many.mov").stdout
     assert "25" in info
-    mt = mount(arch)
-    card = mt.path / "main" / "Day01" / "card"
+    mt = info_mount(arch)
+    card = mt.mp / "main" / "Day01" / "card"
     os.listdir(card)
     rss0 = mt.status("VmRSS")
     # Reset the peak RSS so VmHWM measures only what the lookups below cost.

@@ -27,63 +27,17 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import blake3
 import pytest
 
+from helpers import (MOUNT_TIMEOUT, PROCESS_EXIT_TIMEOUT, Mount, force_unmount, is_mounted, mount_entries, pid_alive,
+                     wait_until)
+
 # ---- helpers ------------------------------------------------------------------------
 
 MiB = 1 << 20
-MOUNT_TIMEOUT = 30  # seconds for a mount/umount command; none should come close
-PROCESS_EXIT_TIMEOUT = 15
-
-
-def _unescape_mount_path(s: str) -> str:
-    # /proc/mounts escapes space, tab, newline and backslash as \ooo.
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
-
-
-def mount_entries() -> list[tuple[str, str, str]]:
-    """(source, mountpoint, fstype) for every line of /proc/mounts."""
-    out = []
-    with open("/proc/mounts") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 3:
-                out.append((_unescape_mount_path(parts[0]), _unescape_mount_path(parts[1]), parts[2]))
-    return out
-
-
-def is_mounted(mountpoint: Path) -> bool:
-    mp = os.path.realpath(mountpoint)
-    return any(m == mp for _, m, _ in mount_entries())
-
-
-def wait_until(pred, timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if pred():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            # A zombie has exited; only its parent has not reaped it yet.
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def force_unmount(mountpoint: Path):
-    """Last resort in teardown: detach whatever is left at `mountpoint`."""
-    if is_mounted(mountpoint):
-        subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], capture_output=True, timeout=MOUNT_TIMEOUT)
-    if is_mounted(mountpoint):
-        subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, timeout=MOUNT_TIMEOUT)
 
 
 def blake3_file(path, chunk=4 * MiB) -> str:
@@ -117,55 +71,6 @@ def run_ok(argv, **kw) -> subprocess.CompletedProcess:
     p = run(argv, **kw)
     assert p.returncode == 0, f"{' '.join(map(str, argv))} exited {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}"
     return p
-
-
-class Mount:
-    """`reelfs mount ARCHIVE MOUNTPOINT` (daemonised) as a context manager.
-
-    The daemon's log goes to `logdir` (TMPDIR of the mount command). On exit the
-    mount is unmounted with `reelfs umount`, then lazily if that fails, and the
-    daemon must exit.
-    """
-
-    def __init__(self, reelfs, archive: Path, mountpoint: Path, *extra, logdir: Path | None = None):
-        self.reelfs = reelfs
-        self.archive = Path(archive)
-        self.mp = Path(mountpoint)
-        self.extra = extra
-        self.logdir = Path(logdir) if logdir else self.mp.parent
-        self.pid: int | None = None
-
-    def __enter__(self) -> "Mount":
-        self.mp.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, TMPDIR=str(self.logdir))
-        p = self.reelfs("mount", self.archive, self.mp, *self.extra, timeout=MOUNT_TIMEOUT, env=env)
-        if p.returncode != 0 or not is_mounted(self.mp):
-            force_unmount(self.mp)
-            pytest.fail(f"reelfs mount {self.archive} {self.mp} failed (exit {p.returncode}, "
-                        f"mounted={is_mounted(self.mp)})\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}", pytrace=False)
-        m = re.search(r"pid (\d+)", p.stdout)
-        self.pid = int(m.group(1)) if m else None
-        return self
-
-    def log(self) -> str:
-        return "\n".join(f.read_text(errors="replace") for f in sorted(self.logdir.glob("reelfs-mount-*.log")))
-
-    def umount(self):
-        p = self.reelfs("umount", self.mp, timeout=MOUNT_TIMEOUT)
-        return p
-
-    def __exit__(self, *exc):
-        try:
-            if is_mounted(self.mp):
-                self.umount()
-        finally:
-            force_unmount(self.mp)
-            if self.pid and not wait_until(lambda: not pid_alive(self.pid), PROCESS_EXIT_TIMEOUT):
-                os.kill(self.pid, signal.SIGKILL)
-                force_unmount(self.mp)
-                if exc[0] is None:
-                    pytest.fail(f"mount daemon {self.pid} did not exit after unmount\nlog:\n{self.log()}")
-        return False
 
 
 def make_random_tree(root: Path) -> Path:
@@ -223,16 +128,12 @@ def tree_listing(root: Path) -> dict[str, tuple]:
 # ---- the shared, read-only mount ---------------------------------------------------------
 
 
-class Env:
-    pass
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, reelfs, media_dir):
     """One archive with the test footage (main/Day01/test-media) and a random tree
     (main/Rand), mounted for the whole module. Tests here only read."""
     base = tmp_path_factory.mktemp("mount")
-    e = Env()
+    e = SimpleNamespace()
     e.src = make_random_tree(base / "src" / "Rand")
     e.media_src = media_dir
     e.archive = base / "archive"
@@ -241,8 +142,8 @@ def env(tmp_path_factory, reelfs, media_dir):
     reelfs.ok("ingest", e.archive, e.src, "-m", "random data")
     e.mp = base / "mnt"
     e.reelfs = reelfs
-    # --read-only: every mount is read-only today; stating it keeps the EROFS tests
-    # meaningful once copy-on-write writes arrive.
+    # --read-only: the tests here only read, and the EROFS tests check what a
+    # read-only mount refuses (a writable mount takes writes in branch folders).
     with Mount(reelfs, e.archive, e.mp, "--read-only", logdir=base) as m:
         e.mount = m
         e.main = e.mp / "main"

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from helpers import b3, write_random
-from test_writes import Mount
 
 HUGE = 999_999_999_999_999  # pjdfstest ftruncate/12.t
 TERA = 1 << 40
@@ -57,20 +56,18 @@ def read_at(path: Path, offset: int, n: int) -> bytes:
 
 
 @pytest.fixture
-def rw(tmp_path, reelfs):
+def rw(tmp_path, reelfs, mount):
     archive = tmp_path / "archive"
     reelfs.ok("init", archive)
     src = tmp_path / "card"
     write_random(src / "A001C001.mov", 1 << 20)
     reelfs.ok("ingest", archive, src, "-m", "card")
-    m = Mount(reelfs, archive, tmp_path / "mnt")
-    yield m, archive
-    m.umount()
+    yield mount(archive, mp=tmp_path / "mnt"), archive
 
 
 def test_huge_truncates_are_one_zero_run_and_commit_cheaply(rw, reelfs, tmp_path):
     m, archive = rw
-    card = m.mnt / "main" / "card"
+    card = m.mp / "main" / "card"
     rows_before = catalog_rows(archive, "staged_extents") + catalog_rows(archive, "extents")
     bytes_before = catalog_bytes(archive)
 
@@ -78,7 +75,7 @@ def test_huge_truncates_are_one_zero_run_and_commit_cheaply(rw, reelfs, tmp_path
     tera = card / "tera.bin"
     tera.write_bytes(b"tera head")
     subprocess.run(["truncate", "-s", "1T", str(tera)], check=True, timeout=60)
-    assert m.proc.poll() is None, "the mount died"
+    assert m.alive(), "the mount died"
     assert tera.stat().st_size == TERA
     assert catalog_rows(archive, "staged_extents") <= 10
 
@@ -86,7 +83,7 @@ def test_huge_truncates_are_one_zero_run_and_commit_cheaply(rw, reelfs, tmp_path
     huge = card / "huge.bin"
     huge.write_bytes(b"head")
     os.truncate(huge, HUGE)
-    assert m.proc.poll() is None, "the mount died"
+    assert m.alive(), "the mount died"
     assert huge.stat().st_size == HUGE
     assert read_at(huge, 0, 8) == b"head\0\0\0\0"
     assert read_at(huge, HUGE // 2, 1 << 16) == bytes(1 << 16)
@@ -116,7 +113,7 @@ def test_huge_truncates_are_one_zero_run_and_commit_cheaply(rw, reelfs, tmp_path
         assert e.value.errno in (errno.EFBIG, errno.EINVAL)
     finally:
         os.close(fd)
-    assert m.proc.poll() is None, "the mount died"
+    assert m.alive(), "the mount died"
 
     # A small hole keeps the file's plain BLAKE3 as its content hash.
     small = card / "small_hole.bin"
@@ -130,7 +127,7 @@ def test_huge_truncates_are_one_zero_run_and_commit_cheaply(rw, reelfs, tmp_path
     assert small.read_bytes() == expect_small
 
     assert catalog_rows(archive, "staged_extents") <= 30
-    rss = rss_kib(m.proc.pid)
+    rss = rss_kib(m.pid)
     assert rss < 512 * 1024, f"mount daemon RSS {rss} KiB"
 
     reelfs.ok("commit", archive, "main", "-m", "holes", timeout=300)
@@ -168,10 +165,10 @@ def test_huge_truncates_are_one_zero_run_and_commit_cheaply(rw, reelfs, tmp_path
     assert st.st_blocks * 512 < 64 << 20, "restore wrote the zeros instead of a hole"
     assert read_at(out / "tera.bin", 0, 12) == b"tera head\0\0\0"
     assert (out / "small_hole.bin").read_bytes() == expect_small
-    assert m.proc.poll() is None, "the mount died"
+    assert m.alive(), "the mount died"
 
 
-def test_inode_table_forgets_what_the_kernel_forgets(tmp_path, reelfs):
+def test_inode_table_forgets_what_the_kernel_forgets(tmp_path, reelfs, mount):
     """find + stat over many files twice, with the kernel's caches dropped in
     between (it then FORGETs every inode): the daemon must not keep growing."""
     archive = tmp_path / "archive"
@@ -183,9 +180,9 @@ def test_inode_table_forgets_what_the_kernel_forgets(tmp_path, reelfs):
         for i in range(750):
             (sub / f"f{i:04}_{'x' * 40}.txt").write_bytes(b"%d %d\n" % (d, i))
     reelfs.ok("ingest", archive, src, "-m", "30000 small files", timeout=600)
-    m = Mount(reelfs, archive, tmp_path / "mnt", "--read-only")
+    m = mount(archive, "--read-only", mp=tmp_path / "mnt")
     try:
-        root = m.mnt / "main" / "many"
+        root = m.mp / "main" / "many"
 
         def walk():
             out = subprocess.run(["find", str(root), "-type", "f", "-printf", "%s\n"],
@@ -200,7 +197,7 @@ def test_inode_table_forgets_what_the_kernel_forgets(tmp_path, reelfs):
 
         def inodes_held():
             # statfs reports the daemon's inode table size as f_files.
-            return os.statvfs(m.mnt).f_files
+            return os.statvfs(m.mp).f_files
 
         def forgotten():
             # The kernel sends FORGETs asynchronously after drop_caches returns (and
@@ -222,12 +219,12 @@ def test_inode_table_forgets_what_the_kernel_forgets(tmp_path, reelfs):
         held = forgotten()
         assert held < 2_000, held
         walk()
-        first = rss_kib(m.proc.pid)
+        first = rss_kib(m.pid)
         for _ in range(3):
             forget_all()
             walk()
-        second = rss_kib(m.proc.pid)
-        assert m.proc.poll() is None, "the mount died"
+        second = rss_kib(m.pid)
+        assert m.alive(), "the mount died"
         assert second - first < 8 * 1024, f"RSS grew from {first} KiB to {second} KiB"
         forget_all()
         held = forgotten()

@@ -28,10 +28,11 @@ import struct
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from helpers import Mounted, mounted
+from helpers import Mount
 
 from helpers import assert_every_frame_is_source_frame
 
@@ -137,15 +138,11 @@ def make_truncated(media_dir: Path, out: Path):
     full.unlink()
 
 
-class Env:
-    pass
-
-
 @pytest.fixture(scope="module")
 def px(tmp_path_factory, reelfs, media_dir):
     """An archive with a few clips under main/Day01, proxies rendered once, mounted."""
     base = tmp_path_factory.mktemp("proxies")
-    e = Env()
+    e = SimpleNamespace()
     e.reelfs = reelfs
     e.media = media_dir
     e.src = base / "src" / "Day01"
@@ -156,7 +153,7 @@ def px(tmp_path_factory, reelfs, media_dir):
     (base / "src" / "Docs").mkdir()
     (base / "src" / "Docs" / "notes.txt").write_text("no media here\n")
     archive_with_proxies(reelfs, e, base, [e.src, base / "src" / "Docs"])
-    with Mounted(reelfs, e.archive, base / "mnt", base) as m:
+    with Mount(reelfs, e.archive, base / "mnt", logdir=base) as m:
         e.mnt = m.mp
         e.day = m.mp / "main" / "Day01"
         yield e
@@ -475,7 +472,7 @@ def test_copy_needs_no_render_and_rebuild_keeps_proxies(tmp_path, reelfs, media_
     info = reelfs.json("info", arch, "main/B/J010_copy.mov")
     assert {p["profile"]: p["blob"] for p in info["proxies"]} == before
     reelfs.check_deep(arch)
-    with Mounted(reelfs, arch, tmp_path / "mnt", tmp_path) as m:
+    with Mount(reelfs, arch, tmp_path / "mnt", logdir=tmp_path) as m:
         assert sorted(os.listdir(m.mp / "main" / "B" / ".proxy" / "editorial")) == ["J010_copy.mov"]
 
 

@@ -27,10 +27,11 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from helpers import Mounted, mounted
+from helpers import Mount
 
 
 TIMEOUT = 300
@@ -109,14 +110,10 @@ def framemd5(path: Path) -> list[str]:
     return [l.split(",")[-1].strip() for l in p.stdout.splitlines() if l and not l.startswith("#")]
 
 
-class Env:
-    pass
-
-
 @pytest.fixture(scope="module")
 def dmg(tmp_path_factory, reelfs):
     base = tmp_path_factory.mktemp("proxy-damage")
-    e = Env()
+    e = SimpleNamespace()
     e.base, e.work = base, base / "work"
     e.work.mkdir()
     clean = base / "clean"
@@ -149,7 +146,7 @@ def dmg(tmp_path_factory, reelfs):
     reelfs.ok("ingest", e.archive, src, "-m", "damaged card")
     e.report = reelfs.json("proxy", e.archive, timeout=TIMEOUT)
     e.reelfs = reelfs
-    with Mounted(reelfs, e.archive, base / "mnt") as m:
+    with Mount(reelfs, e.archive, base / "mnt") as m:
         e.day = m.mp / "main" / "Day01"
         yield e
 

@@ -20,11 +20,12 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from helpers import assert_every_frame_is_source_frame, frame_psnrs
-from test_proxies import PROFILE_EXT, Mounted, archive_with_proxies, ffprobe, frame_count, grab, mediainfo_tc, psnr, run, tmcd, video, audio
+from helpers import Mount, assert_every_frame_is_source_frame, frame_psnrs
+from test_proxies import PROFILE_EXT, archive_with_proxies, ffprobe, frame_count, grab, mediainfo_tc, psnr, run, tmcd, video, audio
 
 SEQS = {
     # folder: (pattern, ffmpeg input options, frames, header timecode, header rate)
@@ -37,16 +38,12 @@ SMALL = "J010_2997df_min1.mov"
 ALL_PROFILES = "thumb,sheet,preview,editorial,editorial-dnxhr"
 
 
-class Env:
-    pass
-
-
 @pytest.fixture(scope="module")
 def sx(tmp_path_factory, reelfs, media_dir):
     """Three sequences, an alpha clip and a small clip under main/Shots, every profile
     rendered once, mounted."""
     base = tmp_path_factory.mktemp("proxyseq")
-    e = Env()
+    e = SimpleNamespace()
     e.reelfs, e.media = reelfs, media_dir
     src = base / "src" / "Shots"
     src.mkdir(parents=True)
@@ -55,7 +52,7 @@ def sx(tmp_path_factory, reelfs, media_dir):
     for clip in (ALPHA, SMALL):
         shutil.copy2(media_dir / clip, src / clip)
     archive_with_proxies(reelfs, e, base, [src], "--profiles", ALL_PROFILES)
-    with Mounted(reelfs, e.archive, base / "mnt", base) as m:
+    with Mount(reelfs, e.archive, base / "mnt", logdir=base) as m:
         e.mnt = m.mp
         e.shots = m.mp / "main" / "Shots"
         yield e
@@ -203,7 +200,7 @@ def test_gap_and_damaged_frame_hold_the_previous_picture(tmp_path, reelfs, media
     (item,) = rep["rendered"]
     assert item["partial_at"] == 4, item
     assert "1010" in item["note"] and "1005" in item["note"], item["note"]
-    with Mounted(reelfs, arch, tmp_path / "mnt", tmp_path) as m:
+    with Mount(reelfs, arch, tmp_path / "mnt", logdir=tmp_path) as m:
         prox = m.mp / "main" / "S" / ".proxy" / "editorial" / "L012.mov"
         assert frame_count(prox) == 24                          # the numbering's span
         assert tmcd(ffprobe(prox))["tags"]["timecode"] == "01:00:00:00"
@@ -243,7 +240,7 @@ def test_gap_and_damaged_frame_hold_the_previous_picture(tmp_path, reelfs, media
 
 
 def _media_env(media_dir):
-    e = Env()
+    e = SimpleNamespace()
     e.media = media_dir
     return e
 

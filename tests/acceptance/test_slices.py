@@ -24,13 +24,13 @@ import hashlib
 import json
 import os
 import re
-import signal
 import subprocess
-import time
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
+
+from helpers import Mount
 
 MEDIA_REL = "main/Day01/test-media"   # where conftest's media_archive puts the footage
 TIMEOUT = 120
@@ -205,42 +205,13 @@ def tmcd_stream(probe):
 # ---- the mount -----------------------------------------------------------------------
 
 
-def _mounted(mp: Path) -> bool:
-    mp = os.path.realpath(mp)
-    with open("/proc/mounts") as f:
-        return any(line.split()[1] == mp for line in f if len(line.split()) > 1)
-
-
 @pytest.fixture(scope="module")
 def mnt(tmp_path_factory, reelfs, media_archive):
     """The session's media archive mounted read-only for this module; yields the
     folder holding the footage (MOUNT/main/Day01/test-media)."""
     base = tmp_path_factory.mktemp("slice-mount")
-    mp = base / "mnt"
-    mp.mkdir()
-    env = dict(os.environ, TMPDIR=str(base))
-    p = reelfs("mount", media_archive, mp, timeout=30, env=env)
-    if p.returncode != 0 or not _mounted(mp):
-        run(["fusermount3", "-u", "-z", mp])
-        pytest.fail(f"reelfs mount failed ({p.returncode}):\n{p.stdout}\n{p.stderr}", pytrace=False)
-    m = re.search(r"pid (\d+)", p.stdout + p.stderr)
-    pid = int(m.group(1)) if m else None
-    try:
-        yield mp / MEDIA_REL
-    finally:
-        if _mounted(mp):
-            reelfs("umount", mp, timeout=30)
-        if _mounted(mp):
-            run(["fusermount3", "-u", "-z", mp])
-        if pid:
-            for _ in range(100):
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.1)
-            else:
-                os.kill(pid, signal.SIGKILL)
+    with Mount(reelfs, media_archive, base / "mnt", logdir=base) as m:
+        yield m.mp / MEDIA_REL
 
 
 def src_hashes(media_dir, clip: Clip):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from test_mount import MOUNT_TIMEOUT, PROCESS_EXIT_TIMEOUT, force_unmount, is_mounted, wait_until
+from helpers import MOUNT_TIMEOUT, PROCESS_EXIT_TIMEOUT, force_unmount, is_mounted, wait_until
 
 INSTALLED_BIN = "/usr/local/bin/reelfs"
 

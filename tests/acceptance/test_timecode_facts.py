@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Mounted
 
 TIMEOUT = 120
 
@@ -220,20 +219,6 @@ def add_tmcd_break(src: Path, dst: Path, at_frame: int, second_value: int):
 # ---- an archive and a mount -------------------------------------------------------------
 
 
-@pytest.fixture
-def mount(reelfs, tmp_path):
-    mounts = []
-
-    def make(archive):
-        m = Mounted(reelfs, archive, tmp_path / "mnt", tmp_path).__enter__()
-        mounts.append(m)
-        return m.mp
-
-    yield make
-    for m in mounts:
-        m.__exit__(None, None, None)
-
-
 def ingest(reelfs, archive, folder, to="Day01"):
     reelfs.ok("ingest", archive, folder, "--to", to, "-m", "cards")
 
@@ -267,7 +252,7 @@ def test_clip_without_timecode_says_it_is_assumed(reelfs, tmp_archive, tmp_path,
     ls = reelfs.ok("ls", tmp_archive, "main/Day01/card", "-l").stdout
     line = next(ln for ln in ls.splitlines() if "phone.mp4" in ln)
     assert "no timecode (00:00:00:00 assumed)" in line, ls
-    mp = mount(tmp_archive)
+    mp = mount(tmp_archive).mp
     f = mp / clip
     assert os.getxattr(f, "user.reelfs.timecode") == b"00:00:00:00"
     assert os.getxattr(f, "user.reelfs.timecode_source") == b"assumed"
@@ -284,7 +269,7 @@ def test_frame_and_seconds_slices_are_frame_accurate(reelfs, tmp_archive, tmp_pa
     ingest(reelfs, tmp_archive, src)
     want = frame_hashes(src / "phone.mp4")
     times = frame_times(src / "phone.mp4")
-    mp = mount(tmp_archive)
+    mp = mount(tmp_archive).mp
     folder = mp / "main/Day01/card"
     # Frames, out exclusive, read off the mount.
     assert frame_hashes(folder / "phone.mp4@f20-f45") == want[20:45]
@@ -315,7 +300,7 @@ def test_vfr_clip_slices_by_time_frames_and_nominal_timecode(reelfs, tmp_archive
     ingest(reelfs, tmp_archive, src)
     facts = info_json(reelfs, tmp_archive, "main/Day01/card/vfr.mp4")
     assert facts["variable_frame_rate"] is True
-    mp = mount(tmp_archive)
+    mp = mount(tmp_archive).mp
     folder = mp / "main/Day01/card"
     assert frame_hashes(folder / "vfr.mp4@f10-f30") == want[10:30]
     expect = [i for i, t in enumerate(times) if Fraction(1) <= t < Fraction(5, 2)]
@@ -378,7 +363,7 @@ def test_tc_set_is_a_versioned_fact_used_by_slices_info_mount_and_pulls(reelfs, 
     assert len(made) == 1, list(pulls.iterdir())
     assert frame_hashes(made[0]) == want[25:50]
     # The mount shows and slices it.
-    mp = mount(tmp_archive)
+    mp = mount(tmp_archive).mp
     f = mp / clip
     assert os.getxattr(f, "user.reelfs.timecode") == b"01:00:00:00"
     assert os.getxattr(f, "user.reelfs.timecode_source") == b"user"
@@ -475,7 +460,7 @@ def test_tmcd_break_is_listed_and_slices_take_the_tc_they_start_at(reelfs, tmp_a
     assert frame_hashes(out) == want[45:60]
     assert probe_tc(out) == "01:00:01:20"
     # The same through the mount, by frame numbers across the break.
-    mp = mount(tmp_archive)
+    mp = mount(tmp_archive).mp
     s = mp / (clip + "@f50-f60")
     assert frame_hashes(s) == want[50:60]
     assert os.getxattr(s, "user.reelfs.timecode") == b"02:00:00:02"
@@ -489,7 +474,7 @@ def test_editorial_proxy_carries_the_recorded_timecode(reelfs, tmp_archive, tmp_
     clip = "main/Day01/card/phone.mp4"
     reelfs.ok("tc", "set", tmp_archive, clip, "01:00:00:00", "--reel", "A001")
     reelfs.ok("proxy", tmp_archive, clip, "--profiles", "editorial")
-    mp = mount(tmp_archive)
+    mp = mount(tmp_archive).mp
     proxy = mp / "main/Day01/card/.proxy/editorial/phone.mov"
     assert probe_tc(proxy) == "01:00:00:00"
     assert len(frame_hashes(proxy)) == len(frame_hashes(src / "phone.mp4"))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import b3
+from helpers import Mount, b3, wait_until
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -163,7 +163,7 @@ def test_log_path_follows_a_rename(reelfs, tmp_path, tmp_archive):
     clip = os.urandom(256 * KiB)
     c1 = put(reelfs, arch, tmp_path, "main", {"Day01/A001C003.mov": clip, "Day01/other.txt": b"o"}, msg="card")
     mp = tmp_path / "mnt"
-    with Mounted(reelfs, arch, mp):
+    with Mount(reelfs, arch, mp):
         os.makedirs(mp / "main" / "Selects")
         os.rename(mp / "main" / "Day01" / "A001C003.mov", mp / "main" / "Selects" / "hero.mov")
     reelfs.ok("commit", arch, "main", "-m", "move hero to selects")
@@ -341,7 +341,7 @@ def test_gc_with_a_reader_running(reelfs, tmp_path, tmp_archive):
     reelfs.ok("ingest", arch, src, "--branch", "tmp")      # one pack: live + dead
     put(reelfs, arch, tmp_path, "main", {"card/live.mov": live})  # main shares the live chunk
     mp = tmp_path / "mnt"
-    with Mounted(reelfs, arch, mp):
+    with Mount(reelfs, arch, mp):
         f = mp / "main" / "card" / "live.mov"
         with open(f, "rb") as fh:
             assert fh.read(4096) == live[:4096]
@@ -351,7 +351,18 @@ def test_gc_with_a_reader_running(reelfs, tmp_path, tmp_archive):
             fh.seek(0)
             os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
             assert fh.read() == live
-        time.sleep(1.2)  # the mount refreshes its view of the catalog
+        # Once the mount has refreshed its view of the catalog (the deleted branch is
+        # gone from its root), reads go through the compacted packs.
+        def root_names():
+            try:
+                return os.listdir(mp)
+            except OSError:
+                # Until that refresh, listing the root fails (EIO): `tmp` is still in
+                # the mount's cached heads and gc removed its head commit. A bug of the
+                # root readdir (fs/core.rs), reported; the sleep here used to hide it.
+                return None
+
+        assert wait_until(lambda: (names := root_names()) is not None and "tmp" not in names, 10)
         with open(f, "rb") as fh:
             assert fh.read() == live
     reelfs.check_deep(arch)
@@ -371,24 +382,6 @@ def test_restore_an_old_version(reelfs, tmp_path, tmp_archive):
     assert p.returncode != 0 and "no commit" in p.stderr
 
 
-class Mounted:
-    def __init__(self, reelfs, archive, mp, *extra):
-        self.reelfs, self.archive, self.mp, self.extra = reelfs, archive, Path(mp), extra
-
-    def __enter__(self):
-        self.mp.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, TMPDIR=str(self.mp.parent))
-        p = self.reelfs("mount", self.archive, self.mp, *self.extra, timeout=30, env=env)
-        assert p.returncode == 0, f"mount failed: {p.stdout}\n{p.stderr}"
-        return self
-
-    def __exit__(self, *exc):
-        p = self.reelfs("umount", self.mp, timeout=30)
-        if p.returncode != 0:
-            subprocess.run(["fusermount3", "-u", "-z", str(self.mp)], capture_output=True, timeout=30)
-        return False
-
-
 def test_mount_shows_old_versions_read_only(reelfs, tmp_path, tmp_archive):
     arch = tmp_archive
     v1 = {"Day01/A001C001.mov": os.urandom(200 * KiB), "Day01/notes.txt": b"take 1\n"}
@@ -396,7 +389,7 @@ def test_mount_shows_old_versions_read_only(reelfs, tmp_path, tmp_archive):
     time.sleep(1.1)  # distinct timestamps in .history names
     c2 = put(reelfs, arch, tmp_path, "main", {"Day01/notes.txt": b"take 2\n", "Day02/B.mov": os.urandom(10 * KiB)}, msg="second")
     mp = tmp_path / "mnt"
-    with Mounted(reelfs, arch, mp):
+    with Mount(reelfs, arch, mp):
         # branch@commit: resolved on lookup, not listed.
         old = mp / f"main@{c1[:8]}"
         assert (old / "Day01" / "notes.txt").read_bytes() == b"take 1\n"
@@ -444,7 +437,7 @@ def test_merge_refuses_while_dst_has_staged_writes_and_gc_keeps_them(reelfs, tmp
     put(reelfs, arch, tmp_path, "grade", {"Day01/b.txt": b"b"})
     staged = os.urandom(3 * MiB)
     mp = tmp_path / "mnt"
-    with Mounted(reelfs, arch, mp):
+    with Mount(reelfs, arch, mp):
         (mp / "main" / "Day01" / "new.mov").write_bytes(staged)
     # Staged on main, not committed: merge into main is refused, nothing written.
     before = head(reelfs, arch, "main")

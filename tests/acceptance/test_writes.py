@@ -7,69 +7,35 @@ import random
 import shutil
 import signal
 import subprocess
-import time
-from pathlib import Path
 
 import pytest
 
-from helpers import b3, write_random
-
-
-def _mounted(path: Path) -> bool:
-    with open("/proc/mounts") as f:
-        return any(line.split()[1] == str(path) for line in f)
-
-
-class Mount:
-    def __init__(self, reelfs, archive, mnt, *extra):
-        self.reelfs, self.archive, self.mnt = reelfs, archive, mnt
-        mnt.mkdir(parents=True, exist_ok=True)
-        self.proc = reelfs.popen("mount", archive, mnt, "--foreground", *extra)
-        deadline = time.time() + 30
-        while not _mounted(mnt):
-            if self.proc.poll() is not None:
-                pytest.fail(f"mount exited {self.proc.returncode}: {self.proc.stderr.read()}")
-            if time.time() > deadline:
-                pytest.fail("mount did not become ready in 30 s")
-            time.sleep(0.05)
-
-    def umount(self):
-        if _mounted(self.mnt):
-            subprocess.run(["fusermount3", "-u", str(self.mnt)], capture_output=True)
-            if _mounted(self.mnt):
-                subprocess.run(["fusermount3", "-u", "-z", str(self.mnt)], capture_output=True)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+from helpers import b3, heads_refreshed, wait_until, write_random
 
 
 @pytest.fixture
-def rw(tmp_path, reelfs):
+def rw(tmp_path, reelfs, mount):
     archive = tmp_path / "archive"
     reelfs.ok("init", archive)
     src = tmp_path / "card"
     write_random(src / "A001C001.mov", 3 << 20)
     write_random(src / "sub" / "notes.bin", 100_000)
     reelfs.ok("ingest", archive, src, "-m", "card")
-    m = Mount(reelfs, archive, tmp_path / "mnt")
-    yield m, archive, src
-    m.umount()
+    yield mount(archive, mp=tmp_path / "mnt"), archive, src
 
 
 def test_create_write_read_commit_and_other_branch_does_not_see_it(rw, reelfs, tmp_path):
     m, archive, src = rw
     reelfs.ok("branch", archive, "grade", "--from", "main")
-    card = m.mnt / "main" / "card"
+    card = m.mp / "main" / "card"
     (card / "new.txt").write_bytes(b"hello reelfs\n")
     assert (card / "new.txt").read_bytes() == b"hello reelfs\n"
     (card / "dir" / "deeper").mkdir(parents=True)
     shutil.copy(src / "A001C001.mov", card / "dir" / "deeper" / "copy.mov")
     assert b3(card / "dir" / "deeper" / "copy.mov") == b3(src / "A001C001.mov")
     # Invisible in the other branch, before and after the commit.
-    time.sleep(1.2)
-    assert not (m.mnt / "grade" / "card" / "new.txt").exists()
+    heads_refreshed(reelfs, archive, m.mp)
+    assert not (m.mp / "grade" / "card" / "new.txt").exists()
     status = reelfs.json("status", archive, "main")
     changed = {r["path"]: r["change"] for r in status}
     assert changed["card/new.txt"] == "written"
@@ -77,7 +43,7 @@ def test_create_write_read_commit_and_other_branch_does_not_see_it(rw, reelfs, t
     reelfs.ok("commit", archive, "main", "-m", "edits")
     assert reelfs.json("status", archive, "main") == []
     assert reelfs.ok("cat", archive, "main/card/new.txt").stdout == "hello reelfs\n"
-    assert not (m.mnt / "grade" / "card" / "new.txt").exists()
+    assert not (m.mp / "grade" / "card" / "new.txt").exists()
     log = reelfs.json("log", archive, "main")
     assert log[0]["message"] == "edits"
     out = tmp_path / "restored.mov"
@@ -89,7 +55,7 @@ def test_create_write_read_commit_and_other_branch_does_not_see_it(rw, reelfs, t
 def test_small_overwrite_in_a_big_file_stores_about_one_chunk(rw, reelfs):
     m, archive, src = rw
     before = reelfs.json("stats", archive)["stored_bytes"]
-    path = m.mnt / "main" / "card" / "A001C001.mov"
+    path = m.mp / "main" / "card" / "A001C001.mov"
     with open(path, "r+b") as f:
         f.seek(1_500_000)
         f.write(b"\xAB" * 4096)
@@ -109,7 +75,7 @@ def test_fsx_random_operations_match_a_plain_file(rw, reelfs, tmp_path):
     """fsx-style: random writes, truncates, reads and reopens against a reference."""
     m, archive, _ = rw
     rnd = random.Random(1234)
-    target = m.mnt / "main" / "fsx.bin"
+    target = m.mp / "main" / "fsx.bin"
     ref = tmp_path / "fsx.ref"
     target.write_bytes(b"")
     ref.write_bytes(b"")
@@ -146,7 +112,7 @@ def test_fsx_random_operations_match_a_plain_file(rw, reelfs, tmp_path):
 
 def test_rename_unlink_chmod_utimens_rmdir(rw, reelfs):
     m, archive, _ = rw
-    card = m.mnt / "main" / "card"
+    card = m.mp / "main" / "card"
     os.rename(card / "sub", card / "moved")
     assert (card / "moved" / "notes.bin").is_file()
     assert not (card / "sub").exists()
@@ -166,7 +132,7 @@ def test_rename_unlink_chmod_utimens_rmdir(rw, reelfs):
 
 def test_unlink_and_rename_over_an_open_file_keep_reads_working(rw):
     m, _, src = rw
-    card = m.mnt / "main" / "card"
+    card = m.mp / "main" / "card"
     want = (src / "A001C001.mov").read_bytes()
     with open(card / "A001C001.mov", "rb") as f:
         os.unlink(card / "A001C001.mov")
@@ -182,7 +148,7 @@ def test_unlink_and_rename_over_an_open_file_keep_reads_working(rw):
 
 def test_two_writers_on_one_file_see_each_other(rw):
     m, _, _ = rw
-    p = m.mnt / "main" / "shared.bin"
+    p = m.mp / "main" / "shared.bin"
     p.write_bytes(b"\0" * 1000)
     a = open(p, "r+b")
     b = open(p, "r+b")
@@ -201,23 +167,23 @@ def test_two_writers_on_one_file_see_each_other(rw):
         b.close()
 
 
-def test_read_only_mount_old_versions_and_slices_refuse_writes(tmp_path, reelfs, media_dir):
+def test_read_only_mount_old_versions_and_slices_refuse_writes(tmp_path, reelfs, media_dir, mount):
     archive = tmp_path / "archive"
     reelfs.ok("init", archive)
     reelfs.ok("ingest", archive, media_dir / "A001C003_prores_2398.mov")
-    m = Mount(reelfs, archive, tmp_path / "mnt", "--read-only")
+    m = mount(archive, "--read-only", mp=tmp_path / "mnt")
     try:
-        for op in (lambda: (m.mnt / "main" / "x").write_bytes(b"x"),
-                   lambda: os.mkdir(m.mnt / "main" / "d"),
-                   lambda: os.unlink(m.mnt / "main" / "A001C003_prores_2398.mov")):
+        for op in (lambda: (m.mp / "main" / "x").write_bytes(b"x"),
+                   lambda: os.mkdir(m.mp / "main" / "d"),
+                   lambda: os.unlink(m.mp / "main" / "A001C003_prores_2398.mov")):
             with pytest.raises(OSError) as e:
                 op()
             assert e.value.errno == errno.EROFS
     finally:
         m.umount()
-    m = Mount(reelfs, archive, tmp_path / "mnt2")
+    m = mount(archive, mp=tmp_path / "mnt2")
     try:
-        s = m.mnt / "main" / "A001C003_prores_2398.mov@01:00:00:00-01:00:00:10"
+        s = m.mp / "main" / "A001C003_prores_2398.mov@01:00:00:00-01:00:00:10"
         assert s.stat().st_size > 0
         with pytest.raises(OSError) as e:
             open(s, "r+b")
@@ -228,29 +194,29 @@ def test_read_only_mount_old_versions_and_slices_refuse_writes(tmp_path, reelfs,
 
 def test_mkdir_and_rmdir_at_the_root_create_and_delete_branches(rw, reelfs):
     m, archive, _ = rw
-    os.mkdir(m.mnt / "grade-v3")
+    os.mkdir(m.mp / "grade-v3")
     assert "grade-v3" in [l.split()[0] for l in reelfs.ok("branch", archive).stdout.splitlines()]
-    assert (m.mnt / "grade-v3" / "card" / "A001C001.mov").is_file()
+    assert (m.mp / "grade-v3" / "card" / "A001C001.mov").is_file()
     for bad in ("bad@name", ".hidden"):
         with pytest.raises(OSError):
-            os.mkdir(m.mnt / bad)
-    os.rmdir(m.mnt / "grade-v3")
-    time.sleep(1.2)
-    assert "grade-v3" not in os.listdir(m.mnt)
+            os.mkdir(m.mp / bad)
+    os.rmdir(m.mp / "grade-v3")
+    # The root lists branches as of the mount's last look at the catalog (once a second).
+    assert wait_until(lambda: "grade-v3" not in os.listdir(m.mp), 10)
 
 
-def test_kill_9_during_writes_keeps_every_fsynced_byte(tmp_path, reelfs):
+def test_kill_9_during_writes_keeps_every_fsynced_byte(tmp_path, reelfs, mount):
     """Only fsync makes these bytes durable: every file is still open at the kill
     (close would flush too) and has more bytes written after its fsync, never synced."""
     archive = tmp_path / "archive"
     reelfs.ok("init", archive)
-    m = Mount(reelfs, archive, tmp_path / "mnt")
+    m = mount(archive, mp=tmp_path / "mnt")
     synced = {}
     open_files = []
     try:
         for i in range(5):
             data = os.urandom(300_000)
-            p = m.mnt / "main" / f"f{i}.bin"
+            p = m.mp / "main" / f"f{i}.bin"
             f = open(p, "wb")
             open_files.append(f)
             f.write(data)
@@ -261,23 +227,22 @@ def test_kill_9_during_writes_keeps_every_fsynced_byte(tmp_path, reelfs):
             f.flush()
             synced[p.name] = (data, more)
         # Unsynced writes in flight when the process dies.
-        f = open(m.mnt / "main" / "inflight.bin", "wb")
+        f = open(m.mp / "main" / "inflight.bin", "wb")
         open_files.append(f)
         f.write(os.urandom(1 << 20))
-        os.kill(m.proc.pid, signal.SIGKILL)
-        m.proc.wait(timeout=30)
+        m.kill(signal.SIGKILL)
     finally:
         for f in open_files:
             try:
                 f.close()
             except OSError:
                 pass
-        subprocess.run(["fusermount3", "-u", "-z", str(m.mnt)], capture_output=True)
+        subprocess.run(["fusermount3", "-u", "-z", str(m.mp)], capture_output=True)
     reelfs.check_deep(archive)
-    m2 = Mount(reelfs, archive, tmp_path / "mnt2")
+    m2 = mount(archive, mp=tmp_path / "mnt2")
     try:
         for name, (data, more) in synced.items():
-            got = (m2.mnt / "main" / name).read_bytes()
+            got = (m2.mp / "main" / name).read_bytes()
             assert len(got) >= len(data), f"{name}: {len(got)} bytes after the kill, {len(data)} were fsynced"
             assert got[:len(data)] == data, f"{name}: fsynced bytes differ after the kill"
             assert (data + more).startswith(got), f"{name}: bytes after the synced ones are not what was written"
@@ -287,7 +252,7 @@ def test_kill_9_during_writes_keeps_every_fsynced_byte(tmp_path, reelfs):
     reelfs.check_deep(archive)
 
 
-def test_disk_full_mid_write_gives_enospc_and_stays_consistent(tmp_path, reelfs):
+def test_disk_full_mid_write_gives_enospc_and_stays_consistent(tmp_path, reelfs, mount):
     small = tmp_path / "small"
     small.mkdir()
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(small)], capture_output=True, text=True)
@@ -295,17 +260,17 @@ def test_disk_full_mid_write_gives_enospc_and_stays_consistent(tmp_path, reelfs)
     try:
         archive = small / "archive"
         reelfs.ok("init", archive)
-        m = Mount(reelfs, archive, tmp_path / "mnt")
+        m = mount(archive, mp=tmp_path / "mnt")
         try:
-            (m.mnt / "main" / "kept.bin").write_bytes(b"k" * 1000)
+            (m.mp / "main" / "kept.bin").write_bytes(b"k" * 1000)
             with pytest.raises(OSError) as e:
-                with open(m.mnt / "main" / "huge.bin", "wb") as f:
+                with open(m.mp / "main" / "huge.bin", "wb") as f:
                     for _ in range(64):
                         f.write(os.urandom(1 << 20))
                         f.flush()
                         os.fsync(f.fileno())
             assert e.value.errno == errno.ENOSPC, e.value
-            assert (m.mnt / "main" / "kept.bin").read_bytes() == b"k" * 1000
+            assert (m.mp / "main" / "kept.bin").read_bytes() == b"k" * 1000
         finally:
             m.umount()
         reelfs.check_deep(archive)
