@@ -7,3 +7,5 @@ pub mod archive;
 pub mod fs;
 pub mod media;
 pub mod timecode;
+pub mod view;
+pub mod commands;

@@ -20,6 +20,7 @@ pub mod objects;
 pub mod pack;
 pub mod proxies;
 pub mod read;
+pub mod readahead;
 pub mod repo;
 pub mod restore;
 pub mod staging;
