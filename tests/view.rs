@@ -14,7 +14,18 @@ mod common;
 use common::{noise, write};
 
 fn ingest(root: &Path, src: &Path, probe: bool) {
-    let mut a = Archive::open_writer(root).unwrap();
+    // Another test of this process may be forking (scripts/gen-test-media):
+    // between fork and exec the child holds a copy of our lock's descriptor,
+    // so a non-blocking flock can fail for that instant. Ask again.
+    let mut a = (0..100)
+        .find_map(|_| match Archive::open_writer(root) {
+            Err(reelfs::archive::ArchiveError::Locked { .. }) => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                None
+            }
+            r => Some(r.unwrap()),
+        })
+        .expect("the archive stayed locked");
     let opts = IngestOptions {
         branch: "main".into(),
         dest: String::new(),
