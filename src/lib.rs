@@ -20,3 +20,5 @@ pub mod fs;
 #[cfg(feature = "media")]
 pub mod media;
 pub mod timecode;
+pub mod view;
+pub mod commands;

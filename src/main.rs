@@ -699,13 +699,7 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Cmd::Cat { archive, path } => {
             let a = Archive::open(&archive)?;
-            let r = a.resolve(&path)?;
-            if r.entry.kind != EntryKind::File {
-                bail!("{path} is a folder");
-            }
-            let stdout = std::io::stdout();
-            let mut lock = stdout.lock();
-            restore::cat(&a, &r.entry.hash, &mut lock)?;
+            reelfs::commands::cat::cat(&a, &path, &mut std::io::stdout().lock())?;
             Ok(0)
         }
         Cmd::Restore { archive, mut paths } => {
@@ -965,38 +959,8 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Cmd::Slice { archive, spec, output, json } => {
             let a = Archive::open(&archive)?;
-            let Some((path, name)) = spec.rsplit_once('/').map(|(p, n)| (p.to_string(), n.to_string())) else {
-                bail!("give BRANCH/PATH@IN-OUT, e.g. main/Day01/A001C003.mov@01:00:10:00-01:00:20:00");
-            };
-            let parsed = reelfs::timecode::SliceSpec::parse_name(&name)
-                .ok_or_else(|| anyhow::anyhow!("{name}: not a slice name; the form is CLIP@HH:MM:SS:FF-HH:MM:SS:FF[+HANDLES] (or CLIP@fIN-fOUT for frames, CLIP@IN.Ns-OUT.Ns for seconds)"))??;
-            let base_spec = format!("{path}/{}", parsed.base_name);
-            let r = a.resolve(&base_spec)?;
-            let (facts, err) = a.media(&r.entry.hash)?.unwrap_or((None, None));
-            let Some(facts) = facts else {
-                bail!("{base_spec}: no media facts{}", err.map(|e| format!(" (damaged: {e})")).unwrap_or_default());
-            };
-            let facts = reelfs::media::tcfact::facts_at(&a, r.commit.as_ref(), &r.path, &r.entry.hash, &facts);
-            let reader = std::sync::Arc::new(a.blob_reader(&r.entry.hash)?);
-            let plan = reelfs::media::slice::plan(&base_spec, &parsed, &facts, reader.clone(), &archive.join("cache"))?;
-            if let Some(out) = output {
-                let dir = reelfs::archive::dest::OutDir::create(a.root(), out.parent().unwrap_or(std::path::Path::new("")))?;
-                let name = out.file_name().with_context(|| format!("{}: give a file name to write the slice to", out.display()))?.to_string_lossy().to_string();
-                dir.write_file(&name, |f| {
-                    let mut f = std::io::BufWriter::new(f);
-                    let mut buf = vec![0u8; 8 << 20];
-                    let mut off = 0u64;
-                    while off < plan.size {
-                        let n = plan.read_at(&reader, off, &mut buf)?;
-                        if n == 0 {
-                            break;
-                        }
-                        std::io::Write::write_all(&mut f, &buf[..n])?;
-                        off += n as u64;
-                    }
-                    std::io::Write::flush(&mut f)
-                })?;
-            }
+            let res = reelfs::commands::slice::slice(&a, &spec, output.as_deref())?;
+            let (plan, base_spec) = (&res.plan, &res.source);
             if json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
             } else {
@@ -1009,25 +973,11 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Extract { archive, path, edl, otio, in_tc, out_tc, handles, branch, out, json } => {
-            use reelfs::media::extract;
+            use reelfs::commands::extract::{self, PullList};
             let a = Archive::open(&archive)?;
-            reelfs::archive::dest::OutDir::create(a.root(), &out)?;
-            let rep = match (&path, &edl, &otio) {
-                (Some(p), None, None) => {
-                    let (Some(i), Some(o)) = (&in_tc, &out_tc) else { bail!("a single pull needs --in TC and --out-tc TC") };
-                    extract::extract_one(&a, p, i, o, handles, &out)?
-                }
-                (None, Some(e), None) => {
-                    let text = std::fs::read(e).with_context(|| format!("cannot read {}", e.display()))?;
-                    extract::extract_edl(&a, &branch, &e.display().to_string(), &String::from_utf8_lossy(&text), handles, &out)?
-                }
-                (None, None, Some(o)) => {
-                    let text = std::fs::read(o).with_context(|| format!("cannot read {}", o.display()))?;
-                    extract::extract_otio(&a, &branch, &o.display().to_string(), &String::from_utf8_lossy(&text), handles, &out)?
-                }
-                _ => bail!("give exactly one of: BRANCH/PATH --in TC --out-tc TC, --edl FILE, --otio FILE"),
-            };
-            let report_path = extract::write_report(&out, &rep)?;
+            let list = PullList::from_options(path.as_deref(), edl.as_deref(), otio.as_deref(), in_tc.as_deref(), out_tc.as_deref())?;
+            let done = extract::extract(&a, &list, &branch, handles, &out)?;
+            let (rep, report_path) = (&done.report, &done.report_path);
             if json {
                 println!("{}", serde_json::to_string_pretty(&rep)?);
             } else {
@@ -1052,7 +1002,7 @@ fn run(cli: Cli) -> Result<i32> {
                 }
                 println!("{} extracted, {} missing, {} failed, {} invalid; report: {}", rep.extracted, rep.missing, rep.failed, rep.invalid, report_path.display());
             }
-            Ok(if rep.missing > 0 || rep.failed > 0 || rep.invalid > 0 { 3 } else { 0 })
+            Ok(if done.complete() { 0 } else { 3 })
         }
         Cmd::Commit { archive, branch, message } => {
             let mut a = Archive::open_writer(&archive)?;

@@ -21,6 +21,7 @@ pub mod pack;
 pub mod proxies;
 pub mod read;
 pub mod read_pool;
+pub mod readahead;
 pub mod repo;
 pub mod restore;
 pub mod staging;

@@ -425,56 +425,19 @@ impl BlobReader {
     /// Load (read + verify) the chunks of [from, to) on two threads, at most
     /// `window` bytes ahead of the position the consumer reports with
     /// `ReadAhead::advance`, into the store's cache, so a sequential reader
-    /// (restore, cat, extract) overlaps disk reads with its own work.
+    /// (restore, cat, extract) overlaps disk reads with its own work. The
+    /// read-ahead component (`archive::readahead`) does the work: its workers
+    /// block on a queue, and `advance` hands them what the window allows.
     pub fn read_ahead(self: &Arc<Self>, from: u64, to: u64, window: u64) -> ReadAhead {
-        let chunks = Arc::new(self.chunk_offsets_in(from, to.saturating_sub(from)));
-        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let pos = Arc::new(std::sync::atomic::AtomicU64::new(from));
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let mut threads = Vec::new();
-        for _ in 0..2 {
-            let (chunks, next, pos, stop, store) = (chunks.clone(), next.clone(), pos.clone(), stop.clone(), self.store.clone());
-            threads.push(std::thread::spawn(move || {
-                use std::sync::atomic::Ordering::Relaxed;
-                loop {
-                    let i = next.fetch_add(1, Relaxed);
-                    let Some((off, h, loc)) = chunks.get(i) else { break };
-                    while *off > pos.load(Relaxed) + window {
-                        if stop.load(Relaxed) {
-                            return;
-                        }
-                        std::thread::sleep(std::time::Duration::from_millis(1));
-                    }
-                    if stop.load(Relaxed) {
-                        return;
-                    }
-                    // Errors are left for the consumer's own read to report.
-                    let _ = store.chunk(h, loc);
-                }
-            }));
-        }
-        ReadAhead { pos, stop, threads }
+        use super::readahead::{IntoStoreCache, Prefetcher, ReadAheadConfig};
+        let chunks = self.chunk_offsets_in(from, to.saturating_sub(from));
+        // The store's cache keeps the chunks (where `read_at` finds them), so
+        // the prefetcher keeps none of its own.
+        let config = ReadAheadConfig { cache_bytes: 0, workers: 2, queue: 64, max_window: window };
+        let p = Prefetcher::new(Arc::new(IntoStoreCache(self.store.clone())), config);
+        super::readahead::ReadAhead::new(p, chunks, window, from)
     }
 }
 
 /// Handle of a running `BlobReader::read_ahead`; stops it when dropped.
-pub struct ReadAhead {
-    pos: Arc<std::sync::atomic::AtomicU64>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl ReadAhead {
-    pub fn advance(&self, pos: u64) {
-        self.pos.store(pos, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-impl Drop for ReadAhead {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
+pub type ReadAhead = super::readahead::ReadAhead<super::readahead::IntoStoreCache>;
