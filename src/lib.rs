@@ -4,6 +4,7 @@
 //! `timecode` does SMPTE arithmetic; `fs` presents it all through FUSE.
 
 pub mod archive;
+pub mod commands;
 pub mod fs;
 pub mod media;
 pub mod timecode;

@@ -196,7 +196,7 @@ mod archive_level {
             branch: "main".into(),
             dest: "Day01".into(),
             message: Some("cards".into()),
-            progress: false,
+            progress: Default::default(),
             prober: Some(probe::probe_for_ingest),
             interrupt: Arc::new(AtomicBool::new(false)),
         };
@@ -205,7 +205,7 @@ mod archive_level {
     }
 
     fn run_opts(rungs: &[Rung]) -> ProxyRunOptions {
-        ProxyRunOptions { specs: Vec::new(), rungs: rungs.to_vec(), jobs: 2, progress: false, interrupt: Arc::new(AtomicBool::new(false)), on_done: None }
+        ProxyRunOptions { specs: Vec::new(), rungs: rungs.to_vec(), jobs: 2, progress: Default::default(), interrupt: Arc::new(AtomicBool::new(false)), on_done: None }
     }
 
     fn path_ino(core: &FsCore, path: &str) -> Result<u64, FsError> {

@@ -25,7 +25,8 @@ pub struct ProxyRunOptions {
     pub specs: Vec<String>,
     pub rungs: Vec<Rung>,
     pub jobs: usize,
-    pub progress: bool,
+    /// Frames rendered so far, and files finished.
+    pub progress: crate::archive::progress::ProgressHandle,
     pub interrupt: Arc<AtomicBool>,
     /// Called with each finished file (for a line of output as it happens).
     pub on_done: Option<OnDone>,
@@ -216,21 +217,13 @@ pub fn run(root: &Path, opts: ProxyRunOptions) -> Result<ProxyRunReport, Archive
     }
     drop(done_tx);
 
-    let pb = opts.progress.then(|| {
-        let pb = indicatif::ProgressBar::new(total_frames.max(1));
-        pb.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} proxy [{bar:30}] {pos}/{len} frames {per_sec} ETA {eta} {wide_msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        pb
-    });
+    let pb = &opts.progress;
+    pb.begin("proxy", crate::archive::progress::Unit::Frames, total_frames);
     let mut files_done = 0usize;
     let mut first_err: Option<ArchiveError> = None;
     loop {
-        if let Some(pb) = &pb {
-            pb.set_position(frames_done.load(Ordering::Relaxed));
-            pb.set_message(format!("files {files_done}/{n_jobs}"));
-        }
+        pb.set_done(frames_done.load(Ordering::Relaxed));
+        pb.files(files_done as u64, n_jobs as u64);
         let msg = match done_rx.recv_timeout(Duration::from_millis(200)) {
             Ok(m) => m,
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
@@ -259,11 +252,7 @@ pub fn run(root: &Path, opts: ProxyRunOptions) -> Result<ProxyRunReport, Archive
                         };
                         rep.frames += stats.frames;
                         if let Some(f) = &opts.on_done {
-                            if let Some(pb) = &pb {
-                                pb.suspend(|| f(&item));
-                            } else {
-                                f(&item);
-                            }
+                            pb.suspend(&mut || f(&item));
                         }
                         rep.rendered.push(item);
                     }
@@ -296,9 +285,7 @@ pub fn run(root: &Path, opts: ProxyRunOptions) -> Result<ProxyRunReport, Archive
     for h in handles {
         let _ = h.join();
     }
-    if let Some(pb) = &pb {
-        pb.finish_and_clear();
-    }
+    pb.finish();
     if opts.interrupt.load(Ordering::Relaxed) && first_err.is_none() {
         rep.interrupted = true;
     }
