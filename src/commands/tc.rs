@@ -41,7 +41,7 @@ pub fn tc(archive: &Path, path: &str, change: TcChange) -> Result<TcReport> {
             None
         }
         TcChange::Set { tc, reel, rate } => {
-            let facts = a.media(&r.entry.hash)?.and_then(|(f, _)| f);
+            let facts = crate::media::facts::stored(&a, &r.entry.hash)?.and_then(|(f, _)| f);
             let Some(facts) = facts else {
                 return Err(CommandError::invalid(format!("{path} is not a probed media file (see `reelfs info`); a timecode can be set only on a clip")));
             };
@@ -49,15 +49,9 @@ pub fn tc(archive: &Path, path: &str, change: TcChange) -> Result<TcReport> {
                 Some(s) => Some(s.parse::<FrameRate>()?),
                 None => None,
             };
-            let mut probe = facts.clone();
-            if let Some(rt) = rate {
-                let (n, d) = rt.num_den();
-                probe["timecode_rate"] = serde_json::json!(format!("{n}/{d}"));
-                probe["drop_frame"] = serde_json::json!(rt.is_drop_frame());
-            }
             let clip_rate = match rate {
                 Some(rt) => rt,
-                None => crate::media::slice::clip_timing(path, &probe)
+                None => crate::media::slice::clip_timing(path, &facts.to_value())
                     .map(|t| t.0)
                     .map_err(|e| CommandError::invalid(format!("{e}; give the rate with --rate")))?,
             };

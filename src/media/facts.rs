@@ -265,6 +265,26 @@ impl MediaFacts {
     }
 }
 
+impl MediaFacts {
+    /// The probed facts a tool may want without decoding, as the mount's
+    /// `user.reelfs.*` attributes (name without the prefix, value). Numbers read as
+    /// in the stored JSON (`25.0`, not `25`), so the attributes are what they were.
+    pub fn xattrs(&self) -> Vec<(&'static str, String)> {
+        let fps = self.frame_rate_fps.and_then(serde_json::Number::from_f64).map(|n| n.to_string());
+        let fields = [
+            ("timecode", self.timecode.clone()),
+            ("rate", self.frame_rate.clone()),
+            ("fps", fps),
+            ("drop_frame", Some(self.drop_frame.to_string())),
+            ("reel", self.reel.clone()),
+            ("duration_frames", self.duration_frames.map(|d| d.to_string())),
+            ("codec", self.codec.clone()),
+            ("container", Some(self.container.clone())),
+        ];
+        fields.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect()
+    }
+}
+
 /// The stored facts of a content hash: None when it was never probed (not media);
 /// otherwise the facts (None if the probe failed) and the probe's error.
 pub fn stored(a: &Archive, blob: &Hash) -> crate::archive::Result<Option<(Option<MediaFacts>, Option<String>)>> {

@@ -64,7 +64,7 @@ struct Job {
     path: String,
     /// The content hash, or an image sequence's key.
     source: Hash,
-    facts: serde_json::Value,
+    facts: crate::media::facts::MediaFacts,
     rungs: Vec<Rung>,
     /// An image sequence: (extension, (frame number, content hash) in order).
     frames: Option<(String, Vec<(u64, Hash)>)>,
@@ -118,7 +118,7 @@ fn plan(archive: &Archive, opts: &ProxyRunOptions, rep: &mut ProxyRunReport) -> 
                 rep.up_to_date += 1;
                 continue;
             }
-            let facts = serde_json::json!({ "duration_frames": seq.span() });
+            let facts = crate::media::facts::MediaFacts { duration_frames: Some(seq.span()), ..Default::default() };
             let frames = seq.frames.iter().map(|(n, _, h)| (*n, *h)).collect();
             jobs.push(Job { path, source: key, facts, rungs: missing, frames: Some((seq.ext.clone(), frames)) });
         }
@@ -128,14 +128,14 @@ fn plan(archive: &Archive, opts: &ProxyRunOptions, rep: &mut ProxyRunReport) -> 
             continue;
         }
         rep.sources += 1;
-        let (facts, err) = archive.media(&e.hash)?.unwrap_or((None, None));
+        let (facts, err) = crate::media::facts::stored(archive, &e.hash)?.unwrap_or((None, None));
         // A start timecode recorded with `reelfs tc set` is the one the editorial proxy carries.
         let facts = facts.map(|f| match archive.resolve(&path) {
-            Ok(r) => crate::media::tcfact::facts_at(archive, r.commit.as_ref(), &r.path, &e.hash, &f),
+            Ok(r) => crate::media::facts::in_force(archive, r.commit.as_ref(), &r.path, &e.hash, &f),
             Err(_) => f,
         });
         // Audio only: a waveform thumb, when the thumb is asked for.
-        let audio_only = err.is_none() && facts.as_ref().is_some_and(|f| f["width"].is_null() && f["audio_tracks"].as_u64().unwrap_or(0) > 0);
+        let audio_only = err.is_none() && facts.as_ref().is_some_and(|f| f.is_audio_only());
         let rungs: Vec<Rung> = if audio_only { opts.rungs.iter().copied().filter(|r| *r == Rung::Thumb).collect() } else { opts.rungs.clone() };
         let why = if audio_only && rungs.is_empty() { Some("no video stream (audio only)".to_string()) } else if audio_only { None } else { proxy::skip_reason(facts.as_ref(), err.as_deref()) };
         if let Some(why) = why {
@@ -194,7 +194,7 @@ pub fn run(root: &Path, opts: ProxyRunOptions) -> Result<ProxyRunReport, Archive
         rep.seconds = t0.elapsed().as_secs_f64();
         return Ok(rep);
     }
-    let total_frames: u64 = jobs.iter().map(|j| j.facts["duration_frames"].as_u64().unwrap_or(0)).sum();
+    let total_frames: u64 = jobs.iter().map(|j| j.facts.duration_frames.unwrap_or(0)).sum();
     let n_jobs = jobs.len();
     let workers = opts.jobs.clamp(1, n_jobs);
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
