@@ -106,8 +106,10 @@ pub struct TimecodeBreak {
 /// One stream of the file. Video and audio streams carry their own keys.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StreamFacts {
+    #[serde(default)]
     pub index: u64,
     /// "video", "audio", "data", "subtitle" or "other".
+    #[serde(default)]
     pub kind: String,
     #[serde(default)]
     pub codec: String,
