@@ -36,7 +36,7 @@ impl CheckReport {
     }
 }
 
-pub fn check(archive: &Archive, deep: bool, progress: bool) -> Result<CheckReport> {
+pub fn check(archive: &Archive, deep: bool, progress: &super::progress::ProgressHandle) -> Result<CheckReport> {
     let cat = &archive.catalog;
     let mut rep = CheckReport::default();
     let packs = cat.pack_names()?;
@@ -56,14 +56,13 @@ pub fn check(archive: &Archive, deep: bool, progress: bool) -> Result<CheckRepor
         }
     }
     let total_bytes: u64 = packs.iter().map(|p| p.2).sum();
-    let pb = progress.then(|| {
-        let pb = indicatif::ProgressBar::new(if deep { total_bytes } else { packs.len() as u64 });
-        pb.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} check [{bar:30}] {pos}/{len} {wide_msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        pb
-    });
+    // A deep check counts the bytes it re-reads; a plain one the packs it opens.
+    let pb = progress;
+    if deep {
+        pb.begin("check", super::progress::Unit::Bytes, total_bytes);
+    } else {
+        pb.begin("check", super::progress::Unit::Items, packs.len() as u64);
+    }
     let mut bad_chunks: HashSet<Hash> = HashSet::new();
     let known: HashSet<i64> = packs.iter().map(|p| p.0).collect();
     for pid in by_pack.keys() {
@@ -73,9 +72,7 @@ pub fn check(archive: &Archive, deep: bool, progress: bool) -> Result<CheckRepor
     }
     for (id, name, size) in &packs {
         let path = archive.packs_dir().join(name);
-        if let Some(pb) = &pb {
-            pb.set_message(name.clone());
-        }
+        pb.message(name);
         let meta = match std::fs::metadata(&path) {
             Ok(m) => m,
             Err(e) => {
@@ -122,20 +119,14 @@ pub fn check(archive: &Archive, deep: bool, progress: bool) -> Result<CheckRepor
                         }
                     }
                 }
-                if let Some(pb) = &pb {
-                    pb.inc(*sl as u64);
-                }
+                pb.advance(*sl as u64);
             }
         }
         if !deep {
-            if let Some(pb) = &pb {
-                pb.inc(1);
-            }
+            pb.advance(1);
         }
     }
-    if let Some(pb) = &pb {
-        pb.finish_and_clear();
-    }
+    pb.finish();
     // Catalog rows against their records (deep: it reads every metadata record),
     // then what the branches reach that is damaged or not there at all.
     let rows = if deep {

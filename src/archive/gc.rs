@@ -36,11 +36,13 @@ pub struct GcOptions {
     /// Compact a pack when its live records (with their share of the pack's
     /// index) are below this fraction of its size: "mostly garbage".
     pub compact_below: f64,
+    /// Bytes of packs deleted or rewritten so far, and the pack at hand.
+    pub progress: super::progress::ProgressHandle,
 }
 
 impl Default for GcOptions {
     fn default() -> Self {
-        GcOptions { dry_run: false, compact_below: 0.5 }
+        GcOptions { dry_run: false, compact_below: 0.5, progress: Default::default() }
     }
 }
 
@@ -151,9 +153,13 @@ pub fn gc(archive: &mut Archive, opts: &GcOptions) -> Result<GcReport> {
     };
     let _ = cat.gc_drop_marks();
     let packs_dir = archive.packs_dir();
+    let pb = &opts.progress;
+    pb.begin("gc", super::progress::Unit::Bytes, plan.iter().map(|p| p.2).sum());
     // ---- step 2: packs with nothing live: their rows are gone, delete the files ----
     for (_, name, size, compact) in &plan {
         if !compact {
+            pb.message(name);
+            pb.advance(*size);
             let p = packs_dir.join(name);
             match std::fs::remove_file(&p) {
                 Ok(()) => {
@@ -170,9 +176,9 @@ pub fn gc(archive: &mut Archive, opts: &GcOptions) -> Result<GcReport> {
     }
     // ---- step 3: compact mostly-garbage packs ----
     let to_compact: Vec<(i64, String, u64)> = plan.into_iter().filter(|p| p.3).map(|(i, n, s, _)| (i, n, s)).collect();
-    if !to_compact.is_empty() {
-        compact(archive, &to_compact, &mut rep)?;
-    }
+    let compacted = if to_compact.is_empty() { Ok(()) } else { compact(archive, &to_compact, &mut rep, pb) };
+    pb.finish();
+    compacted?;
     Ok(rep)
 }
 
@@ -194,7 +200,7 @@ fn live_records(cat: &super::catalog::Catalog, pack: i64) -> Result<Vec<Live>> {
     Ok(out)
 }
 
-fn compact(archive: &Archive, packs: &[(i64, String, u64)], rep: &mut GcReport) -> Result<()> {
+fn compact(archive: &Archive, packs: &[(i64, String, u64)], rep: &mut GcReport, pb: &super::progress::ProgressHandle) -> Result<()> {
     let cat = &archive.catalog;
     let packs_dir = archive.packs_dir();
     let target = archive.config.packs.target_size;
@@ -207,6 +213,8 @@ fn compact(archive: &Archive, packs: &[(i64, String, u64)], rep: &mut GcReport) 
     let mut old_done: Vec<(i64, String, u64)> = Vec::new();
     let result = (|| -> Result<()> {
         for (pid, name, size) in packs {
+            pb.message(name);
+            pb.advance(*size);
             let path = packs_dir.join(name);
             let file = match File::open(&path) {
                 Ok(f) => f,
@@ -369,7 +377,7 @@ mod tests {
         let d = dir.join(format!("src-{branch}-{name}"));
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join(name), data).unwrap();
-        let opts = IngestOptions { branch: branch.into(), dest: String::new(), message: None, progress: false, prober: None, interrupt: Arc::new(AtomicBool::new(false)) };
+        let opts = IngestOptions { branch: branch.into(), dest: String::new(), message: None, progress: Default::default(), prober: None, interrupt: Arc::new(AtomicBool::new(false)) };
         ingest(a, &[d.join(name)], &opts).unwrap();
     }
 
@@ -399,7 +407,7 @@ mod tests {
         let mut buf = vec![0u8; keep.len()];
         assert_eq!(reader.read_at(0, &mut buf).unwrap(), keep.len());
         assert_eq!(buf, keep);
-        let check = crate::archive::check::check(&a, true, false).unwrap();
+        let check = crate::archive::check::check(&a, true, &Default::default()).unwrap();
         assert!(check.ok(), "{:?}", check.problems);
         // Nothing more to free.
         let again = gc(&mut a, &GcOptions::default()).unwrap();
@@ -417,7 +425,7 @@ mod tests {
         let small = noise(1 << 20, 3);
         std::fs::write(src.join("small.bin"), &small).unwrap();
         std::fs::write(src.join("big.bin"), noise(6 << 20, 4)).unwrap();
-        let opts = IngestOptions { branch: "tmp".into(), dest: String::new(), message: None, progress: false, prober: None, interrupt: Arc::new(AtomicBool::new(false)) };
+        let opts = IngestOptions { branch: "tmp".into(), dest: String::new(), message: None, progress: Default::default(), prober: None, interrupt: Arc::new(AtomicBool::new(false)) };
         a.create_branch("tmp", None).unwrap();
         ingest(&mut a, &[src.clone()], &opts).unwrap();
         std::fs::remove_file(src.join("big.bin")).unwrap();
@@ -436,7 +444,7 @@ mod tests {
         let re = &reader.extents()[0];
         let data = store.load_verified(&re.extent.chunk, &re.loc).unwrap();
         assert_eq!(&data[..], &small[..data.len()]);
-        let check = crate::archive::check::check(&a, true, false).unwrap();
+        let check = crate::archive::check::check(&a, true, &Default::default()).unwrap();
         assert!(check.ok(), "{:?}", check.problems);
         let mut out = Vec::new();
         crate::archive::restore::cat(&a, &a.resolve("main/small.bin").unwrap().entry.hash, &mut out).unwrap();

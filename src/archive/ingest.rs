@@ -28,7 +28,8 @@ pub struct IngestOptions {
     /// Folder inside the branch to ingest into ("" for the root).
     pub dest: String,
     pub message: Option<String>,
-    pub progress: bool,
+    /// Bytes read so far, and the file being read.
+    pub progress: super::progress::ProgressHandle,
     pub prober: Option<Prober>,
     /// Checked between chunks; set by the SIGINT handler.
     pub interrupt: Arc<AtomicBool>,
@@ -531,16 +532,8 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
     let (files, dirs) = enumerate(sources, &dest, archive.root(), &mut report.failed)?;
     let total: u64 = files.iter().map(|f| f.meta.len()).sum();
 
-    let pb = if opts.progress {
-        let pb = indicatif::ProgressBar::new(total);
-        pb.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} ingest [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {wide_msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        Some(pb)
-    } else {
-        None
-    };
+    let pb = &opts.progress;
+    pb.begin("ingest", super::progress::Unit::Bytes, total);
 
     let cat = &archive.catalog;
     let root_tree = match head {
@@ -568,9 +561,7 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
             }
             report.files += 1;
             let display = f.path.display().to_string();
-            if let Some(pb) = &pb {
-                pb.set_message(display.clone());
-            }
+            pb.message(&display);
             let canon = std::fs::canonicalize(&f.path).unwrap_or_else(|_| f.path.clone()).display().to_string();
             let (size, mt, ino) = (f.meta.len(), mtime_ns(&f.meta), f.meta.ino());
             let cached = match cat.source(&canon)? {
@@ -579,14 +570,12 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
             };
             let blob = if let Some((_, _, _, b)) = cached {
                 report.files_unchanged += 1;
-                if let Some(pb) = &pb {
-                    pb.inc(size);
-                }
+                pb.advance(size);
                 b
             } else {
                 let savepoint = cat.savepoint()?;
                 let mark = sink.mark();
-                match store_file(&archive.config, cat, &mut sink, f, opts, &mut report, pb.as_ref()) {
+                match store_file(&archive.config, cat, &mut sink, f, opts, &mut report, pb) {
                     Ok(b) => {
                         savepoint.release()?;
                         report.files_stored += 1;
@@ -647,9 +636,7 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
         sink.finish(cat)?;
         Ok(Some(id))
     })();
-    if let Some(pb) = &pb {
-        pb.finish_and_clear();
-    }
+    pb.finish();
     match result.and_then(|c| cat.commit().map(|_| c)) {
         Ok(c) => {
             report.commit = c.map(|h| h.to_hex());
@@ -771,7 +758,7 @@ pub fn store_local_files<T>(
     then: impl FnOnce(&mut ObjectSink, &[(Hash, u64)]) -> Result<T>,
 ) -> Result<T> {
     archive.require_writer()?;
-    let opts = IngestOptions { branch: String::new(), dest: String::new(), message: None, progress: false, prober: None, interrupt };
+    let opts = IngestOptions { branch: String::new(), dest: String::new(), message: None, progress: Default::default(), prober: None, interrupt };
     let mut report = IngestReport::default();
     let cat = &archive.catalog;
     let mut sink = PackSink::new(archive, cat)?;
@@ -781,7 +768,7 @@ pub fn store_local_files<T>(
         for p in paths {
             let meta = std::fs::metadata(p).at(p)?;
             let f = SourceFile { path: p.clone(), dest: Vec::new(), meta };
-            let hash = store_file(&archive.config, cat, &mut sink, &f, &opts, &mut report, None)?;
+            let hash = store_file(&archive.config, cat, &mut sink, &f, &opts, &mut report, &opts.progress)?;
             stored.push((hash, f.meta.len()));
         }
         let out = then(&mut ObjectSink { cat, sink: &mut sink }, &stored)?;
@@ -810,7 +797,7 @@ fn store_file(
     f: &SourceFile,
     opts: &IngestOptions,
     report: &mut IngestReport,
-    pb: Option<&indicatif::ProgressBar>,
+    pb: &super::progress::ProgressHandle,
 ) -> Result<Hash> {
     let path = f.path.clone();
     let file = File::open(&path).at(&path)?;
@@ -879,9 +866,7 @@ fn store_file(
         if write_err.is_some() {
             continue; // drain so the pipeline threads can finish
         }
-        if let Some(pb) = pb {
-            pb.inc(h.len);
-        }
+        pb.advance(h.len);
         let r: Result<()> = (|| {
             if sink.has_usable_chunk(cat, &h.hash)? {
                 report.chunks_dedup += 1;

@@ -376,7 +376,7 @@ mod tests {
             branch: branch.into(),
             dest: String::new(),
             message: Some(format!("put {}", files.len())),
-            progress: false,
+            progress: Default::default(),
             prober: None,
             interrupt: Arc::new(AtomicBool::new(false)),
         };

@@ -18,6 +18,7 @@ pub mod lock;
 pub mod merge;
 pub mod objects;
 pub mod pack;
+pub mod progress;
 pub mod proxies;
 pub mod read;
 pub mod read_pool;

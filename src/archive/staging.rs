@@ -556,7 +556,7 @@ mod tests {
         let r = w.blob_reader(&e.hash).unwrap();
         assert_eq!(read(&r, far, 8), b"far away");
         assert_eq!(r.content_hash().unwrap(), e.hash);
-        let rep = super::super::check::check(&w, true, false).unwrap();
+        let rep = super::super::check::check(&w, true, &Default::default()).unwrap();
         assert!(rep.ok(), "{rep:?}");
     }
 

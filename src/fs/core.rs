@@ -673,31 +673,12 @@ impl FsCore {
     /// Probed media facts of a content hash as `user.reelfs.*` attributes.
     pub(crate) fn media_xattrs(&self, blob: &Hash) -> FsResult<Vec<(String, String)>> {
         let mut out = Vec::new();
-                if let Some((facts, err)) = self.with_archive(|a| a.media(blob))? {
+                if let Some((facts, err)) = self.with_archive(|a| crate::media::facts::stored(a, blob))? {
                     if let Some(e) = err {
                         out.push(("user.reelfs.damaged".into(), e));
                     }
                     if let Some(f) = facts {
-                        let s = |k: &str| f.get(k).and_then(|v| match v {
-                            serde_json::Value::String(s) => Some(s.clone()),
-                            serde_json::Value::Number(n) => Some(n.to_string()),
-                            serde_json::Value::Bool(b) => Some(b.to_string()),
-                            _ => None,
-                        });
-                        for (key, field) in [
-                            ("timecode", "timecode"),
-                            ("rate", "frame_rate"),
-                            ("fps", "frame_rate_fps"),
-                            ("drop_frame", "drop_frame"),
-                            ("reel", "reel"),
-                            ("duration_frames", "duration_frames"),
-                            ("codec", "codec"),
-                            ("container", "container"),
-                        ] {
-                            if let Some(v) = s(field) {
-                                out.push((format!("user.reelfs.{key}"), v));
-                            }
-                        }
+                        out.extend(f.xattrs().into_iter().map(|(k, v)| (format!("user.reelfs.{k}"), v)));
                     }
                 }
         Ok(out)
@@ -708,9 +689,14 @@ impl FsCore {
     /// without one, the user's for one set with `reelfs tc set`), `timecode_source` says
     /// `file`, `user` or `assumed`, and `timecode_note` says it in words.
     fn timecode_xattrs(&self, out: &mut Vec<(String, String)>, path: &str, blob: &Hash) -> FsResult<()> {
-        let Some((Some(facts), _)) = self.with_archive(|a| a.media(blob))? else { return Ok(()) };
-        let f = self.with_archive(|a| Ok(view::slice::clip_facts(a, path, blob, &facts)))?;
-        let Some(note) = crate::media::tcfact::describe(&f) else { return Ok(()) };
+        let Some((Some(facts), _)) = self.with_archive(|a| crate::media::facts::stored(a, blob))? else { return Ok(()) };
+        let f = self.with_archive(|a| {
+            Ok(match a.resolve(path) {
+                Ok(r) => crate::media::facts::in_force(a, r.commit.as_ref(), &r.path, blob, &facts),
+                Err(_) => facts.with_user_fact(None),
+            })
+        })?;
+        let Some(note) = f.describe_timecode() else { return Ok(()) };
         let mut set = |key: &str, value: String| {
             let key = format!("user.reelfs.{key}");
             match out.iter_mut().find(|(k, _)| *k == key) {
@@ -718,14 +704,14 @@ impl FsCore {
                 None => out.push((key, value)),
             }
         };
-        set("timecode", f["timecode"].as_str().unwrap_or("00:00:00:00").to_string());
-        set("timecode_source", f["timecode_source"].as_str().unwrap_or("file").to_string());
+        set("timecode", f.timecode.clone().unwrap_or_else(|| "00:00:00:00".to_string()));
+        set("timecode_source", f.timecode_source.clone().unwrap_or_else(|| "file".to_string()));
         set("timecode_note", note);
-        if f["timecode_source"] == "user" {
-            if let Some(r) = f["reel"].as_str() {
-                set("reel", r.to_string());
+        if f.timecode_set_by_user() {
+            if let Some(r) = &f.reel {
+                set("reel", r.clone());
             }
-            set("drop_frame", f["drop_frame"].as_bool().unwrap_or(false).to_string());
+            set("drop_frame", f.drop_frame.to_string());
         }
         Ok(())
     }

@@ -56,11 +56,11 @@ pub fn index_clips(archive: &Archive, spec: &str) -> crate::archive::Result<Vec<
                 }
             }
             EntryKind::File => {
-                let Some((Some(facts), _)) = archive.media(&e.hash)? else { continue };
-                let facts = super::tcfact::facts_at(archive, root.commit.as_ref(), path.split_once('/').map_or("", |p| p.1), &e.hash, &facts);
-                let Ok((rate, start, frames)) = slice::clip_timing(&path, &facts) else { continue };
+                let Some((Some(facts), _)) = super::facts::stored(archive, &e.hash)? else { continue };
+                let facts = super::facts::in_force(archive, root.commit.as_ref(), path.split_once('/').map_or("", |p| p.1), &e.hash, &facts);
+                let Ok((rate, start, frames)) = slice::timing(&path, &facts) else { continue };
                 let stem = Path::new(&e.name).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-                out.push(Clip { path, blob: e.hash, reel: facts["reel"].as_str().map(String::from), stem, rate, start, frames, facts });
+                out.push(Clip { path, blob: e.hash, reel: facts.reel.clone(), stem, rate, start, frames, facts: facts.to_value() });
             }
         }
     }
