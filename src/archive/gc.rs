@@ -364,7 +364,7 @@ fn compact(archive: &Archive, packs: &[(i64, String, u64)], rep: &mut GcReport) 
         w.abort();
         return Err(e);
     }
-    let sealed = w.finish()?;
+    let sealed = w.sealed();
     archive.store().register_packs(sealed.iter().map(|p| (p.id, p.name.clone())));
     rep.packs_written += sealed.len() as u64;
     let new_bytes: u64 = sealed.iter().map(|p| p.size).sum();

@@ -125,6 +125,11 @@ impl PackWriter {
         Ok(&self.sealed)
     }
 
+    /// The packs `finish` made durable.
+    pub fn sealed(&self) -> &[SealedPack] {
+        &self.sealed
+    }
+
     /// Give back every pack this writer began: the open one is aborted,
     /// sealed ones deleted. For when the catalog transaction will not commit.
     pub fn abort(&mut self) {

@@ -393,9 +393,7 @@ impl Archive {
         });
         match res {
             Ok(id) => {
-                if let Ok(sealed) = w.finish() {
-                    self.store().register_packs(sealed.iter().map(|p| (p.id, p.name.clone())));
-                }
+                self.store().register_packs(w.sealed().iter().map(|p| (p.id, p.name.clone())));
                 Ok(Some(id))
             }
             Err(e) => {
