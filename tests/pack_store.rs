@@ -248,3 +248,47 @@ fn a_missing_pack_is_named_on_read_restore_and_check() {
     assert!(c.problems.iter().any(|p| p == &format!("pack mem:{victim} is missing: no such pack")), "{:?}", c.problems);
     assert!(c.damaged_files.iter().any(|f| f.contains("A001C001.mov")), "{:?}", c.damaged_files);
 }
+
+#[test]
+fn a_file_that_fails_mid_ingest_aborts_its_packs_and_costs_no_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let mem = MemPackStore::new();
+    let root = mem_archive(dir.path(), &mem);
+    let card = dir.path().join("card");
+    write(&card.join("a_before.mov"), &noise(11, 100_000), 0o644, 1_600_000_000);
+    let growing = card.join("b_growing.mov");
+    write(&growing, &noise(12, 24 << 20), 0o644, 1_600_000_000);
+    write(&card.join("c_after.mov"), &noise(13, 1 << 20), 0o644, 1_600_000_000);
+    let stop = Arc::new(AtomicBool::new(false));
+    let appender = {
+        let (stop, growing) = (stop.clone(), growing.clone());
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().append(true).open(&growing).unwrap();
+            let mut k = 100;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                f.write_all(&noise(k, 64 << 10)).unwrap();
+                k += 1;
+                std::thread::sleep(std::time::Duration::from_millis(3));
+            }
+        })
+    };
+    let mut a = writer(&root, &mem);
+    let rep = ingest::ingest(&mut a, std::slice::from_ref(&card), &opts());
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    appender.join().unwrap();
+    let rep = rep.unwrap();
+    assert_eq!(rep.failed.len(), 1, "{:?}", rep.failed);
+    assert!(rep.failed[0].1.contains("changed while it was being ingested"), "{:?}", rep.failed);
+    let names: Vec<String> = a.list_dir(&a.resolve("main/card").unwrap().entry.hash).unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(names, ["a_before.mov", "c_after.mov"]);
+    // The growing file's packs were aborted, not kept: what the store holds is
+    // about the two other files (1.1 MB) plus pack overhead and metadata.
+    let (_, aborted) = mem.uploads();
+    assert!(aborted >= 1, "the failed file's packs were aborted");
+    let held: u64 = mem.list().unwrap().iter().map(|n| mem.size(n).unwrap().unwrap()).sum();
+    assert!(held < (1 << 20) + 100_000 + (256 << 10), "store holds {held} bytes");
+    let c = check::check(&a, true, false).unwrap();
+    assert!(c.ok(), "{:?}", c.problems);
+    assert_eq!(read_all(&a, "main/card/c_after.mov").unwrap(), std::fs::read(card.join("c_after.mov")).unwrap());
+}
