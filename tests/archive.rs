@@ -329,7 +329,7 @@ fn flipped_byte_is_found_and_never_returned() {
         let reader = a.blob_reader(&r.entry.hash).unwrap();
         let re = &reader.extents()[2];
         let name = a.catalog.pack_names().unwrap().into_iter().find(|p| p.0 == re.loc.pack).unwrap().1;
-        (a.packs_dir().join(name), re.loc.offset + RECORD_HEADER_LEN + 1000, re.extent.file_offset)
+        (a.root().join("packs").join(name), re.loc.offset + RECORD_HEADER_LEN + 1000, re.extent.file_offset)
     };
     let mut bytes = std::fs::read(&pack_path).unwrap();
     bytes[pos as usize] ^= 0x20;

@@ -30,7 +30,7 @@ fn ingest(root: &Path, src: &Path, probe: bool) {
         branch: "main".into(),
         dest: String::new(),
         message: Some("ingest".into()),
-        progress: false,
+        progress: Default::default(),
         prober: if probe { Some(reelfs::media::probe::probe_for_ingest) } else { None },
         interrupt: Arc::new(AtomicBool::new(false)),
     };
@@ -122,8 +122,8 @@ fn staged_changes_are_seen_through_the_branch_only() {
     let (root, _, new) = archive(dir.path());
     let a = Archive::open_writer(&root).unwrap();
     let h = file_hash(&view::resolve(&a, "main/card/clip1.bin").unwrap().target);
-    a.stage("main", "card/moved.bin", &Staged::File { size: new.len() as u64, mode: 0o600, mtime_ns: 7, content: Content::Blob(h) }).unwrap();
-    a.stage("main", "card/clip1.bin", &Staged::Deleted).unwrap();
+    a.staging().stage("main", "card/moved.bin", &Staged::File { size: new.len() as u64, mode: 0o600, mtime_ns: 7, content: Content::Blob(h) }).unwrap();
+    a.staging().stage("main", "card/clip1.bin", &Staged::Deleted).unwrap();
     match view::resolve(&a, "main/card/moved.bin").unwrap().target {
         Target::Staged { live, content, size, mode, .. } => {
             assert_eq!((live.branch.as_str(), live.path.as_str()), ("main", "card/moved.bin"));

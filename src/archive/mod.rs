@@ -31,6 +31,10 @@ pub mod dest;
 pub mod perms;
 pub mod tcfacts;
 pub mod verify;
+pub mod read_at;
+pub mod pack_store;
+pub mod pack_store_mem;
+pub mod pack_writer;
 
 pub use error::{ArchiveError, Result};
 pub use objects::{EntryKind, Hash};

@@ -10,18 +10,20 @@ use super::content_hash::ContentHasher;
 use super::error::{ArchiveError, IoContext, Result};
 use super::objects::{Extent, Hash};
 use super::pack::{self, RecordLoc, CODEC_RAW, RECORD_HEADER_LEN};
+use super::pack_store::PackStore;
+use super::read_at::ReadAt;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// Thread-safe access to chunk bytes in the packs. Shared by every reader of an
 /// archive (the mount's worker threads, restore).
 pub struct ChunkStore {
-    packs_dir: PathBuf,
+    packs: Arc<dyn PackStore>,
+    /// The catalog `relocate` asks where a chunk went.
+    catalog_db: PathBuf,
     pack_names: Mutex<HashMap<i64, String>>,
-    files: Mutex<HashMap<i64, Arc<File>>>,
+    files: Mutex<HashMap<i64, Arc<dyn ReadAt>>>,
     verified: Mutex<HashSet<Hash>>,
     cache: Mutex<DecodedCache>,
     /// A read-only connection to the catalog, opened the first time a chunk is
@@ -82,9 +84,11 @@ pub enum Piece {
 }
 
 impl ChunkStore {
-    pub fn new(packs_dir: PathBuf, cache_bytes: usize) -> ChunkStore {
+    /// A store reading chunks from `packs`, as indexed by the catalog at `catalog_db`.
+    pub fn new(packs: Arc<dyn PackStore>, catalog_db: PathBuf, cache_bytes: usize) -> ChunkStore {
         ChunkStore {
-            packs_dir,
+            packs,
+            catalog_db,
             pack_names: Mutex::new(HashMap::new()),
             files: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashSet::new()),
@@ -111,8 +115,7 @@ impl ChunkStore {
     pub fn relocate(&self, hash: &Hash) -> Option<ChunkLoc> {
         let mut g = self.relocator.lock().ok()?;
         if g.is_none() {
-            let db = self.packs_dir.parent()?.join("catalog.db");
-            *g = Some(Catalog::open_read_only(&db).ok()?);
+            *g = Some(Catalog::open_read_only(&self.catalog_db).ok()?);
         }
         let c = g.as_ref()?;
         let loc = c.chunk_loc(hash).ok()??;
@@ -125,7 +128,7 @@ impl ChunkStore {
     /// The open pack holding a chunk: at `loc`, or, if that pack file is gone
     /// (garbage-collected after the caller resolved the location), wherever the
     /// catalog now says the chunk is.
-    fn open_at(&self, hash: &Hash, loc: &ChunkLoc) -> Result<(Arc<File>, PathBuf, ChunkLoc)> {
+    fn open_at(&self, hash: &Hash, loc: &ChunkLoc) -> Result<(Arc<dyn ReadAt>, String, ChunkLoc)> {
         match self.file(loc.pack) {
             Ok((f, p)) => Ok((f, p, loc.clone())),
             Err(ArchiveError::Io { path, source }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -148,21 +151,22 @@ impl ChunkStore {
         }
     }
 
-    fn pack_path(&self, pack: i64) -> PathBuf {
+    fn pack_name(&self, pack: i64) -> String {
         let name = self.pack_names.lock().ok().and_then(|m| m.get(&pack).cloned());
-        self.packs_dir.join(name.unwrap_or_else(|| pack::pack_rel_path(pack)))
+        name.unwrap_or_else(|| pack::pack_rel_path(pack))
     }
 
-    fn file(&self, pack: i64) -> Result<(Arc<File>, PathBuf)> {
-        let path = self.pack_path(pack);
+    /// An open pack and where it is (for messages).
+    fn file(&self, pack: i64) -> Result<(Arc<dyn ReadAt>, String)> {
+        let name = self.pack_name(pack);
         if let Some(f) = self.files.lock().ok().and_then(|m| m.get(&pack).cloned()) {
-            return Ok((f, path));
+            return Ok((f, self.packs.locate(&name)));
         }
-        let f = Arc::new(File::open(&path).at(&path)?);
+        let f = self.packs.open(&name)?;
         if let Ok(mut m) = self.files.lock() {
             m.insert(pack, f.clone());
         }
-        Ok((f, path))
+        Ok((f, self.packs.locate(&name)))
     }
 
     fn is_verified(&self, h: &Hash) -> bool {
@@ -181,7 +185,7 @@ impl ChunkStore {
             offset: loc.offset,
             id: *hash,
         };
-        let data = pack::read_record(&file, &path, &rl)?;
+        let data = pack::read_record(&*file, &path, &rl)?;
         if let Ok(mut s) = self.verified.lock() {
             s.insert(*hash);
         }
@@ -220,7 +224,7 @@ impl ChunkStore {
         }
         if loc.codec == CODEC_RAW && self.is_verified(hash) {
             let (file, path, loc) = self.open_at(hash, loc)?;
-            file.read_exact_at(buf, loc.offset + RECORD_HEADER_LEN + off).at(&path)?;
+            file.read_exact_at(loc.offset + RECORD_HEADER_LEN + off, buf).at(&path)?;
             return Ok(());
         }
         let data = self.chunk(hash, loc)?;
