@@ -758,6 +758,49 @@ mod tests {
         assert_eq!(video_packets(slice_file(&src, 12, 16, None).path()), 8);
     }
 
+    /// The source bytes a slice of frames `[first, end)` of a video-only file needs, from
+    /// ffprobe's packets: decoding starts at the last sync packet (in decode order) that is
+    /// neither decoded after the first wanted packet nor shown after the earliest wanted
+    /// frame (an open GOP's leading pictures need the GOP before), and runs to the end of
+    /// the last wanted packet.
+    fn needed_bytes(p: &Path, first: usize, end: usize) -> (u64, u64) {
+        let out = sh(&["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts,flags,pos,size", "-of", "csv=p=0", p.to_str().unwrap()]);
+        // Decode order: (pts, sync, pos, size).
+        let pkts: Vec<(i64, bool, u64, u64)> = out
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (f[0].parse().unwrap(), f[3].starts_with('K'), f[2].parse().unwrap(), f[1].parse().unwrap())
+            })
+            .collect();
+        let mut shown: Vec<usize> = (0..pkts.len()).collect();
+        shown.sort_by_key(|&i| pkts[i].0);
+        let wanted = &shown[first..end];
+        let (lo, hi) = (*wanted.iter().min().unwrap(), *wanted.iter().max().unwrap());
+        let min_pts = wanted.iter().map(|&i| pkts[i].0).min().unwrap();
+        let start = (0..=lo).rev().find(|&i| pkts[i].1 && pkts[i].0 <= min_pts).unwrap();
+        let stop = (start..=hi).map(|i| pkts[i].2 + pkts[i].3).max().unwrap();
+        (pkts[start].2, stop - pkts[start].2)
+    }
+
+    /// The slice's one source range is exactly the bytes decoding its frames needs: not
+    /// from the file's start (a one-frame slice of a long clip stays small), and reaching
+    /// one GOP back only for an open GOP's leading pictures. The pictures are checked too.
+    #[test]
+    fn a_slice_reads_only_the_gops_its_frames_need() {
+        let path = media("tiny-opengop.mov");
+        let src = std::fs::File::open(&path).unwrap();
+        for (first, end) in [(45, 50), (12, 16), (0, 3), (47, 48), (30, 31)] {
+            let vf = plan_slice(&src, first as u64, end as u64).unwrap();
+            let got = match vf.segments.last() {
+                Some(super::super::Segment::Source { offset, len }) => (*offset, *len),
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(got, needed_bytes(&path, first, end), "frames {first}..{end}");
+        }
+        check_slice_with("tiny-opengop.mov", 45, 50, false);
+    }
+
     /// A drop-frame clip starting at 23:59:59;26 whose tmcd has the 24-hour flag (cameras
     /// set it; ffmpeg does not, so the test sets it in a copy): a slice from after midnight
     /// is labelled 00:00:00;xx, as the camera's own counter showed it.
@@ -828,6 +871,13 @@ mod tests {
     #[test]
     fn a_recorded_timecode_on_a_source_without_tmcd_gets_a_new_track() {
         check_recorded("tiny-h264.mp4", tc(1_800 + 2, 30000, 1001, 30, true), "00:01:00;04", (30000, 1001));
+    }
+
+    /// 8-bit mono PCM declares one byte per sample, as legacy compressed QuickTime audio
+    /// (refused: its packets cannot be located) does; it is PCM and sliced sample-exact.
+    #[test]
+    fn one_byte_pcm_slices_sample_exact() {
+        check_slice_with("tiny-u8.mov", 3, 17, false);
     }
 
     #[test]

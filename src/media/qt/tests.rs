@@ -80,6 +80,8 @@ fn recipe(name: &str) -> Vec<String> {
         // Open GOP (b-adapt off makes x264 code the B-frames shown before each I-frame
         // after it, referencing the GOP before): leading pictures.
         "tiny-opengop.mov" => s("-f lavfi -i testsrc2=size=64x64:rate=25:duration=2 -c:v libx264 -preset veryfast -x264opts open_gop=1:keyint=12:min-keyint=12:scenecut=0:bframes=3:b-pyramid=none:b-adapt=0 -pix_fmt yuv420p -timecode 03:00:00:00"),
+        // 8-bit mono PCM: one byte per sample, as legacy QuickTime sizes compressed audio.
+        "tiny-u8.mov" => s("-f lavfi -i testsrc2=size=64x64:rate=25:duration=1 -f lavfi -i sine=frequency=440:sample_rate=22050:duration=1 -c:v prores_ks -profile:v 0 -c:a pcm_u8 -ac 1"),
         _ => panic!("no recipe for {name}"),
     }
 }
@@ -431,6 +433,11 @@ pub(super) fn check_slice_with(name: &str, first: u64, end: u64, force_large: bo
                 audio_md5(&path, n, Some((s0, s1))),
                 "{ctx}: PCM track {n} samples {s0}..{s1}"
             );
+            // And the track holds exactly those samples: an NLE that ignores edit lists
+            // (many do for PCM) plays every sample the track has.
+            let sliced = read_movie(&std::fs::File::open(op).unwrap()).unwrap();
+            let held = sliced.tracks.iter().filter(|t| t.kind == TrackKind::Audio).nth(n).unwrap().sample_count;
+            assert_eq!(held, s1 - s0, "{ctx}: PCM track {n} holds {held} samples");
         }
     }
 }
