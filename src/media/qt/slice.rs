@@ -801,6 +801,28 @@ mod tests {
         check_slice_with("tiny-opengop.mov", 45, 50, false);
     }
 
+    /// A stream whose first sync sample is not its first sample (cut from a broadcast
+    /// mid-GOP; here the open-GOP clip with its first stss entry pointing at the second
+    /// I-frame): the pictures before it cannot be decoded from anything earlier, and asking
+    /// for them gives a slice from that sync sample, never a panic.
+    #[test]
+    fn frames_before_the_first_sync_sample_never_panic() {
+        let path = media("tiny-opengop.mov");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.windows(4).position(|w| w == b"stss").unwrap() + 12;
+        let second: [u8; 4] = bytes[at + 4..at + 8].try_into().unwrap();
+        bytes[at..at + 4].copy_from_slice(&second);
+        let sync = u32::from_be_bytes(second) as usize - 1;
+        // Decode order = file order: where the I-frame and the first packet are.
+        let out = sh(&["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pos", "-of", "csv=p=0", path.to_str().unwrap()]);
+        let pos: Vec<u64> = out.lines().map(|l| l.trim().parse().unwrap()).collect();
+        for (first, end, from) in [(9u64, 12u64, pos[sync]), (10, 14, pos[sync]), (0, 1, pos[0])] {
+            let vf = plan_slice(&bytes, first, end).unwrap();
+            let Some(super::super::Segment::Source { offset, .. }) = vf.segments.last() else { panic!() };
+            assert_eq!(*offset, from, "frames {first}..{end}");
+        }
+    }
+
     /// A drop-frame clip starting at 23:59:59;26 whose tmcd has the 24-hour flag (cameras
     /// set it; ffmpeg does not, so the test sets it in a copy): a slice from after midnight
     /// is labelled 00:00:00;xx, as the camera's own counter showed it.
