@@ -119,6 +119,9 @@ pub(crate) fn plan_parsed(
         start = if k == 0 { 0 } else { syncs[k - 1] };
         // Open GOP: a wanted frame shown before its sync sample (a leading picture) needs
         // the GOP before; step back until no wanted frame precedes the start.
+        // Equivalent mutant (scripts/mutants): `start >= 0` changes nothing, because with
+        // k > 1 start is 0 only when stss lists sample 1 twice, and stepping back then
+        // lands on sample 0 again.
         while k > 1 && min_wanted_cts < vt.cts(&video.table, start) && start > 0 {
             k -= 1;
             start = syncs[k - 1];
@@ -870,6 +873,10 @@ mod tests {
         let t = info.timecode.clone().unwrap();
         assert_eq!((t.start_frame, t.fps, t.drop_frame), (start.value, start.fps, start.drop_frame), "{ctx}");
         assert_eq!((t.timescale, t.frame_duration), counting, "{ctx}");
+        // The source's tmcd track is kept when it counts the same way: its reel name too.
+        let source_tc = read_movie(&src).unwrap().timecode;
+        let same = source_tc.as_ref().is_some_and(|s| (s.timescale, s.frame_duration, s.drop_frame) == (counting.0, counting.1, start.drop_frame));
+        assert_eq!(t.reel, if same { source_tc.and_then(|s| s.reel) } else { None }, "{ctx}");
         assert_eq!(info.tracks.iter().filter(|t| t.kind == TrackKind::Timecode).count(), 1, "{ctx}");
         assert_eq!(video_md5s(out.path()), source_md5s(&path)[2..9].to_vec(), "{ctx}");
     }
