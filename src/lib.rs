@@ -20,3 +20,7 @@ pub mod fs;
 #[cfg(feature = "media")]
 pub mod media;
 pub mod timecode;
+#[cfg(feature = "media")]
+pub mod view;
+#[cfg(feature = "media")]
+pub mod commands;

@@ -40,7 +40,7 @@ fn opts(branch: &str, dest: &str) -> IngestOptions {
         branch: branch.into(),
         dest: dest.into(),
         message: Some(format!("ingest into {branch}/{dest}")),
-        progress: false,
+        progress: Default::default(),
         prober: None,
         interrupt: Arc::new(AtomicBool::new(false)),
     }
@@ -57,7 +57,7 @@ fn ingest(root: &Path, sources: &[&Path], branch: &str, dest: &str) -> IngestRep
 fn restore_to(a: &Archive, specs: &[&str], dest: &Path) -> restore::RestoreReport {
     let stop = AtomicBool::new(false);
     let specs: Vec<String> = specs.iter().map(|s| s.to_string()).collect();
-    restore::restore(a, &specs, dest, &RestoreOptions { progress: false, interrupt: &stop }).unwrap()
+    restore::restore(a, &specs, dest, &RestoreOptions { progress: Default::default(), interrupt: &stop }).unwrap()
 }
 
 fn cat(a: &Archive, spec: &str) -> Vec<u8> {
@@ -142,7 +142,7 @@ fn ingest_restore_round_trip() {
     assert_same_files(&card, &out);
     assert!(out.join("EMPTY").is_dir());
 
-    let c = check::check(&a, true, false).unwrap();
+    let c = check::check(&a, true, &Default::default()).unwrap();
     assert!(c.ok(), "{:?}", c.problems);
     assert!(c.uncommitted_packs.is_empty());
 }
@@ -273,7 +273,7 @@ fn rebuild_catalog_gives_the_same_archive() {
     assert_eq!(rep.branches, 2);
     assert_eq!(view(&root), before);
     let a = Archive::open(&root).unwrap();
-    assert!(check::check(&a, true, false).unwrap().ok());
+    assert!(check::check(&a, true, &Default::default()).unwrap().ok());
 }
 
 fn total_rows(a: &Archive) -> u64 {
@@ -329,18 +329,18 @@ fn flipped_byte_is_found_and_never_returned() {
         let reader = a.blob_reader(&r.entry.hash).unwrap();
         let re = &reader.extents()[2];
         let name = a.catalog.pack_names().unwrap().into_iter().find(|p| p.0 == re.loc.pack).unwrap().1;
-        (a.packs_dir().join(name), re.loc.offset + RECORD_HEADER_LEN + 1000, re.extent.file_offset)
+        (a.root().join("packs").join(name), re.loc.offset + RECORD_HEADER_LEN + 1000, re.extent.file_offset)
     };
     let mut bytes = std::fs::read(&pack_path).unwrap();
     bytes[pos as usize] ^= 0x20;
     std::fs::write(&pack_path, &bytes).unwrap();
 
     let a = Archive::open(&root).unwrap();
-    let c = check::check(&a, true, false).unwrap();
+    let c = check::check(&a, true, &Default::default()).unwrap();
     assert!(!c.ok());
     assert_eq!(c.damaged_files, vec!["main/card/victim.mov".to_string()]);
     // A shallow check compares catalog and trailers only; it does not re-hash.
-    assert!(check::check(&a, false, false).unwrap().damaged_files.is_empty());
+    assert!(check::check(&a, false, &Default::default()).unwrap().damaged_files.is_empty());
 
     // Reads before the damaged chunk succeed, a read touching it fails.
     let r = a.resolve("main/card/victim.mov").unwrap();
@@ -372,7 +372,7 @@ fn flipped_byte_is_found_and_never_returned() {
     let rep = ingest(&root, &[&card], "main", "");
     assert!(rep.chunks_new >= 1);
     let a = Archive::open(&root).unwrap();
-    assert!(check::check(&a, true, false).unwrap().ok());
+    assert!(check::check(&a, true, &Default::default()).unwrap().ok());
     assert_eq!(cat(&a, "main/card/victim.mov"), victim_data);
 }
 
@@ -409,14 +409,14 @@ fn a_file_that_changes_fails_alone_and_costs_nothing() {
         assert!(rep.failed[0].0.ends_with("grows.mov"));
         assert!(rep.failed[0].1.contains("changed while it was being ingested"));
         assert_eq!(rep.files_stored, 2);
-        let c = check::check(&a, true, false).unwrap();
+        let c = check::check(&a, true, &Default::default()).unwrap();
         assert!(c.ok(), "{:?}", c.problems);
         assert!(c.uncommitted_packs.is_empty(), "{:?}", c.uncommitted_packs);
     }
     // Another writer opens (and tidies up): the two good files are intact.
     let mut a = Archive::open_writer(&root).unwrap();
     a.create_branch("b", Some("main")).unwrap();
-    let c = check::check(&a, true, false).unwrap();
+    let c = check::check(&a, true, &Default::default()).unwrap();
     assert!(c.ok(), "{:?}", c.problems);
     let names: Vec<String> = a.list_dir(&a.resolve("main/card").unwrap().entry.hash).unwrap().into_iter().map(|e| e.name).collect();
     assert_eq!(names, ["a_before.mov", "z_after.mov"]);

@@ -34,7 +34,7 @@ fn ingest(root: &Path, source: &Path, branch: &str, dest: &str) -> IngestReport 
         branch: branch.into(),
         dest: dest.into(),
         message: None,
-        progress: false,
+        progress: Default::default(),
         prober: None,
         interrupt: Arc::new(AtomicBool::new(false)),
     };
@@ -69,17 +69,17 @@ fn a_changed_tree_row_is_named_by_deep_check_and_rebuilt() {
     ingest(&root, &card(tmp.path(), "card", 1), "main", "Day01");
     {
         let a = Archive::open(&root).unwrap();
-        assert!(check::check(&a, true, false).unwrap().ok());
+        assert!(check::check(&a, true, &Default::default()).unwrap().ok());
         // A mode is not read back from the pack by anything but the check.
         rusqlite::Connection::open(a.catalog.path.clone()).unwrap().execute("UPDATE tree_entries SET mode = 511 WHERE name = 'A001C001.mov'", []).unwrap();
-        let rep = check::check(&a, true, false).unwrap();
+        let rep = check::check(&a, true, &Default::default()).unwrap();
         assert!(!rep.ok());
         assert_eq!(rep.catalog_damage, vec!["main/Day01/card".to_string()]);
         assert!(rep.problems.iter().any(|p| p.contains("--rebuild-catalog")), "{:?}", rep.problems);
     }
     rebuild_catalog(&root).unwrap();
     let a = Archive::open(&root).unwrap();
-    let rep = check::check(&a, true, false).unwrap();
+    let rep = check::check(&a, true, &Default::default()).unwrap();
     assert!(rep.ok(), "{rep:?}");
     assert_eq!(a.resolve("main/Day01/card/A001C001.mov").unwrap().entry.mode, 0o644);
 }
@@ -97,7 +97,7 @@ fn a_damaged_catalog_file_is_its_own_error_naming_the_rebuild() {
     assert!(err.to_string().contains(&format!("reelfs check {} --rebuild-catalog", root.display())), "{err}");
     assert!(matches!(Archive::open(&root), Err(ArchiveError::CatalogDamaged { .. })));
     rebuild_catalog(&root).unwrap();
-    assert!(check::check(&Archive::open(&root).unwrap(), true, false).unwrap().ok());
+    assert!(check::check(&Archive::open(&root).unwrap(), true, &Default::default()).unwrap().ok());
 }
 
 #[test]
@@ -115,7 +115,7 @@ fn after_a_rebuild_without_a_pack_reads_say_what_is_lost() {
     let rebuilt = rebuild_catalog(&root).unwrap();
     assert!(!rebuilt.lost.is_empty());
     let a = Archive::open(&root).unwrap();
-    let rep = check::check(&a, true, false).unwrap();
+    let rep = check::check(&a, true, &Default::default()).unwrap();
     assert!(!rep.ok());
     assert!(rep.lost.iter().any(|l| l.starts_with("main/Day01/card1")), "{:?}", rep.lost);
     assert!(rep.catalog_damage.is_empty(), "{:?}", rep.catalog_damage);
@@ -137,7 +137,7 @@ fn the_skip_cache_does_not_vouch_for_chunks_in_a_lost_pack() {
     assert!(rep.files_unchanged < 2, "{rep:?}");
     assert!(rep.bytes_new_stored > 0, "{rep:?}");
     let a = Archive::open(&root).unwrap();
-    let rep = check::check(&a, true, false).unwrap();
+    let rep = check::check(&a, true, &Default::default()).unwrap();
     assert!(rep.ok(), "{rep:?}");
     let r = a.resolve("main/Day01/card/A001C002.mov").unwrap();
     let mut out = Vec::new();

@@ -28,7 +28,7 @@ fn ingest(root: &Path, src: &Path, dest: &str, probe: bool) {
         branch: "main".into(),
         dest: dest.into(),
         message: Some(format!("ingest {dest}")),
-        progress: false,
+        progress: Default::default(),
         prober: if probe { Some(reelfs::media::probe::probe_for_ingest) } else { None },
         interrupt: Arc::new(AtomicBool::new(false)),
     };

@@ -50,7 +50,7 @@ fn small_clip(dir: &Path) -> PathBuf {
 fn one_decode_renders_every_rung_with_the_source_frame_count() {
     let dir = tempfile::tempdir().unwrap();
     let clip = small_clip(dir.path());
-    let facts = probe::probe(&clip).expect("the clip probes");
+    let facts = probe::facts(&clip).expect("the clip probes");
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
     let o = opts(&Rung::ALL);
@@ -83,7 +83,7 @@ fn a_truncated_clip_renders_what_decodes_and_is_marked_partial() {
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("long.mov");
     ffmpeg(&["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=4", "-c:v", "libx264", "-g", "10", "-movflags", "+faststart", clip.to_str().unwrap()]);
-    let facts = probe::probe(&clip).unwrap();
+    let facts = probe::facts(&clip).unwrap();
     let data = std::fs::read(&clip).unwrap();
     let cut = dir.path().join("cut.mov");
     std::fs::write(&cut, &data[..data.len() / 2]).unwrap();
@@ -100,7 +100,7 @@ fn a_truncated_clip_renders_what_decodes_and_is_marked_partial() {
 fn a_damaged_frame_holds_the_last_good_picture_and_the_proxy_keeps_its_length() {
     let dir = tempfile::tempdir().unwrap();
     let clip = small_clip(dir.path());
-    let facts = probe::probe(&clip).unwrap();
+    let facts = probe::facts(&clip).unwrap();
     // Zero half of frame 10's sample (ffprobe gives its place in the file; csv fields come as pts,size,pos).
     let out = Command::new("ffprobe")
         .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts,pos,size", "-of", "csv=p=0", clip.to_str().unwrap()])
@@ -131,7 +131,7 @@ fn audio_only_gets_a_waveform_thumb_and_not_media_is_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("tone.wav");
     ffmpeg(&["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=1", "-c:a", "pcm_s16le", wav.to_str().unwrap()]);
-    let facts = probe::probe(&wav).unwrap();
+    let facts = probe::facts(&wav).unwrap();
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
     let (files, stats) = render(&Source::Path(wav.clone()), &facts, &out, &opts(&[Rung::Thumb])).expect("waveform");
@@ -145,14 +145,14 @@ fn audio_only_gets_a_waveform_thumb_and_not_media_is_skipped() {
     }
     let junk = dir.path().join("junk.mov");
     std::fs::write(&junk, vec![7u8; 4096]).unwrap();
-    assert!(matches!(render(&Source::Path(junk), &serde_json::Value::Null, &out, &opts(&[Rung::Thumb])), Err(ProxyError::Skip(_))));
+    assert!(matches!(render(&Source::Path(junk), &Default::default(), &out, &opts(&[Rung::Thumb])), Err(ProxyError::Skip(_))));
 }
 
 #[test]
 fn an_interrupt_stops_the_render() {
     let dir = tempfile::tempdir().unwrap();
     let clip = small_clip(dir.path());
-    let facts = probe::probe(&clip).unwrap();
+    let facts = probe::facts(&clip).unwrap();
     let o = opts(&[Rung::Editorial, Rung::Preview]);
     o.interrupt.store(true, Ordering::Relaxed);
     assert!(matches!(render(&Source::Path(clip), &facts, dir.path(), &o), Err(ProxyError::Interrupted)));
@@ -169,7 +169,7 @@ fn an_image_sequence_renders_one_proxy_holding_a_bad_frame() {
     let src = Source::Sequence(SequenceSource { ext: "dpx".into(), frames });
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
-    let (files, stats) = render(&src, &serde_json::Value::Null, &out, &opts(&[Rung::Editorial, Rung::Thumb])).expect("render");
+    let (files, stats) = render(&src, &Default::default(), &out, &opts(&[Rung::Editorial, Rung::Thumb])).expect("render");
     // 1001..1006 with 1005 missing and 1003 damaged: six frames, partial from the third.
     assert_eq!(stats.frames, 6);
     assert_eq!(stats.partial_at, Some(2));
@@ -196,7 +196,7 @@ mod archive_level {
             branch: "main".into(),
             dest: "Day01".into(),
             message: Some("cards".into()),
-            progress: false,
+            progress: Default::default(),
             prober: Some(probe::probe_for_ingest),
             interrupt: Arc::new(AtomicBool::new(false)),
         };
@@ -205,7 +205,7 @@ mod archive_level {
     }
 
     fn run_opts(rungs: &[Rung]) -> ProxyRunOptions {
-        ProxyRunOptions { specs: Vec::new(), rungs: rungs.to_vec(), jobs: 2, progress: false, interrupt: Arc::new(AtomicBool::new(false)), on_done: None }
+        ProxyRunOptions { specs: Vec::new(), rungs: rungs.to_vec(), jobs: 2, progress: Default::default(), interrupt: Arc::new(AtomicBool::new(false)), on_done: None }
     }
 
     fn path_ino(core: &FsCore, path: &str) -> Result<u64, FsError> {

@@ -6,10 +6,11 @@ use super::catalog::Catalog;
 use super::error::{ArchiveError, IoContext, Result};
 use super::objects::{BlobRecord, Commit, EntryKind, Hash, MediaRecord, ProxyRecord, RecordKind, RefRecord, TcFactRecord, Tree};
 use super::pack::{self, RecordLoc};
+use super::pack_store::{self, PackStore};
 use super::repo::Archive;
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 
 #[derive(Debug, Default, serde::Serialize)]
 pub struct CheckReport {
@@ -36,13 +37,14 @@ impl CheckReport {
     }
 }
 
-pub fn check(archive: &Archive, deep: bool, progress: bool) -> Result<CheckReport> {
+pub fn check(archive: &Archive, deep: bool, progress: &super::progress::ProgressHandle) -> Result<CheckReport> {
     let cat = &archive.catalog;
     let mut rep = CheckReport::default();
     let packs = cat.pack_names()?;
     rep.packs = packs.len() as u64;
-    for p in archive.uncommitted_packs()? {
-        rep.uncommitted_packs.push(p.display().to_string());
+    let store = archive.pack_store();
+    for name in archive.uncommitted_packs()? {
+        rep.uncommitted_packs.push(store.locate(&name));
     }
     // Catalog rows by pack, to compare with each pack's own trailer.
     let mut by_pack: HashMap<i64, Vec<(Hash, u64, u32, u32, u8, bool)>> = HashMap::new();
@@ -56,14 +58,13 @@ pub fn check(archive: &Archive, deep: bool, progress: bool) -> Result<CheckRepor
         }
     }
     let total_bytes: u64 = packs.iter().map(|p| p.2).sum();
-    let pb = progress.then(|| {
-        let pb = indicatif::ProgressBar::new(if deep { total_bytes } else { packs.len() as u64 });
-        pb.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} check [{bar:30}] {pos}/{len} {wide_msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        pb
-    });
+    // A deep check counts the bytes it re-reads; a plain one the packs it opens.
+    let pb = progress;
+    if deep {
+        pb.begin("check", super::progress::Unit::Bytes, total_bytes);
+    } else {
+        pb.begin("check", super::progress::Unit::Items, packs.len() as u64);
+    }
     let mut bad_chunks: HashSet<Hash> = HashSet::new();
     let known: HashSet<i64> = packs.iter().map(|p| p.0).collect();
     for pid in by_pack.keys() {
@@ -72,31 +73,32 @@ pub fn check(archive: &Archive, deep: bool, progress: bool) -> Result<CheckRepor
         }
     }
     for (id, name, size) in &packs {
-        let path = archive.packs_dir().join(name);
-        if let Some(pb) = &pb {
-            pb.set_message(name.clone());
-        }
-        let meta = match std::fs::metadata(&path) {
-            Ok(m) => m,
+        let path = store.locate(name);
+        pb.message(name);
+        let file = match store.open(name) {
+            Ok(f) => f,
             Err(e) => {
-                rep.problems.push(format!("pack {} is missing: {e}", path.display()));
+                let e = match e {
+                    ArchiveError::Io { source, .. } => source.to_string(),
+                    e => e.to_string(),
+                };
+                rep.problems.push(format!("pack {path} is missing: {e}"));
                 for r in by_pack.get(id).into_iter().flatten() {
                     bad_chunks.insert(r.0);
                 }
                 continue;
             }
         };
-        if meta.len() != *size {
-            rep.problems.push(format!("pack {}: size {} but the catalog says {}", path.display(), meta.len(), size));
+        if file.len() != *size {
+            rep.problems.push(format!("pack {path}: size {} but the catalog says {}", file.len(), size));
         }
-        let trailer: HashMap<Hash, RecordLoc> = match pack::read_trailer(&path) {
+        let trailer: HashMap<Hash, RecordLoc> = match pack::read_trailer(&*file, &path) {
             Ok(t) => t.into_iter().map(|l| (l.id, l)).collect(),
             Err(e) => {
                 rep.problems.push(e.to_string());
                 HashMap::new()
             }
         };
-        let file = File::open(&path).at(&path)?;
         for (rid, off, sl, rl, codec, is_chunk) in by_pack.get(id).into_iter().flatten() {
             let loc = RecordLoc {
                 kind: RecordKind::Chunk,
@@ -109,10 +111,10 @@ pub fn check(archive: &Archive, deep: bool, progress: bool) -> Result<CheckRepor
             match trailer.get(rid) {
                 Some(t) if t.offset == *off && t.stored_len == *sl => {}
                 _ if trailer.is_empty() => {}
-                _ => rep.problems.push(format!("pack {}: record {} is not where the catalog says", path.display(), rid.short())),
+                _ => rep.problems.push(format!("pack {path}: record {} is not where the catalog says", rid.short())),
             }
             if deep {
-                match pack::read_record(&file, &path, &loc) {
+                match pack::read_record(&*file, &path, &loc) {
                     Ok(_) => rep.bytes_verified += *sl as u64,
                     Err(e) => {
                         if *is_chunk {
@@ -122,24 +124,18 @@ pub fn check(archive: &Archive, deep: bool, progress: bool) -> Result<CheckRepor
                         }
                     }
                 }
-                if let Some(pb) = &pb {
-                    pb.inc(*sl as u64);
-                }
+                pb.advance(*sl as u64);
             }
         }
         if !deep {
-            if let Some(pb) = &pb {
-                pb.inc(1);
-            }
+            pb.advance(1);
         }
     }
-    if let Some(pb) = &pb {
-        pb.finish_and_clear();
-    }
+    pb.finish();
     // Catalog rows against their records (deep: it reads every metadata record),
     // then what the branches reach that is damaged or not there at all.
     let rows = if deep {
-        let mut reader = super::verify::RecordReader::new(cat, archive.packs_dir())?;
+        let mut reader = super::verify::RecordReader::new(cat, store.clone())?;
         super::verify::verify_rows(cat, &mut reader)?
     } else {
         super::verify::RowDamage::default()
@@ -282,6 +278,11 @@ pub struct RebuildReport {
 /// Requires the writer lock (the caller opened with `open_writer`, which also
 /// removed uncommitted packs — their ingests never happened).
 pub fn rebuild_catalog(root: &Path) -> Result<RebuildReport> {
+    rebuild_catalog_with_store(root, pack_store::local_store(root))
+}
+
+/// `rebuild_catalog` for an archive whose packs live in `packs`.
+pub fn rebuild_catalog_with_store(root: &Path, packs: Arc<dyn PackStore>) -> Result<RebuildReport> {
     let _lock = super::lock::WriterLock::acquire(root)?;
     if !root.join("reelfs.toml").is_file() {
         return Err(ArchiveError::NotAnArchive { path: root.into() });
@@ -295,41 +296,32 @@ pub fn rebuild_catalog(root: &Path) -> Result<RebuildReport> {
     }
     let cat = Catalog::open(&tmp, true)?;
     cat.begin()?;
-    let packs_dir = root.join("packs");
-    let mut pack_files: Vec<(i64, String)> = Vec::new();
-    for e in walkdir::WalkDir::new(&packs_dir).min_depth(2).max_depth(2) {
-        let e = e.map_err(|e| ArchiveError::Io { path: packs_dir.clone(), source: e.into() })?;
-        let name = e.path().strip_prefix(&packs_dir).unwrap_or(e.path()).to_string_lossy().to_string();
-        let stem = e.path().file_stem().and_then(|s| s.to_str()).unwrap_or("");
-        if let (true, Ok(n)) = (name.ends_with(".pack"), stem.parse::<i64>()) {
-            pack_files.push((n, name));
-        }
-    }
+    let mut pack_files: Vec<(i64, String)> = packs.list()?.into_iter().filter_map(|n| Some((pack::parse_pack_name(&n)?, n))).collect();
     pack_files.sort();
     let mut refs: HashMap<String, RefRecord> = HashMap::new();
     let mut max_seq = 0i64;
     for (id, name) in &pack_files {
-        let path = packs_dir.join(name);
-        let locs = match pack::read_trailer(&path) {
+        let path = packs.locate(name);
+        let file = packs.open(name)?;
+        let locs = match pack::read_trailer(&*file, &path) {
             Ok(l) => l,
             Err(_) => {
                 rep.unsealed_packs += 1;
-                pack::scan_records(&path)?
+                pack::scan_records(&*file, &path)?
             }
         };
-        let size = std::fs::metadata(&path).at(&path)?.len();
+        let size = file.len();
         cat.insert_pack(*id, name, size, locs.len())?;
         rep.packs += 1;
-        let file = File::open(&path).at(&path)?;
         for loc in &locs {
             if loc.kind == RecordKind::Chunk {
                 if let Some(old) = cat.chunk_loc(&loc.id)? {
                     // A second copy is stored when the first was found damaged (or by a
                     // failed file): keep the first only if it still verifies.
-                    let old_path = pack_files.iter().find(|(n, _)| *n == old.pack).map(|(_, name)| packs_dir.join(name));
-                    let old_ok = old_path.is_some_and(|p| {
+                    let old_name = pack_files.iter().find(|(n, _)| *n == old.pack).map(|(_, name)| name);
+                    let old_ok = old_name.is_some_and(|n| {
                         let rl = RecordLoc { kind: RecordKind::Chunk, codec: old.codec, raw_len: old.raw_len, stored_len: old.stored_len, offset: old.offset, id: loc.id };
-                        File::open(&p).map(|f| pack::read_record(&f, &p, &rl).is_ok()).unwrap_or(false)
+                        packs.open(n).map(|f| pack::read_record(&*f, n, &rl).is_ok()).unwrap_or(false)
                     });
                     if !old_ok {
                         cat.mark_damaged(&[loc.id])?;
@@ -343,7 +335,7 @@ pub fn rebuild_catalog(root: &Path) -> Result<RebuildReport> {
                 continue;
             }
             cat.insert_record(*id, loc)?;
-            let raw = match pack::read_record(&file, &path, loc) {
+            let raw = match pack::read_record(&*file, &path, loc) {
                 Ok(r) => r,
                 Err(e) => {
                     log::warn!("{e}");
@@ -351,7 +343,7 @@ pub fn rebuild_catalog(root: &Path) -> Result<RebuildReport> {
                     continue;
                 }
             };
-            let bad = |what: &str| ArchiveError::BadPack { path: path.clone(), msg: format!("{what} record {} does not parse", loc.id.short()) };
+            let bad = |what: &str| ArchiveError::BadPack { path: path.clone().into(), msg: format!("{what} record {} does not parse", loc.id.short()) };
             match loc.kind {
                 RecordKind::Blob => {
                     let b: BlobRecord = serde_json::from_slice(&raw).map_err(|_| bad("blob"))?;
@@ -395,7 +387,7 @@ pub fn rebuild_catalog(root: &Path) -> Result<RebuildReport> {
                             rep.tc_facts += 1;
                         }
                         Err(e) => {
-                            log::warn!("{}: {e}; skipped", path.display());
+                            log::warn!("{path}: {e}; skipped");
                             rep.damaged_records += 1;
                         }
                     }
@@ -451,7 +443,7 @@ pub fn rebuild_catalog(root: &Path) -> Result<RebuildReport> {
         let _ = std::fs::remove_file(format!("{}{}", tmp.display(), suffix));
     }
     std::fs::rename(&tmp, &db).at(&tmp)?;
-    pack::fsync_dir(root)?;
+    pack_store::fsync_dir(root)?;
     Ok(rep)
 }
 

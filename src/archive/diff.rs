@@ -521,7 +521,7 @@ mod tests {
         }
         std::fs::create_dir_all(src.join("Day02")).unwrap();
         std::fs::write(src.join("Day02/sound.wav"), "v1").unwrap();
-        let opts = |b: &str| IngestOptions { branch: b.into(), dest: String::new(), message: None, progress: false, prober: None, interrupt: Arc::new(AtomicBool::new(false)) };
+        let opts = |b: &str| IngestOptions { branch: b.into(), dest: String::new(), message: None, progress: Default::default(), prober: None, interrupt: Arc::new(AtomicBool::new(false)) };
         ingest(&mut a, &[src.join("Day01"), src.join("Day02")], &opts("main")).unwrap();
         a.create_branch("grade", Some("main")).unwrap();
         let src2 = dir.path().join("src2/Day02");

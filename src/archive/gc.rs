@@ -24,11 +24,10 @@
 
 use super::error::{ArchiveError, IoContext, Result};
 use super::objects::{Hash, RecordKind};
-use super::pack::{self, PackWriter, RecordLoc, RECORD_HEADER_LEN};
+use super::pack::{self, RecordLoc, RECORD_HEADER_LEN};
+use super::pack_writer::PackWriter;
 use super::repo::Archive;
 use std::collections::{HashSet, VecDeque};
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 
 #[derive(Debug, Clone)]
 pub struct GcOptions {
@@ -36,11 +35,13 @@ pub struct GcOptions {
     /// Compact a pack when its live records (with their share of the pack's
     /// index) are below this fraction of its size: "mostly garbage".
     pub compact_below: f64,
+    /// Bytes of packs deleted or rewritten so far, and the pack at hand.
+    pub progress: super::progress::ProgressHandle,
 }
 
 impl Default for GcOptions {
     fn default() -> Self {
-        GcOptions { dry_run: false, compact_below: 0.5 }
+        GcOptions { dry_run: false, compact_below: 0.5, progress: Default::default() }
     }
 }
 
@@ -150,29 +151,31 @@ pub fn gc(archive: &mut Archive, opts: &GcOptions) -> Result<GcReport> {
         }
     };
     let _ = cat.gc_drop_marks();
-    let packs_dir = archive.packs_dir();
-    // ---- step 2: packs with nothing live: their rows are gone, delete the files ----
+    let store = archive.pack_store();
+    let pb = &opts.progress;
+    pb.begin("gc", super::progress::Unit::Bytes, plan.iter().map(|p| p.2).sum());
+    // ---- step 2: packs with nothing live: their rows are gone, delete them ----
     for (_, name, size, compact) in &plan {
         if !compact {
-            let p = packs_dir.join(name);
-            match std::fs::remove_file(&p) {
+            pb.message(name);
+            pb.advance(*size);
+            let present = matches!(store.size(name), Ok(Some(_)));
+            match store.delete(name) {
                 Ok(()) => {
                     rep.packs_deleted += 1;
-                    rep.bytes_freed += size;
+                    if present {
+                        rep.bytes_freed += size;
+                    }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => rep.packs_deleted += 1,
-                Err(e) => rep.problems.push(format!("{}: {e}", p.display())),
-            }
-            if let Some(d) = p.parent() {
-                let _ = pack::fsync_dir(d);
+                Err(e) => rep.problems.push(e.to_string()),
             }
         }
     }
     // ---- step 3: compact mostly-garbage packs ----
     let to_compact: Vec<(i64, String, u64)> = plan.into_iter().filter(|p| p.3).map(|(i, n, s, _)| (i, n, s)).collect();
-    if !to_compact.is_empty() {
-        compact(archive, &to_compact, &mut rep)?;
-    }
+    let compacted = if to_compact.is_empty() { Ok(()) } else { compact(archive, &to_compact, &mut rep, pb) };
+    pb.finish();
+    compacted?;
     Ok(rep)
 }
 
@@ -194,27 +197,25 @@ fn live_records(cat: &super::catalog::Catalog, pack: i64) -> Result<Vec<Live>> {
     Ok(out)
 }
 
-fn compact(archive: &Archive, packs: &[(i64, String, u64)], rep: &mut GcReport) -> Result<()> {
+fn compact(archive: &Archive, packs: &[(i64, String, u64)], rep: &mut GcReport, pb: &super::progress::ProgressHandle) -> Result<()> {
     let cat = &archive.catalog;
-    let packs_dir = archive.packs_dir();
-    let target = archive.config.packs.target_size;
-    let mut next_id = cat.max_pack_id()? + 1;
-    let mut current: Option<(i64, String, PackWriter)> = None;
-    let mut sealed: Vec<(i64, String, u64, usize)> = Vec::new();
-    let mut written: Vec<std::path::PathBuf> = Vec::new();
+    let store = archive.pack_store();
+    let mut w = archive.pack_writer()?;
     // (is_chunk, id, old pack, new pack, new offset)
     let mut moves: Vec<(bool, Hash, i64, i64, u64)> = Vec::new();
     let mut old_done: Vec<(i64, String, u64)> = Vec::new();
     let result = (|| -> Result<()> {
         for (pid, name, size) in packs {
-            let path = packs_dir.join(name);
-            let file = match File::open(&path) {
+            pb.message(name);
+            pb.advance(*size);
+            let file = match store.open(name) {
                 Ok(f) => f,
                 Err(e) => {
-                    rep.problems.push(format!("{}: {e}; pack kept", path.display()));
+                    rep.problems.push(format!("{e}; pack kept"));
                     continue;
                 }
             };
+            let at = store.locate(name);
             let live = live_records(cat, *pid)?;
             // Read and verify every live record first: a damaged one keeps the whole
             // pack as it is (gc never turns damage into loss, nor copies it).
@@ -222,18 +223,18 @@ fn compact(archive: &Archive, packs: &[(i64, String, u64)], rep: &mut GcReport) 
             let mut ok = true;
             let mut flushed = 0usize;
             for l in &live {
-                if let Err(e) = pack::read_record(&file, &path, &l.loc) {
-                    rep.problems.push(format!("{e}; pack {} kept as it is", path.display()));
+                let mut stored = vec![0u8; l.loc.stored_len as usize];
+                let verified = file.read_exact_at(l.loc.payload_offset(), &mut stored).at(&at).and_then(|()| pack::decode_record(stored.clone(), &at, &l.loc));
+                if let Err(e) = verified {
+                    rep.problems.push(format!("{e}; pack {at} kept as it is"));
                     ok = false;
                     break;
                 }
-                let mut stored = vec![0u8; l.loc.stored_len as usize];
-                file.read_exact_at(&mut stored, l.loc.payload_offset()).at(&path)?;
                 payloads.push(stored);
                 if payloads.iter().map(|p| p.len()).sum::<usize>() > (256 << 20) {
                     // Bound memory: write what is buffered before reading on.
                     let n = payloads.len();
-                    flush(&live[flushed..flushed + n], &mut payloads, *pid, &mut current, &mut next_id, &mut sealed, &mut written, &mut moves, &packs_dir, target, rep)?;
+                    flush(&live[flushed..flushed + n], &mut payloads, *pid, &mut w, &mut moves, rep)?;
                     flushed += n;
                 }
             }
@@ -242,19 +243,16 @@ fn compact(archive: &Archive, packs: &[(i64, String, u64)], rep: &mut GcReport) 
                 moves.retain(|m| m.2 != *pid);
                 continue;
             }
-            flush(&live[flushed..], &mut payloads, *pid, &mut current, &mut next_id, &mut sealed, &mut written, &mut moves, &packs_dir, target, rep)?;
+            flush(&live[flushed..], &mut payloads, *pid, &mut w, &mut moves, rep)?;
             old_done.push((*pid, name.clone(), *size));
         }
-        if let Some((id, name, w)) = current.take() {
-            let (_, size, locs) = w.seal()?;
-            sealed.push((id, name, size, locs.len()));
-        }
-        // Every new pack is sealed and fsynced: now repoint the catalog at once.
+        // Every new pack is sealed and durable: now repoint the catalog at once.
+        let sealed = w.finish()?;
         cat.begin()?;
         let r = (|| -> Result<()> {
-            for (id, name, size, n) in &sealed {
-                cat.insert_pack(*id, name, *size, *n)?;
-                cat.set_pack_high_water(*id)?;
+            for p in sealed {
+                cat.insert_pack(p.id, &p.name, p.size, p.records.len())?;
+                cat.set_pack_high_water(p.id)?;
             }
             for (is_chunk, id, old, new, off) in &moves {
                 cat.move_record(*is_chunk, id, *old, *new, *off)?;
@@ -279,26 +277,18 @@ fn compact(archive: &Archive, packs: &[(i64, String, u64)], rep: &mut GcReport) 
     })();
     if let Err(e) = result {
         // Nothing committed: the new packs are unreferenced; remove them.
-        drop(current);
-        for p in &written {
-            let _ = std::fs::remove_file(p);
-        }
+        w.abort();
         return Err(e);
     }
-    archive.store().register_packs(sealed.iter().map(|(i, n, _, _)| (*i, n.clone())));
+    let sealed = w.sealed();
+    archive.store().register_packs(sealed.iter().map(|p| (p.id, p.name.clone())));
     rep.packs_written += sealed.len() as u64;
-    let new_bytes: u64 = sealed.iter().map(|s| s.2).sum();
+    let new_bytes: u64 = sealed.iter().map(|p| p.size).sum();
     let mut old_bytes = 0u64;
-    // Only now, with the catalog pointing at the copies, remove the old files.
+    // Only now, with the catalog pointing at the copies, remove the old packs.
     for (_, name, size) in &old_done {
-        let p = packs_dir.join(name);
-        match std::fs::remove_file(&p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => rep.problems.push(format!("{}: {e}", p.display())),
-        }
-        if let Some(d) = p.parent() {
-            let _ = pack::fsync_dir(d);
+        if let Err(e) = store.delete(name) {
+            rep.problems.push(e.to_string());
         }
         old_bytes += size;
         rep.packs_compacted += 1;
@@ -308,40 +298,12 @@ fn compact(archive: &Archive, packs: &[(i64, String, u64)], rep: &mut GcReport) 
 }
 
 /// Append buffered live records (`live[i]` <-> `payloads[i]`) to the new packs.
-#[allow(clippy::too_many_arguments)]
-fn flush(
-    live: &[Live],
-    payloads: &mut Vec<Vec<u8>>,
-    old_pack: i64,
-    current: &mut Option<(i64, String, PackWriter)>,
-    next_id: &mut i64,
-    sealed: &mut Vec<(i64, String, u64, usize)>,
-    written: &mut Vec<std::path::PathBuf>,
-    moves: &mut Vec<(bool, Hash, i64, i64, u64)>,
-    packs_dir: &std::path::Path,
-    target: u64,
-    rep: &mut GcReport,
-) -> Result<()> {
+fn flush(live: &[Live], payloads: &mut Vec<Vec<u8>>, old_pack: i64, w: &mut PackWriter, moves: &mut Vec<(bool, Hash, i64, i64, u64)>, rep: &mut GcReport) -> Result<()> {
     for (l, stored) in live.iter().zip(payloads.drain(..)) {
-        if current.is_none() {
-            let name = pack::pack_rel_path(*next_id);
-            let path = packs_dir.join(&name);
-            let w = PackWriter::create(&path)?;
-            written.push(path);
-            *current = Some((*next_id, name, w));
-            *next_id += 1;
-        }
-        let Some((id, _, w)) = current.as_mut() else { continue };
-        let loc = w.append(l.loc.kind, l.loc.codec, l.loc.id, l.loc.raw_len as usize, &stored)?;
-        moves.push((l.is_chunk, l.loc.id, old_pack, *id, loc.offset));
+        let (pack, loc) = w.append(l.loc.kind, l.loc.codec, l.loc.id, l.loc.raw_len as usize, &stored)?;
+        moves.push((l.is_chunk, l.loc.id, old_pack, pack, loc.offset));
         rep.records_moved += 1;
         rep.bytes_moved += stored.len() as u64;
-        if w.size() >= target {
-            if let Some((id, name, w)) = current.take() {
-                let (_, size, locs) = w.seal()?;
-                sealed.push((id, name, size, locs.len()));
-            }
-        }
     }
     Ok(())
 }
@@ -369,7 +331,7 @@ mod tests {
         let d = dir.join(format!("src-{branch}-{name}"));
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join(name), data).unwrap();
-        let opts = IngestOptions { branch: branch.into(), dest: String::new(), message: None, progress: false, prober: None, interrupt: Arc::new(AtomicBool::new(false)) };
+        let opts = IngestOptions { branch: branch.into(), dest: String::new(), message: None, progress: Default::default(), prober: None, interrupt: Arc::new(AtomicBool::new(false)) };
         ingest(a, &[d.join(name)], &opts).unwrap();
     }
 
@@ -399,7 +361,7 @@ mod tests {
         let mut buf = vec![0u8; keep.len()];
         assert_eq!(reader.read_at(0, &mut buf).unwrap(), keep.len());
         assert_eq!(buf, keep);
-        let check = crate::archive::check::check(&a, true, false).unwrap();
+        let check = crate::archive::check::check(&a, true, &Default::default()).unwrap();
         assert!(check.ok(), "{:?}", check.problems);
         // Nothing more to free.
         let again = gc(&mut a, &GcOptions::default()).unwrap();
@@ -417,7 +379,7 @@ mod tests {
         let small = noise(1 << 20, 3);
         std::fs::write(src.join("small.bin"), &small).unwrap();
         std::fs::write(src.join("big.bin"), noise(6 << 20, 4)).unwrap();
-        let opts = IngestOptions { branch: "tmp".into(), dest: String::new(), message: None, progress: false, prober: None, interrupt: Arc::new(AtomicBool::new(false)) };
+        let opts = IngestOptions { branch: "tmp".into(), dest: String::new(), message: None, progress: Default::default(), prober: None, interrupt: Arc::new(AtomicBool::new(false)) };
         a.create_branch("tmp", None).unwrap();
         ingest(&mut a, &[src.clone()], &opts).unwrap();
         std::fs::remove_file(src.join("big.bin")).unwrap();
@@ -432,11 +394,11 @@ mod tests {
         assert!(!root.join("packs").join(pack::pack_rel_path(old_pack)).exists());
         // A fresh store (another process, e.g. a mount) that resolved the location
         // before gc: the old pack is gone, the chunk is found where it moved.
-        let store = crate::archive::read::ChunkStore::new(root.join("packs"), 1 << 20);
+        let store = crate::archive::read::ChunkStore::new(crate::archive::pack_store::local_store(&root), root.join("catalog.db"), 1 << 20);
         let re = &reader.extents()[0];
         let data = store.load_verified(&re.extent.chunk, &re.loc).unwrap();
         assert_eq!(&data[..], &small[..data.len()]);
-        let check = crate::archive::check::check(&a, true, false).unwrap();
+        let check = crate::archive::check::check(&a, true, &Default::default()).unwrap();
         assert!(check.ok(), "{:?}", check.problems);
         let mut out = Vec::new();
         crate::archive::restore::cat(&a, &a.resolve("main/small.bin").unwrap().entry.hash, &mut out).unwrap();

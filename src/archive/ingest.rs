@@ -8,7 +8,9 @@ use super::catalog::Catalog;
 use super::config::{CompressionPolicy, Config};
 use super::error::{ArchiveError, IoContext, Result};
 use super::objects::{BlobRecord, EntryKind, Extent, Hash, MediaRecord, Owner, RecordKind, RefRecord, Tree, TreeEntry};
-use super::pack::{PackWriter, RecordLoc, CODEC_RAW, CODEC_ZSTD};
+use super::pack::{RecordLoc, CODEC_RAW, CODEC_ZSTD};
+use super::pack_store::PackStore;
+use super::pack_writer::{PackWriter, WriterMark};
 use super::repo::{make_commit, Archive};
 use crossbeam_channel::bounded;
 use std::collections::{BTreeMap, HashMap};
@@ -28,7 +30,8 @@ pub struct IngestOptions {
     /// Folder inside the branch to ingest into ("" for the root).
     pub dest: String,
     pub message: Option<String>,
-    pub progress: bool,
+    /// Bytes read so far, and the file being read.
+    pub progress: super::progress::ProgressHandle,
     pub prober: Option<Prober>,
     /// Checked between chunks; set by the SIGINT handler.
     pub interrupt: Arc<AtomicBool>,
@@ -142,22 +145,16 @@ impl DirNode {
     }
 }
 
-/// The packs written by one ingest: rotated at the configured size. A sealed
-/// pack's catalog row is written only when the ingest finishes (`finish`): a file
-/// that fails is rolled back to its savepoint, and that must not take with it the
-/// row of a pack that also holds the files before it.
+/// The packs written by one ingest, through the archive's `PackWriter`
+/// (rotated at the configured size, each sealed durably on a thread while
+/// the pipeline goes on). A sealed pack's catalog row is written only when the
+/// ingest finishes (`finish`): a file that fails is rolled back to its
+/// savepoint, and that must not take with it the row of a pack that also holds
+/// the files before it.
 struct PackSink {
-    root: PathBuf,
-    next_id: i64,
-    target: u64,
-    current: Option<(i64, String, PackWriter)>,
-    written: Vec<PathBuf>,
-    /// (id, name, size, records) of packs sealed by this ingest.
-    sealed: Vec<(i64, String, u64, usize)>,
-    /// fsyncs of packs sealed mid-ingest, running while the pipeline goes on;
-    /// all are joined before the catalog commits.
-    syncing: Vec<std::thread::JoinHandle<Result<()>>>,
-    /// Catalogued packs by id: file name and whether it is on disk (looked up
+    packs_store: Arc<dyn PackStore>,
+    writer: PackWriter,
+    /// Catalogued packs by id: name and whether the store has it (looked up
     /// once per ingest). A chunk in a pack that is gone is not something to
     /// deduplicate against or to skip a source for.
     packs: std::collections::HashMap<i64, (String, Option<bool>)>,
@@ -166,35 +163,22 @@ struct PackSink {
     missing_packs: std::collections::BTreeSet<i64>,
 }
 
-/// Where the sink stood when a file began: `rollback_to` gives back what the
-/// file wrote if it fails.
-struct SinkMark {
-    next_id: i64,
-    /// The pack open at the mark: (id, size, records).
-    open: Option<(i64, u64, usize)>,
-}
-
 impl PackSink {
     /// A sink writing new packs after the archive's highest pack id.
     fn new(archive: &Archive, cat: &Catalog) -> Result<PackSink> {
         Ok(PackSink {
-            root: archive.root().to_path_buf(),
-            next_id: cat.max_pack_id()? + 1,
-            target: archive.config.packs.target_size,
-            current: None,
-            written: Vec::new(),
-            sealed: Vec::new(),
-            syncing: Vec::new(),
+            packs_store: archive.pack_store().clone(),
+            writer: archive.pack_writer()?,
             packs: cat.pack_names()?.into_iter().map(|(id, name, _)| (id, (name, None))).collect(),
             missing_packs: Default::default(),
         })
     }
 
-    /// Is catalogued pack `id` on disk? Packs this ingest is writing are not in
-    /// the table and count as present.
+    /// Is catalogued pack `id` in the store? Packs this ingest is writing are
+    /// not in the table and count as present.
     fn pack_present(&mut self, id: i64) -> bool {
         let Some((name, known)) = self.packs.get_mut(&id) else { return true };
-        let present = *known.get_or_insert_with(|| self.root.join("packs").join(name.as_str()).is_file());
+        let present = *known.get_or_insert_with(|| matches!(self.packs_store.size(name.as_str()), Ok(Some(_))));
         if !present {
             self.missing_packs.insert(id);
         }
@@ -224,53 +208,24 @@ impl PackSink {
         })
     }
 
-    fn writer(&mut self) -> Result<&mut (i64, String, PackWriter)> {
-        if self.current.is_none() {
-            let name = super::pack::pack_rel_path(self.next_id);
-            let path = self.root.join("packs").join(&name);
-            let w = PackWriter::create(&path)?;
-            self.written.push(path);
-            self.current = Some((self.next_id, name, w));
-            self.next_id += 1;
-        }
-        self.current.as_mut().ok_or_else(|| ArchiveError::Invalid("internal: no pack".into()))
-    }
-
-    fn record(&mut self, cat: &Catalog, f: impl FnOnce(&mut PackWriter) -> Result<RecordLoc>) -> Result<RecordLoc> {
-        let (id, _, w) = self.writer()?;
-        let id = *id;
-        let loc = f(w)?;
-        cat.insert_record(id, &loc)?;
-        if w.size() >= self.target {
-            self.seal()?;
-        }
+    /// Append a record and index it (in the catalog transaction).
+    fn record(&mut self, cat: &Catalog, kind: RecordKind, codec: u8, id: Hash, raw_len: usize, stored: &[u8]) -> Result<RecordLoc> {
+        let (pack, loc) = self.writer.append(kind, codec, id, raw_len, stored)?;
+        cat.insert_record(pack, &loc)?;
         Ok(loc)
     }
 
     fn append_object(&mut self, cat: &Catalog, kind: RecordKind, raw: &[u8]) -> Result<RecordLoc> {
-        self.record(cat, |w| w.append_object(kind, raw))
+        let (pack, loc) = self.writer.append_object(kind, raw)?;
+        cat.insert_record(pack, &loc)?;
+        Ok(loc)
     }
 
-    /// Seal the open pack; its fsync runs in the background (so the disk keeps
-    /// streaming) and its row is written by `finish`.
-    fn seal(&mut self) -> Result<()> {
-        if let Some((id, name, w)) = self.current.take() {
-            let (path, size, locs, file) = w.seal_unsynced()?;
-            self.sealed.push((id, name, size, locs.len()));
-            self.syncing.push(std::thread::spawn(move || super::pack::sync_sealed(&file, &path)));
-        }
-        Ok(())
-    }
-
-    /// Seal the open pack, wait until every pack of this ingest is on disk, and
+    /// Seal the open pack, wait until every pack of this ingest is durable, and
     /// record them in the catalog transaction; called once, just before it commits.
     fn finish(&mut self, cat: &Catalog) -> Result<()> {
-        self.seal()?;
-        for h in self.syncing.drain(..) {
-            h.join().map_err(|_| ArchiveError::Invalid("internal: fsync thread panicked".into()))??;
-        }
-        for (id, name, size, records) in &self.sealed {
-            cat.insert_pack(*id, name, *size, *records)?;
+        for p in self.writer.finish()? {
+            cat.insert_pack(p.id, &p.name, p.size, p.records.len())?;
         }
         for id in &self.missing_packs {
             if cat.forget_pack_if_unused(*id)? {
@@ -280,43 +235,20 @@ impl PackSink {
         Ok(())
     }
 
-    fn mark(&self) -> SinkMark {
-        SinkMark { next_id: self.next_id, open: self.current.as_ref().map(|(id, _, w)| (*id, w.size(), w.record_count())) }
+    /// Where the sink stands as a file of `size` bytes begins.
+    fn mark(&mut self, size: u64) -> Result<WriterMark> {
+        self.writer.mark(size)
     }
 
     /// Forget what was written since `m` (the catalog side is rolled back to the
-    /// file's savepoint by the caller): packs begun since then hold nothing else
-    /// and are deleted; the pack open at the mark is cut back if still open. (If it
-    /// was sealed meanwhile it keeps the dead records: unreferenced, harmless.)
-    fn rollback_to(&mut self, m: SinkMark) -> Result<()> {
-        if self.current.as_ref().map(|(id, _, _)| *id >= m.next_id).unwrap_or(false) {
-            self.current = None;
-        }
-        let packs = self.root.join("packs");
-        let new_paths: Vec<PathBuf> = (m.next_id..self.next_id).map(|n| packs.join(super::pack::pack_rel_path(n))).collect();
-        for p in &new_paths {
-            let _ = std::fs::remove_file(p);
-        }
-        self.written.retain(|p| !new_paths.contains(p));
-        self.sealed.retain(|(id, _, _, _)| *id < m.next_id);
-        self.next_id = m.next_id;
-        if let (Some((id, pos, n)), Some((cid, _, w))) = (m.open, self.current.as_mut()) {
-            if id == *cid {
-                w.truncate(pos, n)?;
-            }
-        }
-        Ok(())
+    /// file's savepoint by the caller): see `PackWriter::rollback_to`.
+    fn rollback_to(&mut self, m: WriterMark) -> Result<()> {
+        self.writer.rollback_to(m)
     }
 
     /// Remove every pack this ingest wrote: used when it fails or is interrupted.
     fn discard(&mut self) {
-        self.current = None;
-        for h in self.syncing.drain(..) {
-            let _ = h.join();
-        }
-        for p in self.written.drain(..) {
-            let _ = std::fs::remove_file(&p);
-        }
+        self.writer.abort();
     }
 }
 
@@ -533,16 +465,8 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
     let (files, dirs) = enumerate(sources, &dest, archive.root(), &mut report.failed)?;
     let total: u64 = files.iter().map(|f| f.meta.len()).sum();
 
-    let pb = if opts.progress {
-        let pb = indicatif::ProgressBar::new(total);
-        pb.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} ingest [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {wide_msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        Some(pb)
-    } else {
-        None
-    };
+    let pb = &opts.progress;
+    pb.begin("ingest", super::progress::Unit::Bytes, total);
 
     let cat = &archive.catalog;
     let root_tree = match head {
@@ -571,9 +495,7 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
             }
             report.files += 1;
             let display = f.path.display().to_string();
-            if let Some(pb) = &pb {
-                pb.set_message(display.clone());
-            }
+            pb.message(&display);
             let canon = std::fs::canonicalize(&f.path).unwrap_or_else(|_| f.path.clone()).display().to_string();
             let (size, mt, ino) = (f.meta.len(), mtime_ns(&f.meta), f.meta.ino());
             let cached = match cat.source(&canon)? {
@@ -582,14 +504,12 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
             };
             let blob = if let Some((_, _, _, b)) = cached {
                 report.files_unchanged += 1;
-                if let Some(pb) = &pb {
-                    pb.inc(size);
-                }
+                pb.advance(size);
                 b
             } else {
                 let savepoint = cat.savepoint()?;
-                let mark = sink.mark();
-                match store_file(&archive.config, cat, &mut sink, f, opts, &mut report, pb.as_ref()) {
+                let mark = sink.mark(size)?;
+                match store_file(&archive.config, cat, &mut sink, f, opts, &mut report, pb) {
                     Ok(b) => {
                         savepoint.release()?;
                         report.files_stored += 1;
@@ -650,9 +570,7 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
         sink.finish(cat)?;
         Ok(Some(id))
     })();
-    if let Some(pb) = &pb {
-        pb.finish_and_clear();
-    }
+    pb.finish();
     match result.and_then(|c| cat.commit().map(|_| c)) {
         Ok(c) => {
             report.commit = c.map(|h| h.to_hex());
@@ -774,7 +692,7 @@ pub fn store_local_files<T>(
     then: impl FnOnce(&mut ObjectSink, &[(Hash, u64)]) -> Result<T>,
 ) -> Result<T> {
     archive.require_writer()?;
-    let opts = IngestOptions { branch: String::new(), dest: String::new(), message: None, progress: false, prober: None, interrupt };
+    let opts = IngestOptions { branch: String::new(), dest: String::new(), message: None, progress: Default::default(), prober: None, interrupt };
     let mut report = IngestReport::default();
     let cat = &archive.catalog;
     let mut sink = PackSink::new(archive, cat)?;
@@ -784,7 +702,7 @@ pub fn store_local_files<T>(
         for p in paths {
             let meta = std::fs::metadata(p).at(p)?;
             let f = SourceFile { path: p.clone(), dest: Vec::new(), meta };
-            let hash = store_file(&archive.config, cat, &mut sink, &f, &opts, &mut report, None)?;
+            let hash = store_file(&archive.config, cat, &mut sink, &f, &opts, &mut report, &opts.progress)?;
             stored.push((hash, f.meta.len()));
         }
         let out = then(&mut ObjectSink { cat, sink: &mut sink }, &stored)?;
@@ -813,7 +731,7 @@ fn store_file(
     f: &SourceFile,
     opts: &IngestOptions,
     report: &mut IngestReport,
-    pb: Option<&indicatif::ProgressBar>,
+    pb: &super::progress::ProgressHandle,
 ) -> Result<Hash> {
     let path = f.path.clone();
     let file = File::open(&path).at(&path)?;
@@ -882,9 +800,7 @@ fn store_file(
         if write_err.is_some() {
             continue; // drain so the pipeline threads can finish
         }
-        if let Some(pb) = pb {
-            pb.inc(h.len);
-        }
+        pb.advance(h.len);
         let r: Result<()> = (|| {
             if sink.has_usable_chunk(cat, &h.hash)? {
                 report.chunks_dedup += 1;
@@ -894,7 +810,7 @@ fn store_file(
                     // So that `insert_record` moves the row to the new copy.
                     cat.mark_damaged(&[h.hash])?;
                 }
-                let loc = sink.record(cat, |w| w.append(RecordKind::Chunk, h.codec, h.hash, h.len as usize, &h.stored))?;
+                let loc = sink.record(cat, RecordKind::Chunk, h.codec, h.hash, h.len as usize, &h.stored)?;
                 if repair {
                     cat.clear_damaged(&h.hash)?;
                 }

@@ -378,7 +378,7 @@ mod tests {
             branch: branch.into(),
             dest: String::new(),
             message: Some(format!("put {}", files.len())),
-            progress: false,
+            progress: Default::default(),
             prober: None,
             interrupt: Arc::new(AtomicBool::new(false)),
         };
@@ -468,7 +468,7 @@ mod owner_tests {
             branch: branch.into(),
             dest: String::new(),
             message: Some(format!("put {rel}")),
-            progress: false,
+            progress: Default::default(),
             prober: None,
             interrupt: Arc::new(AtomicBool::new(false)),
         };

@@ -10,18 +10,20 @@ use super::content_hash::ContentHasher;
 use super::error::{ArchiveError, IoContext, Result};
 use super::objects::{Extent, Hash};
 use super::pack::{self, RecordLoc, CODEC_RAW, RECORD_HEADER_LEN};
+use super::pack_store::PackStore;
+use super::read_at::ReadAt;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// Thread-safe access to chunk bytes in the packs. Shared by every reader of an
 /// archive (the mount's worker threads, restore).
 pub struct ChunkStore {
-    packs_dir: PathBuf,
+    packs: Arc<dyn PackStore>,
+    /// The catalog `relocate` asks where a chunk went.
+    catalog_db: PathBuf,
     pack_names: Mutex<HashMap<i64, String>>,
-    files: Mutex<HashMap<i64, Arc<File>>>,
+    files: Mutex<HashMap<i64, Arc<dyn ReadAt>>>,
     verified: Mutex<HashSet<Hash>>,
     cache: Mutex<DecodedCache>,
     /// A read-only connection to the catalog, opened the first time a chunk is
@@ -82,9 +84,11 @@ pub enum Piece {
 }
 
 impl ChunkStore {
-    pub fn new(packs_dir: PathBuf, cache_bytes: usize) -> ChunkStore {
+    /// A store reading chunks from `packs`, as indexed by the catalog at `catalog_db`.
+    pub fn new(packs: Arc<dyn PackStore>, catalog_db: PathBuf, cache_bytes: usize) -> ChunkStore {
         ChunkStore {
-            packs_dir,
+            packs,
+            catalog_db,
             pack_names: Mutex::new(HashMap::new()),
             files: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashSet::new()),
@@ -111,8 +115,7 @@ impl ChunkStore {
     pub fn relocate(&self, hash: &Hash) -> Option<ChunkLoc> {
         let mut g = self.relocator.lock().ok()?;
         if g.is_none() {
-            let db = self.packs_dir.parent()?.join("catalog.db");
-            *g = Some(Catalog::open_read_only(&db).ok()?);
+            *g = Some(Catalog::open_read_only(&self.catalog_db).ok()?);
         }
         let c = g.as_ref()?;
         let loc = c.chunk_loc(hash).ok()??;
@@ -125,7 +128,7 @@ impl ChunkStore {
     /// The open pack holding a chunk: at `loc`, or, if that pack file is gone
     /// (garbage-collected after the caller resolved the location), wherever the
     /// catalog now says the chunk is.
-    fn open_at(&self, hash: &Hash, loc: &ChunkLoc) -> Result<(Arc<File>, PathBuf, ChunkLoc)> {
+    fn open_at(&self, hash: &Hash, loc: &ChunkLoc) -> Result<(Arc<dyn ReadAt>, String, ChunkLoc)> {
         match self.file(loc.pack) {
             Ok((f, p)) => Ok((f, p, loc.clone())),
             Err(ArchiveError::Io { path, source }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -148,21 +151,22 @@ impl ChunkStore {
         }
     }
 
-    fn pack_path(&self, pack: i64) -> PathBuf {
+    fn pack_name(&self, pack: i64) -> String {
         let name = self.pack_names.lock().ok().and_then(|m| m.get(&pack).cloned());
-        self.packs_dir.join(name.unwrap_or_else(|| pack::pack_rel_path(pack)))
+        name.unwrap_or_else(|| pack::pack_rel_path(pack))
     }
 
-    fn file(&self, pack: i64) -> Result<(Arc<File>, PathBuf)> {
-        let path = self.pack_path(pack);
+    /// An open pack and where it is (for messages).
+    fn file(&self, pack: i64) -> Result<(Arc<dyn ReadAt>, String)> {
+        let name = self.pack_name(pack);
         if let Some(f) = self.files.lock().ok().and_then(|m| m.get(&pack).cloned()) {
-            return Ok((f, path));
+            return Ok((f, self.packs.locate(&name)));
         }
-        let f = Arc::new(File::open(&path).at(&path)?);
+        let f = self.packs.open(&name)?;
         if let Ok(mut m) = self.files.lock() {
             m.insert(pack, f.clone());
         }
-        Ok((f, path))
+        Ok((f, self.packs.locate(&name)))
     }
 
     fn is_verified(&self, h: &Hash) -> bool {
@@ -181,7 +185,7 @@ impl ChunkStore {
             offset: loc.offset,
             id: *hash,
         };
-        let data = pack::read_record(&file, &path, &rl)?;
+        let data = pack::read_record(&*file, &path, &rl)?;
         if let Ok(mut s) = self.verified.lock() {
             s.insert(*hash);
         }
@@ -220,7 +224,7 @@ impl ChunkStore {
         }
         if loc.codec == CODEC_RAW && self.is_verified(hash) {
             let (file, path, loc) = self.open_at(hash, loc)?;
-            file.read_exact_at(buf, loc.offset + RECORD_HEADER_LEN + off).at(&path)?;
+            file.read_exact_at(loc.offset + RECORD_HEADER_LEN + off, buf).at(&path)?;
             return Ok(());
         }
         let data = self.chunk(hash, loc)?;
@@ -425,56 +429,19 @@ impl BlobReader {
     /// Load (read + verify) the chunks of [from, to) on two threads, at most
     /// `window` bytes ahead of the position the consumer reports with
     /// `ReadAhead::advance`, into the store's cache, so a sequential reader
-    /// (restore, cat, extract) overlaps disk reads with its own work.
+    /// (restore, cat, extract) overlaps disk reads with its own work. The
+    /// read-ahead component (`archive::readahead`) does the work: its workers
+    /// block on a queue, and `advance` hands them what the window allows.
     pub fn read_ahead(self: &Arc<Self>, from: u64, to: u64, window: u64) -> ReadAhead {
-        let chunks = Arc::new(self.chunk_offsets_in(from, to.saturating_sub(from)));
-        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let pos = Arc::new(std::sync::atomic::AtomicU64::new(from));
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let mut threads = Vec::new();
-        for _ in 0..2 {
-            let (chunks, next, pos, stop, store) = (chunks.clone(), next.clone(), pos.clone(), stop.clone(), self.store.clone());
-            threads.push(std::thread::spawn(move || {
-                use std::sync::atomic::Ordering::Relaxed;
-                loop {
-                    let i = next.fetch_add(1, Relaxed);
-                    let Some((off, h, loc)) = chunks.get(i) else { break };
-                    while *off > pos.load(Relaxed) + window {
-                        if stop.load(Relaxed) {
-                            return;
-                        }
-                        std::thread::sleep(std::time::Duration::from_millis(1));
-                    }
-                    if stop.load(Relaxed) {
-                        return;
-                    }
-                    // Errors are left for the consumer's own read to report.
-                    let _ = store.chunk(h, loc);
-                }
-            }));
-        }
-        ReadAhead { pos, stop, threads }
+        use super::readahead::{IntoStoreCache, Prefetcher, ReadAheadConfig};
+        let chunks = self.chunk_offsets_in(from, to.saturating_sub(from));
+        // The store's cache keeps the chunks (where `read_at` finds them), so
+        // the prefetcher keeps none of its own.
+        let config = ReadAheadConfig { cache_bytes: 0, workers: 2, queue: 64, max_window: window };
+        let p = Prefetcher::new(Arc::new(IntoStoreCache(self.store.clone())), config);
+        super::readahead::ReadAhead::new(p, chunks, window, from)
     }
 }
 
 /// Handle of a running `BlobReader::read_ahead`; stops it when dropped.
-pub struct ReadAhead {
-    pos: Arc<std::sync::atomic::AtomicU64>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl ReadAhead {
-    pub fn advance(&self, pos: u64) {
-        self.pos.store(pos, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-impl Drop for ReadAhead {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
+pub type ReadAhead = super::readahead::ReadAhead<super::readahead::IntoStoreCache>;

@@ -6,7 +6,8 @@ use super::config::Config;
 use super::error::{ArchiveError, IoContext, Result};
 use super::lock::WriterLock;
 use super::objects::{self, BlobRecord, Commit, EntryKind, Hash, RecordKind, RefRecord, Tree, TreeEntry};
-use super::pack::{self, PackWriter};
+use super::pack_store::{self, PackStore};
+use super::pack_writer::PackWriter;
 use super::perms;
 use super::read::{BlobReader, ChunkStore};
 use std::path::{Path, PathBuf};
@@ -19,6 +20,8 @@ pub struct Archive {
     pub config: Config,
     pub catalog: Catalog,
     store: Arc<ChunkStore>,
+    /// Where the packs live; every pack read and write goes through it.
+    packs: Arc<dyn PackStore>,
     pub(crate) lock: Option<WriterLock>,
 }
 
@@ -32,12 +35,13 @@ pub struct ViewSource {
     config: Config,
     db: PathBuf,
     store: Arc<ChunkStore>,
+    packs: Arc<dyn PackStore>,
 }
 
 impl ViewSource {
     pub fn open(&self) -> Result<Archive> {
         let catalog = Catalog::open_read_only(&self.db)?;
-        Ok(Archive { root: self.root.clone(), config: self.config.clone(), catalog, store: self.store.clone(), lock: None })
+        Ok(Archive { root: self.root.clone(), config: self.config.clone(), catalog, store: self.store.clone(), packs: self.packs.clone(), lock: None })
     }
 }
 
@@ -61,6 +65,16 @@ impl Archive {
     /// Create a new archive at `path`; with `group`, readable by that group's
     /// members (see `perms` for the modes and why).
     pub fn init_shared(path: &Path, group: Option<&str>) -> Result<Archive> {
+        Archive::init_in(path, group, pack_store::local_store(path))
+    }
+
+    /// Create a new archive whose packs live in `packs` (the catalog, config
+    /// and caches stay in `path`): tests run on a `MemPackStore` this way.
+    pub fn init_with_store(path: &Path, packs: Arc<dyn PackStore>) -> Result<Archive> {
+        Archive::init_in(path, None, packs)
+    }
+
+    fn init_in(path: &Path, group: Option<&str>, packs: Arc<dyn PackStore>) -> Result<Archive> {
         if path.exists() {
             let mut rd = std::fs::read_dir(path).at(path)?;
             if rd.next().is_some() {
@@ -103,14 +117,19 @@ impl Archive {
         let text = cfg.to_toml().map_err(|msg| ArchiveError::Config { path: tmp.clone(), msg })?;
         std::io::Write::write_all(&mut policy.create_new_file(&tmp)?, text.as_bytes()).at(&tmp)?;
         std::fs::rename(&tmp, path.join("reelfs.toml")).at(path)?;
-        pack::fsync_dir(path)?;
-        let mut a = Archive::open_writer(path)?;
+        pack_store::fsync_dir(path)?;
+        let mut a = Archive::open_writer_with_store(path, packs)?;
         a.create_branch(DEFAULT_BRANCH, None)?;
         Ok(a)
     }
 
     /// Open for reading. Many readers may run alongside one writer.
     pub fn open(path: &Path) -> Result<Archive> {
+        Archive::open_with_store(path, pack_store::local_store(path))
+    }
+
+    /// Open for reading, with the packs in `packs`.
+    pub fn open_with_store(path: &Path, packs: Arc<dyn PackStore>) -> Result<Archive> {
         let cfg_path = path.join("reelfs.toml");
         if !cfg_path.is_file() {
             return Err(ArchiveError::NotAnArchive { path: path.into() });
@@ -123,20 +142,25 @@ impl Archive {
         }
         let catalog = Catalog::open(&db, true)?;
         catalog.ensure_staging_schema()?;
-        let store = Arc::new(ChunkStore::new(path.join("packs"), 64 << 20));
+        let store = Arc::new(ChunkStore::new(packs.clone(), db, 64 << 20));
         store.register_packs(catalog.pack_names()?.into_iter().map(|(id, name, _)| (id, name)));
-        Ok(Archive { root: path.into(), config, catalog, store, lock: None })
+        Ok(Archive { root: path.into(), config, catalog, store, packs, lock: None })
     }
 
     /// What opens more read-only handles on this archive (see `ViewSource`).
     pub fn view_source(&self) -> ViewSource {
-        ViewSource { root: self.root.clone(), config: self.config.clone(), db: self.catalog.path.clone(), store: self.store.clone() }
+        ViewSource { root: self.root.clone(), config: self.config.clone(), db: self.catalog.path.clone(), store: self.store.clone(), packs: self.packs.clone() }
     }
 
     /// Open for writing: takes the writer lock, then removes packs that no
     /// committed catalog row references (left by an interrupted writer).
     pub fn open_writer(path: &Path) -> Result<Archive> {
-        let mut a = Archive::open(path)?;
+        Archive::open_writer_with_store(path, pack_store::local_store(path))
+    }
+
+    /// Open for writing, with the packs in `packs`.
+    pub fn open_writer_with_store(path: &Path, packs: Arc<dyn PackStore>) -> Result<Archive> {
+        let mut a = Archive::open_with_store(path, packs)?;
         a.lock = Some(WriterLock::acquire(path)?);
         a.remove_uncommitted_packs()?;
         Ok(a)
@@ -145,8 +169,13 @@ impl Archive {
     pub fn root(&self) -> &Path {
         &self.root
     }
-    pub fn packs_dir(&self) -> PathBuf {
-        self.root.join("packs")
+    /// Where this archive's packs live.
+    pub fn pack_store(&self) -> &Arc<dyn PackStore> {
+        &self.packs
+    }
+    /// A writer of new packs, numbered after the highest the catalog knows.
+    pub fn pack_writer(&self) -> Result<PackWriter> {
+        Ok(PackWriter::new(self.packs.clone(), self.catalog.max_pack_id()? + 1, self.config.packs.target_size))
     }
     pub fn store(&self) -> &Arc<ChunkStore> {
         &self.store
@@ -155,40 +184,21 @@ impl Archive {
         self.lock.is_some()
     }
 
-    /// Pack files on disk that the catalog does not know: the tail of an ingest
-    /// that was killed or failed before its catalog commit. Safe to delete only
-    /// under the writer lock.
-    pub fn uncommitted_packs(&self) -> Result<Vec<PathBuf>> {
+    /// Packs in the store that the catalog does not know: the tail of an
+    /// ingest that was killed or failed before its catalog commit. Safe to
+    /// delete only under the writer lock.
+    pub fn uncommitted_packs(&self) -> Result<Vec<String>> {
         let known: std::collections::HashSet<String> =
             self.catalog.pack_names()?.into_iter().map(|(_, n, _)| n).collect();
-        let mut out = Vec::new();
-        let dir = self.packs_dir();
-        for e in walkdir::WalkDir::new(&dir).min_depth(1) {
-            let e = e.map_err(|e| ArchiveError::Io { path: dir.clone(), source: e.into() })?;
-            if !e.file_type().is_file() {
-                continue;
-            }
-            let rel = e.path().strip_prefix(&dir).unwrap_or(e.path()).to_string_lossy().to_string();
-            if !known.contains(&rel) {
-                out.push(e.path().to_path_buf());
-            }
-        }
-        Ok(out)
+        Ok(self.packs.list()?.into_iter().filter(|n| !known.contains(n)).collect())
     }
 
     fn remove_uncommitted_packs(&self) -> Result<()> {
-        for p in self.uncommitted_packs()? {
-            log::info!("removing uncommitted pack {} (left by an interrupted write)", p.display());
-            std::fs::remove_file(&p).at(&p)?;
+        for name in self.uncommitted_packs()? {
+            log::info!("removing uncommitted pack {} (left by an interrupted write)", self.packs.locate(&name));
+            self.packs.delete(&name)?;
         }
         Ok(())
-    }
-
-    /// Start a new pack; its number is one past the highest in the catalog.
-    pub fn new_pack(&self, n: i64) -> Result<(i64, String, PackWriter)> {
-        let name = pack::pack_rel_path(n);
-        let w = PackWriter::create(&self.packs_dir().join(&name))?;
-        Ok((n, name, w))
     }
 
     // ---- branches ----
@@ -228,26 +238,26 @@ impl Archive {
     /// catalog are skipped. Returns the ids of `objects`, in order.
     pub fn write_objects(&mut self, objs: &[NewObject], refs: &[(String, Option<Hash>)]) -> Result<Vec<Hash>> {
         self.require_writer()?;
-        let n = self.catalog.max_pack_id()? + 1;
-        let (id, name, mut w) = self.new_pack(n)?;
+        let mut w = self.pack_writer()?;
+        let res = self.write_objects_to(&mut w, objs, refs);
+        if res.is_err() {
+            self.catalog.rollback();
+            w.abort();
+        }
+        res
+    }
+
+    fn write_objects_to(&self, w: &mut PackWriter, objs: &[NewObject], refs: &[(String, Option<Hash>)]) -> Result<Vec<Hash>> {
         let mut ids = Vec::with_capacity(objs.len());
         let mut fresh = Vec::new();
-        let appended = (|| -> Result<()> {
-            for o in objs {
-                let (kind, raw) = o.encode();
-                let oid = Hash::of(&raw);
-                ids.push(oid);
-                if !o.present(&self.catalog, &oid)? {
-                    w.append_object(kind, &raw)?;
-                    fresh.push((o, oid));
-                }
+        for o in objs {
+            let (kind, raw) = o.encode();
+            let oid = Hash::of(&raw);
+            ids.push(oid);
+            if !o.present(&self.catalog, &oid)? {
+                w.append_object(kind, &raw)?;
+                fresh.push((o, oid));
             }
-            Ok(())
-        })();
-        if let Err(e) = appended {
-            drop(w);
-            let _ = std::fs::remove_file(self.packs_dir().join(&name));
-            return Err(e);
         }
         let mut seq = self.catalog.next_ref_seq()?;
         let mut rows = Vec::new();
@@ -258,35 +268,24 @@ impl Archive {
             rows.push((r, seq));
             seq += 1;
         }
-        // The rule of the archive: the pack is fsynced before the catalog commit.
-        let (path, size, locs) = match w.seal() {
-            Ok(v) => v,
-            Err(e) => {
-                let _ = std::fs::remove_file(self.packs_dir().join(&name));
-                return Err(e);
+        // The rule of the archive: the packs are durable before the catalog commit.
+        let sealed = w.finish()?;
+        self.catalog.begin()?;
+        for p in sealed {
+            self.catalog.insert_pack(p.id, &p.name, p.size, p.records.len())?;
+            for l in &p.records {
+                self.catalog.insert_record(p.id, l)?;
             }
-        };
-        let res = (|| {
-            self.catalog.begin()?;
-            self.catalog.insert_pack(id, &name, size, locs.len())?;
-            for l in &locs {
-                self.catalog.insert_record(id, l)?;
-            }
-            for (o, oid) in &fresh {
-                o.index(&self.catalog, oid, &locs)?;
-            }
-            for (r, seq) in &rows {
-                self.catalog.set_branch(&r.branch, r.head.as_ref(), *seq, r.time_ns)?;
-            }
-            self.catalog.commit()
-        })();
-        if res.is_err() {
-            self.catalog.rollback();
-            let _ = std::fs::remove_file(&path);
-        } else {
-            self.store.register_packs([(id, name)]);
         }
-        res.map(|_| ids)
+        for (o, oid) in &fresh {
+            o.index(&self.catalog, oid)?;
+        }
+        for (r, seq) in &rows {
+            self.catalog.set_branch(&r.branch, r.head.as_ref(), *seq, r.time_ns)?;
+        }
+        self.catalog.commit()?;
+        self.store.register_packs(sealed.iter().map(|p| (p.id, p.name.clone())));
+        Ok(ids)
     }
 
     pub fn delete_branch(&mut self, name: &str) -> Result<()> {
@@ -451,7 +450,7 @@ impl NewObject {
             NewObject::TcFact(_) => cat.has_object(id),
         }
     }
-    fn index(&self, cat: &Catalog, id: &Hash, _locs: &[pack::RecordLoc]) -> Result<()> {
+    fn index(&self, cat: &Catalog, id: &Hash) -> Result<()> {
         match self {
             NewObject::Blob(b) => cat.insert_blob(&b.hash, b.size, id, &b.extents),
             NewObject::Tree(t) => cat.insert_tree(id, &t.entries),

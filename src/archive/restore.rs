@@ -27,7 +27,8 @@ pub struct RestoreReport {
 }
 
 pub struct RestoreOptions<'a> {
-    pub progress: bool,
+    /// Bytes written so far, and the file being written.
+    pub progress: super::progress::ProgressHandle,
     pub interrupt: &'a AtomicBool,
 }
 
@@ -68,26 +69,20 @@ pub fn restore(archive: &Archive, specs: &[String], dest: &Path, opts: &RestoreO
     }
     let base = dest::OutDir::create(archive.root(), &base_path)?;
     let total: u64 = trees.iter().map(|(_, n)| n.bytes()).sum();
-    let pb = opts.progress.then(|| {
-        let pb = indicatif::ProgressBar::new(total);
-        pb.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} restore [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {wide_msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        pb
-    });
+    opts.progress.begin("restore", super::progress::Unit::Bytes, total);
     let tmp = TempFolder::create(&base)?;
-    let mut ctx = Ctx { archive, tmp: &tmp, pb: pb.as_ref(), interrupt: opts.interrupt, rep: RestoreReport::default() };
+    let mut ctx = Ctx { archive, tmp: &tmp, pb: &opts.progress, interrupt: opts.interrupt, rep: RestoreReport::default() };
     for (name, node) in &trees {
-        restore_node(&mut ctx, base.fd(), &base_path, name, node)?;
+        if let Err(e) = restore_node(&mut ctx, base.fd(), &base_path, name, node) {
+            opts.progress.finish();
+            return Err(e);
+        }
     }
     let rep = std::mem::take(&mut ctx.rep);
     drop(tmp);
     // Everything restored is on disk before we report success.
     rustix::fs::syncfs(base.fd()).map_err(|e| ArchiveError::Io { path: base_path.clone(), source: e.into() })?;
-    if let Some(pb) = &pb {
-        pb.finish_and_clear();
-    }
+    opts.progress.finish();
     Ok(rep)
 }
 
@@ -162,7 +157,7 @@ impl Drop for TempFolder<'_> {
 struct Ctx<'a> {
     archive: &'a Archive,
     tmp: &'a TempFolder<'a>,
-    pb: Option<&'a indicatif::ProgressBar>,
+    pb: &'a super::progress::ProgressHandle,
     interrupt: &'a AtomicBool,
     rep: RestoreReport,
 }
@@ -179,9 +174,7 @@ fn restore_node(ctx: &mut Ctx, parent: BorrowedFd<'_>, parent_path: &Path, name:
     let path = parent_path.join(name);
     match node.entry.kind {
         EntryKind::File => {
-            if let Some(pb) = ctx.pb {
-                pb.set_message(path.display().to_string());
-            }
+            ctx.pb.message(&path.display().to_string());
             match restore_file(ctx, &node.entry, parent, name, &path) {
                 Ok(()) => {
                     ctx.rep.files += 1;
@@ -292,9 +285,7 @@ fn restore_file(ctx: &Ctx, e: &TreeEntry, parent: BorrowedFd<'_>, name: &str, ta
                 }
             };
             off += n;
-            if let Some(pb) = ctx.pb {
-                pb.inc(n);
-            }
+            ctx.pb.advance(n);
         }
         f.set_len(reader.size).at(&tmp_path)?;
         if hasher.finalize() != e.hash {

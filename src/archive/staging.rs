@@ -13,6 +13,7 @@ pub use super::catalog::{Content, Staged, STAGING_SCHEMA};
 use super::error::{ArchiveError, Result};
 use super::objects::{self, BlobRecord, EntryKind, Extent, Hash, Owner, RecordKind, RefRecord, Tree, TreeEntry};
 use super::pack::{CODEC_RAW, CODEC_ZSTD};
+use super::pack_writer::PackWriter;
 use super::read::{BlobReader, ChunkStore, ResolvedExtent};
 use super::repo::{make_commit, Archive};
 use std::collections::BTreeMap;
@@ -161,10 +162,15 @@ impl Archive {
         new_chunks.sort_by(|a, b| a.0.cmp(&b.0));
         new_chunks.dedup_by(|a, b| a.0 == b.0);
         cat.begin()?;
+        let mut w = match self.pack_writer() {
+            Ok(w) => w,
+            Err(e) => {
+                cat.rollback();
+                return Err(e);
+            }
+        };
         let res = (|| {
             if !new_chunks.is_empty() {
-                let n = cat.max_pack_id()? + 1;
-                let (id, name, mut w) = self.new_pack(n)?;
                 for (h, data) in &new_chunks {
                     let (codec, stored) = match super::ingest::compress_if_it_pays(data, self.config.compression.policy, self.config.compression.level) {
                         Some(c) => (CODEC_ZSTD, c),
@@ -172,25 +178,14 @@ impl Archive {
                     };
                     w.append(RecordKind::Chunk, codec, *h, data.len(), &stored)?;
                 }
-                let (path, size, locs) = match w.seal() {
-                    Ok(v) => v,
-                    Err(e) => {
-                        let _ = std::fs::remove_file(self.packs_dir().join(&name));
-                        return Err(e);
+                // The rule of the archive: the pack is durable before rows point into it.
+                for p in w.finish()? {
+                    cat.insert_pack(p.id, &p.name, p.size, p.records.len())?;
+                    for l in &p.records {
+                        cat.insert_record(p.id, l)?;
                     }
-                };
-                let r = (|| {
-                    cat.insert_pack(id, &name, size, locs.len())?;
-                    for l in &locs {
-                        cat.insert_record(id, l)?;
-                    }
-                    Ok(())
-                })();
-                if r.is_err() {
-                    let _ = std::fs::remove_file(&path);
+                    self.store().register_packs([(p.id, p.name.clone())]);
                 }
-                r?;
-                self.store().register_packs([(id, name)]);
             }
             let ext_id = cat.insert_staged_extents(&filled)?;
             let old = cat.staged_extents_id(branch, path)?;
@@ -202,13 +197,11 @@ impl Archive {
             }
             Ok(ext_id)
         })();
-        match res {
-            Ok(id) => {
-                cat.commit()?;
-                Ok(id)
-            }
+        match res.and_then(|id| cat.commit().map(|_| id)) {
+            Ok(id) => Ok(id),
             Err(e) => {
                 cat.rollback();
+                w.abort();
                 Err(e)
             }
         }
@@ -255,14 +248,13 @@ impl Archive {
         }
         let _ = &self.lock;
         let cat = &self.catalog;
-        let n = cat.max_pack_id()? + 1;
-        let (pid, pname, mut w) = self.new_pack(n)?;
+        let mut w = self.pack_writer()?;
         cat.begin()?;
         let res = (|| -> Result<Hash> {
             for b in &blobs {
                 if !cat.has_blob(&b.hash)? {
                     let raw = serde_json::to_vec(b).unwrap_or_default();
-                    let loc = w.append_object(RecordKind::Blob, &raw)?;
+                    let (_, loc) = w.append_object(RecordKind::Blob, &raw)?;
                     cat.insert_blob(&b.hash, b.size, &loc.id, &b.extents)?;
                 }
             }
@@ -290,23 +282,25 @@ impl Archive {
             cat.delete_unused_staged_extents()?;
             Ok(id)
         })();
+        // The rule of the archive: the pack is durable before the catalog commit.
         let res = res.and_then(|id| {
-            let (_, size, locs) = w.seal()?;
-            cat.insert_pack(pid, &pname, size, locs.len())?;
-            for l in &locs {
-                cat.insert_record(pid, l)?;
+            for p in w.finish()? {
+                cat.insert_pack(p.id, &p.name, p.size, p.records.len())?;
+                for l in &p.records {
+                    cat.insert_record(p.id, l)?;
+                }
             }
             cat.commit()?;
             Ok(id)
         });
         match res {
             Ok(id) => {
-                self.store().register_packs([(pid, pname)]);
+                self.store().register_packs(w.sealed().iter().map(|p| (p.id, p.name.clone())));
                 Ok(Some(id))
             }
             Err(e) => {
                 cat.rollback();
-                let _ = std::fs::remove_file(self.packs_dir().join(&pname));
+                w.abort();
                 Err(e)
             }
         }
@@ -325,7 +319,7 @@ enum Change {
 
 /// Apply changes (paths relative to this tree) to `tree`, writing the new trees.
 /// Returns the new tree id (None: the folder no longer exists) and its size.
-fn apply(cat: &Catalog, w: &mut super::pack::PackWriter, tree: Option<Hash>, changes: &[(Vec<String>, Change)]) -> Result<(Option<Hash>, u64)> {
+fn apply(cat: &Catalog, w: &mut PackWriter, tree: Option<Hash>, changes: &[(Vec<String>, Change)]) -> Result<(Option<Hash>, u64)> {
     let mut entries: BTreeMap<String, TreeEntry> = BTreeMap::new();
     if let Some(t) = tree {
         for e in cat.tree_entries(&t)? {
@@ -558,7 +552,7 @@ mod tests {
         let r = w.blob_reader(&e.hash).unwrap();
         assert_eq!(read(&r, far, 8), b"far away");
         assert_eq!(r.content_hash().unwrap(), e.hash);
-        let rep = super::super::check::check(&w, true, false).unwrap();
+        let rep = super::super::check::check(&w, true, &Default::default()).unwrap();
         assert!(rep.ok(), "{rep:?}");
     }
 

@@ -84,27 +84,31 @@ fn ensure_pool(archive: &mut Archive, n: u64, rep: &mut SynthReport) -> Result<V
         return Ok(hashes);
     }
     let cat = &archive.catalog;
-    let id = cat.max_pack_id()? + 1;
-    let (id, name, mut w) = archive.new_pack(id)?;
-    for k in &missing {
-        let data = pool_chunk(*k);
-        w.append(RecordKind::Chunk, CODEC_RAW, hashes[*k as usize], data.len(), &data)?;
-    }
-    let (path, size, locs) = w.seal()?;
-    cat.begin()?;
+    let mut w = archive.pack_writer()?;
     let r = (|| {
-        cat.insert_pack(id, &name, size, locs.len())?;
-        for l in &locs {
-            cat.insert_record(id, l)?;
+        for k in &missing {
+            let data = pool_chunk(*k);
+            w.append(RecordKind::Chunk, CODEC_RAW, hashes[*k as usize], data.len(), &data)?;
         }
-        cat.commit()
+        let sealed = w.finish()?;
+        cat.begin()?;
+        for p in sealed {
+            cat.insert_pack(p.id, &p.name, p.size, p.records.len())?;
+            for l in &p.records {
+                cat.insert_record(p.id, l)?;
+            }
+        }
+        cat.commit()?;
+        Ok(sealed.iter().map(|p| (p.id, p.name.clone())).collect::<Vec<_>>())
     })();
-    if r.is_err() {
-        cat.rollback();
-        let _ = std::fs::remove_file(path);
+    match r {
+        Ok(names) => archive.store().register_packs(names),
+        Err(e) => {
+            cat.rollback();
+            w.abort();
+            return Err(e);
+        }
     }
-    r?;
-    archive.store().register_packs([(id, name)]);
     rep.pool_chunks_written = missing.len() as u64;
     Ok(hashes)
 }

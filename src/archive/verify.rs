@@ -11,22 +11,23 @@ use super::catalog::Catalog;
 use super::error::Result;
 use super::objects::{BlobRecord, Commit, EntryKind, Hash, RecordKind, RefRecord, TcFactRecord, Tree};
 use super::pack;
+use super::pack_store::PackStore;
+use super::read_at::ReadAt;
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::path::PathBuf;
+use std::sync::Arc;
 
-/// Reads metadata records from the packs, one open file per pack.
+/// Reads metadata records from the packs, each pack opened once.
 pub struct RecordReader<'a> {
     cat: &'a Catalog,
-    packs_dir: PathBuf,
+    packs: Arc<dyn PackStore>,
     names: HashMap<i64, String>,
-    files: HashMap<i64, Option<File>>,
+    files: HashMap<i64, Option<Arc<dyn ReadAt>>>,
 }
 
 impl<'a> RecordReader<'a> {
-    pub fn new(cat: &'a Catalog, packs_dir: PathBuf) -> Result<RecordReader<'a>> {
+    pub fn new(cat: &'a Catalog, packs: Arc<dyn PackStore>) -> Result<RecordReader<'a>> {
         let names = cat.pack_names()?.into_iter().map(|(id, name, _)| (id, name)).collect();
-        Ok(RecordReader { cat, packs_dir, names, files: HashMap::new() })
+        Ok(RecordReader { cat, packs, names, files: HashMap::new() })
     }
 
     /// The record's raw bytes, verified against its id; None when it cannot be
@@ -34,9 +35,8 @@ impl<'a> RecordReader<'a> {
     pub fn read(&mut self, id: &Hash) -> Result<Option<Vec<u8>>> {
         let Some((pack, loc)) = self.cat.object_loc(id)? else { return Ok(None) };
         let Some(name) = self.names.get(&pack) else { return Ok(None) };
-        let path = self.packs_dir.join(name);
-        let file = self.files.entry(pack).or_insert_with(|| File::open(&path).ok());
-        Ok(file.as_ref().and_then(|f| pack::read_record(f, &path, &loc).ok()))
+        let file = self.files.entry(pack).or_insert_with(|| self.packs.open(name).ok());
+        Ok(file.as_ref().and_then(|f| pack::read_record(&**f, name, &loc).ok()))
     }
 }
 

@@ -3,10 +3,11 @@
 //! Nothing here knows about FUSE, so it is tested without mounting.
 
 use super::inodes::{Inodes, Node, NodeKind, ROOT_INO};
-use super::readahead::Prefetcher;
+use super::readahead::{Prefetcher, ReadAheadConfig};
 use crate::archive::read_pool::ReadPool;
 use crate::archive::{Archive, BlobReader, EntryKind, Hash};
-use crate::media::slice::{self, SlicePlan};
+use crate::media::slice::SlicePlan;
+use crate::view::{self, Target, ViewError};
 use crate::timecode::SliceSpec;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -99,17 +100,12 @@ pub enum OpenContent {
 
 impl OpenContent {
     fn archived(reader: Arc<BlobReader>) -> OpenContent {
-        OpenContent::Archived { reader, seq: Mutex::new(SeqState { next: 0, window: 0, requested_to: 0 }) }
+        OpenContent::Archived { reader, seq: Mutex::new(SeqState::default()) }
     }
 }
 
-/// The sequential-read detector of one open archived file.
-pub struct SeqState {
-    next: u64,
-    window: u64,
-    /// How far ahead read-ahead has already been requested.
-    requested_to: u64,
-}
+/// An open file's sequential detector (the read layer's, shared with every reader).
+type SeqState = super::readahead::Sequential;
 
 pub struct FsOptions {
     pub cache_bytes: usize,
@@ -193,7 +189,7 @@ impl FsCore {
             inodes: Inodes::new(),
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
-            prefetch: Prefetcher::new(store, opts.cache_bytes, opts.readahead_workers),
+            prefetch: Prefetcher::new(store, ReadAheadConfig::for_cache(opts.cache_bytes, opts.readahead_workers)),
             heads: Mutex::new((Instant::now() - HEADS_TTL * 2, HashMap::new())),
             mount_time_ns: crate::archive::objects::now_ns(),
             slices: Mutex::new(hashlink::LruCache::new(SLICE_PLAN_CACHE)),
@@ -312,76 +308,75 @@ impl FsCore {
         if name == ".." {
             return self.getattr(p.parent);
         }
-        // Old versions: `branch@commit` and `.history/` (fs/history.rs).
-        if let Some(a) = self.version_lookup(&p, name)? {
-            return Ok(a);
-        }
-        if p.kind == NodeKind::Root {
-            let heads = self.heads()?;
-            if !heads.contains_key(name) {
-                return Err(FsError::NotFound);
-            }
-            let n = self.inodes.child(&p, name, NodeKind::Branch { name: name.to_string() }, 0, 0o755, self.mount_time_ns);
-            return self.getattr(n.ino);
-        }
-        if let Some(a) = self.proxy_lookup(&p, name)? {
-            return Ok(a);
-        }
+        // Branch folders are named by path (fs/write.rs keeps their inodes
+        // while they are written); `.proxy` and slices beside their files
+        // resolve as everywhere else.
         if matches!(p.kind, NodeKind::Branch { .. } | NodeKind::BDir { .. }) {
+            if name == view::proxy::PROXY_DIR {
+                if let Some(tree) = self.dir_tree(&p)? {
+                    if let Some(t) = view::proxy::proxy_dir(self, &tree, &p.path).map_err(|e| view_err(&p, name, e))? {
+                        return self.target_node(&p, name, t);
+                    }
+                }
+            }
             if let Some(a) = self.branch_lookup(&p, name)? {
                 return Ok(a);
             }
             // Not in the branch: perhaps a slice of a committed file beside it.
             let Some(tree) = self.dir_tree(&p)? else { return Err(FsError::NotFound) };
-            return self.lookup_slice(&p, &tree, name);
+            return match view::slice::lookup(self, &p.path, &tree, name).map_err(|e| view_err(&p, name, e))? {
+                Some(t) => self.target_node(&p, name, t),
+                None => Err(FsError::NotFound),
+            };
         }
-        let Some(tree) = self.dir_tree(&p)? else { return Err(FsError::NotFound) };
-        // One indexed probe of (tree, name): a miss costs one SQLite lookup, no scan.
-        let Some(e) = self.with_archive(|a| a.catalog.tree_lookup(&tree, name))? else {
-            return self.lookup_slice(&p, &tree, name);
+        let parent_target = match &p.kind {
+            NodeKind::Root => Target::Root,
+            NodeKind::History => Target::History,
+            NodeKind::HistoryBranch { branch } => Target::HistoryBranch { branch: branch.clone() },
+            NodeKind::Commit { commit, tree } => Target::Commit { commit: *commit, tree: *tree, time_ns: p.mtime_ns },
+            NodeKind::Dir { tree } => Target::Dir { tree: Some(*tree), mode: p.mode, mtime_ns: p.mtime_ns, owner: p.owner, live: None },
+            NodeKind::ProxyDir { tree, profile } => Target::ProxyDir { tree: *tree, profile: profile.clone() },
+            NodeKind::File { .. } | NodeKind::Slice { .. } | NodeKind::Proxy { .. } | NodeKind::BFile { .. } => return Err(FsError::NotDir),
+            NodeKind::Branch { .. } | NodeKind::BDir { .. } => return Err(FsError::Io("internal: branch folder".into())),
         };
-        let kind = match e.kind {
-            EntryKind::Dir => NodeKind::Dir { tree: e.hash },
-            EntryKind::File => NodeKind::File { blob: e.hash },
-        };
-        let size = if e.kind == EntryKind::File { e.size } else { 4096 };
-        let n = self.inodes.child_owned(&p, name, kind, size, e.mode, e.mtime_ns, e.owner);
-        Ok(self.attr_of(&n))
+        let t = view::lookup(self, &parent_target, &p.path, name).map_err(|e| view_err(&p, name, e))?;
+        self.target_node(&p, name, t)
     }
 
-    /// `clip.mov@IN-OUT[+H]`: resolved here, never listed by readdir. Any reason
-    /// it cannot be served (bad timecode, out of range, not media) is ENOENT for
-    /// the kernel; `reelfs slice` prints the reason.
-    fn lookup_slice(&self, parent: &Node, tree: &Hash, name: &str) -> FsResult<Attr> {
-        let Some(spec) = SliceSpec::parse_name(name) else { return Err(FsError::NotFound) };
-        let spec = spec.map_err(|e| {
-            log::info!("{}/{name}: {e}", parent.path);
-            FsError::NotFound
-        })?;
-        let base = self.with_archive(|a| a.catalog.tree_lookup(tree, &spec.base_name))?.ok_or(FsError::NotFound)?;
-        if base.kind != EntryKind::File {
-            return Err(FsError::NotFound);
-        }
-        let path = format!("{}/{}", parent.path, base.name);
-        let entry = self.make_slice_plan(&path, name, &spec, &base.hash)?;
-        let n = self.inodes.child_owned(parent, name, NodeKind::Slice { blob: base.hash }, entry.0.size, base.mode, base.mtime_ns, base.owner);
-        if let Ok(mut m) = self.slices.lock() {
-            m.insert(n.ino, entry);
-        }
+    /// The inode of what the resolver found (inode numbers are the mount's
+    /// business, not the resolver's), with its attributes.
+    fn target_node(&self, p: &Node, name: &str, t: Target) -> FsResult<Attr> {
+        let n = match t {
+            Target::Branch { name: b, .. } => {
+                let n = self.inodes.child(p, name, NodeKind::Branch { name: b }, 0, 0o755, self.mount_time_ns);
+                return self.getattr(n.ino);
+            }
+            Target::History => self.inodes.child(p, name, NodeKind::History, 4096, 0o555, self.mount_time_ns),
+            Target::HistoryBranch { branch } => self.inodes.child(p, name, NodeKind::HistoryBranch { branch }, 4096, 0o555, self.mount_time_ns),
+            Target::Commit { commit, tree, time_ns } => self.inodes.child(p, name, NodeKind::Commit { commit, tree }, 4096, 0o555, time_ns),
+            Target::Dir { tree: Some(tree), mode, mtime_ns, owner, .. } => self.inodes.child_owned(p, name, NodeKind::Dir { tree }, 4096, mode, mtime_ns, owner),
+            Target::File { entry, .. } => self.inodes.child_owned(p, name, NodeKind::File { blob: entry.hash }, entry.size, entry.mode, entry.mtime_ns, entry.owner),
+            Target::Slice(s) => {
+                let n = self.inodes.child_owned(p, name, NodeKind::Slice { blob: s.source.hash }, s.plan.size, s.source.mode, s.source.mtime_ns, s.source.owner);
+                if let Ok(mut m) = self.slices.lock() {
+                    m.insert(n.ino, (s.plan.clone(), s.reader.clone(), s.source_path.clone()));
+                }
+                n
+            }
+            Target::ProxyDir { tree, profile } => self.inodes.child(p, name, NodeKind::ProxyDir { tree, profile }, 4096, 0o555, p.mtime_ns),
+            Target::Proxy(x) => self.inodes.child(
+                p,
+                name,
+                NodeKind::Proxy { blob: x.rec.blob, source: x.source.hash, source_name: x.source.name.clone() },
+                x.size,
+                0o444,
+                x.source.mtime_ns,
+            ),
+            // Not shown by the mount (an image sequence is its frames), or
+            // only below a branch folder (answered by fs/write.rs).
+            Target::Sequence(_) | Target::Staged { .. } | Target::Dir { tree: None, .. } | Target::Root => return Err(FsError::NotFound),
+        };
         Ok(self.attr_of(&n))
-    }
-
-    fn make_slice_plan(&self, path: &str, name: &str, spec: &SliceSpec, blob: &Hash) -> FsResult<SliceEntry> {
-        let (facts, _) = self.with_archive(|a| a.media(blob))?.ok_or(FsError::NotFound)?;
-        let facts = facts.ok_or(FsError::NotFound)?;
-        let facts = self.with_archive(|a| Ok(clip_facts(a, path, blob, &facts)))?;
-        let reader = Arc::new(self.with_archive(|a| a.blob_reader(blob))?);
-        let cache_dir = self.with_archive(|a| Ok(a.root().join("cache")))?;
-        let plan = slice::plan(path, spec, &facts, reader.clone(), &cache_dir).map_err(|e| {
-            log::info!("{path}: slice {name}: {e}");
-            FsError::NotFound
-        })?;
-        Ok((Arc::new(plan), reader, path.to_string()))
     }
 
     /// The plan of a slice node: from the cache, or made again from the node
@@ -394,7 +389,11 @@ impl FsCore {
         let Some(Ok(spec)) = SliceSpec::parse_name(&n.name) else { return Err(FsError::NotFound) };
         let dir = n.path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
         let path = if dir.is_empty() { spec.base_name.clone() } else { format!("{dir}/{}", spec.base_name) };
-        let entry = self.make_slice_plan(&path, &n.name, &spec, blob)?;
+        let (plan, reader) = view::slice::plan(self, &path, &spec, blob).map_err(|e| {
+            log::info!("{path}: slice {}: {e}", n.name);
+            FsError::NotFound
+        })?;
+        let entry = (plan, reader, path);
         if let Ok(mut m) = self.slices.lock() {
             m.insert(n.ino, entry.clone());
         }
@@ -659,38 +658,19 @@ impl FsCore {
         Ok(out)
     }
 
-    /// Sequential detection: a read near where the last ended grows the window
-    /// (doubling, up to the prefetcher's cap); a jump resets it. "Near" is a
-    /// band, not equality, because the kernel sends several read-ahead requests
-    /// at once and the worker threads answer them in any order.
+    /// Sequential detection and read-ahead (archive/readahead.rs): a read
+    /// near where the last ended grows the window; a jump resets it.
     fn plan_readahead(&self, reader: &BlobReader, seq: &Mutex<SeqState>, offset: u64, len: u64) {
-        const BAND: u64 = 16 << 20;
         let Ok(mut s) = seq.lock() else { return };
-        let near = offset + BAND >= s.next && offset <= s.next + BAND;
-        if near && (offset > 0 || s.next > 0) {
-            s.window = (s.window.max(4 << 20) * 2).min(self.prefetch.max_window);
-            s.next = s.next.max(offset + len);
-        } else {
-            s.window = 0;
-            s.requested_to = 0;
-            s.next = offset + len;
-        }
-        if s.window == 0 {
-            return;
-        }
-        let from = s.next.max(s.requested_to);
-        let to = (s.next + s.window).min(reader.size);
-        if to <= from {
-            return;
-        }
+        let Some((from, to)) = s.on_read(offset, len, reader.size, self.prefetch.max_window) else { return };
         let chunks = reader.chunk_offsets_in(from, to - from);
         // Only what the prefetcher accepted counts as requested; the rest is
         // asked for again on the next read (back-pressure, not loss).
         let accepted = self.prefetch.prefetch(&chunks);
-        s.requested_to = match chunks.get(accepted) {
+        s.accepted(match chunks.get(accepted) {
             Some((off, _, _)) => (*off).max(from),
             None => to,
-        };
+        });
     }
 
     pub fn listxattr(&self, ino: u64) -> FsResult<Vec<String>> {
@@ -704,31 +684,12 @@ impl FsCore {
     /// Probed media facts of a content hash as `user.reelfs.*` attributes.
     pub(crate) fn media_xattrs(&self, blob: &Hash) -> FsResult<Vec<(String, String)>> {
         let mut out = Vec::new();
-                if let Some((facts, err)) = self.with_archive(|a| a.media(blob))? {
+                if let Some((facts, err)) = self.with_archive(|a| crate::media::facts::stored(a, blob))? {
                     if let Some(e) = err {
                         out.push(("user.reelfs.damaged".into(), e));
                     }
                     if let Some(f) = facts {
-                        let s = |k: &str| f.get(k).and_then(|v| match v {
-                            serde_json::Value::String(s) => Some(s.clone()),
-                            serde_json::Value::Number(n) => Some(n.to_string()),
-                            serde_json::Value::Bool(b) => Some(b.to_string()),
-                            _ => None,
-                        });
-                        for (key, field) in [
-                            ("timecode", "timecode"),
-                            ("rate", "frame_rate"),
-                            ("fps", "frame_rate_fps"),
-                            ("drop_frame", "drop_frame"),
-                            ("reel", "reel"),
-                            ("duration_frames", "duration_frames"),
-                            ("codec", "codec"),
-                            ("container", "container"),
-                        ] {
-                            if let Some(v) = s(field) {
-                                out.push((format!("user.reelfs.{key}"), v));
-                            }
-                        }
+                        out.extend(f.xattrs().into_iter().map(|(k, v)| (format!("user.reelfs.{k}"), v)));
                     }
                 }
         Ok(out)
@@ -739,9 +700,14 @@ impl FsCore {
     /// without one, the user's for one set with `reelfs tc set`), `timecode_source` says
     /// `file`, `user` or `assumed`, and `timecode_note` says it in words.
     fn timecode_xattrs(&self, out: &mut Vec<(String, String)>, path: &str, blob: &Hash) -> FsResult<()> {
-        let Some((Some(facts), _)) = self.with_archive(|a| a.media(blob))? else { return Ok(()) };
-        let f = self.with_archive(|a| Ok(clip_facts(a, path, blob, &facts)))?;
-        let Some(note) = crate::media::tcfact::describe(&f) else { return Ok(()) };
+        let Some((Some(facts), _)) = self.with_archive(|a| crate::media::facts::stored(a, blob))? else { return Ok(()) };
+        let f = self.with_archive(|a| {
+            Ok(match a.resolve(path) {
+                Ok(r) => crate::media::facts::in_force(a, r.commit.as_ref(), &r.path, blob, &facts),
+                Err(_) => facts.with_user_fact(None),
+            })
+        })?;
+        let Some(note) = f.describe_timecode() else { return Ok(()) };
         let mut set = |key: &str, value: String| {
             let key = format!("user.reelfs.{key}");
             match out.iter_mut().find(|(k, _)| *k == key) {
@@ -749,14 +715,14 @@ impl FsCore {
                 None => out.push((key, value)),
             }
         };
-        set("timecode", f["timecode"].as_str().unwrap_or("00:00:00:00").to_string());
-        set("timecode_source", f["timecode_source"].as_str().unwrap_or("file").to_string());
+        set("timecode", f.timecode.clone().unwrap_or_else(|| "00:00:00:00".to_string()));
+        set("timecode_source", f.timecode_source.clone().unwrap_or_else(|| "file".to_string()));
         set("timecode_note", note);
-        if f["timecode_source"] == "user" {
-            if let Some(r) = f["reel"].as_str() {
-                set("reel", r.to_string());
+        if f.timecode_set_by_user() {
+            if let Some(r) = &f.reel {
+                set("reel", r.clone());
             }
-            set("drop_frame", f["drop_frame"].as_bool().unwrap_or(false).to_string());
+            set("drop_frame", f.drop_frame.to_string());
         }
         Ok(())
     }
@@ -825,12 +791,37 @@ impl FsCore {
     }
 }
 
-/// A clip's probed facts with the timecode a user recorded for it on its branch
-/// (`reelfs tc set`); `path` is the mount path, `BRANCH/...`.
-fn clip_facts(a: &Archive, path: &str, blob: &Hash, facts: &serde_json::Value) -> serde_json::Value {
-    match a.resolve(path) {
-        Ok(r) => crate::media::tcfact::facts_at(a, r.commit.as_ref(), &r.path, blob, facts),
-        Err(_) => crate::media::tcfact::overlay(facts, None),
+impl view::Access for FsCore {
+    fn read<T>(&self, f: impl FnOnce(&Archive) -> crate::archive::Result<T>) -> Result<T, ViewError> {
+        match self.with_archive(|a| Ok(f(a))) {
+            Ok(r) => r.map_err(ViewError::from),
+            Err(e) => Err(ViewError::Access(e.to_string())),
+        }
+    }
+    fn heads(&self) -> Result<HashMap<String, Option<Hash>>, ViewError> {
+        FsCore::heads(self).map_err(|e| ViewError::Access(e.to_string()))
+    }
+}
+
+/// What the kernel is told when a name does not resolve. Any reason a name
+/// cannot be served (bad timecode, out of range, not media, an unknown
+/// commit id) is ENOENT; the reason goes to the log, and `reelfs slice`
+/// prints it.
+fn view_err(parent: &Node, name: &str, e: ViewError) -> FsError {
+    if matches!(e, ViewError::Slice(_) | ViewError::Path(_)) {
+        log::info!("{}/{name}: {e}", parent.path);
+    }
+    FsError::from(e)
+}
+
+impl From<ViewError> for FsError {
+    fn from(e: ViewError) -> FsError {
+        match e {
+            ViewError::Slice(_) | ViewError::Path(_) | ViewError::NotFound(_) | ViewError::NoBranch(_) => FsError::NotFound,
+            ViewError::NotDir(_) => FsError::NotDir,
+            ViewError::Archive(e) => FsError::from(e),
+            ViewError::Access(m) => FsError::Io(m),
+        }
     }
 }
 

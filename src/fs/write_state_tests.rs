@@ -15,7 +15,8 @@ use proptest::prelude::*;
 fn state(base_len: u64) -> WriteState {
     let extents = if base_len == 0 { Vec::new() } else { vec![ResolvedExtent { extent: Extent::zeros(0, base_len), loc: ZERO_RUN_LOC }] };
     // No pack is ever opened: every read of the base lands in the zero run.
-    let store = Arc::new(ChunkStore::new(std::path::PathBuf::from("/nonexistent-reelfs-packs"), 0));
+    let packs: Arc<dyn crate::archive::pack_store::PackStore> = Arc::new(crate::archive::pack_store_mem::MemPackStore::new());
+    let store = Arc::new(ChunkStore::new(packs, std::path::PathBuf::from("/nonexistent-reelfs-catalog.db"), 0));
     WriteState {
         branch: "main".into(),
         path: "f.bin".into(),

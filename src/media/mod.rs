@@ -13,3 +13,4 @@ pub mod extract;
 pub mod otio;
 pub mod clip_match;
 pub mod tcfact;
+pub mod facts;

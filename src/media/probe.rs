@@ -252,3 +252,10 @@ pub fn probe(path: &Path) -> Result<Value, String> {
         "format_tags": fmt_tags,
     }))
 }
+
+/// `probe` as typed facts (what a caller other than the ingest, which stores the
+/// JSON, wants).
+pub fn facts(path: &Path) -> Result<super::facts::MediaFacts, String> {
+    let v = probe(path)?;
+    super::facts::MediaFacts::from_value(&v).ok_or_else(|| format!("{}: the probe's facts do not fit MediaFacts", path.display()))
+}

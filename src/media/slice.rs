@@ -7,6 +7,7 @@
 
 use super::qt::{self, ReadAt, VirtualFile};
 use super::remux::{cache::RemuxCache, RemuxJob};
+use super::facts::MediaFacts;
 use crate::archive::{ArchiveError, BlobReader};
 use crate::timecode::{FrameRate, SliceSpec, SliceUnits, Timecode, TimecodeError};
 use serde::Serialize;
@@ -181,41 +182,44 @@ fn rate_of(s: &str, df: bool) -> Option<FrameRate> {
 /// the video's rate. A variable-rate clip counts timecode at its nominal rate; a clip with
 /// no timecode starts at 00:00:00:00 (what `info` calls "assumed").
 pub fn clip_timing(path: &str, facts: &serde_json::Value) -> Result<(FrameRate, Timecode, u64), SliceError> {
+    let facts = MediaFacts::from_value(facts).ok_or_else(|| SliceError::NotMedia { path: path.into() })?;
+    timing(path, &facts)
+}
+
+/// `clip_timing` of typed facts.
+pub fn timing(path: &str, facts: &MediaFacts) -> Result<(FrameRate, Timecode, u64), SliceError> {
     let not_media = || SliceError::NotMedia { path: path.into() };
-    let df = facts["drop_frame"].as_bool().unwrap_or(false);
-    let declared = facts["timecode_rate"].as_str().and_then(|r| rate_of(r, df));
-    if is_wav(facts) {
+    let df = facts.drop_frame;
+    let declared = facts.timecode_rate.as_deref().and_then(|r| rate_of(r, df));
+    if facts.is_wav() {
         // A WAV has no frame rate: its timecode is counted at the iXML rate, else 25 fps.
         let rate = declared.unwrap_or(FrameRate::Fps25);
         let (n, d) = rate.num_den();
-        let audio = facts["streams"].as_array().and_then(|a| a.iter().find(|s| s["kind"] == "audio")).ok_or_else(not_media)?;
-        let sr = audio["sample_rate"].as_u64().filter(|r| *r > 0).ok_or_else(not_media)?;
-        let samples = audio["duration_samples"].as_u64().unwrap_or(0);
-        let start = match facts["timecode_source"].as_str() {
-            Some("user") => Timecode::parse(facts["timecode"].as_str().unwrap_or("00:00:00:00"), rate)?,
-            _ => bwf_timecode(facts["time_reference_samples"].as_u64().unwrap_or(0), sr, rate),
+        let (_, audio) = facts.first_audio().ok_or_else(not_media)?;
+        let sr = u64::try_from(audio.sample_rate).ok().filter(|r| *r > 0).ok_or_else(not_media)?;
+        let samples = audio.duration_samples.and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
+        let start = if facts.timecode_set_by_user() {
+            Timecode::parse(facts.timecode.as_deref().unwrap_or("00:00:00:00"), rate)?
+        } else {
+            bwf_timecode(facts.time_reference_samples.unwrap_or(0), sr, rate)
         };
         let frames = samples as u128 * u128::from(n) / (u128::from(sr) * u128::from(d));
         return Ok((rate, start, frames as u64));
     }
-    let rate_s = facts["frame_rate"].as_str().ok_or_else(not_media)?;
+    let rate_s = facts.frame_rate.as_deref().ok_or_else(not_media)?;
     let (n, d) = rate_s.split_once('/').ok_or_else(not_media)?;
     let (n, d): (u32, u32) = (n.parse().map_err(|_| not_media())?, d.parse().map_err(|_| not_media())?);
-    let vfr = facts["variable_frame_rate"].as_bool().unwrap_or(false);
+    let vfr = facts.variable_frame_rate;
     let rate = match (declared, FrameRate::from_rational(n, d, df)) {
         (Some(r), _) => r,
         (None, Some(r)) if !vfr => r,
         (None, _) if vfr && d > 0 => nominal_rate(n, d),
         _ => return Err(SliceError::UnknownRate { path: path.into(), rate: rate_s.into() }),
     };
-    let tc = facts["timecode"].as_str().unwrap_or("00:00:00:00");
+    let tc = facts.timecode.as_deref().unwrap_or("00:00:00:00");
     let start = Timecode::parse(tc, rate)?;
-    let frames = facts["duration_frames"].as_u64().ok_or_else(not_media)?;
+    let frames = facts.duration_frames.ok_or_else(not_media)?;
     Ok((rate, start, frames))
-}
-
-fn is_wav(facts: &serde_json::Value) -> bool {
-    facts["container"].as_str().map(|c| c == "wav" || c.starts_with("wav")).unwrap_or(false)
 }
 
 /// Where a clip's frames are in time and what timecode each carries: maps slice points
@@ -295,11 +299,12 @@ impl Clock {
 /// Resolve `spec` against a clip and plan its bytes. `cache_dir` is where
 /// remuxed slices of non-QuickTime containers are kept (ARCHIVE/cache).
 pub fn plan(path: &str, spec: &SliceSpec, facts: &serde_json::Value, reader: Arc<BlobReader>, cache_dir: &Path) -> Result<SlicePlan, SliceError> {
-    let (rate, clip_start, frames) = clip_timing(path, facts)?;
-    let container = facts["container"].as_str().unwrap_or("");
+    let facts = MediaFacts::from_value(facts).ok_or_else(|| SliceError::NotMedia { path: path.into() })?;
+    let (rate, clip_start, frames) = timing(path, &facts)?;
+    let container = facts.container.as_str();
     let is_qt = container.contains("mov");
-    let vfr = facts["variable_frame_rate"].as_bool().unwrap_or(false);
-    let user_tc = facts["timecode_source"].as_str() == Some("user");
+    let vfr = facts.variable_frame_rate;
+    let user_tc = facts.timecode_set_by_user();
     // Frame times are read from the tables only when the slice depends on them.
     let times = if is_qt && (vfr || spec.units() == SliceUnits::Seconds) {
         Some(qt::frame_times(&BlobSource(reader.clone()))?)
@@ -309,10 +314,8 @@ pub fn plan(path: &str, spec: &SliceSpec, facts: &serde_json::Value, reader: Arc
     let frames = times.as_ref().map_or(frames, |t| t.0.len() as u64) as i64;
     let mut runs = Vec::new();
     if !user_tc {
-        for r in facts["timecode_breaks"].as_array().into_iter().flatten() {
-            if let (Some(f), Some(l)) = (r["frame"].as_i64(), r["timecode"].as_str()) {
-                runs.push((f, Timecode::parse(l, rate)?));
-            }
+        for b in facts.timecode_breaks.iter().flatten() {
+            runs.push((b.frame as i64, Timecode::parse(&b.timecode, rate)?));
         }
     }
     let clock = Clock { rate, start: clip_start, times, vfr, runs };
@@ -360,7 +363,7 @@ pub fn plan(path: &str, spec: &SliceSpec, facts: &serde_json::Value, reader: Arc
     let (vf, cached, method) = if is_qt {
         let src = BlobSource(reader.clone());
         (Some(qt::plan_slice_cached(&src, &reader.hash.0, first as u64, end as u64, tc_start)?), None, "zero-copy")
-    } else if is_wav(facts) {
+    } else if facts.is_wav() {
         let layout = super::wav::parse(&BlobSource(reader.clone())).map_err(media_err)?;
         let sr = u128::from(layout.sample_rate);
         let (n, d) = rate.num_den();
@@ -370,14 +373,14 @@ pub fn plan(path: &str, spec: &SliceSpec, facts: &serde_json::Value, reader: Arc
         // A recorded start timecode goes into the slice's bext as samples since midnight.
         let tr = user_tc.then(|| at(start_tc.frames()));
         (Some(layout.slice_at(s0, s1, tr)), None, "zero-copy")
-    } else if container.contains("mxf") || facts["streams"].as_array().map(|a| a.iter().any(|s| s["kind"] == "video")).unwrap_or(false) {
+    } else if container.contains("mxf") || facts.has_video_stream() {
         let job = RemuxJob {
             reader: reader.clone(),
             name_hint: Path::new(path).file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default(),
             first: first as u64,
             end: end as u64,
             start_tc: start_tc.to_string(),
-            reel: facts["reel"].as_str().map(str::to_string),
+            reel: facts.reel.clone(),
         };
         let cache = super::remux::cache::for_cache_dir(cache_dir);
         let (out, file) = job.cached(&cache).map_err(|e| media_err(e.to_string()))?;

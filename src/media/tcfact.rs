@@ -3,85 +3,35 @@
 //! or none, in which case slices count from 00:00:00:00 (`assumed`) and every listing
 //! says so rather than showing a timecode the file does not have.
 
-use crate::archive::tcfacts::{self, TcFact};
+use crate::archive::tcfacts::TcFact;
 use crate::archive::{Archive, Hash};
 use crate::timecode::{FrameRate, Timecode, TimecodeError};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-/// What `info`, `ls -l` and the `user.reelfs.timecode_note` attribute say for a clip
-/// with no timecode.
-pub const ASSUMED_NOTE: &str = "no timecode (00:00:00:00 assumed)";
+use super::facts::MediaFacts;
+pub use super::facts::ASSUMED_NOTE;
 
-/// The probed facts with the user's fact laid over them, and `timecode_source` set.
-/// With a user fact the file's own timecode and reel are kept as `file_timecode` and
-/// `file_reel`, so nothing the probe found is hidden.
+/// The probed facts with the user's fact laid over them, and `timecode_source` set
+/// (see `MediaFacts::with_user_fact`), for callers that still hold facts as JSON.
 pub fn overlay(facts: &Value, user: Option<&TcFact>) -> Value {
-    let mut f = facts.clone();
-    if !f.is_object() {
-        return f;
+    match MediaFacts::from_value(facts) {
+        Some(f) => f.with_user_fact(user).to_value(),
+        None => facts.clone(),
     }
-    match user {
-        Some(u) => {
-            f["file_timecode"] = facts["timecode"].clone();
-            f["file_reel"] = facts["reel"].clone();
-            f["timecode"] = json!(u.timecode);
-            f["timecode_source"] = json!("user");
-            if let Some(r) = &u.reel {
-                f["reel"] = json!(r);
-            }
-            if let Some(rate) = u.rate.as_deref().and_then(|r| r.parse::<FrameRate>().ok()) {
-                let (n, d) = rate.num_den();
-                f["timecode_rate"] = json!(format!("{n}/{d}"));
-                f["drop_frame"] = json!(rate.is_drop_frame());
-            } else {
-                f["drop_frame"] = json!(u.timecode.contains(';') || facts["drop_frame"].as_bool().unwrap_or(false));
-            }
-        }
-        None => {
-            let has = !facts["timecode"].is_null();
-            f["timecode_source"] = json!(if has { "file" } else { "assumed" });
-        }
-    }
-    f
 }
 
-/// Facts of the clip at `path` (inside its branch) at `commit`, with any user fact.
-/// A history that cannot be read leaves the probe's facts as they are: a timecode fact
-/// must never make a clip unreadable.
+/// Facts of the clip at `path` (inside its branch) at `commit`, with any user fact
+/// (see `media::facts::in_force`), for callers that still hold facts as JSON.
 pub fn facts_at(a: &Archive, commit: Option<&Hash>, path: &str, blob: &Hash, facts: &Value) -> Value {
-    let user = match tcfacts::fact_at(a, commit, path, blob) {
-        Ok(u) => u,
-        Err(e) => {
-            log::warn!("{path}: cannot read its timecode facts: {e}");
-            None
-        }
-    };
-    overlay(facts, user.as_ref())
-}
-
-/// The timecode line of `info`: `01:00:00:00 (non-drop)`, `01:00:00:00 (set by user;
-/// file has none)`, or the assumed note. `None` for files without timecode at all
-/// (stills, audio-only files other than BWF).
-pub fn describe(f: &Value) -> Option<String> {
-    let df = f["drop_frame"].as_bool().unwrap_or(false);
-    let counting = if df { "drop-frame" } else { "non-drop" };
-    match (f["timecode_source"].as_str(), f["timecode"].as_str()) {
-        (Some("user"), Some(tc)) => {
-            let file = match f["file_timecode"].as_str() {
-                Some(t) => format!("file has {t}"),
-                None => "file has none".to_string(),
-            };
-            Some(format!("{tc} (set by user; {file}; {counting})"))
-        }
-        (_, Some(tc)) => Some(format!("{tc} ({counting})")),
-        (_, None) if has_timeline(f) => Some(ASSUMED_NOTE.to_string()),
-        _ => None,
+    match MediaFacts::from_value(facts) {
+        Some(f) => super::facts::in_force(a, commit, path, blob, &f).to_value(),
+        None => facts.clone(),
     }
 }
 
-/// Media that slices can cut: video with a rate, or audio (a WAV counts at 25 fps).
-fn has_timeline(f: &Value) -> bool {
-    !f["frame_rate"].is_null() || f["container"].as_str().is_some_and(|c| c.starts_with("wav"))
+/// The timecode line of `info` (see `MediaFacts::describe_timecode`).
+pub fn describe(f: &Value) -> Option<String> {
+    MediaFacts::from_value(f).and_then(|f| f.describe_timecode())
 }
 
 /// Checks a timecode a user wants to record: valid at `rate` (the one given with
@@ -100,6 +50,7 @@ pub fn validate(label: &str, rate: FrameRate) -> Result<String, TimecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn sources_and_descriptions() {

@@ -39,7 +39,7 @@ pub use sinks::sheet_picks;
 use crate::archive::proxies::RenderedProxy;
 use crate::archive::BlobReader;
 use ffmpeg_next as ff;
-use serde_json::Value;
+use super::facts::MediaFacts;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -220,16 +220,15 @@ pub struct RenderStats {
 }
 
 /// Why a file gets no proxy, from its probed facts (None: it can have one).
-pub fn skip_reason(facts: Option<&Value>, probe_error: Option<&str>) -> Option<String> {
+pub fn skip_reason(facts: Option<&MediaFacts>, probe_error: Option<&str>) -> Option<String> {
     if let Some(e) = probe_error {
         return Some(format!("not decodable media: {e}"));
     }
     let Some(f) = facts else { return Some("not media".into()) };
-    if f["width"].is_null() {
+    if f.width.is_none() {
         return Some("no video stream (audio only)".into());
     }
-    let still = f["container"].as_str().map(|c| c == "image2" || c.ends_with("_pipe")).unwrap_or(false);
-    if still || f["frame_rate"].is_null() {
+    if f.is_still() || f.frame_rate.is_none() {
         return Some("a still image (not part of an image sequence)".into());
     }
     None
@@ -288,7 +287,7 @@ fn open_input(src: &Source) -> Result<ff::format::context::Input, ProxyError> {
 
 /// Render the requested rungs of one source (a movie file or an image
 /// sequence) into `out_dir`: one decode, every rung on its own thread.
-pub fn render(src: &Source, facts: &Value, out_dir: &Path, opts: &RenderOptions) -> Result<(Vec<RenderedProxy>, RenderStats), ProxyError> {
+pub fn render(src: &Source, facts: &MediaFacts, out_dir: &Path, opts: &RenderOptions) -> Result<(Vec<RenderedProxy>, RenderStats), ProxyError> {
     init();
     match src {
         Source::Sequence(seq) => seq::render(seq, out_dir, opts),
@@ -401,13 +400,14 @@ mod tests {
 
     #[test]
     fn skip_reasons_from_facts() {
-        let v = serde_json::json!({"container": "mov,mp4,m4a,3gp,3g2,mj2", "width": 1920, "frame_rate": "24/1"});
+        let facts = |v: serde_json::Value| MediaFacts::from_value(&v).expect("facts");
+        let v = facts(serde_json::json!({"container": "mov,mp4,m4a,3gp,3g2,mj2", "width": 1920, "frame_rate": "24/1"}));
         assert_eq!(skip_reason(Some(&v), None), None);
         assert!(skip_reason(None, None).unwrap().contains("not media"));
         assert!(skip_reason(None, Some("moov atom not found")).unwrap().contains("moov"));
-        let wav = serde_json::json!({"container": "wav", "width": null});
+        let wav = facts(serde_json::json!({"container": "wav", "width": null}));
         assert!(skip_reason(Some(&wav), None).unwrap().contains("audio only"));
-        let dpx = serde_json::json!({"container": "image2", "width": 640, "frame_rate": null});
+        let dpx = facts(serde_json::json!({"container": "image2", "width": 640, "frame_rate": null}));
         assert!(skip_reason(Some(&dpx), None).unwrap().contains("still"));
     }
 }

@@ -16,12 +16,11 @@ use super::{fail, open_input, pick_rate, ratio, finish_render, ProxyError, Rende
 use crate::archive::proxies::RenderedProxy;
 use ff::ffi;
 use ffmpeg_next as ff;
-use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-pub(super) fn render(src: &Source, facts: &Value, out_dir: &Path, opts: &RenderOptions) -> Result<(Vec<RenderedProxy>, RenderStats), ProxyError> {
+pub(super) fn render(src: &Source, facts: &crate::media::facts::MediaFacts, out_dir: &Path, opts: &RenderOptions) -> Result<(Vec<RenderedProxy>, RenderStats), ProxyError> {
     let t0 = std::time::Instant::now();
     let mut ictx = open_input(src)?;
     let Some(vidx) = ictx.streams().best(ff::media::Type::Video).map(|s| s.index()) else {
@@ -32,7 +31,7 @@ pub(super) fn render(src: &Source, facts: &Value, out_dir: &Path, opts: &RenderO
         }
         return Err(ProxyError::Skip("no video stream (audio only)".into()));
     };
-    let vfr = facts["variable_frame_rate"].as_bool().unwrap_or(false);
+    let vfr = facts.variable_frame_rate;
     let vanished = || ProxyError::Failed("internal: video stream vanished".into());
     let (rate, vfr_note, in_tb, expected, v_start) = {
         let ist = ictx.stream(vidx).ok_or_else(vanished)?;
@@ -68,9 +67,9 @@ pub(super) fn render(src: &Source, facts: &Value, out_dir: &Path, opts: &RenderO
         }
         .for_yuv_output(is_rgb(dec.format())),
         rate,
-        timecode: facts["timecode"].as_str().map(str::to_string),
-        reel: facts["reel"].as_str().map(str::to_string),
-        expected_frames: expected.max(facts["duration_frames"].as_u64().unwrap_or(0)),
+        timecode: facts.timecode.clone(),
+        reel: facts.reel.clone(),
+        expected_frames: expected.max(facts.duration_frames.unwrap_or(0)),
         comment: vfr_note.clone(),
     };
 

@@ -25,7 +25,8 @@ pub struct ProxyRunOptions {
     pub specs: Vec<String>,
     pub rungs: Vec<Rung>,
     pub jobs: usize,
-    pub progress: bool,
+    /// Frames rendered so far, and files finished.
+    pub progress: crate::archive::progress::ProgressHandle,
     pub interrupt: Arc<AtomicBool>,
     /// Called with each finished file (for a line of output as it happens).
     pub on_done: Option<OnDone>,
@@ -63,7 +64,7 @@ struct Job {
     path: String,
     /// The content hash, or an image sequence's key.
     source: Hash,
-    facts: serde_json::Value,
+    facts: crate::media::facts::MediaFacts,
     rungs: Vec<Rung>,
     /// An image sequence: (extension, (frame number, content hash) in order).
     frames: Option<(String, Vec<(u64, Hash)>)>,
@@ -117,7 +118,7 @@ fn plan(archive: &Archive, opts: &ProxyRunOptions, rep: &mut ProxyRunReport) -> 
                 rep.up_to_date += 1;
                 continue;
             }
-            let facts = serde_json::json!({ "duration_frames": seq.span() });
+            let facts = crate::media::facts::MediaFacts { duration_frames: Some(seq.span()), ..Default::default() };
             let frames = seq.frames.iter().map(|(n, _, h)| (*n, *h)).collect();
             jobs.push(Job { path, source: key, facts, rungs: missing, frames: Some((seq.ext.clone(), frames)) });
         }
@@ -127,14 +128,14 @@ fn plan(archive: &Archive, opts: &ProxyRunOptions, rep: &mut ProxyRunReport) -> 
             continue;
         }
         rep.sources += 1;
-        let (facts, err) = archive.media(&e.hash)?.unwrap_or((None, None));
+        let (facts, err) = crate::media::facts::stored(archive, &e.hash)?.unwrap_or((None, None));
         // A start timecode recorded with `reelfs tc set` is the one the editorial proxy carries.
         let facts = facts.map(|f| match archive.resolve(&path) {
-            Ok(r) => crate::media::tcfact::facts_at(archive, r.commit.as_ref(), &r.path, &e.hash, &f),
+            Ok(r) => crate::media::facts::in_force(archive, r.commit.as_ref(), &r.path, &e.hash, &f),
             Err(_) => f,
         });
         // Audio only: a waveform thumb, when the thumb is asked for.
-        let audio_only = err.is_none() && facts.as_ref().is_some_and(|f| f["width"].is_null() && f["audio_tracks"].as_u64().unwrap_or(0) > 0);
+        let audio_only = err.is_none() && facts.as_ref().is_some_and(|f| f.is_audio_only());
         let rungs: Vec<Rung> = if audio_only { opts.rungs.iter().copied().filter(|r| *r == Rung::Thumb).collect() } else { opts.rungs.clone() };
         let why = if audio_only && rungs.is_empty() { Some("no video stream (audio only)".to_string()) } else if audio_only { None } else { proxy::skip_reason(facts.as_ref(), err.as_deref()) };
         if let Some(why) = why {
@@ -193,7 +194,7 @@ pub fn run(root: &Path, opts: ProxyRunOptions) -> Result<ProxyRunReport, Archive
         rep.seconds = t0.elapsed().as_secs_f64();
         return Ok(rep);
     }
-    let total_frames: u64 = jobs.iter().map(|j| j.facts["duration_frames"].as_u64().unwrap_or(0)).sum();
+    let total_frames: u64 = jobs.iter().map(|j| j.facts.duration_frames.unwrap_or(0)).sum();
     let n_jobs = jobs.len();
     let workers = opts.jobs.clamp(1, n_jobs);
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
@@ -216,21 +217,13 @@ pub fn run(root: &Path, opts: ProxyRunOptions) -> Result<ProxyRunReport, Archive
     }
     drop(done_tx);
 
-    let pb = opts.progress.then(|| {
-        let pb = indicatif::ProgressBar::new(total_frames.max(1));
-        pb.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} proxy [{bar:30}] {pos}/{len} frames {per_sec} ETA {eta} {wide_msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        pb
-    });
+    let pb = &opts.progress;
+    pb.begin("proxy", crate::archive::progress::Unit::Frames, total_frames);
     let mut files_done = 0usize;
     let mut first_err: Option<ArchiveError> = None;
     loop {
-        if let Some(pb) = &pb {
-            pb.set_position(frames_done.load(Ordering::Relaxed));
-            pb.set_message(format!("files {files_done}/{n_jobs}"));
-        }
+        pb.set_done(frames_done.load(Ordering::Relaxed));
+        pb.files(files_done as u64, n_jobs as u64);
         let msg = match done_rx.recv_timeout(Duration::from_millis(200)) {
             Ok(m) => m,
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
@@ -259,11 +252,7 @@ pub fn run(root: &Path, opts: ProxyRunOptions) -> Result<ProxyRunReport, Archive
                         };
                         rep.frames += stats.frames;
                         if let Some(f) = &opts.on_done {
-                            if let Some(pb) = &pb {
-                                pb.suspend(|| f(&item));
-                            } else {
-                                f(&item);
-                            }
+                            pb.suspend(&mut || f(&item));
                         }
                         rep.rendered.push(item);
                     }
@@ -296,9 +285,7 @@ pub fn run(root: &Path, opts: ProxyRunOptions) -> Result<ProxyRunReport, Archive
     for h in handles {
         let _ = h.join();
     }
-    if let Some(pb) = &pb {
-        pb.finish_and_clear();
-    }
+    pb.finish();
     if opts.interrupt.load(Ordering::Relaxed) && first_err.is_none() {
         rep.interrupted = true;
     }

@@ -123,21 +123,10 @@ const KNOWN_TOP: &[&[u8; 4]] = &[
 
 pub(crate) fn read_exact_at(
     src: &dyn ReadAt,
-    mut off: u64,
-    mut buf: &mut [u8],
+    off: u64,
+    buf: &mut [u8],
 ) -> std::io::Result<()> {
-    while !buf.is_empty() {
-        let n = src.read_at(off, buf)?;
-        if n == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "source ended early",
-            ));
-        }
-        off += n as u64;
-        buf = &mut buf[n..];
-    }
-    Ok(())
+    crate::archive::read_at::read_exact_at(src, off, buf)
 }
 
 /// Walks the top-level boxes. Returns the boxes that were complete plus, if the walk hit

@@ -52,48 +52,9 @@ pub enum QtError {
     Range { first: u64, end: u64, frames: u64 },
 }
 
-/// Random access to the source bytes (the archive implements it over its chunks).
-pub trait ReadAt: Send + Sync {
-    /// Reads up to `buf.len()` bytes at `offset`; 0 means end of file.
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
-    fn len(&self) -> u64;
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl ReadAt for std::fs::File {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        std::os::unix::fs::FileExt::read_at(self, buf, offset)
-    }
-    fn len(&self) -> u64 {
-        self.metadata().map(|m| m.len()).unwrap_or(0)
-    }
-}
-
-/// In-memory sources (tests, small files already cached).
-impl ReadAt for [u8] {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(<[u8]>::len(self));
-        let n = buf.len().min(<[u8]>::len(self) - start);
-        buf[..n].copy_from_slice(&self[start..start + n]);
-        Ok(n)
-    }
-    fn len(&self) -> u64 {
-        <[u8]>::len(self) as u64
-    }
-}
-
-impl ReadAt for Vec<u8> {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.as_slice().read_at(offset, buf)
-    }
-    fn len(&self) -> u64 {
-        self.as_slice().len() as u64
-    }
-}
+/// Random access to the source bytes (the archive implements it over its chunks). One
+/// trait shared with the pack codec: it lives in archive/read_at.rs.
+pub use crate::archive::read_at::ReadAt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrackKind {

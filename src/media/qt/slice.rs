@@ -119,6 +119,9 @@ pub(crate) fn plan_parsed(
         start = if k == 0 { 0 } else { syncs[k - 1] };
         // Open GOP: a wanted frame shown before its sync sample (a leading picture) needs
         // the GOP before; step back until no wanted frame precedes the start.
+        // Equivalent mutant (scripts/mutants): `start >= 0` changes nothing, because with
+        // k > 1 start is 0 only when stss lists sample 1 twice, and stepping back then
+        // lands on sample 0 again.
         while k > 1 && min_wanted_cts < vt.cts(&video.table, start) && start > 0 {
             k -= 1;
             start = syncs[k - 1];
@@ -655,4 +658,267 @@ fn write_one_tmcd_sample_tables(w: &mut W, span: u64, tc_offset: u64, co64: bool
         w.open_full(b"stco", 0, 0).u32(1).u32(tc_offset as u32);
     }
     w.close()
+}
+
+/// Fast end-to-end checks of the planner on tiny ffmpeg-made clips (64x64, a second or
+/// two): the same judgement as media/qt/tests.rs (every frame's md5, every PCM sample,
+/// timecode and reel as ffprobe and MediaInfo read them), cheap enough for scripts/mutants
+/// to run on every mutant of this file.
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{check_slice_with, media, mediainfo_tc, sh, source_md5s, video_md5s};
+    use super::super::{plan_slice, plan_slice_with_tc, read_movie, QtError, ReadAt, TcStart, TrackKind};
+    use std::path::Path;
+
+    /// The slice's bytes as a file, for the third-party tools.
+    fn slice_file(src: &dyn ReadAt, first: u64, end: u64, tc: Option<TcStart>) -> tempfile::NamedTempFile {
+        let vf = plan_slice_with_tc(src, first, end, tc).unwrap();
+        let mut out = vec![0u8; vf.len as usize];
+        assert_eq!(vf.read_at(src, 0, &mut out).unwrap(), out.len());
+        let f = tempfile::Builder::new().suffix(".mov").tempfile().unwrap();
+        std::fs::write(f.path(), &out).unwrap();
+        f
+    }
+
+    /// The timecode labels ffprobe reads in the file (it shows the tmcd's on the video
+    /// stream too), each once.
+    fn ffprobe_tcs(p: &Path) -> Vec<String> {
+        let mut v: Vec<String> = sh(&["ffprobe", "-v", "error", "-show_entries", "stream_tags=timecode", "-of", "csv=p=0", p.to_str().unwrap()])
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        v.dedup();
+        v
+    }
+
+    // Small tests rather than a few big ones: scripts/mutants runs them with nextest, which
+    // stops at the first failure, so a caught mutant costs one short test.
+    #[test]
+    fn prores_with_two_pcm_rates_slices_frame_and_sample_exact() {
+        check_slice_with("tiny-prores.mov", 5, 17, false);
+    }
+
+    #[test]
+    fn prores_first_and_last_frame_slices() {
+        check_slice_with("tiny-prores.mov", 0, 1, false);
+        check_slice_with("tiny-prores.mov", 23, 24, false);
+    }
+
+    #[test]
+    fn prores_large_layout_slice() {
+        check_slice_with("tiny-prores.mov", 3, 9, true);
+    }
+
+    #[test]
+    fn h264_slice_from_mid_gop_with_b_frames_and_aac() {
+        check_slice_with("tiny-h264.mov", 17, 30, false);
+    }
+
+    #[test]
+    fn h264_one_b_frame_and_last_frame_slices() {
+        check_slice_with("tiny-h264.mov", 14, 15, false);
+        check_slice_with("tiny-h264.mov", 49, 50, false);
+    }
+
+    #[test]
+    fn h264_large_layout_and_mp4_slices() {
+        check_slice_with("tiny-h264.mov", 11, 13, true);
+        check_slice_with("tiny-h264.mp4", 17, 30, false);
+    }
+
+    /// Video packets in the file, as ffprobe counts them (no decoding).
+    fn video_packets(p: &Path) -> u64 {
+        let out = sh(&["ffprobe", "-v", "error", "-count_packets", "-select_streams", "v:0", "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", p.to_str().unwrap()]);
+        out.trim().parse().unwrap_or_else(|_| panic!("ffprobe said {out:?}"))
+    }
+
+    /// A slice carries the pictures it shows plus only what decoding them needs: from the
+    /// sync sample before its first frame (a GOP of 12 here), not from the file's start.
+    #[test]
+    fn a_long_gop_slice_starts_at_the_sync_sample_before_its_first_frame() {
+        let src = std::fs::File::open(media("tiny-h264.mov")).unwrap();
+        for (first, end) in [(17u64, 30u64), (37, 38), (49, 50)] {
+            let out = slice_file(&src, first, end, None);
+            let n = video_packets(out.path());
+            assert!(n >= end - first && n <= end - first + 12 + 3, "{first}..{end}: {n} video packets");
+        }
+        // Intra-only video: exactly the frames shown.
+        let src = std::fs::File::open(media("tiny-prores.mov")).unwrap();
+        assert_eq!(video_packets(slice_file(&src, 5, 17, None).path()), 12);
+    }
+
+    /// Open GOP: the B-frames shown before an I-frame are decoded after it and reference
+    /// the GOP before, so a slice starting on them reaches back one more GOP.
+    #[test]
+    fn open_gop_leading_pictures_slice_right() {
+        for (first, end) in [(9, 14), (10, 11), (21, 26)] {
+            check_slice_with("tiny-opengop.mov", first, end, false);
+        }
+        let src = std::fs::File::open(media("tiny-opengop.mov")).unwrap();
+        // Frames 12..16 begin at their own I-frame, so no GOP before it is needed: in decode
+        // order the I-frame, its three leading B-frames (riding along), then P and 3 B.
+        assert_eq!(video_packets(slice_file(&src, 12, 16, None).path()), 8);
+    }
+
+    /// The source bytes a slice of frames `[first, end)` of a video-only file needs, from
+    /// ffprobe's packets: decoding starts at the last sync packet (in decode order) that is
+    /// neither decoded after the first wanted packet nor shown after the earliest wanted
+    /// frame (an open GOP's leading pictures need the GOP before), and runs to the end of
+    /// the last wanted packet.
+    fn needed_bytes(p: &Path, first: usize, end: usize) -> (u64, u64) {
+        let out = sh(&["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts,flags,pos,size", "-of", "csv=p=0", p.to_str().unwrap()]);
+        // Decode order: (pts, sync, pos, size).
+        let pkts: Vec<(i64, bool, u64, u64)> = out
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (f[0].parse().unwrap(), f[3].starts_with('K'), f[2].parse().unwrap(), f[1].parse().unwrap())
+            })
+            .collect();
+        let mut shown: Vec<usize> = (0..pkts.len()).collect();
+        shown.sort_by_key(|&i| pkts[i].0);
+        let wanted = &shown[first..end];
+        let (lo, hi) = (*wanted.iter().min().unwrap(), *wanted.iter().max().unwrap());
+        let min_pts = wanted.iter().map(|&i| pkts[i].0).min().unwrap();
+        let start = (0..=lo).rev().find(|&i| pkts[i].1 && pkts[i].0 <= min_pts).unwrap();
+        let stop = (start..=hi).map(|i| pkts[i].2 + pkts[i].3).max().unwrap();
+        (pkts[start].2, stop - pkts[start].2)
+    }
+
+    /// The slice's one source range is exactly the bytes decoding its frames needs: not
+    /// from the file's start (a one-frame slice of a long clip stays small), and reaching
+    /// one GOP back only for an open GOP's leading pictures. The pictures are checked too.
+    #[test]
+    fn a_slice_reads_only_the_gops_its_frames_need() {
+        let path = media("tiny-opengop.mov");
+        let src = std::fs::File::open(&path).unwrap();
+        for (first, end) in [(45, 50), (12, 16), (0, 3), (47, 48), (30, 31)] {
+            let vf = plan_slice(&src, first as u64, end as u64).unwrap();
+            let got = match vf.segments.last() {
+                Some(super::super::Segment::Source { offset, len }) => (*offset, *len),
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(got, needed_bytes(&path, first, end), "frames {first}..{end}");
+        }
+        check_slice_with("tiny-opengop.mov", 45, 50, false);
+    }
+
+    /// A stream whose first sync sample is not its first sample (cut from a broadcast
+    /// mid-GOP; here the open-GOP clip with its first stss entry pointing at the second
+    /// I-frame): the pictures before it cannot be decoded from anything earlier, and asking
+    /// for them gives a slice from that sync sample, never a panic.
+    #[test]
+    fn frames_before_the_first_sync_sample_never_panic() {
+        let path = media("tiny-opengop.mov");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.windows(4).position(|w| w == b"stss").unwrap() + 12;
+        let second: [u8; 4] = bytes[at + 4..at + 8].try_into().unwrap();
+        bytes[at..at + 4].copy_from_slice(&second);
+        let sync = u32::from_be_bytes(second) as usize - 1;
+        // Decode order = file order: where the I-frame and the first packet are.
+        let out = sh(&["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pos", "-of", "csv=p=0", path.to_str().unwrap()]);
+        let pos: Vec<u64> = out.lines().map(|l| l.trim().parse().unwrap()).collect();
+        for (first, end, from) in [(9u64, 12u64, pos[sync]), (10, 14, pos[sync]), (0, 1, pos[0])] {
+            let vf = plan_slice(&bytes, first, end).unwrap();
+            let Some(super::super::Segment::Source { offset, .. }) = vf.segments.last() else { panic!() };
+            assert_eq!(*offset, from, "frames {first}..{end}");
+        }
+    }
+
+    /// A drop-frame clip starting at 23:59:59;26 whose tmcd has the 24-hour flag (cameras
+    /// set it; ffmpeg does not, so the test sets it in a copy): a slice from after midnight
+    /// is labelled 00:00:00;xx, as the camera's own counter showed it.
+    #[test]
+    fn a_slice_past_midnight_wraps_to_a_time_of_day() {
+        let path = media("tiny-df.mov");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let tc = read_movie(&bytes).unwrap().timecode.unwrap();
+        assert_eq!((tc.drop_frame, tc.flags & 2), (true, 0));
+        // stsd: version+flags, count, then the entry: size, 'tmcd', 6 reserved, data
+        // reference index, 4 reserved, flags.
+        let at = (0..bytes.len() - 20)
+            .find(|&i| &bytes[i..i + 4] == b"stsd" && &bytes[i + 16..i + 20] == b"tmcd")
+            .expect("a tmcd sample entry");
+        bytes[at + 20 + 6 + 2 + 4 + 3] |= 2;
+        assert_eq!(read_movie(&bytes).unwrap().timecode.unwrap().flags, tc.flags | 2);
+        for (first, label, value) in [(0u64, "23:59:59;26", 2_589_404u32), (4, "00:00:00;00", 0), (7, "00:00:00;03", 3)] {
+            let out = slice_file(&bytes, first, 12, None);
+            assert_eq!(ffprobe_tcs(out.path()), vec![label.to_string()], "frame {first}");
+            assert_eq!(mediainfo_tc(out.path()).as_deref(), Some(label), "frame {first}");
+            let again = read_movie(&std::fs::File::open(out.path()).unwrap()).unwrap().timecode.unwrap();
+            assert_eq!((again.start_frame, again.flags), (value, tc.flags | 2), "frame {first}");
+            assert_eq!(video_md5s(out.path()), source_md5s(&path)[first as usize..12].to_vec());
+        }
+        // Without the flag the count goes on past 24 hours, as ffprobe reads the source.
+        let out = slice_file(&std::fs::File::open(&path).unwrap(), 4, 12, None);
+        assert_eq!(ffprobe_tcs(out.path()), vec!["24:00:00;00".to_string()]);
+    }
+
+    fn tc(value: u32, rate_num: u32, rate_den: u32, fps: u8, drop_frame: bool) -> TcStart {
+        TcStart { value, rate_num, rate_den, fps, drop_frame }
+    }
+
+    /// Slices frames 2..9 of `name` with a recorded start timecode and checks the label
+    /// ffprobe and MediaInfo read, the one tmcd track's counting ((timescale, frame
+    /// duration)) and that the pictures are the source's.
+    fn check_recorded(name: &str, start: TcStart, label: &str, counting: (u32, u32)) {
+        let path = media(name);
+        let src = std::fs::File::open(&path).unwrap();
+        let out = slice_file(&src, 2, 9, Some(start));
+        let ctx = format!("{name} {start:?}");
+        assert_eq!(ffprobe_tcs(out.path()), vec![label.to_string()], "{ctx}");
+        assert_eq!(mediainfo_tc(out.path()).as_deref(), Some(label), "{ctx}");
+        let info = read_movie(&std::fs::File::open(out.path()).unwrap()).unwrap();
+        let t = info.timecode.clone().unwrap();
+        assert_eq!((t.start_frame, t.fps, t.drop_frame), (start.value, start.fps, start.drop_frame), "{ctx}");
+        assert_eq!((t.timescale, t.frame_duration), counting, "{ctx}");
+        // The source's tmcd track is kept when it counts the same way: its reel name too.
+        let source_tc = read_movie(&src).unwrap().timecode;
+        let same = source_tc.as_ref().is_some_and(|s| (s.timescale, s.frame_duration, s.drop_frame) == (counting.0, counting.1, start.drop_frame));
+        assert_eq!(t.reel, if same { source_tc.and_then(|s| s.reel) } else { None }, "{ctx}");
+        assert_eq!(info.tracks.iter().filter(|t| t.kind == TrackKind::Timecode).count(), 1, "{ctx}");
+        assert_eq!(video_md5s(out.path()), source_md5s(&path)[2..9].to_vec(), "{ctx}");
+    }
+
+    /// Recorded timecodes counted as the source's tmcd counts replace its sample.
+    #[test]
+    fn a_recorded_timecode_replaces_the_sample_of_a_tmcd_that_counts_the_same() {
+        check_recorded("tiny-prores.mov", tc(86_400 * 2 + 7, 24000, 1001, 24, false), "02:00:00:07", (24000, 1001));
+        check_recorded("tiny-df.mov", tc(107_892 + 2, 30000, 1001, 30, true), "01:00:00;02", (30000, 1001));
+    }
+
+    /// Counted another way (another rate, or non-drop against drop frame): a new track
+    /// replaces the source's, so the label is read at the recorded rate.
+    #[test]
+    fn a_recorded_timecode_counted_otherwise_gets_its_own_track() {
+        check_recorded("tiny-prores.mov", tc(90_000 + 3, 25, 1, 25, false), "01:00:00:03", (25, 1));
+        check_recorded("tiny-df.mov", tc(30 * 3600 + 5, 30, 1, 30, false), "01:00:00:05", (30, 1));
+    }
+
+    /// A source without a timecode track (an MP4) gets one, drop frame included.
+    #[test]
+    fn a_recorded_timecode_on_a_source_without_tmcd_gets_a_new_track() {
+        check_recorded("tiny-h264.mp4", tc(1_800 + 2, 30000, 1001, 30, true), "00:01:00;04", (30000, 1001));
+    }
+
+    /// 8-bit mono PCM declares one byte per sample, as legacy compressed QuickTime audio
+    /// (refused: its packets cannot be located) does; it is PCM and sliced sample-exact.
+    #[test]
+    fn one_byte_pcm_slices_sample_exact() {
+        check_slice_with("tiny-u8.mov", 3, 17, false);
+    }
+
+    #[test]
+    fn out_of_range_and_cut_sources_are_errors() {
+        let path = media("tiny-prores.mov");
+        let src = std::fs::File::open(&path).unwrap();
+        for (a, b) in [(5, 5), (6, 5), (23, 25), (24, 25)] {
+            match plan_slice(&src, a, b) {
+                Err(QtError::Range { first, end, frames: 24 }) => assert_eq!((first, end), (a, b)),
+                other => panic!("{a}..{b}: {other:?}"),
+            }
+        }
+        assert!(plan_slice(&src, 0, 24).is_ok());
+    }
 }

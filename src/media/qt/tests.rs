@@ -30,7 +30,7 @@ fn run(cmd: &mut Command) -> Vec<u8> {
     out.stdout
 }
 
-fn sh(args: &[&str]) -> String {
+pub(super) fn sh(args: &[&str]) -> String {
     String::from_utf8_lossy(&run(Command::new(args[0]).args(&args[1..]))).into_owned()
 }
 
@@ -64,11 +64,29 @@ fn recipe(name: &str) -> Vec<String> {
         "h264.mov" => s("-f lavfi -i testsrc2=size=320x240:rate=25:duration=4 -f lavfi -i sine=frequency=500:sample_rate=48000:duration=4 -c:v libx264 -preset veryfast -g 12 -bf 3 -pix_fmt yuv420p -c:a aac -b:a 96k -timecode 02:00:00:00"),
         "h264fs.mov" => s("-f lavfi -i testsrc2=size=320x240:rate=25:duration=4 -f lavfi -i sine=frequency=500:sample_rate=48000:duration=4 -c:v libx264 -preset veryfast -g 12 -bf 3 -pix_fmt yuv420p -c:a aac -b:a 96k -timecode 02:00:00:00 -movflags +faststart"),
         "h264.mp4" => s("-f lavfi -i testsrc2=size=320x240:rate=25:duration=4 -f lavfi -i sine=frequency=500:sample_rate=44100:duration=4 -c:v libx264 -preset veryfast -g 12 -bf 3 -pix_fmt yuv420p -c:a aac -b:a 96k"),
+        // Tiny clips (64x64, a second or two) for the fast slice tests in slice.rs, which
+        // scripts/mutants runs on every mutant: the same checks as above in a fraction of
+        // the time. ProRes 23.976 with two PCM tracks at different rates, tmcd and reel.
+        "tiny-prores.mov" => s("-f lavfi -i testsrc2=size=64x64:rate=24000/1001:duration=1 -f lavfi -i sine=frequency=300:sample_rate=48000:duration=1 -f lavfi -i sine=frequency=500:sample_rate=44100:duration=1 -map 0:v -map 1:a -map 2:a -c:v prores_ks -profile:v 0 -c:a pcm_s24le -timecode 01:00:00:00 -metadata:s:v:0 reel_name=T001 -shortest"),
+        // 29.97 drop frame starting 4 frames before midnight (the 24-hour wrap).
+        "tiny-df.mov" => {
+            let mut a = s("-f lavfi -i testsrc2=size=64x64:rate=30000/1001:duration=0.4 -f lavfi -i sine=frequency=440:sample_rate=48000:duration=0.4 -c:v prores_ks -profile:v 0 -c:a pcm_s16le");
+            a.extend(["-timecode".into(), "23:59:59;26".into()]);
+            a
+        }
+        // H.264 long GOP with B-frames + AAC, in MOV (tmcd) and MP4 (none).
+        "tiny-h264.mov" => s("-f lavfi -i testsrc2=size=64x64:rate=25:duration=2 -f lavfi -i sine=frequency=500:sample_rate=48000:duration=2 -c:v libx264 -preset veryfast -g 12 -bf 3 -pix_fmt yuv420p -c:a aac -b:a 64k -timecode 02:00:00:00"),
+        "tiny-h264.mp4" => s("-f lavfi -i testsrc2=size=64x64:rate=25:duration=2 -f lavfi -i sine=frequency=500:sample_rate=44100:duration=2 -c:v libx264 -preset veryfast -g 12 -bf 3 -pix_fmt yuv420p -c:a aac -b:a 64k"),
+        // Open GOP (b-adapt off makes x264 code the B-frames shown before each I-frame
+        // after it, referencing the GOP before): leading pictures.
+        "tiny-opengop.mov" => s("-f lavfi -i testsrc2=size=64x64:rate=25:duration=2 -c:v libx264 -preset veryfast -x264opts open_gop=1:keyint=12:min-keyint=12:scenecut=0:bframes=3:b-pyramid=none:b-adapt=0 -pix_fmt yuv420p -timecode 03:00:00:00"),
+        // 8-bit mono PCM: one byte per sample, as legacy QuickTime sizes compressed audio.
+        "tiny-u8.mov" => s("-f lavfi -i testsrc2=size=64x64:rate=25:duration=1 -f lavfi -i sine=frequency=440:sample_rate=22050:duration=1 -c:v prores_ks -profile:v 0 -c:a pcm_u8 -ac 1"),
         _ => panic!("no recipe for {name}"),
     }
 }
 
-fn media(name: &str) -> PathBuf {
+pub(super) fn media(name: &str) -> PathBuf {
     static LOCK: Mutex<()> = Mutex::new(());
     let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let dir = media_dir();
@@ -86,7 +104,7 @@ fn media(name: &str) -> PathBuf {
     path
 }
 
-fn write_virtual(vf: &VirtualFile, src: &dyn ReadAt) -> tempfile::NamedTempFile {
+pub(super) fn write_virtual(vf: &VirtualFile, src: &dyn ReadAt) -> tempfile::NamedTempFile {
     let mut out = tempfile::Builder::new().suffix(".mov").tempfile().unwrap();
     let mut buf = vec![0u8; 1 << 20];
     let mut off = 0u64;
@@ -102,7 +120,7 @@ fn write_virtual(vf: &VirtualFile, src: &dyn ReadAt) -> tempfile::NamedTempFile 
 }
 
 /// Per-frame hashes of the video stream (hashes only: pts legitimately differ).
-fn video_md5s(p: &Path) -> Vec<String> {
+pub(super) fn video_md5s(p: &Path) -> Vec<String> {
     let out = sh(&[
         "ffmpeg",
         "-v",
@@ -124,7 +142,7 @@ fn video_md5s(p: &Path) -> Vec<String> {
         .collect()
 }
 
-fn source_md5s(p: &Path) -> Vec<String> {
+pub(super) fn source_md5s(p: &Path) -> Vec<String> {
     static CACHE: OnceLock<Mutex<HashMap<PathBuf, Vec<String>>>> = OnceLock::new();
     let c = CACHE.get_or_init(Default::default);
     if let Some(v) = c.lock().unwrap().get(p) {
@@ -136,7 +154,7 @@ fn source_md5s(p: &Path) -> Vec<String> {
 }
 
 /// ffprobe's streams as key=value maps (tags as `TAG:name`).
-fn streams(p: &Path, count_frames: bool) -> Vec<HashMap<String, String>> {
+pub(super) fn streams(p: &Path, count_frames: bool) -> Vec<HashMap<String, String>> {
     let mut args = vec![
         "ffprobe",
         "-v",
@@ -171,7 +189,7 @@ fn streams(p: &Path, count_frames: bool) -> Vec<HashMap<String, String>> {
 }
 
 /// SMPTE label of a frame count, written independently of the module under test.
-fn tc_label(frame: u64, fps: u64, drop: bool) -> String {
+pub(super) fn tc_label(frame: u64, fps: u64, drop: bool) -> String {
     let mut f = frame;
     if drop {
         let d = fps / 15; // labels dropped per minute
@@ -192,14 +210,14 @@ fn tc_label(frame: u64, fps: u64, drop: bool) -> String {
     )
 }
 
-fn mediainfo_tc(p: &Path) -> Option<String> {
+pub(super) fn mediainfo_tc(p: &Path) -> Option<String> {
     let out = sh(&["mediainfo", "--Output=JSON", p.to_str().unwrap()]);
     let i = out.find("\"TimeCode_FirstFrame\"")? + "\"TimeCode_FirstFrame\"".len();
     Some(out[i..].split('"').nth(1)?.to_string())
 }
 
 /// Decoded audio of stream `n` (optionally trimmed to samples `[s0, s1)`), hashed.
-fn audio_md5(p: &Path, n: usize, trim: Option<(u64, u64)>) -> String {
+pub(super) fn audio_md5(p: &Path, n: usize, trim: Option<(u64, u64)>) -> String {
     let map = format!("0:a:{n}");
     let mut args = vec![
         "ffmpeg".to_string(),
@@ -221,7 +239,7 @@ fn audio_md5(p: &Path, n: usize, trim: Option<(u64, u64)>) -> String {
     sh(&a).trim().to_string()
 }
 
-fn audio_s16(p: &Path, n: usize) -> Vec<i16> {
+pub(super) fn audio_s16(p: &Path, n: usize) -> Vec<i16> {
     let out = run(Command::new("ffmpeg").args([
         "-v",
         "error",
@@ -247,7 +265,7 @@ fn check_slice(name: &str, first: u64, end: u64) {
     check_slice_with(name, first, end, false)
 }
 
-fn check_slice_with(name: &str, first: u64, end: u64, force_large: bool) {
+pub(super) fn check_slice_with(name: &str, first: u64, end: u64, force_large: bool) {
     let path = media(name);
     let src = std::fs::File::open(&path).unwrap();
     let info = read_movie(&src).unwrap();
@@ -345,6 +363,28 @@ fn check_slice_with(name: &str, first: u64, end: u64, force_large: bool) {
         }
     }
 
+    // Length: what an NLE shows as the clip's duration (mvhd, in the movie's timescale) is
+    // the frames' time, off by less than one audio sample (a track's cut is whole samples).
+    {
+        let (vts, fd) = info.video_frame_duration;
+        let sliced = read_movie(&std::fs::File::open(op).unwrap()).unwrap();
+        let rate = info.tracks.iter().filter(|t| t.kind == TrackKind::Audio).map(|t| t.sample_rate).max();
+        // |duration / ts - frames * fd / vts| < 1 / rate, in integers.
+        let got = sliced.duration as i128 * vts as i128;
+        let want = (end - first) as i128 * fd as i128 * sliced.timescale as i128;
+        let within = match rate {
+            Some(r) => (got - want).abs() * (r as i128) < sliced.timescale as i128 * vts as i128,
+            None => got == want,
+        };
+        assert!(
+            within,
+            "{ctx}: the slice lasts {}/{} s, its frames {}/{vts} s",
+            sliced.duration,
+            sliced.timescale,
+            (end - first) * fd as u64
+        );
+    }
+
     // Audio: PCM sample-exact against the source trimmed at floor(frame * rate * fd / ts).
     let (vts, fd) = info.video_frame_duration;
     let audio: Vec<&TrackInfo> = info
@@ -393,6 +433,11 @@ fn check_slice_with(name: &str, first: u64, end: u64, force_large: bool) {
                 audio_md5(&path, n, Some((s0, s1))),
                 "{ctx}: PCM track {n} samples {s0}..{s1}"
             );
+            // And the track holds exactly those samples: an NLE that ignores edit lists
+            // (many do for PCM) plays every sample the track has.
+            let sliced = read_movie(&std::fs::File::open(op).unwrap()).unwrap();
+            let held = sliced.tracks.iter().filter(|t| t.kind == TrackKind::Audio).nth(n).unwrap().sample_count;
+            assert_eq!(held, s1 - s0, "{ctx}: PCM track {n} holds {held} samples");
         }
     }
 }

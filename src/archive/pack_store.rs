@@ -1,0 +1,273 @@
+//! Where sealed packs live: the `PackStore` seam, and `LocalPackStore`, the
+//! archive's `packs/` folder.
+//!
+//! A store deals in named byte strings, not records: encoding them is
+//! `pack.rs`, writing records `pack_writer.rs`. The trait is shaped so that an
+//! object store can implement it (a pack is a multipart upload that becomes
+//! visible only when completed; reads are ranged GETs) and so can tape: no
+//! paths or files in its signatures, a pack is written once front to back and
+//! never changed after it is sealed, and nothing is truncated or rewritten in
+//! place. Errors are the archive's, with the pack named as `locate` says.
+
+use super::error::{ArchiveError, IoContext, Result};
+use super::read_at::ReadAt;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where sealed packs live.
+pub trait PackStore: Send + Sync {
+    /// Start a new pack called `name` (which must not exist). Its bytes are
+    /// appended through the returned upload; it is a sealed pack only once
+    /// `PackUpload::seal` returns.
+    fn begin(&self, name: &str) -> Result<Box<dyn PackUpload>>;
+    /// Random access to a pack's bytes. A pack that is not there is an
+    /// `ArchiveError::Io` of kind `NotFound` (readers look a chunk up again
+    /// on that: gc may have moved it).
+    fn open(&self, name: &str) -> Result<Arc<dyn ReadAt>>;
+    /// A pack's size in bytes; `None` when the store has no pack by that name.
+    fn size(&self, name: &str) -> Result<Option<u64>>;
+    /// The names of every pack the store holds: sealed ones and, where the
+    /// store can hold them (local files), the unsealed tail of a writer that
+    /// was killed. The catalog decides which of them are referenced.
+    fn list(&self) -> Result<Vec<String>>;
+    /// Remove a pack; one that is already gone is not an error.
+    fn delete(&self, name: &str) -> Result<()>;
+    /// Where a pack is, as a user can act on it (a path, a URL): for messages.
+    fn locate(&self, name: &str) -> String;
+}
+
+/// A pack being written: appended to front to back, then sealed or aborted.
+/// Dropped without either, it is aborted.
+pub trait PackUpload: Send {
+    /// Append bytes at the end of the pack.
+    fn write(&mut self, bytes: &[u8]) -> Result<()>;
+    /// Bytes appended so far.
+    fn size(&self) -> u64;
+    /// Make the pack durable and visible under its name; returns its size.
+    /// When this returns the catalog may point into it (the rule in
+    /// archive/mod.rs); if it fails, nothing of the pack may be referenced.
+    fn seal(self: Box<Self>) -> Result<u64>;
+    /// Give the pack up: nothing of it remains in the store.
+    fn abort(self: Box<Self>) -> Result<()>;
+}
+
+/// The store of an archive on local disk: `ARCHIVE/packs/`.
+pub fn local_store(archive_root: &Path) -> Arc<dyn PackStore> {
+    Arc::new(LocalPackStore::new(archive_root.join("packs")))
+}
+
+/// Packs as files below one folder, `xx/NNNNNNNN.pack`.
+pub struct LocalPackStore {
+    dir: PathBuf,
+}
+
+impl LocalPackStore {
+    pub fn new(dir: PathBuf) -> LocalPackStore {
+        LocalPackStore { dir }
+    }
+
+    /// A pack's path. Names come from the catalog or from this store's own
+    /// listing; one that would reach outside the folder is refused, so a
+    /// damaged catalog cannot make a reader open (or gc delete) other files.
+    fn path(&self, name: &str) -> Result<PathBuf> {
+        let p = Path::new(name);
+        let plain = !name.is_empty() && p.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !plain {
+            return Err(ArchiveError::Inconsistent(format!("pack name '{name}' is not a name inside {}", self.dir.display())));
+        }
+        Ok(self.dir.join(p))
+    }
+}
+
+impl PackStore for LocalPackStore {
+    fn begin(&self, name: &str) -> Result<Box<dyn PackUpload>> {
+        let path = self.path(name)?;
+        // Pack folders and packs take the archive's permission policy (the mode
+        // of the folder above them), whatever the umask.
+        let dir = path.parent().unwrap_or(&self.dir).to_path_buf();
+        let new_dir = !dir.is_dir();
+        let policy = super::perms::Policy::inherited(&dir)?;
+        policy.create_dir_all(&dir)?;
+        let file = policy.create_new_file(&path)?;
+        Ok(Box::new(LocalUpload { path, dir, new_dir, file: Some(BufWriter::with_capacity(8 << 20, file)), pos: 0, kicked: 0 }))
+    }
+
+    fn open(&self, name: &str) -> Result<Arc<dyn ReadAt>> {
+        let path = self.path(name)?;
+        Ok(Arc::new(File::open(&path).at(&path)?))
+    }
+
+    fn size(&self, name: &str) -> Result<Option<u64>> {
+        let path = self.path(name)?;
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => Ok(Some(m.len())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ArchiveError::Io { path, source: e }),
+        }
+    }
+
+    fn list(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for e in walkdir::WalkDir::new(&self.dir).min_depth(1).sort_by_file_name() {
+            let e = e.map_err(|e| ArchiveError::Io { path: self.dir.clone(), source: e.into() })?;
+            if e.file_type().is_file() {
+                out.push(e.path().strip_prefix(&self.dir).unwrap_or(e.path()).to_string_lossy().to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    fn delete(&self, name: &str) -> Result<()> {
+        let path = self.path(name)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(ArchiveError::Io { path, source: e }),
+        }
+        // The removal is durable before a caller counts the space as freed.
+        match path.parent() {
+            Some(d) => fsync_dir(d),
+            None => Ok(()),
+        }
+    }
+
+    fn locate(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+}
+
+/// Start writing dirty pages back every this many bytes, so the fsync that
+/// seals a pack finds little left to do instead of stalling the pipeline.
+const WRITEBACK_EVERY: u64 = 64 << 20;
+
+struct LocalUpload {
+    path: PathBuf,
+    dir: PathBuf,
+    /// The pack's folder was made for it: its own entry in `packs/` is fsynced too.
+    new_dir: bool,
+    /// `None` once sealed or aborted.
+    file: Option<BufWriter<File>>,
+    pos: u64,
+    /// Position at which writeback was last started.
+    kicked: u64,
+}
+
+impl LocalUpload {
+    fn file(&mut self) -> Result<&mut BufWriter<File>> {
+        self.file.as_mut().ok_or_else(|| ArchiveError::Invalid("internal: write to a sealed pack".into()))
+    }
+}
+
+impl PackUpload for LocalUpload {
+    fn write(&mut self, b: &[u8]) -> Result<()> {
+        let path = self.path.clone();
+        let f = self.file()?;
+        f.write_all(b).at(&path)?;
+        self.pos += b.len() as u64;
+        if self.pos - self.kicked >= WRITEBACK_EVERY {
+            self.kicked = self.pos;
+            let f = self.file()?;
+            f.flush().at(&path)?;
+            use std::os::unix::io::AsRawFd;
+            // SAFETY: asynchronous writeback request on our own open descriptor;
+            // it changes no data and its failure only costs speed.
+            unsafe {
+                libc::sync_file_range(f.get_ref().as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+            }
+        }
+        Ok(())
+    }
+
+    fn size(&self) -> u64 {
+        self.pos
+    }
+
+    /// The file, then its directory entry (and the folder's, if it is new).
+    fn seal(mut self: Box<Self>) -> Result<u64> {
+        let w = self.file.take().ok_or_else(|| ArchiveError::Invalid("internal: pack sealed twice".into()))?;
+        let r = (|| {
+            let file = w.into_inner().map_err(|e| ArchiveError::Io { path: self.path.clone(), source: e.into_error() })?;
+            file.sync_all().at(&self.path)?;
+            fsync_dir(&self.dir)?;
+            if self.new_dir {
+                if let Some(up) = self.dir.parent() {
+                    fsync_dir(up)?;
+                }
+            }
+            Ok(self.pos)
+        })();
+        if r.is_err() {
+            // Not sealed: it must not stay behind looking like a pack.
+            let _ = std::fs::remove_file(&self.path);
+        }
+        r
+    }
+
+    fn abort(mut self: Box<Self>) -> Result<()> {
+        self.file = None;
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ArchiveError::Io { path: self.path.clone(), source: e }),
+        }
+    }
+}
+
+impl Drop for LocalUpload {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+pub fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pack_is_readable_once_sealed_and_gone_once_aborted() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalPackStore::new(dir.path().join("packs"));
+        let mut u = s.begin("01/00000001.pack").unwrap();
+        u.write(b"hello ").unwrap();
+        u.write(b"world").unwrap();
+        assert_eq!(u.seal().unwrap(), 11);
+        let r = s.open("01/00000001.pack").unwrap();
+        let mut buf = [0u8; 5];
+        r.read_exact_at(6, &mut buf).unwrap();
+        assert_eq!(&buf, b"world");
+        assert_eq!(s.size("01/00000001.pack").unwrap(), Some(11));
+
+        let mut u = s.begin("02/00000002.pack").unwrap();
+        u.write(b"half").unwrap();
+        u.abort().unwrap();
+        drop(s.begin("03/00000003.pack").unwrap()); // dropped: aborted too
+        assert_eq!(s.list().unwrap(), vec!["01/00000001.pack".to_string()]);
+        s.delete("01/00000001.pack").unwrap();
+        s.delete("01/00000001.pack").unwrap();
+        assert_eq!(s.size("01/00000001.pack").unwrap(), None);
+        let missing = s.open("01/00000001.pack").err().unwrap();
+        assert!(matches!(&missing, ArchiveError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound));
+    }
+
+    #[test]
+    fn names_that_leave_the_folder_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret"), b"x").unwrap();
+        let s = LocalPackStore::new(dir.path().join("packs"));
+        for name in ["../secret", "/etc/passwd", "", "01/../../secret"] {
+            assert!(s.open(name).is_err(), "{name}");
+            assert!(s.delete(name).is_err(), "{name}");
+            assert!(s.begin(name).is_err(), "{name}");
+        }
+        assert!(dir.path().join("secret").exists());
+    }
+}

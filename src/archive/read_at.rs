@@ -1,0 +1,113 @@
+//! Random access to bytes, whatever holds them: a local file, a pack in an
+//! object store, a file of the archive, a buffer in memory.
+//!
+//! One trait for every positional reader, so the pack codec (archive/pack.rs)
+//! and the QuickTime reader (media/qt) read through the same seam. It depends
+//! on nothing but std: any layer may use it.
+
+use std::io;
+
+/// Random access to a byte source of known length.
+pub trait ReadAt: Send + Sync {
+    /// Reads up to `buf.len()` bytes at `offset`; 0 means end of file. May
+    /// return fewer bytes than asked (a network or FUSE-backed source does).
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+    fn len(&self) -> u64;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Fill all of `buf` from `offset`, reading on after short reads; a
+    /// source that ends first is an `UnexpectedEof` error saying how far it got.
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        read_exact_at(self, offset, buf)
+    }
+}
+
+/// `ReadAt::read_exact_at` for any reader, sized or not (`&dyn ReadAt` included).
+pub fn read_exact_at<R: ReadAt + ?Sized>(src: &R, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+    let want = buf.len();
+    let mut done = 0usize;
+    while done < want {
+        let pos = offset + done as u64;
+        match src.read_at(pos, &mut buf[done..]) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("source ended early: {want} bytes wanted at offset {offset}, only {done} there"),
+                ))
+            }
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+impl ReadAt for std::fs::File {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        std::os::unix::fs::FileExt::read_at(self, buf, offset)
+    }
+    fn len(&self) -> u64 {
+        self.metadata().map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+/// In-memory sources (tests, small files already cached).
+impl ReadAt for [u8] {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(<[u8]>::len(self));
+        let n = buf.len().min(<[u8]>::len(self) - start);
+        buf[..n].copy_from_slice(&self[start..start + n]);
+        Ok(n)
+    }
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+}
+
+impl ReadAt for Vec<u8> {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.as_slice().read_at(offset, buf)
+    }
+    fn len(&self) -> u64 {
+        self.as_slice().len() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hands out at most 2 bytes per call, as a network source may.
+    struct Trickle(Vec<u8>);
+    impl ReadAt for Trickle {
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(2);
+            self.0.read_at(offset, &mut buf[..n])
+        }
+        fn len(&self) -> u64 {
+            self.0.len() as u64
+        }
+    }
+
+    #[test]
+    fn read_exact_at_reads_on_after_short_reads_and_names_a_short_source() {
+        let src = Trickle((0u8..10).collect());
+        let mut buf = [0u8; 5];
+        src.read_exact_at(3, &mut buf).unwrap();
+        assert_eq!(buf, [3, 4, 5, 6, 7]);
+        let err = src.read_exact_at(8, &mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(err.to_string().contains("5 bytes wanted at offset 8, only 2 there"), "{err}");
+    }
+
+    #[test]
+    fn slices_read_past_their_end_as_end_of_file() {
+        let v = vec![1u8, 2, 3];
+        let mut buf = [0u8; 4];
+        assert_eq!(v.read_at(1, &mut buf).unwrap(), 2);
+        assert_eq!(v.read_at(3, &mut buf).unwrap(), 0);
+        assert_eq!(v.read_at(u64::MAX, &mut buf).unwrap(), 0);
+    }
+}

@@ -1,0 +1,480 @@
+//! Read-ahead: one component for every reader of the archive (the mount's
+//! open files, restore, `cat`, extract, and next the HTTP server).
+//!
+//! - `Sequential` tells a sequential reader from a random one and grows its
+//!   window (doubling up to a cap) while it stays sequential.
+//! - `Prefetcher` loads (reads + verifies) chunks ahead of readers on a pool
+//!   of worker threads into a byte-bounded cache. Back-pressure is explicit:
+//!   the job queue is bounded and a job that does not fit is not taken (the
+//!   reader asks again on its next read, or loads the chunk itself), so
+//!   memory is bounded by the cache whatever the number of readers.
+//! - `ReadAhead` (from `BlobReader::read_ahead`) drives both for one reader
+//!   that reports its position: nothing waits in a sleep loop; workers block
+//!   on the job queue, and the reader's `advance` hands out what the window
+//!   allows.
+//!
+//! Why chunk-level: the kernel sends FUSE reads of at most `max_readahead`
+//! bytes and waits for each; large parallel loads ahead of the reader are
+//! what make a cold sequential read run at disk speed.
+
+use super::catalog::ChunkLoc;
+use super::read::ChunkStore;
+use super::Hash;
+use crossbeam_channel::{bounded, Sender};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// A chunk's bytes, or why it could not be loaded (the reader reports it).
+pub type Loaded = Result<Arc<Vec<u8>>, String>;
+
+/// Where chunks come from: the archive's `ChunkStore`, or anything else that
+/// can load a chunk by hash and location.
+pub trait ChunkSource: Send + Sync + 'static {
+    fn load(&self, hash: &Hash, loc: &ChunkLoc) -> Loaded;
+}
+
+/// Loads verified chunks without putting them in the store's own cache (the
+/// prefetcher keeps them in its own, bounded one).
+impl ChunkSource for ChunkStore {
+    fn load(&self, hash: &Hash, loc: &ChunkLoc) -> Loaded {
+        self.load_verified(hash, loc).map(Arc::new).map_err(|e| e.to_string())
+    }
+}
+
+/// Loads chunks into the store's decoded-chunk cache, where `BlobReader::read_at`
+/// finds them: for a reader that reads through the store (restore, cat, extract).
+pub struct IntoStoreCache(pub Arc<ChunkStore>);
+
+impl ChunkSource for IntoStoreCache {
+    fn load(&self, hash: &Hash, loc: &ChunkLoc) -> Loaded {
+        self.0.chunk(hash, loc).map_err(|e| e.to_string())
+    }
+}
+
+/// How much read-ahead may do.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadAheadConfig {
+    /// Bytes of loaded chunks kept (0: keep none; the source keeps them).
+    pub cache_bytes: usize,
+    /// Loader threads (the mount's `--threads` sets this).
+    pub workers: usize,
+    /// Jobs that may wait for a worker.
+    pub queue: usize,
+    /// The largest window one reader may have.
+    pub max_window: u64,
+}
+
+impl ReadAheadConfig {
+    /// The mount's: a window of a quarter of the cache lets four sequential
+    /// readers run at full speed before they compete for memory.
+    pub fn for_cache(cache_bytes: usize, workers: usize) -> ReadAheadConfig {
+        ReadAheadConfig { cache_bytes, workers: workers.max(1), queue: 64, max_window: ((cache_bytes / 4) as u64).clamp(4 << 20, 128 << 20) }
+    }
+}
+
+// ---- sequential detection ---------------------------------------------------------
+
+/// One reader's sequential detector and how far it has asked ahead.
+#[derive(Debug, Clone, Default)]
+pub struct Sequential {
+    /// Where the reader is expected next.
+    pub next: u64,
+    /// The current window (0: not sequential).
+    pub window: u64,
+    /// How far ahead read-ahead has already been requested.
+    pub requested_to: u64,
+}
+
+/// Reads this close to where the last ended count as sequential: a band, not
+/// equality, because the kernel sends several read-ahead requests at once and
+/// worker threads answer them in any order.
+pub const SEQUENTIAL_BAND: u64 = 16 << 20;
+/// The first window of a reader found sequential is twice this.
+pub const MIN_WINDOW: u64 = 4 << 20;
+
+impl Sequential {
+    /// A read of `len` bytes at `offset` of a file of `size` bytes: the range
+    /// to load ahead now, if any. A read near the last one grows the window
+    /// (doubling, up to `max_window`); a jump resets it.
+    pub fn on_read(&mut self, offset: u64, len: u64, size: u64, max_window: u64) -> Option<(u64, u64)> {
+        let near = offset + SEQUENTIAL_BAND >= self.next && offset <= self.next + SEQUENTIAL_BAND;
+        if near && (offset > 0 || self.next > 0) {
+            self.window = (self.window.max(MIN_WINDOW) * 2).min(max_window);
+            self.next = self.next.max(offset + len);
+        } else {
+            self.window = 0;
+            self.requested_to = 0;
+            self.next = offset + len;
+        }
+        if self.window == 0 {
+            return None;
+        }
+        let from = self.next.max(self.requested_to);
+        let to = (self.next + self.window).min(size);
+        (to > from).then_some((from, to))
+    }
+
+    /// Read-ahead of [from, ..) was accepted up to `upto`: the rest is asked
+    /// for again on the next read (back-pressure, not loss).
+    pub fn accepted(&mut self, upto: u64) {
+        self.requested_to = upto;
+    }
+}
+
+// ---- the loader and its cache ---------------------------------------------------------
+
+/// A chunk being loaded; readers that need it wait on the condvar.
+struct Slot {
+    result: Mutex<Option<Loaded>>,
+    cv: Condvar,
+}
+
+struct Cache {
+    cap: usize,
+    used: usize,
+    map: HashMap<Hash, Arc<Vec<u8>>>,
+    order: VecDeque<Hash>,
+}
+
+impl Cache {
+    fn get(&mut self, h: &Hash) -> Option<Arc<Vec<u8>>> {
+        let v = self.map.get(h).cloned()?;
+        // Move to the back (most recent). O(n) in entries, which are few (cap / 4 MiB).
+        if let Some(pos) = self.order.iter().position(|x| x == h) {
+            self.order.remove(pos);
+        }
+        self.order.push_back(*h);
+        Some(v)
+    }
+    fn put(&mut self, h: Hash, v: Arc<Vec<u8>>) {
+        if v.len() > self.cap || self.map.contains_key(&h) {
+            return;
+        }
+        self.used += v.len();
+        self.map.insert(h, v);
+        self.order.push_back(h);
+        while self.used > self.cap {
+            let Some(old) = self.order.pop_front() else { break };
+            if let Some(v) = self.map.remove(&old) {
+                self.used -= v.len();
+            }
+        }
+    }
+}
+
+type Job = (Hash, ChunkLoc, Arc<Slot>);
+
+pub struct Prefetcher<S: ChunkSource> {
+    source: Arc<S>,
+    cache: Mutex<Cache>,
+    inflight: Mutex<HashMap<Hash, Arc<Slot>>>,
+    jobs: Sender<Job>,
+    /// The largest read-ahead window one reader may have.
+    pub max_window: u64,
+}
+
+impl<S: ChunkSource> Prefetcher<S> {
+    /// Start `config.workers` loader threads. They stop when the prefetcher is
+    /// dropped (the queue closes), after the job each is doing.
+    pub fn new(source: Arc<S>, config: ReadAheadConfig) -> Arc<Prefetcher<S>> {
+        let (tx, rx) = bounded::<Job>(config.queue);
+        let p = Arc::new(Prefetcher {
+            source,
+            cache: Mutex::new(Cache { cap: config.cache_bytes, used: 0, map: HashMap::new(), order: VecDeque::new() }),
+            inflight: Mutex::new(HashMap::new()),
+            jobs: tx,
+            max_window: config.max_window,
+        });
+        for i in 0..config.workers.max(1) {
+            let rx = rx.clone();
+            let weak = Arc::downgrade(&p);
+            let _ = std::thread::Builder::new().name(format!("reelfs-ra{i}")).spawn(move || {
+                for (hash, loc, slot) in rx {
+                    let Some(p) = weak.upgrade() else { break };
+                    p.load_into(&hash, &loc, &slot);
+                }
+            });
+        }
+        p
+    }
+
+    fn load_into(&self, hash: &Hash, loc: &ChunkLoc, slot: &Slot) {
+        let res = self.source.load(hash, loc);
+        if let Ok(v) = &res {
+            if let Ok(mut c) = self.cache.lock() {
+                c.put(*hash, v.clone());
+            }
+        }
+        if let Ok(mut r) = slot.result.lock() {
+            *r = Some(res);
+        }
+        slot.cv.notify_all();
+        if let Ok(mut m) = self.inflight.lock() {
+            m.remove(hash);
+        }
+    }
+
+    pub fn cached(&self, hash: &Hash) -> Option<Arc<Vec<u8>>> {
+        self.cache.lock().ok()?.get(hash)
+    }
+
+    /// Bytes held in the cache now (never more than its cap).
+    pub fn cached_bytes(&self) -> usize {
+        self.cache.lock().map(|c| c.used).unwrap_or(0)
+    }
+
+    /// Queue chunks for loading, in order; chunks already cached or in flight
+    /// count as done. Stops at the first chunk the bounded queue cannot take
+    /// (back-pressure) and returns how many were accepted.
+    pub fn prefetch(&self, chunks: &[(u64, Hash, ChunkLoc)]) -> usize {
+        for (i, (_, h, loc)) in chunks.iter().enumerate() {
+            if self.cache.lock().map(|c| c.map.contains_key(h)).unwrap_or(false) {
+                continue;
+            }
+            let slot = {
+                let Ok(mut m) = self.inflight.lock() else { return i };
+                if m.contains_key(h) {
+                    continue;
+                }
+                let slot = Arc::new(Slot { result: Mutex::new(None), cv: Condvar::new() });
+                m.insert(*h, slot.clone());
+                slot
+            };
+            if self.jobs.try_send((*h, loc.clone(), slot)).is_err() {
+                if let Ok(mut m) = self.inflight.lock() {
+                    m.remove(h);
+                }
+                return i;
+            }
+        }
+        chunks.len()
+    }
+
+    /// The whole chunk: from the cache, from a load in flight, or loaded now.
+    pub fn get(&self, hash: &Hash, loc: &ChunkLoc) -> Loaded {
+        if let Some(v) = self.cached(hash) {
+            return Ok(v);
+        }
+        let slot = self.inflight.lock().ok().and_then(|m| m.get(hash).cloned());
+        if let Some(slot) = slot {
+            let mut r = slot.result.lock().map_err(|_| "poisoned".to_string())?;
+            while r.is_none() {
+                r = slot.cv.wait(r).map_err(|_| "poisoned".to_string())?;
+            }
+            if let Some(res) = r.as_ref() {
+                return res.clone();
+            }
+        }
+        let v = self.source.load(hash, loc)?;
+        if let Ok(mut c) = self.cache.lock() {
+            c.put(*hash, v.clone());
+        }
+        Ok(v)
+    }
+
+    /// Where chunks come from (for the mount: the archive's `ChunkStore`).
+    pub fn store(&self) -> &Arc<S> {
+        &self.source
+    }
+}
+
+// ---- one reader that reports its position ------------------------------------------
+
+/// Read-ahead for one reader of a known list of chunks (restore, cat,
+/// extract): `advance(pos)` queues the chunks that start within `window`
+/// bytes of `pos`. Dropping it stops the workers.
+pub struct ReadAhead<S: ChunkSource> {
+    prefetcher: Arc<Prefetcher<S>>,
+    chunks: Vec<(u64, Hash, ChunkLoc)>,
+    window: u64,
+    /// Index of the first chunk not yet accepted by the prefetcher.
+    next: Mutex<usize>,
+}
+
+impl<S: ChunkSource> ReadAhead<S> {
+    pub fn new(prefetcher: Arc<Prefetcher<S>>, chunks: Vec<(u64, Hash, ChunkLoc)>, window: u64, from: u64) -> ReadAhead<S> {
+        let ra = ReadAhead { prefetcher, chunks, window, next: Mutex::new(0) };
+        ra.advance(from);
+        ra
+    }
+
+    /// The reader is at `pos`: queue what the window now allows.
+    pub fn advance(&self, pos: u64) {
+        let Ok(mut next) = self.next.lock() else { return };
+        let limit = pos.saturating_add(self.window);
+        let end = self.chunks[*next..].iter().take_while(|(off, _, _)| *off <= limit).count() + *next;
+        if end > *next {
+            *next += self.prefetcher.prefetch(&self.chunks[*next..end]);
+        }
+    }
+
+    pub fn prefetcher(&self) -> &Arc<Prefetcher<S>> {
+        &self.prefetcher
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Chunks made on demand (`len` bytes of the hash's first byte), counting
+    /// loads; `gate` holds every load until opened.
+    struct Made {
+        len: usize,
+        loads: AtomicUsize,
+        gate: Mutex<bool>,
+        cv: Condvar,
+    }
+
+    impl Made {
+        fn new(len: usize, open: bool) -> Arc<Made> {
+            Arc::new(Made { len, loads: AtomicUsize::new(0), gate: Mutex::new(open), cv: Condvar::new() })
+        }
+        fn open(&self) {
+            *self.gate.lock().unwrap() = true;
+            self.cv.notify_all();
+        }
+    }
+
+    impl ChunkSource for Made {
+        fn load(&self, hash: &Hash, _loc: &ChunkLoc) -> Loaded {
+            let mut g = self.gate.lock().unwrap();
+            while !*g {
+                g = self.cv.wait(g).unwrap();
+            }
+            drop(g);
+            self.loads.fetch_add(1, Ordering::SeqCst);
+            Ok(Arc::new(vec![hash.0[0]; self.len]))
+        }
+    }
+
+    fn chunk(i: usize, len: u64) -> (u64, Hash, ChunkLoc) {
+        let mut h = [0u8; 32];
+        h[0] = i as u8;
+        h[1] = (i >> 8) as u8;
+        (i as u64 * len, Hash(h), ChunkLoc { pack: 1, offset: i as u64 * len, stored_len: len as u32, raw_len: len as u32, codec: 0 })
+    }
+
+    fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+        // Bounded by a count, not a duration assertion: the condition is what is tested.
+        for _ in 0..10_000 {
+            if f() {
+                return;
+            }
+            std::thread::yield_now();
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        panic!("{what} never happened");
+    }
+
+    #[test]
+    fn sequential_reads_grow_the_window_and_a_jump_resets_it() {
+        let mut s = Sequential::default();
+        let max = 64 << 20;
+        let size = 1 << 40;
+        // The first read at 0 is not yet a pattern.
+        assert_eq!(s.on_read(0, 128 << 10, size, max), None);
+        let mut windows = Vec::new();
+        let mut off = 128 << 10;
+        for _ in 0..6 {
+            let r = s.on_read(off, 128 << 10, size, max).expect("sequential reads ask for read-ahead");
+            assert!(r.0 >= off + (128 << 10), "read-ahead starts past the read");
+            s.accepted(r.1);
+            windows.push(s.window);
+            off += 128 << 10;
+        }
+        assert_eq!(windows, [8 << 20, 16 << 20, 32 << 20, 64 << 20, 64 << 20, 64 << 20], "doubling, capped at max_window");
+        // Out-of-order reads within the band stay sequential.
+        let before = s.clone();
+        let r = s.on_read(off - (256 << 10), 128 << 10, size, max);
+        assert_eq!(s.window, max, "{before:?} -> {s:?} ({r:?})");
+        // A jump far away resets the window and what was requested.
+        assert_eq!(s.on_read(off + (1 << 30), 128 << 10, size, max), None);
+        assert_eq!((s.window, s.requested_to), (0, 0));
+    }
+
+    #[test]
+    fn read_ahead_never_reaches_past_the_end_of_the_file() {
+        let mut s = Sequential::default();
+        s.on_read(0, 4096, 10_000, 64 << 20);
+        let r = s.on_read(4096, 4096, 10_000, 64 << 20);
+        assert_eq!(r, Some((8192, 10_000)));
+        assert_eq!(s.on_read(8192, 1808, 10_000, 64 << 20), None, "nothing left to read ahead");
+    }
+
+    #[test]
+    fn the_cache_never_holds_more_than_its_byte_bound() {
+        let src = Made::new(1 << 20, true);
+        let cap = 5 << 20;
+        let p = Prefetcher::new(src.clone(), ReadAheadConfig { cache_bytes: cap, workers: 2, queue: 64, max_window: 64 << 20 });
+        let chunks: Vec<_> = (0..40).map(|i| chunk(i, 1 << 20)).collect();
+        for c in chunks.chunks(8) {
+            p.prefetch(c);
+            for (_, h, loc) in c {
+                assert_eq!(p.get(h, loc).unwrap()[0], h.0[0]);
+                assert!(p.cached_bytes() <= cap, "{} > {cap}", p.cached_bytes());
+            }
+        }
+        wait_for("all loads", || src.loads.load(Ordering::SeqCst) >= 40);
+        assert!(p.cached_bytes() <= cap && p.cached_bytes() > 0);
+        // The most recent chunks are the ones kept.
+        assert!(p.cached(&chunks[39].1).is_some());
+        assert!(p.cached(&chunks[0].1).is_none());
+    }
+
+    #[test]
+    fn a_full_queue_pushes_back_and_nothing_is_lost() {
+        let src = Made::new(1024, false);
+        let p = Prefetcher::new(src.clone(), ReadAheadConfig { cache_bytes: 1 << 20, workers: 1, queue: 4, max_window: 64 << 20 });
+        let chunks: Vec<_> = (0..20).map(|i| chunk(i, 1024)).collect();
+        // One worker is stuck on its first job; the queue holds 4 more.
+        let mut accepted = p.prefetch(&chunks);
+        wait_for("the worker to take a job", || {
+            accepted += p.prefetch(&chunks[accepted..]);
+            accepted >= 5
+        });
+        assert!(accepted <= 5, "accepted {accepted} jobs with 1 worker and a queue of 4");
+        assert_eq!(p.prefetch(&chunks[accepted..]), 0, "a full queue takes nothing more");
+        src.open();
+        // The rest is asked for again and loaded; every chunk reads back.
+        wait_for("every chunk accepted", || {
+            accepted += p.prefetch(&chunks[accepted..]);
+            accepted == chunks.len()
+        });
+        for (_, h, loc) in &chunks {
+            assert_eq!(p.get(h, loc).unwrap()[0], h.0[0]);
+        }
+        assert_eq!(src.loads.load(Ordering::SeqCst), chunks.len(), "each chunk loaded once");
+    }
+
+    #[test]
+    fn a_reader_waiting_for_a_chunk_in_flight_shares_its_load() {
+        let src = Made::new(1024, false);
+        let p = Prefetcher::new(src.clone(), ReadAheadConfig { cache_bytes: 1 << 20, workers: 1, queue: 4, max_window: 64 << 20 });
+        let c = chunk(7, 1024);
+        assert_eq!(p.prefetch(std::slice::from_ref(&c)), 1);
+        let p2 = p.clone();
+        let (h, loc) = (c.1, c.2.clone());
+        let reader = std::thread::spawn(move || p2.get(&h, &loc).unwrap()[0]);
+        src.open();
+        assert_eq!(reader.join().unwrap(), 7);
+        assert_eq!(src.loads.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_stream_loads_only_what_its_window_allows() {
+        let src = Made::new(1 << 20, true);
+        let p = Prefetcher::new(src.clone(), ReadAheadConfig { cache_bytes: 0, workers: 2, queue: 64, max_window: 0 });
+        let chunks: Vec<_> = (0..32).map(|i| chunk(i, 1 << 20)).collect();
+        let ra = ReadAhead::new(p, chunks, 4 << 20, 0);
+        // Chunks starting at 0..=4 MiB: five of them.
+        wait_for("the first window", || src.loads.load(Ordering::SeqCst) == 5);
+        ra.advance(10 << 20);
+        wait_for("the window to follow the reader", || src.loads.load(Ordering::SeqCst) == 15);
+        ra.advance(100 << 20);
+        wait_for("the end", || src.loads.load(Ordering::SeqCst) == 32);
+        drop(ra);
+        assert_eq!(src.loads.load(Ordering::SeqCst), 32, "nothing loaded twice");
+    }
+}

@@ -1,0 +1,332 @@
+//! The `reelfs` command line's flags (clap derive). Parsing only: what each
+//! command does is in `reelfs::commands`, how its result is shown in print.rs.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "reelfs", version, about = "A film-production archive that mounts as a filesystem")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Create a new, empty archive (private to you; --group shares it read-only).
+    Init {
+        archive: PathBuf,
+        /// Share the archive with this group: folders 2750 owned by it, files 0640.
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Ingest files and folders (camera cards, sound, image sequences) as one commit.
+    Ingest {
+        archive: PathBuf,
+        #[arg(required = true)]
+        sources: Vec<PathBuf>,
+        /// Branch to commit to.
+        #[arg(long, default_value = "main")]
+        branch: String,
+        /// Folder inside the branch to put the sources in.
+        #[arg(long = "to", default_value = "")]
+        to: String,
+        /// Commit message.
+        #[arg(short = 'm', long)]
+        message: Option<String>,
+        /// After the commit, render the missing proxies of what was ingested.
+        #[arg(long)]
+        proxies: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a folder: `reelfs ls ARCHIVE [BRANCH[/PATH]]`.
+    Ls {
+        archive: PathBuf,
+        path: Option<String>,
+        /// Long listing: mode, size, mtime, and for media duration, timecode, rate, codec.
+        #[arg(short = 'l')]
+        long: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what is known about a file: content hash, stored bytes, probed media facts.
+    Info {
+        archive: PathBuf,
+        path: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a file's bytes to stdout.
+    Cat { archive: PathBuf, path: String },
+    /// Restore files or folders byte-identical (with mode and mtime) to DEST.
+    Restore {
+        archive: PathBuf,
+        /// One or more BRANCH[@COMMIT]/PATH, then the destination.
+        #[arg(required = true, num_args = 2..)]
+        paths: Vec<String>,
+    },
+    /// Verify the catalog against the packs.
+    Check {
+        archive: PathBuf,
+        /// Re-read and re-hash every record; name each damaged file.
+        #[arg(long)]
+        deep: bool,
+        /// Rebuild catalog.db from the packs alone (the old one is kept beside it).
+        #[arg(long)]
+        rebuild_catalog: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List branches, or create one: `reelfs branch ARCHIVE NAME --from BRANCH[@COMMIT]`.
+    Branch {
+        archive: PathBuf,
+        name: Option<String>,
+        #[arg(long)]
+        from: Option<String>,
+        /// Delete the branch NAME (data other branches use is untouched).
+        #[arg(short = 'd', long)]
+        delete: bool,
+    },
+    /// Show a branch's history, newest first.
+    Log {
+        archive: PathBuf,
+        branch: Option<String>,
+        /// Only commits that changed this path (followed back across renames).
+        path: Option<String>,
+        #[arg(short = 'n', long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// File-level differences between A and B (`BRANCH` or `BRANCH@COMMIT`):
+    /// added, removed, modified, renamed, with sizes.
+    Diff {
+        archive: PathBuf,
+        a: String,
+        b: String,
+        /// Only below this path.
+        path: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Three-way merge of SRC (`BRANCH[@COMMIT]`) into the branch DST. Conflicts
+    /// are listed and nothing is written unless each is resolved with --ours/--theirs.
+    Merge {
+        archive: PathBuf,
+        src: String,
+        #[arg(long = "into", required = true)]
+        into: String,
+        /// Resolve conflicts at (or below) PATH with DST's version.
+        #[arg(long = "ours", value_name = "PATH")]
+        ours: Vec<String>,
+        /// Resolve conflicts at (or below) PATH with SRC's version.
+        #[arg(long = "theirs", value_name = "PATH")]
+        theirs: Vec<String>,
+        #[arg(short = 'm', long)]
+        message: Option<String>,
+        /// Work out the merge, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove chunks and objects that no branch, commit, proxy or staged write
+    /// reaches; report what was freed.
+    Gc {
+        archive: PathBuf,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmark fixture: add synthetic files (many references to a pool of real
+    /// chunks) to a branch without ingesting. See src/archive/synth.rs.
+    #[command(hide = true)]
+    Synth {
+        archive: PathBuf,
+        #[arg(long, default_value = "main")]
+        branch: String,
+        #[arg(long, default_value_t = 0)]
+        add: u64,
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        #[arg(long, default_value_t = 0)]
+        modify: u64,
+        #[arg(long, default_value_t = 0)]
+        existing: u64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value_t = 512)]
+        pool_chunks: u64,
+        #[arg(long, default_value_t = 25)]
+        extents_per_file: u64,
+    },
+    /// Mount the archive: one directory per branch. Returns once the mount is ready.
+    Mount {
+        archive: PathBuf,
+        mountpoint: PathBuf,
+        /// Stay in the foreground (logs to stderr; Ctrl-C unmounts).
+        #[arg(long)]
+        foreground: bool,
+        /// Let other users (e.g. an SMB/NFS server) see the mount.
+        #[arg(long)]
+        allow_other: bool,
+        /// Refuse all writes (EROFS). Otherwise branch folders are writable.
+        #[arg(long)]
+        read_only: bool,
+        /// Memory for read-ahead and decompressed chunks, e.g. 512M, 4G.
+        #[arg(long, default_value = "1G", value_parser = parse_size)]
+        cache_size: u64,
+        /// FUSE worker threads.
+        #[arg(long, default_value_t = 4)]
+        threads: usize,
+        /// Commit what is staged on each branch every SECS seconds.
+        #[arg(long, value_name = "SECS")]
+        autocommit: Option<u64>,
+        /// Most disk kept for remuxed (MXF) slices in ARCHIVE/cache/slices, e.g. 2G;
+        /// overrides `[cache] remux_limit` in reelfs.toml (default 10G).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        remux_cache_limit: Option<u64>,
+    },
+    /// Unmount a reelfs mount.
+    Umount { mountpoint: PathBuf },
+    /// Commit the changes staged on a branch (writes made through the mount).
+    Commit {
+        archive: PathBuf,
+        branch: String,
+        #[arg(short = 'm', long)]
+        message: Option<String>,
+    },
+    /// Show what is staged on a branch (written through the mount, not committed).
+    Status {
+        archive: PathBuf,
+        #[arg(default_value = "main")]
+        branch: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resolve a timecode slice `BRANCH/PATH@IN-OUT[+H]` and say what it is (or why
+    /// it does not exist); with -o, write its bytes.
+    Slice {
+        archive: PathBuf,
+        spec: String,
+        /// Write the slice to this file.
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pull timecode ranges into real files: from an EDL (--edl), an OTIO timeline
+    /// (--otio), or one clip (`BRANCH/PATH --in TC --out-tc TC`).
+    Extract {
+        archive: PathBuf,
+        /// A clip for a single pull (with --in and --out-tc).
+        path: Option<String>,
+        #[arg(long)]
+        edl: Option<PathBuf>,
+        #[arg(long)]
+        otio: Option<PathBuf>,
+        /// In point (single pull).
+        #[arg(long = "in")]
+        in_tc: Option<String>,
+        /// Out point, exclusive (single pull).
+        #[arg(long = "out-tc")]
+        out_tc: Option<String>,
+        /// Handle frames added on each side (clamped to the media).
+        #[arg(long, default_value_t = 0)]
+        handles: u32,
+        /// Branch (optionally BRANCH/FOLDER) whose clips EDL/OTIO events match against.
+        #[arg(long, default_value = "main")]
+        branch: String,
+        /// Folder to write the pulls and report.json into.
+        #[arg(long = "out")]
+        out: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Render the proxies that are missing (thumb JPEG, H.264 preview MP4, ProRes
+    /// editorial MOV) for the media below the given BRANCH[/PATH]s, or for all
+    /// media on all branches. Interrupting keeps every proxy already stored.
+    Proxy {
+        archive: PathBuf,
+        paths: Vec<String>,
+        /// Rungs to render, comma-separated.
+        #[arg(long, default_value = "thumb,sheet,preview,editorial")]
+        profiles: String,
+        /// Files rendered at once.
+        #[arg(short = 'j', long, default_value_t = 1)]
+        jobs: usize,
+        /// Keep running: render whatever new commits bring, until SIGINT/SIGTERM
+        /// (what systemd/reelfs-proxy@.service runs).
+        #[arg(long)]
+        watch: bool,
+        /// With --watch: seconds between looks at the branch heads.
+        #[arg(long, default_value_t = 10)]
+        interval: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Logical vs stored bytes, chunks, dedup and compression ratios.
+    Stats {
+        archive: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record or clear a clip's start timecode (from a camera or sound report) without
+    /// touching the original: `reelfs tc set ARCHIVE main/Day01/clip.mp4 01:00:00:00`.
+    Tc {
+        #[command(subcommand)]
+        action: TcCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TcCmd {
+    /// Record TC as the clip's start timecode on its branch (a commit; `log` shows it).
+    /// Slices, EDL pulls, `info` and the mount use it from then on.
+    Set {
+        archive: PathBuf,
+        /// BRANCH/PATH of the clip.
+        path: String,
+        /// Start timecode, HH:MM:SS:FF (HH:MM:SS;FF for drop-frame).
+        tc: String,
+        /// Reel (tape) name to record with it.
+        #[arg(long)]
+        reel: Option<String>,
+        /// Rate the timecode counts at (23.976, 24, 25, 29.97 DF, ...); default: the clip's.
+        #[arg(long)]
+        rate: Option<String>,
+    },
+    /// Remove a recorded timecode: the clip's own (or none) applies again.
+    Clear {
+        archive: PathBuf,
+        /// BRANCH/PATH of the clip.
+        path: String,
+    },
+}
+
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => {
+            let m = match s[i..].to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B') {
+                "" => 1u64,
+                "K" => 1 << 10,
+                "M" => 1 << 20,
+                "G" => 1 << 30,
+                "T" => 1 << 40,
+                other => return Err(format!("unknown size unit '{other}' (use K, M, G or T)")),
+            };
+            (&s[..i], m)
+        }
+        None => (s, 1),
+    };
+    let n: f64 = num.trim().parse().map_err(|_| format!("'{s}' is not a size like 512M or 4G"))?;
+    if n <= 0.0 {
+        return Err("size must be positive".into());
+    }
+    Ok((n * mult as f64) as u64)
+}
+

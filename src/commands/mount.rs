@@ -1,0 +1,48 @@
+//! `reelfs mount` / `umount`: what the flags mean for the mount (src/fs does the mounting).
+
+use super::Result;
+use std::path::Path;
+use std::time::Duration;
+
+pub use crate::fs::mount::MountOptions;
+
+/// The flags of `reelfs mount` as the user gave them.
+#[derive(Debug, Clone)]
+pub struct MountRequest {
+    pub allow_other: bool,
+    pub read_only: bool,
+    /// Bytes for read-ahead and decompressed chunks.
+    pub cache_size: u64,
+    pub threads: usize,
+    /// Seconds between automatic commits of staged writes (0 or None: never).
+    pub autocommit_secs: Option<u64>,
+    pub remux_cache_limit: Option<u64>,
+}
+
+impl MountRequest {
+    pub fn options(&self) -> MountOptions {
+        MountOptions {
+            allow_other: self.allow_other,
+            read_only: self.read_only,
+            cache_bytes: self.cache_size as usize,
+            threads: self.threads,
+            autocommit: self.autocommit_secs.filter(|s| *s > 0).map(Duration::from_secs),
+            remux_cache_limit: self.remux_cache_limit,
+        }
+    }
+}
+
+/// Check what can be checked before a background mount starts, so errors reach
+/// the user's terminal.
+pub fn preflight(archive: &Path, mountpoint: &Path) -> Result<()> {
+    Ok(crate::fs::mount::preflight(archive, mountpoint)?)
+}
+
+/// Mount and serve until unmounted; `ready` runs once the mount answers.
+pub fn mount(archive: &Path, mountpoint: &Path, req: &MountRequest, ready: impl FnOnce()) -> Result<()> {
+    Ok(crate::fs::mount::mount_foreground(archive, mountpoint, &req.options(), ready)?)
+}
+
+pub fn unmount(mountpoint: &Path) -> Result<()> {
+    crate::fs::mount::unmount(mountpoint).map_err(super::CommandError::Invalid)
+}
