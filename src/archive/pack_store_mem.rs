@@ -25,6 +25,9 @@ struct State {
     /// Uploads begun, sealed, aborted: what a test asserts about the seam.
     begun: usize,
     aborted: usize,
+    /// Sealed packs deleted (gc, or a writer giving up packs it sealed for a
+    /// file that then failed).
+    deleted: usize,
 }
 
 #[derive(Default, Clone)]
@@ -86,6 +89,11 @@ impl MemPackStore {
         let s = self.state();
         (s.begun, s.aborted)
     }
+
+    /// Sealed packs deleted so far.
+    pub fn deletes(&self) -> usize {
+        self.state().deleted
+    }
 }
 
 impl PackStore for MemPackStore {
@@ -117,7 +125,10 @@ impl PackStore for MemPackStore {
     }
 
     fn delete(&self, name: &str) -> Result<()> {
-        self.state().sealed.remove(name);
+        let mut s = self.state();
+        if s.sealed.remove(name).is_some() {
+            s.deleted += 1;
+        }
         Ok(())
     }
 

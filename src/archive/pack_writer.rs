@@ -111,18 +111,21 @@ impl PackWriter {
     /// into them. On error, call `abort`.
     pub fn finish(&mut self) -> Result<&[SealedPack]> {
         self.seal_open()?;
+        // Wait for every seal even after one failed: a seal still running
+        // when we returned would finish after `abort` and leave its pack behind.
+        let mut first_err = None;
         for (p, h) in std::mem::take(&mut self.sealing) {
             let r = h.join().map_err(|_| ArchiveError::Invalid("internal: pack seal thread panicked".into()));
-            match r.and_then(|r| r) {
-                Ok(_) => self.sealed.push(p),
-                Err(e) => {
-                    // Still this writer's to remove on `abort`.
-                    self.sealed.push(p);
-                    return Err(e);
-                }
+            if let Err(e) = r.and_then(|r| r) {
+                first_err.get_or_insert(e);
             }
+            // Sealed or not, still this writer's to remove on `abort`.
+            self.sealed.push(p);
         }
-        Ok(&self.sealed)
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(&self.sealed),
+        }
     }
 
     /// The packs `finish` made durable.

@@ -12,6 +12,7 @@ use super::objects::{Extent, Hash};
 use super::pack::{self, RecordLoc, CODEC_RAW, RECORD_HEADER_LEN};
 use super::pack_store::PackStore;
 use super::read_at::ReadAt;
+use super::readahead::{ChunkSource, Loaded};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -433,7 +434,7 @@ impl BlobReader {
     /// read-ahead component (`archive::readahead`) does the work: its workers
     /// block on a queue, and `advance` hands them what the window allows.
     pub fn read_ahead(self: &Arc<Self>, from: u64, to: u64, window: u64) -> ReadAhead {
-        use super::readahead::{IntoStoreCache, Prefetcher, ReadAheadConfig};
+        use super::readahead::{Prefetcher, ReadAheadConfig};
         let chunks = self.chunk_offsets_in(from, to.saturating_sub(from));
         // The store's cache keeps the chunks (where `read_at` finds them), so
         // the prefetcher keeps none of its own.
@@ -444,4 +445,25 @@ impl BlobReader {
 }
 
 /// Handle of a running `BlobReader::read_ahead`; stops it when dropped.
-pub type ReadAhead = super::readahead::ReadAhead<super::readahead::IntoStoreCache>;
+pub type ReadAhead = super::readahead::ReadAhead<IntoStoreCache>;
+
+// The store's `ChunkSource` impls live here, not in `readahead`, so that the
+// read-ahead component stays generic over its source and never imports this file.
+
+/// Loads verified chunks without putting them in the store's own cache (the
+/// prefetcher keeps them in its own, bounded one).
+impl ChunkSource for ChunkStore {
+    fn load(&self, hash: &Hash, loc: &ChunkLoc) -> Loaded {
+        self.load_verified(hash, loc).map(Arc::new).map_err(|e| e.to_string())
+    }
+}
+
+/// Loads chunks into the store's decoded-chunk cache, where `BlobReader::read_at`
+/// finds them: for a reader that reads through the store (restore, cat, extract).
+pub struct IntoStoreCache(pub Arc<ChunkStore>);
+
+impl ChunkSource for IntoStoreCache {
+    fn load(&self, hash: &Hash, loc: &ChunkLoc) -> Loaded {
+        self.0.chunk(hash, loc).map_err(|e| e.to_string())
+    }
+}

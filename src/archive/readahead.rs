@@ -18,7 +18,6 @@
 //! what make a cold sequential read run at disk speed.
 
 use super::catalog::ChunkLoc;
-use super::read::ChunkStore;
 use super::Hash;
 use crossbeam_channel::{bounded, Sender};
 use std::collections::{HashMap, VecDeque};
@@ -31,24 +30,6 @@ pub type Loaded = Result<Arc<Vec<u8>>, String>;
 /// can load a chunk by hash and location.
 pub trait ChunkSource: Send + Sync + 'static {
     fn load(&self, hash: &Hash, loc: &ChunkLoc) -> Loaded;
-}
-
-/// Loads verified chunks without putting them in the store's own cache (the
-/// prefetcher keeps them in its own, bounded one).
-impl ChunkSource for ChunkStore {
-    fn load(&self, hash: &Hash, loc: &ChunkLoc) -> Loaded {
-        self.load_verified(hash, loc).map(Arc::new).map_err(|e| e.to_string())
-    }
-}
-
-/// Loads chunks into the store's decoded-chunk cache, where `BlobReader::read_at`
-/// finds them: for a reader that reads through the store (restore, cat, extract).
-pub struct IntoStoreCache(pub Arc<ChunkStore>);
-
-impl ChunkSource for IntoStoreCache {
-    fn load(&self, hash: &Hash, loc: &ChunkLoc) -> Loaded {
-        self.0.chunk(hash, loc).map_err(|e| e.to_string())
-    }
 }
 
 /// How much read-ahead may do.

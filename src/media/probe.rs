@@ -204,7 +204,7 @@ pub fn probe(path: &Path) -> Result<Value, String> {
             let rate = declared
                 .and_then(|(n, d, df)| FrameRate::from_rational(n, d, df).map(|r| (r, format!("{n}/{d}"), "ixml")))
                 .unwrap_or((FrameRate::Fps25, "25/1".to_string(), "default"));
-            timecode = Some(super::slice::bwf_timecode(tr, sr, rate.0).to_string());
+            timecode = Some(super::wav::bwf_timecode(tr, sr, rate.0).to_string());
             tc_rate = Some((rate.1, rate.0.is_drop_frame(), rate.2));
         }
     }

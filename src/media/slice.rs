@@ -144,19 +144,9 @@ impl SlicePlan {
     }
 }
 
-/// Frames in 24 hours of timecode labels at `rate`.
-fn frames_per_day(rate: FrameRate) -> i64 {
-    qt::frames_per_day(rate.nominal_fps() as u8, rate.is_drop_frame()) as i64
-}
-
-/// A BWF `time_reference` (samples since midnight) as a timecode at `rate`, wrapped at
-/// 24 hours as every NLE does: recorders that run past midnight, or write garbage, must
-/// still give a time of day, not `4270079646:41:31:07`.
-pub fn bwf_timecode(time_reference: u64, sample_rate: u64, rate: FrameRate) -> Timecode {
-    let (n, d) = rate.num_den();
-    let frames = time_reference as u128 * u128::from(n) / (u128::from(sample_rate.max(1)) * u128::from(d));
-    Timecode::from_frames((frames % frames_per_day(rate) as u128) as i64, rate)
-}
+// Lives in `wav` so that `probe` can use it without importing this file (which
+// imports `remux`, which imports `probe`).
+pub use super::wav::bwf_timecode;
 
 /// The standard rate nearest `num/den`: the rate a variable-frame-rate clip's timecode is
 /// counted at, the same conform its proxies record (nearest by ratio, non-drop).

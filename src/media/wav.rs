@@ -2,7 +2,8 @@
 //! time_reference moved to the in point) and whose data chunk is a byte range
 //! of the original, read in place.
 
-use super::qt::{ReadAt, Segment, VirtualFile};
+use super::qt::{self, ReadAt, Segment, VirtualFile};
+use crate::timecode::{FrameRate, Timecode};
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -156,6 +157,20 @@ impl WavLayout {
         let len = segments.iter().map(|s| s.len()).sum();
         VirtualFile { segments, len }
     }
+}
+
+/// Frames in 24 hours of timecode labels at `rate`.
+fn frames_per_day(rate: FrameRate) -> i64 {
+    qt::frames_per_day(rate.nominal_fps() as u8, rate.is_drop_frame()) as i64
+}
+
+/// A BWF `time_reference` (samples since midnight) as a timecode at `rate`, wrapped at
+/// 24 hours as every NLE does: recorders that run past midnight, or write garbage, must
+/// still give a time of day, not `4270079646:41:31:07`.
+pub fn bwf_timecode(time_reference: u64, sample_rate: u64, rate: FrameRate) -> Timecode {
+    let (n, d) = rate.num_den();
+    let frames = time_reference as u128 * u128::from(n) / (u128::from(sample_rate.max(1)) * u128::from(d));
+    Timecode::from_frames((frames % frames_per_day(rate) as u128) as i64, rate)
 }
 
 #[cfg(test)]

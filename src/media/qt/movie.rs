@@ -5,7 +5,7 @@ use super::boxes::{
     be16, be32, be64, children, find, fourcc, need, read_exact_at, walk_top, BoxRef,
 };
 use super::tables::{SampleTable, Sizes};
-use super::timing::VideoTiming;
+use super::timing::{Edit, VideoTiming};
 use super::{MovieInfo, QtError, ReadAt, TmcdInfo, TrackInfo, TrackKind};
 
 /// `moov` is read into memory whole; cap it well above anything a real camera file has
@@ -19,14 +19,6 @@ const MAX_VIDEO_SAMPLES: u64 = 50_000_000;
 /// A timecode track holds one sample per unbroken run; a hundred thousand breaks in one
 /// clip is damage, not a recording.
 const MAX_TMCD_SAMPLES: u64 = 100_000;
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Edit {
-    /// Media time the presentation starts at (first non-empty edit).
-    pub media_time: i64,
-    /// Duration of that edit in movie timescale; 0 = to the end of the media.
-    pub duration: u64,
-}
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Entry {
@@ -410,7 +402,8 @@ impl Movie {
 
     /// Which samples the source shows, and in which order (see [`VideoTiming`]).
     pub fn video_timing(&self, v: usize) -> Result<VideoTiming, QtError> {
-        VideoTiming::build(&self.tracks[v], self.timescale)
+        let t = &self.tracks[v];
+        VideoTiming::build(&t.table, t.timescale, t.edit, self.timescale)
     }
 
     /// Heap bytes held for this movie: the `moov` it was parsed from plus its tables.

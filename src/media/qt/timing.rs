@@ -7,7 +7,6 @@
 //! where the file itself stores per-sample data of the same order of size, so memory
 //! stays proportional to the tables the file really has.
 
-use super::movie::Track;
 use super::tables::{SampleTable, Sizes};
 use super::QtError;
 
@@ -19,6 +18,16 @@ const MAX_REORDERED_SAMPLES: u64 = 50_000_000;
 /// expanded only up to this many samples: a real B-frame stream stores a size per
 /// sample, so a bigger one is damaged or crafted.
 const MAX_REORDERED_WITHOUT_SIZES: u64 = 1_000_000;
+
+// `Edit` is defined here, and `build` takes a track's parts rather than the
+// `movie::Track`, so that `movie` (which builds timings) is the only side that imports.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Edit {
+    /// Media time the presentation starts at (first non-empty edit).
+    pub media_time: i64,
+    /// Duration of that edit in movie timescale; 0 = to the end of the media.
+    pub duration: u64,
+}
 
 #[derive(Debug)]
 pub(crate) enum VideoTiming {
@@ -35,20 +44,24 @@ impl VideoTiming {
     /// `[media_time, media_time + duration)`. That is what makes frame 0 "the first frame
     /// displayed" even though ffmpeg's H.264 files shift every composition time by the
     /// B-frame delay and hide the shift with an edit.
-    pub fn build(t: &Track, movie_timescale: u32) -> Result<VideoTiming, QtError> {
-        let (lo, hi) = match t.edit {
+    pub fn build(
+        table: &SampleTable,
+        timescale: u32,
+        edit: Option<Edit>,
+        movie_timescale: u32,
+    ) -> Result<VideoTiming, QtError> {
+        let (lo, hi) = match edit {
             Some(e) => {
                 let dur = if e.duration == 0 {
                     i64::MAX
                 } else {
-                    (e.duration as u128 * t.timescale as u128 / movie_timescale.max(1) as u128)
+                    (e.duration as u128 * timescale as u128 / movie_timescale.max(1) as u128)
                         .min(i64::MAX as u128) as i64
                 };
                 (e.media_time, e.media_time.saturating_add(dur))
             }
             None => (i64::MIN, i64::MAX),
         };
-        let table = &t.table;
         let n = table.sample_count();
         if table.presents_in_decode_order() {
             // Composition times never decrease: the window is one run of samples.
