@@ -507,6 +507,16 @@ impl Catalog {
         st.query_row(params![&tree.0[..], name], Self::entry_row).optional().map_err(|e| self.err(e))
     }
 
+    /// `name` in folder `tree`, where a folder whose listing is gone (lost with
+    /// a pack, or a catalog to rebuild) is that error, not a folder without the name.
+    pub fn tree_child(&self, tree: &Hash, name: &str) -> Result<Option<TreeEntry>> {
+        match self.tree_lookup(tree, name)? {
+            Some(e) => Ok(Some(e)),
+            None if *tree != super::objects::Tree::default().id() && !self.has_tree(tree)? => Err(self.missing("folder listing", tree)?),
+            None => Ok(None),
+        }
+    }
+
     // ---- commits and branches ----
 
     pub fn insert_commit(&self, hash: &Hash, c: &super::objects::Commit) -> Result<()> {

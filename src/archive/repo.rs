@@ -362,12 +362,8 @@ impl Archive {
             if entry.kind != EntryKind::Dir || root.is_none() {
                 return Err(ArchiveError::NotFound(format!("{refspec}/{path}")));
             }
-            entry = match self.catalog.tree_lookup(&entry.hash, part)? {
+            entry = match self.catalog.tree_child(&entry.hash, part)? {
                 Some(e) => e,
-                // A folder whose listing is gone is not a folder without that name.
-                None if !self.catalog.has_tree(&entry.hash)? && entry.hash != Tree::default().id() => {
-                    return Err(self.catalog.missing("folder listing", &entry.hash)?)
-                }
                 None => return Err(ArchiveError::NotFound(format!("{refspec}/{path}"))),
             };
         }

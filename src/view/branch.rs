@@ -17,7 +17,7 @@ pub fn lookup(ctx: &impl Access, live: &Live, tree: Option<&crate::archive::Hash
     let child = Live { branch: live.branch.clone(), path: path.clone() };
     ctx.read(|a| {
         let committed = match tree {
-            Some(t) => a.catalog.tree_lookup(t, name)?,
+            Some(t) => a.catalog.tree_child(t, name)?,
             None => None,
         };
         // Most branches have nothing staged: one indexed probe saves a

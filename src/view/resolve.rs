@@ -76,7 +76,7 @@ pub fn lookup(ctx: &impl Access, parent: &Target, parent_path: &str, name: &str)
         Some(live) => branch::lookup(ctx, live, tree.as_ref(), name)?,
         // One indexed probe of (tree, name): a miss costs one SQLite lookup, no scan.
         None => match tree {
-            Some(t) => ctx.read(|a| a.catalog.tree_lookup(&t, name))?.map(|e| match e.kind {
+            Some(t) => ctx.read(|a| a.catalog.tree_child(&t, name))?.map(|e| match e.kind {
                 EntryKind::Dir => Target::Dir { tree: Some(e.hash), mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner, live: None },
                 EntryKind::File => Target::File { entry: e, live: None },
             }),
