@@ -610,6 +610,14 @@ impl FsCore {
         match (&src, &dst) {
             (Entry::File { .. }, Some(Entry::Dir { .. })) => return Err(FsError::IsDir),
             (Entry::Dir { .. }, Some(Entry::File { .. })) => return Err(FsError::NotDir),
+            // POSIX: a folder replaces only an empty folder. Replacing a full
+            // one would drop everything inside it without a single unlink.
+            (Entry::Dir { .. }, Some(Entry::Dir { .. })) => {
+                let target = self.inodes.child(&np, newname, NodeKind::BDir { branch: branch.clone(), path: to.clone() }, 4096, 0o755, 0);
+                if !self.branch_readdir(&target)?.unwrap_or_default().is_empty() {
+                    return Err(FsError::NotEmpty);
+                }
+            }
             _ => {}
         }
         // Flush a file being written so its staged content moves with it.

@@ -244,3 +244,25 @@ def test_copy_file_range_reuses_the_source_chunks(rw, reelfs, tmp_path):
     assert _pack_bytes(archive) - before < 256 << 10
     out = subprocess.run([str(reelfs.binary), "cat", str(archive), "main/card/copy.bin"], capture_output=True, check=True).stdout
     assert out == big.read_bytes()
+
+
+# rename of a folder over a folder ------------------------------------------
+
+def test_renaming_a_folder_over_a_full_folder_is_enotempty_and_loses_nothing(rw, reelfs):
+    """pjdfstest rename/20.t: a folder may replace only an empty folder. Replacing
+    a full one used to succeed and drop everything inside it."""
+    mnt, archive, src = rw
+    card = mnt / "main" / "card"
+    os.mkdir(card / "moving")
+    (card / "moving" / "new.bin").write_bytes(b"new")
+    before = b3(card / "sub" / "notes.bin")
+    assert _errno_of(os.rename, card / "moving", card / "sub") == errno.ENOTEMPTY
+    assert b3(card / "sub" / "notes.bin") == before
+    assert (card / "moving" / "new.bin").read_bytes() == b"new"
+    # An empty folder is replaced, as POSIX says.
+    os.mkdir(card / "empty")
+    os.rename(card / "moving", card / "empty")
+    assert (card / "empty" / "new.bin").read_bytes() == b"new"
+    assert not (card / "moving").exists()
+    reelfs.ok("commit", archive, "main", "-m", "moves")
+    assert b3(card / "sub" / "notes.bin") == before
