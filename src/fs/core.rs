@@ -459,6 +459,18 @@ impl FsCore {
         self.getattr(ino).map(|a| self.with_nlink(a))
     }
 
+    /// The branch folders, as the mount root lists them.
+    fn root_entries(&self, root: &Node) -> FsResult<Vec<(String, Attr)>> {
+        let mut names: Vec<String> = self.heads()?.into_keys().collect();
+        names.sort();
+        let mut out = Vec::new();
+        for name in names {
+            let n = self.inodes.child(root, &name, NodeKind::Branch { name: name.clone() }, 0, 0o755, self.mount_time_ns);
+            out.push((name, self.getattr(n.ino)?));
+        }
+        Ok(out)
+    }
+
     /// Directory entries (without `.` and `..`), with inode numbers.
     pub fn readdir(&self, ino: u64) -> FsResult<Vec<(String, Attr)>> {
         let p = self.node(ino)?;
@@ -466,14 +478,16 @@ impl FsCore {
             return Ok(v);
         }
         if p.kind == NodeKind::Root {
-            let mut names: Vec<String> = self.heads()?.into_keys().collect();
-            names.sort();
-            let mut out = Vec::new();
-            for name in names {
-                let n = self.inodes.child(&p, &name, NodeKind::Branch { name: name.clone() }, 0, 0o755, self.mount_time_ns);
-                out.push((name, self.getattr(n.ino)?));
-            }
-            return Ok(out);
+            // Branch heads are cached for a second: a branch deleted since (and
+            // its head commit collected by gc) fails getattr. Ask again with
+            // fresh heads before calling that an error.
+            return match self.root_entries(&p) {
+                Ok(v) => Ok(v),
+                Err(_) => {
+                    self.invalidate_heads();
+                    self.root_entries(&p)
+                }
+            };
         }
         if let Some(v) = self.proxy_readdir(&p)? {
             return Ok(v);
