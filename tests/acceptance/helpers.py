@@ -280,12 +280,3 @@ class Mount:
                 if exc[0] is None:
                     _fail(f"mount daemon {self.pid} did not exit after unmount\nlog:\n{self.log()}")
         return False
-
-
-# Names from before the one Mount, kept only so branches written against them merge
-# cleanly; new code uses Mount / is_mounted (or the `mount` fixture).
-def Mounted(reelfs, archive, mp, logdir=None):
-    return Mount(reelfs, archive, mp, logdir=logdir)
-
-
-mounted = is_mounted

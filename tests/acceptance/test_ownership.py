@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Mounted, b3, write_random
+from helpers import Mount, b3, write_random
 
 USER = 1000
 
@@ -53,7 +53,7 @@ def mount_for_all(reelfs, archive, mp):
         if args and args[0] == "mount":
             args = (*args, "--allow-other")
         return reelfs(*args, **kw)
-    return Mounted(run, archive, mp)
+    return Mount(run, archive, mp)
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ EXPECTED = {
 
 def test_ingest_records_owners_and_the_mount_ls_and_info_show_them(reelfs, tmp_archive, owned_src, public_tmp):
     reelfs.ok("ingest", tmp_archive, owned_src, "-m", "card")
-    with Mounted(reelfs, tmp_archive, public_tmp / "mnt") as m:
+    with Mount(reelfs, tmp_archive, public_tmp / "mnt") as m:
         card = m.mp / "main" / "card"
         for rel, ids in EXPECTED.items():
             assert owner(card / rel if rel else card) == ids, rel
