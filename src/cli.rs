@@ -329,4 +329,3 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     }
     Ok((n * mult as f64) as u64)
 }
-

@@ -15,6 +15,8 @@
 //! `#[cfg(feature = "media")] pub mod view;`.
 
 pub mod archive;
+#[cfg(feature = "media")]
+pub mod commands;
 #[cfg(feature = "fuse")]
 pub mod fs;
 #[cfg(feature = "media")]
@@ -22,5 +24,3 @@ pub mod media;
 pub mod timecode;
 #[cfg(feature = "media")]
 pub mod view;
-#[cfg(feature = "media")]
-pub mod commands;

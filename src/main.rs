@@ -102,7 +102,13 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Cmd::Proxy { archive, paths, profiles, jobs, watch, interval, json } => {
             if watch {
-                let req = commands::proxy::ProxyRequest { paths, profiles, jobs, progress: Default::default(), interrupt: process::interrupt_flag() };
+                let req = commands::proxy::ProxyRequest {
+                    paths,
+                    profiles,
+                    jobs,
+                    progress: Default::default(),
+                    interrupt: process::interrupt_flag(),
+                };
                 eprintln!("reelfs proxy: watching {} (every {interval} s)", archive.display());
                 let on_done = || -> Option<reelfs::media::proxy::run::OnDone> { Some(Box::new(print::rendered)) };
                 return Ok(commands::proxy::watch(&archive, &req, std::time::Duration::from_secs(interval), on_done, print::proxy_run)?);
@@ -143,7 +149,11 @@ fn run(cli: Cli) -> Result<i32> {
             match name {
                 None => {
                     for b in commands::branch::list(&archive)? {
-                        println!("{}\t{}", b.name, b.head.as_deref().map(|h| h[..12.min(h.len())].to_string()).unwrap_or_else(|| "(empty)".into()));
+                        println!(
+                            "{}\t{}",
+                            b.name,
+                            b.head.as_deref().map(|h| h[..12.min(h.len())].to_string()).unwrap_or_else(|| "(empty)".into())
+                        );
                     }
                 }
                 Some(n) if delete => {
@@ -208,7 +218,14 @@ fn run(cli: Cli) -> Result<i32> {
                 let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
                 return process::mount_in_background(&args, &mountpoint);
             }
-            let req = commands::mount::MountRequest { allow_other, read_only, cache_size, threads, autocommit_secs: autocommit, remux_cache_limit };
+            let req = commands::mount::MountRequest {
+                allow_other,
+                read_only,
+                cache_size,
+                threads,
+                autocommit_secs: autocommit,
+                remux_cache_limit,
+            };
             commands::mount::mount(&archive, &mountpoint, &req, || {
                 if let Some(fd) = std::env::var("REELFS_READY_FD").ok().and_then(|v| v.parse::<i32>().ok()) {
                     // SAFETY: fd 3 was set up by the parent as the write end of a pipe.
@@ -253,7 +270,11 @@ fn run(cli: Cli) -> Result<i32> {
                 for p in &rep.pulls {
                     println!(
                         "{:<12} {:<10} {:<13} {:<13} {:<10} {}",
-                        p.source, p.reel, p.src_in, p.src_out, p.status,
+                        p.source,
+                        p.reel,
+                        p.src_in,
+                        p.src_out,
+                        p.status,
                         p.output.clone().or_else(|| p.reason.clone()).unwrap_or_default()
                     );
                     for c in &p.candidates {
@@ -265,7 +286,14 @@ fn run(cli: Cli) -> Result<i32> {
                         println!("{:<12} chosen because {why}", "");
                     }
                 }
-                println!("{} extracted, {} missing, {} failed, {} invalid; report: {}", rep.extracted, rep.missing, rep.failed, rep.invalid, report_path.display());
+                println!(
+                    "{} extracted, {} missing, {} failed, {} invalid; report: {}",
+                    rep.extracted,
+                    rep.missing,
+                    rep.failed,
+                    rep.invalid,
+                    report_path.display()
+                );
             }
             Ok(if done.complete() { 0 } else { 3 })
         }

@@ -11,7 +11,7 @@ use reelfs::archive::EntryKind;
 use reelfs::commands::diff::DiffReport;
 use reelfs::commands::info::{FileInfo, FolderInfo, ProxyListing};
 use reelfs::commands::log::LogEntry;
-use reelfs::commands::ls::{LsEntry, Listing};
+use reelfs::commands::ls::{Listing, LsEntry};
 use reelfs::commands::status::{StagedChange, StagedItem};
 use reelfs::media::facts::MediaFacts;
 use reelfs::media::proxy::run::{ProxyRunReport, RenderedItem};
@@ -59,7 +59,13 @@ pub fn ingest(rep: &IngestReport, branch: &str) {
     match &rep.commit {
         Some(c) => println!(
             "committed {} on {branch}: {} files ({} unchanged), {} read, {} new stored, {} new chunks, {} deduplicated",
-            short(c), rep.files, rep.files_unchanged, human(rep.bytes_read), human(rep.bytes_new_stored), rep.chunks_new, rep.chunks_dedup
+            short(c),
+            rep.files,
+            rep.files_unchanged,
+            human(rep.bytes_read),
+            human(rep.bytes_new_stored),
+            rep.chunks_new,
+            rep.chunks_dedup
         ),
         None => println!("nothing changed on {branch}: {} files, all unchanged", rep.files),
     }
@@ -336,7 +342,9 @@ pub fn diff(d: &DiffReport) {
         match c.status {
             Status::Added => println!("A  {}  ({})", c.path, human(c.size.unwrap_or(0))),
             Status::Removed => println!("D  {}  ({})", c.path, human(c.old_size.unwrap_or(0))),
-            Status::Modified => println!("M  {}  ({} -> {}){}", c.path, human(c.old_size.unwrap_or(0)), human(c.size.unwrap_or(0)), c.owner_note()),
+            Status::Modified => {
+                println!("M  {}  ({} -> {}){}", c.path, human(c.old_size.unwrap_or(0)), human(c.size.unwrap_or(0)), c.owner_note())
+            }
             Status::Renamed => println!("R  {} -> {}  ({})", c.old_path.as_deref().unwrap_or("?"), c.path, human(c.size.unwrap_or(0))),
         }
     }
@@ -405,7 +413,12 @@ pub fn gc(rep: &GcReport, dry_run: bool) {
         rep.packs_written,
         human(rep.bytes_moved)
     );
-    println!("kept {} chunks ({}); {} of garbage left inside mostly-live packs", rep.live_chunks, human(rep.live_chunk_bytes), human(rep.garbage_bytes_left));
+    println!(
+        "kept {} chunks ({}); {} of garbage left inside mostly-live packs",
+        rep.live_chunks,
+        human(rep.live_chunk_bytes),
+        human(rep.garbage_bytes_left)
+    );
 }
 
 pub fn status(rows: &[StagedItem], branch: &str) {

@@ -81,4 +81,3 @@ fn ctrlc_like(f: impl Fn() + Send + 'static) -> std::io::Result<()> {
     }
     Ok(())
 }
-

@@ -82,7 +82,9 @@ fn ingest_ls_info_and_log_return_typed_results_and_report_progress() {
     assert_eq!(info.content_hash.len(), 64);
     // The JSON of the typed result has the keys `info --json` always had.
     let v = serde_json::to_value(&*info).unwrap();
-    for k in ["path", "size", "mode", "mtime_ns", "content_hash", "stored_bytes", "logical_bytes", "media", "damaged", "probe_error", "proxies"] {
+    for k in
+        ["path", "size", "mode", "mtime_ns", "content_hash", "stored_bytes", "logical_bytes", "media", "damaged", "probe_error", "proxies"]
+    {
         assert!(v.get(k).is_some(), "info JSON lacks {k}: {v}");
     }
     assert_eq!(v["media"]["timecode"], "01:00:00:00");
@@ -131,6 +133,11 @@ fn a_command_refusal_is_a_typed_error_that_says_what_to_do() {
     let e = commands::info::info(&root, "main/Day01/A001").unwrap_err();
     assert!(matches!(e, commands::CommandError::Invalid(_)));
     assert!(e.to_string().contains("no image sequence") && e.to_string().contains("reelfs ls"), "{e}");
-    let e = commands::tc::tc(&root, "main/Day01/A001/notes.txt", commands::tc::TcChange::Set { tc: "01:00:00:00".into(), reel: None, rate: None }).unwrap_err();
+    let e = commands::tc::tc(
+        &root,
+        "main/Day01/A001/notes.txt",
+        commands::tc::TcChange::Set { tc: "01:00:00:00".into(), reel: None, rate: None },
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("not a probed media file"), "{e}");
 }

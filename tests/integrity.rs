@@ -71,7 +71,10 @@ fn a_changed_tree_row_is_named_by_deep_check_and_rebuilt() {
         let a = Archive::open(&root).unwrap();
         assert!(check::check(&a, true, &Default::default()).unwrap().ok());
         // A mode is not read back from the pack by anything but the check.
-        rusqlite::Connection::open(a.catalog.path.clone()).unwrap().execute("UPDATE tree_entries SET mode = 511 WHERE name = 'A001C001.mov'", []).unwrap();
+        rusqlite::Connection::open(a.catalog.path.clone())
+            .unwrap()
+            .execute("UPDATE tree_entries SET mode = 511 WHERE name = 'A001C001.mov'", [])
+            .unwrap();
         let rep = check::check(&a, true, &Default::default()).unwrap();
         assert!(!rep.ok());
         assert_eq!(rep.catalog_damage, vec!["main/Day01/card".to_string()]);

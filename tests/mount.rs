@@ -40,14 +40,10 @@ fn ingest(root: &Path, src: &Path, dest: &str, probe: bool) {
 fn card(dir: &Path) -> (PathBuf, BTreeMap<String, Vec<u8>>) {
     let src = dir.join("card");
     let mut files = BTreeMap::new();
-    for (i, (rel, len, mode)) in [
-        ("clip0.bin", 5 << 20, 0o644),
-        ("clip1.bin", 100_000, 0o600),
-        ("empty.bin", 0, 0o644),
-        ("sub/deep/x.bin", 4097, 0o755),
-    ]
-    .into_iter()
-    .enumerate()
+    for (i, (rel, len, mode)) in
+        [("clip0.bin", 5 << 20, 0o644), ("clip1.bin", 100_000, 0o600), ("empty.bin", 0, 0o644), ("sub/deep/x.bin", 4097, 0o755)]
+            .into_iter()
+            .enumerate()
     {
         let data = noise(i as u64 + 1, len);
         write(&src.join(rel), &data, mode, 1_600_000_000 + i as i64);
@@ -386,7 +382,14 @@ impl ThreadMount {
         let (tx, rx) = mpsc::channel();
         let (a, m) = (archive.to_path_buf(), mp.to_path_buf());
         let thread = std::thread::spawn(move || {
-            let opts = MountOptions { allow_other: false, read_only: true, cache_bytes: 64 << 20, threads: 2, autocommit: None, remux_cache_limit: None };
+            let opts = MountOptions {
+                allow_other: false,
+                read_only: true,
+                cache_bytes: 64 << 20,
+                threads: 2,
+                autocommit: None,
+                remux_cache_limit: None,
+            };
             mount::mount_foreground(&a, &m, &opts, || {
                 let _ = tx.send(());
             })

@@ -40,7 +40,14 @@ fn writer(root: &Path, mem: &MemPackStore) -> Archive {
 }
 
 fn opts() -> IngestOptions {
-    IngestOptions { branch: "main".into(), dest: String::new(), message: None, progress: Default::default(), prober: None, interrupt: Arc::new(AtomicBool::new(false)) }
+    IngestOptions {
+        branch: "main".into(),
+        dest: String::new(),
+        message: None,
+        progress: Default::default(),
+        prober: None,
+        interrupt: Arc::new(AtomicBool::new(false)),
+    }
 }
 
 fn card(dir: &Path) -> PathBuf {

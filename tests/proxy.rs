@@ -14,7 +14,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg").args(["-nostdin", "-v", "error", "-y"]).args(args).output().expect("ffmpeg is installed (scripts/install-deps)");
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("ffmpeg is installed (scripts/install-deps)");
     assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -28,19 +32,46 @@ fn ffprobe(path: &Path, entries: &str) -> String {
 }
 
 fn opts(rungs: &[Rung]) -> RenderOptions {
-    RenderOptions { rungs: rungs.to_vec(), threads: 0, interrupt: Arc::new(AtomicBool::new(false)), frames_done: Arc::new(AtomicU64::new(0)) }
+    RenderOptions {
+        rungs: rungs.to_vec(),
+        threads: 0,
+        interrupt: Arc::new(AtomicBool::new(false)),
+        frames_done: Arc::new(AtomicU64::new(0)),
+    }
 }
 
 /// 24 frames of 320x180 ProRes Proxy at 24 fps, TC 01:00:00:00, reel R1, two PCM tracks.
 fn small_clip(dir: &Path) -> PathBuf {
     let p = dir.join("clip.mov");
     ffmpeg(&[
-        "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=24:duration=1",
-        "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=1",
-        "-f", "lavfi", "-i", "sine=frequency=1500:sample_rate=48000:duration=1",
-        "-map", "0:v", "-map", "1:a", "-map", "2:a",
-        "-c:v", "prores_ks", "-profile:v", "0", "-c:a", "pcm_s24le",
-        "-timecode", "01:00:00:00", "-metadata:s:v:0", "reel_name=R1",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x180:rate=24:duration=1",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=1000:sample_rate=48000:duration=1",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=1500:sample_rate=48000:duration=1",
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-map",
+        "2:a",
+        "-c:v",
+        "prores_ks",
+        "-profile:v",
+        "0",
+        "-c:a",
+        "pcm_s24le",
+        "-timecode",
+        "01:00:00:00",
+        "-metadata:s:v:0",
+        "reel_name=R1",
         p.to_str().unwrap(),
     ]);
     p
@@ -82,7 +113,19 @@ fn one_decode_renders_every_rung_with_the_source_frame_count() {
 fn a_truncated_clip_renders_what_decodes_and_is_marked_partial() {
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("long.mov");
-    ffmpeg(&["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=4", "-c:v", "libx264", "-g", "10", "-movflags", "+faststart", clip.to_str().unwrap()]);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x180:rate=25:duration=4",
+        "-c:v",
+        "libx264",
+        "-g",
+        "10",
+        "-movflags",
+        "+faststart",
+        clip.to_str().unwrap(),
+    ]);
     let facts = probe::facts(&clip).unwrap();
     let data = std::fs::read(&clip).unwrap();
     let cut = dir.path().join("cut.mov");
@@ -106,7 +149,8 @@ fn a_damaged_frame_holds_the_last_good_picture_and_the_proxy_keeps_its_length() 
         .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts,pos,size", "-of", "csv=p=0", clip.to_str().unwrap()])
         .output()
         .expect("ffprobe is installed");
-    let mut packets: Vec<Vec<u64>> = String::from_utf8_lossy(&out.stdout).lines().map(|l| l.split(',').filter_map(|x| x.parse().ok()).collect()).collect();
+    let mut packets: Vec<Vec<u64>> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| l.split(',').filter_map(|x| x.parse().ok()).collect()).collect();
     packets.sort();
     let (size, pos) = (packets[10][1] as usize, packets[10][2] as usize);
     let mut data = std::fs::read(&clip).unwrap();
@@ -117,7 +161,8 @@ fn a_damaged_frame_holds_the_last_good_picture_and_the_proxy_keeps_its_length() 
     std::fs::create_dir(&out).unwrap();
     let (files, stats) = render(&Source::Path(bad), &facts, &out, &opts(&[Rung::Editorial, Rung::Preview])).expect("a render");
     assert_eq!((stats.frames, stats.partial_at), (24, None));
-    let held: Vec<(u64, u64, Option<&str>)> = stats.damaged.iter().map(|r| (r.first_frame, r.last_frame, r.timecode_first.as_deref())).collect();
+    let held: Vec<(u64, u64, Option<&str>)> =
+        stats.damaged.iter().map(|r| (r.first_frame, r.last_frame, r.timecode_first.as_deref())).collect();
     assert_eq!(held, [(10, 10, Some("01:00:00:10"))]);
     for f in &files {
         assert_eq!(f.damaged, stats.damaged);
@@ -163,9 +208,24 @@ fn an_image_sequence_renders_one_proxy_holding_a_bad_frame() {
     let dir = tempfile::tempdir().unwrap();
     let seq = dir.path().join("seq");
     std::fs::create_dir(&seq).unwrap();
-    ffmpeg(&["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=24", "-frames:v", "6", "-c:v", "dpx", "-pix_fmt", "gbrp10le", "-start_number", "1001", seq.join("S.%04d.dpx").to_str().unwrap()]);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x180:rate=24",
+        "-frames:v",
+        "6",
+        "-c:v",
+        "dpx",
+        "-pix_fmt",
+        "gbrp10le",
+        "-start_number",
+        "1001",
+        seq.join("S.%04d.dpx").to_str().unwrap(),
+    ]);
     std::fs::write(seq.join("S.1003.dpx"), b"not a dpx").unwrap();
-    let frames: Vec<(u64, FrameFile)> = (1001..=1006).filter(|n| *n != 1005).map(|n| (n, FrameFile::Path(seq.join(format!("S.{n}.dpx"))))).collect();
+    let frames: Vec<(u64, FrameFile)> =
+        (1001..=1006).filter(|n| *n != 1005).map(|n| (n, FrameFile::Path(seq.join(format!("S.{n}.dpx"))))).collect();
     let src = Source::Sequence(SequenceSource { ext: "dpx".into(), frames });
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
@@ -205,7 +265,14 @@ mod archive_level {
     }
 
     fn run_opts(rungs: &[Rung]) -> ProxyRunOptions {
-        ProxyRunOptions { specs: Vec::new(), rungs: rungs.to_vec(), jobs: 2, progress: Default::default(), interrupt: Arc::new(AtomicBool::new(false)), on_done: None }
+        ProxyRunOptions {
+            specs: Vec::new(),
+            rungs: rungs.to_vec(),
+            jobs: 2,
+            progress: Default::default(),
+            interrupt: Arc::new(AtomicBool::new(false)),
+            on_done: None,
+        }
     }
 
     fn path_ino(core: &FsCore, path: &str) -> Result<u64, FsError> {
@@ -224,7 +291,19 @@ mod archive_level {
         let clip = small_clip(&card);
         let plates = card.join("plates");
         std::fs::create_dir(&plates).unwrap();
-        ffmpeg(&["-f", "lavfi", "-i", "testsrc2=size=160x90:rate=24", "-frames:v", "3", "-c:v", "dpx", "-start_number", "7", plates.join("P_%03d.dpx").to_str().unwrap()]);
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x90:rate=24",
+            "-frames:v",
+            "3",
+            "-c:v",
+            "dpx",
+            "-start_number",
+            "7",
+            plates.join("P_%03d.dpx").to_str().unwrap(),
+        ]);
         std::fs::write(card.join("notes.txt"), b"call sheet").unwrap();
         let root = dir.path().join("archive");
         Archive::init(&root).unwrap();
@@ -255,7 +334,8 @@ mod archive_level {
         let source = core.getxattr(ed, "user.reelfs.source").unwrap();
         assert_eq!(String::from_utf8_lossy(&source), "main/Day01/card/clip.mov");
         // The sequence: one proxy under its stem, its pattern as the source.
-        let profiles: Vec<String> = core.readdir(path_ino(&core, "main/Day01/card/plates/.proxy").unwrap()).unwrap().into_iter().map(|e| e.0).collect();
+        let profiles: Vec<String> =
+            core.readdir(path_ino(&core, "main/Day01/card/plates/.proxy").unwrap()).unwrap().into_iter().map(|e| e.0).collect();
         assert_eq!(profiles, ["editorial", "thumb"]);
         let seq = path_ino(&core, "main/Day01/card/plates/.proxy/editorial/P.mov").unwrap();
         assert_eq!(String::from_utf8_lossy(&core.getxattr(seq, "user.reelfs.source").unwrap()), "main/Day01/card/plates/P_%03d.dpx");

@@ -122,7 +122,13 @@ fn staged_changes_are_seen_through_the_branch_only() {
     let (root, _, new) = archive(dir.path());
     let a = Archive::open_writer(&root).unwrap();
     let h = file_hash(&view::resolve(&a, "main/card/clip1.bin").unwrap().target);
-    a.staging().stage("main", "card/moved.bin", &Staged::File { size: new.len() as u64, mode: 0o600, mtime_ns: 7, content: Content::Blob(h), owner: None }).unwrap();
+    a.staging()
+        .stage(
+            "main",
+            "card/moved.bin",
+            &Staged::File { size: new.len() as u64, mode: 0o600, mtime_ns: 7, content: Content::Blob(h), owner: None },
+        )
+        .unwrap();
     a.staging().stage("main", "card/clip1.bin", &Staged::Deleted).unwrap();
     match view::resolve(&a, "main/card/moved.bin").unwrap().target {
         Target::Staged { live, content, size, mode, .. } => {

@@ -241,9 +241,7 @@ impl Catalog {
 
     pub fn pack_names(&self) -> Result<Vec<(i64, String, u64)>> {
         let mut st = self.conn.prepare_cached("SELECT id, name, size FROM packs ORDER BY id").map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))
-            .map_err(|e| self.err(e))?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))).map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
     }
 
@@ -430,10 +428,7 @@ impl Catalog {
     }
 
     pub fn insert_tree(&self, hash: &Hash, entries: &[TreeEntry]) -> Result<()> {
-        let n = self
-            .conn
-            .execute("INSERT OR IGNORE INTO trees (hash) VALUES (?1)", [&hash.0[..]])
-            .map_err(|e| self.err(e))?;
+        let n = self.conn.execute("INSERT OR IGNORE INTO trees (hash) VALUES (?1)", [&hash.0[..]]).map_err(|e| self.err(e))?;
         if n == 0 {
             return Ok(());
         }
@@ -584,26 +579,19 @@ impl Catalog {
 
     pub fn branches(&self) -> Result<Vec<(String, Option<Hash>)>> {
         let mut st = self.conn.prepare_cached("SELECT name, head FROM branches ORDER BY name").map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<Vec<u8>>>(1)?.map(h))))
-            .map_err(|e| self.err(e))?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<Vec<u8>>>(1)?.map(h)))).map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
     }
 
     pub fn branch_head(&self, name: &str) -> Result<Option<Option<Hash>>> {
         self.conn
-            .query_row("SELECT head FROM branches WHERE name = ?1", [name], |r| {
-                Ok(r.get::<_, Option<Vec<u8>>>(0)?.map(h))
-            })
+            .query_row("SELECT head FROM branches WHERE name = ?1", [name], |r| Ok(r.get::<_, Option<Vec<u8>>>(0)?.map(h)))
             .optional()
             .map_err(|e| self.err(e))
     }
 
     pub fn branch_seq(&self, name: &str) -> Result<Option<i64>> {
-        self.conn
-            .query_row("SELECT seq FROM branches WHERE name = ?1", [name], |r| r.get(0))
-            .optional()
-            .map_err(|e| self.err(e))
+        self.conn.query_row("SELECT seq FROM branches WHERE name = ?1", [name], |r| r.get(0)).optional().map_err(|e| self.err(e))
     }
 
     pub fn next_ref_seq(&self) -> Result<i64> {
@@ -649,15 +637,11 @@ impl Catalog {
     // ---- sources and media ----
 
     pub fn source(&self, path: &str) -> Result<Option<(u64, i64, u64, Hash)>> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT size, mtime_ns, inode, blob FROM sources WHERE path = ?1")
-            .map_err(|e| self.err(e))?;
-        st.query_row([path], |r| {
-            Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get::<_, i64>(2)? as u64, h(r.get(3)?)))
-        })
-        .optional()
-        .map_err(|e| self.err(e))
+        let mut st =
+            self.conn.prepare_cached("SELECT size, mtime_ns, inode, blob FROM sources WHERE path = ?1").map_err(|e| self.err(e))?;
+        st.query_row([path], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get::<_, i64>(2)? as u64, h(r.get(3)?))))
+            .optional()
+            .map_err(|e| self.err(e))
     }
 
     pub fn set_source(&self, path: &str, size: u64, mtime_ns: i64, inode: u64, blob: &Hash) -> Result<()> {
@@ -735,7 +719,14 @@ impl Catalog {
             let kind = super::objects::RecordKind::from_u8(r.get::<_, i64>(0)? as u8).unwrap_or(super::objects::RecordKind::Chunk);
             Ok((
                 r.get::<_, i64>(1)?,
-                RecordLoc { kind, codec: r.get(5)?, raw_len: r.get(4)?, stored_len: r.get(3)?, offset: r.get::<_, i64>(2)? as u64, id: *id },
+                RecordLoc {
+                    kind,
+                    codec: r.get(5)?,
+                    raw_len: r.get(4)?,
+                    stored_len: r.get(3)?,
+                    offset: r.get::<_, i64>(2)? as u64,
+                    id: *id,
+                },
             ))
         })
         .optional()
@@ -830,10 +821,7 @@ impl Catalog {
 
     pub fn set_media(&self, blob: &Hash, facts: Option<&str>, error: Option<&str>) -> Result<()> {
         self.conn
-            .execute(
-                "INSERT OR REPLACE INTO media (blob, facts, error) VALUES (?1, ?2, ?3)",
-                params![&blob.0[..], facts, error],
-            )
+            .execute("INSERT OR REPLACE INTO media (blob, facts, error) VALUES (?1, ?2, ?3)", params![&blob.0[..], facts, error])
             .map(|_| ())
             .map_err(|e| self.err(e))
     }
@@ -931,17 +919,15 @@ impl Catalog {
 
     /// Profiles stored for one source (an image sequence's key).
     pub fn proxy_profiles_of(&self, source: &Hash) -> Result<Vec<String>> {
-        let mut st = self.conn.prepare_cached("SELECT DISTINCT profile FROM proxies WHERE source = ?1 ORDER BY profile").map_err(|e| self.err(e))?;
+        let mut st =
+            self.conn.prepare_cached("SELECT DISTINCT profile FROM proxies WHERE source = ?1 ORDER BY profile").map_err(|e| self.err(e))?;
         let rows = st.query_map([&source.0[..]], |r| r.get::<_, String>(0)).map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
     }
 
     pub fn count(&self, table: &str) -> Result<u64> {
         // Table names come from this module's own constants, never from input.
-        self.conn
-            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get::<_, i64>(0))
-            .map(|v| v as u64)
-            .map_err(|e| self.err(e))
+        self.conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get::<_, i64>(0)).map(|v| v as u64).map_err(|e| self.err(e))
     }
 
     fn scalar_u64(&self, sql: &str) -> Result<u64> {

@@ -100,14 +100,7 @@ pub fn check(archive: &Archive, deep: bool, progress: &super::progress::Progress
             }
         };
         for (rid, off, sl, rl, codec, is_chunk) in by_pack.get(id).into_iter().flatten() {
-            let loc = RecordLoc {
-                kind: RecordKind::Chunk,
-                codec: *codec,
-                raw_len: *rl,
-                stored_len: *sl,
-                offset: *off,
-                id: *rid,
-            };
+            let loc = RecordLoc { kind: RecordKind::Chunk, codec: *codec, raw_len: *rl, stored_len: *sl, offset: *off, id: *rid };
             match trailer.get(rid) {
                 Some(t) if t.offset == *off && t.stored_len == *sl => {}
                 _ if trailer.is_empty() => {}
@@ -320,7 +313,14 @@ pub fn rebuild_catalog_with_store(root: &Path, packs: Arc<dyn PackStore>) -> Res
                     // failed file): keep the first only if it still verifies.
                     let old_name = pack_files.iter().find(|(n, _)| *n == old.pack).map(|(_, name)| name);
                     let old_ok = old_name.is_some_and(|n| {
-                        let rl = RecordLoc { kind: RecordKind::Chunk, codec: old.codec, raw_len: old.raw_len, stored_len: old.stored_len, offset: old.offset, id: loc.id };
+                        let rl = RecordLoc {
+                            kind: RecordKind::Chunk,
+                            codec: old.codec,
+                            raw_len: old.raw_len,
+                            stored_len: old.stored_len,
+                            offset: old.offset,
+                            id: loc.id,
+                        };
                         packs.open(n).map(|f| pack::read_record(&*f, n, &rl).is_ok()).unwrap_or(false)
                     });
                     if !old_ok {
@@ -343,7 +343,10 @@ pub fn rebuild_catalog_with_store(root: &Path, packs: Arc<dyn PackStore>) -> Res
                     continue;
                 }
             };
-            let bad = |what: &str| ArchiveError::BadPack { path: path.clone().into(), msg: format!("{what} record {} does not parse", loc.id.short()) };
+            let bad = |what: &str| ArchiveError::BadPack {
+                path: path.clone().into(),
+                msg: format!("{what} record {} does not parse", loc.id.short()),
+            };
             match loc.kind {
                 RecordKind::Blob => {
                     let b: BlobRecord = serde_json::from_slice(&raw).map_err(|_| bad("blob"))?;
@@ -478,11 +481,8 @@ pub fn stats(archive: &Archive) -> Result<Stats> {
         }
     }
     let (unique, stored, pack_bytes) = cat.storage_totals()?;
-    let catalog_bytes = ["catalog.db", "catalog.db-wal"]
-        .iter()
-        .filter_map(|n| std::fs::metadata(archive.root().join(n)).ok())
-        .map(|m| m.len())
-        .sum();
+    let catalog_bytes =
+        ["catalog.db", "catalog.db-wal"].iter().filter_map(|n| std::fs::metadata(archive.root().join(n)).ok()).map(|m| m.len()).sum();
     Ok(Stats {
         branches: archive.branches()?.len() as u64,
         commits: cat.count("commits")?,

@@ -126,12 +126,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             format_version: FORMAT_VERSION,
-            chunker: ChunkerConfig {
-                min_size: 1 << 20,
-                avg_size: 4 << 20,
-                max_size: 16 << 20,
-                seed: 0,
-            },
+            chunker: ChunkerConfig { min_size: 1 << 20, avg_size: 4 << 20, max_size: 16 << 20, seed: 0 },
             compression: CompressionConfig { policy: CompressionPolicy::Auto, level: 3 },
             packs: PackConfig { target_size: 512 << 20 },
             cache: CacheConfig::default(),
@@ -148,8 +143,7 @@ impl Config {
         struct VersionOnly {
             format_version: u32,
         }
-        let v: VersionOnly = toml::from_str(&text)
-            .map_err(|e| ArchiveError::Config { path: path.into(), msg: e.to_string() })?;
+        let v: VersionOnly = toml::from_str(&text).map_err(|e| ArchiveError::Config { path: path.into(), msg: e.to_string() })?;
         if v.format_version > FORMAT_VERSION {
             return Err(ArchiveError::NewerFormat {
                 path: path.parent().unwrap_or(path).into(),
@@ -157,8 +151,7 @@ impl Config {
                 supported: FORMAT_VERSION,
             });
         }
-        let cfg: Config = toml::from_str(&text)
-            .map_err(|e| ArchiveError::Config { path: path.into(), msg: e.to_string() })?;
+        let cfg: Config = toml::from_str(&text).map_err(|e| ArchiveError::Config { path: path.into(), msg: e.to_string() })?;
         cfg.validate().map_err(|msg| ArchiveError::Config { path: path.into(), msg })?;
         Ok(cfg)
     }

@@ -175,7 +175,9 @@ impl OutDir {
         let (tmp, mut f) = self.create_temp(".reelfs-")?;
         let res = write(&mut f)
             .and_then(|_| f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666 & !umask())))
-            .and_then(|_| f.sync_all()).at(self.path.join(name)).and_then(|_| self.rename(&tmp, name));
+            .and_then(|_| f.sync_all())
+            .at(self.path.join(name))
+            .and_then(|_| self.rename(&tmp, name));
         if res.is_err() {
             self.remove(&tmp);
         }

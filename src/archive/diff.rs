@@ -428,8 +428,8 @@ fn renamed_from(cat: &Catalog, old: Option<Hash>, new: Hash, path: &str, here: O
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::objects::Tree;
+    use super::*;
     use std::cell::RefCell;
     use std::collections::HashSet;
 
@@ -452,7 +452,15 @@ mod tests {
     }
 
     fn file(name: &str, content: &str) -> TreeEntry {
-        TreeEntry { name: name.into(), kind: EntryKind::File, hash: Hash::of(content.as_bytes()), size: content.len() as u64, mode: 0o644, mtime_ns: 0, owner: None }
+        TreeEntry {
+            name: name.into(),
+            kind: EntryKind::File,
+            hash: Hash::of(content.as_bytes()),
+            size: content.len() as u64,
+            mode: 0o644,
+            mtime_ns: 0,
+            owner: None,
+        }
     }
 
     impl Mem {
@@ -521,7 +529,14 @@ mod tests {
         }
         std::fs::create_dir_all(src.join("Day02")).unwrap();
         std::fs::write(src.join("Day02/sound.wav"), "v1").unwrap();
-        let opts = |b: &str| IngestOptions { branch: b.into(), dest: String::new(), message: None, progress: Default::default(), prober: None, interrupt: Arc::new(AtomicBool::new(false)) };
+        let opts = |b: &str| IngestOptions {
+            branch: b.into(),
+            dest: String::new(),
+            message: None,
+            progress: Default::default(),
+            prober: None,
+            interrupt: Arc::new(AtomicBool::new(false)),
+        };
         ingest(&mut a, &[src.join("Day01"), src.join("Day02")], &opts("main")).unwrap();
         a.create_branch("grade", Some("main")).unwrap();
         let src2 = dir.path().join("src2/Day02");
@@ -571,8 +586,8 @@ mod tests {
 
 #[cfg(test)]
 mod owner_tests {
-    use super::*;
     use super::super::objects::Tree;
+    use super::*;
 
     struct Mem(HashMap<Hash, Vec<TreeEntry>>);
 

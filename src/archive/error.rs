@@ -13,9 +13,17 @@ pub enum ArchiveError {
     #[error("archive {path} is locked by PID {pid} (another reelfs process is writing it); wait for it to finish")]
     Locked { path: PathBuf, pid: String },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("catalog {path}: {source}")]
-    Catalog { path: PathBuf, #[source] source: rusqlite::Error },
+    Catalog {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
     #[error("{path}: invalid config: {msg}")]
     Config { path: PathBuf, msg: String },
     #[error("no branch named '{0}'; list branches with `reelfs branch ARCHIVE`")]

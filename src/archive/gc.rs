@@ -188,7 +188,8 @@ struct Live {
 fn live_records(cat: &super::catalog::Catalog, pack: i64) -> Result<Vec<Live>> {
     let mut out = Vec::new();
     for r in cat.records_in_pack(pack)? {
-        let kind = RecordKind::from_u8(r.kind as u8).ok_or_else(|| ArchiveError::Inconsistent(format!("unknown record kind {} in pack #{pack}", r.kind)))?;
+        let kind = RecordKind::from_u8(r.kind as u8)
+            .ok_or_else(|| ArchiveError::Inconsistent(format!("unknown record kind {} in pack #{pack}", r.kind)))?;
         out.push(Live {
             loc: RecordLoc { kind, codec: r.codec, raw_len: r.raw_len, stored_len: r.stored_len, offset: r.offset, id: r.id },
             is_chunk: kind == RecordKind::Chunk,
@@ -224,7 +225,10 @@ fn compact(archive: &Archive, packs: &[(i64, String, u64)], rep: &mut GcReport, 
             let mut flushed = 0usize;
             for l in &live {
                 let mut stored = vec![0u8; l.loc.stored_len as usize];
-                let verified = file.read_exact_at(l.loc.payload_offset(), &mut stored).at(&at).and_then(|()| pack::decode_record(stored.clone(), &at, &l.loc));
+                let verified = file
+                    .read_exact_at(l.loc.payload_offset(), &mut stored)
+                    .at(&at)
+                    .and_then(|()| pack::decode_record(stored.clone(), &at, &l.loc));
                 if let Err(e) = verified {
                     rep.problems.push(format!("{e}; pack {at} kept as it is"));
                     ok = false;
@@ -298,7 +302,14 @@ fn compact(archive: &Archive, packs: &[(i64, String, u64)], rep: &mut GcReport, 
 }
 
 /// Append buffered live records (`live[i]` <-> `payloads[i]`) to the new packs.
-fn flush(live: &[Live], payloads: &mut Vec<Vec<u8>>, old_pack: i64, w: &mut PackWriter, moves: &mut Vec<(bool, Hash, i64, i64, u64)>, rep: &mut GcReport) -> Result<()> {
+fn flush(
+    live: &[Live],
+    payloads: &mut Vec<Vec<u8>>,
+    old_pack: i64,
+    w: &mut PackWriter,
+    moves: &mut Vec<(bool, Hash, i64, i64, u64)>,
+    rep: &mut GcReport,
+) -> Result<()> {
     for (l, stored) in live.iter().zip(payloads.drain(..)) {
         let (pack, loc) = w.append(l.loc.kind, l.loc.codec, l.loc.id, l.loc.raw_len as usize, &stored)?;
         moves.push((l.is_chunk, l.loc.id, old_pack, pack, loc.offset));
@@ -331,7 +342,14 @@ mod tests {
         let d = dir.join(format!("src-{branch}-{name}"));
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join(name), data).unwrap();
-        let opts = IngestOptions { branch: branch.into(), dest: String::new(), message: None, progress: Default::default(), prober: None, interrupt: Arc::new(AtomicBool::new(false)) };
+        let opts = IngestOptions {
+            branch: branch.into(),
+            dest: String::new(),
+            message: None,
+            progress: Default::default(),
+            prober: None,
+            interrupt: Arc::new(AtomicBool::new(false)),
+        };
         ingest(a, &[d.join(name)], &opts).unwrap();
     }
 
@@ -379,7 +397,14 @@ mod tests {
         let small = noise(1 << 20, 3);
         std::fs::write(src.join("small.bin"), &small).unwrap();
         std::fs::write(src.join("big.bin"), noise(6 << 20, 4)).unwrap();
-        let opts = IngestOptions { branch: "tmp".into(), dest: String::new(), message: None, progress: Default::default(), prober: None, interrupt: Arc::new(AtomicBool::new(false)) };
+        let opts = IngestOptions {
+            branch: "tmp".into(),
+            dest: String::new(),
+            message: None,
+            progress: Default::default(),
+            prober: None,
+            interrupt: Arc::new(AtomicBool::new(false)),
+        };
         a.create_branch("tmp", None).unwrap();
         ingest(&mut a, &[src.clone()], &opts).unwrap();
         std::fs::remove_file(src.join("big.bin")).unwrap();

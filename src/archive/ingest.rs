@@ -82,7 +82,16 @@ impl DirNode {
         DirNode { base: None, base_size: 0, loaded: true, dirty: true, mode, mtime_ns, owner: None, entries: BTreeMap::new() }
     }
     fn from_entry(e: &TreeEntry) -> DirNode {
-        DirNode { base: Some(e.hash), base_size: e.size, loaded: false, dirty: false, mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner, entries: BTreeMap::new() }
+        DirNode {
+            base: Some(e.hash),
+            base_size: e.size,
+            loaded: false,
+            dirty: false,
+            mode: e.mode,
+            mtime_ns: e.mtime_ns,
+            owner: e.owner,
+            entries: BTreeMap::new(),
+        }
     }
     fn load(&mut self, cat: &Catalog) -> Result<()> {
         if self.loaded {
@@ -106,15 +115,10 @@ impl DirNode {
         self.load(cat)?;
         self.dirty = true;
         let Some((first, rest)) = path.split_first() else { return Ok(self) };
-        let node = self
-            .entries
-            .entry(first.clone())
-            .or_insert_with(|| Node::Dir(DirNode::new_empty(mode, mtime_ns)));
+        let node = self.entries.entry(first.clone()).or_insert_with(|| Node::Dir(DirNode::new_empty(mode, mtime_ns)));
         match node {
             Node::Dir(d) => d.dir_mut(cat, rest, mode, mtime_ns),
-            Node::File(_) => Err(ArchiveError::Invalid(format!(
-                "'{first}' is a file in the archive, cannot put a folder there"
-            ))),
+            Node::File(_) => Err(ArchiveError::Invalid(format!("'{first}' is a file in the archive, cannot put a folder there"))),
         }
     }
 
@@ -131,7 +135,15 @@ impl DirNode {
                 Node::File(e) => tree.entries.push(e.clone()),
                 Node::Dir(d) => {
                     let (hash, size) = d.store(cat, sink)?;
-                    tree.entries.push(TreeEntry { name: name.clone(), kind: EntryKind::Dir, hash, size, mode: d.mode, mtime_ns: d.mtime_ns, owner: d.owner });
+                    tree.entries.push(TreeEntry {
+                        name: name.clone(),
+                        kind: EntryKind::Dir,
+                        hash,
+                        size,
+                        mode: d.mode,
+                        mtime_ns: d.mtime_ns,
+                        owner: d.owner,
+                    });
                 }
             }
         }
@@ -316,7 +328,14 @@ fn cut_file(
             return Ok(());
         }
         let mut consumed = 0usize;
-        let cdc = fastcdc::v2020::FastCDC::with_level_and_seed(&buf[..len], c.min_size, c.avg_size, c.max_size, fastcdc::v2020::Normalization::Level1, c.seed);
+        let cdc = fastcdc::v2020::FastCDC::with_level_and_seed(
+            &buf[..len],
+            c.min_size,
+            c.avg_size,
+            c.max_size,
+            fastcdc::v2020::Normalization::Level1,
+            c.seed,
+        );
         for ch in cdc {
             // The last cut of a full buffer may belong to a longer chunk: keep it.
             if !eof && ch.offset + ch.length == len && consumed > 0 {
@@ -381,14 +400,23 @@ fn name_of(p: &Path) -> Result<String> {
 }
 
 /// Expand the sources into files (and the folders that hold them).
-fn enumerate(sources: &[PathBuf], dest: &[String], archive_root: &Path, failed: &mut Vec<(String, String)>) -> Result<(Vec<SourceFile>, Vec<(Vec<String>, u32, i64, Owner)>)> {
+fn enumerate(
+    sources: &[PathBuf],
+    dest: &[String],
+    archive_root: &Path,
+    failed: &mut Vec<(String, String)>,
+) -> Result<(Vec<SourceFile>, Vec<(Vec<String>, u32, i64, Owner)>)> {
     let mut files = Vec::new();
     let mut dirs = Vec::new();
     // Never ingest the archive into itself (a source folder that contains it).
     let own = std::fs::canonicalize(archive_root).unwrap_or_else(|_| archive_root.to_path_buf());
     for src in sources {
         if std::fs::canonicalize(src).map(|c| c.starts_with(&own)).unwrap_or(false) {
-            return Err(ArchiveError::Invalid(format!("{}: is inside the archive itself; choose a source outside {}", src.display(), own.display())));
+            return Err(ArchiveError::Invalid(format!(
+                "{}: is inside the archive itself; choose a source outside {}",
+                src.display(),
+                own.display()
+            )));
         }
         let meta = std::fs::metadata(src).map_err(|e| ArchiveError::Io {
             path: src.clone(),
@@ -474,7 +502,16 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
         None => None,
     };
     let mut root = match root_tree {
-        Some(t) => DirNode { base: Some(t), base_size: 0, loaded: false, dirty: false, mode: 0o755, mtime_ns: 0, owner: None, entries: BTreeMap::new() },
+        Some(t) => DirNode {
+            base: Some(t),
+            base_size: 0,
+            loaded: false,
+            dirty: false,
+            mode: 0o755,
+            mtime_ns: 0,
+            owner: None,
+            entries: BTreeMap::new(),
+        },
         None => DirNode::new_empty(0o755, 0),
     };
     let mut sink = PackSink::new(archive, cat)?;
@@ -518,8 +555,10 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
                     Err(e) if matches!(e, ArchiveError::Interrupted) || e.is_disk_full() => return Err(e),
                     // A source that cannot be read or changed under us fails alone;
                     // trouble writing the archive stops the whole ingest.
-                    Err(e) if matches!(&e, ArchiveError::SourceChanged { .. })
-                        || matches!(&e, ArchiveError::Io { path, .. } if path == &f.path) => {
+                    Err(e)
+                        if matches!(&e, ArchiveError::SourceChanged { .. })
+                            || matches!(&e, ArchiveError::Io { path, .. } if path == &f.path) =>
+                    {
                         savepoint.rollback()?;
                         sink.rollback_to(mark)?;
                         report.failed.push((display, e.to_string()));
@@ -537,7 +576,15 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
             }
             dir.entries.insert(
                 name[0].clone(),
-                Node::File(TreeEntry { name: name[0].clone(), kind: EntryKind::File, hash: blob, size, mode: f.meta.mode() & 0o7777, mtime_ns: mt, owner: Some(Owner::of(&f.meta)) }),
+                Node::File(TreeEntry {
+                    name: name[0].clone(),
+                    kind: EntryKind::File,
+                    hash: blob,
+                    size,
+                    mode: f.meta.mode() & 0o7777,
+                    mtime_ns: mt,
+                    owner: Some(Owner::of(&f.meta)),
+                }),
             );
             report.bytes_logical += size;
         }
@@ -692,7 +739,8 @@ pub fn store_local_files<T>(
     then: impl FnOnce(&mut ObjectSink, &[(Hash, u64)]) -> Result<T>,
 ) -> Result<T> {
     archive.require_writer()?;
-    let opts = IngestOptions { branch: String::new(), dest: String::new(), message: None, progress: Default::default(), prober: None, interrupt };
+    let opts =
+        IngestOptions { branch: String::new(), dest: String::new(), message: None, progress: Default::default(), prober: None, interrupt };
     let mut report = IngestReport::default();
     let cat = &archive.catalog;
     let mut sink = PackSink::new(archive, cat)?;

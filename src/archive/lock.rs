@@ -21,14 +21,7 @@ impl WriterLock {
         // `init` makes the lock; an archive that lost it gets one in the
         // archive's permission policy (see perms.rs), not the umask's.
         let mode = super::perms::Policy::inherited(archive)?.file_mode;
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(mode)
-            .open(&path)
-            .at(&path)?;
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(mode).open(&path).at(&path)?;
         // SAFETY: flock on a valid, owned descriptor.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
@@ -37,10 +30,7 @@ impl WriterLock {
                 let mut pid = String::new();
                 let _ = file.read_to_string(&mut pid);
                 let pid = pid.trim().to_string();
-                return Err(ArchiveError::Locked {
-                    path: archive.into(),
-                    pid: if pid.is_empty() { "unknown".into() } else { pid },
-                });
+                return Err(ArchiveError::Locked { path: archive.into(), pid: if pid.is_empty() { "unknown".into() } else { pid } });
             }
             return Err(ArchiveError::Io { path, source: err });
         }

@@ -174,7 +174,13 @@ impl Ctx<'_> {
         Some(side)
     }
 
-    fn merge_entry(&mut self, base: Option<&TreeEntry>, ours: Option<&TreeEntry>, theirs: Option<&TreeEntry>, path: &str) -> Result<Option<TreeEntry>> {
+    fn merge_entry(
+        &mut self,
+        base: Option<&TreeEntry>,
+        ours: Option<&TreeEntry>,
+        theirs: Option<&TreeEntry>,
+        path: &str,
+    ) -> Result<Option<TreeEntry>> {
         if same(ours, theirs) {
             return Ok(ours.cloned());
         }
@@ -329,7 +335,14 @@ pub fn merge(archive: &mut Archive, src: &str, dst: &str, opts: &MergeOptions) -
     for p in &opts.theirs {
         resolutions.push((p.trim_matches('/').to_string(), "theirs"));
     }
-    let mut ctx = Ctx { cat: &archive.catalog, resolutions, used: HashSet::new(), conflicts: Vec::new(), new_trees: Vec::new(), new_ids: HashSet::new() };
+    let mut ctx = Ctx {
+        cat: &archive.catalog,
+        resolutions,
+        used: HashSet::new(),
+        conflicts: Vec::new(),
+        new_trees: Vec::new(),
+        new_ids: HashSet::new(),
+    };
     let ours = dst_tree.map(dir_entry);
     let merged = ctx.merge_entry(Some(&dir_entry(base_tree)), ours.as_ref(), Some(&dir_entry(src_tree)), "")?;
     let merged_tree = merged.map(|e| e.hash).unwrap_or(src_tree);
@@ -479,7 +492,9 @@ mod owner_tests {
     fn chown(a: &mut Archive, branch: &str, path: &str, owner: Owner) {
         let e = a.resolve(&format!("{branch}/{path}")).unwrap().entry;
         let s = match e.kind {
-            EntryKind::File => Staged::File { size: e.size, mode: e.mode, mtime_ns: e.mtime_ns, content: Content::Blob(e.hash), owner: Some(owner) },
+            EntryKind::File => {
+                Staged::File { size: e.size, mode: e.mode, mtime_ns: e.mtime_ns, content: Content::Blob(e.hash), owner: Some(owner) }
+            }
             EntryKind::Dir => Staged::Dir { mode: e.mode, mtime_ns: e.mtime_ns, tree: Some(e.hash), owner: Some(owner) },
         };
         a.staging().stage(branch, path, &s).unwrap();

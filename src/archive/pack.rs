@@ -117,14 +117,7 @@ fn parse_entry(b: &[u8], pack: &str) -> Result<RecordLoc> {
     off.copy_from_slice(&b[12..20]);
     let mut id = [0u8; 32];
     id.copy_from_slice(&b[20..52]);
-    Ok(RecordLoc {
-        kind,
-        codec: b[1],
-        raw_len: u32_at(4),
-        stored_len: u32_at(8),
-        offset: u64::from_le_bytes(off),
-        id: Hash(id),
-    })
+    Ok(RecordLoc { kind, codec: b[1], raw_len: u32_at(4), stored_len: u32_at(8), offset: u64::from_le_bytes(off), id: Hash(id) })
 }
 
 /// Decode a trailer's entries, checking them against the footer's count and digest.
@@ -225,12 +218,7 @@ pub fn decode(stored: Vec<u8>, codec: u8, raw_len: u32) -> std::result::Result<V
 }
 
 pub fn damaged(pack: &str, loc: &RecordLoc, what: String) -> ArchiveError {
-    ArchiveError::Damaged {
-        chunk: loc.id.to_hex(),
-        pack: pack.to_string(),
-        offset: loc.offset,
-        what,
-    }
+    ArchiveError::Damaged { chunk: loc.id.to_hex(), pack: pack.to_string(), offset: loc.offset, what }
 }
 
 #[cfg(test)]
@@ -238,7 +226,14 @@ mod tests {
     use super::*;
 
     fn record(kind: RecordKind, payload: &[u8], at: u64) -> (RecordLoc, Vec<u8>) {
-        let loc = RecordLoc { kind, codec: CODEC_RAW, raw_len: payload.len() as u32, stored_len: payload.len() as u32, offset: at, id: Hash::of(payload) };
+        let loc = RecordLoc {
+            kind,
+            codec: CODEC_RAW,
+            raw_len: payload.len() as u32,
+            stored_len: payload.len() as u32,
+            offset: at,
+            id: Hash::of(payload),
+        };
         let mut b = encode_record_header(&loc).to_vec();
         b.extend_from_slice(payload);
         (loc, b)

@@ -246,7 +246,8 @@ mod tests {
         // A writer killed before sealing leaves a local pack with records and no trailer.
         let (dir, store) = local();
         let data = vec![1u8; 100];
-        let loc = RecordLoc { kind: RecordKind::Chunk, codec: CODEC_RAW, raw_len: 100, stored_len: 100, offset: HEADER_LEN, id: Hash::of(&data) };
+        let loc =
+            RecordLoc { kind: RecordKind::Chunk, codec: CODEC_RAW, raw_len: 100, stored_len: 100, offset: HEADER_LEN, id: Hash::of(&data) };
         let mut bytes = pack::encode_header().to_vec();
         bytes.extend_from_slice(&pack::encode_record_header(&loc));
         bytes.extend_from_slice(&data);

@@ -116,7 +116,9 @@ pub fn share_with_group(root: &Path, group: &str, gid: u32) -> Result<()> {
 
 /// A group's id by name (or a plain number).
 pub fn group_id(group: &str) -> Result<u32> {
-    let unknown = || ArchiveError::Invalid(format!("no group named '{group}' on this machine; create it (groupadd {group}) or pick one from /etc/group"));
+    let unknown = || {
+        ArchiveError::Invalid(format!("no group named '{group}' on this machine; create it (groupadd {group}) or pick one from /etc/group"))
+    };
     if let Ok(n) = group.parse::<u32>() {
         return Ok(n);
     }

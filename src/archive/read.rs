@@ -132,16 +132,14 @@ impl ChunkStore {
     fn open_at(&self, hash: &Hash, loc: &ChunkLoc) -> Result<(Arc<dyn ReadAt>, String, ChunkLoc)> {
         match self.file(loc.pack) {
             Ok((f, p)) => Ok((f, p, loc.clone())),
-            Err(ArchiveError::Io { path, source }) if source.kind() == std::io::ErrorKind::NotFound => {
-                match self.relocate(hash) {
-                    Some(new) if new.pack != loc.pack => {
-                        log::info!("chunk {} moved from pack #{} to #{} (gc); reading it there", hash.short(), loc.pack, new.pack);
-                        let (f, p) = self.file(new.pack)?;
-                        Ok((f, p, new))
-                    }
-                    _ => Err(ArchiveError::Io { path, source }),
+            Err(ArchiveError::Io { path, source }) if source.kind() == std::io::ErrorKind::NotFound => match self.relocate(hash) {
+                Some(new) if new.pack != loc.pack => {
+                    log::info!("chunk {} moved from pack #{} to #{} (gc); reading it there", hash.short(), loc.pack, new.pack);
+                    let (f, p) = self.file(new.pack)?;
+                    Ok((f, p, new))
                 }
-            }
+                _ => Err(ArchiveError::Io { path, source }),
+            },
             Err(e) => Err(e),
         }
     }

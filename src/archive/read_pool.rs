@@ -128,7 +128,10 @@ mod tests {
         let writer = Archive::open(&root).unwrap();
         let pool = ReadPool::new(&writer, 1);
         let err = pool.with(|a| a.staging().stage("main", "x", &Staged::Deleted)).unwrap_err();
-        assert!(err.to_string().contains("readonly") || err.to_string().contains("read-only") || err.to_string().contains("read only"), "{err}");
+        assert!(
+            err.to_string().contains("readonly") || err.to_string().contains("read-only") || err.to_string().contains("read only"),
+            "{err}"
+        );
         // With a capacity of one, a second use only works if the first view came back.
         assert_eq!(pool.with(|a| a.branches()).unwrap().len(), 1);
     }

@@ -49,7 +49,12 @@ impl ReadAheadConfig {
     /// The mount's: a window of a quarter of the cache lets four sequential
     /// readers run at full speed before they compete for memory.
     pub fn for_cache(cache_bytes: usize, workers: usize) -> ReadAheadConfig {
-        ReadAheadConfig { cache_bytes, workers: workers.max(1), queue: 64, max_window: ((cache_bytes / 4) as u64).clamp(4 << 20, 128 << 20) }
+        ReadAheadConfig {
+            cache_bytes,
+            workers: workers.max(1),
+            queue: 64,
+            max_window: ((cache_bytes / 4) as u64).clamp(4 << 20, 128 << 20),
+        }
     }
 }
 

@@ -41,7 +41,14 @@ pub struct ViewSource {
 impl ViewSource {
     pub fn open(&self) -> Result<Archive> {
         let catalog = Catalog::open_read_only(&self.db)?;
-        Ok(Archive { root: self.root.clone(), config: self.config.clone(), catalog, store: self.store.clone(), packs: self.packs.clone(), lock: None })
+        Ok(Archive {
+            root: self.root.clone(),
+            config: self.config.clone(),
+            catalog,
+            store: self.store.clone(),
+            packs: self.packs.clone(),
+            lock: None,
+        })
     }
 }
 
@@ -149,7 +156,13 @@ impl Archive {
 
     /// What opens more read-only handles on this archive (see `ViewSource`).
     pub fn view_source(&self) -> ViewSource {
-        ViewSource { root: self.root.clone(), config: self.config.clone(), db: self.catalog.path.clone(), store: self.store.clone(), packs: self.packs.clone() }
+        ViewSource {
+            root: self.root.clone(),
+            config: self.config.clone(),
+            db: self.catalog.path.clone(),
+            store: self.store.clone(),
+            packs: self.packs.clone(),
+        }
     }
 
     /// Open for writing: takes the writer lock, then removes packs that no
@@ -188,8 +201,7 @@ impl Archive {
     /// ingest that was killed or failed before its catalog commit. Safe to
     /// delete only under the writer lock.
     pub fn uncommitted_packs(&self) -> Result<Vec<String>> {
-        let known: std::collections::HashSet<String> =
-            self.catalog.pack_names()?.into_iter().map(|(_, n, _)| n).collect();
+        let known: std::collections::HashSet<String> = self.catalog.pack_names()?.into_iter().map(|(_, n, _)| n).collect();
         Ok(self.packs.list()?.into_iter().filter(|n| !known.contains(n)).collect())
     }
 
@@ -313,7 +325,9 @@ impl Archive {
         let Some(prefix) = at else { return Ok((branch.into(), head)) };
         let prefix = prefix.to_ascii_lowercase();
         if prefix.len() < 4 || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(ArchiveError::Invalid(format!("'{prefix}' is not a commit id (give at least 4 hex digits, as `reelfs log` prints)")));
+            return Err(ArchiveError::Invalid(format!(
+                "'{prefix}' is not a commit id (give at least 4 hex digits, as `reelfs log` prints)"
+            )));
         }
         let found = self.catalog.commits_with_prefix(&prefix)?;
         match found.len() {
@@ -412,10 +426,7 @@ impl Archive {
 
     /// Media facts for a content hash: (facts JSON, probe error).
     pub fn media(&self, blob: &Hash) -> Result<Option<(Option<serde_json::Value>, Option<String>)>> {
-        Ok(self
-            .catalog
-            .media(blob)?
-            .map(|(f, e)| (f.and_then(|s| serde_json::from_str(&s).ok()), e)))
+        Ok(self.catalog.media(blob)?.map(|(f, e)| (f.and_then(|s| serde_json::from_str(&s).ok()), e)))
     }
 }
 
@@ -459,8 +470,6 @@ impl NewObject {
 /// A commit object for `tree` (the caller stores it): used by ingest, commit of
 /// the staging overlay, merge, synthetic archives and timecode facts.
 pub fn make_commit(tree: Hash, parents: Vec<Hash>, branch: &str, message: &str) -> Commit {
-    let author = std::env::var("REELFS_AUTHOR")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "unknown".into());
+    let author = std::env::var("REELFS_AUTHOR").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".into());
     Commit { tree, parents, time_ns: objects::now_ns(), author, message: message.into(), branch: branch.into() }
 }

@@ -129,8 +129,13 @@ impl<'a> TempFolder<'a> {
             let name = dest::fresh_name(".reelfs-restore-");
             match rustix::fs::mkdirat(parent.fd(), name.as_str(), Mode::from_raw_mode(0o700)) {
                 Ok(()) => {
-                    let fd = rustix::fs::openat(parent.fd(), name.as_str(), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-                        .map_err(|e| io_err(&parent.path().join(&name), e))?;
+                    let fd = rustix::fs::openat(
+                        parent.fd(),
+                        name.as_str(),
+                        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(|e| io_err(&parent.path().join(&name), e))?;
                     return Ok(TempFolder { parent, name, fd, live: Default::default() });
                 }
                 Err(Errno::EXIST) => continue,
@@ -211,7 +216,10 @@ fn open_or_make_dir(parent: BorrowedFd<'_>, name: &str, path: &Path) -> Result<O
         Err(Errno::LOOP) | Err(Errno::NOTDIR) => {
             let st = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| io_err(path, e))?;
             if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Symlink {
-                return Err(ArchiveError::Invalid(format!("{}: a file is in the way of a folder being restored; move it and restore again", path.display())));
+                return Err(ArchiveError::Invalid(format!(
+                    "{}: a file is in the way of a folder being restored; move it and restore again",
+                    path.display()
+                )));
             }
             log::info!("{}: replacing a symbolic link with the restored folder", path.display());
             rustix::fs::unlinkat(parent, name, AtFlags::empty()).map_err(|e| io_err(path, e))?;
@@ -231,7 +239,10 @@ fn set_mode_mtime(fd: BorrowedFd<'_>, e: &TreeEntry, path: &Path) -> Result<()> 
     if e.mtime_ns != 0 {
         let times = rustix::fs::Timestamps {
             last_access: rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_OMIT },
-            last_modification: rustix::fs::Timespec { tv_sec: e.mtime_ns.div_euclid(1_000_000_000), tv_nsec: e.mtime_ns.rem_euclid(1_000_000_000) as _ },
+            last_modification: rustix::fs::Timespec {
+                tv_sec: e.mtime_ns.div_euclid(1_000_000_000),
+                tv_nsec: e.mtime_ns.rem_euclid(1_000_000_000) as _,
+            },
         };
         rustix::fs::futimens(fd, &times).map_err(|err| io_err(path, err))?;
     }
@@ -307,7 +318,10 @@ fn restore_file(ctx: &Ctx, e: &TreeEntry, parent: BorrowedFd<'_>, name: &str, ta
                 target.display(),
                 tmp_dir.parent.path().display()
             )),
-            Errno::ISDIR => ArchiveError::Invalid(format!("{}: a folder is in the way of a file being restored; move it and restore again", target.display())),
+            Errno::ISDIR => ArchiveError::Invalid(format!(
+                "{}: a folder is in the way of a file being restored; move it and restore again",
+                target.display()
+            )),
             err => io_err(target, err),
         })
     })();

@@ -102,7 +102,9 @@ pub fn extents_reader(cat: &Catalog, store: &Arc<ChunkStore>, id: Hash, size: u6
             out.push(ResolvedExtent { extent: *e, loc: super::read::ZERO_RUN_LOC });
             continue;
         }
-        let loc = cat.chunk_loc(&e.chunk)?.ok_or_else(|| ArchiveError::Inconsistent(format!("chunk {} is not in the catalog", e.chunk.short())))?;
+        let loc = cat
+            .chunk_loc(&e.chunk)?
+            .ok_or_else(|| ArchiveError::Inconsistent(format!("chunk {} is not in the catalog", e.chunk.short())))?;
         out.push(ResolvedExtent { extent: *e, loc });
     }
     Ok(BlobReader::new(id, size, out, store.clone()))
@@ -133,7 +135,17 @@ impl Archive {
     /// ingest to finish). `owner` is the file's owner (None: not recorded).
     /// Returns the staged extent list id.
     #[allow(clippy::too_many_arguments)]
-    pub fn stage_write(&self, branch: &str, path: &str, base: &[Extent], writes: &[(u64, &[u8])], new_size: u64, mode: u32, mtime_ns: i64, owner: Option<Owner>) -> Result<i64> {
+    pub fn stage_write(
+        &self,
+        branch: &str,
+        path: &str,
+        base: &[Extent],
+        writes: &[(u64, &[u8])],
+        new_size: u64,
+        mode: u32,
+        mtime_ns: i64,
+        owner: Option<Owner>,
+    ) -> Result<i64> {
         let _lock = super::lock::WriterLock::acquire_wait(self.root(), std::time::Duration::from_secs(60))?;
         let cat = &self.catalog;
         let mut new_chunks: Vec<(Hash, Vec<u8>)> = Vec::new();
@@ -143,7 +155,14 @@ impl Archive {
             // Cut big writes content-defined too, so a file written through the
             // mount deduplicates like an ingested one.
             let mut pos = 0usize;
-            for c in fastcdc::v2020::FastCDC::with_level_and_seed(data, cdc.min_size, cdc.avg_size, cdc.max_size, fastcdc::v2020::Normalization::Level1, cdc.seed) {
+            for c in fastcdc::v2020::FastCDC::with_level_and_seed(
+                data,
+                cdc.min_size,
+                cdc.avg_size,
+                cdc.max_size,
+                fastcdc::v2020::Normalization::Level1,
+                cdc.seed,
+            ) {
                 let bytes = &data[c.offset..c.offset + c.length];
                 let h = Hash::of(bytes);
                 pieces.push(Extent { file_offset: off + c.offset as u64, length: c.length as u64, chunk: h, chunk_offset: 0 });
@@ -172,10 +191,11 @@ impl Archive {
         let res = (|| {
             if !new_chunks.is_empty() {
                 for (h, data) in &new_chunks {
-                    let (codec, stored) = match super::ingest::compress_if_it_pays(data, self.config.compression.policy, self.config.compression.level) {
-                        Some(c) => (CODEC_ZSTD, c),
-                        None => (CODEC_RAW, data.clone()),
-                    };
+                    let (codec, stored) =
+                        match super::ingest::compress_if_it_pays(data, self.config.compression.policy, self.config.compression.level) {
+                            Some(c) => (CODEC_ZSTD, c),
+                            None => (CODEC_RAW, data.clone()),
+                        };
                     w.append(RecordKind::Chunk, codec, *h, data.len(), &stored)?;
                 }
                 // The rule of the archive: the pack is durable before rows point into it.
@@ -189,7 +209,11 @@ impl Archive {
             }
             let ext_id = cat.insert_staged_extents(&filled)?;
             let old = cat.staged_extents_id(branch, path)?;
-            self.staging().stage(branch, path, &Staged::File { size: new_size, mode, mtime_ns, content: Content::Extents(ext_id), owner })?;
+            self.staging().stage(
+                branch,
+                path,
+                &Staged::File { size: new_size, mode, mtime_ns, content: Content::Extents(ext_id), owner },
+            )?;
             // The previous staged extent list of this file is garbage now, unless a
             // rename left another path pointing at it.
             if let Some(old) = old {
@@ -241,7 +265,15 @@ impl Archive {
                             h
                         }
                     };
-                    Change::File(TreeEntry { name: comps.last().cloned().unwrap_or_default(), kind: EntryKind::File, hash, size: *size, mode: *mode, mtime_ns: *mtime_ns, owner: *owner })
+                    Change::File(TreeEntry {
+                        name: comps.last().cloned().unwrap_or_default(),
+                        kind: EntryKind::File,
+                        hash,
+                        size: *size,
+                        mode: *mode,
+                        mtime_ns: *mtime_ns,
+                        owner: *owner,
+                    })
                 }
             };
             changes.push((comps, ch));
@@ -444,11 +476,15 @@ pub fn fill_holes(extents: Vec<Extent>, size: u64) -> Vec<Extent> {
 /// Lay `new` extents over `base` and cut the result at `size`. Both inputs are
 /// sorted and non-overlapping within themselves; later pieces win.
 pub fn splice(base: &[Extent], new: &[Extent], size: u64) -> Vec<Extent> {
-    let mut out: Vec<Extent> = base.iter().filter(|e| e.file_offset < size).map(|e| {
-        let mut e = *e;
-        e.length = e.length.min(size - e.file_offset);
-        e
-    }).collect();
+    let mut out: Vec<Extent> = base
+        .iter()
+        .filter(|e| e.file_offset < size)
+        .map(|e| {
+            let mut e = *e;
+            e.length = e.length.min(size - e.file_offset);
+            e
+        })
+        .collect();
     for n in new {
         let (a, b) = (n.file_offset, n.file_offset + n.length);
         let mut next = Vec::with_capacity(out.len() + 2);
@@ -501,7 +537,10 @@ mod tests {
     #[test]
     fn fill_holes_makes_each_hole_one_zero_run_and_merges_neighbours() {
         let out = fill_holes(vec![ext(10, 5, 1, 0), Extent::zeros(15, 5), ext(30, 10, 2, 0)], 1 << 62);
-        assert_eq!(out, vec![Extent::zeros(0, 10), ext(10, 5, 1, 0), Extent::zeros(15, 15), ext(30, 10, 2, 0), Extent::zeros(40, (1 << 62) - 40)]);
+        assert_eq!(
+            out,
+            vec![Extent::zeros(0, 10), ext(10, 5, 1, 0), Extent::zeros(15, 15), ext(30, 10, 2, 0), Extent::zeros(40, (1 << 62) - 40)]
+        );
         // A zero run cut by a later write keeps no chunk offset.
         let cut = splice(&[Extent::zeros(0, 100)], &[ext(40, 10, 3, 0)], 100);
         assert_eq!(fill_holes(cut, 100), vec![Extent::zeros(0, 40), ext(40, 10, 3, 0), Extent::zeros(50, 50)]);

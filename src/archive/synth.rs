@@ -115,14 +115,25 @@ fn ensure_pool(archive: &mut Archive, n: u64, rep: &mut SynthReport) -> Result<V
 
 fn blob_for(i: u64, version: u64, pool: &[Hash], extents: u64) -> BlobRecord {
     let ext: Vec<Extent> = (0..extents)
-        .map(|j| Extent { file_offset: j * CHUNK, length: CHUNK, chunk: pool[(mix(i * 1_000_003 + version * 7919 + j) % pool.len() as u64) as usize], chunk_offset: 0 })
+        .map(|j| Extent {
+            file_offset: j * CHUNK,
+            length: CHUNK,
+            chunk: pool[(mix(i * 1_000_003 + version * 7919 + j) % pool.len() as u64) as usize],
+            chunk_offset: 0,
+        })
         .collect();
     let hash = Hash::of(format!("reelfs-synthetic file {i} version {version}").as_bytes());
     BlobRecord { hash, size: extents * CHUNK, extents: ext }
 }
 
 /// Apply `changes` (path -> new entry) below `base`, collecting new trees.
-fn edit(archive: &Archive, base: Option<Hash>, changes: &[(Vec<String>, TreeEntry)], depth: usize, out: &mut Vec<Tree>) -> Result<(Hash, u64)> {
+fn edit(
+    archive: &Archive,
+    base: Option<Hash>,
+    changes: &[(Vec<String>, TreeEntry)],
+    depth: usize,
+    out: &mut Vec<Tree>,
+) -> Result<(Hash, u64)> {
     let mut entries: BTreeMap<String, TreeEntry> = BTreeMap::new();
     if let Some(b) = base {
         for e in archive.catalog.tree_entries(&b)? {
@@ -141,7 +152,18 @@ fn edit(archive: &Archive, base: Option<Hash>, changes: &[(Vec<String>, TreeEntr
         } else {
             let child = entries.get(name).filter(|e| e.kind == EntryKind::Dir).map(|e| e.hash);
             let (h, size) = edit(archive, child, &changes[i..j], depth + 1, out)?;
-            entries.insert(name.clone(), TreeEntry { name: name.clone(), kind: EntryKind::Dir, hash: h, size, mode: 0o755, mtime_ns: 1_600_000_000_000_000_000, owner: None });
+            entries.insert(
+                name.clone(),
+                TreeEntry {
+                    name: name.clone(),
+                    kind: EntryKind::Dir,
+                    hash: h,
+                    size,
+                    mode: 0o755,
+                    mtime_ns: 1_600_000_000_000_000_000,
+                    owner: None,
+                },
+            );
         }
         i = j;
     }
@@ -166,7 +188,18 @@ pub fn synth(archive: &mut Archive, opts: &SynthOptions) -> Result<SynthReport> 
     let file = |i: u64, version: u64, batch: &mut Vec<NewObject>, changes: &mut Vec<(Vec<String>, TreeEntry)>| {
         let b = blob_for(i, version, &pool, opts.extents_per_file);
         let p = path_of(i);
-        changes.push((p.clone(), TreeEntry { name: p[2].clone(), kind: EntryKind::File, hash: b.hash, size: b.size, mode: 0o644, mtime_ns: mtime + version as i64, owner: None }));
+        changes.push((
+            p.clone(),
+            TreeEntry {
+                name: p[2].clone(),
+                kind: EntryKind::File,
+                hash: b.hash,
+                size: b.size,
+                mode: 0o644,
+                mtime_ns: mtime + version as i64,
+                owner: None,
+            },
+        ));
         batch.push(NewObject::Blob(b));
     };
     for i in opts.start..opts.start + opts.add {
@@ -191,7 +224,12 @@ pub fn synth(archive: &mut Archive, opts: &SynthOptions) -> Result<SynthReport> 
     let mut trees = Vec::new();
     let (root, _) = edit(archive, base, &changes, 0, &mut trees)?;
     batch.extend(trees.into_iter().map(NewObject::Tree));
-    let commit = make_commit(root, head.into_iter().collect(), &opts.branch, &format!("synthetic: +{} files, {} modified", rep.files_added, rep.files_modified));
+    let commit = make_commit(
+        root,
+        head.into_iter().collect(),
+        &opts.branch,
+        &format!("synthetic: +{} files, {} modified", rep.files_added, rep.files_modified),
+    );
     let id = Hash::of(&commit.encode());
     batch.push(NewObject::Commit(commit));
     archive.write_objects(&batch, &[(opts.branch.clone(), Some(id))])?;

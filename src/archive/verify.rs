@@ -120,7 +120,10 @@ pub fn verify_rows(cat: &Catalog, reader: &mut RecordReader) -> Result<RowDamage
     // (a damaged `tree` column moves an entry to a tree nobody knows).
     for id in cat.tree_ids()? {
         let ok = match tree_from_rows(cat, &id)? {
-            Some(t) => cat.object_loc(&id)?.is_some() && matches_record(reader, &id, &t, &t.encode(), |t: &mut Tree| t.entries.sort_by(|a, b| a.name.cmp(&b.name)))?,
+            Some(t) => {
+                cat.object_loc(&id)?.is_some()
+                    && matches_record(reader, &id, &t, &t.encode(), |t: &mut Tree| t.entries.sort_by(|a, b| a.name.cmp(&b.name)))?
+            }
             None => false,
         };
         if !ok {

@@ -47,7 +47,13 @@ pub enum PullList<'a> {
 
 impl<'a> PullList<'a> {
     /// The pull list the CLI's options name (exactly one of them).
-    pub fn from_options(path: Option<&'a str>, edl: Option<&'a Path>, otio: Option<&'a Path>, in_tc: Option<&'a str>, out_tc: Option<&'a str>) -> Result<PullList<'a>, ExtractError> {
+    pub fn from_options(
+        path: Option<&'a str>,
+        edl: Option<&'a Path>,
+        otio: Option<&'a Path>,
+        in_tc: Option<&'a str>,
+        out_tc: Option<&'a str>,
+    ) -> Result<PullList<'a>, ExtractError> {
         match (path, edl, otio) {
             (Some(path), None, None) => match (in_tc, out_tc) {
                 (Some(in_tc), Some(out_tc)) => Ok(PullList::One { path, in_tc, out_tc }),
@@ -131,7 +137,15 @@ fn tc_compact(tc: &str) -> String {
 
 /// Write one slice of `clip` into `out_dir`; the name tells a vendor the reel
 /// and source range: `<prefix><reel-or-stem>_<IN>-<OUT>.<ext>`.
-pub fn pull(archive: &Archive, clip: &Clip, in_label: &str, out_label: &str, handles: u32, out_dir: &Path, prefix: &str) -> Result<(SlicePlan, PathBuf), ViewError> {
+pub fn pull(
+    archive: &Archive,
+    clip: &Clip,
+    in_label: &str,
+    out_label: &str,
+    handles: u32,
+    out_dir: &Path,
+    prefix: &str,
+) -> Result<(SlicePlan, PathBuf), ViewError> {
     let base = Path::new(&clip.path).file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
     let spec = SliceSpec {
         base_name: base.clone(),
@@ -144,7 +158,12 @@ pub fn pull(archive: &Archive, clip: &Clip, in_label: &str, out_label: &str, han
     // commit the pull list was matched against): plan over exactly those.
     let (plan, reader) = view::slice::plan_with_facts(archive, &clip.path, &spec, &clip.blob, &clip.facts)?;
     let ext = Path::new(&base).extension().map(|e| e.to_string_lossy().to_string()).unwrap_or_else(|| "mov".into());
-    let label = clip.reel.clone().filter(|r| !r.is_empty()).map(|r| if r == clip.stem { r } else { format!("{r}_{}", clip.stem) }).unwrap_or_else(|| clip.stem.clone());
+    let label = clip
+        .reel
+        .clone()
+        .filter(|r| !r.is_empty())
+        .map(|r| if r == clip.stem { r } else { format!("{r}_{}", clip.stem) })
+        .unwrap_or_else(|| clip.stem.clone());
     let name = format!("{prefix}{label}_{}-{}.{ext}", tc_compact(&plan.in_tc), tc_compact(&plan.out_tc));
     // The reel comes from the media's own metadata: a '/' in it must not turn the
     // output name into a path.
@@ -189,7 +208,8 @@ pub fn pull(archive: &Archive, clip: &Clip, in_label: &str, out_label: &str, han
 /// Write `report.json` into the output folder (via a temporary, replacing a
 /// link planted at that name rather than writing through it).
 pub fn write_report(out_dir: &Path, rep: &ExtractReport) -> crate::archive::Result<PathBuf> {
-    let text = serde_json::to_string_pretty(rep).map_err(|e| crate::archive::ArchiveError::Invalid(format!("cannot encode the report: {e}")))?;
+    let text =
+        serde_json::to_string_pretty(rep).map_err(|e| crate::archive::ArchiveError::Invalid(format!("cannot encode the report: {e}")))?;
     let dir = crate::archive::dest::OutDir::open(out_dir)?;
     dir.write_file("report.json", |f| f.write_all(text.as_bytes()))?;
     Ok(out_dir.join("report.json"))
@@ -246,12 +266,7 @@ fn no_events_detail(parsed: &crate::timecode::EdlParse) -> String {
     if parsed.warnings.is_empty() {
         return "the file has no event lines".into();
     }
-    let first: Vec<String> = parsed
-        .warnings
-        .iter()
-        .take(3)
-        .map(|w| format!("line {}: {} ({})", w.line, w.reason, w.text))
-        .collect();
+    let first: Vec<String> = parsed.warnings.iter().take(3).map(|w| format!("line {}: {} ({})", w.line, w.reason, w.text)).collect();
     format!("{} lines could not be read, the first: {}", parsed.warnings.len(), first.join("; "))
 }
 
@@ -280,7 +295,14 @@ fn done(mut r: PullResult, res: Result<(SlicePlan, PathBuf), ViewError>, rep: &m
 /// clips under `scope` (`BRANCH[/PATH]`). Events with no matching media are listed as
 /// missing, events whose ranges cannot exist as invalid; the others still run. A file
 /// with no event at all is an error: "0 extracted" would read as success.
-pub fn extract_edl(archive: &Archive, scope: &str, edl_name: &str, edl_text: &str, handles: u32, out_dir: &Path) -> Result<ExtractReport, ExtractError> {
+pub fn extract_edl(
+    archive: &Archive,
+    scope: &str,
+    edl_name: &str,
+    edl_text: &str,
+    handles: u32,
+    out_dir: &Path,
+) -> Result<ExtractReport, ExtractError> {
     let parsed = parse_edl(edl_text, None);
     if parsed.events.is_empty() {
         return Err(ExtractError::NoEvents { file: edl_name.to_string(), detail: no_events_detail(&parsed) });
@@ -300,7 +322,8 @@ pub fn extract_edl(archive: &Archive, scope: &str, edl_name: &str, edl_text: &st
             base.invalid(why.clone(), &mut rep);
             continue;
         }
-        let names: Vec<String> = [ev.clip_name.clone(), ev.source_file.clone()].into_iter().flatten().filter(|n| !n.trim().is_empty()).collect();
+        let names: Vec<String> =
+            [ev.clip_name.clone(), ev.source_file.clone()].into_iter().flatten().filter(|n| !n.trim().is_empty()).collect();
         let upper = reel.to_ascii_uppercase();
         // AX is "auxiliary source": Premiere and Resolve write it for every file-based
         // clip and name the clip in FROM CLIP NAME, so an AX event is matched by name.
@@ -316,11 +339,16 @@ pub fn extract_edl(archive: &Archive, scope: &str, edl_name: &str, edl_text: &st
         }
         // The outgoing side of a two-line dissolve/wipe is written IN == OUT; the
         // material it needs is IN for the transition's duration (it plays under it).
-        let trans_frames = parsed.events.iter().find(|e| e.outgoing == Some(idx)).and_then(|e| match &e.transition {
-            crate::timecode::Transition::Dissolve(d) | crate::timecode::Transition::Wipe(_, d) => Some(*d as i64),
-            crate::timecode::Transition::Key(_, Some(d)) => Some(*d as i64),
-            _ => None,
-        }).filter(|d| *d > 0);
+        let trans_frames = parsed
+            .events
+            .iter()
+            .find(|e| e.outgoing == Some(idx))
+            .and_then(|e| match &e.transition {
+                crate::timecode::Transition::Dissolve(d) | crate::timecode::Transition::Wipe(_, d) => Some(*d as i64),
+                crate::timecode::Transition::Key(_, Some(d)) => Some(*d as i64),
+                _ => None,
+            })
+            .filter(|d| *d > 0);
         let range_at = |c: &Clip| -> Result<TcRange, crate::timecode::TimecodeError> {
             let r = ev.source_range(c.rate)?;
             Ok(match trans_frames {
@@ -372,7 +400,14 @@ pub fn extract_edl(archive: &Archive, scope: &str, edl_name: &str, edl_text: &st
 /// Pull clips named in an OpenTimelineIO timeline (`.otio` JSON): each Clip's
 /// `source_range` (its media reference's `available_range` when that is null), in its
 /// own rate, from the media named by its `media_reference` target URL or its `name`.
-pub fn extract_otio(archive: &Archive, scope: &str, otio_name: &str, otio_text: &str, handles: u32, out_dir: &Path) -> Result<ExtractReport, ExtractError> {
+pub fn extract_otio(
+    archive: &Archive,
+    scope: &str,
+    otio_name: &str,
+    otio_text: &str,
+    handles: u32,
+    out_dir: &Path,
+) -> Result<ExtractReport, ExtractError> {
     let found = parse_otio(otio_text).map_err(|source| ExtractError::Otio { file: otio_name.to_string(), source })?;
     let clips = index_clips(archive, scope)?;
     let mut rep = ExtractReport::default();
@@ -392,7 +427,8 @@ pub fn extract_otio(archive: &Archive, scope: &str, otio_name: &str, otio_text: 
                 continue;
             }
         };
-        let names: Vec<String> = [c.target_url.clone(), Some(c.name.clone())].into_iter().flatten().filter(|n| !n.trim().is_empty()).collect();
+        let names: Vec<String> =
+            [c.target_url.clone(), Some(c.name.clone())].into_iter().flatten().filter(|n| !n.trim().is_empty()).collect();
         // An OTIO clip's name is often its reel or camera clip name.
         let wanted = Wanted { reel: Some(c.name.clone()).filter(|n| !n.trim().is_empty()), names };
         let range_at = |clip: &Clip| -> Result<TcRange, crate::timecode::TimecodeError> {
@@ -429,7 +465,14 @@ pub fn extract_otio(archive: &Archive, scope: &str, otio_name: &str, otio_text: 
 }
 
 /// A single manual pull: `reelfs extract ARCHIVE BRANCH/PATH --in TC --out-tc TC`.
-pub fn extract_one(archive: &Archive, path: &str, in_tc: &str, out_tc: &str, handles: u32, out_dir: &Path) -> crate::archive::Result<ExtractReport> {
+pub fn extract_one(
+    archive: &Archive,
+    path: &str,
+    in_tc: &str,
+    out_tc: &str,
+    handles: u32,
+    out_dir: &Path,
+) -> crate::archive::Result<ExtractReport> {
     let mut rep = ExtractReport::default();
     let r = archive.resolve(path)?;
     let clips = index_clips(archive, path)?;

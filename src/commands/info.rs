@@ -145,7 +145,10 @@ fn folder_info(a: &Archive, archive: &Path, path: &str, dir: &TreeEntry) -> Resu
     let files = entries.iter().filter(|e| e.kind == EntryKind::File).map(|e| (e.name.clone(), e.clone()));
     let seqs = sequence::group(files);
     if seqs.is_empty() {
-        return Err(CommandError::invalid(format!("{path} is a folder with no image sequence; `reelfs ls {} {path}` lists it", archive.display())));
+        return Err(CommandError::invalid(format!(
+            "{path} is a folder with no image sequence; `reelfs ls {} {path}` lists it",
+            archive.display()
+        )));
     }
     let mut out = Vec::new();
     for s in &seqs {

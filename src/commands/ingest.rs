@@ -32,7 +32,10 @@ pub fn ingest(archive: &Path, req: &IngestRequest) -> Result<IngestReport> {
     };
     ingest::ingest(&mut a, &req.sources, &opts).map_err(|e| {
         if e.is_disk_full() {
-            let hint = format!("the disk holding {} is full; the archive is unchanged by this ingest. Free space and run it again.", archive.display());
+            let hint = format!(
+                "the disk holding {} is full; the archive is unchanged by this ingest. Free space and run it again.",
+                archive.display()
+            );
             CommandError::WithHint { source: e, hint }
         } else {
             e.into()

@@ -61,7 +61,9 @@ pub fn ls(archive: &Path, spec: &str) -> Result<Listing> {
     let a = Archive::open(archive)?;
     if spec.is_empty() {
         let branches = a.branches()?;
-        return Ok(Listing::Branches(branches.into_iter().map(|(name, h)| LsBranch { name, kind: "branch", head: h.map(|h| h.to_hex()) }).collect()));
+        return Ok(Listing::Branches(
+            branches.into_iter().map(|(name, h)| LsBranch { name, kind: "branch", head: h.map(|h| h.to_hex()) }).collect(),
+        ));
     }
     let r = a.resolve(spec)?;
     let entries = match r.entry.kind {
@@ -72,9 +74,15 @@ pub fn ls(archive: &Path, spec: &str) -> Result<Listing> {
     let mut out = Vec::new();
     for e in entries {
         let probed = if e.kind == EntryKind::File { crate::media::facts::stored(&a, &e.hash)? } else { None };
-        let in_branch = if r.entry.kind == EntryKind::File { r.path.clone() } else { format!("{}/{}", r.path, e.name).trim_start_matches('/').to_string() };
+        let in_branch = if r.entry.kind == EntryKind::File {
+            r.path.clone()
+        } else {
+            format!("{}/{}", r.path, e.name).trim_start_matches('/').to_string()
+        };
         let (facts, damaged) = match probed {
-            Some((f, err)) => (f.map(|f| crate::media::facts::in_force(&a, r.commit.as_ref(), &in_branch, &e.hash, &f)), Some(err.is_some())),
+            Some((f, err)) => {
+                (f.map(|f| crate::media::facts::in_force(&a, r.commit.as_ref(), &in_branch, &e.hash, &f)), Some(err.is_some()))
+            }
             None => (None, None),
         };
         let media = facts.as_ref().map(|f| LsMedia {

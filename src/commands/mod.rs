@@ -10,24 +10,24 @@
 pub mod branch;
 pub mod cat;
 pub mod check;
+pub mod diff;
 pub mod error;
+pub mod extract;
 pub mod gc;
 pub mod info;
 pub mod ingest;
 pub mod init;
 pub mod log;
 pub mod ls;
+pub mod merge;
 #[cfg(feature = "fuse")]
 pub mod mount;
 pub mod proxy;
 pub mod restore;
+pub mod slice;
 pub mod stats;
 pub mod status;
 pub mod synth;
 pub mod tc;
-pub mod diff;
-pub mod extract;
-pub mod merge;
-pub mod slice;
 
 pub use error::{CommandError, Result};

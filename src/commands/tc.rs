@@ -31,7 +31,9 @@ pub fn tc(archive: &Path, path: &str, change: TcChange) -> Result<TcReport> {
         return Err(CommandError::invalid(format!("{path} is a folder; give BRANCH/PATH of a clip")));
     }
     if r.branch.is_empty() || path.split('/').next().is_some_and(|b| b.contains('@')) {
-        return Err(CommandError::invalid(format!("{path}: a timecode is recorded on a branch head, not on an old commit; give BRANCH/PATH")));
+        return Err(CommandError::invalid(format!(
+            "{path}: a timecode is recorded on a branch head, not on an old commit; give BRANCH/PATH"
+        )));
     }
     let fact = match change {
         TcChange::Clear => {
@@ -43,7 +45,9 @@ pub fn tc(archive: &Path, path: &str, change: TcChange) -> Result<TcReport> {
         TcChange::Set { tc, reel, rate } => {
             let facts = crate::media::facts::stored(&a, &r.entry.hash)?.and_then(|(f, _)| f);
             let Some(facts) = facts else {
-                return Err(CommandError::invalid(format!("{path} is not a probed media file (see `reelfs info`); a timecode can be set only on a clip")));
+                return Err(CommandError::invalid(format!(
+                    "{path} is not a probed media file (see `reelfs info`); a timecode can be set only on a clip"
+                )));
             };
             let rate = match &rate {
                 Some(s) => Some(s.parse::<FrameRate>()?),

@@ -7,8 +7,8 @@ use super::readahead::{Prefetcher, ReadAheadConfig};
 use crate::archive::read_pool::ReadPool;
 use crate::archive::{Archive, BlobReader, EntryKind, Hash};
 use crate::media::slice::SlicePlan;
-use crate::view::{self, Target, ViewError};
 use crate::timecode::SliceSpec;
+use crate::view::{self, Target, ViewError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -156,10 +156,10 @@ type SliceEntry = (Arc<SlicePlan>, Arc<BlobReader>, String);
 /// `--allow-other` by any local user) costs at most this many plans of memory.
 pub const SLICE_PLAN_CACHE: usize = 64;
 
-#[path = "proxy_ns.rs"]
-mod proxy_ns;
 #[path = "history.rs"]
 pub mod history;
+#[path = "proxy_ns.rs"]
+mod proxy_ns;
 
 const HEADS_TTL: Duration = Duration::from_secs(1);
 
@@ -173,7 +173,11 @@ impl From<crate::archive::ArchiveError> for FsError {
     /// The kind is decided here, from the error itself (errno, SQLite code),
     /// so the FUSE adapter maps kinds and never reads messages.
     fn from(e: crate::archive::ArchiveError) -> FsError {
-        if e.is_disk_full() { FsError::NoSpace(e.to_string()) } else { FsError::Io(e.to_string()) }
+        if e.is_disk_full() {
+            FsError::NoSpace(e.to_string())
+        } else {
+            FsError::Io(e.to_string())
+        }
     }
 }
 
@@ -267,8 +271,20 @@ impl FsCore {
     }
 
     pub fn attr_of(&self, n: &Node) -> Attr {
-        let kind = if matches!(n.kind, NodeKind::File { .. } | NodeKind::Slice { .. } | NodeKind::Proxy { .. } | NodeKind::BFile { .. }) { NodeType::File } else { NodeType::Dir };
-        Attr { ino: n.ino, kind, size: n.size, mode: n.mode, mtime_ns: n.mtime_ns, nlink: if kind == NodeType::Dir { 2 } else { 1 }, owner: n.owner }
+        let kind = if matches!(n.kind, NodeKind::File { .. } | NodeKind::Slice { .. } | NodeKind::Proxy { .. } | NodeKind::BFile { .. }) {
+            NodeType::File
+        } else {
+            NodeType::Dir
+        };
+        Attr {
+            ino: n.ino,
+            kind,
+            size: n.size,
+            mode: n.mode,
+            mtime_ns: n.mtime_ns,
+            nlink: if kind == NodeType::Dir { 2 } else { 1 },
+            owner: n.owner,
+        }
     }
 
     pub fn getattr(&self, ino: u64) -> FsResult<Attr> {
@@ -336,7 +352,9 @@ impl FsCore {
             NodeKind::Commit { commit, tree } => Target::Commit { commit: *commit, tree: *tree, time_ns: p.mtime_ns },
             NodeKind::Dir { tree } => Target::Dir { tree: Some(*tree), mode: p.mode, mtime_ns: p.mtime_ns, owner: p.owner, live: None },
             NodeKind::ProxyDir { tree, profile } => Target::ProxyDir { tree: *tree, profile: profile.clone() },
-            NodeKind::File { .. } | NodeKind::Slice { .. } | NodeKind::Proxy { .. } | NodeKind::BFile { .. } => return Err(FsError::NotDir),
+            NodeKind::File { .. } | NodeKind::Slice { .. } | NodeKind::Proxy { .. } | NodeKind::BFile { .. } => {
+                return Err(FsError::NotDir)
+            }
             NodeKind::Branch { .. } | NodeKind::BDir { .. } => return Err(FsError::Io("internal: branch folder".into())),
         };
         let t = view::lookup(self, &parent_target, &p.path, name).map_err(|e| view_err(&p, name, e))?;
@@ -352,12 +370,26 @@ impl FsCore {
                 return self.getattr(n.ino);
             }
             Target::History => self.inodes.child(p, name, NodeKind::History, 4096, 0o555, self.mount_time_ns),
-            Target::HistoryBranch { branch } => self.inodes.child(p, name, NodeKind::HistoryBranch { branch }, 4096, 0o555, self.mount_time_ns),
+            Target::HistoryBranch { branch } => {
+                self.inodes.child(p, name, NodeKind::HistoryBranch { branch }, 4096, 0o555, self.mount_time_ns)
+            }
             Target::Commit { commit, tree, time_ns } => self.inodes.child(p, name, NodeKind::Commit { commit, tree }, 4096, 0o555, time_ns),
-            Target::Dir { tree: Some(tree), mode, mtime_ns, owner, .. } => self.inodes.child_owned(p, name, NodeKind::Dir { tree }, 4096, mode, mtime_ns, owner),
-            Target::File { entry, .. } => self.inodes.child_owned(p, name, NodeKind::File { blob: entry.hash }, entry.size, entry.mode, entry.mtime_ns, entry.owner),
+            Target::Dir { tree: Some(tree), mode, mtime_ns, owner, .. } => {
+                self.inodes.child_owned(p, name, NodeKind::Dir { tree }, 4096, mode, mtime_ns, owner)
+            }
+            Target::File { entry, .. } => {
+                self.inodes.child_owned(p, name, NodeKind::File { blob: entry.hash }, entry.size, entry.mode, entry.mtime_ns, entry.owner)
+            }
             Target::Slice(s) => {
-                let n = self.inodes.child_owned(p, name, NodeKind::Slice { blob: s.source.hash }, s.plan.size, s.source.mode, s.source.mtime_ns, s.source.owner);
+                let n = self.inodes.child_owned(
+                    p,
+                    name,
+                    NodeKind::Slice { blob: s.source.hash },
+                    s.plan.size,
+                    s.source.mode,
+                    s.source.mtime_ns,
+                    s.source.owner,
+                );
                 if let Ok(mut m) = self.slices.lock() {
                     m.insert(n.ino, (s.plan.clone(), s.reader.clone(), s.source_path.clone()));
                 }
@@ -544,7 +576,9 @@ impl FsCore {
             });
         }
         let content = match &n.kind {
-            NodeKind::File { blob } | NodeKind::Proxy { blob, .. } => OpenContent::archived(Arc::new(self.with_archive(|a| a.blob_reader(blob))?)),
+            NodeKind::File { blob } | NodeKind::Proxy { blob, .. } => {
+                OpenContent::archived(Arc::new(self.with_archive(|a| a.blob_reader(blob))?))
+            }
             NodeKind::Slice { .. } => {
                 let (plan, source, _) = self.slice_plan(&n)?;
                 // The open file pins a remuxed slice's cache file against eviction
@@ -698,14 +732,14 @@ impl FsCore {
     /// Probed media facts of a content hash as `user.reelfs.*` attributes.
     pub(crate) fn media_xattrs(&self, blob: &Hash) -> FsResult<Vec<(String, String)>> {
         let mut out = Vec::new();
-                if let Some((facts, err)) = self.with_archive(|a| crate::media::facts::stored(a, blob))? {
-                    if let Some(e) = err {
-                        out.push(("user.reelfs.damaged".into(), e));
-                    }
-                    if let Some(f) = facts {
-                        out.extend(f.xattrs().into_iter().map(|(k, v)| (format!("user.reelfs.{k}"), v)));
-                    }
-                }
+        if let Some((facts, err)) = self.with_archive(|a| crate::media::facts::stored(a, blob))? {
+            if let Some(e) = err {
+                out.push(("user.reelfs.damaged".into(), e));
+            }
+            if let Some(f) = facts {
+                out.extend(f.xattrs().into_iter().map(|(k, v)| (format!("user.reelfs.{k}"), v)));
+            }
+        }
         Ok(out)
     }
 

@@ -5,8 +5,8 @@ use super::core::{Attr, FsCore, FsError, NodeType};
 use super::owners::Caller;
 use super::write::Falloc;
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, OpenAccMode,
-    OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, OpenAccMode, OpenFlags,
+    ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 use std::ffi::OsStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -154,7 +154,16 @@ impl Filesystem for FuseAdapter {
         }
     }
 
-    fn release(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, _lock: Option<LockOwner>, _flush: bool, reply: ReplyEmpty) {
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
         match self.core.release(fh.0) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
@@ -234,7 +243,16 @@ impl Filesystem for FuseAdapter {
         }
     }
 
-    fn rename(&self, _req: &Request, parent: INodeNo, name: &OsStr, newparent: INodeNo, newname: &OsStr, flags: fuser::RenameFlags, reply: ReplyEmpty) {
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: fuser::RenameFlags,
+        reply: ReplyEmpty,
+    ) {
         let (Some(name), Some(newname)) = (name.to_str(), newname.to_str()) else { return reply.error(Errno::EINVAL) };
         if flags.bits() != 0 {
             return reply.error(Errno::EINVAL); // RENAME_EXCHANGE / NOREPLACE are not supported
@@ -340,8 +358,11 @@ impl Filesystem for FuseAdapter {
             Err(e) => return reply.error(errno(&e)),
         };
         let parent = self.core.lookup(ino.0, "..").map(|a| a.ino).unwrap_or(ino.0);
-        let mut all: Vec<(u64, FileType, String)> = vec![(ino.0, FileType::Directory, ".".into()), (parent, FileType::Directory, "..".into())];
-        all.extend(entries.into_iter().map(|(n, a)| (a.ino, if a.kind == NodeType::Dir { FileType::Directory } else { FileType::RegularFile }, n)));
+        let mut all: Vec<(u64, FileType, String)> =
+            vec![(ino.0, FileType::Directory, ".".into()), (parent, FileType::Directory, "..".into())];
+        all.extend(
+            entries.into_iter().map(|(n, a)| (a.ino, if a.kind == NodeType::Dir { FileType::Directory } else { FileType::RegularFile }, n)),
+        );
         for (i, (ino, kind, name)) in all.into_iter().enumerate().skip(offset as usize) {
             if reply.add(INodeNo(ino), (i + 1) as u64, kind, &name) {
                 break;
@@ -399,7 +420,11 @@ fn caller(req: &Request) -> Caller {
 }
 
 fn time_of(ns: i64) -> SystemTime {
-    if ns >= 0 { UNIX_EPOCH + Duration::from_nanos(ns as u64) } else { UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs()) }
+    if ns >= 0 {
+        UNIX_EPOCH + Duration::from_nanos(ns as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
+    }
 }
 
 fn ns_of(t: fuser::TimeOrNow) -> i64 {

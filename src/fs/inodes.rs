@@ -106,8 +106,19 @@ impl Default for Inodes {
 
 impl Inodes {
     pub fn new() -> Inodes {
-        let mut t = Table { nodes: HashMap::new(), by_key: HashMap::new(), next: ROOT_INO + 1, unreferenced: hashlink::LinkedHashSet::new() };
-        let root = Node { ino: ROOT_INO, parent: ROOT_INO, name: String::new(), path: String::new(), kind: NodeKind::Root, size: 0, mode: 0o755, mtime_ns: 0, owner: None };
+        let mut t =
+            Table { nodes: HashMap::new(), by_key: HashMap::new(), next: ROOT_INO + 1, unreferenced: hashlink::LinkedHashSet::new() };
+        let root = Node {
+            ino: ROOT_INO,
+            parent: ROOT_INO,
+            name: String::new(),
+            path: String::new(),
+            kind: NodeKind::Root,
+            size: 0,
+            mode: 0o755,
+            mtime_ns: 0,
+            owner: None,
+        };
         // The root is never forgotten (the kernel holds it for the whole mount).
         t.nodes.insert(ROOT_INO, Slot { node: root, key: (0, String::new(), None), lookups: u64::MAX });
         Inodes { t: RwLock::new(t) }
@@ -162,7 +173,16 @@ impl Inodes {
 
     /// `child` with the entry's archived owner.
     #[allow(clippy::too_many_arguments)]
-    pub fn child_owned(&self, parent: &Node, name: &str, kind: NodeKind, size: u64, mode: u32, mtime_ns: i64, owner: Option<crate::archive::objects::Owner>) -> Node {
+    pub fn child_owned(
+        &self,
+        parent: &Node,
+        name: &str,
+        kind: NodeKind,
+        size: u64,
+        mode: u32,
+        mtime_ns: i64,
+        owner: Option<crate::archive::objects::Owner>,
+    ) -> Node {
         let content = match &kind {
             NodeKind::Dir { tree } | NodeKind::ProxyDir { tree, .. } => Some(*tree),
             NodeKind::Proxy { blob, .. } => Some(*blob),

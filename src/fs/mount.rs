@@ -151,7 +151,13 @@ pub fn mount_foreground(archive: &Path, mountpoint: &Path, opts: &MountOptions, 
             // thread, so returning here would make the process deaf to them. A
             // busy mount (files open) is detached lazily on the next signal.
             let fusermount = |args: &[&str]| {
-                std::process::Command::new("fusermount3").args(args).arg(&mp).stderr(std::process::Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+                std::process::Command::new("fusermount3")
+                    .args(args)
+                    .arg(&mp)
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false)
             };
             let mut first = true;
             loop {

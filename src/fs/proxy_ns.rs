@@ -18,7 +18,14 @@ use crate::view::proxy::{profiles_in, proxies_in, ProxyTarget as Shown};
 
 impl FsCore {
     fn proxy_node(&self, parent: &Node, s: &Shown) -> Node {
-        self.inodes.child(parent, &s.name, NodeKind::Proxy { blob: s.rec.blob, source: s.source.hash, source_name: s.source.name.clone() }, s.size, 0o444, s.source.mtime_ns)
+        self.inodes.child(
+            parent,
+            &s.name,
+            NodeKind::Proxy { blob: s.rec.blob, source: s.source.hash, source_name: s.source.name.clone() },
+            s.size,
+            0o444,
+            s.source.mtime_ns,
+        )
     }
 
     /// Readdir hook for `.proxy` and `.proxy/<profile>` (None: not one of them).
@@ -28,7 +35,14 @@ impl FsCore {
                 let profiles = profiles_in(self, tree, true)?;
                 let mut out = Vec::new();
                 for prof in profiles {
-                    let n = self.inodes.child(p, &prof, NodeKind::ProxyDir { tree: *tree, profile: Some(prof.clone()) }, 4096, 0o555, p.mtime_ns);
+                    let n = self.inodes.child(
+                        p,
+                        &prof,
+                        NodeKind::ProxyDir { tree: *tree, profile: Some(prof.clone()) },
+                        4096,
+                        0o555,
+                        p.mtime_ns,
+                    );
                     out.push((prof, self.attr_of(&n)));
                 }
                 Ok(Some(out))

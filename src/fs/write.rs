@@ -9,9 +9,9 @@
 
 use super::core::{Attr, FsCore, FsError, FsResult, NodeType};
 use super::inodes::{Node, NodeKind};
-use crate::archive::staging::{splice, Content, Staged, MAX_FILE_SIZE};
-use crate::archive::objects::{Extent, Owner};
 use super::owners::{self, Caller};
+use crate::archive::objects::{Extent, Owner};
+use crate::archive::staging::{splice, Content, Staged, MAX_FILE_SIZE};
 use crate::archive::{objects, BlobReader, EntryKind, Hash};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -50,9 +50,20 @@ fn extents_moved(ext: &[Extent], from: u64, len: u64, to: u64) -> Vec<Extent> {
 /// What a path in a branch currently is.
 #[derive(Debug, Clone)]
 pub enum Entry {
-    File { content: Content, size: u64, mode: u32, mtime_ns: i64, owner: Option<Owner> },
+    File {
+        content: Content,
+        size: u64,
+        mode: u32,
+        mtime_ns: i64,
+        owner: Option<Owner>,
+    },
     /// A folder and the committed tree behind it (None: created since the last commit).
-    Dir { tree: Option<Hash>, mode: u32, mtime_ns: i64, owner: Option<Owner> },
+    Dir {
+        tree: Option<Hash>,
+        mode: u32,
+        mtime_ns: i64,
+        owner: Option<Owner>,
+    },
 }
 
 /// Write state of one file inode, shared by all its open handles.
@@ -160,7 +171,11 @@ impl FsCore {
     /// True for nodes whose content may change (branch files and folders of a
     /// writable mount): everything else is archived content or derived from it.
     pub fn is_mutable(&self, ino: u64) -> bool {
-        !self.read_only && self.node(ino).map(|n| matches!(n.kind, NodeKind::BDir { .. } | NodeKind::BFile { .. } | NodeKind::Branch { .. })).unwrap_or(false)
+        !self.read_only
+            && self
+                .node(ino)
+                .map(|n| matches!(n.kind, NodeKind::BDir { .. } | NodeKind::BFile { .. } | NodeKind::Branch { .. }))
+                .unwrap_or(false)
     }
 
     /// Resolve a path in a branch through its staging overlay.
@@ -196,13 +211,19 @@ impl FsCore {
                 let staged = if staged_any { staging.get(branch, &prefix)? } else { None };
                 cur = match (staged, committed) {
                     (Some(Staged::Deleted), _) => return Ok(None),
-                    (Some(Staged::File { size, mode, mtime_ns, content, owner }), _) => Entry::File { content, size, mode, mtime_ns, owner },
+                    (Some(Staged::File { size, mode, mtime_ns, content, owner }), _) => {
+                        Entry::File { content, size, mode, mtime_ns, owner }
+                    }
                     (Some(Staged::Dir { mode, mtime_ns, tree: t, owner }), c) => {
                         let t = t.or(c.filter(|c| c.kind == EntryKind::Dir).map(|c| c.hash));
                         Entry::Dir { tree: t, mode, mtime_ns, owner }
                     }
-                    (None, Some(e)) if e.kind == EntryKind::Dir => Entry::Dir { tree: Some(e.hash), mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner },
-                    (None, Some(e)) => Entry::File { content: Content::Blob(e.hash), size: e.size, mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner },
+                    (None, Some(e)) if e.kind == EntryKind::Dir => {
+                        Entry::Dir { tree: Some(e.hash), mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner }
+                    }
+                    (None, Some(e)) => {
+                        Entry::File { content: Content::Blob(e.hash), size: e.size, mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner }
+                    }
                     (None, None) => return Ok(None),
                 };
                 tree = match &cur {
@@ -224,12 +245,24 @@ impl FsCore {
 
     fn entry_node(&self, parent: &Node, name: &str, branch: &str, path: &str, e: &Entry) -> Node {
         match e {
-            Entry::Dir { mode, mtime_ns, owner, .. } => {
-                self.inodes.child_owned(parent, name, NodeKind::BDir { branch: branch.into(), path: path.into() }, 4096, *mode, *mtime_ns, *owner)
-            }
-            Entry::File { size, mode, mtime_ns, owner, .. } => {
-                self.inodes.child_owned(parent, name, NodeKind::BFile { branch: branch.into(), path: path.into() }, *size, *mode, *mtime_ns, *owner)
-            }
+            Entry::Dir { mode, mtime_ns, owner, .. } => self.inodes.child_owned(
+                parent,
+                name,
+                NodeKind::BDir { branch: branch.into(), path: path.into() },
+                4096,
+                *mode,
+                *mtime_ns,
+                *owner,
+            ),
+            Entry::File { size, mode, mtime_ns, owner, .. } => self.inodes.child_owned(
+                parent,
+                name,
+                NodeKind::BFile { branch: branch.into(), path: path.into() },
+                *size,
+                *mode,
+                *mtime_ns,
+                *owner,
+            ),
         }
     }
 
@@ -251,10 +284,20 @@ impl FsCore {
         let Some((branch, path)) = Self::branch_ctx(n) else { return Ok(self.attr_of(n)) };
         if let Some(ws) = self.write_state(n.ino) {
             let w = ws.lock().map_err(|_| FsError::Io("poisoned".into()))?;
-            return Ok(Attr { ino: n.ino, kind: NodeType::File, size: w.size, mode: w.mode, mtime_ns: w.mtime_ns, nlink: 1, owner: w.owner });
+            return Ok(Attr {
+                ino: n.ino,
+                kind: NodeType::File,
+                size: w.size,
+                mode: w.mode,
+                mtime_ns: w.mtime_ns,
+                nlink: 1,
+                owner: w.owner,
+            });
         }
         match self.branch_entry(&branch, &path)? {
-            Some(Entry::File { size, mode, mtime_ns, owner, .. }) => Ok(Attr { ino: n.ino, kind: NodeType::File, size, mode, mtime_ns, nlink: 1, owner }),
+            Some(Entry::File { size, mode, mtime_ns, owner, .. }) => {
+                Ok(Attr { ino: n.ino, kind: NodeType::File, size, mode, mtime_ns, nlink: 1, owner })
+            }
             Some(Entry::Dir { mode, mtime_ns, owner, .. }) => {
                 let mt = if mtime_ns == 0 { self.getattr_branch_root_mtime(&branch)? } else { mtime_ns };
                 Ok(Attr { ino: n.ino, kind: NodeType::Dir, size: 4096, mode, mtime_ns: mt, nlink: 2, owner })
@@ -272,7 +315,9 @@ impl FsCore {
             for e in self.with_archive(|a| a.list_dir(&t))? {
                 let en = match e.kind {
                     EntryKind::Dir => Entry::Dir { tree: Some(e.hash), mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner },
-                    EntryKind::File => Entry::File { content: Content::Blob(e.hash), size: e.size, mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner },
+                    EntryKind::File => {
+                        Entry::File { content: Content::Blob(e.hash), size: e.size, mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner }
+                    }
                 };
                 entries.insert(e.name, en);
             }
@@ -325,7 +370,9 @@ impl FsCore {
     #[allow(clippy::type_complexity)]
     fn branch_file(&self, n: &Node) -> FsResult<(Arc<BlobReader>, Vec<Extent>, u64, u32, i64, Option<Owner>)> {
         let Some((branch, path)) = Self::branch_ctx(n) else { return Err(FsError::NotFound) };
-        let Some(Entry::File { content, size, mode, mtime_ns, owner }) = self.branch_entry(&branch, &path)? else { return Err(FsError::NotFound) };
+        let Some(Entry::File { content, size, mode, mtime_ns, owner }) = self.branch_entry(&branch, &path)? else {
+            return Err(FsError::NotFound);
+        };
         let (reader, ext) = self.with_archive(|a| {
             let ext = a.staging().content_extents(&content)?;
             let r = match &content {
@@ -392,12 +439,10 @@ impl FsCore {
         let writes: Vec<(u64, &[u8])> = w.dirty.iter().map(|(o, d)| (*o, d.as_slice())).collect();
         let (branch, path, size, mode, mtime, owner) = (w.branch.clone(), w.path.clone(), w.size, w.mode, w.mtime_ns, w.owner);
         let base_ext = w.base_extents.clone();
-        let id = self
-            .with_writer(|a| a.stage_write(&branch, &path, &base_ext, &writes, size, mode, mtime, owner))
-            .map_err(|e| {
-                log::error!("{branch}/{path}: cannot store written data: {e:?}");
-                e
-            })?;
+        let id = self.with_writer(|a| a.stage_write(&branch, &path, &base_ext, &writes, size, mode, mtime, owner)).map_err(|e| {
+            log::error!("{branch}/{path}: cannot store written data: {e:?}");
+            e
+        })?;
         // Through the writer: the extent list was just written on its connection.
         let (ext, reader) = self.with_writer(|a| {
             let ext = a.staging().extents(id)?;
@@ -636,25 +681,29 @@ impl FsCore {
         // One write transaction: readers see the whole move or none of it.
         self.with_writer(|a| {
             a.catalog.write(|c| {
-            let staging = crate::archive::staging::Staging::new(c);
-            match &src {
-                Entry::File { content, size, mode, mtime_ns, owner } => {
-                    staging.stage(&branch, &to, &Staged::File { size: *size, mode: *mode, mtime_ns: *mtime_ns, content: content.clone(), owner: *owner })?;
-                }
-                Entry::Dir { tree, mode, mtime_ns, owner } => {
-                    staging.unstage_below(&branch, &to)?;
-                    // Move staged rows under the folder along with it.
-                    let rows = staging.rows(&branch)?;
-                    for (p, s) in rows {
-                        if let Some(rest) = p.strip_prefix(&format!("{from}/")) {
-                            staging.stage(&branch, &join(&to, rest), &s)?;
-                        }
+                let staging = crate::archive::staging::Staging::new(c);
+                match &src {
+                    Entry::File { content, size, mode, mtime_ns, owner } => {
+                        staging.stage(
+                            &branch,
+                            &to,
+                            &Staged::File { size: *size, mode: *mode, mtime_ns: *mtime_ns, content: content.clone(), owner: *owner },
+                        )?;
                     }
-                    staging.stage(&branch, &to, &Staged::Dir { mode: *mode, mtime_ns: *mtime_ns, tree: *tree, owner: *owner })?;
+                    Entry::Dir { tree, mode, mtime_ns, owner } => {
+                        staging.unstage_below(&branch, &to)?;
+                        // Move staged rows under the folder along with it.
+                        let rows = staging.rows(&branch)?;
+                        for (p, s) in rows {
+                            if let Some(rest) = p.strip_prefix(&format!("{from}/")) {
+                                staging.stage(&branch, &join(&to, rest), &s)?;
+                            }
+                        }
+                        staging.stage(&branch, &to, &Staged::Dir { mode: *mode, mtime_ns: *mtime_ns, tree: *tree, owner: *owner })?;
+                    }
                 }
-            }
-            staging.unstage_below(&branch, &from)?;
-            staging.stage(&branch, &from, &Staged::Deleted)
+                staging.unstage_below(&branch, &from)?;
+                staging.stage(&branch, &from, &Staged::Deleted)
             })
         })?;
         self.inodes.rename_branch_path(parent, name, &np, newname, &branch, &from, &to);
@@ -748,7 +797,11 @@ impl FsCore {
         let src = self.node(ino_in)?;
         let dst = self.node(ino_out)?;
         if !matches!(dst.kind, NodeKind::BFile { .. }) {
-            return Err(if matches!(dst.kind, NodeKind::BDir { .. } | NodeKind::Branch { .. }) { FsError::IsDir } else { FsError::ReadOnly });
+            return Err(if matches!(dst.kind, NodeKind::BDir { .. } | NodeKind::Branch { .. }) {
+                FsError::IsDir
+            } else {
+                FsError::ReadOnly
+            });
         }
         let (src_ext, src_size) = match &src.kind {
             NodeKind::BFile { .. } => match self.write_state(ino_in) {
@@ -957,10 +1010,7 @@ mod tests {
     fn extents_moved_cuts_at_both_ends_and_keeps_chunk_offsets() {
         let src = vec![ext(0, 100, 1, 0), Extent::zeros(100, 50), ext(150, 100, 2, 7)];
         // [90, 170) moved to 1000: the tail of chunk 1, the zero run, the head of chunk 2.
-        assert_eq!(
-            extents_moved(&src, 90, 80, 1000),
-            vec![ext(1000, 10, 1, 90), Extent::zeros(1010, 50), ext(1060, 20, 2, 7)]
-        );
+        assert_eq!(extents_moved(&src, 90, 80, 1000), vec![ext(1000, 10, 1, 90), Extent::zeros(1010, 50), ext(1060, 20, 2, 7)]);
         // A range inside one extent, and one touching nothing.
         assert_eq!(extents_moved(&src, 160, 5, 0), vec![ext(0, 5, 2, 17)]);
         assert_eq!(extents_moved(&src, 250, 10, 0), vec![]);

@@ -61,13 +61,7 @@ pub fn name_score(name: &str, path: &str, stem: &str) -> usize {
     let have: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let (Some(last), Some(file)) = (want.last(), have.last()) else { return 0 };
     if last.eq_ignore_ascii_case(file) {
-        let parents = want
-            .iter()
-            .rev()
-            .zip(have.iter().rev())
-            .skip(1)
-            .take_while(|(a, b)| a.eq_ignore_ascii_case(b))
-            .count();
+        let parents = want.iter().rev().zip(have.iter().rev()).skip(1).take_while(|(a, b)| a.eq_ignore_ascii_case(b)).count();
         return 2 + parents;
     }
     let last_stem = std::path::Path::new(last).file_stem().map(|s| s.to_string_lossy().to_string());
@@ -123,18 +117,10 @@ pub fn choose<'a>(
                 return Choice::Invalid(e);
             }
         }
-        return Choice::Missing(format!(
-            "no clip with {} covers the range; found {}",
-            what(),
-            outside.join(", ")
-        ));
+        return Choice::Missing(format!("no clip with {} covers the range; found {}", what(), outside.join(", ")));
     }
     let best = covering.iter().map(|c| c.2).max().unwrap_or(0);
-    let damaged: Vec<Option<String>> = if covering.len() > 1 {
-        covering.iter().map(|(c, _, _)| damage(c)).collect()
-    } else {
-        vec![None]
-    };
+    let damaged: Vec<Option<String>> = if covering.len() > 1 { covering.iter().map(|(c, _, _)| damage(c)).collect() } else { vec![None] };
     let candidates: Vec<Candidate> = if covering.len() > 1 {
         covering
             .iter()

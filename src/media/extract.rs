@@ -57,7 +57,8 @@ pub fn index_clips(archive: &Archive, spec: &str) -> crate::archive::Result<Vec<
             }
             EntryKind::File => {
                 let Some((Some(facts), _)) = super::facts::stored(archive, &e.hash)? else { continue };
-                let facts = super::facts::in_force(archive, root.commit.as_ref(), path.split_once('/').map_or("", |p| p.1), &e.hash, &facts);
+                let facts =
+                    super::facts::in_force(archive, root.commit.as_ref(), path.split_once('/').map_or("", |p| p.1), &e.hash, &facts);
                 let Ok((rate, start, frames)) = slice::timing(&path, &facts) else { continue };
                 let stem = Path::new(&e.name).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
                 out.push(Clip { path, blob: e.hash, reel: facts.reel.clone(), stem, rate, start, frames, facts: facts.to_value() });
@@ -73,9 +74,11 @@ pub fn index_clips(archive: &Archive, spec: &str) -> crate::archive::Result<Vec<
 /// error here only means "not known to be damaged"; the pull itself will report it.
 pub fn damage_of(archive: &Archive, clip: &Clip) -> Option<String> {
     let cat = &archive.catalog;
-    let bad_chunks = cat.extents(&clip.blob).ok()?.iter().any(|e| {
-        cat.has_chunk(&e.chunk).unwrap_or(false) && !cat.has_good_chunk(&e.chunk).unwrap_or(true)
-    });
+    let bad_chunks = cat
+        .extents(&clip.blob)
+        .ok()?
+        .iter()
+        .any(|e| cat.has_chunk(&e.chunk).unwrap_or(false) && !cat.has_good_chunk(&e.chunk).unwrap_or(true));
     if bad_chunks {
         return Some("check --deep found damaged chunks in its archived bytes".into());
     }
@@ -87,4 +90,3 @@ pub fn damage_of(archive: &Archive, clip: &Clip) -> Option<String> {
     }
     None
 }
-

@@ -2,15 +2,15 @@
 //! sequences, the QuickTime box reader/writer for virtual slices, and the MXF
 //! remux cache.
 
+pub mod clip_match;
+pub mod extract;
+pub mod facts;
+pub mod otio;
 pub mod probe;
 pub mod proxy;
-pub mod sequence;
 pub mod qt;
 pub mod remux;
+pub mod sequence;
 pub mod slice;
-pub mod wav;
-pub mod extract;
-pub mod otio;
-pub mod clip_match;
 pub mod tcfact;
-pub mod facts;
+pub mod wav;

@@ -84,18 +84,11 @@ fn read_clip(c: &Value) -> OtioClip {
     let name = c["name"].as_str().unwrap_or("").to_string();
     // OTIO < 0.15 (Clip.1): media_reference; Clip.2: media_references[active key].
     let key = c["active_media_reference_key"].as_str().unwrap_or("DEFAULT_MEDIA");
-    let media = if c["media_reference"].is_object() {
-        &c["media_reference"]
-    } else {
-        &c["media_references"][key]
-    };
+    let media = if c["media_reference"].is_object() { &c["media_reference"] } else { &c["media_references"][key] };
     let target_url = media["target_url"].as_str().filter(|u| !u.is_empty()).map(String::from);
     let (range, whole_media) = match &c["source_range"] {
         Value::Null => match &media["available_range"] {
-            Value::Null => (
-                Err("the clip has no source_range and its media reference no available_range".to_string()),
-                true,
-            ),
+            Value::Null => (Err("the clip has no source_range and its media reference no available_range".to_string()), true),
             r => (time_range(r).map_err(|e| format!("media reference available_range: {e}")), true),
         },
         r => (time_range(r).map_err(|e| format!("source_range: {e}")), false),
@@ -185,10 +178,9 @@ fn non_finite_to_null(text: &str) -> std::borrow::Cow<'_, str> {
             i += 1;
             continue;
         }
-        let word = WORDS.iter().find(|w| {
-            b[i..].starts_with(w.as_bytes())
-                && !b.get(i + w.len()).is_some_and(|n| n.is_ascii_alphanumeric() || *n == b'_')
-        });
+        let word = WORDS
+            .iter()
+            .find(|w| b[i..].starts_with(w.as_bytes()) && !b.get(i + w.len()).is_some_and(|n| n.is_ascii_alphanumeric() || *n == b'_'));
         if let Some(w) = word {
             let s = out.get_or_insert_with(String::new);
             s.push_str(&text[copied..i]);

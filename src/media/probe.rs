@@ -16,15 +16,12 @@ use crate::timecode::{FrameRate, Timecode};
 /// Extensions worth handing to FFmpeg. Other files (sidecars, XML, random data)
 /// are archived without a probe: probing arbitrary bytes is slow and meaningless.
 const MEDIA_EXTENSIONS: &[&str] = &[
-    "mov", "mp4", "m4v", "m4a", "mxf", "wav", "bwf", "aif", "aiff", "dpx", "exr", "mkv", "avi", "mts", "m2ts", "ts",
-    "mpg", "mpeg", "mp3", "flac", "webm", "3gp", "ogg", "dnxhd", "r3d", "braw", "ari", "crm", "y4m",
+    "mov", "mp4", "m4v", "m4a", "mxf", "wav", "bwf", "aif", "aiff", "dpx", "exr", "mkv", "avi", "mts", "m2ts", "ts", "mpg", "mpeg", "mp3",
+    "flac", "webm", "3gp", "ogg", "dnxhd", "r3d", "braw", "ari", "crm", "y4m",
 ];
 
 pub fn is_media_path(p: &Path) -> bool {
-    p.extension()
-        .and_then(|e| e.to_str())
-        .map(|e| MEDIA_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        .unwrap_or(false)
+    p.extension().and_then(|e| e.to_str()).map(|e| MEDIA_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())).unwrap_or(false)
 }
 
 /// Initialise FFmpeg once per process, quietly.
@@ -222,7 +219,8 @@ pub fn probe(path: &Path) -> Result<Value, String> {
         }
     }
     let duration_s = if ictx.duration() > 0 { Some(ictx.duration() as f64 / ff::ffi::AV_TIME_BASE as f64) } else { None };
-    let drop_frame = timecode.as_deref().map(|t| t.contains(';') || t.contains(',')).unwrap_or(false) || tc_rate.as_ref().is_some_and(|r| r.1);
+    let drop_frame =
+        timecode.as_deref().map(|t| t.contains(';') || t.contains(',')).unwrap_or(false) || tc_rate.as_ref().is_some_and(|r| r.1);
     let v = video.as_ref();
     Ok(json!({
         "container": container,

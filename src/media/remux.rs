@@ -94,7 +94,15 @@ impl Seek for BlobCursor {
 /// Frames [first, end) of the first video stream (and the audio that plays with
 /// them, PCM cut sample-exact) into a MOV at `out`. `out` is a temporary: the
 /// cache renames it into place once complete.
-pub fn remux_range(reader: Arc<BlobReader>, name_hint: &str, first: u64, end: u64, start_tc: &str, reel: Option<&str>, out: &Path) -> Result<(), String> {
+pub fn remux_range(
+    reader: Arc<BlobReader>,
+    name_hint: &str,
+    first: u64,
+    end: u64,
+    start_tc: &str,
+    reel: Option<&str>,
+    out: &Path,
+) -> Result<(), String> {
     super::probe::init_ffmpeg();
     let io = ff::format::context::StreamIo::from_read_seek(BlobCursor::new(reader)).map_err(|e| e.to_string())?;
     let mut ictx = ff::format::input_from_stream(io, Some(name_hint), None).map_err(|e| format!("FFmpeg cannot open the source: {e}"))?;
@@ -109,7 +117,14 @@ struct Map {
     pcm_block: Option<(usize, i32)>,
 }
 
-fn remux_inner(ictx: &mut ff::format::context::Input, first: u64, end: u64, start_tc: &str, reel: Option<&str>, tmp: &Path) -> Result<(), String> {
+fn remux_inner(
+    ictx: &mut ff::format::context::Input,
+    first: u64,
+    end: u64,
+    start_tc: &str,
+    reel: Option<&str>,
+    tmp: &Path,
+) -> Result<(), String> {
     let mut octx = ff::format::output_as(tmp, "mov").map_err(|e| format!("{}: {e}", tmp.display()))?;
     let video = ictx.streams().best(ff::media::Type::Video).ok_or("the source has no video stream")?;
     let vidx = video.index();
@@ -157,7 +172,8 @@ fn remux_inner(ictx: &mut ff::format::context::Input, first: u64, end: u64, star
         // SAFETY: reading plain fields of the input stream's parameters.
         let raw = unsafe { &*par.as_ptr() };
         let bits = unsafe { ff::ffi::av_get_bits_per_sample(raw.codec_id) };
-        let pcm_block = (kind == ff::media::Type::Audio && bits > 0).then(|| ((bits as usize / 8) * raw.ch_layout.nb_channels.max(1) as usize, raw.sample_rate));
+        let pcm_block = (kind == ff::media::Type::Audio && bits > 0)
+            .then(|| ((bits as usize / 8) * raw.ch_layout.nb_channels.max(1) as usize, raw.sample_rate));
         maps.push(Some(Map { out_index, in_tb: ist.time_base(), kind, pcm_block }));
     }
     // Seek near the in point; demuxers without an index fall back to reading from the start.
@@ -170,7 +186,8 @@ fn remux_inner(ictx: &mut ff::format::context::Input, first: u64, end: u64, star
     let mut opts = ff::Dictionary::new();
     opts.set("movie_timescale", &v_tb.denominator().to_string());
     octx.write_header_with(opts).map_err(|e| format!("writing the MOV header: {e}"))?;
-    let out_tbs: Vec<ff::Rational> = (0..octx.nb_streams() as usize).map(|i| octx.stream(i).map(|s| s.time_base()).unwrap_or(v_tb)).collect();
+    let out_tbs: Vec<ff::Rational> =
+        (0..octx.nb_streams() as usize).map(|i| octx.stream(i).map(|s| s.time_base()).unwrap_or(v_tb)).collect();
     // Start/end in seconds as exact rationals (sec = pts * tb).
     let t0 = (p0 - v_start) as f64 * f64::from(v_tb);
     let t1 = (p1 - v_start) as f64 * f64::from(v_tb);

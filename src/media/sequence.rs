@@ -59,7 +59,11 @@ impl<T> Sequence<T> {
     /// (`A001.` -> `A001`), or `sequence` for bare numbers.
     pub fn stem(&self) -> String {
         let s = self.prefix.trim_end_matches(['.', '_', '-', ' ']);
-        if s.is_empty() { "sequence".to_string() } else { s.to_string() }
+        if s.is_empty() {
+            "sequence".to_string()
+        } else {
+            s.to_string()
+        }
     }
     /// The FFmpeg-style pattern, e.g. `A001.%07d.dpx`.
     pub fn pattern(&self) -> String {
@@ -106,9 +110,9 @@ pub fn group<T: Clone>(files: impl IntoIterator<Item = (String, T)>) -> Vec<Sequ
     for (name, item) in files {
         let Some((prefix, n, ext)) = frame_name(&name) else { continue };
         let digits = name.len() - prefix.len() - ext.len() - 1;
-        let (s, lo, hi) = by.entry((prefix.to_string(), ext.to_ascii_lowercase())).or_insert_with(|| {
-            (Sequence { prefix: prefix.to_string(), ext: ext.to_string(), pad: 0, frames: Vec::new() }, usize::MAX, 0)
-        });
+        let (s, lo, hi) = by
+            .entry((prefix.to_string(), ext.to_ascii_lowercase()))
+            .or_insert_with(|| (Sequence { prefix: prefix.to_string(), ext: ext.to_string(), pad: 0, frames: Vec::new() }, usize::MAX, 0));
         (*lo, *hi) = ((*lo).min(digits), (*hi).max(digits));
         s.frames.push((n, name, item));
     }
@@ -206,7 +210,8 @@ fn dpx_header(b: &[u8]) -> FrameHeader {
         out.timecode = u32_at(1920).and_then(bcd_timecode);
     }
     // The television header's temporal rate, else the film header's.
-    out.rate = tv.then(|| f32_at(1940).and_then(rate_from_f32)).flatten().or_else(|| film.then(|| f32_at(1724).and_then(rate_from_f32)).flatten());
+    out.rate =
+        tv.then(|| f32_at(1940).and_then(rate_from_f32)).flatten().or_else(|| film.then(|| f32_at(1724).and_then(rate_from_f32)).flatten());
     out
 }
 

@@ -5,9 +5,9 @@
 //! the original's essence, read in place. Other containers are not sliced yet;
 //! the error says so, so a user knows why the path does not open.
 
+use super::facts::MediaFacts;
 use super::qt::{self, ReadAt, VirtualFile};
 use super::remux::{cache::RemuxCache, RemuxJob};
-use super::facts::MediaFacts;
 use crate::archive::{ArchiveError, BlobReader};
 use crate::timecode::{FrameRate, SliceSpec, SliceUnits, Timecode, TimecodeError};
 use serde::Serialize;
@@ -256,7 +256,8 @@ impl Clock {
                 let (rn, rd) = self.rate.num_den();
                 let last = t.len() - 1;
                 let time = if (i as usize) <= last { t[i as usize] } else { t[last] + (i as usize - last) as i64 };
-                ((time.max(0) as u128 * u128::from(rn) + u128::from(*ts) * u128::from(rd) / 2) / (u128::from(*ts) * u128::from(rd)).max(1)) as i64
+                ((time.max(0) as u128 * u128::from(rn) + u128::from(*ts) * u128::from(rd) / 2) / (u128::from(*ts) * u128::from(rd)).max(1))
+                    as i64
             }
             _ => i,
         }
@@ -288,7 +289,13 @@ impl Clock {
 
 /// Resolve `spec` against a clip and plan its bytes. `cache_dir` is where
 /// remuxed slices of non-QuickTime containers are kept (ARCHIVE/cache).
-pub fn plan(path: &str, spec: &SliceSpec, facts: &serde_json::Value, reader: Arc<BlobReader>, cache_dir: &Path) -> Result<SlicePlan, SliceError> {
+pub fn plan(
+    path: &str,
+    spec: &SliceSpec,
+    facts: &serde_json::Value,
+    reader: Arc<BlobReader>,
+    cache_dir: &Path,
+) -> Result<SlicePlan, SliceError> {
     let facts = MediaFacts::from_value(facts).ok_or_else(|| SliceError::NotMedia { path: path.into() })?;
     let (rate, clip_start, frames) = timing(path, &facts)?;
     let container = facts.container.as_str();
@@ -296,11 +303,8 @@ pub fn plan(path: &str, spec: &SliceSpec, facts: &serde_json::Value, reader: Arc
     let vfr = facts.variable_frame_rate;
     let user_tc = facts.timecode_set_by_user();
     // Frame times are read from the tables only when the slice depends on them.
-    let times = if is_qt && (vfr || spec.units() == SliceUnits::Seconds) {
-        Some(qt::frame_times(&BlobSource(reader.clone()))?)
-    } else {
-        None
-    };
+    let times =
+        if is_qt && (vfr || spec.units() == SliceUnits::Seconds) { Some(qt::frame_times(&BlobSource(reader.clone()))?) } else { None };
     let frames = times.as_ref().map_or(frames, |t| t.0.len() as u64) as i64;
     let mut runs = Vec::new();
     if !user_tc {
@@ -313,7 +317,8 @@ pub fn plan(path: &str, spec: &SliceSpec, facts: &serde_json::Value, reader: Arc
         SliceUnits::Timecode => {
             let r = spec.resolve(rate)?;
             let a = clock.frame_of_tc(r.range.start, frames);
-            let b = a + clock.source_frame(r.range.end.frames() - clip_start.frames()) - clock.source_frame(r.range.start.frames() - clip_start.frames());
+            let b = a + clock.source_frame(r.range.end.frames() - clip_start.frames())
+                - clock.source_frame(r.range.start.frames() - clip_start.frames());
             (a, b, format!("{}-{}", r.range.start, r.range.end))
         }
         SliceUnits::Frames => {
@@ -457,16 +462,26 @@ mod tests {
     #[test]
     fn clock_maps_vfr_times_and_breaks() {
         // Frames at 0, 40, 80, 200, 240 ms (timescale 1000): a stall between 80 and 200.
-        let c = Clock { rate: FrameRate::Fps25, start: Timecode::from_frames(0, FrameRate::Fps25),
-            times: Some((vec![0, 40, 80, 200, 240], 1000)), vfr: true, runs: vec![] };
+        let c = Clock {
+            rate: FrameRate::Fps25,
+            start: Timecode::from_frames(0, FrameRate::Fps25),
+            times: Some((vec![0, 40, 80, 200, 240], 1000)),
+            vfr: true,
+            runs: vec![],
+        };
         assert_eq!(c.frame_at(100, 1000), 3); // first frame shown at or after 0.1 s
         assert_eq!(c.frame_at(80, 1000), 2);
         assert_eq!(c.source_frame(5), 3); // slot 5 = 0.2 s
         assert_eq!(c.conformed(3), 5);
         assert_eq!(c.tc_at(4).to_string(), "00:00:00:06");
         let r = FrameRate::Fps24;
-        let c = Clock { rate: r, start: Timecode::from_frames(86_400, r), times: None, vfr: false,
-            runs: vec![(0, Timecode::from_frames(86_400, r)), (48, Timecode::from_frames(2 * 86_400, r))] };
+        let c = Clock {
+            rate: r,
+            start: Timecode::from_frames(86_400, r),
+            times: None,
+            vfr: false,
+            runs: vec![(0, Timecode::from_frames(86_400, r)), (48, Timecode::from_frames(2 * 86_400, r))],
+        };
         assert_eq!(c.tc_at(50).to_string(), "02:00:00:02");
         assert_eq!(c.tc_at(47).to_string(), "01:00:01:23");
         assert_eq!(c.frame_of_tc(Timecode::from_frames(2 * 86_400 + 10, r), 100), 58);

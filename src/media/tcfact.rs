@@ -39,10 +39,7 @@ pub fn describe(f: &Value) -> Option<String> {
 pub fn validate(label: &str, rate: FrameRate) -> Result<String, TimecodeError> {
     let tc = Timecode::parse_for_media(label, rate)?;
     if tc.frames() < 0 {
-        return Err(TimecodeError::Syntax {
-            input: label.to_string(),
-            reason: "a start timecode cannot be negative".into(),
-        });
+        return Err(TimecodeError::Syntax { input: label.to_string(), reason: "a start timecode cannot be negative".into() });
     }
     Ok(tc.to_string())
 }

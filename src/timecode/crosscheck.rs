@@ -39,11 +39,7 @@ fn same_rates() {
         assert_eq!(t.is_drop_frame(), r.is_drop_frame(), "{r}");
         let fps = t.frames_per_second();
         let (n, d) = r.num_den();
-        assert_eq!(
-            fps.numer() * u64::from(d),
-            fps.denom() * u64::from(n),
-            "{r}"
-        );
+        assert_eq!(fps.numer() * u64::from(d), fps.denom() * u64::from(n), "{r}");
     }
 }
 

@@ -107,14 +107,7 @@ impl EdlEvent {
     /// that in and out can never disagree.
     fn rate_for(&self, rate: FrameRate) -> FrameRate {
         let df = self.drop_frame.unwrap_or_else(|| {
-            [
-                &self.source_in,
-                &self.source_out,
-                &self.record_in,
-                &self.record_out,
-            ]
-            .iter()
-            .any(|l| l.contains([';', ',']))
+            [&self.source_in, &self.source_out, &self.record_in, &self.record_out].iter().any(|l| l.contains([';', ',']))
         });
         if df || self.drop_frame.is_some() {
             rate.with_drop_frame(df).unwrap_or(rate)
@@ -147,10 +140,7 @@ impl EdlEvent {
 impl EdlParse {
     /// The outgoing side of event `index` if it is the incoming side of a transition.
     pub fn outgoing_of(&self, index: usize) -> Option<&EdlEvent> {
-        self.events
-            .get(index)?
-            .outgoing
-            .and_then(|i| self.events.get(i))
+        self.events.get(index)?.outgoing.and_then(|i| self.events.get(i))
     }
 }
 
@@ -178,9 +168,7 @@ fn is_frame_number(token: &str) -> bool {
 /// A cut point as an EDL writes it (a label, or a frame number) at `rate`.
 pub fn parse_point(point: &str, rate: FrameRate) -> Result<Timecode, TimecodeError> {
     if is_frame_number(point) {
-        let frames: i64 = point
-            .parse()
-            .map_err(|_| TimecodeError::Overflow { what: "a frame number" })?;
+        let frames: i64 = point.parse().map_err(|_| TimecodeError::Overflow { what: "a frame number" })?;
         return Ok(Timecode::from_frames(frames, rate));
     }
     Timecode::parse_for_media(point, rate)
@@ -222,19 +210,14 @@ fn check_without_rate(ev: &EdlEvent) -> Result<(), String> {
         // 60 fps has the most frame labels; drop-frame marks are read as plain separators
         // here because the skip rules belong to the real rate.
         let plain: String = label.chars().map(|c| if c == ';' || c == ',' { ':' } else { c }).collect();
-        Timecode::parse_for_media(&plain, FrameRate::Fps60)
-            .map(Some)
-            .map_err(|e| match e {
-                TimecodeError::FrameOutOfRange { value, .. } => {
-                    format!("{what} {label}: frame {value:02} does not exist at any rate (60 fps runs 00 to 59)")
-                }
-                e => format!("{what} {e}"),
-            })
+        Timecode::parse_for_media(&plain, FrameRate::Fps60).map(Some).map_err(|e| match e {
+            TimecodeError::FrameOutOfRange { value, .. } => {
+                format!("{what} {label}: frame {value:02} does not exist at any rate (60 fps runs 00 to 59)")
+            }
+            e => format!("{what} {e}"),
+        })
     };
-    for (side, a, b) in [
-        ("source", &ev.source_in, &ev.source_out),
-        ("record", &ev.record_in, &ev.record_out),
-    ] {
+    for (side, a, b) in [("source", &ev.source_in, &ev.source_out), ("record", &ev.record_in, &ev.record_out)] {
         let (ta, tb) = (lenient(a, &format!("{side} in"))?, lenient(b, &format!("{side} out"))?);
         if let (Some(ta), Some(tb)) = (ta, tb) {
             if ta.frames() > tb.frames() {
@@ -246,9 +229,7 @@ fn check_without_rate(ev: &EdlEvent) -> Result<(), String> {
 }
 
 fn parse_duration(token: &str) -> Option<u32> {
-    (!token.is_empty() && token.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| token.parse().ok())
-        .flatten()
+    (!token.is_empty() && token.bytes().all(|b| b.is_ascii_digit())).then(|| token.parse().ok()).flatten()
 }
 
 /// Reads the transition tokens (between track and source in): `C`, `D 030`, `W001 025`,
@@ -261,9 +242,7 @@ fn parse_transition(tokens: &[&str]) -> Result<Transition, String> {
     let duration = |rest: &[&str]| -> Result<Option<u32>, String> {
         match rest {
             [] => Ok(None),
-            [d] => parse_duration(d)
-                .map(Some)
-                .ok_or_else(|| format!("transition duration {d:?} is not a number of frames")),
+            [d] => parse_duration(d).map(Some).ok_or_else(|| format!("transition duration {d:?} is not a number of frames")),
             _ => Err(format!("unexpected {:?} in the transition", rest.join(" "))),
         }
     };
@@ -275,16 +254,10 @@ fn parse_transition(tokens: &[&str]) -> Result<Transition, String> {
                 Some(_) => Err("a cut (C) with a non-zero duration".to_string()),
             }
         }
-        "D" => duration(rest)?
-            .map(Transition::Dissolve)
-            .ok_or_else(|| "a dissolve (D) without a duration".to_string()),
+        "D" => duration(rest)?.map(Transition::Dissolve).ok_or_else(|| "a dissolve (D) without a duration".to_string()),
         _ if upper.starts_with('W') && upper.len() > 1 => {
-            let wipe: u16 = upper[1..]
-                .parse()
-                .map_err(|_| format!("wipe code {code:?} is not W followed by a number"))?;
-            duration(rest)?
-                .map(|d| Transition::Wipe(wipe, d))
-                .ok_or_else(|| "a wipe without a duration".to_string())
+            let wipe: u16 = upper[1..].parse().map_err(|_| format!("wipe code {code:?} is not W followed by a number"))?;
+            duration(rest)?.map(|d| Transition::Wipe(wipe, d)).ok_or_else(|| "a wipe without a duration".to_string())
         }
         _ if upper.starts_with('K') => {
             // `K B` / `K O` write the key kind as a separate token.
@@ -302,9 +275,7 @@ fn parse_transition(tokens: &[&str]) -> Result<Transition, String> {
 fn split_lines(text: &str) -> Vec<&str> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.contains('\n') {
-        text.split('\n')
-            .map(|l| l.strip_suffix('\r').unwrap_or(l))
-            .collect()
+        text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect()
     } else {
         text.split('\r').collect()
     }
@@ -313,8 +284,7 @@ fn split_lines(text: &str) -> Vec<&str> {
 /// After a `*` and optional spaces, the text following `key` (case-insensitive), if present.
 fn note_value<'a>(note: &'a str, key: &str) -> Option<&'a str> {
     let head = note.get(..key.len())?;
-    head.eq_ignore_ascii_case(key)
-        .then(|| note[key.len()..].trim())
+    head.eq_ignore_ascii_case(key).then(|| note[key.len()..].trim())
 }
 
 /// Parses CMX3600 `text`.
@@ -371,10 +341,7 @@ pub fn parse_edl(text: &str, rate_hint: Option<FrameRate>) -> EdlParse {
             };
             if let Some(h) = rate_hint {
                 if df && !h.is_drop_frame() && h.with_drop_frame(true).is_none() {
-                    warn(
-                        &mut out,
-                        format!("FCM says drop-frame but the rate is {h}, which has none; reading as {h}"),
-                    );
+                    warn(&mut out, format!("FCM says drop-frame but the rate is {h}, which has none; reading as {h}"));
                 }
             }
             if out.fcm_drop_frame.is_none() {
@@ -388,10 +355,7 @@ pub fn parse_edl(text: &str, rate_hint: Option<FrameRate>) -> EdlParse {
         // the leading `*`; other text without `*` stays a warning below.
         let note = match line.strip_prefix('*') {
             Some(note) => Some(note.trim()),
-            None => MEDIA_NOTES
-                .iter()
-                .any(|k| note_value(line, k).is_some())
-                .then_some(line),
+            None => MEDIA_NOTES.iter().any(|k| note_value(line, k).is_some()).then_some(line),
         };
         if let Some(note) = note {
             attach_note(&mut out, note);
@@ -406,20 +370,11 @@ pub fn parse_edl(text: &str, rate_hint: Option<FrameRate>) -> EdlParse {
                     }
                     // The speed belongs to the event of the same reel in the latest group.
                     let last_number = out.events.last().map(|e| e.number);
-                    let target = out
-                        .events
-                        .iter_mut()
-                        .rev()
-                        .take_while(|e| Some(e.number) == last_number)
-                        .find(|e| e.reel == m2.reel);
+                    let target = out.events.iter_mut().rev().take_while(|e| Some(e.number) == last_number).find(|e| e.reel == m2.reel);
                     match target {
                         Some(e) => e.speed = Some(m2),
                         None => {
-                            let reason = format!(
-                                "M2 for reel {:?}, which event {} does not use",
-                                m2.reel,
-                                last_number.unwrap_or(0)
-                            );
+                            let reason = format!("M2 for reel {:?}, which event {} does not use", m2.reel, last_number.unwrap_or(0));
                             warn(&mut out, reason);
                         }
                     }
@@ -428,10 +383,7 @@ pub fn parse_edl(text: &str, rate_hint: Option<FrameRate>) -> EdlParse {
             }
             continue;
         }
-        if tokens
-            .first()
-            .is_some_and(|t| t.eq_ignore_ascii_case("AUD"))
-        {
+        if tokens.first().is_some_and(|t| t.eq_ignore_ascii_case("AUD")) {
             let channels: Option<Vec<u32>> = tokens[1..].iter().map(|t| t.parse().ok()).collect();
             match (channels, out.events.last_mut()) {
                 (Some(ch), Some(e)) if !ch.is_empty() => e.audio_channels.extend(ch),
@@ -451,10 +403,7 @@ pub fn parse_edl(text: &str, rate_hint: Option<FrameRate>) -> EdlParse {
             }
             continue;
         }
-        if tokens
-            .first()
-            .is_some_and(|t| t.bytes().all(|b| b.is_ascii_digit()))
-        {
+        if tokens.first().is_some_and(|t| t.bytes().all(|b| b.is_ascii_digit())) {
             match parse_event_line(&tokens, line_no, fcm) {
                 Ok(mut ev) => {
                     ev.comments.append(&mut pending_notes);
@@ -465,8 +414,7 @@ pub fn parse_edl(text: &str, rate_hint: Option<FrameRate>) -> EdlParse {
                             .filter(|p| p.number == ev.number && p.transition == Transition::Cut)
                             .map(|_| out.events.len() - 1);
                     }
-                    ev.invalid = repeat_problem(out.events.last(), &ev)
-                        .or_else(|| check_without_rate(&ev).err());
+                    ev.invalid = repeat_problem(out.events.last(), &ev).or_else(|| check_without_rate(&ev).err());
                     if let Some(rate) = effective_rate(rate_hint, fcm) {
                         let r = ev.rate_for(rate);
                         let mut bad = Vec::new();
@@ -501,13 +449,7 @@ pub fn parse_edl(text: &str, rate_hint: Option<FrameRate>) -> EdlParse {
 
 /// Notes that name an event's media; upstream reads them with or without the `*`.
 /// `FROM CLIP NAME:` comes before `FROM CLIP:` so the longer key wins.
-const MEDIA_NOTES: &[&str] = &[
-    "FROM CLIP NAME:",
-    "TO CLIP NAME:",
-    "SOURCE FILE:",
-    "FROM CLIP:",
-    "FROM FILE:",
-];
+const MEDIA_NOTES: &[&str] = &["FROM CLIP NAME:", "TO CLIP NAME:", "SOURCE FILE:", "FROM CLIP:", "FROM FILE:"];
 
 /// A `*` note (or a media note written without `*`) belongs to the latest event.
 fn attach_note(out: &mut EdlParse, note: &str) {
@@ -523,9 +465,7 @@ fn attach_note(out: &mut EdlParse, note: &str) {
         out.events[last].clip_name = Some(name.to_string());
     } else if let Some(file) = note_value(note, "SOURCE FILE:") {
         out.events[last].source_file = Some(file.to_string());
-    } else if let Some(file) =
-        note_value(note, "FROM CLIP:").or_else(|| note_value(note, "FROM FILE:"))
-    {
+    } else if let Some(file) = note_value(note, "FROM CLIP:").or_else(|| note_value(note, "FROM FILE:")) {
         // Upstream's media reference notes: the file the clip came from, as SOURCE FILE.
         let e = &mut out.events[last];
         if e.source_file.is_none() {
@@ -573,18 +513,10 @@ fn parse_m2(tokens: &[&str]) -> Result<M2, String> {
         .ok()
         .filter(|v: &f64| v.is_finite())
         .ok_or_else(|| format!("M2 speed {:?} is not a number", tokens[n - 2]))?;
-    Ok(M2 {
-        reel: tokens[1..n - 2].join(" "),
-        fps,
-        tc: tc.to_string(),
-    })
+    Ok(M2 { reel: tokens[1..n - 2].join(" "), fps, tc: tc.to_string() })
 }
 
-fn parse_event_line(
-    tokens: &[&str],
-    line_no: usize,
-    fcm: Option<bool>,
-) -> Result<EdlEvent, String> {
+fn parse_event_line(tokens: &[&str], line_no: usize, fcm: Option<bool>) -> Result<EdlEvent, String> {
     if tokens.len() < 8 {
         return Err(format!(
             "an event line needs number, reel, track, transition and four timecodes; this one \
@@ -595,14 +527,9 @@ fn parse_event_line(
     let n = tokens.len();
     let labels = &tokens[n - 4..];
     if let Some(bad) = labels.iter().find(|t| !is_label(t) && !is_frame_number(t)) {
-        return Err(format!(
-            "{:?} is not a timecode or a frame number (expected four at the end of the line)",
-            excerpt(bad)
-        ));
+        return Err(format!("{:?} is not a timecode or a frame number (expected four at the end of the line)", excerpt(bad)));
     }
-    let number: u32 = tokens[0]
-        .parse()
-        .map_err(|_| format!("event number {:?} is too large", tokens[0]))?;
+    let number: u32 = tokens[0].parse().map_err(|_| format!("event number {:?} is too large", tokens[0]))?;
     let transition = parse_transition(&tokens[3..n - 4])?;
     Ok(EdlEvent {
         number,
@@ -681,10 +608,7 @@ SPLIT:    AUDIO DELAY=  00:00:00:08
         assert_eq!(e1.transition, Transition::Cut);
         assert_eq!(e1.line, 5);
         assert_eq!(e1.clip_name.as_deref(), Some("A001C003_220614_R1AB.mov"));
-        assert_eq!(
-            e1.source_file.as_deref(),
-            Some("/Volumes/RAID/Day01/A001/A001C003.mov")
-        );
+        assert_eq!(e1.source_file.as_deref(), Some("/Volumes/RAID/Day01/A001/A001C003.mov"));
         assert_eq!(e1.source_in, "01:00:10:00");
         let src = e1.source_range(FrameRate::Fps24).unwrap();
         assert_eq!(src.len_frames(), 120);
@@ -694,31 +618,13 @@ SPLIT:    AUDIO DELAY=  00:00:00:08
         // Dissolve pair: both sides, linked, clip names on the right sides.
         let (out_side, in_side) = (&edl.events[1], &edl.events[2]);
         assert_eq!(out_side.transition, Transition::Cut);
-        assert_eq!(
-            out_side
-                .source_range(FrameRate::Fps24)
-                .unwrap()
-                .len_frames(),
-            0
-        );
+        assert_eq!(out_side.source_range(FrameRate::Fps24).unwrap().len_frames(), 0);
         assert_eq!(in_side.transition, Transition::Dissolve(24));
         assert_eq!(in_side.outgoing, Some(1));
-        assert_eq!(
-            edl.outgoing_of(2).map(|e| e.reel.as_str()),
-            Some("A001C003")
-        );
-        assert_eq!(
-            out_side.clip_name.as_deref(),
-            Some("A001C003_220614_R1AB.mov")
-        );
-        assert_eq!(
-            in_side.clip_name.as_deref(),
-            Some("B002C001_220615_R2CD.mov")
-        );
-        assert_eq!(
-            in_side.record_range(FrameRate::Fps24).unwrap().len_frames(),
-            96
-        );
+        assert_eq!(edl.outgoing_of(2).map(|e| e.reel.as_str()), Some("A001C003"));
+        assert_eq!(out_side.clip_name.as_deref(), Some("A001C003_220614_R1AB.mov"));
+        assert_eq!(in_side.clip_name.as_deref(), Some("B002C001_220615_R2CD.mov"));
+        assert_eq!(in_side.record_range(FrameRate::Fps24).unwrap().len_frames(), 96);
 
         let e3 = &edl.events[3];
         assert_eq!(e3.track, "AA/V");
@@ -739,15 +645,9 @@ SPLIT:    AUDIO DELAY=  00:00:00:08
         let e5 = &edl.events[5];
         assert_eq!(e5.track, "A2");
         assert!(!e5.is_video());
-        assert_eq!(
-            e5.comments,
-            vec!["SPLIT:    AUDIO DELAY=  00:00:00:08".to_string()]
-        );
+        assert_eq!(e5.comments, vec!["SPLIT:    AUDIO DELAY=  00:00:00:08".to_string()]);
 
-        assert_eq!(
-            edl.events[6].transition,
-            Transition::Key("K B".to_string(), Some(10))
-        );
+        assert_eq!(edl.events[6].transition, Transition::Key("K B".to_string(), Some(10)));
 
         // Warnings: the garbage line, the unknown transition, the short event line.
         let lines: Vec<usize> = edl.warnings.iter().map(|w| w.line).collect();
@@ -783,19 +683,14 @@ SPLIT:    AUDIO DELAY=  00:00:00:08
         let e = &edl.events[0];
         assert_eq!(e.source_in_tc.map(|t| t.frames()), Some(1798));
         assert_eq!(e.source_out_tc.map(|t| t.frames()), Some(1802));
-        assert_eq!(
-            e.source_range(FrameRate::Fps29_97Ndf).unwrap().len_frames(),
-            4
-        );
+        assert_eq!(e.source_range(FrameRate::Fps29_97Ndf).unwrap().len_frames(), 4);
         assert_eq!(edl.events[1].source_in_tc, e.source_in_tc);
         // Event 3 names a skipped label: kept, but warned about with its line number.
         assert_eq!(edl.events.len(), 3);
         assert_eq!(edl.events[2].source_in_tc, None);
         assert_eq!(edl.warnings.len(), 1);
         assert_eq!(edl.warnings[0].line, 6);
-        assert!(edl.warnings[0]
-            .reason
-            .contains("does not exist in 29.97 drop-frame"));
+        assert!(edl.warnings[0].reason.contains("does not exist in 29.97 drop-frame"));
         // A hint of 29.97 NDF is turned to DF by the FCM.
         let edl = parse_edl(text, Some(FrameRate::Fps29_97Ndf));
         assert_eq!(edl.rate, Some(FrameRate::Fps29_97Df));
@@ -811,13 +706,7 @@ SPLIT:    AUDIO DELAY=  00:00:00:08
         assert!(edl.events[0].source_in_tc.is_none());
         assert!(edl.warnings.is_empty());
         // Labels are still usable once the caller knows the rate.
-        assert_eq!(
-            edl.events[0]
-                .source_range(FrameRate::Fps25)
-                .unwrap()
-                .len_frames(),
-            25
-        );
+        assert_eq!(edl.events[0].source_range(FrameRate::Fps25).unwrap().len_frames(), 25);
         // An event with ';' labels is read as drop-frame at 29.97, all four labels alike.
         let r = edl.events[1].record_range(FrameRate::Fps29_97Ndf).unwrap();
         assert_eq!(r.rate(), FrameRate::Fps29_97Df);
@@ -837,12 +726,7 @@ SPLIT:    AUDIO DELAY=  00:00:00:08
         assert_eq!(edl.rate, Some(FrameRate::Fps25));
         assert_eq!(edl.events.len(), 1);
         let lines: Vec<usize> = edl.warnings.iter().map(|w| w.line).collect();
-        assert_eq!(
-            lines,
-            vec![1, 2, 3, 4, 5, 6, 7, 9, 10, 11],
-            "{:#?}",
-            edl.warnings
-        );
+        assert_eq!(lines, vec![1, 2, 3, 4, 5, 6, 7, 9, 10, 11], "{:#?}", edl.warnings);
         assert_eq!(edl.events[0].source_in_tc.map(|t| t.frames()), Some(90_000));
     }
 
@@ -989,14 +873,8 @@ SPLIT:    AUDIO DELAY=  00:00:00:08
     #[test]
     fn transition_codes() {
         assert_eq!(parse_transition(&["W012", "030"]), Ok(Transition::Wipe(12, 30)));
-        assert_eq!(
-            parse_transition(&["K", "010"]),
-            Ok(Transition::Key("K".to_string(), Some(10)))
-        );
-        assert_eq!(
-            parse_transition(&["K", "B", "010"]),
-            Ok(Transition::Key("K B".to_string(), Some(10)))
-        );
+        assert_eq!(parse_transition(&["K", "010"]), Ok(Transition::Key("K".to_string(), Some(10))));
+        assert_eq!(parse_transition(&["K", "B", "010"]), Ok(Transition::Key("K B".to_string(), Some(10))));
         assert!(parse_transition(&["X12", "010"]).unwrap_err().contains("unknown transition"));
         assert!(parse_transition(&["W", "010"]).unwrap_err().contains("unknown transition"));
     }
@@ -1022,10 +900,7 @@ SPLIT:    AUDIO DELAY=  00:00:00:08
                     >>> SOURCE R1 A001C003\nEFFECTS NAME IS CROSS DISSOLVE\n";
         let edl = parse_edl(text, Some(FrameRate::Fps25));
         assert!(edl.warnings.is_empty(), "{:?}", edl.warnings);
-        assert_eq!(
-            edl.events[0].comments,
-            [">>> SOURCE R1 A001C003", "EFFECTS NAME IS CROSS DISSOLVE"]
-        );
+        assert_eq!(edl.events[0].comments, [">>> SOURCE R1 A001C003", "EFFECTS NAME IS CROSS DISSOLVE"]);
     }
 
     // Killed by scripts/mutants: parse_m2's `len() < 4` and both `n - 2` (a reel name with

@@ -71,10 +71,7 @@ pub(super) fn label_shape_len(s: &str) -> usize {
         return 0;
     }
     for _ in 0..3 {
-        let ok = b.len() >= pos + 3
-            && is_sep(b[pos])
-            && b[pos + 1].is_ascii_digit()
-            && b[pos + 2].is_ascii_digit();
+        let ok = b.len() >= pos + 3 && is_sep(b[pos]) && b[pos + 1].is_ascii_digit() && b[pos + 2].is_ascii_digit();
         if !ok {
             return 0;
         }
@@ -85,10 +82,7 @@ pub(super) fn label_shape_len(s: &str) -> usize {
 
 fn lex(input: &str) -> Result<RawLabel, TimecodeError> {
     let label = input.trim();
-    let err = |reason: String| TimecodeError::Syntax {
-        input: label.to_string(),
-        reason,
-    };
+    let err = |reason: String| TimecodeError::Syntax { input: label.to_string(), reason };
     let (negative, body) = match label.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, label),
@@ -113,13 +107,9 @@ fn lex(input: &str) -> Result<RawLabel, TimecodeError> {
             return Err(err("hours have more than 6 digits".to_string()));
         }
         if i > 0 && digits.len() != 2 {
-            return Err(err(
-                "minutes, seconds and frames take two digits each".to_string()
-            ));
+            return Err(err("minutes, seconds and frames take two digits each".to_string()));
         }
-        *value = digits
-            .parse()
-            .map_err(|_| err("a field is not a number".to_string()))?;
+        *value = digits.parse().map_err(|_| err("a field is not a number".to_string()))?;
         if i < 3 {
             match bytes.get(pos) {
                 Some(&c) if is_sep(c) => seps[i] = c,
@@ -142,9 +132,7 @@ fn lex(input: &str) -> Result<RawLabel, TimecodeError> {
     // Premiere writes drop-frame as 00;00;00;00, so `;` elsewhere is fine when the frames
     // agree; `;` early with `:` before the frames is a typo we should not guess about.
     if seps[..2].contains(&b';') && !drop_sep {
-        return Err(err(
-            "';' marks drop-frame but the frames are not separated by ';'".to_string(),
-        ));
+        return Err(err("';' marks drop-frame but the frames are not separated by ';'".to_string()));
     }
     Ok(RawLabel {
         negative,
@@ -164,9 +152,7 @@ fn resolve(input: &str, rate: FrameRate, policy: DfPolicy) -> Result<Timecode, T
     let rate = if raw.drop_sep && !rate.is_drop_frame() {
         match (policy, rate.with_drop_frame(true)) {
             (DfPolicy::FollowLabel, Some(df)) => df,
-            (DfPolicy::MediaWins, Some(_)) => {
-                return Err(TimecodeError::DropFrameLabelForNonDropMedia { label, rate })
-            }
+            (DfPolicy::MediaWins, Some(_)) => return Err(TimecodeError::DropFrameLabelForNonDropMedia { label, rate }),
             (_, None) => return Err(TimecodeError::DropFrameLabelAtNonDropRate { label, rate }),
         }
     } else {
@@ -174,46 +160,22 @@ fn resolve(input: &str, rate: FrameRate, policy: DfPolicy) -> Result<Timecode, T
         // habit and the media's counting is not in doubt.
         rate
     };
-    let fields = TcFields {
-        negative: raw.negative,
-        hours: raw.hours,
-        minutes: raw.minutes,
-        seconds: raw.seconds,
-        frames: raw.frames,
-    };
+    let fields = TcFields { negative: raw.negative, hours: raw.hours, minutes: raw.minutes, seconds: raw.seconds, frames: raw.frames };
     check_fields(&fields, rate, &label, raw.style_sep)?;
-    Ok(Timecode {
-        frames: frames_from_fields(&fields, rate),
-        rate,
-    })
+    Ok(Timecode { frames: frames_from_fields(&fields, rate), rate })
 }
 
-fn check_fields(
-    f: &TcFields,
-    rate: FrameRate,
-    label: &str,
-    style_sep: char,
-) -> Result<(), TimecodeError> {
+fn check_fields(f: &TcFields, rate: FrameRate, label: &str, style_sep: char) -> Result<(), TimecodeError> {
     for (field, value) in [("minutes", f.minutes), ("seconds", f.seconds)] {
         if value >= 60 {
-            return Err(TimecodeError::FieldOutOfRange {
-                label: label.to_string(),
-                field,
-                value,
-            });
+            return Err(TimecodeError::FieldOutOfRange { label: label.to_string(), field, value });
         }
     }
     if f.frames >= rate.nominal_fps() {
-        return Err(TimecodeError::FrameOutOfRange {
-            label: label.to_string(),
-            value: f.frames,
-            rate,
-        });
+        return Err(TimecodeError::FrameOutOfRange { label: label.to_string(), value: f.frames, rate });
     }
     if f.hours > 999_999 {
-        return Err(TimecodeError::Overflow {
-            what: "an hours field above 999999",
-        });
+        return Err(TimecodeError::Overflow { what: "an hours field above 999999" });
     }
     let dropped = rate.dropped_per_minute();
     if f.seconds == 0 && !f.minutes.is_multiple_of(10) && f.frames < dropped {
@@ -336,10 +298,7 @@ impl Timecode {
     pub fn from_fields(fields: TcFields, rate: FrameRate) -> Result<Timecode, TimecodeError> {
         let label = Timecode::format_fields(&fields, rate, ':');
         check_fields(&fields, rate, &label, ':')?;
-        Ok(Timecode {
-            frames: frames_from_fields(&fields, rate),
-            rate,
-        })
+        Ok(Timecode { frames: frames_from_fields(&fields, rate), rate })
     }
 
     pub fn fields(&self) -> TcFields {
@@ -355,22 +314,12 @@ impl Timecode {
 
     fn format_fields(f: &TcFields, rate: FrameRate, sep: char) -> String {
         let fsep = if rate.is_drop_frame() { ';' } else { sep };
-        format!(
-            "{}{:02}{sep}{:02}{sep}{:02}{fsep}{:02}",
-            if f.negative { "-" } else { "" },
-            f.hours,
-            f.minutes,
-            f.seconds,
-            f.frames
-        )
+        format!("{}{:02}{sep}{:02}{sep}{:02}{fsep}{:02}", if f.negative { "-" } else { "" }, f.hours, f.minutes, f.seconds, f.frames)
     }
 
     /// The same frame counted the other way (29.97 DF <-> NDF), if the rate has a twin.
     pub fn with_drop_frame(&self, drop_frame: bool) -> Option<Timecode> {
-        Some(Timecode {
-            frames: self.frames,
-            rate: self.rate.with_drop_frame(drop_frame)?,
-        })
+        Some(Timecode { frames: self.frames, rate: self.rate.with_drop_frame(drop_frame)? })
     }
 
     /// Seconds since frame zero as an exact reduced fraction `(num, den)`, `den > 0`.
@@ -384,29 +333,19 @@ impl Timecode {
     }
 
     /// The frame showing at `num / den` seconds: floor, so a time inside a frame names it.
-    pub fn from_seconds_floor(
-        num: i64,
-        den: i64,
-        rate: FrameRate,
-    ) -> Result<Timecode, TimecodeError> {
+    pub fn from_seconds_floor(num: i64, den: i64, rate: FrameRate) -> Result<Timecode, TimecodeError> {
         if den == 0 {
             return Err(TimecodeError::ZeroDenominator);
         }
         let (rn, rd) = rate.num_den();
-        let (mut top, mut bottom) = (
-            i128::from(num) * i128::from(rn),
-            i128::from(den) * i128::from(rd),
-        );
+        let (mut top, mut bottom) = (i128::from(num) * i128::from(rn), i128::from(den) * i128::from(rd));
         // Equivalent mutant (scripts/mutants): `<=` for `<` changes nothing, because
         // `bottom` is never 0 here (den is not, and no rate has a zero denominator).
         if bottom < 0 {
             top = -top;
             bottom = -bottom;
         }
-        let frames =
-            i64::try_from(top.div_euclid(bottom)).map_err(|_| TimecodeError::Overflow {
-                what: "the frame count of that time",
-            })?;
+        let frames = i64::try_from(top.div_euclid(bottom)).map_err(|_| TimecodeError::Overflow { what: "the frame count of that time" })?;
         Ok(Timecode { frames, rate })
     }
 
@@ -416,26 +355,16 @@ impl Timecode {
     }
 
     pub fn checked_add(&self, frames: i64) -> Option<Timecode> {
-        Some(Timecode {
-            frames: self.frames.checked_add(frames)?,
-            rate: self.rate,
-        })
+        Some(Timecode { frames: self.frames.checked_add(frames)?, rate: self.rate })
     }
 
     /// `self - earlier` in frames. DF and NDF twins count the same real frames, so they
     /// may be mixed; other rates may not.
     pub fn frames_since(&self, earlier: &Timecode) -> Result<i64, TimecodeError> {
         if self.rate.num_den() != earlier.rate.num_den() {
-            return Err(TimecodeError::RateMismatch {
-                left: self.rate,
-                right: earlier.rate,
-            });
+            return Err(TimecodeError::RateMismatch { left: self.rate, right: earlier.rate });
         }
-        self.frames
-            .checked_sub(earlier.frames)
-            .ok_or(TimecodeError::Overflow {
-                what: "the distance between those timecodes",
-            })
+        self.frames.checked_sub(earlier.frames).ok_or(TimecodeError::Overflow { what: "the distance between those timecodes" })
     }
 }
 
@@ -458,10 +387,7 @@ impl PartialOrd for Timecode {
 impl Add<i64> for Timecode {
     type Output = Timecode;
     fn add(self, rhs: i64) -> Timecode {
-        Timecode {
-            frames: self.frames + rhs,
-            rate: self.rate,
-        }
+        Timecode { frames: self.frames + rhs, rate: self.rate }
     }
 }
 
@@ -474,10 +400,7 @@ impl AddAssign<i64> for Timecode {
 impl Sub<i64> for Timecode {
     type Output = Timecode;
     fn sub(self, rhs: i64) -> Timecode {
-        Timecode {
-            frames: self.frames - rhs,
-            rate: self.rate,
-        }
+        Timecode { frames: self.frames - rhs, rate: self.rate }
     }
 }
 
@@ -495,12 +418,7 @@ impl SubAssign<i64> for Timecode {
 impl Sub<Timecode> for Timecode {
     type Output = i64;
     fn sub(self, rhs: Timecode) -> i64 {
-        assert!(
-            self.rate.num_den() == rhs.rate.num_den(),
-            "subtracting a timecode at {} from one at {}",
-            rhs.rate,
-            self.rate
-        );
+        assert!(self.rate.num_den() == rhs.rate.num_den(), "subtracting a timecode at {} from one at {}", rhs.rate, self.rate);
         self.frames - rhs.frames
     }
 }
@@ -549,16 +467,10 @@ impl TcRange {
     /// Both ends must be at the same rate and `end >= start`.
     pub fn new(start: Timecode, end: Timecode) -> Result<TcRange, TimecodeError> {
         if start.rate != end.rate {
-            return Err(TimecodeError::RateMismatch {
-                left: start.rate,
-                right: end.rate,
-            });
+            return Err(TimecodeError::RateMismatch { left: start.rate, right: end.rate });
         }
         if end.frames < start.frames {
-            return Err(TimecodeError::OutNotAfterIn {
-                in_label: start.to_string(),
-                out_label: end.to_string(),
-            });
+            return Err(TimecodeError::OutNotAfterIn { in_label: start.to_string(), out_label: end.to_string() });
         }
         Ok(TcRange { start, end })
     }
@@ -582,18 +494,12 @@ impl TcRange {
     /// The range widened by `before` frames at the head and `after` at the tail. Not clamped:
     /// only the media layer knows where the media starts and ends.
     pub fn widened(&self, before: i64, after: i64) -> TcRange {
-        TcRange {
-            start: self.start - before,
-            end: self.end + after,
-        }
+        TcRange { start: self.start - before, end: self.end + after }
     }
 
     /// The sample range `[first, end)` covering the range at `sample_rate`.
     pub fn audio_samples(&self, sample_rate: u32) -> (i64, i64) {
-        (
-            self.start.audio_sample_index(sample_rate),
-            self.end.audio_sample_index(sample_rate),
-        )
+        (self.start.audio_sample_index(sample_rate), self.end.audio_sample_index(sample_rate))
     }
 }
 
@@ -641,12 +547,7 @@ mod tests {
 
     #[test]
     fn known_drop_frame_values_5994() {
-        let table: &[(&str, i64)] = &[
-            ("00:00:59;59", 3599),
-            ("00:01:00;04", 3600),
-            ("00:10:00;00", 35_964),
-            ("01:00:00;00", 215_784),
-        ];
+        let table: &[(&str, i64)] = &[("00:00:59;59", 3599), ("00:01:00;04", 3600), ("00:10:00;00", 35_964), ("01:00:00;00", 215_784)];
         for &(label, frames) in table {
             assert_eq!(p(label, DF5994), frames, "{label}");
             assert_eq!(Timecode::from_frames(frames, DF5994).to_string(), label);
@@ -678,9 +579,7 @@ mod tests {
 
     #[test]
     fn dropped_label_message() {
-        let e = Timecode::parse("00:01:00;00", DF2997)
-            .unwrap_err()
-            .to_string();
+        let e = Timecode::parse("00:01:00;00", DF2997).unwrap_err().to_string();
         assert!(
             e.starts_with(
                 "00:01:00;00 does not exist in 29.97 drop-frame: frames 00 and 01 are skipped \
@@ -689,9 +588,7 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("00:01:00;02"), "{e}");
-        let e = Timecode::parse("00.21.00;03", DF5994)
-            .unwrap_err()
-            .to_string();
+        let e = Timecode::parse("00.21.00;03", DF5994).unwrap_err().to_string();
         assert!(e.contains("59.94 drop-frame: frames 00 to 03"), "{e}");
         assert!(e.contains("00.21.00;04"), "{e}");
     }
@@ -699,27 +596,10 @@ mod tests {
     #[test]
     fn field_errors() {
         let r = FrameRate::Fps25;
-        assert!(matches!(
-            Timecode::parse("00:00:00:25", r),
-            Err(TimecodeError::FrameOutOfRange { value: 25, .. })
-        ));
-        assert!(matches!(
-            Timecode::parse("00:00:60:00", r),
-            Err(TimecodeError::FieldOutOfRange {
-                field: "seconds",
-                ..
-            })
-        ));
-        assert!(matches!(
-            Timecode::parse("00:60:00:00", r),
-            Err(TimecodeError::FieldOutOfRange {
-                field: "minutes",
-                ..
-            })
-        ));
-        let e = Timecode::parse("00:00:00:30", DF2997)
-            .unwrap_err()
-            .to_string();
+        assert!(matches!(Timecode::parse("00:00:00:25", r), Err(TimecodeError::FrameOutOfRange { value: 25, .. })));
+        assert!(matches!(Timecode::parse("00:00:60:00", r), Err(TimecodeError::FieldOutOfRange { field: "seconds", .. })));
+        assert!(matches!(Timecode::parse("00:60:00:00", r), Err(TimecodeError::FieldOutOfRange { field: "minutes", .. })));
+        let e = Timecode::parse("00:00:00:30", DF2997).unwrap_err().to_string();
         assert!(e.contains("frames run 00 to 29"), "{e}");
         for bad in [
             "",
@@ -739,11 +619,7 @@ mod tests {
             "+01:00:00:00",
             "01:00:00:٣٣",
         ] {
-            assert!(
-                matches!(Timecode::parse(bad, r), Err(TimecodeError::Syntax { .. })),
-                "{bad:?}: {:?}",
-                Timecode::parse(bad, r)
-            );
+            assert!(matches!(Timecode::parse(bad, r), Err(TimecodeError::Syntax { .. })), "{bad:?}: {:?}", Timecode::parse(bad, r));
         }
     }
 
@@ -772,10 +648,7 @@ mod tests {
         assert_eq!((tc.frames(), tc.rate()), (107_892, DF2997));
         // ';' at a rate with no DF form.
         for r in [FrameRate::Fps24, FrameRate::Fps25, FrameRate::Fps23_976] {
-            assert!(matches!(
-                Timecode::parse("01:00:00;00", r),
-                Err(TimecodeError::DropFrameLabelAtNonDropRate { .. })
-            ));
+            assert!(matches!(Timecode::parse("01:00:00;00", r), Err(TimecodeError::DropFrameLabelAtNonDropRate { .. })));
         }
     }
 
@@ -786,14 +659,8 @@ mod tests {
         assert_eq!(tc.to_string_with_sep('.'), "01.00.10.00");
         let tc = Timecode::parse("01:00:10;00", DF2997).unwrap();
         assert_eq!(tc.to_string_with_sep('.'), "01.00.10;00");
-        assert_eq!(
-            Timecode::from_frames(-1, FrameRate::Fps24).to_string(),
-            "-00:00:00:01"
-        );
-        assert_eq!(
-            Timecode::from_frames(100 * 86_400, FrameRate::Fps24).to_string(),
-            "100:00:00:00"
-        );
+        assert_eq!(Timecode::from_frames(-1, FrameRate::Fps24).to_string(), "-00:00:00:01");
+        assert_eq!(Timecode::from_frames(100 * 86_400, FrameRate::Fps24).to_string(), "100:00:00:00");
         // The extremes format without overflow.
         let _ = Timecode::from_frames(i64::MIN, DF2997).to_string();
         let _ = Timecode::from_frames(i64::MAX, DF5994).to_string();
@@ -815,14 +682,8 @@ mod tests {
         assert_eq!(ndf.frames_since(&a), Ok(5 - 1799));
         assert_eq!(a.partial_cmp(&ndf), None);
         let other = Timecode::from_frames(5, FrameRate::Fps25);
-        assert!(matches!(
-            other.frames_since(&a),
-            Err(TimecodeError::RateMismatch { .. })
-        ));
-        assert_eq!(
-            a.with_drop_frame(false).map(|t| t.to_string()),
-            Some("00:00:59:29".into())
-        );
+        assert!(matches!(other.frames_since(&a), Err(TimecodeError::RateMismatch { .. })));
+        assert_eq!(a.with_drop_frame(false).map(|t| t.to_string()), Some("00:00:59:29".into()));
         assert_eq!(Timecode::from_frames(i64::MAX, DF2997).checked_add(1), None);
     }
 
@@ -831,40 +692,16 @@ mod tests {
         let tc = Timecode::parse("01:00:00;00", DF2997).unwrap();
         // 107892 * 1001 / 30000 = 3599.9964 s
         assert_eq!(tc.seconds(), (107_892 * 1001 / 12, 30000 / 12));
-        assert_eq!(
-            Timecode::from_frames(48, FrameRate::Fps24).seconds(),
-            (2, 1)
-        );
+        assert_eq!(Timecode::from_frames(48, FrameRate::Fps24).seconds(), (2, 1));
         assert_eq!(Timecode::from_frames(0, FrameRate::Fps24).seconds(), (0, 1));
-        assert_eq!(
-            Timecode::from_frames(-12, FrameRate::Fps24).seconds(),
-            (-1, 2)
-        );
+        assert_eq!(Timecode::from_frames(-12, FrameRate::Fps24).seconds(), (-1, 2));
         let back = Timecode::from_seconds_floor(107_892 * 1001, 30000, DF2997).unwrap();
         assert_eq!(back.frames(), 107_892);
         // Just before a frame boundary floors to the previous frame.
-        assert_eq!(
-            Timecode::from_seconds_floor(107_892 * 1001 - 1, 30000, DF2997)
-                .unwrap()
-                .frames(),
-            107_891
-        );
-        assert_eq!(
-            Timecode::from_seconds_floor(-1, 48, FrameRate::Fps24)
-                .unwrap()
-                .frames(),
-            -1
-        );
-        assert_eq!(
-            Timecode::from_seconds_floor(1, -48, FrameRate::Fps24)
-                .unwrap()
-                .frames(),
-            -1
-        );
-        assert_eq!(
-            Timecode::from_seconds_floor(1, 0, FrameRate::Fps24),
-            Err(TimecodeError::ZeroDenominator)
-        );
+        assert_eq!(Timecode::from_seconds_floor(107_892 * 1001 - 1, 30000, DF2997).unwrap().frames(), 107_891);
+        assert_eq!(Timecode::from_seconds_floor(-1, 48, FrameRate::Fps24).unwrap().frames(), -1);
+        assert_eq!(Timecode::from_seconds_floor(1, -48, FrameRate::Fps24).unwrap().frames(), -1);
+        assert_eq!(Timecode::from_seconds_floor(1, 0, FrameRate::Fps24), Err(TimecodeError::ZeroDenominator));
     }
 
     #[test]
@@ -879,11 +716,7 @@ mod tests {
         assert_eq!(audio_sample_index(-1, FrameRate::Fps23_976, 48_000), -2002);
         assert_eq!(audio_sample_index(-1, DF2997, 48_000), -1602);
         assert_eq!(frame_of_sample(5, DF2997, 0), 0);
-        let r = TcRange::new(
-            Timecode::from_frames(0, FrameRate::Fps25),
-            Timecode::from_frames(25, FrameRate::Fps25),
-        )
-        .unwrap();
+        let r = TcRange::new(Timecode::from_frames(0, FrameRate::Fps25), Timecode::from_frames(25, FrameRate::Fps25)).unwrap();
         assert_eq!(r.audio_samples(48_000), (0, 48_000));
         let _ = audio_sample_index(i64::MAX, FrameRate::Fps23_976, u32::MAX);
     }
@@ -962,10 +795,7 @@ mod tests {
     fn hours_run_to_999999() {
         let f = |hours| TcFields { negative: false, hours, minutes: 0, seconds: 0, frames: 0 };
         assert!(Timecode::from_fields(f(999_999), FrameRate::Fps25).is_ok());
-        assert!(matches!(
-            Timecode::from_fields(f(1_000_000), FrameRate::Fps25),
-            Err(TimecodeError::Overflow { .. })
-        ));
+        assert!(matches!(Timecode::from_fields(f(1_000_000), FrameRate::Fps25), Err(TimecodeError::Overflow { .. })));
     }
 
     // Killed by scripts/mutants: saturate's sign test (`<` -> `==`, `>`).

@@ -34,19 +34,11 @@ pub enum TimecodeError {
 
     /// Minutes or seconds are 60 or more.
     #[error("{label}: {field} {value:02} is out of range; {field} run 00 to 59")]
-    FieldOutOfRange {
-        label: String,
-        field: &'static str,
-        value: u32,
-    },
+    FieldOutOfRange { label: String, field: &'static str, value: u32 },
 
     /// The frame field is not below the nominal frame count of the rate.
     #[error("{label}: frame {value:02} does not exist at {rate}; frames run 00 to {max:02}", max = .rate.nominal_fps() - 1)]
-    FrameOutOfRange {
-        label: String,
-        value: u32,
-        rate: FrameRate,
-    },
+    FrameOutOfRange { label: String, value: u32, rate: FrameRate },
 
     /// A drop-frame label that drop-frame counting skips.
     #[error(
@@ -54,11 +46,7 @@ pub enum TimecodeError {
          minute not divisible by 10 (that minute starts at {first_valid})",
         .rate.decimal_name(), .rate.skipped_frames_phrase()
     )]
-    DroppedLabel {
-        label: String,
-        rate: FrameRate,
-        first_valid: String,
-    },
+    DroppedLabel { label: String, rate: FrameRate, first_valid: String },
 
     /// `;` (drop-frame) used with a rate that has no drop-frame counting at all.
     #[error(

@@ -116,16 +116,12 @@ impl FrameRate {
             return None;
         }
         let (n, d) = (i128::from(num), i128::from(den));
-        let base = Self::ALL
-            .iter()
-            .copied()
-            .filter(|r| !r.is_drop_frame())
-            .find(|r| {
-                let (sn, sd) = r.num_den();
-                let (sn, sd) = (i128::from(sn), i128::from(sd));
-                // |n/d - sn/sd| <= 1/100, cross-multiplied so it is exact.
-                (n * sd - sn * d).abs() * 100 <= d * sd
-            })?;
+        let base = Self::ALL.iter().copied().filter(|r| !r.is_drop_frame()).find(|r| {
+            let (sn, sd) = r.num_den();
+            let (sn, sd) = (i128::from(sn), i128::from(sd));
+            // |n/d - sn/sd| <= 1/100, cross-multiplied so it is exact.
+            (n * sd - sn * d).abs() * 100 <= d * sd
+        })?;
         base.with_drop_frame(drop_frame)
     }
 
@@ -138,15 +134,11 @@ impl FrameRate {
         if !fps.is_finite() || fps <= 0.0 {
             return None;
         }
-        let base = Self::ALL
-            .iter()
-            .copied()
-            .filter(|r| !r.is_drop_frame())
-            .find(|r| {
-                let (sn, sd) = r.num_den();
-                // The 1e-9 keeps 23.966 (exactly 0.01 away) in, as from_rational does.
-                (fps - f64::from(sn) / f64::from(sd)).abs() <= 0.01 + 1e-9
-            })?;
+        let base = Self::ALL.iter().copied().filter(|r| !r.is_drop_frame()).find(|r| {
+            let (sn, sd) = r.num_den();
+            // The 1e-9 keeps 23.966 (exactly 0.01 away) in, as from_rational does.
+            (fps - f64::from(sn) / f64::from(sd)).abs() <= 0.01 + 1e-9
+        })?;
         base.with_drop_frame(drop_frame)
     }
 
@@ -202,9 +194,7 @@ impl FromStr for FrameRate {
     type Err = TimecodeError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let unknown = || TimecodeError::UnknownFrameRate {
-            input: s.to_string(),
-        };
+        let unknown = || TimecodeError::UnknownFrameRate { input: s.to_string() };
         let lower = s.trim().to_ascii_lowercase();
         let mut body = lower.as_str();
         let mut drop_frame = false;
@@ -271,58 +261,25 @@ mod tests {
 
     #[test]
     fn from_rational_tolerance() {
-        assert_eq!(
-            FrameRate::from_rational(24000, 1001, false),
-            Some(FrameRate::Fps23_976)
-        );
-        assert_eq!(
-            FrameRate::from_rational(2997, 125, false),
-            Some(FrameRate::Fps23_976)
-        );
-        assert_eq!(
-            FrameRate::from_rational(2997, 100, false),
-            Some(FrameRate::Fps29_97Ndf)
-        );
-        assert_eq!(
-            FrameRate::from_rational(2997, 100, true),
-            Some(FrameRate::Fps29_97Df)
-        );
-        assert_eq!(
-            FrameRate::from_rational(30000, 1001, true),
-            Some(FrameRate::Fps29_97Df)
-        );
-        assert_eq!(
-            FrameRate::from_rational(60000, 1001, true),
-            Some(FrameRate::Fps59_94Df)
-        );
-        assert_eq!(
-            FrameRate::from_rational(25, 1, false),
-            Some(FrameRate::Fps25)
-        );
+        assert_eq!(FrameRate::from_rational(24000, 1001, false), Some(FrameRate::Fps23_976));
+        assert_eq!(FrameRate::from_rational(2997, 125, false), Some(FrameRate::Fps23_976));
+        assert_eq!(FrameRate::from_rational(2997, 100, false), Some(FrameRate::Fps29_97Ndf));
+        assert_eq!(FrameRate::from_rational(2997, 100, true), Some(FrameRate::Fps29_97Df));
+        assert_eq!(FrameRate::from_rational(30000, 1001, true), Some(FrameRate::Fps29_97Df));
+        assert_eq!(FrameRate::from_rational(60000, 1001, true), Some(FrameRate::Fps59_94Df));
+        assert_eq!(FrameRate::from_rational(25, 1, false), Some(FrameRate::Fps25));
         assert_eq!(FrameRate::from_rational(25, 1, true), None);
         assert_eq!(FrameRate::from_rational(24, 1, true), None);
         assert_eq!(FrameRate::from_rational(2395, 100, false), None);
         assert_eq!(FrameRate::from_rational(15, 1, false), None);
         assert_eq!(FrameRate::from_rational(30, 0, false), None);
         // Just inside and just outside 0.01 of 25.
-        assert_eq!(
-            FrameRate::from_rational(2501, 100, false),
-            Some(FrameRate::Fps25)
-        );
+        assert_eq!(FrameRate::from_rational(2501, 100, false), Some(FrameRate::Fps25));
         assert_eq!(FrameRate::from_rational(25011, 1000, false), None);
-        assert_eq!(
-            FrameRate::from_f64(23.976, false),
-            Some(FrameRate::Fps23_976)
-        );
-        assert_eq!(
-            FrameRate::from_f64(29.97, true),
-            Some(FrameRate::Fps29_97Df)
-        );
+        assert_eq!(FrameRate::from_f64(23.976, false), Some(FrameRate::Fps23_976));
+        assert_eq!(FrameRate::from_f64(29.97, true), Some(FrameRate::Fps29_97Df));
         assert_eq!(FrameRate::from_f64(f64::NAN, false), None);
-        assert_eq!(
-            FrameRate::from_f64(59.94, false),
-            Some(FrameRate::Fps59_94Ndf)
-        );
+        assert_eq!(FrameRate::from_f64(59.94, false), Some(FrameRate::Fps59_94Ndf));
     }
 
     #[test]
@@ -354,36 +311,16 @@ mod tests {
         ] {
             assert_eq!(s.parse::<FrameRate>(), Ok(r), "{s}");
         }
-        for s in [
-            "",
-            "df",
-            "abc",
-            "24 DF",
-            "25df",
-            "23.976 DF",
-            "1/0",
-            "12",
-            "29,97",
-            "-24",
-        ] {
+        for s in ["", "df", "abc", "24 DF", "25df", "23.976 DF", "1/0", "12", "29,97", "-24"] {
             assert!(s.parse::<FrameRate>().is_err(), "{s}");
         }
     }
 
     #[test]
     fn twins() {
-        assert_eq!(
-            FrameRate::Fps29_97Ndf.with_drop_frame(true),
-            Some(FrameRate::Fps29_97Df)
-        );
-        assert_eq!(
-            FrameRate::Fps59_94Df.with_drop_frame(false),
-            Some(FrameRate::Fps59_94Ndf)
-        );
-        assert_eq!(
-            FrameRate::Fps25.with_drop_frame(false),
-            Some(FrameRate::Fps25)
-        );
+        assert_eq!(FrameRate::Fps29_97Ndf.with_drop_frame(true), Some(FrameRate::Fps29_97Df));
+        assert_eq!(FrameRate::Fps59_94Df.with_drop_frame(false), Some(FrameRate::Fps59_94Ndf));
+        assert_eq!(FrameRate::Fps25.with_drop_frame(false), Some(FrameRate::Fps25));
         assert_eq!(FrameRate::Fps25.with_drop_frame(true), None);
     }
 
@@ -409,13 +346,7 @@ mod tests {
         let ntsc: Vec<FrameRate> = FrameRate::ALL.into_iter().filter(|r| r.is_ntsc()).collect();
         assert_eq!(
             ntsc,
-            [
-                FrameRate::Fps23_976,
-                FrameRate::Fps29_97Df,
-                FrameRate::Fps29_97Ndf,
-                FrameRate::Fps59_94Df,
-                FrameRate::Fps59_94Ndf
-            ]
+            [FrameRate::Fps23_976, FrameRate::Fps29_97Df, FrameRate::Fps29_97Ndf, FrameRate::Fps59_94Df, FrameRate::Fps59_94Ndf]
         );
     }
 }

@@ -153,20 +153,14 @@ impl ResolvedSlice {
 }
 
 fn malformed(name: &str, reason: impl Into<String>) -> TimecodeError {
-    TimecodeError::MalformedSlice {
-        name: name.to_string(),
-        reason: reason.into(),
-    }
+    TimecodeError::MalformedSlice { name: name.to_string(), reason: reason.into() }
 }
 
 /// Reads `+24`, `+24f`, `+2s`, `+1.5s` (after the `+`), returning the handles and the rest.
 fn parse_handles<'a>(name: &str, s: &'a str) -> Result<(Handles, &'a str), TimecodeError> {
     let digits_len = s.bytes().take_while(u8::is_ascii_digit).count();
     if digits_len == 0 {
-        return Err(malformed(
-            name,
-            "'+' is not followed by a number of handle frames or seconds",
-        ));
+        return Err(malformed(name, "'+' is not followed by a number of handle frames or seconds"));
     }
     let too_big = || malformed(name, "the handles are too long");
     let whole: u32 = s[..digits_len].parse().map_err(|_| too_big())?;
@@ -175,20 +169,14 @@ fn parse_handles<'a>(name: &str, s: &'a str) -> Result<(Handles, &'a str), Timec
         let frac_len = frac_and_rest.bytes().take_while(u8::is_ascii_digit).count();
         if frac_len > 0 {
             let Some(after) = frac_and_rest[frac_len..].strip_prefix('s') else {
-                return Err(malformed(
-                    name,
-                    "fractional handles must be seconds, like +1.5s",
-                ));
+                return Err(malformed(name, "fractional handles must be seconds, like +1.5s"));
             };
             if frac_len > 3 {
                 return Err(malformed(name, "handles take at most three decimals"));
             }
             let frac: u32 = frac_and_rest[..frac_len].parse().map_err(|_| too_big())?;
             let scale = 10u32.pow(3 - frac_len as u32);
-            let ms = whole
-                .checked_mul(1000)
-                .and_then(|w| w.checked_add(frac * scale))
-                .ok_or_else(too_big)?;
+            let ms = whole.checked_mul(1000).and_then(|w| w.checked_add(frac * scale)).ok_or_else(too_big)?;
             return Ok((Handles::Millis(ms), after));
         }
     }
@@ -224,20 +212,10 @@ impl SliceSpec {
         if in_len == 0 || !rest[in_len..].starts_with('-') {
             return None;
         }
-        Some(SliceSpec::parse_after_shape(
-            name,
-            base,
-            &rest[..in_len],
-            &rest[in_len + 1..],
-        ))
+        Some(SliceSpec::parse_after_shape(name, base, &rest[..in_len], &rest[in_len + 1..]))
     }
 
-    fn parse_after_shape(
-        name: &str,
-        base: &str,
-        in_label: &str,
-        after_dash: &str,
-    ) -> Result<SliceSpec, TimecodeError> {
+    fn parse_after_shape(name: &str, base: &str, in_label: &str, after_dash: &str) -> Result<SliceSpec, TimecodeError> {
         if base.is_empty() {
             return Err(malformed(name, "there is no file name before '@'"));
         }
@@ -266,12 +244,7 @@ impl SliceSpec {
                     trailing_ext = Some(ext.to_string());
                     tail = "";
                 }
-                _ => {
-                    return Err(malformed(
-                        name,
-                        format!("it ends in '.{ext}', which is not the extension of {base:?}"),
-                    ))
-                }
+                _ => return Err(malformed(name, format!("it ends in '.{ext}', which is not the extension of {base:?}"))),
             }
         }
         if !tail.is_empty() {
@@ -285,17 +258,13 @@ impl SliceSpec {
             };
             match (units(in_label), units(out_label)) {
                 (Some(a), Some(b)) if a == b => {}
-                (Some(_), Some(_)) => {
-                    return Err(malformed(name, "the in and out point use different units; write fN-fN or N.Ns-N.Ns"))
-                }
+                (Some(_), Some(_)) => return Err(malformed(name, "the in and out point use different units; write fN-fN or N.Ns-N.Ns")),
                 _ => return Err(malformed(name, "a frame number or time is too long, or a time has more than three decimals")),
             }
         }
         // Catch label typos now (`01,00:00:00`), even though frames need the clip's rate.
         for label in [in_label, out_label].into_iter().filter(|_| !in_is_point) {
-            if let Err(TimecodeError::Syntax { reason, .. }) =
-                Timecode::parse(label, FrameRate::Fps60)
-            {
+            if let Err(TimecodeError::Syntax { reason, .. }) = Timecode::parse(label, FrameRate::Fps60) {
                 return Err(malformed(name, format!("{label}: {reason}")));
             }
         }
@@ -333,10 +302,7 @@ impl SliceSpec {
 
     fn ordered(&self, a: u64, b: u64) -> Result<(u64, u64), TimecodeError> {
         if b <= a {
-            return Err(TimecodeError::OutNotAfterIn {
-                in_label: self.in_label.clone(),
-                out_label: self.out_label.clone(),
-            });
+            return Err(TimecodeError::OutNotAfterIn { in_label: self.in_label.clone(), out_label: self.out_label.clone() });
         }
         Ok((a, b))
     }
@@ -349,43 +315,26 @@ impl SliceSpec {
     /// would cut the wrong frames.
     pub fn resolve(&self, rate: FrameRate) -> Result<ResolvedSlice, TimecodeError> {
         if self.units() != SliceUnits::Timecode {
-            return Err(malformed(
-                &self.to_string(),
-                "frame and seconds points are resolved against the clip itself, not a rate",
-            ));
+            return Err(malformed(&self.to_string(), "frame and seconds points are resolved against the clip itself, not a rate"));
         }
         let start = Timecode::parse_for_media(&self.in_label, rate)?;
         let end = Timecode::parse_for_media(&self.out_label, rate)?;
         if end.frames() <= start.frames() {
-            return Err(TimecodeError::OutNotAfterIn {
-                in_label: self.in_label.clone(),
-                out_label: self.out_label.clone(),
-            });
+            return Err(TimecodeError::OutNotAfterIn { in_label: self.in_label.clone(), out_label: self.out_label.clone() });
         }
-        Ok(ResolvedSlice {
-            range: TcRange { start, end },
-            handle_frames: self.handles.frames(rate),
-        })
+        Ok(ResolvedSlice { range: TcRange { start, end }, handle_frames: self.handles.frames(rate) })
     }
 
     /// The slice name for `base` and `range`, with `sep` (`:` or `.`) in the labels.
     pub fn name_for(base: &str, range: &TcRange, handles: Handles, sep: char) -> String {
-        format!(
-            "{base}@{}-{}{handles}",
-            range.start.to_string_with_sep(sep),
-            range.end.to_string_with_sep(sep)
-        )
+        format!("{base}@{}-{}{handles}", range.start.to_string_with_sep(sep), range.end.to_string_with_sep(sep))
     }
 }
 
 /// The name this spec was read from, in canonical form.
 impl fmt::Display for SliceSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}@{}-{}{}",
-            self.base_name, self.in_label, self.out_label, self.handles
-        )?;
+        write!(f, "{}@{}-{}{}", self.base_name, self.in_label, self.out_label, self.handles)?;
         if let Some(ext) = &self.trailing_ext {
             write!(f, ".{ext}")?;
         }
@@ -432,14 +381,8 @@ mod tests {
         let r = s.resolve(FrameRate::Fps25).unwrap();
         assert_eq!(r.handle_frames, 24);
         assert_eq!(r.with_handles().len_frames(), 250 + 48);
-        assert_eq!(
-            spec("c.mov@01:00:10:00-01:00:20:00+24f").handles,
-            Handles::Frames(24)
-        );
-        assert_eq!(
-            spec("c.mov@01:00:10:00-01:00:20:00+0").handles,
-            Handles::Frames(0)
-        );
+        assert_eq!(spec("c.mov@01:00:10:00-01:00:20:00+24f").handles, Handles::Frames(24));
+        assert_eq!(spec("c.mov@01:00:10:00-01:00:20:00+0").handles, Handles::Frames(0));
     }
 
     #[test]
@@ -450,10 +393,7 @@ mod tests {
         assert_eq!(s.resolve(FrameRate::Fps24).unwrap().handle_frames, 48);
         assert_eq!(s.resolve(FrameRate::Fps23_976).unwrap().handle_frames, 48);
         assert_eq!(s.resolve(FrameRate::Fps29_97Df).unwrap().handle_frames, 60);
-        assert_eq!(
-            s.resolve(FrameRate::Fps59_94Ndf).unwrap().handle_frames,
-            120
-        );
+        assert_eq!(s.resolve(FrameRate::Fps59_94Ndf).unwrap().handle_frames, 120);
         assert_eq!(Handles::Seconds(33).frames(FrameRate::Fps29_97Ndf), 990);
         assert_eq!(Handles::Seconds(34).frames(FrameRate::Fps29_97Ndf), 1019); // 1018.98
         assert_eq!(Handles::Seconds(34).frames(FrameRate::Fps30), 1020);
@@ -462,10 +402,7 @@ mod tests {
         assert_eq!(s.resolve(FrameRate::Fps24).unwrap().handle_frames, 36);
         assert_eq!(s.resolve(FrameRate::Fps29_97Ndf).unwrap().handle_frames, 45);
         assert_eq!(s.to_string(), "clip.mov@01.00.10.00-01.00.20.00+1.5s");
-        assert_eq!(
-            spec("c.mov@01:00:10:00-01:00:20:00+0.25s").handles,
-            Handles::Millis(250)
-        );
+        assert_eq!(spec("c.mov@01:00:10:00-01:00:20:00+0.25s").handles, Handles::Millis(250));
         assert_eq!(Handles::Millis(250).to_string(), "+0.25s");
     }
 
@@ -478,29 +415,19 @@ mod tests {
         assert_eq!(r.range.len_frames(), 4);
         // ';' on a non-drop 29.97 clip is refused, with a reason.
         let e = s.resolve(FrameRate::Fps29_97Ndf).unwrap_err();
-        assert!(
-            matches!(e, TimecodeError::DropFrameLabelForNonDropMedia { .. }),
-            "{e}"
-        );
+        assert!(matches!(e, TimecodeError::DropFrameLabelForNonDropMedia { .. }), "{e}");
         assert!(e.to_string().contains("non-drop"), "{e}");
         // ';' on a 25 fps clip.
-        assert!(matches!(
-            s.resolve(FrameRate::Fps25),
-            Err(TimecodeError::DropFrameLabelAtNonDropRate { .. })
-        ));
+        assert!(matches!(s.resolve(FrameRate::Fps25), Err(TimecodeError::DropFrameLabelAtNonDropRate { .. })));
         // ':' labels on a DF clip are read as DF.
-        let r = spec("clip.mov@01:00:00:00-01:00:00:10")
-            .resolve(FrameRate::Fps29_97Df)
-            .unwrap();
+        let r = spec("clip.mov@01:00:00:00-01:00:00:10").resolve(FrameRate::Fps29_97Df).unwrap();
         assert_eq!(r.range.start.frames(), 107_892);
         assert_eq!(r.range.start.to_string(), "01:00:00;00");
         // A skipped label in a slice.
         let e = spec("clip.mov@00:01:00;00-00:01:01;00").resolve(FrameRate::Fps29_97Df);
         assert!(matches!(e, Err(TimecodeError::DroppedLabel { .. })));
         // Dotted drop-frame form.
-        let r = spec("clip.mov@01.00.10;00-01.00.20;00")
-            .resolve(FrameRate::Fps29_97Df)
-            .unwrap();
+        let r = spec("clip.mov@01.00.10;00-01.00.20;00").resolve(FrameRate::Fps29_97Df).unwrap();
         assert_eq!(r.range.start.to_string(), "01:00:10;00");
     }
 
@@ -548,19 +475,13 @@ mod tests {
     #[test]
     fn out_not_after_in() {
         let s = spec("clip.mov@01:00:20:00-01:00:10:00");
-        assert!(matches!(
-            s.resolve(FrameRate::Fps24),
-            Err(TimecodeError::OutNotAfterIn { .. })
-        ));
+        assert!(matches!(s.resolve(FrameRate::Fps24), Err(TimecodeError::OutNotAfterIn { .. })));
         let s = spec("clip.mov@01:00:20:00-01:00:20:00");
         let e = s.resolve(FrameRate::Fps24).unwrap_err();
         assert!(e.to_string().contains("exclusive"), "{e}");
         // Field errors surface at resolve time, when the rate is known.
         let s = spec("clip.mov@01:00:20:24-01:00:30:00");
-        assert!(matches!(
-            s.resolve(FrameRate::Fps24),
-            Err(TimecodeError::FrameOutOfRange { .. })
-        ));
+        assert!(matches!(s.resolve(FrameRate::Fps24), Err(TimecodeError::FrameOutOfRange { .. })));
         assert!(s.resolve(FrameRate::Fps25).is_ok());
     }
 
@@ -598,21 +519,14 @@ mod tests {
     #[test]
     fn name_round_trip() {
         let rate = FrameRate::Fps29_97Df;
-        let range = TcRange::new(
-            Timecode::from_frames(1798, rate),
-            Timecode::from_frames(1802, rate),
-        )
-        .unwrap();
+        let range = TcRange::new(Timecode::from_frames(1798, rate), Timecode::from_frames(1802, rate)).unwrap();
         for sep in [':', '.'] {
             let name = SliceSpec::name_for("clip.mov", &range, Handles::Seconds(2), sep);
             let r = spec(&name).resolve(rate).unwrap();
             assert_eq!(r.range, range, "{name}");
             assert_eq!(r.handle_frames, 60);
         }
-        assert_eq!(
-            SliceSpec::name_for("clip.mov", &range, Handles::None, '.'),
-            "clip.mov@00.00.59;28-00.01.00;04"
-        );
+        assert_eq!(SliceSpec::name_for("clip.mov", &range, Handles::None, '.'), "clip.mov@00.00.59;28-00.01.00;04");
     }
 
     #[test]
@@ -638,14 +552,8 @@ mod tests {
 
     #[test]
     fn frame_and_seconds_refusals() {
-        assert!(matches!(
-            spec("clip.mp4@f240-f120").frame_points(),
-            Some(Err(TimecodeError::OutNotAfterIn { .. }))
-        ));
-        assert!(matches!(
-            spec("clip.mp4@9.5s-9.5s").millis_points(),
-            Some(Err(TimecodeError::OutNotAfterIn { .. }))
-        ));
+        assert!(matches!(spec("clip.mp4@f240-f120").frame_points(), Some(Err(TimecodeError::OutNotAfterIn { .. }))));
+        assert!(matches!(spec("clip.mp4@9.5s-9.5s").millis_points(), Some(Err(TimecodeError::OutNotAfterIn { .. }))));
         assert!(err("clip.mp4@f120-9.5s").contains("out point"), "{}", err("clip.mp4@f120-9.5s"));
         assert!(err("clip.mp4@4s-f9").contains("out point"));
         assert!(err("clip.mp4@4.1234s-5s").contains("three decimals"));

@@ -7,7 +7,11 @@ use crate::archive::staging::Staged;
 use crate::archive::EntryKind;
 
 fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() { name.to_string() } else { format!("{dir}/{name}") }
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
 }
 
 /// `name` in the branch folder `live` whose committed tree is `tree`. None:
@@ -26,12 +30,16 @@ pub fn lookup(ctx: &impl Access, live: &Live, tree: Option<&crate::archive::Hash
         let staged = if staging.has_changes(&live.branch)? { staging.get(&live.branch, &path)? } else { None };
         Ok(match (staged, committed) {
             (Some(Staged::Deleted), _) => None,
-            (Some(Staged::File { size, mode, mtime_ns, content, owner }), _) => Some(Target::Staged { live: child, content, size, mode, mtime_ns, owner }),
+            (Some(Staged::File { size, mode, mtime_ns, content, owner }), _) => {
+                Some(Target::Staged { live: child, content, size, mode, mtime_ns, owner })
+            }
             (Some(Staged::Dir { mode, mtime_ns, tree: t, owner }), c) => {
                 let t = t.or(c.filter(|c| c.kind == EntryKind::Dir).map(|c| c.hash));
                 Some(Target::Dir { tree: t, mode, mtime_ns, owner, live: Some(child) })
             }
-            (None, Some(e)) if e.kind == EntryKind::Dir => Some(Target::Dir { tree: Some(e.hash), mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner, live: Some(child) }),
+            (None, Some(e)) if e.kind == EntryKind::Dir => {
+                Some(Target::Dir { tree: Some(e.hash), mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner, live: Some(child) })
+            }
             (None, Some(e)) => Some(Target::File { entry: e, live: Some(child) }),
             (None, None) => None,
         })

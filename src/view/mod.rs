@@ -90,7 +90,13 @@ impl Target {
     pub fn is_dir(&self) -> bool {
         matches!(
             self,
-            Target::Root | Target::Branch { .. } | Target::History | Target::HistoryBranch { .. } | Target::Commit { .. } | Target::Dir { .. } | Target::ProxyDir { .. }
+            Target::Root
+                | Target::Branch { .. }
+                | Target::History
+                | Target::HistoryBranch { .. }
+                | Target::Commit { .. }
+                | Target::Dir { .. }
+                | Target::ProxyDir { .. }
         )
     }
 

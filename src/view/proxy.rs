@@ -38,7 +38,10 @@ pub struct SequenceTarget {
 
 /// The image sequences among a folder's entries, with their keys.
 pub fn sequences_of(entries: &[TreeEntry]) -> Vec<(sequence::Sequence<TreeEntry>, Hash)> {
-    let files = entries.iter().filter(|e| e.kind == EntryKind::File && sequence::frame_name(&e.name).is_some()).map(|e| (e.name.clone(), e.clone()));
+    let files = entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::File && sequence::frame_name(&e.name).is_some())
+        .map(|e| (e.name.clone(), e.clone()));
     sequence::group(files)
         .into_iter()
         .map(|s| {

@@ -56,7 +56,9 @@ pub fn lookup(ctx: &impl Access, parent: &Target, parent_path: &str, name: &str)
         Target::ProxyDir { .. } | Target::Proxy(_) => {
             return proxy::lookup(ctx, parent, name)?.ok_or_else(|| ViewError::NotFound(here));
         }
-        Target::File { .. } | Target::Staged { .. } | Target::Slice(_) | Target::Sequence(_) => return Err(ViewError::NotDir(parent_path.to_string())),
+        Target::File { .. } | Target::Staged { .. } | Target::Slice(_) | Target::Sequence(_) => {
+            return Err(ViewError::NotDir(parent_path.to_string()))
+        }
         Target::Branch { .. } | Target::Commit { .. } | Target::Dir { .. } => {}
     }
     let tree = committed_tree(ctx, parent)?;

@@ -46,7 +46,10 @@ pub fn plan(ctx: &impl Access, source_path: &str, spec: &SliceSpec, blob: &Hash)
             Ok(Ok(clip_facts(a, source_path, blob, &facts)))
         })?
         .map_err(|damage| {
-            ViewError::Slice(format!("{source_path}: no media facts{}; `reelfs info` shows what is known about it", damage.map(|e| format!(" (damaged: {e})")).unwrap_or_default()))
+            ViewError::Slice(format!(
+                "{source_path}: no media facts{}; `reelfs info` shows what is known about it",
+                damage.map(|e| format!(" (damaged: {e})")).unwrap_or_default()
+            ))
         })?;
     plan_with_facts(ctx, source_path, spec, blob, &facts)
 }
@@ -54,7 +57,13 @@ pub fn plan(ctx: &impl Access, source_path: &str, spec: &SliceSpec, blob: &Hash)
 /// Plan `spec` over the clip `blob` whose facts the caller already has (an
 /// extract matched the clip by them). The archive is read first; planning
 /// (which may remux an MXF into `cache/`) runs without it.
-pub fn plan_with_facts(ctx: &impl Access, source_path: &str, spec: &SliceSpec, blob: &Hash, facts: &serde_json::Value) -> Result<(Arc<SlicePlan>, Arc<BlobReader>)> {
+pub fn plan_with_facts(
+    ctx: &impl Access,
+    source_path: &str,
+    spec: &SliceSpec,
+    blob: &Hash,
+    facts: &serde_json::Value,
+) -> Result<(Arc<SlicePlan>, Arc<BlobReader>)> {
     let (reader, cache_dir) = ctx.read(|a| Ok((Arc::new(a.blob_reader(blob)?), a.root().join("cache"))))?;
     let plan = slice::plan(source_path, spec, facts, reader.clone(), &cache_dir).map_err(|e| ViewError::Slice(e.to_string()))?;
     Ok((Arc::new(plan), reader))
@@ -76,5 +85,9 @@ pub fn lookup(ctx: &impl Access, dir_path: &str, tree: &Hash, name: &str) -> Res
 }
 
 fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() { name.to_string() } else { format!("{dir}/{name}") }
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
 }

@@ -251,11 +251,9 @@ impl Catalog {
     /// How many chunk and object rows still point into a pack.
     pub fn records_left_in_pack(&self, id: i64) -> Result<u64> {
         self.conn
-            .query_row(
-                "SELECT (SELECT COUNT(*) FROM chunks WHERE pack = ?1) + (SELECT COUNT(*) FROM objects WHERE pack = ?1)",
-                [id],
-                |r| r.get::<_, i64>(0),
-            )
+            .query_row("SELECT (SELECT COUNT(*) FROM chunks WHERE pack = ?1) + (SELECT COUNT(*) FROM objects WHERE pack = ?1)", [id], |r| {
+                r.get::<_, i64>(0)
+            })
             .map(|v| v as u64)
             .map_err(|e| self.err(e))
     }
@@ -341,11 +339,22 @@ impl Catalog {
             .query_map([&blob.0[..]], |r| {
                 let pack: Option<i64> = r.get(4)?;
                 let loc = match pack {
-                    Some(p) => Some(ChunkLoc { pack: p, offset: r.get::<_, i64>(5)? as u64, stored_len: r.get(6)?, raw_len: r.get(7)?, codec: r.get(8)? }),
+                    Some(p) => Some(ChunkLoc {
+                        pack: p,
+                        offset: r.get::<_, i64>(5)? as u64,
+                        stored_len: r.get(6)?,
+                        raw_len: r.get(7)?,
+                        codec: r.get(8)?,
+                    }),
                     None => None,
                 };
                 Ok((
-                    Extent { file_offset: r.get::<_, i64>(0)? as u64, length: r.get::<_, i64>(1)? as u64, chunk: h(r.get(2)?), chunk_offset: r.get::<_, i64>(3)? as u64 },
+                    Extent {
+                        file_offset: r.get::<_, i64>(0)? as u64,
+                        length: r.get::<_, i64>(1)? as u64,
+                        chunk: h(r.get(2)?),
+                        chunk_offset: r.get::<_, i64>(3)? as u64,
+                    },
                     loc,
                 ))
             })

@@ -3,9 +3,9 @@
 //! `staged_extents`, the extent lists of files written through the mount.
 //! archive/staging.rs gives them meaning; this file only stores them.
 
+use super::owner_of;
 use super::Catalog;
 use crate::archive::error::Result;
-use super::owner_of;
 use crate::archive::objects::{Extent, Hash, Owner};
 use rusqlite::{params, OptionalExtension};
 
@@ -29,8 +29,19 @@ CREATE TABLE IF NOT EXISTS staged_extents (
 pub enum Staged {
     Deleted,
     /// `owner` None: not recorded (a row or tree from before owners were kept).
-    File { size: u64, mode: u32, mtime_ns: i64, content: Content, owner: Option<Owner> },
-    Dir { mode: u32, mtime_ns: i64, tree: Option<Hash>, owner: Option<Owner> },
+    File {
+        size: u64,
+        mode: u32,
+        mtime_ns: i64,
+        content: Content,
+        owner: Option<Owner>,
+    },
+    Dir {
+        mode: u32,
+        mtime_ns: i64,
+        tree: Option<Hash>,
+        owner: Option<Owner>,
+    },
 }
 
 /// Where a staged file's bytes are described.
@@ -43,7 +54,16 @@ pub enum Content {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn row_to_staged(kind: i64, size: i64, mode: u32, mtime: i64, blob: Option<Vec<u8>>, ext: Option<i64>, tree: Option<Vec<u8>>, owner: Option<Owner>) -> Staged {
+fn row_to_staged(
+    kind: i64,
+    size: i64,
+    mode: u32,
+    mtime: i64,
+    blob: Option<Vec<u8>>,
+    ext: Option<i64>,
+    tree: Option<Vec<u8>>,
+    owner: Option<Owner>,
+) -> Staged {
     match kind {
         1 => Staged::File {
             size: size as u64,
@@ -62,7 +82,10 @@ fn row_to_staged(kind: i64, size: i64, mode: u32, mtime: i64, blob: Option<Vec<u
 }
 
 fn path_and_staged(r: &rusqlite::Row) -> rusqlite::Result<(String, Staged)> {
-    Ok((r.get::<_, String>(0)?, row_to_staged(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, owner_of(r.get(8)?, r.get(9)?))))
+    Ok((
+        r.get::<_, String>(0)?,
+        row_to_staged(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, owner_of(r.get(8)?, r.get(9)?)),
+    ))
 }
 
 impl Catalog {
@@ -93,13 +116,16 @@ impl Catalog {
     pub fn staged_row(&self, branch: &str, path: &str) -> Result<Option<Staged>> {
         let mut st = self
             .conn
-            .prepare_cached(&format!("SELECT kind, size, mode, mtime_ns, blob, extents, tree, {} FROM staging WHERE branch = ?1 AND path = ?2", self.staged_owner_columns()))
+            .prepare_cached(&format!(
+                "SELECT kind, size, mode, mtime_ns, blob, extents, tree, {} FROM staging WHERE branch = ?1 AND path = ?2",
+                self.staged_owner_columns()
+            ))
             .map_err(|e| self.err(e))?;
         st.query_row(params![branch, path], |r| {
             Ok(row_to_staged(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, owner_of(r.get(7)?, r.get(8)?)))
         })
-            .optional()
-            .map_err(|e| self.err(e))
+        .optional()
+        .map_err(|e| self.err(e))
     }
 
     /// Staged rows whose path starts with `prefix` ("" or "dir/"), at any depth.
@@ -127,7 +153,10 @@ impl Catalog {
     pub fn staged_rows(&self, branch: &str) -> Result<Vec<(String, Staged)>> {
         let mut st = self
             .conn
-            .prepare_cached(&format!("SELECT path, kind, size, mode, mtime_ns, blob, extents, tree, {} FROM staging WHERE branch = ?1 ORDER BY path", self.staged_owner_columns()))
+            .prepare_cached(&format!(
+                "SELECT path, kind, size, mode, mtime_ns, blob, extents, tree, {} FROM staging WHERE branch = ?1 ORDER BY path",
+                self.staged_owner_columns()
+            ))
             .map_err(|e| self.err(e))?;
         let rows = st.query_map([branch], path_and_staged).map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
@@ -185,7 +214,9 @@ impl Catalog {
     pub fn staged_extents(&self, id: i64) -> Result<Vec<Extent>> {
         // A malformed chunk id is damage: it must not read as some other chunk
         // (or as a zero run), so it becomes an error here.
-        let bad = |i: usize| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, "staged extent chunk id is not 32 bytes".into());
+        let bad = |i: usize| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, "staged extent chunk id is not 32 bytes".into())
+        };
         let mut st = self
             .conn
             .prepare_cached("SELECT file_offset, length, chunk, chunk_offset FROM staged_extents WHERE id = ?1 ORDER BY file_offset")
@@ -205,13 +236,15 @@ impl Catalog {
 
     /// Store a new staged extent list; returns its id.
     pub fn insert_staged_extents(&self, extents: &[Extent]) -> Result<i64> {
-        let id: i64 = self.conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM staged_extents", [], |r| r.get(0)).map_err(|e| self.err(e))?;
+        let id: i64 =
+            self.conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM staged_extents", [], |r| r.get(0)).map_err(|e| self.err(e))?;
         let mut st = self
             .conn
             .prepare_cached("INSERT INTO staged_extents (id, file_offset, length, chunk, chunk_offset) VALUES (?1, ?2, ?3, ?4, ?5)")
             .map_err(|e| self.err(e))?;
         for e in extents {
-            st.execute(params![id, e.file_offset as i64, e.length as i64, &e.chunk.0[..], e.chunk_offset as i64]).map_err(|e| self.err(e))?;
+            st.execute(params![id, e.file_offset as i64, e.length as i64, &e.chunk.0[..], e.chunk_offset as i64])
+                .map_err(|e| self.err(e))?;
         }
         Ok(id)
     }

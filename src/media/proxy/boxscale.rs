@@ -9,8 +9,8 @@
 //! shift instead of a divide runs in well under a millisecond. Anything else
 //! (odd ratios, RGB, full-range, big-endian) goes to swscale.
 
-use ffmpeg_next as ff;
 use ff::ffi;
+use ffmpeg_next as ff;
 
 /// How to scale one picture format to one output size (None from `plan`:
 /// use swscale).
@@ -30,14 +30,27 @@ fn pow2_log(n: usize) -> Option<u32> {
 }
 
 /// A plan for `src` (format, size, range) to `dst_fmt` at `dw`x`dh`.
-pub(super) fn plan(fmt: ff::format::Pixel, w: u32, h: u32, range: ff::color::Range, dst_fmt: ff::format::Pixel, dw: u32, dh: u32) -> Option<BoxPlan> {
+pub(super) fn plan(
+    fmt: ff::format::Pixel,
+    w: u32,
+    h: u32,
+    range: ff::color::Range,
+    dst_fmt: ff::format::Pixel,
+    dw: u32,
+    dh: u32,
+) -> Option<BoxPlan> {
     if dst_fmt != ff::format::Pixel::YUV420P || range == ff::color::Range::JPEG || !dw.is_multiple_of(2) || !dh.is_multiple_of(2) {
         return None;
     }
     // SAFETY: descriptor lookup for a valid pixel format.
     let d = unsafe { ffi::av_pix_fmt_desc_get(fmt.into()).as_ref()? };
     let flags = d.flags;
-    let bad = (ffi::AV_PIX_FMT_FLAG_RGB | ffi::AV_PIX_FMT_FLAG_BE | ffi::AV_PIX_FMT_FLAG_PAL | ffi::AV_PIX_FMT_FLAG_HWACCEL | ffi::AV_PIX_FMT_FLAG_BITSTREAM | ffi::AV_PIX_FMT_FLAG_FLOAT) as u64;
+    let bad = (ffi::AV_PIX_FMT_FLAG_RGB
+        | ffi::AV_PIX_FMT_FLAG_BE
+        | ffi::AV_PIX_FMT_FLAG_PAL
+        | ffi::AV_PIX_FMT_FLAG_HWACCEL
+        | ffi::AV_PIX_FMT_FLAG_BITSTREAM
+        | ffi::AV_PIX_FMT_FLAG_FLOAT) as u64;
     if flags & ffi::AV_PIX_FMT_FLAG_PLANAR as u64 == 0 || flags & bad != 0 || d.nb_components < 3 {
         return None;
     }
@@ -111,7 +124,18 @@ pub(super) fn run(p: &BoxPlan, src: &ff::frame::Video, dst: &mut ff::frame::Vide
 /// u16 sums (at most 64 samples of 10 bits) and constant factors keep the
 /// loops vectorisable.
 #[allow(clippy::too_many_arguments)]
-fn decimate<const B: usize, const KX: usize>(src: &[u8], sstride: usize, sw: usize, dst: &mut [u8], dstride: usize, ow: usize, oh: usize, ky: usize, shift: u32, acc: &mut Vec<u16>) -> bool {
+fn decimate<const B: usize, const KX: usize>(
+    src: &[u8],
+    sstride: usize,
+    sw: usize,
+    dst: &mut [u8],
+    dstride: usize,
+    ow: usize,
+    oh: usize,
+    ky: usize,
+    shift: u32,
+    acc: &mut Vec<u16>,
+) -> bool {
     acc.clear();
     acc.resize(sw, 0);
     let half = if shift > 0 { 1u32 << (shift - 1) } else { 0 };
@@ -153,7 +177,8 @@ mod tests {
     fn frame(fmt: Pixel, w: u32, h: u32, f: impl Fn(usize, usize, usize) -> u16) -> ff::frame::Video {
         let mut v = ff::frame::Video::new(fmt, w, h);
         for plane in 0..3 {
-            let (pw, ph) = if plane == 0 { (w as usize, h as usize) } else { (v.plane_width(plane) as usize, v.plane_height(plane) as usize) };
+            let (pw, ph) =
+                if plane == 0 { (w as usize, h as usize) } else { (v.plane_width(plane) as usize, v.plane_height(plane) as usize) };
             let stride = v.stride(plane);
             let wide = fmt == Pixel::YUV422P10LE;
             let d = v.data_mut(plane);

@@ -135,7 +135,8 @@ pub(super) fn describe(ranges: &[DamagedRange]) -> String {
     let list: Vec<String> = ranges
         .iter()
         .map(|r| {
-            let frames = if r.first_frame == r.last_frame { format!("{}", r.first_frame) } else { format!("{}-{}", r.first_frame, r.last_frame) };
+            let frames =
+                if r.first_frame == r.last_frame { format!("{}", r.first_frame) } else { format!("{}-{}", r.first_frame, r.last_frame) };
             match (&r.timecode_first, &r.timecode_last) {
                 (Some(a), Some(b)) if a == b => format!("{frames} ({a})"),
                 (Some(a), Some(b)) => format!("{frames} ({a}-{b})"),
@@ -159,7 +160,21 @@ mod tests {
     /// Decode order of a GOP-6 stream with 2 B-frames: I0 P3 B1 B2 P5 B4 I6 P9 B7 B8 ...
     fn long_gop() -> DamageMap {
         let mut m = DamageMap::default();
-        for (pts, key) in [(0, true), (3, false), (1, false), (2, false), (5, false), (4, false), (6, true), (9, false), (7, false), (8, false), (11, false), (10, false), (12, true)] {
+        for (pts, key) in [
+            (0, true),
+            (3, false),
+            (1, false),
+            (2, false),
+            (5, false),
+            (4, false),
+            (6, true),
+            (9, false),
+            (7, false),
+            (8, false),
+            (11, false),
+            (10, false),
+            (12, true),
+        ] {
             m.packet(pts, key, true);
         }
         m
@@ -186,7 +201,9 @@ mod tests {
     fn open_gop_leading_pictures_of_the_next_keyframe_are_held() {
         // I0 P3 B1 B2 I6 B4 B5 (B4, B5 lead I6 and reference P3).
         let mut m = DamageMap::default();
-        for (pts, key) in [(0, true), (3, false), (1, false), (2, false), (6, true), (4, false), (5, false), (9, false), (7, false), (8, false)] {
+        for (pts, key) in
+            [(0, true), (3, false), (1, false), (2, false), (6, true), (4, false), (5, false), (9, false), (7, false), (8, false)]
+        {
             m.packet(pts, key, true);
         }
         m.mark(3);

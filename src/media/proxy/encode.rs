@@ -17,7 +17,8 @@ unsafe impl Send for Scaler {}
 
 impl Scaler {
     fn new(sf: ff::format::Pixel, sw: u32, sh: u32, df: ff::format::Pixel, dw: u32, dh: u32) -> Result<Scaler, ProxyError> {
-        let mut ctx = ff::software::scaling::Context::get(sf, sw, sh, df, dw, dh, ff::software::scaling::Flags::BICUBIC).map_err(fail("scaler"))?;
+        let mut ctx =
+            ff::software::scaling::Context::get(sf, sw, sh, df, dw, dh, ff::software::scaling::Flags::BICUBIC).map_err(fail("scaler"))?;
         let rgb_in = is_rgb(sf);
         if rgb_in && !is_rgb(df) {
             // RGB sources (DPX, EXR, TIFF) become Rec. 709 Y'CbCr, and are
@@ -165,7 +166,11 @@ impl ColourTags {
         if !rgb_source {
             return ColourTags { trc, ..self };
         }
-        let primaries = if self.primaries == Primaries::Unspecified || self.primaries == Primaries::Reserved { Primaries::BT709 } else { self.primaries };
+        let primaries = if self.primaries == Primaries::Unspecified || self.primaries == Primaries::Reserved {
+            Primaries::BT709
+        } else {
+            self.primaries
+        };
         ColourTags { primaries, trc, space: Space::BT709, range: Range::MPEG }
     }
 }
@@ -265,7 +270,8 @@ impl AudioRung {
         rate: i32,
         bit_rate: usize,
     ) -> Result<AudioRung, ProxyError> {
-        let codec = ff::encoder::find_by_name(codec_name).ok_or_else(|| ProxyError::Failed(format!("this FFmpeg has no {codec_name} encoder")))?;
+        let codec =
+            ff::encoder::find_by_name(codec_name).ok_or_else(|| ProxyError::Failed(format!("this FFmpeg has no {codec_name} encoder")))?;
         let global_header = octx.format().flags().contains(ff::format::Flags::GLOBAL_HEADER);
         let mut enc = ff::codec::context::Context::new_with_codec(codec).encoder().audio().map_err(fail(codec_name))?;
         // SAFETY: plain field writes on an unopened context; the new channel
@@ -335,7 +341,12 @@ impl AudioRung {
 
     /// Convert `frame` (None: flush the converter) into the FIFO, then encode
     /// whole frames (all that is left when `last`).
-    pub(super) fn push(&mut self, frame: Option<&ff::frame::Audio>, last: bool, octx: &mut ff::format::context::Output) -> Result<(), ProxyError> {
+    pub(super) fn push(
+        &mut self,
+        frame: Option<&ff::frame::Audio>,
+        last: bool,
+        octx: &mut ff::format::context::Output,
+    ) -> Result<(), ProxyError> {
         // SAFETY: swr_convert with input pointers from a decoded frame (or none,
         // to flush) and output buffers sized by swr_get_out_samples.
         unsafe {
@@ -419,7 +430,12 @@ pub(super) struct CopyRoute {
     pub(super) start: i64,
 }
 
-pub(super) fn write_video_packets(enc: &mut ff::encoder::video::Encoder, tb: ff::Rational, ost: usize, octx: &mut ff::format::context::Output) -> Result<(), ProxyError> {
+pub(super) fn write_video_packets(
+    enc: &mut ff::encoder::video::Encoder,
+    tb: ff::Rational,
+    ost: usize,
+    octx: &mut ff::format::context::Output,
+) -> Result<(), ProxyError> {
     let mut pkt = ff::Packet::empty();
     while enc.receive_packet(&mut pkt).is_ok() {
         pkt.set_stream(ost);
@@ -448,7 +464,6 @@ pub(super) fn luma_is_black(f: &ff::frame::Video) -> bool {
     sum / n < 24 && hi.saturating_sub(lo) < 40
 }
 
-
 /// Encode the thumb rung's prepared (scaled) picture as one JPEG file.
 pub(super) fn encode_thumb(t: &mut VideoRung, path: &Path) -> Result<(), ProxyError> {
     encode_jpeg(&mut t.enc, &mut t.scaled, path)
@@ -467,4 +482,3 @@ pub(super) fn encode_jpeg(enc: &mut ff::encoder::video::Encoder, pic: &mut ff::f
     let data = pkt.data().ok_or_else(|| ProxyError::Failed("jpeg encoder gave no data".into()))?;
     super::write_file(path, data)
 }
-

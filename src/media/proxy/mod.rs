@@ -36,10 +36,10 @@ mod waveform;
 
 pub use sinks::sheet_picks;
 
+use super::facts::MediaFacts;
 use crate::archive::proxies::RenderedProxy;
 use crate::archive::BlobReader;
 use ffmpeg_next as ff;
-use super::facts::MediaFacts;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -126,7 +126,11 @@ fn fail(what: &str) -> impl Fn(ff::Error) -> ProxyError + '_ {
 fn write_file(path: &Path, data: &[u8]) -> Result<(), ProxyError> {
     std::fs::write(path, data).map_err(|e| {
         let msg = format!("{}: {e}", path.display());
-        if e.raw_os_error() == Some(libc::ENOSPC) { ProxyError::DiskFull(msg) } else { ProxyError::Failed(msg) }
+        if e.raw_os_error() == Some(libc::ENOSPC) {
+            ProxyError::DiskFull(msg)
+        } else {
+            ProxyError::Failed(msg)
+        }
     })
 }
 
@@ -287,7 +291,12 @@ fn open_input(src: &Source) -> Result<ff::format::context::Input, ProxyError> {
 
 /// Render the requested rungs of one source (a movie file or an image
 /// sequence) into `out_dir`: one decode, every rung on its own thread.
-pub fn render(src: &Source, facts: &MediaFacts, out_dir: &Path, opts: &RenderOptions) -> Result<(Vec<RenderedProxy>, RenderStats), ProxyError> {
+pub fn render(
+    src: &Source,
+    facts: &MediaFacts,
+    out_dir: &Path,
+    opts: &RenderOptions,
+) -> Result<(Vec<RenderedProxy>, RenderStats), ProxyError> {
     init();
     match src {
         Source::Sequence(seq) => seq::render(seq, out_dir, opts),
@@ -296,13 +305,26 @@ pub fn render(src: &Source, facts: &MediaFacts, out_dir: &Path, opts: &RenderOpt
 }
 
 /// The stored form of a finished render.
-fn finish_render(files: Vec<(Rung, PathBuf)>, frames: u64, t0: std::time::Instant, partial_at: Option<i64>, notes: Vec<String>) -> (Vec<RenderedProxy>, RenderStats) {
+fn finish_render(
+    files: Vec<(Rung, PathBuf)>,
+    frames: u64,
+    t0: std::time::Instant,
+    partial_at: Option<i64>,
+    notes: Vec<String>,
+) -> (Vec<RenderedProxy>, RenderStats) {
     let note = notes.join("; ");
     let mut files = files;
     files.sort_by_key(|f| f.0);
     let out = files
         .into_iter()
-        .map(|(r, path)| RenderedProxy { profile: r.name().into(), settings_version: r.settings_version(), path, partial_at, note: note.clone(), damaged: Vec::new() })
+        .map(|(r, path)| RenderedProxy {
+            profile: r.name().into(),
+            settings_version: r.settings_version(),
+            path,
+            partial_at,
+            note: note.clone(),
+            damaged: Vec::new(),
+        })
         .collect();
     (out, RenderStats { frames, seconds: t0.elapsed().as_secs_f64(), partial_at, notes, damaged: Vec::new() })
 }
@@ -411,4 +433,3 @@ mod tests {
         assert!(skip_reason(Some(&dpx), None).unwrap().contains("still"));
     }
 }
-

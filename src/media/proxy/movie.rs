@@ -8,11 +8,11 @@
 //! short ends early. A variable-rate source is conformed here, by timestamp, so
 //! every rung sees the same conformed sequence.
 
-use super::encode::{is_rgb, ColourTags};
-use super::sinks::{self, AudioTrack, Fanout, VideoFacts};
 use super::damage::{self, DamageMap};
 use super::encode::share_video;
-use super::{fail, open_input, pick_rate, ratio, finish_render, ProxyError, RenderOptions, RenderStats, Source};
+use super::encode::{is_rgb, ColourTags};
+use super::sinks::{self, AudioTrack, Fanout, VideoFacts};
+use super::{fail, finish_render, open_input, pick_rate, ratio, ProxyError, RenderOptions, RenderStats, Source};
 use crate::archive::proxies::RenderedProxy;
 use ff::ffi;
 use ffmpeg_next as ff;
@@ -20,7 +20,12 @@ use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-pub(super) fn render(src: &Source, facts: &crate::media::facts::MediaFacts, out_dir: &Path, opts: &RenderOptions) -> Result<(Vec<RenderedProxy>, RenderStats), ProxyError> {
+pub(super) fn render(
+    src: &Source,
+    facts: &crate::media::facts::MediaFacts,
+    out_dir: &Path,
+    opts: &RenderOptions,
+) -> Result<(Vec<RenderedProxy>, RenderStats), ProxyError> {
     let t0 = std::time::Instant::now();
     let mut ictx = open_input(src)?;
     let Some(vidx) = ictx.streams().best(ff::media::Type::Video).map(|s| s.index()) else {
@@ -179,7 +184,9 @@ pub(super) fn render(src: &Source, facts: &crate::media::facts::MediaFacts, out_
     let placed = placer.finish(&mut out, expected, read_error_at_end)?;
     let frames_out = out.frames_out;
     if frames_out == 0 {
-        return Err(ProxyError::Skip(problem.map(|why| format!("no picture decodes ({why})")).unwrap_or_else(|| "no picture decodes".into())));
+        return Err(ProxyError::Skip(
+            problem.map(|why| format!("no picture decodes ({why})")).unwrap_or_else(|| "no picture decodes".into()),
+        ));
     }
     for (idx, d) in adecs.iter_mut() {
         let _ = d.send_eof();
@@ -210,7 +217,13 @@ pub(super) fn render(src: &Source, facts: &crate::media::facts::MediaFacts, out_
 
 /// Every picture the decoder has ready, to the placer. An error for one
 /// packet (frame threads report it late) does not stop the others.
-fn drain(dec: &mut ff::decoder::Video, frame: &mut ff::frame::Video, placer: &mut Placer, out: &mut Fanout, problem: &mut Option<String>) -> Result<(), ProxyError> {
+fn drain(
+    dec: &mut ff::decoder::Video,
+    frame: &mut ff::frame::Video,
+    placer: &mut Placer,
+    out: &mut Fanout,
+    problem: &mut Option<String>,
+) -> Result<(), ProxyError> {
     let mut errors = 0;
     loop {
         match dec.receive_frame(frame) {

@@ -8,9 +8,9 @@
 //! files still rendering, and the next run picks up from there.
 
 use super::{self as proxy, FrameFile, RenderOptions, Rung, SequenceSource, Source};
-use crate::media::sequence;
 use crate::archive::proxies::{self as store, RenderedProxy};
 use crate::archive::{Archive, ArchiveError, Hash};
+use crate::media::sequence;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -136,8 +136,15 @@ fn plan(archive: &Archive, opts: &ProxyRunOptions, rep: &mut ProxyRunReport) -> 
         });
         // Audio only: a waveform thumb, when the thumb is asked for.
         let audio_only = err.is_none() && facts.as_ref().is_some_and(|f| f.is_audio_only());
-        let rungs: Vec<Rung> = if audio_only { opts.rungs.iter().copied().filter(|r| *r == Rung::Thumb).collect() } else { opts.rungs.clone() };
-        let why = if audio_only && rungs.is_empty() { Some("no video stream (audio only)".to_string()) } else if audio_only { None } else { proxy::skip_reason(facts.as_ref(), err.as_deref()) };
+        let rungs: Vec<Rung> =
+            if audio_only { opts.rungs.iter().copied().filter(|r| *r == Rung::Thumb).collect() } else { opts.rungs.clone() };
+        let why = if audio_only && rungs.is_empty() {
+            Some("no video stream (audio only)".to_string())
+        } else if audio_only {
+            None
+        } else {
+            proxy::skip_reason(facts.as_ref(), err.as_deref())
+        };
         if let Some(why) = why {
             rep.skipped.push((path, why));
             continue;

@@ -58,7 +58,8 @@ pub(super) fn render(seq: &SequenceSource, out_dir: &Path, opts: &RenderOptions)
     let mut dec = decoder_for(&seq.ext, opts.threads)?;
     let first_bytes = first_file.read_all().map_err(|e| ProxyError::Failed(format!("frame {first_no}: {e}")))?;
     let header = frame_header(&seq.ext, &first_bytes);
-    let first = decode_one(&mut dec, &first_bytes).map_err(|e| ProxyError::Skip(format!("the first frame ({first_no}) does not decode: {e}")))?;
+    let first =
+        decode_one(&mut dec, &first_bytes).map_err(|e| ProxyError::Skip(format!("the first frame ({first_no}) does not decode: {e}")))?;
     drop(first_bytes);
 
     let mut notes = Vec::new();

@@ -11,8 +11,8 @@
 //! pictures per rung held beyond the decoder's own pool).
 
 use super::encode::{
-    encode_jpeg, encode_thumb, has_alpha, luma_is_black, share_audio, share_video, video_encoder, write_video_packets, AudioRung, ColourTags,
-    CopyRoute, VideoRung,
+    encode_jpeg, encode_thumb, has_alpha, luma_is_black, share_audio, share_video, video_encoder, write_video_packets, AudioRung,
+    ColourTags, CopyRoute, VideoRung,
 };
 use super::{editorial_size, fail, fit, ratio, ProxyError, Rung};
 use crossbeam_channel::{bounded, Sender};
@@ -291,7 +291,13 @@ fn rate_tb(rate: ff::Rational) -> ff::Rational {
 
 /// Add the rung's video stream to its muxer: the encoder's parameters, one
 /// tick per frame, the rate, and stream metadata. Its index.
-fn add_video_stream(octx: &mut ff::format::context::Output, codec: ff::Codec, enc: &ff::encoder::video::Encoder, rate: ff::Rational, md: ff::Dictionary) -> Result<usize, ff::Error> {
+fn add_video_stream(
+    octx: &mut ff::format::context::Output,
+    codec: ff::Codec,
+    enc: &ff::encoder::video::Encoder,
+    rate: ff::Rational,
+    md: ff::Dictionary,
+) -> Result<usize, ff::Error> {
     let mut st = octx.add_stream(codec)?;
     st.set_parameters(enc);
     st.set_time_base(rate_tb(rate));
@@ -304,7 +310,13 @@ fn add_video_stream(octx: &mut ff::format::context::Output, codec: ff::Codec, en
 /// The editorial rung: ProRes 422 Proxy (ProRes 4444 when the source has
 /// alpha), or DNxHR LB for `Rung::EditorialDnxhr`; MOV with the source's rate,
 /// a tmcd track with its start timecode and reel, every audio track as PCM.
-pub(super) fn editorial(rung: Rung, out_dir: &Path, v: &VideoFacts, audio: &[AudioTrack], threads: usize) -> Result<Box<dyn Sink>, ProxyError> {
+pub(super) fn editorial(
+    rung: Rung,
+    out_dir: &Path,
+    v: &VideoFacts,
+    audio: &[AudioTrack],
+    threads: usize,
+) -> Result<Box<dyn Sink>, ProxyError> {
     let path = out_dir.join(format!("{}.mov", rung.name()));
     let mut octx = ff::format::output_as(&path, "mov").map_err(fail("editorial output"))?;
     let (w, h) = editorial_size(v.w, v.h);
@@ -318,10 +330,11 @@ pub(super) fn editorial(rung: Rung, out_dir: &Path, v: &VideoFacts, audio: &[Aud
         (enc, codec, fmt)
     } else {
         let (fmt, profile) = if alpha { (ff::format::Pixel::YUVA444P10LE, 4) } else { (ff::format::Pixel::YUV422P10LE, 0) };
-        let (enc, codec) = video_encoder("prores", w, h, fmt, v.rate, v.sar, Some(&v.colour), threads, false, &[("vendor", "apl0".into())], |p| {
-            // SAFETY: profile 0 is ProRes 422 Proxy (apco), 4 is ProRes 4444 (ap4h).
-            unsafe { (*p).profile = profile };
-        })?;
+        let (enc, codec) =
+            video_encoder("prores", w, h, fmt, v.rate, v.sar, Some(&v.colour), threads, false, &[("vendor", "apl0".into())], |p| {
+                // SAFETY: profile 0 is ProRes 422 Proxy (apco), 4 is ProRes 4444 (ap4h).
+                unsafe { (*p).profile = profile };
+            })?;
         (enc, codec, fmt)
     };
     let tb = rate_tb(v.rate);
@@ -346,7 +359,10 @@ pub(super) fn editorial(rung: Rung, out_dir: &Path, v: &VideoFacts, audio: &[Aud
             copies.push((a.idx, CopyRoute { ost: st.index(), in_tb: a.tb, start: a.start }));
         } else if let Some(in_fmt) = a.dec_fmt {
             // Compressed tracks are decoded and kept as PCM at the source's depth.
-            let (codec, out_fmt) = if a.bits > 0 && a.bits <= 16 && matches!(in_fmt, ffi::AVSampleFormat::AV_SAMPLE_FMT_S16 | ffi::AVSampleFormat::AV_SAMPLE_FMT_S16P) {
+            let (codec, out_fmt) = if a.bits > 0
+                && a.bits <= 16
+                && matches!(in_fmt, ffi::AVSampleFormat::AV_SAMPLE_FMT_S16 | ffi::AVSampleFormat::AV_SAMPLE_FMT_S16P)
+            {
                 ("pcm_s16le", ffi::AVSampleFormat::AV_SAMPLE_FMT_S16)
             } else {
                 ("pcm_s24le", ffi::AVSampleFormat::AV_SAMPLE_FMT_S32)
@@ -358,7 +374,20 @@ pub(super) fn editorial(rung: Rung, out_dir: &Path, v: &VideoFacts, audio: &[Aud
     octx.write_header().map_err(fail("editorial header"))?;
     let mut scaled = ff::frame::Video::new(fmt, w, h);
     scaled.set_color_range(v.colour.range);
-    let video = VideoRung { enc, w, h, fmt, scaler: None, scaled, tb, ost: Some(ost), always_scale: false, tags: Some(v.colour), box_plan: None, box_acc: Vec::new() };
+    let video = VideoRung {
+        enc,
+        w,
+        h,
+        fmt,
+        scaler: None,
+        scaled,
+        tb,
+        ost: Some(ost),
+        always_scale: false,
+        tags: Some(v.colour),
+        box_plan: None,
+        box_acc: Vec::new(),
+    };
     Ok(Box::new(MovieSink { rung, octx, path, video, copies, encs }))
 }
 
@@ -394,14 +423,30 @@ pub(super) fn preview(out_dir: &Path, v: &VideoFacts, audio: &[AudioTrack], thre
     let mut encs = Vec::new();
     if let Some((a, in_fmt)) = audio.first().and_then(|a| a.dec_fmt.map(|f| (a, f))) {
         let out_rate = if a.rate == 44100 { 44100 } else { 48000 };
-        encs.push((a.idx, AudioRung::new(&mut octx, "aac", in_fmt, a.channels, a.rate, ffi::AVSampleFormat::AV_SAMPLE_FMT_FLTP, 2, out_rate, 128_000)?));
+        encs.push((
+            a.idx,
+            AudioRung::new(&mut octx, "aac", in_fmt, a.channels, a.rate, ffi::AVSampleFormat::AV_SAMPLE_FMT_FLTP, 2, out_rate, 128_000)?,
+        ));
     }
     set_comment(&mut octx, v);
     let mut hd = ff::Dictionary::new();
     hd.set("movflags", "frag_keyframe+empty_moov+default_base_moof");
     octx.write_header_with(hd).map_err(fail("preview header"))?;
     let scaled = ff::frame::Video::new(fmt, w, h);
-    let video = VideoRung { enc, w, h, fmt, scaler: None, scaled, tb, ost: Some(ost), always_scale: false, tags: Some(v.colour), box_plan: None, box_acc: Vec::new() };
+    let video = VideoRung {
+        enc,
+        w,
+        h,
+        fmt,
+        scaler: None,
+        scaled,
+        tb,
+        ost: Some(ost),
+        always_scale: false,
+        tags: Some(v.colour),
+        box_plan: None,
+        box_acc: Vec::new(),
+    };
     Ok(Box::new(MovieSink { rung: Rung::Preview, octx, path, video, copies: Vec::new(), encs }))
 }
 
@@ -417,7 +462,20 @@ pub(super) fn jpeg_encoder(w: u32, h: u32, rate: ff::Rational) -> Result<ff::enc
 
 fn jpeg_rung(w: u32, h: u32, rate: ff::Rational) -> Result<VideoRung, ProxyError> {
     let fmt = ff::format::Pixel::YUVJ420P;
-    Ok(VideoRung { enc: jpeg_encoder(w, h, rate)?, w, h, fmt, scaler: None, scaled: ff::frame::Video::new(fmt, w, h), tb: rate_tb(rate), ost: None, always_scale: true, tags: None, box_plan: None, box_acc: Vec::new() })
+    Ok(VideoRung {
+        enc: jpeg_encoder(w, h, rate)?,
+        w,
+        h,
+        fmt,
+        scaler: None,
+        scaled: ff::frame::Video::new(fmt, w, h),
+        tb: rate_tb(rate),
+        ost: None,
+        always_scale: true,
+        tags: None,
+        box_plan: None,
+        box_acc: Vec::new(),
+    })
 }
 
 // ---- thumb: the poster frame ----
@@ -434,7 +492,13 @@ struct ThumbSink {
 /// from there on that is not black (the last picture if every one is).
 pub(super) fn thumb(out_dir: &Path, v: &VideoFacts) -> Result<Box<dyn Sink>, ProxyError> {
     let (w, h) = fit(v.w, v.h, v.sar, 320, 100_000);
-    Ok(Box::new(ThumbSink { rung: jpeg_rung(w, h, v.rate)?, target: (v.expected_frames / 3) as i64, done: false, last: None, path: out_dir.join("thumb.jpg") }))
+    Ok(Box::new(ThumbSink {
+        rung: jpeg_rung(w, h, v.rate)?,
+        target: (v.expected_frames / 3) as i64,
+        done: false,
+        last: None,
+        path: out_dir.join("thumb.jpg"),
+    }))
 }
 
 impl Sink for ThumbSink {
@@ -570,7 +634,13 @@ impl Sink for SheetSink {
 }
 
 /// The sinks for the requested rungs.
-pub(super) fn build(rungs: &[Rung], out_dir: &Path, v: &VideoFacts, audio: &[AudioTrack], threads: usize) -> Result<Vec<Box<dyn Sink>>, ProxyError> {
+pub(super) fn build(
+    rungs: &[Rung],
+    out_dir: &Path,
+    v: &VideoFacts,
+    audio: &[AudioTrack],
+    threads: usize,
+) -> Result<Vec<Box<dyn Sink>>, ProxyError> {
     let mut out = Vec::new();
     for r in rungs {
         out.push(match r {

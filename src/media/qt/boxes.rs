@@ -17,21 +17,11 @@ pub(crate) struct BoxRef {
 }
 
 pub(crate) fn fourcc(t: &[u8; 4]) -> String {
-    t.iter()
-        .map(|&b| {
-            if (0x20..0x7f).contains(&b) {
-                b as char
-            } else {
-                '?'
-            }
-        })
-        .collect()
+    t.iter().map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '?' }).collect()
 }
 
 pub(crate) fn be16(d: &[u8], at: usize) -> Result<u16, QtError> {
-    d.get(at..at + 2)
-        .map(|s| u16::from_be_bytes([s[0], s[1]]))
-        .ok_or_else(|| QtError::Malformed(format!("field at {at} past end of box")))
+    d.get(at..at + 2).map(|s| u16::from_be_bytes([s[0], s[1]])).ok_or_else(|| QtError::Malformed(format!("field at {at} past end of box")))
 }
 pub(crate) fn be32(d: &[u8], at: usize) -> Result<u32, QtError> {
     d.get(at..at + 4)
@@ -60,10 +50,7 @@ pub(crate) fn children(d: &[u8], from: usize, to: usize) -> Result<Vec<BoxRef>, 
             if to - off == 4 && be32(d, off)? == 0 {
                 break;
             }
-            return Err(QtError::Malformed(format!(
-                "{} stray bytes at offset {off} inside a container",
-                to - off
-            )));
+            return Err(QtError::Malformed(format!("{} stray bytes at offset {off} inside a container", to - off)));
         }
         let size32 = be32(d, off)? as u64;
         let typ = [d[off + 4], d[off + 5], d[off + 6], d[off + 7]];
@@ -79,12 +66,7 @@ pub(crate) fn children(d: &[u8], from: usize, to: usize) -> Result<Vec<BoxRef>, 
                 to - off
             )));
         }
-        out.push(BoxRef {
-            typ,
-            start: off,
-            body: off + hdr as usize,
-            end: off + size as usize,
-        });
+        out.push(BoxRef { typ, start: off, body: off + hdr as usize, end: off + size as usize });
         off += size as usize;
     }
     Ok(out)
@@ -95,13 +77,8 @@ pub(crate) fn find<'a>(kids: &'a [BoxRef], typ: &[u8; 4]) -> Option<&'a BoxRef> 
 }
 
 /// Like [`find`] but a missing box is a `Malformed` error naming the parent.
-pub(crate) fn need<'a>(
-    kids: &'a [BoxRef],
-    typ: &[u8; 4],
-    parent: &str,
-) -> Result<&'a BoxRef, QtError> {
-    find(kids, typ)
-        .ok_or_else(|| QtError::Malformed(format!("'{parent}' has no '{}' box", fourcc(typ))))
+pub(crate) fn need<'a>(kids: &'a [BoxRef], typ: &[u8; 4], parent: &str) -> Result<&'a BoxRef, QtError> {
+    find(kids, typ).ok_or_else(|| QtError::Malformed(format!("'{parent}' has no '{}' box", fourcc(typ))))
 }
 
 /// A top-level box of the source file (not loaded in memory).
@@ -117,15 +94,11 @@ pub(crate) struct TopBox {
 /// Top-level types we accept as evidence that a file is QuickTime/ISO-BMFF at all. The
 /// first box must be one of these; later unknown boxes are tolerated.
 const KNOWN_TOP: &[&[u8; 4]] = &[
-    b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot", b"uuid", b"junk", b"PICT",
-    b"meta", b"moof", b"mfra", b"styp", b"sidx", b"prfl", b"pdin", b"udta",
+    b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot", b"uuid", b"junk", b"PICT", b"meta", b"moof", b"mfra", b"styp", b"sidx",
+    b"prfl", b"pdin", b"udta",
 ];
 
-pub(crate) fn read_exact_at(
-    src: &dyn ReadAt,
-    off: u64,
-    buf: &mut [u8],
-) -> std::io::Result<()> {
+pub(crate) fn read_exact_at(src: &dyn ReadAt, off: u64, buf: &mut [u8]) -> std::io::Result<()> {
     crate::archive::read_at::read_exact_at(src, off, buf)
 }
 
@@ -140,14 +113,9 @@ pub(crate) fn walk_top(src: &dyn ReadAt) -> Result<(Vec<TopBox>, Option<String>)
     let mut off = 0u64;
     while off < len {
         if len - off < 8 {
-            let msg = format!(
-                "{} trailing bytes at offset {off} are too short for a box header (file ends at {len})",
-                len - off
-            );
+            let msg = format!("{} trailing bytes at offset {off} are too short for a box header (file ends at {len})", len - off);
             if out.is_empty() {
-                return Err(QtError::NotQuickTime(
-                    "file is shorter than one box header".into(),
-                ));
+                return Err(QtError::NotQuickTime("file is shorter than one box header".into()));
             }
             return Ok((out, Some(msg)));
         }
@@ -156,10 +124,7 @@ pub(crate) fn walk_top(src: &dyn ReadAt) -> Result<(Vec<TopBox>, Option<String>)
         read_exact_at(src, off, &mut h[..hl])?;
         let typ = [h[4], h[5], h[6], h[7]];
         if out.is_empty() && !KNOWN_TOP.iter().any(|k| **k == typ) {
-            return Err(QtError::NotQuickTime(format!(
-                "first box type '{}' is not a QuickTime/MP4 box",
-                fourcc(&typ)
-            )));
+            return Err(QtError::NotQuickTime(format!("first box type '{}' is not a QuickTime/MP4 box", fourcc(&typ))));
         }
         if !typ.iter().all(|b| (0x20..0x7f).contains(b) || *b == 0xa9) {
             let msg = format!("garbage box header at offset {off} (file ends at {len})");
@@ -172,32 +137,18 @@ pub(crate) fn walk_top(src: &dyn ReadAt) -> Result<(Vec<TopBox>, Option<String>)
                     let msg = format!("box '{}' at offset {off} has a 64-bit size cut off by the end of the file at {len}", fourcc(&typ));
                     return Ok((out, Some(msg)));
                 }
-                (
-                    u64::from_be_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]),
-                    16,
-                )
+                (u64::from_be_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]), 16)
             }
             0 => (len - off, 8),
             s => (s, 8),
         };
         if size < header {
-            let msg = format!(
-                "box '{}' at offset {off} declares an impossible size {size}",
-                fourcc(&typ)
-            );
+            let msg = format!("box '{}' at offset {off} declares an impossible size {size}", fourcc(&typ));
             return Ok((out, Some(msg)));
         }
-        let b = TopBox {
-            typ,
-            offset: off,
-            header,
-            size,
-        };
+        let b = TopBox { typ, offset: off, header, size };
         if size > len - off {
-            let msg = format!(
-                "box '{}' at offset {off} declares {size} bytes but the file ends at {len}",
-                fourcc(&typ)
-            );
+            let msg = format!("box '{}' at offset {off} declares {size} bytes but the file ends at {len}", fourcc(&typ));
             return Ok((out, Some(msg)));
         }
         out.push(b);
@@ -249,14 +200,9 @@ impl W {
         self.u32(((version as u32) << 24) | (flags & 0x00ff_ffff))
     }
     pub fn close(&mut self) -> Result<(), QtError> {
-        let at = self
-            .stack
-            .pop()
-            .ok_or_else(|| QtError::Malformed("internal: unbalanced box writer".into()))?;
+        let at = self.stack.pop().ok_or_else(|| QtError::Malformed("internal: unbalanced box writer".into()))?;
         let size = self.buf.len() - at;
-        let size = u32::try_from(size).map_err(|_| {
-            QtError::Unsupported(format!("a rebuilt box would be {size} bytes (over 4 GiB)"))
-        })?;
+        let size = u32::try_from(size).map_err(|_| QtError::Unsupported(format!("a rebuilt box would be {size} bytes (over 4 GiB)")))?;
         self.buf[at..at + 4].copy_from_slice(&size.to_be_bytes());
         Ok(())
     }
@@ -270,10 +216,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn spans(d: &[u8]) -> Result<Vec<(String, usize, usize, usize)>, QtError> {
-        Ok(children(d, 0, d.len())?
-            .into_iter()
-            .map(|b| (fourcc(&b.typ), b.start, b.body, b.end))
-            .collect())
+        Ok(children(d, 0, d.len())?.into_iter().map(|b| (fourcc(&b.typ), b.start, b.body, b.end)).collect())
     }
 
     #[test]
@@ -283,14 +226,7 @@ mod tests {
         d.extend_from_slice(b"\0\0\0\x0cskip1234");
         // A 64-bit size: size field 1, then the size (24) after the type.
         d.extend_from_slice(b"\0\0\0\x01wide\0\0\0\0\0\0\0\x18abcdefgh");
-        assert_eq!(
-            spans(&d).unwrap(),
-            [
-                ("free".to_string(), 0, 8, 8),
-                ("skip".to_string(), 8, 16, 20),
-                ("wide".to_string(), 20, 36, 44)
-            ]
-        );
+        assert_eq!(spans(&d).unwrap(), [("free".to_string(), 0, 8, 8), ("skip".to_string(), 8, 16, 20), ("wide".to_string(), 20, 36, 44)]);
         // A 32-bit zero terminator ends a container; four other bytes are an error.
         let mut t = d.clone();
         t.extend_from_slice(&[0; 4]);
@@ -305,10 +241,7 @@ mod tests {
         assert_eq!(spans(b"\0\0\0\x08free").unwrap(), [("free".to_string(), 0, 8, 8)]);
         // Size 0 runs to the end of the parent; a box larger than its parent is an error.
         assert_eq!(spans(b"\0\0\0\0mdat1234").unwrap(), [("mdat".to_string(), 0, 8, 12)]);
-        assert_eq!(
-            spans(b"\0\0\0\x08free\0\0\0\0mdat1234").unwrap(),
-            [("free".to_string(), 0, 8, 8), ("mdat".to_string(), 8, 16, 20)]
-        );
+        assert_eq!(spans(b"\0\0\0\x08free\0\0\0\0mdat1234").unwrap(), [("free".to_string(), 0, 8, 8), ("mdat".to_string(), 8, 16, 20)]);
         assert!(spans(b"\0\0\0\x10mdat1234").is_err());
         assert!(spans(b"\0\0\0\x04mdat").is_err());
         assert!(spans(b"\0\0\0\x08free\0\0\0\x10mdat1234").is_err());
@@ -355,10 +288,7 @@ mod tests {
         let mut file = FTYP.to_vec();
         file.extend_from_slice(rest);
         let (boxes, damage) = walk_top(&Dribble::new(file)).unwrap();
-        let boxes = boxes
-            .iter()
-            .map(|b| (fourcc(&b.typ), b.offset, b.header, b.size))
-            .collect();
+        let boxes = boxes.iter().map(|b| (fourcc(&b.typ), b.offset, b.header, b.size)).collect();
         (boxes, damage)
     }
 
@@ -379,20 +309,11 @@ mod tests {
         // A box of exactly one header (8 bytes) can end the file.
         assert_eq!(walk(b"\0\0\0\x08free"), (vec![ftyp(), ("free".into(), 16, 8, 8)], None));
         // Size 0 runs to the end of the file.
-        assert_eq!(
-            walk(b"\0\0\0\0mdat12345678"),
-            (vec![ftyp(), ("mdat".into(), 16, 8, 16)], None)
-        );
+        assert_eq!(walk(b"\0\0\0\0mdat12345678"), (vec![ftyp(), ("mdat".into(), 16, 8, 16)], None));
         // A 64-bit size.
-        assert_eq!(
-            walk(b"\0\0\0\x01mdat\0\0\0\0\0\0\0\x1812345678"),
-            (vec![ftyp(), ("mdat".into(), 16, 16, 24)], None)
-        );
+        assert_eq!(walk(b"\0\0\0\x01mdat\0\0\0\0\0\0\0\x1812345678"), (vec![ftyp(), ("mdat".into(), 16, 16, 24)], None));
         // iTunes-style types start with the byte 0xa9 ('©').
-        assert_eq!(
-            walk(b"\0\0\0\x08\xa9nam"),
-            (vec![ftyp(), ("?nam".into(), 16, 8, 8)], None)
-        );
+        assert_eq!(walk(b"\0\0\0\x08\xa9nam"), (vec![ftyp(), ("?nam".into(), 16, 8, 8)], None));
 
         let m = damage(b"\0\0\0\x08");
         assert!(m.starts_with("4 trailing bytes at offset 16"), "{m}");

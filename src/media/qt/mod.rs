@@ -27,9 +27,9 @@ mod movie;
 mod parsed;
 mod slice;
 mod tables;
-mod timing;
 #[cfg(test)]
 mod tests;
+mod timing;
 
 use std::io;
 use std::sync::Arc;
@@ -167,9 +167,7 @@ impl VirtualFile {
             let want = ((seg_len - within) as usize).min(buf.len() - done);
             let out = &mut buf[done..done + want];
             match seg {
-                Segment::Inline(b) => {
-                    out.copy_from_slice(&b[within as usize..within as usize + want])
-                }
+                Segment::Inline(b) => out.copy_from_slice(&b[within as usize..within as usize + want]),
                 Segment::Source { offset: so, .. } => boxes::read_exact_at(src, so + within, out)?,
             }
             done += want;
@@ -187,11 +185,7 @@ pub fn read_movie(src: &dyn ReadAt) -> Result<MovieInfo, QtError> {
 /// Plans the virtual slice holding display frames `[first_frame, end_frame)` of the video
 /// (0 = first frame the source shows). Handles must already be added and the range clamped
 /// by the caller; an empty or out-of-range request is [`QtError::Range`].
-pub fn plan_slice(
-    src: &dyn ReadAt,
-    first_frame: u64,
-    end_frame: u64,
-) -> Result<VirtualFile, QtError> {
+pub fn plan_slice(src: &dyn ReadAt, first_frame: u64, end_frame: u64) -> Result<VirtualFile, QtError> {
     slice::plan(src, first_frame, end_frame)
 }
 
@@ -210,12 +204,7 @@ pub struct TcStart {
 /// Like [`plan_slice`], with the slice's timecode set to `tc` instead of the one the
 /// source's tmcd track gives: the source's tmcd sample is replaced, and a source without
 /// a timecode track gets a new one, so players and NLEs read the recorded timecode.
-pub fn plan_slice_with_tc(
-    src: &dyn ReadAt,
-    first_frame: u64,
-    end_frame: u64,
-    tc: Option<TcStart>,
-) -> Result<VirtualFile, QtError> {
+pub fn plan_slice_with_tc(src: &dyn ReadAt, first_frame: u64, end_frame: u64, tc: Option<TcStart>) -> Result<VirtualFile, QtError> {
     slice::plan_tc(src, first_frame, end_frame, false, tc)
 }
 
@@ -247,10 +236,7 @@ pub fn check_structure(src: &dyn ReadAt) -> Result<(), QtError> {
         return Err(QtError::Truncated(d));
     }
     if !boxes.iter().any(|b| &b.typ == b"moov") {
-        return Err(QtError::Truncated(format!(
-            "no 'moov' box in {} bytes",
-            src.len()
-        )));
+        return Err(QtError::Truncated(format!("no 'moov' box in {} bytes", src.len())));
     }
     Ok(())
 }

@@ -1,9 +1,7 @@
 //! Reading a movie: finding `moov`, parsing each track far enough to cut it, and the
 //! public [`MovieInfo`] summary.
 
-use super::boxes::{
-    be16, be32, be64, children, find, fourcc, need, read_exact_at, walk_top, BoxRef,
-};
+use super::boxes::{be16, be32, be64, children, find, fourcc, need, read_exact_at, walk_top, BoxRef};
 use super::tables::{SampleTable, Sizes};
 use super::timing::{Edit, VideoTiming};
 use super::{MovieInfo, QtError, ReadAt, TmcdInfo, TrackInfo, TrackKind};
@@ -66,15 +64,11 @@ impl Track {
         let constant = matches!(self.table.sizes, Sizes::Constant { .. });
         constant
             && (self.is_pcm_format()
-                || self.table.stts.iter().all(|e| e.1 == 1)
-                    && !matches!(self.table.sizes, Sizes::Constant { size: 1, .. }))
+                || self.table.stts.iter().all(|e| e.1 == 1) && !matches!(self.table.sizes, Sizes::Constant { size: 1, .. }))
     }
 
     pub fn is_pcm_format(&self) -> bool {
-        const PCM: &[&[u8; 4]] = &[
-            b"lpcm", b"sowt", b"twos", b"in24", b"in32", b"fl32", b"fl64", b"raw ", b"NONE",
-            b"ulaw", b"alaw",
-        ];
+        const PCM: &[&[u8; 4]] = &[b"lpcm", b"sowt", b"twos", b"in24", b"in32", b"fl32", b"fl64", b"raw ", b"NONE", b"ulaw", b"alaw"];
         PCM.iter().any(|p| **p == self.entry.format)
     }
 }
@@ -91,9 +85,7 @@ pub(crate) struct Movie {
 
 /// Reads the creation/modification/timescale/duration prefix shared by mvhd and mdhd.
 pub(crate) fn header_times(d: &[u8], b: &BoxRef) -> Result<(u8, u32, u64), QtError> {
-    let v = *d
-        .get(b.body)
-        .ok_or_else(|| QtError::Malformed("empty header box".into()))?;
+    let v = *d.get(b.body).ok_or_else(|| QtError::Malformed("empty header box".into()))?;
     if v == 1 {
         Ok((1, be32(d, b.body + 20)?, be64(d, b.body + 24)?))
     } else {
@@ -106,29 +98,18 @@ fn parse_edit(d: &[u8], edts: &BoxRef) -> Result<Option<Edit>, QtError> {
     let Some(elst) = find(&kids, b"elst") else {
         return Ok(None);
     };
-    let v = *d
-        .get(elst.body)
-        .ok_or_else(|| QtError::Malformed("empty 'elst'".into()))?;
+    let v = *d.get(elst.body).ok_or_else(|| QtError::Malformed("empty 'elst'".into()))?;
     let n = be32(d, elst.body + 4)? as usize;
     let w = if v == 1 { 20 } else { 12 };
     if n.saturating_mul(w) > elst.end.saturating_sub(elst.body + 8) {
-        return Err(QtError::Malformed(
-            "'elst' entry count exceeds its size".into(),
-        ));
+        return Err(QtError::Malformed("'elst' entry count exceeds its size".into()));
     }
     for i in 0..n {
         let p = elst.body + 8 + i * w;
-        let (dur, mt) = if v == 1 {
-            (be64(d, p)?, be64(d, p + 8)? as i64)
-        } else {
-            (be32(d, p)? as u64, be32(d, p + 4)? as i32 as i64)
-        };
+        let (dur, mt) = if v == 1 { (be64(d, p)?, be64(d, p + 8)? as i64) } else { (be32(d, p)? as u64, be32(d, p + 4)? as i32 as i64) };
         // Empty edits (-1) only delay the track; decisions are made on the first real one.
         if mt >= 0 {
-            return Ok(Some(Edit {
-                media_time: mt,
-                duration: dur,
-            }));
+            return Ok(Some(Edit { media_time: mt, duration: dur }));
         }
     }
     Ok(None)
@@ -137,19 +118,14 @@ fn parse_edit(d: &[u8], edts: &BoxRef) -> Result<Option<Edit>, QtError> {
 fn parse_entry(d: &[u8], stsd: &BoxRef, handler: &[u8; 4]) -> Result<Entry, QtError> {
     let e = stsd.body + 8;
     if be32(d, stsd.body + 4)? == 0 || e + 16 > stsd.end {
-        return Err(QtError::Malformed(
-            "'stsd' has no sample description".into(),
-        ));
+        return Err(QtError::Malformed("'stsd' has no sample description".into()));
     }
     let esize = be32(d, e)? as usize;
     let eend = e
         .checked_add(esize)
         .filter(|&x| x <= stsd.end && esize >= 16)
         .ok_or_else(|| QtError::Malformed("sample description overruns 'stsd'".into()))?;
-    let mut ent = Entry {
-        format: [d[e + 4], d[e + 5], d[e + 6], d[e + 7]],
-        ..Default::default()
-    };
+    let mut ent = Entry { format: [d[e + 4], d[e + 5], d[e + 6], d[e + 7]], ..Default::default() };
     match handler {
         b"vide" => {
             ent.width = be16(d, e + 32)?;
@@ -165,11 +141,7 @@ fn parse_entry(d: &[u8], stsd: &BoxRef, handler: &[u8; 4]) -> Result<Entry, QtEr
                 1 => ent.pcm_frame_bytes = Some(be32(d, e + 44)? as u64),
                 2 => {
                     let sr = f64::from_bits(be64(d, e + 40)?);
-                    ent.sample_rate = if sr.is_finite() && sr > 0.0 && sr < 1e9 {
-                        sr.round() as u32
-                    } else {
-                        0
-                    };
+                    ent.sample_rate = if sr.is_finite() && sr > 0.0 && sr < 1e9 { sr.round() as u32 } else { 0 };
                     ent.channels = be32(d, e + 48)?.min(u16::MAX as u32) as u16;
                     ent.bits = be32(d, e + 56)?.min(u16::MAX as u32) as u16;
                     ent.pcm_frame_bytes = Some(be32(d, e + 64)? as u64);
@@ -181,9 +153,7 @@ fn parse_entry(d: &[u8], stsd: &BoxRef, handler: &[u8; 4]) -> Result<Entry, QtEr
             let flags = be32(d, e + 20)?;
             let timescale = be32(d, e + 24)?;
             let frame_duration = be32(d, e + 28)?;
-            let fps = *d
-                .get(e + 32)
-                .ok_or_else(|| QtError::Malformed("short tmcd entry".into()))?;
+            let fps = *d.get(e + 32).ok_or_else(|| QtError::Malformed("short tmcd entry".into()))?;
             // The name atom follows the fixed part; ffmpeg pads some entries with 2 bytes, so
             // scan leniently instead of insisting on a clean list of boxes.
             let mut reel = None;
@@ -197,21 +167,11 @@ fn parse_entry(d: &[u8], stsd: &BoxRef, handler: &[u8; 4]) -> Result<Entry, QtEr
                     let len = be16(d, p + 8)? as usize;
                     let s = p + 12;
                     let bytes = d.get(s..(s + len).min(p + sz)).unwrap_or(&[]);
-                    reel = Some(
-                        String::from_utf8_lossy(bytes)
-                            .trim_end_matches('\0')
-                            .to_string(),
-                    );
+                    reel = Some(String::from_utf8_lossy(bytes).trim_end_matches('\0').to_string());
                 }
                 p += sz;
             }
-            ent.tmcd = Some(TmcdEntry {
-                flags,
-                timescale,
-                frame_duration,
-                fps,
-                reel,
-            });
+            ent.tmcd = Some(TmcdEntry { flags, timescale, frame_duration, fps, reel });
         }
         _ => {}
     }
@@ -221,22 +181,14 @@ fn parse_entry(d: &[u8], stsd: &BoxRef, handler: &[u8; 4]) -> Result<Entry, QtEr
 fn parse_track(d: &[u8], trak: BoxRef, file_len: u64) -> Result<Track, QtError> {
     let kids = children(d, trak.body, trak.end)?;
     let tkhd = *need(&kids, b"tkhd", "trak")?;
-    let tv = *d
-        .get(tkhd.body)
-        .ok_or_else(|| QtError::Malformed("empty 'tkhd'".into()))?;
-    let id = if tv == 1 {
-        be32(d, tkhd.body + 20)?
-    } else {
-        be32(d, tkhd.body + 12)?
-    };
+    let tv = *d.get(tkhd.body).ok_or_else(|| QtError::Malformed("empty 'tkhd'".into()))?;
+    let id = if tv == 1 { be32(d, tkhd.body + 20)? } else { be32(d, tkhd.body + 12)? };
     let mdia = *need(&kids, b"mdia", "trak")?;
     let mdia_kids = children(d, mdia.body, mdia.end)?;
     let mdhd = *need(&mdia_kids, b"mdhd", "mdia")?;
     let (_, timescale, _) = header_times(d, &mdhd)?;
     if timescale == 0 {
-        return Err(QtError::Malformed(format!(
-            "track {id} has a zero media timescale"
-        )));
+        return Err(QtError::Malformed(format!("track {id} has a zero media timescale")));
     }
     let hdlr = need(&mdia_kids, b"hdlr", "mdia")?;
     let handler = {
@@ -252,14 +204,8 @@ fn parse_track(d: &[u8], trak: BoxRef, file_len: u64) -> Result<Track, QtError> 
             // point at bytes of the file it was planned from.
             let n = be32(d, dref.body + 4)?;
             let entries = children(d, dref.body + 8, dref.end)?;
-            if entries.len() as u32 != n
-                || entries
-                    .iter()
-                    .any(|en| be32(d, en.body).map_or(true, |f| f & 1 == 0))
-            {
-                return Err(QtError::Unsupported(format!(
-                    "track {id} refers to media outside the file"
-                )));
+            if entries.len() as u32 != n || entries.iter().any(|en| be32(d, en.body).map_or(true, |f| f & 1 == 0)) {
+                return Err(QtError::Unsupported(format!("track {id} refers to media outside the file")));
             }
         }
     }
@@ -280,26 +226,11 @@ fn parse_track(d: &[u8], trak: BoxRef, file_len: u64) -> Result<Track, QtError> 
     if let Some(t) = find(&kids, b"tref") {
         for r in children(d, t.body, t.end)? {
             let n = (r.end - r.body) / 4;
-            let ids = (0..n)
-                .map(|i| be32(d, r.body + 4 * i))
-                .collect::<Result<Vec<_>, _>>()?;
+            let ids = (0..n).map(|i| be32(d, r.body + 4 * i)).collect::<Result<Vec<_>, _>>()?;
             tref.push((r.typ, ids));
         }
     }
-    Ok(Track {
-        trak,
-        kids,
-        id,
-        handler,
-        timescale,
-        mdia_kids,
-        minf_kids,
-        stsd,
-        edit,
-        table,
-        entry,
-        tref,
-    })
+    Ok(Track { trak, kids, id, handler, timescale, mdia_kids, minf_kids, stsd, edit, table, entry, tref })
 }
 
 pub(crate) fn load(src: &dyn ReadAt) -> Result<Movie, QtError> {
@@ -320,42 +251,28 @@ pub(crate) fn load(src: &dyn ReadAt) -> Result<Movie, QtError> {
                 moov_first = !seen_mdat;
             }
             b"mdat" => seen_mdat = true,
-            b"moof" => {
-                return Err(QtError::Unsupported(
-                    "fragmented MP4 ('moof') sources cannot be sliced".into(),
-                ))
-            }
+            b"moof" => return Err(QtError::Unsupported("fragmented MP4 ('moof') sources cannot be sliced".into())),
             _ => {}
         }
     }
     let Some(mb) = moov_box else {
         return Err(match damage {
             Some(d) => QtError::Truncated(format!("no 'moov' box before the damage: {d}")),
-            None => QtError::Truncated(format!(
-                "no 'moov' box in {} bytes (recording never finalised?)",
-                src.len()
-            )),
+            None => QtError::Truncated(format!("no 'moov' box in {} bytes (recording never finalised?)", src.len())),
         });
     };
     if mb.size > MAX_MOOV {
-        return Err(QtError::Unsupported(format!(
-            "'moov' of {} bytes is over the {MAX_MOOV}-byte limit",
-            mb.size
-        )));
+        return Err(QtError::Unsupported(format!("'moov' of {} bytes is over the {MAX_MOOV}-byte limit", mb.size)));
     }
     let mut moov = vec![0u8; mb.size as usize];
     read_exact_at(src, mb.offset, &mut moov)?;
     let body = mb.header as usize;
     let moov_kids = children(&moov, body, moov.len())?;
     if find(&moov_kids, b"cmov").is_some() {
-        return Err(QtError::Unsupported(
-            "compressed movie header ('cmov')".into(),
-        ));
+        return Err(QtError::Unsupported("compressed movie header ('cmov')".into()));
     }
     if find(&moov_kids, b"mvex").is_some() {
-        return Err(QtError::Unsupported(
-            "fragmented MP4 ('mvex') sources cannot be sliced".into(),
-        ));
+        return Err(QtError::Unsupported("fragmented MP4 ('mvex') sources cannot be sliced".into()));
     }
     let mvhd = *need(&moov_kids, b"mvhd", "moov")?;
     let (_, timescale, duration) = header_times(&moov, &mvhd)?;
@@ -366,15 +283,7 @@ pub(crate) fn load(src: &dyn ReadAt) -> Result<Movie, QtError> {
     for k in moov_kids.iter().filter(|k| &k.typ == b"trak") {
         tracks.push(parse_track(&moov, *k, src.len())?);
     }
-    Ok(Movie {
-        ftyp,
-        moov,
-        moov_kids,
-        timescale,
-        duration,
-        tracks,
-        moov_first,
-    })
+    Ok(Movie { ftyp, moov, moov_kids, timescale, duration, tracks, moov_first })
 }
 
 impl Movie {
@@ -384,19 +293,10 @@ impl Movie {
 
     /// The timecode track the video points at through `tref`/`tmcd`, else the first one.
     pub fn timecode(&self) -> Option<usize> {
-        let referenced = self.video().and_then(|v| {
-            self.tracks[v]
-                .tref
-                .iter()
-                .find(|(t, _)| t == b"tmcd")
-                .and_then(|(_, ids)| ids.first().copied())
-        });
+        let referenced =
+            self.video().and_then(|v| self.tracks[v].tref.iter().find(|(t, _)| t == b"tmcd").and_then(|(_, ids)| ids.first().copied()));
         referenced
-            .and_then(|id| {
-                self.tracks
-                    .iter()
-                    .position(|t| t.id == id && &t.handler == b"tmcd")
-            })
+            .and_then(|id| self.tracks.iter().position(|t| t.id == id && &t.handler == b"tmcd"))
             .or_else(|| self.tracks.iter().position(|t| &t.handler == b"tmcd"))
     }
 
@@ -413,7 +313,10 @@ impl Movie {
             + self
                 .tracks
                 .iter()
-                .map(|t| t.table.heap_bytes() + (t.kids.capacity() + t.mdia_kids.capacity() + t.minf_kids.capacity()) * std::mem::size_of::<BoxRef>())
+                .map(|t| {
+                    t.table.heap_bytes()
+                        + (t.kids.capacity() + t.mdia_kids.capacity() + t.minf_kids.capacity()) * std::mem::size_of::<BoxRef>()
+                })
                 .sum::<usize>()
     }
 
@@ -436,9 +339,7 @@ impl Movie {
             return Err(QtError::Malformed("timecode track has no sample".into()));
         }
         if n > MAX_TMCD_SAMPLES {
-            return Err(QtError::Unsupported(format!(
-                "timecode track has {n} samples (limit {MAX_TMCD_SAMPLES})"
-            )));
+            return Err(QtError::Unsupported(format!("timecode track has {n} samples (limit {MAX_TMCD_SAMPLES})")));
         }
         let fd = t.entry.tmcd.as_ref().map_or(0, |e| e.frame_duration) as u64;
         let mut out = Vec::with_capacity(n as usize);
@@ -453,9 +354,7 @@ impl Movie {
     /// Presentation time of each displayed video frame, zero at the first, in the video
     /// media timescale: what frame-accurate seconds slices of variable-rate clips need.
     pub fn frame_times(&self) -> Result<(Vec<i64>, u32), QtError> {
-        let v = self.video().ok_or_else(|| {
-            QtError::Unsupported("the movie has no video track to time frames by".into())
-        })?;
+        let v = self.video().ok_or_else(|| QtError::Unsupported("the movie has no video track to time frames by".into()))?;
         let vt = self.video_timing(v)?;
         let origin = self.tracks[v].edit.map_or(0, |e| e.media_time);
         let count = vt.count();
@@ -493,10 +392,7 @@ impl Movie {
             .collect();
         let timecode = match self.timecode() {
             Some(i) => {
-                let e =
-                    self.tracks[i].entry.tmcd.clone().ok_or_else(|| {
-                        QtError::Malformed("tmcd track without tmcd entry".into())
-                    })?;
+                let e = self.tracks[i].entry.tmcd.clone().ok_or_else(|| QtError::Malformed("tmcd track without tmcd entry".into()))?;
                 Some(TmcdInfo {
                     start_frame: self.tmcd_start(src, i)?,
                     samples: self.tmcd_samples(src, i)?,
@@ -511,10 +407,7 @@ impl Movie {
             None => None,
         };
         let (count, fd) = match self.video() {
-            Some(v) => (
-                self.video_timing(v)?.count(),
-                (self.tracks[v].timescale, self.tracks[v].table.modal_delta()),
-            ),
+            Some(v) => (self.video_timing(v)?.count(), (self.tracks[v].timescale, self.tracks[v].table.modal_delta())),
             None => (0, (0, 0)),
         };
         Ok(MovieInfo {
@@ -535,10 +428,7 @@ fn tmcd_sample(t: &Track, src: &dyn ReadAt, k: u64) -> Result<u32, QtError> {
     let c = t.table.chunks_for(k, k + 1)?;
     let off = c[0].offset;
     if off.checked_add(4).is_none_or(|e| e > src.len()) {
-        return Err(QtError::Truncated(format!(
-            "timecode sample at offset {off} lies past the end of the file ({})",
-            src.len()
-        )));
+        return Err(QtError::Truncated(format!("timecode sample at offset {off} lies past the end of the file ({})", src.len())));
     }
     let mut b = [0u8; 4];
     read_exact_at(src, off, &mut b)?;

@@ -61,12 +61,7 @@ pub(crate) fn plan(src: &dyn ReadAt, first: u64, end: u64) -> Result<VirtualFile
 
 /// `force_large` writes `co64` and a 64-bit mdat size even for small slices, so tests can
 /// prove the >4 GiB layout with small media.
-pub(crate) fn plan_with(
-    src: &dyn ReadAt,
-    first: u64,
-    end: u64,
-    force_large: bool,
-) -> Result<VirtualFile, QtError> {
+pub(crate) fn plan_with(src: &dyn ReadAt, first: u64, end: u64, force_large: bool) -> Result<VirtualFile, QtError> {
     plan_parsed(src, &Parsed::load(src)?, first, end, force_large, None)
 }
 
@@ -92,16 +87,14 @@ pub(crate) fn plan_parsed(
 ) -> Result<VirtualFile, QtError> {
     let tc_value = tc_start.map(|t| t.value);
     let m = &p.movie;
-    let (v, vt) = p.video.as_ref().map(|(v, t)| (*v, t)).ok_or_else(|| {
-        QtError::Unsupported("the movie has no video track to slice by frames".into())
-    })?;
+    let (v, vt) = p
+        .video
+        .as_ref()
+        .map(|(v, t)| (*v, t))
+        .ok_or_else(|| QtError::Unsupported("the movie has no video track to slice by frames".into()))?;
     let count = vt.count();
     if first >= end || end > count {
-        return Err(QtError::Range {
-            first,
-            end,
-            frames: count,
-        });
+        return Err(QtError::Range { first, end, frames: count });
     }
     let video = &m.tracks[v];
 
@@ -110,10 +103,7 @@ pub(crate) fn plan_parsed(
     let first_cts = vt.cts(&video.table, vt.sample(first));
     let mut start = lo;
     if let Some(ss) = &video.table.stss {
-        let mut syncs: Vec<u64> = ss
-            .iter()
-            .filter_map(|&s| (s as u64).checked_sub(1))
-            .collect();
+        let mut syncs: Vec<u64> = ss.iter().filter_map(|&s| (s as u64).checked_sub(1)).collect();
         syncs.sort_unstable();
         let mut k = syncs.partition_point(|&s| s <= lo);
         start = if k == 0 { 0 } else { syncs[k - 1] };
@@ -145,11 +135,7 @@ pub(crate) fn plan_parsed(
         if &t.handler != b"soun" || t.table.sample_count() == 0 {
             continue;
         }
-        if matches!(
-            t.table.sizes,
-            super::tables::Sizes::Constant { size: 1, .. }
-        ) && !t.is_pcm_format()
-        {
+        if matches!(t.table.sizes, super::tables::Sizes::Constant { size: 1, .. }) && !t.is_pcm_format() {
             // Legacy QuickTime compressed audio (ima4, MACE, ...) lies about sample sizes;
             // its packets cannot be located from the tables alone.
             return Err(QtError::Unsupported(format!(
@@ -165,9 +151,7 @@ pub(crate) fn plan_parsed(
             media_end = media_end.min(ma.saturating_add(scale(e.duration, ta, m.timescale as u64)));
         }
         let m0 = ma.saturating_add(scale(t_first, ta, video.timescale as u64));
-        let m1 = ma
-            .saturating_add(scale(t_end, ta, video.timescale as u64))
-            .min(media_end);
+        let m1 = ma.saturating_add(scale(t_end, ta, video.timescale as u64)).min(media_end);
         if m0 >= m1 {
             continue; // this track has no audio in the slice
         }
@@ -179,14 +163,7 @@ pub(crate) fn plan_parsed(
             a -= 1;
         }
         let media_time = (m0 - t.table.decode_time(a)) as i64;
-        cuts.push(Cut {
-            track: i,
-            a,
-            b,
-            chunks: t.table.chunks_for(a, b)?,
-            media_time,
-            span: m1 - m0,
-        });
+        cuts.push(Cut { track: i, a, b, chunks: t.table.chunks_for(a, b)?, media_time, span: m1 - m0 });
     }
 
     // ---- timecode: one new sample, the value of the source's run the first frame lies
@@ -200,9 +177,7 @@ pub(crate) fn plan_parsed(
     let tc = match m.timecode().filter(|&i| same_counting(i)) {
         Some(i) => {
             let t = &m.tracks[i];
-            let e = t.entry.tmcd.as_ref().ok_or_else(|| {
-                QtError::Malformed("tmcd track without a tmcd sample description".into())
-            })?;
+            let e = t.entry.tmcd.as_ref().ok_or_else(|| QtError::Malformed("tmcd track without a tmcd sample description".into()))?;
             let mut value = match tc_value {
                 Some(v) => v as u64,
                 None => {
@@ -219,13 +194,8 @@ pub(crate) fn plan_parsed(
                     value %= per_day;
                 }
             }
-            let value = u32::try_from(value)
-                .map_err(|_| QtError::Malformed("timecode frame number overflows".into()))?;
-            Some(TcCut {
-                track: i,
-                value,
-                span: scale(v_span, t.timescale as u64, video.timescale as u64),
-            })
+            let value = u32::try_from(value).map_err(|_| QtError::Malformed("timecode frame number overflows".into()))?;
+            Some(TcCut { track: i, value, span: scale(v_span, t.timescale as u64, video.timescale as u64) })
         }
         None => None,
     };
@@ -240,53 +210,27 @@ pub(crate) fn plan_parsed(
     };
 
     // ---- the smallest source range holding every chunk.
-    let range_start = cuts
-        .iter()
-        .flat_map(|c| c.chunks.iter())
-        .map(|c| c.offset)
-        .min()
-        .unwrap_or(0);
-    let range_end = cuts
-        .iter()
-        .flat_map(|c| c.chunks.iter())
-        .map(|c| c.offset.saturating_add(c.len))
-        .max()
-        .unwrap_or(0);
+    let range_start = cuts.iter().flat_map(|c| c.chunks.iter()).map(|c| c.offset).min().unwrap_or(0);
+    let range_end = cuts.iter().flat_map(|c| c.chunks.iter()).map(|c| c.offset.saturating_add(c.len)).max().unwrap_or(0);
     if range_end > src.len() {
-        return Err(QtError::Truncated(format!(
-            "samples of the slice reach byte {range_end} but the file ends at {}",
-            src.len()
-        )));
+        return Err(QtError::Truncated(format!("samples of the slice reach byte {range_end} but the file ends at {}", src.len())));
     }
     let range_len = range_end - range_start;
 
     // ---- movie timescale: the source's if every duration is exact in it; otherwise the
     // least common multiple of the media timescales, so that no edit is rounded. A rounded
     // PCM edit would make players drop or pad samples and break sample-exactness.
-    let mut spans: Vec<(u64, u64)> = cuts
-        .iter()
-        .map(|c| (c.span, m.tracks[c.track].timescale as u64))
-        .collect();
+    let mut spans: Vec<(u64, u64)> = cuts.iter().map(|c| (c.span, m.tracks[c.track].timescale as u64)).collect();
     if let Some(t) = &tc {
         spans.push((t.span, m.tracks[t.track].timescale as u64));
     }
     if let Some(t) = &synth {
         spans.push((t.span, t.start.rate_num as u64));
     }
-    let exact = |mts: u64| {
-        spans
-            .iter()
-            .all(|&(s, ts)| (s as u128 * mts as u128).is_multiple_of(ts as u128))
-    };
+    let exact = |mts: u64| spans.iter().all(|&(s, ts)| (s as u128 * mts as u128).is_multiple_of(ts as u128));
     let mut mts = m.timescale as u64;
     if !exact(mts) {
-        let l = spans.iter().fold(mts, |acc, &(_, ts)| {
-            if acc == 0 {
-                ts
-            } else {
-                acc / gcd(acc, ts) * ts
-            }
-        });
+        let l = spans.iter().fold(mts, |acc, &(_, ts)| if acc == 0 { ts } else { acc / gcd(acc, ts) * ts });
         if l <= u32::MAX as u64 && exact(l) {
             mts = l;
         }
@@ -296,11 +240,7 @@ pub(crate) fn plan_parsed(
     let ftyp = m.ftyp.clone().unwrap_or_default();
     let inline_payload = if tc.is_some() || synth.is_some() { 4u64 } else { 0 };
     let payload = inline_payload + range_len;
-    let mdat_hdr: u64 = if force_large || payload + 8 > u32::MAX as u64 {
-        16
-    } else {
-        8
-    };
+    let mdat_hdr: u64 = if force_large || payload + 8 > u32::MAX as u64 { 16 } else { 8 };
     let mut co64 = force_large;
     let mut moov = build_moov(m, &cuts, tc.as_ref(), synth.as_ref(), mts, 0, 0, range_start, co64)?;
     let data_base = |moov_len: u64| ftyp.len() as u64 + moov_len + mdat_hdr + inline_payload;
@@ -311,17 +251,7 @@ pub(crate) fn plan_parsed(
     // Table sizes do not depend on the offsets, so a second build with the real base has
     // the same length.
     let base = data_base(moov.len() as u64);
-    moov = build_moov(
-        m,
-        &cuts,
-        tc.as_ref(),
-        synth.as_ref(),
-        mts,
-        base,
-        base - inline_payload,
-        range_start,
-        co64,
-    )?;
+    moov = build_moov(m, &cuts, tc.as_ref(), synth.as_ref(), mts, base, base - inline_payload, range_start, co64)?;
     debug_assert_eq!(base, data_base(moov.len() as u64));
 
     let mut head = Vec::with_capacity(ftyp.len() + moov.len() + 20);
@@ -343,10 +273,7 @@ pub(crate) fn plan_parsed(
     let len = head.len() as u64 + range_len;
     let mut segments = vec![Segment::Inline(Arc::from(head.into_boxed_slice()))];
     if range_len > 0 {
-        segments.push(Segment::Source {
-            offset: range_start,
-            len: range_len,
-        });
+        segments.push(Segment::Source { offset: range_start, len: range_len });
     }
     Ok(VirtualFile { segments, len })
 }
@@ -364,31 +291,14 @@ pub(crate) fn frames_per_day(fps: u64, drop: bool) -> u64 {
 /// Rewrites mvhd/mdhd/tkhd, whose layouts are: version+flags, creation, modification,
 /// `mid` bytes (timescale, or track id + reserved), duration, rest. Version 0 becomes 1
 /// only when a value no longer fits 32 bits.
-fn write_header(
-    w: &mut W,
-    d: &[u8],
-    b: &BoxRef,
-    mid_len: usize,
-    timescale: Option<u32>,
-    dur: u64,
-) -> Result<(), QtError> {
+fn write_header(w: &mut W, d: &[u8], b: &BoxRef, mid_len: usize, timescale: Option<u32>, dur: u64) -> Result<(), QtError> {
     let bad = || QtError::Malformed("short movie/track/media header".into());
     let v = *d.get(b.body).ok_or_else(bad)?;
     let flags = be32(d, b.body)? & 0x00ff_ffff;
     let (c, mo, mid_at, rest_at) = if v == 1 {
-        (
-            be64(d, b.body + 4)?,
-            be64(d, b.body + 12)?,
-            b.body + 20,
-            b.body + 20 + mid_len + 8,
-        )
+        (be64(d, b.body + 4)?, be64(d, b.body + 12)?, b.body + 20, b.body + 20 + mid_len + 8)
     } else {
-        (
-            be32(d, b.body + 4)? as u64,
-            be32(d, b.body + 8)? as u64,
-            b.body + 12,
-            b.body + 12 + mid_len + 4,
-        )
+        (be32(d, b.body + 4)? as u64, be32(d, b.body + 8)? as u64, b.body + 12, b.body + 12 + mid_len + 4)
     };
     let mut mid = d.get(mid_at..mid_at + mid_len).ok_or_else(bad)?.to_vec();
     if let Some(ts) = timescale {
@@ -437,10 +347,7 @@ fn build_moov(
     if let Some(t) = tc {
         kept.push(m.tracks[t.track].id);
     }
-    let mut durations: Vec<u64> = cuts
-        .iter()
-        .map(|c| scale(c.span, mts, m.tracks[c.track].timescale as u64))
-        .collect();
+    let mut durations: Vec<u64> = cuts.iter().map(|c| scale(c.span, mts, m.tracks[c.track].timescale as u64)).collect();
     if let Some(t) = tc {
         durations.push(scale(t.span, mts, m.tracks[t.track].timescale as u64));
     }
@@ -584,15 +491,7 @@ fn write_trak(
                 let refs: Vec<_> = t
                     .tref
                     .iter()
-                    .map(|(typ, ids)| {
-                        (
-                            typ,
-                            ids.iter()
-                                .copied()
-                                .filter(|i| kept.contains(i))
-                                .collect::<Vec<_>>(),
-                        )
-                    })
+                    .map(|(typ, ids)| (typ, ids.iter().copied().filter(|i| kept.contains(i)).collect::<Vec<_>>()))
                     .filter(|(_, ids)| !ids.is_empty())
                     .collect();
                 if !refs.is_empty() {
@@ -683,11 +582,12 @@ mod tests {
     /// The timecode labels ffprobe reads in the file (it shows the tmcd's on the video
     /// stream too), each once.
     fn ffprobe_tcs(p: &Path) -> Vec<String> {
-        let mut v: Vec<String> = sh(&["ffprobe", "-v", "error", "-show_entries", "stream_tags=timecode", "-of", "csv=p=0", p.to_str().unwrap()])
-            .lines()
-            .map(|l| l.trim().to_string())
-            .filter(|l| !l.is_empty())
-            .collect();
+        let mut v: Vec<String> =
+            sh(&["ffprobe", "-v", "error", "-show_entries", "stream_tags=timecode", "-of", "csv=p=0", p.to_str().unwrap()])
+                .lines()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .collect();
         v.dedup();
         v
     }
@@ -729,7 +629,19 @@ mod tests {
 
     /// Video packets in the file, as ffprobe counts them (no decoding).
     fn video_packets(p: &Path) -> u64 {
-        let out = sh(&["ffprobe", "-v", "error", "-count_packets", "-select_streams", "v:0", "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", p.to_str().unwrap()]);
+        let out = sh(&[
+            "ffprobe",
+            "-v",
+            "error",
+            "-count_packets",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_packets",
+            "-of",
+            "csv=p=0",
+            p.to_str().unwrap(),
+        ]);
         out.trim().parse().unwrap_or_else(|_| panic!("ffprobe said {out:?}"))
     }
 
@@ -767,7 +679,18 @@ mod tests {
     /// frame (an open GOP's leading pictures need the GOP before), and runs to the end of
     /// the last wanted packet.
     fn needed_bytes(p: &Path, first: usize, end: usize) -> (u64, u64) {
-        let out = sh(&["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts,flags,pos,size", "-of", "csv=p=0", p.to_str().unwrap()]);
+        let out = sh(&[
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts,flags,pos,size",
+            "-of",
+            "csv=p=0",
+            p.to_str().unwrap(),
+        ]);
         // Decode order: (pts, sync, pos, size).
         let pkts: Vec<(i64, bool, u64, u64)> = out
             .lines()
@@ -817,7 +740,18 @@ mod tests {
         bytes[at..at + 4].copy_from_slice(&second);
         let sync = u32::from_be_bytes(second) as usize - 1;
         // Decode order = file order: where the I-frame and the first packet are.
-        let out = sh(&["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pos", "-of", "csv=p=0", path.to_str().unwrap()]);
+        let out = sh(&[
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pos",
+            "-of",
+            "csv=p=0",
+            path.to_str().unwrap(),
+        ]);
         let pos: Vec<u64> = out.lines().map(|l| l.trim().parse().unwrap()).collect();
         for (first, end, from) in [(9u64, 12u64, pos[sync]), (10, 14, pos[sync]), (0, 1, pos[0])] {
             let vf = plan_slice(&bytes, first, end).unwrap();
@@ -837,9 +771,8 @@ mod tests {
         assert_eq!((tc.drop_frame, tc.flags & 2), (true, 0));
         // stsd: version+flags, count, then the entry: size, 'tmcd', 6 reserved, data
         // reference index, 4 reserved, flags.
-        let at = (0..bytes.len() - 20)
-            .find(|&i| &bytes[i..i + 4] == b"stsd" && &bytes[i + 16..i + 20] == b"tmcd")
-            .expect("a tmcd sample entry");
+        let at =
+            (0..bytes.len() - 20).find(|&i| &bytes[i..i + 4] == b"stsd" && &bytes[i + 16..i + 20] == b"tmcd").expect("a tmcd sample entry");
         bytes[at + 20 + 6 + 2 + 4 + 3] |= 2;
         assert_eq!(read_movie(&bytes).unwrap().timecode.unwrap().flags, tc.flags | 2);
         for (first, label, value) in [(0u64, "23:59:59;26", 2_589_404u32), (4, "00:00:00;00", 0), (7, "00:00:00;03", 3)] {
@@ -875,7 +808,8 @@ mod tests {
         assert_eq!((t.timescale, t.frame_duration), counting, "{ctx}");
         // The source's tmcd track is kept when it counts the same way: its reel name too.
         let source_tc = read_movie(&src).unwrap().timecode;
-        let same = source_tc.as_ref().is_some_and(|s| (s.timescale, s.frame_duration, s.drop_frame) == (counting.0, counting.1, start.drop_frame));
+        let same =
+            source_tc.as_ref().is_some_and(|s| (s.timescale, s.frame_duration, s.drop_frame) == (counting.0, counting.1, start.drop_frame));
         assert_eq!(t.reel, if same { source_tc.and_then(|s| s.reel) } else { None }, "{ctx}");
         assert_eq!(info.tracks.iter().filter(|t| t.kind == TrackKind::Timecode).count(), 1, "{ctx}");
         assert_eq!(video_md5s(out.path()), source_md5s(&path)[2..9].to_vec(), "{ctx}");

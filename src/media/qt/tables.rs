@@ -81,19 +81,12 @@ pub(crate) struct Chunk {
 }
 
 fn counted(d: &[u8], b: &BoxRef, entry: usize, name: &str) -> Result<(u8, usize, usize), QtError> {
-    let version = *d
-        .get(b.body)
-        .ok_or_else(|| QtError::Malformed(format!("empty '{name}'")))?;
+    let version = *d.get(b.body).ok_or_else(|| QtError::Malformed(format!("empty '{name}'")))?;
     let n = be32(d, b.body + 4)? as usize;
     let first = b.body + 8;
     // Bound the allocation by the bytes the box really has.
-    if n.checked_mul(entry)
-        .is_none_or(|need| need > b.end.saturating_sub(first))
-    {
-        return Err(QtError::Malformed(format!(
-            "'{name}' declares {n} entries but is only {} bytes",
-            b.end - b.start
-        )));
+    if n.checked_mul(entry).is_none_or(|need| need > b.end.saturating_sub(first)) {
+        return Err(QtError::Malformed(format!("'{name}' declares {n} entries but is only {} bytes", b.end - b.start)));
     }
     Ok((version, n, first))
 }
@@ -140,15 +133,9 @@ impl SampleTable {
         let (_, n, p) = counted(d, b, 12, "stsc")?;
         let mut stsc = Vec::with_capacity(n);
         for i in 0..n {
-            let e = (
-                be32(d, p + 12 * i)?,
-                be32(d, p + 12 * i + 4)?,
-                be32(d, p + 12 * i + 8)?,
-            );
+            let e = (be32(d, p + 12 * i)?, be32(d, p + 12 * i + 4)?, be32(d, p + 12 * i + 8)?);
             if e.0 == 0 || stsc.last().is_some_and(|l: &(u32, u32, u32)| l.0 >= e.0) {
-                return Err(QtError::Malformed(
-                    "'stsc' first_chunk values are not increasing".into(),
-                ));
+                return Err(QtError::Malformed("'stsc' first_chunk values are not increasing".into()));
             }
             stsc.push(e);
         }
@@ -158,20 +145,14 @@ impl SampleTable {
             let count = be32(d, b.body + 8)?;
             if size != 0 {
                 if count as u64 > file_len {
-                    return Err(QtError::Malformed(format!(
-                        "'stsz' declares {count} samples, more than the file has bytes"
-                    )));
+                    return Err(QtError::Malformed(format!("'stsz' declares {count} samples, more than the file has bytes")));
                 }
                 Sizes::Constant { size, count }
             } else {
                 let n = count as usize;
                 let p = b.body + 12;
-                if n.checked_mul(4)
-                    .is_none_or(|need| need > b.end.saturating_sub(p))
-                {
-                    return Err(QtError::Malformed(format!(
-                        "'stsz' declares {n} sizes but is too short"
-                    )));
+                if n.checked_mul(4).is_none_or(|need| need > b.end.saturating_sub(p)) {
+                    return Err(QtError::Malformed(format!("'stsz' declares {n} sizes but is too short")));
                 }
                 let mut v = Vec::with_capacity(n);
                 for i in 0..n {
@@ -180,54 +161,28 @@ impl SampleTable {
                 Sizes::Each(v)
             }
         } else {
-            return Err(QtError::Unsupported(
-                "compact sample sizes ('stz2') or missing 'stsz'".into(),
-            ));
+            return Err(QtError::Unsupported("compact sample sizes ('stz2') or missing 'stsz'".into()));
         };
 
         let chunk_offsets = if let Some(b) = find(&kids, b"stco") {
             let (_, n, p) = counted(d, b, 4, "stco")?;
-            ChunkOffsets::Stco(
-                (0..n)
-                    .map(|i| be32(d, p + 4 * i))
-                    .collect::<Result<Vec<_>, _>>()?,
-            )
+            ChunkOffsets::Stco((0..n).map(|i| be32(d, p + 4 * i)).collect::<Result<Vec<_>, _>>()?)
         } else if let Some(b) = find(&kids, b"co64") {
             let (_, n, p) = counted(d, b, 8, "co64")?;
-            ChunkOffsets::Co64(
-                (0..n)
-                    .map(|i| be64(d, p + 8 * i))
-                    .collect::<Result<Vec<_>, _>>()?,
-            )
+            ChunkOffsets::Co64((0..n).map(|i| be64(d, p + 8 * i)).collect::<Result<Vec<_>, _>>()?)
         } else {
-            return Err(QtError::Malformed(
-                "'stbl' has neither 'stco' nor 'co64'".into(),
-            ));
+            return Err(QtError::Malformed("'stbl' has neither 'stco' nor 'co64'".into()));
         };
 
-        let t = SampleTable {
-            stts,
-            ctts,
-            stss,
-            stsc,
-            sizes,
-            chunk_offsets,
-            bytes_per_sample: None,
-        };
+        let t = SampleTable { stts, ctts, stss, stsc, sizes, chunk_offsets, bytes_per_sample: None };
         let stts_total: u64 = t.stts.iter().map(|e| e.0 as u64).sum();
         if stts_total != t.sizes.count() {
-            return Err(QtError::Malformed(format!(
-                "'stts' counts {stts_total} samples but 'stsz' has {}",
-                t.sizes.count()
-            )));
+            return Err(QtError::Malformed(format!("'stts' counts {stts_total} samples but 'stsz' has {}", t.sizes.count())));
         }
         if let Some((_, c)) = &t.ctts {
             let total: u64 = c.iter().map(|e| e.0 as u64).sum();
             if total < t.sizes.count() {
-                return Err(QtError::Malformed(format!(
-                    "'ctts' covers {total} of {} samples",
-                    t.sizes.count()
-                )));
+                return Err(QtError::Malformed(format!("'ctts' covers {total} of {} samples", t.sizes.count())));
             }
         }
         Ok(t)
@@ -238,9 +193,7 @@ impl SampleTable {
     }
 
     pub fn duration(&self) -> u64 {
-        self.stts
-            .iter()
-            .fold(0u64, |acc, &(c, d)| acc.saturating_add(c as u64 * d as u64))
+        self.stts.iter().fold(0u64, |acc, &(c, d)| acc.saturating_add(c as u64 * d as u64))
     }
 
     /// The (most common) sample delta, which for video is the frame duration.
@@ -249,10 +202,7 @@ impl SampleTable {
         for &(c, d) in &self.stts {
             *tally.entry(d).or_default() += c as u64;
         }
-        tally
-            .into_iter()
-            .max_by_key(|&(d, n)| (n, std::cmp::Reverse(d)))
-            .map_or(0, |(d, _)| d)
+        tally.into_iter().max_by_key(|&(d, n)| (n, std::cmp::Reverse(d))).map_or(0, |(d, _)| d)
     }
 
     /// Bytes this table holds on the heap: what the file stores per sample (a
@@ -417,9 +367,7 @@ impl SampleTable {
 
     fn bytes_of(&self, from: u64, to: u64) -> u64 {
         match &self.sizes {
-            Sizes::Constant { size, .. } => {
-                (to - from).saturating_mul(self.bytes_per_sample.unwrap_or(*size as u64))
-            }
+            Sizes::Constant { size, .. } => (to - from).saturating_mul(self.bytes_per_sample.unwrap_or(*size as u64)),
             Sizes::Each(_) => (from..to).map(|s| self.sample_bytes(s)).sum(),
         }
     }
@@ -433,11 +381,7 @@ impl SampleTable {
         let mut sample = 0u64;
         for (i, &(first, spc, sdi)) in self.stsc.iter().enumerate() {
             let first = first as u64;
-            let next = self
-                .stsc
-                .get(i + 1)
-                .map_or(nchunks + 1, |e| e.0 as u64)
-                .min(nchunks + 1);
+            let next = self.stsc.get(i + 1).map_or(nchunks + 1, |e| e.0 as u64).min(nchunks + 1);
             if first > nchunks {
                 break;
             }
@@ -454,11 +398,7 @@ impl SampleTable {
                 continue;
             }
             // Skip whole chunks of this run before `a` arithmetically.
-            let skip = if a > sample {
-                (a - sample) / spc as u64
-            } else {
-                0
-            };
+            let skip = if a > sample { (a - sample) / spc as u64 } else { 0 };
             let mut c = first + skip;
             let mut cs = sample + skip * spc as u64;
             while c < next && cs < b {
@@ -466,16 +406,12 @@ impl SampleTable {
                 let lo = cs.max(a);
                 let hi = ce.min(b);
                 if lo < hi {
-                    let base = self.chunk_offsets.get((c - 1) as usize).ok_or_else(|| {
-                        QtError::Malformed(format!("chunk {c} is past the chunk offset table"))
-                    })?;
+                    let base = self
+                        .chunk_offsets
+                        .get((c - 1) as usize)
+                        .ok_or_else(|| QtError::Malformed(format!("chunk {c} is past the chunk offset table")))?;
                     let offset = base.saturating_add(self.bytes_of(cs, lo));
-                    out.push(Chunk {
-                        offset,
-                        len: self.bytes_of(lo, hi),
-                        samples: (hi - lo) as u32,
-                        sdi,
-                    });
+                    out.push(Chunk { offset, len: self.bytes_of(lo, hi), samples: (hi - lo) as u32, sdi });
                 }
                 c += 1;
                 cs = ce;
@@ -487,10 +423,7 @@ impl SampleTable {
         }
         let got: u64 = out.iter().map(|c| c.samples as u64).sum();
         if got != b - a {
-            return Err(QtError::Malformed(format!(
-                "chunk tables cover {got} of the {} samples needed ({a}..{b})",
-                b - a
-            )));
+            return Err(QtError::Malformed(format!("chunk tables cover {got} of the {} samples needed ({a}..{b})", b - a)));
         }
         Ok(out)
     }
@@ -575,11 +508,7 @@ impl SampleTable {
 }
 
 /// Cuts entries `[a, b)` out of a run-length table of (count, value).
-fn cut_runs<T: Copy + PartialEq>(
-    runs: impl Iterator<Item = (u32, T)>,
-    a: u64,
-    b: u64,
-) -> Vec<(u32, T)> {
+fn cut_runs<T: Copy + PartialEq>(runs: impl Iterator<Item = (u32, T)>, a: u64, b: u64) -> Vec<(u32, T)> {
     let mut out: Vec<(u32, T)> = Vec::new();
     let mut pos = 0u64;
     for (c, v) in runs {
@@ -619,12 +548,7 @@ mod tests {
     #[test]
     fn pcm_chunk_split_mid_chunk() {
         // ffmpeg-like PCM: 1024 frames per chunk, last chunk 768.
-        let t = table(
-            vec![(1, 1024, 1), (3, 768, 1)],
-            vec![1000, 10000, 20000],
-            2816,
-            3,
-        );
+        let t = table(vec![(1, 1024, 1), (3, 768, 1)], vec![1000, 10000, 20000], 2816, 3);
         let c = t.chunks_for(1000, 2100).unwrap();
         assert_eq!(c.len(), 3);
         assert_eq!((c[0].offset, c[0].samples), (1000 + 3000, 24));

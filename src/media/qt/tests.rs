@@ -13,20 +13,12 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 fn media_dir() -> PathBuf {
-    std::env::var_os("REELFS_QT_MEDIA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("reelfs-qt-test-media-v2"))
+    std::env::var_os("REELFS_QT_MEDIA").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("reelfs-qt-test-media-v2"))
 }
 
 fn run(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (is ffmpeg/mediainfo installed?)"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (is ffmpeg/mediainfo installed?)"));
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     out.stdout
 }
 
@@ -95,9 +87,7 @@ pub(super) fn media(name: &str) -> PathBuf {
         std::fs::create_dir_all(&dir).unwrap();
         let tmp = dir.join(format!("tmp-{}-{name}", std::process::id()));
         let mut c = Command::new("ffmpeg");
-        c.args(["-hide_banner", "-loglevel", "error", "-y"])
-            .args(recipe(name))
-            .arg(&tmp);
+        c.args(["-hide_banner", "-loglevel", "error", "-y"]).args(recipe(name)).arg(&tmp);
         run(&mut c);
         std::fs::rename(&tmp, &path).unwrap();
     }
@@ -121,25 +111,8 @@ pub(super) fn write_virtual(vf: &VirtualFile, src: &dyn ReadAt) -> tempfile::Nam
 
 /// Per-frame hashes of the video stream (hashes only: pts legitimately differ).
 pub(super) fn video_md5s(p: &Path) -> Vec<String> {
-    let out = sh(&[
-        "ffmpeg",
-        "-v",
-        "error",
-        "-i",
-        p.to_str().unwrap(),
-        "-map",
-        "0:v:0",
-        "-fps_mode",
-        "passthrough",
-        "-f",
-        "framemd5",
-        "-",
-    ]);
-    out.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(',').next())
-        .map(|s| s.trim().to_string())
-        .collect()
+    let out = sh(&["ffmpeg", "-v", "error", "-i", p.to_str().unwrap(), "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "framemd5", "-"]);
+    out.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.rsplit(',').next()).map(|s| s.trim().to_string()).collect()
 }
 
 pub(super) fn source_md5s(p: &Path) -> Vec<String> {
@@ -155,15 +128,7 @@ pub(super) fn source_md5s(p: &Path) -> Vec<String> {
 
 /// ffprobe's streams as key=value maps (tags as `TAG:name`).
 pub(super) fn streams(p: &Path, count_frames: bool) -> Vec<HashMap<String, String>> {
-    let mut args = vec![
-        "ffprobe",
-        "-v",
-        "error",
-        "-show_streams",
-        "-show_format",
-        "-of",
-        "flat=s=|",
-    ];
+    let mut args = vec!["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "flat=s=|"];
     if count_frames {
         args.extend(["-count_frames", "-select_streams", "v"]);
     }
@@ -180,10 +145,7 @@ pub(super) fn streams(p: &Path, count_frames: bool) -> Vec<HashMap<String, Strin
         while v.len() <= idx {
             v.push(HashMap::new());
         }
-        v[idx].insert(
-            k.replace("tags|", "TAG:"),
-            val.trim_matches('"').to_string(),
-        );
+        v[idx].insert(k.replace("tags|", "TAG:"), val.trim_matches('"').to_string());
     }
     v
 }
@@ -198,16 +160,8 @@ pub(super) fn tc_label(frame: u64, fps: u64, drop: bool) -> String {
         let (tens, rem) = (f / per10, f % per10);
         f += d * 9 * tens + if rem > d { d * ((rem - d) / per1) } else { 0 };
     }
-    let (h, m, s, ff) = (
-        f / (fps * 3600) % 24,
-        f / (fps * 60) % 60,
-        f / fps % 60,
-        f % fps,
-    );
-    format!(
-        "{h:02}:{m:02}:{s:02}{}{ff:02}",
-        if drop { ';' } else { ':' }
-    )
+    let (h, m, s, ff) = (f / (fps * 3600) % 24, f / (fps * 60) % 60, f / fps % 60, f % fps);
+    format!("{h:02}:{m:02}:{s:02}{}{ff:02}", if drop { ';' } else { ':' })
 }
 
 pub(super) fn mediainfo_tc(p: &Path) -> Option<String> {
@@ -219,20 +173,9 @@ pub(super) fn mediainfo_tc(p: &Path) -> Option<String> {
 /// Decoded audio of stream `n` (optionally trimmed to samples `[s0, s1)`), hashed.
 pub(super) fn audio_md5(p: &Path, n: usize, trim: Option<(u64, u64)>) -> String {
     let map = format!("0:a:{n}");
-    let mut args = vec![
-        "ffmpeg".to_string(),
-        "-v".into(),
-        "error".into(),
-        "-i".into(),
-        p.to_str().unwrap().into(),
-        "-map".into(),
-        map,
-    ];
+    let mut args = vec!["ffmpeg".to_string(), "-v".into(), "error".into(), "-i".into(), p.to_str().unwrap().into(), "-map".into(), map];
     if let Some((a, b)) = trim {
-        args.extend([
-            "-af".into(),
-            format!("atrim=start_sample={a}:end_sample={b}"),
-        ]);
+        args.extend(["-af".into(), format!("atrim=start_sample={a}:end_sample={b}")]);
     }
     args.extend(["-c:a", "pcm_s32le", "-f", "md5", "-"].map(String::from));
     let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
@@ -255,9 +198,7 @@ pub(super) fn audio_s16(p: &Path, n: usize) -> Vec<i16> {
         "s16le",
         "-",
     ]));
-    out.chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-        .collect()
+    out.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
 }
 
 /// Plans, writes and checks one slice against the source with ffmpeg/ffprobe/mediainfo.
@@ -274,15 +215,9 @@ pub(super) fn check_slice_with(name: &str, first: u64, end: u64, force_large: bo
 
     // Shape: Inline(ftyp+moov+mdat header[+tmcd]) then one Source range.
     assert_eq!(vf.segments.len(), 2, "{ctx}");
-    assert!(
-        matches!(vf.segments[0], Segment::Inline(_))
-            && matches!(vf.segments[1], Segment::Source { .. }),
-        "{ctx}"
-    );
+    assert!(matches!(vf.segments[0], Segment::Inline(_)) && matches!(vf.segments[1], Segment::Source { .. }), "{ctx}");
     assert_eq!(vf.len, vf.segments.iter().map(|s| s.len()).sum::<u64>());
-    let Segment::Inline(head) = &vf.segments[0] else {
-        unreachable!()
-    };
+    let Segment::Inline(head) = &vf.segments[0] else { unreachable!() };
     let moov_at = head.windows(4).position(|w| w == b"moov").unwrap();
     let mdat_at = head.windows(4).position(|w| w == b"mdat").unwrap();
     assert!(moov_at < mdat_at, "{ctx}: moov must precede mdat");
@@ -300,11 +235,7 @@ pub(super) fn check_slice_with(name: &str, first: u64, end: u64, force_large: bo
     assert_eq!(got.len(), want.len(), "{ctx}: frame count");
     assert!(got == want, "{ctx}: decoded frames differ");
     let sv = streams(op, true);
-    assert_eq!(
-        sv[0].get("nb_read_frames").map(String::as_str),
-        Some(&*(end - first).to_string()),
-        "{ctx}"
-    );
+    assert_eq!(sv[0].get("nb_read_frames").map(String::as_str), Some(&*(end - first).to_string()), "{ctx}");
 
     // Stream properties carried by the sample description and headers.
     let ss = streams(&path, false);
@@ -327,39 +258,17 @@ pub(super) fn check_slice_with(name: &str, first: u64, end: u64, force_large: bo
     match &info.timecode {
         Some(tc) => {
             let label = tc_label(tc.start_frame as u64 + first, tc.fps as u64, tc.drop_frame);
-            assert_eq!(
-                sl[0].get("TAG:timecode"),
-                Some(&label),
-                "{ctx}: ffprobe timecode"
-            );
-            let tmcd = sl
-                .iter()
-                .find(|s| s.get("codec_tag_string").map(String::as_str) == Some("tmcd"))
-                .expect("tmcd stream");
+            assert_eq!(sl[0].get("TAG:timecode"), Some(&label), "{ctx}: ffprobe timecode");
+            let tmcd = sl.iter().find(|s| s.get("codec_tag_string").map(String::as_str) == Some("tmcd")).expect("tmcd stream");
             assert_eq!(tmcd.get("TAG:reel_name"), tc.reel.as_ref(), "{ctx}: reel");
-            assert_eq!(
-                mediainfo_tc(op).as_deref(),
-                Some(label.as_str()),
-                "{ctx}: mediainfo timecode"
-            );
+            assert_eq!(mediainfo_tc(op).as_deref(), Some(label.as_str()), "{ctx}: mediainfo timecode");
             let again = read_movie(&std::fs::File::open(op).unwrap()).unwrap();
             let t2 = again.timecode.unwrap();
-            assert_eq!(
-                (t2.start_frame, t2.flags, t2.fps, t2.reel),
-                (
-                    tc.start_frame + first as u32,
-                    tc.flags,
-                    tc.fps,
-                    tc.reel.clone()
-                )
-            );
+            assert_eq!((t2.start_frame, t2.flags, t2.fps, t2.reel), (tc.start_frame + first as u32, tc.flags, tc.fps, tc.reel.clone()));
             assert_eq!(again.video_frame_count, end - first);
         }
         None => {
-            assert!(
-                sl.iter().all(|s| !s.contains_key("TAG:timecode")),
-                "{ctx}: no timecode invented"
-            );
+            assert!(sl.iter().all(|s| !s.contains_key("TAG:timecode")), "{ctx}: no timecode invented");
         }
     }
 
@@ -387,15 +296,8 @@ pub(super) fn check_slice_with(name: &str, first: u64, end: u64, force_large: bo
 
     // Audio: PCM sample-exact against the source trimmed at floor(frame * rate * fd / ts).
     let (vts, fd) = info.video_frame_duration;
-    let audio: Vec<&TrackInfo> = info
-        .tracks
-        .iter()
-        .filter(|t| t.kind == TrackKind::Audio)
-        .collect();
-    let sl_audio = sl
-        .iter()
-        .filter(|s| s.get("codec_type").map(String::as_str) == Some("audio"))
-        .count();
+    let audio: Vec<&TrackInfo> = info.tracks.iter().filter(|t| t.kind == TrackKind::Audio).collect();
+    let sl_audio = sl.iter().filter(|s| s.get("codec_type").map(String::as_str) == Some("audio")).count();
     assert_eq!(sl_audio, audio.len(), "{ctx}: audio track count");
     for (n, t) in audio.iter().enumerate() {
         let rate = t.sample_rate as u64;
@@ -410,29 +312,13 @@ pub(super) fn check_slice_with(name: &str, first: u64, end: u64, force_large: bo
             let got = audio_s16(op, n);
             let whole = audio_s16(&path, n);
             let want = (s1 - s0) as usize;
-            assert!(
-                got.len() >= want && got.len() <= want + 1024,
-                "{ctx}: AAC track {n} decoded {} samples, want {want}",
-                got.len()
-            );
+            assert!(got.len() >= want && got.len() <= want + 1024, "{ctx}: AAC track {n} decoded {} samples, want {want}", got.len());
             let reference = &whole[s0 as usize..(s1 as usize).min(whole.len())];
-            let worst = got
-                .iter()
-                .zip(reference)
-                .map(|(a, b)| (*a as i32 - *b as i32).abs())
-                .max()
-                .unwrap_or(0);
-            assert!(
-                worst <= 32,
-                "{ctx}: AAC track {n} is misaligned (max sample difference {worst})"
-            );
+            let worst = got.iter().zip(reference).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap_or(0);
+            assert!(worst <= 32, "{ctx}: AAC track {n} is misaligned (max sample difference {worst})");
         } else {
             let s1 = s1.min(t.sample_count);
-            assert_eq!(
-                audio_md5(op, n, None),
-                audio_md5(&path, n, Some((s0, s1))),
-                "{ctx}: PCM track {n} samples {s0}..{s1}"
-            );
+            assert_eq!(audio_md5(op, n, None), audio_md5(&path, n, Some((s0, s1))), "{ctx}: PCM track {n} samples {s0}..{s1}");
             // And the track holds exactly those samples: an NLE that ignores edit lists
             // (many do for PCM) plays every sample the track has.
             let sliced = read_movie(&std::fs::File::open(op).unwrap()).unwrap();
@@ -449,17 +335,8 @@ fn prores_pcm_tmcd_slices() {
     assert_eq!(info.video_frame_count, 48);
     assert_eq!(info.video_frame_duration, (24000, 1001));
     let tc = info.timecode.clone().unwrap();
-    assert_eq!(
-        (tc.start_frame, tc.fps, tc.drop_frame, tc.reel.as_deref()),
-        (86400, 24, false, Some("A001C003"))
-    );
-    assert_eq!(
-        info.tracks
-            .iter()
-            .filter(|t| t.kind == TrackKind::Audio && t.codec == "in24")
-            .count(),
-        8
-    );
+    assert_eq!((tc.start_frame, tc.fps, tc.drop_frame, tc.reel.as_deref()), (86400, 24, false, Some("A001C003")));
+    assert_eq!(info.tracks.iter().filter(|t| t.kind == TrackKind::Audio && t.codec == "in24").count(), 8);
     assert!(!info.moov_first);
     check_slice("prores.mov", 0, 1);
     check_slice("prores.mov", 10, 20);
@@ -471,10 +348,7 @@ fn drop_frame_interlaced_slices() {
     let info = read_movie(&std::fs::File::open(media("df.mov")).unwrap()).unwrap();
     let tc = info.timecode.clone().unwrap();
     assert!(tc.drop_frame);
-    assert_eq!(
-        (tc.fps, tc.timescale, tc.frame_duration, tc.reel.as_deref()),
-        (30, 30000, 1001, Some("B002"))
-    );
+    assert_eq!((tc.fps, tc.timescale, tc.frame_duration, tc.reel.as_deref()), (30, 30000, 1001, Some("B002")));
     // Starts at 01:00:59;28, so frame 2 is 01:01:00;02 (;00 and ;01 are skipped labels).
     assert_eq!(tc_label(tc.start_frame as u64 + 2, 30, true), "01:01:00;02");
     check_slice("df.mov", 2, 33);
@@ -517,9 +391,7 @@ fn large_layout_co64_and_64bit_mdat() {
     check_slice_with("df.mov", 5, 20, true);
     let f = std::fs::File::open(media("df.mov")).unwrap();
     let vf = slice::plan_with(&f, 5, 20, true).unwrap();
-    let Segment::Inline(head) = &vf.segments[0] else {
-        panic!()
-    };
+    let Segment::Inline(head) = &vf.segments[0] else { panic!() };
     assert!(head.windows(4).any(|w| w == b"co64") && !head.windows(4).any(|w| w == b"stco"));
     let at = head.windows(4).position(|w| w == b"mdat").unwrap();
     assert_eq!(&head[at - 4..at], &1u32.to_be_bytes());
@@ -544,16 +416,9 @@ fn truncated_and_foreign_files() {
     let e = check_structure(&half).unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, QtError::Truncated(_)), "{msg}");
-    assert!(
-        msg.contains("box 'mdat' at offset 28 declares")
-            && msg.contains(&format!("file ends at {}", half.len())),
-        "{msg}"
-    );
+    assert!(msg.contains("box 'mdat' at offset 28 declares") && msg.contains(&format!("file ends at {}", half.len())), "{msg}");
     assert!(matches!(read_movie(&half), Err(QtError::Truncated(_))));
-    assert!(matches!(
-        plan_slice(&half, 0, 1),
-        Err(QtError::Truncated(_))
-    ));
+    assert!(matches!(plan_slice(&half, 0, 1), Err(QtError::Truncated(_))));
     assert!(check_structure(&bytes).is_ok());
 
     // moov first, cut inside the mdat: the header reads, slices needing lost bytes fail.
@@ -566,12 +431,7 @@ fn truncated_and_foreign_files() {
     assert!(matches!(e, QtError::Truncated(_)), "{e}");
 
     // Not QuickTime at all.
-    for junk in [
-        b"RIFF\x24\x00\x00\x00WAVEfmt ".to_vec(),
-        b"hello world, this is text".to_vec(),
-        vec![0u8; 3],
-        Vec::new(),
-    ] {
+    for junk in [b"RIFF\x24\x00\x00\x00WAVEfmt ".to_vec(), b"hello world, this is text".to_vec(), vec![0u8; 3], Vec::new()] {
         let e = read_movie(&junk).unwrap_err();
         assert!(matches!(e, QtError::NotQuickTime(_)), "{e}");
         assert!(plan_slice(&junk, 0, 1).is_err());
@@ -622,28 +482,14 @@ fn corrupt_moov_never_panics() {
 fn virtual_file_reads_across_segments() {
     let src: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
     let vf = VirtualFile {
-        segments: vec![
-            Segment::Inline(std::sync::Arc::from(&b"header!"[..])),
-            Segment::Source {
-                offset: 1234,
-                len: 5000,
-            },
-        ],
+        segments: vec![Segment::Inline(std::sync::Arc::from(&b"header!"[..])), Segment::Source { offset: 1234, len: 5000 }],
         len: 5007,
     };
     let mut whole = vec![0u8; 6000];
     assert_eq!(vf.read_at(&src, 0, &mut whole).unwrap(), 5007);
     assert_eq!(&whole[..7], b"header!");
     assert_eq!(&whole[7..5007], &src[1234..6234]);
-    for (off, n) in [
-        (0u64, 3usize),
-        (5, 7),
-        (6, 1),
-        (7, 9),
-        (4999, 100),
-        (5006, 10),
-        (5007, 10),
-    ] {
+    for (off, n) in [(0u64, 3usize), (5, 7), (6, 1), (7, 9), (4999, 100), (5006, 10), (5007, 10)] {
         let mut b = vec![0u8; n];
         let got = vf.read_at(&src, off, &mut b).unwrap();
         let end = (off as usize + n).min(5007);
@@ -686,8 +532,13 @@ fn recorded_timecode_in_slices() {
         let probed = sh(&["ffprobe", "-v", "error", "-show_entries", "stream_tags=timecode", "-of", "csv=p=0", p.to_str().unwrap()]);
         assert!(probed.lines().any(|l| l.trim() == label), "{name}: ffprobe says {probed:?}");
         assert_eq!(mediainfo_tc(&p).as_deref(), Some(label), "{name}");
-        let frames = |f: &Path| sh(&["ffmpeg", "-v", "error", "-i", f.to_str().unwrap(), "-map", "0:v:0", "-f", "framemd5", "-"])
-            .lines().filter(|l| !l.starts_with('#')).map(|l| l.rsplit(',').next().unwrap_or("").trim().to_string()).collect::<Vec<_>>();
+        let frames = |f: &Path| {
+            sh(&["ffmpeg", "-v", "error", "-i", f.to_str().unwrap(), "-map", "0:v:0", "-f", "framemd5", "-"])
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(|l| l.rsplit(',').next().unwrap_or("").trim().to_string())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(frames(&p), frames(&path)[17..30].to_vec(), "{name}");
         let _ = std::fs::remove_file(&p);
     }

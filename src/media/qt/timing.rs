@@ -44,19 +44,13 @@ impl VideoTiming {
     /// `[media_time, media_time + duration)`. That is what makes frame 0 "the first frame
     /// displayed" even though ffmpeg's H.264 files shift every composition time by the
     /// B-frame delay and hide the shift with an edit.
-    pub fn build(
-        table: &SampleTable,
-        timescale: u32,
-        edit: Option<Edit>,
-        movie_timescale: u32,
-    ) -> Result<VideoTiming, QtError> {
+    pub fn build(table: &SampleTable, timescale: u32, edit: Option<Edit>, movie_timescale: u32) -> Result<VideoTiming, QtError> {
         let (lo, hi) = match edit {
             Some(e) => {
                 let dur = if e.duration == 0 {
                     i64::MAX
                 } else {
-                    (e.duration as u128 * timescale as u128 / movie_timescale.max(1) as u128)
-                        .min(i64::MAX as u128) as i64
+                    (e.duration as u128 * timescale as u128 / movie_timescale.max(1) as u128).min(i64::MAX as u128) as i64
                 };
                 (e.media_time, e.media_time.saturating_add(dur))
             }
@@ -76,10 +70,7 @@ impl VideoTiming {
             )));
         }
         let cts = table.composition_times();
-        let mut display: Vec<u32> = (0..cts.len())
-            .filter(|&i| cts[i] >= lo && cts[i] < hi)
-            .map(|i| i as u32)
-            .collect();
+        let mut display: Vec<u32> = (0..cts.len()).filter(|&i| cts[i] >= lo && cts[i] < hi).map(|i| i as u32).collect();
         display.sort_by_key(|&i| (cts[i as usize], i));
         Ok(VideoTiming::Reordered { display, cts })
     }
@@ -112,9 +103,7 @@ impl VideoTiming {
     /// decode index among them, and the earliest composition time.
     pub fn span(&self, table: &SampleTable, first: u64, end: u64) -> (u64, u64, i64) {
         match self {
-            VideoTiming::InOrder { first: f0, .. } => {
-                (f0 + first, f0 + end - 1, table.composition_time(f0 + first))
-            }
+            VideoTiming::InOrder { first: f0, .. } => (f0 + first, f0 + end - 1, table.composition_time(f0 + first)),
             VideoTiming::Reordered { display, cts } => {
                 let wanted = &display[first as usize..end as usize];
                 let lo = wanted.iter().min().copied().unwrap_or(0) as u64;

@@ -104,7 +104,13 @@ pub fn set_limit(cache_dir: &Path, limit: u64) {
 
 impl RemuxCache {
     pub fn new(dir: &Path, limit: u64) -> RemuxCache {
-        RemuxCache { dir: dir.to_path_buf(), limit, flights: Mutex::new(HashMap::new()), tmp_seq: AtomicU64::new(0), made: AtomicU64::new(0) }
+        RemuxCache {
+            dir: dir.to_path_buf(),
+            limit,
+            flights: Mutex::new(HashMap::new()),
+            tmp_seq: AtomicU64::new(0),
+            made: AtomicU64::new(0),
+        }
     }
 
     pub fn dir(&self) -> &Path {
