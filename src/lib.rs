@@ -14,6 +14,10 @@
 //! layer it uses, e.g. a resolver over `media` or commands over `media`:
 //! `#[cfg(feature = "media")] pub mod view;`.
 
+// Catalog rows and small results are tuples read right where they are used;
+// naming each one would add types nobody else uses.
+#![allow(clippy::type_complexity)]
+
 pub mod archive;
 #[cfg(feature = "media")]
 pub mod commands;

@@ -266,7 +266,7 @@ fn run(cli: Cli) -> Result<i32> {
                 for w in &rep.warnings {
                     eprintln!("warning: {w}");
                 }
-                println!("{:<12} {:<10} {:<13} {:<13} {:<10} {}", "SOURCE", "REEL", "IN", "OUT", "STATUS", "OUTPUT / REASON");
+                println!("{:<12} {:<10} {:<13} {:<13} {:<10} OUTPUT / REASON", "SOURCE", "REEL", "IN", "OUT", "STATUS");
                 for p in &rep.pulls {
                     println!(
                         "{:<12} {:<10} {:<13} {:<13} {:<10} {}",

@@ -30,7 +30,7 @@ fn small_archive(dir: &Path) -> PathBuf {
     cfg.chunker.max_size = 1 << 20;
     // A fixed seed instead of init's random one: the chunk counts asserted below are
     // then the same every run (a random seed once cut 3 MiB into exactly 10 chunks).
-    cfg.chunker.seed = 0x5eed_0f_7e57;
+    cfg.chunker.seed = 0x5eed0f7e57;
     std::fs::write(&toml, cfg.to_toml().unwrap()).unwrap();
     root
 }
@@ -404,7 +404,7 @@ fn a_file_that_changes_fails_alone_and_costs_nothing() {
         let mut a = Archive::open_writer(&root).unwrap();
         let mut o = opts("main", "");
         o.prober = Some(growing_probe);
-        let rep = ingest::ingest(&mut a, &[card.clone()], &o).unwrap();
+        let rep = ingest::ingest(&mut a, std::slice::from_ref(&card), &o).unwrap();
         assert_eq!(rep.failed.len(), 1, "{rep:?}");
         assert!(rep.failed[0].0.ends_with("grows.mov"));
         assert!(rep.failed[0].1.contains("changed while it was being ingested"));

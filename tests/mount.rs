@@ -60,7 +60,7 @@ fn new_archive(dir: &Path) -> PathBuf {
     // and the damaged-chunk test had no neighbour chunk to read).
     let toml = root.join("reelfs.toml");
     let mut cfg = reelfs::archive::config::Config::load(&toml).unwrap();
-    cfg.chunker.seed = 0x5eed_0f_7e57;
+    cfg.chunker.seed = 0x5eed0f7e57;
     std::fs::write(&toml, cfg.to_toml().unwrap()).unwrap();
     root
 }

@@ -29,7 +29,7 @@ fn mem_archive(dir: &Path, mem: &MemPackStore) -> PathBuf {
     cfg.chunker.min_size = 64 << 10;
     cfg.chunker.avg_size = 256 << 10;
     cfg.chunker.max_size = 1 << 20;
-    cfg.chunker.seed = 0x5eed_0f_7e57;
+    cfg.chunker.seed = 0x5eed0f7e57;
     cfg.packs.target_size = 1 << 20;
     std::fs::write(&toml, cfg.to_toml().unwrap()).unwrap();
     root

@@ -17,6 +17,7 @@
 //!      copied, verified, into new packs that are sealed and fsynced; then one
 //!      transaction points the catalog rows at the new packs and drops the old
 //!      packs' rows; only then are the old files deleted.
+//!
 //! Pack numbers are never reused (a high-water mark in `meta`), so a reader
 //! holding an old pack open by number never sees other bytes under it; a reader
 //! that resolved a chunk's location before the move and opens the pack after it
@@ -108,7 +109,7 @@ pub fn gc(archive: &mut Archive, opts: &GcOptions) -> Result<GcReport> {
         for u in cat.pack_usage(RECORD_HEADER_LEN)? {
             let (id, name, size, live, count) = (u.id, u.name, u.size, u.live_bytes, u.records);
             // Header, trailer and footer are overhead, not garbage.
-            let overhead = pack::HEADER_LEN + pack::FOOTER_LEN + count as u64 * pack::TRAILER_ENTRY_LEN as u64;
+            let overhead = pack::HEADER_LEN + pack::FOOTER_LEN + count * pack::TRAILER_ENTRY_LEN as u64;
             let garbage = size.saturating_sub(live + overhead);
             if count == 0 {
                 plan.push((id, name, size, false));
@@ -406,7 +407,7 @@ mod tests {
             interrupt: Arc::new(AtomicBool::new(false)),
         };
         a.create_branch("tmp", None).unwrap();
-        ingest(&mut a, &[src.clone()], &opts).unwrap();
+        ingest(&mut a, std::slice::from_ref(&src), &opts).unwrap();
         std::fs::remove_file(src.join("big.bin")).unwrap();
         // main gets only the small file (dedup: no new chunk).
         put(&mut a, "main", dir.path(), "small.bin", &small);

@@ -122,7 +122,7 @@ fn parse_entry(b: &[u8], pack: &str) -> Result<RecordLoc> {
 
 /// Decode a trailer's entries, checking them against the footer's count and digest.
 pub fn decode_trailer(trailer: &[u8], footer: &[u8; FOOTER_LEN as usize], pack: &str) -> Result<Vec<RecordLoc>> {
-    if trailer.len() % TRAILER_ENTRY_LEN != 0 || (trailer.len() / TRAILER_ENTRY_LEN) as u64 != footer_count(footer) {
+    if !trailer.len().is_multiple_of(TRAILER_ENTRY_LEN) || (trailer.len() / TRAILER_ENTRY_LEN) as u64 != footer_count(footer) {
         return Err(bad(pack, "trailer offset/count do not match the file size"));
     }
     if blake3::hash(trailer).as_bytes() != &footer[16..48] {

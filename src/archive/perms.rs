@@ -9,6 +9,7 @@
 //!   (setgid, so everything created below takes GROUP without a chown), files 0640.
 //!   Members can read the archive (run `mount`, `restore`, `check`); only the owner
 //!   writes.
+//!
 //! Either way, other local users can reach the content only through a mount,
 //! whose permission checks then decide.
 //!

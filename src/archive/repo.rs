@@ -271,14 +271,13 @@ impl Archive {
                 fresh.push((o, oid));
             }
         }
-        let mut seq = self.catalog.next_ref_seq()?;
+        let first_seq = self.catalog.next_ref_seq()?;
         let mut rows = Vec::new();
-        for (branch, head) in refs {
+        for ((branch, head), seq) in refs.iter().zip(first_seq..) {
             let r = RefRecord { branch: branch.clone(), head: *head, seq, time_ns: objects::now_ns() };
             let raw = serde_json::to_vec(&r).unwrap_or_default();
             w.append_object(RecordKind::Ref, &raw)?;
             rows.push((r, seq));
-            seq += 1;
         }
         // The rule of the archive: the packs are durable before the catalog commit.
         let sealed = w.finish()?;

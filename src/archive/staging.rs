@@ -178,7 +178,7 @@ impl Archive {
         // extent each, whatever their length, and no chunk.
         let filled = fill_holes(splice(base, &pieces, new_size), new_size);
         new_chunks.retain(|(h, _)| !cat.has_chunk(h).unwrap_or(false));
-        new_chunks.sort_by(|a, b| a.0.cmp(&b.0));
+        new_chunks.sort_by_key(|a| a.0);
         new_chunks.dedup_by(|a, b| a.0 == b.0);
         cat.begin()?;
         let mut w = match self.pack_writer() {

@@ -210,9 +210,9 @@ pub fn synth(archive: &mut Archive, opts: &SynthOptions) -> Result<SynthReport> 
             archive.write_objects(&std::mem::take(&mut batch), &[])?;
         }
     }
-    if opts.modify > 0 {
-        let n = opts.existing.max(1);
-        let stride = (n / opts.modify).max(1);
+    let n = opts.existing.max(1);
+    if let Some(stride) = n.checked_div(opts.modify) {
+        let stride = stride.max(1);
         for k in 0..opts.modify {
             let i = (k * stride + opts.seed % stride) % n;
             file(i, opts.seed + 1, &mut batch, &mut changes);

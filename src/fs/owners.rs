@@ -78,9 +78,9 @@ pub fn mode_after_chown(mode: u32, is_dir: bool) -> u32 {
     if is_dir {
         return mode;
     }
-    let mut m = mode & !(libc::S_ISUID as u32);
-    if m & libc::S_IXGRP as u32 != 0 {
-        m &= !(libc::S_ISGID as u32);
+    let mut m = mode & !libc::S_ISUID;
+    if m & libc::S_IXGRP != 0 {
+        m &= !libc::S_ISGID;
     }
     m
 }
@@ -90,7 +90,7 @@ pub fn mode_after_chown(mode: u32, is_dir: bool) -> u32 {
 /// folder the group is the folder's and a new folder inherits the bit (so a
 /// shared project folder stays shared), as on Linux.
 pub fn new_entry(caller: &Caller, parent_mode: u32, parent: Option<Owner>, mode: u32, is_dir: bool) -> (Owner, u32) {
-    let setgid = libc::S_ISGID as u32;
+    let setgid = libc::S_ISGID;
     match parent {
         Some(p) if parent_mode & setgid != 0 => {
             let mode = if is_dir { mode | setgid } else { mode };

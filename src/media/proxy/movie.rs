@@ -462,6 +462,6 @@ fn intra_only(id: ff::codec::Id) -> bool {
     // SAFETY: avcodec_descriptor_get returns NULL or a pointer to a static descriptor.
     unsafe {
         let d = ff::ffi::avcodec_descriptor_get(id.into());
-        !d.is_null() && ((*d).props & ff::ffi::AV_CODEC_PROP_INTRA_ONLY as i32) != 0
+        !d.is_null() && ((*d).props & ff::ffi::AV_CODEC_PROP_INTRA_ONLY) != 0
     }
 }

@@ -345,7 +345,7 @@ impl Movie {
         let mut out = Vec::with_capacity(n as usize);
         for k in 0..n {
             // Sample times are in the tmcd track's timescale, one frame = frame_duration.
-            let frame = if fd == 0 { 0 } else { t.table.decode_time(k) / fd };
+            let frame = t.table.decode_time(k).checked_div(fd).unwrap_or(0);
             out.push((frame, tmcd_sample(t, src, k)?));
         }
         Ok(out)
