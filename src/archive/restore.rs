@@ -334,7 +334,12 @@ fn restore_file(ctx: &Ctx, e: &TreeEntry, parent: BorrowedFd<'_>, name: &str, ta
 
 /// Stream a file's bytes to a writer (for `reelfs cat`), verifying as it goes.
 pub fn cat(archive: &Archive, hash: &Hash, out: &mut dyn Write) -> Result<u64> {
-    let reader = std::sync::Arc::new(archive.blob_reader(hash)?);
+    copy_to(std::sync::Arc::new(archive.blob_reader(hash)?), out)
+}
+
+/// Stream a reader's bytes (committed or staged) to a writer with read-ahead,
+/// verifying as it goes.
+pub fn copy_to(reader: std::sync::Arc<super::BlobReader>, out: &mut dyn Write) -> Result<u64> {
     let ra = reader.read_ahead(0, reader.size, READ_AHEAD);
     let mut buf = vec![0u8; 4 << 20];
     let mut off = 0u64;

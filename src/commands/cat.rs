@@ -2,7 +2,7 @@
 //! (a committed file, an old version's, or one written through the mount and
 //! not committed yet).
 
-use crate::archive::{Archive, ArchiveError, BlobReader, Hash};
+use crate::archive::{Archive, ArchiveError, Hash};
 use crate::view::{self, Target, ViewError};
 use serde::Serialize;
 use std::io::Write;
@@ -27,9 +27,6 @@ pub struct CatResult {
     pub hash: Option<String>,
 }
 
-/// Bytes a read-ahead keeps loaded in front of the writer.
-const READ_AHEAD: u64 = 64 << 20;
-
 /// Write the file at `path` to `out`.
 pub fn cat(a: &Archive, path: &str, out: &mut dyn Write) -> Result<CatResult, CatError> {
     // A trailing '/' is what shell completion leaves on a folder; the
@@ -40,24 +37,6 @@ pub fn cat(a: &Archive, path: &str, out: &mut dyn Write) -> Result<CatResult, Ca
         Target::Staged { content, size, .. } => (a.extents_reader(Hash([0; 32]), *size, &a.staging().content_extents(content)?)?, None),
         t => return Err(CatError::NotAFile { path: path.to_string(), kind: t.kind_word() }),
     };
-    let bytes = copy(Arc::new(reader), out)?;
+    let bytes = crate::archive::restore::copy_to(Arc::new(reader), out)?;
     Ok(CatResult { path: r.path, bytes, hash: hash.map(|h| format!("blake3:{h}")) })
-}
-
-/// Stream a whole file to `out` with read-ahead.
-pub fn copy(reader: Arc<BlobReader>, out: &mut dyn Write) -> Result<u64, ArchiveError> {
-    let ra = reader.read_ahead(0, reader.size, READ_AHEAD);
-    let mut buf = vec![0u8; 4 << 20];
-    let mut off = 0u64;
-    while off < reader.size {
-        ra.advance(off);
-        let n = reader.read_at(off, &mut buf)?;
-        if n == 0 {
-            break;
-        }
-        out.write_all(&buf[..n]).map_err(|e| ArchiveError::Io { path: "<stdout>".into(), source: e })?;
-        off += n as u64;
-    }
-    out.flush().map_err(|e| ArchiveError::Io { path: "<stdout>".into(), source: e })?;
-    Ok(off)
 }
