@@ -97,6 +97,11 @@ impl Change {
 
     /// A file or folder whose content is unchanged and whose owner changed.
     fn owner_only(path: &str, x: &TreeEntry, y: &TreeEntry, owner: OwnerChange) -> Change {
+        Change::modified(path, x, y, Some(owner))
+    }
+
+    /// `x` became `y` at `path` (content, owner or both).
+    fn modified(path: &str, x: &TreeEntry, y: &TreeEntry, owner: Option<OwnerChange>) -> Change {
         Change {
             status: Status::Modified,
             path: path.to_string(),
@@ -105,7 +110,7 @@ impl Change {
             old_size: Some(x.size),
             hash: Some(y.hash),
             old_hash: Some(x.hash),
-            owner: Some(owner),
+            owner,
         }
     }
 }
@@ -224,16 +229,9 @@ fn walk(src: &impl TreeSource, a: Option<&TreeEntry>, b: Option<&TreeEntry>, pat
                 }
             }
         }
-        (Some(x), Some(y)) if x.kind == EntryKind::File && y.kind == EntryKind::File => out.push(Change {
-            status: Status::Modified,
-            path: path.to_string(),
-            old_path: None,
-            size: Some(y.size),
-            old_size: Some(x.size),
-            hash: Some(y.hash),
-            old_hash: Some(x.hash),
-            owner: OwnerChange::between(x, y),
-        }),
+        (Some(x), Some(y)) if x.kind == EntryKind::File && y.kind == EntryKind::File => {
+            out.push(Change::modified(path, x, y, OwnerChange::between(x, y)))
+        }
         // A file became a folder or the other way round.
         (Some(x), Some(y)) => {
             walk(src, Some(x), None, path, out)?;
