@@ -25,6 +25,7 @@ pub mod commands;
 pub mod fs;
 #[cfg(feature = "media")]
 pub mod media;
+pub mod tape;
 pub mod timecode;
 #[cfg(feature = "media")]
 pub mod view;
