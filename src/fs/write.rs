@@ -7,13 +7,14 @@
 //! `Archive::stage_write`) at fsync, close, truncate, or every 64 MiB; other
 //! readers of the branch see buffered bytes at once.
 
-use super::core::{Attr, FsCore, FsError, FsResult, NodeType};
-use super::inodes::{Node, NodeKind};
+use super::attr::{Attr, NodeType};
+use super::error::{FsError, FsResult, NAME_MAX};
+use super::inodes::{Inodes, Node, NodeKind, ROOT_INO};
 use super::owners::{self, Caller};
 use crate::archive::objects::{Extent, Owner};
 use crate::archive::staging::{splice, Content, Staged, MAX_FILE_SIZE};
 use crate::archive::{objects, BlobReader, EntryKind, Hash};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 /// Flush a file's buffered writes once they reach this size.
@@ -167,7 +168,78 @@ impl WriteState {
     }
 }
 
-impl FsCore {
+/// What the write path needs from the filesystem it is part of: nodes, the
+/// archive (read pool and the one writer), and a few answers only the core
+/// can give. The core implements it and calls down into `Branches`; this
+/// module never names the core, so the dependency runs one way.
+pub trait WriteHost {
+    fn node(&self, ino: u64) -> FsResult<Node>;
+    fn inodes(&self) -> &Inodes;
+    /// Read metadata, in one read transaction.
+    fn with_archive<T>(&self, f: impl FnOnce(&crate::archive::Archive) -> crate::archive::Result<T>) -> FsResult<T>;
+    /// Change the staging overlay (or store staged bytes) through the one writer.
+    fn with_writer<T>(&self, f: impl FnOnce(&crate::archive::Archive) -> crate::archive::Result<T>) -> FsResult<T>;
+    /// Attributes as the core answers `getattr` (a branch root's follow its head).
+    fn getattr(&self, ino: u64) -> FsResult<Attr>;
+    fn lookup(&self, parent: u64, name: &str) -> FsResult<Attr>;
+    /// Forget cached branch heads (a branch was created or removed).
+    fn invalidate_heads(&self);
+    /// A branch root's mtime: its head commit's time.
+    fn branch_root_mtime(&self, branch: &str) -> FsResult<i64>;
+}
+
+/// The write path's own state, owned by the core for the life of the mount.
+pub struct BranchWrites {
+    /// Write state of branch files being written, by inode.
+    writes: Mutex<HashMap<u64, Arc<Mutex<WriteState>>>>,
+    read_only: bool,
+    /// Access times set by `utimensat`, by (branch, path). The tree format has
+    /// no atime, so they live as long as the mount (see README "Writes").
+    atimes: Mutex<HashMap<(String, String), i64>>,
+}
+
+impl BranchWrites {
+    pub fn new(read_only: bool) -> BranchWrites {
+        BranchWrites { writes: Mutex::new(HashMap::new()), read_only, atimes: Mutex::new(HashMap::new()) }
+    }
+
+    /// Branch operations on behalf of `host`, over this state.
+    pub fn on<'a, H: WriteHost>(&'a self, host: &'a H) -> Branches<'a, H> {
+        Branches { host, inodes: host.inodes(), writes: &self.writes, read_only: self.read_only, atimes: &self.atimes }
+    }
+}
+
+/// Branch folders and files, for one call: the host's nodes and archive with
+/// the write path's state.
+pub struct Branches<'a, H: WriteHost> {
+    host: &'a H,
+    inodes: &'a Inodes,
+    writes: &'a Mutex<HashMap<u64, Arc<Mutex<WriteState>>>>,
+    read_only: bool,
+    atimes: &'a Mutex<HashMap<(String, String), i64>>,
+}
+
+impl<H: WriteHost> Branches<'_, H> {
+    fn node(&self, ino: u64) -> FsResult<Node> {
+        self.host.node(ino)
+    }
+
+    fn with_archive<T>(&self, f: impl FnOnce(&crate::archive::Archive) -> crate::archive::Result<T>) -> FsResult<T> {
+        self.host.with_archive(f)
+    }
+
+    fn with_writer<T>(&self, f: impl FnOnce(&crate::archive::Archive) -> crate::archive::Result<T>) -> FsResult<T> {
+        self.host.with_writer(f)
+    }
+
+    fn getattr(&self, ino: u64) -> FsResult<Attr> {
+        self.host.getattr(ino)
+    }
+
+    fn attr_of(&self, n: &Node) -> Attr {
+        Attr::of_node(n)
+    }
+
     /// True for nodes whose content may change (branch files and folders of a
     /// writable mount): everything else is archived content or derived from it.
     pub fn is_mutable(&self, ino: u64) -> bool {
@@ -299,7 +371,7 @@ impl FsCore {
                 Ok(Attr { ino: n.ino, kind: NodeType::File, size, mode, mtime_ns, nlink: 1, owner })
             }
             Some(Entry::Dir { mode, mtime_ns, owner, .. }) => {
-                let mt = if mtime_ns == 0 { self.getattr_branch_root_mtime(&branch)? } else { mtime_ns };
+                let mt = if mtime_ns == 0 { self.host.branch_root_mtime(&branch)? } else { mtime_ns };
                 Ok(Attr { ino: n.ino, kind: NodeType::Dir, size: 4096, mode, mtime_ns: mt, nlink: 2, owner })
             }
             None => Err(FsError::NotFound),
@@ -384,7 +456,7 @@ impl FsCore {
         Ok((Arc::new(reader), ext, size, mode, mtime_ns, owner))
     }
 
-    fn write_state(&self, ino: u64) -> Option<Arc<Mutex<WriteState>>> {
+    pub fn write_state(&self, ino: u64) -> Option<Arc<Mutex<WriteState>>> {
         self.writes.lock().ok()?.get(&ino).cloned()
     }
 
@@ -941,7 +1013,7 @@ impl FsCore {
         self.getattr(ino)
     }
 
-    fn mkdir_branch(&self, name: &str) -> FsResult<Attr> {
+    pub fn mkdir_branch(&self, name: &str) -> FsResult<Attr> {
         if self.read_only {
             return Err(FsError::ReadOnly);
         }
@@ -956,11 +1028,11 @@ impl FsCore {
             e => FsError::from(e),
         })?;
         drop(w);
-        self.invalidate_heads();
-        self.lookup(super::inodes::ROOT_INO, name)
+        self.host.invalidate_heads();
+        self.host.lookup(ROOT_INO, name)
     }
 
-    fn rmdir_branch(&self, name: &str) -> FsResult<()> {
+    pub fn rmdir_branch(&self, name: &str) -> FsResult<()> {
         if self.read_only {
             return Err(FsError::ReadOnly);
         }
@@ -974,13 +1046,13 @@ impl FsCore {
             crate::archive::ArchiveError::NoSuchBranch(_) => FsError::NotFound,
             e => FsError::from(e),
         })?;
-        self.invalidate_heads();
+        self.host.invalidate_heads();
         Ok(())
     }
 }
 
 fn check_name(name: &str) -> FsResult<()> {
-    if name.len() > super::core::NAME_MAX {
+    if name.len() > NAME_MAX {
         return Err(FsError::NameTooLong);
     }
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
