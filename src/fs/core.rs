@@ -238,26 +238,8 @@ impl FsCore {
             return self.getattr(p.parent);
         }
         // Branch folders are named by path (fs/write.rs keeps their inodes
-        // while they are written); `.proxy` and slices beside their files
-        // resolve as everywhere else.
-        if matches!(p.kind, NodeKind::Branch { .. } | NodeKind::BDir { .. }) {
-            if name == view::proxy::PROXY_DIR {
-                if let Some(tree) = self.dir_tree(&p)? {
-                    if let Some(t) = view::proxy::proxy_dir(self, &tree, &p.path).map_err(|e| view_err(&p, name, e))? {
-                        return self.target_node(&p, name, t);
-                    }
-                }
-            }
-            if let Some(a) = self.branches().branch_lookup(&p, name)? {
-                return Ok(a);
-            }
-            // Not in the branch: perhaps a slice of a committed file beside it.
-            let Some(tree) = self.dir_tree(&p)? else { return Err(FsError::NotFound) };
-            return match view::slice::lookup(self, &p.path, &tree, name).map_err(|e| view_err(&p, name, e))? {
-                Some(t) => self.target_node(&p, name, t),
-                None => Err(FsError::NotFound),
-            };
-        }
+        // while they are written); what is in them, `.proxy` and slices beside
+        // their files resolve through the view layer as everywhere else.
         let parent_target = match &p.kind {
             NodeKind::Root => Target::Root,
             NodeKind::History => Target::History,
@@ -268,7 +250,7 @@ impl FsCore {
             NodeKind::File { .. } | NodeKind::Slice { .. } | NodeKind::Proxy { .. } | NodeKind::BFile { .. } => {
                 return Err(FsError::NotDir)
             }
-            NodeKind::Branch { .. } | NodeKind::BDir { .. } => return Err(FsError::Io("internal: branch folder".into())),
+            NodeKind::Branch { .. } | NodeKind::BDir { .. } => self.branches().folder_target(&p)?,
         };
         let t = view::lookup(self, &parent_target, &p.path, name).map_err(|e| view_err(&p, name, e))?;
         self.target_node(&p, name, t)
@@ -277,6 +259,9 @@ impl FsCore {
     /// The inode of what the resolver found (inode numbers are the mount's
     /// business, not the resolver's), with its attributes.
     fn target_node(&self, p: &Node, name: &str, t: Target) -> FsResult<Attr> {
+        if let Some(a) = self.branches().live_node(p, name, &t)? {
+            return Ok(a);
+        }
         let n = match t {
             Target::Branch { name: b, .. } => {
                 let n = self.inodes.child(p, name, NodeKind::Branch { name: b }, 0, 0o755, self.mount_time_ns);

@@ -14,6 +14,7 @@ use super::owners::{self, Caller};
 use crate::archive::objects::{Extent, Owner};
 use crate::archive::staging::{splice, Content, Staged, MAX_FILE_SIZE};
 use crate::archive::{objects, BlobReader, EntryKind, Hash};
+use crate::view::{self, Target};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -65,6 +66,21 @@ pub enum Entry {
         mtime_ns: i64,
         owner: Option<Owner>,
     },
+}
+
+impl Entry {
+    /// A file or folder the view layer's branch resolver found (None for
+    /// anything else: no branch entry).
+    fn of_target(t: Target) -> Option<Entry> {
+        Some(match t {
+            Target::Dir { tree, mode, mtime_ns, owner, .. } => Entry::Dir { tree, mode, mtime_ns, owner },
+            Target::File { entry: e, .. } => {
+                Entry::File { content: Content::Blob(e.hash), size: e.size, mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner }
+            }
+            Target::Staged { content, size, mode, mtime_ns, owner, .. } => Entry::File { content, size, mode, mtime_ns, owner },
+            _ => return None,
+        })
+    }
 }
 
 /// Write state of one file inode, shared by all its open handles.
@@ -172,7 +188,7 @@ impl WriteState {
 /// archive (read pool and the one writer), and a few answers only the core
 /// can give. The core implements it and calls down into `Branches`; this
 /// module never names the core, so the dependency runs one way.
-pub trait WriteHost {
+pub trait WriteHost: view::Access {
     fn node(&self, ino: u64) -> FsResult<Node>;
     fn inodes(&self) -> &Inodes;
     /// Read metadata, in one read transaction.
@@ -250,61 +266,10 @@ impl<H: WriteHost> Branches<'_, H> {
                 .unwrap_or(false)
     }
 
-    /// Resolve a path in a branch through its staging overlay.
+    /// Resolve a path in a branch through its staging overlay (the view
+    /// layer's resolver, walked in one read transaction).
     pub fn branch_entry(&self, branch: &str, path: &str) -> FsResult<Option<Entry>> {
-        // One read transaction: the head and the staging rows must come from the
-        // same moment, or a commit in between would show the old content.
-        self.with_archive(|a| a.catalog.read(|_| Self::branch_entry_in(a, branch, path)))
-    }
-
-    fn branch_entry_in(a: &crate::archive::Archive, branch: &str, path: &str) -> crate::archive::Result<Option<Entry>> {
-        {
-            let Some(head) = a.catalog.branch_head(branch)? else { return Ok(None) };
-            let mut tree = match head {
-                Some(c) => Some(a.commit(&c)?.tree),
-                None => None,
-            };
-            let mut cur = Entry::Dir { tree, mode: 0o755, mtime_ns: 0, owner: None };
-            if path.is_empty() {
-                return Ok(Some(cur));
-            }
-            let staging = a.staging();
-            let staged_any = staging.has_changes(branch)?;
-            let mut prefix = String::new();
-            for comp in path.split('/') {
-                prefix = join(&prefix, comp);
-                if !matches!(cur, Entry::Dir { .. }) {
-                    return Ok(None);
-                }
-                let committed = match tree {
-                    Some(t) => a.catalog.tree_lookup(&t, comp)?,
-                    None => None,
-                };
-                let staged = if staged_any { staging.get(branch, &prefix)? } else { None };
-                cur = match (staged, committed) {
-                    (Some(Staged::Deleted), _) => return Ok(None),
-                    (Some(Staged::File { size, mode, mtime_ns, content, owner }), _) => {
-                        Entry::File { content, size, mode, mtime_ns, owner }
-                    }
-                    (Some(Staged::Dir { mode, mtime_ns, tree: t, owner }), c) => {
-                        let t = t.or(c.filter(|c| c.kind == EntryKind::Dir).map(|c| c.hash));
-                        Entry::Dir { tree: t, mode, mtime_ns, owner }
-                    }
-                    (None, Some(e)) if e.kind == EntryKind::Dir => {
-                        Entry::Dir { tree: Some(e.hash), mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner }
-                    }
-                    (None, Some(e)) => {
-                        Entry::File { content: Content::Blob(e.hash), size: e.size, mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner }
-                    }
-                    (None, None) => return Ok(None),
-                };
-                tree = match &cur {
-                    Entry::Dir { tree, .. } => *tree,
-                    _ => None,
-                };
-            }
-            Ok(Some(cur))
-        }
+        Ok(view::branch::entry(self.host, branch, path)?.and_then(Entry::of_target))
     }
 
     fn branch_ctx(node: &Node) -> Option<(String, String)> {
@@ -338,16 +303,26 @@ impl<H: WriteHost> Branches<'_, H> {
         }
     }
 
-    /// Lookup of `name` in a branch folder.
-    pub fn branch_lookup(&self, parent: &Node, name: &str) -> FsResult<Option<Attr>> {
-        let Some((branch, dir)) = Self::branch_ctx(parent) else { return Ok(None) };
-        let path = join(&dir, name);
-        match self.branch_entry(&branch, &path)? {
-            Some(e) => {
-                let n = self.entry_node(parent, name, &branch, &path, &e);
-                Ok(Some(self.branch_attr(&n)?))
-            }
-            None => Ok(None),
+    /// The node of what the resolver found inside a branch folder (named by
+    /// path, so it keeps its inode while written), with its current
+    /// attributes. None: not a file or folder of the branch (a slice, `.proxy`).
+    pub fn live_node(&self, parent: &Node, name: &str, t: &Target) -> FsResult<Option<Attr>> {
+        let live = match t {
+            Target::Dir { live: Some(l), .. } | Target::File { live: Some(l), .. } | Target::Staged { live: l, .. } => l,
+            _ => return Ok(None),
+        };
+        let Some(e) = Entry::of_target(t.clone()) else { return Ok(None) };
+        let n = self.entry_node(parent, name, &live.branch, &live.path, &e);
+        Ok(Some(self.branch_attr(&n)?))
+    }
+
+    /// A branch folder node as the resolver's parent for a lookup in it.
+    pub fn folder_target(&self, n: &Node) -> FsResult<Target> {
+        let Some((branch, path)) = Self::branch_ctx(n) else { return Err(FsError::NotFound) };
+        match view::branch::entry(self.host, &branch, &path)? {
+            Some(t @ Target::Dir { .. }) => Ok(t),
+            Some(_) => Err(FsError::NotDir),
+            None => Err(FsError::NotFound),
         }
     }
 
