@@ -292,12 +292,11 @@ impl Clock {
 pub fn plan(
     path: &str,
     spec: &SliceSpec,
-    facts: &serde_json::Value,
+    facts: &MediaFacts,
     reader: Arc<BlobReader>,
     cache_dir: &Path,
 ) -> Result<SlicePlan, SliceError> {
-    let facts = MediaFacts::from_value(facts).ok_or_else(|| SliceError::NotMedia { path: path.into() })?;
-    let (rate, clip_start, frames) = timing(path, &facts)?;
+    let (rate, clip_start, frames) = timing(path, facts)?;
     let container = facts.container.as_str();
     let is_qt = container.contains("mov");
     let vfr = facts.variable_frame_rate;
