@@ -130,6 +130,7 @@ impl NativeArchive {
     }
 
     #[pyo3(signature = (src, into, ours, theirs, message, dry_run))]
+    #[allow(clippy::too_many_arguments)] // one per `reelfs merge` option
     fn merge(
         &self,
         py: Python<'_>,
