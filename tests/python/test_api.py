@@ -295,3 +295,18 @@ def test_tc_set_applies_to_info(tmp_path, media_dir):
         a.tc_set("main/F006_vfr.mp4", "14:03:10:25", rate="25")
     a.tc_clear("main/F006_vfr.mp4")
     assert a.info("main/F006_vfr.mp4").media.timecode_source != "user"
+
+
+def test_stubs_pass_stubtest_and_the_package_type_checks(tmp_path):
+    """mypy's stubtest: every name, signature and class of the extension matches
+    _reelfs.pyi; and mypy passes over the package itself (py.typed)."""
+    import subprocess
+    import sys
+
+    # PEP 800 disjoint bases are new to typing (typing_extensions only); a pyclass
+    # cannot be subclassed at all, which @final already says.
+    st = subprocess.run([sys.executable, "-m", "mypy.stubtest", "--ignore-disjoint-bases", "reelfs._reelfs"],
+                        capture_output=True, text=True, cwd=tmp_path)
+    assert st.returncode == 0, st.stdout + st.stderr
+    tc = subprocess.run([sys.executable, "-m", "mypy", "-p", "reelfs"], capture_output=True, text=True, cwd=tmp_path)
+    assert tc.returncode == 0, tc.stdout + tc.stderr
