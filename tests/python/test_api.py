@@ -270,6 +270,16 @@ def test_extract_edl_matches_the_cli(day01, cli, tmp_path):
     out = tmp_path / "py" / Path(rep.pulls[0].output).name
     assert out.read_bytes() == (tmp_path / "cli" / out.name).read_bytes()
 
+    one = day01.extract(CLIP, "01:00:00:10", reelfs.Timecode("01:00:00:20", rate="23.976"), out=tmp_path / "one")
+    assert [p.status for p in one.pulls] == ["extracted"] and one.complete
+    cli_one = cli.json("extract", day01.path, CLIP, "--in", "01:00:00:10", "--out-tc", "01:00:00:20", "--out", tmp_path / "cli_one")
+    assert Path(one.pulls[0].output).read_bytes() == Path(cli_one["pulls"][0]["output"]).read_bytes()
+    with pytest.raises(reelfs.InvalidRequest) as e:
+        day01.extract_edl(tmp_path / "py" / "report.json", out=tmp_path / "bad")
+    assert "no CMX3600 events" in str(e.value)
+    with pytest.raises(reelfs.NotFound):
+        day01.extract_edl(tmp_path / "missing.edl", out=tmp_path / "bad2")
+
 
 def test_proxy_renders_and_info_lists_it(tmp_path, media_dir):
     a = reelfs.Archive.init(tmp_path / "a")

@@ -48,6 +48,9 @@ def test_writes_through_the_mount_show_in_status_and_commit(tmp_path):
     with reelfs.mount(a, mp):
         (mp / "main" / "notes.txt").write_bytes(b"hello\n")
         assert [(s.path, s.change) for s in a.status("main")] == [("notes.txt", "written")]
+    # Staged, not committed: open() reads what the mount shows.
+    with a.open("main/notes.txt") as fh:
+        assert fh.read() == b"hello\n" and fh.content_hash is None
     commit = a.commit("main", message="notes")
     assert commit and a.log("main")[0].message == "notes"
     with a.open("main/notes.txt") as fh:
