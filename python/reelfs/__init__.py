@@ -63,6 +63,7 @@ from ._results import (
     Record,
     RestoreReport,
     Sequence as ImageSequence,
+    SliceInfo,
     SlicePlan,
     Stats,
     StagedItem,
@@ -79,7 +80,7 @@ __all__ = [
     "Branch", "Change", "CheckReport", "Colour", "DiffReport", "Entry", "ExtractReport",
     "FileInfo", "FolderInfo", "GcReport", "ImageSequence", "IngestReport", "LogEntry",
     "MediaFacts", "MergeConflict", "MergeReport", "Proxy", "ProxyReport", "Pull", "Record",
-    "RestoreReport", "SlicePlan", "Stats", "StagedItem", "TcReport", "Track", "__version__",
+    "RestoreReport", "SliceInfo", "SlicePlan", "Stats", "StagedItem", "TcReport", "Track", "__version__",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -248,11 +249,16 @@ class Archive:
             return [Branch.from_dict(b) for b in items]
         return [Entry.from_dict(e) for e in items]
 
-    def info(self, path: str) -> Union[FileInfo, FolderInfo]:
+    def info(self, path: str) -> Union[FileInfo, FolderInfo, SliceInfo]:
         """Everything known about a file (media facts, hash, stored bytes, proxies),
-        or the image sequences of a folder."""
+        the image sequences of a folder, or (where the library resolves slice names
+        in ``info``) a slice's plan."""
         d = json.loads(self._native.info(path))
-        return FolderInfo.from_dict(d) if "sequences" in d else FileInfo.from_dict(d)
+        if "sequences" in d:
+            return FolderInfo.from_dict(d)
+        if "plan" in d:
+            return SliceInfo.from_dict(d)
+        return FileInfo.from_dict(d)
 
     def open(self, path: str) -> ArchiveFile:
         """The bytes the mount shows at ``path`` (a file, an old version's, a staged

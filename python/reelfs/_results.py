@@ -305,6 +305,15 @@ class SlicePlan(Record):
 
 
 @dataclass(frozen=True)
+class SliceInfo(Record):
+    """``info`` of a slice name: the clip it cuts and its plan."""
+
+    path: str
+    source: str
+    plan: SlicePlan = _key("plan", SlicePlan.from_dict)
+
+
+@dataclass(frozen=True)
 class Change(Record):
     status: str
     path: str
