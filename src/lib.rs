@@ -29,3 +29,6 @@ pub mod tape;
 pub mod timecode;
 #[cfg(feature = "media")]
 pub mod view;
+// The `reelfs` Python package (PyO3), built by maturin from pyproject.toml.
+#[cfg(feature = "python")]
+pub mod python;
