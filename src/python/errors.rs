@@ -156,10 +156,7 @@ impl From<&CommandError> for Failure {
             CommandError::Mount(_) => Failure::new(Kind::Other, e.to_string()),
             CommandError::WithHint { source, .. } => Failure { message: e.to_string(), ..source.into() },
             CommandError::Invalid(_) => Failure::new(Kind::Invalid, e.to_string()),
-            // Variants added after these bindings (main gains `View(ViewError)`):
-            // a plain reelfs.Error with the message until they get an arm above.
-            #[allow(unreachable_patterns)]
-            _ => Failure::new(Kind::Other, e.to_string()),
+            CommandError::View(v) => v.into(),
         }
     }
 }
