@@ -35,7 +35,7 @@ pub enum Body {
     /// A stored file (original or proxy).
     Blob(Arc<BlobReader>),
     /// A virtual slice: its plan (opened for reading) over its clip.
-    Slice { plan: SlicePlan, reader: Arc<BlobReader> },
+    Slice { plan: Arc<SlicePlan>, reader: Arc<BlobReader> },
 }
 
 /// A file as the server serves it.
@@ -66,7 +66,6 @@ pub enum ContentError {
 impl Entity {
     /// The representation of a file-like target; None for folders.
     pub fn of(a: &PoolAccess, path: &str, target: &Target) -> Result<Option<Entity>, ContentError> {
-        let io = |e: crate::archive::ArchiveError| ContentError::Io(path.to_string(), e.to_string());
         Ok(Some(match target {
             Target::File { entry, .. } => {
                 let reader = a.read(|a| a.blob_reader(&entry.hash)).map_err(|e| ContentError::Io(path.into(), e.to_string()))?;
@@ -111,16 +110,13 @@ impl Entity {
                     etag: format!("\"slice-{}\"", h.finalize().to_hex()),
                     mtime_secs: super::conditional::secs_of_ns(s.source.mtime_ns),
                     content_type: ctype,
-                    body: Body::Slice { plan, reader: s.reader.clone() },
+                    body: Body::Slice { plan: Arc::new(plan), reader: s.reader.clone() },
                     media: s.source.hash,
                 }
             }
             Target::Staged { .. } => return Err(ContentError::Uncommitted(path.to_string())),
             Target::Sequence(_) => return Err(ContentError::Sequence(path.to_string())),
-            _ => {
-                let _ = io;
-                return Ok(None);
-            }
+            _ => return Ok(None),
         }))
     }
 }
@@ -134,7 +130,7 @@ pub struct EntityReader {
 
 enum ReadBody {
     Blob(Prefetched),
-    Slice { plan: SlicePlan, src: Prefetched },
+    Slice { plan: Arc<SlicePlan>, src: Prefetched },
 }
 
 impl EntityReader {

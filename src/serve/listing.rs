@@ -126,9 +126,11 @@ pub fn list(a: &PoolAccess, path: &str, target: &Target, url_of: &dyn Fn(&str) -
                 });
             }
         }
-        _ => return Err(ViewError::NotFound(format!(
+        _ => {
+            return Err(ViewError::NotFound(format!(
             "{path}: history folders are not listed over HTTP; open an old version as BRANCH@COMMIT (commits: `reelfs log ARCHIVE BRANCH`)"
-        ))),
+        )))
+        }
     }
     Ok(Listing { path: path.to_string(), url: url_of(path), entries })
 }
