@@ -8,6 +8,7 @@
 
 use reelfs::tape::device::{FaultPlan, FaultyDevice, FileCartridge, TapeDevice};
 use reelfs::tape::ltfs::index::{validate, Index};
+use reelfs::tape::ltfs::mam;
 use reelfs::tape::ltfs::{format_volume, FormatOptions, LtfsVolumeReader, LtfsVolumeWriter};
 use reelfs::tape::volume::{VolumeError, VolumeReader, VolumeWriter};
 use std::io::Read;
@@ -118,12 +119,18 @@ fn files_round_trip_through_an_emulated_cartridge() {
     assert_eq!(std::fs::metadata(dir.join("1_9_R")).unwrap().len(), 1_300_000 - 2 * 524_288);
     assert!(dir.join("1_11_F").exists() && dir.join("1_13_F").exists() && dir.join("1_14_E").exists());
 
-    if let Some(keep) = std::env::var_os("REELFS_LTFS_KEEP") {
-        let keep = Path::new(&keep);
-        std::fs::create_dir_all(keep).unwrap();
+    keep(dir, "round-trip");
+}
+
+/// With REELFS_LTFS_KEEP=DIR set, copy a cartridge to DIR/NAME for a check
+/// with the reference LTFS (the tests never need it).
+fn keep(dir: &Path, name: &str) {
+    if let Some(root) = std::env::var_os("REELFS_LTFS_KEEP") {
+        let to = Path::new(&root).join(name);
+        std::fs::create_dir_all(&to).unwrap();
         for e in std::fs::read_dir(dir).unwrap() {
             let e = e.unwrap();
-            std::fs::copy(e.path(), keep.join(e.file_name())).unwrap();
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
         }
     }
 }
@@ -158,6 +165,7 @@ fn a_crash_leaves_every_file_completed_before_the_last_index() {
     w.begin_file("half/written.mov", mtime()).unwrap();
     w.write(&content(7, 600_000)).unwrap();
     drop(w); // the process dies: no finish, no final index
+    keep(dir, "crash");
 
     let mut r = reader(dir);
     assert_eq!(paths(&mut r), vec!["before/index.mov"]);
@@ -200,6 +208,7 @@ fn a_failed_write_abandons_the_file_and_keeps_the_index_consistent() {
     assert!(err.to_string().contains(BARCODE), "the error names the tape: {err}");
     w.abandon_file().unwrap();
     w.finish().unwrap();
+    keep(dir, "failed-write");
 
     let mut r = reader(dir);
     assert_eq!(paths(&mut r), vec!["ok.mov"]);
@@ -220,6 +229,7 @@ fn early_end_of_medium_closes_the_cartridge_with_what_is_complete() {
     assert!(matches!(err, VolumeError::EndOfMedium { .. }), "{err}");
     w.abandon_file().unwrap();
     w.finish().unwrap();
+    keep(dir, "early-eom");
 
     let mut r = reader(dir);
     assert_eq!(paths(&mut r), vec!["fits.mov"]);
@@ -247,6 +257,7 @@ fn a_full_cartridge_keeps_room_to_close_the_volume() {
     assert!(matches!(err, Some(VolumeError::EndOfMedium { .. })), "{err:?}");
     w.abandon_file().unwrap();
     w.finish().unwrap();
+    keep(dir, "full");
     let mut r = reader(dir);
     assert_eq!(paths(&mut r), vec!["first.mov"]);
     assert_eq!(read_all(&mut r, "first.mov"), content(16, 2_000_000));
@@ -268,6 +279,18 @@ fn a_failed_index_write_leaves_the_previous_index_in_force() {
     assert!(err.to_string().contains("index write failed"), "{err}");
     let err = w.finish().unwrap_err();
     assert!(err.to_string().contains(BARCODE), "{err}");
+    keep(dir, "failed-index");
+    // The cartridge memory still vouches for the previous indexes under the
+    // drive's current volume change reference, so a stock LTFS mounts that
+    // generation directly instead of scanning into the data after it.
+    let mut dev = FileCartridge::open(dir).unwrap();
+    dev.load().unwrap();
+    let vcr = mam::volume_change_reference(&mut dev).unwrap();
+    for partition in [0, 1] {
+        let coh = mam::read_coherency(&mut dev, partition).unwrap().unwrap();
+        assert_eq!(Some(coh.volume_change_ref), vcr, "partition {partition}");
+        assert_eq!(coh.generation, 2, "partition {partition}");
+    }
 
     let mut r = reader(dir);
     assert_eq!(paths(&mut r), vec!["kept.mov"], "nothing the failed index would have listed");

@@ -240,6 +240,12 @@ impl<D: TapeDevice> LtfsVolumeWriter<D> {
             }
             Err(e) => {
                 self.relocate = true;
+                // The drive's volume change reference moved with the failed
+                // write: restate that the previous indexes are the newest,
+                // or a stock LTFS distrusts the cartridge memory and scans,
+                // and its scan stops at the data after them. Best effort:
+                // the index failure is what the caller must hear about.
+                let _ = self.coherency();
                 Err(e)
             }
         }
