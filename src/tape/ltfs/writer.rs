@@ -76,7 +76,13 @@ impl<D: TapeDevice> LtfsVolumeWriter<D> {
             })?;
             (back, index.generation)
         } else {
-            (index.location, 0)
+            // The index partition holds an older generation (a crash or an
+            // interval index since); the cartridge memory says which.
+            let ip = mam::read_coherency(&mut dev, 0)
+                .ok()
+                .flatten()
+                .filter(|c| c.volume_uuid == index.volume_uuid && c.generation < index.generation);
+            (index.location, ip.map_or(0, |c| c.generation))
         };
         let mut w = LtfsVolumeWriter {
             dev,
