@@ -318,6 +318,11 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// LTO tape as LTFS volumes: `reelfs tape format` labels a new cartridge.
+    Tape {
+        #[command(subcommand)]
+        action: TapeCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -366,4 +371,28 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         return Err("size must be positive".into());
     }
     Ok((n * mult as f64) as u64)
+}
+
+#[derive(Subcommand)]
+pub enum TapeCmd {
+    /// Label a new cartridge as an empty LTFS volume (as `mkltfs` does).
+    /// --device DIR emulates a cartridge in a directory (the reference LTFS
+    /// file-backend layout: `ltfs -o tape_backend=file -o devname=DIR` mounts it);
+    /// a character device (/dev/nst0) is a real drive.
+    Format {
+        /// A directory (emulated cartridge) or a non-rewinding tape device.
+        #[arg(long)]
+        device: PathBuf,
+        /// The cartridge's barcode (A00001L8); its first six characters are the volume serial.
+        #[arg(long)]
+        tape: String,
+        /// Size of an emulated cartridge (e.g. 12T, 500G); default 3G, the reference backend's.
+        #[arg(long, value_parser = parse_size)]
+        capacity: Option<u64>,
+        /// Erase a cartridge that already holds an LTFS volume.
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -8,7 +8,7 @@ mod process;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use cli::{Cli, Cmd, TcCmd};
+use cli::{Cli, Cmd, TapeCmd, TcCmd};
 use reelfs::archive::Archive;
 use reelfs::commands;
 use std::path::PathBuf;
@@ -369,6 +369,18 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        Cmd::Tape { action } => match action {
+            TapeCmd::Format { device, tape, capacity, force, json } => {
+                let req = commands::tape_format::TapeFormatRequest { device: &device, barcode: &tape, capacity, force };
+                let rep = commands::tape_format::tape_format(&req)?;
+                if json {
+                    print::json(&rep)?;
+                } else {
+                    print::tape_format(&rep);
+                }
+                Ok(0)
+            }
+        },
     }
 }
 

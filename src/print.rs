@@ -471,3 +471,16 @@ pub fn slice_info(i: &SliceInfo) {
         plan.method
     );
 }
+
+pub fn tape_format(rep: &reelfs::tape::ltfs::FormatReport) {
+    println!(
+        "formatted {} as LTFS volume {} (UUID {}, block size {} KiB)",
+        rep.barcode,
+        rep.volume_serial,
+        rep.volume_uuid,
+        rep.block_size / 1024
+    );
+    if let Some(bytes) = rep.data_capacity {
+        println!("data partition: {} MiB free", bytes / (1024 * 1024));
+    }
+}

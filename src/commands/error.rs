@@ -26,6 +26,8 @@ pub enum CommandError {
     /// A path the resolver refused or could not find (its message says why).
     #[error(transparent)]
     View(#[from] crate::view::ViewError),
+    #[error(transparent)]
+    Ltfs(#[from] crate::tape::ltfs::LtfsError),
 }
 
 pub type Result<T, E = CommandError> = std::result::Result<T, E>;

@@ -32,6 +32,7 @@ pub mod slice;
 pub mod stats;
 pub mod status;
 pub mod synth;
+pub mod tape_format;
 pub mod tc;
 
 pub use error::{CommandError, Result};

@@ -157,6 +157,7 @@ impl From<&CommandError> for Failure {
             CommandError::WithHint { source, .. } => Failure { message: e.to_string(), ..source.into() },
             CommandError::Invalid(_) => Failure::new(Kind::Invalid, e.to_string()),
             CommandError::View(v) => v.into(),
+            CommandError::Ltfs(_) => Failure::new(Kind::Other, e.to_string()),
         }
     }
 }

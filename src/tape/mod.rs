@@ -7,4 +7,6 @@
 //! writes itself through a tape device. The workflow knows nothing of LTFS
 //! records; the LTFS writer knows nothing of plans.
 
+pub mod device;
+pub mod ltfs;
 pub mod volume;

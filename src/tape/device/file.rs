@@ -1,0 +1,417 @@
+//! A cartridge emulated as a directory, in the layout of the reference LTFS
+//! implementation's file backend (`tape_backend=file`), so that a stock
+//! `ltfs -o tape_backend=file -o devname=DIR` mounts what reelfs wrote and
+//! reelfs reads what the reference `mkltfs`/`ltfs` wrote:
+//!
+//! - one file per record `<partition>_<block>_R`, an empty `_F` per filemark
+//!   and an empty `_E` marking the end of data of each partition;
+//! - `attr_<partition>_<id in hex>` per cartridge-memory attribute, holding
+//!   the whole attribute (id, format, length, value);
+//! - `filedebug_tc_conf.xml`, the cartridge settings; `capacity_mb` is the
+//!   whole cartridge, 5% of it the index partition, as the reference counts
+//!   it (one 512 KiB record per half megabyte).
+//!
+//! Like the reference backend, the drive (not the application) bumps the
+//! volume change reference (attribute 0x0009) at the first write after a
+//! load: LTFS compares it with the copy in its coherency attributes to tell a
+//! cleanly closed volume from one written by someone else since.
+
+use super::{DeviceError, Position, ReadOutcome, Result, TapeDevice};
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+pub const CONFIG_FILE: &str = "filedebug_tc_conf.xml";
+/// The reference backend's default cartridge size when no settings exist.
+pub const DEFAULT_CAPACITY_MB: u64 = 3072;
+/// The reference backend counts capacity in records of this size.
+const ACCOUNTING_RECORD: u64 = 512 * 1024;
+/// The reference backend refuses records larger than this.
+const MAX_RECORD: usize = 4 * 1024 * 1024;
+/// Volume change reference, a drive-maintained attribute.
+const ATTR_VCR: u16 = 0x0009;
+
+pub struct FileCartridge {
+    dir: PathBuf,
+    capacity_mb: u64,
+    loaded: bool,
+    pos: Position,
+    /// Block of each partition's end-of-data mark.
+    eod: [u64; 2],
+    /// The volume change reference was bumped since the last load.
+    wrote_since_load: bool,
+}
+
+impl FileCartridge {
+    /// Open an existing cartridge directory. A directory without settings
+    /// gets the reference backend's defaults, as the reference does.
+    pub fn open(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(DeviceError::Invalid(format!(
+                "{} is not a directory: create it (mkdir) to emulate a new cartridge",
+                dir.display()
+            )));
+        }
+        let config = dir.join(CONFIG_FILE);
+        let capacity_mb = if config.exists() {
+            let text = fs::read_to_string(&config).map_err(|e| DeviceError::io(format!("reading {}", config.display()), e))?;
+            parse_capacity_mb(&text)
+                .ok_or_else(|| DeviceError::Invalid(format!("{} has no valid <capacity_mb>: fix or remove it", config.display())))?
+        } else {
+            write_config(dir, DEFAULT_CAPACITY_MB)?;
+            DEFAULT_CAPACITY_MB
+        };
+        Ok(FileCartridge {
+            dir: dir.to_path_buf(),
+            capacity_mb,
+            loaded: false,
+            pos: Position { partition: 0, block: 0 },
+            eod: [0, 0],
+            wrote_since_load: false,
+        })
+    }
+
+    /// Set the emulated cartridge's size, as the reference backend's settings
+    /// file does (`capacity_mb`).
+    pub fn set_capacity_mb(&mut self, capacity_mb: u64) -> Result<()> {
+        // Below this the index partition (5%) cannot hold the labels and
+        // two indexes.
+        if capacity_mb < 100 {
+            return Err(DeviceError::Invalid(format!("a cartridge of {capacity_mb} MB is too small: give at least 100M")));
+        }
+        write_config(&self.dir, capacity_mb)?;
+        self.capacity_mb = capacity_mb;
+        Ok(())
+    }
+
+    pub fn capacity_mb(&self) -> u64 {
+        self.capacity_mb
+    }
+
+    /// Records (of 512 KiB) each partition holds, as the reference counts.
+    fn capacity_blocks(&self, partition: u8) -> u64 {
+        let p0_mb = self.capacity_mb * 5 / 100;
+        let mb = if partition == 0 { p0_mb } else { self.capacity_mb - p0_mb };
+        mb * 2
+    }
+
+    fn record_path(&self, partition: u8, block: u64, kind: char) -> PathBuf {
+        self.dir.join(format!("{partition}_{block}_{kind}"))
+    }
+
+    fn attr_path(&self, partition: u8, id: u16) -> PathBuf {
+        self.dir.join(format!("attr_{partition}_{id:x}"))
+    }
+
+    fn kind_at(&self, partition: u8, block: u64) -> Option<char> {
+        ['R', 'F', 'E'].into_iter().find(|k| self.record_path(partition, block, *k).exists())
+    }
+
+    fn remove_at(&self, partition: u8, block: u64) -> Result<()> {
+        for k in ['R', 'F', 'E'] {
+            let p = self.record_path(partition, block, k);
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(DeviceError::io(format!("removing {}", p.display()), e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn check_loaded(&self) -> Result<()> {
+        if self.loaded {
+            Ok(())
+        } else {
+            Err(DeviceError::Invalid("no cartridge loaded: load it first".into()))
+        }
+    }
+
+    fn check_partition(partition: u8) -> Result<()> {
+        if partition > 1 {
+            return Err(DeviceError::Invalid(format!("partition {partition} does not exist (an LTFS cartridge has 0 and 1)")));
+        }
+        Ok(())
+    }
+
+    /// Find the end of data: the first block holding neither a record nor a
+    /// filemark (an `_E` there or nothing at all, after a crash).
+    fn search_eod(&self, partition: u8) -> u64 {
+        let mut block = 0;
+        while matches!(self.kind_at(partition, block), Some('R') | Some('F')) {
+            block += 1;
+        }
+        block
+    }
+
+    /// A write ends the partition's data at the head: mark the end there and
+    /// drop whatever followed (tape has no overwrite in the middle).
+    fn write_eod_at_head(&mut self) -> Result<()> {
+        let Position { partition, block } = self.pos;
+        self.remove_at(partition, block)?;
+        let path = self.record_path(partition, block, 'E');
+        fs::File::create(&path).map_err(|e| DeviceError::io(format!("writing {}", path.display()), e))?;
+        let old_eod = self.eod[partition as usize];
+        for b in block + 1..=old_eod {
+            self.remove_at(partition, b)?;
+        }
+        self.eod[partition as usize] = block;
+        Ok(())
+    }
+
+    fn before_write(&mut self) -> Result<()> {
+        self.check_loaded()?;
+        if self.pos.block >= self.capacity_blocks(self.pos.partition) {
+            return Err(DeviceError::EndOfMedium { partition: self.pos.partition });
+        }
+        if !self.wrote_since_load {
+            let vcr = self.read_vcr()?.unwrap_or(0) + 1;
+            let mut attr = Vec::with_capacity(9);
+            attr.extend_from_slice(&ATTR_VCR.to_be_bytes());
+            attr.push(0);
+            attr.extend_from_slice(&4u16.to_be_bytes());
+            attr.extend_from_slice(&(vcr as u32).to_be_bytes());
+            self.write_attribute(0, ATTR_VCR, &attr)?;
+            self.wrote_since_load = true;
+        }
+        self.remove_at(self.pos.partition, self.pos.block)
+    }
+
+    fn read_vcr(&mut self) -> Result<Option<u64>> {
+        Ok(self.read_attribute(0, ATTR_VCR)?.and_then(|a| (a.len() >= 9).then(|| u32::from_be_bytes([a[5], a[6], a[7], a[8]]) as u64)))
+    }
+}
+
+impl TapeDevice for FileCartridge {
+    fn load(&mut self) -> Result<()> {
+        self.eod = [self.search_eod(0), self.search_eod(1)];
+        self.pos = Position { partition: 0, block: 0 };
+        self.loaded = true;
+        self.wrote_since_load = false;
+        Ok(())
+    }
+
+    fn unload(&mut self) -> Result<()> {
+        self.flush()?;
+        self.loaded = false;
+        Ok(())
+    }
+
+    fn format(&mut self) -> Result<()> {
+        self.check_loaded()?;
+        let entries = fs::read_dir(&self.dir).map_err(|e| DeviceError::io(format!("listing {}", self.dir.display()), e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| DeviceError::io("listing the cartridge", e))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if is_record_name(&name) || name.starts_with("attr_") {
+                fs::remove_file(entry.path()).map_err(|e| DeviceError::io(format!("erasing {name}"), e))?;
+            }
+        }
+        for partition in 0..2 {
+            self.eod[partition as usize] = 0;
+            self.pos = Position { partition, block: 0 };
+            self.write_eod_at_head()?;
+        }
+        self.wrote_since_load = false;
+        self.rewind()
+    }
+
+    fn rewind(&mut self) -> Result<()> {
+        self.pos = Position { partition: 0, block: 0 };
+        Ok(())
+    }
+
+    fn locate(&mut self, partition: u8, block: u64) -> Result<()> {
+        self.check_loaded()?;
+        Self::check_partition(partition)?;
+        if block > self.eod[partition as usize] {
+            return Err(DeviceError::Invalid(format!(
+                "cannot locate to block {block} of partition {partition}: its data ends at block {}",
+                self.eod[partition as usize]
+            )));
+        }
+        self.pos = Position { partition, block };
+        Ok(())
+    }
+
+    fn locate_end_of_data(&mut self, partition: u8) -> Result<()> {
+        self.check_loaded()?;
+        Self::check_partition(partition)?;
+        self.pos = Position { partition, block: self.eod[partition as usize] };
+        Ok(())
+    }
+
+    fn position(&mut self) -> Result<Position> {
+        Ok(self.pos)
+    }
+
+    fn write_record(&mut self, data: &[u8]) -> Result<()> {
+        if data.len() > MAX_RECORD {
+            return Err(DeviceError::Invalid(format!("record of {} bytes is larger than the drive's {MAX_RECORD}", data.len())));
+        }
+        self.before_write()?;
+        let path = self.record_path(self.pos.partition, self.pos.block, 'R');
+        let mut f = fs::File::create(&path).map_err(|e| DeviceError::io(format!("writing {}", path.display()), e))?;
+        f.write_all(data).map_err(|e| DeviceError::io(format!("writing {}", path.display()), e))?;
+        self.pos.block += 1;
+        self.write_eod_at_head()
+    }
+
+    fn write_filemarks(&mut self, count: u32) -> Result<()> {
+        for _ in 0..count {
+            self.before_write()?;
+            let path = self.record_path(self.pos.partition, self.pos.block, 'F');
+            fs::File::create(&path).map_err(|e| DeviceError::io(format!("writing {}", path.display()), e))?;
+            self.pos.block += 1;
+            self.write_eod_at_head()?;
+        }
+        Ok(())
+    }
+
+    fn read_record(&mut self, buf: &mut [u8]) -> Result<ReadOutcome> {
+        self.check_loaded()?;
+        let Position { partition, block } = self.pos;
+        match self.kind_at(partition, block) {
+            Some('R') => {
+                let path = self.record_path(partition, block, 'R');
+                let mut f = fs::File::open(&path).map_err(|e| DeviceError::io(format!("reading {}", path.display()), e))?;
+                let len = f.metadata().map_err(|e| DeviceError::io(format!("reading {}", path.display()), e))?.len() as usize;
+                if len > buf.len() {
+                    return Err(DeviceError::Invalid(format!(
+                        "record {partition}/{block} is {len} bytes, larger than the {} expected",
+                        buf.len()
+                    )));
+                }
+                f.read_exact(&mut buf[..len]).map_err(|e| DeviceError::io(format!("reading {}", path.display()), e))?;
+                self.pos.block += 1;
+                Ok(ReadOutcome::Record(len))
+            }
+            Some('F') => {
+                self.pos.block += 1;
+                Ok(ReadOutcome::Filemark)
+            }
+            _ => Ok(ReadOutcome::EndOfData),
+        }
+    }
+
+    fn space_filemarks(&mut self, count: i64) -> Result<()> {
+        self.check_loaded()?;
+        let partition = self.pos.partition;
+        let mut seen = 0;
+        if count >= 0 {
+            let mut block = self.pos.block;
+            while seen < count {
+                match self.kind_at(partition, block) {
+                    Some('R') => {}
+                    Some('F') => seen += 1,
+                    _ => {
+                        return Err(DeviceError::Invalid(format!(
+                            "end of data at block {block} of partition {partition} while spacing over filemarks"
+                        )))
+                    }
+                }
+                block += 1;
+            }
+            self.pos.block = block;
+        } else {
+            let mut block = self.pos.block;
+            while seen < -count {
+                if block == 0 {
+                    return Err(DeviceError::Invalid(format!("beginning of partition {partition} while spacing back over filemarks")));
+                }
+                block -= 1;
+                if self.kind_at(partition, block) == Some('F') {
+                    seen += 1;
+                }
+            }
+            self.pos.block = block;
+        }
+        Ok(())
+    }
+
+    fn remaining_capacity(&mut self, partition: u8) -> Result<u64> {
+        Self::check_partition(partition)?;
+        let cap = self.capacity_blocks(partition);
+        Ok(cap.saturating_sub(self.eod[partition as usize]) * ACCOUNTING_RECORD)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        // One syncfs makes every record written so far durable; the writer
+        // calls it before it points the cartridge memory at a new index.
+        let dir = fs::File::open(&self.dir).map_err(|e| DeviceError::io(format!("opening {}", self.dir.display()), e))?;
+        rustix::fs::syncfs(&dir).map_err(|e| DeviceError::io("flushing the cartridge", std::io::Error::from(e)))
+    }
+
+    fn read_attribute(&mut self, partition: u8, id: u16) -> Result<Option<Vec<u8>>> {
+        let path = self.attr_path(partition, id);
+        match fs::read(&path) {
+            Ok(data) => Ok(Some(data)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(DeviceError::io(format!("reading {}", path.display()), e)),
+        }
+    }
+
+    fn write_attribute(&mut self, partition: u8, id: u16, data: &[u8]) -> Result<()> {
+        let path = self.attr_path(partition, id);
+        fs::write(&path, data).map_err(|e| DeviceError::io(format!("writing {}", path.display()), e))
+    }
+}
+
+fn is_record_name(name: &str) -> bool {
+    let mut parts = name.split('_');
+    matches!(
+        (parts.next(), parts.next(), parts.next(), parts.next()),
+        (Some("0" | "1"), Some(b), Some("R" | "F" | "E"), None) if b.parse::<u64>().is_ok()
+    )
+}
+
+fn parse_capacity_mb(text: &str) -> Option<u64> {
+    let start = text.find("<capacity_mb>")? + "<capacity_mb>".len();
+    let end = start + text[start..].find("</capacity_mb>")?;
+    text[start..end].trim().parse().ok().filter(|mb| *mb > 0)
+}
+
+/// The settings file in the reference backend's schema (its parser expects
+/// every element, in this order).
+fn write_config(dir: &Path, capacity_mb: u64) -> Result<()> {
+    let text = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<filedebug_cartridge_config>
+    <dummy_io>false</dummy_io>
+    <emulate_readonly>false</emulate_readonly>
+    <capacity_mb>{capacity_mb}</capacity_mb>
+    <cart_type>L5</cart_type>
+    <density_code>58</density_code>
+    <delay_mode>None</delay_mode>
+    <wraps>40</wraps>
+    <eot_to_bot_sec>12</eot_to_bot_sec>
+    <change_direction_us>2000000</change_direction_us>
+    <change_track_us>10000</change_track_us>
+    <threading_sec>0</threading_sec>
+</filedebug_cartridge_config>
+"#
+    );
+    let path = dir.join(CONFIG_FILE);
+    fs::write(&path, text).map_err(|e| DeviceError::io(format!("writing {}", path.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_names_are_the_reference_backend_ones() {
+        assert!(is_record_name("0_12_R"));
+        assert!(is_record_name("1_0_E"));
+        assert!(!is_record_name("attr_0_80c"));
+        assert!(!is_record_name(CONFIG_FILE));
+    }
+
+    #[test]
+    fn capacity_is_read_from_the_settings() {
+        let xml = "<filedebug_cartridge_config><capacity_mb>1234</capacity_mb></filedebug_cartridge_config>";
+        assert_eq!(parse_capacity_mb(xml), Some(1234));
+        assert_eq!(parse_capacity_mb("<capacity_mb>x</capacity_mb>"), None);
+    }
+}
