@@ -23,6 +23,8 @@ pub enum CommandError {
     /// The request itself cannot be carried out as given.
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Tape(#[from] crate::tape::TapeError),
 }
 
 pub type Result<T, E = CommandError> = std::result::Result<T, E>;

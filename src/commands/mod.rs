@@ -28,6 +28,7 @@ pub mod slice;
 pub mod stats;
 pub mod status;
 pub mod synth;
+pub mod tape;
 pub mod tc;
 
 pub use error::{CommandError, Result};

@@ -33,7 +33,10 @@ pub fn export(a: &Archive, plan_name: &str, dir: &Path) -> Result<ExportReport> 
     }
     let carts = cat.cartridges(Some(plan_name))?;
     if let Some(bad) = carts.iter().find(|c| !valid_barcode(&c.barcode)) {
-        return Err(TapeError::invalid(format!("the catalog names a cartridge '{}', which is not a barcode; nothing exported", bad.barcode)));
+        return Err(TapeError::invalid(format!(
+            "the catalog names a cartridge '{}', which is not a barcode; nothing exported",
+            bad.barcode
+        )));
     }
     let set = SetCatalog::new(plan, carts, cat.tape_items_of_plan(plan_name)?);
     std::fs::create_dir_all(dir).map_err(|e| TapeError::Io { path: dir.into(), source: e })?;

@@ -20,7 +20,9 @@ use std::time::SystemTime;
 pub fn inside(root: &Path, path: &str, barcode: &str) -> Result<PathBuf, VolumeError> {
     let bad = || VolumeError::Format {
         barcode: barcode.to_string(),
-        message: format!("refusing the path '{path}': a file on a tape is a relative path of plain names (no '..', '.', '/' at the start or NUL)"),
+        message: format!(
+            "refusing the path '{path}': a file on a tape is a relative path of plain names (no '..', '.', '/' at the start or NUL)"
+        ),
     };
     if path.is_empty() || path.contains('\0') || path.starts_with('/') {
         return Err(bad());
@@ -91,10 +93,15 @@ pub struct LtfsMountWriter {
 impl LtfsMountWriter {
     pub fn open(root: &Path, barcode: &str) -> Result<LtfsMountWriter, VolumeError> {
         match std::fs::metadata(root) {
-            Ok(m) if m.is_dir() => Ok(LtfsMountWriter { root: root.to_path_buf(), barcode: barcode.into(), open: None, warned_xattrs: false }),
+            Ok(m) if m.is_dir() => {
+                Ok(LtfsMountWriter { root: root.to_path_buf(), barcode: barcode.into(), open: None, warned_xattrs: false })
+            }
             Ok(_) => Err(VolumeError::Format {
                 barcode: barcode.into(),
-                message: format!("{} is not a folder; give --ltfs-mount the folder the LTFS driver mounted the cartridge on", root.display()),
+                message: format!(
+                    "{} is not a folder; give --ltfs-mount the folder the LTFS driver mounted the cartridge on",
+                    root.display()
+                ),
             }),
             Err(e) => Err(VolumeError::Io {
                 barcode: barcode.into(),
@@ -171,7 +178,10 @@ impl VolumeWriter for LtfsMountWriter {
                 Ok(()) => {}
                 Err(e) if e == rustix::io::Errno::NOTSUP => {
                     if !self.warned_xattrs {
-                        log::warn!("{}: this volume does not take extended attributes; the LTFS hash attributes are not set", self.root.display());
+                        log::warn!(
+                            "{}: this volume does not take extended attributes; the LTFS hash attributes are not set",
+                            self.root.display()
+                        );
                         self.warned_xattrs = true;
                     }
                 }
@@ -223,7 +233,10 @@ impl LtfsMountReader {
         if !root.is_dir() {
             return Err(VolumeError::Format {
                 barcode: barcode.into(),
-                message: format!("{} is not a folder; give --ltfs-mount the folder the LTFS driver mounted the cartridge on", root.display()),
+                message: format!(
+                    "{} is not a folder; give --ltfs-mount the folder the LTFS driver mounted the cartridge on",
+                    root.display()
+                ),
             });
         }
         Ok(LtfsMountReader { root: root.to_path_buf(), barcode: barcode.into() })

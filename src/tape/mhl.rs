@@ -20,8 +20,7 @@ pub struct MhlEntry {
 /// The two files of a first-generation history: (relative path, bytes).
 pub fn manifest_files(root_name: &str, entries: &[MhlEntry], now_ns: i64, host: &str) -> Vec<(String, Vec<u8>)> {
     let list = hash_list(entries, now_ns, host);
-    let safe_name: String =
-        root_name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    let safe_name: String = root_name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
     let t = utc(now_ns);
     let file = format!("0001_{safe_name}_{:04}-{:02}-{:02}_{:02}{:02}{:02}Z.mhl", t.0, t.1, t.2, t.3, t.4, t.5);
     let chain = format!(
@@ -125,10 +124,7 @@ mod tests {
     #[test]
     fn c4_of_empty_input_matches_the_reference() {
         // The C4 id of no bytes, as published with SMPTE ST 2114.
-        assert_eq!(
-            c4_id(b""),
-            "c459dsjfscH38cYeXXYogktxf4Cd9ibshE3BHUo6a58hBXmRQdZrAkZzsWcbWtDg5oQstpDuni4Hirj75GEmTc1sFT"
-        );
+        assert_eq!(c4_id(b""), "c459dsjfscH38cYeXXYogktxf4Cd9ibshE3BHUo6a58hBXmRQdZrAkZzsWcbWtDg5oQstpDuni4Hirj75GEmTc1sFT");
     }
 
     #[test]

@@ -95,6 +95,12 @@ pub fn part_name(tape_path: &str, part: u32, parts: u32) -> String {
     }
 }
 
+/// The file a part's name belongs to (the inverse of `part_name`).
+pub fn whole_name(tape_path: &str, part: u32, parts: u32) -> String {
+    let suffix = format!(".part{part:03}of{parts:03}");
+    tape_path.strip_suffix(&suffix).unwrap_or(tape_path).to_string()
+}
+
 /// The planner's settings.
 #[derive(Debug, Clone, Copy)]
 pub struct Layout {
@@ -198,6 +204,7 @@ mod tests {
         assert_eq!(tapes[1][0], Segment { file: 1, offset: 40, length: 50, part: 2, parts: 2 });
         assert_eq!(part_name("a/y", 2, 2), "a/y.part002of002");
         assert_eq!(part_name("a/x", 1, 1), "a/x");
+        assert_eq!(whole_name("a/y.part002of002", 2, 2), "a/y");
     }
 
     #[test]

@@ -89,7 +89,9 @@ pub fn plan(a: &Archive, req: &PlanRequest) -> Result<PlanReport> {
     let cat = &a.catalog;
     cat.ensure_tape_schema()?;
     let name = match &req.name {
-        Some(n) if !valid_name(n) => return Err(TapeError::invalid(format!("plan name '{n}': use letters, digits, '-', '_' and '.' (up to 64)"))),
+        Some(n) if !valid_name(n) => {
+            return Err(TapeError::invalid(format!("plan name '{n}': use letters, digits, '-', '_' and '.' (up to 64)")))
+        }
         Some(n) if cat.tape_plan(n)?.is_some() => {
             return Err(TapeError::invalid(format!("a plan named '{n}' exists already; choose another name")))
         }
@@ -138,7 +140,12 @@ pub fn plan(a: &Archive, req: &PlanRequest) -> Result<PlanReport> {
                 written_ns: None,
                 note: None,
             });
-            report.tapes.push(PlannedTape { barcode: code.clone(), copy, files: segs.len() as u64, bytes: segs.iter().map(|s| s.length).sum() });
+            report.tapes.push(PlannedTape {
+                barcode: code.clone(),
+                copy,
+                files: segs.len() as u64,
+                bytes: segs.iter().map(|s| s.length).sum(),
+            });
             for (ord, s) in segs.iter().enumerate() {
                 let f = &files[s.file];
                 items.push(TapeItemRow {

@@ -33,9 +33,8 @@ impl SetCatalog {
     }
 
     pub fn csv(&self) -> Vec<u8> {
-        let mut out = String::from(
-            "barcode,copy,state,tape_path,source,size,part,parts,offset,length,partition,start_block,md5,sha1,xxh64,blake3\n",
-        );
+        let mut out =
+            String::from("barcode,copy,state,tape_path,source,size,part,parts,offset,length,partition,start_block,md5,sha1,xxh64,blake3\n");
         let copy_of = |b: &str| self.cartridges.iter().find(|c| c.barcode == b).map(|c| c.copy).unwrap_or(0);
         for f in &self.files {
             let row = [
@@ -65,23 +64,28 @@ impl SetCatalog {
     /// How to put split files back together: one `cat` line per file and copy,
     /// parts in order, then the BLAKE3 (`b3sum`) the joined file must have.
     pub fn joins(&self) -> Option<Vec<u8>> {
-        let mut seen = std::collections::BTreeMap::<(u32, String), Vec<&TapeItemRow>>::new();
         let copy_of = |b: &str| self.cartridges.iter().find(|c| c.barcode == b).map(|c| c.copy).unwrap_or(0);
+        let mut by_source = std::collections::BTreeMap::<String, Vec<&TapeItemRow>>::new();
         for f in self.files.iter().filter(|f| f.parts > 1 && f.state != "abandoned" && f.state != "bad") {
-            seen.entry((copy_of(&f.barcode), f.source.clone())).or_default().push(f);
+            by_source.entry(f.source.clone()).or_default().push(f);
         }
-        if seen.is_empty() {
+        if by_source.is_empty() {
             return None;
         }
         let mut out = String::from(
-            "# Files split across cartridges. Copy the parts (from the cartridges named)\n# into one folder, then run the line: `cat` of the parts in order gives the file.\n",
+            "# Files split across cartridges. Copy the files of each cartridge named into one\n# folder, keeping their paths, and run these lines there: `cat` of the parts in\n# order gives the file (check it with `b3sum`).\n",
         );
-        for ((copy, source), mut parts) in seen {
-            parts.sort_by_key(|p| p.part);
-            let whole = parts[0].tape_path.clone();
-            let where_: Vec<String> = parts.iter().map(|p| format!("part {} on {}", p.part, p.barcode)).collect();
-            out.push_str(&format!("# {source} (copy {copy}): {}; blake3 {}\n", where_.join(", "), parts[0].blob.to_hex()));
-            let names: Vec<String> = parts.iter().map(|p| shell_quote(&super::plan::part_name(&whole, p.part, p.parts))).collect();
+        for (source, mut parts) in by_source {
+            parts.sort_by_key(|p| (copy_of(&p.barcode), p.part));
+            let first = parts[0];
+            let whole = super::plan::whole_name(&first.tape_path, first.part, first.parts);
+            let mut copies = std::collections::BTreeMap::<u32, Vec<String>>::new();
+            for p in &parts {
+                copies.entry(copy_of(&p.barcode)).or_default().push(format!("part {} on {}", p.part, p.barcode));
+            }
+            let where_: Vec<String> = copies.iter().map(|(c, w)| format!("copy {c}: {}", w.join(", "))).collect();
+            out.push_str(&format!("# {source}: blake3 {}; {}\n", first.blob.to_hex(), where_.join("; ")));
+            let names: Vec<String> = (1..=first.parts).map(|n| shell_quote(&super::plan::part_name(&whole, n, first.parts))).collect();
             out.push_str(&format!("cat {} > {}\n", names.join(" "), shell_quote(&whole)));
         }
         Some(out.into_bytes())

@@ -50,9 +50,8 @@ pub fn verify_tape(a: &Archive, barcode: &str, reader: &mut dyn VolumeReader, pr
     let on_volume: HashMap<String, super::volume::VolumeFile> = reader.files()?.into_iter().map(|f| (f.path.clone(), f)).collect();
     // Tape order: partition, then the block the driver put the file at; a
     // folder standing in for a mount has no blocks, and write order decides.
-    let key = |i: &TapeItemRow| {
-        on_volume.get(&i.tape_path).map(|f| (f.placement.partition, f.placement.start_block)).unwrap_or(('z', u64::MAX))
-    };
+    let key =
+        |i: &TapeItemRow| on_volume.get(&i.tape_path).map(|f| (f.placement.partition, f.placement.start_block)).unwrap_or(('z', u64::MAX));
     items.sort_by_key(|i| (key(i), i.ord));
     let total: u64 = items.iter().map(|i| i.length).sum();
     progress.begin("tape verify", Unit::Bytes, total);

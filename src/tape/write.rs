@@ -244,7 +244,13 @@ fn write_item(
 }
 
 /// Close `cart` after an error and move `rest` (not written) to the next cartridge.
-fn close_early(cat: &Catalog, cart: &crate::archive::catalog::CartridgeRow, rest: &[TapeItemRow], why: &str, rep: &mut WriteReport) -> Result<()> {
+fn close_early(
+    cat: &Catalog,
+    cart: &crate::archive::catalog::CartridgeRow,
+    rest: &[TapeItemRow],
+    why: &str,
+    rep: &mut WriteReport,
+) -> Result<()> {
     let note = format!("closed early: {why}");
     let next = cat.write(|c| {
         c.set_cartridge_state(&cart.barcode, "full", Some(now_ns()), Some(&note))?;
