@@ -27,3 +27,6 @@ pub mod verify;
 pub mod write;
 
 pub use error::{Result, TapeError};
+
+#[cfg(test)]
+mod fault_tests;

@@ -62,6 +62,8 @@ pub struct WriteReport {
     /// Where the rest of this cartridge's files went after `abandoned`.
     pub moved_to: Option<String>,
     pub moved: u64,
+    /// Files written but listed by no index (an index write failed): moved on.
+    pub not_indexed: Vec<String>,
     /// The set catalog and manifest files written last.
     pub catalog_files: Vec<String>,
     /// The cartridge was closed after an error; why.
@@ -118,11 +120,16 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
         failed: Vec::new(),
         moved_to: None,
         moved: 0,
+        not_indexed: Vec::new(),
         catalog_files: Vec::new(),
         closed_early: None,
     };
     let mut buf = vec![0u8; BLOCK];
     let mut since_index = 0u64;
+    // Files completed since the last index that was written: on tape only
+    // once an index lists them.
+    let mut unindexed: Vec<usize> = Vec::new();
+    let mut deferred: Vec<TapeItemRow> = Vec::new();
     for (n, item) in items.iter().enumerate() {
         pb.message(&item.tape_path);
         pb.files(n as u64, items.len() as u64);
@@ -140,6 +147,7 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
                 cat.write(|c| c.set_tape_item_written(barcode, item.ord, &w))?;
                 rep.bytes += item.length;
                 since_index += item.length;
+                unindexed.push(n);
                 rep.written.push(WrittenFile {
                     tape_path: item.tape_path.clone(),
                     source: item.source.clone(),
@@ -148,20 +156,25 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
                 });
                 if opts.index_every > 0 && since_index >= opts.index_every {
                     since_index = 0;
-                    if let Err(e) = vol.sync_index() {
-                        // The index could not be written: the cartridge is closed
-                        // and what follows goes to the next one.
-                        let moved = &items[n + 1..];
-                        rep.closed_early = Some(format!("writing an index failed: {e}"));
-                        close_early(cat, &cart, moved, &e.to_string(), &mut rep)?;
-                        break;
+                    match vol.sync_index() {
+                        Ok(()) => unindexed.clear(),
+                        Err(e) => {
+                            // No index lists what was written since the last one:
+                            // those files and all that follows go to the next cartridge.
+                            index_failed(cat, &cart, &items, &unindexed, n + 1, &e, &mut rep)?;
+                            unindexed.clear();
+                            break;
+                        }
                     }
                 }
             }
             Err(ItemError::Archive(e)) => {
                 let _ = vol.abandon_file();
                 let msg = e.to_string();
-                cat.write(|c| c.set_tape_item_state(barcode, item.ord, "queued", Some(&msg)))?;
+                // Not this cartridge's fault: recorded here, and queued again at
+                // the end of the next cartridge (after `reelfs check`/re-ingest repairs it).
+                cat.write(|c| c.set_tape_item_state(barcode, item.ord, "abandoned", Some(&msg)))?;
+                deferred.push(item.clone());
                 rep.failed.push(Problem { tape_path: item.tape_path.clone(), source: item.source.clone(), error: msg });
             }
             Err(ItemError::Volume(e @ VolumeError::Format { .. })) => {
@@ -184,6 +197,12 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
         }
     }
     pb.files(rep.written.len() as u64, items.len() as u64);
+    if !deferred.is_empty() {
+        let to =
+            cat.write(|c| requeue(c, barcode, &deferred, Placement::Back, &format!("could not be read from the archive for {barcode}")))?;
+        rep.moved += deferred.len() as u64;
+        rep.moved_to.get_or_insert(to);
+    }
     // The set catalog and the manifest, last. On a cartridge closed early they
     // are still tried: after end of medium the driver often has room for a few
     // small files; after a drive error it refuses, and that is reported.
@@ -200,16 +219,45 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
     rep.seconds = t0.elapsed().as_secs_f64();
     rep.mb_per_s = if rep.seconds > 0.0 { rep.bytes as f64 / 1e6 / rep.seconds } else { 0.0 };
     if let Err(e) = finished {
-        if rep.closed_early.is_none() {
-            rep.closed_early = Some(format!("writing the final index failed: {e}"));
-            cat.write(|c| c.set_cartridge_state(barcode, "full", Some(now_ns()), Some(&format!("final index not written: {e}"))))?;
-        }
+        index_failed(cat, &cart, &items, &unindexed, items.len(), &e, &mut rep)?;
         return Ok(rep);
     }
     if rep.closed_early.is_none() {
         cat.write(|c| c.set_cartridge_state(barcode, "written", Some(now_ns()), None))?;
     }
     Ok(rep)
+}
+
+/// An index write failed: the files in `unindexed` (indices into `items`) are
+/// on no index, so they are recorded abandoned and, with `items[rest_from..]`
+/// still queued, moved to the next cartridge; this one is closed.
+fn index_failed(
+    cat: &Catalog,
+    cart: &crate::archive::catalog::CartridgeRow,
+    items: &[TapeItemRow],
+    unindexed: &[usize],
+    rest_from: usize,
+    e: &VolumeError,
+    rep: &mut WriteReport,
+) -> Result<()> {
+    let why = format!("writing an index failed: {e}");
+    let note = format!("written, but no index lists it ({why})");
+    cat.write(|c| {
+        for &i in unindexed {
+            c.set_tape_item_state(&cart.barcode, items[i].ord, "abandoned", Some(&note))?;
+        }
+        Ok(())
+    })?;
+    let lost: Vec<&str> = unindexed.iter().map(|&i| items[i].tape_path.as_str()).collect();
+    rep.written.retain(|w| !lost.contains(&w.tape_path.as_str()));
+    rep.bytes = rep.written.iter().map(|w| w.bytes).sum();
+    rep.not_indexed.extend(lost.iter().map(|s| s.to_string()));
+    let mut to_move: Vec<TapeItemRow> = unindexed.iter().map(|&i| items[i].clone()).collect();
+    to_move.extend(items[rest_from..].iter().filter(|i| i.state == "queued").cloned());
+    if rep.closed_early.is_none() {
+        rep.closed_early = Some(why.clone());
+    }
+    close_early(cat, cart, &to_move, &why, rep)
 }
 
 fn write_item(
@@ -259,8 +307,10 @@ fn close_early(
         }
         requeue(c, &cart.barcode, rest, Placement::Front, &format!("moved from {}: {why}", cart.barcode)).map(Some)
     })?;
-    rep.moved = rest.len() as u64;
-    rep.moved_to = next;
+    rep.moved += rest.len() as u64;
+    if next.is_some() {
+        rep.moved_to = next;
+    }
     Ok(())
 }
 
