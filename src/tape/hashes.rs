@@ -54,6 +54,45 @@ impl Hashing {
     }
 }
 
+/// The same hashes in two halves that can run on two threads (MD5 and SHA-1
+/// are the slow ones): `Hashing` is their sum when one thread will do.
+#[derive(Default)]
+pub struct MainHalf(Option<Hashing>);
+pub struct SideHalf {
+    md5: md5::Md5,
+    sha1: sha1::Sha1,
+}
+
+impl Hashing {
+    /// Split into the BLAKE3 + xxHash64 half and the MD5 + SHA-1 half.
+    pub fn halves() -> (MainHalf, SideHalf) {
+        (MainHalf(Some(Hashing::default())), SideHalf { md5: md5::Md5::new(), sha1: sha1::Sha1::new() })
+    }
+}
+
+impl MainHalf {
+    pub fn update(&mut self, data: &[u8]) {
+        if let Some(h) = self.0.as_mut() {
+            h.blake3.update(data);
+            h.xxh64.update(data);
+            h.bytes += data.len() as u64;
+        }
+    }
+    pub fn join(self, side: SideHalf) -> FileHashes {
+        let mut h = self.0.unwrap_or_default();
+        h.md5 = side.md5;
+        h.sha1 = side.sha1;
+        h.finish()
+    }
+}
+
+impl SideHalf {
+    pub fn update(&mut self, data: &[u8]) {
+        self.md5.update(data);
+        self.sha1.update(data);
+    }
+}
+
 impl FileHashes {
     pub fn of(data: &[u8]) -> FileHashes {
         let mut h = Hashing::default();
@@ -84,5 +123,11 @@ mod tests {
         // As ascmhl 1.2 wrote for the same bytes.
         assert_eq!(h.xxh64, "e4c191d091bd8853");
         assert_eq!(h.blake3, blake3::hash(b"hello\n").to_hex().to_string());
+        let (mut main, mut side) = Hashing::halves();
+        main.update(b"hel");
+        side.update(b"hel");
+        main.update(b"lo\n");
+        side.update(b"lo\n");
+        assert_eq!(main.join(side), h);
     }
 }

@@ -18,11 +18,14 @@ use crate::archive::catalog::{Catalog, ItemWritten, TapeItemRow};
 use crate::archive::objects::now_ns;
 use crate::archive::progress::{ProgressHandle, Unit};
 use crate::archive::{Archive, ArchiveError};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Bytes read from the archive and written to the volume at a time: large
 /// writes keep an LTO drive streaming.
 const BLOCK: usize = 8 << 20;
+/// How far the archive's read-ahead runs in front of the writer.
+const READ_AHEAD: u64 = 32 << 20;
 
 #[derive(Clone, Default)]
 pub struct WriteOptions {
@@ -124,7 +127,6 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
         catalog_files: Vec::new(),
         closed_early: None,
     };
-    let mut buf = vec![0u8; BLOCK];
     let mut since_index = 0u64;
     // Files completed since the last index that was written: on tape only
     // once an index lists them.
@@ -133,7 +135,7 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
     for (n, item) in items.iter().enumerate() {
         pb.message(&item.tape_path);
         pb.files(n as u64, items.len() as u64);
-        match write_item(a, vol.as_mut(), item, &mut buf, pb) {
+        match write_item(a, vol.as_mut(), item, pb) {
             Ok((placement, h)) => {
                 let w = ItemWritten {
                     partition: placement.partition.to_string(),
@@ -264,31 +266,71 @@ fn write_item(
     a: &Archive,
     vol: &mut dyn VolumeWriter,
     item: &TapeItemRow,
-    buf: &mut [u8],
     pb: &ProgressHandle,
 ) -> std::result::Result<(super::volume::FilePlacement, FileHashes), ItemError> {
-    let reader = a.blob_reader(&item.blob).map_err(ItemError::Archive)?;
+    let reader = Arc::new(a.blob_reader(&item.blob).map_err(ItemError::Archive)?);
     let mtime = SystemTime::UNIX_EPOCH + Duration::from_nanos(item.mtime_ns.max(0) as u64);
     vol.begin_file(&item.tape_path, mtime).map_err(ItemError::Volume)?;
-    let mut h = Hashing::default();
-    let (mut off, end) = (item.offset, item.offset + item.length);
-    while off < end {
-        let want = ((end - off) as usize).min(buf.len());
-        let n = reader.read_at(off, &mut buf[..want]).map_err(ItemError::Archive)?;
-        if n == 0 {
-            return Err(ItemError::Archive(ArchiveError::Inconsistent(format!(
-                "{} ended at byte {off}, before its recorded size {}",
-                item.source, item.file_size
-            ))));
+    let (mut main, side) = Hashing::halves();
+    let (off0, end) = (item.offset, item.offset + item.length);
+    let source = item.source.clone();
+    let file_size = item.file_size;
+    // Three threads, so reading the archive, the slow hashes (MD5, SHA-1) and
+    // the volume's writes overlap instead of adding up: the reader reads ahead
+    // a few blocks; the side hasher takes the same blocks (shared, not copied).
+    std::thread::scope(|sc| {
+        let (tx, rx) = crossbeam_channel::bounded::<std::result::Result<Arc<Vec<u8>>, ArchiveError>>(3);
+        sc.spawn(move || {
+            // The archive's one read-ahead (two workers loading and verifying
+            // chunks ahead of this reader), as restore and cat use it.
+            let ra = reader.read_ahead(off0, end, READ_AHEAD);
+            let mut off = off0;
+            while off < end {
+                ra.advance(off);
+                let mut buf = vec![0u8; ((end - off) as usize).min(BLOCK)];
+                let msg = match reader.read_at(off, &mut buf) {
+                    Ok(0) => Err(ArchiveError::Inconsistent(format!("{source} ended at byte {off}, before its recorded size {file_size}"))),
+                    Ok(n) => {
+                        buf.truncate(n);
+                        off += n as u64;
+                        Ok(Arc::new(buf))
+                    }
+                    Err(e) => Err(e),
+                };
+                let failed = msg.is_err();
+                if tx.send(msg).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let (htx, hrx) = crossbeam_channel::bounded::<Arc<Vec<u8>>>(3);
+        let side_thread = sc.spawn(move || {
+            let mut side = side;
+            for block in hrx {
+                side.update(&block);
+            }
+            side
+        });
+        let mut written = 0u64;
+        while written < item.length {
+            let block = match rx.recv() {
+                Ok(Ok(b)) => b,
+                Ok(Err(e)) => return Err(ItemError::Archive(e)),
+                Err(_) => return Err(ItemError::Archive(ArchiveError::Invalid("internal: the archive reader stopped".into()))),
+            };
+            main.update(&block);
+            let _ = htx.send(block.clone());
+            vol.write(&block).map_err(ItemError::Volume)?;
+            written += block.len() as u64;
+            pb.advance(block.len() as u64);
         }
-        h.update(&buf[..n]);
-        vol.write(&buf[..n]).map_err(ItemError::Volume)?;
-        off += n as u64;
-        pb.advance(n as u64);
-    }
-    let hashes = h.finish();
-    let placement = vol.end_file(&hashes.ltfs_xattrs()).map_err(ItemError::Volume)?;
-    Ok((placement, hashes))
+        drop(htx);
+        let side =
+            side_thread.join().map_err(|_| ItemError::Archive(ArchiveError::Invalid("internal: a hashing thread panicked".into())))?;
+        let hashes = main.join(side);
+        let placement = vol.end_file(&hashes.ltfs_xattrs()).map_err(ItemError::Volume)?;
+        Ok((placement, hashes))
+    })
 }
 
 /// Close `cart` after an error and move `rest` (not written) to the next cartridge.
