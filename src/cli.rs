@@ -318,7 +318,8 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// LTO tape as LTFS volumes: `reelfs tape format` labels a new cartridge.
+    /// Write the archive to LTO tape as LTFS volumes: format, plan, write, verify, ls,
+    /// where, export (see `reelfs tape --help`).
     Tape {
         #[command(subcommand)]
         action: TapeCmd,
@@ -392,6 +393,83 @@ pub enum TapeCmd {
         /// Erase a cartridge that already holds an LTFS volume.
         #[arg(long)]
         force: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lay files out over cartridges in write order and store it as a named plan.
+    Plan {
+        archive: PathBuf,
+        /// What to put on tape: BRANCH or BRANCH/PATH, one or more.
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// LTO generation: LTO-5 .. LTO-9 (capacity and barcode suffix; default LTO-8).
+        #[arg(long)]
+        generation: Option<String>,
+        /// Native capacity per cartridge, decimal as tape makers count (12T, 800G).
+        #[arg(long, value_parser = reelfs::tape::plan::parse_capacity)]
+        capacity: Option<u64>,
+        /// Copies of the set (copy 1 on A-barcodes, copy 2 on B-barcodes, ...).
+        #[arg(long, default_value_t = 1)]
+        copies: u32,
+        /// Tape pool the plan belongs to.
+        #[arg(long)]
+        pool: Option<String>,
+        /// Name of the plan (default plan-N).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write one cartridge's part of a plan onto a mounted LTFS volume.
+    Write {
+        archive: PathBuf,
+        plan: String,
+        #[arg(long)]
+        tape: String,
+        /// Folder where your LTFS driver mounted the cartridge.
+        #[arg(long, value_name = "DIR")]
+        ltfs_mount: Option<PathBuf>,
+        /// A tape device or file-emulated cartridge (reelfs's own LTFS writer).
+        #[arg(long, value_name = "PATH")]
+        device: Option<PathBuf>,
+        /// Read every file back right after writing it and compare with the archive.
+        #[arg(long)]
+        verify: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read a cartridge back in tape order and compare every file's BLAKE3 with the archive.
+    Verify {
+        archive: PathBuf,
+        #[arg(long)]
+        tape: String,
+        #[arg(long, value_name = "DIR")]
+        ltfs_mount: Option<PathBuf>,
+        #[arg(long, value_name = "PATH")]
+        device: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List cartridges, or with --tape the files on one (offline, from the catalog).
+    Ls {
+        archive: PathBuf,
+        #[arg(long)]
+        tape: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Which cartridges hold BRANCH/PATH: copy, state, partition, start block, parts.
+    Where {
+        archive: PathBuf,
+        path: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a plan's catalog (JSON, CSV, join list, HTML, per-cartridge ASC MHL) into DIR.
+    Export {
+        archive: PathBuf,
+        plan: String,
+        dir: PathBuf,
         #[arg(long)]
         json: bool,
     },

@@ -4,6 +4,7 @@
 mod bar;
 mod cli;
 mod print;
+mod print_tape;
 mod process;
 
 use anyhow::{Context, Result};
@@ -369,7 +370,14 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Cmd::Tape { action } => match action {
+        Cmd::Tape { action } => tape(action),
+    }
+}
+
+/// `reelfs tape ...`: call the command, print its result (print_tape.rs) or JSON.
+fn tape(action: TapeCmd) -> Result<i32> {
+    use commands::tape::{self as t, VolumeArg};
+    match action {
             TapeCmd::Format { device, tape, capacity, force, json } => {
                 let req = commands::tape_format::TapeFormatRequest { device: &device, barcode: &tape, capacity, force };
                 let rep = commands::tape_format::tape_format(&req)?;
@@ -380,7 +388,66 @@ fn run(cli: Cli) -> Result<i32> {
                 }
                 Ok(0)
             }
-        },
+        TapeCmd::Plan { archive, paths, generation, capacity, copies, pool, name, json } => {
+            let req = t::PlanRequest { selections: paths, generation, capacity, copies, pool, name };
+            let rep = t::plan(&archive, &req)?;
+            if json {
+                print::json(&rep)?;
+            } else {
+                print_tape::plan(&rep);
+            }
+            Ok(0)
+        }
+        TapeCmd::Write { archive, plan, tape, ltfs_mount, device, verify, json } => {
+            let vol = VolumeArg::from_flags(ltfs_mount, device)?;
+            let out = t::write(&archive, &plan, &tape, &vol, verify, bar::handle(!json))?;
+            if json {
+                print::json(&out)?;
+            } else {
+                print_tape::write(&out);
+            }
+            Ok(if out.ok() { 0 } else { 2 })
+        }
+        TapeCmd::Verify { archive, tape, ltfs_mount, device, json } => {
+            let vol = VolumeArg::from_flags(ltfs_mount, device)?;
+            let rep = t::verify(&archive, &tape, &vol, bar::handle(!json))?;
+            if json {
+                print::json(&rep)?;
+            } else {
+                print_tape::verify(&rep);
+            }
+            Ok(if rep.ok() { 0 } else { 2 })
+        }
+        TapeCmd::Ls { archive, tape, json } => {
+            let l = t::ls(&archive, tape.as_deref())?;
+            if json {
+                print::json(&l)?;
+            } else {
+                print_tape::ls(&l);
+            }
+            Ok(0)
+        }
+        TapeCmd::Where { archive, path, json } => {
+            let w = t::where_is(&archive, &path)?;
+            if json {
+                print::json(&w)?;
+            } else {
+                print_tape::where_is(&w);
+            }
+            Ok(0)
+        }
+        TapeCmd::Export { archive, plan, dir, json } => {
+            let rep = t::export(&archive, &plan, &dir)?;
+            if json {
+                print::json(&rep)?;
+            } else {
+                for f in &rep.files {
+                    println!("{}", f.display());
+                }
+                println!("exported plan {} to {} ({} files)", rep.plan, rep.dir.display(), rep.files.len());
+            }
+            Ok(0)
+        }
     }
 }
 

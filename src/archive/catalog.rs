@@ -12,10 +12,12 @@ use std::path::{Path, PathBuf};
 
 mod maintenance;
 mod staging;
+mod tape;
 mod tx;
 
 pub use maintenance::{GcCounts, PackUsage, RecordRow};
 pub use staging::{Content, Staged, STAGING_SCHEMA};
+pub use tape::{CartridgeRow, ItemWritten, TapeItemRow, TapePlanRow, TAPE_SCHEMA};
 pub use tx::Savepoint;
 
 pub const SCHEMA: &str = r#"

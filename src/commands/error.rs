@@ -28,6 +28,8 @@ pub enum CommandError {
     View(#[from] crate::view::ViewError),
     #[error(transparent)]
     Ltfs(#[from] crate::tape::ltfs::LtfsError),
+    #[error(transparent)]
+    Tape(#[from] crate::tape::TapeError),
 }
 
 pub type Result<T, E = CommandError> = std::result::Result<T, E>;

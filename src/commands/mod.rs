@@ -33,6 +33,7 @@ pub mod stats;
 pub mod status;
 pub mod synth;
 pub mod tape_format;
+pub mod tape;
 pub mod tc;
 
 pub use error::{CommandError, Result};

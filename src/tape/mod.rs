@@ -6,7 +6,29 @@
 //! already mounted by any vendor's LTFS driver, or an LTFS volume reelfs
 //! writes itself through a tape device. The workflow knows nothing of LTFS
 //! records; the LTFS writer knows nothing of plans.
+//!
+//! The workflow: `plan` (pure layout arithmetic) and `planning` (a selection
+//! in the archive → a stored plan), `write`, `verify`, `query` (ls, where),
+//! `export`; `set_catalog` and `mhl` are what travels on every cartridge;
+//! `ltfs_mount` is the volume for `--ltfs-mount DIR`.
 
 pub mod device;
 pub mod ltfs;
 pub mod volume;
+
+pub mod error;
+pub mod export;
+pub mod hashes;
+pub mod ltfs_mount;
+pub mod mhl;
+pub mod plan;
+pub mod planning;
+pub mod query;
+pub mod set_catalog;
+pub mod verify;
+pub mod write;
+
+pub use error::{Result, TapeError};
+
+#[cfg(test)]
+mod fault_tests;

@@ -1,0 +1,310 @@
+//! A cartridge mounted by any vendor's LTFS driver (`--ltfs-mount DIR`): to
+//! reelfs, a folder. Tape rules still hold, so this writer only ever creates
+//! new files and writes them front to back in large writes, never rewrites or
+//! seeks, and sets the LTFS hash attributes once a file is complete.
+//!
+//! What the driver says maps to the workflow's cases: `ENOSPC` (the cartridge
+//! is full, possibly mid-file) is end of medium; anything else (`EIO` after a
+//! drive error, `EROFS` once the driver has locked the volume) is an I/O error.
+//! Either way the workflow abandons the file and goes on with the next cartridge.
+
+use super::volume::{FilePlacement, VolumeError, VolumeFile, VolumeReader, VolumeWriter};
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Component, Path, PathBuf};
+use std::time::SystemTime;
+
+/// Check that `path` names something strictly inside the volume: relative,
+/// plain names only (no `..`, `.`, empty or NUL). Paths come from the catalog,
+/// which a user may have edited; nothing is written or read outside `root`.
+pub fn inside(root: &Path, path: &str, barcode: &str) -> Result<PathBuf, VolumeError> {
+    let bad = || VolumeError::Format {
+        barcode: barcode.to_string(),
+        message: format!(
+            "refusing the path '{path}': a file on a tape is a relative path of plain names (no '..', '.', '/' at the start or NUL)"
+        ),
+    };
+    if path.is_empty() || path.contains('\0') || path.starts_with('/') {
+        return Err(bad());
+    }
+    if path.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        return Err(bad());
+    }
+    let rel = Path::new(path);
+    if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err(bad());
+    }
+    Ok(root.join(rel))
+}
+
+fn volume_io(barcode: &str, context: String, e: io::Error) -> VolumeError {
+    if e.raw_os_error() == Some(libc::ENOSPC) {
+        VolumeError::EndOfMedium { barcode: barcode.to_string() }
+    } else {
+        VolumeError::Io { barcode: barcode.to_string(), context, source: e }
+    }
+}
+
+/// Refuse a folder on the way to a file that is a symlink (a link on the
+/// volume must not send a write elsewhere): checked component by component
+/// below the root.
+fn no_links_below(root: &Path, path: &Path, barcode: &str) -> Result<(), VolumeError> {
+    let mut cur = root.to_path_buf();
+    if let Ok(rel) = path.strip_prefix(root) {
+        for c in rel.components() {
+            cur.push(c);
+            if let Ok(m) = std::fs::symlink_metadata(&cur) {
+                if m.file_type().is_symlink() {
+                    return Err(VolumeError::Format {
+                        barcode: barcode.to_string(),
+                        message: format!("{} is a symbolic link; reelfs does not follow links on a tape volume", cur.display()),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 4096];
+    let n = rustix::fs::getxattr(path, name, &mut buf[..]).ok()?;
+    buf.truncate(n);
+    Some(buf)
+}
+
+/// Where the driver placed a file, from the virtual attributes LTFS drivers
+/// expose (`ltfs.partition`, `ltfs.startblock`); a plain folder standing in
+/// for a mount has none, and gives partition b, block 0.
+fn placement_of(path: &Path, bytes: u64) -> FilePlacement {
+    let text = |n: &str| read_xattr(path, n).and_then(|v| String::from_utf8(v).ok()).map(|s| s.trim().to_string());
+    let partition = text("user.ltfs.partition").and_then(|p| p.chars().next()).unwrap_or('b');
+    let start_block = text("user.ltfs.startblock").and_then(|b| b.parse().ok()).unwrap_or(0);
+    FilePlacement { partition, start_block, bytes }
+}
+
+pub struct LtfsMountWriter {
+    root: PathBuf,
+    barcode: String,
+    open: Option<(PathBuf, File, u64)>,
+    warned_xattrs: bool,
+}
+
+impl LtfsMountWriter {
+    pub fn open(root: &Path, barcode: &str) -> Result<LtfsMountWriter, VolumeError> {
+        match std::fs::metadata(root) {
+            Ok(m) if m.is_dir() => {
+                Ok(LtfsMountWriter { root: root.to_path_buf(), barcode: barcode.into(), open: None, warned_xattrs: false })
+            }
+            Ok(_) => Err(VolumeError::Format {
+                barcode: barcode.into(),
+                message: format!(
+                    "{} is not a folder; give --ltfs-mount the folder the LTFS driver mounted the cartridge on",
+                    root.display()
+                ),
+            }),
+            Err(e) => Err(VolumeError::Io {
+                barcode: barcode.into(),
+                context: format!("{} (give --ltfs-mount the folder the LTFS driver mounted the cartridge on)", root.display()),
+                source: e,
+            }),
+        }
+    }
+
+    fn io(&self, context: String, e: io::Error) -> VolumeError {
+        volume_io(&self.barcode, context, e)
+    }
+}
+
+impl VolumeWriter for LtfsMountWriter {
+    fn barcode(&self) -> &str {
+        &self.barcode
+    }
+
+    fn remaining(&self) -> u64 {
+        rustix::fs::statvfs(&self.root).map(|s| s.f_bavail.saturating_mul(s.f_frsize)).unwrap_or(0)
+    }
+
+    fn begin_file(&mut self, path: &str, modified: SystemTime) -> Result<(), VolumeError> {
+        if self.open.is_some() {
+            return Err(VolumeError::Format { barcode: self.barcode.clone(), message: "internal: a file is already open".into() });
+        }
+        let full = inside(&self.root, path, &self.barcode)?;
+        if let Some(parent) = full.parent() {
+            no_links_below(&self.root, parent, &self.barcode)?;
+            std::fs::create_dir_all(parent).map_err(|e| self.io(format!("creating {}", parent.display()), e))?;
+        }
+        no_links_below(&self.root, &full, &self.barcode)?;
+        // create_new: a tape is never rewritten in place; a name already on the
+        // volume means this cartridge already holds something else there.
+        let file = match std::fs::OpenOptions::new().write(true).create_new(true).open(&full) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(VolumeError::Format {
+                    barcode: self.barcode.clone(),
+                    message: format!("{} is already on this volume; a tape is never rewritten: load a new cartridge", full.display()),
+                })
+            }
+            Err(e) => return Err(self.io(format!("creating {}", full.display()), e)),
+        };
+        let _ = file.set_modified(modified);
+        self.open = Some((full, file, 0));
+        Ok(())
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), VolumeError> {
+        let barcode = self.barcode.clone();
+        let Some((path, file, n)) = self.open.as_mut() else {
+            return Err(VolumeError::Format { barcode, message: "internal: write with no file open".into() });
+        };
+        file.write_all(data).map_err(|e| volume_io(&barcode, format!("writing {}", path.display()), e))?;
+        *n += data.len() as u64;
+        Ok(())
+    }
+
+    fn end_file(&mut self, xattrs: &[(String, Vec<u8>)]) -> Result<FilePlacement, VolumeError> {
+        let Some((path, file, bytes)) = self.open.take() else {
+            return Err(VolumeError::Format { barcode: self.barcode.clone(), message: "internal: end_file with no file open".into() });
+        };
+        // The driver reports a full cartridge at close as often as at write.
+        if let Err(e) = file.sync_all() {
+            self.open = Some((path.clone(), file, bytes));
+            return Err(self.io(format!("closing {}", path.display()), e));
+        }
+        drop(file);
+        for (name, value) in xattrs {
+            let full_name = format!("user.{name}");
+            match rustix::fs::setxattr(&path, full_name.as_str(), value, rustix::fs::XattrFlags::empty()) {
+                Ok(()) => {}
+                Err(e) if e == rustix::io::Errno::NOTSUP => {
+                    if !self.warned_xattrs {
+                        log::warn!(
+                            "{}: this volume does not take extended attributes; the LTFS hash attributes are not set",
+                            self.root.display()
+                        );
+                        self.warned_xattrs = true;
+                    }
+                }
+                Err(e) => return Err(self.io(format!("setting {full_name} on {}", path.display()), e.into())),
+            }
+        }
+        Ok(placement_of(&path, bytes))
+    }
+
+    fn abandon_file(&mut self) -> Result<(), VolumeError> {
+        if let Some((path, file, _)) = self.open.take() {
+            drop(file);
+            // On LTFS an unlink drops the name from the next index (the space
+            // stays used, as on any tape). After a drive error the driver may
+            // refuse even that; the workflow records the file as abandoned anyway.
+            if let Err(e) = std::fs::remove_file(&path) {
+                log::warn!("tape {}: could not remove the abandoned {}: {e}", self.barcode, path.display());
+            }
+        }
+        Ok(())
+    }
+
+    fn sync_index(&mut self) -> Result<(), VolumeError> {
+        // LTFS drivers write an index when `ltfs.sync` is set on the volume root;
+        // a plain folder does not know the attribute.
+        match rustix::fs::setxattr(&self.root, "user.ltfs.sync", b"1", rustix::fs::XattrFlags::empty()) {
+            Ok(()) => Ok(()),
+            Err(e) if e == rustix::io::Errno::NOTSUP || e == rustix::io::Errno::NODATA || e == rustix::io::Errno::PERM => {
+                let dir = File::open(&self.root).map_err(|e| self.io(format!("opening {}", self.root.display()), e))?;
+                rustix::fs::syncfs(&dir).map_err(|e| self.io(format!("syncing {}", self.root.display()), e.into()))
+            }
+            Err(e) => Err(self.io(format!("writing the index of {}", self.root.display()), e.into())),
+        }
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<(), VolumeError> {
+        self.abandon_file()?;
+        self.sync_index()
+    }
+}
+
+pub struct LtfsMountReader {
+    root: PathBuf,
+    barcode: String,
+}
+
+impl LtfsMountReader {
+    pub fn open(root: &Path, barcode: &str) -> Result<LtfsMountReader, VolumeError> {
+        if !root.is_dir() {
+            return Err(VolumeError::Format {
+                barcode: barcode.into(),
+                message: format!(
+                    "{} is not a folder; give --ltfs-mount the folder the LTFS driver mounted the cartridge on",
+                    root.display()
+                ),
+            });
+        }
+        Ok(LtfsMountReader { root: root.to_path_buf(), barcode: barcode.into() })
+    }
+}
+
+impl VolumeReader for LtfsMountReader {
+    fn barcode(&self) -> &str {
+        &self.barcode
+    }
+
+    fn files(&mut self) -> Result<Vec<VolumeFile>, VolumeError> {
+        let mut out = Vec::new();
+        for entry in walkdir::WalkDir::new(&self.root).follow_links(false).sort_by_file_name() {
+            let entry = entry.map_err(|e| VolumeError::Io {
+                barcode: self.barcode.clone(),
+                context: format!("listing {}", self.root.display()),
+                source: e.into(),
+            })?;
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let Ok(rel) = entry.path().strip_prefix(&self.root) else { continue };
+            let Some(rel) = rel.to_str() else { continue };
+            let bytes = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            let xattrs = ["ltfs.hash.md5sum", "ltfs.hash.sha1sum"]
+                .iter()
+                .filter_map(|n| read_xattr(entry.path(), &format!("user.{n}")).map(|v| (n.to_string(), v)))
+                .collect();
+            out.push(VolumeFile { path: rel.to_string(), bytes, placement: placement_of(entry.path(), bytes), xattrs });
+        }
+        Ok(out)
+    }
+
+    fn open(&mut self, path: &str) -> Result<Box<dyn io::Read + '_>, VolumeError> {
+        let full = inside(&self.root, path, &self.barcode)?;
+        no_links_below(&self.root, &full, &self.barcode)?;
+        let f = File::open(&full).map_err(|e| volume_io(&self.barcode, format!("opening {}", full.display()), e))?;
+        Ok(Box::new(f))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_that_would_leave_the_volume_are_refused() {
+        let root = Path::new("/mnt/ltfs");
+        for bad in ["../x", "a/../../x", "/etc/passwd", "", "a//b", "./a", "a/.", "a\0b"] {
+            assert!(inside(root, bad, "A00001L8").is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(inside(root, "Day01/A001/clip.mov", "A00001L8").unwrap(), root.join("Day01/A001/clip.mov"));
+    }
+
+    #[test]
+    fn a_file_is_never_rewritten_and_an_abandoned_one_is_gone() {
+        let d = tempfile::tempdir().unwrap();
+        let mut w = LtfsMountWriter::open(d.path(), "A00001L8").unwrap();
+        w.begin_file("a/b.mov", SystemTime::now()).unwrap();
+        w.write(b"abc").unwrap();
+        let p = w.end_file(&[]).unwrap();
+        assert_eq!(p.bytes, 3);
+        assert!(matches!(w.begin_file("a/b.mov", SystemTime::now()), Err(VolumeError::Format { .. })));
+        w.begin_file("a/c.mov", SystemTime::now()).unwrap();
+        w.write(b"half").unwrap();
+        w.abandon_file().unwrap();
+        assert!(!d.path().join("a/c.mov").exists());
+        assert_eq!(std::fs::read(d.path().join("a/b.mov")).unwrap(), b"abc");
+    }
+}

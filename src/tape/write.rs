@@ -1,0 +1,477 @@
+//! `tape write`: one cartridge's share of a plan, from the archive (every
+//! chunk verified against its BLAKE3 as it is read) onto a volume, in plan
+//! order; then the set catalog and the ASC MHL manifest, last.
+//!
+//! A write error or end of medium abandons the file being written (no index
+//! lists it), closes the cartridge, and moves that file and everything after
+//! it to the next cartridge of the same copy (a new barcode when there is
+//! none). The tape catalog is updated after each completed file, so it always
+//! says exactly what is complete where.
+
+use super::error::{Result, TapeError};
+use super::hashes::{FileHashes, Hashing};
+use super::mhl::{self, MhlEntry};
+use super::plan;
+use super::set_catalog::{SetCatalog, CATALOG_DIR};
+use super::volume::{VolumeError, VolumeWriter};
+use crate::archive::catalog::{Catalog, ItemWritten, TapeItemRow};
+use crate::archive::objects::now_ns;
+use crate::archive::progress::{ProgressHandle, Unit};
+use crate::archive::{Archive, ArchiveError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Bytes read from the archive and written to the volume at a time: large
+/// writes keep an LTO drive streaming.
+const BLOCK: usize = 8 << 20;
+/// How far the archive's read-ahead runs in front of the writer.
+const READ_AHEAD: u64 = 32 << 20;
+
+#[derive(Clone, Default)]
+pub struct WriteOptions {
+    pub progress: ProgressHandle,
+    /// Write an LTFS index after this many bytes (0: only at the end), so a
+    /// crash leaves a volume holding everything before the last index.
+    pub index_every: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WrittenFile {
+    pub tape_path: String,
+    pub source: String,
+    pub bytes: u64,
+    pub start_block: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Problem {
+    pub tape_path: String,
+    pub source: String,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WriteReport {
+    pub barcode: String,
+    pub plan: String,
+    pub written: Vec<WrittenFile>,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub mb_per_s: f64,
+    /// The file a write error or end of medium cut short (not on the tape).
+    pub abandoned: Option<Problem>,
+    /// Files refused or unreadable from the archive (left queued).
+    pub failed: Vec<Problem>,
+    /// Where the rest of this cartridge's files went after `abandoned`.
+    pub moved_to: Option<String>,
+    pub moved: u64,
+    /// Files written but listed by no index (an index write failed): moved on.
+    pub not_indexed: Vec<String>,
+    /// The set catalog and manifest files written last.
+    pub catalog_files: Vec<String>,
+    /// The cartridge was closed after an error; why.
+    pub closed_early: Option<String>,
+}
+
+impl WriteReport {
+    pub fn complete(&self) -> bool {
+        self.abandoned.is_none() && self.failed.is_empty() && self.closed_early.is_none()
+    }
+}
+
+/// Why one file did not make it.
+enum ItemError {
+    Volume(VolumeError),
+    Archive(ArchiveError),
+}
+
+/// The cartridge `barcode` of `plan`, checked.
+pub fn cartridge_of(cat: &Catalog, plan: &str, barcode: &str) -> Result<crate::archive::catalog::CartridgeRow> {
+    cat.ensure_tape_schema()?;
+    if cat.tape_plan(plan)?.is_none() {
+        return Err(TapeError::NoSuchPlan(plan.into()));
+    }
+    let c = cat.cartridge(barcode)?.ok_or_else(|| TapeError::NoSuchTape(barcode.into()))?;
+    if c.plan != plan {
+        return Err(TapeError::invalid(format!("cartridge {barcode} belongs to plan '{}', not '{plan}'", c.plan)));
+    }
+    Ok(c)
+}
+
+pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn VolumeWriter>, opts: &WriteOptions) -> Result<WriteReport> {
+    let cat = &a.catalog;
+    let cart = cartridge_of(cat, plan_name, barcode)?;
+    if cart.state != "planned" {
+        return Err(TapeError::invalid(format!(
+            "cartridge {barcode} is already {} (tapes are append-only); `reelfs tape ls ARCHIVE --tape {barcode}` shows what is on it",
+            cart.state
+        )));
+    }
+    let items: Vec<TapeItemRow> = cat.tape_items_on(barcode)?.into_iter().filter(|i| i.state == "queued").collect();
+    let total: u64 = items.iter().map(|i| i.length).sum();
+    let pb = &opts.progress;
+    pb.begin("tape write", Unit::Bytes, total);
+    let t0 = Instant::now();
+    let mut rep = WriteReport {
+        barcode: barcode.into(),
+        plan: plan_name.into(),
+        written: Vec::new(),
+        bytes: 0,
+        seconds: 0.0,
+        mb_per_s: 0.0,
+        abandoned: None,
+        failed: Vec::new(),
+        moved_to: None,
+        moved: 0,
+        not_indexed: Vec::new(),
+        catalog_files: Vec::new(),
+        closed_early: None,
+    };
+    let mut since_index = 0u64;
+    // Files completed since the last index that was written: on tape only
+    // once an index lists them.
+    let mut unindexed: Vec<usize> = Vec::new();
+    let mut deferred: Vec<TapeItemRow> = Vec::new();
+    for (n, item) in items.iter().enumerate() {
+        pb.message(&item.tape_path);
+        pb.files(n as u64, items.len() as u64);
+        match write_item(a, vol.as_mut(), item, pb) {
+            Ok((placement, h)) => {
+                let w = ItemWritten {
+                    partition: placement.partition.to_string(),
+                    start_block: placement.start_block,
+                    md5: h.md5,
+                    sha1: h.sha1,
+                    xxh64: h.xxh64,
+                    blake3: h.blake3,
+                    written_ns: now_ns(),
+                };
+                cat.write(|c| c.set_tape_item_written(barcode, item.ord, &w))?;
+                rep.bytes += item.length;
+                since_index += item.length;
+                unindexed.push(n);
+                rep.written.push(WrittenFile {
+                    tape_path: item.tape_path.clone(),
+                    source: item.source.clone(),
+                    bytes: item.length,
+                    start_block: placement.start_block,
+                });
+                if opts.index_every > 0 && since_index >= opts.index_every {
+                    since_index = 0;
+                    match vol.sync_index() {
+                        Ok(()) => unindexed.clear(),
+                        Err(e) => {
+                            // No index lists what was written since the last one:
+                            // those files and all that follows go to the next cartridge.
+                            index_failed(cat, &cart, &items, &unindexed, n + 1, &e, &mut rep)?;
+                            unindexed.clear();
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(ItemError::Archive(e)) => {
+                let _ = vol.abandon_file();
+                let msg = e.to_string();
+                // Not this cartridge's fault: recorded here, and queued again at
+                // the end of the next cartridge (after `reelfs check`/re-ingest repairs it).
+                cat.write(|c| c.set_tape_item_state(barcode, item.ord, "abandoned", Some(&msg)))?;
+                deferred.push(item.clone());
+                rep.failed.push(Problem { tape_path: item.tape_path.clone(), source: item.source.clone(), error: msg });
+            }
+            Err(ItemError::Volume(e @ VolumeError::Format { .. })) => {
+                // A refusal about this file alone (a path that would leave the
+                // volume, a name already there): the cartridge is fine.
+                let _ = vol.abandon_file();
+                let msg = e.to_string();
+                cat.write(|c| c.set_tape_item_state(barcode, item.ord, "abandoned", Some(&msg)))?;
+                rep.failed.push(Problem { tape_path: item.tape_path.clone(), source: item.source.clone(), error: msg });
+            }
+            Err(ItemError::Volume(e)) => {
+                let _ = vol.abandon_file();
+                let msg = e.to_string();
+                rep.abandoned = Some(Problem { tape_path: item.tape_path.clone(), source: item.source.clone(), error: msg.clone() });
+                rep.closed_early = Some(msg.clone());
+                cat.write(|c| c.set_tape_item_state(barcode, item.ord, "abandoned", Some(&msg)))?;
+                close_early(cat, &cart, &items[n..], &msg, &mut rep)?;
+                break;
+            }
+        }
+    }
+    pb.files(rep.written.len() as u64, items.len() as u64);
+    if !deferred.is_empty() {
+        let to =
+            cat.write(|c| requeue(c, barcode, &deferred, Placement::Back, &format!("could not be read from the archive for {barcode}")))?;
+        rep.moved += deferred.len() as u64;
+        rep.moved_to.get_or_insert(to);
+    }
+    // The set catalog and the manifest, last. On a cartridge closed early they
+    // are still tried: after end of medium the driver often has room for a few
+    // small files; after a drive error it refuses, and that is reported.
+    match write_catalog_files(a, plan_name, barcode, vol.as_mut()) {
+        Ok(files) => rep.catalog_files = files,
+        Err(e) if rep.closed_early.is_some() => log::warn!("tape {barcode}: the set catalog was not written: {e}"),
+        Err(e) => {
+            rep.closed_early = Some(format!("writing the set catalog failed: {e}"));
+            cat.write(|c| c.set_cartridge_state(barcode, "full", Some(now_ns()), Some(&format!("set catalog not written: {e}"))))?;
+        }
+    }
+    let finished = vol.finish();
+    pb.finish();
+    rep.seconds = t0.elapsed().as_secs_f64();
+    rep.mb_per_s = if rep.seconds > 0.0 { rep.bytes as f64 / 1e6 / rep.seconds } else { 0.0 };
+    if let Err(e) = finished {
+        index_failed(cat, &cart, &items, &unindexed, items.len(), &e, &mut rep)?;
+        return Ok(rep);
+    }
+    if rep.closed_early.is_none() {
+        cat.write(|c| c.set_cartridge_state(barcode, "written", Some(now_ns()), None))?;
+    }
+    Ok(rep)
+}
+
+/// An index write failed: the files in `unindexed` (indices into `items`) are
+/// on no index, so they are recorded abandoned and, with `items[rest_from..]`
+/// still queued, moved to the next cartridge; this one is closed.
+fn index_failed(
+    cat: &Catalog,
+    cart: &crate::archive::catalog::CartridgeRow,
+    items: &[TapeItemRow],
+    unindexed: &[usize],
+    rest_from: usize,
+    e: &VolumeError,
+    rep: &mut WriteReport,
+) -> Result<()> {
+    let why = format!("writing an index failed: {e}");
+    let note = format!("written, but no index lists it ({why})");
+    cat.write(|c| {
+        for &i in unindexed {
+            c.set_tape_item_state(&cart.barcode, items[i].ord, "abandoned", Some(&note))?;
+        }
+        Ok(())
+    })?;
+    let lost: Vec<&str> = unindexed.iter().map(|&i| items[i].tape_path.as_str()).collect();
+    rep.written.retain(|w| !lost.contains(&w.tape_path.as_str()));
+    rep.bytes = rep.written.iter().map(|w| w.bytes).sum();
+    rep.not_indexed.extend(lost.iter().map(|s| s.to_string()));
+    let mut to_move: Vec<TapeItemRow> = unindexed.iter().map(|&i| items[i].clone()).collect();
+    to_move.extend(items[rest_from..].iter().filter(|i| i.state == "queued").cloned());
+    if rep.closed_early.is_none() {
+        rep.closed_early = Some(why.clone());
+    }
+    close_early(cat, cart, &to_move, &why, rep)
+}
+
+fn write_item(
+    a: &Archive,
+    vol: &mut dyn VolumeWriter,
+    item: &TapeItemRow,
+    pb: &ProgressHandle,
+) -> std::result::Result<(super::volume::FilePlacement, FileHashes), ItemError> {
+    let reader = Arc::new(a.blob_reader(&item.blob).map_err(ItemError::Archive)?);
+    let mtime = SystemTime::UNIX_EPOCH + Duration::from_nanos(item.mtime_ns.max(0) as u64);
+    vol.begin_file(&item.tape_path, mtime).map_err(ItemError::Volume)?;
+    let (mut main, side) = Hashing::halves();
+    let (off0, end) = (item.offset, item.offset + item.length);
+    let source = item.source.clone();
+    let file_size = item.file_size;
+    // Three threads, so reading the archive, the slow hashes (MD5, SHA-1) and
+    // the volume's writes overlap instead of adding up: the reader reads ahead
+    // a few blocks; the side hasher takes the same blocks (shared, not copied).
+    std::thread::scope(|sc| {
+        let (tx, rx) = crossbeam_channel::bounded::<std::result::Result<Arc<Vec<u8>>, ArchiveError>>(3);
+        sc.spawn(move || {
+            // The archive's one read-ahead (two workers loading and verifying
+            // chunks ahead of this reader), as restore and cat use it.
+            let ra = reader.read_ahead(off0, end, READ_AHEAD);
+            let mut off = off0;
+            while off < end {
+                ra.advance(off);
+                let mut buf = vec![0u8; ((end - off) as usize).min(BLOCK)];
+                let msg = match reader.read_at(off, &mut buf) {
+                    Ok(0) => Err(ArchiveError::Inconsistent(format!("{source} ended at byte {off}, before its recorded size {file_size}"))),
+                    Ok(n) => {
+                        buf.truncate(n);
+                        off += n as u64;
+                        Ok(Arc::new(buf))
+                    }
+                    Err(e) => Err(e),
+                };
+                let failed = msg.is_err();
+                if tx.send(msg).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let (htx, hrx) = crossbeam_channel::bounded::<Arc<Vec<u8>>>(3);
+        let side_thread = sc.spawn(move || {
+            let mut side = side;
+            for block in hrx {
+                side.update(&block);
+            }
+            side
+        });
+        let mut written = 0u64;
+        while written < item.length {
+            let block = match rx.recv() {
+                Ok(Ok(b)) => b,
+                Ok(Err(e)) => return Err(ItemError::Archive(e)),
+                Err(_) => return Err(ItemError::Archive(ArchiveError::Invalid("internal: the archive reader stopped".into()))),
+            };
+            main.update(&block);
+            let _ = htx.send(block.clone());
+            vol.write(&block).map_err(ItemError::Volume)?;
+            written += block.len() as u64;
+            pb.advance(block.len() as u64);
+        }
+        drop(htx);
+        let side =
+            side_thread.join().map_err(|_| ItemError::Archive(ArchiveError::Invalid("internal: a hashing thread panicked".into())))?;
+        let hashes = main.join(side);
+        let placement = vol.end_file(&hashes.ltfs_xattrs()).map_err(ItemError::Volume)?;
+        Ok((placement, hashes))
+    })
+}
+
+/// Close `cart` after an error and move `rest` (not written) to the next cartridge.
+fn close_early(
+    cat: &Catalog,
+    cart: &crate::archive::catalog::CartridgeRow,
+    rest: &[TapeItemRow],
+    why: &str,
+    rep: &mut WriteReport,
+) -> Result<()> {
+    let note = format!("closed early: {why}");
+    let next = cat.write(|c| {
+        c.set_cartridge_state(&cart.barcode, "full", Some(now_ns()), Some(&note))?;
+        if rest.is_empty() {
+            return Ok(None);
+        }
+        requeue(c, &cart.barcode, rest, Placement::Front, &format!("moved from {}: {why}", cart.barcode)).map(Some)
+    })?;
+    rep.moved += rest.len() as u64;
+    if next.is_some() {
+        rep.moved_to = next;
+    }
+    Ok(())
+}
+
+/// Where requeued items go on the next cartridge.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Before what it holds (the rest of a cartridge cut short keeps plan order).
+    Front,
+    /// After what it holds (a file that failed verification).
+    Back,
+}
+
+/// Queue fresh copies of `items` on the cartridge after `from` (same plan and
+/// copy, still to be written), adding a cartridge to the plan when there is
+/// none. Inside the caller's write transaction. Returns the barcode.
+pub fn requeue(c: &Catalog, from: &str, items: &[TapeItemRow], at: Placement, note: &str) -> crate::archive::Result<String> {
+    let cart = c.cartridge(from)?.ok_or_else(|| ArchiveError::Invalid(format!("no cartridge {from}")))?;
+    let all = c.cartridges(Some(&cart.plan))?;
+    let next = all.iter().filter(|x| x.copy == cart.copy && x.seq > cart.seq && x.state == "planned").min_by_key(|x| x.seq).cloned();
+    let next = match next {
+        Some(n) => n,
+        None => {
+            let letter = cart.barcode.chars().next().unwrap_or('A');
+            let suffix = cart.barcode.get(6..).unwrap_or("L8").to_string();
+            let number = c.barcodes()?.iter().filter_map(|b| plan::barcode_number(b, letter)).max().unwrap_or(0) + 1;
+            let seq = all.iter().filter(|x| x.copy == cart.copy).map(|x| x.seq).max().unwrap_or(0) + 1;
+            let row = crate::archive::catalog::CartridgeRow {
+                barcode: plan::barcode(letter, number, &suffix),
+                plan: cart.plan.clone(),
+                copy: cart.copy,
+                seq,
+                state: "planned".into(),
+                written_ns: None,
+                note: Some(format!("added when {from} was cut short")),
+            };
+            c.insert_cartridge(&row)?;
+            row
+        }
+    };
+    let range = c.tape_item_ord_range(&next.barcode)?;
+    let first = match (at, range) {
+        (_, None) => 0,
+        (Placement::Front, Some((lo, _))) => lo - items.len() as i64,
+        (Placement::Back, Some((_, hi))) => hi + 1,
+    };
+    for (i, it) in items.iter().enumerate() {
+        let fresh = TapeItemRow {
+            barcode: next.barcode.clone(),
+            ord: first + i as i64,
+            state: "queued".into(),
+            partition: None,
+            start_block: None,
+            md5: None,
+            sha1: None,
+            xxh64: None,
+            blake3: None,
+            written_ns: None,
+            verified_ns: None,
+            note: Some(note.to_string()),
+            ..it.clone()
+        };
+        c.insert_tape_item(&fresh)?;
+    }
+    Ok(next.barcode)
+}
+
+/// The set catalog (JSON, CSV, joins) and then the ASC MHL manifest of this
+/// cartridge's files (the catalog files included), written as the last files.
+fn write_catalog_files(a: &Archive, plan_name: &str, barcode: &str, vol: &mut dyn VolumeWriter) -> Result<Vec<String>> {
+    let cat = &a.catalog;
+    let plan = cat.tape_plan(plan_name)?.ok_or_else(|| TapeError::NoSuchPlan(plan_name.into()))?;
+    let mut carts = cat.cartridges(Some(plan_name))?;
+    // This cartridge is being closed: the copy it carries says so.
+    for c in carts.iter_mut().filter(|c| c.barcode == barcode && c.state == "planned") {
+        c.state = "written".into();
+    }
+    let set = SetCatalog::new(plan, carts, cat.tape_items_of_plan(plan_name)?);
+    let mut files = vec![(format!("{CATALOG_DIR}/{plan_name}.json"), set.json()), (format!("{CATALOG_DIR}/{plan_name}.csv"), set.csv())];
+    if let Some(j) = set.joins() {
+        files.push((format!("{CATALOG_DIR}/{plan_name}-joins.txt"), j));
+    }
+    let now = now_ns();
+    let mut entries: Vec<MhlEntry> = set
+        .files
+        .iter()
+        .filter(|f| f.barcode == barcode && (f.state == "written" || f.state == "verified"))
+        .map(|f| MhlEntry {
+            path: f.tape_path.clone(),
+            size: f.length,
+            mtime_ns: f.mtime_ns,
+            md5: f.md5.clone().unwrap_or_default(),
+            xxh64: f.xxh64.clone().unwrap_or_default(),
+        })
+        .collect();
+    let mut names = Vec::new();
+    for (path, bytes) in &files {
+        let h = FileHashes::of(bytes);
+        write_small(vol, path, bytes, now, &h)?;
+        entries.push(MhlEntry { path: path.clone(), size: bytes.len() as u64, mtime_ns: now, md5: h.md5, xxh64: h.xxh64 });
+        names.push(path.clone());
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into());
+    for (path, bytes) in mhl::manifest_files(barcode, &entries, now, &host) {
+        write_small(vol, &path, &bytes, now, &FileHashes::of(&bytes))?;
+        names.push(path);
+    }
+    Ok(names)
+}
+
+fn write_small(vol: &mut dyn VolumeWriter, path: &str, bytes: &[u8], now: i64, h: &FileHashes) -> Result<()> {
+    let mtime = SystemTime::UNIX_EPOCH + Duration::from_nanos(now.max(0) as u64);
+    let res = (|| {
+        vol.begin_file(path, mtime)?;
+        vol.write(bytes)?;
+        vol.end_file(&h.ltfs_xattrs())
+    })();
+    if let Err(e) = res {
+        let _ = vol.abandon_file();
+        return Err(e.into());
+    }
+    Ok(())
+}
