@@ -4,6 +4,7 @@
 use super::{CommandError, Result};
 use crate::archive::progress::ProgressHandle;
 use crate::archive::Archive;
+use crate::tape::ltfs::{LtfsVolumeReader, LtfsVolumeWriter};
 use crate::tape::ltfs_mount::{LtfsMountReader, LtfsMountWriter};
 use crate::tape::volume::{VolumeReader, VolumeWriter};
 use crate::tape::{export, planning, query, verify, write};
@@ -31,26 +32,29 @@ impl VolumeArg {
     }
 }
 
-/// The one place `--device` is turned away until reelfs's own LTFS writer
-/// (src/tape/ltfs, src/tape/device) is in this build.
-fn device_not_built(path: &Path) -> CommandError {
-    CommandError::invalid(format!(
-        "--device {}: reelfs's own LTFS writer is not built into this version yet; mount the cartridge with your LTFS driver and give --ltfs-mount DIR",
-        path.display()
-    ))
+/// reelfs's own LTFS writer on a tape device, or on a directory that emulates
+/// a cartridge (src/tape/device chooses by what PATH is).
+fn device(path: &Path) -> Result<Box<dyn crate::tape::device::TapeDevice>> {
+    Ok(crate::tape::device::open(path).map_err(crate::tape::ltfs::LtfsError::from)?)
 }
 
 fn writer(v: &VolumeArg, barcode: &str) -> Result<Box<dyn VolumeWriter>> {
     match v {
         VolumeArg::LtfsMount(dir) => Ok(Box::new(LtfsMountWriter::open(dir, barcode).map_err(crate::tape::TapeError::from)?)),
-        VolumeArg::Device(p) => Err(device_not_built(p)),
+        VolumeArg::Device(p) => {
+            let w = LtfsVolumeWriter::open(device(p)?, barcode).map_err(crate::tape::TapeError::from)?;
+            Ok(Box::new(w))
+        }
     }
 }
 
 fn reader(v: &VolumeArg, barcode: &str) -> Result<Box<dyn VolumeReader>> {
     match v {
         VolumeArg::LtfsMount(dir) => Ok(Box::new(LtfsMountReader::open(dir, barcode).map_err(crate::tape::TapeError::from)?)),
-        VolumeArg::Device(p) => Err(device_not_built(p)),
+        VolumeArg::Device(p) => {
+            let r = LtfsVolumeReader::open(device(p)?, Some(barcode)).map_err(crate::tape::TapeError::from)?;
+            Ok(Box::new(r))
+        }
     }
 }
 

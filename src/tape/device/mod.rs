@@ -160,7 +160,10 @@ impl<T: TapeDevice + ?Sized> TapeDevice for Box<T> {
 /// Open what `--device PATH` names: a directory is a file-emulated
 /// cartridge, a character device the Linux st driver.
 pub fn open(path: &Path) -> Result<Box<dyn TapeDevice>> {
-    let meta = std::fs::metadata(path).map_err(|e| DeviceError::io(format!("cannot open device {}", path.display()), e))?;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        let hint = "give a tape drive (/dev/nst0) or a directory made a cartridge by `reelfs tape format --device DIR`";
+        DeviceError::io(format!("cannot open device {} ({hint})", path.display()), e)
+    })?;
     if meta.is_dir() {
         return Ok(Box::new(FileCartridge::open(path)?));
     }
