@@ -53,9 +53,12 @@ fn error_text(e: &anyhow::Error) -> String {
 
 fn run(cli: Cli) -> Result<i32> {
     match cli.cmd {
-        Cmd::Init { archive, group } => {
-            commands::init::init(&archive, group.as_deref())?;
-            println!("initialised archive {} (branch main)", archive.display());
+        Cmd::Init { archive, group, store, endpoint, region } => {
+            let rep = commands::init::init_with_store(&archive, group.as_deref(), store.as_deref(), endpoint, region)?;
+            match rep.store {
+                Some(url) => println!("initialised archive {} (branch main), packs in {url}", archive.display()),
+                None => println!("initialised archive {} (branch main)", archive.display()),
+            }
             Ok(0)
         }
         Cmd::Ingest { archive, sources, branch, to, message, proxies, json } => {
@@ -127,7 +130,7 @@ fn run(cli: Cli) -> Result<i32> {
             print::restore(&rep, &dest);
             Ok(if rep.failed.is_empty() { 0 } else { 1 })
         }
-        Cmd::Check { archive, deep, rebuild_catalog, json } => {
+        Cmd::Check { archive, deep, rebuild_catalog, json, sample } => {
             if rebuild_catalog {
                 let rep = commands::check::rebuild_catalog(&archive)?;
                 if json {
@@ -137,7 +140,7 @@ fn run(cli: Cli) -> Result<i32> {
                 }
                 return Ok(0);
             }
-            let rep = commands::check::check(&archive, deep, &bar::handle(true))?;
+            let rep = commands::check::check_sampled(&archive, deep, sample, &bar::handle(true))?;
             if json {
                 print::json(&rep)?;
             } else {

@@ -36,6 +36,14 @@ pub trait PackStore: Send + Sync {
     fn delete(&self, name: &str) -> Result<()>;
     /// Where a pack is, as a user can act on it (a path, a URL): for messages.
     fn locate(&self, name: &str) -> String;
+    /// Give up uploads that a killed writer left unfinished (an object
+    /// store keeps their parts until they are aborted); returns the packs
+    /// they were for. Only under the writer lock: a live writer's upload
+    /// looks the same. Stores whose unfinished packs are listed (local
+    /// files) have nothing to do here.
+    fn abort_interrupted(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
 }
 
 /// A pack being written: appended to front to back, then sealed or aborted.
