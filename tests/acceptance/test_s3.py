@@ -329,3 +329,39 @@ def test_server_gone_mid_read_is_a_clean_error_and_reads_recover_when_it_returns
     assert result.get("bytes") == want[12 << 20: 13 << 20], result.get("error")
     # And the whole file reads again.
     assert b3(f) == b3(card / "clip.bin")
+
+
+# ---- routine checks of a remote store --------------------------------------------------
+
+def test_check_sample_rereads_part_of_the_bucket_and_finds_damage_when_drawn(reelfs, bucket, tmp_path):
+    archive = tmp_path / "archive"
+    init_s3(reelfs, archive, bucket)
+    toml = archive / "reelfs.toml"
+    toml.write_text(toml.read_text().replace("target_size = 536870912", "target_size = 1048576"))
+    card = tmp_path / "card"
+    for i in range(3):
+        write_random(card / f"clip{i}.bin", 3 << 20)
+    reelfs.ok("ingest", archive, card)
+    packs = [k for k in bucket.keys() if k.endswith(".pack")]
+    assert len(packs) >= 6, packs
+
+    for bad in ["0", "150", "lots"]:
+        p = reelfs("check", archive, "--sample", bad)
+        assert p.returncode != 0 and "percentage" in p.stderr, p.stderr
+    # A small sample re-reads some packs, not all (drawn afresh each run).
+    drawn = [reelfs.json("check", archive, "--sample", "1")["packs_verified"] for _ in range(3)]
+    assert min(drawn) < len(packs), drawn
+
+    # Damage one pack in the bucket (a bit flipped in its middle); a plain check
+    # does not re-read content, a full sample does and names the damaged file.
+    victim = packs[len(packs) // 2]
+    body = bytearray(bucket.client.get_object(Bucket=bucket.name, Key=victim)["Body"].read())
+    body[len(body) // 2] ^= 0x01
+    bucket.client.put_object(Bucket=bucket.name, Key=victim, Body=bytes(body))
+    shutil.rmtree(archive / "cache" / "packs", ignore_errors=True)
+    assert reelfs("check", archive).returncode == 0
+    rep = reelfs.json("check", archive, "--sample", "100", expect_rc=1)
+    assert rep["packs_verified"] == len(packs), rep
+    assert rep["damaged_files"] and all(f.startswith("main/card/clip") for f in rep["damaged_files"]), rep
+    p = reelfs("check", archive, "--deep")
+    assert p.returncode == 1 and "damaged: main/card/clip" in p.stdout, p.stdout
