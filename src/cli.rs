@@ -294,6 +294,30 @@ pub enum Cmd {
         #[command(subcommand)]
         action: TcCmd,
     },
+    /// Where the packs live: `reelfs store migrate ARCHIVE s3://BUCKET/PREFIX` moves them to a bucket.
+    #[cfg(feature = "s3")]
+    Store {
+        #[command(subcommand)]
+        action: StoreCmd,
+    },
+}
+
+#[cfg(feature = "s3")]
+#[derive(Subcommand)]
+pub enum StoreCmd {
+    /// Copy every pack to an S3-compatible bucket, verify each read back, then switch the
+    /// archive to it (interrupt with Ctrl-C; running it again resumes).
+    Migrate {
+        archive: PathBuf,
+        /// s3://BUCKET/PREFIX (an empty prefix, or the one an interrupted migration used).
+        url: String,
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]

@@ -343,6 +343,24 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        #[cfg(feature = "s3")]
+        Cmd::Store { action: cli::StoreCmd::Migrate { archive, url, endpoint, region, json } } => {
+            let rep = commands::store::migrate(&archive, &url, endpoint, region, &process::interrupt_flag(), &bar::handle(!json))?;
+            if json {
+                print::json(&rep)?;
+            } else {
+                println!(
+                    "migrated {} packs to {} ({} copied, {} verified earlier, {} already there); the archive now reads its packs from there",
+                    rep.packs, rep.store, rep.copied, rep.resumed, rep.already_there
+                );
+                println!(
+                    "the local packs in {} are no longer used: remove them once `reelfs check {} --deep` passes",
+                    archive.join("packs").display(),
+                    archive.display()
+                );
+            }
+            Ok(0)
+        }
     }
 }
 

@@ -27,6 +27,8 @@ pub mod restore;
 pub mod slice;
 pub mod stats;
 pub mod status;
+#[cfg(feature = "s3")]
+pub mod store;
 pub mod synth;
 pub mod tc;
 

@@ -365,3 +365,59 @@ def test_check_sample_rereads_part_of_the_bucket_and_finds_damage_when_drawn(ree
     assert rep["damaged_files"] and all(f.startswith("main/card/clip") for f in rep["damaged_files"]), rep
     p = reelfs("check", archive, "--deep")
     assert p.returncode == 1 and "damaged: main/card/clip" in p.stdout, p.stdout
+
+
+# ---- moving an existing archive to a bucket ---------------------------------------------
+
+def test_store_migrate_is_interruptible_resumable_and_switches_only_when_verified(reelfs, bucket, media_dir, tmp_path):
+    archive = tmp_path / "archive"
+    reelfs.ok("init", archive)
+    toml = archive / "reelfs.toml"
+    toml.write_text(toml.read_text().replace("target_size = 536870912", "target_size = 1048576"))
+    card = tmp_path / "card"
+    card.mkdir()
+    shutil.copy2(media_dir / "A001C003_prores_2398.mov", card / "A001C003_prores_2398.mov")
+    write_random(card / "notes.bin", 6 << 20)
+    reelfs.ok("ingest", archive, card)
+    local_packs = sorted(p.relative_to(archive / "packs").as_posix() for p in (archive / "packs").rglob("*.pack"))
+    assert len(local_packs) >= 6, local_packs
+    url = f"s3://{bucket.name}/moved"
+
+    # Interrupt (Ctrl-C) once some packs are in the bucket: nothing switches.
+    proc = reelfs.popen("store", "migrate", archive, url, "--endpoint", bucket.endpoint)
+    try:
+        assert wait_until(lambda: len(bucket.keys("moved/")) >= 2 or proc.poll() is not None, 120, 0.01)
+        assert proc.poll() is None, "the migration ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0 and "run the same `reelfs store migrate` again to resume" in err, err
+    assert "[store]" not in toml.read_text(), "an interrupted migration does not switch the archive"
+    partly = len(bucket.keys("moved/"))
+    assert 0 < partly < len(local_packs)
+    out = tmp_path / "before"
+    out.mkdir()
+    reelfs.ok("restore", archive, "main/card", out)
+
+    # Run again: it resumes, verifies everything, and switches.
+    rep = reelfs.json("store", "migrate", archive, url, "--endpoint", bucket.endpoint)
+    assert rep["switched"] and rep["packs"] == len(local_packs), rep
+    assert rep["copied"] < len(local_packs) and rep["copied"] + rep["resumed"] + rep["already_there"] == len(local_packs), rep
+    assert sorted(k[len("moved/packs/"):] for k in bucket.keys("moved/")) == local_packs
+    assert bucket.uploads() == []
+    text = toml.read_text()
+    assert f'url = "{url}"' in text and SECRET not in text and KEY_ID not in text, text
+
+    # The local packs are no longer read: move them away, and everything reads from the bucket.
+    (archive / "packs").rename(tmp_path / "old-packs")
+    (archive / "packs").mkdir()
+    reelfs.check_deep(archive)
+    out = tmp_path / "after"
+    out.mkdir()
+    reelfs.ok("restore", archive, "main/card", out)
+    for f in card.iterdir():
+        assert b3(out / "card" / f.name) == b3(f), f.name
+    p = reelfs("store", "migrate", archive, url, "--endpoint", bucket.endpoint)
+    assert p.returncode != 0 and "already keeps its packs in" in p.stderr, p.stderr

@@ -13,6 +13,8 @@ pub mod credentials;
 #[cfg(feature = "s3")]
 pub mod journal;
 #[cfg(feature = "s3")]
+pub mod migrate;
+#[cfg(feature = "s3")]
 pub mod object;
 
 use super::config::{byte_size, Config};

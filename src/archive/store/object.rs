@@ -141,6 +141,13 @@ impl ObjectPackStore {
         })
     }
 
+    /// Drop a pack's blocks from the local caches, so its next read comes
+    /// from the store itself (a migration verifying what it uploaded).
+    pub fn forget_cached(&self, name: &str) {
+        self.inner.hot.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, _| k.0 != name);
+        self.inner.cache.drop_pack(name);
+    }
+
     /// Bytes of pack data in the local cache now.
     pub fn cached_bytes(&self) -> u64 {
         self.inner.cache.size()
