@@ -185,7 +185,13 @@ impl Archive {
     /// Open for writing, with the packs in `packs`.
     pub fn open_writer_with_store(path: &Path, packs: Arc<dyn PackStore>) -> Result<Archive> {
         let mut a = Archive::open_with_store(path, packs)?;
-        a.lock = Some(WriterLock::acquire(path)?);
+        let mut lock = WriterLock::acquire(path)?;
+        // The bucket's lease before anything is removed from it: another
+        // host's writer's packs look uncommitted from here.
+        if let Some(lease) = a.packs.writer_lease()? {
+            lock.hold(lease);
+        }
+        a.lock = Some(lock);
         a.remove_uncommitted_packs()?;
         Ok(a)
     }
@@ -220,7 +226,15 @@ impl Archive {
         for name in self.packs.abort_interrupted()? {
             log::info!("aborted the unfinished upload of {} (left by an interrupted write)", self.packs.locate(&name));
         }
-        for name in self.uncommitted_packs()? {
+        let unknown = self.uncommitted_packs()?;
+        let mine = self.packs.may_remove_uncommitted(&unknown);
+        for name in unknown.iter().filter(|n| !mine.contains(n)) {
+            log::warn!(
+                "{} is not in this archive's catalog and was not written from this folder (another host's?): left alone",
+                self.packs.locate(name)
+            );
+        }
+        for name in mine {
             log::info!("removing uncommitted pack {} (left by an interrupted write)", self.packs.locate(&name));
             self.packs.delete(&name)?;
         }

@@ -183,7 +183,7 @@ def test_a_killed_ingest_leaves_no_multipart_upload_after_gc(reelfs, bucket, tmp
     init_s3(reelfs, archive, bucket)
     card = tmp_path / "card"
     write_random(card / "big.bin", 96 << 20)
-    before = bucket.keys()
+    before = bucket.keys("show-x/packs/")
     proc = reelfs.popen("ingest", archive, card)
     try:
         assert wait_until(lambda: bucket.uploads() or proc.poll() is not None, 120, 0.01)
@@ -194,7 +194,7 @@ def test_a_killed_ingest_leaves_no_multipart_upload_after_gc(reelfs, bucket, tmp
         if proc.poll() is None:
             proc.kill()
     assert bucket.uploads(), "a killed ingest leaves its multipart upload open in the bucket"
-    assert bucket.keys() == before, "an unfinished upload is not an object"
+    assert bucket.keys("show-x/packs/") == before, "an unfinished upload is not an object"
 
     gc = reelfs.ok("gc", archive)
     assert bucket.uploads() == [], f"gc aborts what a crash left: {bucket.uploads()}\n{gc.stdout}{gc.stderr}"
@@ -421,3 +421,49 @@ def test_store_migrate_is_interruptible_resumable_and_switches_only_when_verifie
         assert b3(out / "card" / f.name) == b3(f), f.name
     p = reelfs("store", "migrate", archive, url, "--endpoint", bucket.endpoint)
     assert p.returncode != 0 and "already keeps its packs in" in p.stderr, p.stderr
+
+
+# ---- one writer at a time across hosts ----------------------------------------------------
+
+def on_host_b(reelfs, *args):
+    """Run reelfs as another host would: in its own UTS namespace named host-b."""
+    return subprocess.run(
+        ["unshare", "--uts", "sh", "-c", 'hostname host-b && exec "$0" "$@"', str(reelfs.binary), *map(str, args)],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
+
+
+def test_a_second_host_is_refused_while_the_writer_lease_is_held_and_takes_over_when_it_expires(reelfs, bucket, tmp_path):
+    host_a = tmp_path / "host-a"
+    init_s3(reelfs, host_a, bucket)
+    set_store_option(host_a, "lease_seconds", "3")
+    # A second host's archive folder for the same bucket (its own catalog and lock file).
+    host_b = tmp_path / "host-b"
+    shutil.copytree(host_a, host_b)
+    card = tmp_path / "card"
+    write_random(card / "big.bin", 96 << 20)
+    small = tmp_path / "small"
+    write_random(small / "b.bin", 1 << 20)
+
+    proc = reelfs.popen("ingest", host_a, card)
+    try:
+        assert wait_until(lambda: bucket.uploads() or proc.poll() is not None, 120, 0.01)
+        assert proc.poll() is None, "the ingest ended before a second host could try"
+        assert "show-x/writer.lease" in bucket.keys("show-x/")
+        p = on_host_b(reelfs, "ingest", host_b, small)
+        assert p.returncode != 0 and "is locked by" in p.stderr and "since" in p.stderr, p.stderr
+        assert "host-b" not in p.stderr, p.stderr
+        # The writer dies without releasing its lease.
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    p = on_host_b(reelfs, "ingest", host_b, small)
+    assert p.returncode != 0 and "is locked by" in p.stderr, "a dead writer's lease holds until it expires"
+    # Once it has expired, the second host takes over and writes.
+    assert wait_until(lambda: on_host_b(reelfs, "ingest", host_b, small).returncode == 0, 60, 0.5)
+    assert "show-x/writer.lease" not in bucket.keys("show-x/"), "a finished writer releases its lease"
+    out = tmp_path / "out"
+    out.mkdir()
+    reelfs.ok("restore", host_b, "main/small/b.bin", out)
+    assert b3(out / "b.bin") == b3(small / "b.bin")

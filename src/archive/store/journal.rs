@@ -44,6 +44,24 @@ impl Journal {
         let _ = std::fs::remove_file(&p.file);
     }
 
+    /// The upload completed: the pack exists. Written down (one line in
+    /// `sealed.log`) so that, if the catalog never came to point at it, this
+    /// folder's next writer knows the pack is its own to remove, while a pack
+    /// of another host sharing the bucket is left alone.
+    pub fn sealed(&self, p: &Pending) -> std::io::Result<()> {
+        let log = self.dir.join("sealed.log");
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
+        writeln!(f, "{}", p.pack)?;
+        f.sync_data()?;
+        self.done(p);
+        Ok(())
+    }
+
+    /// Packs this folder's writers sealed.
+    pub fn written(&self) -> std::collections::HashSet<String> {
+        std::fs::read_to_string(self.dir.join("sealed.log")).unwrap_or_default().lines().map(|l| l.trim().to_string()).collect()
+    }
+
     /// Every upload written down and not finished.
     pub fn pending(&self) -> Vec<Pending> {
         let Ok(rd) = std::fs::read_dir(&self.dir) else { return Vec::new() };

@@ -13,6 +13,8 @@ pub mod credentials;
 #[cfg(feature = "s3")]
 pub mod journal;
 #[cfg(feature = "s3")]
+pub mod lease;
+#[cfg(feature = "s3")]
 pub mod migrate;
 #[cfg(feature = "s3")]
 pub mod object;
@@ -41,6 +43,18 @@ pub struct StoreConfig {
     /// How long one request is retried (with back-off) before it fails.
     #[serde(default = "default_retry_seconds")]
     pub retry_seconds: u64,
+    /// How long a writer's lease on the bucket lasts unless renewed: a writer
+    /// that dies holds the archive no longer than this.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
+}
+
+/// A minute: renewed every 20 s by a live writer; a dead one blocks others
+/// for at most a minute.
+pub const DEFAULT_LEASE_SECONDS: u64 = 60;
+
+fn default_lease_seconds() -> u64 {
+    DEFAULT_LEASE_SECONDS
 }
 
 /// 20 GiB: a working set of several hours of camera originals' hot chunks on
@@ -105,7 +119,14 @@ impl StoreConfig {
                 return Err(format!("--endpoint '{e}' must be a URL like https://s3.example.com or http://127.0.0.1:9000"));
             }
         }
-        Ok(StoreConfig { url: parsed.display(), endpoint, region, cache_limit: DEFAULT_CACHE_LIMIT, retry_seconds: DEFAULT_RETRY_SECONDS })
+        Ok(StoreConfig {
+            url: parsed.display(),
+            endpoint,
+            region,
+            cache_limit: DEFAULT_CACHE_LIMIT,
+            retry_seconds: DEFAULT_RETRY_SECONDS,
+            lease_seconds: DEFAULT_LEASE_SECONDS,
+        })
     }
 }
 

@@ -52,13 +52,17 @@ const HOT_BLOCKS: usize = 8;
 
 pub struct ObjectPackStore {
     inner: Arc<Inner>,
+    /// How long a writer's lease lasts unless renewed (lease.rs).
+    lease_seconds: u64,
 }
 
-struct Inner {
-    backend: Arc<dyn Backend>,
+pub(super) struct Inner {
+    pub(super) backend: Arc<dyn Backend>,
     rt: tokio::runtime::Runtime,
     /// `s3://bucket/prefix`, for messages.
-    url: String,
+    pub(super) url: String,
+    /// The prefix, where objects of the archive that are not packs live.
+    pub(super) prefix: String,
     /// Packs are objects below `<prefix>/packs/`, so the prefix can also hold
     /// other objects of the archive (a writer lease) that are not packs.
     packs: String,
@@ -113,7 +117,7 @@ impl ObjectPackStore {
             b = b.with_region(r);
         }
         let s3 = b.build().map_err(|e| bad(format!("cannot use {}: {e}", sc.url)))?;
-        ObjectPackStore::new(Arc::new(s3), &url, root, sc.cache_limit)
+        Ok(ObjectPackStore::new(Arc::new(s3), &url, root, sc.cache_limit)?.with_lease_seconds(sc.lease_seconds))
     }
 
     /// A store over any backend (tests use object_store's `InMemory`).
@@ -132,13 +136,21 @@ impl ObjectPackStore {
                 backend,
                 rt,
                 url: url.display(),
+                prefix: url.prefix.clone(),
                 packs,
                 cache,
                 hot: Mutex::new(LinkedHashMap::new()),
                 journal: Journal::new(root.join("uploads")),
                 sizes: Mutex::new(HashMap::new()),
             }),
+            lease_seconds: super::DEFAULT_LEASE_SECONDS,
         })
+    }
+
+    /// Writers' leases last `secs` unless renewed.
+    pub fn with_lease_seconds(mut self, secs: u64) -> ObjectPackStore {
+        self.lease_seconds = secs.max(3);
+        self
     }
 
     /// Drop a pack's blocks from the local caches, so its next read comes
@@ -158,7 +170,7 @@ impl Inner {
     /// Run a store call to completion from sync code. Called from inside some
     /// other tokio runtime (a server built on one), blocking that thread would
     /// panic, so the call runs on a scoped plain thread instead.
-    fn run<F>(&self, f: F) -> F::Output
+    pub(super) fn run<F>(&self, f: F) -> F::Output
     where
         F: Future + Send,
         F::Output: Send,
@@ -347,6 +359,15 @@ impl PackStore for ObjectPackStore {
         self.inner.where_(name)
     }
 
+    fn may_remove_uncommitted(&self, names: &[String]) -> Vec<String> {
+        let mine = self.inner.journal.written();
+        names.iter().filter(|n| mine.contains(n.as_str())).cloned().collect()
+    }
+
+    fn writer_lease(&self) -> Result<Option<Box<dyn Send + Sync>>> {
+        Ok(Some(Box::new(super::lease::Lease::acquire(self.inner.clone(), self.lease_seconds)?)))
+    }
+
     fn abort_interrupted(&self) -> Result<Vec<String>> {
         let s = &self.inner;
         let mut aborted = Vec::new();
@@ -499,7 +520,12 @@ impl PackUpload for ObjectUpload {
         match self.finish() {
             Ok(n) => {
                 self.done = true;
-                self.store.journal.done(&self.pending);
+                if let Err(e) = self.store.journal.sealed(&self.pending) {
+                    log::warn!(
+                        "could not note {} as written here: {e}; if it is never committed, remove it by hand",
+                        self.store.where_(&self.name)
+                    );
+                }
                 self.store.sizes.lock().unwrap_or_else(|p| p.into_inner()).insert(self.name.clone(), n);
                 Ok(n)
             }
