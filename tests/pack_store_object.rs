@@ -38,11 +38,12 @@ fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
-/// Objects in the backend, by key.
+/// Pack objects in the backend, by key (the writer's lease object is beside them).
 fn objects(mem: &InMemory) -> Vec<String> {
     use futures::TryStreamExt;
     use object_store::ObjectStore;
-    let mut v: Vec<String> = rt().block_on(mem.list(None).map_ok(|m| m.location.to_string()).try_collect()).unwrap();
+    let packs = ObjPath::from("archive/packs");
+    let mut v: Vec<String> = rt().block_on(mem.list(Some(&packs)).map_ok(|m| m.location.to_string()).try_collect()).unwrap();
     v.sort();
     v
 }
@@ -174,7 +175,13 @@ fn a_pack_is_an_object_only_once_sealed_and_aborts_leave_no_parts() {
     let mut u = s.begin("04/00000004.pack").unwrap();
     u.write(&big).unwrap();
     std::mem::forget(u); // a process killed mid-upload runs no destructor
-    assert!(std::fs::read_dir(dir.path().join("uploads")).unwrap().count() == 1);
+    let open_uploads = |d: &Path| {
+        std::fs::read_dir(d.join("uploads"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "upload"))
+            .count()
+    };
+    assert_eq!(open_uploads(dir.path()), 1);
     drop(s);
     let s = store(&mem, dir.path());
     assert_eq!(s.abort_interrupted().unwrap(), ["04/00000004.pack"]);
@@ -237,4 +244,38 @@ fn the_block_cache_survives_a_restart_and_never_serves_a_damaged_block() {
     let mut buf = vec![0u8; 1000];
     s.open("01/00000001.pack").unwrap().read_exact_at(10, &mut buf).unwrap();
     assert!(buf == other[10..1010], "the damaged block was fetched again from the store");
+}
+
+#[test]
+fn a_second_folder_on_the_bucket_waits_for_the_lease_and_never_removes_packs_it_did_not_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mem = Arc::new(InMemory::new());
+    let root_a = archive(&dir.path().join("a"), store(&mem, &dir.path().join("a/archive")));
+    // Another host's folder for the same bucket: a copy of the catalog as it was.
+    let root_b = dir.path().join("b/archive");
+    for e in walkdir::WalkDir::new(&root_a).into_iter().map(|e| e.unwrap()) {
+        let to = root_b.join(e.path().strip_prefix(&root_a).unwrap());
+        if e.file_type().is_dir() {
+            std::fs::create_dir_all(&to).unwrap();
+        } else {
+            std::fs::copy(e.path(), &to).unwrap();
+        }
+    }
+    let card = dir.path().join("card");
+    write(&card.join("A.mov"), &noise(7, 2 << 20), 0o644, 1_600_000_000);
+
+    let mut a = Archive::open_writer_with_store(&root_a, store(&mem, &root_a)).unwrap();
+    let e = Archive::open_writer_with_store(&root_b, store(&mem, &root_b)).err().expect("the lease is held");
+    assert!(e.to_string().contains("is locked by") && e.to_string().contains("since"), "{e}");
+    ingest::ingest(&mut a, std::slice::from_ref(&card), &opts()).unwrap();
+    let packs = objects(&mem);
+    drop(a); // releases the lease
+
+    // B's catalog knows none of A's new packs; opening it as a writer must not take them for
+    // its own interrupted write and delete them.
+    let b = Archive::open_writer_with_store(&root_b, store(&mem, &root_b)).unwrap();
+    assert_eq!(objects(&mem), packs);
+    drop(b);
+    let a = Archive::open_with_store(&root_a, store(&mem, &root_a)).unwrap();
+    assert_eq!(read_all(&a, "main/card/A.mov").unwrap(), std::fs::read(card.join("A.mov")).unwrap());
 }

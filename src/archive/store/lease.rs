@@ -104,7 +104,8 @@ impl Lease {
             };
             let other: Option<Holder> = serde_json::from_slice(&got).ok();
             match other {
-                Some(o) if o.expires > now() && !(o.host == me.host && !pid_alive(o.pid)) => {
+                // Live: unexpired, and not a gone process of this host.
+                Some(o) if o.expires > now() && (o.host != me.host || pid_alive(o.pid)) => {
                     return Err(ArchiveError::Invalid(format!(
                         "{} is locked by {} (pid {}) since {}: another host is writing this archive; wait for it to finish \
                          (a writer that died holds it until {})",
