@@ -19,6 +19,16 @@ pub enum Cmd {
         /// Share the archive with this group: folders 2750 owned by it, files 0640.
         #[arg(long)]
         group: Option<String>,
+        /// Keep the packs in an S3-compatible bucket: s3://BUCKET/PREFIX (credentials
+        /// from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, never stored).
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
+        /// The S3-compatible server's URL (MinIO, Ceph RGW, ...); default: AWS.
+        #[arg(long, requires = "store")]
+        endpoint: Option<String>,
+        /// The bucket's region (default: AWS_REGION/AWS_DEFAULT_REGION, or us-east-1).
+        #[arg(long, requires = "store")]
+        region: Option<String>,
     },
     /// Ingest files and folders (camera cards, sound, image sequences) as one commit.
     Ingest {
@@ -78,6 +88,10 @@ pub enum Cmd {
         rebuild_catalog: bool,
         #[arg(long)]
         json: bool,
+        /// Re-read and re-hash about PERCENT of the packs, drawn afresh each run
+        /// (a routine check of a remote store; --deep reads them all).
+        #[arg(long, value_name = "PERCENT", conflicts_with = "deep", value_parser = parse_percent)]
+        sample: Option<f64>,
     },
     /// List branches, or create one: `reelfs branch ARCHIVE NAME --from BRANCH[@COMMIT]`.
     Branch {
@@ -324,6 +338,30 @@ pub enum Cmd {
         #[command(subcommand)]
         action: TapeCmd,
     },
+    /// Where the packs live: `reelfs store migrate ARCHIVE s3://BUCKET/PREFIX` moves them to a bucket.
+    #[cfg(feature = "s3")]
+    Store {
+        #[command(subcommand)]
+        action: StoreCmd,
+    },
+}
+
+#[cfg(feature = "s3")]
+#[derive(Subcommand)]
+pub enum StoreCmd {
+    /// Copy every pack to an S3-compatible bucket, verify each read back, then switch the
+    /// archive to it (interrupt with Ctrl-C; running it again resumes).
+    Migrate {
+        archive: PathBuf,
+        /// s3://BUCKET/PREFIX (an empty prefix, or the one an interrupted migration used).
+        url: String,
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -473,4 +511,14 @@ pub enum TapeCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `--sample PERCENT`: more than 0, at most 100.
+pub fn parse_percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().trim_end_matches('%').parse().map_err(|_| format!("'{s}' is not a percentage like 5 or 12.5"))?;
+    if v > 0.0 && v <= 100.0 {
+        Ok(v)
+    } else {
+        Err(format!("--sample {s}: give a percentage above 0 and at most 100"))
+    }
 }

@@ -54,9 +54,12 @@ fn error_text(e: &anyhow::Error) -> String {
 
 fn run(cli: Cli) -> Result<i32> {
     match cli.cmd {
-        Cmd::Init { archive, group } => {
-            commands::init::init(&archive, group.as_deref())?;
-            println!("initialised archive {} (branch main)", archive.display());
+        Cmd::Init { archive, group, store, endpoint, region } => {
+            let rep = commands::init::init_with_store(&archive, group.as_deref(), store.as_deref(), endpoint, region)?;
+            match rep.store {
+                Some(url) => println!("initialised archive {} (branch main), packs in {url}", archive.display()),
+                None => println!("initialised archive {} (branch main)", archive.display()),
+            }
             Ok(0)
         }
         Cmd::Ingest { archive, sources, branch, to, message, proxies, json } => {
@@ -129,7 +132,7 @@ fn run(cli: Cli) -> Result<i32> {
             print::restore(&rep, &dest);
             Ok(if rep.failed.is_empty() { 0 } else { 1 })
         }
-        Cmd::Check { archive, deep, rebuild_catalog, json } => {
+        Cmd::Check { archive, deep, rebuild_catalog, json, sample } => {
             if rebuild_catalog {
                 let rep = commands::check::rebuild_catalog(&archive)?;
                 if json {
@@ -139,7 +142,7 @@ fn run(cli: Cli) -> Result<i32> {
                 }
                 return Ok(0);
             }
-            let rep = commands::check::check(&archive, deep, &bar::handle(true))?;
+            let rep = commands::check::check_sampled(&archive, deep, sample, &bar::handle(true))?;
             if json {
                 print::json(&rep)?;
             } else {
@@ -371,6 +374,24 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Tape { action } => tape(action),
+        #[cfg(feature = "s3")]
+        Cmd::Store { action: cli::StoreCmd::Migrate { archive, url, endpoint, region, json } } => {
+            let rep = commands::store::migrate(&archive, &url, endpoint, region, &process::interrupt_flag(), &bar::handle(!json))?;
+            if json {
+                print::json(&rep)?;
+            } else {
+                println!(
+                    "migrated {} packs to {} ({} copied, {} verified earlier, {} already there); the archive now reads its packs from there",
+                    rep.packs, rep.store, rep.copied, rep.resumed, rep.already_there
+                );
+                println!(
+                    "the local packs in {} are no longer used: remove them once `reelfs check {} --deep` passes",
+                    archive.join("packs").display(),
+                    archive.display()
+                );
+            }
+            Ok(0)
+        }
     }
 }
 

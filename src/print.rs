@@ -316,6 +316,9 @@ pub fn check(rep: &CheckReport, deep: bool) {
         rep.objects,
         if deep { format!(", {} verified", human(rep.bytes_verified)) } else { String::new() }
     );
+    if !deep && rep.packs_verified > 0 {
+        println!("sampled: {} of {} packs re-read, {} verified", rep.packs_verified, rep.packs, human(rep.bytes_verified));
+    }
 }
 
 pub fn log(entries: &[LogEntry]) {

@@ -18,6 +18,9 @@ pub struct CheckReport {
     pub chunks: u64,
     pub objects: u64,
     pub bytes_verified: u64,
+    /// Packs whose records were all re-read (every pack with --deep; a
+    /// sample with --sample).
+    pub packs_verified: u64,
     pub problems: Vec<String>,
     /// Files (as `branch/path`, or `commit <id>: path` for history only) whose content is damaged.
     pub damaged_files: Vec<String>,
@@ -38,6 +41,31 @@ impl CheckReport {
 }
 
 pub fn check(archive: &Archive, deep: bool, progress: &super::progress::ProgressHandle) -> Result<CheckReport> {
+    check_sampled(archive, deep, None, progress)
+}
+
+/// Whether a routine sampled check re-reads `pack` this time: a fresh draw each
+/// run (seeded by the clock), so successive runs cover different packs and,
+/// over time, all of them, at `percent` of the cost of a deep check each.
+fn drawn(pack: &str, percent: f64, seed: u128) -> bool {
+    let h = blake3::hash(format!("{seed}:{pack}").as_bytes());
+    let x = u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap_or_default());
+    (x as f64 / u64::MAX as f64) * 100.0 < percent
+}
+
+/// `check`, with `sample`: re-read and re-hash the records of about that
+/// percentage of the packs (chosen afresh each run), checking the rest as a
+/// plain check does. For remote stores, where `--deep` reads every byte back
+/// over the network.
+pub fn check_sampled(
+    archive: &Archive,
+    deep: bool,
+    sample: Option<f64>,
+    progress: &super::progress::ProgressHandle,
+) -> Result<CheckReport> {
+    let seed = super::objects::now_ns() as u128;
+    let reread = |name: &str| deep || sample.is_some_and(|p| drawn(name, p, seed));
+    let deep = deep || sample.is_some();
     let cat = &archive.catalog;
     let mut rep = CheckReport::default();
     let packs = cat.pack_names()?;
@@ -57,7 +85,7 @@ pub fn check(archive: &Archive, deep: bool, progress: &super::progress::Progress
             rep.objects += 1;
         }
     }
-    let total_bytes: u64 = packs.iter().map(|p| p.2).sum();
+    let total_bytes: u64 = packs.iter().filter(|p| reread(&p.1)).map(|p| p.2).sum();
     // A deep check counts the bytes it re-reads; a plain one the packs it opens.
     let pb = progress;
     if deep {
@@ -74,6 +102,7 @@ pub fn check(archive: &Archive, deep: bool, progress: &super::progress::Progress
     }
     for (id, name, size) in &packs {
         let path = store.locate(name);
+        let deep_pack = reread(name);
         pb.message(name);
         let file = match store.open(name) {
             Ok(f) => f,
@@ -106,7 +135,7 @@ pub fn check(archive: &Archive, deep: bool, progress: &super::progress::Progress
                 _ if trailer.is_empty() => {}
                 _ => rep.problems.push(format!("pack {path}: record {} is not where the catalog says", rid.short())),
             }
-            if deep {
+            if deep_pack {
                 match pack::read_record(&*file, &path, &loc) {
                     Ok(_) => rep.bytes_verified += *sl as u64,
                     Err(e) => {
@@ -122,6 +151,9 @@ pub fn check(archive: &Archive, deep: bool, progress: &super::progress::Progress
         }
         if !deep {
             pb.advance(1);
+        }
+        if deep_pack {
+            rep.packs_verified += 1;
         }
     }
     pb.finish();
@@ -271,7 +303,7 @@ pub struct RebuildReport {
 /// Requires the writer lock (the caller opened with `open_writer`, which also
 /// removed uncommitted packs — their ingests never happened).
 pub fn rebuild_catalog(root: &Path) -> Result<RebuildReport> {
-    rebuild_catalog_with_store(root, pack_store::local_store(root))
+    rebuild_catalog_with_store(root, super::store::for_archive(root)?)
 }
 
 /// `rebuild_catalog` for an archive whose packs live in `packs`.

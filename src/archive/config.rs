@@ -18,6 +18,9 @@ pub struct Config {
     /// Derived data under cache/; absent in archives made before it existed.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// Where the packs live when not in `packs/` (an S3 bucket); absent: local.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<super::store::StoreConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -130,6 +133,7 @@ impl Default for Config {
             compression: CompressionConfig { policy: CompressionPolicy::Auto, level: 3 },
             packs: PackConfig { target_size: 512 << 20 },
             cache: CacheConfig::default(),
+            store: None,
         }
     }
 }

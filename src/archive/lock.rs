@@ -9,10 +9,18 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug)]
 pub struct WriterLock {
     _file: File,
     path: PathBuf,
+    /// The store's own writer lease (a bucket shared by several hosts),
+    /// released with the lock.
+    lease: Option<Box<dyn Send + Sync>>,
+}
+
+impl std::fmt::Debug for WriterLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterLock").field("path", &self.path).field("lease", &self.lease.is_some()).finish()
+    }
 }
 
 impl WriterLock {
@@ -38,7 +46,7 @@ impl WriterLock {
         file.seek(SeekFrom::Start(0)).at(&path)?;
         write!(file, "{}", std::process::id()).at(&path)?;
         file.flush().at(&path)?;
-        Ok(WriterLock { _file: file, path })
+        Ok(WriterLock { _file: file, path, lease: None })
     }
 
     /// Like `acquire`, but wait (polling) up to `timeout` for the holder to finish:
@@ -51,6 +59,11 @@ impl WriterLock {
                 other => return other,
             }
         }
+    }
+
+    /// Hold the store's writer lease as long as this lock.
+    pub fn hold(&mut self, lease: Box<dyn Send + Sync>) {
+        self.lease = Some(lease);
     }
 
     pub fn path(&self) -> &Path {

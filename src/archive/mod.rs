@@ -32,6 +32,7 @@ pub mod readahead;
 pub mod repo;
 pub mod restore;
 pub mod staging;
+pub mod store;
 pub mod synth;
 pub mod tcfacts;
 pub mod verify;

@@ -36,6 +36,27 @@ pub trait PackStore: Send + Sync {
     fn delete(&self, name: &str) -> Result<()>;
     /// Where a pack is, as a user can act on it (a path, a URL): for messages.
     fn locate(&self, name: &str) -> String;
+    /// Give up uploads that a killed writer left unfinished (an object
+    /// store keeps their parts until they are aborted); returns the packs
+    /// they were for. Only under the writer lock: a live writer's upload
+    /// looks the same. Stores whose unfinished packs are listed (local
+    /// files) have nothing to do here.
+    fn abort_interrupted(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+    /// Where several hosts share the store (a bucket), the right to write
+    /// it, held until the returned guard is dropped; `None` where the
+    /// archive folder's own lock file is enough (local disk).
+    fn writer_lease(&self) -> Result<Option<Box<dyn Send + Sync>>> {
+        Ok(None)
+    }
+    /// Of packs the catalog does not know, those a writer may remove as
+    /// left by an interrupted write of this archive folder. All of them on
+    /// local disk; in a bucket shared by several hosts, only those written
+    /// from here (another host's new packs are unknown here too).
+    fn may_remove_uncommitted(&self, names: &[String]) -> Vec<String> {
+        names.to_vec()
+    }
 }
 
 /// A pack being written: appended to front to back, then sealed or aborted.

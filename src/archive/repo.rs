@@ -72,16 +72,27 @@ impl Archive {
     /// Create a new archive at `path`; with `group`, readable by that group's
     /// members (see `perms` for the modes and why).
     pub fn init_shared(path: &Path, group: Option<&str>) -> Result<Archive> {
-        Archive::init_in(path, group, pack_store::local_store(path))
+        Archive::init_in(path, group, pack_store::local_store(path), None)
+    }
+
+    /// Create a new archive whose packs live in the object store `store`
+    /// names (checked reachable and empty before anything is created); the
+    /// catalog, config and caches stay in `path`.
+    pub fn init_remote(path: &Path, group: Option<&str>, store: super::store::StoreConfig) -> Result<Archive> {
+        if path.exists() && std::fs::read_dir(path).at(path)?.next().is_some() {
+            return Err(ArchiveError::AlreadyExists { path: path.into() });
+        }
+        let packs = super::store::for_new_archive(path, &store)?;
+        Archive::init_in(path, group, packs, Some(store))
     }
 
     /// Create a new archive whose packs live in `packs` (the catalog, config
     /// and caches stay in `path`): tests run on a `MemPackStore` this way.
     pub fn init_with_store(path: &Path, packs: Arc<dyn PackStore>) -> Result<Archive> {
-        Archive::init_in(path, None, packs)
+        Archive::init_in(path, None, packs, None)
     }
 
-    fn init_in(path: &Path, group: Option<&str>, packs: Arc<dyn PackStore>) -> Result<Archive> {
+    fn init_in(path: &Path, group: Option<&str>, packs: Arc<dyn PackStore>, store: Option<super::store::StoreConfig>) -> Result<Archive> {
         if path.exists() {
             let mut rd = std::fs::read_dir(path).at(path)?;
             if rd.next().is_some() {
@@ -107,7 +118,7 @@ impl Archive {
         let policy = perms::Policy::inherited(path)?;
         policy.create_dir_all(&path.join("packs"))?;
         policy.create_dir_all(&path.join("cache"))?;
-        let mut cfg = Config::default();
+        let mut cfg = Config { store, ..Config::default() };
         // A per-archive gear seed: chunk boundaries then reveal nothing about content
         // shared with other archives. Derived from time and pid: it needs to differ,
         // not to be secret-grade.
@@ -132,7 +143,7 @@ impl Archive {
 
     /// Open for reading. Many readers may run alongside one writer.
     pub fn open(path: &Path) -> Result<Archive> {
-        Archive::open_with_store(path, pack_store::local_store(path))
+        Archive::open_with_store(path, super::store::for_archive(path)?)
     }
 
     /// Open for reading, with the packs in `packs`.
@@ -168,13 +179,19 @@ impl Archive {
     /// Open for writing: takes the writer lock, then removes packs that no
     /// committed catalog row references (left by an interrupted writer).
     pub fn open_writer(path: &Path) -> Result<Archive> {
-        Archive::open_writer_with_store(path, pack_store::local_store(path))
+        Archive::open_writer_with_store(path, super::store::for_archive(path)?)
     }
 
     /// Open for writing, with the packs in `packs`.
     pub fn open_writer_with_store(path: &Path, packs: Arc<dyn PackStore>) -> Result<Archive> {
         let mut a = Archive::open_with_store(path, packs)?;
-        a.lock = Some(WriterLock::acquire(path)?);
+        let mut lock = WriterLock::acquire(path)?;
+        // The bucket's lease before anything is removed from it: another
+        // host's writer's packs look uncommitted from here.
+        if let Some(lease) = a.packs.writer_lease()? {
+            lock.hold(lease);
+        }
+        a.lock = Some(lock);
         a.remove_uncommitted_packs()?;
         Ok(a)
     }
@@ -206,7 +223,18 @@ impl Archive {
     }
 
     fn remove_uncommitted_packs(&self) -> Result<()> {
-        for name in self.uncommitted_packs()? {
+        for name in self.packs.abort_interrupted()? {
+            log::info!("aborted the unfinished upload of {} (left by an interrupted write)", self.packs.locate(&name));
+        }
+        let unknown = self.uncommitted_packs()?;
+        let mine = self.packs.may_remove_uncommitted(&unknown);
+        for name in unknown.iter().filter(|n| !mine.contains(n)) {
+            log::warn!(
+                "{} is not in this archive's catalog and was not written from this folder (another host's?): left alone",
+                self.packs.locate(name)
+            );
+        }
+        for name in mine {
             log::info!("removing uncommitted pack {} (left by an interrupted write)", self.packs.locate(&name));
             self.packs.delete(&name)?;
         }

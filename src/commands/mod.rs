@@ -31,6 +31,8 @@ pub mod share;
 pub mod slice;
 pub mod stats;
 pub mod status;
+#[cfg(feature = "s3")]
+pub mod store;
 pub mod synth;
 pub mod tape_format;
 pub mod tape;

@@ -1,0 +1,552 @@
+//! `ObjectPackStore`: sealed packs as objects in an S3-compatible bucket (or
+//! any `object_store` backend with multipart upload), read through a local
+//! block cache.
+//!
+//! - A pack is one multipart upload: parts go up while it is written (a few
+//!   in flight, memory bounded), and the object exists only once the upload is
+//!   completed at `seal`. A failed, aborted or dropped upload is aborted in the
+//!   store; one a killed process left is aborted by the next writer or `gc`
+//!   (see journal.rs).
+//! - Reads are ranged GETs of whole cache blocks (cache.rs); a read spanning
+//!   several missing blocks fetches them concurrently. The archive's own
+//!   read-ahead (readahead.rs) sits above this, as it does above local packs.
+//! - object_store is async; the `PackStore` seam is sync. One small runtime
+//!   lives inside the store and every call blocks on it.
+//! - Transient failures (a server restarting, a dropped connection) are
+//!   retried with exponential back-off by object_store's retry layer for
+//!   `retry_seconds`; after that the read fails with an error naming the pack.
+
+use super::cache::{BlockCache, BLOCK};
+use super::journal::{Journal, Pending};
+use super::{credentials, S3Url, StoreConfig};
+use crate::archive::error::{ArchiveError, Result};
+use crate::archive::pack_store::{PackStore, PackUpload};
+use crate::archive::read_at::ReadAt;
+use futures::TryStreamExt;
+use hashlink::LinkedHashMap;
+use object_store::multipart::{MultipartStore, PartId};
+use object_store::path::Path as ObjPath;
+use object_store::{MultipartId, ObjectStore, ObjectStoreExt, PutPayload};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the store needs of a backend: objects and the multipart calls that
+/// hand out an upload id (so a left-over upload can be aborted later).
+pub trait Backend: ObjectStore + MultipartStore {}
+impl<T: ObjectStore + MultipartStore> Backend for T {}
+
+/// Parts are 8 MiB: above S3's 5 MiB minimum, and a 512 MiB pack is 64 parts
+/// (S3 allows 10,000).
+const PART: usize = 8 << 20;
+/// Parts uploading at once per pack: enough to keep a link busy, and at most
+/// 32 MiB of a pack in memory.
+const PARTS_IN_FLIGHT: usize = 4;
+/// Largest span one `read_at` fetches: bounds memory per read.
+const MAX_READ_BLOCKS: u64 = 8;
+/// Blocks kept in memory after use: a reader's small reads inside one block
+/// (record headers, a pack's trailer) do not re-read and re-hash the file.
+const HOT_BLOCKS: usize = 8;
+
+pub struct ObjectPackStore {
+    inner: Arc<Inner>,
+    /// How long a writer's lease lasts unless renewed (lease.rs).
+    lease_seconds: u64,
+}
+
+pub(super) struct Inner {
+    pub(super) backend: Arc<dyn Backend>,
+    rt: tokio::runtime::Runtime,
+    /// `s3://bucket/prefix`, for messages.
+    pub(super) url: String,
+    /// The prefix, where objects of the archive that are not packs live.
+    pub(super) prefix: String,
+    /// Packs are objects below `<prefix>/packs/`, so the prefix can also hold
+    /// other objects of the archive (a writer lease) that are not packs.
+    packs: String,
+    cache: BlockCache,
+    hot: Mutex<LinkedHashMap<(String, u64), Arc<Vec<u8>>>>,
+    journal: Journal,
+    sizes: Mutex<HashMap<String, u64>>,
+}
+
+fn io_err(kind: std::io::ErrorKind, msg: String) -> std::io::Error {
+    std::io::Error::new(kind, msg)
+}
+
+fn to_io(e: object_store::Error) -> std::io::Error {
+    match e {
+        object_store::Error::NotFound { .. } => io_err(std::io::ErrorKind::NotFound, "no such pack in the store".into()),
+        e => io_err(std::io::ErrorKind::Other, e.to_string()),
+    }
+}
+
+impl ObjectPackStore {
+    /// The store an archive's `[store]` names, with its cache and upload
+    /// journal in the archive folder `root`.
+    pub fn s3(root: &Path, sc: &StoreConfig) -> Result<ObjectPackStore> {
+        use object_store::aws::AmazonS3Builder;
+        let bad = |msg: String| ArchiveError::Config { path: root.join("reelfs.toml"), msg };
+        let url = S3Url::parse(&sc.url).map_err(bad)?;
+        let retry = object_store::RetryConfig {
+            backoff: object_store::BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(5),
+                base: 2.0,
+            },
+            max_retries: 100,
+            retry_timeout: Duration::from_secs(sc.retry_seconds.max(1)),
+        };
+        let mut b = AmazonS3Builder::from_env().with_bucket_name(&url.bucket).with_retry(retry);
+        if let Some(e) = &sc.endpoint {
+            // A named server (MinIO, RGW, a test server) is addressed by path,
+            // not by a bucket hostname it may not resolve.
+            b = b.with_endpoint(e).with_allow_http(e.starts_with("http://")).with_virtual_hosted_style_request(false);
+        }
+        let profile = credentials::from_profile_file();
+        if let Some(k) = &profile {
+            b = b.with_access_key_id(&k.access_key_id).with_secret_access_key(&k.secret_access_key);
+            if let Some(t) = &k.session_token {
+                b = b.with_token(t);
+            }
+        }
+        let region = sc.region.clone().or_else(|| profile.and_then(|p| p.region));
+        if let Some(r) = region {
+            b = b.with_region(r);
+        }
+        let s3 = b.build().map_err(|e| bad(format!("cannot use {}: {e}", sc.url)))?;
+        Ok(ObjectPackStore::new(Arc::new(s3), &url, root, sc.cache_limit)?.with_lease_seconds(sc.lease_seconds))
+    }
+
+    /// A store over any backend (tests use object_store's `InMemory`).
+    pub fn new(backend: Arc<dyn Backend>, url: &S3Url, root: &Path, cache_limit: u64) -> Result<ObjectPackStore> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("reelfs-store")
+            .enable_all()
+            .build()
+            .map_err(|e| ArchiveError::Io { path: url.display().into(), source: e })?;
+        let cache_dir = root.join("cache").join("packs");
+        let cache = BlockCache::open(cache_dir.clone(), cache_limit).map_err(|source| ArchiveError::Io { path: cache_dir, source })?;
+        let packs = if url.prefix.is_empty() { "packs".to_string() } else { format!("{}/packs", url.prefix) };
+        Ok(ObjectPackStore {
+            inner: Arc::new(Inner {
+                backend,
+                rt,
+                url: url.display(),
+                prefix: url.prefix.clone(),
+                packs,
+                cache,
+                hot: Mutex::new(LinkedHashMap::new()),
+                journal: Journal::new(root.join("uploads")),
+                sizes: Mutex::new(HashMap::new()),
+            }),
+            lease_seconds: super::DEFAULT_LEASE_SECONDS,
+        })
+    }
+
+    /// Writers' leases last `secs` unless renewed.
+    pub fn with_lease_seconds(mut self, secs: u64) -> ObjectPackStore {
+        self.lease_seconds = secs.max(3);
+        self
+    }
+
+    /// Drop a pack's blocks from the local caches, so its next read comes
+    /// from the store itself (a migration verifying what it uploaded).
+    pub fn forget_cached(&self, name: &str) {
+        self.inner.hot.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, _| k.0 != name);
+        self.inner.cache.drop_pack(name);
+    }
+
+    /// Bytes of pack data in the local cache now.
+    pub fn cached_bytes(&self) -> u64 {
+        self.inner.cache.size()
+    }
+}
+
+impl Inner {
+    /// Run a store call to completion from sync code. Called from inside some
+    /// other tokio runtime (a server built on one), blocking that thread would
+    /// panic, so the call runs on a scoped plain thread instead.
+    pub(super) fn run<F>(&self, f: F) -> F::Output
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            std::thread::scope(|s| match s.spawn(|| self.rt.block_on(f)).join() {
+                Ok(v) => v,
+                Err(p) => std::panic::resume_unwind(p),
+            })
+        } else {
+            self.rt.block_on(f)
+        }
+    }
+
+    fn where_(&self, name: &str) -> String {
+        format!("{}/packs/{name}", self.url)
+    }
+
+    fn err(&self, name: &str, e: object_store::Error) -> ArchiveError {
+        ArchiveError::Io { path: self.where_(name).into(), source: to_io(e) }
+    }
+
+    /// The object of a pack. Names come from the catalog or from the store's
+    /// own listing; one that would leave the packs prefix is refused.
+    fn path(&self, name: &str) -> Result<ObjPath> {
+        let plain =
+            !name.is_empty() && name.split('/').all(|p| !p.is_empty() && p != "." && p != ".." && !p.contains('\0') && !p.contains('\\'));
+        if !plain {
+            return Err(ArchiveError::Inconsistent(format!("pack name '{name}' is not a name inside {}/packs", self.url)));
+        }
+        ObjPath::parse(format!("{}/{name}", self.packs)).map_err(|e| ArchiveError::Inconsistent(format!("pack name '{name}': {e}")))
+    }
+
+    fn head(&self, name: &str) -> Result<Option<u64>> {
+        if let Some(s) = self.sizes.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
+            return Ok(Some(*s));
+        }
+        let path = self.path(name)?;
+        match self.run(self.backend.head(&path)) {
+            Ok(m) => {
+                self.sizes.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), m.size);
+                Ok(Some(m.size))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(name, e)),
+        }
+    }
+
+    fn hot_get(&self, name: &str, block: u64) -> Option<Arc<Vec<u8>>> {
+        let mut hot = self.hot.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (name.to_string(), block);
+        let v = hot.remove(&key)?;
+        hot.insert(key, v.clone());
+        Some(v)
+    }
+
+    fn hot_put(&self, name: &str, block: u64, bytes: Arc<Vec<u8>>) {
+        let mut hot = self.hot.lock().unwrap_or_else(|p| p.into_inner());
+        hot.insert((name.to_string(), block), bytes);
+        while hot.len() > HOT_BLOCKS {
+            hot.pop_front();
+        }
+    }
+
+    /// Blocks `first..=last` of a pack `len` bytes long, from memory, the
+    /// cache, or the store (every missing one fetched at once).
+    fn blocks(&self, name: &str, len: u64, first: u64, last: u64) -> std::io::Result<Vec<Arc<Vec<u8>>>> {
+        let mut have: Vec<Option<Arc<Vec<u8>>>> = Vec::new();
+        for b in first..=last {
+            let got = self.hot_get(name, b).or_else(|| self.cache.get(name, b).map(Arc::new));
+            have.push(got);
+        }
+        let missing: Vec<u64> = (first..=last).filter(|b| have[(b - first) as usize].is_none()).collect();
+        if !missing.is_empty() {
+            let path = self.path(name).map_err(|e| io_err(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+            let backend = &self.backend;
+            let fetched = self
+                .run(futures::future::try_join_all(missing.iter().map(|b| {
+                    let range = b * BLOCK..((b + 1) * BLOCK).min(len);
+                    let path = &path;
+                    async move { backend.get_range(path, range).await }
+                })))
+                .map_err(|e| {
+                    let e = to_io(e);
+                    io_err(e.kind(), format!("reading {}: {e}", self.where_(name)))
+                })?;
+            for (b, bytes) in missing.iter().zip(fetched) {
+                let want = (((b + 1) * BLOCK).min(len) - b * BLOCK) as usize;
+                if bytes.len() != want {
+                    return Err(io_err(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "{}: the store answered {} bytes for a {want}-byte range at offset {}",
+                            self.where_(name),
+                            bytes.len(),
+                            b * BLOCK
+                        ),
+                    ));
+                }
+                self.cache.put(name, *b, &bytes);
+                have[(b - first) as usize] = Some(Arc::new(bytes.to_vec()));
+            }
+        }
+        let out: Vec<Arc<Vec<u8>>> = have.into_iter().flatten().collect();
+        if let Some(last_block) = out.last() {
+            self.hot_put(name, last, last_block.clone());
+        }
+        Ok(out)
+    }
+}
+
+impl PackStore for ObjectPackStore {
+    fn begin(&self, name: &str) -> Result<Box<dyn PackUpload>> {
+        let s = &self.inner;
+        let path = s.path(name)?;
+        if s.head(name)?.is_some() {
+            return Err(ArchiveError::Io {
+                path: s.where_(name).into(),
+                source: io_err(std::io::ErrorKind::AlreadyExists, "pack exists".into()),
+            });
+        }
+        let id = s.run(s.backend.create_multipart(&path)).map_err(|e| s.err(name, e))?;
+        let pending = match s.journal.record(name, &id) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = s.run(s.backend.abort_multipart(&path, &id));
+                return Err(ArchiveError::Io { path: s.journal.dir().into(), source: e });
+            }
+        };
+        Ok(Box::new(ObjectUpload {
+            store: self.inner.clone(),
+            name: name.to_string(),
+            path,
+            id,
+            pending,
+            buf: Vec::with_capacity(PART),
+            in_flight: VecDeque::new(),
+            parts: Vec::new(),
+            size: 0,
+            done: false,
+        }))
+    }
+
+    fn open(&self, name: &str) -> Result<Arc<dyn ReadAt>> {
+        let s = &self.inner;
+        match s.head(name)? {
+            Some(len) => Ok(Arc::new(ObjectPack { store: self.inner.clone(), name: name.to_string(), len })),
+            None => Err(ArchiveError::Io {
+                path: s.where_(name).into(),
+                source: to_io(object_store::Error::NotFound { path: name.into(), source: "no such pack".into() }),
+            }),
+        }
+    }
+
+    fn size(&self, name: &str) -> Result<Option<u64>> {
+        self.inner.head(name)
+    }
+
+    fn list(&self) -> Result<Vec<String>> {
+        let s = &self.inner;
+        let prefix = ObjPath::from(s.packs.as_str());
+        let metas: Vec<object_store::ObjectMeta> = s
+            .run(s.backend.list(Some(&prefix)).try_collect())
+            .map_err(|e| ArchiveError::Io { path: format!("{}/packs", s.url).into(), source: to_io(e) })?;
+        let strip = format!("{}/", s.packs);
+        let mut names: Vec<String> =
+            metas.into_iter().filter_map(|m| m.location.as_ref().strip_prefix(&strip).map(str::to_string)).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn delete(&self, name: &str) -> Result<()> {
+        let s = &self.inner;
+        let path = s.path(name)?;
+        match s.run(s.backend.delete(&path)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(s.err(name, e)),
+        }
+        s.sizes.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
+        s.hot.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, _| k.0 != name);
+        s.cache.drop_pack(name);
+        Ok(())
+    }
+
+    fn locate(&self, name: &str) -> String {
+        self.inner.where_(name)
+    }
+
+    fn may_remove_uncommitted(&self, names: &[String]) -> Vec<String> {
+        let mine = self.inner.journal.written();
+        names.iter().filter(|n| mine.contains(n.as_str())).cloned().collect()
+    }
+
+    fn writer_lease(&self) -> Result<Option<Box<dyn Send + Sync>>> {
+        Ok(Some(Box::new(super::lease::Lease::acquire(self.inner.clone(), self.lease_seconds)?)))
+    }
+
+    fn abort_interrupted(&self) -> Result<Vec<String>> {
+        let s = &self.inner;
+        let mut aborted = Vec::new();
+        for p in s.journal.pending() {
+            let path = s.path(&p.pack)?;
+            match s.run(s.backend.abort_multipart(&path, &p.upload_id)) {
+                // Gone already (completed then killed before the entry was
+                // removed, or aborted by a lifecycle rule): nothing to do.
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(s.err(&p.pack, e)),
+            }
+            s.journal.done(&p);
+            aborted.push(p.pack);
+        }
+        Ok(aborted)
+    }
+}
+
+struct ObjectPack {
+    store: Arc<Inner>,
+    name: String,
+    len: u64,
+}
+
+impl ReadAt for ObjectPack {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        if offset >= self.len || buf.is_empty() {
+            return Ok(0);
+        }
+        let end = (offset + buf.len() as u64).min(self.len);
+        let first = offset / BLOCK;
+        let last = ((end - 1) / BLOCK).min(first + MAX_READ_BLOCKS - 1);
+        let blocks = self.store.blocks(&self.name, self.len, first, last)?;
+        let mut done = 0usize;
+        let mut pos = offset;
+        for (i, block) in blocks.iter().enumerate() {
+            let start = (first + i as u64) * BLOCK;
+            let from = (pos - start) as usize;
+            let n = (block.len() - from).min(buf.len() - done).min((end - pos) as usize);
+            buf[done..done + n].copy_from_slice(&block[from..from + n]);
+            done += n;
+            pos += n as u64;
+            if pos >= end {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+struct ObjectUpload {
+    store: Arc<Inner>,
+    name: String,
+    path: ObjPath,
+    id: MultipartId,
+    pending: Pending,
+    buf: Vec<u8>,
+    in_flight: VecDeque<tokio::task::JoinHandle<object_store::Result<PartId>>>,
+    parts: Vec<PartId>,
+    size: u64,
+    /// Sealed or aborted: nothing left to do on drop.
+    done: bool,
+}
+
+impl ObjectUpload {
+    fn send_part(&mut self, bytes: Vec<u8>) -> Result<()> {
+        while self.in_flight.len() >= PARTS_IN_FLIGHT {
+            self.join_oldest()?;
+        }
+        let backend = self.store.backend.clone();
+        let (path, id, idx) = (self.path.clone(), self.id.clone(), self.parts.len() + self.in_flight.len());
+        let payload = PutPayload::from(bytes);
+        let h = self.store.rt.spawn(async move { backend.put_part(&path, &id, idx, payload).await });
+        self.in_flight.push_back(h);
+        Ok(())
+    }
+
+    fn join_oldest(&mut self) -> Result<()> {
+        let Some(h) = self.in_flight.pop_front() else { return Ok(()) };
+        let part = self
+            .store
+            .run(h)
+            .map_err(|e| ArchiveError::Io {
+                path: self.store.where_(&self.name).into(),
+                source: io_err(std::io::ErrorKind::Other, e.to_string()),
+            })?
+            .map_err(|e| self.store.err(&self.name, e))?;
+        self.parts.push(part);
+        Ok(())
+    }
+
+    fn give_up(&mut self) -> Result<()> {
+        self.done = true;
+        for h in self.in_flight.drain(..) {
+            h.abort();
+        }
+        let s = &self.store;
+        match s.run(s.backend.abort_multipart(&self.path, &self.id)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+                s.journal.done(&self.pending);
+                Ok(())
+            }
+            // The journal entry stays: the next writer or gc aborts it.
+            Err(e) => Err(s.err(&self.name, e)),
+        }
+    }
+
+    fn finish(&mut self) -> Result<u64> {
+        let last = std::mem::take(&mut self.buf);
+        // A pack is never empty, but an upload needs at least one part.
+        if !last.is_empty() || self.parts.is_empty() && self.in_flight.is_empty() {
+            self.send_part(last)?;
+        }
+        while !self.in_flight.is_empty() {
+            self.join_oldest()?;
+        }
+        let s = &self.store;
+        s.run(s.backend.complete_multipart(&self.path, &self.id, std::mem::take(&mut self.parts))).map_err(|e| s.err(&self.name, e))?;
+        Ok(self.size)
+    }
+}
+
+impl PackUpload for ObjectUpload {
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let n = (PART - self.buf.len()).min(rest.len());
+            self.buf.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            self.size += n as u64;
+            if self.buf.len() == PART {
+                let part = std::mem::replace(&mut self.buf, Vec::with_capacity(PART));
+                self.send_part(part)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Completing the upload is what makes the object exist: S3 writes it
+    /// durably before it answers, so the catalog may point into it after.
+    fn seal(mut self: Box<Self>) -> Result<u64> {
+        match self.finish() {
+            Ok(n) => {
+                self.done = true;
+                if let Err(e) = self.store.journal.sealed(&self.pending) {
+                    log::warn!(
+                        "could not note {} as written here: {e}; if it is never committed, remove it by hand",
+                        self.store.where_(&self.name)
+                    );
+                }
+                self.store.sizes.lock().unwrap_or_else(|p| p.into_inner()).insert(self.name.clone(), n);
+                Ok(n)
+            }
+            Err(e) => {
+                let _ = self.give_up();
+                Err(e)
+            }
+        }
+    }
+
+    fn abort(mut self: Box<Self>) -> Result<()> {
+        self.give_up()
+    }
+}
+
+impl Drop for ObjectUpload {
+    fn drop(&mut self) {
+        if !self.done {
+            if let Err(e) = self.give_up() {
+                log::warn!("could not abort the upload of {}: {e} (the next writer or gc aborts it)", self.store.where_(&self.name));
+            }
+        }
+    }
+}
