@@ -280,6 +280,44 @@ pub enum Cmd {
         #[command(subcommand)]
         action: TcCmd,
     },
+    /// Serve the archive read-only over HTTP: originals, slices, proxies and old
+    /// versions at their mount paths, with byte ranges, ETags and folder listings.
+    /// Runs until Ctrl-C / SIGTERM.
+    Serve {
+        archive: PathBuf,
+        /// Address to listen on. The default is loopback only; 0.0.0.0:8080 serves
+        /// the whole network (use --token-key then). Port 0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Memory for read-ahead and decoded chunks, shared by all clients, e.g. 512M, 4G.
+        #[arg(long, default_value = "1G", value_parser = parse_size)]
+        cache_size: u64,
+        /// Serve only links signed with the key in FILE (`reelfs share` makes them).
+        #[arg(long, value_name = "FILE")]
+        token_key: Option<PathBuf>,
+        /// Connections served at once; more are answered 503 with Retry-After.
+        #[arg(long, default_value_t = 256)]
+        max_connections: usize,
+        /// Close a connection on which nothing moved for SECS seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        idle_timeout: u64,
+    },
+    /// Print a signed link to BRANCH/PATH for a `reelfs serve --token-key FILE`.
+    Share {
+        archive: PathBuf,
+        path: String,
+        /// The key the server was started with.
+        #[arg(long, value_name = "FILE")]
+        token_key: PathBuf,
+        /// How long the link works: 24h, 90m, 7d, 3600s.
+        #[arg(long, default_value = "24h")]
+        expires: String,
+        /// Where the recipient reaches the server.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        base_url: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Write an HLS folder for a clip: a master playlist over its preview rungs
     /// (preview-low, preview, preview-high), a media playlist per rung cutting
     /// the rung's fragmented MP4 by byte range, and the MP4 files. Any static

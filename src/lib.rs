@@ -25,6 +25,8 @@ pub mod commands;
 pub mod fs;
 #[cfg(feature = "media")]
 pub mod media;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod tape;
 pub mod timecode;
 #[cfg(feature = "media")]

@@ -465,3 +465,76 @@ impl ChunkSource for IntoStoreCache {
         self.0.chunk(hash, loc).map_err(|e| e.to_string())
     }
 }
+
+/// A file read through a shared `Prefetcher`'s cache: what the read-ahead
+/// loaded is served from memory, a verified raw chunk by a `pread` of just the
+/// bytes asked for, anything else loaded (and verified) whole. For a server of
+/// many readers (`reelfs serve`) that share one cache bounded in bytes.
+pub struct Prefetched {
+    pub prefetch: Arc<super::readahead::Prefetcher<ChunkStore>>,
+    pub reader: Arc<BlobReader>,
+}
+
+impl Prefetched {
+    /// Fill `buf` from `offset` (short only at the end of the file). A damaged
+    /// chunk is an error naming it, never wrong bytes.
+    pub fn read(&self, offset: u64, buf: &mut [u8]) -> std::result::Result<usize, String> {
+        let r = &self.reader;
+        if offset >= r.size || buf.is_empty() {
+            return Ok(0);
+        }
+        let len = (buf.len() as u64).min(r.size - offset);
+        let out = &mut buf[..len as usize];
+        let mut done = 0u64;
+        for re in r.extents_in(offset, len) {
+            let e = &re.extent;
+            let start = (offset + done).max(e.file_offset);
+            let end = (offset + len).min(e.file_offset + e.length);
+            if start >= end {
+                continue;
+            }
+            if start != offset + done {
+                return Err(format!("blob {} has a gap at offset {}", r.hash.short(), offset + done));
+            }
+            let dst = &mut out[(start - offset) as usize..(end - offset) as usize];
+            if e.is_zero_run() {
+                dst.fill(0);
+            } else {
+                let in_chunk = e.chunk_offset + (start - e.file_offset);
+                let store = self.prefetch.store();
+                if let Some(c) = self.prefetch.cached(&e.chunk) {
+                    copy_chunk(&c, in_chunk, dst)?;
+                } else if store.can_pread(&e.chunk, &re.loc) {
+                    store.read_chunk_range(&e.chunk, &re.loc, in_chunk, dst).map_err(|e| e.to_string())?;
+                } else {
+                    copy_chunk(&self.prefetch.get(&e.chunk, &re.loc)?, in_chunk, dst)?;
+                }
+            }
+            done = end - offset;
+        }
+        if done < len {
+            return Err(format!("blob {} has a gap at offset {}", r.hash.short(), offset + done));
+        }
+        Ok(done as usize)
+    }
+}
+
+fn copy_chunk(chunk: &[u8], off: u64, dst: &mut [u8]) -> std::result::Result<(), String> {
+    let off = off as usize;
+    match chunk.get(off..off + dst.len()) {
+        Some(src) => {
+            dst.copy_from_slice(src);
+            Ok(())
+        }
+        None => Err(format!("extent reaches past its chunk ({} bytes at {off} of {})", dst.len(), chunk.len())),
+    }
+}
+
+impl super::read_at::ReadAt for Prefetched {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.read(offset, buf).map_err(std::io::Error::other)
+    }
+    fn len(&self) -> u64 {
+        self.reader.size
+    }
+}

@@ -1,0 +1,140 @@
+//! Response bodies streamed with back-pressure.
+//!
+//! A producer task reads one piece at a time (on the blocking pool) and
+//! sends it down a channel of `QUEUE` pieces; hyper takes pieces as the
+//! socket drains. So a client reading at 64 KiB/s holds at most
+//! `QUEUE x PIECE` bytes of the server's memory (plus the socket buffers),
+//! and no thread waits on it: the producer is an async task parked on the
+//! channel. A client that goes away drops the body, the channel closes, and
+//! the producer stops at its next send: its reader, read-ahead and buffers
+//! are freed at once.
+//!
+//! A read error (a damaged chunk) is sent as an error frame: hyper then cuts
+//! the connection, so the client sees a short body, never wrong bytes.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Body, Frame, SizeHint};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::sync::mpsc;
+
+use super::content::{Entity, EntityReader};
+use super::range::ByteRange;
+use crate::archive::read::ChunkStore;
+use crate::archive::readahead::Prefetcher;
+
+/// Bytes read per blocking read (and per frame sent).
+pub const PIECE: usize = 256 << 10;
+/// Pieces a response may have read but not yet sent.
+pub const QUEUE: usize = 4;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type ResponseBody = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+
+pub fn empty() -> ResponseBody {
+    Empty::<Bytes>::new().map_err(|e| match e {}).boxed()
+}
+
+pub fn full(b: impl Into<Bytes>) -> ResponseBody {
+    Full::new(b.into()).map_err(|e| match e {}).boxed()
+}
+
+/// A body fed by a producer task through a bounded channel.
+pub struct Streamed {
+    rx: mpsc::Receiver<Result<Bytes, BoxError>>,
+    remaining: u64,
+}
+
+impl Body for Streamed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(Ok(b))) => {
+                self.remaining = self.remaining.saturating_sub(b.len() as u64);
+                Poll::Ready(Some(Ok(Frame::data(b))))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
+/// A part of a body: bytes made here (multipart headers) or a range of the entity.
+pub enum Part {
+    Text(Bytes),
+    Range(ByteRange),
+}
+
+/// Stream `parts` of `entity`; `total` is their length (the Content-Length).
+pub fn stream(entity: Arc<Entity>, prefetch: Arc<Prefetcher<ChunkStore>>, parts: Vec<Part>, total: u64) -> ResponseBody {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    tokio::spawn(produce(entity, prefetch, parts, tx));
+    Streamed { rx, remaining: total }.boxed()
+}
+
+async fn produce(entity: Arc<Entity>, prefetch: Arc<Prefetcher<ChunkStore>>, parts: Vec<Part>, tx: mpsc::Sender<Result<Bytes, BoxError>>) {
+    for part in parts {
+        let r = match part {
+            Part::Text(b) => {
+                if tx.send(Ok(b)).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            Part::Range(r) => r,
+        };
+        let reader = {
+            let (e, p) = (entity.clone(), prefetch.clone());
+            match tokio::task::spawn_blocking(move || Arc::new(EntityReader::new(&e, &p, r.start, r.end))).await {
+                Ok(reader) => reader,
+                Err(_) => return,
+            }
+        };
+        let mut pos = r.start;
+        while pos < r.end {
+            let want = ((r.end - pos) as usize).min(PIECE);
+            let rd = reader.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; want];
+                rd.read(pos, &mut buf).map(|n| {
+                    buf.truncate(n);
+                    buf
+                })
+            })
+            .await;
+            let piece = match read {
+                Ok(Ok(buf)) => buf,
+                Ok(Err(msg)) => {
+                    log::error!("serve: {}: read at {pos} failed: {msg}; response cut", entity.path);
+                    let _ = tx.send(Err(msg.into())).await;
+                    return;
+                }
+                Err(e) => {
+                    log::error!("serve: {}: read at {pos} failed: {e}; response cut", entity.path);
+                    let _ = tx.send(Err(e.to_string().into())).await;
+                    return;
+                }
+            };
+            if piece.len() != want {
+                let msg = format!("source ended early at offset {}", pos + piece.len() as u64);
+                log::error!("serve: {}: {msg}; response cut", entity.path);
+                let _ = tx.send(Err(msg.into())).await;
+                return;
+            }
+            pos += want as u64;
+            // The client went away: stop; dropping `reader` frees its read-ahead.
+            if tx.send(Ok(Bytes::from(piece))).await.is_err() {
+                return;
+            }
+        }
+    }
+}

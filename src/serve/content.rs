@@ -1,0 +1,239 @@
+//! What a URL serves: a resolved `view::Target` turned into a representation
+//! with a size, validators, a media type, and a way to read its bytes.
+//!
+//! Every read goes through the archive's read layer: plain files and the
+//! essence of zero-copy slices through one shared `Prefetcher` (the chunk
+//! cache bounded by `--cache-size`, read-ahead for sequential bodies),
+//! remuxed slices from their cache file. All of it is blocking I/O, called
+//! from `spawn_blocking`.
+
+use crate::archive::read::{ChunkStore, Prefetched};
+use crate::archive::read_pool::ReadPool;
+use crate::archive::readahead::{Prefetcher, ReadAhead};
+use crate::archive::{Archive, BlobReader, Hash};
+use crate::media::slice::SlicePlan;
+use crate::view::{self, Access, Target, ViewError};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// `view::Access` over the server's pool of read-only archive views: each
+/// catalog read takes a view of its own, so requests never queue behind one
+/// connection.
+pub struct PoolAccess<'a>(pub &'a ReadPool);
+
+impl Access for PoolAccess<'_> {
+    fn read<T>(&self, f: impl FnOnce(&Archive) -> crate::archive::Result<T>) -> Result<T, ViewError> {
+        self.0.with(f).map_err(ViewError::from)
+    }
+    fn heads(&self) -> Result<HashMap<String, Option<Hash>>, ViewError> {
+        Ok(self.0.with(|a| a.branches())?.into_iter().collect())
+    }
+}
+
+/// Where a representation's bytes come from.
+pub enum Body {
+    /// A stored file (original or proxy).
+    Blob(Arc<BlobReader>),
+    /// A virtual slice: its plan (opened for reading) over its clip.
+    Slice { plan: Arc<SlicePlan>, reader: Arc<BlobReader> },
+}
+
+/// A file as the server serves it.
+pub struct Entity {
+    /// Mount-relative path (what log lines name).
+    pub path: String,
+    pub size: u64,
+    /// Strong ETag, quoted.
+    pub etag: String,
+    pub mtime_secs: u64,
+    pub content_type: &'static str,
+    pub body: Body,
+    /// The content hash of the media this is (the clip, for a slice): its facts.
+    pub media: Hash,
+}
+
+/// Why a target cannot be served as bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum ContentError {
+    #[error("{0}: written through the mount and not committed yet; commit it (`reelfs commit ARCHIVE BRANCH`) to serve it")]
+    Uncommitted(String),
+    #[error("{0}: an image sequence; fetch its frames (listed in its folder) or its proxy under .proxy/")]
+    Sequence(String),
+    #[error("{0}: {1}")]
+    Io(String, String),
+}
+
+impl Entity {
+    /// The representation of a file-like target; None for folders.
+    pub fn of(a: &PoolAccess, path: &str, target: &Target) -> Result<Option<Entity>, ContentError> {
+        Ok(Some(match target {
+            Target::File { entry, .. } => {
+                let reader = a.read(|a| a.blob_reader(&entry.hash)).map_err(|e| ContentError::Io(path.into(), e.to_string()))?;
+                Entity {
+                    path: path.to_string(),
+                    size: entry.size,
+                    etag: format!("\"{}\"", entry.hash.to_hex()),
+                    mtime_secs: super::conditional::secs_of_ns(entry.mtime_ns),
+                    content_type: content_type(&entry.name),
+                    body: Body::Blob(Arc::new(reader)),
+                    media: entry.hash,
+                }
+            }
+            Target::Proxy(p) => {
+                let reader = a.read(|a| a.blob_reader(&p.rec.blob)).map_err(|e| ContentError::Io(path.into(), e.to_string()))?;
+                Entity {
+                    path: path.to_string(),
+                    size: reader.size,
+                    etag: format!("\"{}\"", p.rec.blob.to_hex()),
+                    mtime_secs: super::conditional::secs_of_ns(p.source.mtime_ns),
+                    content_type: content_type(&p.name),
+                    body: Body::Blob(Arc::new(reader)),
+                    media: p.rec.blob,
+                }
+            }
+            Target::Slice(s) => {
+                let plan = s.plan.for_reading().map_err(|e| ContentError::Io(path.into(), e.to_string()))?;
+                // A slice's bytes are a function of its clip's content, the
+                // range asked for and the timecode in force (a `reelfs tc set`
+                // changes the slice's tmcd): those make its strong validator.
+                let mut h = blake3::Hasher::new();
+                h.update(s.source.hash.0.as_slice());
+                for part in [&s.name, &plan.start_tc, &plan.in_tc, &plan.out_tc, &plan.rate, &plan.method] {
+                    h.update(part.as_bytes());
+                    h.update(&[0]);
+                }
+                h.update(&plan.size.to_le_bytes());
+                let ctype = if plan.method == "remuxed" { "video/quicktime" } else { content_type(&s.spec.base_name) };
+                Entity {
+                    path: path.to_string(),
+                    size: plan.size,
+                    etag: format!("\"slice-{}\"", h.finalize().to_hex()),
+                    mtime_secs: super::conditional::secs_of_ns(s.source.mtime_ns),
+                    content_type: ctype,
+                    body: Body::Slice { plan: Arc::new(plan), reader: s.reader.clone() },
+                    media: s.source.hash,
+                }
+            }
+            Target::Staged { .. } => return Err(ContentError::Uncommitted(path.to_string())),
+            Target::Sequence(_) => return Err(ContentError::Sequence(path.to_string())),
+            _ => return Ok(None),
+        }))
+    }
+}
+
+/// A reader of one entity for one response: reads in order, with read-ahead
+/// over the shared prefetcher for what it will read next.
+pub struct EntityReader {
+    body: ReadBody,
+    readahead: Option<ReadAhead<ChunkStore>>,
+}
+
+enum ReadBody {
+    Blob(Prefetched),
+    Slice { plan: Arc<SlicePlan>, src: Prefetched },
+}
+
+impl EntityReader {
+    /// A reader of `e` that will read [from, to) in order.
+    pub fn new(e: &Entity, prefetch: &Arc<Prefetcher<ChunkStore>>, from: u64, to: u64) -> EntityReader {
+        let window = prefetch.max_window;
+        match &e.body {
+            Body::Blob(r) => {
+                let chunks = r.chunk_offsets_in(from, to.saturating_sub(from));
+                EntityReader {
+                    body: ReadBody::Blob(Prefetched { prefetch: prefetch.clone(), reader: r.clone() }),
+                    readahead: Some(ReadAhead::new(prefetch.clone(), chunks, window, from)),
+                }
+            }
+            Body::Slice { plan, reader } => {
+                // Read-ahead over the clip's bytes the slice reads in place
+                // (the slice's offsets map onto them in order, after the new header).
+                let (a, b, head) = plan.source_span();
+                let readahead = (b > a).then(|| {
+                    let src_from = a + from.saturating_sub(head);
+                    ReadAhead::new(prefetch.clone(), reader.chunk_offsets_in(src_from, b.saturating_sub(src_from)), window, src_from)
+                });
+                EntityReader {
+                    body: ReadBody::Slice { plan: plan.clone(), src: Prefetched { prefetch: prefetch.clone(), reader: reader.clone() } },
+                    readahead,
+                }
+            }
+        }
+    }
+
+    /// Fill `buf` from `offset`; short only at the end.
+    pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<usize, String> {
+        match &self.body {
+            ReadBody::Blob(p) => {
+                if let Some(ra) = &self.readahead {
+                    ra.advance(offset);
+                }
+                p.read(offset, buf)
+            }
+            ReadBody::Slice { plan, src } => {
+                if let (Some(ra), Some(vf)) = (&self.readahead, &plan.file) {
+                    let (a, _, head) = plan.source_span();
+                    ra.advance(a + offset.saturating_sub(head));
+                    return fill(|o, b| vf.read_at(src, o, b).map_err(|e| e.to_string()), offset, buf);
+                }
+                fill(|o, b| plan.read_at(&src.reader, o, b).map_err(|e| e.to_string()), offset, buf)
+            }
+        }
+    }
+}
+
+/// Read on after short reads until `buf` is full or the source ends.
+fn fill(mut f: impl FnMut(u64, &mut [u8]) -> Result<usize, String>, offset: u64, buf: &mut [u8]) -> Result<usize, String> {
+    let mut done = 0;
+    while done < buf.len() {
+        let n = f(offset + done as u64, &mut buf[done..])?;
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    Ok(done)
+}
+
+/// The media type of a file, by its name's extension.
+pub fn content_type(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    match ext.as_str() {
+        "mov" | "qt" => "video/quicktime",
+        "mp4" | "m4v" => "video/mp4",
+        "m4a" => "audio/mp4",
+        "mxf" => "application/mxf",
+        "wav" | "bwf" => "audio/wav",
+        "dpx" => "image/x-dpx",
+        "exr" => "image/x-exr",
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "tif" | "tiff" => "image/tiff",
+        "json" => "application/json",
+        "txt" | "md" | "edl" | "ale" => "text/plain; charset=utf-8",
+        "xml" | "otio" | "mhl" => "application/xml",
+        "m3u8" => "application/vnd.apple.mpegurl",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Resolve a mount-relative path with the mount's resolver.
+pub fn resolve(a: &PoolAccess, path: &str) -> Result<view::Resolved, ViewError> {
+    view::resolve(a, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_type;
+
+    #[test]
+    fn media_types_the_issue_names() {
+        assert_eq!(content_type("A001C003.mov"), "video/quicktime");
+        assert_eq!(content_type("a.MP4"), "video/mp4");
+        assert_eq!(content_type("a.mxf"), "application/mxf");
+        assert_eq!(content_type("a.wav"), "audio/wav");
+        assert_eq!(content_type("a.0000001.dpx"), "image/x-dpx");
+        assert_eq!(content_type("a.jpg"), "image/jpeg");
+        assert_eq!(content_type("noext"), "application/octet-stream");
+    }
+}

@@ -1,0 +1,118 @@
+//! `reelfs serve`: the archive over HTTP, read-only, for players, NLEs and
+//! MAM systems that cannot mount it.
+//!
+//! URLs are mount paths (`/main/Day01/A001C003.mov`, its `@IN-OUT+H` slices,
+//! `.proxy/...`, `branch@commit/...`), resolved by `view` exactly as the mount
+//! resolves them, and read through the archive's read layer (one chunk cache
+//! bounded by `--cache-size`, read-ahead for sequential bodies).
+//!
+//! Pure parts are modules of their own and unit-tested without a socket:
+//! `range` (the Range header), `conditional` (If-* headers), `url` (percent
+//! decoding), `sign` (signed links). `router` answers one request; `server`
+//! owns connections (limit, idle timeout); `body` streams with back-pressure.
+
+pub mod body;
+pub mod conditional;
+pub mod content;
+pub mod listing;
+pub mod range;
+pub mod router;
+pub mod server;
+pub mod sign;
+pub mod url;
+
+use crate::archive::read_pool::ReadPool;
+use crate::archive::readahead::{Prefetcher, ReadAheadConfig};
+use crate::archive::Archive;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    /// Bytes of decoded chunks kept for all clients together.
+    pub cache_bytes: usize,
+    /// Serve only signed links, checked with the key in this file.
+    pub token_key: Option<PathBuf>,
+    /// Connections served at once; more are answered 503.
+    pub max_connections: usize,
+    /// A connection with no traffic for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
+    #[error(transparent)]
+    Key(#[from] sign::SignError),
+    #[error("cannot listen on {0}: {1}; pick another address with --listen (port 0 picks a free one)")]
+    Listen(SocketAddr, std::io::Error),
+    #[error("cannot start the server's runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Threads for blocking archive reads: they wait on disks, not CPUs, so more
+/// than the cores; bounded so a flood of requests queues instead of spawning.
+const BLOCKING_THREADS: usize = 32;
+/// Read-only catalog connections shared by all requests.
+const CATALOG_VIEWS: usize = 8;
+/// Read-ahead loader threads of the shared prefetcher.
+const READAHEAD_WORKERS: usize = 4;
+
+/// Serve `archive` until SIGINT/SIGTERM. `on_ready` is called with the bound
+/// address (port 0 picks one) once connections are accepted.
+pub fn run(archive: &Path, opts: &ServeOptions, on_ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
+    let signer = opts.token_key.as_deref().map(sign::Signer::from_file).transpose()?;
+    // A client that resets its connection makes the next write to it raise
+    // SIGPIPE, whose default action (the CLI sets it, to exit quietly when piped
+    // into `head`) kills the whole server. Ignored, the write fails with EPIPE
+    // and only that connection ends.
+    // SAFETY: changing a signal disposition before the runtime's threads start.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    let a = Archive::open(archive)?;
+    let shared = Arc::new(router::Shared {
+        root: archive.to_path_buf(),
+        pool: ReadPool::new(&a, CATALOG_VIEWS),
+        prefetch: Prefetcher::new(a.store().clone(), ReadAheadConfig::for_cache(opts.cache_bytes, READAHEAD_WORKERS)),
+        signer,
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(BLOCKING_THREADS)
+        .thread_name("reelfs-serve")
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(opts.listen).await.map_err(|e| ServeError::Listen(opts.listen, e))?;
+        let addr = listener.local_addr().map_err(|e| ServeError::Listen(opts.listen, e))?;
+        on_ready(addr);
+        let limits = server::Limits { max_connections: opts.max_connections, idle_timeout: opts.idle_timeout };
+        server::accept_loop(listener, shared, limits, shutdown_signal()).await;
+        Ok::<(), ServeError>(())
+    })?;
+    // Connections still open are dropped with the runtime: a stop is a stop.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

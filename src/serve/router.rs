@@ -1,0 +1,318 @@
+//! One request in, one response out. There is no route table: every URL is a
+//! mount path, resolved by `view` exactly as the mount resolves it, and what
+//! it names (folder, file, slice, proxy, old version) decides the answer.
+
+use super::body::{self, Part, ResponseBody};
+use super::conditional::{self, Conditions, Decision, Validators};
+use super::content::{Entity, PoolAccess};
+use super::range::{self, RangeRequest};
+use super::sign::Signer;
+use super::url::{self, UrlError};
+use crate::archive::read::ChunkStore;
+use crate::archive::read_pool::ReadPool;
+use crate::archive::readahead::Prefetcher;
+use crate::view::{self, Target, ViewError};
+use bytes::Bytes;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What every request handler shares.
+pub struct Shared {
+    /// The archive's folder (for `info`).
+    pub root: PathBuf,
+    pub pool: ReadPool,
+    /// The one chunk cache and read-ahead of all responses (`--cache-size`).
+    pub prefetch: Arc<Prefetcher<ChunkStore>>,
+    /// Set: only signed URLs are served.
+    pub signer: Option<Signer>,
+}
+
+/// Headers a browser player on another origin needs to read our responses.
+const EXPOSED: &str = "Accept-Ranges, Content-Length, Content-Range, Content-Type, ETag, Last-Modified";
+
+pub async fn handle<B>(shared: Arc<Shared>, req: Request<B>) -> Result<Response<ResponseBody>, Infallible> {
+    let mut resp = route(&shared, &req).await;
+    let h = resp.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSED));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    Ok(resp)
+}
+
+async fn route<B>(shared: &Arc<Shared>, req: &Request<B>) -> Response<ResponseBody> {
+    let head = match *req.method() {
+        Method::GET => false,
+        Method::HEAD => true,
+        Method::OPTIONS => return preflight(),
+        _ => {
+            let mut r = text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!("{} is not served; this server answers GET, HEAD and OPTIONS (it is read-only)", req.method()),
+            );
+            r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+            return r;
+        }
+    };
+    let path = match url::decode_path(req.uri().path()) {
+        Ok(p) => p,
+        Err(e @ UrlError::TooLong(_)) => return text(StatusCode::URI_TOO_LONG, &e.to_string()),
+        Err(e) => return text(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let query = url::query_pairs(req.uri().query());
+    let param = |k: &str| query.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    // Signed links: the link's expiry is carried into the URLs a listing shows.
+    let mut link_expires = None;
+    if let Some(s) = &shared.signer {
+        if let Err(e) = s.verify(&path, param("expires"), param("sig"), conditional::now_secs()) {
+            return text(StatusCode::FORBIDDEN, &e.to_string());
+        }
+        link_expires = param("expires").and_then(|e| e.parse::<u64>().ok());
+    }
+
+    // ---- HLS and timecode seeking (src/serve/hls.rs, the hls engineer's) -----------------
+    // `.m3u8` paths and `?tc=` queries are answered here, before the path is
+    // resolved as a file: add the match arm that calls `hls::route(shared, &path,
+    // &query, req)` and returns its response.
+    // ---------------------------------------------------------------------------------------
+
+    let wants_json = accepts_json(req.headers());
+    let resolved = {
+        let (s, p) = (shared.clone(), path.clone());
+        tokio::task::spawn_blocking(move || {
+            let a = PoolAccess(&s.pool);
+            let r = view::resolve(&a, &p)?;
+            let e = Entity::of(&a, &r.path, &r.target).map_err(|e| ViewError::Access(e.to_string()));
+            Ok::<_, ViewError>((r, e))
+        })
+        .await
+    };
+    let (resolved, entity) = match resolved {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => return view_error(&e),
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, &format!("internal error: {e}")),
+    };
+    let entity = match entity {
+        Ok(Some(e)) => Arc::new(e),
+        Ok(None) => return folder(shared, resolved, wants_json, head, link_expires).await,
+        Err(e) => return text(StatusCode::CONFLICT, &e.to_string()),
+    };
+    if wants_json {
+        return facts(shared, resolved, head).await;
+    }
+    serve_entity(shared, req.headers(), entity, head)
+}
+
+/// The bytes of a file, slice or proxy: validators, conditions, ranges.
+fn serve_entity(shared: &Arc<Shared>, h: &HeaderMap, entity: Arc<Entity>, head: bool) -> Response<ResponseBody> {
+    let get = |n: header::HeaderName| h.get(n).and_then(|v| v.to_str().ok());
+    let conds = Conditions {
+        if_match: get(header::IF_MATCH),
+        if_none_match: get(header::IF_NONE_MATCH),
+        if_modified_since: get(header::IF_MODIFIED_SINCE),
+        if_range: get(header::IF_RANGE),
+    };
+    let validators = Validators { etag: Some(&entity.etag), last_modified_secs: Some(entity.mtime_secs) };
+    let decision = conditional::decide(&conds, &validators);
+    let base = |status: StatusCode| {
+        let mut r = Response::new(body::empty());
+        *r.status_mut() = status;
+        let hm = r.headers_mut();
+        hm.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        if let Ok(v) = HeaderValue::from_str(&entity.etag) {
+            hm.insert(header::ETAG, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&conditional::http_date(entity.mtime_secs)) {
+            hm.insert(header::LAST_MODIFIED, v);
+        }
+        r
+    };
+    let honour_range = match decision {
+        Decision::PreconditionFailed => {
+            let mut r = text(
+                StatusCode::PRECONDITION_FAILED,
+                &format!("{}: If-Match names another version (this one is {})", entity.path, entity.etag),
+            );
+            r.headers_mut().insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            return r;
+        }
+        Decision::NotModified => return base(StatusCode::NOT_MODIFIED),
+        Decision::Serve { honour_range } => honour_range,
+    };
+    // A Range header that does not parse is an error even when If-Range would
+    // have discarded it: the client's bug shows either way.
+    let rq = range::parse(get(header::RANGE), entity.size);
+    let rq = match rq {
+        RangeRequest::Ranges(_) if !honour_range => RangeRequest::Whole,
+        other => other,
+    };
+    let size = entity.size;
+    let (mut r, parts, total) = match rq {
+        RangeRequest::Whole => {
+            let parts = if size > 0 { vec![Part::Range(range::ByteRange { start: 0, end: size })] } else { Vec::new() };
+            (base(StatusCode::OK), parts, size)
+        }
+        RangeRequest::Unsatisfiable(msg) => {
+            let mut r = text(StatusCode::RANGE_NOT_SATISFIABLE, &format!("{}: {msg}", entity.path));
+            r.headers_mut().insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return r;
+        }
+        RangeRequest::Ranges(rs) if rs.len() == 1 => {
+            let mut r = base(StatusCode::PARTIAL_CONTENT);
+            if let Ok(v) = HeaderValue::from_str(&rs[0].content_range(size)) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            (r, vec![Part::Range(rs[0])], rs[0].len())
+        }
+        RangeRequest::Ranges(rs) => {
+            // The boundary only has to be absent from the parts' headers (RFC 2046);
+            // the ETag's hex never contains these dashes and letters.
+            let boundary = format!("reelfs-byteranges-{}", entity.etag.trim_matches('"').chars().rev().take(16).collect::<String>());
+            let mut parts = Vec::new();
+            let mut total = 0u64;
+            for r in &rs {
+                let head = format!(
+                    "\r\n--{boundary}\r\nContent-Type: {}\r\nContent-Range: {}\r\n\r\n",
+                    entity.content_type,
+                    r.content_range(size)
+                );
+                total += head.len() as u64 + r.len();
+                parts.push(Part::Text(Bytes::from(head)));
+                parts.push(Part::Range(*r));
+            }
+            let tail = format!("\r\n--{boundary}--\r\n");
+            total += tail.len() as u64;
+            parts.push(Part::Text(Bytes::from(tail)));
+            let mut r = base(StatusCode::PARTIAL_CONTENT);
+            if let Ok(v) = HeaderValue::from_str(&format!("multipart/byteranges; boundary={boundary}")) {
+                r.headers_mut().insert(header::CONTENT_TYPE, v);
+            }
+            (r, parts, total)
+        }
+    };
+    let hm = r.headers_mut();
+    if !hm.contains_key(header::CONTENT_TYPE) {
+        hm.insert(header::CONTENT_TYPE, HeaderValue::from_static(entity.content_type));
+    }
+    hm.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+    if !head && total > 0 {
+        *r.body_mut() = body::stream(entity, shared.prefetch.clone(), parts, total);
+    }
+    r
+}
+
+/// A folder: JSON or HTML listing.
+async fn folder(shared: &Arc<Shared>, resolved: view::Resolved, json: bool, head: bool, expires: Option<u64>) -> Response<ResponseBody> {
+    let s = shared.clone();
+    let listed = tokio::task::spawn_blocking(move || {
+        let url_of = |p: &str| match (&s.signer, expires) {
+            (Some(k), Some(e)) => format!("{}?{}", url::encode_path(p), k.query(p, e)),
+            _ => url::encode_path(p),
+        };
+        super::listing::list(&PoolAccess(&s.pool), &resolved.path, &resolved.target, &url_of)
+    })
+    .await;
+    let l = match listed {
+        Ok(Ok(l)) => l,
+        Ok(Err(e)) => return view_error(&e),
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, &format!("internal error: {e}")),
+    };
+    let (ctype, body) = if json {
+        ("application/json", serde_json::to_string_pretty(&l).unwrap_or_default() + "\n")
+    } else {
+        ("text/html; charset=utf-8", super::listing::html(&l))
+    };
+    bytes_response(StatusCode::OK, ctype, body.into_bytes(), head)
+}
+
+/// `Accept: application/json` on a clip: its `reelfs info --json` facts (for a
+/// slice, the slice's plan and its clip's facts).
+async fn facts(shared: &Arc<Shared>, resolved: view::Resolved, head: bool) -> Response<ResponseBody> {
+    let s = shared.clone();
+    let made = tokio::task::spawn_blocking(move || -> Result<serde_json::Value, String> {
+        let info = |p: &str| {
+            crate::commands::info::info(&s.root, p)
+                .map_err(|e| e.to_string())
+                .and_then(|i| serde_json::to_value(i).map_err(|e| e.to_string()))
+        };
+        Ok(match &resolved.target {
+            Target::Slice(sl) => serde_json::json!({
+                "path": resolved.path,
+                "kind": "slice",
+                "slice": &*sl.plan,
+                "source": info(&sl.source_path)?,
+            }),
+            Target::Proxy(p) => serde_json::json!({
+                "path": resolved.path,
+                "kind": "proxy",
+                "profile": p.profile,
+                "size": p.size,
+                "content_hash": p.rec.blob.to_hex(),
+                "source": p.source.name,
+            }),
+            _ => info(&resolved.path)?,
+        })
+    })
+    .await;
+    match made {
+        Ok(Ok(v)) => bytes_response(
+            StatusCode::OK,
+            "application/json",
+            (serde_json::to_string_pretty(&v).unwrap_or_default() + "\n").into_bytes(),
+            head,
+        ),
+        Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("internal error: {e}")),
+    }
+}
+
+/// True when the client asks for JSON (a MAM system), not for whatever comes
+/// (`*/*`, what ffmpeg and curl send) or HTML (a browser).
+fn accepts_json(h: &HeaderMap) -> bool {
+    h.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|v| v.split(',').any(|t| t.trim().starts_with("application/json")))
+}
+
+fn preflight() -> Response<ResponseBody> {
+    let mut r = Response::new(body::empty());
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    let h = r.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Range, If-Range, If-None-Match, If-Match, If-Modified-Since, Accept"),
+    );
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    r
+}
+
+/// The answer to a path the resolver refused or could not find.
+fn view_error(e: &ViewError) -> Response<ResponseBody> {
+    let status = match e {
+        ViewError::Path(_) => StatusCode::BAD_REQUEST,
+        e if e.is_not_found() => StatusCode::NOT_FOUND,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        log::error!("serve: {e}");
+    }
+    text(status, &e.to_string())
+}
+
+fn bytes_response(status: StatusCode, ctype: &'static str, body: Vec<u8>, head: bool) -> Response<ResponseBody> {
+    let len = body.len() as u64;
+    let mut r = Response::new(if head { body::empty() } else { body::full(body) });
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    r
+}
+
+/// A plain-text answer (errors say what to do next).
+pub fn text(status: StatusCode, msg: &str) -> Response<ResponseBody> {
+    bytes_response(status, "text/plain; charset=utf-8", format!("{msg}\n").into_bytes(), false)
+}
