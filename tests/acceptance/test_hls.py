@@ -326,3 +326,159 @@ def test_bad_requests_say_what_to_do(hls, tmp_path):
     p = r("hls", hls.archive, f"main/src/Day01/{HD}", hls.archive / "cache" / "x")
     assert p.returncode != 0
     assert not (hls.archive / "cache" / "x").exists()
+
+
+# ---- over HTTP: `reelfs serve` --------------------------------------------------------------
+
+import os
+import re
+import time
+
+import requests
+
+from test_serve import Server
+
+
+@pytest.fixture(scope="module")
+def served(hls):
+    s = Server(hls.reelfs, hls.archive, "--cache-size", "64M")
+    yield s
+    s.stop()
+
+
+def clip_path(clip):
+    return f"main/src/Day01/{clip}"
+
+
+def test_serve_answers_the_master_and_each_rung_playlist(served, hls):
+    r = requests.get(served.url(clip_path(HD) + ".m3u8"))
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"] == "application/vnd.apple.mpegurl"
+    assert r.headers["Access-Control-Allow-Origin"] == "*"
+    pl = m3u8.loads(r.text, uri=served.url(clip_path(HD) + ".m3u8"))
+    assert [p.stream_info.resolution for p in pl.playlists] == [(640, 360), (960, 540), (1920, 1080)]
+    # The same measured figures as the playlist `reelfs hls` writes.
+    local = m3u8.load(str(master(hls, HD)))
+    assert [(p.stream_info.bandwidth, p.stream_info.codecs) for p in pl.playlists] == \
+        [(p.stream_info.bandwidth, p.stream_info.codecs) for p in local.playlists]
+    for var, prof in zip(pl.playlists, ["preview-low", "preview", "preview-high"]):
+        rr = requests.get(var.absolute_uri)
+        assert rr.status_code == 200, rr.text
+        media = m3u8.loads(rr.text, uri=var.absolute_uri)
+        assert media.segment_map[0].uri == f"/main/src/Day01/.proxy/{prof}/{stem(HD)}.mp4"
+        assert [s.byterange for s in media.segments] == [s.byterange for s in m3u8.load(str(rung_playlist(hls, HD, prof))).segments]
+        # Each segment URL, asked for its byte range, is exactly those bytes of the rung.
+        data = rung_file(hls, HD, prof).read_bytes()
+        length, off = (int(x) for x in media.segments[1].byterange.split("@"))
+        seg = requests.get(media.segments[1].absolute_uri, headers={"Range": f"bytes={off}-{off + length - 1}"})
+        assert seg.status_code == 206 and seg.content == data[off:off + length]
+    head = requests.head(served.url(clip_path(HD) + ".m3u8"))
+    assert head.status_code == 200 and head.content == b"" and int(head.headers["Content-Length"]) == len(r.content)
+
+
+def test_ffmpeg_plays_the_hls_stream_over_http_end_to_end(served, hls):
+    url = served.url(clip_path(HD) + ".m3u8")
+    assert len(decoded_frames(url)) == HD_FRAMES
+    for prof in ("preview-low", "preview-high"):
+        frames = decoded_frames(f"{url}?rung={prof}")
+        assert frames == decoded_frames(rung_file(hls, HD, prof)), prof
+
+
+def http_segment(served, clip, profile, n, out):
+    media = m3u8.loads(requests.get(served.url(clip_path(clip) + ".m3u8") + f"?rung={profile}").text, uri=served.base + "/")
+    def get(uri, br):
+        length, off = (int(x) for x in br.split("@"))
+        r = requests.get(served.base + uri, headers={"Range": f"bytes={off}-{off + length - 1}"})
+        assert r.status_code == 206
+        return r.content
+    out.write_bytes(get(media.segment_map[0].uri, media.segment_map[0].byterange) + get(media.segments[n].uri, media.segments[n].byterange))
+    return out
+
+
+def test_a_rung_switch_over_http_continues_the_picture_sequence(served, hls, tmp_path):
+    """What a player does when bandwidth rises: rung preview-low's segment 1, then
+    preview-high's segment 2, both fetched by byte range over HTTP; decoded one after
+    the other they are source frames 50..149 without a gap or a repeat."""
+    a = http_segment(served, HD, "preview-low", 1, tmp_path / "a.mp4")
+    b = http_segment(served, HD, "preview-high", 2, tmp_path / "b.mp4")
+    lst = tmp_path / "list.txt"
+    lst.write_text(f"file '{a}'\nfile '{b}'\n")
+    joined = tmp_path / "joined.mkv"
+    p = run(["ffmpeg", "-nostdin", "-v", "error", "-f", "concat", "-safe", "0", "-i", lst,
+             "-vf", "scale=640:360", "-c:v", "ffv1", "-an", joined])
+    assert p.returncode == 0, p.stderr
+    psnr = frame_psnrs(joined, hls.src / HD, (640, 360), ref_opts=("-ss", "2"))
+    assert len(psnr) == 100 and min(psnr) > 28, psnr
+
+
+def test_tc_query_redirects_to_the_slice_starting_at_that_frame(served, hls):
+    r = requests.get(served.url(clip_path(HD)) + "?tc=01:00:02:00", allow_redirects=False)
+    assert r.status_code == 303, r.text
+    loc = r.headers["Location"]
+    assert requests.utils.unquote(loc) == f"/{clip_path(HD)}@01:00:02:00-01:00:06:00"
+    p = ffprobe_json(served.base + loc, "-show_streams")
+    v = next(s for s in p["streams"] if s["codec_type"] == "video")
+    assert v["tags"]["timecode"] == "01:00:02:00"
+    assert len(decoded_frames(served.base + loc)) == HD_FRAMES - 50
+    # Outside the clip, or not a timecode: 400 saying why.
+    r = requests.get(served.url(clip_path(HD)) + "?tc=01:00:07:00", allow_redirects=False)
+    assert r.status_code == 400 and "01:00:00:00 to 01:00:06:00" in r.text, r.text
+    r = requests.get(served.url(clip_path(HD)) + "?tc=banana", allow_redirects=False)
+    assert r.status_code == 400
+
+
+def test_range_playlist_over_http(served, hls):
+    url = served.url(clip_path(HD) + ".m3u8") + "?in=01:00:02:10&out=01:00:03:05"
+    pl = m3u8.loads(requests.get(url).text, uri=url)
+    assert len(pl.playlists) == 3
+    for var in pl.playlists:
+        assert "in=01:00:02:10&out=01:00:03:05" in var.uri
+        text = requests.get(served.base + var.uri).text
+        media = m3u8.loads(text)
+        assert media.media_sequence == 1 and len(media.segments) == 1
+        local = (hls.base / "range" / f"{stem(HD)}.{var.uri.split('rung=')[1].split('&')[0]}.m3u8")
+        if local.exists():   # written by the `reelfs hls --range` test: the same start
+            assert text.split("#EXT-X-START:")[1].split("\n")[0] == local.read_text().split("#EXT-X-START:")[1].split("\n")[0]
+    assert len(decoded_frames(served.base + pl.playlists[0].uri)) == 50
+    r = requests.get(served.url(clip_path(HD) + ".m3u8") + "?in=01:00:02:10")
+    assert r.status_code == 400 and "out=" in r.text
+
+
+def test_a_clip_without_previews_answers_404_saying_to_run_reelfs_proxy(hls, tmp_path):
+    arch = tmp_path / "arch"
+    hls.reelfs.ok("init", arch)
+    hls.reelfs.ok("ingest", arch, hls.src / SD, "-m", "one")
+    s = Server(hls.reelfs, arch)
+    try:
+        r = requests.get(s.url(f"main/{SD}.m3u8"))
+        assert r.status_code == 404 and "reelfs proxy" in r.text, r.text
+        # A name that is neither a clip's playlist nor a file: the ordinary 404.
+        assert requests.get(s.url("main/nothing.mov.m3u8")).status_code == 404
+    finally:
+        s.stop()
+
+
+def test_a_signed_master_playlist_signs_every_url_it_lists(hls, tmp_path):
+    key = tmp_path / "token.key"
+    key.write_bytes(os.urandom(32))
+    s = Server(hls.reelfs, hls.archive, "--token-key", key)
+    try:
+        assert requests.get(s.url(clip_path(HD) + ".m3u8")).status_code == 403
+        link = hls.reelfs.ok("share", hls.archive, clip_path(HD) + ".m3u8", "--token-key", key, "--base-url", s.base).stdout.strip()
+        r = requests.get(link)
+        assert r.status_code == 200, r.text
+        pl = m3u8.loads(r.text)
+        for var in pl.playlists:
+            assert "sig=" in var.uri
+            media = m3u8.loads(requests.get(s.base + var.uri).text)
+            assert "sig=" in media.segment_map[0].uri
+            assert requests.head(s.base + media.segment_map[0].uri).status_code == 200
+            # The signature is the segment file's own: it opens nothing else.
+            other = media.segment_map[0].uri.replace(stem(HD), stem(C003))
+            assert requests.head(s.base + other).status_code == 403
+        # ffmpeg follows the signed URLs end to end.
+        assert len(decoded_frames(link)) == HD_FRAMES
+        r = requests.get(link.replace(".m3u8?", "?") + "&tc=01:00:01:00", allow_redirects=False)
+        assert r.status_code == 403   # the playlist's link does not open the clip itself
+    finally:
+        s.stop()
