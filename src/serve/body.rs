@@ -26,7 +26,7 @@ use crate::archive::read::ChunkStore;
 use crate::archive::readahead::Prefetcher;
 
 /// Bytes read per blocking read (and per frame sent).
-pub const PIECE: usize = 256 << 10;
+pub const PIECE: usize = 512 << 10;
 /// Pieces a response may have read but not yet sent.
 pub const QUEUE: usize = 4;
 
@@ -100,12 +100,13 @@ async fn produce(entity: Arc<Entity>, prefetch: Arc<Prefetcher<ChunkStore>>, par
             }
         };
         let mut pos = r.start;
+        let mut first = true;
         while pos < r.end {
             let want = ((r.end - pos) as usize).min(PIECE);
             let rd = reader.clone();
             let read = tokio::task::spawn_blocking(move || {
                 let mut buf = vec![0u8; want];
-                rd.read(pos, &mut buf).map(|n| {
+                rd.read(pos, &mut buf, first).map(|n| {
                     buf.truncate(n);
                     buf
                 })
@@ -131,6 +132,7 @@ async fn produce(entity: Arc<Entity>, prefetch: Arc<Prefetcher<ChunkStore>>, par
                 return;
             }
             pos += want as u64;
+            first = false;
             // The client went away: stop; dropping `reader` frees its read-ahead.
             if tx.send(Ok(Bytes::from(piece))).await.is_err() {
                 return;

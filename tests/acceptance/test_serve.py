@@ -636,3 +636,28 @@ def test_a_thousand_aborting_clients_leave_memory_and_files_where_they_were(serv
         assert requests.get(s.url(path_of(WAV))).content == src(served_archive, WAV).read_bytes()
     finally:
         s.stop()
+
+
+def test_a_new_ingest_while_serving_keeps_unchanged_etags_and_if_range_gets_the_new_file(reelfs, tmp_archive, tmp_path):
+    card = tmp_path / "card"
+    same = write_random(card / "A001C001.mov", 1 << 20)
+    changed = write_random(card / "A001C002.mov", 1 << 20)
+    reelfs.ok("ingest", tmp_archive, card, "--to", "Day01")
+    s = Server(reelfs, tmp_archive, logdir=tmp_path)
+    try:
+        u_same, u_changed = s.url("main/Day01/card/A001C001.mov"), s.url("main/Day01/card/A001C002.mov")
+        etag_same = requests.head(u_same).headers["ETag"]
+        old = requests.get(u_changed, headers={"Range": "bytes=0-65535"})
+        assert old.status_code == 206
+        etag_old = old.headers["ETag"]
+        write_random(changed, 1 << 20)
+        reelfs.ok("ingest", tmp_archive, card, "--to", "Day01")
+        # The running server sees the new commit; the unchanged file keeps its ETag.
+        assert requests.head(u_same).headers["ETag"] == etag_same
+        r = requests.get(u_changed, headers={"Range": "bytes=65536-", "If-Range": etag_old})
+        assert r.status_code == 200, "a resume across a change must get the whole new file"
+        assert r.headers["ETag"] != etag_old
+        assert r.content == changed.read_bytes()
+        assert requests.get(u_same, headers={"If-None-Match": etag_same}).status_code == 304
+    finally:
+        s.stop()
