@@ -267,7 +267,7 @@ pub enum Cmd {
         archive: PathBuf,
         paths: Vec<String>,
         /// Rungs to render, comma-separated.
-        #[arg(long, default_value = "thumb,sheet,preview,editorial")]
+        #[arg(long, default_value = "thumb,sheet,preview,editorial,preview-low")]
         profiles: String,
         /// Files rendered at once.
         #[arg(short = 'j', long, default_value_t = 1)]
@@ -329,6 +329,23 @@ pub enum Cmd {
         /// Where the recipient reaches the server.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         base_url: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write an HLS folder for a clip: a master playlist over its preview rungs
+    /// (preview-low, preview, preview-high), a media playlist per rung cutting
+    /// the rung's fragmented MP4 by byte range, and the MP4 files. Any static
+    /// web server, or `ffmpeg -i STEM.m3u8`, plays it.
+    Hls {
+        archive: PathBuf,
+        /// BRANCH[@COMMIT]/PATH of the clip.
+        path: String,
+        /// Folder to write into (created; not inside the archive).
+        out: PathBuf,
+        /// Only the segments covering IN-OUT (timecodes, out exclusive), playback
+        /// starting at the in frame: --range 01:00:10:00-01:00:20:00.
+        #[arg(long)]
+        range: Option<String>,
         #[arg(long)]
         json: bool,
     },

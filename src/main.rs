@@ -79,7 +79,7 @@ fn run(cli: Cli) -> Result<i32> {
             }
             if proxies && !req.interrupt.load(Ordering::Relaxed) {
                 let specs = commands::ingest::ingested_specs(&req.branch, &req.to, &req.sources);
-                let rc = proxy(&archive, specs, "thumb,sheet,preview,editorial", 1, json)?;
+                let rc = proxy(&archive, specs, "thumb,sheet,preview,editorial,preview-low", 1, json)?;
                 if rc != 0 {
                     return Ok(rc);
                 }
@@ -370,6 +370,27 @@ fn run(cli: Cli) -> Result<i32> {
                 print::json(&s)?;
             } else {
                 println!("{}", s.url);
+            }
+            Ok(0)
+        }
+        Cmd::Hls { archive, path, out, range, json } => {
+            let res = commands::hls::export(&archive, &commands::hls::HlsRequest { spec: path, out, range })?;
+            if json {
+                print::json(&res)?;
+            } else {
+                for r in &res.rungs {
+                    println!(
+                        "{}  {}x{}  {} kb/s peak, {} kb/s average  {} segments  {}",
+                        r.profile,
+                        r.width,
+                        r.height,
+                        r.bandwidth.div_ceil(1000),
+                        r.average_bandwidth.div_ceil(1000),
+                        r.segments,
+                        r.playlist.display()
+                    );
+                }
+                println!("master playlist: {}", res.master.display());
             }
             Ok(0)
         }

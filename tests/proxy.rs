@@ -87,7 +87,7 @@ fn one_decode_renders_every_rung_with_the_source_frame_count() {
     let o = opts(&Rung::ALL);
     let (files, stats) = render(&Source::Path(clip.clone()), &facts, &out, &o).expect("render");
     let names: Vec<&str> = files.iter().map(|f| f.profile.as_str()).collect();
-    assert_eq!(names, ["thumb", "sheet", "preview", "editorial", "editorial-dnxhr"]);
+    assert_eq!(names, ["thumb", "sheet", "preview", "editorial", "editorial-dnxhr", "preview-low", "preview-high"]);
     assert_eq!(stats.frames, 24);
     assert_eq!(stats.partial_at, None);
     assert_eq!(o.frames_done.load(Ordering::Relaxed), 24);

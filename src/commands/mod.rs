@@ -14,6 +14,7 @@ pub mod diff;
 pub mod error;
 pub mod extract;
 pub mod gc;
+pub mod hls;
 pub mod info;
 pub mod ingest;
 pub mod init;

@@ -26,7 +26,7 @@ pub struct Share {
     pub path: String,
     /// Seconds since the epoch after which the link is refused.
     pub expires: u64,
-    /// What the path is: "file", "slice", "proxy", "folder".
+    /// What the path is: "file", "slice", "proxy", "folder", "playlist" (a clip's `.m3u8`).
     pub kind: &'static str,
 }
 
@@ -35,16 +35,20 @@ pub struct Share {
 pub fn share(archive: &Path, req: &ShareRequest) -> Result<Share> {
     let signer = Signer::from_file(req.key_file).map_err(|e| CommandError::invalid(e.to_string()))?;
     let a = Archive::open(archive)?;
-    let r = crate::view::resolve(&a, req.path.trim_end_matches('/')).map_err(|e| CommandError::invalid(e.to_string()))?;
+    let wanted = req.path.trim_end_matches('/');
+    let (path, kind) = match crate::view::resolve(&a, wanted) {
+        Ok(r) => (r.path, r.target.kind_word()),
+        // `clip.mov.m3u8`: the clip's HLS master playlist (src/serve/hls.rs), a
+        // name the server answers but the resolver does not store.
+        Err(e) => match wanted.strip_suffix(".m3u8").map(|clip| crate::view::resolve(&a, clip)) {
+            Some(Ok(c)) if matches!(c.target, crate::view::Target::File { .. }) => (format!("{}.m3u8", c.path), "playlist"),
+            _ => return Err(CommandError::invalid(e.to_string())),
+        },
+    };
     let expires = req.now.checked_add(req.expires_in).ok_or_else(|| CommandError::invalid("--expires is too far in the future"))?;
     let base = req.base_url.trim_end_matches('/');
     if !(base.starts_with("http://") || base.starts_with("https://")) {
         return Err(CommandError::invalid(format!("--base-url '{base}' must start with http:// or https:// (e.g. http://127.0.0.1:8080)")));
     }
-    Ok(Share {
-        url: format!("{base}{}?{}", encode_path(&r.path), signer.query(&r.path, expires)),
-        kind: r.target.kind_word(),
-        path: r.path,
-        expires,
-    })
+    Ok(Share { url: format!("{base}{}?{}", encode_path(&path), signer.query(&path, expires)), kind, path, expires })
 }

@@ -5,6 +5,7 @@
 pub mod clip_match;
 pub mod extract;
 pub mod facts;
+pub mod hls;
 pub mod otio;
 pub mod probe;
 pub mod proxy;

@@ -14,6 +14,7 @@
 pub mod body;
 pub mod conditional;
 pub mod content;
+pub mod hls;
 pub mod listing;
 pub mod range;
 pub mod router;

@@ -74,8 +74,12 @@ async fn route<B>(shared: &Arc<Shared>, req: &Request<B>) -> Response<ResponseBo
 
     // ---- HLS and timecode seeking (src/serve/hls.rs, the hls engineer's) -----------------
     // `.m3u8` paths and `?tc=` queries are answered here, before the path is
-    // resolved as a file: add the match arm that calls `hls::route(shared, &path,
-    // &query, req)` and returns its response.
+    // resolved as a file (an archived file really named `x.m3u8` falls through).
+    if super::hls::wants(&path, &query) {
+        if let Some(r) = super::hls::route(shared, &path, &query, head, link_expires).await {
+            return r;
+        }
+    }
     // ---------------------------------------------------------------------------------------
 
     let wants_json = accepts_json(req.headers());

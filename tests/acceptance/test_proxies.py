@@ -194,7 +194,7 @@ def test_report_renders_media_and_skips_the_rest_with_reasons(px):
     done = {Path(i["path"]).name: i for i in px.report["rendered"]}
     assert sorted(done) == sorted(RENDERED + [AUDIO_ONLY]), rep
     for name, i in done.items():
-        want = ["thumb"] if name == AUDIO_ONLY else ["editorial", "preview", "sheet", "thumb"]
+        want = ["thumb"] if name == AUDIO_ONLY else ["editorial", "preview", "preview-low", "sheet", "thumb"]
         assert sorted(i["profiles"]) == want, name
     skipped = {Path(p).name: why for p, why in rep["skipped"]}
     assert "not media" in skipped["K011_notmedia.bin"]
@@ -363,7 +363,7 @@ def test_vfr_source_conformed_and_noted(px, reelfs):
 def test_truncated_source_gives_partial_proxies(px, reelfs):
     info = reelfs.json("info", px.archive, f"main/Day01/{TRUNC}")
     prox = {p["profile"]: p for p in info["proxies"]}
-    assert sorted(prox) == ["editorial", "preview", "sheet", "thumb"]
+    assert sorted(prox) == ["editorial", "preview", "preview-low", "sheet", "thumb"]
     first_bad = prox["editorial"]["partial_at"]
     assert isinstance(first_bad, int) and 30 < first_bad < 100, first_bad
     assert all(p["partial_at"] == first_bad for p in prox.values())
@@ -409,7 +409,7 @@ def test_not_media_and_undecodable_have_no_proxies(px, reelfs):
 def test_info_lists_proxies(px, reelfs):
     info = reelfs.json("info", px.archive, "main/Day01/A001C003_prores_2398.mov")
     prox = {p["profile"]: p for p in info["proxies"]}
-    assert sorted(prox) == ["editorial", "preview", "sheet", "thumb"]
+    assert sorted(prox) == ["editorial", "preview", "preview-low", "sheet", "thumb"]
     assert prox["sheet"]["name"] == ".proxy/sheet/A001C003_prores_2398.jpg"
     assert prox["editorial"]["name"] == ".proxy/editorial/A001C003_prores_2398.mov"
     assert prox["preview"]["name"] == ".proxy/preview/A001C003_prores_2398.mp4"
@@ -422,7 +422,7 @@ def test_info_lists_proxies(px, reelfs):
 
 def test_mount_shows_proxy_folders(px):
     assert ".proxy" in os.listdir(px.day)
-    assert sorted(os.listdir(px.day / ".proxy")) == ["editorial", "preview", "sheet", "thumb"]
+    assert sorted(os.listdir(px.day / ".proxy")) == ["editorial", "preview", "preview-low", "sheet", "thumb"]
     stems = sorted(n.rsplit(".", 1)[0] for n in RENDERED)
     for prof, ext in [("thumb", "jpg"), ("sheet", "jpg"), ("preview", "mp4"), ("editorial", "mov")]:
         names = sorted(os.listdir(px.day / ".proxy" / prof))
@@ -465,7 +465,7 @@ def test_copy_needs_no_render_and_rebuild_keeps_proxies(tmp_path, reelfs, media_
     rep = reelfs.json("proxy", arch)
     assert rep["rendered"] == [] and rep["up_to_date"] == 1
     info = reelfs.json("info", arch, "main/B/J010_copy.mov")
-    assert sorted(p["profile"] for p in info["proxies"]) == ["editorial", "preview", "sheet", "thumb"]
+    assert sorted(p["profile"] for p in info["proxies"]) == ["editorial", "preview", "preview-low", "sheet", "thumb"]
     before = {p["profile"]: p["blob"] for p in info["proxies"]}
     # The catalog rebuilt from the packs alone still knows the proxies.
     reelfs.ok("check", arch, "--rebuild-catalog")
@@ -509,7 +509,7 @@ def test_interrupt_keeps_what_is_stored_and_next_run_resumes(tmp_path, reelfs, m
     done = 0
     for i in range(4):
         prof = sorted(x["profile"] for x in reelfs.json("info", arch, f"main/src/A{i}.mov")["proxies"])
-        assert prof in ([], ["editorial", "preview", "sheet", "thumb"]), prof
+        assert prof in ([], ["editorial", "preview", "preview-low", "sheet", "thumb"]), prof
         done += bool(prof)
     assert 1 <= done < 4
     assert not any((arch / "cache" / "proxy-render").glob("*"))
@@ -526,7 +526,7 @@ def test_ingest_with_proxies_renders_after_the_commit(tmp_path, reelfs, media_di
     p = reelfs.ok("ingest", arch, tmp_path / "J.mov", tmp_path / "K.bin", "--to", "Day09", "--proxies")
     assert "committed" in p.stdout and "rendered main/Day09/J.mov" in p.stdout
     info = reelfs.json("info", arch, "main/Day09/J.mov")
-    assert sorted(x["profile"] for x in info["proxies"]) == ["editorial", "preview", "sheet", "thumb"]
+    assert sorted(x["profile"] for x in info["proxies"]) == ["editorial", "preview", "preview-low", "sheet", "thumb"]
 
 
 def test_watch_renders_new_commits_and_stops_on_sigterm(tmp_path, reelfs, media_dir):
@@ -543,7 +543,7 @@ def test_watch_renders_new_commits_and_stops_on_sigterm(tmp_path, reelfs, media_
                 break
             time.sleep(0.5)
         prof = sorted(x["profile"] for x in reelfs.json("info", arch, "main/J.mov")["proxies"])
-        assert prof == ["editorial", "preview", "sheet", "thumb"]
+        assert prof == ["editorial", "preview", "preview-low", "sheet", "thumb"]
     finally:
         w.send_signal(signal.SIGTERM)
         out, err = w.communicate(timeout=60)

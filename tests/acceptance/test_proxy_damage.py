@@ -189,7 +189,7 @@ def test_intra_damage_keeps_every_rung_full_length(dmg):
     for profile in ("editorial", "preview"):
         assert frame_count(proxy(dmg, "P1_damaged", profile)) == PRORES_FRAMES, profile
     prox = info_proxies(dmg, "P1_damaged.mov")
-    assert sorted(prox) == ["editorial", "preview", "sheet", "thumb"]
+    assert sorted(prox) == ["editorial", "preview", "preview-low", "sheet", "thumb"]
     for p in prox.values():
         assert p["partial_at"] is None, p
     item = next(i for i in dmg.report["rendered"] if i["path"].endswith("P1_damaged.mov"))

@@ -9,6 +9,12 @@
 //!   so it plays from its first bytes), fitting 960x540 with the source's aspect,
 //!   a keyframe every ~2 s and nothing else (fixed GOP: a later HLS cut needs no
 //!   re-encode), AAC stereo from the first audio track;
+//! - preview-low / preview-high: the same preview (same 2 s keyframes, so
+//!   the three cut into segments at the same frames and an HLS player can
+//!   switch between them at any segment) fitting 640x360 under 1 Mb/s and
+//!   1920x1080 at up to ~8 Mb/s; the low rung is a default profile (a plain
+//!   `reelfs proxy` makes a two-rung ladder with the preview), the high one is
+//!   rendered when asked for, and only for HD and larger sources;
 //! - editorial: ProRes 422 Proxy in MOV (the `prores` encoder, prores_aw: several
 //!   times faster than prores_ks here), at most 1920 wide, the source's rate and
 //!   frame count, its start timecode and reel in a tmcd track, colour tags, and
@@ -55,12 +61,17 @@ pub enum Rung {
     Preview,
     Editorial,
     EditorialDnxhr,
+    // Appended (not next to Preview): the derived order sorts a render's files
+    // and the existing profiles keep their places.
+    PreviewLow,
+    PreviewHigh,
 }
 
 impl Rung {
-    pub const ALL: [Rung; 5] = [Rung::Thumb, Rung::Sheet, Rung::Preview, Rung::Editorial, Rung::EditorialDnxhr];
+    pub const ALL: [Rung; 7] =
+        [Rung::Thumb, Rung::Sheet, Rung::Preview, Rung::Editorial, Rung::EditorialDnxhr, Rung::PreviewLow, Rung::PreviewHigh];
     /// What `reelfs proxy` renders when no `--profiles` is given.
-    pub const DEFAULT: [Rung; 4] = [Rung::Thumb, Rung::Sheet, Rung::Preview, Rung::Editorial];
+    pub const DEFAULT: [Rung; 5] = [Rung::Thumb, Rung::Sheet, Rung::Preview, Rung::Editorial, Rung::PreviewLow];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -69,12 +80,14 @@ impl Rung {
             Rung::Preview => "preview",
             Rung::Editorial => "editorial",
             Rung::EditorialDnxhr => "editorial-dnxhr",
+            Rung::PreviewLow => "preview-low",
+            Rung::PreviewHigh => "preview-high",
         }
     }
     pub fn ext(self) -> &'static str {
         match self {
             Rung::Thumb | Rung::Sheet => "jpg",
-            Rung::Preview => "mp4",
+            Rung::Preview | Rung::PreviewLow | Rung::PreviewHigh => "mp4",
             Rung::Editorial | Rung::EditorialDnxhr => "mov",
         }
     }
@@ -82,11 +95,29 @@ impl Rung {
         match self {
             Rung::Thumb => 1,
             Rung::Sheet => 1,
-            Rung::Preview => 1,
+            // 2: closed GOPs (each fragment decodes on its own: HLS segments).
+            Rung::Preview => 2,
             // 2: sources with alpha get ProRes 4444 (was 422 Proxy).
             Rung::Editorial => 2,
             Rung::EditorialDnxhr => 1,
+            Rung::PreviewLow => 1,
+            Rung::PreviewHigh => 1,
         }
+    }
+    /// The H.264 fragmented-MP4 rungs an HLS ladder is made of.
+    pub fn is_preview(self) -> bool {
+        matches!(self, Rung::Preview | Rung::PreviewLow | Rung::PreviewHigh)
+    }
+    /// Why this rung is not made for a source of this picture size (None: it
+    /// is). The high rung exists to be sharper than the 540p preview: below HD
+    /// it would only repeat the preview at a higher bit rate.
+    pub fn not_for_size(self, width: u32, height: u32) -> Option<String> {
+        (self == Rung::PreviewHigh && width < 1280 && height < 720)
+            .then(|| format!("preview-high is made for HD and larger sources (this one is {width}x{height})"))
+    }
+    /// The profiles `reelfs proxy` renders by default, as `--profiles` takes them.
+    pub fn default_profiles() -> String {
+        Rung::DEFAULT.map(|r| r.name()).join(",")
     }
     pub fn is_editorial(self) -> bool {
         matches!(self, Rung::Editorial | Rung::EditorialDnxhr)
@@ -396,6 +427,19 @@ mod tests {
         assert_eq!(crate::archive::proxies::proxy_file_name("A001C003.mov", "jpg"), "A001C003.jpg");
         assert_eq!(crate::archive::proxies::proxy_file_name("clip.v2.mxf", "mov"), "clip.v2.mov");
         assert_eq!(crate::archive::proxies::proxy_file_name(".hidden", "mp4"), ".hidden.mp4");
+    }
+
+    #[test]
+    fn default_profiles_make_a_two_rung_ladder_and_high_is_only_for_hd() {
+        // The CLI's `--profiles` default (src/cli.rs, and `ingest --proxies` in
+        // main.rs) spells this list out: keep them the same.
+        assert_eq!(Rung::default_profiles(), "thumb,sheet,preview,editorial,preview-low");
+        assert_eq!(Rung::parse("preview-high").map(Rung::ext), Some("mp4"));
+        assert!(Rung::PreviewLow.is_preview() && !Rung::Editorial.is_preview());
+        assert!(Rung::PreviewHigh.not_for_size(640, 360).unwrap().contains("640x360"));
+        assert_eq!(Rung::PreviewHigh.not_for_size(1280, 720), None);
+        assert_eq!(Rung::PreviewHigh.not_for_size(2048, 858), None);
+        assert_eq!(Rung::PreviewLow.not_for_size(320, 240), None);
     }
 
     #[test]

@@ -80,7 +80,7 @@ pub(super) fn render(
 
     // Audio: PCM is copied; compressed tracks (and the preview's track) are decoded.
     let want_decoded = |first: bool, pcm: bool| {
-        (first && opts.rungs.contains(&super::Rung::Preview)) || (!pcm && opts.rungs.iter().any(|r| r.is_editorial()))
+        (first && opts.rungs.iter().any(|r| r.is_preview())) || (!pcm && opts.rungs.iter().any(|r| r.is_editorial()))
     };
     let mut tracks = Vec::new();
     let mut adecs: HashMap<usize, ff::decoder::Audio> = HashMap::new();

@@ -136,10 +136,25 @@ fn plan(archive: &Archive, opts: &ProxyRunOptions, rep: &mut ProxyRunReport) -> 
         });
         // Audio only: a waveform thumb, when the thumb is asked for.
         let audio_only = err.is_none() && facts.as_ref().is_some_and(|f| f.is_audio_only());
-        let rungs: Vec<Rung> =
+        let mut rungs: Vec<Rung> =
             if audio_only { opts.rungs.iter().copied().filter(|r| *r == Rung::Thumb).collect() } else { opts.rungs.clone() };
+        // A rung not made for this picture size is left out (not "missing":
+        // the next run must not try it again).
+        let size = facts.as_ref().and_then(|f| Some((u32::try_from(f.width?).ok()?, u32::try_from(f.height?).ok()?)));
+        let mut size_note = None;
+        if let Some((w, h)) = size {
+            rungs.retain(|r| match r.not_for_size(w, h) {
+                Some(why) => {
+                    size_note = Some(why);
+                    false
+                }
+                None => true,
+            });
+        }
         let why = if audio_only && rungs.is_empty() {
             Some("no video stream (audio only)".to_string())
+        } else if rungs.is_empty() {
+            size_note
         } else if audio_only {
             None
         } else {

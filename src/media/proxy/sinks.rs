@@ -391,16 +391,57 @@ pub(super) fn editorial(
     Ok(Box::new(MovieSink { rung, octx, path, video, copies, encs }))
 }
 
-/// The preview rung: H.264 in fragmented MP4 with a fixed 2 s GOP, AAC stereo
-/// from the first audio track.
-pub(super) fn preview(out_dir: &Path, v: &VideoFacts, audio: &[AudioTrack], threads: usize) -> Result<Box<dyn Sink>, ProxyError> {
-    let path = out_dir.join("preview.mp4");
+/// How one H.264 fragmented-MP4 rung differs from the others. Everything
+/// else (fixed 2 s GOP without scene cuts, AAC stereo from the first audio
+/// track, fragment at every keyframe) is the same for all of them, which is
+/// what lets an HLS player switch rungs at any segment boundary.
+struct PreviewSpec {
+    /// The box the picture is fitted into (aspect kept, never upscaled).
+    fit: (u32, u32),
+    crf: u32,
+    /// x264's VBV cap in kbit/s (maxrate = buffer: no second of video
+    /// exceeds the rate by more than one buffer), None: quality alone.
+    vbv_kbps: Option<u32>,
+    audio_bps: usize,
+}
+
+impl PreviewSpec {
+    fn of(rung: Rung) -> PreviewSpec {
+        match rung {
+            // 600 + 96 kbit/s: with the one-second VBV buffer, even the worst
+            // 2 s segment stays under 1 Mb/s.
+            Rung::PreviewLow => PreviewSpec { fit: (640, 360), crf: 23, vbv_kbps: Some(600), audio_bps: 96_000 },
+            Rung::PreviewHigh => PreviewSpec { fit: (1920, 1080), crf: 21, vbv_kbps: Some(8000), audio_bps: 160_000 },
+            // The 540p preview as it always was (settings version 1).
+            _ => PreviewSpec { fit: (960, 540), crf: 23, vbv_kbps: None, audio_bps: 128_000 },
+        }
+    }
+}
+
+/// A preview rung (`preview`, `preview-low`, `preview-high`): H.264 in
+/// fragmented MP4 with a fixed 2 s GOP, AAC stereo from the first audio track.
+pub(super) fn preview(
+    rung: Rung,
+    out_dir: &Path,
+    v: &VideoFacts,
+    audio: &[AudioTrack],
+    threads: usize,
+) -> Result<Box<dyn Sink>, ProxyError> {
+    let spec = PreviewSpec::of(rung);
+    let path = out_dir.join(format!("{}.mp4", rung.name()));
     let mut octx = ff::format::output_as(&path, "mp4").map_err(fail("preview output"))?;
     let gh = octx.format().flags().contains(ff::format::Flags::GLOBAL_HEADER);
-    let (w, h) = fit(v.w, v.h, v.sar, 960, 540);
+    let (w, h) = fit(v.w, v.h, v.sar, spec.fit.0, spec.fit.1);
     let fmt = ff::format::Pixel::YUV420P;
     let gop = (ratio(v.rate) * 2.0).round().max(1.0) as u32;
-    let x264 = format!("keyint={gop}:min-keyint={gop}:scenecut=0");
+    // Closed GOPs: FFmpeg's libx264 wrapper turns x264's open GOP on unless
+    // told otherwise, and then the B-frames just before each keyframe are
+    // decoded after it, from the GOP before: a fragment (an HLS segment) would
+    // not decode on its own, nor after a segment of another rung.
+    let mut x264 = format!("keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0");
+    if let Some(k) = spec.vbv_kbps {
+        x264.push_str(&format!(":vbv-maxrate={k}:vbv-bufsize={k}"));
+    }
     let (enc, codec) = video_encoder(
         "libx264",
         w,
@@ -411,7 +452,7 @@ pub(super) fn preview(out_dir: &Path, v: &VideoFacts, audio: &[AudioTrack], thre
         Some(&ColourTags { range: ff::color::Range::MPEG, ..v.colour }),
         threads,
         gh,
-        &[("preset", "veryfast".into()), ("crf", "23".into()), ("x264-params", x264)],
+        &[("preset", "veryfast".into()), ("crf", spec.crf.to_string()), ("x264-params", x264)],
         |p| unsafe {
             // SAFETY: plain field writes on an unopened context.
             (*p).gop_size = gop as i32;
@@ -425,7 +466,17 @@ pub(super) fn preview(out_dir: &Path, v: &VideoFacts, audio: &[AudioTrack], thre
         let out_rate = if a.rate == 44100 { 44100 } else { 48000 };
         encs.push((
             a.idx,
-            AudioRung::new(&mut octx, "aac", in_fmt, a.channels, a.rate, ffi::AVSampleFormat::AV_SAMPLE_FMT_FLTP, 2, out_rate, 128_000)?,
+            AudioRung::new(
+                &mut octx,
+                "aac",
+                in_fmt,
+                a.channels,
+                a.rate,
+                ffi::AVSampleFormat::AV_SAMPLE_FMT_FLTP,
+                2,
+                out_rate,
+                spec.audio_bps,
+            )?,
         ));
     }
     set_comment(&mut octx, v);
@@ -447,7 +498,7 @@ pub(super) fn preview(out_dir: &Path, v: &VideoFacts, audio: &[AudioTrack], thre
         box_plan: None,
         box_acc: Vec::new(),
     };
-    Ok(Box::new(MovieSink { rung: Rung::Preview, octx, path, video, copies: Vec::new(), encs }))
+    Ok(Box::new(MovieSink { rung, octx, path, video, copies: Vec::new(), encs }))
 }
 
 pub(super) fn jpeg_encoder(w: u32, h: u32, rate: ff::Rational) -> Result<ff::encoder::video::Encoder, ProxyError> {
@@ -646,7 +697,7 @@ pub(super) fn build(
         out.push(match r {
             Rung::Thumb => thumb(out_dir, v)?,
             Rung::Sheet => sheet(out_dir, v)?,
-            Rung::Preview => preview(out_dir, v, audio, threads)?,
+            Rung::Preview | Rung::PreviewLow | Rung::PreviewHigh => preview(*r, out_dir, v, audio, threads)?,
             Rung::Editorial | Rung::EditorialDnxhr => editorial(*r, out_dir, v, audio, threads)?,
         });
     }

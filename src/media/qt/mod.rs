@@ -22,7 +22,7 @@
 //!   video's presentation times, which for CFR equals
 //!   `floor(frame * sample_rate * frame_duration / video_timescale)`.
 
-mod boxes;
+pub(crate) mod boxes;
 mod movie;
 mod parsed;
 mod slice;
