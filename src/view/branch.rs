@@ -59,7 +59,13 @@ pub fn entry(ctx: &impl Access, branch: &str, path: &str) -> Result<Option<Targe
 
 /// One step of both: `name` in the branch folder `live` (committed tree
 /// `tree`), the staging overlay laid over the tree.
-fn child_in(a: &crate::archive::Archive, live: &Live, tree: Option<&crate::archive::Hash>, name: &str, staged_any: bool) -> crate::archive::Result<Option<Target>> {
+fn child_in(
+    a: &crate::archive::Archive,
+    live: &Live,
+    tree: Option<&crate::archive::Hash>,
+    name: &str,
+    staged_any: bool,
+) -> crate::archive::Result<Option<Target>> {
     let path = join(&live.path, name);
     let committed = match tree {
         Some(t) => a.catalog.tree_child(t, name)?,
