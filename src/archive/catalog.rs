@@ -113,6 +113,8 @@ pub struct Catalog {
     /// Whether tree_entries and staging have the owner columns (see
     /// `ensure_owner_columns`); false only for an old catalog opened read-only.
     owner_columns: bool,
+    /// Whether tree_entries has the `extra` column (see `ensure_extra_column`).
+    extra_column: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -197,7 +199,8 @@ impl Catalog {
             conn.execute_batch(TC_FACTS_SCHEMA).map_err(err)?;
         }
         let owner_columns = ensure_owner_columns(&conn).map_err(err)?;
-        Ok(Catalog { conn, path: path.into(), owner_columns })
+        let extra_column = ensure_extra_column(&conn).map_err(err)?;
+        Ok(Catalog { conn, path: path.into(), owner_columns, extra_column })
     }
 
     /// Open a read-only connection to an existing catalog (the mount's read
@@ -209,7 +212,8 @@ impl Catalog {
         let conn = Connection::open_with_flags(path, flags).map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(err)?;
         let owner_columns = owner_columns_present(&conn).map_err(err)?;
-        Ok(Catalog { conn, path: path.into(), owner_columns })
+        let extra_column = extra_column_present(&conn).map_err(err)?;
+        Ok(Catalog { conn, path: path.into(), owner_columns, extra_column })
     }
 
     /// Whether this connection is in WAL mode (what lets readers run beside the writer).
@@ -434,12 +438,23 @@ impl Catalog {
         }
         let mut st = self
             .conn
-            .prepare_cached("INSERT OR REPLACE INTO tree_entries (tree, name, kind, hash, size, mode, mtime_ns, uid, gid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
+            .prepare_cached("INSERT OR REPLACE INTO tree_entries (tree, name, kind, hash, size, mode, mtime_ns, uid, gid, extra) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
             .map_err(|e| self.err(e))?;
         for e in entries {
             let (uid, gid) = (e.owner.map(|o| o.uid), e.owner.map(|o| o.gid));
-            st.execute(params![&hash.0[..], e.name, e.kind.code(), &e.hash.0[..], e.size as i64, e.mode, e.mtime_ns, uid, gid])
-                .map_err(|e| self.err(e))?;
+            st.execute(params![
+                &hash.0[..],
+                e.name,
+                e.kind.code(),
+                &e.hash.0[..],
+                e.size as i64,
+                e.mode,
+                e.mtime_ns,
+                uid,
+                gid,
+                e.extra.to_column()
+            ])
+            .map_err(|e| self.err(e))?;
         }
         Ok(())
     }
@@ -453,6 +468,7 @@ impl Catalog {
             mode: r.get(4)?,
             mtime_ns: r.get(5)?,
             owner: owner_of(r.get(6)?, r.get(7)?),
+            extra: super::objects::EntryExtra::from_column(r.get(8)?),
         })
     }
 
@@ -1065,6 +1081,41 @@ fn has_owner_column(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
     Ok(cols.iter().any(|c| c == "uid"))
 }
 
+/// Symlink targets, device numbers and hard-link groups of tree entries
+/// (`EntryExtra` as JSON, NULL when none): one nullable column added to
+/// catalogs made before special files were kept, so their rows read unchanged.
+/// Returns whether the column is there now (a read-only connection to an old
+/// catalog reads every entry as having none, which is what its trees hold).
+fn ensure_extra_column(conn: &Connection) -> rusqlite::Result<bool> {
+    for table in ["tree_entries", "staging"] {
+        if !table_exists(conn, table)? || has_column(conn, table, "extra")? {
+            continue;
+        }
+        match conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN extra TEXT;")) {
+            Ok(()) => {}
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ReadOnly => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    extra_column_present(conn)
+}
+
+/// Whether tree_entries and staging (where they exist) have the `extra` column.
+fn extra_column_present(conn: &Connection) -> rusqlite::Result<bool> {
+    for table in ["tree_entries", "staging"] {
+        if table_exists(conn, table)? && !has_column(conn, table, "extra")? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    let mut st = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+    let cols = st.query_map([], |r| r.get::<_, String>(1))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(cols.iter().any(|c| c == column))
+}
+
 /// An owner from its two columns: recorded only when both are.
 pub fn owner_of(uid: Option<i64>, gid: Option<i64>) -> Option<super::objects::Owner> {
     match (uid.and_then(|u| u32::try_from(u).ok()), gid.and_then(|g| u32::try_from(g).ok())) {
@@ -1077,10 +1128,11 @@ impl Catalog {
     /// The tree_entries columns `entry_row` reads (owners as NULL where the
     /// catalog has no owner columns).
     fn entry_columns(&self) -> &'static str {
-        if self.owner_columns {
-            "name, kind, hash, size, mode, mtime_ns, uid, gid"
-        } else {
-            "name, kind, hash, size, mode, mtime_ns, NULL, NULL"
+        match (self.owner_columns, self.extra_column) {
+            (true, true) => "name, kind, hash, size, mode, mtime_ns, uid, gid, extra",
+            (true, false) => "name, kind, hash, size, mode, mtime_ns, uid, gid, NULL",
+            (false, true) => "name, kind, hash, size, mode, mtime_ns, NULL, NULL, extra",
+            (false, false) => "name, kind, hash, size, mode, mtime_ns, NULL, NULL, NULL",
         }
     }
 }
@@ -1139,7 +1191,7 @@ mod owner_column_tests {
         let (tree, _) = old_catalog(&path);
         let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
         assert!(!ensure_owner_columns(&conn).unwrap());
-        let cat = Catalog { conn, path: path.clone(), owner_columns: false };
+        let cat = Catalog { conn, path: path.clone(), owner_columns: false, extra_column: false };
         assert_eq!(cat.tree_lookup(&tree, "a.mov").unwrap().unwrap().owner, None);
     }
 

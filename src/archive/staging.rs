@@ -273,6 +273,7 @@ impl Archive {
                         mode: *mode,
                         mtime_ns: *mtime_ns,
                         owner: *owner,
+                        extra: Default::default(),
                     })
                 }
             };
@@ -413,7 +414,10 @@ fn apply(cat: &Catalog, w: &mut PackWriter, tree: Option<Hash>, changes: &[(Vec<
                 id
             }
         };
-        entries.insert(name.clone(), TreeEntry { name, kind: EntryKind::Dir, hash: sub, size, mode, mtime_ns: mtime, owner });
+        entries.insert(
+            name.clone(),
+            TreeEntry { name, kind: EntryKind::Dir, hash: sub, size, mode, mtime_ns: mtime, owner, extra: Default::default() },
+        );
     }
     let tree = Tree { entries: entries.into_values().collect() };
     let raw = tree.encode();

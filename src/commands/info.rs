@@ -88,6 +88,13 @@ pub enum Info {
 pub fn info(archive: &Path, spec: &str) -> Result<Info> {
     let a = Archive::open(archive)?;
     let r = a.resolve(spec)?;
+    if r.entry.kind.is_special() {
+        let what = r.entry.extra.target.as_ref().map(|t| format!(" pointing to {t}")).unwrap_or_default();
+        return Err(CommandError::invalid(format!(
+            "{spec} is a {}{what}: info describes files and folders; `reelfs ls -l` shows it",
+            r.entry.kind.word()
+        )));
+    }
     if r.entry.kind != EntryKind::File {
         return Ok(Info::Folder(folder_info(&a, archive, spec, &r.entry)?));
     }

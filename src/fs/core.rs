@@ -537,7 +537,7 @@ impl FsCore {
             .map(|e| {
                 let (kind, size) = match e.kind {
                     EntryKind::Dir => (NodeKind::Dir { tree: e.hash }, 4096),
-                    EntryKind::File => (NodeKind::File { blob: e.hash }, e.size),
+                    _ => (NodeKind::File { blob: e.hash }, e.size),
                 };
                 let n = self.inodes.child_owned(&p, &e.name, kind, size, e.mode, e.mtime_ns, e.owner);
                 (e.name, self.attr_of(&n))

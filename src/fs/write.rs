@@ -315,9 +315,7 @@ impl FsCore {
             for e in self.with_archive(|a| a.list_dir(&t))? {
                 let en = match e.kind {
                     EntryKind::Dir => Entry::Dir { tree: Some(e.hash), mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner },
-                    EntryKind::File => {
-                        Entry::File { content: Content::Blob(e.hash), size: e.size, mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner }
-                    }
+                    _ => Entry::File { content: Content::Blob(e.hash), size: e.size, mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner },
                 };
                 entries.insert(e.name, en);
             }
