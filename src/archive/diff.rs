@@ -72,6 +72,9 @@ pub struct Change {
     /// A symlink whose target changed (`symlink target a -> b`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<TargetChange>,
+    /// The user extended attributes differ (set, changed or removed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub xattrs: bool,
 }
 
 /// A symlink's target in A and in B (as stored, never resolved).
@@ -120,9 +123,11 @@ impl Change {
         self.owner.map(|o| format!("  {o}")).unwrap_or_default()
     }
 
-    /// A file or folder whose content is unchanged and whose owner changed.
-    fn owner_only(path: &str, x: &TreeEntry, y: &TreeEntry, owner: OwnerChange) -> Change {
-        Change::modified(path, x, y, Some(owner))
+    /// A file or folder whose content is unchanged and whose owner or user
+    /// extended attributes changed (both live beside the hash, not in it).
+    fn metadata_only(path: &str, x: &TreeEntry, y: &TreeEntry) -> Option<Change> {
+        let owner = OwnerChange::between(x, y);
+        (owner.is_some() || x.extra.xattrs != y.extra.xattrs).then(|| Change::modified(path, x, y, owner))
     }
 
     /// `x` became `y` at `path` (content, owner or both; for a symlink, its target).
@@ -142,6 +147,7 @@ impl Change {
             owner,
             kind: special_kind(y),
             target,
+            xattrs: x.extra.xattrs != y.extra.xattrs,
         }
     }
 
@@ -158,6 +164,7 @@ impl Change {
             owner: None,
             kind: special_kind(y),
             target: None,
+            xattrs: false,
         }
     }
 
@@ -174,6 +181,7 @@ impl Change {
             owner: None,
             kind: special_kind(x),
             target: None,
+            xattrs: false,
         }
     }
 
@@ -186,6 +194,9 @@ impl Change {
         }
         if let Some(t) = &self.target {
             s.push_str(&format!("  {t}"));
+        }
+        if self.xattrs {
+            s.push_str("  xattrs changed");
         }
         s + &self.owner_note()
     }
@@ -279,13 +290,13 @@ fn walk(src: &impl TreeSource, a: Option<&TreeEntry>, b: Option<&TreeEntry>, pat
         // Equal hash, equal kind: the same content (a folder: the same subtree). Not opened.
         // Its owner is the entry's own, outside the hash, so it is compared here.
         (Some(x), Some(y)) if x.kind == y.kind && x.hash == y.hash => {
-            if let Some(o) = OwnerChange::between(x, y) {
-                out.push(Change::owner_only(path, x, y, o));
+            if let Some(c) = Change::metadata_only(path, x, y) {
+                out.push(c);
             }
         }
         (Some(x), Some(y)) if x.kind == EntryKind::Dir && y.kind == EntryKind::Dir => {
-            if let Some(o) = OwnerChange::between(x, y) {
-                out.push(Change::owner_only(path, x, y, o));
+            if let Some(c) = Change::metadata_only(path, x, y) {
+                out.push(c);
             }
             let xs = src.entries(&x.hash)?;
             let ys = src.entries(&y.hash)?;
@@ -379,6 +390,7 @@ fn pair_renames(changes: Vec<Change>) -> Vec<Change> {
                 owner: None,
                 kind: c.kind,
                 target: None,
+                xattrs: false,
             });
         }
     }

@@ -63,6 +63,9 @@ struct SourceFile {
     link_group: Option<u64>,
 }
 
+/// A source folder: its place, mode, mtime, owner and user extended attributes.
+type SourceDir = (Vec<String>, u32, i64, Owner, Option<super::xattrs::Xattrs>);
+
 /// A symlink, FIFO, socket or device found by the walk: its place and its entry.
 struct SourceSpecial {
     path: PathBuf,
@@ -125,6 +128,8 @@ struct DirNode {
     mtime_ns: i64,
     /// The source folder's owner (None: made by the ingest, or not recorded).
     owner: Option<Owner>,
+    /// The source folder's user extended attributes.
+    xattrs: Option<super::xattrs::Xattrs>,
     entries: BTreeMap<String, Node>,
 }
 
@@ -135,7 +140,7 @@ enum Node {
 
 impl DirNode {
     fn new_empty(mode: u32, mtime_ns: i64) -> DirNode {
-        DirNode { base: None, base_size: 0, loaded: true, dirty: true, mode, mtime_ns, owner: None, entries: BTreeMap::new() }
+        DirNode { base: None, base_size: 0, loaded: true, dirty: true, mode, mtime_ns, owner: None, xattrs: None, entries: BTreeMap::new() }
     }
     fn from_entry(e: &TreeEntry) -> DirNode {
         DirNode {
@@ -146,6 +151,7 @@ impl DirNode {
             mode: e.mode,
             mtime_ns: e.mtime_ns,
             owner: e.owner,
+            xattrs: e.extra.xattrs.clone(),
             entries: BTreeMap::new(),
         }
     }
@@ -200,7 +206,7 @@ impl DirNode {
                         mode: d.mode,
                         mtime_ns: d.mtime_ns,
                         owner: d.owner,
-                        extra: Default::default(),
+                        extra: super::objects::EntryExtra { xattrs: d.xattrs.clone(), ..Default::default() },
                     });
                 }
             }
@@ -464,7 +470,7 @@ fn enumerate(
     archive_root: &Path,
     failed: &mut Vec<(String, String)>,
     specials: &mut Vec<SourceSpecial>,
-) -> Result<(Vec<SourceFile>, Vec<(Vec<String>, u32, i64, Owner)>)> {
+) -> Result<(Vec<SourceFile>, Vec<SourceDir>)> {
     let mut files = Vec::new();
     let mut dirs = Vec::new();
     // Never ingest the archive into itself (a source folder that contains it).
@@ -545,7 +551,7 @@ fn enumerate(
                 }
             };
             if ft.is_dir() {
-                dirs.push((d, m.mode() & 0o7777, mtime_ns(&m), Owner::of(&m)));
+                dirs.push((d, m.mode() & 0o7777, mtime_ns(&m), Owner::of(&m), super::xattrs::read(entry.path())));
             } else if ft.is_file() {
                 files.push(SourceFile { path: entry.path().to_path_buf(), dest: d, meta: m, link_group: None });
             } else {
@@ -605,6 +611,7 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
             mode: 0o755,
             mtime_ns: 0,
             owner: None,
+            xattrs: None,
             entries: BTreeMap::new(),
         },
         None => DirNode::new_empty(0o755, 0),
@@ -614,11 +621,12 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
     let result = (|| -> Result<Option<Hash>> {
         rewrite_records_of_missing_packs(cat, &mut sink)?;
         let now = super::objects::now_ns();
-        for (d, mode, mt, owner) in &dirs {
+        for (d, mode, mt, owner, xattrs) in &dirs {
             let node = root.dir_mut(cat, d, 0o755, now)?;
             node.mode = *mode;
             node.mtime_ns = *mt;
             node.owner = Some(*owner);
+            node.xattrs = xattrs.clone();
         }
         for sp in &specials {
             let (parent, name) = sp.dest.split_at(sp.dest.len() - 1);
@@ -701,7 +709,11 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
                     mode: f.meta.mode() & 0o7777,
                     mtime_ns: mt,
                     owner: Some(Owner::of(&f.meta)),
-                    extra: super::objects::EntryExtra { link_group: f.link_group, ..Default::default() },
+                    extra: super::objects::EntryExtra {
+                        link_group: f.link_group,
+                        xattrs: super::xattrs::read(&f.path),
+                        ..Default::default()
+                    },
                 }),
             );
             report.bytes_logical += size;

@@ -35,6 +35,7 @@ pub mod staging;
 pub mod synth;
 pub mod tcfacts;
 pub mod verify;
+pub mod xattrs;
 
 pub use error::{ArchiveError, Result};
 pub use objects::{EntryKind, Hash};

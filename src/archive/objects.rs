@@ -189,6 +189,33 @@ pub struct EntryExtra {
     /// by inode at ingest). The number means nothing beyond the grouping.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_group: Option<u64>,
+    /// User extended attributes (`user.*`, other than the mount's own read-only
+    /// `user.reelfs.*`): Finder tags and resource forks that Samba keeps in
+    /// them, labels set with `setfattr`. Values are bytes, written as hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xattrs: Option<std::collections::BTreeMap<String, XattrValue>>,
+}
+
+/// An extended attribute's value: any bytes, kept in the JSON as lowercase hex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XattrValue(pub Vec<u8>);
+
+impl Serialize for XattrValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(&self.0))
+    }
+}
+impl<'de> Deserialize<'de> for XattrValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<XattrValue, D::Error> {
+        let s = String::deserialize(d)?;
+        hex::decode(&s).map(XattrValue).map_err(|_| serde::de::Error::custom("bad xattr value"))
+    }
+}
+
+/// Whether an extended attribute is one the archive keeps: a user attribute,
+/// not one of the mount's derived `user.reelfs.*` ones.
+pub fn keeps_xattr(name: &str) -> bool {
+    name.starts_with("user.") && !name.starts_with("user.reelfs.")
 }
 
 impl EntryExtra {

@@ -231,6 +231,11 @@ fn restore_node(ctx: &mut Ctx, parent: BorrowedFd<'_>, parent_path: &Path, name:
             }
             // Folder mode and mtime last: creating files inside would bump the mtime,
             // and a read-only mode would stop us creating them.
+            if let Some(x) = &node.entry.extra.xattrs {
+                if let Err(why) = super::xattrs::apply(dir.as_fd(), x) {
+                    ctx.rep.skipped.push((path.display().to_string(), why));
+                }
+            }
             set_mode_mtime(dir.as_fd(), &node.entry, &path)?;
         }
     }
@@ -418,6 +423,7 @@ fn restore_file(ctx: &mut Ctx, e: &TreeEntry, parent: BorrowedFd<'_>, name: &str
     let (tmp, mut f) = dest::create_temp_in(tmp_dir.fd.as_fd(), &tmp_dir.path(), "")?;
     tmp_dir.live.borrow_mut().push(tmp.clone());
     let tmp_path = tmp_dir.path().join(&tmp);
+    let xattr_warning = std::cell::Cell::new(None);
     let result = (|| {
         let mut hasher = super::content_hash::ContentHasher::new(reader.zero_run_bytes());
         let mut buf = vec![0u8; 8 << 20];
@@ -458,6 +464,12 @@ fn restore_file(ctx: &mut Ctx, e: &TreeEntry, parent: BorrowedFd<'_>, name: &str
         // Durability comes from one syncfs when the whole restore is done: a
         // per-file fsync would stall the stream once per file.
         let mode = if e.mode != 0 { e.mode } else { 0o644 };
+        // Attributes before the mode: a read-only mode must not stop them.
+        if let Some(x) = &e.extra.xattrs {
+            if let Err(why) = super::xattrs::apply(f.as_fd(), x) {
+                xattr_warning.set(Some(why));
+            }
+        }
         set_mode_mtime(f.as_fd(), &TreeEntry { mode, ..e.clone() }, target)?;
         drop(f);
         // The first name of a hard-link group: keep one more link to the file in
@@ -481,6 +493,9 @@ fn restore_file(ctx: &mut Ctx, e: &TreeEntry, parent: BorrowedFd<'_>, name: &str
     tmp_dir.live.borrow_mut().retain(|n| n != &tmp);
     if let Ok(Some((g, kept))) = &result {
         ctx.link_groups.insert(*g, kept.clone());
+    }
+    if let Some(why) = xattr_warning.take() {
+        ctx.rep.skipped.push((target.display().to_string(), why));
     }
     result.map(|_| ())
 }
