@@ -97,6 +97,7 @@ fn run(cli: Cli) -> Result<i32> {
                 _ if json => print::json(&info)?,
                 commands::info::Info::File(f) => print::file_info(f),
                 commands::info::Info::Folder(f) => print::folder_info(f),
+                commands::info::Info::Slice(s) => print::slice_info(s),
             }
             Ok(0)
         }

@@ -9,7 +9,7 @@ use reelfs::archive::merge::{MergeReport, Outcome};
 use reelfs::archive::restore::RestoreReport;
 use reelfs::archive::EntryKind;
 use reelfs::commands::diff::DiffReport;
-use reelfs::commands::info::{FileInfo, FolderInfo, ProxyListing};
+use reelfs::commands::info::{FileInfo, FolderInfo, ProxyListing, SliceInfo};
 use reelfs::commands::log::LogEntry;
 use reelfs::commands::ls::{Listing, LsEntry};
 use reelfs::commands::status::{StagedChange, StagedItem};
@@ -467,4 +467,26 @@ pub fn stats(s: &Stats) {
     println!("dedup ratio     {:.2}x", s.dedup_ratio);
     println!("compression     {:.2}x", s.compression_ratio);
     println!("catalog         {}", human(s.catalog_bytes));
+}
+
+/// `info` of a slice: what `reelfs slice` prints for it.
+pub fn slice_info(i: &SliceInfo) {
+    let plan = &i.plan;
+    println!(
+        "{}\n  source {}\n  in {} out {} ({}), first frame {}\n  frames {} (source frames {}..{}), handles {} before, {} after (asked {})\n  size {} bytes, {}",
+        i.path,
+        i.source,
+        plan.in_tc,
+        plan.out_tc,
+        plan.rate,
+        plan.start_tc,
+        plan.end_frame - plan.first_frame,
+        plan.first_frame,
+        plan.end_frame,
+        plan.handles_before,
+        plan.handles_after,
+        plan.handles_requested,
+        plan.size,
+        plan.method
+    );
 }

@@ -218,3 +218,24 @@ fn a_slice_name_resolves_to_its_plan_and_reads_the_bytes_the_mount_serves() {
     let e = view::resolve(&a, "main/src/clip.mov@10:00:00:20-10:00:00:10").err().unwrap();
     assert!(e.to_string().contains("not after in point"), "{e}");
 }
+
+#[test]
+fn a_slice_is_planned_from_the_typed_media_facts_a_caller_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("archive");
+    drop(Archive::init(&root).unwrap());
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::copy(test_media().join("C003C001_h264_25p.mov"), src.join("clip.mov")).unwrap();
+    ingest(&root, &src, true);
+    let a = Archive::open(&root).unwrap();
+    let Target::File { entry, .. } = view::resolve(&a, "main/src/clip.mov").unwrap().target else { panic!("not a file") };
+    let Some((Some(mut facts), None)) = reelfs::media::facts::stored(&a, &entry.hash).unwrap() else { panic!("not probed") };
+    assert_eq!(facts.timecode.as_deref(), Some("10:00:00:00"));
+    // What an extract does: it matched the clip by its facts and hands them over
+    // as they are (here, with another start), typed, not as JSON to look up.
+    facts.timecode = Some("11:00:00:00".into());
+    let spec = reelfs::timecode::SliceSpec::parse_name("clip.mov@11:00:00:10-11:00:00:20").unwrap().unwrap();
+    let (plan, _) = view::slice::plan_with_facts(&a, "main/src/clip.mov", &spec, &entry.hash, &facts).unwrap();
+    assert_eq!((plan.in_tc.as_str(), plan.first_frame, plan.end_frame), ("11:00:00:10", 10, 20));
+}

@@ -23,6 +23,9 @@ pub enum CommandError {
     /// The request itself cannot be carried out as given.
     #[error("{0}")]
     Invalid(String),
+    /// A path the resolver refused or could not find (its message says why).
+    #[error(transparent)]
+    View(#[from] crate::view::ViewError),
 }
 
 pub type Result<T, E = CommandError> = std::result::Result<T, E>;

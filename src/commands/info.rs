@@ -1,11 +1,14 @@
 //! `reelfs info`: what is known about a file (content hash, stored bytes, media
-//! facts, proxies), or about the image sequences in a folder.
+//! facts, proxies), a slice (its plan), or the image sequences in a folder. The
+//! path is resolved by the view layer, as the mount and `cat` resolve it.
 
 use super::{CommandError, Result};
 use crate::archive::objects::{DamagedRange, TreeEntry};
 use crate::archive::{Archive, EntryKind, Hash};
 use crate::media::facts::{self, MediaFacts};
 use crate::media::sequence;
+use crate::view::proxy::ProxyTarget;
+use crate::view::{self, Target};
 use std::path::Path;
 
 /// A stored proxy of a source, named as the mount shows it.
@@ -81,29 +84,75 @@ pub struct FolderInfo {
 pub enum Info {
     File(Box<FileInfo>),
     Folder(FolderInfo),
+    Slice(Box<SliceInfo>),
 }
 
-/// `info` of `spec` (`BRANCH[@COMMIT]/PATH`): a file, or a folder holding image
-/// sequences (a folder without one is an error that points at `ls`).
+/// A virtual slice (`clip.mov@IN-OUT[+H]`): the clip it cuts and its plan,
+/// as `reelfs slice` shows them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SliceInfo {
+    pub path: String,
+    /// Mount path of the clip it cuts.
+    pub source: String,
+    pub plan: crate::media::slice::SlicePlan,
+}
+
+/// `info` of `spec`, any path the mount shows (`BRANCH[@COMMIT]/PATH`, a
+/// slice `clip@IN-OUT`, `.proxy/PROFILE/NAME`, `.history/...`), resolved by the
+/// view layer as `cat` and `slice` resolve it: a file, a slice, a proxy, or a
+/// folder holding image sequences (a folder without one is an error that
+/// points at `ls`).
 pub fn info(archive: &Path, spec: &str) -> Result<Info> {
     let a = Archive::open(archive)?;
-    let r = a.resolve(spec)?;
-    if r.entry.kind.is_special() {
-        let what = r.entry.extra.target.as_ref().map(|t| format!(" pointing to {t}")).unwrap_or_default();
-        return Err(CommandError::invalid(format!(
-            "{spec} is a {}{what}: info describes files and folders; `reelfs ls -l` shows it",
-            r.entry.kind.word()
-        )));
+    // Leading and trailing '/' were always accepted (shell completion leaves
+    // the trailing one on a folder).
+    let r = view::resolve(&a, spec.trim_matches('/'))?;
+    let not_a_file = |kind: &str| {
+        CommandError::invalid(format!("{spec} is a {kind} with no image sequence; `reelfs ls {} {spec}` lists it", archive.display()))
+    };
+    match r.target {
+        Target::File { entry, .. } if entry.kind.is_special() => {
+            let what = entry.extra.target.as_ref().map(|t| format!(" pointing to {t}")).unwrap_or_default();
+            Err(CommandError::invalid(format!(
+                "{spec} is a {}{what}: info describes files and folders; `reelfs ls -l` shows it",
+                entry.kind.word()
+            )))
+        }
+        Target::File { entry, .. } => Ok(Info::File(Box::new(file_info(&a, spec, &entry)?))),
+        Target::Staged { .. } => Err(CommandError::invalid(format!(
+            "{spec} was written through the mount and is not committed yet: `reelfs commit {} BRANCH` first, then `reelfs info` shows its facts",
+            archive.display()
+        ))),
+        Target::Slice(s) => Ok(Info::Slice(Box::new(SliceInfo { path: spec.to_string(), source: s.source_path.clone(), plan: (*s.plan).clone() }))),
+        Target::Proxy(x) => Ok(Info::File(Box::new(proxy_info(&a, spec, &x)?))),
+        Target::Sequence(seq) => {
+            let parent = r.path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+            let tree = view::resolve::committed_tree(&a, &view::resolve(&a, parent)?.target)?;
+            let Some(tree) = tree else { return Err(not_a_file("folder")) };
+            let mut f = folder_info(&a, archive, spec, &tree)?;
+            f.sequences.retain(|s| s.pattern == seq.pattern);
+            Ok(Info::Folder(f))
+        }
+        t @ (Target::Dir { .. } | Target::Branch { .. } | Target::Commit { .. }) => match view::resolve::committed_tree(&a, &t)? {
+            Some(tree) => Ok(Info::Folder(folder_info(&a, archive, spec, &tree)?)),
+            None => Err(not_a_file("folder")),
+        },
+        t @ (Target::Root | Target::History | Target::HistoryBranch { .. } | Target::ProxyDir { .. }) => Err(not_a_file(t.kind_word())),
     }
-    if r.entry.kind != EntryKind::File {
-        return Ok(Info::Folder(folder_info(&a, archive, spec, &r.entry)?));
-    }
-    let stored_bytes = a.catalog.blob_stored_bytes(&r.entry.hash)?;
-    let (media, err) = facts::stored(&a, &r.entry.hash)?.unwrap_or((None, None));
-    let media = media.map(|f| facts::in_force(&a, r.commit.as_ref(), &r.path, &r.entry.hash, &f));
-    let plain = crate::archive::content_hash::is_plain_blake3(&a.catalog, &r.entry.hash)?;
-    let e = &r.entry;
-    Ok(Info::File(Box::new(FileInfo {
+}
+
+/// A committed file: its entry, stored bytes, the media facts in force, proxies.
+fn file_info(a: &Archive, spec: &str, e: &TreeEntry) -> Result<FileInfo> {
+    let stored_bytes = a.catalog.blob_stored_bytes(&e.hash)?;
+    let (media, err) = facts::stored(a, &e.hash)?.unwrap_or((None, None));
+    // A timecode recorded with `reelfs tc set` is kept by branch path and
+    // commit; the mount's xattrs look it up the same way.
+    let media = media.map(|f| match a.resolve(spec) {
+        Ok(r) => facts::in_force(a, r.commit.as_ref(), &r.path, &e.hash, &f),
+        Err(_) => f.with_user_fact(None),
+    });
+    let plain = crate::archive::content_hash::is_plain_blake3(&a.catalog, &e.hash)?;
+    Ok(FileInfo {
         path: spec.to_string(),
         size: e.size,
         mode: format!("{:o}", e.mode),
@@ -116,9 +165,32 @@ pub fn info(archive: &Path, spec: &str) -> Result<Info> {
         media,
         damaged: err.is_some(),
         probe_error: err,
-        proxies: proxies_of_file(&a, e)?,
+        proxies: proxies_of_file(a, e)?,
         content_label: crate::archive::content_hash::label(&e.hash, plain),
-    })))
+    })
+}
+
+/// A stored proxy, as a file of its own (read-only, dated like its source).
+fn proxy_info(a: &Archive, spec: &str, x: &ProxyTarget) -> Result<FileInfo> {
+    let blob = &x.rec.blob;
+    let (media, err) = facts::stored(a, blob)?.unwrap_or((None, None));
+    let plain = crate::archive::content_hash::is_plain_blake3(&a.catalog, blob)?;
+    Ok(FileInfo {
+        path: spec.to_string(),
+        size: x.size,
+        mode: "444".to_string(),
+        mtime_ns: x.source.mtime_ns,
+        content_hash: blob.to_hex(),
+        stored_bytes: a.catalog.blob_stored_bytes(blob)?,
+        logical_bytes: x.size,
+        uid: None,
+        gid: None,
+        media,
+        damaged: err.is_some(),
+        probe_error: err,
+        proxies: Vec::new(),
+        content_label: crate::archive::content_hash::label(blob, plain),
+    })
 }
 
 /// The stored proxies of a file's content.
@@ -147,8 +219,8 @@ pub fn proxies_of(a: &Archive, source: &Hash, name: impl Fn(&str) -> String) -> 
 
 /// The image sequences in a folder: frames, gaps, what the first frame's header
 /// says, proxies.
-fn folder_info(a: &Archive, archive: &Path, path: &str, dir: &TreeEntry) -> Result<FolderInfo> {
-    let entries = a.list_dir(&dir.hash)?;
+fn folder_info(a: &Archive, archive: &Path, path: &str, tree: &Hash) -> Result<FolderInfo> {
+    let entries = a.list_dir(tree)?;
     let files = entries.iter().filter(|e| e.kind == EntryKind::File).map(|e| (e.name.clone(), e.clone()));
     let seqs = sequence::group(files);
     if seqs.is_empty() {

@@ -2,8 +2,12 @@
 //! extended attributes over the archive, in terms of inode numbers and bytes.
 //! Nothing here knows about FUSE, so it is tested without mounting.
 
+pub use super::attr::{Attr, NodeType};
+pub use super::error::{FsError, FsResult, NAME_MAX};
 use super::inodes::{Inodes, Node, NodeKind, ROOT_INO};
+use super::owners::Caller;
 use super::readahead::{Prefetcher, ReadAheadConfig};
+use super::write::{BranchWrites, Branches, Falloc, WriteHost, WriteState};
 use crate::archive::read_pool::ReadPool;
 use crate::archive::{Archive, BlobReader, EntryKind, Hash};
 use crate::media::slice::SlicePlan;
@@ -13,71 +17,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-#[derive(Debug, thiserror::Error)]
-pub enum FsError {
-    #[error("no such file or directory")]
-    NotFound,
-    #[error("not a directory")]
-    NotDir,
-    #[error("is a directory")]
-    IsDir,
-    #[error("read-only")]
-    ReadOnly,
-    #[error("no such attribute")]
-    NoAttr,
-    #[error("bad file handle")]
-    BadHandle,
-    #[error("I/O error: {0}")]
-    Io(String),
-    /// The disk holding the archive is full (ENOSPC to the caller).
-    #[error("no space left: {0}")]
-    NoSpace(String),
-    #[error("already exists")]
-    Exists,
-    #[error("directory not empty")]
-    NotEmpty,
-    #[error("cross-branch rename")]
-    CrossDevice,
-    #[error("invalid name or argument")]
-    Invalid,
-    /// A size or offset past the largest file the mount declares (EFBIG).
-    #[error("file too large")]
-    TooBig,
-    /// A name longer than NAME_MAX (255 bytes), ENAMETOOLONG as POSIX asks.
-    #[error("file name too long")]
-    NameTooLong,
-    /// An fallocate mode the branch cannot honour (EOPNOTSUPP).
-    #[error("operation not supported")]
-    NotSupported,
-    /// The caller may not do this to this file (EPERM): a chown by someone
-    /// other than root or the owner, or giving a file away without being root.
-    #[error("operation not permitted")]
-    NotPermitted,
-}
-
-/// The longest name a directory entry may have, in bytes (Linux NAME_MAX).
-pub const NAME_MAX: usize = 255;
-
-pub type FsResult<T> = Result<T, FsError>;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NodeType {
-    Dir,
-    File,
-}
-
-#[derive(Debug, Clone)]
-pub struct Attr {
-    pub ino: u64,
-    pub kind: NodeType,
-    pub size: u64,
-    pub mode: u32,
-    pub mtime_ns: i64,
-    pub nlink: u32,
-    /// None: not recorded (shown as the mount's user).
-    pub owner: Option<crate::archive::objects::Owner>,
-}
 
 /// One open file: what it names and how its bytes are served.
 pub struct OpenFile {
@@ -95,7 +34,7 @@ pub enum OpenContent {
     Slice { plan: Arc<SlicePlan>, source: Arc<BlobReader> },
     /// A branch file opened for writing, or opened while another handle writes
     /// it: reads and writes go through the inode's shared write state.
-    Writable(Arc<Mutex<super::write::WriteState>>),
+    Writable(Arc<Mutex<WriteState>>),
 }
 
 impl OpenContent {
@@ -138,12 +77,8 @@ pub struct FsCore {
     /// Slice plans, by inode, with the source they read from: a bounded LRU
     /// (a plan is re-made from the node when it was evicted).
     slices: Mutex<hashlink::LruCache<u64, SliceEntry>>,
-    /// Write state of branch files being written, by inode.
-    pub(crate) writes: Mutex<HashMap<u64, Arc<Mutex<super::write::WriteState>>>>,
-    pub(crate) read_only: bool,
-    /// Access times set by `utimensat`, by (branch, path). The tree format has
-    /// no atime, so they live as long as the mount (see README "Writes").
-    pub(crate) atimes: Mutex<HashMap<(String, String), i64>>,
+    /// The write path (fs/write.rs): branch files being written, access times.
+    branch_writes: BranchWrites,
 }
 
 /// A slice's plan, the reader of its source, and the source's path (for xattrs).
@@ -169,18 +104,6 @@ const HEADS_TTL: Duration = Duration::from_secs(1);
 const MIN_READERS: usize = 2;
 const MAX_READERS: usize = 8;
 
-impl From<crate::archive::ArchiveError> for FsError {
-    /// The kind is decided here, from the error itself (errno, SQLite code),
-    /// so the FUSE adapter maps kinds and never reads messages.
-    fn from(e: crate::archive::ArchiveError) -> FsError {
-        if e.is_disk_full() {
-            FsError::NoSpace(e.to_string())
-        } else {
-            FsError::Io(e.to_string())
-        }
-    }
-}
-
 impl FsCore {
     pub fn new(archive: Archive, opts: FsOptions) -> FsCore {
         let store = archive.store().clone();
@@ -197,10 +120,13 @@ impl FsCore {
             heads: Mutex::new((Instant::now() - HEADS_TTL * 2, HashMap::new())),
             mount_time_ns: crate::archive::objects::now_ns(),
             slices: Mutex::new(hashlink::LruCache::new(SLICE_PLAN_CACHE)),
-            writes: Mutex::new(HashMap::new()),
-            read_only: opts.read_only,
-            atimes: Mutex::new(HashMap::new()),
+            branch_writes: BranchWrites::new(opts.read_only),
         }
+    }
+
+    /// Branch folders and files: the write path over this core.
+    fn branches(&self) -> Branches<'_, FsCore> {
+        self.branch_writes.on(self)
     }
 
     pub(crate) fn heads_snapshot(&self) -> FsResult<HashMap<String, Option<Hash>>> {
@@ -263,7 +189,7 @@ impl FsCore {
                     None => Ok(None),
                 }
             }
-            NodeKind::BDir { .. } => self.branch_dir_tree(node),
+            NodeKind::BDir { .. } => self.branches().branch_dir_tree(node),
             NodeKind::BFile { .. } => Err(FsError::NotDir),
             NodeKind::Root => Err(FsError::Io("internal: root has no tree".into())),
             NodeKind::File { .. } | NodeKind::Slice { .. } | NodeKind::Proxy { .. } | NodeKind::ProxyDir { .. } => Err(FsError::NotDir),
@@ -271,26 +197,13 @@ impl FsCore {
     }
 
     pub fn attr_of(&self, n: &Node) -> Attr {
-        let kind = if matches!(n.kind, NodeKind::File { .. } | NodeKind::Slice { .. } | NodeKind::Proxy { .. } | NodeKind::BFile { .. }) {
-            NodeType::File
-        } else {
-            NodeType::Dir
-        };
-        Attr {
-            ino: n.ino,
-            kind,
-            size: n.size,
-            mode: n.mode,
-            mtime_ns: n.mtime_ns,
-            nlink: if kind == NodeType::Dir { 2 } else { 1 },
-            owner: n.owner,
-        }
+        Attr::of_node(n)
     }
 
     pub fn getattr(&self, ino: u64) -> FsResult<Attr> {
         let n = self.node(ino)?;
         if matches!(n.kind, NodeKind::BDir { .. } | NodeKind::BFile { .. }) {
-            return self.branch_attr(&n);
+            return self.branches().branch_attr(&n);
         }
         if let NodeKind::Branch { name } = &n.kind {
             // A branch root's mtime is its head commit's time.
@@ -325,26 +238,8 @@ impl FsCore {
             return self.getattr(p.parent);
         }
         // Branch folders are named by path (fs/write.rs keeps their inodes
-        // while they are written); `.proxy` and slices beside their files
-        // resolve as everywhere else.
-        if matches!(p.kind, NodeKind::Branch { .. } | NodeKind::BDir { .. }) {
-            if name == view::proxy::PROXY_DIR {
-                if let Some(tree) = self.dir_tree(&p)? {
-                    if let Some(t) = view::proxy::proxy_dir(self, &tree, &p.path).map_err(|e| view_err(&p, name, e))? {
-                        return self.target_node(&p, name, t);
-                    }
-                }
-            }
-            if let Some(a) = self.branch_lookup(&p, name)? {
-                return Ok(a);
-            }
-            // Not in the branch: perhaps a slice of a committed file beside it.
-            let Some(tree) = self.dir_tree(&p)? else { return Err(FsError::NotFound) };
-            return match view::slice::lookup(self, &p.path, &tree, name).map_err(|e| view_err(&p, name, e))? {
-                Some(t) => self.target_node(&p, name, t),
-                None => Err(FsError::NotFound),
-            };
-        }
+        // while they are written); what is in them, `.proxy` and slices beside
+        // their files resolve through the view layer as everywhere else.
         let parent_target = match &p.kind {
             NodeKind::Root => Target::Root,
             NodeKind::History => Target::History,
@@ -355,7 +250,7 @@ impl FsCore {
             NodeKind::File { .. } | NodeKind::Slice { .. } | NodeKind::Proxy { .. } | NodeKind::BFile { .. } => {
                 return Err(FsError::NotDir)
             }
-            NodeKind::Branch { .. } | NodeKind::BDir { .. } => return Err(FsError::Io("internal: branch folder".into())),
+            NodeKind::Branch { .. } | NodeKind::BDir { .. } => self.branches().folder_target(&p)?,
         };
         let t = view::lookup(self, &parent_target, &p.path, name).map_err(|e| view_err(&p, name, e))?;
         self.target_node(&p, name, t)
@@ -364,6 +259,9 @@ impl FsCore {
     /// The inode of what the resolver found (inode numbers are the mount's
     /// business, not the resolver's), with its attributes.
     fn target_node(&self, p: &Node, name: &str, t: Target) -> FsResult<Attr> {
+        if let Some(a) = self.branches().live_node(p, name, &t)? {
+            return Ok(a);
+        }
         let n = match t {
             Target::Branch { name: b, .. } => {
                 let n = self.inodes.child(p, name, NodeKind::Branch { name: b }, 0, 0o755, self.mount_time_ns);
@@ -524,7 +422,7 @@ impl FsCore {
         if let Some(v) = self.proxy_readdir(&p)? {
             return Ok(v);
         }
-        if let Some(mut v) = self.branch_readdir(&p)? {
+        if let Some(mut v) = self.branches().branch_readdir(&p)? {
             if let Some(tree) = self.dir_tree(&p)? {
                 self.proxy_dir_entry(&p, &tree, &mut v)?;
             }
@@ -555,14 +453,14 @@ impl FsCore {
     pub fn open_with(&self, ino: u64, write: bool, truncate: bool) -> FsResult<u64> {
         let n = self.node(ino)?;
         if let NodeKind::BFile { .. } = &n.kind {
-            let existing = self.writes.lock().ok().and_then(|m| m.get(&ino).cloned());
+            let existing = self.branches().write_state(ino);
             let content = if write || truncate {
-                OpenContent::Writable(self.open_for_write(&n, truncate)?)
+                OpenContent::Writable(self.branches().open_for_write(&n, truncate)?)
             } else if let Some(ws) = existing {
                 ws.lock().map_err(|_| FsError::Io("poisoned".into()))?.handles += 1;
                 OpenContent::Writable(ws)
             } else {
-                OpenContent::archived(self.branch_reader(&n)?.0)
+                OpenContent::archived(self.branches().branch_reader(&n)?.0)
             };
             let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
             let of = OpenFile { node: n, content };
@@ -596,7 +494,7 @@ impl FsCore {
     pub fn release(&self, fh: u64) -> FsResult<()> {
         let of = self.handles.lock().ok().and_then(|mut h| h.remove(&fh));
         if let Some(OpenFile { node, content: OpenContent::Writable(ws) }) = of.as_deref() {
-            return self.release_ws(node.ino, ws);
+            return self.branches().release_ws(node.ino, ws);
         }
         Ok(())
     }
@@ -607,8 +505,8 @@ impl FsCore {
     }
 
     /// `create_open` on behalf of `caller`, who then owns the file (None: owner not recorded).
-    pub fn create_open_as(&self, parent: u64, name: &str, mode: u32, caller: Option<&super::owners::Caller>) -> FsResult<(Attr, u64)> {
-        let (attr, ws) = self.create_as(parent, name, mode, caller)?;
+    pub fn create_open_as(&self, parent: u64, name: &str, mode: u32, caller: Option<&Caller>) -> FsResult<(Attr, u64)> {
+        let (attr, ws) = self.branches().create_as(parent, name, mode, caller)?;
         let n = self.node(attr.ino)?;
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let of = OpenFile { node: n, content: OpenContent::Writable(ws) };
@@ -619,7 +517,7 @@ impl FsCore {
     pub fn write_fh(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
         let of = self.handle(fh)?;
         match &of.content {
-            OpenContent::Writable(ws) => self.write(ws, offset, data),
+            OpenContent::Writable(ws) => self.branches().write(ws, offset, data),
             OpenContent::Archived { .. } | OpenContent::Slice { .. } => Err(FsError::ReadOnly),
         }
     }
@@ -628,7 +526,7 @@ impl FsCore {
     pub fn fsync_fh(&self, fh: u64) -> FsResult<()> {
         let of = self.handle(fh)?;
         match &of.content {
-            OpenContent::Writable(ws) => self.flush_ws(ws),
+            OpenContent::Writable(ws) => self.branches().flush_ws(ws),
             OpenContent::Archived { .. } | OpenContent::Slice { .. } => Ok(()),
         }
     }
@@ -642,7 +540,7 @@ impl FsCore {
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
         let of = self.handle(fh)?;
         let (reader, seq) = match &of.content {
-            OpenContent::Writable(ws) => return self.read_ws(ws, offset, size as u64),
+            OpenContent::Writable(ws) => return self.branches().read_ws(ws, offset, size as u64),
             OpenContent::Slice { plan, source } => return Self::read_slice(&of.node, plan, source, offset, size),
             OpenContent::Archived { reader, seq } => (reader, seq),
         };
@@ -807,7 +705,7 @@ impl FsCore {
             NodeKind::BDir { branch, .. } => out.push(("user.reelfs.branch".into(), branch.clone())),
             NodeKind::BFile { branch, path } => {
                 out.push(("user.reelfs.branch".into(), branch.clone()));
-                if let Some(super::write::Entry::File { content, .. }) = self.branch_entry(branch, path)? {
+                if let Some(super::write::Entry::File { content, .. }) = self.branches().branch_entry(branch, path)? {
                     match content {
                         crate::archive::staging::Content::Blob(blob) => {
                             out.push(("user.reelfs.hash".into(), self.hash_label(&blob)?));
@@ -837,6 +735,92 @@ impl FsCore {
     pub fn inode_count(&self) -> usize {
         self.inodes.len()
     }
+
+    // What changes a branch: fs/write.rs does it, the core hands it its nodes.
+
+    /// True for nodes whose content may change (branch files and folders of a
+    /// writable mount): everything else is archived content or derived from it.
+    pub fn is_mutable(&self, ino: u64) -> bool {
+        self.branches().is_mutable(ino)
+    }
+
+    pub fn mkdir(&self, parent: u64, name: &str, mode: u32) -> FsResult<Attr> {
+        self.mkdir_as(parent, name, mode, None)
+    }
+
+    /// Make a folder owned by `caller` (None: owner not recorded); in the
+    /// mount root, a new branch.
+    pub fn mkdir_as(&self, parent: u64, name: &str, mode: u32, caller: Option<&Caller>) -> FsResult<Attr> {
+        self.branches().mkdir_as(parent, name, mode, caller)
+    }
+
+    pub fn unlink(&self, parent: u64, name: &str) -> FsResult<()> {
+        self.branches().unlink(parent, name)
+    }
+
+    /// Remove a folder; in the mount root, a branch with nothing staged.
+    pub fn rmdir(&self, parent: u64, name: &str) -> FsResult<()> {
+        self.branches().rmdir(parent, name)
+    }
+
+    pub fn rename(&self, parent: u64, name: &str, newparent: u64, newname: &str) -> FsResult<()> {
+        self.branches().rename(parent, name, newparent, newname)
+    }
+
+    /// chmod / truncate / utimens.
+    pub fn setattr(&self, ino: u64, mode: Option<u32>, size: Option<u64>, mtime_ns: Option<i64>) -> FsResult<Attr> {
+        self.branches().setattr(ino, mode, size, mtime_ns)
+    }
+
+    /// chown/chgrp by `caller` (see `Branches::chown`).
+    pub fn chown(&self, ino: u64, uid: Option<u32>, gid: Option<u32>, caller: &Caller) -> FsResult<Attr> {
+        self.branches().chown(ino, uid, gid, caller)
+    }
+
+    pub fn set_atime(&self, ino: u64, atime_ns: i64) -> FsResult<()> {
+        self.branches().set_atime(ino, atime_ns)
+    }
+
+    /// The access time set for a node, if one was.
+    pub fn atime_ns(&self, ino: u64) -> Option<i64> {
+        self.branches().atime_ns(ino)
+    }
+
+    pub fn fallocate(&self, ino: u64, offset: u64, length: u64, mode: Falloc) -> FsResult<()> {
+        self.branches().fallocate(ino, offset, length, mode)
+    }
+
+    /// copy_file_range into a branch file (shares the source's chunks).
+    pub fn copy_range(&self, ino_in: u64, off_in: u64, ino_out: u64, off_out: u64, len: u64) -> FsResult<u64> {
+        self.branches().copy_range(ino_in, off_in, ino_out, off_out, len)
+    }
+}
+
+impl WriteHost for FsCore {
+    fn node(&self, ino: u64) -> FsResult<Node> {
+        FsCore::node(self, ino)
+    }
+    fn inodes(&self) -> &Inodes {
+        &self.inodes
+    }
+    fn with_archive<T>(&self, f: impl FnOnce(&Archive) -> crate::archive::Result<T>) -> FsResult<T> {
+        FsCore::with_archive(self, f)
+    }
+    fn with_writer<T>(&self, f: impl FnOnce(&Archive) -> crate::archive::Result<T>) -> FsResult<T> {
+        FsCore::with_writer(self, f)
+    }
+    fn getattr(&self, ino: u64) -> FsResult<Attr> {
+        FsCore::getattr(self, ino)
+    }
+    fn lookup(&self, parent: u64, name: &str) -> FsResult<Attr> {
+        FsCore::lookup(self, parent, name)
+    }
+    fn invalidate_heads(&self) {
+        FsCore::invalidate_heads(self)
+    }
+    fn branch_root_mtime(&self, branch: &str) -> FsResult<i64> {
+        self.getattr_branch_root_mtime(branch)
+    }
 }
 
 impl view::Access for FsCore {
@@ -860,17 +844,6 @@ fn view_err(parent: &Node, name: &str, e: ViewError) -> FsError {
         log::info!("{}/{name}: {e}", parent.path);
     }
     FsError::from(e)
-}
-
-impl From<ViewError> for FsError {
-    fn from(e: ViewError) -> FsError {
-        match e {
-            ViewError::Slice(_) | ViewError::Path(_) | ViewError::NotFound(_) | ViewError::NoBranch(_) => FsError::NotFound,
-            ViewError::NotDir(_) => FsError::NotDir,
-            ViewError::Archive(e) => FsError::from(e),
-            ViewError::Access(m) => FsError::Io(m),
-        }
-    }
 }
 
 #[cfg(test)]

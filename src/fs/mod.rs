@@ -4,7 +4,9 @@
 //! folders writable (buffered writes staged in the archive until `reelfs commit`);
 //! `mount` runs a session.
 
+pub mod attr;
 pub mod core;
+pub mod error;
 pub mod fuse;
 pub mod inodes;
 pub mod mount;

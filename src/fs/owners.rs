@@ -6,7 +6,7 @@
 //! the chown rules again so it is right on its own (tests call it without a
 //! kernel) and never records a change the caller may not make.
 
-use super::core::{FsError, FsResult};
+use super::error::{FsError, FsResult};
 use crate::archive::objects::Owner;
 
 /// Who is asking: the process behind a FUSE request.

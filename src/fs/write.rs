@@ -7,13 +7,15 @@
 //! `Archive::stage_write`) at fsync, close, truncate, or every 64 MiB; other
 //! readers of the branch see buffered bytes at once.
 
-use super::core::{Attr, FsCore, FsError, FsResult, NodeType};
-use super::inodes::{Node, NodeKind};
+use super::attr::{Attr, NodeType};
+use super::error::{FsError, FsResult, NAME_MAX};
+use super::inodes::{Inodes, Node, NodeKind, ROOT_INO};
 use super::owners::{self, Caller};
 use crate::archive::objects::{Extent, Owner};
 use crate::archive::staging::{splice, Content, Staged, MAX_FILE_SIZE};
 use crate::archive::{objects, BlobReader, EntryKind, Hash};
-use std::collections::BTreeMap;
+use crate::view::{self, Target};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 /// Flush a file's buffered writes once they reach this size.
@@ -64,6 +66,21 @@ pub enum Entry {
         mtime_ns: i64,
         owner: Option<Owner>,
     },
+}
+
+impl Entry {
+    /// A file or folder the view layer's branch resolver found (None for
+    /// anything else: no branch entry).
+    fn of_target(t: Target) -> Option<Entry> {
+        Some(match t {
+            Target::Dir { tree, mode, mtime_ns, owner, .. } => Entry::Dir { tree, mode, mtime_ns, owner },
+            Target::File { entry: e, .. } => {
+                Entry::File { content: Content::Blob(e.hash), size: e.size, mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner }
+            }
+            Target::Staged { content, size, mode, mtime_ns, owner, .. } => Entry::File { content, size, mode, mtime_ns, owner },
+            _ => return None,
+        })
+    }
 }
 
 /// Write state of one file inode, shared by all its open handles.
@@ -167,7 +184,78 @@ impl WriteState {
     }
 }
 
-impl FsCore {
+/// What the write path needs from the filesystem it is part of: nodes, the
+/// archive (read pool and the one writer), and a few answers only the core
+/// can give. The core implements it and calls down into `Branches`; this
+/// module never names the core, so the dependency runs one way.
+pub trait WriteHost: view::Access {
+    fn node(&self, ino: u64) -> FsResult<Node>;
+    fn inodes(&self) -> &Inodes;
+    /// Read metadata, in one read transaction.
+    fn with_archive<T>(&self, f: impl FnOnce(&crate::archive::Archive) -> crate::archive::Result<T>) -> FsResult<T>;
+    /// Change the staging overlay (or store staged bytes) through the one writer.
+    fn with_writer<T>(&self, f: impl FnOnce(&crate::archive::Archive) -> crate::archive::Result<T>) -> FsResult<T>;
+    /// Attributes as the core answers `getattr` (a branch root's follow its head).
+    fn getattr(&self, ino: u64) -> FsResult<Attr>;
+    fn lookup(&self, parent: u64, name: &str) -> FsResult<Attr>;
+    /// Forget cached branch heads (a branch was created or removed).
+    fn invalidate_heads(&self);
+    /// A branch root's mtime: its head commit's time.
+    fn branch_root_mtime(&self, branch: &str) -> FsResult<i64>;
+}
+
+/// The write path's own state, owned by the core for the life of the mount.
+pub struct BranchWrites {
+    /// Write state of branch files being written, by inode.
+    writes: Mutex<HashMap<u64, Arc<Mutex<WriteState>>>>,
+    read_only: bool,
+    /// Access times set by `utimensat`, by (branch, path). The tree format has
+    /// no atime, so they live as long as the mount (see README "Writes").
+    atimes: Mutex<HashMap<(String, String), i64>>,
+}
+
+impl BranchWrites {
+    pub fn new(read_only: bool) -> BranchWrites {
+        BranchWrites { writes: Mutex::new(HashMap::new()), read_only, atimes: Mutex::new(HashMap::new()) }
+    }
+
+    /// Branch operations on behalf of `host`, over this state.
+    pub fn on<'a, H: WriteHost>(&'a self, host: &'a H) -> Branches<'a, H> {
+        Branches { host, inodes: host.inodes(), writes: &self.writes, read_only: self.read_only, atimes: &self.atimes }
+    }
+}
+
+/// Branch folders and files, for one call: the host's nodes and archive with
+/// the write path's state.
+pub struct Branches<'a, H: WriteHost> {
+    host: &'a H,
+    inodes: &'a Inodes,
+    writes: &'a Mutex<HashMap<u64, Arc<Mutex<WriteState>>>>,
+    read_only: bool,
+    atimes: &'a Mutex<HashMap<(String, String), i64>>,
+}
+
+impl<H: WriteHost> Branches<'_, H> {
+    fn node(&self, ino: u64) -> FsResult<Node> {
+        self.host.node(ino)
+    }
+
+    fn with_archive<T>(&self, f: impl FnOnce(&crate::archive::Archive) -> crate::archive::Result<T>) -> FsResult<T> {
+        self.host.with_archive(f)
+    }
+
+    fn with_writer<T>(&self, f: impl FnOnce(&crate::archive::Archive) -> crate::archive::Result<T>) -> FsResult<T> {
+        self.host.with_writer(f)
+    }
+
+    fn getattr(&self, ino: u64) -> FsResult<Attr> {
+        self.host.getattr(ino)
+    }
+
+    fn attr_of(&self, n: &Node) -> Attr {
+        Attr::of_node(n)
+    }
+
     /// True for nodes whose content may change (branch files and folders of a
     /// writable mount): everything else is archived content or derived from it.
     pub fn is_mutable(&self, ino: u64) -> bool {
@@ -178,61 +266,10 @@ impl FsCore {
                 .unwrap_or(false)
     }
 
-    /// Resolve a path in a branch through its staging overlay.
+    /// Resolve a path in a branch through its staging overlay (the view
+    /// layer's resolver, walked in one read transaction).
     pub fn branch_entry(&self, branch: &str, path: &str) -> FsResult<Option<Entry>> {
-        // One read transaction: the head and the staging rows must come from the
-        // same moment, or a commit in between would show the old content.
-        self.with_archive(|a| a.catalog.read(|_| Self::branch_entry_in(a, branch, path)))
-    }
-
-    fn branch_entry_in(a: &crate::archive::Archive, branch: &str, path: &str) -> crate::archive::Result<Option<Entry>> {
-        {
-            let Some(head) = a.catalog.branch_head(branch)? else { return Ok(None) };
-            let mut tree = match head {
-                Some(c) => Some(a.commit(&c)?.tree),
-                None => None,
-            };
-            let mut cur = Entry::Dir { tree, mode: 0o755, mtime_ns: 0, owner: None };
-            if path.is_empty() {
-                return Ok(Some(cur));
-            }
-            let staging = a.staging();
-            let staged_any = staging.has_changes(branch)?;
-            let mut prefix = String::new();
-            for comp in path.split('/') {
-                prefix = join(&prefix, comp);
-                if !matches!(cur, Entry::Dir { .. }) {
-                    return Ok(None);
-                }
-                let committed = match tree {
-                    Some(t) => a.catalog.tree_lookup(&t, comp)?,
-                    None => None,
-                };
-                let staged = if staged_any { staging.get(branch, &prefix)? } else { None };
-                cur = match (staged, committed) {
-                    (Some(Staged::Deleted), _) => return Ok(None),
-                    (Some(Staged::File { size, mode, mtime_ns, content, owner }), _) => {
-                        Entry::File { content, size, mode, mtime_ns, owner }
-                    }
-                    (Some(Staged::Dir { mode, mtime_ns, tree: t, owner }), c) => {
-                        let t = t.or(c.filter(|c| c.kind == EntryKind::Dir).map(|c| c.hash));
-                        Entry::Dir { tree: t, mode, mtime_ns, owner }
-                    }
-                    (None, Some(e)) if e.kind == EntryKind::Dir => {
-                        Entry::Dir { tree: Some(e.hash), mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner }
-                    }
-                    (None, Some(e)) => {
-                        Entry::File { content: Content::Blob(e.hash), size: e.size, mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner }
-                    }
-                    (None, None) => return Ok(None),
-                };
-                tree = match &cur {
-                    Entry::Dir { tree, .. } => *tree,
-                    _ => None,
-                };
-            }
-            Ok(Some(cur))
-        }
+        Ok(view::branch::entry(self.host, branch, path)?.and_then(Entry::of_target))
     }
 
     fn branch_ctx(node: &Node) -> Option<(String, String)> {
@@ -266,16 +303,26 @@ impl FsCore {
         }
     }
 
-    /// Lookup of `name` in a branch folder.
-    pub fn branch_lookup(&self, parent: &Node, name: &str) -> FsResult<Option<Attr>> {
-        let Some((branch, dir)) = Self::branch_ctx(parent) else { return Ok(None) };
-        let path = join(&dir, name);
-        match self.branch_entry(&branch, &path)? {
-            Some(e) => {
-                let n = self.entry_node(parent, name, &branch, &path, &e);
-                Ok(Some(self.branch_attr(&n)?))
-            }
-            None => Ok(None),
+    /// The node of what the resolver found inside a branch folder (named by
+    /// path, so it keeps its inode while written), with its current
+    /// attributes. None: not a file or folder of the branch (a slice, `.proxy`).
+    pub fn live_node(&self, parent: &Node, name: &str, t: &Target) -> FsResult<Option<Attr>> {
+        let live = match t {
+            Target::Dir { live: Some(l), .. } | Target::File { live: Some(l), .. } | Target::Staged { live: l, .. } => l,
+            _ => return Ok(None),
+        };
+        let Some(e) = Entry::of_target(t.clone()) else { return Ok(None) };
+        let n = self.entry_node(parent, name, &live.branch, &live.path, &e);
+        Ok(Some(self.branch_attr(&n)?))
+    }
+
+    /// A branch folder node as the resolver's parent for a lookup in it.
+    pub fn folder_target(&self, n: &Node) -> FsResult<Target> {
+        let Some((branch, path)) = Self::branch_ctx(n) else { return Err(FsError::NotFound) };
+        match view::branch::entry(self.host, &branch, &path)? {
+            Some(t @ Target::Dir { .. }) => Ok(t),
+            Some(_) => Err(FsError::NotDir),
+            None => Err(FsError::NotFound),
         }
     }
 
@@ -299,7 +346,7 @@ impl FsCore {
                 Ok(Attr { ino: n.ino, kind: NodeType::File, size, mode, mtime_ns, nlink: 1, owner })
             }
             Some(Entry::Dir { mode, mtime_ns, owner, .. }) => {
-                let mt = if mtime_ns == 0 { self.getattr_branch_root_mtime(&branch)? } else { mtime_ns };
+                let mt = if mtime_ns == 0 { self.host.branch_root_mtime(&branch)? } else { mtime_ns };
                 Ok(Attr { ino: n.ino, kind: NodeType::Dir, size: 4096, mode, mtime_ns: mt, nlink: 2, owner })
             }
             None => Err(FsError::NotFound),
@@ -382,7 +429,7 @@ impl FsCore {
         Ok((Arc::new(reader), ext, size, mode, mtime_ns, owner))
     }
 
-    fn write_state(&self, ino: u64) -> Option<Arc<Mutex<WriteState>>> {
+    pub fn write_state(&self, ino: u64) -> Option<Arc<Mutex<WriteState>>> {
         self.writes.lock().ok()?.get(&ino).cloned()
     }
 
@@ -939,7 +986,7 @@ impl FsCore {
         self.getattr(ino)
     }
 
-    fn mkdir_branch(&self, name: &str) -> FsResult<Attr> {
+    pub fn mkdir_branch(&self, name: &str) -> FsResult<Attr> {
         if self.read_only {
             return Err(FsError::ReadOnly);
         }
@@ -954,11 +1001,11 @@ impl FsCore {
             e => FsError::from(e),
         })?;
         drop(w);
-        self.invalidate_heads();
-        self.lookup(super::inodes::ROOT_INO, name)
+        self.host.invalidate_heads();
+        self.host.lookup(ROOT_INO, name)
     }
 
-    fn rmdir_branch(&self, name: &str) -> FsResult<()> {
+    pub fn rmdir_branch(&self, name: &str) -> FsResult<()> {
         if self.read_only {
             return Err(FsError::ReadOnly);
         }
@@ -972,13 +1019,13 @@ impl FsCore {
             crate::archive::ArchiveError::NoSuchBranch(_) => FsError::NotFound,
             e => FsError::from(e),
         })?;
-        self.invalidate_heads();
+        self.host.invalidate_heads();
         Ok(())
     }
 }
 
 fn check_name(name: &str) -> FsResult<()> {
-    if name.len() > super::core::NAME_MAX {
+    if name.len() > NAME_MAX {
         return Err(FsError::NameTooLong);
     }
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {

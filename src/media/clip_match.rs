@@ -185,7 +185,7 @@ mod tests {
             rate: FrameRate::Fps24,
             start: Timecode::parse(start, FrameRate::Fps24).unwrap(),
             frames: 240,
-            facts: serde_json::Value::Null,
+            facts: Default::default(),
         }
     }
 

@@ -18,7 +18,7 @@ pub struct Clip {
     pub rate: FrameRate,
     pub start: Timecode,
     pub frames: u64,
-    pub facts: serde_json::Value,
+    pub facts: super::facts::MediaFacts,
 }
 
 impl Clip {
@@ -63,7 +63,7 @@ pub fn index_clips(archive: &Archive, spec: &str) -> crate::archive::Result<Vec<
                     super::facts::in_force(archive, root.commit.as_ref(), path.split_once('/').map_or("", |p| p.1), &e.hash, &facts);
                 let Ok((rate, start, frames)) = slice::timing(&path, &facts) else { continue };
                 let stem = Path::new(&e.name).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-                out.push(Clip { path, blob: e.hash, reel: facts.reel.clone(), stem, rate, start, frames, facts: facts.to_value() });
+                out.push(Clip { path, blob: e.hash, reel: facts.reel.clone(), stem, rate, start, frames, facts });
             }
         }
     }

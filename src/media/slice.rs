@@ -289,15 +289,8 @@ impl Clock {
 
 /// Resolve `spec` against a clip and plan its bytes. `cache_dir` is where
 /// remuxed slices of non-QuickTime containers are kept (ARCHIVE/cache).
-pub fn plan(
-    path: &str,
-    spec: &SliceSpec,
-    facts: &serde_json::Value,
-    reader: Arc<BlobReader>,
-    cache_dir: &Path,
-) -> Result<SlicePlan, SliceError> {
-    let facts = MediaFacts::from_value(facts).ok_or_else(|| SliceError::NotMedia { path: path.into() })?;
-    let (rate, clip_start, frames) = timing(path, &facts)?;
+pub fn plan(path: &str, spec: &SliceSpec, facts: &MediaFacts, reader: Arc<BlobReader>, cache_dir: &Path) -> Result<SlicePlan, SliceError> {
+    let (rate, clip_start, frames) = timing(path, facts)?;
     let container = facts.container.as_str();
     let is_qt = container.contains("mov");
     let vfr = facts.variable_frame_rate;

@@ -4,7 +4,6 @@
 //! says so rather than showing a timecode the file does not have.
 
 use crate::archive::tcfacts::TcFact;
-use crate::archive::{Archive, Hash};
 use crate::timecode::{FrameRate, Timecode, TimecodeError};
 use serde_json::Value;
 
@@ -16,15 +15,6 @@ pub use super::facts::ASSUMED_NOTE;
 pub fn overlay(facts: &Value, user: Option<&TcFact>) -> Value {
     match MediaFacts::from_value(facts) {
         Some(f) => f.with_user_fact(user).to_value(),
-        None => facts.clone(),
-    }
-}
-
-/// Facts of the clip at `path` (inside its branch) at `commit`, with any user fact
-/// (see `media::facts::in_force`), for callers that still hold facts as JSON.
-pub fn facts_at(a: &Archive, commit: Option<&Hash>, path: &str, blob: &Hash, facts: &Value) -> Value {
-    match MediaFacts::from_value(facts) {
-        Some(f) => super::facts::in_force(a, commit, path, blob, &f).to_value(),
         None => facts.clone(),
     }
 }

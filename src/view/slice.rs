@@ -9,6 +9,7 @@
 use super::{Access, Result, Target, ViewError};
 use crate::archive::objects::TreeEntry;
 use crate::archive::{Archive, BlobReader, EntryKind, Hash};
+use crate::media::facts::{self as media_facts, MediaFacts};
 use crate::media::slice::{self, SlicePlan};
 use crate::timecode::SliceSpec;
 use std::sync::Arc;
@@ -29,10 +30,10 @@ pub struct SliceTarget {
 
 /// A clip's probed facts with the timecode a user recorded for it on its
 /// branch; `path` is the mount path, `BRANCH[@COMMIT]/...`.
-pub fn clip_facts(a: &Archive, path: &str, blob: &Hash, facts: &serde_json::Value) -> serde_json::Value {
+pub fn clip_facts(a: &Archive, path: &str, blob: &Hash, facts: &MediaFacts) -> MediaFacts {
     match a.resolve(path) {
-        Ok(r) => crate::media::tcfact::facts_at(a, r.commit.as_ref(), &r.path, blob, facts),
-        Err(_) => crate::media::tcfact::overlay(facts, None),
+        Ok(r) => media_facts::in_force(a, r.commit.as_ref(), &r.path, blob, facts),
+        Err(_) => facts.with_user_fact(None),
     }
 }
 
@@ -41,7 +42,7 @@ pub fn clip_facts(a: &Archive, path: &str, blob: &Hash, facts: &serde_json::Valu
 pub fn plan(ctx: &impl Access, source_path: &str, spec: &SliceSpec, blob: &Hash) -> Result<(Arc<SlicePlan>, Arc<BlobReader>)> {
     let facts = ctx
         .read(|a| {
-            let Some((facts, err)) = a.media(blob)? else { return Ok(Err(None)) };
+            let Some((facts, err)) = media_facts::stored(a, blob)? else { return Ok(Err(None)) };
             let Some(facts) = facts else { return Ok(Err(err)) };
             Ok(Ok(clip_facts(a, source_path, blob, &facts)))
         })?
@@ -62,7 +63,7 @@ pub fn plan_with_facts(
     source_path: &str,
     spec: &SliceSpec,
     blob: &Hash,
-    facts: &serde_json::Value,
+    facts: &MediaFacts,
 ) -> Result<(Arc<SlicePlan>, Arc<BlobReader>)> {
     let (reader, cache_dir) = ctx.read(|a| Ok((Arc::new(a.blob_reader(blob)?), a.root().join("cache"))))?;
     let plan = slice::plan(source_path, spec, facts, reader.clone(), &cache_dir).map_err(|e| ViewError::Slice(e.to_string()))?;
