@@ -451,6 +451,7 @@ pub fn status(rows: &[StagedItem], branch: &str) {
             StagedChange::Folder => println!("folder    {}/", r.path),
             StagedChange::Moved => println!("moved     {} ({size} bytes)", r.path),
             StagedChange::Written => println!("written   {} ({size} bytes)", r.path),
+            StagedChange::Special => println!("special   {}", r.path),
         }
     }
 }

@@ -252,6 +252,14 @@ impl Archive {
             let ch = match s {
                 Staged::Deleted => Change::Delete,
                 Staged::Dir { mode, mtime_ns, tree, owner } => Change::Dir { mode: *mode, mtime_ns: *mtime_ns, tree: *tree, owner: *owner },
+                Staged::Special { kind, extra, mode, mtime_ns, owner } => Change::File(TreeEntry::special(
+                    comps.last().cloned().unwrap_or_default(),
+                    *kind,
+                    extra.clone(),
+                    *mode,
+                    *mtime_ns,
+                    *owner,
+                )),
                 Staged::File { size, mode, mtime_ns, content, owner } => {
                     let hash = match content {
                         Content::Blob(b) => *b,

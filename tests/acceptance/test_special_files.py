@@ -244,3 +244,86 @@ def test_info_and_cat_of_a_special_entry_say_what_it_is(reelfs, tmp_archive, spe
     p = reelfs("cat", tmp_archive, "main/card/pipe")
     assert p.returncode != 0 and "is a fifo, not a file" in p.stderr, p.stderr
     assert "inconsistent" not in p.stderr
+
+
+# ---- the mount ---------------------------------------------------------------------
+
+from helpers import Mount  # noqa: E402
+
+
+def test_the_mount_shows_archived_special_files_as_what_they_are(reelfs, tmp_archive, special_src, tmp_path):
+    reelfs.ok("ingest", tmp_archive, special_src, "-m", "card")
+    with Mount(reelfs, tmp_archive, tmp_path / "mnt") as m:
+        card = m.mp / "main" / "card"
+        for name in KINDS:
+            assert_same_special(special_src / name, card / name, name)
+        for name, target in LINKS.items():
+            assert os.readlink(card / name) == target, name
+        kinds = {e.name: (e.is_symlink(), e.is_file(follow_symlinks=False)) for e in os.scandir(card)}
+        assert kinds["rel"] == (True, False) and kinds["A001C001.mov"] == (False, True)
+        # The kernel follows a link inside the mount like anywhere else.
+        assert b3(card / "rel") == b3(special_src / "A001C001.mov")
+        # An old version shows them too.
+        log = reelfs.json("log", tmp_archive)
+        old = m.mp / f"main@{log[0]['commit'][:8]}" / "card"
+        assert os.readlink(old / "up") == "../../etc/passwd"
+        assert stat.S_ISFIFO(os.lstat(old / "pipe").st_mode)
+
+
+def test_links_fifos_and_devices_made_in_a_branch_are_committed_diffed_and_restored(reelfs, tmp_archive, tmp_path):
+    src = tmp_path / "card"
+    write_random(src / "clip.mov", 20_000)
+    reelfs.ok("ingest", tmp_archive, src, "-m", "card")
+    reelfs.ok("branch", tmp_archive, "before", "--from", "main")
+    with Mount(reelfs, tmp_archive, tmp_path / "mnt") as m:
+        card = m.mp / "main" / "card"
+        os.symlink("clip.mov", card / "hero.mov")
+        os.symlink("/nowhere/../etc/passwd", card / "odd")
+        os.mkfifo(card / "pipe", 0o640)
+        os.mknod(card / "null", 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+        os.mknod(card / "sock", 0o600 | stat.S_IFSOCK)
+        assert os.readlink(card / "hero.mov") == "clip.mov"
+        assert b3(card / "hero.mov") == b3(src / "clip.mov")
+        assert stat.S_ISFIFO(os.lstat(card / "pipe").st_mode) and stat.S_IMODE(os.lstat(card / "pipe").st_mode) == 0o640
+        st = os.lstat(card / "null")
+        assert stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)
+        assert stat.S_ISSOCK(os.lstat(card / "sock").st_mode)
+        # Renamed and removed like files; a rename keeps the link's target.
+        os.rename(card / "odd", card / "odd2")
+        assert os.readlink(card / "odd2") == "/nowhere/../etc/passwd" and not os.path.lexists(card / "odd")
+        os.unlink(card / "sock")
+        status = {r["path"]: r["change"] for r in reelfs.json("status", tmp_archive, "main")}
+        assert status["card/hero.mov"] == "special" and status["card/pipe"] == "special", status
+        reelfs.ok("commit", tmp_archive, "main", "-m", "links")
+        assert os.readlink(card / "hero.mov") == "clip.mov"
+    rows = {e["name"]: e for e in reelfs.json("ls", tmp_archive, "main/card")}
+    assert rows["hero.mov"]["kind"] == "symlink" and rows["hero.mov"]["target"] == "clip.mov"
+    assert rows["odd2"]["target"] == "/nowhere/../etc/passwd" and "odd" not in rows and "sock" not in rows
+    assert rows["pipe"]["kind"] == "fifo" and rows["pipe"]["mode"] == "640"
+    assert rows["null"]["kind"] == "chardev" and rows["null"]["rdev"] == {"major": 1, "minor": 3}
+    out = reelfs.ok("diff", tmp_archive, "before", "main").stdout
+    assert "A  card/hero.mov" in out and "[symlink]" in out and "A  card/pipe" in out, out
+    dest = tmp_path / "restored"
+    dest.mkdir()
+    reelfs.ok("restore", tmp_archive, "main/card", dest)
+    assert os.readlink(dest / "card" / "hero.mov") == "clip.mov"
+    assert stat.S_ISFIFO(os.lstat(dest / "card" / "pipe").st_mode)
+    assert os.lstat(dest / "card" / "null").st_rdev == os.makedev(1, 3)
+    reelfs.check_deep(tmp_archive)
+
+
+def test_a_link_is_not_a_file_to_write_through(reelfs, tmp_archive, tmp_path):
+    """Writes into a branch never land outside it: a link to a path outside the
+    mount is resolved by the kernel (as on any filesystem), but opening the
+    link's own name for writing through the mount never changes the link entry
+    into a file, and `readlink` keeps answering the stored target."""
+    src = tmp_path / "card"
+    write_random(src / "clip.mov", 5_000)
+    reelfs.ok("ingest", tmp_archive, src, "-m", "card")
+    with Mount(reelfs, tmp_archive, tmp_path / "mnt") as m:
+        card = m.mp / "main" / "card"
+        os.symlink("clip.mov", card / "l")
+        with open(card / "l", "r+b") as f:  # the kernel follows to clip.mov
+            f.write(b"X")
+        assert os.readlink(card / "l") == "clip.mov"
+        assert open(card / "clip.mov", "rb").read(1) == b"X"
