@@ -1166,6 +1166,42 @@ mod owner_column_tests {
         (tree, blob)
     }
 
+    /// A catalog from before special files (no `extra` columns): its rows read
+    /// as plain entries, and once opened by a writer it records links, device
+    /// numbers and staged special entries.
+    #[test]
+    fn an_old_catalog_gets_the_extra_column_and_keeps_special_entries() {
+        use crate::archive::objects::{DeviceNumber, EntryExtra};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        let (tree, _) = old_catalog(&path);
+        let cat = Catalog::open(&path, true).unwrap();
+        assert!(cat.extra_column);
+        assert_eq!(cat.tree_lookup(&tree, "a.mov").unwrap().unwrap().extra, EntryExtra::default());
+        let link = TreeEntry::special(
+            "l".into(),
+            EntryKind::Symlink,
+            EntryExtra { target: Some("../../etc/passwd".into()), ..Default::default() },
+            0o777,
+            3,
+            None,
+        );
+        let dev = TreeEntry::special(
+            "null".into(),
+            EntryKind::CharDevice,
+            EntryExtra { rdev: Some(DeviceNumber { major: 1, minor: 3 }), ..Default::default() },
+            0o666,
+            3,
+            Some(Owner { uid: 0, gid: 0 }),
+        );
+        let t2 = Hash::of(b"tree-special");
+        cat.insert_tree(&t2, &[link.clone(), dev.clone()]).unwrap();
+        assert_eq!(cat.tree_rows(&t2).unwrap(), vec![link.clone(), dev]);
+        let staged = Staged::Special { kind: EntryKind::Symlink, extra: link.extra.clone(), mode: 0o777, mtime_ns: 9, owner: None };
+        cat.set_staged_row("main", "card/l", &staged).unwrap();
+        assert_eq!(cat.staged_row("main", "card/l").unwrap(), Some(staged));
+    }
+
     #[test]
     fn an_old_catalog_reads_unchanged_and_then_records_owners() {
         let dir = tempfile::tempdir().unwrap();
