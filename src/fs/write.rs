@@ -650,10 +650,6 @@ impl<H: WriteHost> Branches<'_, H> {
         }
     }
 
-    pub fn create(&self, parent: u64, name: &str, mode: u32) -> FsResult<(Attr, Arc<Mutex<WriteState>>)> {
-        self.create_as(parent, name, mode, None)
-    }
-
     /// Create a file owned by `caller` (None: owner not recorded).
     pub fn create_as(&self, parent: u64, name: &str, mode: u32, caller: Option<&Caller>) -> FsResult<(Attr, Arc<Mutex<WriteState>>)> {
         let (p, branch, dir) = self.writable_dir(parent)?;
@@ -671,10 +667,6 @@ impl<H: WriteHost> Branches<'_, H> {
         }
         let ws = self.open_for_write(&n, false)?;
         Ok((self.branch_attr(&n)?, ws))
-    }
-
-    pub fn mkdir(&self, parent: u64, name: &str, mode: u32) -> FsResult<Attr> {
-        self.mkdir_as(parent, name, mode, None)
     }
 
     /// Owner and mode of a new entry in folder `dir` of `branch` (see `owners::new_entry`).
@@ -1089,7 +1081,7 @@ impl<H: WriteHost> Branches<'_, H> {
         self.getattr(ino)
     }
 
-    pub fn mkdir_branch(&self, name: &str) -> FsResult<Attr> {
+    fn mkdir_branch(&self, name: &str) -> FsResult<Attr> {
         if self.read_only {
             return Err(FsError::ReadOnly);
         }
@@ -1108,7 +1100,7 @@ impl<H: WriteHost> Branches<'_, H> {
         self.host.lookup(ROOT_INO, name)
     }
 
-    pub fn rmdir_branch(&self, name: &str) -> FsResult<()> {
+    fn rmdir_branch(&self, name: &str) -> FsResult<()> {
         if self.read_only {
             return Err(FsError::ReadOnly);
         }
