@@ -69,6 +69,9 @@ pub fn ingest(rep: &IngestReport, branch: &str) {
         ),
         None => println!("nothing changed on {branch}: {} files, all unchanged", rep.files),
     }
+    if rep.specials > 0 {
+        println!("  {} symlinks/FIFOs/sockets/devices recorded (links are stored, never followed)", rep.specials);
+    }
 }
 
 fn media_summary(f: &MediaFacts) -> String {
@@ -121,12 +124,20 @@ fn ls_entry(e: &LsEntry, long: bool) {
         (None, Some(true)) => "DAMAGED".into(),
         _ => String::new(),
     };
+    // What a special entry is, where `ls -l` would show it: `name -> target`
+    // for a symlink, the kind (and a device's numbers) in the last column.
+    let link = e.extra.target.as_ref().map(|t| format!(" -> {t}")).unwrap_or_default();
+    let m = match (e.kind.is_special(), e.extra.rdev) {
+        (true, Some(d)) => format!("[{} {}, {}]", e.kind.word(), d.major, d.minor),
+        (true, None) => format!("[{}]", e.kind.word()),
+        (false, _) => m,
+    };
     // Owner beside the mode, so the size/time/name columns keep their places.
     let owner = match (e.uid, e.gid) {
         (Some(u), Some(g)) => format!("{u}:{g}"),
         _ => "-".into(),
     };
-    println!("{} {owner}\t{:>12}\t{}\t{}{slash}\t{}", e.mode, e.size, fmt_time(e.mtime_ns), e.name, m);
+    println!("{} {owner}\t{:>12}\t{}\t{}{slash}{link}\t{}", e.mode, e.size, fmt_time(e.mtime_ns), e.name, m);
 }
 
 pub fn file_info(i: &FileInfo) {
@@ -264,10 +275,16 @@ pub fn proxy_run(rep: &ProxyRunReport) {
 }
 
 pub fn restore(rep: &RestoreReport, dest: &std::path::Path) {
+    for (p, why) in &rep.skipped {
+        eprintln!("warning: {p}: {why}");
+    }
     for (p, why) in &rep.failed {
         eprintln!("error: {p}: {why}");
     }
     println!("restored {} files, {} to {}", rep.files, human(rep.bytes), dest.display());
+    if rep.specials > 0 || rep.hard_links > 0 {
+        println!("  {} symlinks/FIFOs/sockets/devices made, {} names restored as hard links", rep.specials, rep.hard_links);
+    }
 }
 
 pub fn rebuild(rep: &RebuildReport) {
@@ -343,12 +360,14 @@ pub fn log(entries: &[LogEntry]) {
 pub fn diff(d: &DiffReport) {
     for c in &d.changes {
         match c.status {
-            Status::Added => println!("A  {}  ({})", c.path, human(c.size.unwrap_or(0))),
-            Status::Removed => println!("D  {}  ({})", c.path, human(c.old_size.unwrap_or(0))),
+            Status::Added => println!("A  {}  ({}){}", c.path, human(c.size.unwrap_or(0)), c.notes()),
+            Status::Removed => println!("D  {}  ({}){}", c.path, human(c.old_size.unwrap_or(0)), c.notes()),
             Status::Modified => {
-                println!("M  {}  ({} -> {}){}", c.path, human(c.old_size.unwrap_or(0)), human(c.size.unwrap_or(0)), c.owner_note())
+                println!("M  {}  ({} -> {}){}", c.path, human(c.old_size.unwrap_or(0)), human(c.size.unwrap_or(0)), c.notes())
             }
-            Status::Renamed => println!("R  {} -> {}  ({})", c.old_path.as_deref().unwrap_or("?"), c.path, human(c.size.unwrap_or(0))),
+            Status::Renamed => {
+                println!("R  {} -> {}  ({}){}", c.old_path.as_deref().unwrap_or("?"), c.path, human(c.size.unwrap_or(0)), c.notes())
+            }
         }
     }
     let sum = &d.summary;
@@ -435,6 +454,7 @@ pub fn status(rows: &[StagedItem], branch: &str) {
             StagedChange::Folder => println!("folder    {}/", r.path),
             StagedChange::Moved => println!("moved     {} ({size} bytes)", r.path),
             StagedChange::Written => println!("written   {} ({size} bytes)", r.path),
+            StagedChange::Special => println!("special   {}", r.path),
         }
     }
 }

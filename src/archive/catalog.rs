@@ -115,6 +115,8 @@ pub struct Catalog {
     /// Whether tree_entries and staging have the owner columns (see
     /// `ensure_owner_columns`); false only for an old catalog opened read-only.
     owner_columns: bool,
+    /// Whether tree_entries has the `extra` column (see `ensure_extra_column`).
+    extra_column: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -199,7 +201,8 @@ impl Catalog {
             conn.execute_batch(TC_FACTS_SCHEMA).map_err(err)?;
         }
         let owner_columns = ensure_owner_columns(&conn).map_err(err)?;
-        Ok(Catalog { conn, path: path.into(), owner_columns })
+        let extra_column = ensure_extra_column(&conn).map_err(err)?;
+        Ok(Catalog { conn, path: path.into(), owner_columns, extra_column })
     }
 
     /// Open a read-only connection to an existing catalog (the mount's read
@@ -211,7 +214,8 @@ impl Catalog {
         let conn = Connection::open_with_flags(path, flags).map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(err)?;
         let owner_columns = owner_columns_present(&conn).map_err(err)?;
-        Ok(Catalog { conn, path: path.into(), owner_columns })
+        let extra_column = extra_column_present(&conn).map_err(err)?;
+        Ok(Catalog { conn, path: path.into(), owner_columns, extra_column })
     }
 
     /// Whether this connection is in WAL mode (what lets readers run beside the writer).
@@ -436,12 +440,23 @@ impl Catalog {
         }
         let mut st = self
             .conn
-            .prepare_cached("INSERT OR REPLACE INTO tree_entries (tree, name, kind, hash, size, mode, mtime_ns, uid, gid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
+            .prepare_cached("INSERT OR REPLACE INTO tree_entries (tree, name, kind, hash, size, mode, mtime_ns, uid, gid, extra) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
             .map_err(|e| self.err(e))?;
         for e in entries {
             let (uid, gid) = (e.owner.map(|o| o.uid), e.owner.map(|o| o.gid));
-            st.execute(params![&hash.0[..], e.name, e.kind.code(), &e.hash.0[..], e.size as i64, e.mode, e.mtime_ns, uid, gid])
-                .map_err(|e| self.err(e))?;
+            st.execute(params![
+                &hash.0[..],
+                e.name,
+                e.kind.code(),
+                &e.hash.0[..],
+                e.size as i64,
+                e.mode,
+                e.mtime_ns,
+                uid,
+                gid,
+                e.extra.to_column()
+            ])
+            .map_err(|e| self.err(e))?;
         }
         Ok(())
     }
@@ -455,6 +470,7 @@ impl Catalog {
             mode: r.get(4)?,
             mtime_ns: r.get(5)?,
             owner: owner_of(r.get(6)?, r.get(7)?),
+            extra: super::objects::EntryExtra::from_column(r.get(8)?),
         })
     }
 
@@ -1067,6 +1083,41 @@ fn has_owner_column(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
     Ok(cols.iter().any(|c| c == "uid"))
 }
 
+/// Symlink targets, device numbers and hard-link groups of tree entries
+/// (`EntryExtra` as JSON, NULL when none): one nullable column added to
+/// catalogs made before special files were kept, so their rows read unchanged.
+/// Returns whether the column is there now (a read-only connection to an old
+/// catalog reads every entry as having none, which is what its trees hold).
+fn ensure_extra_column(conn: &Connection) -> rusqlite::Result<bool> {
+    for table in ["tree_entries", "staging"] {
+        if !table_exists(conn, table)? || has_column(conn, table, "extra")? {
+            continue;
+        }
+        match conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN extra TEXT;")) {
+            Ok(()) => {}
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ReadOnly => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    extra_column_present(conn)
+}
+
+/// Whether tree_entries and staging (where they exist) have the `extra` column.
+fn extra_column_present(conn: &Connection) -> rusqlite::Result<bool> {
+    for table in ["tree_entries", "staging"] {
+        if table_exists(conn, table)? && !has_column(conn, table, "extra")? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    let mut st = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+    let cols = st.query_map([], |r| r.get::<_, String>(1))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(cols.iter().any(|c| c == column))
+}
+
 /// An owner from its two columns: recorded only when both are.
 pub fn owner_of(uid: Option<i64>, gid: Option<i64>) -> Option<super::objects::Owner> {
     match (uid.and_then(|u| u32::try_from(u).ok()), gid.and_then(|g| u32::try_from(g).ok())) {
@@ -1079,10 +1130,11 @@ impl Catalog {
     /// The tree_entries columns `entry_row` reads (owners as NULL where the
     /// catalog has no owner columns).
     fn entry_columns(&self) -> &'static str {
-        if self.owner_columns {
-            "name, kind, hash, size, mode, mtime_ns, uid, gid"
-        } else {
-            "name, kind, hash, size, mode, mtime_ns, NULL, NULL"
+        match (self.owner_columns, self.extra_column) {
+            (true, true) => "name, kind, hash, size, mode, mtime_ns, uid, gid, extra",
+            (true, false) => "name, kind, hash, size, mode, mtime_ns, uid, gid, NULL",
+            (false, true) => "name, kind, hash, size, mode, mtime_ns, NULL, NULL, extra",
+            (false, false) => "name, kind, hash, size, mode, mtime_ns, NULL, NULL, NULL",
         }
     }
 }
@@ -1116,6 +1168,42 @@ mod owner_column_tests {
         (tree, blob)
     }
 
+    /// A catalog from before special files (no `extra` columns): its rows read
+    /// as plain entries, and once opened by a writer it records links, device
+    /// numbers and staged special entries.
+    #[test]
+    fn an_old_catalog_gets_the_extra_column_and_keeps_special_entries() {
+        use crate::archive::objects::{DeviceNumber, EntryExtra};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        let (tree, _) = old_catalog(&path);
+        let cat = Catalog::open(&path, true).unwrap();
+        assert!(cat.extra_column);
+        assert_eq!(cat.tree_lookup(&tree, "a.mov").unwrap().unwrap().extra, EntryExtra::default());
+        let link = TreeEntry::special(
+            "l".into(),
+            EntryKind::Symlink,
+            EntryExtra { target: Some("../../etc/passwd".into()), ..Default::default() },
+            0o777,
+            3,
+            None,
+        );
+        let dev = TreeEntry::special(
+            "null".into(),
+            EntryKind::CharDevice,
+            EntryExtra { rdev: Some(DeviceNumber { major: 1, minor: 3 }), ..Default::default() },
+            0o666,
+            3,
+            Some(Owner { uid: 0, gid: 0 }),
+        );
+        let t2 = Hash::of(b"tree-special");
+        cat.insert_tree(&t2, &[link.clone(), dev.clone()]).unwrap();
+        assert_eq!(cat.tree_rows(&t2).unwrap(), vec![link.clone(), dev]);
+        let staged = Staged::Special { kind: EntryKind::Symlink, extra: link.extra.clone(), mode: 0o777, mtime_ns: 9, owner: None };
+        cat.set_staged_row("main", "card/l", &staged).unwrap();
+        assert_eq!(cat.staged_row("main", "card/l").unwrap(), Some(staged));
+    }
+
     #[test]
     fn an_old_catalog_reads_unchanged_and_then_records_owners() {
         let dir = tempfile::tempdir().unwrap();
@@ -1141,7 +1229,7 @@ mod owner_column_tests {
         let (tree, _) = old_catalog(&path);
         let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
         assert!(!ensure_owner_columns(&conn).unwrap());
-        let cat = Catalog { conn, path: path.clone(), owner_columns: false };
+        let cat = Catalog { conn, path: path.clone(), owner_columns: false, extra_column: false };
         assert_eq!(cat.tree_lookup(&tree, "a.mov").unwrap().unwrap().owner, None);
     }
 

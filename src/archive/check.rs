@@ -271,6 +271,8 @@ fn bad_paths_below(cat: &Catalog, tree: &Hash, bad: &HashSet<Hash>, memo: &mut H
         match e.kind {
             EntryKind::File if bad.contains(&e.hash) => out.push(e.name),
             EntryKind::File => {}
+            // Special entries hold no stored bytes that could be damaged.
+            EntryKind::Symlink | EntryKind::Fifo | EntryKind::Socket | EntryKind::CharDevice | EntryKind::BlockDevice => {}
             EntryKind::Dir => {
                 for rel in bad_paths_below(cat, &e.hash, bad, memo)? {
                     out.push(format!("{}/{rel}", e.name));
@@ -550,6 +552,8 @@ fn tree_totals(cat: &Catalog, tree: &Hash, memo: &mut HashMap<Hash, (u64, u64)>)
                 files += f;
                 bytes += b;
             }
+            // Links, FIFOs, sockets and devices are names, not stored content.
+            _ => {}
         }
     }
     memo.insert(*tree, (files, bytes));

@@ -65,6 +65,34 @@ pub struct Change {
     /// Set when the owner or group changed (a `chown` alone is a change too).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<OwnerChange>,
+    /// What the entry is, when it is not a plain file (a symlink, FIFO, socket
+    /// or device): left out for files so their JSON is as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<EntryKind>,
+    /// A symlink whose target changed (`symlink target a -> b`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetChange>,
+    /// The user extended attributes differ (set, changed or removed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub xattrs: bool,
+}
+
+/// A symlink's target in A and in B (as stored, never resolved).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TargetChange {
+    pub from: String,
+    pub to: String,
+}
+
+impl std::fmt::Display for TargetChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "symlink target {} -> {}", self.from, self.to)
+    }
+}
+
+/// The `kind` a change reports: None for a file (the common case).
+fn special_kind(e: &TreeEntry) -> Option<EntryKind> {
+    e.kind.is_special().then_some(e.kind)
 }
 
 /// An owner change from A to B (None: not recorded, an entry archived before
@@ -95,13 +123,19 @@ impl Change {
         self.owner.map(|o| format!("  {o}")).unwrap_or_default()
     }
 
-    /// A file or folder whose content is unchanged and whose owner changed.
-    fn owner_only(path: &str, x: &TreeEntry, y: &TreeEntry, owner: OwnerChange) -> Change {
-        Change::modified(path, x, y, Some(owner))
+    /// A file or folder whose content is unchanged and whose owner or user
+    /// extended attributes changed (both live beside the hash, not in it).
+    fn metadata_only(path: &str, x: &TreeEntry, y: &TreeEntry) -> Option<Change> {
+        let owner = OwnerChange::between(x, y);
+        (owner.is_some() || x.extra.xattrs != y.extra.xattrs).then(|| Change::modified(path, x, y, owner))
     }
 
-    /// `x` became `y` at `path` (content, owner or both).
+    /// `x` became `y` at `path` (content, owner or both; for a symlink, its target).
     fn modified(path: &str, x: &TreeEntry, y: &TreeEntry, owner: Option<OwnerChange>) -> Change {
+        let target = match (&x.extra.target, &y.extra.target) {
+            (Some(a), Some(b)) if a != b => Some(TargetChange { from: a.clone(), to: b.clone() }),
+            _ => None,
+        };
         Change {
             status: Status::Modified,
             path: path.to_string(),
@@ -111,7 +145,60 @@ impl Change {
             hash: Some(y.hash),
             old_hash: Some(x.hash),
             owner,
+            kind: special_kind(y),
+            target,
+            xattrs: x.extra.xattrs != y.extra.xattrs,
         }
+    }
+
+    /// `y` appeared at `path`.
+    fn added(path: &str, y: &TreeEntry) -> Change {
+        Change {
+            status: Status::Added,
+            path: path.to_string(),
+            old_path: None,
+            size: Some(y.size),
+            old_size: None,
+            hash: Some(y.hash),
+            old_hash: None,
+            owner: None,
+            kind: special_kind(y),
+            target: None,
+            xattrs: false,
+        }
+    }
+
+    /// `x` went from `path`.
+    fn removed(path: &str, x: &TreeEntry) -> Change {
+        Change {
+            status: Status::Removed,
+            path: path.to_string(),
+            old_path: None,
+            size: None,
+            old_size: Some(x.size),
+            hash: None,
+            old_hash: Some(x.hash),
+            owner: None,
+            kind: special_kind(x),
+            target: None,
+            xattrs: false,
+        }
+    }
+
+    /// What a listing line adds after the sizes: the kind of a special entry,
+    /// a symlink's target change, an owner change.
+    pub fn notes(&self) -> String {
+        let mut s = String::new();
+        if let Some(k) = self.kind {
+            s.push_str(&format!("  [{}]", k.word()));
+        }
+        if let Some(t) = &self.target {
+            s.push_str(&format!("  {t}"));
+        }
+        if self.xattrs {
+            s.push_str("  xattrs changed");
+        }
+        s + &self.owner_note()
     }
 }
 
@@ -164,7 +251,16 @@ fn join(prefix: &str, name: &str) -> String {
 /// names the root itself, as a folder entry.
 pub fn entry_at(src: &impl TreeSource, root: Option<Hash>, path: &str) -> Result<Option<TreeEntry>> {
     let Some(root) = root else { return Ok(None) };
-    let mut e = TreeEntry { name: String::new(), kind: EntryKind::Dir, hash: root, size: 0, mode: 0o755, mtime_ns: 0, owner: None };
+    let mut e = TreeEntry {
+        name: String::new(),
+        kind: EntryKind::Dir,
+        hash: root,
+        size: 0,
+        mode: 0o755,
+        mtime_ns: 0,
+        owner: None,
+        extra: Default::default(),
+    };
     for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
         if e.kind != EntryKind::Dir {
             return Ok(None);
@@ -194,13 +290,13 @@ fn walk(src: &impl TreeSource, a: Option<&TreeEntry>, b: Option<&TreeEntry>, pat
         // Equal hash, equal kind: the same content (a folder: the same subtree). Not opened.
         // Its owner is the entry's own, outside the hash, so it is compared here.
         (Some(x), Some(y)) if x.kind == y.kind && x.hash == y.hash => {
-            if let Some(o) = OwnerChange::between(x, y) {
-                out.push(Change::owner_only(path, x, y, o));
+            if let Some(c) = Change::metadata_only(path, x, y) {
+                out.push(c);
             }
         }
         (Some(x), Some(y)) if x.kind == EntryKind::Dir && y.kind == EntryKind::Dir => {
-            if let Some(o) = OwnerChange::between(x, y) {
-                out.push(Change::owner_only(path, x, y, o));
+            if let Some(c) = Change::metadata_only(path, x, y) {
+                out.push(c);
             }
             let xs = src.entries(&x.hash)?;
             let ys = src.entries(&y.hash)?;
@@ -229,49 +325,32 @@ fn walk(src: &impl TreeSource, a: Option<&TreeEntry>, b: Option<&TreeEntry>, pat
                 }
             }
         }
-        (Some(x), Some(y)) if x.kind == EntryKind::File && y.kind == EntryKind::File => {
+        // The same kind of leaf (file, symlink, device...) with other content or target.
+        (Some(x), Some(y)) if x.kind == y.kind && x.kind != EntryKind::Dir => {
             out.push(Change::modified(path, x, y, OwnerChange::between(x, y)))
         }
-        // A file became a folder or the other way round.
+        // A file became a folder, a link or the other way round.
         (Some(x), Some(y)) => {
             walk(src, Some(x), None, path, out)?;
             walk(src, None, Some(y), path, out)?;
         }
         (Some(x), None) => match x.kind {
-            EntryKind::File => out.push(Change {
-                status: Status::Removed,
-                path: path.to_string(),
-                old_path: None,
-                size: None,
-                old_size: Some(x.size),
-                hash: None,
-                old_hash: Some(x.hash),
-                owner: None,
-            }),
             EntryKind::Dir => {
                 for c in src.entries(&x.hash)? {
                     let p = join(path, &c.name);
                     walk(src, Some(&c), None, &p, out)?;
                 }
             }
+            _ => out.push(Change::removed(path, x)),
         },
         (None, Some(y)) => match y.kind {
-            EntryKind::File => out.push(Change {
-                status: Status::Added,
-                path: path.to_string(),
-                old_path: None,
-                size: Some(y.size),
-                old_size: None,
-                hash: Some(y.hash),
-                old_hash: None,
-                owner: None,
-            }),
             EntryKind::Dir => {
                 for c in src.entries(&y.hash)? {
                     let p = join(path, &c.name);
                     walk(src, None, Some(&c), &p, out)?;
                 }
             }
+            _ => out.push(Change::added(path, y)),
         },
     }
     Ok(())
@@ -309,6 +388,9 @@ fn pair_renames(changes: Vec<Change>) -> Vec<Change> {
                 hash: c.hash,
                 old_hash: old.old_hash,
                 owner: None,
+                kind: c.kind,
+                target: None,
+                xattrs: false,
             });
         }
     }
@@ -458,6 +540,7 @@ mod tests {
             mode: 0o644,
             mtime_ns: 0,
             owner: None,
+            extra: Default::default(),
         }
     }
 
@@ -467,7 +550,16 @@ mod tests {
             let t = Tree { entries: entries.clone() };
             let id = t.id();
             self.trees.insert(id, entries);
-            TreeEntry { name: name.into(), kind: EntryKind::Dir, hash: id, size: t.total_size(), mode: 0o755, mtime_ns: 0, owner: None }
+            TreeEntry {
+                name: name.into(),
+                kind: EntryKind::Dir,
+                hash: id,
+                size: t.total_size(),
+                mode: 0o755,
+                mtime_ns: 0,
+                owner: None,
+                extra: Default::default(),
+            }
         }
     }
 
@@ -599,7 +691,7 @@ mod owner_tests {
     }
 
     fn entry(name: &str, kind: EntryKind, hash: Hash, owner: Option<Owner>) -> TreeEntry {
-        TreeEntry { name: name.into(), kind, hash, size: 4, mode: 0o644, mtime_ns: 0, owner }
+        TreeEntry { name: name.into(), kind, hash, size: 4, mode: 0o644, mtime_ns: 0, owner, extra: Default::default() }
     }
 
     fn dir(m: &mut Mem, name: &str, entries: Vec<TreeEntry>, owner: Option<Owner>) -> TreeEntry {

@@ -42,6 +42,8 @@ pub struct IngestReport {
     pub files: u64,
     pub files_stored: u64,
     pub files_unchanged: u64,
+    /// Symlinks, FIFOs, sockets and devices recorded.
+    pub specials: u64,
     pub failed: Vec<(String, String)>,
     pub damaged: Vec<(String, String)>,
     pub bytes_read: u64,
@@ -56,6 +58,63 @@ struct SourceFile {
     path: PathBuf,
     dest: Vec<String>,
     meta: std::fs::Metadata,
+    /// Set when another name of this ingest is the same file (st_dev, st_ino):
+    /// the names are stored as one hard-link group.
+    link_group: Option<u64>,
+}
+
+/// A source folder: its place, mode, mtime, owner and user extended attributes.
+type SourceDir = (Vec<String>, u32, i64, Owner, Option<super::xattrs::Xattrs>);
+
+/// A symlink, FIFO, socket or device found by the walk: its place and its entry.
+struct SourceSpecial {
+    path: PathBuf,
+    dest: Vec<String>,
+    entry: TreeEntry,
+}
+
+/// The tree entry for a source that is neither a file nor a folder, read with
+/// lstat (never followed). A symlink's target is kept as the link holds it; one
+/// that is not UTF-8 is refused, as such names are.
+fn special_entry(path: &Path, name: String, meta: &std::fs::Metadata) -> std::result::Result<TreeEntry, String> {
+    use super::objects::{DeviceNumber, EntryExtra};
+    use std::os::unix::fs::FileTypeExt;
+    let ft = meta.file_type();
+    let mut extra = EntryExtra::default();
+    let kind = if ft.is_symlink() {
+        let t = std::fs::read_link(path).map_err(|e| format!("cannot read the link: {e}"))?;
+        let t =
+            t.into_os_string().into_string().map_err(|_| "symlink target is not UTF-8; change the link before ingesting".to_string())?;
+        extra.target = Some(t);
+        EntryKind::Symlink
+    } else if ft.is_fifo() {
+        EntryKind::Fifo
+    } else if ft.is_socket() {
+        EntryKind::Socket
+    } else if ft.is_char_device() || ft.is_block_device() {
+        let rdev = meta.rdev();
+        extra.rdev = Some(DeviceNumber { major: rustix::fs::major(rdev), minor: rustix::fs::minor(rdev) });
+        if ft.is_char_device() {
+            EntryKind::CharDevice
+        } else {
+            EntryKind::BlockDevice
+        }
+    } else {
+        return Err("not a file, folder, symlink, FIFO, socket or device: skipped".into());
+    };
+    // A symlink's own mode means nothing on Linux (always 0777): keep it as lstat gives it.
+    Ok(TreeEntry::special(name, kind, extra, meta.mode() & 0o7777, mtime_ns(meta), Some(Owner::of(meta))))
+}
+
+/// The hard-link group of names sharing an inode: derived from (st_dev,
+/// st_ino, st_ctime) so that ingesting the same unchanged files again gives the
+/// same tree (and no new commit), while an inode number reused later for
+/// another file does not join an old group (its ctime differs).
+fn link_group_of(meta: &std::fs::Metadata) -> u64 {
+    let seed = format!("{}:{}:{}:{}", meta.dev(), meta.ino(), meta.ctime(), meta.ctime_nsec());
+    let h = blake3::hash(seed.as_bytes());
+    // 53 bits: exact in JSON readers that use doubles.
+    u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap_or([0; 8])) & ((1 << 53) - 1)
 }
 
 /// Directory tree being edited: loaded lazily from the branch's current tree so
@@ -69,6 +128,8 @@ struct DirNode {
     mtime_ns: i64,
     /// The source folder's owner (None: made by the ingest, or not recorded).
     owner: Option<Owner>,
+    /// The source folder's user extended attributes.
+    xattrs: Option<super::xattrs::Xattrs>,
     entries: BTreeMap<String, Node>,
 }
 
@@ -79,7 +140,7 @@ enum Node {
 
 impl DirNode {
     fn new_empty(mode: u32, mtime_ns: i64) -> DirNode {
-        DirNode { base: None, base_size: 0, loaded: true, dirty: true, mode, mtime_ns, owner: None, entries: BTreeMap::new() }
+        DirNode { base: None, base_size: 0, loaded: true, dirty: true, mode, mtime_ns, owner: None, xattrs: None, entries: BTreeMap::new() }
     }
     fn from_entry(e: &TreeEntry) -> DirNode {
         DirNode {
@@ -90,6 +151,7 @@ impl DirNode {
             mode: e.mode,
             mtime_ns: e.mtime_ns,
             owner: e.owner,
+            xattrs: e.extra.xattrs.clone(),
             entries: BTreeMap::new(),
         }
     }
@@ -100,8 +162,9 @@ impl DirNode {
         if let Some(b) = self.base {
             for e in cat.tree_entries(&b)? {
                 let node = match e.kind {
-                    EntryKind::File => Node::File(e.clone()),
                     EntryKind::Dir => Node::Dir(DirNode::from_entry(&e)),
+                    // Files and special entries are leaves, kept as they are.
+                    _ => Node::File(e.clone()),
                 };
                 self.entries.insert(e.name.clone(), node);
             }
@@ -143,6 +206,7 @@ impl DirNode {
                         mode: d.mode,
                         mtime_ns: d.mtime_ns,
                         owner: d.owner,
+                        extra: super::objects::EntryExtra { xattrs: d.xattrs.clone(), ..Default::default() },
                     });
                 }
             }
@@ -405,12 +469,28 @@ fn enumerate(
     dest: &[String],
     archive_root: &Path,
     failed: &mut Vec<(String, String)>,
-) -> Result<(Vec<SourceFile>, Vec<(Vec<String>, u32, i64, Owner)>)> {
+    specials: &mut Vec<SourceSpecial>,
+) -> Result<(Vec<SourceFile>, Vec<SourceDir>)> {
     let mut files = Vec::new();
     let mut dirs = Vec::new();
     // Never ingest the archive into itself (a source folder that contains it).
     let own = std::fs::canonicalize(archive_root).unwrap_or_else(|_| archive_root.to_path_buf());
     for src in sources {
+        // A source that is itself a symlink (or FIFO, socket, device) is stored as
+        // what it is, under the name given: never followed.
+        let lmeta = std::fs::symlink_metadata(src).map_err(|e| ArchiveError::Io {
+            path: src.clone(),
+            source: std::io::Error::new(e.kind(), format!("cannot read source: {e}")),
+        })?;
+        if !lmeta.is_file() && !lmeta.is_dir() {
+            let name = name_of(src)?;
+            let entry =
+                special_entry(src, name.clone(), &lmeta).map_err(|why| ArchiveError::Invalid(format!("{}: {why}", src.display())))?;
+            let mut d = dest.to_vec();
+            d.push(name);
+            specials.push(SourceSpecial { path: src.clone(), dest: d, entry });
+            continue;
+        }
         if std::fs::canonicalize(src).map(|c| c.starts_with(&own)).unwrap_or(false) {
             return Err(ArchiveError::Invalid(format!(
                 "{}: is inside the archive itself; choose a source outside {}",
@@ -426,7 +506,7 @@ fn enumerate(
         if meta.is_file() {
             let mut d = dest.to_vec();
             d.push(base);
-            files.push(SourceFile { path: src.clone(), dest: d, meta });
+            files.push(SourceFile { path: src.clone(), dest: d, meta, link_group: None });
             continue;
         }
         if !meta.is_dir() {
@@ -471,15 +551,35 @@ fn enumerate(
                 }
             };
             if ft.is_dir() {
-                dirs.push((d, m.mode() & 0o7777, mtime_ns(&m), Owner::of(&m)));
+                dirs.push((d, m.mode() & 0o7777, mtime_ns(&m), Owner::of(&m), super::xattrs::read(entry.path())));
             } else if ft.is_file() {
-                files.push(SourceFile { path: entry.path().to_path_buf(), dest: d, meta: m });
+                files.push(SourceFile { path: entry.path().to_path_buf(), dest: d, meta: m, link_group: None });
             } else {
-                failed.push((entry.path().display().to_string(), "not a regular file (symlink, device or socket): skipped".into()));
+                let name = d.last().cloned().unwrap_or_default();
+                match special_entry(entry.path(), name, &m) {
+                    Ok(e) => specials.push(SourceSpecial { path: entry.path().to_path_buf(), dest: d, entry: e }),
+                    Err(why) => failed.push((entry.path().display().to_string(), why)),
+                }
             }
         }
     }
+    mark_hard_links(&mut files);
     Ok((files, dirs))
+}
+
+/// Names of this ingest that are one file (same st_dev and st_ino, nlink > 1)
+/// get one link group, as tar and restic track hard links by inode. A file
+/// with other links outside what is ingested stays a plain file.
+fn mark_hard_links(files: &mut [SourceFile]) {
+    let mut seen: HashMap<(u64, u64), usize> = HashMap::new();
+    for f in files.iter().filter(|f| f.meta.nlink() > 1) {
+        *seen.entry((f.meta.dev(), f.meta.ino())).or_default() += 1;
+    }
+    for f in files.iter_mut() {
+        if f.meta.nlink() > 1 && seen.get(&(f.meta.dev(), f.meta.ino())).is_some_and(|n| *n > 1) {
+            f.link_group = Some(link_group_of(&f.meta));
+        }
+    }
 }
 
 pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) -> Result<IngestReport> {
@@ -490,7 +590,8 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
         return Err(ArchiveError::Invalid("--to must not contain '..'".into()));
     }
     let head = archive.catalog.branch_head(&opts.branch)?.ok_or_else(|| ArchiveError::NoSuchBranch(opts.branch.clone()))?;
-    let (files, dirs) = enumerate(sources, &dest, archive.root(), &mut report.failed)?;
+    let mut specials = Vec::new();
+    let (files, dirs) = enumerate(sources, &dest, archive.root(), &mut report.failed, &mut specials)?;
     let total: u64 = files.iter().map(|f| f.meta.len()).sum();
 
     let pb = &opts.progress;
@@ -510,6 +611,7 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
             mode: 0o755,
             mtime_ns: 0,
             owner: None,
+            xattrs: None,
             entries: BTreeMap::new(),
         },
         None => DirNode::new_empty(0o755, 0),
@@ -519,13 +621,29 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
     let result = (|| -> Result<Option<Hash>> {
         rewrite_records_of_missing_packs(cat, &mut sink)?;
         let now = super::objects::now_ns();
-        for (d, mode, mt, owner) in &dirs {
+        for (d, mode, mt, owner, xattrs) in &dirs {
             let node = root.dir_mut(cat, d, 0o755, now)?;
             node.mode = *mode;
             node.mtime_ns = *mt;
             node.owner = Some(*owner);
+            node.xattrs = xattrs.clone();
+        }
+        for sp in &specials {
+            let (parent, name) = sp.dest.split_at(sp.dest.len() - 1);
+            let dir = root.dir_mut(cat, parent, 0o755, now)?;
+            if let Some(Node::Dir(_)) = dir.entries.get(&name[0]) {
+                report.failed.push((
+                    sp.path.display().to_string(),
+                    format!("'{}' is a folder in the archive; a {} cannot replace it", sp.dest.join("/"), sp.entry.kind.word()),
+                ));
+                continue;
+            }
+            dir.entries.insert(name[0].clone(), Node::File(sp.entry.clone()));
+            report.specials += 1;
         }
         let mut sources_seen = Vec::new();
+        // A hard-link group's content is read once, for its first name.
+        let mut group_blobs: HashMap<u64, Hash> = HashMap::new();
         for f in &files {
             if opts.interrupt.load(Ordering::Relaxed) {
                 return Err(ArchiveError::Interrupted);
@@ -539,7 +657,11 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
                 Some((s, m, i, b)) if s == size && m == mt && i == ino && sink.blob_is_whole(cat, &b)? => Some((s, m, i, b)),
                 _ => None,
             };
-            let blob = if let Some((_, _, _, b)) = cached {
+            let blob = if let Some(b) = f.link_group.and_then(|g| group_blobs.get(&g).copied()) {
+                report.files_unchanged += 1;
+                pb.advance(size);
+                b
+            } else if let Some((_, _, _, b)) = cached {
                 report.files_unchanged += 1;
                 pb.advance(size);
                 b
@@ -568,6 +690,9 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
                 }
             };
             sources_seen.push((canon, size, mt, ino, blob));
+            if let Some(g) = f.link_group {
+                group_blobs.insert(g, blob);
+            }
             let (parent, name) = f.dest.split_at(f.dest.len() - 1);
             let dir = root.dir_mut(cat, parent, 0o755, now)?;
             if let Some(Node::Dir(_)) = dir.entries.get(&name[0]) {
@@ -584,6 +709,11 @@ pub fn ingest(archive: &mut Archive, sources: &[PathBuf], opts: &IngestOptions) 
                     mode: f.meta.mode() & 0o7777,
                     mtime_ns: mt,
                     owner: Some(Owner::of(&f.meta)),
+                    extra: super::objects::EntryExtra {
+                        link_group: f.link_group,
+                        xattrs: super::xattrs::read(&f.path),
+                        ..Default::default()
+                    },
                 }),
             );
             report.bytes_logical += size;
@@ -749,7 +879,7 @@ pub fn store_local_files<T>(
         let mut stored = Vec::with_capacity(paths.len());
         for p in paths {
             let meta = std::fs::metadata(p).at(p)?;
-            let f = SourceFile { path: p.clone(), dest: Vec::new(), meta };
+            let f = SourceFile { path: p.clone(), dest: Vec::new(), meta, link_group: None };
             let hash = store_file(&archive.config, cat, &mut sink, &f, &opts, &mut report, &opts.progress)?;
             stored.push((hash, f.meta.len()));
         }

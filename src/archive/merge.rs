@@ -238,7 +238,16 @@ impl Ctx<'_> {
         }
         // The folder's owner merges like an entry: a side that changed it wins over one that did not.
         let owner = if base.is_some_and(|b| b.owner == ours.owner) { theirs.owner } else { ours.owner };
-        Ok(TreeEntry { name: ours.name.clone(), kind: EntryKind::Dir, hash: id, size, mode: ours.mode, mtime_ns: ours.mtime_ns, owner })
+        Ok(TreeEntry {
+            name: ours.name.clone(),
+            kind: EntryKind::Dir,
+            hash: id,
+            size,
+            mode: ours.mode,
+            mtime_ns: ours.mtime_ns,
+            owner,
+            extra: Default::default(),
+        })
     }
 }
 
@@ -264,7 +273,16 @@ impl TreeSource for Overlay<'_> {
 }
 
 fn dir_entry(tree: Hash) -> TreeEntry {
-    TreeEntry { name: String::new(), kind: EntryKind::Dir, hash: tree, size: 0, mode: 0o755, mtime_ns: 0, owner: None }
+    TreeEntry {
+        name: String::new(),
+        kind: EntryKind::Dir,
+        hash: tree,
+        size: 0,
+        mode: 0o755,
+        mtime_ns: 0,
+        owner: None,
+        extra: Default::default(),
+    }
 }
 
 /// Merge `src` (`BRANCH` or `BRANCH@COMMIT`) into the branch `dst`.
@@ -496,6 +514,7 @@ mod owner_tests {
                 Staged::File { size: e.size, mode: e.mode, mtime_ns: e.mtime_ns, content: Content::Blob(e.hash), owner: Some(owner) }
             }
             EntryKind::Dir => Staged::Dir { mode: e.mode, mtime_ns: e.mtime_ns, tree: Some(e.hash), owner: Some(owner) },
+            k => panic!("these tests chown files and folders only, not a {}", k.word()),
         };
         a.staging().stage(branch, path, &s).unwrap();
         a.commit_staging(branch, "chown").unwrap().unwrap();

@@ -36,6 +36,7 @@ pub mod store;
 pub mod synth;
 pub mod tcfacts;
 pub mod verify;
+pub mod xattrs;
 
 pub use error::{ArchiveError, Result};
 pub use objects::{EntryKind, Hash};

@@ -92,11 +92,22 @@ impl RecordKind {
     }
 }
 
+/// What a name in a tree is. Files and folders have content (a blob, a tree);
+/// the special kinds are kept as tar, restic and borg keep them: a symlink's
+/// target, a device's numbers, and for FIFOs and sockets only that they exist.
+/// The serialized names and the codes are part of the on-disk format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryKind {
     File,
     Dir,
+    Symlink,
+    Fifo,
+    Socket,
+    #[serde(rename = "chardev")]
+    CharDevice,
+    #[serde(rename = "blockdev")]
+    BlockDevice,
 }
 
 impl EntryKind {
@@ -104,15 +115,138 @@ impl EntryKind {
         match self {
             EntryKind::File => 1,
             EntryKind::Dir => 2,
+            EntryKind::Symlink => 3,
+            EntryKind::Fifo => 4,
+            EntryKind::Socket => 5,
+            EntryKind::CharDevice => 6,
+            EntryKind::BlockDevice => 7,
         }
     }
     pub fn from_code(c: i64) -> Option<EntryKind> {
         match c {
             1 => Some(EntryKind::File),
             2 => Some(EntryKind::Dir),
+            3 => Some(EntryKind::Symlink),
+            4 => Some(EntryKind::Fifo),
+            5 => Some(EntryKind::Socket),
+            6 => Some(EntryKind::CharDevice),
+            7 => Some(EntryKind::BlockDevice),
             _ => None,
         }
     }
+    /// Neither a file nor a folder: no blob or tree behind the entry's hash.
+    pub fn is_special(self) -> bool {
+        !matches!(self, EntryKind::File | EntryKind::Dir)
+    }
+    /// The word `ls` and `diff` print for it.
+    pub fn word(self) -> &'static str {
+        match self {
+            EntryKind::File => "file",
+            EntryKind::Dir => "folder",
+            EntryKind::Symlink => "symlink",
+            EntryKind::Fifo => "fifo",
+            EntryKind::Socket => "socket",
+            EntryKind::CharDevice => "char device",
+            EntryKind::BlockDevice => "block device",
+        }
+    }
+    /// The `ls -l` type letter.
+    pub fn letter(self) -> char {
+        match self {
+            EntryKind::File => '-',
+            EntryKind::Dir => 'd',
+            EntryKind::Symlink => 'l',
+            EntryKind::Fifo => 'p',
+            EntryKind::Socket => 's',
+            EntryKind::CharDevice => 'c',
+            EntryKind::BlockDevice => 'b',
+        }
+    }
+}
+
+/// A device node's numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DeviceNumber {
+    pub major: u32,
+    pub minor: u32,
+}
+
+/// What a tree entry carries beyond (name, kind, hash, size, mode, mtime,
+/// owner): set only for the kinds that need it, and left out of the JSON when
+/// unset, so trees written before special files were kept encode to the same
+/// bytes and keep their ids.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryExtra {
+    /// A symlink's target, exactly as the link held it: never resolved, never
+    /// made absolute (it may point anywhere, even outside the archive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// A character or block device's numbers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdev: Option<DeviceNumber>,
+    /// Hard links: files of one tree with the same group are one file (one
+    /// inode) with several names, restored as such (tar and restic track them
+    /// by inode at ingest). The number means nothing beyond the grouping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_group: Option<u64>,
+    /// User extended attributes (`user.*`, other than the mount's own read-only
+    /// `user.reelfs.*`): Finder tags and resource forks that Samba keeps in
+    /// them, labels set with `setfattr`. Values are bytes, written as hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xattrs: Option<std::collections::BTreeMap<String, XattrValue>>,
+}
+
+/// An extended attribute's value: any bytes, kept in the JSON as lowercase hex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XattrValue(pub Vec<u8>);
+
+impl Serialize for XattrValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(&self.0))
+    }
+}
+impl<'de> Deserialize<'de> for XattrValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<XattrValue, D::Error> {
+        let s = String::deserialize(d)?;
+        hex::decode(&s).map(XattrValue).map_err(|_| serde::de::Error::custom("bad xattr value"))
+    }
+}
+
+/// Whether an extended attribute is one the archive keeps: a user attribute,
+/// not one of the mount's derived `user.reelfs.*` ones.
+pub fn keeps_xattr(name: &str) -> bool {
+    name.starts_with("user.") && !name.starts_with("user.reelfs.")
+}
+
+impl EntryExtra {
+    pub fn is_empty(&self) -> bool {
+        *self == EntryExtra::default()
+    }
+    /// JSON for the catalog's `extra` column; None when there is nothing to keep.
+    pub fn to_column(&self) -> Option<String> {
+        (!self.is_empty()).then(|| serde_json::to_string(self).unwrap_or_default())
+    }
+    pub fn from_column(s: Option<String>) -> EntryExtra {
+        s.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default()
+    }
+}
+
+/// The hash a special entry carries in place of a blob or tree id: BLAKE3 of
+/// what it is, domain-separated so it never equals a file's content hash (a
+/// file holding the text of a link target is not that link, and `diff` pairs
+/// renames by hash).
+pub fn special_hash(kind: EntryKind, extra: &EntryExtra) -> Hash {
+    let mut h = blake3::Hasher::new();
+    h.update(b"reelfs special entry\0");
+    h.update(kind.word().as_bytes());
+    h.update(b"\0");
+    if let Some(t) = &extra.target {
+        h.update(t.as_bytes());
+    }
+    if let Some(d) = extra.rdev {
+        h.update(format!("{}:{}", d.major, d.minor).as_bytes());
+    }
+    Hash::from(h.finalize())
 }
 
 /// One name in a directory. For a file `hash` is its content hash (the blob); for a
@@ -133,6 +267,18 @@ pub struct TreeEntry {
     /// as owned by whoever mounts or restores them (as they always did).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<Owner>,
+    /// Symlink target, device numbers, hard-link group (see `EntryExtra`).
+    #[serde(flatten)]
+    pub extra: EntryExtra,
+}
+
+impl TreeEntry {
+    /// A symlink, FIFO, socket or device entry (size: the target's length for a
+    /// link, as `lstat` gives it; 0 otherwise).
+    pub fn special(name: String, kind: EntryKind, extra: EntryExtra, mode: u32, mtime_ns: i64, owner: Option<Owner>) -> TreeEntry {
+        let size = extra.target.as_ref().map(|t| t.len() as u64).unwrap_or(0);
+        TreeEntry { name, kind, hash: special_hash(kind, &extra), size, mode, mtime_ns, owner, extra }
+    }
 }
 
 /// A file's numeric owner and group. Names are not kept: an archive outlives the
@@ -422,5 +568,48 @@ mod owner_tests {
         assert!(String::from_utf8_lossy(&raw).ends_with(r#""mtime_ns":7,"owner":{"uid":1000,"gid":44}}]}"#));
         assert_eq!(serde_json::from_slice::<Tree>(&raw).unwrap(), owned);
         assert_ne!(owned.id(), t.id());
+    }
+}
+
+#[cfg(test)]
+mod special_entry_tests {
+    use super::*;
+
+    /// Special entries round-trip through their JSON, carry what they are in
+    /// their id, and never share a hash with a file whose bytes are the target.
+    #[test]
+    fn special_entries_round_trip_and_are_kept_apart_from_files() {
+        let link = TreeEntry::special(
+            "up".into(),
+            EntryKind::Symlink,
+            EntryExtra { target: Some("../../etc/passwd".into()), ..Default::default() },
+            0o777,
+            5,
+            None,
+        );
+        assert_eq!(link.size, 16);
+        assert_ne!(link.hash, Hash::of(b"../../etc/passwd"));
+        let dev = TreeEntry::special(
+            "null".into(),
+            EntryKind::CharDevice,
+            EntryExtra { rdev: Some(DeviceNumber { major: 1, minor: 3 }), ..Default::default() },
+            0o666,
+            5,
+            None,
+        );
+        let fifo = TreeEntry::special("p".into(), EntryKind::Fifo, EntryExtra::default(), 0o644, 5, None);
+        let sock = TreeEntry::special("s".into(), EntryKind::Socket, EntryExtra::default(), 0o644, 5, None);
+        assert_ne!(fifo.hash, sock.hash);
+        let t = Tree { entries: vec![dev, link, fifo, sock] };
+        let raw = t.encode();
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.contains(r#""kind":"symlink""#) && text.contains(r#""target":"../../etc/passwd""#), "{text}");
+        assert!(text.contains(r#""kind":"chardev""#) && text.contains(r#""rdev":{"major":1,"minor":3}"#), "{text}");
+        assert_eq!(serde_json::from_slice::<Tree>(&raw).unwrap(), t);
+        for e in &t.entries {
+            assert_eq!(EntryKind::from_code(e.kind.code()), Some(e.kind));
+            assert_eq!(EntryExtra::from_column(e.extra.to_column()), e.extra);
+        }
+        assert_eq!(EntryExtra::default().to_column(), None);
     }
 }

@@ -87,11 +87,10 @@ pub fn files_below(archive: &Archive, spec: &str) -> Result<Vec<(String, TreeEnt
     let mut out = Vec::new();
     match r.entry.kind {
         EntryKind::File => out.push((base, r.entry)),
-        EntryKind::Dir => {
-            if r.commit.is_some() {
-                walk(archive, &r.entry.hash, &base, &mut out)?;
-            }
-        }
+        EntryKind::Dir if r.commit.is_some() => walk(archive, &r.entry.hash, &base, &mut out)?,
+        // An empty branch has nothing; a link is never followed to a file to
+        // render (it has no picture of its own).
+        _ => {}
     }
     Ok(out)
 }
@@ -102,6 +101,7 @@ fn walk(archive: &Archive, tree: &Hash, prefix: &str, out: &mut Vec<(String, Tre
         match e.kind {
             EntryKind::File => out.push((p, e)),
             EntryKind::Dir => walk(archive, &e.hash, &p, out)?,
+            _ => {}
         }
     }
     Ok(())

@@ -395,6 +395,7 @@ impl Archive {
             mode: 0o755,
             mtime_ns: 0,
             owner: None,
+            extra: Default::default(),
         };
         if let Some(c) = commit {
             entry.mtime_ns = self.commit(&c)?.time_ns;

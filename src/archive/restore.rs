@@ -24,6 +24,16 @@ pub struct RestoreReport {
     pub files: u64,
     pub bytes: u64,
     pub failed: Vec<(String, String)>,
+    /// Symlinks, FIFOs, sockets and devices made.
+    #[serde(default)]
+    pub specials: u64,
+    /// Names restored as hard links to a file restored before them.
+    #[serde(default)]
+    pub hard_links: u64,
+    /// Entries left out on purpose, with why (device nodes when not root):
+    /// warnings, not failures.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<(String, String)>,
 }
 
 pub struct RestoreOptions<'a> {
@@ -71,7 +81,14 @@ pub fn restore(archive: &Archive, specs: &[String], dest: &Path, opts: &RestoreO
     let total: u64 = trees.iter().map(|(_, n)| n.bytes()).sum();
     opts.progress.begin("restore", super::progress::Unit::Bytes, total);
     let tmp = TempFolder::create(&base)?;
-    let mut ctx = Ctx { archive, tmp: &tmp, pb: &opts.progress, interrupt: opts.interrupt, rep: RestoreReport::default() };
+    let mut ctx = Ctx {
+        archive,
+        tmp: &tmp,
+        pb: &opts.progress,
+        interrupt: opts.interrupt,
+        rep: RestoreReport::default(),
+        link_groups: Default::default(),
+    };
     for (name, node) in &trees {
         if let Err(e) = restore_node(&mut ctx, base.fd(), &base_path, name, node) {
             opts.progress.finish();
@@ -97,6 +114,7 @@ impl Node {
         match self.entry.kind {
             EntryKind::File => self.entry.size,
             EntryKind::Dir => self.children.iter().map(Node::bytes).sum(),
+            _ => 0,
         }
     }
 }
@@ -165,6 +183,11 @@ struct Ctx<'a> {
     pb: &'a super::progress::ProgressHandle,
     interrupt: &'a AtomicBool,
     rep: RestoreReport,
+    /// Hard-link groups restored so far: the name of an extra link to the
+    /// group's file kept in the temporary folder, so the group's other names
+    /// are linked to it there (by descriptor, never through a path that a
+    /// link could redirect) and renamed into place.
+    link_groups: std::collections::HashMap<u64, String>,
 }
 
 fn io_err(path: &Path, e: Errno) -> ArchiveError {
@@ -180,12 +203,24 @@ fn restore_node(ctx: &mut Ctx, parent: BorrowedFd<'_>, parent_path: &Path, name:
     match node.entry.kind {
         EntryKind::File => {
             ctx.pb.message(&path.display().to_string());
-            match restore_file(ctx, &node.entry, parent, name, &path) {
+            let kept = node.entry.extra.link_group.and_then(|g| ctx.link_groups.get(&g).cloned());
+            let done = match kept {
+                Some(kept) => link_into_place(ctx, &kept, parent, name, &path),
+                None => restore_file(ctx, &node.entry, parent, name, &path),
+            };
+            match done {
                 Ok(()) => {
                     ctx.rep.files += 1;
                     ctx.rep.bytes += node.entry.size;
                 }
                 Err(ArchiveError::Interrupted) => return Err(ArchiveError::Interrupted),
+                Err(err) => ctx.rep.failed.push((path.display().to_string(), err.to_string())),
+            }
+        }
+        EntryKind::Symlink | EntryKind::Fifo | EntryKind::Socket | EntryKind::CharDevice | EntryKind::BlockDevice => {
+            match restore_special(ctx, &node.entry, parent, name, &path) {
+                Ok(true) => ctx.rep.specials += 1,
+                Ok(false) => {}
                 Err(err) => ctx.rep.failed.push((path.display().to_string(), err.to_string())),
             }
         }
@@ -196,6 +231,11 @@ fn restore_node(ctx: &mut Ctx, parent: BorrowedFd<'_>, parent_path: &Path, name:
             }
             // Folder mode and mtime last: creating files inside would bump the mtime,
             // and a read-only mode would stop us creating them.
+            if let Some(x) = &node.entry.extra.xattrs {
+                if let Err(why) = super::xattrs::apply(dir.as_fd(), x) {
+                    ctx.rep.skipped.push((path.display().to_string(), why));
+                }
+            }
             set_mode_mtime(dir.as_fd(), &node.entry, &path)?;
         }
     }
@@ -263,13 +303,127 @@ fn set_owner(fd: BorrowedFd<'_>, e: &TreeEntry, path: &Path) -> Result<()> {
     rustix::fs::fchown(fd, Some(rustix::fs::Uid::from_raw(o.uid)), Some(rustix::fs::Gid::from_raw(o.gid))).map_err(|err| io_err(path, err))
 }
 
-fn restore_file(ctx: &Ctx, e: &TreeEntry, parent: BorrowedFd<'_>, name: &str, target: &Path) -> Result<()> {
+/// Make a symlink, FIFO, socket or device node as `name` in `parent`: created
+/// under a fresh name in the temporary folder, given its owner and times there
+/// without following it, then renamed over `name` (whatever was there, a link
+/// included, is replaced; nothing is ever written through a link). A symlink is
+/// made with its stored target as given, pointing wherever that is: it is never
+/// followed, then or later in the restore (folders are opened O_NOFOLLOW). Device
+/// nodes need root (mknod); anyone else gets a warning and the entry is skipped.
+/// Returns whether the entry was made.
+fn restore_special(ctx: &mut Ctx, e: &TreeEntry, parent: BorrowedFd<'_>, name: &str, target: &Path) -> Result<bool> {
+    use rustix::fs::FileType;
+    let is_device = matches!(e.kind, EntryKind::CharDevice | EntryKind::BlockDevice);
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if is_device && unsafe { libc::geteuid() } != 0 {
+        ctx.rep.skipped.push((
+            target.display().to_string(),
+            format!("{} not restored: only root can make device nodes; restore as root to get it", e.kind.word()),
+        ));
+        return Ok(false);
+    }
+    let tmp_dir = ctx.tmp;
+    let tmp = dest::fresh_name("s");
+    let tmp_path = tmp_dir.path().join(&tmp);
+    let perm = Mode::from_raw_mode(e.mode & 0o7777);
+    let made = match e.kind {
+        EntryKind::Symlink => {
+            let link = e
+                .extra
+                .target
+                .as_deref()
+                .ok_or_else(|| ArchiveError::Inconsistent(format!("{}: symlink without a target", target.display())))?;
+            rustix::fs::symlinkat(link, &tmp_dir.fd, tmp.as_str())
+        }
+        EntryKind::Fifo => rustix::fs::mknodat(&tmp_dir.fd, tmp.as_str(), FileType::Fifo, perm, 0),
+        EntryKind::Socket => rustix::fs::mknodat(&tmp_dir.fd, tmp.as_str(), FileType::Socket, perm, 0),
+        _ => {
+            let d = e.extra.rdev.ok_or_else(|| ArchiveError::Inconsistent(format!("{}: device without numbers", target.display())))?;
+            let ft = if e.kind == EntryKind::CharDevice { FileType::CharacterDevice } else { FileType::BlockDevice };
+            rustix::fs::mknodat(&tmp_dir.fd, tmp.as_str(), ft, perm, rustix::fs::makedev(d.major, d.minor))
+        }
+    };
+    made.map_err(|err| io_err(target, err))?;
+    tmp_dir.live.borrow_mut().push(tmp.clone());
+    let result = (|| {
+        let nofollow = AtFlags::SYMLINK_NOFOLLOW;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if let (Some(o), 0) = (e.owner, unsafe { libc::geteuid() }) {
+            rustix::fs::chownat(
+                &tmp_dir.fd,
+                tmp.as_str(),
+                Some(rustix::fs::Uid::from_raw(o.uid)),
+                Some(rustix::fs::Gid::from_raw(o.gid)),
+                nofollow,
+            )
+            .map_err(|err| io_err(&tmp_path, err))?;
+        }
+        if e.kind != EntryKind::Symlink && e.mode != 0 {
+            // mknod applied the umask; the archived mode is what the source had.
+            rustix::fs::chmodat(&tmp_dir.fd, tmp.as_str(), perm, AtFlags::empty()).map_err(|err| io_err(&tmp_path, err))?;
+        }
+        if e.mtime_ns != 0 {
+            let times = rustix::fs::Timestamps {
+                last_access: rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_OMIT },
+                last_modification: rustix::fs::Timespec {
+                    tv_sec: e.mtime_ns.div_euclid(1_000_000_000),
+                    tv_nsec: e.mtime_ns.rem_euclid(1_000_000_000) as _,
+                },
+            };
+            rustix::fs::utimensat(&tmp_dir.fd, tmp.as_str(), &times, nofollow).map_err(|err| io_err(&tmp_path, err))?;
+        }
+        rename_into_place(tmp_dir, &tmp, parent, name, target)
+    })();
+    if result.is_err() {
+        let _ = rustix::fs::unlinkat(&tmp_dir.fd, tmp.as_str(), AtFlags::empty());
+    }
+    tmp_dir.live.borrow_mut().retain(|n| n != &tmp);
+    result.map(|()| true)
+}
+
+/// Another name of a hard-link group whose file is already restored: a new
+/// link to it (made in the temporary folder from the link kept there), renamed
+/// over `name`.
+fn link_into_place(ctx: &mut Ctx, kept: &str, parent: BorrowedFd<'_>, name: &str, target: &Path) -> Result<()> {
+    let tmp_dir = ctx.tmp;
+    let tmp = dest::fresh_name("h");
+    rustix::fs::linkat(&tmp_dir.fd, kept, &tmp_dir.fd, tmp.as_str(), AtFlags::empty()).map_err(|err| io_err(target, err))?;
+    tmp_dir.live.borrow_mut().push(tmp.clone());
+    let result = rename_into_place(tmp_dir, &tmp, parent, name, target);
+    if result.is_err() {
+        let _ = rustix::fs::unlinkat(&tmp_dir.fd, tmp.as_str(), AtFlags::empty());
+    }
+    tmp_dir.live.borrow_mut().retain(|n| n != &tmp);
+    if result.is_ok() {
+        ctx.rep.hard_links += 1;
+    }
+    result
+}
+
+/// Rename `tmp` (in the temporary folder) over `name` in `parent`.
+fn rename_into_place(tmp_dir: &TempFolder, tmp: &str, parent: BorrowedFd<'_>, name: &str, target: &Path) -> Result<()> {
+    rustix::fs::renameat(&tmp_dir.fd, tmp, parent, name).map_err(|err| match err {
+        Errno::XDEV => ArchiveError::Invalid(format!(
+            "{}: its folder is on another filesystem than {} (a mount point inside the destination); restore that folder separately",
+            target.display(),
+            tmp_dir.parent.path().display()
+        )),
+        Errno::ISDIR => ArchiveError::Invalid(format!(
+            "{}: a folder is in the way of a file being restored; move it and restore again",
+            target.display()
+        )),
+        err => io_err(target, err),
+    })
+}
+
+fn restore_file(ctx: &mut Ctx, e: &TreeEntry, parent: BorrowedFd<'_>, name: &str, target: &Path) -> Result<()> {
     let reader = std::sync::Arc::new(ctx.archive.blob_reader(&e.hash)?);
     let ra = reader.read_ahead(0, reader.size, READ_AHEAD);
     let tmp_dir = ctx.tmp;
     let (tmp, mut f) = dest::create_temp_in(tmp_dir.fd.as_fd(), &tmp_dir.path(), "")?;
     tmp_dir.live.borrow_mut().push(tmp.clone());
     let tmp_path = tmp_dir.path().join(&tmp);
+    let xattr_warning = std::cell::Cell::new(None);
     let result = (|| {
         let mut hasher = super::content_hash::ContentHasher::new(reader.zero_run_bytes());
         let mut buf = vec![0u8; 8 << 20];
@@ -310,26 +464,40 @@ fn restore_file(ctx: &Ctx, e: &TreeEntry, parent: BorrowedFd<'_>, name: &str, ta
         // Durability comes from one syncfs when the whole restore is done: a
         // per-file fsync would stall the stream once per file.
         let mode = if e.mode != 0 { e.mode } else { 0o644 };
+        // Attributes before the mode: a read-only mode must not stop them.
+        if let Some(x) = &e.extra.xattrs {
+            if let Err(why) = super::xattrs::apply(f.as_fd(), x) {
+                xattr_warning.set(Some(why));
+            }
+        }
         set_mode_mtime(f.as_fd(), &TreeEntry { mode, ..e.clone() }, target)?;
         drop(f);
-        rustix::fs::renameat(&tmp_dir.fd, tmp.as_str(), parent, name).map_err(|err| match err {
-            Errno::XDEV => ArchiveError::Invalid(format!(
-                "{}: its folder is on another filesystem than {} (a mount point inside the destination); restore that folder separately",
-                target.display(),
-                tmp_dir.parent.path().display()
-            )),
-            Errno::ISDIR => ArchiveError::Invalid(format!(
-                "{}: a folder is in the way of a file being restored; move it and restore again",
-                target.display()
-            )),
-            err => io_err(target, err),
-        })
+        // The first name of a hard-link group: keep one more link to the file in
+        // the temporary folder for the group's other names (removed at the end).
+        let keep = match e.extra.link_group {
+            Some(g) => {
+                let kept = dest::fresh_name("g");
+                rustix::fs::linkat(&tmp_dir.fd, tmp.as_str(), &tmp_dir.fd, kept.as_str(), AtFlags::empty())
+                    .map_err(|err| io_err(target, err))?;
+                tmp_dir.live.borrow_mut().push(kept.clone());
+                Some((g, kept))
+            }
+            None => None,
+        };
+        rename_into_place(tmp_dir, &tmp, parent, name, target)?;
+        Ok(keep)
     })();
     if result.is_err() {
         let _ = rustix::fs::unlinkat(&tmp_dir.fd, tmp.as_str(), AtFlags::empty());
     }
     tmp_dir.live.borrow_mut().retain(|n| n != &tmp);
-    result
+    if let Ok(Some((g, kept))) = &result {
+        ctx.link_groups.insert(*g, kept.clone());
+    }
+    if let Some(why) = xattr_warning.take() {
+        ctx.rep.skipped.push((target.display().to_string(), why));
+    }
+    result.map(|_| ())
 }
 
 /// Stream a file's bytes to a writer (for `reelfs cat`), verifying as it goes.

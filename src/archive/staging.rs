@@ -252,6 +252,14 @@ impl Archive {
             let ch = match s {
                 Staged::Deleted => Change::Delete,
                 Staged::Dir { mode, mtime_ns, tree, owner } => Change::Dir { mode: *mode, mtime_ns: *mtime_ns, tree: *tree, owner: *owner },
+                Staged::Special { kind, extra, mode, mtime_ns, owner } => Change::File(TreeEntry::special(
+                    comps.last().cloned().unwrap_or_default(),
+                    *kind,
+                    extra.clone(),
+                    *mode,
+                    *mtime_ns,
+                    *owner,
+                )),
                 Staged::File { size, mode, mtime_ns, content, owner } => {
                     let hash = match content {
                         Content::Blob(b) => *b,
@@ -273,6 +281,7 @@ impl Archive {
                         mode: *mode,
                         mtime_ns: *mtime_ns,
                         owner: *owner,
+                        extra: Default::default(),
                     })
                 }
             };
@@ -413,7 +422,10 @@ fn apply(cat: &Catalog, w: &mut PackWriter, tree: Option<Hash>, changes: &[(Vec<
                 id
             }
         };
-        entries.insert(name.clone(), TreeEntry { name, kind: EntryKind::Dir, hash: sub, size, mode, mtime_ns: mtime, owner });
+        entries.insert(
+            name.clone(),
+            TreeEntry { name, kind: EntryKind::Dir, hash: sub, size, mode, mtime_ns: mtime, owner, extra: Default::default() },
+        );
     }
     let tree = Tree { entries: entries.into_values().collect() };
     let raw = tree.encode();

@@ -162,6 +162,7 @@ fn edit(
                     mode: 0o755,
                     mtime_ns: 1_600_000_000_000_000_000,
                     owner: None,
+                    extra: Default::default(),
                 },
             );
         }
@@ -198,6 +199,7 @@ pub fn synth(archive: &mut Archive, opts: &SynthOptions) -> Result<SynthReport> 
                 mode: 0o644,
                 mtime_ns: mtime + version as i64,
                 owner: None,
+                extra: Default::default(),
             },
         ));
         batch.push(NewObject::Blob(b));

@@ -327,6 +327,8 @@ fn tree_findings(cat: &Catalog, tree: &Hash, bad: &RowDamage, memo: &mut HashMap
                         out.push(Rel { rel, ..r });
                     }
                 }
+                // No stored bytes behind a link, FIFO, socket or device.
+                EntryKind::Symlink | EntryKind::Fifo | EntryKind::Socket | EntryKind::CharDevice | EntryKind::BlockDevice => {}
                 EntryKind::File => {
                     let missing = if cat.has_blob(&e.hash)? { cat.missing_chunks_of(&e.hash)? } else { vec![e.hash] };
                     if !missing.is_empty() || bad.blobs.contains(&e.hash) {

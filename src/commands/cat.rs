@@ -33,6 +33,9 @@ pub fn cat(a: &Archive, path: &str, out: &mut dyn Write) -> Result<CatResult, Ca
     // resolver's error then says it is a folder.
     let r = view::resolve(a, path.trim_end_matches('/'))?;
     let (reader, hash) = match &r.target {
+        Target::File { entry, .. } if entry.kind.is_special() => {
+            return Err(CatError::NotAFile { path: path.to_string(), kind: entry.kind.word() })
+        }
         Target::File { entry, .. } => (a.blob_reader(&entry.hash)?, Some(entry.hash)),
         Target::Staged { content, size, .. } => (a.extents_reader(Hash([0; 32]), *size, &a.staging().content_extents(content)?)?, None),
         t => return Err(CatError::NotAFile { path: path.to_string(), kind: t.kind_word() }),

@@ -111,6 +111,13 @@ pub fn info(archive: &Path, spec: &str) -> Result<Info> {
         CommandError::invalid(format!("{spec} is a {kind} with no image sequence; `reelfs ls {} {spec}` lists it", archive.display()))
     };
     match r.target {
+        Target::File { entry, .. } if entry.kind.is_special() => {
+            let what = entry.extra.target.as_ref().map(|t| format!(" pointing to {t}")).unwrap_or_default();
+            Err(CommandError::invalid(format!(
+                "{spec} is a {}{what}: info describes files and folders; `reelfs ls -l` shows it",
+                entry.kind.word()
+            )))
+        }
         Target::File { entry, .. } => Ok(Info::File(Box::new(file_info(&a, spec, &entry)?))),
         Target::Staged { .. } => Err(CommandError::invalid(format!(
             "{spec} was written through the mount and is not committed yet: `reelfs commit {} BRANCH` first, then `reelfs info` shows its facts",

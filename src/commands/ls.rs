@@ -41,6 +41,10 @@ pub struct LsEntry {
     pub gid: Option<u32>,
     #[serde(flatten)]
     pub media: Option<LsMedia>,
+    /// A symlink's `target`, a device's `rdev` {major, minor}, a hard link's
+    /// `link_group` (names with the same group are one file); absent otherwise.
+    #[serde(flatten)]
+    pub extra: crate::archive::objects::EntryExtra,
     /// Present for files that were probed as media: true when FFmpeg found them damaged.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub damaged: Option<bool>,
@@ -69,7 +73,7 @@ pub fn ls(archive: &Path, spec: &str) -> Result<Listing> {
     let entries = match r.entry.kind {
         EntryKind::Dir if r.commit.is_none() => Vec::new(),
         EntryKind::Dir => a.list_dir(&r.entry.hash)?,
-        EntryKind::File => vec![r.entry.clone()],
+        _ => vec![r.entry.clone()],
     };
     let mut out = Vec::new();
     for e in entries {
@@ -105,6 +109,7 @@ pub fn ls(archive: &Path, spec: &str) -> Result<Listing> {
             kind: e.kind,
             size: e.size,
             mtime_ns: e.mtime_ns,
+            extra: e.extra,
             media,
             damaged,
             facts,

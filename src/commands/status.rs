@@ -14,6 +14,8 @@ pub enum StagedChange {
     /// Renamed or copied from content the archive already has.
     Moved,
     Written,
+    /// A symlink, FIFO, socket or device node made (or changed) through the mount.
+    Special,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -32,6 +34,7 @@ pub fn status(archive: &Path, branch: &str) -> Result<Vec<StagedItem>> {
         .map(|(path, s)| match s {
             Staged::Deleted => StagedItem { path, change: StagedChange::Deleted, size: None },
             Staged::Dir { .. } => StagedItem { path, change: StagedChange::Folder, size: None },
+            Staged::Special { .. } => StagedItem { path, change: StagedChange::Special, size: None },
             Staged::File { size, content, .. } => {
                 let change = if matches!(content, Content::Blob(_)) { StagedChange::Moved } else { StagedChange::Written };
                 StagedItem { path, change, size: Some(size) }

@@ -2,11 +2,42 @@
 //! write path.
 
 use super::inodes::{Node, NodeKind};
+use crate::archive::objects::EntryExtra;
+use crate::archive::EntryKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeType {
     Dir,
     File,
+    Symlink,
+    Fifo,
+    Socket,
+    /// With its device number (`makedev(major, minor)`).
+    CharDevice(u32),
+    BlockDevice(u32),
+}
+
+impl NodeType {
+    /// The type of a tree entry of `kind` (with its device numbers).
+    pub fn special(kind: EntryKind, extra: &EntryExtra) -> NodeType {
+        let rdev = extra.rdev.map(|d| libc::makedev(d.major, d.minor) as u32).unwrap_or(0);
+        match kind {
+            EntryKind::Dir => NodeType::Dir,
+            EntryKind::File => NodeType::File,
+            EntryKind::Symlink => NodeType::Symlink,
+            EntryKind::Fifo => NodeType::Fifo,
+            EntryKind::Socket => NodeType::Socket,
+            EntryKind::CharDevice => NodeType::CharDevice(rdev),
+            EntryKind::BlockDevice => NodeType::BlockDevice(rdev),
+        }
+    }
+    /// The device number `stat` shows (0 unless a device).
+    pub fn rdev(self) -> u32 {
+        match self {
+            NodeType::CharDevice(r) | NodeType::BlockDevice(r) => r,
+            _ => 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -25,7 +56,9 @@ impl Attr {
     /// The attributes recorded in a node when it was made (a branch node's
     /// may have changed since: the write path asks the branch).
     pub fn of_node(n: &Node) -> Attr {
-        let kind = if matches!(n.kind, NodeKind::File { .. } | NodeKind::Slice { .. } | NodeKind::Proxy { .. } | NodeKind::BFile { .. }) {
+        let kind = if let NodeKind::Special { kind, extra, .. } = &n.kind {
+            NodeType::special(*kind, extra)
+        } else if matches!(n.kind, NodeKind::File { .. } | NodeKind::Slice { .. } | NodeKind::Proxy { .. } | NodeKind::BFile { .. }) {
             NodeType::File
         } else {
             NodeType::Dir

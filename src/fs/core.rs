@@ -8,6 +8,7 @@ use super::inodes::{Inodes, Node, NodeKind, ROOT_INO};
 use super::owners::Caller;
 use super::readahead::{Prefetcher, ReadAheadConfig};
 use super::write::{BranchWrites, Branches, Falloc, WriteHost, WriteState};
+use crate::archive::objects::{DeviceNumber, EntryExtra};
 use crate::archive::read_pool::ReadPool;
 use crate::archive::{Archive, BlobReader, EntryKind, Hash};
 use crate::media::slice::SlicePlan;
@@ -190,7 +191,7 @@ impl FsCore {
                 }
             }
             NodeKind::BDir { .. } => self.branches().branch_dir_tree(node),
-            NodeKind::BFile { .. } => Err(FsError::NotDir),
+            NodeKind::BFile { .. } | NodeKind::BSpecial { .. } | NodeKind::Special { .. } => Err(FsError::NotDir),
             NodeKind::Root => Err(FsError::Io("internal: root has no tree".into())),
             NodeKind::File { .. } | NodeKind::Slice { .. } | NodeKind::Proxy { .. } | NodeKind::ProxyDir { .. } => Err(FsError::NotDir),
         }
@@ -202,7 +203,7 @@ impl FsCore {
 
     pub fn getattr(&self, ino: u64) -> FsResult<Attr> {
         let n = self.node(ino)?;
-        if matches!(n.kind, NodeKind::BDir { .. } | NodeKind::BFile { .. }) {
+        if matches!(n.kind, NodeKind::BDir { .. } | NodeKind::BFile { .. } | NodeKind::BSpecial { .. }) {
             return self.branches().branch_attr(&n);
         }
         if let NodeKind::Branch { name } = &n.kind {
@@ -247,9 +248,12 @@ impl FsCore {
             NodeKind::Commit { commit, tree } => Target::Commit { commit: *commit, tree: *tree, time_ns: p.mtime_ns },
             NodeKind::Dir { tree } => Target::Dir { tree: Some(*tree), mode: p.mode, mtime_ns: p.mtime_ns, owner: p.owner, live: None },
             NodeKind::ProxyDir { tree, profile } => Target::ProxyDir { tree: *tree, profile: profile.clone() },
-            NodeKind::File { .. } | NodeKind::Slice { .. } | NodeKind::Proxy { .. } | NodeKind::BFile { .. } => {
-                return Err(FsError::NotDir)
-            }
+            NodeKind::File { .. }
+            | NodeKind::Slice { .. }
+            | NodeKind::Proxy { .. }
+            | NodeKind::BFile { .. }
+            | NodeKind::Special { .. }
+            | NodeKind::BSpecial { .. } => return Err(FsError::NotDir),
             NodeKind::Branch { .. } | NodeKind::BDir { .. } => self.branches().folder_target(&p)?,
         };
         let t = view::lookup(self, &parent_target, &p.path, name).map_err(|e| view_err(&p, name, e))?;
@@ -274,6 +278,10 @@ impl FsCore {
             Target::Commit { commit, tree, time_ns } => self.inodes.child(p, name, NodeKind::Commit { commit, tree }, 4096, 0o555, time_ns),
             Target::Dir { tree: Some(tree), mode, mtime_ns, owner, .. } => {
                 self.inodes.child_owned(p, name, NodeKind::Dir { tree }, 4096, mode, mtime_ns, owner)
+            }
+            Target::File { entry, .. } if entry.kind.is_special() => {
+                let kind = NodeKind::Special { kind: entry.kind, extra: entry.extra.clone(), hash: entry.hash };
+                self.inodes.child_owned(p, name, kind, entry.size, entry.mode, entry.mtime_ns, entry.owner)
             }
             Target::File { entry, .. } => {
                 self.inodes.child_owned(p, name, NodeKind::File { blob: entry.hash }, entry.size, entry.mode, entry.mtime_ns, entry.owner)
@@ -436,6 +444,7 @@ impl FsCore {
                 let (kind, size) = match e.kind {
                     EntryKind::Dir => (NodeKind::Dir { tree: e.hash }, 4096),
                     EntryKind::File => (NodeKind::File { blob: e.hash }, e.size),
+                    kind => (NodeKind::Special { kind, extra: e.extra.clone(), hash: e.hash }, e.size),
                 };
                 let n = self.inodes.child_owned(&p, &e.name, kind, size, e.mode, e.mtime_ns, e.owner);
                 (e.name, self.attr_of(&n))
@@ -702,7 +711,9 @@ impl FsCore {
                 }
             }
             NodeKind::Dir { tree } => out.push(("user.reelfs.tree".into(), tree.to_hex())),
-            NodeKind::BDir { branch, .. } => out.push(("user.reelfs.branch".into(), branch.clone())),
+            NodeKind::BDir { branch, .. } | NodeKind::BSpecial { branch, .. } => out.push(("user.reelfs.branch".into(), branch.clone())),
+            // A link, FIFO or device has no content to describe.
+            NodeKind::Special { .. } => {}
             NodeKind::BFile { branch, path } => {
                 out.push(("user.reelfs.branch".into(), branch.clone()));
                 if let Some(super::write::Entry::File { content, .. }) = self.branches().branch_entry(branch, path)? {
@@ -756,6 +767,42 @@ impl FsCore {
 
     pub fn unlink(&self, parent: u64, name: &str) -> FsResult<()> {
         self.branches().unlink(parent, name)
+    }
+
+    /// A symlink's target as stored (EINVAL for anything that is not a link).
+    pub fn readlink(&self, ino: u64) -> FsResult<String> {
+        let n = self.node(ino)?;
+        match &n.kind {
+            NodeKind::Special { kind: EntryKind::Symlink, extra, .. } => extra.target.clone().ok_or(FsError::Invalid),
+            NodeKind::BSpecial { .. } => self.branches().branch_readlink(&n),
+            _ => Err(FsError::Invalid),
+        }
+    }
+
+    /// `symlink(2)` in a branch folder: the target is stored as given, never resolved.
+    pub fn symlink_as(&self, parent: u64, name: &str, target: &str, caller: Option<&Caller>) -> FsResult<Attr> {
+        if target.is_empty() {
+            return Err(FsError::NotFound); // POSIX: an empty target is ENOENT
+        }
+        if target.len() > 4095 {
+            return Err(FsError::NameTooLong);
+        }
+        let extra = EntryExtra { target: Some(target.to_string()), ..Default::default() };
+        self.branches().make_special(parent, name, EntryKind::Symlink, extra, 0o777, caller)
+    }
+
+    /// `mknod(2)` of a FIFO, socket or device node in a branch folder.
+    pub fn mknod_as(
+        &self,
+        parent: u64,
+        name: &str,
+        kind: EntryKind,
+        rdev: DeviceNumber,
+        mode: u32,
+        caller: Option<&Caller>,
+    ) -> FsResult<Attr> {
+        let rdev = matches!(kind, EntryKind::CharDevice | EntryKind::BlockDevice).then_some(rdev);
+        self.branches().make_special(parent, name, kind, EntryExtra { rdev, ..Default::default() }, mode, caller)
     }
 
     /// Remove a folder; in the mount root, a branch with nothing staged.

@@ -4,6 +4,8 @@
 use super::core::{Attr, FsCore, FsError, NodeType};
 use super::owners::Caller;
 use super::write::Falloc;
+use crate::archive::objects::DeviceNumber;
+use crate::archive::EntryKind;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, OpenAccMode, OpenFlags,
     ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
@@ -51,7 +53,7 @@ impl FuseAdapter {
             mtime: t,
             ctime: t,
             crtime: t,
-            kind: if a.kind == NodeType::Dir { FileType::Directory } else { FileType::RegularFile },
+            kind: file_type(a.kind),
             // The mode as archived, so `cp -a`/`rsync -a` copies match the
             // originals. Permission bits do not decide writability: archived
             // files, slices, proxies and every node of a --read-only mount
@@ -62,7 +64,7 @@ impl FuseAdapter {
             // show as the mount's user, as everything did then.
             uid: a.owner.map_or(self.uid, |o| o.uid),
             gid: a.owner.map_or(self.gid, |o| o.gid),
-            rdev: 0,
+            rdev: a.kind.rdev(),
             blksize: 1 << 20,
             flags: 0,
         }
@@ -227,6 +229,56 @@ impl Filesystem for FuseAdapter {
         }
     }
 
+    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &std::path::Path, reply: ReplyEntry) {
+        let Some(name) = link_name.to_str() else { return reply.error(Errno::EINVAL) };
+        // Targets are kept as UTF-8 text in the tree, like names.
+        let Some(target) = target.to_str() else { return reply.error(Errno::EINVAL) };
+        match self.core.symlink_as(parent.0, name, target, Some(&caller(req))) {
+            Ok(a) => {
+                self.remember(a.ino);
+                reply.entry(&TTL, &self.attr(&a), Generation(0))
+            }
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.core.readlink(ino.0) {
+            Ok(t) => reply.data(t.as_bytes()),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
+        let Some(name) = name.to_str() else { return reply.error(Errno::EINVAL) };
+        let kind = match mode & libc::S_IFMT {
+            libc::S_IFIFO => EntryKind::Fifo,
+            libc::S_IFSOCK => EntryKind::Socket,
+            libc::S_IFCHR => EntryKind::CharDevice,
+            libc::S_IFBLK => EntryKind::BlockDevice,
+            // A regular file by mknod is a create (as on ext4).
+            libc::S_IFREG | 0 => {
+                return match self.core.create_open_as(parent.0, name, mode & !umask & 0o7777, Some(&caller(req))) {
+                    Ok((a, fh)) => {
+                        let _ = self.core.release(fh);
+                        self.remember(a.ino);
+                        reply.entry(&TTL, &self.attr(&a), Generation(0))
+                    }
+                    Err(e) => reply.error(errno(&e)),
+                };
+            }
+            _ => return reply.error(Errno::EINVAL),
+        };
+        let rdev = DeviceNumber { major: libc::major(rdev as libc::dev_t), minor: libc::minor(rdev as libc::dev_t) };
+        match self.core.mknod_as(parent.0, name, kind, rdev, mode & !umask & 0o7777, Some(&caller(req))) {
+            Ok(a) => {
+                self.remember(a.ino);
+                reply.entry(&TTL, &self.attr(&a), Generation(0))
+            }
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let Some(name) = name.to_str() else { return reply.error(Errno::ENOENT) };
         match self.core.unlink(parent.0, name) {
@@ -360,9 +412,7 @@ impl Filesystem for FuseAdapter {
         let parent = self.core.lookup(ino.0, "..").map(|a| a.ino).unwrap_or(ino.0);
         let mut all: Vec<(u64, FileType, String)> =
             vec![(ino.0, FileType::Directory, ".".into()), (parent, FileType::Directory, "..".into())];
-        all.extend(
-            entries.into_iter().map(|(n, a)| (a.ino, if a.kind == NodeType::Dir { FileType::Directory } else { FileType::RegularFile }, n)),
-        );
+        all.extend(entries.into_iter().map(|(n, a)| (a.ino, file_type(a.kind), n)));
         for (i, (ino, kind, name)) in all.into_iter().enumerate().skip(offset as usize) {
             if reply.add(INodeNo(ino), (i + 1) as u64, kind, &name) {
                 break;
@@ -411,6 +461,19 @@ impl Filesystem for FuseAdapter {
             Ok(_) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
+    }
+}
+
+/// The kernel's file type of a node type.
+fn file_type(t: NodeType) -> FileType {
+    match t {
+        NodeType::Dir => FileType::Directory,
+        NodeType::File => FileType::RegularFile,
+        NodeType::Symlink => FileType::Symlink,
+        NodeType::Fifo => FileType::NamedPipe,
+        NodeType::Socket => FileType::Socket,
+        NodeType::CharDevice(_) => FileType::CharDevice,
+        NodeType::BlockDevice(_) => FileType::BlockDevice,
     }
 }
 

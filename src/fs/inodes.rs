@@ -45,6 +45,12 @@ pub enum NodeKind {
     History,
     /// `.history/<branch>/`: one folder per commit of the branch.
     HistoryBranch { branch: String },
+    /// A symlink, FIFO, socket or device node of a commit's tree (immutable).
+    /// `hash` is its entry's hash, so a changed link is a new inode.
+    Special { kind: crate::archive::EntryKind, extra: crate::archive::objects::EntryExtra, hash: Hash },
+    /// A symlink, FIFO, socket or device node in a branch (committed or made
+    /// through the mount), by path like `BFile`, so a rename keeps its inode.
+    BSpecial { branch: String, path: String },
 }
 
 #[derive(Debug, Clone)]
@@ -187,6 +193,7 @@ impl Inodes {
             NodeKind::Dir { tree } | NodeKind::ProxyDir { tree, .. } => Some(*tree),
             NodeKind::Proxy { blob, .. } => Some(*blob),
             NodeKind::File { blob } | NodeKind::Slice { blob } => Some(*blob),
+            NodeKind::Special { hash, .. } => Some(*hash),
             _ => None,
         };
         let key = (parent.ino, name.to_string(), content);
@@ -243,7 +250,7 @@ impl Inodes {
         let prefix = format!("{from}/");
         for n in t.nodes.values_mut().map(|s| &mut s.node) {
             let (b, p) = match &mut n.kind {
-                NodeKind::BDir { branch, path } | NodeKind::BFile { branch, path } => (branch, path),
+                NodeKind::BDir { branch, path } | NodeKind::BFile { branch, path } | NodeKind::BSpecial { branch, path } => (branch, path),
                 _ => continue,
             };
             if b != branch {

@@ -11,7 +11,7 @@ use super::attr::{Attr, NodeType};
 use super::error::{FsError, FsResult, NAME_MAX};
 use super::inodes::{Inodes, Node, NodeKind, ROOT_INO};
 use super::owners::{self, Caller};
-use crate::archive::objects::{Extent, Owner};
+use crate::archive::objects::{EntryExtra, Extent, Owner, TreeEntry};
 use crate::archive::staging::{splice, Content, Staged, MAX_FILE_SIZE};
 use crate::archive::{objects, BlobReader, EntryKind, Hash};
 use crate::view::{self, Target};
@@ -66,6 +66,27 @@ pub enum Entry {
         mtime_ns: i64,
         owner: Option<Owner>,
     },
+    /// A symlink, FIFO, socket or device node (committed or made in the branch).
+    Special {
+        kind: EntryKind,
+        extra: EntryExtra,
+        mode: u32,
+        mtime_ns: i64,
+        owner: Option<Owner>,
+    },
+}
+
+impl Entry {
+    /// The entry of a committed tree entry.
+    fn of_tree_entry(e: TreeEntry) -> Entry {
+        match e.kind {
+            EntryKind::Dir => Entry::Dir { tree: Some(e.hash), mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner },
+            EntryKind::File => {
+                Entry::File { content: Content::Blob(e.hash), size: e.size, mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner }
+            }
+            kind => Entry::Special { kind, extra: e.extra, mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner },
+        }
+    }
 }
 
 impl Entry {
@@ -74,9 +95,7 @@ impl Entry {
     fn of_target(t: Target) -> Option<Entry> {
         Some(match t {
             Target::Dir { tree, mode, mtime_ns, owner, .. } => Entry::Dir { tree, mode, mtime_ns, owner },
-            Target::File { entry: e, .. } => {
-                Entry::File { content: Content::Blob(e.hash), size: e.size, mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner }
-            }
+            Target::File { entry: e, .. } => Entry::of_tree_entry(e),
             Target::Staged { content, size, mode, mtime_ns, owner, .. } => Entry::File { content, size, mode, mtime_ns, owner },
             _ => return None,
         })
@@ -275,7 +294,9 @@ impl<H: WriteHost> Branches<'_, H> {
     fn branch_ctx(node: &Node) -> Option<(String, String)> {
         match &node.kind {
             NodeKind::Branch { name } => Some((name.clone(), String::new())),
-            NodeKind::BDir { branch, path } | NodeKind::BFile { branch, path } => Some((branch.clone(), path.clone())),
+            NodeKind::BDir { branch, path } | NodeKind::BFile { branch, path } | NodeKind::BSpecial { branch, path } => {
+                Some((branch.clone(), path.clone()))
+            }
             _ => None,
         }
     }
@@ -300,6 +321,11 @@ impl<H: WriteHost> Branches<'_, H> {
                 *mtime_ns,
                 *owner,
             ),
+            Entry::Special { extra, mode, mtime_ns, owner, .. } => {
+                let size = extra.target.as_ref().map_or(0, |t| t.len() as u64);
+                let kind = NodeKind::BSpecial { branch: branch.into(), path: path.into() };
+                self.inodes.child_owned(parent, name, kind, size, *mode, *mtime_ns, *owner)
+            }
         }
     }
 
@@ -349,8 +375,55 @@ impl<H: WriteHost> Branches<'_, H> {
                 let mt = if mtime_ns == 0 { self.host.branch_root_mtime(&branch)? } else { mtime_ns };
                 Ok(Attr { ino: n.ino, kind: NodeType::Dir, size: 4096, mode, mtime_ns: mt, nlink: 2, owner })
             }
+            Some(Entry::Special { kind, extra, mode, mtime_ns, owner }) => {
+                let size = extra.target.as_ref().map_or(0, |t| t.len() as u64);
+                Ok(Attr { ino: n.ino, kind: NodeType::special(kind, &extra), size, mode, mtime_ns, nlink: 1, owner })
+            }
             None => Err(FsError::NotFound),
         }
+    }
+
+    /// A symlink's target, for `readlink` (EINVAL for anything else, as POSIX says).
+    pub fn branch_readlink(&self, n: &Node) -> FsResult<String> {
+        let Some((branch, path)) = Self::branch_ctx(n) else { return Err(FsError::Invalid) };
+        match self.branch_entry(&branch, &path)? {
+            Some(Entry::Special { kind: EntryKind::Symlink, extra, .. }) => extra.target.ok_or(FsError::Invalid),
+            Some(_) => Err(FsError::Invalid),
+            None => Err(FsError::NotFound),
+        }
+    }
+
+    /// Make a symlink, FIFO, socket or device node in a branch folder, owned by
+    /// `caller` (device nodes: only root may, as mknod(2) says).
+    pub fn make_special(
+        &self,
+        parent: u64,
+        name: &str,
+        kind: EntryKind,
+        extra: EntryExtra,
+        mode: u32,
+        caller: Option<&Caller>,
+    ) -> FsResult<Attr> {
+        let (p, branch, dir) = self.writable_dir(parent)?;
+        check_name(name)?;
+        if matches!(kind, EntryKind::CharDevice | EntryKind::BlockDevice) && caller.is_some_and(|c| c.uid != 0) {
+            return Err(FsError::NotPermitted);
+        }
+        let path = join(&dir, name);
+        if self.branch_entry(&branch, &path)?.is_some() {
+            return Err(FsError::Exists);
+        }
+        // A symlink's mode is always 0777 (Linux ignores it); the others keep theirs.
+        let mode = if kind == EntryKind::Symlink { 0o777 } else { mode & 0o7777 };
+        let (owner, mode) = match self.new_owner(&branch, &dir, caller, mode, false)? {
+            (o, _) if kind == EntryKind::Symlink => (o, 0o777),
+            other => other,
+        };
+        let now = objects::now_ns();
+        let e = Entry::Special { kind, extra: extra.clone(), mode, mtime_ns: now, owner };
+        self.with_writer(|a| a.staging().stage(&branch, &path, &Staged::Special { kind, extra, mode, mtime_ns: now, owner }))?;
+        let n = self.entry_node(&p, name, &branch, &path, &e);
+        self.branch_attr(&n)
     }
 
     /// Listing of a branch folder: committed entries, then the overlay.
@@ -360,13 +433,7 @@ impl<H: WriteHost> Branches<'_, H> {
         let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
         if let Some(t) = tree {
             for e in self.with_archive(|a| a.list_dir(&t))? {
-                let en = match e.kind {
-                    EntryKind::Dir => Entry::Dir { tree: Some(e.hash), mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner },
-                    EntryKind::File => {
-                        Entry::File { content: Content::Blob(e.hash), size: e.size, mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner }
-                    }
-                };
-                entries.insert(e.name, en);
+                entries.insert(e.name.clone(), Entry::of_tree_entry(e));
             }
         }
         for (name, s) in self.with_archive(|a| a.staging().children(&branch, &dir))? {
@@ -376,6 +443,9 @@ impl<H: WriteHost> Branches<'_, H> {
                 }
                 Staged::File { size, mode, mtime_ns, content, owner } => {
                     entries.insert(name, Entry::File { content, size, mode, mtime_ns, owner });
+                }
+                Staged::Special { kind, extra, mode, mtime_ns, owner } => {
+                    entries.insert(name, Entry::Special { kind, extra, mode, mtime_ns, owner });
                 }
                 Staged::Dir { mode, mtime_ns, tree, owner } => {
                     let t = tree.or(match entries.get(&name) {
@@ -390,6 +460,14 @@ impl<H: WriteHost> Branches<'_, H> {
         for (name, e) in entries {
             let path = join(&dir, &name);
             let n = self.entry_node(p, &name, &branch, &path, &e);
+            if let Entry::Special { kind, extra, .. } = &e {
+                // The node is named by path; its type comes from the entry.
+                let mut a = self.attr_of(&n);
+                a.kind = NodeType::special(*kind, extra);
+                a.nlink = 1;
+                out.push((name, a));
+                continue;
+            }
             let attr = match self.write_state(n.ino) {
                 Some(_) => self.branch_attr(&n)?,
                 None => self.attr_of(&n),
@@ -567,7 +645,7 @@ impl<H: WriteHost> Branches<'_, H> {
             return Err(FsError::ReadOnly);
         }
         match Self::branch_ctx(&p) {
-            Some((b, d)) if !matches!(p.kind, NodeKind::BFile { .. }) => Ok((p, b, d)),
+            Some((b, d)) if !matches!(p.kind, NodeKind::BFile { .. } | NodeKind::BSpecial { .. }) => Ok((p, b, d)),
             _ => Err(FsError::ReadOnly),
         }
     }
@@ -630,6 +708,10 @@ impl<H: WriteHost> Branches<'_, H> {
                 self.move_atimes(&branch, &path, None);
                 self.with_writer(|a| a.staging().stage(&branch, &path, &Staged::Deleted))
             }
+            Some(Entry::Special { .. }) => {
+                self.move_atimes(&branch, &path, None);
+                self.with_writer(|a| a.staging().stage(&branch, &path, &Staged::Deleted))
+            }
             Some(Entry::Dir { .. }) => Err(FsError::IsDir),
             None => Err(FsError::NotFound),
         }
@@ -644,7 +726,7 @@ impl<H: WriteHost> Branches<'_, H> {
         let path = join(&dir, name);
         match self.branch_entry(&branch, &path)? {
             Some(Entry::Dir { .. }) => {}
-            Some(Entry::File { .. }) => return Err(FsError::NotDir),
+            Some(Entry::File { .. } | Entry::Special { .. }) => return Err(FsError::NotDir),
             None => return Err(FsError::NotFound),
         }
         let child = self.inodes.child(&p, name, NodeKind::BDir { branch: branch.clone(), path: path.clone() }, 4096, 0o755, 0);
@@ -692,8 +774,8 @@ impl<H: WriteHost> Branches<'_, H> {
         };
         let dst = self.branch_entry(&branch, &to)?;
         match (&src, &dst) {
-            (Entry::File { .. }, Some(Entry::Dir { .. })) => return Err(FsError::IsDir),
-            (Entry::Dir { .. }, Some(Entry::File { .. })) => return Err(FsError::NotDir),
+            (Entry::File { .. } | Entry::Special { .. }, Some(Entry::Dir { .. })) => return Err(FsError::IsDir),
+            (Entry::Dir { .. }, Some(Entry::File { .. } | Entry::Special { .. })) => return Err(FsError::NotDir),
             // POSIX: a folder replaces only an empty folder. Replacing a full
             // one would drop everything inside it without a single unlink.
             (Entry::Dir { .. }, Some(Entry::Dir { .. })) => {
@@ -728,6 +810,10 @@ impl<H: WriteHost> Branches<'_, H> {
                             &to,
                             &Staged::File { size: *size, mode: *mode, mtime_ns: *mtime_ns, content: content.clone(), owner: *owner },
                         )?;
+                    }
+                    Entry::Special { kind, extra, mode, mtime_ns, owner } => {
+                        let s = Staged::Special { kind: *kind, extra: extra.clone(), mode: *mode, mtime_ns: *mtime_ns, owner: *owner };
+                        staging.stage(&branch, &to, &s)?;
                     }
                     Entry::Dir { tree, mode, mtime_ns, owner } => {
                         staging.unstage_below(&branch, &to)?;
@@ -935,6 +1021,15 @@ impl<H: WriteHost> Branches<'_, H> {
                 }
                 self.release_ws(ino, &ws)?;
             }
+            Some(Entry::Special { kind, extra, mode: m0, mtime_ns: t0, owner }) => {
+                if size.is_some() {
+                    return Err(FsError::Invalid);
+                }
+                // A symlink's mode stays 0777 (lchmod is not a Linux call).
+                let mode = if kind == EntryKind::Symlink { m0 } else { mode.map(|m| m & 0o7777).unwrap_or(m0) };
+                let s = Staged::Special { kind, extra, mode, mtime_ns: mtime_ns.unwrap_or(t0), owner };
+                self.with_writer(|a| a.staging().stage(&branch, &path, &s))?;
+            }
             None => return Err(FsError::NotFound),
         }
         self.getattr(ino)
@@ -974,6 +1069,12 @@ impl<H: WriteHost> Branches<'_, H> {
                 })();
                 self.release_ws(ino, &ws)?;
                 res?;
+            }
+            Some(Entry::Special { kind, extra, mode, mtime_ns, owner }) => {
+                let new = owners::chowned(caller, owner.unwrap_or_else(owners::mount_owner), uid, gid)?;
+                let mode = if kind == EntryKind::Symlink { mode } else { owners::mode_after_chown(mode, false) };
+                let s = Staged::Special { kind, extra, mode, mtime_ns, owner: Some(new) };
+                self.with_writer(|a| a.staging().stage(&branch, &path, &s))?;
             }
             None => return Err(FsError::NotFound),
         }

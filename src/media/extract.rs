@@ -55,6 +55,8 @@ pub fn index_clips(archive: &Archive, spec: &str) -> crate::archive::Result<Vec<
                     stack.push((c, p));
                 }
             }
+            // Links are not followed: a clip is indexed where it is stored.
+            EntryKind::Symlink | EntryKind::Fifo | EntryKind::Socket | EntryKind::CharDevice | EntryKind::BlockDevice => {}
             EntryKind::File => {
                 let Some((Some(facts), _)) = super::facts::stored(archive, &e.hash)? else { continue };
                 let facts =

@@ -82,6 +82,11 @@ fn child_in(
             let t = t.or(c.filter(|c| c.kind == EntryKind::Dir).map(|c| c.hash));
             Some(Target::Dir { tree: t, mode, mtime_ns, owner, live: Some(child) })
         }
+        // A link, FIFO, socket or device made through the mount travels as its entry.
+        (Some(Staged::Special { kind, extra, mode, mtime_ns, owner }), _) => {
+            let entry = crate::archive::objects::TreeEntry::special(name.to_string(), kind, extra, mode, mtime_ns, owner);
+            Some(Target::File { entry, live: Some(child) })
+        }
         (None, Some(e)) if e.kind == EntryKind::Dir => {
             Some(Target::Dir { tree: Some(e.hash), mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner, live: Some(child) })
         }

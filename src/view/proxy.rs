@@ -63,7 +63,16 @@ pub fn proxies_in(ctx: &impl Access, tree: &Hash, profile: &str) -> Result<Vec<P
             let Some(rec) = a.catalog.proxy(&key, profile)? else { continue };
             let mtime_ns = seq.frames.iter().map(|f| f.2.mtime_ns).max().unwrap_or(0);
             let size = a.catalog.blob_size(&rec.blob)?.unwrap_or(0);
-            let source = TreeEntry { name: seq.pattern(), kind: EntryKind::File, hash: key, size: 0, mode: 0o444, mtime_ns, owner: None };
+            let source = TreeEntry {
+                name: seq.pattern(),
+                kind: EntryKind::File,
+                hash: key,
+                size: 0,
+                mode: 0o444,
+                mtime_ns,
+                owner: None,
+                extra: Default::default(),
+            };
             out.push(ProxyTarget { name: format!("{}.{ext}", seq.stem()), profile: profile.to_string(), source, rec, size });
         }
         for e in entries {

@@ -80,7 +80,8 @@ pub fn lookup(ctx: &impl Access, parent: &Target, parent_path: &str, name: &str)
         None => match tree {
             Some(t) => ctx.read(|a| a.catalog.tree_child(&t, name))?.map(|e| match e.kind {
                 EntryKind::Dir => Target::Dir { tree: Some(e.hash), mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner, live: None },
-                EntryKind::File => Target::File { entry: e, live: None },
+                // A special entry travels as its entry: its kind says what it is.
+                _ => Target::File { entry: e, live: None },
             }),
             None => None,
         },

@@ -6,11 +6,13 @@
 use super::owner_of;
 use super::Catalog;
 use crate::archive::error::Result;
-use crate::archive::objects::{Extent, Hash, Owner};
+use crate::archive::objects::{EntryExtra, EntryKind, Extent, Hash, Owner};
 use rusqlite::{params, OptionalExtension};
 
 pub const STAGING_SCHEMA: &str = r#"
--- kind: 0 deleted (whiteout), 1 file, 2 directory. A file's content is either an
+-- kind: 0 deleted (whiteout), 1 file, 2 directory, 3-7 a symlink, FIFO, socket,
+-- char or block device made through the mount (EntryKind codes; what it holds,
+-- a link target or device numbers, is the `extra` column added by catalog.rs). A file's content is either an
 -- existing blob (rename, chmod) or a staged extent list; a directory may carry
 -- the tree it was renamed from.
 CREATE TABLE IF NOT EXISTS staging (
@@ -42,6 +44,14 @@ pub enum Staged {
         tree: Option<Hash>,
         owner: Option<Owner>,
     },
+    /// A symlink, FIFO, socket or device node (`kind` is one of those).
+    Special {
+        kind: EntryKind,
+        extra: EntryExtra,
+        mode: u32,
+        mtime_ns: i64,
+        owner: Option<Owner>,
+    },
 }
 
 /// Where a staged file's bytes are described.
@@ -63,7 +73,11 @@ fn row_to_staged(
     ext: Option<i64>,
     tree: Option<Vec<u8>>,
     owner: Option<Owner>,
+    extra: Option<String>,
 ) -> Staged {
+    if let Some(k) = EntryKind::from_code(kind).filter(|k| k.is_special()) {
+        return Staged::Special { kind: k, extra: EntryExtra::from_column(extra), mode, mtime_ns: mtime, owner };
+    }
     match kind {
         1 => Staged::File {
             size: size as u64,
@@ -84,7 +98,17 @@ fn row_to_staged(
 fn path_and_staged(r: &rusqlite::Row) -> rusqlite::Result<(String, Staged)> {
     Ok((
         r.get::<_, String>(0)?,
-        row_to_staged(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, owner_of(r.get(8)?, r.get(9)?)),
+        row_to_staged(
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+            owner_of(r.get(8)?, r.get(9)?),
+            r.get(10)?,
+        ),
     ))
 }
 
@@ -92,10 +116,11 @@ impl Catalog {
     /// The staging owner columns to select (NULLs where an old catalog opened
     /// read-only has none).
     fn staged_owner_columns(&self) -> &'static str {
-        if self.owner_columns {
-            "uid, gid"
-        } else {
-            "NULL, NULL"
+        match (self.owner_columns, self.extra_column) {
+            (true, true) => "uid, gid, extra",
+            (true, false) => "uid, gid, NULL",
+            (false, true) => "NULL, NULL, extra",
+            (false, false) => "NULL, NULL, NULL",
         }
     }
 
@@ -122,7 +147,17 @@ impl Catalog {
             ))
             .map_err(|e| self.err(e))?;
         st.query_row(params![branch, path], |r| {
-            Ok(row_to_staged(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, owner_of(r.get(7)?, r.get(8)?)))
+            Ok(row_to_staged(
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                owner_of(r.get(7)?, r.get(8)?),
+                r.get(9)?,
+            ))
         })
         .optional()
         .map_err(|e| self.err(e))
@@ -171,16 +206,23 @@ impl Catalog {
                 Content::Extents(e) => (1, *size, *mode, *mtime_ns, None, Some(*e), None),
             },
             Staged::Dir { mode, mtime_ns, tree, .. } => (2, 0, *mode, *mtime_ns, None, None, tree.map(|t| t.0.to_vec())),
+            Staged::Special { kind, extra, mode, mtime_ns, .. } => {
+                (kind.code(), extra.target.as_ref().map_or(0, |t| t.len() as u64), *mode, *mtime_ns, None, None, None)
+            }
         };
         let owner = match s {
-            Staged::File { owner, .. } | Staged::Dir { owner, .. } => *owner,
+            Staged::File { owner, .. } | Staged::Dir { owner, .. } | Staged::Special { owner, .. } => *owner,
             Staged::Deleted => None,
+        };
+        let extra = match s {
+            Staged::Special { extra, .. } => extra.to_column(),
+            _ => None,
         };
         let (uid, gid) = (owner.map(|o| o.uid), owner.map(|o| o.gid));
         self.conn
             .execute(
-                "INSERT OR REPLACE INTO staging (branch, path, kind, size, mode, mtime_ns, blob, extents, tree, uid, gid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![branch, path, kind, size as i64, mode, mtime, blob, ext, tree, uid, gid],
+                "INSERT OR REPLACE INTO staging (branch, path, kind, size, mode, mtime_ns, blob, extents, tree, uid, gid, extra) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![branch, path, kind, size as i64, mode, mtime, blob, ext, tree, uid, gid, extra],
             )
             .map(|_| ())
             .map_err(|e| self.err(e))
