@@ -420,16 +420,16 @@ fn run(cli: Cli) -> Result<i32> {
 fn tape(action: TapeCmd) -> Result<i32> {
     use commands::tape::{self as t, VolumeArg};
     match action {
-            TapeCmd::Format { device, tape, capacity, force, json } => {
-                let req = commands::tape_format::TapeFormatRequest { device: &device, barcode: &tape, capacity, force };
-                let rep = commands::tape_format::tape_format(&req)?;
-                if json {
-                    print::json(&rep)?;
-                } else {
-                    print::tape_format(&rep);
-                }
-                Ok(0)
+        TapeCmd::Format { device, tape, capacity, force, json } => {
+            let req = commands::tape_format::TapeFormatRequest { device: &device, barcode: &tape, capacity, force };
+            let rep = commands::tape_format::tape_format(&req)?;
+            if json {
+                print::json(&rep)?;
+            } else {
+                print::tape_format(&rep);
             }
+            Ok(0)
+        }
         TapeCmd::Plan { archive, paths, generation, capacity, copies, pool, name, json } => {
             let req = t::PlanRequest { selections: paths, generation, capacity, copies, pool, name };
             let rep = t::plan(&archive, &req)?;

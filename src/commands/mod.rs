@@ -35,8 +35,8 @@ pub mod status;
 #[cfg(feature = "s3")]
 pub mod store;
 pub mod synth;
-pub mod tape_format;
 pub mod tape;
+pub mod tape_format;
 pub mod tc;
 
 pub use error::{CommandError, Result};

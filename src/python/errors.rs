@@ -158,6 +158,14 @@ impl From<&CommandError> for Failure {
             CommandError::Invalid(_) => Failure::new(Kind::Invalid, e.to_string()),
             CommandError::View(v) => v.into(),
             CommandError::Ltfs(_) => Failure::new(Kind::Other, e.to_string()),
+            CommandError::Tape(t) => match t {
+                crate::tape::TapeError::Archive(a) => a.into(),
+                crate::tape::TapeError::NoSuchPlan(_) | crate::tape::TapeError::NoSuchTape(_) => {
+                    Failure::new(Kind::NotFound, e.to_string())
+                }
+                crate::tape::TapeError::Invalid(_) => Failure::new(Kind::Invalid, e.to_string()),
+                crate::tape::TapeError::Volume(_) | crate::tape::TapeError::Io { .. } => Failure::new(Kind::Other, e.to_string()),
+            },
         }
     }
 }
