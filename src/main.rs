@@ -346,14 +346,14 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Serve { archive, listen, cache_size, token_key, max_connections, idle_timeout } => {
-            let opts = commands::serve::ServeOptions {
+            let opts = reelfs::serve::ServeOptions {
                 listen,
                 cache_bytes: usize::try_from(cache_size).unwrap_or(usize::MAX),
                 token_key,
                 max_connections,
                 idle_timeout: std::time::Duration::from_secs(idle_timeout.max(1)),
             };
-            commands::serve::serve(&archive, &opts, |addr| {
+            reelfs::serve::run(&archive, &opts, |addr| {
                 // The first line of stdout: scripts (and tests) read the port from it.
                 println!("serving {} at http://{addr}/ (Ctrl-C stops)", archive.display());
                 use std::io::Write;
@@ -364,8 +364,8 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Share { archive, path, token_key, expires, base_url, json } => {
             let expires_in = reelfs::serve::sign::parse_duration(&expires).map_err(anyhow::Error::msg).context("--expires")?;
             let now = reelfs::serve::conditional::now_secs();
-            let req = commands::share::ShareRequest { path: &path, key_file: &token_key, expires_in, base_url: &base_url, now };
-            let s = commands::share::share(&archive, &req)?;
+            let req = reelfs::serve::share::ShareRequest { path: &path, key_file: &token_key, expires_in, base_url: &base_url, now };
+            let s = reelfs::serve::share::share(&archive, &req)?;
             if json {
                 print::json(&s)?;
             } else {

@@ -25,10 +25,6 @@ pub mod merge;
 pub mod mount;
 pub mod proxy;
 pub mod restore;
-#[cfg(feature = "serve")]
-pub mod serve;
-#[cfg(feature = "serve")]
-pub mod share;
 pub mod slice;
 pub mod stats;
 pub mod status;

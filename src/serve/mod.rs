@@ -10,6 +10,11 @@
 //! `range` (the Range header), `conditional` (If-* headers), `url` (percent
 //! decoding), `sign` (signed links). `router` answers one request; `server`
 //! owns connections (limit, idle timeout); `body` streams with back-pressure.
+//!
+//! Layering: `serve` is an adapter above `commands`, as `fs` is above `view`:
+//! it answers a clip's JSON with `commands::info` and playlists with
+//! `commands::hls`, so `reelfs serve` and `reelfs share` (`share`) live here and
+//! `commands` never reaches up into the server.
 
 pub mod body;
 pub mod conditional;
@@ -19,6 +24,7 @@ pub mod listing;
 pub mod range;
 pub mod router;
 pub mod server;
+pub mod share;
 pub mod sign;
 pub mod url;
 
