@@ -1,8 +1,8 @@
 //! `reelfs share ARCHIVE BRANCH/PATH`: a signed link to one file or folder, for
 //! a server started with the same `--token-key`.
 
-use crate::commands::{CommandError, Result};
 use crate::archive::Archive;
+use crate::commands::{CommandError, Result};
 use crate::serve::sign::Signer;
 use crate::serve::url::encode_path;
 use serde::Serialize;
