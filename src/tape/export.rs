@@ -51,18 +51,7 @@ pub fn export(a: &Archive, plan_name: &str, dir: &Path) -> Result<ExportReport> 
     let now = now_ns();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into());
     for c in set.cartridges.iter().filter(|c| c.state != "planned") {
-        let entries: Vec<MhlEntry> = set
-            .files
-            .iter()
-            .filter(|f| f.barcode == c.barcode && (f.state == "written" || f.state == "verified"))
-            .map(|f| MhlEntry {
-                path: f.tape_path.clone(),
-                size: f.length,
-                mtime_ns: f.mtime_ns,
-                md5: f.md5.clone().unwrap_or_default(),
-                xxh64: f.xxh64.clone().unwrap_or_default(),
-            })
-            .collect();
+        let entries: Vec<MhlEntry> = set.mhl_entries(&c.barcode);
         for (rel, bytes) in mhl::manifest_files(&c.barcode, &entries, now, &host) {
             out.push((dir.join(&c.barcode).join(rel), bytes));
         }

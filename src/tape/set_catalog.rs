@@ -4,6 +4,7 @@
 //! and put in the box. Every cartridge carries it (written last), and
 //! `tape export` writes it to a folder.
 
+use super::mhl::MhlEntry;
 use crate::archive::catalog::{CartridgeRow, TapeItemRow, TapePlanRow};
 
 /// Where the set catalog goes on a cartridge. The planner refuses selections
@@ -21,6 +22,22 @@ pub struct SetCatalog {
 }
 
 impl SetCatalog {
+    /// The ASC MHL entries of what is on cartridge `barcode` (written or
+    /// verified there): the tape's own manifest and `tape export`'s copy of it.
+    pub fn mhl_entries(&self, barcode: &str) -> Vec<MhlEntry> {
+        self.files
+            .iter()
+            .filter(|f| f.barcode == barcode && (f.state == "written" || f.state == "verified"))
+            .map(|f| MhlEntry {
+                path: f.tape_path.clone(),
+                size: f.length,
+                mtime_ns: f.mtime_ns,
+                md5: f.md5.clone().unwrap_or_default(),
+                xxh64: f.xxh64.clone().unwrap_or_default(),
+            })
+            .collect()
+    }
+
     pub fn new(plan: TapePlanRow, cartridges: Vec<CartridgeRow>, mut files: Vec<TapeItemRow>) -> SetCatalog {
         files.sort_by(|a, b| (&a.barcode, a.ord).cmp(&(&b.barcode, b.ord)));
         SetCatalog { format: "reelfs tape set catalog 1", plan, cartridges, files }

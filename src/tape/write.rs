@@ -435,18 +435,7 @@ fn write_catalog_files(a: &Archive, plan_name: &str, barcode: &str, vol: &mut dy
         files.push((format!("{CATALOG_DIR}/{plan_name}-joins.txt"), j));
     }
     let now = now_ns();
-    let mut entries: Vec<MhlEntry> = set
-        .files
-        .iter()
-        .filter(|f| f.barcode == barcode && (f.state == "written" || f.state == "verified"))
-        .map(|f| MhlEntry {
-            path: f.tape_path.clone(),
-            size: f.length,
-            mtime_ns: f.mtime_ns,
-            md5: f.md5.clone().unwrap_or_default(),
-            xxh64: f.xxh64.clone().unwrap_or_default(),
-        })
-        .collect();
+    let mut entries: Vec<MhlEntry> = set.mhl_entries(barcode);
     let mut names = Vec::new();
     for (path, bytes) in &files {
         let h = FileHashes::of(bytes);
