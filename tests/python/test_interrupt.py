@@ -41,15 +41,30 @@ def test_sigint_during_ingest_stops_it_and_commits_nothing(tmp_path, card, cli):
     a.ingest([tmp_path / "before.txt"])
     head = a.branches()[0].head
     sent = []
+    taken = threading.Event()
+
+    def on_sigint(signum, frame):
+        # Python's own behaviour (KeyboardInterrupt), noting when the main
+        # thread took the signal.
+        taken.set()
+        raise KeyboardInterrupt
 
     def progress(p):
         # Ctrl-C as a terminal sends it: SIGINT to the process, once bytes flow.
         if p.bytes_done and not sent:
             sent.append(p.bytes_done)
             os.kill(os.getpid(), signal.SIGINT)
+            # Hold this progress event until the main thread has taken the
+            # signal: on a fast machine the whole ingest can otherwise finish
+            # before the next signal check, and there is nothing left to stop.
+            assert taken.wait(10), "SIGINT not taken by the main thread within 10 s"
 
-    with pytest.raises(KeyboardInterrupt):
-        a.ingest([card], to="Day01", progress=progress)
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            a.ingest([card], to="Day01", progress=progress)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert sent and sent[0] < 3 * (card / "A001C000.mov").stat().st_size
     _consistent_and_unchanged(a, cli, head)
     # The interrupted ingest can simply be run again.
