@@ -92,6 +92,35 @@ pub(super) struct VideoRung {
 }
 
 impl VideoRung {
+    /// A rung written into a muxer's stream `ost`, pictures tagged `colour`
+    /// (the editorial and preview movies; the thumb is built apart).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn muxed(
+        enc: ff::encoder::video::Encoder,
+        w: u32,
+        h: u32,
+        fmt: ff::format::Pixel,
+        scaled: ff::frame::Video,
+        tb: ff::Rational,
+        ost: usize,
+        colour: ColourTags,
+    ) -> VideoRung {
+        VideoRung {
+            enc,
+            w,
+            h,
+            fmt,
+            scaler: None,
+            scaled,
+            tb,
+            ost: Some(ost),
+            always_scale: false,
+            tags: Some(colour),
+            box_plan: None,
+            box_acc: Vec::new(),
+        }
+    }
+
     /// Scale (unless the decoded picture already fits) into `scaled`; true when
     /// the decoded picture is to be used as is.
     pub(super) fn prepare(&mut self, src: &mut ff::frame::Video, pts: i64) -> Result<bool, ProxyError> {

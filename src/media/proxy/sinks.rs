@@ -374,20 +374,7 @@ pub(super) fn editorial(
     octx.write_header().map_err(fail("editorial header"))?;
     let mut scaled = ff::frame::Video::new(fmt, w, h);
     scaled.set_color_range(v.colour.range);
-    let video = VideoRung {
-        enc,
-        w,
-        h,
-        fmt,
-        scaler: None,
-        scaled,
-        tb,
-        ost: Some(ost),
-        always_scale: false,
-        tags: Some(v.colour),
-        box_plan: None,
-        box_acc: Vec::new(),
-    };
+    let video = VideoRung::muxed(enc, w, h, fmt, scaled, tb, ost, v.colour);
     Ok(Box::new(MovieSink { rung, octx, path, video, copies, encs }))
 }
 
@@ -484,20 +471,7 @@ pub(super) fn preview(
     hd.set("movflags", "frag_keyframe+empty_moov+default_base_moof");
     octx.write_header_with(hd).map_err(fail("preview header"))?;
     let scaled = ff::frame::Video::new(fmt, w, h);
-    let video = VideoRung {
-        enc,
-        w,
-        h,
-        fmt,
-        scaler: None,
-        scaled,
-        tb,
-        ost: Some(ost),
-        always_scale: false,
-        tags: Some(v.colour),
-        box_plan: None,
-        box_acc: Vec::new(),
-    };
+    let video = VideoRung::muxed(enc, w, h, fmt, scaled, tb, ost, v.colour);
     Ok(Box::new(MovieSink { rung, octx, path, video, copies: Vec::new(), encs }))
 }
 
