@@ -96,19 +96,22 @@ fn row_to_staged(
 }
 
 fn path_and_staged(r: &rusqlite::Row) -> rusqlite::Result<(String, Staged)> {
-    Ok((
-        r.get::<_, String>(0)?,
-        row_to_staged(
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-            r.get(7)?,
-            owner_of(r.get(8)?, r.get(9)?),
-            r.get(10)?,
-        ),
+    Ok((r.get::<_, String>(0)?, staged_at(r, 1)?))
+}
+
+/// A staging row's columns (kind, size, mode, mtime_ns, blob, extents, tree,
+/// uid, gid, extra) read from column `at` on.
+fn staged_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Staged> {
+    Ok(row_to_staged(
+        r.get(at)?,
+        r.get(at + 1)?,
+        r.get(at + 2)?,
+        r.get(at + 3)?,
+        r.get(at + 4)?,
+        r.get(at + 5)?,
+        r.get(at + 6)?,
+        owner_of(r.get(at + 7)?, r.get(at + 8)?),
+        r.get(at + 9)?,
     ))
 }
 
@@ -146,21 +149,7 @@ impl Catalog {
                 self.staged_owner_columns()
             ))
             .map_err(|e| self.err(e))?;
-        st.query_row(params![branch, path], |r| {
-            Ok(row_to_staged(
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                owner_of(r.get(7)?, r.get(8)?),
-                r.get(9)?,
-            ))
-        })
-        .optional()
-        .map_err(|e| self.err(e))
+        st.query_row(params![branch, path], |r| staged_at(r, 0)).optional().map_err(|e| self.err(e))
     }
 
     /// Staged rows whose path starts with `prefix` ("" or "dir/"), at any depth.
