@@ -11,11 +11,13 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 
 mod maintenance;
+mod outboards;
 mod staging;
 mod tape;
 mod tx;
 
 pub use maintenance::{GcCounts, PackUsage, RecordRow};
+pub use outboards::OUTBOARD_SCHEMA;
 pub use staging::{Content, Staged, STAGING_SCHEMA};
 pub use tape::{CartridgeRow, ItemWritten, TapeItemRow, TapePlanRow, TAPE_SCHEMA};
 pub use tx::Savepoint;
@@ -202,6 +204,7 @@ impl Catalog {
         }
         let owner_columns = ensure_owner_columns(&conn).map_err(err)?;
         let extra_column = ensure_extra_column(&conn).map_err(err)?;
+        conn.execute_batch(OUTBOARD_SCHEMA).map_err(err)?;
         Ok(Catalog { conn, path: path.into(), owner_columns, extra_column })
     }
 
