@@ -11,11 +11,13 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 
 mod maintenance;
+mod outboards;
 mod staging;
 mod tape;
 mod tx;
 
 pub use maintenance::{GcCounts, PackUsage, RecordRow};
+pub use outboards::OUTBOARD_SCHEMA;
 pub use staging::{Content, Staged, STAGING_SCHEMA};
 pub use tape::{CartridgeRow, ItemWritten, TapeItemRow, TapePlanRow, TAPE_SCHEMA};
 pub use tx::Savepoint;
@@ -202,6 +204,13 @@ impl Catalog {
         }
         let owner_columns = ensure_owner_columns(&conn).map_err(err)?;
         let extra_column = ensure_extra_column(&conn).map_err(err)?;
+        match conn.execute_batch(OUTBOARD_SCHEMA) {
+            Ok(()) => {}
+            // A catalog this process may not write keeps no outboards: readers
+            // then verify whole chunks, as with a version-1 archive.
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ReadOnly => {}
+            Err(e) => return Err(err(e)),
+        }
         Ok(Catalog { conn, path: path.into(), owner_columns, extra_column })
     }
 

@@ -215,6 +215,9 @@ pub fn check_sampled(
     if missing > 0 {
         rep.problems.push(format!("{missing} extents point at chunks the catalog does not have"));
     }
+    if deep {
+        check_outboards(cat, &mut rep)?;
+    }
     if !bad_chunks.is_empty() {
         rep.problems.push(format!("{} damaged or missing chunk(s)", bad_chunks.len()));
         // So that re-ingesting the originals stores good copies (best effort: a
@@ -228,6 +231,36 @@ pub fn check_sampled(
         rep.damaged_files = files_using_chunks(archive, &bad_chunks)?;
     }
     Ok(rep)
+}
+
+/// Every BLAKE3 outboard (archive/outboard.rs) must hash to its chunk's or
+/// file's id. The chunks' bytes were re-hashed whole above, so a flipped byte
+/// in any block is already caught there; this catches a wrong outboard row,
+/// which readers ignore (they verify that chunk whole) and which is dropped
+/// here (best effort) so the next writer of those bytes records a right one.
+fn check_outboards(cat: &Catalog, rep: &mut CheckReport) -> Result<()> {
+    let mut wrong: Vec<(bool, Hash)> = Vec::new();
+    cat.each_outboard(|is_chunk, id, len, log, bytes| {
+        let ok = log != super::outboard::BLOCK_LOG as i64
+            || super::outboard::decode(bytes).is_some_and(|cvs| super::outboard::matches(&id, len, &cvs));
+        if !ok {
+            wrong.push((is_chunk, id));
+        }
+    })?;
+    if !wrong.is_empty() {
+        let names: Vec<String> =
+            wrong.iter().take(5).map(|(c, id)| format!("{} {}", if *c { "chunk" } else { "file" }, id.short())).collect();
+        rep.problems.push(format!(
+            "{} BLAKE3 outboard(s) in the catalog do not match their data ({}); reads verify those chunks whole, \
+             and the outboards are dropped (no data is affected)",
+            wrong.len(),
+            names.join(", ")
+        ));
+        if let Err(e) = cat.delete_outboards(&wrong) {
+            log::warn!("could not drop wrong outboards: {e}");
+        }
+    }
+    Ok(())
 }
 
 /// Name every file, on every branch head and in history, whose content uses a

@@ -341,6 +341,8 @@ struct Hashed {
     offset: u64,
     len: u64,
     hash: Hash,
+    /// The chunk's block CVs (archive/outboard.rs), from the same pass as `hash`.
+    cvs: Vec<super::outboard::Cv>,
     codec: u8,
     /// Compressed bytes when compression paid, else the raw bytes.
     stored: Stored,
@@ -926,14 +928,15 @@ fn store_file(
     let interrupt = opts.interrupt.clone();
     let read_bytes = Arc::new(AtomicU64::new(0));
     let rb = read_bytes.clone();
-    // The whole-file BLAKE3 runs on its own thread, fed the same chunks in order.
+    // The whole-file BLAKE3 runs on its own thread, fed the same chunks in
+    // order; it keeps the file's block CVs (its outboard) as it goes.
     let (file_tx, file_rx) = bounded::<Arc<Vec<u8>>>(4);
     let file_hasher = std::thread::spawn(move || {
-        let mut hasher = blake3::Hasher::new();
+        let mut hasher = super::outboard::StreamingOutboard::default();
         for d in file_rx {
             hasher.update(&d);
         }
-        Hash::from(hasher.finalize())
+        hasher.finalize()
     });
     let size_hint = before.len();
     let reader = std::thread::spawn(move || -> std::result::Result<(), std::io::Error> {
@@ -956,13 +959,14 @@ fn store_file(
             let (policy, level) = (cfg.compression.policy, cfg.compression.level);
             std::thread::spawn(move || {
                 for cut in rx {
-                    let hash = Hash::of(&cut.data);
+                    // The id and the block CVs from one pass over the chunk.
+                    let (hash, cvs) = super::outboard::hash_with_outboard(&cut.data);
                     let len = cut.data.len() as u64;
                     let (codec, stored) = match compress_if_it_pays(&cut.data, policy, level) {
                         Some(c) => (CODEC_ZSTD, Stored::Zstd(c)),
                         None => (CODEC_RAW, Stored::Raw(cut.data)),
                     };
-                    if tx.send(Hashed { idx: cut.idx, offset: cut.offset, len, hash, codec, stored }).is_err() {
+                    if tx.send(Hashed { idx: cut.idx, offset: cut.offset, len, hash, cvs, codec, stored }).is_err() {
                         break;
                     }
                 }
@@ -989,6 +993,7 @@ fn store_file(
                     cat.mark_damaged(&[h.hash])?;
                 }
                 let loc = sink.record(cat, RecordKind::Chunk, h.codec, h.hash, h.len as usize, &h.stored)?;
+                cat.put_chunk_outboard(&h.hash, &h.cvs)?;
                 if repair {
                     cat.clear_damaged(&h.hash)?;
                 }
@@ -1008,7 +1013,7 @@ fn store_file(
         let _ = w.join();
     }
     let content = reader.join().map_err(|_| ArchiveError::Invalid("internal: reader thread panicked".into()))?;
-    let file_hash = file_hasher.join().map_err(|_| ArchiveError::Invalid("internal: hasher thread panicked".into()))?;
+    let (file_hash, file_cvs) = file_hasher.join().map_err(|_| ArchiveError::Invalid("internal: hasher thread panicked".into()))?;
     let content = content.map(|()| file_hash);
     report.bytes_read += read_bytes.load(Ordering::Relaxed);
     if let Some(e) = write_err {
@@ -1038,6 +1043,7 @@ fn store_file(
         let raw = serde_json::to_vec(&rec).unwrap_or_default();
         let loc = sink.append_object(cat, RecordKind::Blob, &raw)?;
         cat.insert_blob(&content, read_total, &loc.id, &rec.extents)?;
+        cat.put_blob_outboard(&content, &file_cvs)?;
     }
     if let Some(p) = probe {
         let outcome = p.join().ok().flatten();

@@ -6,6 +6,7 @@
 //! are fsynced before the catalog rows that point into them are committed, so a
 //! crash leaves at worst an unreferenced pack that the next writer removes.
 
+pub mod blob_hash;
 pub mod catalog;
 pub mod check;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod ingest;
 pub mod lock;
 pub mod merge;
 pub mod objects;
+pub mod outboard;
 pub mod pack;
 pub mod pack_store;
 pub mod pack_store_mem;

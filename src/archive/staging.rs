@@ -148,7 +148,7 @@ impl Archive {
     ) -> Result<i64> {
         let _lock = super::lock::WriterLock::acquire_wait(self.root(), std::time::Duration::from_secs(60))?;
         let cat = &self.catalog;
-        let mut new_chunks: Vec<(Hash, Vec<u8>)> = Vec::new();
+        let mut new_chunks: Vec<(Hash, Vec<u8>, Vec<super::outboard::Cv>)> = Vec::new();
         let mut pieces: Vec<Extent> = Vec::new();
         let cdc = &self.config.chunker;
         for (off, data) in writes {
@@ -164,9 +164,9 @@ impl Archive {
                 cdc.seed,
             ) {
                 let bytes = &data[c.offset..c.offset + c.length];
-                let h = Hash::of(bytes);
+                let (h, cvs) = super::outboard::hash_with_outboard(bytes);
                 pieces.push(Extent { file_offset: off + c.offset as u64, length: c.length as u64, chunk: h, chunk_offset: 0 });
-                new_chunks.push((h, bytes.to_vec()));
+                new_chunks.push((h, bytes.to_vec(), cvs));
                 pos = c.offset + c.length;
             }
             debug_assert_eq!(pos, data.len());
@@ -177,7 +177,7 @@ impl Archive {
         // Holes (extending a file, writing past its end) are zero runs: one
         // extent each, whatever their length, and no chunk.
         let filled = fill_holes(splice(base, &pieces, new_size), new_size);
-        new_chunks.retain(|(h, _)| !cat.has_chunk(h).unwrap_or(false));
+        new_chunks.retain(|(h, _, _)| !cat.has_chunk(h).unwrap_or(false));
         new_chunks.sort_by_key(|a| a.0);
         new_chunks.dedup_by(|a, b| a.0 == b.0);
         cat.begin()?;
@@ -190,7 +190,7 @@ impl Archive {
         };
         let res = (|| {
             if !new_chunks.is_empty() {
-                for (h, data) in &new_chunks {
+                for (h, data, _) in &new_chunks {
                     let (codec, stored) =
                         match super::ingest::compress_if_it_pays(data, self.config.compression.policy, self.config.compression.level) {
                             Some(c) => (CODEC_ZSTD, c),
@@ -205,6 +205,9 @@ impl Archive {
                         cat.insert_record(p.id, l)?;
                     }
                     self.store().register_packs([(p.id, p.name.clone())]);
+                }
+                for (h, _, cvs) in &new_chunks {
+                    cat.put_chunk_outboard(h, cvs)?;
                 }
             }
             let ext_id = cat.insert_staged_extents(&filled)?;
@@ -247,6 +250,7 @@ impl Archive {
         // Resolve file contents first (hashing reads the data; no transaction open).
         let mut changes: Vec<(Vec<String>, Change)> = Vec::new();
         let mut blobs: Vec<BlobRecord> = Vec::new();
+        let mut outboards: Vec<(Hash, Vec<super::outboard::Cv>)> = Vec::new();
         for (path, s) in &rows {
             let comps: Vec<String> = path.split('/').map(String::from).collect();
             let ch = match s {
@@ -266,9 +270,17 @@ impl Archive {
                         Content::Extents(id) => {
                             let ext = self.staging().extents(*id)?;
                             let r = self.extents_reader(Hash([0; 32]), *size, &ext)?;
-                            // Reads the stored data only; zero runs are hashed
-                            // without reading (content_hash.rs).
-                            let h = r.content_hash()?;
+                            let h = if r.zero_run_bytes() <= super::content_hash::EXACT_ZERO_BYTES {
+                                // Re-hash only the blocks whose extents differ from
+                                // the committed version's (blob_hash.rs).
+                                let (h, cvs) = self.hash_against_committed(&r, base_tree, path)?;
+                                outboards.push((h, cvs));
+                                h
+                            } else {
+                                // A layout id (huge holes): reads the stored data
+                                // only; zero runs cost their length (content_hash.rs).
+                                r.content_hash()?
+                            };
                             blobs.push(BlobRecord { hash: h, size: *size, extents: ext });
                             h
                         }
@@ -298,6 +310,9 @@ impl Archive {
                     let (_, loc) = w.append_object(RecordKind::Blob, &raw)?;
                     cat.insert_blob(&b.hash, b.size, &loc.id, &b.extents)?;
                 }
+            }
+            for (h, cvs) in &outboards {
+                cat.put_blob_outboard(h, cvs)?;
             }
             let (tree, _) = apply(cat, &mut w, base_tree, &changes)?;
             let tree = match tree {
@@ -345,6 +360,25 @@ impl Archive {
                 Err(e)
             }
         }
+    }
+
+    /// A staged file's hash and outboard, re-hashing only the blocks that
+    /// differ from the file committed at the same path (if it has an
+    /// outboard; otherwise every block is read).
+    fn hash_against_committed(&self, r: &BlobReader, base_tree: Option<Hash>, path: &str) -> Result<(Hash, Vec<super::outboard::Cv>)> {
+        let committed = super::diff::entry_at(&self.catalog, base_tree, path)?.filter(|e| e.kind == EntryKind::File);
+        let mut base = None;
+        if let Some(e) = committed {
+            if let Some(cvs) = self.catalog.blob_outboard(&e.hash)? {
+                if super::outboard::matches(&e.hash, e.size, &cvs) {
+                    base = Some((self.catalog.extents(&e.hash)?, e.size, cvs));
+                }
+            }
+        }
+        let base = base.as_ref().map(|(extents, size, cvs)| super::blob_hash::Base { extents, size: *size, cvs });
+        let (h, cvs, read) = super::blob_hash::hash_blocks(r, base.as_ref())?;
+        log::debug!("{path}: hashed {read} of {} blocks at commit", super::outboard::block_count(r.size));
+        Ok((h, cvs))
     }
 
     pub fn discard_staging(&self, branch: &str) -> Result<u64> {

@@ -48,7 +48,7 @@ def test_init_creates_the_documented_layout(reelfs, tmp_path):
     assert "main" in proc.stdout
     for name in ["reelfs.toml", "catalog.db", "packs", "cache", "lock"]:
         assert (a / name).exists(), name
-    assert re.search(r"^format_version\s*=\s*1\s*$", (a / "reelfs.toml").read_text(), re.M)
+    assert re.search(r"^format_version\s*=\s*2\s*$", (a / "reelfs.toml").read_text(), re.M)
     assert reelfs.ok("branch", a).stdout.split()[0] == "main"
     assert reelfs.ok("ls", a).stdout.split() == ["main/"]
     assert reelfs.ok("ls", a, "main").stdout == ""

@@ -150,7 +150,7 @@ def test_newer_format_version_is_refused_and_untouched(reelfs, tmp_archive, tmp_
     reelfs.ok("ingest", tmp_archive, src)
     toml = tmp_archive / "reelfs.toml"
     original = toml.read_text()
-    toml.write_text(original.replace("format_version = 1", "format_version = 99"))
+    toml.write_text(original.replace("format_version = 2", "format_version = 99"))
     assert "format_version = 99" in toml.read_text()
     packs_before = sorted(p.name for p in (tmp_archive / "packs").rglob("*"))
     for args in [("ls", tmp_archive, "main"), ("ingest", tmp_archive, src), ("check", tmp_archive),

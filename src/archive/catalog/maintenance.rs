@@ -146,6 +146,8 @@ impl Catalog {
             OR (kind = {commit_k} AND id NOT IN (SELECT h FROM gc_commits));
              DELETE FROM chunks WHERE hash NOT IN (SELECT h FROM gc_chunks);
              DELETE FROM damaged_chunks WHERE hash NOT IN (SELECT h FROM gc_chunks);
+             DELETE FROM chunk_outboards WHERE chunk NOT IN (SELECT h FROM gc_chunks);
+             DELETE FROM blob_outboards WHERE blob NOT IN (SELECT h FROM gc_blobs);
              DELETE FROM extents WHERE blob NOT IN (SELECT h FROM gc_blobs);
              DELETE FROM blobs WHERE hash NOT IN (SELECT h FROM gc_blobs);
              DELETE FROM sources WHERE blob NOT IN (SELECT h FROM gc_blobs);
