@@ -516,6 +516,24 @@ mod tests {
         assert!(err(".mov@01.00.10.00-01.00.20.00.mov").contains("not the extension"));
     }
 
+    // Killed by scripts/mutants: the bounds of frame_point and millis_point (12 frame digits,
+    // 9 whole-second digits, digits only). Rust's integer parse takes a leading '+', so the
+    // digit checks are what refuse `f+5`, `+1.5s` and `1.+5s`.
+    #[test]
+    fn point_lengths_and_digits() {
+        assert_eq!(frame_point("f999999999999"), Some(999_999_999_999));
+        assert_eq!(frame_point("f1000000000000"), None);
+        assert_eq!(frame_point("f"), None);
+        assert_eq!(frame_point("f+5"), None);
+        assert_eq!(frame_point("f12a"), None);
+        assert_eq!(millis_point("999999999.999s"), Some(999_999_999_999));
+        assert_eq!(millis_point("1000000000s"), None);
+        assert_eq!(millis_point("s"), None);
+        assert_eq!(millis_point("+1.5s"), None);
+        assert_eq!(millis_point("1.+5s"), None);
+        assert_eq!(millis_point("1.5xs"), None);
+    }
+
     #[test]
     fn name_round_trip() {
         let rate = FrameRate::Fps29_97Df;
