@@ -423,6 +423,7 @@ impl<H: WriteHost> Branches<'_, H> {
         let now = objects::now_ns();
         let e = Entry::Special { kind, extra: extra.clone(), mode, mtime_ns: now, owner };
         self.with_writer(|a| a.staging().stage(&branch, &path, &Staged::Special { kind, extra, mode, mtime_ns: now, owner }))?;
+        self.touch_dir(&branch, &dir)?;
         let n = self.entry_node(&p, name, &branch, &path, &e);
         self.branch_attr(&n)
     }
@@ -665,6 +666,7 @@ impl<H: WriteHost> Branches<'_, H> {
         let (owner, mode) = self.new_owner(&branch, &dir, caller, mode & 0o7777, false)?;
         let now = objects::now_ns();
         self.with_writer(|a| a.stage_write(&branch, &path, &[], &[], 0, mode, now, owner, &EntryExtra::default()))?;
+        self.touch_dir(&branch, &dir)?;
         let n = self.inodes.child_owned(&p, name, NodeKind::BFile { branch, path }, 0, mode, now, owner);
         if let Ok(mut m) = self.writes.lock() {
             m.remove(&n.ino);
@@ -700,6 +702,7 @@ impl<H: WriteHost> Branches<'_, H> {
         let now = objects::now_ns();
         let s = Staged::Dir { mode, mtime_ns: now, tree: None, owner, extra: EntryExtra::default() };
         self.with_writer(|a| a.staging().stage(&branch, &path, &s))?;
+        self.touch_dir(&branch, &dir)?;
         let n = self.inodes.child_owned(&p, name, NodeKind::BDir { branch, path }, 4096, mode, now, owner);
         self.branch_attr(&n)
     }
@@ -711,15 +714,16 @@ impl<H: WriteHost> Branches<'_, H> {
             Some(Entry::File { .. }) => {
                 self.orphan(&branch, &path);
                 self.move_atimes(&branch, &path, None);
-                self.with_writer(|a| a.staging().stage(&branch, &path, &Staged::Deleted))
+                self.with_writer(|a| a.staging().stage(&branch, &path, &Staged::Deleted))?;
             }
             Some(Entry::Special { .. }) => {
                 self.move_atimes(&branch, &path, None);
-                self.with_writer(|a| a.staging().stage(&branch, &path, &Staged::Deleted))
+                self.with_writer(|a| a.staging().stage(&branch, &path, &Staged::Deleted))?;
             }
-            Some(Entry::Dir { .. }) => Err(FsError::IsDir),
-            None => Err(FsError::NotFound),
+            Some(Entry::Dir { .. }) => return Err(FsError::IsDir),
+            None => return Err(FsError::NotFound),
         }
+        self.touch_dir(&branch, &dir)
     }
 
     pub fn rmdir(&self, parent: u64, name: &str) -> FsResult<()> {
@@ -746,7 +750,8 @@ impl<H: WriteHost> Branches<'_, H> {
                 staging.unstage_below(&branch, &path)?;
                 staging.stage(&branch, &path, &Staged::Deleted)
             })
-        })
+        })?;
+        self.touch_dir(&branch, &dir)
     }
 
     pub fn rename(&self, parent: u64, name: &str, newparent: u64, newname: &str) -> FsResult<()> {
@@ -844,6 +849,10 @@ impl<H: WriteHost> Branches<'_, H> {
         self.inodes.rename_branch_path(parent, name, &np, newname, &branch, &from, &to);
         self.move_atimes(&branch, &to, None);
         self.move_atimes(&branch, &from, Some(&to));
+        self.touch_dir(&branch, &dir)?;
+        if ndir != dir {
+            self.touch_dir(&branch, &ndir)?;
+        }
         Ok(())
     }
 
@@ -1173,3 +1182,6 @@ mod write_state_tests;
 
 #[path = "write_xattrs.rs"]
 mod xattrs;
+
+#[path = "write_times.rs"]
+mod times;

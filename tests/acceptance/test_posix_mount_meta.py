@@ -70,6 +70,7 @@ def test_rename_chmod_chown_and_write_through_the_mount_keep_xattrs_and_links(re
         assert user_xattrs(card / "written.mov")["user.com.apple.FinderInfo"] == FINDER
         reelfs.ok("commit", tmp_archive, "main", "-m", "edits")
     rows = {e["name"]: e for e in reelfs.json("ls", tmp_archive, "main/card")}
+    rows = {e["name"]: e for e in reelfs.json("ls", tmp_archive, "main/card")}
     for name in ("renamed.mov", "chmodded.mov", "chowned.mov", "written.mov", "linked-renamed.mov"):
         assert rows[name].get("xattrs", {}).get("user.com.apple.FinderInfo") == FINDER.hex(), (name, rows[name])
     assert rows["linked-renamed.mov"].get("link_group") is not None, rows["linked-renamed.mov"]
@@ -211,3 +212,34 @@ def test_rsync_aX_into_the_mount_keeps_xattrs_through_commit_and_restore(reelfs,
     got = restore(reelfs, tmp_archive, "main/shoot", tmp_path / "restored") / "shoot"
     assert getfattr_dump(got) == getfattr_dump(src)
     assert b3(got / "A001C001.mov") == b3(src / "A001C001.mov")
+
+
+def test_a_folder_mtime_and_ctime_follow_creates_removes_and_renames_in_it(reelfs, tmp_archive, tmp_path):
+    src = tmp_path / "card"
+    write_random(src / "edit" / "v1.edl", 1_000)
+    (src / "other").mkdir()
+    T = 1_000_000_000_000_000_000  # 2001: anything made now is later
+    os.utime(src / "edit", ns=(T, T))
+    os.utime(src / "other", ns=(T, T))
+    reelfs.ok("ingest", tmp_archive, src, "-m", "card")
+    with Mount(reelfs, tmp_archive, tmp_path / "mnt") as m:
+        edit, other = m.mp / "main" / "card" / "edit", m.mp / "main" / "card" / "other"
+        steps = [
+            lambda: (edit / "v2.edl").write_bytes(b"new"),  # create
+            lambda: os.mkdir(edit / "sub"),  # mkdir
+            lambda: os.rmdir(edit / "sub"),  # rmdir
+            lambda: os.symlink("v1.edl", edit / "latest.edl"),  # symlink
+            lambda: os.unlink(edit / "latest.edl"),  # unlink
+            lambda: os.rename(edit / "v2.edl", other / "v2.edl"),  # rename out of one folder into another
+        ]
+        for step in steps:
+            before = os.stat(edit)
+            os.utime(edit, ns=(T, T))
+            os.utime(other, ns=(T, T))
+            step()
+            after = os.stat(edit)
+            assert after.st_mtime_ns > T and after.st_ctime_ns > T, (step, before, after)
+        assert os.stat(other).st_mtime_ns > T
+        reelfs.ok("commit", tmp_archive, "main", "-m", "edits")
+    dest = restore(reelfs, tmp_archive, "main/card", tmp_path / "restored") / "card"
+    assert os.stat(dest / "edit").st_mtime_ns > T and os.stat(dest / "other").st_mtime_ns > T
