@@ -126,7 +126,14 @@ fn staged_changes_are_seen_through_the_branch_only() {
         .stage(
             "main",
             "card/moved.bin",
-            &Staged::File { size: new.len() as u64, mode: 0o600, mtime_ns: 7, content: Content::Blob(h), owner: None },
+            &Staged::File {
+                size: new.len() as u64,
+                mode: 0o600,
+                mtime_ns: 7,
+                content: Content::Blob(h),
+                owner: None,
+                extra: Default::default(),
+            },
         )
         .unwrap();
     a.staging().stage("main", "card/clip1.bin", &Staged::Deleted).unwrap();

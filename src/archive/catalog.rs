@@ -1257,15 +1257,24 @@ mod owner_column_tests {
         let ro = Catalog::open_read_only(&path).unwrap();
         assert!(!ro.owner_columns);
         assert_eq!(ro.tree_lookup(&tree, "a.mov").unwrap().unwrap().owner, None);
-        assert_eq!(ro.staged_row("main", "d").unwrap(), Some(Staged::Dir { mode: 0o755, mtime_ns: 1, tree: None, owner: None }));
+        assert_eq!(
+            ro.staged_row("main", "d").unwrap(),
+            Some(Staged::Dir { mode: 0o755, mtime_ns: 1, tree: None, owner: None, extra: Default::default() })
+        );
         assert_eq!(ro.staged_rows("main").unwrap().len(), 1);
         drop(ro);
         let rw = Catalog::open(&path, true).unwrap();
         let owner = Some(Owner { uid: 1000, gid: 44 });
-        rw.set_staged_row("main", "d", &Staged::Dir { mode: 0o700, mtime_ns: 2, tree: None, owner }).unwrap();
+        rw.set_staged_row("main", "d", &Staged::Dir { mode: 0o700, mtime_ns: 2, tree: None, owner, extra: Default::default() }).unwrap();
         let ro = Catalog::open_read_only(&path).unwrap();
         assert!(ro.owner_columns);
-        assert_eq!(ro.staged_row("main", "d").unwrap(), Some(Staged::Dir { mode: 0o700, mtime_ns: 2, tree: None, owner }));
-        assert_eq!(ro.staged_rows_under("main", "").unwrap()[0].1, Staged::Dir { mode: 0o700, mtime_ns: 2, tree: None, owner });
+        assert_eq!(
+            ro.staged_row("main", "d").unwrap(),
+            Some(Staged::Dir { mode: 0o700, mtime_ns: 2, tree: None, owner, extra: Default::default() })
+        );
+        assert_eq!(
+            ro.staged_rows_under("main", "").unwrap()[0].1,
+            Staged::Dir { mode: 0o700, mtime_ns: 2, tree: None, owner, extra: Default::default() }
+        );
     }
 }

@@ -510,10 +510,17 @@ mod owner_tests {
     fn chown(a: &mut Archive, branch: &str, path: &str, owner: Owner) {
         let e = a.resolve(&format!("{branch}/{path}")).unwrap().entry;
         let s = match e.kind {
-            EntryKind::File => {
-                Staged::File { size: e.size, mode: e.mode, mtime_ns: e.mtime_ns, content: Content::Blob(e.hash), owner: Some(owner) }
+            EntryKind::File => Staged::File {
+                size: e.size,
+                mode: e.mode,
+                mtime_ns: e.mtime_ns,
+                content: Content::Blob(e.hash),
+                owner: Some(owner),
+                extra: e.extra.clone(),
+            },
+            EntryKind::Dir => {
+                Staged::Dir { mode: e.mode, mtime_ns: e.mtime_ns, tree: Some(e.hash), owner: Some(owner), extra: e.extra.clone() }
             }
-            EntryKind::Dir => Staged::Dir { mode: e.mode, mtime_ns: e.mtime_ns, tree: Some(e.hash), owner: Some(owner) },
             k => panic!("these tests chown files and folders only, not a {}", k.word()),
         };
         a.staging().stage(branch, path, &s).unwrap();

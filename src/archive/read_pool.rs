@@ -107,7 +107,11 @@ mod tests {
         writer
             .catalog
             .write(|c| {
-                c.set_staged_row("main", "new-folder", &Staged::Dir { mode: 0o755, mtime_ns: 1, tree: None, owner: None })?;
+                c.set_staged_row(
+                    "main",
+                    "new-folder",
+                    &Staged::Dir { mode: 0o755, mtime_ns: 1, tree: None, owner: None, extra: Default::default() },
+                )?;
                 // The write transaction is open (and holds SQLite's write lock):
                 // the pool's connection still reads, and sees the last commit.
                 let seen = pool.with(|a| a.staging().get("main", "new-folder"))?;

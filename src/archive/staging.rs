@@ -11,7 +11,7 @@
 use super::catalog::Catalog;
 pub use super::catalog::{Content, Staged, STAGING_SCHEMA};
 use super::error::{ArchiveError, Result};
-use super::objects::{self, BlobRecord, EntryKind, Extent, Hash, Owner, RecordKind, RefRecord, Tree, TreeEntry};
+use super::objects::{self, BlobRecord, EntryExtra, EntryKind, Extent, Hash, Owner, RecordKind, RefRecord, Tree, TreeEntry};
 use super::pack::{CODEC_RAW, CODEC_ZSTD};
 use super::pack_writer::PackWriter;
 use super::read::{BlobReader, ChunkStore, ResolvedExtent};
@@ -133,6 +133,9 @@ impl Archive {
     /// bytes become new chunks; every untouched byte keeps pointing at its old
     /// chunk. Takes the writer lock for the duration (waits up to 60 s for an
     /// ingest to finish). `owner` is the file's owner (None: not recorded).
+    /// `extra` (user xattrs, link group) is used when the path has no staged
+    /// file row yet; otherwise that row's is kept, since a `setxattr` made
+    /// while the file was open for writing is newer than the writer's copy.
     /// Returns the staged extent list id.
     #[allow(clippy::too_many_arguments)]
     pub fn stage_write(
@@ -145,6 +148,7 @@ impl Archive {
         mode: u32,
         mtime_ns: i64,
         owner: Option<Owner>,
+        extra: &EntryExtra,
     ) -> Result<i64> {
         let _lock = super::lock::WriterLock::acquire_wait(self.root(), std::time::Duration::from_secs(60))?;
         let cat = &self.catalog;
@@ -212,10 +216,14 @@ impl Archive {
             }
             let ext_id = cat.insert_staged_extents(&filled)?;
             let old = cat.staged_extents_id(branch, path)?;
+            let extra = match cat.staged_row(branch, path)? {
+                Some(Staged::File { extra, .. }) => extra,
+                _ => extra.clone(),
+            };
             self.staging().stage(
                 branch,
                 path,
-                &Staged::File { size: new_size, mode, mtime_ns, content: Content::Extents(ext_id), owner },
+                &Staged::File { size: new_size, mode, mtime_ns, content: Content::Extents(ext_id), owner, extra },
             )?;
             // The previous staged extent list of this file is garbage now, unless a
             // rename left another path pointing at it.
@@ -255,7 +263,9 @@ impl Archive {
             let comps: Vec<String> = path.split('/').map(String::from).collect();
             let ch = match s {
                 Staged::Deleted => Change::Delete,
-                Staged::Dir { mode, mtime_ns, tree, owner } => Change::Dir { mode: *mode, mtime_ns: *mtime_ns, tree: *tree, owner: *owner },
+                Staged::Dir { mode, mtime_ns, tree, owner, extra } => {
+                    Change::Dir { mode: *mode, mtime_ns: *mtime_ns, tree: *tree, owner: *owner, extra: extra.clone() }
+                }
                 Staged::Special { kind, extra, mode, mtime_ns, owner } => Change::File(TreeEntry::special(
                     comps.last().cloned().unwrap_or_default(),
                     *kind,
@@ -264,7 +274,7 @@ impl Archive {
                     *mtime_ns,
                     *owner,
                 )),
-                Staged::File { size, mode, mtime_ns, content, owner } => {
+                Staged::File { size, mode, mtime_ns, content, owner, extra } => {
                     let hash = match content {
                         Content::Blob(b) => *b,
                         Content::Extents(id) => {
@@ -293,7 +303,7 @@ impl Archive {
                         mode: *mode,
                         mtime_ns: *mtime_ns,
                         owner: *owner,
-                        extra: Default::default(),
+                        extra: extra.clone(),
                     })
                 }
             };
@@ -389,7 +399,7 @@ impl Archive {
 enum Change {
     Delete,
     File(TreeEntry),
-    Dir { mode: u32, mtime_ns: i64, tree: Option<Hash>, owner: Option<Owner> },
+    Dir { mode: u32, mtime_ns: i64, tree: Option<Hash>, owner: Option<Owner>, extra: EntryExtra },
 }
 
 /// Apply changes (paths relative to this tree) to `tree`, writing the new trees.
@@ -415,8 +425,10 @@ fn apply(cat: &Catalog, w: &mut PackWriter, tree: Option<Hash>, changes: &[(Vec<
         }
     }
     for (name, (own, below)) in groups {
-        let mut base_dir: Option<(Option<Hash>, u32, i64, Option<Owner>)> = match entries.get(&name) {
-            Some(e) if e.kind == EntryKind::Dir => Some((Some(e.hash), e.mode, e.mtime_ns, e.owner)),
+        // A folder's own fields (xattrs too) stay as they were when only
+        // something below it changed.
+        let mut base_dir: Option<(Option<Hash>, u32, i64, Option<Owner>, EntryExtra)> = match entries.get(&name) {
+            Some(e) if e.kind == EntryKind::Dir => Some((Some(e.hash), e.mode, e.mtime_ns, e.owner, e.extra.clone())),
             _ => None,
         };
         match own {
@@ -428,20 +440,20 @@ fn apply(cat: &Catalog, w: &mut PackWriter, tree: Option<Hash>, changes: &[(Vec<
                 entries.insert(name.clone(), TreeEntry { name: name.clone(), ..e.clone() });
                 continue;
             }
-            Some(Change::Dir { mode, mtime_ns, tree, owner }) => {
+            Some(Change::Dir { mode, mtime_ns, tree, owner, extra }) => {
                 let t = match (tree, &base_dir) {
                     (Some(t), _) => Some(*t),
-                    (None, Some((t, _, _, _))) => *t,
+                    (None, Some((t, ..))) => *t,
                     (None, None) => None,
                 };
-                base_dir = Some((t, *mode, *mtime_ns, *owner));
+                base_dir = Some((t, *mode, *mtime_ns, *owner, extra.clone()));
             }
             None => {}
         }
         if below.is_empty() && !matches!(own, Some(Change::Dir { .. })) {
             continue;
         }
-        let (t, mode, mtime, owner) = base_dir.unwrap_or((None, 0o755, objects::now_ns(), None));
+        let (t, mode, mtime, owner, extra) = base_dir.unwrap_or((None, 0o755, objects::now_ns(), None, EntryExtra::default()));
         let owned: Vec<(Vec<String>, Change)> = below.into_iter().map(|(p, c)| (p, clone_change(c))).collect();
         let (sub, size) = apply(cat, w, t, &owned)?;
         let sub = match sub {
@@ -456,10 +468,7 @@ fn apply(cat: &Catalog, w: &mut PackWriter, tree: Option<Hash>, changes: &[(Vec<
                 id
             }
         };
-        entries.insert(
-            name.clone(),
-            TreeEntry { name, kind: EntryKind::Dir, hash: sub, size, mode, mtime_ns: mtime, owner, extra: Default::default() },
-        );
+        entries.insert(name.clone(), TreeEntry { name, kind: EntryKind::Dir, hash: sub, size, mode, mtime_ns: mtime, owner, extra });
     }
     let tree = Tree { entries: entries.into_values().collect() };
     let raw = tree.encode();
@@ -475,7 +484,9 @@ fn clone_change(c: &Change) -> Change {
     match c {
         Change::Delete => Change::Delete,
         Change::File(e) => Change::File(e.clone()),
-        Change::Dir { mode, mtime_ns, tree, owner } => Change::Dir { mode: *mode, mtime_ns: *mtime_ns, tree: *tree, owner: *owner },
+        Change::Dir { mode, mtime_ns, tree, owner, extra } => {
+            Change::Dir { mode: *mode, mtime_ns: *mtime_ns, tree: *tree, owner: *owner, extra: extra.clone() }
+        }
     }
 }
 
@@ -610,14 +621,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("a");
         let a = staged_file(&root);
-        let id = a.stage_write("main", "f.bin", &[], &[(0, b"head")], 4, 0o644, 1, None).unwrap();
+        let id = a.stage_write("main", "f.bin", &[], &[(0, b"head")], 4, 0o644, 1, None, &Default::default()).unwrap();
         let base = a.staging().extents(id).unwrap();
-        let id = a.stage_write("main", "f.bin", &base, &[], MAX_FILE_SIZE, 0o644, 2, None).unwrap();
+        let id = a.stage_write("main", "f.bin", &base, &[], MAX_FILE_SIZE, 0o644, 2, None, &Default::default()).unwrap();
         let base = a.staging().extents(id).unwrap();
         assert_eq!(base.len(), 2, "{base:?}");
         assert!(base[1].is_zero_run());
         let far = 1u64 << 50;
-        let id = a.stage_write("main", "f.bin", &base, &[(far, b"far away")], MAX_FILE_SIZE, 0o644, 3, None).unwrap();
+        let id = a.stage_write("main", "f.bin", &base, &[(far, b"far away")], MAX_FILE_SIZE, 0o644, 3, None, &Default::default()).unwrap();
         let ext = a.staging().extents(id).unwrap();
         assert_eq!(ext.len(), 4, "{ext:?}");
         assert_eq!(a.catalog.count("staged_extents").unwrap(), 4);
@@ -646,9 +657,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("a");
         let a = staged_file(&root);
-        let id = a.stage_write("main", "g.bin", &[], &[(0, b"start")], 5, 0o644, 1, None).unwrap();
+        let id = a.stage_write("main", "g.bin", &[], &[(0, b"start")], 5, 0o644, 1, None, &Default::default()).unwrap();
         let base = a.staging().extents(id).unwrap();
-        let id = a.stage_write("main", "g.bin", &base, &[(3_000_000, b"end")], 3_000_003, 0o644, 2, None).unwrap();
+        let id = a.stage_write("main", "g.bin", &base, &[(3_000_000, b"end")], 3_000_003, 0o644, 2, None, &Default::default()).unwrap();
         assert!(a.staging().extents(id).unwrap().iter().any(|e| e.is_zero_run()));
         drop(a);
         let mut w = Archive::open_writer(&root).unwrap();
@@ -665,8 +676,14 @@ mod tests {
     fn sizes_past_the_largest_file_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let a = staged_file(&dir.path().join("a"));
-        assert!(matches!(a.stage_write("main", "h", &[], &[], MAX_FILE_SIZE + 1, 0o644, 1, None), Err(ArchiveError::Invalid(_))));
-        assert!(matches!(a.stage_write("main", "h", &[], &[(u64::MAX - 1, b"xy")], 0, 0o644, 1, None), Err(ArchiveError::Invalid(_))));
+        assert!(matches!(
+            a.stage_write("main", "h", &[], &[], MAX_FILE_SIZE + 1, 0o644, 1, None, &Default::default()),
+            Err(ArchiveError::Invalid(_))
+        ));
+        assert!(matches!(
+            a.stage_write("main", "h", &[], &[(u64::MAX - 1, b"xy")], 0, 0o644, 1, None, &Default::default()),
+            Err(ArchiveError::Invalid(_))
+        ));
         assert_eq!(a.catalog.count("staged_extents").unwrap(), 0);
     }
 }

@@ -246,7 +246,9 @@ impl FsCore {
             NodeKind::History => Target::History,
             NodeKind::HistoryBranch { branch } => Target::HistoryBranch { branch: branch.clone() },
             NodeKind::Commit { commit, tree } => Target::Commit { commit: *commit, tree: *tree, time_ns: p.mtime_ns },
-            NodeKind::Dir { tree } => Target::Dir { tree: Some(*tree), mode: p.mode, mtime_ns: p.mtime_ns, owner: p.owner, live: None },
+            NodeKind::Dir { tree } => {
+                Target::Dir { tree: Some(*tree), mode: p.mode, mtime_ns: p.mtime_ns, owner: p.owner, live: None, extra: Default::default() }
+            }
             NodeKind::ProxyDir { tree, profile } => Target::ProxyDir { tree: *tree, profile: profile.clone() },
             NodeKind::File { .. }
             | NodeKind::Slice { .. }
@@ -628,12 +630,58 @@ impl FsCore {
         });
     }
 
+    /// The mount's derived `user.reelfs.*` names, then a branch entry's own user xattrs.
     pub fn listxattr(&self, ino: u64) -> FsResult<Vec<String>> {
-        Ok(self.xattrs(ino)?.into_iter().map(|(k, _)| k).collect())
+        let mut names: Vec<String> = self.xattrs(ino)?.into_iter().map(|(k, _)| k).collect();
+        if let Some(own) = self.branches().user_xattrs(&self.node(ino)?)? {
+            names.extend(own.into_keys());
+        }
+        Ok(names)
     }
 
     pub fn getxattr(&self, ino: u64, name: &str) -> FsResult<Vec<u8>> {
+        if !is_derived_xattr(name) {
+            // A user's value is bytes (a Finder info block is binary).
+            return match self.branches().user_xattrs(&self.node(ino)?)? {
+                Some(mut own) => own.remove(name).map(|v| v.0).ok_or(FsError::NoAttr),
+                None => Err(FsError::NoAttr),
+            };
+        }
         self.xattrs(ino)?.into_iter().find(|(k, _)| k == name).map(|(_, v)| v.into_bytes()).ok_or(FsError::NoAttr)
+    }
+
+    /// setxattr on a branch file or folder (user namespace only; see fs/write_xattrs.rs).
+    /// A derived `user.reelfs.*` may be "set" to the value it already has (a
+    /// copy from another reelfs mount does that), never to another (EPERM).
+    pub fn setxattr(&self, ino: u64, name: &str, value: &[u8], flags: i32) -> FsResult<()> {
+        if is_derived_xattr(name) {
+            self.require_mutable(ino)?;
+            return match self.getxattr(ino, name) {
+                Ok(v) if v == value && flags & 1 == 0 => Ok(()),
+                _ => Err(FsError::NotPermitted),
+            };
+        }
+        self.branches().set_xattr(ino, name, value, flags)
+    }
+
+    /// removexattr on a branch file or folder. Removing a derived
+    /// `user.reelfs.*` is accepted and changes nothing: it is recomputed from
+    /// the content, and `rsync -X` removes every name its source lacks, so
+    /// refusing would fail every `rsync -aX` into a branch (exit 23).
+    pub fn removexattr(&self, ino: u64, name: &str) -> FsResult<()> {
+        if is_derived_xattr(name) {
+            return self.require_mutable(ino);
+        }
+        self.branches().remove_xattr(ino, name)
+    }
+
+    fn require_mutable(&self, ino: u64) -> FsResult<()> {
+        self.node(ino)?;
+        if self.is_mutable(ino) {
+            Ok(())
+        } else {
+            Err(FsError::ReadOnly)
+        }
     }
 
     /// Probed media facts of a content hash as `user.reelfs.*` attributes.
@@ -905,4 +953,9 @@ fn copy_from(chunk: &[u8], off: u64, dst: &mut [u8]) -> Result<(), String> {
     }
     dst.copy_from_slice(&chunk[start..end]);
     Ok(())
+}
+
+/// The mount's own attributes, derived from content and history.
+fn is_derived_xattr(name: &str) -> bool {
+    name.starts_with("user.reelfs.")
 }

@@ -21,7 +21,11 @@ fn metadata_reads_proceed_while_the_writer_holds_a_write_transaction() {
         let w = core.writer.lock().unwrap();
         w.catalog
             .write(|c| {
-                c.set_staged_row("main", "new-folder", &Staged::Dir { mode: 0o755, mtime_ns: 1, tree: None, owner: None })?;
+                c.set_staged_row(
+                    "main",
+                    "new-folder",
+                    &Staged::Dir { mode: 0o755, mtime_ns: 1, tree: None, owner: None, extra: Default::default() },
+                )?;
                 let core = &core;
                 s.spawn(move || {
                     let _ = tx.send((names(core, main), core.getattr(main).map(|a| a.kind)));

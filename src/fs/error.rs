@@ -44,6 +44,12 @@ pub enum FsError {
     /// other than root or the owner, or giving a file away without being root.
     #[error("operation not permitted")]
     NotPermitted,
+    /// An extended attribute name longer than XATTR_NAME_MAX (ERANGE, as xattr(7) says).
+    #[error("extended attribute name too long")]
+    XattrRange,
+    /// An extended attribute value longer than XATTR_SIZE_MAX (E2BIG).
+    #[error("extended attribute value too large")]
+    XattrTooBig,
 }
 
 /// The longest name a directory entry may have, in bytes (Linux NAME_MAX).

@@ -89,6 +89,8 @@ fn errno(e: &FsError) -> Errno {
         FsError::NameTooLong => Errno::ENAMETOOLONG,
         FsError::NotSupported => Errno::EOPNOTSUPP,
         FsError::NotPermitted => Errno::EPERM,
+        FsError::XattrRange => Errno::ERANGE,
+        FsError::XattrTooBig => Errno::E2BIG,
     }
 }
 
@@ -451,6 +453,23 @@ impl Filesystem for FuseAdapter {
                     reply.error(Errno::ERANGE)
                 }
             }
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn setxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, value: &[u8], flags: i32, _position: u32, reply: ReplyEmpty) {
+        // A name that is not UTF-8 is in no namespace the mount keeps.
+        let Some(name) = name.to_str() else { return reply.error(Errno::EOPNOTSUPP) };
+        match self.core.setxattr(ino.0, name, value, flags) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let Some(name) = name.to_str() else { return reply.error(Errno::NO_XATTR) };
+        match self.core.removexattr(ino.0, name) {
+            Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
     }

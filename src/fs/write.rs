@@ -58,32 +58,28 @@ pub enum Entry {
         mode: u32,
         mtime_ns: i64,
         owner: Option<Owner>,
+        /// User xattrs and hard-link group, carried through every change.
+        extra: EntryExtra,
     },
     /// A folder and the committed tree behind it (None: created since the last commit).
-    Dir {
-        tree: Option<Hash>,
-        mode: u32,
-        mtime_ns: i64,
-        owner: Option<Owner>,
-    },
+    Dir { tree: Option<Hash>, mode: u32, mtime_ns: i64, owner: Option<Owner>, extra: EntryExtra },
     /// A symlink, FIFO, socket or device node (committed or made in the branch).
-    Special {
-        kind: EntryKind,
-        extra: EntryExtra,
-        mode: u32,
-        mtime_ns: i64,
-        owner: Option<Owner>,
-    },
+    Special { kind: EntryKind, extra: EntryExtra, mode: u32, mtime_ns: i64, owner: Option<Owner> },
 }
 
 impl Entry {
     /// The entry of a committed tree entry.
     fn of_tree_entry(e: TreeEntry) -> Entry {
         match e.kind {
-            EntryKind::Dir => Entry::Dir { tree: Some(e.hash), mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner },
-            EntryKind::File => {
-                Entry::File { content: Content::Blob(e.hash), size: e.size, mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner }
-            }
+            EntryKind::Dir => Entry::Dir { tree: Some(e.hash), mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner, extra: e.extra },
+            EntryKind::File => Entry::File {
+                content: Content::Blob(e.hash),
+                size: e.size,
+                mode: e.mode,
+                mtime_ns: e.mtime_ns,
+                owner: e.owner,
+                extra: e.extra,
+            },
             kind => Entry::Special { kind, extra: e.extra, mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner },
         }
     }
@@ -94,9 +90,11 @@ impl Entry {
     /// anything else: no branch entry).
     fn of_target(t: Target) -> Option<Entry> {
         Some(match t {
-            Target::Dir { tree, mode, mtime_ns, owner, .. } => Entry::Dir { tree, mode, mtime_ns, owner },
+            Target::Dir { tree, mode, mtime_ns, owner, extra, .. } => Entry::Dir { tree, mode, mtime_ns, owner, extra },
             Target::File { entry: e, .. } => Entry::of_tree_entry(e),
-            Target::Staged { content, size, mode, mtime_ns, owner, .. } => Entry::File { content, size, mode, mtime_ns, owner },
+            Target::Staged { content, size, mode, mtime_ns, owner, extra, .. } => {
+                Entry::File { content, size, mode, mtime_ns, owner, extra }
+            }
             _ => return None,
         })
     }
@@ -112,6 +110,9 @@ pub struct WriteState {
     pub mode: u32,
     pub mtime_ns: i64,
     pub owner: Option<Owner>,
+    /// User xattrs and link group as the file had them when opened (the
+    /// staged row's, if newer, wins in `stage_write`).
+    pub extra: EntryExtra,
     /// Buffered writes, non-overlapping, by offset.
     pub dirty: BTreeMap<u64, Vec<u8>>,
     pub dirty_bytes: u64,
@@ -422,6 +423,7 @@ impl<H: WriteHost> Branches<'_, H> {
         let now = objects::now_ns();
         let e = Entry::Special { kind, extra: extra.clone(), mode, mtime_ns: now, owner };
         self.with_writer(|a| a.staging().stage(&branch, &path, &Staged::Special { kind, extra, mode, mtime_ns: now, owner }))?;
+        self.touch_dir(&branch, &dir)?;
         let n = self.entry_node(&p, name, &branch, &path, &e);
         self.branch_attr(&n)
     }
@@ -441,18 +443,18 @@ impl<H: WriteHost> Branches<'_, H> {
                 Staged::Deleted => {
                     entries.remove(&name);
                 }
-                Staged::File { size, mode, mtime_ns, content, owner } => {
-                    entries.insert(name, Entry::File { content, size, mode, mtime_ns, owner });
+                Staged::File { size, mode, mtime_ns, content, owner, extra } => {
+                    entries.insert(name, Entry::File { content, size, mode, mtime_ns, owner, extra });
                 }
                 Staged::Special { kind, extra, mode, mtime_ns, owner } => {
                     entries.insert(name, Entry::Special { kind, extra, mode, mtime_ns, owner });
                 }
-                Staged::Dir { mode, mtime_ns, tree, owner } => {
+                Staged::Dir { mode, mtime_ns, tree, owner, extra } => {
                     let t = tree.or(match entries.get(&name) {
                         Some(Entry::Dir { tree, .. }) => *tree,
                         _ => None,
                     });
-                    entries.insert(name, Entry::Dir { tree: t, mode, mtime_ns, owner });
+                    entries.insert(name, Entry::Dir { tree: t, mode, mtime_ns, owner, extra });
                 }
             }
         }
@@ -488,14 +490,14 @@ impl<H: WriteHost> Branches<'_, H> {
 
     /// A reader of a branch file's current persisted content.
     pub fn branch_reader(&self, n: &Node) -> FsResult<(Arc<BlobReader>, Vec<Extent>, u64, u32, i64)> {
-        self.branch_file(n).map(|(r, ext, size, mode, mtime_ns, _)| (r, ext, size, mode, mtime_ns))
+        self.branch_file(n).map(|(r, ext, size, mode, mtime_ns, _, _)| (r, ext, size, mode, mtime_ns))
     }
 
-    /// `branch_reader` and the file's owner.
+    /// `branch_reader`, the file's owner and its xattrs and link group.
     #[allow(clippy::type_complexity)]
-    fn branch_file(&self, n: &Node) -> FsResult<(Arc<BlobReader>, Vec<Extent>, u64, u32, i64, Option<Owner>)> {
+    fn branch_file(&self, n: &Node) -> FsResult<(Arc<BlobReader>, Vec<Extent>, u64, u32, i64, Option<Owner>, EntryExtra)> {
         let Some((branch, path)) = Self::branch_ctx(n) else { return Err(FsError::NotFound) };
-        let Some(Entry::File { content, size, mode, mtime_ns, owner }) = self.branch_entry(&branch, &path)? else {
+        let Some(Entry::File { content, size, mode, mtime_ns, owner, extra }) = self.branch_entry(&branch, &path)? else {
             return Err(FsError::NotFound);
         };
         let (reader, ext) = self.with_archive(|a| {
@@ -506,7 +508,7 @@ impl<H: WriteHost> Branches<'_, H> {
             };
             Ok((r, ext))
         })?;
-        Ok((Arc::new(reader), ext, size, mode, mtime_ns, owner))
+        Ok((Arc::new(reader), ext, size, mode, mtime_ns, owner, extra))
     }
 
     pub fn write_state(&self, ino: u64) -> Option<Arc<Mutex<WriteState>>> {
@@ -523,7 +525,7 @@ impl<H: WriteHost> Branches<'_, H> {
         let ws = match m.get(&n.ino) {
             Some(ws) => ws.clone(),
             None => {
-                let (base, ext, size, mode, mtime_ns, owner) = self.branch_file(n)?;
+                let (base, ext, size, mode, mtime_ns, owner, extra) = self.branch_file(n)?;
                 let ws = Arc::new(Mutex::new(WriteState {
                     branch,
                     path,
@@ -533,6 +535,7 @@ impl<H: WriteHost> Branches<'_, H> {
                     mode,
                     mtime_ns,
                     owner,
+                    extra,
                     dirty: BTreeMap::new(),
                     dirty_bytes: 0,
                     handles: 0,
@@ -564,10 +567,12 @@ impl<H: WriteHost> Branches<'_, H> {
         let writes: Vec<(u64, &[u8])> = w.dirty.iter().map(|(o, d)| (*o, d.as_slice())).collect();
         let (branch, path, size, mode, mtime, owner) = (w.branch.clone(), w.path.clone(), w.size, w.mode, w.mtime_ns, w.owner);
         let base_ext = w.base_extents.clone();
-        let id = self.with_writer(|a| a.stage_write(&branch, &path, &base_ext, &writes, size, mode, mtime, owner)).map_err(|e| {
-            log::error!("{branch}/{path}: cannot store written data: {e:?}");
-            e
-        })?;
+        let extra = w.extra.clone();
+        let id =
+            self.with_writer(|a| a.stage_write(&branch, &path, &base_ext, &writes, size, mode, mtime, owner, &extra)).map_err(|e| {
+                log::error!("{branch}/{path}: cannot store written data: {e:?}");
+                e
+            })?;
         // Through the writer: the extent list was just written on its connection.
         let (ext, reader) = self.with_writer(|a| {
             let ext = a.staging().extents(id)?;
@@ -660,7 +665,8 @@ impl<H: WriteHost> Branches<'_, H> {
         }
         let (owner, mode) = self.new_owner(&branch, &dir, caller, mode & 0o7777, false)?;
         let now = objects::now_ns();
-        self.with_writer(|a| a.stage_write(&branch, &path, &[], &[], 0, mode, now, owner))?;
+        self.with_writer(|a| a.stage_write(&branch, &path, &[], &[], 0, mode, now, owner, &EntryExtra::default()))?;
+        self.touch_dir(&branch, &dir)?;
         let n = self.inodes.child_owned(&p, name, NodeKind::BFile { branch, path }, 0, mode, now, owner);
         if let Ok(mut m) = self.writes.lock() {
             m.remove(&n.ino);
@@ -694,7 +700,9 @@ impl<H: WriteHost> Branches<'_, H> {
         }
         let (owner, mode) = self.new_owner(&branch, &dir, caller, mode & 0o7777, true)?;
         let now = objects::now_ns();
-        self.with_writer(|a| a.staging().stage(&branch, &path, &Staged::Dir { mode, mtime_ns: now, tree: None, owner }))?;
+        let s = Staged::Dir { mode, mtime_ns: now, tree: None, owner, extra: EntryExtra::default() };
+        self.with_writer(|a| a.staging().stage(&branch, &path, &s))?;
+        self.touch_dir(&branch, &dir)?;
         let n = self.inodes.child_owned(&p, name, NodeKind::BDir { branch, path }, 4096, mode, now, owner);
         self.branch_attr(&n)
     }
@@ -706,15 +714,16 @@ impl<H: WriteHost> Branches<'_, H> {
             Some(Entry::File { .. }) => {
                 self.orphan(&branch, &path);
                 self.move_atimes(&branch, &path, None);
-                self.with_writer(|a| a.staging().stage(&branch, &path, &Staged::Deleted))
+                self.with_writer(|a| a.staging().stage(&branch, &path, &Staged::Deleted))?;
             }
             Some(Entry::Special { .. }) => {
                 self.move_atimes(&branch, &path, None);
-                self.with_writer(|a| a.staging().stage(&branch, &path, &Staged::Deleted))
+                self.with_writer(|a| a.staging().stage(&branch, &path, &Staged::Deleted))?;
             }
-            Some(Entry::Dir { .. }) => Err(FsError::IsDir),
-            None => Err(FsError::NotFound),
+            Some(Entry::Dir { .. }) => return Err(FsError::IsDir),
+            None => return Err(FsError::NotFound),
         }
+        self.touch_dir(&branch, &dir)
     }
 
     pub fn rmdir(&self, parent: u64, name: &str) -> FsResult<()> {
@@ -741,7 +750,8 @@ impl<H: WriteHost> Branches<'_, H> {
                 staging.unstage_below(&branch, &path)?;
                 staging.stage(&branch, &path, &Staged::Deleted)
             })
-        })
+        })?;
+        self.touch_dir(&branch, &dir)
     }
 
     pub fn rename(&self, parent: u64, name: &str, newparent: u64, newname: &str) -> FsResult<()> {
@@ -804,18 +814,22 @@ impl<H: WriteHost> Branches<'_, H> {
             a.catalog.write(|c| {
                 let staging = crate::archive::staging::Staging::new(c);
                 match &src {
-                    Entry::File { content, size, mode, mtime_ns, owner } => {
-                        staging.stage(
-                            &branch,
-                            &to,
-                            &Staged::File { size: *size, mode: *mode, mtime_ns: *mtime_ns, content: content.clone(), owner: *owner },
-                        )?;
+                    Entry::File { content, size, mode, mtime_ns, owner, extra } => {
+                        let s = Staged::File {
+                            size: *size,
+                            mode: *mode,
+                            mtime_ns: *mtime_ns,
+                            content: content.clone(),
+                            owner: *owner,
+                            extra: extra.clone(),
+                        };
+                        staging.stage(&branch, &to, &s)?;
                     }
                     Entry::Special { kind, extra, mode, mtime_ns, owner } => {
                         let s = Staged::Special { kind: *kind, extra: extra.clone(), mode: *mode, mtime_ns: *mtime_ns, owner: *owner };
                         staging.stage(&branch, &to, &s)?;
                     }
-                    Entry::Dir { tree, mode, mtime_ns, owner } => {
+                    Entry::Dir { tree, mode, mtime_ns, owner, extra } => {
                         staging.unstage_below(&branch, &to)?;
                         // Move staged rows under the folder along with it.
                         let rows = staging.rows(&branch)?;
@@ -824,7 +838,8 @@ impl<H: WriteHost> Branches<'_, H> {
                                 staging.stage(&branch, &join(&to, rest), &s)?;
                             }
                         }
-                        staging.stage(&branch, &to, &Staged::Dir { mode: *mode, mtime_ns: *mtime_ns, tree: *tree, owner: *owner })?;
+                        let s = Staged::Dir { mode: *mode, mtime_ns: *mtime_ns, tree: *tree, owner: *owner, extra: extra.clone() };
+                        staging.stage(&branch, &to, &s)?;
                     }
                 }
                 staging.unstage_below(&branch, &from)?;
@@ -834,6 +849,10 @@ impl<H: WriteHost> Branches<'_, H> {
         self.inodes.rename_branch_path(parent, name, &np, newname, &branch, &from, &to);
         self.move_atimes(&branch, &to, None);
         self.move_atimes(&branch, &from, Some(&to));
+        self.touch_dir(&branch, &dir)?;
+        if ndir != dir {
+            self.touch_dir(&branch, &ndir)?;
+        }
         Ok(())
     }
 
@@ -982,14 +1001,14 @@ impl<H: WriteHost> Branches<'_, H> {
             return Err(FsError::TooBig);
         }
         match self.branch_entry(&branch, &path)? {
-            Some(Entry::Dir { tree, mode: m0, mtime_ns: t0, owner }) => {
+            Some(Entry::Dir { tree, mode: m0, mtime_ns: t0, owner, extra }) => {
                 if size.is_some() {
                     return Err(FsError::IsDir);
                 }
                 if path.is_empty() {
                     return self.getattr(ino); // a branch root's attributes follow its head
                 }
-                let s = Staged::Dir { mode: mode.map(|m| m & 0o7777).unwrap_or(m0), mtime_ns: mtime_ns.unwrap_or(t0), tree, owner };
+                let s = Staged::Dir { mode: mode.map(|m| m & 0o7777).unwrap_or(m0), mtime_ns: mtime_ns.unwrap_or(t0), tree, owner, extra };
                 self.with_writer(|a| a.staging().stage(&branch, &path, &s))?;
             }
             Some(Entry::File { .. }) => {
@@ -1053,9 +1072,9 @@ impl<H: WriteHost> Branches<'_, H> {
         match self.branch_entry(&branch, &path)? {
             // A branch root is no tree entry: it has no owner to store.
             Some(Entry::Dir { .. }) if path.is_empty() => return Err(FsError::NotPermitted),
-            Some(Entry::Dir { tree, mode, mtime_ns, owner }) => {
+            Some(Entry::Dir { tree, mode, mtime_ns, owner, extra }) => {
                 let new = owners::chowned(caller, owner.unwrap_or_else(owners::mount_owner), uid, gid)?;
-                let s = Staged::Dir { mode: owners::mode_after_chown(mode, true), mtime_ns, tree, owner: Some(new) };
+                let s = Staged::Dir { mode: owners::mode_after_chown(mode, true), mtime_ns, tree, owner: Some(new), extra };
                 self.with_writer(|a| a.staging().stage(&branch, &path, &s))?;
             }
             Some(Entry::File { .. }) => {
@@ -1160,3 +1179,9 @@ mod tests {
 #[cfg(test)]
 #[path = "write_state_tests.rs"]
 mod write_state_tests;
+
+#[path = "write_xattrs.rs"]
+mod xattrs;
+
+#[path = "write_times.rs"]
+mod times;

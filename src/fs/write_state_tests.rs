@@ -26,6 +26,7 @@ fn state(base_len: u64) -> WriteState {
         mode: 0o644,
         mtime_ns: 0,
         owner: None,
+        extra: Default::default(),
         dirty: BTreeMap::new(),
         dirty_bytes: 0,
         handles: 1,

@@ -40,7 +40,7 @@ pub fn entry(ctx: &impl Access, branch: &str, path: &str) -> Result<Option<Targe
             let root = Live { branch: branch.to_string(), path: String::new() };
             // The branch root is no tree entry: its mode is fixed, its mtime
             // (0 here) is its head commit's time, which the caller knows.
-            let mut cur = Target::Dir { tree, mode: 0o755, mtime_ns: 0, owner: None, live: Some(root) };
+            let mut cur = Target::Dir { tree, mode: 0o755, mtime_ns: 0, owner: None, live: Some(root), extra: Default::default() };
             if path.is_empty() {
                 return Ok(Some(cur));
             }
@@ -75,12 +75,12 @@ fn child_in(
     let child = Live { branch: live.branch.clone(), path };
     Ok(match (staged, committed) {
         (Some(Staged::Deleted), _) => None,
-        (Some(Staged::File { size, mode, mtime_ns, content, owner }), _) => {
-            Some(Target::Staged { live: child, content, size, mode, mtime_ns, owner })
+        (Some(Staged::File { size, mode, mtime_ns, content, owner, extra }), _) => {
+            Some(Target::Staged { live: child, content, size, mode, mtime_ns, owner, extra })
         }
-        (Some(Staged::Dir { mode, mtime_ns, tree: t, owner }), c) => {
+        (Some(Staged::Dir { mode, mtime_ns, tree: t, owner, extra }), c) => {
             let t = t.or(c.filter(|c| c.kind == EntryKind::Dir).map(|c| c.hash));
-            Some(Target::Dir { tree: t, mode, mtime_ns, owner, live: Some(child) })
+            Some(Target::Dir { tree: t, mode, mtime_ns, owner, live: Some(child), extra })
         }
         // A link, FIFO, socket or device made through the mount travels as its entry.
         (Some(Staged::Special { kind, extra, mode, mtime_ns, owner }), _) => {
@@ -88,7 +88,7 @@ fn child_in(
             Some(Target::File { entry, live: Some(child) })
         }
         (None, Some(e)) if e.kind == EntryKind::Dir => {
-            Some(Target::Dir { tree: Some(e.hash), mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner, live: Some(child) })
+            Some(Target::Dir { tree: Some(e.hash), mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner, live: Some(child), extra: e.extra })
         }
         (None, Some(e)) => Some(Target::File { entry: e, live: Some(child) }),
         (None, None) => None,

@@ -21,7 +21,7 @@ pub use path::{components, PathError};
 pub use resolve::{lookup, resolve, Resolved};
 pub use slice::SliceTarget;
 
-use crate::archive::objects::{Owner, TreeEntry};
+use crate::archive::objects::{EntryExtra, Owner, TreeEntry};
 use crate::archive::staging::Content;
 use crate::archive::{Archive, ArchiveError, Hash};
 use std::collections::HashMap;
@@ -61,11 +61,12 @@ pub enum Target {
     Commit { commit: Hash, tree: Hash, time_ns: i64 },
     /// A folder of a tree. `live` is set inside a branch (the staging overlay
     /// applies below it), unset inside an old version. `owner` None: not recorded.
-    Dir { tree: Option<Hash>, mode: u32, mtime_ns: i64, owner: Option<Owner>, live: Option<Live> },
+    /// `extra`: the folder's user xattrs (empty for a branch root and derived folders).
+    Dir { tree: Option<Hash>, mode: u32, mtime_ns: i64, owner: Option<Owner>, live: Option<Live>, extra: EntryExtra },
     /// A file of a tree: its entry, with its content hash.
     File { entry: TreeEntry, live: Option<Live> },
     /// A file written through the mount and not committed yet.
-    Staged { live: Live, content: Content, size: u64, mode: u32, mtime_ns: i64, owner: Option<Owner> },
+    Staged { live: Live, content: Content, size: u64, mode: u32, mtime_ns: i64, owner: Option<Owner>, extra: EntryExtra },
     /// `clip@IN-OUT[+H]`: a virtual slice, with its plan.
     Slice(Arc<SliceTarget>),
     /// `.proxy` of the folder whose committed tree is `tree` (profile None), or

@@ -79,7 +79,9 @@ pub fn lookup(ctx: &impl Access, parent: &Target, parent_path: &str, name: &str)
         // One indexed probe of (tree, name): a miss costs one SQLite lookup, no scan.
         None => match tree {
             Some(t) => ctx.read(|a| a.catalog.tree_child(&t, name))?.map(|e| match e.kind {
-                EntryKind::Dir => Target::Dir { tree: Some(e.hash), mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner, live: None },
+                EntryKind::Dir => {
+                    Target::Dir { tree: Some(e.hash), mode: e.mode, mtime_ns: e.mtime_ns, owner: e.owner, live: None, extra: e.extra }
+                }
                 // A special entry travels as its entry: its kind says what it is.
                 _ => Target::File { entry: e, live: None },
             }),

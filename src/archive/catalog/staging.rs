@@ -37,12 +37,17 @@ pub enum Staged {
         mtime_ns: i64,
         content: Content,
         owner: Option<Owner>,
+        /// User xattrs and hard-link group: what a rename, chmod, chown or
+        /// write must carry to the commit (kept in the `extra` column).
+        extra: EntryExtra,
     },
     Dir {
         mode: u32,
         mtime_ns: i64,
         tree: Option<Hash>,
         owner: Option<Owner>,
+        /// The folder's user xattrs.
+        extra: EntryExtra,
     },
     /// A symlink, FIFO, socket or device node (`kind` is one of those).
     Special {
@@ -89,8 +94,15 @@ fn row_to_staged(
                 _ => Content::Extents(-1),
             },
             owner,
+            extra: EntryExtra::from_column(extra),
         },
-        2 => Staged::Dir { mode, mtime_ns: mtime, tree: tree.and_then(|t| Hash::from_slice(&t)), owner },
+        2 => Staged::Dir {
+            mode,
+            mtime_ns: mtime,
+            tree: tree.and_then(|t| Hash::from_slice(&t)),
+            owner,
+            extra: EntryExtra::from_column(extra),
+        },
         _ => Staged::Deleted,
     }
 }
@@ -204,8 +216,8 @@ impl Catalog {
             Staged::Deleted => None,
         };
         let extra = match s {
-            Staged::Special { extra, .. } => extra.to_column(),
-            _ => None,
+            Staged::Special { extra, .. } | Staged::File { extra, .. } | Staged::Dir { extra, .. } => extra.to_column(),
+            Staged::Deleted => None,
         };
         let (uid, gid) = (owner.map(|o| o.uid), owner.map(|o| o.gid));
         self.conn
