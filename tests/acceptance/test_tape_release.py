@@ -78,6 +78,7 @@ def test_release_frees_the_disk_copy_and_reading_names_the_cartridges(reelfs, tw
         with open(f, "rb") as fh:
             fh.read(4096)
     assert e.value.errno == errno.EIO
+    assert "A00001L8,B00001L8" in m.log()
 
 
 def test_release_keeps_what_is_verified_on_too_few_copies(reelfs, two_copies):
