@@ -492,6 +492,11 @@ pub enum TapeCmd {
         verify: bool,
         #[arg(long)]
         json: bool,
+        /// A tape library: a folder emulating one (slots/NNN/BARCODE/) or a SCSI changer
+        /// (/dev/sgN, driven by `mtx`, with --device its drive). Loads --tape, and the next
+        /// cartridge when one is full.
+        #[arg(long, value_name = "DEV")]
+        changer: Option<PathBuf>,
     },
     /// Read a cartridge back in tape order and compare every file's BLAKE3 with the archive.
     Verify {
@@ -504,6 +509,9 @@ pub enum TapeCmd {
         device: Option<PathBuf>,
         #[arg(long)]
         json: bool,
+        /// A tape library that loads --tape (see `tape write --changer`).
+        #[arg(long, value_name = "DEV")]
+        changer: Option<PathBuf>,
     },
     /// List cartridges, or with --tape the files on one (offline, from the catalog).
     Ls {
@@ -527,6 +535,37 @@ pub enum TapeCmd {
         dir: PathBuf,
         #[arg(long)]
         json: bool,
+    },
+    /// Free the disk copy of a plan's files verified on at least --copies cartridges
+    /// (catalog, media facts and proxies stay; reading them fails until `tape recall`).
+    Release {
+        archive: PathBuf,
+        plan: String,
+        /// Verified copies a file needs before its disk copy goes (default: the plan's copies).
+        #[arg(long)]
+        copies: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bring released files back onto disk from one cartridge, read in tape order and
+    /// checked against their BLAKE3.
+    Recall {
+        archive: PathBuf,
+        /// BRANCH/PATH of each file, as `tape where` takes it.
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// The cartridge to read (its barcode).
+        #[arg(long)]
+        from: String,
+        #[arg(long, value_name = "DIR")]
+        ltfs_mount: Option<PathBuf>,
+        #[arg(long, value_name = "PATH")]
+        device: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        /// A tape library that loads --from (see `tape write --changer`).
+        #[arg(long, value_name = "DEV")]
+        changer: Option<PathBuf>,
     },
 }
 

@@ -440,19 +440,64 @@ fn tape(action: TapeCmd) -> Result<i32> {
             }
             Ok(0)
         }
-        TapeCmd::Write { archive, plan, tape, ltfs_mount, device, verify, json } => {
+        TapeCmd::Write { archive, plan, tape, ltfs_mount: None, device, verify, json, changer: Some(changer) } => {
+            let out = t::write_with_changer(
+                &archive,
+                &plan,
+                &tape,
+                &changer,
+                device.as_deref(),
+                verify,
+                bar::handle(!json),
+                process::interrupt_flag(),
+            )?;
+            if json {
+                print::json(&out)?;
+            } else {
+                for c in &out.cartridges {
+                    print_tape::write(c);
+                }
+                if let Some(next) = &out.waiting_for {
+                    eprintln!(
+                        "reelfs: cartridge {next} is next and is not in the library: put it in a free slot and run `reelfs tape write {} {plan} --tape {next} --changer {}`",
+                        archive.display(),
+                        changer.display()
+                    );
+                }
+            }
+            Ok(if out.interrupted() {
+                130
+            } else if out.ok() {
+                0
+            } else {
+                2
+            })
+        }
+        TapeCmd::Write { changer: Some(_), .. } => Err(anyhow::anyhow!("--changer loads the cartridge itself: leave out --ltfs-mount")),
+        TapeCmd::Write { archive, plan, tape, ltfs_mount, device, verify, json, changer: None } => {
             let vol = VolumeArg::from_flags(ltfs_mount, device)?;
-            let out = t::write(&archive, &plan, &tape, &vol, verify, bar::handle(!json))?;
+            let out = t::write_stoppable(&archive, &plan, &tape, &vol, verify, bar::handle(!json), process::interrupt_flag())?;
             if json {
                 print::json(&out)?;
             } else {
                 print_tape::write(&out);
             }
-            Ok(if out.ok() { 0 } else { 2 })
+            Ok(if out.write.interrupted {
+                130
+            } else if out.ok() {
+                0
+            } else {
+                2
+            })
         }
-        TapeCmd::Verify { archive, tape, ltfs_mount, device, json } => {
-            let vol = VolumeArg::from_flags(ltfs_mount, device)?;
-            let rep = t::verify(&archive, &tape, &vol, bar::handle(!json))?;
+        TapeCmd::Verify { archive, tape, ltfs_mount, device, json, changer } => {
+            let rep = match changer {
+                Some(_) if ltfs_mount.is_some() => {
+                    return Err(anyhow::anyhow!("--changer loads the cartridge itself: leave out --ltfs-mount"))
+                }
+                Some(ch) => t::verify_with_changer(&archive, &tape, &ch, device.as_deref(), bar::handle(!json))?,
+                None => t::verify(&archive, &tape, &VolumeArg::from_flags(ltfs_mount, device)?, bar::handle(!json))?,
+            };
             if json {
                 print::json(&rep)?;
             } else {
@@ -489,6 +534,30 @@ fn tape(action: TapeCmd) -> Result<i32> {
                 println!("exported plan {} to {} ({} files)", rep.plan, rep.dir.display(), rep.files.len());
             }
             Ok(0)
+        }
+        TapeCmd::Release { archive, plan, copies, json } => {
+            let rep = t::release(&archive, &plan, copies)?;
+            if json {
+                print::json(&rep)?;
+            } else {
+                print_tape::release(&rep);
+            }
+            Ok(0)
+        }
+        TapeCmd::Recall { archive, paths, from, ltfs_mount, device, json, changer } => {
+            let rep = match changer {
+                Some(_) if ltfs_mount.is_some() => {
+                    return Err(anyhow::anyhow!("--changer loads the cartridge itself: leave out --ltfs-mount"))
+                }
+                Some(ch) => t::recall_with_changer(&archive, &paths, &from, &ch, device.as_deref())?,
+                None => t::recall(&archive, &paths, &from, &VolumeArg::from_flags(ltfs_mount, device)?)?,
+            };
+            if json {
+                print::json(&rep)?;
+            } else {
+                print_tape::recall(&rep);
+            }
+            Ok(if rep.ok() { 0 } else { 2 })
         }
     }
 }

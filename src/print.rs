@@ -325,6 +325,12 @@ pub fn check(rep: &CheckReport, deep: bool) {
     for p in &rep.uncommitted_packs {
         println!("note: {p} is from an interrupted write; the next ingest removes it");
     }
+    if rep.released_skipped > 0 {
+        println!(
+            "note: {} released file content(s) are on tape only (`reelfs tape release`), not checked; `reelfs tape recall` brings them back",
+            rep.released_skipped
+        );
+    }
     println!(
         "{}: {} packs, {} chunks, {} objects{}",
         if rep.ok() { "ok" } else { "FAILED" },

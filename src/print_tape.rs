@@ -31,6 +31,14 @@ pub fn plan(r: &PlanReport) {
 
 pub fn write(o: &WriteOutcome) {
     let w = &o.write;
+    for r in &w.removed_partial {
+        eprintln!(
+            "reelfs: removed {} ({}) from {}: an earlier write was killed while writing it; it is written again whole",
+            r.tape_path,
+            human(r.bytes),
+            w.barcode
+        );
+    }
     for f in &w.failed {
         eprintln!("reelfs: {} ({}): {}", f.tape_path, f.source, f.error);
     }
@@ -52,6 +60,10 @@ pub fn write(o: &WriteOutcome) {
         w.mb_per_s,
         match &w.closed_early {
             Some(why) => format!("; cartridge closed early: {why}"),
+            None if w.interrupted => format!(
+                "; interrupted: the index is written and lists only complete files; run the same `reelfs tape write ... --tape {}` again to continue",
+                w.barcode
+            ),
             None => "; set catalog and ASC MHL manifest written last".into(),
         }
     );
@@ -139,4 +151,31 @@ pub fn where_is(w: &Whereabouts) {
             c.tape_path
         );
     }
+}
+
+pub fn release(r: &reelfs::tape::release::ReleaseReport) {
+    for f in &r.released {
+        println!("released {} ({}): on {}", f.source, human(f.bytes), f.barcodes.join(", "));
+    }
+    if !r.kept.is_empty() {
+        println!(
+            "{} file(s) stay on disk: verified on fewer than {} copies (`reelfs tape ls ARCHIVE --tape BARCODE`)",
+            r.kept.len(),
+            r.copies
+        );
+    }
+    println!("plan {}: {} file(s) released, {} freed on disk", r.plan, r.released.len(), human(r.gc.bytes_freed));
+}
+
+pub fn recall(r: &reelfs::tape::recall::RecallReport) {
+    for p in &r.refused {
+        eprintln!("reelfs: {}: {}", p.source, p.error);
+    }
+    for s in &r.already_on_disk {
+        println!("{s}: already on disk");
+    }
+    for f in &r.recalled {
+        println!("recalled {} ({}, block {})", f.source, human(f.bytes), f.start_block);
+    }
+    println!("{}: {} file(s) recalled, {} refused", r.barcode, r.recalled.len(), r.refused.len());
 }

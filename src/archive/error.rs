@@ -82,3 +82,16 @@ impl ArchiveError {
         }
     }
 }
+
+impl ArchiveError {
+    /// Content whose disk copy `reelfs tape release` freed. An `Invalid` with
+    /// the one wording, not a variant of its own: callers that match every
+    /// variant (the Python error mapping) need no change.
+    pub fn released(barcodes: &str) -> ArchiveError {
+        let first = barcodes.split(',').next().unwrap_or_default();
+        ArchiveError::Invalid(format!(
+            "released to tape: its bytes are only on cartridge(s) {barcodes}; bring it back with \
+             `reelfs tape recall ARCHIVE BRANCH/PATH --from {first} (--ltfs-mount DIR | --device PATH)`"
+        ))
+    }
+}

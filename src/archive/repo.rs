@@ -424,6 +424,10 @@ impl Archive {
         let extents = match ChunkStore::resolve(&self.catalog, hash) {
             Ok(e) => e,
             Err(ArchiveError::Inconsistent(why)) => {
+                // Released to tape on purpose: say where it is, not that it is lost.
+                if let Some(barcodes) = self.catalog.released(hash)? {
+                    return Err(ArchiveError::released(&barcodes));
+                }
                 // A chunk lost with a pack before a rebuild is lost, not a catalog to rebuild.
                 for c in self.catalog.missing_chunks_of(hash)? {
                     if let Some(what) = self.catalog.lost(&c)? {

@@ -330,7 +330,13 @@ fn tree_findings(cat: &Catalog, tree: &Hash, bad: &RowDamage, memo: &mut HashMap
                 // No stored bytes behind a link, FIFO, socket or device.
                 EntryKind::Symlink | EntryKind::Fifo | EntryKind::Socket | EntryKind::CharDevice | EntryKind::BlockDevice => {}
                 EntryKind::File => {
-                    let missing = if cat.has_blob(&e.hash)? { cat.missing_chunks_of(&e.hash)? } else { vec![e.hash] };
+                    let has_blob = cat.has_blob(&e.hash)?;
+                    let mut missing = if has_blob { cat.missing_chunks_of(&e.hash)? } else { vec![e.hash] };
+                    // Released to tape on purpose (`reelfs tape release`): its
+                    // chunks are meant to be gone; `check` counts it apart.
+                    if has_blob && !missing.is_empty() && cat.released(&e.hash)?.is_some() {
+                        missing.clear();
+                    }
                     if !missing.is_empty() || bad.blobs.contains(&e.hash) {
                         out.push(Rel { rel: e.name.clone(), id: e.hash, missing });
                     }

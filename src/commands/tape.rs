@@ -7,7 +7,7 @@ use crate::archive::Archive;
 use crate::tape::ltfs::{LtfsVolumeReader, LtfsVolumeWriter};
 use crate::tape::ltfs_mount::{LtfsMountReader, LtfsMountWriter};
 use crate::tape::volume::{VolumeReader, VolumeWriter};
-use crate::tape::{export, planning, query, verify, write};
+use crate::tape::{export, planning, query, recall, release, verify, write};
 use std::path::{Path, PathBuf};
 
 pub use planning::{PlanReport, PlanRequest};
@@ -84,13 +84,26 @@ pub fn write(
     verify_after: bool,
     progress: ProgressHandle,
 ) -> Result<WriteOutcome> {
+    write_stoppable(archive, plan, barcode, vol, verify_after, progress, Default::default())
+}
+
+/// `write`, stopping at a safe point when `interrupt` is set (Ctrl-C).
+pub fn write_stoppable(
+    archive: &Path,
+    plan: &str,
+    barcode: &str,
+    vol: &VolumeArg,
+    verify_after: bool,
+    progress: ProgressHandle,
+    interrupt: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<WriteOutcome> {
     let a = Archive::open(archive)?;
     // Checked before the volume is touched, so a typo writes nothing.
     write::cartridge_of(&a.catalog, plan, barcode)?;
     let w = writer(vol, barcode)?;
-    let opts = write::WriteOptions { progress: progress.clone(), index_every: 100 << 30 };
+    let opts = write::WriteOptions { progress: progress.clone(), index_every: 100 << 30, interrupt };
     let rep = write::write_tape(&a, plan, barcode, w, &opts)?;
-    let verify = if verify_after && !rep.written.is_empty() {
+    let verify = if verify_after && !rep.written.is_empty() && !rep.interrupted {
         let mut r = reader(vol, barcode)?;
         Some(verify::verify_tape(&a, barcode, r.as_mut(), &progress)?)
     } else {
@@ -115,4 +128,113 @@ pub fn where_is(archive: &Path, spec: &str) -> Result<query::Whereabouts> {
 
 pub fn export(archive: &Path, plan: &str, dir: &Path) -> Result<export::ExportReport> {
     Ok(export::export(&Archive::open(archive)?, plan, dir)?)
+}
+
+/// `tape release`: free the disk copy of what is verified on enough copies.
+pub fn release(archive: &Path, plan: &str, copies: Option<u32>) -> Result<release::ReleaseReport> {
+    let mut a = Archive::open_writer(archive)?;
+    Ok(release::release(&mut a, plan, copies)?)
+}
+
+/// `tape recall`: bring released files back from one cartridge.
+pub fn recall(archive: &Path, paths: &[String], from: &str, vol: &VolumeArg) -> Result<recall::RecallReport> {
+    let mut a = Archive::open_writer(archive)?;
+    let mut r = reader(vol, from)?;
+    Ok(recall::recall(&mut a, paths, from, r.as_mut())?)
+}
+
+/// `tape write --changer`: each cartridge written, in order, and the barcode
+/// the library lacks when the plan needs another cartridge it does not hold.
+#[derive(Debug, serde::Serialize)]
+pub struct ChangerWriteOutcome {
+    pub cartridges: Vec<WriteOutcome>,
+    pub waiting_for: Option<String>,
+}
+
+impl ChangerWriteOutcome {
+    /// A cartridge that filled up and handed the rest to the next one is the
+    /// changer doing its job: what counts is that the last one completed and
+    /// nothing failed or mismatched on any.
+    pub fn ok(&self) -> bool {
+        self.waiting_for.is_none()
+            && self.cartridges.last().is_some_and(|c| c.write.complete())
+            && self.cartridges.iter().all(|c| c.write.failed.is_empty() && c.verify.as_ref().is_none_or(|v| v.ok()))
+    }
+    pub fn interrupted(&self) -> bool {
+        self.cartridges.iter().any(|c| c.write.interrupted)
+    }
+}
+
+fn changer_err(e: crate::tape::changer::ChangerError) -> CommandError {
+    CommandError::invalid(e.to_string())
+}
+
+/// The volume a changer loads `barcode` into (a folder library's drive, or `--device`).
+fn load(changer: &mut dyn crate::tape::changer::MediaChanger, barcode: &str) -> Result<VolumeArg> {
+    Ok(VolumeArg::Device(changer.load(barcode).map_err(changer_err)?))
+}
+
+/// `tape write --changer DEV`: load the cartridge, write it, and when it is
+/// closed full with files moved to the next cartridge, load that one and go on.
+#[allow(clippy::too_many_arguments)]
+pub fn write_with_changer(
+    archive: &Path,
+    plan: &str,
+    barcode: &str,
+    changer: &Path,
+    device: Option<&Path>,
+    verify_after: bool,
+    progress: ProgressHandle,
+    interrupt: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<ChangerWriteOutcome> {
+    write::cartridge_of(&Archive::open(archive)?.catalog, plan, barcode)?;
+    let mut ch = crate::tape::changer::open(changer, device).map_err(changer_err)?;
+    let mut out = ChangerWriteOutcome { cartridges: Vec::new(), waiting_for: None };
+    let mut barcode = barcode.to_string();
+    loop {
+        let vol = load(ch.as_mut(), &barcode)?;
+        let one = write_stoppable(archive, plan, &barcode, &vol, verify_after, progress.clone(), interrupt.clone())?;
+        let next = match (&one.write.closed_early, one.write.interrupted) {
+            (Some(_), false) => one.write.moved_to.clone(),
+            _ => None,
+        };
+        out.cartridges.push(one);
+        ch.unload().map_err(changer_err)?;
+        let Some(next) = next else { break };
+        let inv = ch.inventory().map_err(changer_err)?;
+        if !inv.slots.iter().any(|(_, b)| b.as_deref() == Some(next.as_str())) {
+            out.waiting_for = Some(next);
+            break;
+        }
+        barcode = next;
+    }
+    Ok(out)
+}
+
+pub fn verify_with_changer(
+    archive: &Path,
+    barcode: &str,
+    changer: &Path,
+    device: Option<&Path>,
+    progress: ProgressHandle,
+) -> Result<verify::VerifyReport> {
+    let mut ch = crate::tape::changer::open(changer, device).map_err(changer_err)?;
+    let vol = load(ch.as_mut(), barcode)?;
+    let rep = verify(archive, barcode, &vol, progress)?;
+    ch.unload().map_err(changer_err)?;
+    Ok(rep)
+}
+
+pub fn recall_with_changer(
+    archive: &Path,
+    paths: &[String],
+    from: &str,
+    changer: &Path,
+    device: Option<&Path>,
+) -> Result<recall::RecallReport> {
+    let mut ch = crate::tape::changer::open(changer, device).map_err(changer_err)?;
+    let vol = load(ch.as_mut(), from)?;
+    let rep = recall(archive, paths, from, &vol)?;
+    ch.unload().map_err(changer_err)?;
+    Ok(rep)
 }

@@ -471,7 +471,7 @@ impl FsCore {
                 ws.lock().map_err(|_| FsError::Io("poisoned".into()))?.handles += 1;
                 OpenContent::Writable(ws)
             } else {
-                OpenContent::archived(self.branches().branch_reader(&n)?.0)
+                OpenContent::archived(self.branches().branch_reader(&n).inspect_err(|e| log::error!("{}: cannot read: {e}", n.path))?.0)
             };
             let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
             let of = OpenFile { node: n, content };
@@ -486,7 +486,10 @@ impl FsCore {
         }
         let content = match &n.kind {
             NodeKind::File { blob } | NodeKind::Proxy { blob, .. } => {
-                OpenContent::archived(Arc::new(self.with_archive(|a| a.blob_reader(blob))?))
+                // Logged here so a mount's log names the cause of an EIO (content
+                // released to tape names its cartridges).
+                let reader = self.with_archive(|a| a.blob_reader(blob)).inspect_err(|e| log::error!("{}: cannot read: {e}", n.path))?;
+                OpenContent::archived(Arc::new(reader))
             }
             NodeKind::Slice { .. } => {
                 let (plan, source, _) = self.slice_plan(&n)?;
@@ -737,7 +740,7 @@ impl FsCore {
         match &n.kind {
             NodeKind::File { blob } => {
                 out.push(("user.reelfs.hash".into(), self.hash_label(blob)?));
-                out.push(("user.reelfs.location".into(), "disk".into()));
+                out.push(("user.reelfs.location".into(), self.location_label(blob)?));
                 out.extend(self.media_xattrs(blob)?);
                 self.timecode_xattrs(&mut out, &n.path, blob)?;
             }
@@ -768,7 +771,7 @@ impl FsCore {
                     match content {
                         crate::archive::staging::Content::Blob(blob) => {
                             out.push(("user.reelfs.hash".into(), self.hash_label(&blob)?));
-                            out.push(("user.reelfs.location".into(), "disk".into()));
+                            out.push(("user.reelfs.location".into(), self.location_label(&blob)?));
                             out.extend(self.media_xattrs(&blob)?);
                             self.timecode_xattrs(&mut out, &n.path, &blob)?;
                         }
@@ -786,6 +789,13 @@ impl FsCore {
     /// `blake3:HEX`, or `reelfs-layout:HEX` for a file with huge holes
     /// (see archive/content_hash.rs): a tool checking with b3sum must not be
     /// told a layout id is a BLAKE3.
+    /// `disk`, or `tape:A00001L8,B00001L8` for content `reelfs tape release`
+    /// freed (reading it then fails with EIO, the error naming the cartridges).
+    fn location_label(&self, blob: &Hash) -> FsResult<String> {
+        let released = self.with_archive(|a| a.catalog.released(blob))?;
+        Ok(released.map_or_else(|| "disk".into(), |b| format!("tape:{b}")))
+    }
+
     fn hash_label(&self, blob: &Hash) -> FsResult<String> {
         let plain = self.with_archive(|a| crate::archive::content_hash::is_plain_blake3(&a.catalog, blob))?;
         Ok(crate::archive::content_hash::label(blob, plain))

@@ -22,6 +22,8 @@ struct Faults {
     capacity: Option<u64>,
     /// Every index write fails.
     fail_index: bool,
+    /// Ctrl-C arrives during the Nth call of `write` (the flag is set, the write succeeds).
+    interrupt_on_write: Option<(usize, Arc<AtomicBool>)>,
 }
 
 /// Files an index listed, by path (what a later mount would show).
@@ -57,6 +59,11 @@ impl VolumeWriter for MemVolume {
     }
     fn write(&mut self, data: &[u8]) -> Result<(), VolumeError> {
         self.writes += 1;
+        if let Some((n, flag)) = &self.faults.interrupt_on_write {
+            if *n == self.writes {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
         if self.faults.fail_write == Some(self.writes) {
             return Err(VolumeError::Io {
                 barcode: "MEM".into(),
@@ -114,11 +121,16 @@ fn noise(n: usize, seed: u64) -> Vec<u8> {
 /// An archive holding Day01/A001/c1.mov .. c3.mov (1 MiB each), and a plan
 /// putting them all on A00001L8.
 fn setup() -> (tempfile::TempDir, Archive, Vec<Vec<u8>>) {
+    setup_sized(&[1 << 20, 1 << 20, 1 << 20])
+}
+
+/// As `setup`, with c1.mov .. cN.mov of the given sizes.
+fn setup_sized(sizes: &[usize]) -> (tempfile::TempDir, Archive, Vec<Vec<u8>>) {
     let dir = tempfile::tempdir().unwrap();
     let mut a = Archive::init(&dir.path().join("arch")).unwrap();
     let src = dir.path().join("src/Day01/A001");
     std::fs::create_dir_all(&src).unwrap();
-    let data: Vec<Vec<u8>> = (1..=3).map(|i| noise(1 << 20, i)).collect();
+    let data: Vec<Vec<u8>> = sizes.iter().zip(1..).map(|(&n, i)| noise(n, i)).collect();
     for (i, d) in data.iter().enumerate() {
         std::fs::write(src.join(format!("c{}.mov", i + 1)), d).unwrap();
     }
@@ -197,4 +209,39 @@ fn failing_index_writes_leave_nothing_recorded_as_complete() {
         states(&a, "A00002L8"),
         vec![s("Day01/A001/c1.mov", "queued"), s("Day01/A001/c2.mov", "queued"), s("Day01/A001/c3.mov", "queued")]
     );
+}
+
+#[test]
+fn ctrl_c_mid_file_leaves_it_queued_off_the_index_and_a_rerun_continues() {
+    // c2 spans three 8 MiB writes; Ctrl-C arrives during its first.
+    let (_d, a, data) = setup_sized(&[1 << 20, 20 << 20, 1 << 20]);
+    let flag = Arc::new(AtomicBool::new(false));
+    let (vol, indexed) = MemVolume::new(Faults { interrupt_on_write: Some((2, flag.clone())), ..Default::default() });
+    let opts = WriteOptions { interrupt: flag, ..Default::default() };
+    let rep = write_tape(&a, "plan-1", "A00001L8", vol, &opts).unwrap();
+    assert!(rep.interrupted && !rep.complete(), "{rep:?}");
+    assert_eq!(rep.written.iter().map(|w| w.tape_path.as_str()).collect::<Vec<_>>(), ["Day01/A001/c1.mov"]);
+    assert_eq!(
+        states(&a, "A00001L8"),
+        vec![s("Day01/A001/c1.mov", "written"), s("Day01/A001/c2.mov", "queued"), s("Day01/A001/c3.mov", "queued")]
+    );
+    // The index was written at the safe point and lists the complete file only;
+    // the set catalog waits for the run that completes the cartridge.
+    let on_tape = indexed.lock().unwrap().clone();
+    assert_eq!(on_tape.keys().collect::<Vec<_>>(), ["Day01/A001/c1.mov"]);
+    assert_eq!(on_tape["Day01/A001/c1.mov"], data[0]);
+    assert!(rep.catalog_files.is_empty());
+    // Nothing was moved to another cartridge; this one stays open.
+    assert_eq!((rep.moved_to.as_deref(), rep.moved), (None, 0));
+    assert_eq!(a.catalog.cartridge("A00001L8").unwrap().unwrap().state, "planned");
+    // The rerun writes what is still queued, whole, then the set catalog.
+    let (vol2, indexed2) = MemVolume::new(Faults::default());
+    let rep2 = write_tape(&a, "plan-1", "A00001L8", vol2, &WriteOptions::default()).unwrap();
+    assert!(rep2.complete(), "{rep2:?}");
+    assert_eq!(rep2.written.iter().map(|w| w.tape_path.as_str()).collect::<Vec<_>>(), ["Day01/A001/c2.mov", "Day01/A001/c3.mov"]);
+    let on_tape2 = indexed2.lock().unwrap();
+    assert_eq!(on_tape2["Day01/A001/c2.mov"], data[1]);
+    assert_eq!(on_tape2["Day01/A001/c3.mov"], data[2]);
+    assert!(states(&a, "A00001L8").iter().all(|(_, st)| st == "written"));
+    assert_eq!(a.catalog.cartridge("A00001L8").unwrap().unwrap().state, "written");
 }

@@ -204,6 +204,24 @@ impl VolumeWriter for LtfsMountWriter {
         Ok(())
     }
 
+    fn remove_leftover(&mut self, path: &str) -> Result<Option<u64>, VolumeError> {
+        let full = inside(&self.root, path, &self.barcode)?;
+        no_links_below(&self.root, &full, &self.barcode)?;
+        let meta = match std::fs::symlink_metadata(&full) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.io(format!("looking at {}", full.display()), e)),
+        };
+        if !meta.is_file() {
+            return Err(VolumeError::Format {
+                barcode: self.barcode.clone(),
+                message: format!("{} is on this volume but is not a file; move it away by hand, then write again", full.display()),
+            });
+        }
+        std::fs::remove_file(&full).map_err(|e| self.io(format!("removing the partial {}", full.display()), e))?;
+        Ok(Some(meta.len()))
+    }
+
     fn sync_index(&mut self) -> Result<(), VolumeError> {
         // LTFS drivers write an index when `ltfs.sync` is set on the volume root;
         // a plain folder does not know the attribute.

@@ -16,6 +16,7 @@ pub mod device;
 pub mod ltfs;
 pub mod volume;
 
+pub mod changer;
 pub mod error;
 pub mod export;
 pub mod hashes;
@@ -24,6 +25,8 @@ pub mod mhl;
 pub mod plan;
 pub mod planning;
 pub mod query;
+pub mod recall;
+pub mod release;
 pub mod set_catalog;
 pub mod verify;
 pub mod write;

@@ -58,6 +58,24 @@ pub trait VolumeWriter {
     fn end_file(&mut self, xattrs: &[(String, Vec<u8>)]) -> Result<FilePlacement, VolumeError>;
     /// Give up the file begun last (a write error): no index lists it.
     fn abandon_file(&mut self) -> Result<(), VolumeError>;
+    /// Remove what the volume holds under `path` when the tape catalog does not
+    /// record that file as complete there: what a process killed mid-file left
+    /// (on a mounted LTFS volume, a truncated file under the original's name
+    /// that a reader could take for the original). Returns the size of what was
+    /// removed, `None` when there was nothing. On tape the space stays used; the
+    /// name leaves the next index, so the file can be written again whole.
+    fn remove_leftover(&mut self, path: &str) -> Result<Option<u64>, VolumeError> {
+        let _ = path;
+        Ok(None)
+    }
+    /// Whether the volume, as it will be indexed, lists a complete file at
+    /// `path`; None when the writer cannot tell. A file the catalog records as
+    /// written but no index lists (a process killed before the next index) is
+    /// written again.
+    fn lists(&self, path: &str) -> Option<bool> {
+        let _ = path;
+        None
+    }
     /// Write an index now, so a crash later leaves a mountable volume holding
     /// every file completed before this call.
     fn sync_index(&mut self) -> Result<(), VolumeError>;

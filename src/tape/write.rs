@@ -7,6 +7,14 @@
 //! it to the next cartridge of the same copy (a new barcode when there is
 //! none). The tape catalog is updated after each completed file, so it always
 //! says exactly what is complete where.
+//!
+//! Ctrl-C (SIGINT/SIGTERM) stops at a safe point: the file being written is
+//! abandoned and stays queued (not on the tape), the index is written so the
+//! volume mounts with exactly its complete files, and the set catalog is left
+//! for the run that finishes the cartridge. A rerun continues with what is
+//! still queued; it first removes whatever a killed run left on the volume
+//! under a queued file's name (a truncated file a reader could take for the
+//! original), and says so.
 
 use super::error::{Result, TapeError};
 use super::hashes::{FileHashes, Hashing};
@@ -18,6 +26,7 @@ use crate::archive::catalog::{Catalog, ItemWritten, TapeItemRow};
 use crate::archive::objects::now_ns;
 use crate::archive::progress::{ProgressHandle, Unit};
 use crate::archive::{Archive, ArchiveError};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -33,6 +42,8 @@ pub struct WriteOptions {
     /// Write an LTFS index after this many bytes (0: only at the end), so a
     /// crash leaves a volume holding everything before the last index.
     pub index_every: u64,
+    /// Set by SIGINT/SIGTERM: stop at the next safe point (between two blocks).
+    pub interrupt: Arc<AtomicBool>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -71,11 +82,23 @@ pub struct WriteReport {
     pub catalog_files: Vec<String>,
     /// The cartridge was closed after an error; why.
     pub closed_early: Option<String>,
+    /// Stopped by Ctrl-C: the cartridge stays open for a rerun.
+    pub interrupted: bool,
+    /// Files a killed earlier run left on the volume under a queued file's
+    /// name, removed before writing (the file is then written whole).
+    pub removed_partial: Vec<RemovedPartial>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RemovedPartial {
+    pub tape_path: String,
+    /// Size of the leftover that was removed.
+    pub bytes: u64,
 }
 
 impl WriteReport {
     pub fn complete(&self) -> bool {
-        self.abandoned.is_none() && self.failed.is_empty() && self.closed_early.is_none()
+        self.abandoned.is_none() && self.failed.is_empty() && self.closed_early.is_none() && !self.interrupted
     }
 }
 
@@ -83,6 +106,7 @@ impl WriteReport {
 enum ItemError {
     Volume(VolumeError),
     Archive(ArchiveError),
+    Interrupted,
 }
 
 /// The cartridge `barcode` of `plan`, checked.
@@ -107,6 +131,15 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
             cart.state
         )));
     }
+    // Written before a crash but on no index (the process was killed before
+    // the next one): not on the tape, so written again, in its place.
+    for i in cat.tape_items_on(barcode)?.into_iter().filter(|i| i.state == "written") {
+        if vol.lists(&i.tape_path) == Some(false) {
+            log::warn!("tape {barcode}: {} was written by a run that was killed before an index listed it; writing it again", i.tape_path);
+            let note = "written by a run killed before an index listed it: written again";
+            cat.write(|c| c.set_tape_item_state(barcode, i.ord, "queued", Some(note)))?;
+        }
+    }
     let items: Vec<TapeItemRow> = cat.tape_items_on(barcode)?.into_iter().filter(|i| i.state == "queued").collect();
     let total: u64 = items.iter().map(|i| i.length).sum();
     let pb = &opts.progress;
@@ -126,16 +159,43 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
         not_indexed: Vec::new(),
         catalog_files: Vec::new(),
         closed_early: None,
+        interrupted: false,
+        removed_partial: Vec::new(),
     };
+    // A killed run (no safe point) can leave a queued file on the volume,
+    // truncated, under its final name: it goes before anything is written.
+    for item in &items {
+        match vol.remove_leftover(&item.tape_path) {
+            Ok(None) => {}
+            Ok(Some(bytes)) => {
+                log::warn!(
+                    "tape {barcode}: removed {} ({bytes} bytes), left by an earlier write that was killed; writing it again whole",
+                    item.tape_path
+                );
+                rep.removed_partial.push(RemovedPartial { tape_path: item.tape_path.clone(), bytes });
+            }
+            // A refusal about this one path (`..` in it, a folder under its
+            // name): the file's own turn below reports it and records it.
+            Err(VolumeError::Format { .. }) => {}
+            Err(e) => {
+                let _ = vol.finish();
+                return Err(e.into());
+            }
+        }
+    }
     let mut since_index = 0u64;
     // Files completed since the last index that was written: on tape only
     // once an index lists them.
     let mut unindexed: Vec<usize> = Vec::new();
     let mut deferred: Vec<TapeItemRow> = Vec::new();
     for (n, item) in items.iter().enumerate() {
+        if opts.interrupt.load(Ordering::Relaxed) {
+            rep.interrupted = true;
+            break;
+        }
         pb.message(&item.tape_path);
         pb.files(n as u64, items.len() as u64);
-        match write_item(a, vol.as_mut(), item, pb) {
+        match write_item(a, vol.as_mut(), item, pb, &opts.interrupt) {
             Ok((placement, h)) => {
                 let w = ItemWritten {
                     partition: placement.partition.to_string(),
@@ -170,6 +230,15 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
                     }
                 }
             }
+            Err(ItemError::Interrupted) => {
+                // Not on the tape: no index will list it, and it stays queued
+                // here for the rerun.
+                let _ = vol.abandon_file();
+                let note = "interrupted while being written (not on the tape); `reelfs tape write` again writes it";
+                cat.write(|c| c.set_tape_item_state(barcode, item.ord, "queued", Some(note)))?;
+                rep.interrupted = true;
+                break;
+            }
             Err(ItemError::Archive(e)) => {
                 let _ = vol.abandon_file();
                 let msg = e.to_string();
@@ -199,6 +268,10 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
         }
     }
     pb.files(rep.written.len() as u64, items.len() as u64);
+    if rep.interrupted && rep.closed_early.is_none() {
+        pb.finish();
+        return finish_interrupted(cat, barcode, vol, &deferred, &unindexed, &items, &cart, t0, rep);
+    }
     if !deferred.is_empty() {
         let to =
             cat.write(|c| requeue(c, barcode, &deferred, Placement::Back, &format!("could not be read from the archive for {barcode}")))?;
@@ -227,6 +300,39 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
     if rep.closed_early.is_none() {
         cat.write(|c| c.set_cartridge_state(barcode, "written", Some(now_ns()), None))?;
     }
+    Ok(rep)
+}
+
+/// Ctrl-C: write the index (the volume then mounts with exactly the files
+/// completed so far) and leave the cartridge open for a rerun, without the set
+/// catalog, which is written once, last, by the run that completes it.
+#[allow(clippy::too_many_arguments)]
+fn finish_interrupted(
+    cat: &Catalog,
+    barcode: &str,
+    vol: Box<dyn VolumeWriter>,
+    deferred: &[TapeItemRow],
+    unindexed: &[usize],
+    items: &[TapeItemRow],
+    cart: &crate::archive::catalog::CartridgeRow,
+    t0: Instant,
+    mut rep: WriteReport,
+) -> Result<WriteReport> {
+    if !deferred.is_empty() {
+        let to =
+            cat.write(|c| requeue(c, barcode, deferred, Placement::Back, &format!("could not be read from the archive for {barcode}")))?;
+        rep.moved += deferred.len() as u64;
+        rep.moved_to.get_or_insert(to);
+    }
+    let finished = vol.finish();
+    rep.seconds = t0.elapsed().as_secs_f64();
+    rep.mb_per_s = if rep.seconds > 0.0 { rep.bytes as f64 / 1e6 / rep.seconds } else { 0.0 };
+    if let Err(e) = finished {
+        index_failed(cat, cart, items, unindexed, items.len(), &e, &mut rep)?;
+        return Ok(rep);
+    }
+    let note = "interrupted: `reelfs tape write` again with the same cartridge continues with what is still queued";
+    cat.write(|c| c.set_cartridge_state(barcode, "planned", None, Some(note)))?;
     Ok(rep)
 }
 
@@ -267,6 +373,7 @@ fn write_item(
     vol: &mut dyn VolumeWriter,
     item: &TapeItemRow,
     pb: &ProgressHandle,
+    interrupt: &AtomicBool,
 ) -> std::result::Result<(super::volume::FilePlacement, FileHashes), ItemError> {
     let reader = Arc::new(a.blob_reader(&item.blob).map_err(ItemError::Archive)?);
     let mtime = SystemTime::UNIX_EPOCH + Duration::from_nanos(item.mtime_ns.max(0) as u64);
@@ -313,6 +420,9 @@ fn write_item(
         });
         let mut written = 0u64;
         while written < item.length {
+            if interrupt.load(Ordering::Relaxed) {
+                return Err(ItemError::Interrupted);
+            }
             let block = match rx.recv() {
                 Ok(Ok(b)) => b,
                 Ok(Err(e)) => return Err(ItemError::Archive(e)),
@@ -453,6 +563,9 @@ fn write_catalog_files(a: &Archive, plan_name: &str, barcode: &str, vol: &mut dy
 
 fn write_small(vol: &mut dyn VolumeWriter, path: &str, bytes: &[u8], now: i64, h: &FileHashes) -> Result<()> {
     let mtime = SystemTime::UNIX_EPOCH + Duration::from_nanos(now.max(0) as u64);
+    if let Some(bytes) = vol.remove_leftover(path)? {
+        log::warn!("tape {}: removed {path} ({bytes} bytes), left by an earlier write that was killed", vol.barcode());
+    }
     let res = (|| {
         vol.begin_file(path, mtime)?;
         vol.write(bytes)?;

@@ -112,7 +112,14 @@ impl Catalog {
         if staging.iter().any(|c| c == "blob") {
             x("INSERT OR IGNORE INTO gc_blobs SELECT blob FROM staging WHERE blob IS NOT NULL;")?;
         }
-        x("INSERT OR IGNORE INTO gc_chunks SELECT DISTINCT chunk FROM extents WHERE blob IN (SELECT h FROM gc_blobs);")?;
+        // Content released to tape (`reelfs tape release`) keeps its blob row
+        // but not its chunks: those are what the release frees.
+        if self.has_released_table()? {
+            x("INSERT OR IGNORE INTO gc_chunks SELECT DISTINCT chunk FROM extents
+                 WHERE blob IN (SELECT h FROM gc_blobs) AND blob NOT IN (SELECT blob FROM tape_released);")?;
+        } else {
+            x("INSERT OR IGNORE INTO gc_chunks SELECT DISTINCT chunk FROM extents WHERE blob IN (SELECT h FROM gc_blobs);")?;
+        }
         if self.columns("staged_extents")?.iter().any(|c| c == "chunk") {
             x("INSERT OR IGNORE INTO gc_chunks SELECT chunk FROM staged_extents;")?;
         }

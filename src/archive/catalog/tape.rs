@@ -33,6 +33,11 @@ CREATE TABLE IF NOT EXISTS tape_items (
   PRIMARY KEY (barcode, ord)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tape_items_by_source ON tape_items(source);
 CREATE INDEX IF NOT EXISTS tape_items_by_plan ON tape_items(plan);
+-- Content whose disk copy `tape release` freed: its chunks are no longer in
+-- the packs (gc leaves them unmarked); blob, tree entries, media facts and
+-- proxies stay. `barcodes` (comma-separated) is where it is, verified.
+CREATE TABLE IF NOT EXISTS tape_released (
+  blob BLOB PRIMARY KEY, barcodes TEXT NOT NULL, released_ns INTEGER NOT NULL) WITHOUT ROWID;
 "#;
 
 /// A stored plan.
@@ -351,6 +356,61 @@ impl Catalog {
                 params![barcode, ord, verified_ns],
             )
             .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+}
+
+impl Catalog {
+    /// Record `blob` as released to tape (its chunks leave the packs at the next gc).
+    pub fn set_released(&self, blob: &Hash, barcodes: &str, released_ns: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO tape_released (blob, barcodes, released_ns) VALUES (?1, ?2, ?3)",
+                params![&blob.0[..], barcodes, released_ns],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Content back on disk (recalled): no longer released.
+    pub fn clear_released(&self, blob: &Hash) -> Result<()> {
+        self.conn.execute("DELETE FROM tape_released WHERE blob = ?1", [&blob.0[..]]).map(|_| ()).map_err(|e| self.err(e))
+    }
+
+    /// The cartridges holding `blob` when its disk copy was released; None when
+    /// it was not (or the archive has never had tape tables).
+    pub fn released(&self, blob: &Hash) -> Result<Option<String>> {
+        if !self.has_released_table()? {
+            return Ok(None);
+        }
+        self.conn
+            .query_row("SELECT barcodes FROM tape_released WHERE blob = ?1", [&blob.0[..]], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every released blob.
+    pub fn released_blobs(&self) -> Result<std::collections::HashSet<Hash>> {
+        if !self.has_released_table()? {
+            return Ok(Default::default());
+        }
+        let mut st = self.conn.prepare("SELECT blob FROM tape_released").map_err(|e| self.err(e))?;
+        let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0)).map_err(|e| self.err(e))?;
+        let mut out = std::collections::HashSet::new();
+        for r in rows {
+            let v = r.map_err(|e| self.err(e))?;
+            if let Ok(a) = <[u8; 32]>::try_from(v.as_slice()) {
+                out.insert(Hash(a));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn has_released_table(&self) -> Result<bool> {
+        self.conn
+            .query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tape_released'", [], |_| Ok(()))
+            .optional()
+            .map(|o| o.is_some())
             .map_err(|e| self.err(e))
     }
 }

@@ -339,6 +339,39 @@ impl<D: TapeDevice> VolumeWriter for LtfsVolumeWriter<D> {
         Ok(())
     }
 
+    fn lists(&self, path: &str) -> Option<bool> {
+        let parts: Vec<&str> = path.split('/').collect();
+        let (name, dirs) = parts.split_last()?;
+        let mut dir = &self.index.root;
+        for d in dirs {
+            match dir.dirs.get(*d) {
+                Some(sub) => dir = sub,
+                None => return Some(false),
+            }
+        }
+        Some(dir.files.contains_key(*name))
+    }
+
+    fn remove_leftover(&mut self, path: &str) -> std::result::Result<Option<u64>, VolumeError> {
+        // Only an index can list a file here, and only a complete one: what is
+        // left is a file indexed before the catalog recorded it. Dropping it
+        // from the next index makes room for the name; its blocks stay unused.
+        let parts: Vec<&str> = path.split('/').collect();
+        let Some((name, dirs)) = parts.split_last() else { return Ok(None) };
+        let mut dir = &mut self.index.root;
+        for d in dirs {
+            match dir.dirs.get_mut(*d) {
+                Some(sub) => dir = sub,
+                None => return Ok(None),
+            }
+        }
+        let removed = dir.files.remove(*name).map(|f| f.length);
+        if removed.is_some() {
+            self.dirty = true;
+        }
+        Ok(removed)
+    }
+
     fn sync_index(&mut self) -> std::result::Result<(), VolumeError> {
         if let Some(open) = &self.open {
             return Err(self.err(format_err(format!("{} is still open: end or abandon it before writing an index", open.path.join("/")))));
