@@ -83,6 +83,7 @@ async fn route<B>(shared: &Arc<Shared>, req: &Request<B>) -> Response<ResponseBo
     // ---------------------------------------------------------------------------------------
 
     let wants_json = accepts_json(req.headers());
+    let started = std::time::Instant::now();
     let resolved = {
         let (s, p) = (shared.clone(), path.clone());
         tokio::task::spawn_blocking(move || {
@@ -93,6 +94,9 @@ async fn route<B>(shared: &Arc<Shared>, req: &Request<B>) -> Response<ResponseBo
         })
         .await
     };
+    // `RUST_LOG=reelfs::serve::timing=debug`: where a request's time to first
+    // byte goes (this, then the first piece in `body`).
+    log::debug!(target: "reelfs::serve::timing", "{path}: resolved and opened in {:?}", started.elapsed());
     let (resolved, entity) = match resolved {
         Ok(Ok(x)) => x,
         Ok(Err(e)) => return view_error(&e),
