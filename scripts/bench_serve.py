@@ -190,19 +190,20 @@ def paced_client(hostport, path, rate, result, i, barrier):
             result[i] = f"status {r.status}"
             return
         got, t0, play = 0, time.perf_counter(), None
+        ahead = int(rate * PACED_BUFFER)  # bytes: integral, so the buffer can fill exactly
         want_total = int(rate * (PACED_SECONDS + PACED_BUFFER))
         while got < want_total:
             now = time.perf_counter()
-            if play is None and got >= rate * PACED_BUFFER:
+            if play is None and got >= ahead:
                 play = now
             played = 0 if play is None else (now - play) * rate
             if play is not None and got < played:
                 result[i] = f"underrun after {now - play:.2f} s of playback"
                 return
             if play is None and now - t0 > PACED_BUFFER * 3:
-                result[i] = "startup: 2 s of media did not arrive in 6 s"
+                result[i] = f"startup: 2 s of media did not arrive in 6 s ({got} of {ahead} bytes)"
                 return
-            room = int(played + rate * PACED_BUFFER) - got
+            room = int(played) + ahead - got
             if room <= 0:
                 time.sleep(0.005)
                 continue
