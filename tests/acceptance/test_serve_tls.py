@@ -220,3 +220,24 @@ def test_bad_certificates_or_keys_are_refused_before_binding_with_a_clear_error(
     # Nothing was bound.
     with socket.socket() as s:
         s.bind(tuple([addr.split(":")[0], int(addr.split(":")[1])]))
+
+
+def test_over_the_connection_limit_a_tls_client_gets_503_with_retry_after(served_archive, reelfs, certs):  # noqa: F811
+    archive, _ = served_archive
+    s = TlsServer(reelfs, archive, *certs, "--max-connections", "1")
+    try:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        with socket.create_connection(("127.0.0.1", s.port)) as raw, ctx.wrap_socket(raw) as held:
+            held.sendall(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert held.recv(4096).startswith(b"HTTP/1.1 200")
+            # The held connection is the one allowed; the next is refused in TLS,
+            # over HTTP/2 as negotiated.
+            p = subprocess.run(["curl", "-sS", "-k", "--http2", "-D", "-", "-o", "/dev/null", "-w", "%{http_version}",
+                                s.url(path_of(CLIP))], capture_output=True, text=True, timeout=60)
+            assert p.returncode == 0, p.stderr
+            assert p.stdout.startswith("HTTP/2 503"), p.stdout
+            assert "retry-after: 1" in p.stdout.lower()
+        assert s.alive()
+    finally:
+        s.stop()
