@@ -17,6 +17,7 @@
 //! `commands` never reaches up into the server.
 
 pub mod body;
+pub mod cache;
 pub mod conditional;
 pub mod content;
 pub mod hls;
@@ -90,12 +91,9 @@ pub fn run(archive: &Path, opts: &ServeOptions, on_ready: impl FnOnce(SocketAddr
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
     let a = Archive::open(archive)?;
-    let shared = Arc::new(router::Shared {
-        root: archive.to_path_buf(),
-        pool: ReadPool::new(&a, CATALOG_VIEWS),
-        prefetch: Prefetcher::new(a.store().clone(), ReadAheadConfig::for_cache(opts.cache_bytes, READAHEAD_WORKERS)),
-        signer,
-    });
+    let pool = ReadPool::new(&a, CATALOG_VIEWS);
+    let prefetch = Prefetcher::new(a.store().clone(), ReadAheadConfig::for_cache(opts.cache_bytes, READAHEAD_WORKERS));
+    let shared = Arc::new(router::Shared { root: archive.to_path_buf(), pool, prefetch, signer, cache: cache::EntityCache::new(a) });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(BLOCKING_THREADS)

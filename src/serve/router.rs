@@ -28,6 +28,8 @@ pub struct Shared {
     pub prefetch: Arc<Prefetcher<ChunkStore>>,
     /// Set: only signed URLs are served.
     pub signer: Option<Signer>,
+    /// Files already resolved, while the catalog is unchanged.
+    pub cache: super::cache::EntityCache,
 }
 
 /// Headers a browser player on another origin needs to read our responses.
@@ -87,9 +89,16 @@ async fn route<B>(shared: &Arc<Shared>, req: &Request<B>) -> Response<ResponseBo
     let resolved = {
         let (s, p) = (shared.clone(), path.clone());
         tokio::task::spawn_blocking(move || {
+            let (hit, seen) = s.cache.get(&p);
+            if let Some((r, e)) = hit {
+                return Ok((r, Ok(Some(e))));
+            }
             let a = PoolAccess(&s.pool);
             let r = view::resolve(&a, &p)?;
-            let e = Entity::of(&a, &r.path, &r.target).map_err(|e| ViewError::Access(e.to_string()));
+            let e = Entity::of(&a, &r.path, &r.target).map(|e| e.map(Arc::new)).map_err(|e| ViewError::Access(e.to_string()));
+            if let Ok(Some(e)) = &e {
+                s.cache.put(&p, seen, &r, e);
+            }
             Ok::<_, ViewError>((r, e))
         })
         .await
@@ -103,7 +112,7 @@ async fn route<B>(shared: &Arc<Shared>, req: &Request<B>) -> Response<ResponseBo
         Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, &format!("internal error: {e}")),
     };
     let entity = match entity {
-        Ok(Some(e)) => Arc::new(e),
+        Ok(Some(e)) => e,
         Ok(None) => return folder(shared, resolved, wants_json, head, link_expires).await,
         Err(e) => return text(StatusCode::CONFLICT, &e.to_string()),
     };
