@@ -12,11 +12,18 @@ reelfs, a fresh server process (its chunk cache empty), best of --runs:
   - time to the first decoded frame: `ffmpeg -i URL -frames:v 1 -f null -`;
   - one client reading the whole original (curl to /dev/null), against gigabit (125 MB/s);
   - p50/p99 of 200 random 1 MiB range requests on one keep-alive connection, cold.
-Not measured here (left for later): N paced clients, 200 HLS clients.
+  - N paced clients: each reads the original at the clip's real-time bitrate with a
+    2 s buffer (never more than 2 s ahead of playback); N doubles until one underruns;
+    the largest N with no underrun, reelfs vs nginx (cold at each N);
+  - 200 HLS clients on the 540p `preview` rung, each fetching its segments by byte
+    range in real time for --hls-seconds: segment fetch p50/p99, errors, late segments
+    and the server's peak RSS (nginx serves the folder `reelfs hls` writes).
 """
 
 import http.client
 import os
+import threading
+import urllib.parse
 import random
 import shutil
 import signal
@@ -164,6 +171,185 @@ def ranges(hostport, path, size, n=200, seed=14):
     return lat
 
 
+PACED_SECONDS = 6.0   # playback each paced client must keep up with
+PACED_BUFFER = 2.0    # seconds of media a paced client may hold ahead of playback
+PACED_MAX = 128
+
+
+def paced_client(hostport, path, rate, result, i, barrier):
+    """Read `path` at `rate` bytes/s of playback, at most PACED_BUFFER s ahead.
+    Playback starts once PACED_BUFFER s are buffered; an underrun is playback
+    wanting bytes that have not arrived."""
+    host, port = hostport.split(":")
+    try:
+        barrier.wait(timeout=60)
+        c = http.client.HTTPConnection(host, int(port), timeout=30)
+        c.request("GET", path)
+        r = c.getresponse()
+        if r.status != 200:
+            result[i] = f"status {r.status}"
+            return
+        got, t0, play = 0, time.perf_counter(), None
+        ahead = int(rate * PACED_BUFFER)  # bytes: integral, so the buffer can fill exactly
+        want_total = int(rate * (PACED_SECONDS + PACED_BUFFER))
+        while got < want_total:
+            now = time.perf_counter()
+            if play is None and got >= ahead:
+                play = now
+            played = 0 if play is None else (now - play) * rate
+            if play is not None and got < played:
+                result[i] = f"underrun after {now - play:.2f} s of playback"
+                return
+            if play is None and now - t0 > PACED_BUFFER * 3:
+                result[i] = f"startup: 2 s of media did not arrive in 6 s ({got} of {ahead} bytes)"
+                return
+            room = int(played) + ahead - got
+            if room <= 0:
+                time.sleep(0.005)
+                continue
+            b = r.read(min(room, 256 << 10))
+            if not b:
+                break
+            got += len(b)
+        c.close()
+        result[i] = None
+    except Exception as e:  # a refused or cut connection is a failed client
+        result[i] = f"{type(e).__name__}: {e}"
+
+
+def paced_round(hostport, path, rate, n):
+    result = ["did not finish"] * n
+    barrier = threading.Barrier(n)
+    ts = [threading.Thread(target=paced_client, args=(hostport, path, rate, result, i, barrier)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(PACED_SECONDS * 10)
+    return [r for r in result if r]
+
+
+def paced_max(path, rate, restart, log, label):
+    """Largest N (doubling) whose clients all keep up; `restart` gives a fresh, cold server."""
+    best, n = 0, 1
+    while n <= PACED_MAX:
+        hp = restart()
+        fails = paced_round(hp, path, rate, n)
+        log(f"bench serve: {label}: {n} paced clients: {len(fails)} failed {fails[:2]}")
+        if fails:
+            break
+        best, n = n, n * 2
+    return best
+
+
+def parse_media_playlist(url, text):
+    """(init (url, start, len), [(url, start, len, seconds)]) of a byte-range playlist."""
+    init, segs, dur, rng = None, [], None, None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("#EXT-X-MAP:"):
+            attrs = dict(kv.split("=", 1) for kv in line.split(":", 1)[1].split(","))
+            ln, at = attrs["BYTERANGE"].strip('"').split("@")
+            init = (urllib.parse.urljoin(url, attrs["URI"].strip('"')), int(at), int(ln))
+        elif line.startswith("#EXTINF:"):
+            dur = float(line.split(":", 1)[1].rstrip(","))
+        elif line.startswith("#EXT-X-BYTERANGE:"):
+            ln, at = line.split(":", 1)[1].split("@")
+            rng = (int(at), int(ln))
+        elif line and not line.startswith("#"):
+            segs.append((urllib.parse.urljoin(url, line), rng[0], rng[1], dur))
+    return init, segs
+
+
+def hls_client(hostport, playlist, seconds, out, i, barrier):
+    """Play `playlist` in real time for `seconds` (looping it): fetch each segment
+    when the one before starts playing; late = a segment not there when due."""
+    host, port = hostport.split(":")
+    lat, late, errors = [], 0, 0
+    try:
+        barrier.wait(timeout=120)
+        c = http.client.HTTPConnection(host, int(port), timeout=30)
+
+        def get(u, start=None, length=None):
+            p = urllib.parse.urlsplit(u)
+            h = {"Range": f"bytes={start}-{start + length - 1}"} if start is not None else {}
+            t0 = time.perf_counter()
+            c.request("GET", p.path + ("?" + p.query if p.query else ""), headers=h)
+            r = c.getresponse()
+            body = r.read()
+            if r.status not in (200, 206) or (length is not None and len(body) != length):
+                raise RuntimeError(f"{u}: {r.status}, {len(body)} bytes")
+            return body, time.perf_counter() - t0
+        text, _ = get(f"http://{hostport}{playlist}")
+        init, segs = parse_media_playlist(f"http://{hostport}{playlist}", text.decode())
+        get(*init)
+        start = time.perf_counter()
+        due, k = start, 0
+        while due - start < seconds:
+            u, s0, ln, d = segs[k % len(segs)]
+            wait = due - time.perf_counter() - d  # fetch one segment ahead
+            if wait > 0:
+                time.sleep(wait)
+            try:
+                _, t = get(u, s0, ln)
+                lat.append(t)
+                if time.perf_counter() > due + 0.001 and k > 0:
+                    late += 1
+            except Exception:
+                errors += 1
+                c.close()
+                c = http.client.HTTPConnection(host, int(port), timeout=30)
+            due += d
+            k += 1
+        c.close()
+    except Exception:
+        errors += 1
+    out[i] = (lat, late, errors)
+
+
+def hls_round(hostport, playlist, clients, seconds, pid):
+    out = [([], 0, 1)] * clients
+    barrier = threading.Barrier(clients)
+    ts = [threading.Thread(target=hls_client, args=(hostport, playlist, seconds, out, i, barrier)) for i in range(clients)]
+    peak = [0]
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            try:
+                for line in open(f"/proc/{pid}/status"):
+                    if line.startswith("VmRSS:"):
+                        peak[0] = max(peak[0], int(line.split()[1]))
+            except OSError:
+                pass
+            time.sleep(0.2)
+    w = threading.Thread(target=watch)
+    w.start()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(seconds * 10 + 60)
+    done.set()
+    w.join()
+    lat = [x for l, _, _ in out for x in l]
+    return lat, sum(o[1] for o in out), sum(o[2] for o in out), peak[0]
+
+
+def nginx_rss_kib(master_pid):
+    """RSS of nginx's master and workers together."""
+    total = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            st = open(f"/proc/{d}/status").read()
+        except OSError:
+            continue
+        ppid = next((l.split()[1] for l in st.splitlines() if l.startswith("PPid:")), "")
+        if d == str(master_pid) or ppid == str(master_pid):
+            total += next((int(l.split()[1]) for l in st.splitlines() if l.startswith("VmRSS:")), 0)
+    return total
+
+
 def run(args, reelfs, record, peer_cmds, notes, log):
     for tool in ("nginx", "curl", "ffmpeg"):
         if not shutil.which(tool):
@@ -232,11 +418,70 @@ def run(args, reelfs, record, peer_cmds, notes, log):
             p = min(_pct(x, q) for x in peer)
             record("serve", f"random 1 MiB range p{q}, cold, 200 requests", f"{m * 1e3:.1f} ms", f"{p * 1e3:.1f} ms",
                    f"{m / p:.2f}x", "report", None)
+        # ---- N paced clients at the clip's real-time bitrate -----------------------------
+        dur = float(_sh(f"ffprobe -v error -show_entries format=duration -of csv=p=0 '{src}'").strip())
+        rate = size / dur
+        current = {}
+
+        def restart_reelfs():
+            if "s" in current:
+                current.pop("s").stop()
+            _drop_caches()
+            current["s"] = start_reelfs(reelfs, archive)
+            return current["s"].base
+
+        def restart_nginx():
+            _drop_caches()
+            return nginx.base
+        try:
+            n_mine = paced_max(rpath, rate, restart_reelfs, log, "reelfs")
+        finally:
+            if "s" in current:
+                current.pop("s").stop()
+        n_peer = paced_max(npath, rate, restart_nginx, log, "nginx")
+        record("serve", f"paced clients at {rate * 8 / 1e6:.0f} Mb/s, 2 s buffer, no underrun", f"{n_mine}", f"{n_peer}",
+               f"{n_mine / max(n_peer, 1):.2f}x", ">= 0.9x", n_mine >= 0.9 * n_peer)
+
+        # ---- 200 HLS clients on the 540p rung ---------------------------------------------
+        _sh(f"'{reelfs}' proxy '{archive}' 'main/Day01/{os.path.basename(root)}/{CLIP}' --profiles preview")
+        hls_dir = os.path.join(work, "hls")
+        _sh(f"'{reelfs}' hls '{archive}' 'main/Day01/{os.path.basename(root)}/{CLIP}' '{hls_dir}'")
+        stem = CLIP.rsplit(".", 1)[0]
+        hls_conf = os.path.join(work, "nginx-hls.conf")
+        hls_port = _free_port()
+        with open(hls_conf, "w") as f:
+            f.write(NGINX_CONF.format(run=work, port=hls_port, root=hls_dir).replace("nginx.pid", "nginx-hls.pid"))
+        clients = args.hls_clients
+        _drop_caches()
+        s = start_reelfs(reelfs, archive)
+        try:
+            m_lat, m_late, m_err, m_rss = hls_round(s.base, f"{rpath}.m3u8?rung=preview", clients, args.hls_seconds, s.p.pid)
+        finally:
+            s.stop()
+        hn = start_nginx(hls_conf, hls_port)
+        try:
+            _drop_caches()
+            p_lat, p_late, p_err, _ = hls_round(hn.base, f"/{stem}.preview.m3u8", clients, args.hls_seconds, hn.p.pid)
+            p_rss = nginx_rss_kib(hn.p.pid)
+        finally:
+            hn.stop()
+        for q in (50, 99):
+            m, p = _pct(m_lat, q), _pct(p_lat, q)
+            record("serve", f"{clients} HLS clients, 540p, segment fetch p{q}", f"{m * 1e3:.1f} ms", f"{p * 1e3:.1f} ms",
+                   f"{m / p:.2f}x", "report", None)
+        record("serve", f"{clients} HLS clients: errors / late segments", f"{m_err} / {m_late}", f"{p_err} / {p_late}",
+               "", "0 / 0", m_err == 0 and m_late == 0)
+        record("serve", f"{clients} HLS clients: server peak RSS", f"{m_rss / 1024:.0f} MiB", f"{p_rss / 1024:.0f} MiB (end)",
+               "", "report", None)
+        peer_cmds.append(("serve: paced clients / HLS clients",
+                          f"reelfs serve (fresh, cold per N); GET {rpath} and {rpath}.m3u8?rung=preview",
+                          f"nginx -c {conf} / nginx -c {hls_conf} serving `reelfs hls` output; GET {npath} and /{stem}.preview.m3u8"))
         peer_cmds.append(("serve: TTFB / first frame / whole file / ranges",
                           f"reelfs serve ARCHIVE --listen 127.0.0.1:0 --cache-size 1G (fresh process per round); GET {rpath}",
                           f"nginx -c {conf} (config printed above); GET {npath}"))
         notes.append("serve: first frame = ffmpeg process start + probe + one decode, the same for both servers")
-        notes.append("serve: N paced clients and 200 HLS clients were not measured in this version")
+        notes.append(f"serve: paced clients double from 1 until one underruns (at most {PACED_MAX}); "
+                     "the clients are Python threads on the same 2 cores as the servers")
     finally:
         nginx.stop()
         if not args.keep:

@@ -315,6 +315,13 @@ pub enum Cmd {
         /// Close a connection on which nothing moved for SECS seconds.
         #[arg(long, value_name = "SECS", default_value_t = 60)]
         idle_timeout: u64,
+        /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+        /// HTTP/2 is offered by ALPN, HTTP/1.1 still served.
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Print a signed link to BRANCH/PATH for a `reelfs serve --token-key FILE`.
     Share {

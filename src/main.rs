@@ -345,17 +345,23 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Cmd::Serve { archive, listen, cache_size, token_key, max_connections, idle_timeout } => {
+        Cmd::Serve { archive, listen, cache_size, token_key, max_connections, idle_timeout, tls_cert, tls_key } => {
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(reelfs::serve::tls::TlsFiles { cert, key }),
+                _ => None,
+            };
+            let scheme = if tls.is_some() { "https" } else { "http" };
             let opts = reelfs::serve::ServeOptions {
                 listen,
                 cache_bytes: usize::try_from(cache_size).unwrap_or(usize::MAX),
                 token_key,
                 max_connections,
                 idle_timeout: std::time::Duration::from_secs(idle_timeout.max(1)),
+                tls,
             };
             reelfs::serve::run(&archive, &opts, |addr| {
                 // The first line of stdout: scripts (and tests) read the port from it.
-                println!("serving {} at http://{addr}/ (Ctrl-C stops)", archive.display());
+                println!("serving {} at {scheme}://{addr}/ (Ctrl-C stops)", archive.display());
                 use std::io::Write;
                 let _ = std::io::stdout().flush();
             })?;

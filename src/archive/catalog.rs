@@ -233,6 +233,13 @@ impl Catalog {
         Ok(mode.eq_ignore_ascii_case("wal"))
     }
 
+    /// SQLite's `PRAGMA data_version`: changes when any other connection (of
+    /// any process) has committed since this connection last asked. `reelfs
+    /// serve` keys its cache of resolved files on it.
+    pub fn data_version(&self) -> Result<i64> {
+        self.conn.query_row("PRAGMA data_version", [], |r| r.get(0)).map_err(|e| self.err(e))
+    }
+
     pub fn err(&self, e: rusqlite::Error) -> ArchiveError {
         catalog_error(&self.path, e)
     }

@@ -92,26 +92,36 @@ async fn produce(entity: Arc<Entity>, prefetch: Arc<Prefetcher<ChunkStore>>, par
             }
             Part::Range(r) => r,
         };
-        let reader = {
-            let (e, p) = (entity.clone(), prefetch.clone());
-            match tokio::task::spawn_blocking(move || Arc::new(EntityReader::new(&e, &p, r.start, r.end))).await {
-                Ok(reader) => reader,
-                Err(_) => return,
-            }
-        };
+        let started = std::time::Instant::now();
+        let mut reader: Option<Arc<EntityReader>> = None;
         let mut pos = r.start;
         let mut first = true;
         while pos < r.end {
             let want = ((r.end - pos) as usize).min(PIECE);
-            let rd = reader.clone();
+            let (rd, e, p) = (reader.clone(), entity.clone(), prefetch.clone());
+            // The reader is made in the first piece's blocking task: one hop to
+            // the blocking pool before the first byte, not two (under load each
+            // hop waits for a thread to be scheduled).
             let read = tokio::task::spawn_blocking(move || {
+                let rd = rd.unwrap_or_else(|| Arc::new(EntityReader::new(&e, &p, r.start, r.end)));
                 let mut buf = vec![0u8; want];
                 rd.read(pos, &mut buf, first).map(|n| {
                     buf.truncate(n);
-                    buf
+                    (rd, buf)
                 })
             })
             .await;
+            let read = match read {
+                Ok(Ok((rd, buf))) => {
+                    reader = Some(rd);
+                    Ok(Ok(buf))
+                }
+                Ok(Err(e)) => Ok(Err(e)),
+                Err(e) => Err(e),
+            };
+            if first {
+                log::debug!(target: "reelfs::serve::timing", "{}: first piece of {want} bytes read in {:?}", entity.path, started.elapsed());
+            }
             let piece = match read {
                 Ok(Ok(buf)) => buf,
                 Ok(Err(msg)) => {

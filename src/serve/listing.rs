@@ -126,13 +126,31 @@ pub fn list(a: &PoolAccess, path: &str, target: &Target, url_of: &dyn Fn(&str) -
                 });
             }
         }
-        _ => {
-            return Err(ViewError::NotFound(format!(
-            "{path}: history folders are not listed over HTTP; open an old version as BRANCH@COMMIT (commits: `reelfs log ARCHIVE BRANCH`)"
-        )))
+        // `.history` lists like the mount's: a folder per branch, and in it a
+        // folder per commit (first-parent, newest first), named by its time.
+        Target::History => {
+            let mut names: Vec<String> = a.heads()?.into_keys().collect();
+            names.sort();
+            for name in names {
+                entries.push(folder_entry(url_of(&child(&name)), name, None));
+            }
         }
+        Target::HistoryBranch { branch } => {
+            let head = a.heads()?.get(branch).copied().ok_or_else(|| ViewError::NotFound(path.to_string()))?;
+            let commits = a.read(|a| a.log(head, usize::MAX))?;
+            for c in commits {
+                let name = view::history::history_name(c.time_ns, &c.hash);
+                entries.push(folder_entry(url_of(&child(&name)), name, Some(c.hash.to_hex())));
+            }
+        }
+        _ => return Err(ViewError::NotFound(format!("{path}: not a folder"))),
     }
     Ok(Listing { path: path.to_string(), url: url_of(path), entries })
+}
+
+/// A folder of `.history` (`content_hash`: the commit's id, for a commit).
+fn folder_entry(url: String, name: String, commit: Option<String>) -> ListEntry {
+    ListEntry { name, kind: "folder", size: None, content_hash: commit, media: None, proxies: Vec::new(), url }
 }
 
 /// A plain HTML index of a listing.

@@ -8,11 +8,17 @@
 //!   reading a body, or one that never finished its request headers.
 //! - A client that disconnects ends its connection task, which drops its
 //!   response body and so the producer reading for it (see `body`).
+//! - With TLS (`tls`), HTTP/2 or HTTP/1.1 as the client's ALPN chose, through
+//!   hyper-util's auto builder. A plain HTTP request sent to the TLS port gets
+//!   a plain-text 400 saying to use https, as nginx answers it.
 
+use super::body::ResponseBody;
 use super::router::{self, Shared};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper::{Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +28,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 
 /// Limits of the connection layer.
 #[derive(Debug, Clone)]
@@ -31,7 +38,13 @@ pub struct Limits {
 }
 
 /// Accept until `shutdown` resolves.
-pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, limits: Limits, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    limits: Limits,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     tokio::pin!(shutdown);
     loop {
@@ -52,15 +65,25 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, limits: Lim
         let _ = stream.set_nodelay(true);
         match slots.clone().try_acquire_owned() {
             Ok(permit) => {
-                let (shared, idle) = (shared.clone(), limits.idle_timeout);
+                let (shared, idle, tls) = (shared.clone(), limits.idle_timeout, tls.clone());
                 tokio::spawn(async move {
-                    serve_connection(stream, shared, idle).await;
+                    match tls {
+                        None => serve_connection(stream, shared, idle).await,
+                        Some(tls) => serve_tls(stream, tls, Some(shared), idle, 0).await,
+                    }
                     drop(permit);
                 });
             }
-            Err(_) => {
-                tokio::spawn(refuse(stream, limits.max_connections));
-            }
+            Err(_) => match tls.clone() {
+                None => {
+                    tokio::spawn(refuse(stream, limits.max_connections));
+                }
+                // Over TLS the 503 must be spoken in the protocol the client
+                // negotiated, so the handshake is made and hyper answers it.
+                Some(tls) => {
+                    tokio::spawn(serve_tls(stream, tls, None, limits.idle_timeout, limits.max_connections));
+                }
+            },
         }
     }
 }
@@ -70,6 +93,11 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, idle: Duration
     let io = TokioIo::new(Watched { inner: stream, activity: activity.clone() });
     let svc = service_fn(move |req| router::handle(shared.clone(), req));
     let conn = http1::Builder::new().keep_alive(true).max_buf_size(64 << 10).serve_connection(io, svc);
+    until_idle(conn, &activity, idle).await;
+}
+
+/// Drive `conn` until it ends or nothing moved on its socket for `idle`.
+async fn until_idle<E: std::fmt::Display>(conn: impl std::future::Future<Output = Result<(), E>>, activity: &AtomicU64, idle: Duration) {
     tokio::pin!(conn);
     let tick = (idle / 4).max(Duration::from_millis(50));
     loop {
@@ -89,6 +117,71 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, idle: Duration
             }
         }
     }
+}
+
+/// One TLS connection: handshake (bounded by the idle timeout), then HTTP/2
+/// or HTTP/1.1 by ALPN. `shared` None: the connection is over the limit and
+/// every request on it is answered 503 (`max` says the limit).
+async fn serve_tls(stream: TcpStream, tls: TlsAcceptor, shared: Option<Arc<Shared>>, idle: Duration, max: usize) {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(idle, stream.peek(&mut first)).await {
+        Ok(Ok(n)) if n > 0 && !super::tls::looks_like_tls(&first) => return not_tls(stream).await,
+        Ok(Ok(n)) if n > 0 => {}
+        _ => return,
+    }
+    let activity = Arc::new(AtomicU64::new(now_ms()));
+    let watched = Watched { inner: stream, activity: activity.clone() };
+    let stream = match tokio::time::timeout(idle, tls.accept(watched)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            log::debug!("serve: TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => return,
+    };
+    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().keep_alive(true).max_buf_size(64 << 10);
+    // ALPN already chose: no need to sniff the preface.
+    let builder = if h2 { builder.http2_only() } else { builder.http1_only() };
+    let io = TokioIo::new(stream);
+    match shared {
+        Some(shared) => {
+            let svc = service_fn(move |req| router::handle(shared.clone(), req));
+            until_idle(builder.serve_connection(io, svc), &activity, idle).await;
+        }
+        None => {
+            let svc = service_fn(move |_req| async move { Ok::<_, std::convert::Infallible>(over_limit(max)) });
+            until_idle(builder.serve_connection(io, svc), &activity, idle).await;
+        }
+    }
+}
+
+fn over_limit(max: usize) -> Response<ResponseBody> {
+    let mut r = router::text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!("the server is serving its limit of {max} connections; retry in a second (or raise --max-connections)"),
+    );
+    r.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
+    r.headers_mut().insert(hyper::header::ACCESS_CONTROL_ALLOW_ORIGIN, hyper::header::HeaderValue::from_static("*"));
+    r
+}
+
+/// A plain HTTP request on the TLS port: a plain answer that says what to do,
+/// then close (a TLS error would only show the client garbage).
+async fn not_tls(mut stream: TcpStream) {
+    let mut buf = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_millis(200), tokio::io::AsyncReadExt::read(&mut stream, &mut buf)).await;
+    let msg = "this port speaks HTTPS (TLS); use an https:// URL\n";
+    let resp = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{msg}",
+        msg.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(resp.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 /// One connection too many: a short 503 and close. The request is read (up
