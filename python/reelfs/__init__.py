@@ -62,6 +62,7 @@ from ._results import (
     Pull,
     Record,
     RestoreReport,
+    Share,
     Sequence as ImageSequence,
     SliceInfo,
     SlicePlan,
@@ -69,6 +70,21 @@ from ._results import (
     StagedItem,
     TcReport,
     Track,
+    PlannedTape,
+    SplitFile,
+    TapePlan,
+    WrittenFile,
+    TapeProblem,
+    TapeWriteReport,
+    TapeMismatch,
+    TapeVerifyReport,
+    TapeWriteOutcome,
+    Cartridge,
+    TapeItem,
+    TapeListing,
+    TapeCopy,
+    TapeWhereabouts,
+    TapeExportReport,
 )
 
 __version__: str = _reelfs.__version__
@@ -81,6 +97,10 @@ __all__ = [
     "FileInfo", "FolderInfo", "GcReport", "ImageSequence", "IngestReport", "LogEntry",
     "MediaFacts", "MergeConflict", "MergeReport", "Proxy", "ProxyReport", "Pull", "Record",
     "RestoreReport", "SliceInfo", "SlicePlan", "Stats", "StagedItem", "TcReport", "Track", "__version__",
+    "Server", "serve", "Share",
+    "PlannedTape", "SplitFile", "TapePlan", "WrittenFile", "TapeProblem", "TapeWriteReport", "TapeMismatch",
+    "TapeVerifyReport", "TapeWriteOutcome", "Cartridge", "TapeItem", "TapeListing", "TapeCopy", "TapeWhereabouts",
+    "TapeExportReport",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -405,6 +425,95 @@ class Archive:
     def tc_clear(self, path: str) -> TcReport:
         return TcReport.from_dict(json.loads(self._native.tc_clear(path)))
 
+    def share(
+        self,
+        path: str,
+        key: PathLike,
+        expires: Union[int, str] = "24h",
+        base_url: Union[str, "Server"] = "http://127.0.0.1:8080",
+    ) -> Share:
+        """A signed link to ``path`` (``BRANCH/PATH``: a file, folder, slice, proxy or
+        ``clip.mov.m3u8``) for a server started with ``token_key=key`` (as ``reelfs
+        share``). ``expires``: seconds, or ``"24h"``, ``"90m"``, ``"7d"``. ``base_url``:
+        where the recipient reaches the server (or a running ``reelfs.Server``).
+        ``str(share)`` and ``share.url`` are the link."""
+        base = base_url.url if isinstance(base_url, Server) else base_url
+        d = _reelfs.share(os.fspath(self.path), path, os.fspath(key), str(expires), base)
+        return Share.from_dict(json.loads(d))
+
+    # --- tape (LTO/LTFS): the calls of ``reelfs tape …`` -------------------------
+
+    def tape_plan(
+        self,
+        paths: Union[str, Iterable[str]],
+        copies: int = 2,
+        generation: Optional[str] = None,
+        capacity: Optional[int] = None,
+        pool: Optional[str] = None,
+        name: Optional[str] = None,
+    ) -> TapePlan:
+        """Plan the cartridges ``paths`` (``BRANCH/PATH`` files or folders) fill,
+        ``copies`` sets of them (``reelfs tape plan``). ``generation`` ("LTO-8",
+        "LTO-9", ...) gives the capacity unless ``capacity`` (bytes) is given."""
+        sel = [paths] if isinstance(paths, str) else list(paths)
+        d = _reelfs.tape_plan(os.fspath(self.path), sel, copies, generation, capacity, pool, name)
+        return TapePlan.from_dict(json.loads(d))
+
+    def tape_write(
+        self,
+        plan: str,
+        tape: str,
+        ltfs_mount: Optional[PathLike] = None,
+        device: Optional[PathLike] = None,
+        verify: bool = False,
+        progress: Optional[ProgressCallback] = None,
+    ) -> TapeWriteOutcome:
+        """Write cartridge ``tape`` (a barcode) of ``plan``, onto an LTFS volume mounted
+        at ``ltfs_mount`` or through reelfs's own LTFS writer on ``device``; with
+        ``verify``, read it back after. ``outcome.ok`` is False when something was
+        left unwritten or read back different (the CLI exits 2)."""
+        vol = _volume(ltfs_mount, device)
+        d = _reelfs.tape_write(os.fspath(self.path), plan, tape, *vol, verify, _progress(progress))
+        return TapeWriteOutcome.from_dict(json.loads(d))
+
+    def tape_verify(
+        self,
+        tape: str,
+        ltfs_mount: Optional[PathLike] = None,
+        device: Optional[PathLike] = None,
+        progress: Optional[ProgressCallback] = None,
+    ) -> TapeVerifyReport:
+        """Read every file of cartridge ``tape`` back and compare its hash with the
+        archive's; ``report.ok`` is False on any mismatch (re-queued for a fresh copy)."""
+        vol = _volume(ltfs_mount, device)
+        d = _reelfs.tape_verify(os.fspath(self.path), tape, *vol, _progress(progress))
+        return TapeVerifyReport.from_dict(json.loads(d))
+
+    def tape_ls(self, tape: Optional[str] = None) -> TapeListing:
+        """Every cartridge of every plan, or (``tape``) one cartridge and its files."""
+        return TapeListing.from_dict(json.loads(_reelfs.tape_ls(os.fspath(self.path), tape)))
+
+    def tape_where(self, path: str) -> TapeWhereabouts:
+        """The cartridges (and places on them) holding ``BRANCH/PATH``."""
+        return TapeWhereabouts.from_dict(json.loads(_reelfs.tape_where(os.fspath(self.path), path)))
+
+    def tape_export(self, plan: str, dir: PathLike) -> TapeExportReport:
+        """Write ``plan``'s set catalog and ASC MHL manifests into ``dir``."""
+        return TapeExportReport.from_dict(json.loads(_reelfs.tape_export(os.fspath(self.path), plan, os.fspath(dir))))
+
+
+def _volume(ltfs_mount: Optional[PathLike], device: Optional[PathLike]) -> "tuple[Optional[str], Optional[str]]":
+    """Exactly one of the two places a cartridge can be (as the CLI's flags)."""
+    if (ltfs_mount is None) == (device is None):
+        raise InvalidRequest(
+            "say where the cartridge is: ltfs_mount=DIR (a volume mounted by your LTFS driver) "
+            "or device=PATH (a tape drive, or a folder emulating one), exactly one of them"
+        )
+    return (
+        None if ltfs_mount is None else os.fspath(ltfs_mount),
+        None if device is None else os.fspath(device),
+    )
+
 
 class Mount:
     """The archive mounted (FUSE) by this process; a context manager.
@@ -459,3 +568,76 @@ def mount(
 ) -> Mount:
     """Mount ``archive`` at ``mountpoint`` (use as a context manager; or ``.start()``/``.stop()``)."""
     return Mount(archive, mountpoint, read_only, allow_other, cache_size, threads)
+
+
+class Server:
+    """The archive served over HTTP (``reelfs serve``) by this process, on a thread
+    of its own; a context manager.
+
+    ``with reelfs.serve(a, listen="127.0.0.1:0") as srv: urlopen(srv.url + "/main/…")``
+    serves for the block and stops after it, also when it raises. URLs are mount
+    paths (files, slices, proxies, ``BRANCH@COMMIT/…``, folder listings).
+    """
+
+    def __init__(
+        self,
+        archive: Union[Archive, PathLike],
+        listen: str = "127.0.0.1:8080",
+        cache_size: int = 1 << 30,
+        token_key: Optional[PathLike] = None,
+        max_connections: int = 256,
+        idle_timeout: float = 60.0,
+    ) -> None:
+        self.archive = archive if isinstance(archive, Archive) else Archive(archive)
+        self.listen = listen
+        key = None if token_key is None else os.fspath(token_key)
+        self._opts = (cache_size, key, max_connections, float(idle_timeout))
+        self._native: Optional[_reelfs.NativeServer] = None
+
+    def start(self) -> "Server":
+        """Listen; returns once connections are accepted (raises reelfs.Error why not)."""
+        if self._native is None:
+            self._native = _reelfs.NativeServer.start(os.fspath(self.archive.path), self.listen, *self._opts)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (open connections are dropped) and wait for the server's thread."""
+        if self._native is not None:
+            native, self._native = self._native, None
+            native.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._native is not None and self._native.running
+
+    @property
+    def address(self) -> str:
+        """``IP:PORT`` it listens on (a port 0 asked for is the port it got)."""
+        if self._native is None:
+            raise InvalidRequest("the server is not running: call start() or use it in a with block")
+        return self._native.address
+
+    @property
+    def url(self) -> str:
+        """``http://IP:PORT``, the base of its URLs (and of ``Archive.share`` links)."""
+        return f"http://{self.address}"  # an IPv6 address is already in [brackets]
+
+    def __enter__(self) -> "Server":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def serve(
+    archive: Union[Archive, PathLike],
+    listen: str = "127.0.0.1:8080",
+    cache_size: int = 1 << 30,
+    token_key: Optional[PathLike] = None,
+    max_connections: int = 256,
+    idle_timeout: float = 60.0,
+) -> Server:
+    """Serve ``archive`` over HTTP at ``listen`` (use as a context manager; or
+    ``.start()``/``.stop()``). ``token_key``: serve only links signed with the key
+    in that file (``Archive.share``). Port 0 picks a free port (``server.url``)."""
+    return Server(archive, listen, cache_size, token_key, max_connections, idle_timeout)

@@ -7,6 +7,7 @@ __version__: str
 __all__ = [
     "AlreadyExists", "Conflict", "Damaged", "Error", "InvalidRequest", "InvalidTimecode", "Locked",
     "NativeArchive", "NativeMount", "NativeReader", "NotAnArchive", "NotFound", "Timecode", "__version__",
+    "NativeServer", "share", "tape_plan", "tape_write", "tape_verify", "tape_ls", "tape_where", "tape_export",
 ]
 
 _Rate = Union[str, int, float, Fraction]
@@ -110,3 +111,41 @@ class NativeArchive:
     def commit(self, branch: str, message: Optional[str] = None) -> Optional[str]: ...
     def tc_set(self, path: str, tc: str, reel: Optional[str] = None, rate: Optional[str] = None) -> str: ...
     def tc_clear(self, path: str) -> str: ...
+
+@final
+class NativeServer:
+    @property
+    def address(self) -> str: ...
+    @property
+    def running(self) -> bool: ...
+    @staticmethod
+    def start(
+        archive: str, listen: str, cache_bytes: int, token_key: Optional[str], max_connections: int, idle_timeout: float
+    ) -> "NativeServer": ...
+    def stop(self) -> None: ...
+
+def share(archive: str, path: str, key_file: str, expires: str, base_url: str) -> str: ...
+def tape_plan(
+    archive: str,
+    selections: List[str],
+    copies: int,
+    generation: Optional[str] = None,
+    capacity: Optional[int] = None,
+    pool: Optional[str] = None,
+    name: Optional[str] = None,
+) -> str: ...
+def tape_write(
+    archive: str,
+    plan: str,
+    barcode: str,
+    ltfs_mount: Optional[str] = None,
+    device: Optional[str] = None,
+    verify: bool = False,
+    progress: _Progress = None,
+) -> str: ...
+def tape_verify(
+    archive: str, barcode: str, ltfs_mount: Optional[str] = None, device: Optional[str] = None, progress: _Progress = None
+) -> str: ...
+def tape_ls(archive: str, barcode: Optional[str] = None) -> str: ...
+def tape_where(archive: str, path: str) -> str: ...
+def tape_export(archive: str, plan: str, dir: str) -> str: ...

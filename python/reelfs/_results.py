@@ -488,3 +488,232 @@ class TcReport(Record):
     reel: Optional[str]
     rate: Optional[str]
     commit: str
+
+
+# --- serve / share -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Share(Record):
+    """A signed link (``reelfs share --json``) for a server started with the same key."""
+
+    url: str
+    path: str
+    #: Seconds since the epoch after which the server refuses the link.
+    expires: int
+    #: "file", "slice", "proxy", "folder" or "playlist".
+    kind: str
+
+    def __str__(self) -> str:
+        return self.url
+
+
+# --- tape --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedTape(Record):
+    barcode: str
+    copy: int
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class SplitFile(Record):
+    """A file larger than a cartridge, written in parts."""
+
+    source: str
+    size: int
+    parts: int
+    #: The copy-1 cartridges holding its parts, in part order.
+    barcodes: List[str]
+
+
+@dataclass(frozen=True)
+class TapePlan(Record):
+    """``reelfs tape plan --json``: the cartridges a selection fills."""
+
+    name: str
+    pool: str
+    generation: str
+    capacity: int
+    usable: int
+    copies: int
+    files: int
+    bytes: int
+    tapes: List[PlannedTape] = _key("tapes", _list_of(PlannedTape))
+    splits: List[SplitFile] = _key("splits", _list_of(SplitFile))
+    #: Entries that are not regular files (not written to tape), as BRANCH/PATH.
+    skipped: List[str] = _key("skipped")
+
+
+@dataclass(frozen=True)
+class WrittenFile(Record):
+    tape_path: str
+    source: str
+    bytes: int
+    start_block: int
+
+
+@dataclass(frozen=True)
+class TapeProblem(Record):
+    tape_path: str
+    source: str
+    error: str
+
+
+@dataclass(frozen=True)
+class TapeWriteReport(Record):
+    barcode: str
+    plan: str
+    written: List[WrittenFile] = _key("written", _list_of(WrittenFile))
+    bytes: int = _key("bytes")
+    seconds: float = _key("seconds")
+    mb_per_s: float = _key("mb_per_s")
+    #: The file a write error or end of medium cut short (not on the tape).
+    abandoned: Optional[TapeProblem] = _key("abandoned", TapeProblem.from_dict)
+    #: Files refused or unreadable from the archive (left queued).
+    failed: List[TapeProblem] = _key("failed", _list_of(TapeProblem))
+    #: Where the rest of this cartridge's files went after ``abandoned``.
+    moved_to: Optional[str] = _key("moved_to")
+    moved: int = _key("moved")
+    not_indexed: List[str] = _key("not_indexed")
+    #: The set catalog and manifest files written last.
+    catalog_files: List[str] = _key("catalog_files")
+    closed_early: Optional[str] = _key("closed_early")
+
+    @property
+    def complete(self) -> bool:
+        """Nothing abandoned, failed or closed early."""
+        return self.abandoned is None and not self.failed and self.closed_early is None
+
+
+@dataclass(frozen=True)
+class TapeMismatch(Record):
+    tape_path: str
+    source: str
+    problem: str
+    #: The cartridge a fresh copy was queued for.
+    requeued_to: Optional[str]
+
+
+@dataclass(frozen=True)
+class TapeVerifyReport(Record):
+    """``reelfs tape verify --json``: every file read back and hashed."""
+
+    barcode: str
+    verified: int
+    bytes: int
+    seconds: float
+    mb_per_s: float
+    mismatches: List[TapeMismatch] = _key("mismatches", _list_of(TapeMismatch))
+
+    @property
+    def ok(self) -> bool:
+        """True when every file read back equal (the CLI exits 0, else 2)."""
+        return not self.mismatches
+
+
+@dataclass(frozen=True)
+class TapeWriteOutcome(Record):
+    """``reelfs tape write --json``: the write and, with ``verify=True``, the read-back."""
+
+    write: TapeWriteReport = _key("write", TapeWriteReport.from_dict)
+    verify: Optional[TapeVerifyReport] = _key("verify", TapeVerifyReport.from_dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when the plan's files for this cartridge were all written (and
+        verified, when asked); the CLI exits 0, else 2."""
+        return self.write.complete and (self.verify is None or self.verify.ok)
+
+
+@dataclass(frozen=True)
+class Cartridge(Record):
+    """A cartridge of a plan and where it stands."""
+
+    barcode: str
+    plan: str
+    copy: int
+    seq: int
+    #: "planned", "written", "verified", ...
+    state: str
+    pool: str
+    files: int
+    bytes: int
+    written: int
+    verified: int
+    written_ns: Optional[int] = _key("written_ns")
+    note: Optional[str] = _key("note")
+
+
+@dataclass(frozen=True)
+class TapeItem(Record):
+    """A file (or part of one) queued for, or on, a cartridge."""
+
+    barcode: str
+    ord: int
+    plan: str
+    tape_path: str
+    source: str
+    blob: str
+    file_size: int
+    offset: int
+    length: int
+    part: int
+    parts: int
+    mtime_ns: int
+    state: str
+    partition: Optional[str] = _key("partition")
+    start_block: Optional[int] = _key("start_block")
+    md5: Optional[str] = _key("md5")
+    sha1: Optional[str] = _key("sha1")
+    xxh64: Optional[str] = _key("xxh64")
+    blake3: Optional[str] = _key("blake3")
+    written_ns: Optional[int] = _key("written_ns")
+    verified_ns: Optional[int] = _key("verified_ns")
+    note: Optional[str] = _key("note")
+
+
+@dataclass(frozen=True)
+class TapeListing(Record):
+    """``reelfs tape ls --json``: every cartridge (``kind`` "cartridges"), or one
+    cartridge and its files (``kind`` "files")."""
+
+    kind: str
+    cartridges: List[Cartridge] = _derived(lambda d: [Cartridge.from_dict(c) for c in d.get("cartridges", [])])
+    cartridge: Optional[Cartridge] = _key("cartridge", Cartridge.from_dict)
+    files: List[TapeItem] = _derived(lambda d: [TapeItem.from_dict(f) for f in d.get("files", [])])
+
+
+@dataclass(frozen=True)
+class TapeCopy(Record):
+    barcode: str
+    copy: int
+    state: str
+    tape_path: str
+    part: int
+    parts: int
+    offset: int
+    length: int
+    partition: Optional[str]
+    start_block: Optional[int]
+    note: Optional[str]
+
+
+@dataclass(frozen=True)
+class TapeWhereabouts(Record):
+    """``reelfs tape where --json``: the cartridges holding a file."""
+
+    source: str
+    copies: List[TapeCopy] = _key("copies", _list_of(TapeCopy))
+
+
+@dataclass(frozen=True)
+class TapeExportReport(Record):
+    """``reelfs tape export --json``: the plan's catalog files written to ``dir``."""
+
+    plan: str
+    dir: str
+    files: List[str]

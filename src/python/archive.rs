@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// The result as JSON text; encoding a `Serialize` value of ours cannot fail
 /// (no maps with non-string keys, no failing serializers).
-fn json<T: serde::Serialize>(v: &T) -> PyResult<String> {
+pub(super) fn json<T: serde::Serialize>(v: &T) -> PyResult<String> {
     serde_json::to_string(v).map_err(|e| super::errors::Error::new_err(format!("internal error encoding a result: {e}")))
 }
 

@@ -4,7 +4,6 @@
 //! path it concerns as `.path`.
 
 use crate::archive::ArchiveError;
-use crate::commands::cat::CatError;
 use crate::commands::extract::ExtractError;
 use crate::commands::slice::SliceCmdError;
 use crate::commands::CommandError;
@@ -191,16 +190,6 @@ impl From<&ExtractError> for Failure {
                 Failure { kind: Kind::Invalid, message: e.to_string(), path: Some(file.clone()) }
             }
             ExtractError::NoRange | ExtractError::NoSource => Failure::new(Kind::Invalid, e.to_string()),
-        }
-    }
-}
-
-impl From<&CatError> for Failure {
-    fn from(e: &CatError) -> Failure {
-        match e {
-            CatError::View(v) => v.into(),
-            CatError::Archive(a) => a.into(),
-            CatError::NotAFile { path, .. } => Failure { kind: Kind::Invalid, message: e.to_string(), path: Some(path.clone()) },
         }
     }
 }

@@ -18,6 +18,8 @@ mod errors;
 mod mount;
 mod reader;
 mod run;
+mod serve;
+mod tape;
 mod timecode;
 
 use pyo3::prelude::*;
@@ -29,6 +31,14 @@ fn _reelfs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<reader::NativeReader>()?;
     m.add_class::<timecode::Timecode>()?;
     m.add_class::<mount::NativeMount>()?;
+    m.add_class::<serve::NativeServer>()?;
+    m.add_function(wrap_pyfunction!(serve::share, m)?)?;
+    m.add_function(wrap_pyfunction!(tape::tape_plan, m)?)?;
+    m.add_function(wrap_pyfunction!(tape::tape_write, m)?)?;
+    m.add_function(wrap_pyfunction!(tape::tape_verify, m)?)?;
+    m.add_function(wrap_pyfunction!(tape::tape_ls, m)?)?;
+    m.add_function(wrap_pyfunction!(tape::tape_where, m)?)?;
+    m.add_function(wrap_pyfunction!(tape::tape_export, m)?)?;
     errors::register(m)?;
     Ok(())
 }

@@ -79,6 +79,19 @@ const READAHEAD_WORKERS: usize = 4;
 /// Serve `archive` until SIGINT/SIGTERM. `on_ready` is called with the bound
 /// address (port 0 picks one) once connections are accepted.
 pub fn run(archive: &Path, opts: &ServeOptions, on_ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
+    run_until(archive, opts, on_ready, shutdown_signal())
+}
+
+/// Serve `archive` until `stop` completes: `run` stops on a signal; a caller
+/// that serves from a thread of its own (the Python package's `reelfs.serve`
+/// block) stops it with a channel instead, since the process's signals are
+/// not the server's to take there.
+pub fn run_until(
+    archive: &Path,
+    opts: &ServeOptions,
+    on_ready: impl FnOnce(SocketAddr),
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), ServeError> {
     let signer = opts.token_key.as_deref().map(sign::Signer::from_file).transpose()?;
     // Before binding: a wrong certificate or key is an error at start.
     let tls = opts.tls.as_ref().map(tls::acceptor).transpose()?;
@@ -107,7 +120,7 @@ pub fn run(archive: &Path, opts: &ServeOptions, on_ready: impl FnOnce(SocketAddr
         let addr = listener.local_addr().map_err(|e| ServeError::Listen(opts.listen, e))?;
         on_ready(addr);
         let limits = server::Limits { max_connections: opts.max_connections, idle_timeout: opts.idle_timeout };
-        server::accept_loop(listener, shared, limits, tls, shutdown_signal()).await;
+        server::accept_loop(listener, shared, limits, tls, stop).await;
         Ok::<(), ServeError>(())
     })?;
     // Connections still open are dropped with the runtime: a stop is a stop.
