@@ -519,6 +519,63 @@ impl Prefetched {
     }
 }
 
+/// Bytes of a file as a reader gets them: a range of a chunk the read-ahead
+/// holds in memory (no allocation, no copy: the mount replies straight from
+/// it), or a buffer of their own where the range spans chunks, holes or a
+/// pread of a chunk not in memory.
+pub enum ReadBuf {
+    Chunk { chunk: Arc<Vec<u8>>, start: usize, len: usize },
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for ReadBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            ReadBuf::Chunk { chunk, start, len } => &chunk[*start..*start + *len],
+            ReadBuf::Owned(v) => v,
+        }
+    }
+}
+
+impl ReadBuf {
+    pub fn into_vec(self) -> Vec<u8> {
+        match self {
+            ReadBuf::Chunk { .. } => self.to_vec(),
+            ReadBuf::Owned(v) => v,
+        }
+    }
+}
+
+impl Prefetched {
+    /// Up to `len` bytes at `offset` (short only at the end of the file). A
+    /// range inside one chunk that the read-ahead holds is lent from that
+    /// chunk's memory; anything else is read by `read` into a new buffer.
+    pub fn read_buf(&self, offset: u64, len: u64) -> std::result::Result<ReadBuf, String> {
+        let r = &self.reader;
+        if offset >= r.size || len == 0 {
+            return Ok(ReadBuf::Owned(Vec::new()));
+        }
+        let len = len.min(r.size - offset);
+        if let [re] = r.extents_in(offset, len) {
+            let e = &re.extent;
+            let inside = e.file_offset <= offset && offset + len <= e.file_offset + e.length;
+            if inside && !e.is_zero_run() {
+                if let Some(c) = self.prefetch.cached(&e.chunk) {
+                    let start = (e.chunk_offset + (offset - e.file_offset)) as usize;
+                    if start + len as usize <= c.len() {
+                        return Ok(ReadBuf::Chunk { chunk: c, start, len: len as usize });
+                    }
+                }
+            }
+        }
+        let mut out = vec![0u8; len as usize];
+        let n = self.read(offset, &mut out)?;
+        out.truncate(n);
+        Ok(ReadBuf::Owned(out))
+    }
+}
+
 fn copy_chunk(chunk: &[u8], off: u64, dst: &mut [u8]) -> std::result::Result<(), String> {
     let off = off as usize;
     match chunk.get(off..off + dst.len()) {
