@@ -21,6 +21,11 @@ pub trait ReadAt: Send + Sync {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         read_exact_at(self, offset, buf)
     }
+    /// The open file behind this source, when it is one (a local pack): lets a
+    /// copier move its bytes inside the kernel (`copy_file_range`).
+    fn as_file(&self) -> Option<&std::fs::File> {
+        None
+    }
 }
 
 /// `ReadAt::read_exact_at` for any reader, sized or not (`&dyn ReadAt` included).
@@ -50,6 +55,9 @@ impl ReadAt for std::fs::File {
     }
     fn len(&self) -> u64 {
         self.metadata().map(|m| m.len()).unwrap_or(0)
+    }
+    fn as_file(&self) -> Option<&std::fs::File> {
+        Some(self)
     }
 }
 

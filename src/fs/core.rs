@@ -9,6 +9,7 @@ use super::owners::Caller;
 use super::readahead::{Prefetcher, ReadAheadConfig};
 use super::write::{BranchWrites, Branches, Falloc, WriteHost, WriteState};
 use crate::archive::objects::{DeviceNumber, EntryExtra};
+use crate::archive::read::{Prefetched, ReadBuf};
 use crate::archive::read_pool::ReadPool;
 use crate::archive::{Archive, BlobReader, EntryKind, Hash};
 use crate::media::slice::SlicePlan;
@@ -29,8 +30,9 @@ pub struct OpenFile {
 /// the state it needs.
 pub enum OpenContent {
     /// Archived bytes (a committed file, a proxy, a branch file no handle is
-    /// writing): read from the chunk store, with sequential read-ahead.
-    Archived { reader: Arc<BlobReader>, seq: Mutex<SeqState> },
+    /// writing): read through the read layer's one read loop (`Prefetched`,
+    /// shared with serve and python), with sequential read-ahead.
+    Archived { file: Prefetched, seq: Mutex<SeqState> },
     /// A virtual slice: its planned layout, read from its source's bytes.
     Slice { plan: Arc<SlicePlan>, source: Arc<BlobReader> },
     /// A branch file opened for writing, or opened while another handle writes
@@ -39,8 +41,9 @@ pub enum OpenContent {
 }
 
 impl OpenContent {
-    fn archived(reader: Arc<BlobReader>) -> OpenContent {
-        OpenContent::Archived { reader, seq: Mutex::new(SeqState::default()) }
+    fn archived(prefetch: &Arc<Prefetcher>, reader: Arc<BlobReader>) -> OpenContent {
+        let file = Prefetched { prefetch: prefetch.clone(), reader };
+        OpenContent::Archived { file, seq: Mutex::new(SeqState::default()) }
     }
 }
 
@@ -471,7 +474,7 @@ impl FsCore {
                 ws.lock().map_err(|_| FsError::Io("poisoned".into()))?.handles += 1;
                 OpenContent::Writable(ws)
             } else {
-                OpenContent::archived(self.branches().branch_reader(&n).inspect_err(|e| log::error!("{}: cannot read: {e}", n.path))?.0)
+                OpenContent::archived(&self.prefetch, self.branches().branch_reader(&n).inspect_err(|e| log::error!("{}: cannot read: {e}", n.path))?.0)
             };
             let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
             let of = OpenFile { node: n, content };
@@ -489,7 +492,7 @@ impl FsCore {
                 // Logged here so a mount's log names the cause of an EIO (content
                 // released to tape names its cartridges).
                 let reader = self.with_archive(|a| a.blob_reader(blob)).inspect_err(|e| log::error!("{}: cannot read: {e}", n.path))?;
-                OpenContent::archived(Arc::new(reader))
+                OpenContent::archived(&self.prefetch, Arc::new(reader))
             }
             NodeKind::Slice { .. } => {
                 let (plan, source, _) = self.slice_plan(&n)?;
@@ -552,49 +555,29 @@ impl FsCore {
     /// Read up to `size` bytes at `offset`. A damaged chunk fails this read with
     /// an I/O error (and a log line naming the file); other ranges still read.
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        self.read_buf(fh, offset, size).map(ReadBuf::into_vec)
+    }
+
+    /// `read` for the FUSE reply: a range inside one chunk the read-ahead holds
+    /// is lent from that chunk's memory, so a sequential reader costs no
+    /// allocation and no copy per request (the kernel copies it once, from here).
+    pub fn read_buf(&self, fh: u64, offset: u64, size: u32) -> FsResult<ReadBuf> {
         let of = self.handle(fh)?;
-        let (reader, seq) = match &of.content {
-            OpenContent::Writable(ws) => return self.branches().read_ws(ws, offset, size as u64),
-            OpenContent::Slice { plan, source } => return Self::read_slice(&of.node, plan, source, offset, size),
-            OpenContent::Archived { reader, seq } => (reader, seq),
+        let (file, seq) = match &of.content {
+            OpenContent::Writable(ws) => return self.branches().read_ws(ws, offset, size as u64).map(ReadBuf::Owned),
+            OpenContent::Slice { plan, source } => return Self::read_slice(&of.node, plan, source, offset, size).map(ReadBuf::Owned),
+            OpenContent::Archived { file, seq } => (file, seq),
         };
-        let r = reader;
+        let r = &file.reader;
         if offset >= r.size {
-            return Ok(Vec::new());
+            return Ok(ReadBuf::Owned(Vec::new()));
         }
         let len = (size as u64).min(r.size - offset);
         self.plan_readahead(r, seq, offset, len);
-        let mut out = vec![0u8; len as usize];
-        let mut done = 0u64;
-        for re in r.extents_in(offset, len) {
-            let e = &re.extent;
-            let start = (offset + done).max(e.file_offset);
-            let end = (offset + len).min(e.file_offset + e.length);
-            if start >= end {
-                continue;
-            }
-            if e.is_zero_run() {
-                // `out` starts zeroed: a hole is served without touching a pack.
-                done = end - offset;
-                continue;
-            }
-            let in_chunk = e.chunk_offset + (start - e.file_offset);
-            let dst = &mut out[(start - offset) as usize..(end - offset) as usize];
-            let res = if let Some(c) = self.prefetch.cached(&e.chunk) {
-                copy_from(&c, in_chunk, dst)
-            } else if self.prefetch.store().can_pread(&e.chunk, &re.loc) {
-                // Random access to a verified raw chunk: read only what was asked.
-                self.prefetch.store().read_chunk_range(&e.chunk, &re.loc, in_chunk, dst).map_err(|e| e.to_string())
-            } else {
-                self.prefetch.get(&e.chunk, &re.loc).and_then(|c| copy_from(&c, in_chunk, dst))
-            };
-            if let Err(msg) = res {
-                log::error!("{}: read at {} failed: {msg}", of.node.path, start);
-                return Err(FsError::Io(msg));
-            }
-            done = end - offset;
-        }
-        Ok(out)
+        file.read_buf(offset, len).map_err(|msg| {
+            log::error!("{}: read at {offset} failed: {msg}", of.node.path);
+            FsError::Io(msg)
+        })
     }
 
     /// Read from a virtual slice's planned layout.
@@ -954,16 +937,6 @@ fn view_err(parent: &Node, name: &str, e: ViewError) -> FsError {
 #[cfg(test)]
 #[path = "core_pool_tests.rs"]
 mod pool_tests;
-
-fn copy_from(chunk: &[u8], off: u64, dst: &mut [u8]) -> Result<(), String> {
-    let start = off as usize;
-    let end = start + dst.len();
-    if end > chunk.len() {
-        return Err(format!("extent runs past its chunk ({end} > {})", chunk.len()));
-    }
-    dst.copy_from_slice(&chunk[start..end]);
-    Ok(())
-}
 
 /// The mount's own attributes, derived from content and history.
 fn is_derived_xattr(name: &str) -> bool {

@@ -5,6 +5,7 @@
 //! `mount` runs a session.
 
 pub mod attr;
+pub mod bdi;
 pub mod core;
 pub mod error;
 pub mod fuse;

@@ -143,6 +143,8 @@ pub fn mount_foreground(archive: &Path, mountpoint: &Path, opts: &MountOptions, 
         spawn_autocommit(archive.to_path_buf(), every);
     }
     let mut session = fuser::Session::new(fs, mountpoint, &cfg).map_err(|source| MountError::Mount { path: mp.clone(), source })?;
+    // Bigger kernel requests for sequential readers (see fs/bdi.rs).
+    super::bdi::raise_read_ahead_when_ready(mountpoint);
     let mut unmounter = session.unmount_callable();
     std::thread::Builder::new()
         .name("reelfs-signals".into())
