@@ -324,7 +324,19 @@ fn core_damaged_chunk_is_eio_for_its_range_only() {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[(off + RECORD_HEADER_LEN + stored / 2) as usize] ^= 0xff;
         std::fs::write(&path, bytes).unwrap();
-        (fo, fo + len)
+        // A read verifies only the blocks it touches (format 2): "its range" is the
+        // damaged block of the chunk, of the size the chunk's outboard records.
+        let block_log: u32 = db
+            .query_row(
+                "SELECT o.block_log FROM chunk_outboards o JOIN extents e ON e.chunk = o.chunk WHERE e.blob = ?1 LIMIT 1",
+                [blob.0.to_vec()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let block = 1u64 << block_log;
+        let lo = fo + (stored / 2) / block * block;
+        assert!((lo + block).min(fo + len) - lo > 4096, "the damaged block is bigger than a read");
+        (lo, (lo + block).min(fo + len))
     };
 
     let fs = core(&root);
@@ -332,7 +344,7 @@ fn core_damaged_chunk_is_eio_for_its_range_only() {
     let fh = fs.open(v.ino, false).unwrap();
     assert!(matches!(fs.read(fh, bad_lo, 4096), Err(FsError::Io(_))));
     assert!(matches!(fs.read(fh, (bad_lo + bad_hi) / 2, 1), Err(FsError::Io(_))));
-    // A read spanning into the damaged chunk fails as a whole: no partial, wrong data.
+    // A read spanning into the damaged block fails as a whole: no partial, wrong data.
     if bad_lo >= 10 {
         assert!(matches!(fs.read(fh, bad_lo - 10, 20), Err(FsError::Io(_))));
     }

@@ -678,6 +678,9 @@ def test_damaged_chunk_gives_eio_for_that_range_only(reelfs, tmp_path):
             "SELECT e.file_offset, e.length, e.chunk_offset, c.offset, c.stored_len, c.raw_len, c.codec, p.name "
             "FROM extents e JOIN chunks c ON c.hash = e.chunk JOIN packs p ON p.id = c.pack "
             "WHERE e.blob = ? ORDER BY e.file_offset", (blob,)).fetchall()
+        # Chunks are verified per block (format 2): the block size the outboard records.
+        block = 1 << db.execute("SELECT block_log FROM chunk_outboards WHERE chunk = "
+                                "(SELECT chunk FROM extents WHERE blob = ? LIMIT 1)", (blob,)).fetchone()[0]
     finally:
         db.close()
     assert len(extents) >= 2, f"expected several chunks, got {extents}"
@@ -693,10 +696,13 @@ def test_damaged_chunk_gives_eio_for_that_range_only(reelfs, tmp_path):
         b = fp.read(1)
         fp.seek(pos)
         fp.write(bytes([b[0] ^ 0xFF]))
-    bad_lo, bad_hi = file_off, file_off + length
-    # The kernel reads whole pages, so the page that holds both the damaged chunk's
-    # first (or last) byte and a neighbour's bytes fails too: "that range" is the
-    # damaged chunk rounded out to pages.
+    # "That range" is the damaged block of the chunk (a read verifies only the
+    # blocks it touches), rounded out to pages: the kernel reads whole pages, so the
+    # page holding both the damaged block's first (or last) byte and a good one fails too.
+    bad_block = (stored_len // 2) // block
+    bad_lo = file_off + bad_block * block
+    bad_hi = min(bad_lo + block, file_off + length)
+    assert bad_hi - bad_lo >= 3 * 4096, "the damaged block is big enough to read in three places"
     page = os.sysconf("SC_PAGE_SIZE")
     bad_page_lo = bad_lo // page * page
     bad_page_hi = -(-bad_hi // page) * page
@@ -707,11 +713,14 @@ def test_damaged_chunk_gives_eio_for_that_range_only(reelfs, tmp_path):
         assert os.path.getsize(f) == len(victim_bytes)
         fd = os.open(f, os.O_RDONLY)
         try:
-            # Reads inside the damaged chunk: EIO, never wrong bytes.
-            for off in (bad_lo, bad_lo + length // 2, bad_hi - 4096):
+            # Reads inside the damaged block: EIO, never wrong bytes.
+            for off in (bad_lo, (bad_lo + bad_hi) // 2, bad_hi - 4096):
                 assert _errno_of(lambda: os.pread(fd, 4096, off)) == errno.EIO, off
-            # Every other chunk reads right, before and after the damage.
-            for lo, ln, *_ in extents[:k] + extents[k + 1:]:
+            # Every other chunk, and the damaged chunk's other blocks, read right,
+            # before and after the damage.
+            good = [(lo, ln) for lo, ln, *_ in extents[:k] + extents[k + 1:]]
+            good += [(lo, hi - lo) for lo, hi in ((file_off, bad_lo), (bad_hi, file_off + length)) if hi - lo >= 2 * page]
+            for lo, ln in good:
                 hi = lo + ln
                 lo, hi = (lo, min(hi, bad_page_lo)) if lo < bad_lo else (max(lo, bad_page_hi), hi)
                 for off in (lo, (lo + hi) // 2, hi - 4096):
