@@ -474,7 +474,10 @@ impl FsCore {
                 ws.lock().map_err(|_| FsError::Io("poisoned".into()))?.handles += 1;
                 OpenContent::Writable(ws)
             } else {
-                OpenContent::archived(&self.prefetch, self.branches().branch_reader(&n).inspect_err(|e| log::error!("{}: cannot read: {e}", n.path))?.0)
+                OpenContent::archived(
+                    &self.prefetch,
+                    self.branches().branch_reader(&n).inspect_err(|e| log::error!("{}: cannot read: {e}", n.path))?.0,
+                )
             };
             let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
             let of = OpenFile { node: n, content };

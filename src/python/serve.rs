@@ -69,7 +69,14 @@ impl NativeServer {
                 Failure::new(Kind::Invalid, format!("idle_timeout={idle_timeout} must be a positive number of seconds")).into_py(py)
             );
         }
-        let opts = ServeOptions { listen, cache_bytes, token_key, max_connections, idle_timeout: Duration::from_secs_f64(idle_timeout), tls: None };
+        let opts = ServeOptions {
+            listen,
+            cache_bytes,
+            token_key,
+            max_connections,
+            idle_timeout: Duration::from_secs_f64(idle_timeout),
+            tls: None,
+        };
         let (ready_tx, ready_rx) = crossbeam_channel::bounded::<SocketAddr>(1);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let spec = archive.display().to_string();
