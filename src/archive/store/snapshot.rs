@@ -406,3 +406,62 @@ pub(super) fn pull(inner: &Inner, root: &Path, head: &Head) -> Result<()> {
     apply(&snap, &db)?;
     write_local(root, &Local { seq: head.seq, fingerprint: fingerprint(&db)? })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::object::ObjectPackStore;
+    use super::super::S3Url;
+    use super::*;
+    use crate::archive::catalog::Catalog;
+    use object_store::memory::InMemory;
+    use std::sync::Arc;
+
+    fn archive_folder(dir: &Path) {
+        std::fs::create_dir_all(dir.join("cache")).unwrap();
+        std::fs::write(dir.join("reelfs.toml"), "format_version = 1\n").unwrap();
+        let cat = Catalog::open(&dir.join("catalog.db"), true).unwrap();
+        cat.ensure_staging_schema().unwrap();
+    }
+
+    fn branch_count(db: &Path) -> i64 {
+        let c = rusqlite::Connection::open(db).unwrap();
+        c.query_row("SELECT count(*) FROM branches", [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn a_published_snapshot_reaches_another_folder_whole_and_a_damaged_one_never_does() {
+        let mem = Arc::new(InMemory::new());
+        let url = S3Url::parse("s3://bucket/show").unwrap();
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        archive_folder(a.path());
+        archive_folder(b.path());
+        let sa = ObjectPackStore::new(mem.clone(), &url, a.path(), 1 << 20).unwrap();
+        let sb = ObjectPackStore::new(mem.clone(), &url, b.path(), 1 << 20).unwrap();
+        let db_a = a.path().join("catalog.db");
+        {
+            let c = rusqlite::Connection::open(&db_a).unwrap();
+            c.execute("INSERT INTO branches (name, head, seq, created_ns) VALUES ('main', NULL, 1, 0)", []).unwrap();
+        }
+        assert_eq!(publish(sa.inner(), a.path(), "host-a").unwrap(), Some(1));
+        // Unchanged: not published again.
+        assert_eq!(publish(sa.inner(), a.path(), "host-a").unwrap(), None);
+
+        // Another folder, with a reader open on its catalog (a mount's), takes it.
+        let db_b = b.path().join("catalog.db");
+        let reader = rusqlite::Connection::open(&db_b).unwrap();
+        let (head, _) = read_head(sb.inner()).unwrap().unwrap();
+        pull(sb.inner(), b.path(), &head).unwrap();
+        assert_eq!(read_local(b.path()).seq, 1);
+        let n: i64 = reader.query_row("SELECT count(*) FROM branches", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 1, "an open connection sees the new catalog");
+
+        // A damaged snapshot: refused, and the folder's catalog is untouched.
+        let key = object_store::path::Path::from(format!("show/{}", head.object));
+        sb.inner().run(mem.put(&key, PutPayload::from(vec![7u8; head.size as usize]))).unwrap();
+        let dest = b.path().join("cache").join("fetched.db");
+        let e = fetch(sb.inner(), &head, &dest).unwrap_err().to_string();
+        assert!(e.contains("is damaged"), "{e}");
+        assert!(!dest.exists());
+        assert_eq!(branch_count(&db_b), 1);
+    }
+}
