@@ -407,7 +407,7 @@ def test_store_migrate_is_interruptible_resumable_and_switches_only_when_verifie
     rep = reelfs.json("store", "migrate", archive, url, "--endpoint", bucket.endpoint)
     assert rep["switched"] and rep["packs"] == len(local_packs), rep
     assert rep["copied"] < len(local_packs) and rep["copied"] + rep["resumed"] + rep["already_there"] == len(local_packs), rep
-    assert sorted(k[len("moved/packs/"):] for k in bucket.keys("moved/")) == local_packs
+    assert sorted(k[len("moved/packs/"):] for k in bucket.keys("moved/packs/")) == local_packs
     assert bucket.uploads() == []
     text = toml.read_text()
     assert f'url = "{url}"' in text and SECRET not in text and KEY_ID not in text, text

@@ -189,3 +189,18 @@ def test_mount_replica_refuses_an_archive_with_local_packs(reelfs, tmp_archive, 
     mp.mkdir()
     p = reelfs("mount", tmp_archive, mp, "--replica")
     assert p.returncode != 0 and "packs of" in p.stderr and "are local" in p.stderr, p.stderr
+
+
+def test_a_migrated_archive_can_be_attached_at_once(reelfs, bucket, tmp_path):
+    host_a = tmp_path / "host-a"
+    reelfs.ok("init", host_a)
+    card = tmp_path / "card"
+    write_random(card / "m.bin", 2 << 20)
+    reelfs.ok("ingest", host_a, card)
+    reelfs.ok("store", "migrate", host_a, f"s3://{bucket.name}/show-x", "--endpoint", bucket.endpoint, "--region", "us-east-1")
+    host_b = tmp_path / "host-b"
+    attach(reelfs, host_b, bucket)
+    out = tmp_path / "out"
+    out.mkdir()
+    reelfs.ok("restore", host_b, "main/card/m.bin", out)
+    assert b3(out / "m.bin") == b3(card / "m.bin")
