@@ -290,18 +290,24 @@ def test_server_gone_mid_read_is_a_clean_error_and_reads_recover_when_it_returns
     # Give up on a dead server after a few seconds of retries, not a minute.
     set_store_option(archive, "retry_seconds", "4")
     card = tmp_path / "card"
-    write_random(card / "clip.bin", 24 << 20)
+    write_random(card / "clip.bin", 48 << 20)
     reelfs.ok("ingest", archive, card)
     shutil.rmtree(archive / "cache" / "packs", ignore_errors=True)
-    m = mount(archive)
+    # What is read below past 32 MiB must still be in the bucket when the server
+    # goes: the head is read without kernel read-ahead (FADV_RANDOM), and a small
+    # cache keeps reelfs's read-ahead window at its minimum (4 MiB), so at most the
+    # head, that window and the rest of the chunk it ends in (chunks are <= 16 MiB)
+    # are fetched; a 1G cache's window could have fetched the whole file by then.
+    m = mount(archive, "--cache-size", "16M")
     f = m.mp / "main" / "card" / "clip.bin"
     want = (card / "clip.bin").read_bytes()
     with open(f, "rb") as fh:
+        os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
         head = fh.read(1 << 20)  # opened and partly read while the server is there
         assert head == want[: 1 << 20]
         proxy.stop()
         with pytest.raises(OSError) as e:
-            fh.seek(20 << 20)
+            fh.seek(44 << 20)
             fh.read(1 << 20)
         assert e.value.errno == 5, f"EIO expected, got {e.value!r}"
     assert m.alive(), "the mount survives its store going away"
@@ -317,7 +323,7 @@ def test_server_gone_mid_read_is_a_clean_error_and_reads_recover_when_it_returns
     def read_tail():
         try:
             with open(f, "rb") as fh:
-                fh.seek(12 << 20)
+                fh.seek(36 << 20)
                 result["bytes"] = fh.read(1 << 20)
         except OSError as e:
             result["error"] = e
@@ -328,7 +334,7 @@ def test_server_gone_mid_read_is_a_clean_error_and_reads_recover_when_it_returns
     proxy.start()
     t.join(60)
     assert not t.is_alive()
-    assert result.get("bytes") == want[12 << 20: 13 << 20], result.get("error")
+    assert result.get("bytes") == want[36 << 20: 37 << 20], result.get("error")
     # And the whole file reads again.
     assert b3(f) == b3(card / "clip.bin")
 
