@@ -129,32 +129,20 @@ pub fn run_until(
 }
 
 /// Ready the first request's path before the server says it is ready: a
-/// catalog view open (its connection, schema and WAL index read) and the
-/// catalog's pages on their way into the page cache. `scripts/bench serve`
-/// found the first request after a start paying all of it (a cold time to
-/// first byte 1.5x nginx's, which has nothing to open).
+/// catalog view open (its connection, schema and WAL index read). `scripts/bench
+/// serve` found the first request after a start paying it (a cold time to first
+/// byte 1.5x nginx's, which has nothing to open).
+///
+/// The catalog files are never opened here by any other means than SQLite (an
+/// earlier version opened them to `posix_fadvise` and closed them): closing any
+/// descriptor of a file drops every POSIX lock this process holds on it, SQLite's
+/// included, so a mount's writer then took the catalog as unshared, reset the
+/// WAL under this server's views, and a write it staged afterwards was never seen
+/// here (the server went on serving the committed bytes instead of 409).
 fn warm(shared: &router::Shared) {
-    if let Err(e) = shared.pool.with(|a| {
-        advise_will_need(&a.catalog.path);
-        let mut wal = a.catalog.path.clone().into_os_string();
-        wal.push("-wal");
-        advise_will_need(Path::new(&wal));
-        a.branches()
-    }) {
+    if let Err(e) = shared.pool.with(|a| a.branches()) {
         // The request that needs the catalog reports it, with its path.
         log::warn!("serve: could not read the catalog at start: {e}");
-    }
-}
-
-/// Ask the kernel to read `path` into the page cache in the background (it
-/// does not wait for the disk; a missing file is nothing to warm).
-fn advise_will_need(path: &Path) {
-    use std::os::fd::AsRawFd;
-    if let Ok(f) = std::fs::File::open(path) {
-        // SAFETY: a valid open descriptor; the call only advises the kernel.
-        unsafe {
-            libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED);
-        }
     }
 }
 

@@ -92,8 +92,6 @@ def test_history_is_listed_over_http_as_the_mount_lists_it(tmp_path, reelfs, mou
         s.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="known bug, reported: a running `reelfs serve` does not see writes staged "
-                   "through a mount after it started (commits it does see); a server started afterwards answers 409")
 def test_a_file_served_then_edited_through_the_mount_answers_409_once_staged(tmp_path, reelfs, mount):
     """The server keeps resolved files while the catalog is unchanged: a write
     staged through a mount (no commit, no head moved) must end that as soon as
