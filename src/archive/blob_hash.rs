@@ -141,7 +141,7 @@ mod tests {
     fn commit_file(root: &std::path::Path, path: &str, base: &[Extent], writes: &[(u64, &[u8])], size: u64) -> Hash {
         {
             let a = Archive::open(root).unwrap();
-            a.stage_write("main", path, base, writes, size, 0o644, 1, None).unwrap();
+            a.stage_write("main", path, base, writes, size, 0o644, 1, None, &Default::default()).unwrap();
         }
         let mut w = Archive::open_writer(root).unwrap();
         w.commit_staging("main", "test").unwrap().unwrap();
