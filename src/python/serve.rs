@@ -19,9 +19,10 @@ impl From<&ServeError> for Failure {
     fn from(e: &ServeError) -> Failure {
         match e {
             ServeError::Archive(a) => a.into(),
-            // A key file too short or unreadable, an address taken: the caller
+            // A key file too short or unreadable, an address taken, a TLS
+            // certificate or key that does not load: the caller
             // fixes the arguments (the message says how).
-            ServeError::Key(_) | ServeError::Listen(..) => Failure::new(Kind::Invalid, e.to_string()),
+            ServeError::Key(_) | ServeError::Listen(..) | ServeError::Tls(_) => Failure::new(Kind::Invalid, e.to_string()),
             ServeError::Runtime(_) => Failure::new(Kind::Other, e.to_string()),
         }
     }
