@@ -85,7 +85,12 @@ pub fn preflight(archive: &Path, mountpoint: &Path) -> Result<(), MountError> {
     if !meta.is_dir() {
         return Err(MountError::NotADirectory(mp));
     }
-    let mut rd = std::fs::read_dir(mountpoint).map_err(|_| MountError::NotEmpty(mp.clone()))?;
+    // A dead mount's root can still stat from the kernel's attribute cache (the
+    // mount now stats its root once it is up); listing it says ENOTCONN.
+    let mut rd = std::fs::read_dir(mountpoint).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOTCONN) => MountError::StaleMount(mp.clone()),
+        _ => MountError::NotEmpty(mp.clone()),
+    })?;
     if rd.next().is_some() {
         return Err(MountError::NotEmpty(mp));
     }
