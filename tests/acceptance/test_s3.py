@@ -222,6 +222,7 @@ class Proxy:
         self.conns = []
         self.lock = threading.Lock()
         self.listener = None
+        self.stopped = False
         self.start()
 
     def start(self):
@@ -230,6 +231,8 @@ class Proxy:
         ls.bind(("127.0.0.1", self.port))
         ls.listen(64)
         self.listener = ls
+        with self.lock:
+            self.stopped = False
         threading.Thread(target=self._accept, args=(ls,), daemon=True).start()
 
     def _accept(self, ls):
@@ -244,6 +247,11 @@ class Proxy:
                 c.close()
                 continue
             with self.lock:
+                if self.stopped:
+                    # Accepted in the instant stop() ran: the server is gone.
+                    c.close()
+                    u.close()
+                    return
                 self.conns += [c, u]
             for a, b in ((c, u), (u, c)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
@@ -266,6 +274,15 @@ class Proxy:
                     pass
 
     def stop(self):
+        # close() alone does not wake a thread blocked in accept() on Linux: the
+        # socket stays listening until that accept returns, and it could relay one
+        # more connection. shutdown() on a listening socket ends the accept.
+        with self.lock:
+            self.stopped = True
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.listener.close()
         with self.lock:
             for s in self.conns:
