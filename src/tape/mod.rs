@@ -16,6 +16,7 @@ pub mod device;
 pub mod ltfs;
 pub mod volume;
 
+pub mod blocks;
 pub mod changer;
 pub mod error;
 pub mod export;
