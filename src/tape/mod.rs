@@ -27,6 +27,7 @@ pub mod plan;
 pub mod planning;
 pub mod query;
 pub mod recall;
+pub mod recall_split;
 pub mod release;
 pub mod set_catalog;
 pub mod verify;
