@@ -70,7 +70,7 @@ impl RecallReport {
 
 /// What a recall reads for one file.
 enum Recallable {
-    Whole(TapeItemRow),
+    Whole(Box<TapeItemRow>),
     /// Split across cartridges: every part, in part order.
     Split(SplitFile),
 }
@@ -95,7 +95,7 @@ fn item_on(a: &Archive, source: &str, barcode: &str, can_load: bool) -> Result<s
                 if elsewhere.is_empty() { "none".into() } else { elsewhere.join(", ") }
             )))
         }
-        [one] if one.parts == 1 => Ok(Ok(Recallable::Whole(one.clone()))),
+        [one] if one.parts == 1 => Ok(Ok(Recallable::Whole(Box::new(one.clone())))),
         [first, ..] => {
             let parts = match choose_parts(a, &items, barcode)? {
                 Ok(p) => p,
@@ -159,7 +159,7 @@ pub fn recall_across(
             });
         } else {
             match found {
-                Recallable::Whole(i) => todo.push(i),
+                Recallable::Whole(i) => todo.push(*i),
                 Recallable::Split(f) if !splits.iter().any(|x| x.first().blob == f.first().blob) => splits.push(f),
                 Recallable::Split(_) => {}
             }
