@@ -176,6 +176,12 @@ pub fn recall(r: &reelfs::tape::recall::RecallReport) {
     }
     for f in &r.recalled {
         println!("recalled {} ({}, block {})", f.source, human(f.bytes), f.start_block);
+        for p in &f.parts {
+            println!("  {} from {} ({}, block {})", p.tape_path, p.barcode, human(p.bytes), p.start_block);
+        }
+    }
+    if let Some(b) = &r.waiting_for {
+        eprintln!("reelfs: waiting for cartridge {b}: put it in a free slot of the library and run the recall again");
     }
     println!("{}: {} file(s) recalled, {} refused", r.barcode, r.recalled.len(), r.refused.len());
 }

@@ -234,7 +234,20 @@ pub fn recall_with_changer(
 ) -> Result<recall::RecallReport> {
     let mut ch = crate::tape::changer::open(changer, device).map_err(changer_err)?;
     let vol = load(ch.as_mut(), from)?;
-    let rep = recall(archive, paths, from, &vol)?;
+    let mut a = Archive::open_writer(archive)?;
+    let mut first = reader(&vol, from)?;
+    // The parts of a split file on other cartridges: each loaded in turn; one
+    // the library does not hold is named in the report, not an error.
+    let mut next = |barcode: &str| -> crate::tape::Result<Option<Box<dyn VolumeReader>>> {
+        let path = match ch.load(barcode) {
+            Ok(p) => p,
+            Err(crate::tape::changer::ChangerError::NotInLibrary { .. }) => return Ok(None),
+            Err(e) => return Err(crate::tape::TapeError::invalid(e.to_string())),
+        };
+        reader(&VolumeArg::Device(path), barcode).map(Some).map_err(|e| crate::tape::TapeError::invalid(e.to_string()))
+    };
+    let rep = recall::recall_across(&mut a, paths, from, first.as_mut(), Some(&mut next));
+    drop(first);
     ch.unload().map_err(changer_err)?;
-    Ok(rep)
+    Ok(rep?)
 }

@@ -16,6 +16,7 @@ pub mod device;
 pub mod ltfs;
 pub mod volume;
 
+pub mod blocks;
 pub mod changer;
 pub mod error;
 pub mod export;
@@ -26,6 +27,7 @@ pub mod plan;
 pub mod planning;
 pub mod query;
 pub mod recall;
+pub mod recall_split;
 pub mod release;
 pub mod set_catalog;
 pub mod verify;

@@ -2,6 +2,7 @@
 //! compare its BLAKE3 with the archive's. A file that is missing, short or
 //! different is named, marked bad, and queued again for the next cartridge.
 
+use super::blocks::{Block, Pool};
 use super::error::Result;
 use super::volume::VolumeReader;
 use super::write::{requeue, Placement};
@@ -39,6 +40,9 @@ impl VerifyReport {
     }
 }
 
+/// Bytes read from the volume at a time.
+const BLOCK: usize = 8 << 20;
+
 pub fn verify_tape(a: &Archive, barcode: &str, reader: &mut dyn VolumeReader, progress: &ProgressHandle) -> Result<VerifyReport> {
     let cat = &a.catalog;
     cat.ensure_tape_schema()?;
@@ -57,10 +61,11 @@ pub fn verify_tape(a: &Archive, barcode: &str, reader: &mut dyn VolumeReader, pr
     progress.begin("tape verify", Unit::Bytes, total);
     let t0 = Instant::now();
     let mut rep = VerifyReport { barcode: barcode.into(), verified: 0, bytes: 0, seconds: 0.0, mb_per_s: 0.0, mismatches: Vec::new() };
-    let mut buf = vec![0u8; 8 << 20];
+    // Blocks reused from file to file (reader and hasher hold a few at once).
+    let pool = Pool::new(BLOCK, 8);
     for item in &items {
         progress.message(&item.tape_path);
-        let problem = match check_one(a, reader, item, on_volume.get(&item.tape_path), &mut buf, progress) {
+        let problem = match check_one(a, reader, item, on_volume.get(&item.tape_path), &pool, progress) {
             Ok(None) => {
                 cat.write(|c| c.set_tape_item_verified(barcode, item.ord, now_ns()))?;
                 rep.verified += 1;
@@ -89,7 +94,7 @@ fn check_one(
     reader: &mut dyn VolumeReader,
     item: &TapeItemRow,
     listed: Option<&super::volume::VolumeFile>,
-    buf: &mut [u8],
+    pool: &Pool,
     progress: &ProgressHandle,
 ) -> Result<Option<String>> {
     let Some(listed) = listed else { return Ok(Some("not on the volume".into())) };
@@ -109,21 +114,20 @@ fn check_one(
     let mut r = reader.open(&item.tape_path)?;
     // Hashing on a second thread while the next block is read: the pass runs at
     // the slower of the two, not their sum.
-    let block = buf.len();
     let outcome = std::thread::scope(|sc| {
-        let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(3);
+        let (tx, rx) = crossbeam_channel::bounded::<Block>(3);
         let hasher = sc.spawn(move || {
             let mut h = blake3::Hasher::new();
             for b in rx {
-                h.update(&b);
+                h.update(b.bytes());
             }
             h.finalize().to_hex().to_string()
         });
         let mut n = 0u64;
         let mut problem = None;
         loop {
-            let mut b = vec![0u8; block];
-            let got = match r.read(&mut b) {
+            let mut b = pool.take();
+            let got = match r.read(b.space()) {
                 Ok(0) => break,
                 Ok(k) => k,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -132,7 +136,7 @@ fn check_one(
                     break;
                 }
             };
-            b.truncate(got);
+            b.set_len(got);
             n += got as u64;
             progress.advance(got as u64);
             if tx.send(b).is_err() {

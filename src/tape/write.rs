@@ -16,6 +16,7 @@
 //! under a queued file's name (a truncated file a reader could take for the
 //! original), and says so.
 
+use super::blocks::{Block, Pool};
 use super::error::{Result, TapeError};
 use super::hashes::{FileHashes, Hashing};
 use super::mhl::{self, MhlEntry};
@@ -35,6 +36,8 @@ use std::time::{Duration, Instant, SystemTime};
 const BLOCK: usize = 8 << 20;
 /// How far the archive's read-ahead runs in front of the writer.
 const READ_AHEAD: u64 = 32 << 20;
+/// Blocks queued between the reader, the hashers and the writer.
+const IN_FLIGHT: usize = 3;
 
 #[derive(Clone, Default)]
 pub struct WriteOptions {
@@ -188,6 +191,9 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
     // once an index lists them.
     let mut unindexed: Vec<usize> = Vec::new();
     let mut deferred: Vec<TapeItemRow> = Vec::new();
+    // Every block the reader, the hashers and the writer hold at once, reused
+    // from file to file.
+    let pool = Pool::new(BLOCK, 4 * IN_FLIGHT + 2);
     for (n, item) in items.iter().enumerate() {
         if opts.interrupt.load(Ordering::Relaxed) {
             rep.interrupted = true;
@@ -195,7 +201,7 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
         }
         pb.message(&item.tape_path);
         pb.files(n as u64, items.len() as u64);
-        match write_item(a, vol.as_mut(), item, pb, &opts.interrupt) {
+        match write_item(a, vol.as_mut(), item, pb, &opts.interrupt, &pool) {
             Ok((placement, h)) => {
                 let w = ItemWritten {
                     partition: placement.partition.to_string(),
@@ -374,19 +380,21 @@ fn write_item(
     item: &TapeItemRow,
     pb: &ProgressHandle,
     interrupt: &AtomicBool,
+    pool: &Pool,
 ) -> std::result::Result<(super::volume::FilePlacement, FileHashes), ItemError> {
     let reader = Arc::new(a.blob_reader(&item.blob).map_err(ItemError::Archive)?);
     let mtime = SystemTime::UNIX_EPOCH + Duration::from_nanos(item.mtime_ns.max(0) as u64);
     vol.begin_file(&item.tape_path, mtime).map_err(ItemError::Volume)?;
-    let (mut main, side) = Hashing::halves();
+    let (mut blake3, md5, sha1_xxh64) = Hashing::parts();
     let (off0, end) = (item.offset, item.offset + item.length);
     let source = item.source.clone();
     let file_size = item.file_size;
-    // Three threads, so reading the archive, the slow hashes (MD5, SHA-1) and
-    // the volume's writes overlap instead of adding up: the reader reads ahead
-    // a few blocks; the side hasher takes the same blocks (shared, not copied).
+    // One reader, two hashing threads and this one (BLAKE3 and the volume's
+    // writes), so reading the archive, MD5, SHA-1 and the writes overlap
+    // instead of adding up; every thread sees the same blocks (shared, not
+    // copied), which go back to the pool when the last one is done with them.
     std::thread::scope(|sc| {
-        let (tx, rx) = crossbeam_channel::bounded::<std::result::Result<Arc<Vec<u8>>, ArchiveError>>(3);
+        let (tx, rx) = crossbeam_channel::bounded::<std::result::Result<Arc<Block>, ArchiveError>>(IN_FLIGHT);
         sc.spawn(move || {
             // The archive's one read-ahead (two workers loading and verifying
             // chunks ahead of this reader), as restore and cat use it.
@@ -394,13 +402,14 @@ fn write_item(
             let mut off = off0;
             while off < end {
                 ra.advance(off);
-                let mut buf = vec![0u8; ((end - off) as usize).min(BLOCK)];
-                let msg = match reader.read_at(off, &mut buf) {
+                let mut block = pool.take();
+                let want = ((end - off) as usize).min(BLOCK);
+                let msg = match reader.read_at(off, &mut block.space()[..want]) {
                     Ok(0) => Err(ArchiveError::Inconsistent(format!("{source} ended at byte {off}, before its recorded size {file_size}"))),
                     Ok(n) => {
-                        buf.truncate(n);
+                        block.set_len(n);
                         off += n as u64;
-                        Ok(Arc::new(buf))
+                        Ok(Arc::new(block))
                     }
                     Err(e) => Err(e),
                 };
@@ -410,14 +419,8 @@ fn write_item(
                 }
             }
         });
-        let (htx, hrx) = crossbeam_channel::bounded::<Arc<Vec<u8>>>(3);
-        let side_thread = sc.spawn(move || {
-            let mut side = side;
-            for block in hrx {
-                side.update(&block);
-            }
-            side
-        });
+        let (md5_tx, md5_thread) = hash_thread(sc, md5, |h, b| h.update(b));
+        let (sha_tx, sha_thread) = hash_thread(sc, sha1_xxh64, |h, b| h.update(b));
         let mut written = 0u64;
         while written < item.length {
             if interrupt.load(Ordering::Relaxed) {
@@ -428,19 +431,38 @@ fn write_item(
                 Ok(Err(e)) => return Err(ItemError::Archive(e)),
                 Err(_) => return Err(ItemError::Archive(ArchiveError::Invalid("internal: the archive reader stopped".into()))),
             };
-            main.update(&block);
-            let _ = htx.send(block.clone());
-            vol.write(&block).map_err(ItemError::Volume)?;
-            written += block.len() as u64;
-            pb.advance(block.len() as u64);
+            let _ = md5_tx.send(block.clone());
+            let _ = sha_tx.send(block.clone());
+            blake3.update(block.bytes());
+            vol.write(block.bytes()).map_err(ItemError::Volume)?;
+            written += block.bytes().len() as u64;
+            pb.advance(block.bytes().len() as u64);
         }
-        drop(htx);
-        let side =
-            side_thread.join().map_err(|_| ItemError::Archive(ArchiveError::Invalid("internal: a hashing thread panicked".into())))?;
-        let hashes = main.join(side);
+        drop((md5_tx, sha_tx));
+        let panicked = |_| ItemError::Archive(ArchiveError::Invalid("internal: a hashing thread panicked".into()));
+        let md5 = md5_thread.join().map_err(panicked)?;
+        let sha1_xxh64 = sha_thread.join().map_err(panicked)?;
+        let hashes = Hashing::join(blake3, md5, sha1_xxh64);
         let placement = vol.end_file(&hashes.ltfs_xattrs()).map_err(ItemError::Volume)?;
         Ok((placement, hashes))
     })
+}
+
+/// A thread that feeds every block it is sent to `hasher` and returns it when
+/// the sender is dropped.
+fn hash_thread<'scope, H: Send + 'scope>(
+    sc: &'scope std::thread::Scope<'scope, '_>,
+    mut hasher: H,
+    update: impl Fn(&mut H, &[u8]) + Send + 'scope,
+) -> (crossbeam_channel::Sender<Arc<Block>>, std::thread::ScopedJoinHandle<'scope, H>) {
+    let (tx, rx) = crossbeam_channel::bounded::<Arc<Block>>(IN_FLIGHT);
+    let handle = sc.spawn(move || {
+        for block in rx {
+            update(&mut hasher, block.bytes());
+        }
+        hasher
+    });
+    (tx, handle)
 }
 
 /// Close `cart` after an error and move `rest` (not written) to the next cartridge.
