@@ -216,7 +216,23 @@ fn run(cli: Cli) -> Result<i32> {
             print::json(&commands::synth::synth(&archive, &opts)?)?;
             Ok(0)
         }
-        Cmd::Mount { archive, mountpoint, foreground, allow_other, read_only, cache_size, threads, autocommit, remux_cache_limit } => {
+        Cmd::Mount {
+            archive,
+            mountpoint,
+            foreground,
+            allow_other,
+            read_only,
+            cache_size,
+            threads,
+            autocommit,
+            remux_cache_limit,
+            replica,
+            poll,
+        } => {
+            if replica {
+                // Before forking: a folder that cannot follow a bucket is refused in the terminal.
+                replica_check(&archive)?;
+            }
             if !foreground {
                 // Check what can be checked here, so errors print in the user's terminal.
                 commands::mount::preflight(&archive, &mountpoint)?;
@@ -231,6 +247,10 @@ fn run(cli: Cli) -> Result<i32> {
                 autocommit_secs: autocommit,
                 remux_cache_limit,
             };
+            let req = commands::mount::MountRequest { read_only: read_only || replica, ..req };
+            if replica {
+                replica_follow(&archive, poll)?;
+            }
             commands::mount::mount(&archive, &mountpoint, &req, || {
                 if let Some(fd) = std::env::var("REELFS_READY_FD").ok().and_then(|v| v.parse::<i32>().ok()) {
                     // SAFETY: fd 3 was set up by the parent as the write end of a pipe.
@@ -419,6 +439,23 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        #[cfg(feature = "s3")]
+        Cmd::Attach { dir, url, endpoint, region, json } => {
+            let rep = commands::store::attach(&dir, &url, endpoint, region)?;
+            if json {
+                print::json(&rep)?;
+            } else {
+                println!(
+                    "attached {} to {} at catalog snapshot {} (published by {}); branches: {}",
+                    rep.archive.display(),
+                    rep.store,
+                    rep.snapshot,
+                    rep.published_by,
+                    rep.branches.join(", ")
+                );
+            }
+            Ok(0)
+        }
     }
 }
 
@@ -586,4 +623,26 @@ fn proxy(archive: &std::path::Path, paths: Vec<String>, profiles: &str, jobs: us
         print::proxy_run(&rep);
     }
     Ok(commands::proxy::exit_code(&rep))
+}
+
+/// `mount --replica`: the archive folder must follow a bucket.
+#[cfg(feature = "s3")]
+fn replica_check(archive: &std::path::Path) -> Result<()> {
+    Ok(commands::store::check_replica(archive)?)
+}
+
+#[cfg(not(feature = "s3"))]
+fn replica_check(_archive: &std::path::Path) -> Result<()> {
+    anyhow::bail!("--replica follows an archive in a bucket, and this reelfs was built without S3 support (feature `s3`)")
+}
+
+/// `mount --replica`: keep the catalog at the writer's newest published snapshot.
+#[cfg(feature = "s3")]
+fn replica_follow(archive: &std::path::Path, poll: u64) -> Result<()> {
+    Ok(commands::store::follow(archive, poll)?)
+}
+
+#[cfg(not(feature = "s3"))]
+fn replica_follow(archive: &std::path::Path, _poll: u64) -> Result<()> {
+    replica_check(archive)
 }
