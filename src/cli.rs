@@ -288,6 +288,11 @@ pub enum Cmd {
         interval: u64,
         #[arg(long)]
         json: bool,
+        /// Share the work with `proxy --worker` runs on other hosts attached to the
+        /// same bucket: each source is claimed in the bucket before it is rendered,
+        /// so none is rendered twice (archives whose packs are in a bucket).
+        #[arg(long)]
+        worker: bool,
     },
     /// Logical vs stored bytes, chunks, dedup and compression ratios.
     Stats {

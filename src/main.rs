@@ -105,7 +105,7 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Cmd::Proxy { archive, paths, profiles, jobs, watch, interval, json } => {
+        Cmd::Proxy { archive, paths, profiles, jobs, watch, interval, json, worker } => {
             if watch {
                 let req = commands::proxy::ProxyRequest {
                     paths,
@@ -116,7 +116,14 @@ fn run(cli: Cli) -> Result<i32> {
                 };
                 eprintln!("reelfs proxy: watching {} (every {interval} s)", archive.display());
                 let on_done = || -> Option<reelfs::media::proxy::run::OnDone> { Some(Box::new(print::rendered)) };
-                return Ok(commands::proxy::watch(&archive, &req, std::time::Duration::from_secs(interval), on_done, print::proxy_run)?);
+                let every = std::time::Duration::from_secs(interval);
+                if worker {
+                    return Ok(commands::proxy::watch_as_worker(&archive, &req, every, on_done, print::proxy_run)?);
+                }
+                return Ok(commands::proxy::watch(&archive, &req, every, on_done, print::proxy_run)?);
+            }
+            if worker {
+                return proxy_worker(&archive, paths, &profiles, jobs, json);
             }
             proxy(&archive, paths, &profiles, jobs, json)
         }
@@ -617,6 +624,25 @@ fn proxy(archive: &std::path::Path, paths: Vec<String>, profiles: &str, jobs: us
     };
     let on_done: Option<reelfs::media::proxy::run::OnDone> = if json { None } else { Some(Box::new(print::rendered)) };
     let rep = commands::proxy::render(archive, &req, on_done)?;
+    if json {
+        print::json(&rep)?;
+    } else {
+        print::proxy_run(&rep);
+    }
+    Ok(commands::proxy::exit_code(&rep))
+}
+
+/// `reelfs proxy --worker`: `proxy`, sharing the bucket's queue with other hosts.
+fn proxy_worker(archive: &std::path::Path, paths: Vec<String>, profiles: &str, jobs: usize, json: bool) -> Result<i32> {
+    let req = commands::proxy::ProxyRequest {
+        paths,
+        profiles: profiles.to_string(),
+        jobs,
+        progress: bar::handle(!json),
+        interrupt: process::interrupt_flag(),
+    };
+    let on_done: Option<reelfs::media::proxy::run::OnDone> = if json { None } else { Some(Box::new(print::rendered)) };
+    let rep = commands::proxy::render_as_worker(archive, &req, on_done)?;
     if json {
         print::json(&rep)?;
     } else {

@@ -25,6 +25,8 @@ pub mod object;
 #[cfg(feature = "s3")]
 pub mod publish;
 #[cfg(feature = "s3")]
+pub mod queue;
+#[cfg(feature = "s3")]
 pub mod snapshot;
 
 use super::config::{byte_size, Config};
