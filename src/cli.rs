@@ -203,6 +203,13 @@ pub enum Cmd {
         /// overrides `[cache] remux_limit` in reelfs.toml (default 10G).
         #[arg(long, value_name = "SIZE", value_parser = parse_size)]
         remux_cache_limit: Option<u64>,
+        /// Follow the writer of a shared bucket: read-only, the catalog kept at the
+        /// newest snapshot the writer published (see `reelfs attach`).
+        #[arg(long)]
+        replica: bool,
+        /// With --replica: seconds between looks at the bucket for new commits (1-300).
+        #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+        poll: u64,
     },
     /// Unmount a reelfs mount.
     Umount { mountpoint: PathBuf },
@@ -281,6 +288,11 @@ pub enum Cmd {
         interval: u64,
         #[arg(long)]
         json: bool,
+        /// Share the work with `proxy --worker` runs on other hosts attached to the
+        /// same bucket: each source is claimed in the bucket before it is rendered,
+        /// so none is rendered twice (archives whose packs are in a bucket).
+        #[arg(long)]
+        worker: bool,
     },
     /// Logical vs stored bytes, chunks, dedup and compression ratios.
     Stats {
@@ -367,6 +379,20 @@ pub enum Cmd {
     Store {
         #[command(subcommand)]
         action: StoreCmd,
+    },
+    /// Make DIR an archive folder for the archive in a bucket, from the catalog
+    /// its writer published there (another host joining: edit bay, render node).
+    #[cfg(feature = "s3")]
+    Attach {
+        dir: PathBuf,
+        /// s3://BUCKET/PREFIX of the archive.
+        url: String,
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -105,7 +105,7 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Cmd::Proxy { archive, paths, profiles, jobs, watch, interval, json } => {
+        Cmd::Proxy { archive, paths, profiles, jobs, watch, interval, json, worker } => {
             if watch {
                 let req = commands::proxy::ProxyRequest {
                     paths,
@@ -116,7 +116,14 @@ fn run(cli: Cli) -> Result<i32> {
                 };
                 eprintln!("reelfs proxy: watching {} (every {interval} s)", archive.display());
                 let on_done = || -> Option<reelfs::media::proxy::run::OnDone> { Some(Box::new(print::rendered)) };
-                return Ok(commands::proxy::watch(&archive, &req, std::time::Duration::from_secs(interval), on_done, print::proxy_run)?);
+                let every = std::time::Duration::from_secs(interval);
+                if worker {
+                    return Ok(commands::proxy::watch_as_worker(&archive, &req, every, on_done, print::proxy_run)?);
+                }
+                return Ok(commands::proxy::watch(&archive, &req, every, on_done, print::proxy_run)?);
+            }
+            if worker {
+                return proxy_worker(&archive, paths, &profiles, jobs, json);
             }
             proxy(&archive, paths, &profiles, jobs, json)
         }
@@ -216,7 +223,23 @@ fn run(cli: Cli) -> Result<i32> {
             print::json(&commands::synth::synth(&archive, &opts)?)?;
             Ok(0)
         }
-        Cmd::Mount { archive, mountpoint, foreground, allow_other, read_only, cache_size, threads, autocommit, remux_cache_limit } => {
+        Cmd::Mount {
+            archive,
+            mountpoint,
+            foreground,
+            allow_other,
+            read_only,
+            cache_size,
+            threads,
+            autocommit,
+            remux_cache_limit,
+            replica,
+            poll,
+        } => {
+            if replica {
+                // Before forking: a folder that cannot follow a bucket is refused in the terminal.
+                replica_check(&archive)?;
+            }
             if !foreground {
                 // Check what can be checked here, so errors print in the user's terminal.
                 commands::mount::preflight(&archive, &mountpoint)?;
@@ -231,6 +254,10 @@ fn run(cli: Cli) -> Result<i32> {
                 autocommit_secs: autocommit,
                 remux_cache_limit,
             };
+            let req = commands::mount::MountRequest { read_only: read_only || replica, ..req };
+            if replica {
+                replica_follow(&archive, poll)?;
+            }
             commands::mount::mount(&archive, &mountpoint, &req, || {
                 if let Some(fd) = std::env::var("REELFS_READY_FD").ok().and_then(|v| v.parse::<i32>().ok()) {
                     // SAFETY: fd 3 was set up by the parent as the write end of a pipe.
@@ -419,6 +446,23 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        #[cfg(feature = "s3")]
+        Cmd::Attach { dir, url, endpoint, region, json } => {
+            let rep = commands::store::attach(&dir, &url, endpoint, region)?;
+            if json {
+                print::json(&rep)?;
+            } else {
+                println!(
+                    "attached {} to {} at catalog snapshot {} (published by {}); branches: {}",
+                    rep.archive.display(),
+                    rep.store,
+                    rep.snapshot,
+                    rep.published_by,
+                    rep.branches.join(", ")
+                );
+            }
+            Ok(0)
+        }
     }
 }
 
@@ -586,4 +630,45 @@ fn proxy(archive: &std::path::Path, paths: Vec<String>, profiles: &str, jobs: us
         print::proxy_run(&rep);
     }
     Ok(commands::proxy::exit_code(&rep))
+}
+
+/// `reelfs proxy --worker`: `proxy`, sharing the bucket's queue with other hosts.
+fn proxy_worker(archive: &std::path::Path, paths: Vec<String>, profiles: &str, jobs: usize, json: bool) -> Result<i32> {
+    let req = commands::proxy::ProxyRequest {
+        paths,
+        profiles: profiles.to_string(),
+        jobs,
+        progress: bar::handle(!json),
+        interrupt: process::interrupt_flag(),
+    };
+    let on_done: Option<reelfs::media::proxy::run::OnDone> = if json { None } else { Some(Box::new(print::rendered)) };
+    let rep = commands::proxy::render_as_worker(archive, &req, on_done)?;
+    if json {
+        print::json(&rep)?;
+    } else {
+        print::proxy_run(&rep);
+    }
+    Ok(commands::proxy::exit_code(&rep))
+}
+
+/// `mount --replica`: the archive folder must follow a bucket.
+#[cfg(feature = "s3")]
+fn replica_check(archive: &std::path::Path) -> Result<()> {
+    Ok(commands::store::check_replica(archive)?)
+}
+
+#[cfg(not(feature = "s3"))]
+fn replica_check(_archive: &std::path::Path) -> Result<()> {
+    anyhow::bail!("--replica follows an archive in a bucket, and this reelfs was built without S3 support (feature `s3`)")
+}
+
+/// `mount --replica`: keep the catalog at the writer's newest published snapshot.
+#[cfg(feature = "s3")]
+fn replica_follow(archive: &std::path::Path, poll: u64) -> Result<()> {
+    Ok(commands::store::follow(archive, poll)?)
+}
+
+#[cfg(not(feature = "s3"))]
+fn replica_follow(archive: &std::path::Path, _poll: u64) -> Result<()> {
+    replica_check(archive)
 }

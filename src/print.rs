@@ -262,6 +262,9 @@ pub fn proxy_run(rep: &ProxyRunReport) {
     for (p, why) in &rep.failed {
         eprintln!("error: {p}: {why}");
     }
+    for (p, who) in &rep.elsewhere {
+        println!("left to another worker {p}: {who}");
+    }
     println!(
         "{} rendered, {} up to date, {} skipped, {} failed; {} frames in {:.1} s{}",
         rep.rendered.len(),

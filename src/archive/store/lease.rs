@@ -28,11 +28,11 @@ struct Holder {
     expires: u64,
 }
 
-fn now() -> u64 {
+pub(super) fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn hostname() -> String {
+pub(super) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "unknown host".into())
 }
 
@@ -105,16 +105,20 @@ impl Lease {
             let other: Option<Holder> = serde_json::from_slice(&got).ok();
             match other {
                 // Live: unexpired, and not a gone process of this host.
+                // `Locked`, as a writer on this host is: a caller that waits for
+                // the writer to finish (a proxy run storing its renders) waits
+                // for one on another host the same way.
                 Some(o) if o.expires > now() && (o.host != me.host || pid_alive(o.pid)) => {
-                    return Err(ArchiveError::Invalid(format!(
-                        "{} is locked by {} (pid {}) since {}: another host is writing this archive; wait for it to finish \
-                         (a writer that died holds it until {})",
-                        store.url,
-                        o.host,
-                        o.pid,
-                        utc(o.since),
-                        utc(o.expires)
-                    )))
+                    return Err(ArchiveError::Locked {
+                        path: store.url.clone().into(),
+                        pid: format!(
+                            "{} on host {} since {}; a writer that died holds it until {}",
+                            o.pid,
+                            o.host,
+                            utc(o.since),
+                            utc(o.expires)
+                        ),
+                    })
                 }
                 // Expired, held by a process of this host that is gone (a
                 // killed writer: no need to wait out its lease), or unreadable:
@@ -141,31 +145,54 @@ impl Lease {
         };
         let etag = Arc::new(Mutex::new(tag));
         let stop = Arc::new(AtomicBool::new(false));
-        let renewer = {
-            let (store, path, etag, stop) = (store.clone(), path.clone(), etag.clone(), stop.clone());
-            std::thread::Builder::new()
-                .name("reelfs-lease".into())
-                .spawn(move || {
-                    let every = Duration::from_millis(secs * 1000 / 3);
-                    let mut last = std::time::Instant::now();
-                    while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(Duration::from_millis(100));
-                        if last.elapsed() < every {
-                            continue;
-                        }
-                        last = std::time::Instant::now();
-                        let h = Holder { expires: now() + secs, ..me.clone() };
-                        let cur = etag.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                        match put(&store, &path, &h, PutMode::Update(UpdateVersion { e_tag: cur, version: None })) {
-                            Ok(tag) => *etag.lock().unwrap_or_else(|p| p.into_inner()) = tag,
-                            Err(e) => log::error!("could not renew the writer lease on {}: {e}", store.url),
-                        }
-                    }
-                })
-                .map_err(|e| ArchiveError::Io { path: where_.clone().into(), source: e })?
-        };
+        let body = move || serde_json::to_vec(&Holder { expires: now() + secs, ..me.clone() }).unwrap_or_default();
+        let renewer = spawn_renewer(Renewal {
+            store: store.clone(),
+            path: path.clone(),
+            etag: etag.clone(),
+            stop: stop.clone(),
+            secs,
+            what: "writer lease",
+            body: Box::new(body),
+        })
+        .map_err(|e| ArchiveError::Io { path: where_.clone().into(), source: e })?;
         Ok(Lease { stop, renewer: Some(renewer), store, path, etag })
     }
+}
+
+/// What keeps an expiring object (the writer lease, a proxy claim) alive.
+pub(super) struct Renewal {
+    pub store: Arc<Inner>,
+    pub path: ObjPath,
+    /// The ETag of the version this process wrote last (only that one is replaced).
+    pub etag: Arc<Mutex<Option<String>>>,
+    pub stop: Arc<AtomicBool>,
+    pub secs: u64,
+    /// For messages.
+    pub what: &'static str,
+    /// The object's next body (with its expiry moved on).
+    pub body: Box<dyn Fn() -> Vec<u8> + Send>,
+}
+
+/// Renew every third of the object's life until `stop`, on a thread of its own.
+pub(super) fn spawn_renewer(r: Renewal) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("reelfs-lease".into()).spawn(move || {
+        let every = Duration::from_millis(r.secs * 1000 / 3);
+        let mut last = std::time::Instant::now();
+        while !r.stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+            if last.elapsed() < every {
+                continue;
+            }
+            last = std::time::Instant::now();
+            let cur = r.etag.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let opts = PutOptions { mode: PutMode::Update(UpdateVersion { e_tag: cur, version: None }), ..Default::default() };
+            match r.store.run(r.store.backend.put_opts(&r.path, PutPayload::from((r.body)()), opts)) {
+                Ok(res) => *r.etag.lock().unwrap_or_else(|p| p.into_inner()) = res.e_tag,
+                Err(e) => log::error!("could not renew the {} {}: {e}", r.what, r.path),
+            }
+        }
+    })
 }
 
 impl Drop for Lease {

@@ -181,5 +181,12 @@ pub fn migrate(root: &Path, sc: StoreConfig, interrupt: &AtomicBool, progress: &
     let _ = std::fs::remove_file(&state_path);
     rep.switched = true;
     drop(a);
+    // Open and close as a writer on the bucket: that publishes the catalog
+    // (snapshot.rs), so other hosts can `reelfs attach` at once. The
+    // migration is done either way; a failure only delays that.
+    match Archive::open_writer(root) {
+        Ok(w) => drop(w),
+        Err(e) => log::warn!("could not publish the catalog to {}: {e}; the next write from {} does", rep.store, root.display()),
+    }
     Ok(rep)
 }

@@ -7,9 +7,13 @@
 //! them.
 
 #[cfg(feature = "s3")]
+pub mod attach;
+#[cfg(feature = "s3")]
 pub mod cache;
 #[cfg(feature = "s3")]
 pub mod credentials;
+#[cfg(feature = "s3")]
+pub mod follow;
 #[cfg(feature = "s3")]
 pub mod journal;
 #[cfg(feature = "s3")]
@@ -18,6 +22,12 @@ pub mod lease;
 pub mod migrate;
 #[cfg(feature = "s3")]
 pub mod object;
+#[cfg(feature = "s3")]
+pub mod publish;
+#[cfg(feature = "s3")]
+pub mod queue;
+#[cfg(feature = "s3")]
+pub mod snapshot;
 
 use super::config::{byte_size, Config};
 use super::error::{ArchiveError, Result};
@@ -161,6 +171,18 @@ fn shared(root: &Path, sc: &StoreConfig) -> Result<Arc<dyn PackStore>> {
 #[cfg(feature = "s3")]
 fn open_remote(root: &Path, sc: &StoreConfig) -> Result<Arc<dyn PackStore>> {
     Ok(Arc::new(object::ObjectPackStore::s3(root, sc)?))
+}
+
+/// The bucket behind the archive at `root` as its own store (not shared with
+/// the archive's pack reads: a follower's polls then never wait behind a
+/// mount's reads). `None` when the packs are local.
+#[cfg(feature = "s3")]
+pub fn object_store_for(root: &Path) -> Result<Option<object::ObjectPackStore>> {
+    let cfg = Config::load(&root.join("reelfs.toml"))?;
+    match &cfg.store {
+        None => Ok(None),
+        Some(sc) => Ok(Some(object::ObjectPackStore::s3_metadata(root, sc)?)),
+    }
 }
 
 #[cfg(not(feature = "s3"))]

@@ -70,6 +70,8 @@ pub(super) struct Inner {
     hot: Mutex<LinkedHashMap<(String, u64), Arc<Vec<u8>>>>,
     journal: Journal,
     sizes: Mutex<HashMap<String, u64>>,
+    /// The archive folder (catalog snapshots are published from and pulled into it).
+    pub(super) root: std::path::PathBuf,
 }
 
 fn io_err(kind: std::io::ErrorKind, msg: String) -> std::io::Error {
@@ -87,6 +89,19 @@ impl ObjectPackStore {
     /// The store an archive's `[store]` names, with its cache and upload
     /// journal in the archive folder `root`.
     pub fn s3(root: &Path, sc: &StoreConfig) -> Result<ObjectPackStore> {
+        let (backend, url) = Self::s3_backend(root, sc)?;
+        Ok(ObjectPackStore::new(backend, &url, root, sc.cache_limit)?.with_lease_seconds(sc.lease_seconds))
+    }
+
+    /// The same bucket for metadata only (catalog snapshots): its own
+    /// connections and runtime, and a pack cache of its own that it never
+    /// fills, so it shares no cache files with the archive's pack reads.
+    pub fn s3_metadata(root: &Path, sc: &StoreConfig) -> Result<ObjectPackStore> {
+        let (backend, url) = Self::s3_backend(root, sc)?;
+        ObjectPackStore::with_cache_dir(backend, &url, root, root.join("cache").join("replica"), 0)
+    }
+
+    fn s3_backend(root: &Path, sc: &StoreConfig) -> Result<(Arc<dyn Backend>, S3Url)> {
         use object_store::aws::AmazonS3Builder;
         let bad = |msg: String| ArchiveError::Config { path: root.join("reelfs.toml"), msg };
         let url = S3Url::parse(&sc.url).map_err(bad)?;
@@ -117,18 +132,27 @@ impl ObjectPackStore {
             b = b.with_region(r);
         }
         let s3 = b.build().map_err(|e| bad(format!("cannot use {}: {e}", sc.url)))?;
-        Ok(ObjectPackStore::new(Arc::new(s3), &url, root, sc.cache_limit)?.with_lease_seconds(sc.lease_seconds))
+        Ok((Arc::new(s3), url))
     }
 
     /// A store over any backend (tests use object_store's `InMemory`).
     pub fn new(backend: Arc<dyn Backend>, url: &S3Url, root: &Path, cache_limit: u64) -> Result<ObjectPackStore> {
+        ObjectPackStore::with_cache_dir(backend, url, root, root.join("cache").join("packs"), cache_limit)
+    }
+
+    fn with_cache_dir(
+        backend: Arc<dyn Backend>,
+        url: &S3Url,
+        root: &Path,
+        cache_dir: std::path::PathBuf,
+        cache_limit: u64,
+    ) -> Result<ObjectPackStore> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("reelfs-store")
             .enable_all()
             .build()
             .map_err(|e| ArchiveError::Io { path: url.display().into(), source: e })?;
-        let cache_dir = root.join("cache").join("packs");
         let cache = BlockCache::open(cache_dir.clone(), cache_limit).map_err(|source| ArchiveError::Io { path: cache_dir, source })?;
         let packs = if url.prefix.is_empty() { "packs".to_string() } else { format!("{}/packs", url.prefix) };
         Ok(ObjectPackStore {
@@ -142,6 +166,7 @@ impl ObjectPackStore {
                 hot: Mutex::new(LinkedHashMap::new()),
                 journal: Journal::new(root.join("uploads")),
                 sizes: Mutex::new(HashMap::new()),
+                root: root.to_path_buf(),
             }),
             lease_seconds: super::DEFAULT_LEASE_SECONDS,
         })
@@ -158,6 +183,11 @@ impl ObjectPackStore {
     pub fn forget_cached(&self, name: &str) {
         self.inner.hot.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, _| k.0 != name);
         self.inner.cache.drop_pack(name);
+    }
+
+    /// The bucket side of the store, for catalog snapshots (snapshot.rs).
+    pub(super) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
     }
 
     /// Bytes of pack data in the local cache now.
@@ -365,7 +395,8 @@ impl PackStore for ObjectPackStore {
     }
 
     fn writer_lease(&self) -> Result<Option<Box<dyn Send + Sync>>> {
-        Ok(Some(Box::new(super::lease::Lease::acquire(self.inner.clone(), self.lease_seconds)?)))
+        let lease = super::lease::Lease::acquire(self.inner.clone(), self.lease_seconds)?;
+        Ok(Some(Box::new(super::publish::WriterTerm::begin(self.inner.clone(), lease)?)))
     }
 
     fn abort_interrupted(&self) -> Result<Vec<String>> {

@@ -8,6 +8,7 @@
 //! files still rendering, and the next run picks up from there.
 
 use super::{self as proxy, FrameFile, RenderOptions, Rung, SequenceSource, Source};
+use crate::archive::claims::{ClaimTicket, Claimed, WorkClaims};
 use crate::archive::proxies::{self as store, RenderedProxy};
 use crate::archive::{Archive, ArchiveError, Hash};
 use crate::media::sequence;
@@ -55,6 +56,9 @@ pub struct ProxyRunReport {
     /// (path, reason): not media, audio only, a still, not decodable.
     pub skipped: Vec<(String, String)>,
     pub failed: Vec<(String, String)>,
+    /// (path, who): with a shared queue (`proxy --worker`), sources another
+    /// worker has rendered or is rendering.
+    pub elsewhere: Vec<(String, String)>,
     pub frames: u64,
     pub seconds: f64,
     pub interrupted: bool,
@@ -71,7 +75,10 @@ struct Job {
 }
 
 enum Done {
-    Rendered(Job, Vec<RenderedProxy>, proxy::RenderStats, PathBuf),
+    /// With the claim on it when the queue is shared (finished once stored).
+    Rendered(Job, Vec<RenderedProxy>, proxy::RenderStats, PathBuf, Option<Box<dyn ClaimTicket>>),
+    /// Another worker has it (shared queue).
+    Elsewhere(Job, String),
     Skipped(Job, String),
     Failed(Job, String),
     /// The render folder's disk is full (the run stops).
@@ -206,6 +213,12 @@ fn open_writer_waiting(root: &Path, interrupt: &AtomicBool) -> Result<Archive, A
 }
 
 pub fn run(root: &Path, opts: ProxyRunOptions) -> Result<ProxyRunReport, ArchiveError> {
+    run_shared(root, opts, None)
+}
+
+/// `run`, with each source claimed in `claims` before it is rendered, so that
+/// workers on several hosts sharing the queue never render one twice.
+pub fn run_shared(root: &Path, opts: ProxyRunOptions, claims: Option<Arc<dyn WorkClaims>>) -> Result<ProxyRunReport, ArchiveError> {
     let t0 = Instant::now();
     let mut rep = ProxyRunReport::default();
     let archive = Archive::open(root)?;
@@ -235,7 +248,8 @@ pub fn run(root: &Path, opts: ProxyRunOptions) -> Result<ProxyRunReport, Archive
         let (rx, tx) = (job_rx.clone(), done_tx.clone());
         let root = root.to_path_buf();
         let ropts = RenderOptions { rungs: Vec::new(), threads, interrupt: opts.interrupt.clone(), frames_done: frames_done.clone() };
-        handles.push(std::thread::spawn(move || worker(&root, rx, tx, ropts)));
+        let claims = claims.clone();
+        handles.push(std::thread::spawn(move || worker(&root, rx, tx, ropts, claims)));
     }
     drop(done_tx);
 
@@ -252,7 +266,7 @@ pub fn run(root: &Path, opts: ProxyRunOptions) -> Result<ProxyRunReport, Archive
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         };
         match msg {
-            Done::Rendered(job, rungs, stats, dir) => {
+            Done::Rendered(job, rungs, stats, dir, ticket) => {
                 files_done += 1;
                 // A finished render is stored even after Ctrl-C (the store is
                 // quick, and it is work not to lose); a second Ctrl-C exits and
@@ -262,6 +276,14 @@ pub fn run(root: &Path, opts: ProxyRunOptions) -> Result<ProxyRunReport, Archive
                 let _ = std::fs::remove_dir_all(&dir);
                 match res {
                     Ok(recs) => {
+                        if let Some(t) = ticket {
+                            // Stored either way; if the claim is not marked done it
+                            // expires, and a worker that has not seen this commit
+                            // yet could render the source again.
+                            if let Err(e) = t.finish() {
+                                log::warn!("{}: stored, but could not mark its claim done: {e}", job.path);
+                            }
+                        }
                         let item = RenderedItem {
                             path: job.path,
                             source: job.source.to_hex(),
@@ -290,6 +312,10 @@ pub fn run(root: &Path, opts: ProxyRunOptions) -> Result<ProxyRunReport, Archive
             Done::Skipped(job, why) => {
                 files_done += 1;
                 rep.skipped.push((job.path, why));
+            }
+            Done::Elsewhere(job, who) => {
+                files_done += 1;
+                rep.elsewhere.push((job.path, who));
             }
             Done::Failed(job, why) => {
                 files_done += 1;
@@ -321,7 +347,20 @@ pub fn run(root: &Path, opts: ProxyRunOptions) -> Result<ProxyRunReport, Archive
     Ok(rep)
 }
 
-fn worker(root: &Path, rx: crossbeam_channel::Receiver<Job>, tx: crossbeam_channel::Sender<Done>, mut ropts: RenderOptions) {
+/// A source's key in a shared queue: its content (or sequence) hash and the
+/// rungs asked, each at its settings version (new settings are new work).
+fn claim_key(job: &Job) -> String {
+    let rungs: Vec<String> = job.rungs.iter().map(|r| format!("{}-v{}", r.name(), r.settings_version())).collect();
+    format!("{}.{}", job.source.to_hex(), rungs.join(","))
+}
+
+fn worker(
+    root: &Path,
+    rx: crossbeam_channel::Receiver<Job>,
+    tx: crossbeam_channel::Sender<Done>,
+    mut ropts: RenderOptions,
+    claims: Option<Arc<dyn WorkClaims>>,
+) {
     let archive = match Archive::open(root) {
         Ok(a) => a,
         Err(e) => {
@@ -336,6 +375,18 @@ fn worker(root: &Path, rx: crossbeam_channel::Receiver<Job>, tx: crossbeam_chann
             let _ = tx.send(Done::Interrupted);
             continue;
         }
+        let ticket = match claims.as_ref().map(|c| c.claim(&claim_key(&job))) {
+            None => None,
+            Some(Ok(Claimed::Mine(t))) => Some(t),
+            Some(Ok(Claimed::Elsewhere(who))) => {
+                let _ = tx.send(Done::Elsewhere(job, who));
+                continue;
+            }
+            Some(Err(e)) => {
+                let _ = tx.send(Done::Failed(job, format!("cannot claim it in the shared queue: {e}")));
+                continue;
+            }
+        };
         let src = match open_source(&archive, &job) {
             Ok(s) => s,
             Err(e) => {
@@ -352,7 +403,7 @@ fn worker(root: &Path, rx: crossbeam_channel::Receiver<Job>, tx: crossbeam_chann
         };
         ropts.rungs = job.rungs.clone();
         let msg = match proxy::render(&src, &job.facts, &dir, &ropts) {
-            Ok((rungs, stats)) => Done::Rendered(job, rungs, stats, dir),
+            Ok((rungs, stats)) => Done::Rendered(job, rungs, stats, dir, ticket),
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
                 match e {
