@@ -196,6 +196,8 @@ impl EntityReader {
     pub fn read(&self, offset: u64, buf: &mut [u8], first: bool) -> Result<usize, String> {
         self.read_ahead(offset, first);
         match &self.body {
+            // The first piece waits for no more than the blocks it returns.
+            ReadBody::Blob(p) if first => p.read_soon(offset, buf),
             ReadBody::Blob(p) => p.read(offset, buf),
             ReadBody::Slice { plan, src } => match &plan.file {
                 Some(vf) => fill(|o, b| vf.read_at(src, o, b).map_err(|e| e.to_string()), offset, buf),
