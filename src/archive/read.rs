@@ -722,7 +722,8 @@ impl Prefetched {
 
     /// Like `read`, for a read that must answer soon and may be the only one
     /// (a server's first piece): a compressed chunk not in memory is decoded
-    /// only as far as the range reaches, verified block by block
+    /// only as far as the range reaches (when that is within its first
+    /// `SOON_PREFIX` bytes), verified block by block
     /// (`ChunkStore::read_range_decoding`), instead of loaded whole. What it
     /// decodes is not kept; a reader that goes on reads with `read`.
     pub fn read_soon(&self, offset: u64, buf: &mut [u8]) -> std::result::Result<usize, String> {
@@ -757,7 +758,10 @@ impl Prefetched {
                     copy_chunk(&c, in_chunk, dst)?;
                 } else if store.can_pread(&e.chunk, &re.loc) {
                     store.read_chunk_range(&e.chunk, &re.loc, in_chunk, dst).map_err(|e| e.to_string())?;
-                } else if soon && store.read_range_decoding(&e.chunk, &re.loc, in_chunk, dst).map_err(|e| e.to_string())? {
+                } else if soon
+                    && in_chunk + dst.len() as u64 <= SOON_PREFIX
+                    && store.read_range_decoding(&e.chunk, &re.loc, in_chunk, dst).map_err(|e| e.to_string())?
+                {
                     // `dst` holds the bytes, decoded only as far as they reach.
                 } else {
                     copy_chunk(&self.prefetch.get(&e.chunk, &re.loc)?, in_chunk, dst)?;
@@ -771,6 +775,12 @@ impl Prefetched {
         Ok(done as usize)
     }
 }
+
+/// The most of a compressed chunk `Prefetched::read_soon` decodes without
+/// loading the chunk whole: a range that ends further in costs most of a whole
+/// load to decode, and a whole load is kept (in the prefetcher's cache) for the
+/// reads after it.
+const SOON_PREFIX: u64 = 4 * outboard::BLOCK_LEN;
 
 /// Bytes of a file as a reader gets them: a range of a chunk the read-ahead
 /// holds in memory (no allocation, no copy: the mount replies straight from
