@@ -372,52 +372,86 @@ def run(args, reelfs, record, peer_cmds, notes, log):
     print("nginx configuration (the peer):")
     print(open(conf).read())
     nginx = start_nginx(conf, port)
+    rows = set(args.serve_rows.split(","))
+    # --serve-ab BINARY: a second reelfs (the base) measured in the same rounds,
+    # interleaved with this one and nginx, so an A/B on a loaded machine compares
+    # figures taken under the same load; its rows are marked "(A/B base)".
+    base_bin = os.path.abspath(args.serve_ab) if args.serve_ab else None
+    base_measured = {}
     try:
         def best(measure_reelfs, measure_nginx):
-            mine, peer = [], []
+            mine, peer, base = [], [], []
             for _ in range(args.runs):
-                _drop_caches()
-                s = start_reelfs(reelfs, archive)
-                try:
-                    mine.append(measure_reelfs(s.base))
-                finally:
-                    s.stop()
+                for binary, out in [(reelfs, mine)] + ([(base_bin, base)] if base_bin else []):
+                    _drop_caches()
+                    s = start_reelfs(binary, archive)
+                    try:
+                        out.append(measure_reelfs(s.base))
+                    finally:
+                        s.stop()
                 _drop_caches()
                 peer.append(measure_nginx(nginx.base))
+            base_measured["last"] = base
             return mine, peer
 
-        mine, peer = best(lambda b: ttfb(b, rpath), lambda b: ttfb(b, npath))
-        m, p = min(mine), min(peer)
-        record("serve", f"TTFB, {size / MiB:.0f} MiB 4K ProRes HQ, cold", f"{m * 1e3:.1f} ms", f"{p * 1e3:.1f} ms",
-               f"{m / p:.2f}x", "<= 1.2x and < 1 s", m / p <= 1.2 and m < 1.0)
+        def record_base(metric, fmt, p, lower_is_better=True):
+            base = base_measured.get("last")
+            if base:
+                b = min(base) if lower_is_better else base
+                record("serve", f"{metric} (A/B base)", fmt(b), "", f"{b / p:.2f}x" if lower_is_better else "", "report", None)
+
+        if "ttfb" in rows:
+            mine, peer = best(lambda b: ttfb(b, rpath), lambda b: ttfb(b, npath))
+            m, p = min(mine), min(peer)
+            record("serve", f"TTFB, {size / MiB:.0f} MiB 4K ProRes HQ, cold", f"{m * 1e3:.1f} ms", f"{p * 1e3:.1f} ms",
+                   f"{m / p:.2f}x", "<= 1.2x and < 1 s", m / p <= 1.2 and m < 1.0)
+            record_base("TTFB", lambda b: f"{b * 1e3:.1f} ms", p)
+            for name, xs in [("reelfs", mine), ("nginx", peer), ("base", base_measured["last"])]:
+                if xs:
+                    notes.append(f"serve: TTFB every round, {name}: " + ", ".join(f"{x * 1e3:.1f}" for x in xs) + " ms")
 
         def first_frame(b, path):
             t0 = time.perf_counter()
             _sh(f"ffmpeg -nostdin -v error -i 'http://{b}{path}' -frames:v 1 -f null -")
             return time.perf_counter() - t0
-        mine, peer = best(lambda b: first_frame(b, rpath), lambda b: first_frame(b, npath))
-        m, p = min(mine), min(peer)
-        record("serve", "first decoded frame (ffmpeg -frames:v 1), cold", f"{m:.3f} s", f"{p:.3f} s",
-               f"{m / p:.2f}x", "<= 1.2x and < 1 s", m / p <= 1.2 and m < 1.0)
+        if "frame" in rows:
+            mine, peer = best(lambda b: first_frame(b, rpath), lambda b: first_frame(b, npath))
+            m, p = min(mine), min(peer)
+            record("serve", "first decoded frame (ffmpeg -frames:v 1), cold", f"{m:.3f} s", f"{p:.3f} s",
+                   f"{m / p:.2f}x", "<= 1.2x and < 1 s", m / p <= 1.2 and m < 1.0)
+            record_base("first decoded frame", lambda b: f"{b:.3f} s", p)
 
         def whole(b, path):
             out = _sh(f"curl -sS -o /dev/null -w '%{{size_download}} %{{time_total}}' 'http://{b}{path}'").split()
             if int(out[0]) != size:
                 sys.exit(f"bench serve: {path}: {out[0]} bytes, not {size}")
             return float(out[1])
-        mine, peer = best(lambda b: whole(b, rpath), lambda b: whole(b, npath))
-        m, p = min(mine), min(peer)
-        rate_m, rate_p = size / m / 1e6, size / p / 1e6
-        record("serve", "one client, whole original, cold", f"{rate_m:.0f} MB/s", f"{rate_p:.0f} MB/s",
-               f"{rate_m / rate_p:.2f}x", ">= 0.9x", rate_m / rate_p >= 0.9)
-        record("serve", "  vs gigabit (125 MB/s)", f"{rate_m / 125:.1f}x gigabit", "", "", ">= 1x", rate_m >= 125)
+        if "whole" in rows:
+            mine, peer = best(lambda b: whole(b, rpath), lambda b: whole(b, npath))
+            m, p = min(mine), min(peer)
+            rate_m, rate_p = size / m / 1e6, size / p / 1e6
+            record("serve", "one client, whole original, cold", f"{rate_m:.0f} MB/s", f"{rate_p:.0f} MB/s",
+                   f"{rate_m / rate_p:.2f}x", ">= 0.9x", rate_m / rate_p >= 0.9)
+            record("serve", "  vs gigabit (125 MB/s)", f"{rate_m / 125:.1f}x gigabit", "", "", ">= 1x", rate_m >= 125)
+            if base_measured.get("last"):
+                rate_b = size / min(base_measured["last"]) / 1e6
+                record("serve", "one client, whole original (A/B base)", f"{rate_b:.0f} MB/s", "", f"{rate_b / rate_p:.2f}x", "report", None)
 
-        mine, peer = best(lambda b: ranges(b, rpath, size), lambda b: ranges(b, npath, size))
-        for q in (50, 99):
-            m = min(_pct(x, q) for x in mine)
-            p = min(_pct(x, q) for x in peer)
-            record("serve", f"random 1 MiB range p{q}, cold, 200 requests", f"{m * 1e3:.1f} ms", f"{p * 1e3:.1f} ms",
-                   f"{m / p:.2f}x", "report", None)
+        if "ranges" in rows:
+            mine, peer = best(lambda b: ranges(b, rpath, size), lambda b: ranges(b, npath, size))
+            for q in (50, 99):
+                m = min(_pct(x, q) for x in mine)
+                p = min(_pct(x, q) for x in peer)
+                record("serve", f"random 1 MiB range p{q}, cold, 200 requests", f"{m * 1e3:.1f} ms", f"{p * 1e3:.1f} ms",
+                       f"{m / p:.2f}x", "report", None)
+                if base_measured.get("last"):
+                    b = min(_pct(x, q) for x in base_measured["last"])
+                    record("serve", f"random 1 MiB range p{q} (A/B base)", f"{b * 1e3:.1f} ms", "", f"{b / p:.2f}x", "report", None)
+        if not rows & {"paced", "hls"}:
+            peer_cmds.append(("serve: TTFB / first frame / whole file / ranges",
+                              f"reelfs serve ARCHIVE --listen 127.0.0.1:0 --cache-size 1G (fresh process per round); GET {rpath}",
+                              f"nginx -c {conf} (config printed above); GET {npath}"))
+            return
         # ---- N paced clients at the clip's real-time bitrate -----------------------------
         dur = float(_sh(f"ffprobe -v error -show_entries format=duration -of csv=p=0 '{src}'").strip())
         rate = size / dur

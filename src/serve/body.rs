@@ -27,6 +27,10 @@ use crate::archive::readahead::Prefetcher;
 
 /// Bytes read per blocking read (and per frame sent).
 pub const PIECE: usize = 512 << 10;
+/// Bytes of a response's first piece: one outboard block, the most a read
+/// verifies before its first byte can go (a whole `PIECE` could touch three
+/// blocks, read and hashed before the client sees a byte).
+pub const FIRST_PIECE: usize = crate::archive::outboard::BLOCK_LEN as usize;
 /// Pieces a response may have read but not yet sent.
 pub const QUEUE: usize = 4;
 
@@ -97,7 +101,7 @@ async fn produce(entity: Arc<Entity>, prefetch: Arc<Prefetcher<ChunkStore>>, par
         let mut pos = r.start;
         let mut first = true;
         while pos < r.end {
-            let want = ((r.end - pos) as usize).min(PIECE);
+            let want = ((r.end - pos) as usize).min(if first { FIRST_PIECE } else { PIECE });
             let (rd, e, p) = (reader.clone(), entity.clone(), prefetch.clone());
             // The reader is made in the first piece's blocking task: one hop to
             // the blocking pool before the first byte, not two (under load each

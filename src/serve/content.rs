@@ -121,6 +121,9 @@ impl Entity {
     }
 }
 
+/// A response with less than this left to read starts no read-ahead.
+const MIN_READAHEAD: u64 = 4 << 20;
+
 /// A reader of one entity for one response: reads in order, with read-ahead
 /// over the shared prefetcher for what it will read next.
 ///
@@ -128,7 +131,8 @@ impl Entity {
 /// answered from the one chunk it needs, where a read-ahead started with it
 /// would have its window's loads compete with that chunk for the disk (a cold
 /// time to first byte of 190 ms against nginx's 19 in `scripts/bench serve`).
-/// A request that fits in one piece (a player's small range) never starts one.
+/// A request that fits in one piece (a player's small range) never starts
+/// one, nor does one with less than `MIN_READAHEAD` left at its second read.
 pub struct EntityReader {
     body: ReadBody,
     prefetch: Arc<Prefetcher<ChunkStore>>,
@@ -183,6 +187,11 @@ impl EntityReader {
         let pos = self.source_offset(offset);
         match &*ra {
             Lazy::Running(r) => r.advance(pos),
+            // A short rest (a player's 1 MiB range) is read block by block: a
+            // read-ahead would load (and hash) the whole 4-16 MiB chunks under
+            // it, competing for the disk with the very reads it serves
+            // (`scripts/bench serve`: cold 1 MiB range p99 35 ms vs nginx's 4).
+            Lazy::NotYet(_, _, to) if !first && to.saturating_sub(pos) < MIN_READAHEAD => *ra = Lazy::Never,
             Lazy::NotYet(reader, from, to) if !first => {
                 let chunks = reader.chunk_offsets_in(*from, to.saturating_sub(*from));
                 *ra = Lazy::Running(ReadAhead::new(self.prefetch.clone(), chunks, self.prefetch.max_window, pos));
@@ -196,6 +205,8 @@ impl EntityReader {
     pub fn read(&self, offset: u64, buf: &mut [u8], first: bool) -> Result<usize, String> {
         self.read_ahead(offset, first);
         match &self.body {
+            // The first piece waits for no more than the blocks it returns.
+            ReadBody::Blob(p) if first => p.read_soon(offset, buf),
             ReadBody::Blob(p) => p.read(offset, buf),
             ReadBody::Slice { plan, src } => match &plan.file {
                 Some(vf) => fill(|o, b| vf.read_at(src, o, b).map_err(|e| e.to_string()), offset, buf),

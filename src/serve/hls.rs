@@ -8,7 +8,9 @@
 //! - `…m3u8?in=TC&out=TC`: the same for a range (only the covering segments,
 //!   playback starting at the in frame);
 //! - `/BRANCH/PATH/clip.mov?tc=TC`: `303 See Other` to the slice that starts at
-//!   that frame and runs to the clip's end.
+//!   that frame and runs to the clip's end; with `Accept: application/json`,
+//!   the clip's `reelfs info --json` facts plus that frame's index and the byte
+//!   range of its video sample in the original (`frame`).
 //!
 //! With `--token-key`, the URLs a playlist lists (or a redirect names) carry
 //! the signature of their own path, valid until the request's link expires.
@@ -44,9 +46,10 @@ pub async fn route(
     query: &[(String, String)],
     head: bool,
     link_expires: Option<u64>,
+    json: bool,
 ) -> Option<Response<ResponseBody>> {
     let (s, path, query) = (shared.clone(), path.to_string(), query.to_vec());
-    let answered = tokio::task::spawn_blocking(move || answer(&s, &path, &query, link_expires)).await;
+    let answered = tokio::task::spawn_blocking(move || answer(&s, &path, &query, link_expires, json)).await;
     let mut r = match answered {
         Ok(Some(Ok(r))) => r,
         Ok(Some(Err((status, msg)))) => return Some(text(status, &msg)),
@@ -61,7 +64,7 @@ pub async fn route(
 
 type Answer = Result<Response<ResponseBody>, (StatusCode, String)>;
 
-fn answer(s: &Shared, path: &str, query: &[(String, String)], expires: Option<u64>) -> Option<Answer> {
+fn answer(s: &Shared, path: &str, query: &[(String, String)], expires: Option<u64>, json: bool) -> Option<Answer> {
     let a = PoolAccess(&s.pool);
     let param = |k: &str| query.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
     let is_file = |p: &str| matches!(view::resolve(&a, p).map(|r| r.target), Ok(Target::File { .. }));
@@ -75,7 +78,7 @@ fn answer(s: &Shared, path: &str, query: &[(String, String)], expires: Option<u6
     if !is_file(path) {
         return None;
     }
-    Some(seek(s, path, tc, expires))
+    Some(if json { frame_facts(s, path, tc) } else { seek(s, path, tc, expires) })
 }
 
 /// A URL of `path` for the playlist or redirect: percent-encoded and, on a
@@ -174,21 +177,34 @@ fn proxy_path(s: &Shared, clip: &str, ladder: &Ladder, profile: &str, blob: &cra
     }
 }
 
-/// `?tc=TC`: 303 to the slice from that frame to the clip's end.
-fn seek(s: &Shared, path: &str, tc: &str, expires: Option<u64>) -> Answer {
+/// The frame `?tc=TC` names on a clip.
+struct Seek {
+    /// The frame's timecode, and the clip's end (exclusive).
+    at: Timecode,
+    end: Timecode,
+    /// Its index from the first frame the clip shows.
+    index: u64,
+    /// The clip's content hash.
+    hash: crate::archive::Hash,
+}
+
+fn frame_at(s: &Shared, path: &str, tc: &str) -> Result<Seek, (StatusCode, String)> {
     let bad = |m: String| (StatusCode::BAD_REQUEST, m);
-    let facts = s
+    let (facts, hash) = s
         .pool
         .with(|a| {
             let r = a.resolve(path)?;
             let f = crate::media::facts::stored(a, &r.entry.hash)?;
-            Ok(match f {
-                Some((Some(f), _)) => Some(crate::media::facts::in_force(a, r.commit.as_ref(), &r.path, &r.entry.hash, &f)),
-                _ => None,
-            })
+            Ok((
+                match f {
+                    Some((Some(f), _)) => Some(crate::media::facts::in_force(a, r.commit.as_ref(), &r.path, &r.entry.hash, &f)),
+                    _ => None,
+                },
+                r.entry.hash,
+            ))
         })
-        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .ok_or_else(|| bad(format!("/{path} is not probed media: it has no timecode to seek by")))?;
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let facts = facts.ok_or_else(|| bad(format!("/{path} is not probed media: it has no timecode to seek by")))?;
     let (rate, start, frames) = crate::media::slice::timing(path, &facts).map_err(|e| bad(e.to_string()))?;
     let at = Timecode::parse_for_media(tc.trim(), rate).map_err(|e| bad(format!("tc={tc}: {e}")))?;
     let end = start.checked_add(frames as i64).ok_or_else(|| bad(format!("/{path}: its length overflows the timecode")))?;
@@ -200,12 +216,43 @@ fn seek(s: &Shared, path: &str, tc: &str, expires: Option<u64>) -> Answer {
             end.to_string_with_sep(':')
         )));
     }
+    Ok(Seek { at, end, index: k as u64, hash })
+}
+
+/// `?tc=TC`: 303 to the slice from that frame to the clip's end.
+fn seek(s: &Shared, path: &str, tc: &str, expires: Option<u64>) -> Answer {
+    let Seek { at, end, .. } = frame_at(s, path, tc)?;
     let slice = format!("{path}@{}-{}", at.to_string_with_sep(':'), end.to_string_with_sep(':'));
     let mut r = bytes(StatusCode::SEE_OTHER, "text/plain; charset=utf-8", format!("/{slice}\n"));
     if let Ok(v) = HeaderValue::from_str(&url_of(s, &slice, "", expires)) {
         r.headers_mut().insert(header::LOCATION, v);
     }
     Ok(r)
+}
+
+/// `?tc=TC` with `Accept: application/json`: the clip's `reelfs info --json`
+/// facts plus `frame`: its timecode, index, and the byte range of its video
+/// sample in the original, so a player that seeks by byte lands on it. Only a
+/// QuickTime/MP4 clip has sample tables to say that; for others `byte_range`
+/// is null and `byte_range_error` says why.
+fn frame_facts(s: &Shared, path: &str, tc: &str) -> Answer {
+    let fail = |e: String| (StatusCode::INTERNAL_SERVER_ERROR, e);
+    let Seek { at, index, hash, .. } = frame_at(s, path, tc)?;
+    let info = crate::commands::info::info(&s.root, path).map_err(|e| fail(e.to_string()))?;
+    let mut v = serde_json::to_value(info).map_err(|e| fail(e.to_string()))?;
+    let reader = s.pool.with(|a| a.blob_reader(&hash)).map_err(|e| fail(e.to_string()))?;
+    let src = crate::archive::read::Prefetched { prefetch: s.prefetch.clone(), reader: Arc::new(reader) };
+    let (range, why) = match crate::media::qt::frame_sample(&src, index) {
+        Ok((offset, length)) => (serde_json::json!({ "offset": offset, "length": length }), None),
+        Err(e) => (serde_json::Value::Null, Some(e.to_string())),
+    };
+    v["frame"] = serde_json::json!({
+        "tc": at.to_string_with_sep(':'),
+        "index": index,
+        "byte_range": range,
+        "byte_range_error": why,
+    });
+    Ok(bytes(StatusCode::OK, "application/json", serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"))
 }
 
 fn bytes(status: StatusCode, ctype: &'static str, body: String) -> Response<ResponseBody> {

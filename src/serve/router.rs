@@ -78,7 +78,7 @@ async fn route<B>(shared: &Arc<Shared>, req: &Request<B>) -> Response<ResponseBo
     // `.m3u8` paths and `?tc=` queries are answered here, before the path is
     // resolved as a file (an archived file really named `x.m3u8` falls through).
     if super::hls::wants(&path, &query) {
-        if let Some(r) = super::hls::route(shared, &path, &query, head, link_expires).await {
+        if let Some(r) = super::hls::route(shared, &path, &query, head, link_expires, accepts_json(req.headers())).await {
             return r;
         }
     }

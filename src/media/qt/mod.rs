@@ -182,6 +182,23 @@ pub fn read_movie(src: &dyn ReadAt) -> Result<MovieInfo, QtError> {
     movie::load(src)?.info(src)
 }
 
+/// Where the video sample of display frame `frame` (0 = the first frame the
+/// source shows) lies in the file: (byte offset, length). A player that seeks
+/// by byte lands on the frame there (a long-GOP frame still needs its
+/// reference frames to decode).
+pub fn frame_sample(src: &dyn ReadAt, frame: u64) -> Result<(u64, u64), QtError> {
+    let m = movie::load(src)?;
+    let v = m.video().ok_or_else(|| QtError::Unsupported("no video track".into()))?;
+    let timing = m.video_timing(v)?;
+    if frame >= timing.count() {
+        return Err(QtError::Range { first: frame, end: frame + 1, frames: timing.count() });
+    }
+    let k = timing.sample(frame);
+    let c = m.tracks[v].table.chunks_for(k, k + 1)?;
+    let c = c.first().ok_or_else(|| QtError::Malformed(format!("sample {k} is in no chunk")))?;
+    Ok((c.offset, c.len))
+}
+
 /// Plans the virtual slice holding display frames `[first_frame, end_frame)` of the video
 /// (0 = first frame the source shows). Handles must already be added and the range clamped
 /// by the caller; an empty or out-of-range request is [`QtError::Range`].
