@@ -414,6 +414,9 @@ impl<H: WriteHost> Branches<'_, H> {
                 let ctime_ns = super::attr::ctime_of(mtime_ns, &extra);
                 Ok(Attr { ino: n.ino, kind: NodeType::special(kind, &extra), size, mode, mtime_ns, ctime_ns, nlink, owner })
             }
+            // A file removed while a process still has it open: `fstat` of the
+            // handle works and shows no names left (nlink 0), as POSIX says.
+            None if matches!(n.kind, NodeKind::BFile { .. }) => Ok(Attr { nlink: 0, ..self.attr_of(n) }),
             None => Err(FsError::NotFound),
         }
     }

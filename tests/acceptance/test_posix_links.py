@@ -145,3 +145,15 @@ def test_links_that_link2_refuses(reelfs, card_archive, tmp_path):
         assert err(main / "notes.txt", commit / "card" / "new.txt") == errno.EROFS
         # From archived (read-only) content into a branch: another filesystem.
         assert err(commit / "card" / "notes.txt", main / "from-history.txt") == errno.EXDEV
+
+
+def test_an_open_file_whose_last_name_is_removed_has_no_links(reelfs, card_archive, tmp_path):
+    """fstat of a handle on a removed file works and says nlink 0 (pjdfstest unlink/14)."""
+    with Mount(reelfs, card_archive, tmp_path / "mnt") as m:
+        card = m.mp / "main" / "card"
+        (card / "open.txt").write_bytes(b"Hello, World!")
+        with open(card / "open.txt", "rb") as f:
+            os.unlink(card / "open.txt")
+            assert os.fstat(f.fileno()).st_nlink == 0
+            assert f.read() == b"Hello, World!"
+        assert not (card / "open.txt").exists()
