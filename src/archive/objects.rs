@@ -194,6 +194,12 @@ pub struct EntryExtra {
     /// them, labels set with `setfattr`. Values are bytes, written as hex.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xattrs: Option<std::collections::BTreeMap<String, XattrValue>>,
+    /// When the entry's metadata last changed through a writable mount (chmod,
+    /// chown, link, unlink of another name, rename, xattrs, utimens), as ctime
+    /// is. `stat` shows the later of it and mtime (a write moves both). Left
+    /// out when never set, so trees of ingested files keep their bytes and ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctime_ns: Option<i64>,
 }
 
 /// An extended attribute's value: any bytes, kept in the JSON as lowercase hex.

@@ -216,8 +216,10 @@ impl Archive {
             }
             let ext_id = cat.insert_staged_extents(&filled)?;
             let old = cat.staged_extents_id(branch, path)?;
+            // The later ctime wins: a chmod through this writer is as new as
+            // the row's own metadata change.
             let extra = match cat.staged_row(branch, path)? {
-                Some(Staged::File { extra, .. }) => extra,
+                Some(Staged::File { extra: row, .. }) => EntryExtra { ctime_ns: row.ctime_ns.max(extra.ctime_ns), ..row },
                 _ => extra.clone(),
             };
             self.staging().stage(

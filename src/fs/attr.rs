@@ -47,9 +47,18 @@ pub struct Attr {
     pub size: u64,
     pub mode: u32,
     pub mtime_ns: i64,
+    /// Last change of content or metadata (see `ctime_of`).
+    pub ctime_ns: i64,
     pub nlink: u32,
     /// None: not recorded (shown as the mount's user).
     pub owner: Option<crate::archive::objects::Owner>,
+}
+
+/// The ctime `stat` shows for an entry: its recorded metadata change, or its
+/// mtime when that is later (a write moves mtime, and with it ctime, without
+/// touching the entry's metadata).
+pub fn ctime_of(mtime_ns: i64, extra: &EntryExtra) -> i64 {
+    extra.ctime_ns.map_or(mtime_ns, |c| c.max(mtime_ns))
 }
 
 impl Attr {
@@ -69,6 +78,7 @@ impl Attr {
             size: n.size,
             mode: n.mode,
             mtime_ns: n.mtime_ns,
+            ctime_ns: n.mtime_ns,
             nlink: if kind == NodeType::Dir { 2 } else { 1 },
             owner: n.owner,
         }

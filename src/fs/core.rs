@@ -218,11 +218,13 @@ impl FsCore {
             };
             let mut a = self.attr_of(&n);
             a.mtime_ns = mtime;
+            a.ctime_ns = mtime;
             return Ok(a);
         }
         if n.ino == ROOT_INO {
             let mut a = self.attr_of(&n);
             a.mtime_ns = self.mount_time_ns;
+            a.ctime_ns = self.mount_time_ns;
             return Ok(a);
         }
         Ok(self.attr_of(&n))
@@ -787,6 +789,12 @@ impl FsCore {
         Ok(crate::archive::content_hash::label(blob, plain))
     }
 
+    /// Space of the disk holding the archive (`df` on the mount shows it).
+    pub fn statfs(&self) -> FsResult<super::statfs::Space> {
+        let root = self.with_archive(|a| Ok(a.root().to_path_buf()))?;
+        super::statfs::of_dir(&root)
+    }
+
     pub fn inode_count(&self) -> usize {
         self.inodes.len()
     }
@@ -856,6 +864,11 @@ impl FsCore {
 
     pub fn rename(&self, parent: u64, name: &str, newparent: u64, newname: &str) -> FsResult<()> {
         self.branches().rename(parent, name, newparent, newname)
+    }
+
+    /// `link(2)` in a branch: one more name of a file (see `write_links.rs`).
+    pub fn link(&self, ino: u64, newparent: u64, newname: &str) -> FsResult<Attr> {
+        self.branches().link(ino, newparent, newname)
     }
 
     /// chmod / truncate / utimens.

@@ -41,6 +41,7 @@ impl FuseAdapter {
 
     fn attr(&self, a: &Attr) -> FileAttr {
         let t = if a.mtime_ns >= 0 { UNIX_EPOCH + Duration::from_nanos(a.mtime_ns as u64) } else { UNIX_EPOCH };
+        let ctime = if a.ctime_ns >= 0 { UNIX_EPOCH + Duration::from_nanos(a.ctime_ns as u64) } else { UNIX_EPOCH };
         let atime = match self.core.atime_ns(a.ino) {
             Some(ns) => time_of(ns),
             None => t,
@@ -51,7 +52,7 @@ impl FuseAdapter {
             blocks: a.size.div_ceil(512),
             atime,
             mtime: t,
-            ctime: t,
+            ctime,
             crtime: t,
             kind: file_type(a.kind),
             // The mode as archived, so `cp -a`/`rsync -a` copies match the
@@ -281,6 +282,18 @@ impl Filesystem for FuseAdapter {
         }
     }
 
+    fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        let Some(newname) = newname.to_str() else { return reply.error(Errno::EINVAL) };
+        match self.core.link(ino.0, newparent.0, newname) {
+            Ok(a) => {
+                // The kernel counts the new entry as one more reference to the inode.
+                self.remember(a.ino);
+                reply.entry(&TTL, &self.attr(&a), Generation(0))
+            }
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let Some(name) = name.to_str() else { return reply.error(Errno::ENOENT) };
         match self.core.unlink(parent.0, name) {
@@ -424,7 +437,10 @@ impl Filesystem for FuseAdapter {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        reply.statfs(0, 0, 0, self.core.inode_count() as u64, 0, 1 << 20, 255, 1 << 20);
+        match self.core.statfs() {
+            Ok(s) => reply.statfs(s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize),
+            Err(e) => reply.error(errno(&e)),
+        }
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {

@@ -70,6 +70,12 @@ pub struct Node {
 
 type Key = (u64, String, Option<Hash>);
 
+/// The key of a hard-link group's one inode: parent 0 is no inode, so it never
+/// meets a (parent, name) key.
+fn link_key((branch, group): (&str, u64)) -> Key {
+    (0, format!("{branch}\0{group}"), None)
+}
+
 /// Nodes without kernel references kept (so a folder listed and then stat'ed
 /// entry by entry keeps its numbers): ~16 k nodes, a few MB.
 pub const UNREFERENCED_NODES: usize = 16 * 1024;
@@ -197,6 +203,72 @@ impl Inodes {
             _ => None,
         };
         let key = (parent.ino, name.to_string(), content);
+        self.child_keyed(key, parent, name, kind, size, mode, mtime_ns, owner)
+    }
+
+    /// A branch file or special entry that is one of a hard-link group: every
+    /// name of the group is one inode, keyed by (branch, group) rather than by
+    /// (parent, name), so `stat` shows one number and the kernel keeps one
+    /// page cache for all the names. The node answers to the name looked up last.
+    #[allow(clippy::too_many_arguments)]
+    pub fn child_linked(
+        &self,
+        parent: &Node,
+        name: &str,
+        kind: NodeKind,
+        group: (&str, u64),
+        size: u64,
+        mode: u32,
+        mtime_ns: i64,
+        owner: Option<crate::archive::objects::Owner>,
+    ) -> Node {
+        self.child_keyed(link_key(group), parent, name, kind, size, mode, mtime_ns, owner)
+    }
+
+    /// A node becomes one name of a hard-link group (`link` of a file that had
+    /// one name): it keeps its number and is found by the group's key from now on.
+    pub fn join_link_group(&self, ino: u64, group: (&str, u64)) {
+        let mut t = match self.t.write() {
+            Ok(t) => t,
+            Err(p) => p.into_inner(),
+        };
+        let key = link_key(group);
+        let Some(slot) = t.nodes.get_mut(&ino) else { return };
+        let old = std::mem::replace(&mut slot.key, key.clone());
+        if t.by_key.get(&old) == Some(&ino) {
+            t.by_key.remove(&old);
+        }
+        t.by_key.insert(key, ino);
+    }
+
+    /// Nodes named by branch path `from` answer to `to` now (a name of a
+    /// hard-link group went away and the inode lives on under another).
+    pub fn repoint_branch_path(&self, branch: &str, from: &str, to: &str) {
+        let mut t = match self.t.write() {
+            Ok(t) => t,
+            Err(p) => p.into_inner(),
+        };
+        for n in t.nodes.values_mut().map(|s| &mut s.node) {
+            if let NodeKind::BFile { branch: b, path } | NodeKind::BSpecial { branch: b, path } = &mut n.kind {
+                if b == branch && path == from {
+                    *path = to.to_string();
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn child_keyed(
+        &self,
+        key: Key,
+        parent: &Node,
+        name: &str,
+        kind: NodeKind,
+        size: u64,
+        mode: u32,
+        mtime_ns: i64,
+        owner: Option<crate::archive::objects::Owner>,
+    ) -> Node {
         let path = if parent.path.is_empty() { name.to_string() } else { format!("{}/{}", parent.path, name) };
         let mut t = match self.t.write() {
             Ok(t) => t,
@@ -241,10 +313,14 @@ impl Inodes {
         // Whatever was at the target name is replaced.
         let new_key = (newparent.ino, newname.to_string(), None);
         t.by_key.remove(&new_key);
-        let Some(ino) = t.by_key.remove(&(parent, name.to_string(), None)) else { return };
-        t.by_key.insert(new_key.clone(), ino);
-        if let Some(slot) = t.nodes.get_mut(&ino) {
-            slot.key = new_key;
+        // A name of a hard-link group is keyed by its group, not its name: it
+        // keeps its key, and is found below by its path.
+        let ino = t.by_key.remove(&(parent, name.to_string(), None));
+        if let Some(ino) = ino {
+            t.by_key.insert(new_key.clone(), ino);
+            if let Some(slot) = t.nodes.get_mut(&ino) {
+                slot.key = new_key;
+            }
         }
         let new_full = if newparent.path.is_empty() { newname.to_string() } else { format!("{}/{}", newparent.path, newname) };
         let prefix = format!("{from}/");
@@ -256,7 +332,7 @@ impl Inodes {
             if b != branch {
                 continue;
             }
-            if n.ino == ino {
+            if Some(n.ino) == ino || p == from {
                 *p = to.to_string();
                 n.parent = newparent.ino;
                 n.name = newname.to_string();

@@ -13,6 +13,7 @@ pub mod inodes;
 pub mod mount;
 pub mod owners;
 pub mod readahead;
+pub mod statfs;
 pub mod write;
 
 pub use self::core::{Attr, FsCore, FsError, NodeType};

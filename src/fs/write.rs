@@ -232,16 +232,30 @@ pub struct BranchWrites {
     /// Access times set by `utimensat`, by (branch, path). The tree format has
     /// no atime, so they live as long as the mount (see README "Writes").
     atimes: Mutex<HashMap<(String, String), i64>>,
+    /// Hard-link groups of committed trees, by tree id (see `write_links.rs`).
+    link_trees: Mutex<HashMap<Hash, Arc<links::TreeGroups>>>,
 }
 
 impl BranchWrites {
     pub fn new(read_only: bool) -> BranchWrites {
-        BranchWrites { writes: Mutex::new(HashMap::new()), read_only, atimes: Mutex::new(HashMap::new()) }
+        BranchWrites {
+            writes: Mutex::new(HashMap::new()),
+            read_only,
+            atimes: Mutex::new(HashMap::new()),
+            link_trees: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Branch operations on behalf of `host`, over this state.
     pub fn on<'a, H: WriteHost>(&'a self, host: &'a H) -> Branches<'a, H> {
-        Branches { host, inodes: host.inodes(), writes: &self.writes, read_only: self.read_only, atimes: &self.atimes }
+        Branches {
+            host,
+            inodes: host.inodes(),
+            writes: &self.writes,
+            read_only: self.read_only,
+            atimes: &self.atimes,
+            link_trees: &self.link_trees,
+        }
     }
 }
 
@@ -253,6 +267,7 @@ pub struct Branches<'a, H: WriteHost> {
     writes: &'a Mutex<HashMap<u64, Arc<Mutex<WriteState>>>>,
     read_only: bool,
     atimes: &'a Mutex<HashMap<(String, String), i64>>,
+    link_trees: &'a Mutex<HashMap<Hash, Arc<links::TreeGroups>>>,
 }
 
 impl<H: WriteHost> Branches<'_, H> {
@@ -313,6 +328,16 @@ impl<H: WriteHost> Branches<'_, H> {
                 *mtime_ns,
                 *owner,
             ),
+            Entry::File { size, mode, mtime_ns, owner, extra, .. } if extra.link_group.is_some() => self.inodes.child_linked(
+                parent,
+                name,
+                NodeKind::BFile { branch: branch.into(), path: path.into() },
+                (branch, extra.link_group.unwrap_or_default()),
+                *size,
+                *mode,
+                *mtime_ns,
+                *owner,
+            ),
             Entry::File { size, mode, mtime_ns, owner, .. } => self.inodes.child_owned(
                 parent,
                 name,
@@ -325,7 +350,10 @@ impl<H: WriteHost> Branches<'_, H> {
             Entry::Special { extra, mode, mtime_ns, owner, .. } => {
                 let size = extra.target.as_ref().map_or(0, |t| t.len() as u64);
                 let kind = NodeKind::BSpecial { branch: branch.into(), path: path.into() };
-                self.inodes.child_owned(parent, name, kind, size, *mode, *mtime_ns, *owner)
+                match extra.link_group {
+                    Some(g) => self.inodes.child_linked(parent, name, kind, (branch, g), size, *mode, *mtime_ns, *owner),
+                    None => self.inodes.child_owned(parent, name, kind, size, *mode, *mtime_ns, *owner),
+                }
             }
         }
     }
@@ -364,22 +392,31 @@ impl<H: WriteHost> Branches<'_, H> {
                 size: w.size,
                 mode: w.mode,
                 mtime_ns: w.mtime_ns,
-                nlink: 1,
+                ctime_ns: super::attr::ctime_of(w.mtime_ns, &w.extra),
+                nlink: self.nlink_of(&branch, w.extra.link_group)?,
                 owner: w.owner,
             });
         }
         match self.branch_entry(&branch, &path)? {
-            Some(Entry::File { size, mode, mtime_ns, owner, .. }) => {
-                Ok(Attr { ino: n.ino, kind: NodeType::File, size, mode, mtime_ns, nlink: 1, owner })
+            Some(Entry::File { size, mode, mtime_ns, owner, extra, .. }) => {
+                let nlink = self.nlink_of(&branch, extra.link_group)?;
+                let ctime_ns = super::attr::ctime_of(mtime_ns, &extra);
+                Ok(Attr { ino: n.ino, kind: NodeType::File, size, mode, mtime_ns, ctime_ns, nlink, owner })
             }
-            Some(Entry::Dir { mode, mtime_ns, owner, .. }) => {
+            Some(Entry::Dir { mode, mtime_ns, owner, extra, .. }) => {
                 let mt = if mtime_ns == 0 { self.host.branch_root_mtime(&branch)? } else { mtime_ns };
-                Ok(Attr { ino: n.ino, kind: NodeType::Dir, size: 4096, mode, mtime_ns: mt, nlink: 2, owner })
+                let ctime_ns = super::attr::ctime_of(mt, &extra);
+                Ok(Attr { ino: n.ino, kind: NodeType::Dir, size: 4096, mode, mtime_ns: mt, ctime_ns, nlink: 2, owner })
             }
             Some(Entry::Special { kind, extra, mode, mtime_ns, owner }) => {
                 let size = extra.target.as_ref().map_or(0, |t| t.len() as u64);
-                Ok(Attr { ino: n.ino, kind: NodeType::special(kind, &extra), size, mode, mtime_ns, nlink: 1, owner })
+                let nlink = self.nlink_of(&branch, extra.link_group)?;
+                let ctime_ns = super::attr::ctime_of(mtime_ns, &extra);
+                Ok(Attr { ino: n.ino, kind: NodeType::special(kind, &extra), size, mode, mtime_ns, ctime_ns, nlink, owner })
             }
+            // A file removed while a process still has it open: `fstat` of the
+            // handle works and shows no names left (nlink 0), as POSIX says.
+            None if matches!(n.kind, NodeKind::BFile { .. }) => Ok(Attr { nlink: 0, ..self.attr_of(n) }),
             None => Err(FsError::NotFound),
         }
     }
@@ -573,6 +610,9 @@ impl<H: WriteHost> Branches<'_, H> {
                 log::error!("{branch}/{path}: cannot store written data: {e:?}");
                 e
             })?;
+        if extra.link_group.is_some() {
+            self.sync_link_group(&branch, &path)?;
+        }
         // Through the writer: the extent list was just written on its connection.
         let (ext, reader) = self.with_writer(|a| {
             let ext = a.staging().extents(id)?;
@@ -711,14 +751,25 @@ impl<H: WriteHost> Branches<'_, H> {
         let (_, branch, dir) = self.writable_dir(parent)?;
         let path = join(&dir, name);
         match self.branch_entry(&branch, &path)? {
-            Some(Entry::File { .. }) => {
-                self.orphan(&branch, &path);
+            Some(e @ Entry::File { .. }) => {
+                // Another name of the file keeps its inode and open handles.
+                let kept = self.link_name_gone(&branch, &path, links::group_of(&e))?;
+                if kept.is_none() {
+                    self.orphan(&branch, &path);
+                }
                 self.move_atimes(&branch, &path, None);
                 self.with_writer(|a| a.staging().stage(&branch, &path, &Staged::Deleted))?;
+                if let Some(other) = kept {
+                    self.link_count_changed(&branch, &other)?;
+                }
             }
-            Some(Entry::Special { .. }) => {
+            Some(e @ Entry::Special { .. }) => {
+                let kept = self.link_name_gone(&branch, &path, links::group_of(&e))?;
                 self.move_atimes(&branch, &path, None);
                 self.with_writer(|a| a.staging().stage(&branch, &path, &Staged::Deleted))?;
+                if let Some(other) = kept {
+                    self.link_count_changed(&branch, &other)?;
+                }
             }
             Some(Entry::Dir { .. }) => return Err(FsError::IsDir),
             None => return Err(FsError::NotFound),
@@ -783,6 +834,10 @@ impl<H: WriteHost> Branches<'_, H> {
             None => return Err(FsError::NotFound),
         };
         let dst = self.branch_entry(&branch, &to)?;
+        // POSIX: two names of one file: rename does nothing and succeeds.
+        if links::group_of(&src).is_some() && dst.as_ref().and_then(links::group_of) == links::group_of(&src) {
+            return Ok(());
+        }
         match (&src, &dst) {
             (Entry::File { .. } | Entry::Special { .. }, Some(Entry::Dir { .. })) => return Err(FsError::IsDir),
             (Entry::Dir { .. }, Some(Entry::File { .. } | Entry::Special { .. })) => return Err(FsError::NotDir),
@@ -805,8 +860,18 @@ impl<H: WriteHost> Branches<'_, H> {
                 }
             }
         }
-        let src = self.branch_entry(&branch, &from)?.ok_or(FsError::NotFound)?;
-        if matches!(dst, Some(Entry::File { .. })) {
+        let mut src = self.branch_entry(&branch, &from)?.ok_or(FsError::NotFound)?;
+        // A rename changes the entry's ctime (as ext4 and tmpfs do; `make` and
+        // backup tools look at it).
+        match &mut src {
+            Entry::File { extra, .. } | Entry::Dir { extra, .. } | Entry::Special { extra, .. } => extra.ctime_ns = Some(objects::now_ns()),
+        }
+        // The replaced name: another name of its file keeps its inode and handles.
+        let kept = match &dst {
+            Some(d @ (Entry::File { .. } | Entry::Special { .. })) => self.link_name_gone(&branch, &to, links::group_of(d))?,
+            _ => None,
+        };
+        if matches!(dst, Some(Entry::File { .. })) && kept.is_none() {
             self.orphan(&branch, &to);
         }
         // One write transaction: readers see the whole move or none of it.
@@ -847,6 +912,11 @@ impl<H: WriteHost> Branches<'_, H> {
             })
         })?;
         self.inodes.rename_branch_path(parent, name, &np, newname, &branch, &from, &to);
+        if let Some(other) = kept {
+            self.link_count_changed(&branch, &other)?;
+        }
+        // A renamed name of a hard-linked file: the file's ctime moved for all its names.
+        self.sync_link_group(&branch, &to)?;
         self.move_atimes(&branch, &to, None);
         self.move_atimes(&branch, &from, Some(&to));
         self.touch_dir(&branch, &dir)?;
@@ -1001,10 +1071,11 @@ impl<H: WriteHost> Branches<'_, H> {
             return Err(FsError::TooBig);
         }
         match self.branch_entry(&branch, &path)? {
-            Some(Entry::Dir { tree, mode: m0, mtime_ns: t0, owner, extra }) => {
+            Some(Entry::Dir { tree, mode: m0, mtime_ns: t0, owner, mut extra }) => {
                 if size.is_some() {
                     return Err(FsError::IsDir);
                 }
+                extra.ctime_ns = Some(objects::now_ns());
                 if path.is_empty() {
                     return self.getattr(ino); // a branch root's attributes follow its head
                 }
@@ -1015,6 +1086,7 @@ impl<H: WriteHost> Branches<'_, H> {
                 let ws = self.open_for_write(&n, false)?;
                 {
                     let mut w = ws.lock().map_err(|_| FsError::Io("poisoned".into()))?;
+                    w.extra.ctime_ns = Some(objects::now_ns());
                     if let Some(m) = mode {
                         w.mode = m & 0o7777;
                     }
@@ -1040,14 +1112,16 @@ impl<H: WriteHost> Branches<'_, H> {
                 }
                 self.release_ws(ino, &ws)?;
             }
-            Some(Entry::Special { kind, extra, mode: m0, mtime_ns: t0, owner }) => {
+            Some(Entry::Special { kind, mut extra, mode: m0, mtime_ns: t0, owner }) => {
                 if size.is_some() {
                     return Err(FsError::Invalid);
                 }
+                extra.ctime_ns = Some(objects::now_ns());
                 // A symlink's mode stays 0777 (lchmod is not a Linux call).
                 let mode = if kind == EntryKind::Symlink { m0 } else { mode.map(|m| m & 0o7777).unwrap_or(m0) };
                 let s = Staged::Special { kind, extra, mode, mtime_ns: mtime_ns.unwrap_or(t0), owner };
                 self.with_writer(|a| a.staging().stage(&branch, &path, &s))?;
+                self.sync_link_group(&branch, &path)?;
             }
             None => return Err(FsError::NotFound),
         }
@@ -1072,8 +1146,9 @@ impl<H: WriteHost> Branches<'_, H> {
         match self.branch_entry(&branch, &path)? {
             // A branch root is no tree entry: it has no owner to store.
             Some(Entry::Dir { .. }) if path.is_empty() => return Err(FsError::NotPermitted),
-            Some(Entry::Dir { tree, mode, mtime_ns, owner, extra }) => {
+            Some(Entry::Dir { tree, mode, mtime_ns, owner, mut extra }) => {
                 let new = owners::chowned(caller, owner.unwrap_or_else(owners::mount_owner), uid, gid)?;
+                extra.ctime_ns = Some(objects::now_ns());
                 let s = Staged::Dir { mode: owners::mode_after_chown(mode, true), mtime_ns, tree, owner: Some(new), extra };
                 self.with_writer(|a| a.staging().stage(&branch, &path, &s))?;
             }
@@ -1084,16 +1159,19 @@ impl<H: WriteHost> Branches<'_, H> {
                     let new = owners::chowned(caller, w.owner.unwrap_or_else(owners::mount_owner), uid, gid)?;
                     w.owner = Some(new);
                     w.mode = owners::mode_after_chown(w.mode, false);
+                    w.extra.ctime_ns = Some(objects::now_ns());
                     self.persist(&mut w, true)
                 })();
                 self.release_ws(ino, &ws)?;
                 res?;
             }
-            Some(Entry::Special { kind, extra, mode, mtime_ns, owner }) => {
+            Some(Entry::Special { kind, mut extra, mode, mtime_ns, owner }) => {
                 let new = owners::chowned(caller, owner.unwrap_or_else(owners::mount_owner), uid, gid)?;
+                extra.ctime_ns = Some(objects::now_ns());
                 let mode = if kind == EntryKind::Symlink { mode } else { owners::mode_after_chown(mode, false) };
                 let s = Staged::Special { kind, extra, mode, mtime_ns, owner: Some(new) };
                 self.with_writer(|a| a.staging().stage(&branch, &path, &s))?;
+                self.sync_link_group(&branch, &path)?;
             }
             None => return Err(FsError::NotFound),
         }
@@ -1185,3 +1263,6 @@ mod xattrs;
 
 #[path = "write_times.rs"]
 mod times;
+
+#[path = "write_links.rs"]
+mod links;

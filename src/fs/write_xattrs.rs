@@ -114,6 +114,8 @@ impl<H: WriteHost> Branches<'_, H> {
             let mut x = extra.xattrs.take().unwrap_or_default();
             let r = f(&mut x);
             extra.xattrs = (!x.is_empty()).then_some(x);
+            // setxattr/removexattr change ctime (not mtime), as on ext4.
+            extra.ctime_ns = Some(crate::archive::objects::now_ns());
             r
         };
         let staged = match self.branch_entry(&branch, &path)? {
@@ -134,7 +136,9 @@ impl<H: WriteHost> Branches<'_, H> {
             Some(Entry::Special { .. }) => return Err(FsError::NotPermitted),
             None => return Err(FsError::NotFound),
         };
-        self.with_writer(|a| a.staging().stage(&branch, &path, &staged))
+        self.with_writer(|a| a.staging().stage(&branch, &path, &staged))?;
+        // Every name of a hard-linked file shows the same attributes.
+        self.sync_link_group(&branch, &path)
     }
 }
 
