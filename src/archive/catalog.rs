@@ -921,15 +921,6 @@ impl Catalog {
         st.query_row(params![&source.0[..], profile], Self::proxy_row).optional().map_err(|e| self.err(e))
     }
 
-    /// The proxy a blob is (for the mount's xattrs).
-    pub fn proxy_by_blob(&self, blob: &Hash) -> Result<Option<super::objects::ProxyRecord>> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT source, profile, settings_version, blob, partial_at, note, (SELECT d.ranges FROM proxy_damage d WHERE d.source = proxies.source AND d.profile = proxies.profile AND d.settings_version = proxies.settings_version) FROM proxies WHERE blob = ?1 ORDER BY settings_version DESC LIMIT 1")
-            .map_err(|e| self.err(e))?;
-        st.query_row([&blob.0[..]], Self::proxy_row).optional().map_err(|e| self.err(e))
-    }
-
     pub fn has_proxy(&self, source: &Hash, profile: &str, settings_version: i64) -> Result<bool> {
         let mut st = self
             .conn

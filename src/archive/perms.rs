@@ -90,11 +90,6 @@ impl Policy {
         f.set_permissions(std::fs::Permissions::from_mode(self.file_mode)).at(path)?;
         Ok(f)
     }
-
-    /// Set an existing file's mode exactly.
-    pub fn apply_file(&self, path: &Path) -> Result<()> {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(self.file_mode)).at(path)
-    }
 }
 
 /// Share the archive folder `root` (already created) with group `gid` (named

@@ -55,10 +55,6 @@ impl ProgressHandle {
         ProgressHandle(Arc::new(p))
     }
 
-    pub fn from_arc(p: Arc<dyn Progress>) -> Self {
-        ProgressHandle(p)
-    }
-
     /// Reports nowhere.
     pub fn none() -> Self {
         ProgressHandle::new(NoProgress)

@@ -7,7 +7,7 @@
 //! folder under `ARCHIVE/cache/`, and `store` makes the result visible in one
 //! catalog commit, after the packs holding it are fsynced.
 
-use super::error::{ArchiveError, IoContext, Result};
+use super::error::{IoContext, Result};
 use super::ingest::store_local_files;
 use super::objects::{DamagedRange, EntryKind, Hash, ProxyRecord, RecordKind, TreeEntry};
 use super::repo::Archive;
@@ -126,8 +126,4 @@ pub fn proxy_file_name(source_name: &str, ext: &str) -> String {
         _ => source_name,
     };
     format!("{stem}.{ext}")
-}
-
-pub fn not_found(what: &str) -> ArchiveError {
-    ArchiveError::NotFound(what.to_string())
 }

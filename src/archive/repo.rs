@@ -210,9 +210,6 @@ impl Archive {
     pub fn store(&self) -> &Arc<ChunkStore> {
         &self.store
     }
-    pub fn is_writer(&self) -> bool {
-        self.lock.is_some()
-    }
 
     /// Packs in the store that the catalog does not know: the tail of an
     /// ingest that was killed or failed before its catalog commit. Safe to

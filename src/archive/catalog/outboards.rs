@@ -26,11 +26,6 @@ fn no_table(e: &rusqlite::Error) -> bool {
 }
 
 impl Catalog {
-    /// Create the outboard tables if this catalog predates them (a writer only).
-    pub fn ensure_outboard_schema(&self) -> Result<()> {
-        self.conn.execute_batch(OUTBOARD_SCHEMA).map_err(|e| self.err(e))
-    }
-
     fn outboard_row(&self, table: &str, key: &str, id: &Hash) -> Result<Option<Vec<Cv>>> {
         let sql = format!("SELECT block_log, cvs FROM {table} WHERE {key} = ?1");
         let st = self.conn.prepare_cached(&sql);
@@ -71,18 +66,6 @@ impl Catalog {
     /// Record a file's block CVs (nothing for a single-block file).
     pub fn put_blob_outboard(&self, blob: &Hash, cvs: &[Cv]) -> Result<()> {
         self.put_outboard_row("blob_outboards", "blob", blob, cvs)
-    }
-
-    /// How many chunk and file outboards are recorded (for `check`).
-    pub fn outboard_counts(&self) -> Result<(u64, u64)> {
-        let n = |sql: &str| -> Result<u64> {
-            match self.conn.query_row(sql, [], |r| r.get::<_, i64>(0)) {
-                Ok(v) => Ok(v as u64),
-                Err(e) if no_table(&e) => Ok(0),
-                Err(e) => Err(self.err(e)),
-            }
-        };
-        Ok((n("SELECT COUNT(*) FROM chunk_outboards")?, n("SELECT COUNT(*) FROM blob_outboards")?))
     }
 
     /// Every recorded outboard with the length of what it covers, for
