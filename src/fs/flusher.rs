@@ -73,9 +73,9 @@ impl Flusher {
     }
 
     /// Queue the file's oldest in-flight segment; blocks while the queue is
-    /// full. Err: the thread is gone (the caller stores the bytes itself).
-    pub fn submit(&self, ws: Arc<Mutex<WriteState>>) -> Result<(), ()> {
-        self.tx.as_ref().ok_or(())?.send(ws).map_err(|_| ())
+    /// full. False: the thread is gone (the caller stores the bytes itself).
+    pub fn submit(&self, ws: Arc<Mutex<WriteState>>) -> bool {
+        self.tx.as_ref().is_some_and(|tx| tx.send(ws).is_ok())
     }
 }
 

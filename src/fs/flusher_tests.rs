@@ -76,3 +76,44 @@ fn a_write_that_fills_the_buffer_returns_while_the_writer_is_busy_and_fsync_make
     drop(a);
     core.release(fh).unwrap();
 }
+
+#[test]
+fn a_truncate_while_a_buffer_is_in_flight_keeps_exactly_the_bytes_below_the_new_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("a");
+    drop(Archive::init(&root).unwrap());
+    let core = FsCore::new(Archive::open(&root).unwrap(), FsOptions { cache_bytes: 16 << 20, readahead_workers: 2, read_only: false });
+    let main = core.lookup(ROOT_INO, "main").unwrap().ino;
+    let (attr, fh) = core.create_open(main, "take2.mov", 0o644).unwrap();
+    let data = noise((64 << 20) + (1 << 20), 11);
+    let keep = (3 << 20) + 5;
+    std::thread::scope(|s| {
+        let busy = core.writer.lock().unwrap();
+        for (i, piece) in data.chunks(1 << 20).enumerate() {
+            core.write_fh(fh, (i << 20) as u64, piece).unwrap();
+        }
+        // The truncate and the flusher race for the writer once it is free;
+        // either order must leave the same file.
+        let core = &core;
+        let t = s.spawn(move || core.setattr(attr.ino, None, Some(keep as u64), None));
+        drop(busy);
+        t.join().unwrap().unwrap();
+    });
+    core.fsync_fh(fh).unwrap();
+    assert_eq!(core.getattr(attr.ino).unwrap().size, keep as u64);
+    assert!(core.read(fh, 0, keep as u32 + 100).unwrap() == data[..keep], "the kept bytes differ");
+    core.release(fh).unwrap();
+    let a = core.writer.lock().unwrap();
+    let rows = a.staging_rows("main").unwrap();
+    let Some((_, Staged::File { size, content: Content::Extents(id), .. })) = rows.into_iter().next() else { panic!("not staged") };
+    assert_eq!(size, keep as u64, "the staged size");
+    let r = a.extents_reader(Hash([0; 32]), size, &a.staging().extents(id).unwrap()).unwrap();
+    let mut back = vec![0u8; keep];
+    let mut done = 0;
+    while done < keep {
+        let n = r.read_at(done as u64, &mut back[done..]).unwrap();
+        assert!(n > 0, "short read at {done}");
+        done += n;
+    }
+    assert!(back == data[..keep], "the staged bytes differ from the kept ones");
+}

@@ -665,7 +665,7 @@ impl<H: WriteHost> Branches<'_, H> {
                     // Queue without the file's lock: the flusher needs it to
                     // finish the segment ahead, and a full queue waits for that.
                     drop(w);
-                    if f.submit(ws.clone()).is_err() {
+                    if !f.submit(ws.clone()) {
                         let mut w = ws.lock().map_err(|_| FsError::Io("poisoned".into()))?;
                         self.persist(&mut w, false)?;
                     }
