@@ -39,6 +39,7 @@ pub mod store;
 pub mod synth;
 pub mod tcfacts;
 pub mod verify;
+pub mod written;
 pub mod xattrs;
 
 pub use error::{ArchiveError, Result};

@@ -12,7 +12,6 @@ use super::catalog::Catalog;
 pub use super::catalog::{Content, Staged, STAGING_SCHEMA};
 use super::error::{ArchiveError, Result};
 use super::objects::{self, BlobRecord, EntryExtra, EntryKind, Extent, Hash, Owner, RecordKind, RefRecord, Tree, TreeEntry};
-use super::pack::{CODEC_RAW, CODEC_ZSTD};
 use super::pack_writer::PackWriter;
 use super::read::{BlobReader, ChunkStore, ResolvedExtent};
 use super::repo::{make_commit, Archive};
@@ -150,68 +149,52 @@ impl Archive {
         owner: Option<Owner>,
         extra: &EntryExtra,
     ) -> Result<i64> {
-        let _lock = super::lock::WriterLock::acquire_wait(self.root(), std::time::Duration::from_secs(60))?;
-        let cat = &self.catalog;
-        let mut new_chunks: Vec<(Hash, Vec<u8>, Vec<super::outboard::Cv>)> = Vec::new();
-        let mut pieces: Vec<Extent> = Vec::new();
-        let cdc = &self.config.chunker;
-        for (off, data) in writes {
-            // Cut big writes content-defined too, so a file written through the
-            // mount deduplicates like an ingested one.
-            let mut pos = 0usize;
-            for c in fastcdc::v2020::FastCDC::with_level_and_seed(
-                data,
-                cdc.min_size,
-                cdc.avg_size,
-                cdc.max_size,
-                fastcdc::v2020::Normalization::Level1,
-                cdc.seed,
-            ) {
-                let bytes = &data[c.offset..c.offset + c.length];
-                let (h, cvs) = super::outboard::hash_with_outboard(bytes);
-                pieces.push(Extent { file_offset: off + c.offset as u64, length: c.length as u64, chunk: h, chunk_offset: 0 });
-                new_chunks.push((h, bytes.to_vec(), cvs));
-                pos = c.offset + c.length;
-            }
-            debug_assert_eq!(pos, data.len());
-        }
-        if new_size > MAX_FILE_SIZE || writes.iter().any(|(o, d)| o.checked_add(d.len() as u64).is_none_or(|end| end > MAX_FILE_SIZE)) {
+        if new_size > MAX_FILE_SIZE {
             return Err(ArchiveError::Invalid(format!("{branch}/{path}: a file may not be longer than {MAX_FILE_SIZE} bytes")));
         }
+        if writes.iter().any(|(o, d)| o.checked_add(d.len() as u64).is_none_or(|end| end > MAX_FILE_SIZE)) {
+            return Err(ArchiveError::Invalid(format!("{branch}/{path}: a file may not be longer than {MAX_FILE_SIZE} bytes")));
+        }
+        let prepared = super::written::prepare_written(&self.config, writes)?;
+        self.store_written(&prepared)?;
+        self.stage_pieces(branch, path, base, &prepared.pieces, new_size, mode, mtime_ns, owner, extra)
+    }
+
+    /// Lay extents of chunks already stored (`store_written`) over a file's
+    /// `base` extents and stage the result: the file becomes `new_size` long.
+    /// Every chunk named must still be in the catalog (a `gc` run between the
+    /// two steps would have swept chunks nothing referred to yet); if one is
+    /// not, nothing is staged and the caller stores the bytes again.
+    /// Returns the staged extent list id.
+    #[allow(clippy::too_many_arguments)]
+    pub fn stage_pieces(
+        &self,
+        branch: &str,
+        path: &str,
+        base: &[Extent],
+        pieces: &[Extent],
+        new_size: u64,
+        mode: u32,
+        mtime_ns: i64,
+        owner: Option<Owner>,
+        extra: &EntryExtra,
+    ) -> Result<i64> {
+        if new_size > MAX_FILE_SIZE {
+            return Err(ArchiveError::Invalid(format!("{branch}/{path}: a file may not be longer than {MAX_FILE_SIZE} bytes")));
+        }
+        let _lock = super::lock::WriterLock::acquire_wait(self.root(), std::time::Duration::from_secs(60))?;
+        let cat = &self.catalog;
         // Holes (extending a file, writing past its end) are zero runs: one
         // extent each, whatever their length, and no chunk.
-        let filled = fill_holes(splice(base, &pieces, new_size), new_size);
-        new_chunks.retain(|(h, _, _)| !cat.has_chunk(h).unwrap_or(false));
-        new_chunks.sort_by_key(|a| a.0);
-        new_chunks.dedup_by(|a, b| a.0 == b.0);
+        let filled = fill_holes(splice(base, pieces, new_size), new_size);
         cat.begin()?;
-        let mut w = match self.pack_writer() {
-            Ok(w) => w,
-            Err(e) => {
-                cat.rollback();
-                return Err(e);
-            }
-        };
         let res = (|| {
-            if !new_chunks.is_empty() {
-                for (h, data, _) in &new_chunks {
-                    let (codec, stored) =
-                        match super::ingest::compress_if_it_pays(data, self.config.compression.policy, self.config.compression.level) {
-                            Some(c) => (CODEC_ZSTD, c),
-                            None => (CODEC_RAW, data.clone()),
-                        };
-                    w.append(RecordKind::Chunk, codec, *h, data.len(), &stored)?;
-                }
-                // The rule of the archive: the pack is durable before rows point into it.
-                for p in w.finish()? {
-                    cat.insert_pack(p.id, &p.name, p.size, p.records.len())?;
-                    for l in &p.records {
-                        cat.insert_record(p.id, l)?;
-                    }
-                    self.store().register_packs([(p.id, p.name.clone())]);
-                }
-                for (h, _, cvs) in &new_chunks {
-                    cat.put_chunk_outboard(h, cvs)?;
+            for p in pieces {
+                if !cat.has_chunk(&p.chunk)? {
+                    return Err(ArchiveError::Inconsistent(format!(
+                        "{branch}/{path}: written chunk {} left the catalog before it was staged",
+                        p.chunk.short()
+                    )));
                 }
             }
             let ext_id = cat.insert_staged_extents(&filled)?;
@@ -238,7 +221,6 @@ impl Archive {
             Ok(id) => Ok(id),
             Err(e) => {
                 cat.rollback();
-                w.abort();
                 Err(e)
             }
         }

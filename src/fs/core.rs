@@ -69,7 +69,7 @@ pub struct FsCore {
     readers: ReadPool,
     /// The one writer of staging rows and staged bytes (SQLite has one writer
     /// at a time anyway; this keeps the mount's own writes in order).
-    writer: Mutex<Archive>,
+    writer: Arc<Mutex<Archive>>,
     pub(crate) inodes: Inodes,
     handles: Mutex<HashMap<u64, Arc<OpenFile>>>,
     next_fh: AtomicU64,
@@ -114,9 +114,20 @@ impl FsCore {
         // Requests run on up to `readahead_workers` threads (the mount's --threads);
         // more connections than that would never be used at once.
         let readers = ReadPool::new(&archive, opts.readahead_workers.clamp(MIN_READERS, MAX_READERS));
+        let config = archive.config.clone();
+        let writer = Arc::new(Mutex::new(archive));
+        let mut branch_writes = BranchWrites::new(opts.read_only);
+        if !opts.read_only {
+            // Without the thread (it could not start) `write` stores full
+            // buffers itself, as before the flusher existed.
+            match super::flusher::Flusher::start(writer.clone(), config) {
+                Ok(f) => branch_writes = branch_writes.with_flusher(f),
+                Err(e) => log::warn!("cannot start the write flusher; writes are stored on the request thread: {e}"),
+            }
+        }
         FsCore {
             readers,
-            writer: Mutex::new(archive),
+            writer,
             inodes: Inodes::new(),
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
@@ -124,7 +135,7 @@ impl FsCore {
             heads: Mutex::new((Instant::now() - HEADS_TTL * 2, HashMap::new())),
             mount_time_ns: crate::archive::objects::now_ns(),
             slices: Mutex::new(hashlink::LruCache::new(SLICE_PLAN_CACHE)),
-            branch_writes: BranchWrites::new(opts.read_only),
+            branch_writes,
         }
     }
 
@@ -958,3 +969,7 @@ mod pool_tests;
 fn is_derived_xattr(name: &str) -> bool {
     name.starts_with("user.reelfs.")
 }
+
+#[cfg(test)]
+#[path = "flusher_tests.rs"]
+mod flusher_tests;

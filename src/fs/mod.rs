@@ -8,6 +8,7 @@ pub mod attr;
 pub mod bdi;
 pub mod core;
 pub mod error;
+pub mod flusher;
 pub mod fuse;
 pub mod inodes;
 pub mod mount;

@@ -4,18 +4,20 @@
 //! Inside a branch, nodes are named by path (`BDir`/`BFile`), not by content,
 //! because a file being written must keep its inode while its content changes.
 //! Writes are buffered per inode and become staged chunks (through
-//! `Archive::stage_write`) at fsync, close, truncate, or every 64 MiB; other
-//! readers of the branch see buffered bytes at once.
+//! `Archive::stage_write`) at fsync, close, truncate, or every 64 MiB; every
+//! 64 MiB is handed to the background flusher (fs/flusher.rs) when the mount
+//! has one. Other readers of the branch see buffered bytes at once.
 
 use super::attr::{Attr, NodeType};
 use super::error::{FsError, FsResult, NAME_MAX};
+use super::flusher::{Flusher, Settled};
 use super::inodes::{Inodes, Node, NodeKind, ROOT_INO};
 use super::owners::{self, Caller};
 use crate::archive::objects::{EntryExtra, Extent, Owner, TreeEntry};
 use crate::archive::staging::{splice, Content, Staged, MAX_FILE_SIZE};
 use crate::archive::{objects, BlobReader, EntryKind, Hash};
 use crate::view::{self, Target};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 /// Flush a file's buffered writes once they reach this size.
@@ -116,10 +118,53 @@ pub struct WriteState {
     /// Buffered writes, non-overlapping, by offset.
     pub dirty: BTreeMap<u64, Vec<u8>>,
     pub dirty_bytes: u64,
+    /// Buffers handed to the flusher, oldest first, until staged; readers see
+    /// them under `dirty` and over `base`.
+    pub inflight: VecDeque<Arc<BTreeMap<u64, Vec<u8>>>>,
+    /// Bumped as each in-flight buffer is settled (fsync waits on it).
+    pub settled: Arc<Settled>,
     pub handles: usize,
     /// Set when the file was unlinked or replaced while open: its handles keep
     /// reading what they had, and nothing more is staged for it.
     pub orphaned: bool,
+    /// The flusher staged this file under its own name only: its other hard
+    /// links are brought in step at the next persist (fsync, close).
+    pub links_due: bool,
+}
+
+/// Lay a write over a buffer of non-overlapping runs, merging with
+/// overlapping or adjacent runs; `bytes` counts the buffer. Appending to a run
+/// extends it in place, so a sequential writer costs one copy per byte.
+fn lay(dirty: &mut BTreeMap<u64, Vec<u8>>, bytes: &mut u64, off: u64, data: &[u8]) {
+    let end = off + data.len() as u64;
+    // The run that starts at or before `off` and reaches it, if any.
+    let host = dirty.range(..=off).next_back().filter(|(o, d)| **o + d.len() as u64 >= off).map(|(o, _)| *o);
+    let (start, mut buf) = match host.and_then(|o| dirty.remove(&o).map(|d| (o, d))) {
+        Some((o, d)) => {
+            *bytes -= d.len() as u64;
+            (o, d)
+        }
+        None => (off, Vec::new()),
+    };
+    let rel = (off - start) as usize;
+    if buf.len() < rel + data.len() {
+        buf.resize(rel + data.len(), 0);
+    }
+    buf[rel..rel + data.len()].copy_from_slice(data);
+    // Absorb later runs that the write reaches or overlaps.
+    let later: Vec<u64> = dirty.range(off..=end).map(|(o, _)| *o).collect();
+    for o in later {
+        if let Some(d) = dirty.remove(&o) {
+            *bytes -= d.len() as u64;
+            let d_end = o + d.len() as u64;
+            if d_end > end {
+                let keep_from = (end - o) as usize;
+                buf.extend_from_slice(&d[keep_from..]);
+            }
+        }
+    }
+    *bytes += buf.len() as u64;
+    dirty.insert(start, buf);
 }
 
 pub fn join(dir: &str, name: &str) -> String {
@@ -140,37 +185,38 @@ impl WriteState {
         if data.is_empty() {
             return;
         }
-        let end = off + data.len() as u64;
-        // The run that starts at or before `off` and reaches it, if any.
-        let host = self.dirty.range(..=off).next_back().filter(|(o, d)| **o + d.len() as u64 >= off).map(|(o, _)| *o);
-        let (start, mut buf) = match host.and_then(|o| self.dirty.remove(&o).map(|d| (o, d))) {
-            Some((o, d)) => {
-                self.dirty_bytes -= d.len() as u64;
-                (o, d)
-            }
-            None => (off, Vec::new()),
-        };
-        let rel = (off - start) as usize;
-        if buf.len() < rel + data.len() {
-            buf.resize(rel + data.len(), 0);
-        }
-        buf[rel..rel + data.len()].copy_from_slice(data);
-        // Absorb later runs that the write reaches or overlaps.
-        let later: Vec<u64> = self.dirty.range(off..=end).map(|(o, _)| *o).collect();
-        for o in later {
-            if let Some(d) = self.dirty.remove(&o) {
-                self.dirty_bytes -= d.len() as u64;
-                let d_end = o + d.len() as u64;
-                if d_end > end {
-                    let keep_from = (end - o) as usize;
-                    buf.extend_from_slice(&d[keep_from..]);
-                }
-            }
-        }
-        self.dirty_bytes += buf.len() as u64;
-        self.dirty.insert(start, buf);
-        self.size = self.size.max(end);
+        lay(&mut self.dirty, &mut self.dirty_bytes, off, data);
+        self.size = self.size.max(off + data.len() as u64);
         self.mtime_ns = objects::now_ns();
+    }
+
+    /// Hand the buffer to the flusher: it becomes the newest in-flight buffer.
+    fn start_segment(&mut self) {
+        let runs = std::mem::take(&mut self.dirty);
+        self.dirty_bytes = 0;
+        self.inflight.push_back(Arc::new(runs));
+    }
+
+    /// Take every in-flight buffer back into `dirty` (older under newer), so
+    /// a synchronous persist stores them itself; the flusher then finds its
+    /// buffer gone and drops its result.
+    pub fn absorb_inflight(&mut self) {
+        if self.inflight.is_empty() {
+            return;
+        }
+        let mut runs = BTreeMap::new();
+        let mut bytes = 0u64;
+        for seg in self.inflight.drain(..) {
+            for (o, d) in seg.iter() {
+                lay(&mut runs, &mut bytes, *o, d);
+            }
+        }
+        for (o, d) in std::mem::take(&mut self.dirty) {
+            lay(&mut runs, &mut bytes, o, &d);
+        }
+        self.dirty = runs;
+        self.dirty_bytes = bytes;
+        self.settled.bump();
     }
 
     /// Read through the buffer over the persisted content.
@@ -191,7 +237,8 @@ impl WriteState {
                 done += r;
             }
         }
-        for (o, d) in self.dirty.range(..off + len) {
+        let newest_last = self.inflight.iter().map(|s| &**s).chain(std::iter::once(&self.dirty));
+        for (o, d) in newest_last.flat_map(|runs| runs.range(..off + len)) {
             let (a, b) = (*o, *o + d.len() as u64);
             if b <= off {
                 continue;
@@ -234,6 +281,8 @@ pub struct BranchWrites {
     atimes: Mutex<HashMap<(String, String), i64>>,
     /// Hard-link groups of committed trees, by tree id (see `write_links.rs`).
     link_trees: Mutex<HashMap<Hash, Arc<links::TreeGroups>>>,
+    /// Stores full buffers off the request thread (None: `write` stores them).
+    flusher: Option<Flusher>,
 }
 
 impl BranchWrites {
@@ -243,7 +292,14 @@ impl BranchWrites {
             read_only,
             atimes: Mutex::new(HashMap::new()),
             link_trees: Mutex::new(HashMap::new()),
+            flusher: None,
         }
+    }
+
+    /// Store full buffers on `flusher`'s thread.
+    pub fn with_flusher(mut self, flusher: Flusher) -> BranchWrites {
+        self.flusher = Some(flusher);
+        self
     }
 
     /// Branch operations on behalf of `host`, over this state.
@@ -255,6 +311,7 @@ impl BranchWrites {
             read_only: self.read_only,
             atimes: &self.atimes,
             link_trees: &self.link_trees,
+            flusher: self.flusher.as_ref(),
         }
     }
 }
@@ -268,6 +325,7 @@ pub struct Branches<'a, H: WriteHost> {
     read_only: bool,
     atimes: &'a Mutex<HashMap<(String, String), i64>>,
     link_trees: &'a Mutex<HashMap<Hash, Arc<links::TreeGroups>>>,
+    flusher: Option<&'a Flusher>,
 }
 
 impl<H: WriteHost> Branches<'_, H> {
@@ -575,8 +633,11 @@ impl<H: WriteHost> Branches<'_, H> {
                     extra,
                     dirty: BTreeMap::new(),
                     dirty_bytes: 0,
+                    inflight: VecDeque::new(),
+                    settled: Arc::new(Settled::default()),
                     handles: 0,
                     orphaned: false,
+                    links_due: false,
                 }));
                 m.insert(n.ino, ws.clone());
                 ws
@@ -587,6 +648,7 @@ impl<H: WriteHost> Branches<'_, H> {
             let mut w = ws.lock().map_err(|_| FsError::Io("poisoned".into()))?;
             w.handles += 1;
             if truncate && w.size != 0 {
+                w.absorb_inflight();
                 w.dirty.clear();
                 w.dirty_bytes = 0;
                 w.size = 0;
@@ -598,7 +660,14 @@ impl<H: WriteHost> Branches<'_, H> {
 
     /// Write buffered bytes (and any size/mode change) as staged chunks.
     fn persist(&self, w: &mut WriteState, force: bool) -> FsResult<()> {
-        if w.orphaned || (w.dirty.is_empty() && !force) {
+        w.absorb_inflight();
+        if w.orphaned {
+            return Ok(());
+        }
+        if w.dirty.is_empty() && !force {
+            if std::mem::take(&mut w.links_due) {
+                self.sync_link_group(&w.branch, &w.path)?;
+            }
             return Ok(());
         }
         let writes: Vec<(u64, &[u8])> = w.dirty.iter().map(|(o, d)| (*o, d.as_slice())).collect();
@@ -613,6 +682,7 @@ impl<H: WriteHost> Branches<'_, H> {
         if extra.link_group.is_some() {
             self.sync_link_group(&branch, &path)?;
         }
+        w.links_due = false;
         // Through the writer: the extent list was just written on its connection.
         let (ext, reader) = self.with_writer(|a| {
             let ext = a.staging().extents(id)?;
@@ -635,9 +705,36 @@ impl<H: WriteHost> Branches<'_, H> {
         let mut w = ws.lock().map_err(|_| FsError::Io("poisoned".into()))?;
         w.put(off, data);
         if w.dirty_bytes >= FLUSH_BYTES {
-            self.persist(&mut w, false)?;
+            match self.flusher {
+                Some(f) if !w.orphaned => {
+                    w.start_segment();
+                    // Queue without the file's lock: the flusher needs it to
+                    // finish the segment ahead, and a full queue waits for that.
+                    drop(w);
+                    if !f.submit(ws.clone()) {
+                        let mut w = ws.lock().map_err(|_| FsError::Io("poisoned".into()))?;
+                        self.persist(&mut w, false)?;
+                    }
+                }
+                _ => self.persist(&mut w, false)?,
+            }
         }
         Ok(data.len() as u32)
+    }
+
+    /// The file's lock once no buffer of it is in flight: fsync and close
+    /// wait here for the flusher rather than storing its buffers a second time.
+    fn settled_lock<'w>(&self, ws: &'w Arc<Mutex<WriteState>>) -> FsResult<std::sync::MutexGuard<'w, WriteState>> {
+        loop {
+            let w = ws.lock().map_err(|_| FsError::Io("poisoned".into()))?;
+            if w.inflight.is_empty() {
+                return Ok(w);
+            }
+            let settled = w.settled.clone();
+            let seen = settled.generation();
+            drop(w);
+            settled.wait_past(seen);
+        }
     }
 
     pub fn read_ws(&self, ws: &Arc<Mutex<WriteState>>, off: u64, len: u64) -> FsResult<Vec<u8>> {
@@ -646,14 +743,14 @@ impl<H: WriteHost> Branches<'_, H> {
 
     /// fsync / flush: make buffered writes durable.
     pub fn flush_ws(&self, ws: &Arc<Mutex<WriteState>>) -> FsResult<()> {
-        let mut w = ws.lock().map_err(|_| FsError::Io("poisoned".into()))?;
+        let mut w = self.settled_lock(ws)?;
         self.persist(&mut w, false)
     }
 
     /// Close of a write handle: persist, and drop the state with the last handle.
     pub fn release_ws(&self, ino: u64, ws: &Arc<Mutex<WriteState>>) -> FsResult<()> {
         let res = {
-            let mut w = ws.lock().map_err(|_| FsError::Io("poisoned".into()))?;
+            let mut w = self.settled_lock(ws)?;
             let r = self.persist(&mut w, false);
             w.handles = w.handles.saturating_sub(1);
             if w.handles == 0 {
@@ -1091,6 +1188,7 @@ impl<H: WriteHost> Branches<'_, H> {
                         w.mode = m & 0o7777;
                     }
                     if let Some(s) = size {
+                        w.absorb_inflight();
                         // Drop buffered bytes past the new end; the persisted part is cut by stage_write.
                         let keep: Vec<(u64, Vec<u8>)> = std::mem::take(&mut w.dirty)
                             .into_iter()

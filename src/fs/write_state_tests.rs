@@ -29,8 +29,11 @@ fn state(base_len: u64) -> WriteState {
         extra: Default::default(),
         dirty: BTreeMap::new(),
         dirty_bytes: 0,
+        inflight: VecDeque::new(),
+        settled: Default::default(),
         handles: 1,
         orphaned: false,
+        links_due: false,
     }
 }
 
