@@ -685,6 +685,9 @@ SPLIT:    AUDIO DELAY=  00:00:00:08
         assert_eq!(e.source_out_tc.map(|t| t.frames()), Some(1802));
         assert_eq!(e.source_range(FrameRate::Fps29_97Ndf).unwrap().len_frames(), 4);
         assert_eq!(edl.events[1].source_in_tc, e.source_in_tc);
+        // `;` labels pass the rate-free checks as `:` ones do (killed by scripts/mutants:
+        // reading them at 60 fps without mapping `;` refuses them as drop-frame labels).
+        assert_eq!((&e.invalid, &edl.events[1].invalid), (&None, &None));
         // Event 3 names a skipped label: kept, but warned about with its line number.
         assert_eq!(edl.events.len(), 3);
         assert_eq!(edl.events[2].source_in_tc, None);
@@ -761,6 +764,12 @@ SPLIT:    AUDIO DELAY=  00:00:00:08
         let long = format!("001 R1 V C 01:00:00:00 01:00:01:00 01:00:00:00 {}", "9:".repeat(100_000));
         let edl = parse_edl(&long, None);
         assert!(edl.warnings[0].reason.len() < 400, "{}", edl.warnings[0].reason.len());
+        // A reason of a few lines' length is kept whole (killed by scripts/mutants: a cap
+        // of 84 characters instead of 320 cut it, and no test had a reason that long).
+        let token = "X".repeat(60);
+        let edl = parse_edl(&format!("001 R1 V C 01:00:00:00 01:00:01:00 01:00:00:00 {token}"), None);
+        let reason = &edl.warnings[0].reason;
+        assert_eq!(reason, &format!("\"{token}\" is not a timecode or a frame number (expected four at the end of the line)"));
     }
 
     #[test]

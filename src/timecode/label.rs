@@ -219,6 +219,8 @@ fn fields_from_frames(frames: i64, rate: FrameRate) -> TcFields {
     let n = u64::from(rate.nominal_fps());
     let d = u64::from(rate.dropped_per_minute());
     let mut x = frames.unsigned_abs();
+    // Equivalent mutant (scripts/mutants): `>=` for `>` changes nothing, because with
+    // d == 0 (no drop frame) the block below adds 9 * 0 * tens and 0 * (...) to x.
     if d > 0 {
         let per_ten = 600 * n - 9 * d;
         let per_dropped_minute = 60 * n - d;

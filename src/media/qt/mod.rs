@@ -263,3 +263,74 @@ pub fn check_structure(src: &dyn ReadAt) -> Result<(), QtError> {
 pub fn frames_per_day(fps: u8, drop_frame: bool) -> u64 {
     slice::frames_per_day(fps as u64, drop_frame)
 }
+
+// Killed by scripts/mutants: tests.rs reads slices whole or in the kernel's page-sized
+// pieces, so no read started or ended inside a segment next to an empty one; and only
+// checked files ffmpeg wrote, which all have a `moov`.
+#[cfg(test)]
+mod unit_tests {
+    use super::*;
+
+    /// "abc", source bytes 2..6, nothing, "xy": the bytes "abc2345xy" over "0123456789".
+    fn virtual_file() -> VirtualFile {
+        let segments = vec![
+            Segment::Inline(Arc::from(&b"abc"[..])),
+            Segment::Source { offset: 2, len: 4 },
+            Segment::Inline(Arc::from(&b""[..])),
+            Segment::Inline(Arc::from(&b"xy"[..])),
+        ];
+        let len = segments.iter().map(Segment::len).sum();
+        VirtualFile { segments, len }
+    }
+
+    #[test]
+    fn a_virtual_file_reads_any_range_across_its_segments() {
+        let (vf, src) = (virtual_file(), b"0123456789".to_vec());
+        let whole = "abc2345xy";
+        assert_eq!(vf.len, 9);
+        for off in 0..=10u64 {
+            for n in 0..=11usize {
+                let mut buf = vec![b'-'; n];
+                let got = vf.read_at(&src, off, &mut buf).unwrap();
+                let want = whole.get(off as usize..(off as usize + n).min(9)).unwrap_or("");
+                assert_eq!(&buf[..got], want.as_bytes(), "offset {off}, {n} bytes");
+                assert!(buf[got..].iter().all(|&b| b == b'-'), "offset {off}, {n} bytes: wrote past what it returned");
+            }
+        }
+        // A source shorter than planned is an error, not a short read.
+        let e = vf.read_at(&b"0123".to_vec(), 0, &mut [0u8; 9]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn segment_lengths() {
+        assert!(Segment::Inline(Arc::from(&b""[..])).is_empty());
+        assert!(Segment::Source { offset: 5, len: 0 }.is_empty());
+        let s = Segment::Source { offset: 0, len: 4 };
+        assert_eq!((s.len(), s.is_empty()), (4, false));
+        let s = Segment::Inline(Arc::from(&b"ab"[..]));
+        assert_eq!((s.len(), s.is_empty()), (2, false));
+    }
+
+    #[test]
+    fn check_structure_wants_whole_boxes_and_a_moov() {
+        let ftyp = b"\0\0\0\x10ftypisom\0\0\0\0".to_vec();
+        let with = |rest: &[u8]| [ftyp.as_slice(), rest].concat();
+        check_structure(&with(b"\0\0\0\x08moov")).unwrap();
+        let e = check_structure(&ftyp).unwrap_err();
+        assert!(matches!(&e, QtError::Truncated(m) if m == "no 'moov' box in 16 bytes"), "{e}");
+        let e = check_structure(&with(b"\0\0\0\x08moov\0\0\0\x28mdat")).unwrap_err();
+        assert!(matches!(&e, QtError::Truncated(m) if m.contains("declares 40 bytes")), "{e}");
+    }
+
+    #[test]
+    fn frames_per_day_drops_only_at_multiples_of_30() {
+        assert_eq!(frames_per_day(24, false), 24 * 86_400);
+        assert_eq!(frames_per_day(24, true), 24 * 86_400);
+        assert_eq!(frames_per_day(25, true), 25 * 86_400);
+        assert_eq!(frames_per_day(30, false), 30 * 86_400);
+        // 29.97 DF skips 2 labels in 54 minutes of every hour; 59.94 DF skips 4.
+        assert_eq!(frames_per_day(30, true), (108_000 - 108) * 24);
+        assert_eq!(frames_per_day(60, true), (216_000 - 216) * 24);
+    }
+}

@@ -58,6 +58,9 @@ pub(crate) fn cached(src: &dyn ReadAt, key: &[u8; 32]) -> Result<Arc<Parsed>, Qt
         c.retain(|(k, _)| k != key);
         c.push((*key, p.clone()));
         let mut total: usize = c.iter().map(|(_, e)| e.heap_bytes()).sum();
+        // Survivors of scripts/mutants, not equivalent, left untested on purpose: `total >
+        // MAX_BYTES` as `>=`/`==`, and `-=` below as `+=`/`/=`, only show once the entries
+        // weigh 128 MB, which a unit test would have to allocate. The entry bound is tested.
         while c.len() > MAX_ENTRIES || total > MAX_BYTES {
             let (_, old) = c.remove(0);
             total -= old.heap_bytes();
@@ -192,6 +195,7 @@ mod tests {
 
     #[test]
     fn repeated_lookups_reuse_one_parse() {
+        let _turn = CACHE_TEST.lock().unwrap_or_else(|p| p.into_inner());
         let (src, _) = many_samples(1_000_000);
         let key = [0xa5u8; 32];
         let a = cached(&src, &key).unwrap();
@@ -199,5 +203,48 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &b));
         let vf = super::super::plan_slice_cached(&src, &key, 10, 20, None).unwrap();
         assert_eq!(source_range(&vf).1, 10);
+    }
+
+    /// The cache is process-wide and `cargo test` runs tests on threads: the tests that
+    /// count its entries take turns.
+    static CACHE_TEST: Mutex<()> = Mutex::new(());
+
+    // Killed by scripts/mutants: no test filled the cache past its entry bound, looked up
+    // an older clip after a newer one was parsed, or weighed a reordered parse.
+    #[test]
+    fn the_cache_keeps_the_latest_clips_and_weighs_them_whole() {
+        let _turn = CACHE_TEST.lock().unwrap_or_else(|p| p.into_inner());
+        let (src, _) = many_samples(100);
+        // Keys no other test uses.
+        let key = |i: u8| {
+            let mut k = [0x3cu8; 32];
+            k[0] = i;
+            k
+        };
+        let first = cached(&src, &key(0)).unwrap();
+        // Parsing a second clip keeps the first.
+        cached(&src, &key(1)).unwrap();
+        assert!(Arc::ptr_eq(&first, &cached(&src, &key(0)).unwrap()), "the first clip was dropped");
+        // Ten clips in all: the latest MAX_ENTRIES stay, the first two go.
+        let all: Vec<Arc<Parsed>> = (0..10).map(|i| cached(&src, &key(100 + i)).unwrap()).collect();
+        for (i, p) in all.iter().enumerate().skip(10 - MAX_ENTRIES) {
+            assert!(Arc::ptr_eq(p, &cached(&src, &key(100 + i as u8)).unwrap()), "clip {i} was dropped");
+        }
+        for (i, p) in all.iter().enumerate().take(10 - MAX_ENTRIES) {
+            assert!(!Arc::ptr_eq(p, &cached(&src, &key(100 + i as u8)).unwrap()), "clip {i} is still cached");
+        }
+    }
+
+    #[test]
+    fn a_parse_weighs_its_movie_and_its_timing() {
+        let (src, _) = many_samples(100);
+        let mut p = Parsed::load(&src).unwrap();
+        assert!(p.movie.heap_bytes() > 0);
+        assert_eq!(p.heap_bytes(), p.movie.heap_bytes(), "in-order timing holds nothing");
+        let v = p.video.as_ref().unwrap().0;
+        p.video = Some((v, VideoTiming::Reordered { display: vec![1, 0, 2], cts: vec![10, 0, 20] }));
+        let timing = p.video.as_ref().unwrap().1.heap_bytes();
+        assert!(timing >= 3 * 4 + 3 * 8);
+        assert_eq!(p.heap_bytes(), p.movie.heap_bytes() + timing);
     }
 }
