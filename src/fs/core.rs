@@ -778,7 +778,10 @@ impl FsCore {
                     }
                 }
             }
-            NodeKind::Root => {}
+            // How many inodes the daemon holds for the kernel: `df -i` now shows the
+            // archive disk's (fs/statfs.rs), and an operator checking that a long
+            // `find` did not grow the daemon for good still needs this number.
+            NodeKind::Root => out.push(("user.reelfs.inodes".into(), self.inode_count().to_string())),
             NodeKind::Commit { .. } | NodeKind::History | NodeKind::HistoryBranch { .. } => out.extend(self.version_xattrs(&n)),
             NodeKind::Proxy { .. } | NodeKind::ProxyDir { .. } => out.extend(self.proxy_xattrs(&n)?),
         }
