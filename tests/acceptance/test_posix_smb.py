@@ -159,3 +159,44 @@ def test_a_fruit_share_of_the_mount_lists_reads_writes_and_keeps_streams(reelfs,
     names = [n for n in os.listxattr(got) if "kMDItemUserTags" in n]
     assert names and os.getxattr(got, names[0]).rstrip(b"\0") == (work / "tag.bin").read_bytes(), names
     reelfs.check_deep(tmp_archive)
+
+
+def test_a_share_shows_originals_with_times_slices_by_name_and_proxies(reelfs, tmp_archive, tmp_path, smb_share):
+    """What an editor browsing the share sees: originals with their sizes and times,
+    a slice opened by its `.`-separated name (never listed: `:` is not a legal SMB
+    name), the `.proxy` folders, and inode numbers that do not change under Samba
+    during the session (Samba's file ids come from them)."""
+    card = tmp_path / "card"
+    card.mkdir()
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=24", "-t", "3",
+                    "-c:v", "mpeg4", "-timecode", "01:00:00:00", str(card / "clip.mov")], check=True, timeout=120)
+    reelfs.ok("ingest", tmp_archive, card, "-m", "card")
+    reelfs.ok("proxy", tmp_archive, "--profiles", "thumb", timeout=300)
+    work = tmp_path / "client"
+    work.mkdir()
+    with Mount(reelfs, tmp_archive, tmp_path / "mnt") as m:
+        folder = m.mp / "main" / "card"
+        st = os.stat(folder / "clip.mov")
+        ino_before = {p: os.stat(folder / p).st_ino for p in ("clip.mov", ".proxy", ".proxy/thumb/clip.jpg")}
+        run = smb_share(m.mp)
+        listing = run("ls main\\card\\*")
+        line = next((l for l in listing.splitlines() if l.split()[:1] == ["clip.mov"]), None)
+        assert line is not None, listing
+        assert str(st.st_size) in line.split(), line
+        assert time.strftime("%H:%M:%S %Y", time.localtime(st.st_mtime)) in line, (line, st.st_mtime)
+        assert "@" not in listing, "slices are opened by name, never listed"
+        # A slice by its SMB-legal name: the same bytes as the mount's own slice.
+        name = "clip.mov@01.00.00.00-01.00.01.00"
+        run("cd main\\card", f"get {name} slice.mov", cwd=work)
+        assert b3(work / "slice.mov") == b3(folder / "clip.mov@01:00:00:00-01:00:01:00")
+        probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                                "stream=nb_read_frames:stream_tags=timecode", "-of", "json", str(work / "slice.mov")],
+                               capture_output=True, text=True, check=True)
+        assert '"nb_read_frames": "24"' in probe.stdout and "01:00:00:00" in probe.stdout, probe.stdout
+        # The proxies, as Finder's hidden-folder view shows them.
+        listing = run("ls main\\card\\.proxy\\thumb\\*")
+        assert "clip.jpg" in listing, listing
+        run("cd main\\card\\.proxy\\thumb", "get clip.jpg thumb.jpg", cwd=work)
+        assert b3(work / "thumb.jpg") == b3(folder / ".proxy" / "thumb" / "clip.jpg")
+        run.stop()
+        assert {p: os.stat(folder / p).st_ino for p in ino_before} == ino_before
