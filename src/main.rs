@@ -79,7 +79,7 @@ fn run(cli: Cli) -> Result<i32> {
             }
             if proxies && !req.interrupt.load(Ordering::Relaxed) {
                 let specs = commands::ingest::ingested_specs(&req.branch, &req.to, &req.sources);
-                let rc = proxy(&archive, specs, "thumb,sheet,preview,editorial,preview-low", 1, json)?;
+                let rc = proxy(&archive, specs, "thumb,sheet,preview,editorial,preview-low", 1, json, false)?;
                 if rc != 0 {
                     return Ok(rc);
                 }
@@ -122,10 +122,7 @@ fn run(cli: Cli) -> Result<i32> {
                 }
                 return Ok(commands::proxy::watch(&archive, &req, every, on_done, print::proxy_run)?);
             }
-            if worker {
-                return proxy_worker(&archive, paths, &profiles, jobs, json);
-            }
-            proxy(&archive, paths, &profiles, jobs, json)
+            proxy(&archive, paths, &profiles, jobs, json, worker)
         }
         Cmd::Cat { archive, path } => {
             let a = Archive::open(&archive)?;
@@ -613,8 +610,9 @@ fn tape(action: TapeCmd) -> Result<i32> {
 }
 
 /// `reelfs proxy` (and `ingest --proxies`): render, print each file as it is
-/// stored and a summary (or the report as JSON).
-fn proxy(archive: &std::path::Path, paths: Vec<String>, profiles: &str, jobs: usize, json: bool) -> Result<i32> {
+/// stored and a summary (or the report as JSON). A `worker` shares the
+/// bucket's queue with other hosts.
+fn proxy(archive: &std::path::Path, paths: Vec<String>, profiles: &str, jobs: usize, json: bool, worker: bool) -> Result<i32> {
     let req = commands::proxy::ProxyRequest {
         paths,
         profiles: profiles.to_string(),
@@ -623,26 +621,8 @@ fn proxy(archive: &std::path::Path, paths: Vec<String>, profiles: &str, jobs: us
         interrupt: process::interrupt_flag(),
     };
     let on_done: Option<reelfs::media::proxy::run::OnDone> = if json { None } else { Some(Box::new(print::rendered)) };
-    let rep = commands::proxy::render(archive, &req, on_done)?;
-    if json {
-        print::json(&rep)?;
-    } else {
-        print::proxy_run(&rep);
-    }
-    Ok(commands::proxy::exit_code(&rep))
-}
-
-/// `reelfs proxy --worker`: `proxy`, sharing the bucket's queue with other hosts.
-fn proxy_worker(archive: &std::path::Path, paths: Vec<String>, profiles: &str, jobs: usize, json: bool) -> Result<i32> {
-    let req = commands::proxy::ProxyRequest {
-        paths,
-        profiles: profiles.to_string(),
-        jobs,
-        progress: bar::handle(!json),
-        interrupt: process::interrupt_flag(),
-    };
-    let on_done: Option<reelfs::media::proxy::run::OnDone> = if json { None } else { Some(Box::new(print::rendered)) };
-    let rep = commands::proxy::render_as_worker(archive, &req, on_done)?;
+    let rep =
+        if worker { commands::proxy::render_as_worker(archive, &req, on_done)? } else { commands::proxy::render(archive, &req, on_done)? };
     if json {
         print::json(&rep)?;
     } else {
