@@ -182,26 +182,27 @@ mod tests {
         let bytes = noise(3 << 20, 11);
         let blob = commit_file(&root, "one.bin", &[], &[(0, &bytes)], bytes.len() as u64);
         let a = Archive::open(&root).unwrap();
-        // The chunker's seed is per archive: take the longest chunk (at least
-        // 1.5 MiB of 3, so at least 6 blocks) and damage its block 5.
+        // The chunker's seed is per archive: take the longest chunk (chunks
+        // are at least 1 MiB, and 3 MiB holds at most two of them plus a tail,
+        // so it has at least 4 blocks) and damage its block 3.
         let e = a.catalog.extents(&blob).unwrap().into_iter().max_by_key(|e| e.length).unwrap();
-        assert!(e.length >= 6 * BLOCK_LEN && e.chunk_offset == 0, "{e:?}");
+        assert!(e.length >= 4 * BLOCK_LEN && e.chunk_offset == 0, "{e:?}");
         let fo = e.file_offset;
-        let bad = fo + 5 * BLOCK_LEN + 1234;
+        let bad = fo + 3 * BLOCK_LEN + 1234;
         flip_stored_byte(&a, &blob, bad);
         drop(a);
         let a = Archive::open(&root).unwrap();
         let r = a.blob_reader(&blob).unwrap();
         let mut buf = vec![0u8; 100_000];
         // Other blocks of the same chunk read, and read right.
-        for off in [fo, fo + BLOCK_LEN + 10, fo + 3 * BLOCK_LEN] {
+        for off in [fo, fo + BLOCK_LEN + 10, fo + 2 * BLOCK_LEN] {
             assert_eq!(r.read_at(off, &mut buf).unwrap(), buf.len());
             assert_eq!(&buf[..], &bytes[off as usize..off as usize + buf.len()], "at {off}");
         }
         // Any read touching the damaged block is an error naming the damage, every time.
-        for off in [bad - 10, fo + 5 * BLOCK_LEN, fo + 5 * BLOCK_LEN - 50] {
+        for off in [bad - 10, fo + 3 * BLOCK_LEN, fo + 3 * BLOCK_LEN - 50] {
             match r.read_at(off, &mut buf) {
-                Err(ArchiveError::Damaged { what, .. }) => assert!(what.contains("block 5"), "{what}"),
+                Err(ArchiveError::Damaged { what, .. }) => assert!(what.contains("block 3"), "{what}"),
                 other => panic!("read at {off}: expected damage, got {other:?}"),
             }
         }
