@@ -663,7 +663,7 @@ def test_new_ingest_shows_up_while_mounted(reelfs, small_archive, tmp_path):
 def test_damaged_chunk_gives_eio_for_that_range_only(reelfs, tmp_path):
     src = tmp_path / "src"
     src.mkdir()
-    victim_bytes = os.urandom(12 * MiB)  # random: stored raw, several chunks
+    victim_bytes = os.urandom(20 * MiB)  # random: stored raw; past the 16 MiB largest chunk, so several
     (src / "victim.bin").write_bytes(victim_bytes)
     (src / "other.bin").write_bytes(os.urandom(3 * MiB))
     archive = tmp_path / "archive"
