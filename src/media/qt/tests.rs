@@ -585,3 +585,34 @@ fn frame_times_are_ffprobes_pts() {
     assert_eq!(times[12] - times[11], times[1] - times[0]);
     assert_eq!(times[14] - times[13], 2 * (times[1] - times[0]));
 }
+
+/// Each display frame's sample lies where ffprobe finds that frame's packet (its `pos`
+/// and `size`), the packets taken in presentation order: with B-frames that is not the
+/// order they are stored in.
+#[test]
+fn frame_sample_is_ffprobes_packet() {
+    let path = media("tiny-h264.mov");
+    let entries = "packet=pts,pos,size";
+    let out =
+        sh(&["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", entries, "-of", "compact=p=0", path.to_str().unwrap()]);
+    let mut packets: Vec<(i64, u64, u64)> = out
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let kv: HashMap<&str, &str> = l.trim().split('|').filter_map(|f| f.split_once('=')).collect();
+            (kv["pts"].parse().unwrap(), kv["pos"].parse().unwrap(), kv["size"].parse().unwrap())
+        })
+        .collect();
+    packets.sort_unstable();
+    assert_eq!(packets.len(), 50, "{out}");
+    assert!(packets.windows(2).any(|p| p[1].1 < p[0].1), "B-frames store frames out of display order");
+
+    let src = std::fs::File::open(&path).unwrap();
+    for (frame, &(_, pos, size)) in packets.iter().enumerate() {
+        assert_eq!(frame_sample(&src, frame as u64).unwrap(), (pos, size), "display frame {frame}");
+    }
+    match frame_sample(&src, 50) {
+        Err(QtError::Range { first: 50, end: 51, frames: 50 }) => {}
+        other => panic!("frame 50 of 50: {other:?}"),
+    }
+}
