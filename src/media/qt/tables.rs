@@ -777,6 +777,18 @@ mod tests {
         assert!(matches!(&back.chunk_offsets, ChunkOffsets::Co64(v) if v == &[100, 200, 300]));
     }
 
+    // From scripts/mutants: only the ffmpeg suite (pass 2, 20 s a mutant) noticed a
+    // wrong sum here; this catches it in pass 1.
+    #[test]
+    fn duration_sums_every_run() {
+        let mut t = table(vec![(1, 1, 1)], vec![0], 9, 1);
+        t.stts = vec![(2, 1001), (5, 2002), (2, 1001)];
+        assert_eq!(t.duration(), 4 * 1001 + 5 * 2002);
+        // A damaged table cannot wrap the sum around to a small duration.
+        t.stts = vec![(u32::MAX, u32::MAX), (u32::MAX, u32::MAX)];
+        assert_eq!(t.duration(), u64::MAX);
+    }
+
     #[test]
     fn modal_delta_counts_samples_not_runs() {
         let mut t = table(vec![(1, 1, 1)], vec![0], 9, 1);

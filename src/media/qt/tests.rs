@@ -74,6 +74,8 @@ fn recipe(name: &str) -> Vec<String> {
         "tiny-opengop.mov" => s("-f lavfi -i testsrc2=size=64x64:rate=25:duration=2 -c:v libx264 -preset veryfast -x264opts open_gop=1:keyint=12:min-keyint=12:scenecut=0:bframes=3:b-pyramid=none:b-adapt=0 -pix_fmt yuv420p -timecode 03:00:00:00"),
         // 8-bit mono PCM: one byte per sample, as legacy QuickTime sizes compressed audio.
         "tiny-u8.mov" => s("-f lavfi -i testsrc2=size=64x64:rate=25:duration=1 -f lavfi -i sine=frequency=440:sample_rate=22050:duration=1 -c:v prores_ks -profile:v 0 -c:a pcm_u8 -ac 1"),
+        // Variable frame rate: 12 frames at 25 fps, then 6 at 12.5 fps (ProRes, no B-frames).
+        "tiny-vfr.mov" => s("-f lavfi -i testsrc2=size=64x64:rate=25:duration=0.72 -vf setpts=if(lt(N\\,12)\\,N\\,2*N-12)/25/TB -fps_mode passthrough -c:v prores_ks -profile:v 0"),
         _ => panic!("no recipe for {name}"),
     }
 }
@@ -553,4 +555,64 @@ fn recorded_timecode_in_slices() {
     let tc = info.timecode.unwrap();
     assert_eq!((tc.start_frame, tc.fps, tc.timescale, tc.frame_duration), (86_400, 24, 24, 1));
     assert_eq!(info.tracks.iter().filter(|t| t.kind == TrackKind::Timecode).count(), 1);
+}
+
+/// Presentation times of the displayed frames, as ffprobe reads them: its packets' pts in
+/// the stream's time base (the media timescale, edit list applied), sorted into display
+/// order. B-frames (cts out of decode order, an edit list shifting the first to zero) and
+/// a variable frame rate (uneven steps).
+#[test]
+fn frame_times_are_ffprobes_pts() {
+    for (name, frames) in [("tiny-h264.mov", 50), ("tiny-vfr.mov", 18)] {
+        let path = media(name);
+        let entries = "stream=time_base:packet=pts";
+        let out =
+            sh(&["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", entries, "-of", "csv=p=0", path.to_str().unwrap()]);
+        let mut lines: Vec<&str> = out.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let base = lines.iter().position(|l| l.starts_with("1/")).unwrap_or_else(|| panic!("{name}: no time base in {out}"));
+        let timescale: u32 = lines.remove(base)[2..].parse().unwrap();
+        let mut pts: Vec<i64> = lines.iter().map(|l| l.parse().unwrap()).collect();
+        pts.sort_unstable();
+        assert_eq!(pts.len(), frames, "{name}: {out}");
+
+        let (times, scale) = frame_times(&std::fs::File::open(&path).unwrap()).unwrap();
+        assert_eq!(scale, timescale, "{name}");
+        assert_eq!(times, pts, "{name}");
+        assert_eq!(times[0], 0, "{name}");
+    }
+    // The VFR clip's steps really are uneven: one frame time apart, then two.
+    let (times, _) = frame_times(&std::fs::File::open(media("tiny-vfr.mov")).unwrap()).unwrap();
+    assert_eq!(times[12] - times[11], times[1] - times[0]);
+    assert_eq!(times[14] - times[13], 2 * (times[1] - times[0]));
+}
+
+/// Each display frame's sample lies where ffprobe finds that frame's packet (its `pos`
+/// and `size`), the packets taken in presentation order: with B-frames that is not the
+/// order they are stored in.
+#[test]
+fn frame_sample_is_ffprobes_packet() {
+    let path = media("tiny-h264.mov");
+    let entries = "packet=pts,pos,size";
+    let out =
+        sh(&["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", entries, "-of", "compact=p=0", path.to_str().unwrap()]);
+    let mut packets: Vec<(i64, u64, u64)> = out
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let kv: HashMap<&str, &str> = l.trim().split('|').filter_map(|f| f.split_once('=')).collect();
+            (kv["pts"].parse().unwrap(), kv["pos"].parse().unwrap(), kv["size"].parse().unwrap())
+        })
+        .collect();
+    packets.sort_unstable();
+    assert_eq!(packets.len(), 50, "{out}");
+    assert!(packets.windows(2).any(|p| p[1].1 < p[0].1), "B-frames store frames out of display order");
+
+    let src = std::fs::File::open(&path).unwrap();
+    for (frame, &(_, pos, size)) in packets.iter().enumerate() {
+        assert_eq!(frame_sample(&src, frame as u64).unwrap(), (pos, size), "display frame {frame}");
+    }
+    match frame_sample(&src, 50) {
+        Err(QtError::Range { first: 50, end: 51, frames: 50 }) => {}
+        other => panic!("frame 50 of 50: {other:?}"),
+    }
 }
