@@ -205,7 +205,23 @@ pub fn mount_foreground(archive: &Path, mountpoint: &Path, opts: &MountOptions, 
 }
 
 /// Unmount a reelfs mount: `fusermount3 -u`, falling back to umount(2) as root.
+/// A mount is busy for a moment while a `stat` of its root is in flight (the
+/// mount's own read-ahead thread makes one just after mounting, fs/bdi.rs), so
+/// a busy mount is tried again for up to a second before the error is returned.
 pub fn unmount(mountpoint: &Path) -> Result<(), String> {
+    let mut tries = 0;
+    loop {
+        match unmount_once(mountpoint) {
+            Err(e) if e.contains("busy") && tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn unmount_once(mountpoint: &Path) -> Result<(), String> {
     let out = std::process::Command::new("fusermount3").arg("-u").arg(mountpoint).output();
     match out {
         Ok(o) if o.status.success() => Ok(()),
