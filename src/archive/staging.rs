@@ -156,7 +156,7 @@ impl Archive {
             return Err(ArchiveError::Invalid(format!("{branch}/{path}: a file may not be longer than {MAX_FILE_SIZE} bytes")));
         }
         let prepared = super::written::prepare_written(&self.config, writes)?;
-        self.store_written(&prepared)?;
+        self.store_written(&prepared, writes)?;
         self.stage_pieces(branch, path, base, &prepared.pieces, new_size, mode, mtime_ns, owner, extra)
     }
 

@@ -642,6 +642,14 @@ impl FsCore {
     }
 
     pub fn getxattr(&self, ino: u64, name: &str) -> FsResult<Vec<u8>> {
+        // Only `user.*` names are ever kept (objects::keeps_xattr) or derived.
+        // The kernel asks for `security.capability` before every write(2) to
+        // a mount without writeback caching; answering that from the catalog
+        // cost a read transaction per 1 MiB written.
+        if !name.starts_with("user.") {
+            self.node(ino)?;
+            return Err(FsError::NoAttr);
+        }
         if !is_derived_xattr(name) {
             // A user's value is bytes (a Finder info block is binary).
             return match self.branches().user_xattrs(&self.node(ino)?)? {

@@ -120,7 +120,7 @@ pub struct WriteState {
     pub dirty_bytes: u64,
     /// Buffers handed to the flusher, oldest first, until staged; readers see
     /// them under `dirty` and over `base`.
-    pub inflight: VecDeque<Arc<BTreeMap<u64, Vec<u8>>>>,
+    pub inflight: VecDeque<Segment>,
     /// Bumped as each in-flight buffer is settled (fsync waits on it).
     pub settled: Arc<Settled>,
     pub handles: usize,
@@ -131,6 +131,9 @@ pub struct WriteState {
     /// links are brought in step at the next persist (fsync, close).
     pub links_due: bool,
 }
+
+/// A buffer handed to the flusher: written runs by file offset.
+pub type Segment = Arc<BTreeMap<u64, Vec<u8>>>;
 
 /// Lay a write over a buffer of non-overlapping runs, merging with
 /// overlapping or adjacent runs; `bytes` counts the buffer. Appending to a run
@@ -147,10 +150,15 @@ fn lay(dirty: &mut BTreeMap<u64, Vec<u8>>, bytes: &mut u64, off: u64, data: &[u8
         None => (off, Vec::new()),
     };
     let rel = (off - start) as usize;
-    if buf.len() < rel + data.len() {
-        buf.resize(rel + data.len(), 0);
+    if rel == buf.len() {
+        // A sequential writer's case: one copy, no zero-fill of the new tail first.
+        buf.extend_from_slice(data);
+    } else {
+        if buf.len() < rel + data.len() {
+            buf.resize(rel + data.len(), 0);
+        }
+        buf[rel..rel + data.len()].copy_from_slice(data);
     }
-    buf[rel..rel + data.len()].copy_from_slice(data);
     // Absorb later runs that the write reaches or overlaps.
     let later: Vec<u64> = dirty.range(off..=end).map(|(o, _)| *o).collect();
     for o in later {
@@ -190,11 +198,13 @@ impl WriteState {
         self.mtime_ns = objects::now_ns();
     }
 
-    /// Hand the buffer to the flusher: it becomes the newest in-flight buffer.
-    fn start_segment(&mut self) {
-        let runs = std::mem::take(&mut self.dirty);
+    /// Hand the buffer to the flusher: it becomes the newest in-flight buffer
+    /// (returned, for the flusher to name the segment it stores).
+    fn start_segment(&mut self) -> Segment {
+        let runs = Arc::new(std::mem::take(&mut self.dirty));
         self.dirty_bytes = 0;
-        self.inflight.push_back(Arc::new(runs));
+        self.inflight.push_back(runs.clone());
+        runs
     }
 
     /// Take every in-flight buffer back into `dirty` (older under newer), so
@@ -707,11 +717,11 @@ impl<H: WriteHost> Branches<'_, H> {
         if w.dirty_bytes >= FLUSH_BYTES {
             match self.flusher {
                 Some(f) if !w.orphaned => {
-                    w.start_segment();
+                    let seg = w.start_segment();
                     // Queue without the file's lock: the flusher needs it to
                     // finish the segment ahead, and a full queue waits for that.
                     drop(w);
-                    if !f.submit(ws.clone()) {
+                    if !f.submit(ws.clone(), seg) {
                         let mut w = ws.lock().map_err(|_| FsError::Io("poisoned".into()))?;
                         self.persist(&mut w, false)?;
                     }
