@@ -599,6 +599,11 @@ pub enum TapeCmd {
         /// A tape library that loads --from (see `tape write --changer`).
         #[arg(long, value_name = "DEV")]
         changer: Option<PathBuf>,
+        /// `tape`: in tape order (the head only moves forward); `given`: in the
+        /// order of PATHS, for comparison (on a real drive each step back is a
+        /// locate of tens of seconds)
+        #[arg(long, default_value = "tape", value_parser = ["tape", "given"])]
+        order: String,
     },
 }
 

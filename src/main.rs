@@ -591,13 +591,17 @@ fn tape(action: TapeCmd) -> Result<i32> {
             }
             Ok(0)
         }
-        TapeCmd::Recall { archive, paths, from, ltfs_mount, device, json, changer } => {
+        TapeCmd::Recall { archive, paths, from, ltfs_mount, device, json, changer, order } => {
+            let order = if order == "given" { reelfs::tape::recall::Order::Given } else { reelfs::tape::recall::Order::Tape };
             let rep = match changer {
                 Some(_) if ltfs_mount.is_some() => {
                     return Err(anyhow::anyhow!("--changer loads the cartridge itself: leave out --ltfs-mount"))
                 }
+                Some(_) if order == reelfs::tape::recall::Order::Given => {
+                    return Err(anyhow::anyhow!("--order given reads one cartridge: leave out --changer"))
+                }
                 Some(ch) => t::recall_with_changer(&archive, &paths, &from, &ch, device.as_deref())?,
-                None => t::recall(&archive, &paths, &from, &VolumeArg::from_flags(ltfs_mount, device)?)?,
+                None => t::recall_in_order(&archive, &paths, &from, &VolumeArg::from_flags(ltfs_mount, device)?, order)?,
             };
             if json {
                 print::json(&rep)?;

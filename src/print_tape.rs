@@ -183,5 +183,8 @@ pub fn recall(r: &reelfs::tape::recall::RecallReport) {
     if let Some(b) = &r.waiting_for {
         eprintln!("reelfs: waiting for cartridge {b}: put it in a free slot of the library and run the recall again");
     }
+    if let Some(s) = &r.seeks {
+        println!("drive: {} locate(s), {} backward ({} blocks back)", s.locates, s.backward, s.blocks_back);
+    }
     println!("{}: {} file(s) recalled, {} refused", r.barcode, r.recalled.len(), r.refused.len());
 }

@@ -143,6 +143,19 @@ pub fn recall(archive: &Path, paths: &[String], from: &str, vol: &VolumeArg) -> 
     Ok(recall::recall(&mut a, paths, from, r.as_mut())?)
 }
 
+/// `tape recall --order given`: as `recall`, reading the files in the order given.
+pub fn recall_in_order(
+    archive: &Path,
+    paths: &[String],
+    from: &str,
+    vol: &VolumeArg,
+    order: recall::Order,
+) -> Result<recall::RecallReport> {
+    let mut a = Archive::open_writer(archive)?;
+    let mut r = reader(vol, from)?;
+    Ok(recall::recall_in_order(&mut a, paths, from, r.as_mut(), order)?)
+}
+
 /// `tape write --changer`: each cartridge written, in order, and the barcode
 /// the library lacks when the plan needs another cartridge it does not hold.
 #[derive(Debug, serde::Serialize)]

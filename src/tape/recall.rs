@@ -60,6 +60,20 @@ pub struct RecallReport {
     /// A cartridge holding a part of a split file that the library does not
     /// hold: put it in a slot and run the recall again.
     pub waiting_for: Option<String>,
+    /// How the drive positioned its head during the recall (`--device` on an
+    /// emulated cartridge counts; other volumes do not say).
+    pub seeks: Option<crate::tape::device::SeekCounts>,
+}
+
+/// The order a recall reads files in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Partition, then start block: the head only moves forward.
+    #[default]
+    Tape,
+    /// As the paths were given (what a script reading one file after another
+    /// off an LTFS mount does): for comparison, e.g. `scripts/bench tape`.
+    Given,
 }
 
 impl RecallReport {
@@ -118,6 +132,17 @@ pub fn recall(a: &mut Archive, sources: &[String], barcode: &str, reader: &mut d
     recall_across(a, sources, barcode, reader, None)
 }
 
+/// `recall`, reading whole files in `order`.
+pub fn recall_in_order(
+    a: &mut Archive,
+    sources: &[String],
+    barcode: &str,
+    reader: &mut dyn VolumeReader,
+    order: Order,
+) -> Result<RecallReport> {
+    recall_ordered(a, sources, barcode, reader, None, order)
+}
+
 /// `recall`, with `load` opening the other cartridges a split file's parts
 /// are on (a changer). `reader` (the cartridge `barcode`) is read first and
 /// not again once `load` has been called: the changer took it out.
@@ -126,15 +151,32 @@ pub fn recall_across(
     sources: &[String],
     barcode: &str,
     reader: &mut dyn VolumeReader,
+    load: Option<&mut LoadCartridge<'_>>,
+) -> Result<RecallReport> {
+    recall_ordered(a, sources, barcode, reader, load, Order::Tape)
+}
+
+fn recall_ordered(
+    a: &mut Archive,
+    sources: &[String],
+    barcode: &str,
+    reader: &mut dyn VolumeReader,
     mut load: Option<&mut LoadCartridge<'_>>,
+    order: Order,
 ) -> Result<RecallReport> {
     a.catalog.ensure_tape_schema()?;
     if a.catalog.cartridge(barcode)?.is_none() {
         return Err(TapeError::NoSuchTape(barcode.into()));
     }
     a.require_writer()?;
-    let mut rep =
-        RecallReport { barcode: barcode.into(), recalled: Vec::new(), refused: Vec::new(), already_on_disk: Vec::new(), waiting_for: None };
+    let mut rep = RecallReport {
+        barcode: barcode.into(),
+        recalled: Vec::new(),
+        refused: Vec::new(),
+        already_on_disk: Vec::new(),
+        waiting_for: None,
+        seeks: None,
+    };
     let mut todo = Vec::new();
     let mut splits: Vec<SplitFile> = Vec::new();
     for s in sources {
@@ -168,7 +210,9 @@ pub fn recall_across(
     // Tape order: a drive reads forward, never back. A volume mounted by a
     // driver that does not expose start blocks gives 0 for all: then the
     // order they were written in.
-    todo.sort_by(|x, y| (&x.partition, x.start_block, x.ord).cmp(&(&y.partition, y.start_block, y.ord)));
+    if order == Order::Tape {
+        todo.sort_by(|x, y| (&x.partition, x.start_block, x.ord).cmp(&(&y.partition, y.start_block, y.ord)));
+    }
     todo.dedup_by(|x, y| x.blob == y.blob);
     let stage = a.root().join(format!(".recall-{}", std::process::id()));
     std::fs::create_dir_all(&stage).map_err(|e| TapeError::Io { path: stage.clone(), source: e })?;
@@ -215,6 +259,7 @@ pub fn recall_across(
     })();
     let _ = std::fs::remove_dir_all(&stage);
     result?;
+    rep.seeks = reader.seeks();
     Ok(rep)
 }
 

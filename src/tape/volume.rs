@@ -99,4 +99,9 @@ pub trait VolumeReader {
     fn files(&mut self) -> Result<Vec<VolumeFile>, VolumeError>;
     /// A file's bytes, read front to back.
     fn open(&mut self, path: &str) -> Result<Box<dyn io::Read + '_>, VolumeError>;
+    /// How the drive under the volume positioned its head so far, when it
+    /// counts (`--device` on an emulated cartridge; not an LTFS mount).
+    fn seeks(&self) -> Option<super::device::SeekCounts> {
+        None
+    }
 }

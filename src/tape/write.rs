@@ -5,8 +5,8 @@
 //! A write error or end of medium abandons the file being written (no index
 //! lists it), closes the cartridge, and moves that file and everything after
 //! it to the next cartridge of the same copy (a new barcode when there is
-//! none). The tape catalog is updated after each completed file, so it always
-//! says exactly what is complete where.
+//! none). The tape catalog records each completed file (small ones a few at a
+//! time, see `Unrecorded`), and never one that is not complete.
 //!
 //! Ctrl-C (SIGINT/SIGTERM) stops at a safe point: the file being written is
 //! abandoned and stays queued (not on the tape), the index is written so the
@@ -34,8 +34,10 @@ use std::time::{Duration, Instant, SystemTime};
 /// Bytes read from the archive and written to the volume at a time: large
 /// writes keep an LTO drive streaming.
 const BLOCK: usize = 8 << 20;
-/// How far the archive's read-ahead runs in front of the writer.
-const READ_AHEAD: u64 = 32 << 20;
+/// How far the archive's read-ahead runs in front of the writer: far enough
+/// that its two workers keep the packs' disk busy while the volume's
+/// synchronous (`O_DIRECT`) writes wait on theirs.
+const READ_AHEAD: u64 = 128 << 20;
 /// Blocks queued between the reader, the hashers and the writer.
 const IN_FLIGHT: usize = 3;
 
@@ -90,6 +92,11 @@ pub struct WriteReport {
     /// Files a killed earlier run left on the volume under a queued file's
     /// name, removed before writing (the file is then written whole).
     pub removed_partial: Vec<RemovedPartial>,
+    /// Files whose MD5, SHA-1 and xxHash64 were taken from an earlier
+    /// cartridge's copy of the same bytes (copy B of an A/B set) instead of
+    /// being computed again; this write's own BLAKE3 of the bytes matched the
+    /// one recorded with them.
+    pub hashes_reused: u64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -164,6 +171,7 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
         closed_early: None,
         interrupted: false,
         removed_partial: Vec::new(),
+        hashes_reused: 0,
     };
     // A killed run (no safe point) can leave a queued file on the volume,
     // truncated, under its final name: it goes before anything is written.
@@ -194,6 +202,7 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
     // Every block the reader, the hashers and the writer hold at once, reused
     // from file to file.
     let pool = Pool::new(BLOCK, 4 * IN_FLIGHT + 2);
+    let mut pending = Unrecorded::default();
     for (n, item) in items.iter().enumerate() {
         if opts.interrupt.load(Ordering::Relaxed) {
             rep.interrupted = true;
@@ -201,8 +210,22 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
         }
         pb.message(&item.tape_path);
         pb.files(n as u64, items.len() as u64);
-        match write_item(a, vol.as_mut(), item, pb, &opts.interrupt, &pool) {
+        // A large file takes long enough that a kill during it is likely:
+        // what completed before it is recorded first, and a rerun then
+        // removes only the file the kill cut short.
+        if item.length >= BLOCK as u64 {
+            pending.record(cat, barcode)?;
+        }
+        let known = earlier_hashes(cat, item)?;
+        let result = write_item(a, vol.as_mut(), item, pb, &opts.interrupt, &pool, known.as_ref());
+        if result.is_err() {
+            pending.record(cat, barcode)?;
+        }
+        match result {
             Ok((placement, h)) => {
+                if known.is_some() {
+                    rep.hashes_reused += 1;
+                }
                 let w = ItemWritten {
                     partition: placement.partition.to_string(),
                     start_block: placement.start_block,
@@ -212,7 +235,10 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
                     blake3: h.blake3,
                     written_ns: now_ns(),
                 };
-                cat.write(|c| c.set_tape_item_written(barcode, item.ord, &w))?;
+                pending.add(item.ord, w);
+                if pending.due(item.length) {
+                    pending.record(cat, barcode)?;
+                }
                 rep.bytes += item.length;
                 since_index += item.length;
                 unindexed.push(n);
@@ -224,6 +250,7 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
                 });
                 if opts.index_every > 0 && since_index >= opts.index_every {
                     since_index = 0;
+                    pending.record(cat, barcode)?;
                     match vol.sync_index() {
                         Ok(()) => unindexed.clear(),
                         Err(e) => {
@@ -273,6 +300,7 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
             }
         }
     }
+    pending.record(cat, barcode)?;
     pb.files(rep.written.len() as u64, items.len() as u64);
     if rep.interrupted && rep.closed_early.is_none() {
         pb.finish();
@@ -307,6 +335,53 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
         cat.write(|c| c.set_cartridge_state(barcode, "written", Some(now_ns()), None))?;
     }
     Ok(rep)
+}
+
+/// Files completed on the volume but not yet recorded as written in the
+/// catalog. Recording is one catalog commit (an fsync); per file it was half
+/// the time of writing many small sidecars, so small files are recorded
+/// together: at most `UNRECORDED_FILES` of them or `UNRECORDED_SECS` behind,
+/// and always before a large file, before an index is written, before
+/// anything else about this cartridge is recorded, and at the end. A crash in
+/// between leaves those few small files queued: the rerun removes what a
+/// killed run left under a queued name and writes it again, as it does for a
+/// file the crash cut short.
+#[derive(Default)]
+struct Unrecorded {
+    rows: Vec<(i64, ItemWritten)>,
+    since: Option<Instant>,
+}
+
+const UNRECORDED_FILES: usize = 64;
+const UNRECORDED_SECS: f64 = 1.0;
+
+impl Unrecorded {
+    fn add(&mut self, ord: i64, w: ItemWritten) {
+        self.since.get_or_insert_with(Instant::now);
+        self.rows.push((ord, w));
+    }
+
+    /// A large file is recorded at once: its commit costs little beside it.
+    fn due(&self, last_len: u64) -> bool {
+        last_len >= BLOCK as u64
+            || self.rows.len() >= UNRECORDED_FILES
+            || self.since.is_some_and(|t| t.elapsed().as_secs_f64() >= UNRECORDED_SECS)
+    }
+
+    fn record(&mut self, cat: &Catalog, barcode: &str) -> Result<()> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        cat.write(|c| {
+            for (ord, w) in &self.rows {
+                c.set_tape_item_written(barcode, *ord, w)?;
+            }
+            Ok(())
+        })?;
+        self.rows.clear();
+        self.since = None;
+        Ok(())
+    }
 }
 
 /// Ctrl-C: write the index (the volume then mounts with exactly the files
@@ -381,6 +456,7 @@ fn write_item(
     pb: &ProgressHandle,
     interrupt: &AtomicBool,
     pool: &Pool,
+    known: Option<&FileHashes>,
 ) -> std::result::Result<(super::volume::FilePlacement, FileHashes), ItemError> {
     let reader = Arc::new(a.blob_reader(&item.blob).map_err(ItemError::Archive)?);
     let mtime = SystemTime::UNIX_EPOCH + Duration::from_nanos(item.mtime_ns.max(0) as u64);
@@ -419,8 +495,9 @@ fn write_item(
                 }
             }
         });
-        let (md5_tx, md5_thread) = hash_thread(sc, md5, |h, b| h.update(b));
-        let (sha_tx, sha_thread) = hash_thread(sc, sha1_xxh64, |h, b| h.update(b));
+        // Hashes an earlier cartridge took of these bytes: only BLAKE3 is
+        // taken here, to prove they are the same bytes.
+        let legacy = known.is_none().then(|| (hash_thread(sc, md5, |h, b| h.update(b)), hash_thread(sc, sha1_xxh64, |h, b| h.update(b))));
         let mut written = 0u64;
         while written < item.length {
             if interrupt.load(Ordering::Relaxed) {
@@ -431,21 +508,57 @@ fn write_item(
                 Ok(Err(e)) => return Err(ItemError::Archive(e)),
                 Err(_) => return Err(ItemError::Archive(ArchiveError::Invalid("internal: the archive reader stopped".into()))),
             };
-            let _ = md5_tx.send(block.clone());
-            let _ = sha_tx.send(block.clone());
+            if let Some(((md5_tx, _), (sha_tx, _))) = &legacy {
+                let _ = md5_tx.send(block.clone());
+                let _ = sha_tx.send(block.clone());
+            }
             blake3.update(block.bytes());
             vol.write(block.bytes()).map_err(ItemError::Volume)?;
             written += block.bytes().len() as u64;
             pb.advance(block.bytes().len() as u64);
         }
-        drop((md5_tx, sha_tx));
-        let panicked = |_| ItemError::Archive(ArchiveError::Invalid("internal: a hashing thread panicked".into()));
-        let md5 = md5_thread.join().map_err(panicked)?;
-        let sha1_xxh64 = sha_thread.join().map_err(panicked)?;
-        let hashes = Hashing::join(blake3, md5, sha1_xxh64);
+        let hashes = match (legacy, known) {
+            (Some(((md5_tx, md5_thread), (sha_tx, sha_thread))), _) => {
+                drop((md5_tx, sha_tx));
+                let panicked = |_| ItemError::Archive(ArchiveError::Invalid("internal: a hashing thread panicked".into()));
+                let md5 = md5_thread.join().map_err(panicked)?;
+                let sha1_xxh64 = sha_thread.join().map_err(panicked)?;
+                Hashing::join(blake3, md5, sha1_xxh64)
+            }
+            (None, Some(known)) => {
+                let b3 = blake3.finish_hex();
+                if b3 != known.blake3 {
+                    // Every chunk was checked as it was read, so this means the
+                    // earlier record is wrong: the file is not written on it.
+                    return Err(ItemError::Archive(ArchiveError::Inconsistent(format!(
+                        "{} read as BLAKE3 {b3}, but an earlier cartridge recorded {} for the same content; `reelfs check ARCHIVE` says which is damaged",
+                        item.source, known.blake3
+                    ))));
+                }
+                known.clone()
+            }
+            (None, None) => {
+                return Err(ItemError::Archive(ArchiveError::Invalid("internal: no hashers ran and no earlier hashes are known".into())))
+            }
+        };
         let placement = vol.end_file(&hashes.ltfs_xattrs()).map_err(ItemError::Volume)?;
         Ok((placement, hashes))
     })
+}
+
+/// The MD5, SHA-1, xxHash64 and BLAKE3 an earlier cartridge recorded for
+/// exactly these bytes (the same content and the same part of it), so copy B
+/// of an A/B set does not take MD5 again: MD5 is serial and was the slowest
+/// stage of a write. `write_item` uses them only when its own BLAKE3 of the
+/// bytes matches.
+fn earlier_hashes(cat: &Catalog, item: &TapeItemRow) -> Result<Option<FileHashes>> {
+    Ok(cat.tape_items_of_blob(&item.blob)?.into_iter().find_map(|i| {
+        let complete = i.state == "written" || i.state == "verified";
+        if !complete || i.offset != item.offset || i.length != item.length {
+            return None;
+        }
+        Some(FileHashes { blake3: i.blake3?, md5: i.md5?, sha1: i.sha1?, xxh64: i.xxh64? })
+    }))
 }
 
 /// A thread that feeds every block it is sent to `hasher` and returns it when

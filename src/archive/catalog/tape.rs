@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS tape_items (
   PRIMARY KEY (barcode, ord)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tape_items_by_source ON tape_items(source);
 CREATE INDEX IF NOT EXISTS tape_items_by_plan ON tape_items(plan);
+-- `tape write` looks up the hashes an earlier cartridge took of the same content.
+CREATE INDEX IF NOT EXISTS tape_items_by_blob ON tape_items(blob);
 -- Content whose disk copy `tape release` freed: its chunks are no longer in
 -- the packs (gc leaves them unmarked); blob, tree entries, media facts and
 -- proxies stay. `barcodes` (comma-separated) is where it is, verified.

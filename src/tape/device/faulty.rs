@@ -6,7 +6,7 @@
 //! index is an XML document whose root is `ltfsindex`), as a real failure
 //! does not care which kind of record it hits but a test must choose.
 
-use super::{DeviceError, Position, ReadOutcome, Result, TapeDevice};
+use super::{DeviceError, Position, ReadOutcome, Result, SeekCounts, TapeDevice};
 
 /// Which failures to inject.
 #[derive(Debug, Clone, Default)]
@@ -113,5 +113,8 @@ impl<D: TapeDevice> TapeDevice for FaultyDevice<D> {
     }
     fn write_attribute(&mut self, partition: u8, id: u16, data: &[u8]) -> Result<()> {
         self.inner.write_attribute(partition, id, data)
+    }
+    fn seeks(&self) -> Option<SeekCounts> {
+        self.inner.seeks()
     }
 }

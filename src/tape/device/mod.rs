@@ -107,6 +107,24 @@ pub trait TapeDevice {
     fn write_attribute(&mut self, _partition: u8, _id: u16, _data: &[u8]) -> Result<()> {
         Err(DeviceError::Unsupported("cartridge memory attributes"))
     }
+    /// How the head has been positioned since the device was opened, when
+    /// the device keeps count (the emulated cartridge does).
+    fn seeks(&self) -> Option<SeekCounts> {
+        None
+    }
+}
+
+/// Locates a drive made. A backward one is what makes a recall slow on a
+/// real drive (LTO rewinds and searches: tens of seconds each), which is why
+/// recalls read in tape order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SeekCounts {
+    /// Locates that moved the head (to another block or partition).
+    pub locates: u64,
+    /// Of those, the ones to an earlier block of the same partition.
+    pub backward: u64,
+    /// Blocks travelled back by them, in all.
+    pub blocks_back: u64,
 }
 
 impl<T: TapeDevice + ?Sized> TapeDevice for Box<T> {
@@ -154,6 +172,9 @@ impl<T: TapeDevice + ?Sized> TapeDevice for Box<T> {
     }
     fn write_attribute(&mut self, partition: u8, id: u16, data: &[u8]) -> Result<()> {
         (**self).write_attribute(partition, id, data)
+    }
+    fn seeks(&self) -> Option<SeekCounts> {
+        (**self).seeks()
     }
 }
 

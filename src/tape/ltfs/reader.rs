@@ -198,6 +198,10 @@ impl<D: TapeDevice> VolumeReader for LtfsVolumeReader<D> {
         &self.barcode
     }
 
+    fn seeks(&self) -> Option<crate::tape::device::SeekCounts> {
+        self.dev.seeks()
+    }
+
     fn files(&mut self) -> std::result::Result<Vec<VolumeFile>, VolumeError> {
         let mut files: Vec<VolumeFile> = self
             .index
