@@ -6,8 +6,9 @@ under DATA/cache/serve-unique: --serve-seconds (default 10) encoded whole, with
 per-frame grain, so no two chunks are alike (as in a camera original). The cached clip folder is nginx's root (the plain copy); the archive
 is made from it under DATA/run-serve.
 
-Measured, every cold figure after `sync; echo 3 > /proc/sys/vm/drop_caches` and, for
-reelfs, a fresh server process (its chunk cache empty), in rounds that take each side
+Measured, every cold figure after `sync; echo 3 > /proc/sys/vm/drop_caches`, taken
+once the server is up and has answered one GET of another file (`warm_then_drop`; for
+reelfs a fresh process, its chunk cache empty), in rounds that take each side
 in turn (the order flipping every round), best and median of the rounds:
   - time to first byte of a GET of the original (--serve-ttfb-runs rounds, default 15:
     a cold TTFB is a few ms, so one disk hiccup of another process moves it 10x);
@@ -38,6 +39,7 @@ import time
 
 MiB = 1 << 20
 CLIP = "A001C001_4k_prores_hq.mov"
+WARM = "warm/warm.bin"  # fetched from each server before its caches are dropped
 
 
 def _sh(cmd):
@@ -147,6 +149,23 @@ def start_nginx(conf, port):
                 time.sleep(0.05)
         sys.exit("bench serve: nginx did not start (see its error log)")
     return Proc(["nginx", "-c", conf, "-p", os.path.dirname(conf)], ready)
+
+
+def warm_then_drop(hostport, path):
+    """The same cold start for both servers: each answers one GET of another
+    file (`WARM`), so its code is loaded (a process's mapped pages survive
+    drop_caches, and nginx's were loaded by the rounds before), then the page
+    cache is dropped. A reelfs started after the drop paid a dozen page faults
+    on its binary in the measured request (7 major faults in a 1-byte GET), on
+    a disk shared with the machine's other work."""
+    host, port = hostport.split(":")
+    c = http.client.HTTPConnection(host, int(port))
+    c.request("GET", path)
+    r = c.getresponse()
+    if r.status != 200 or len(r.read()) != 256 << 10:
+        sys.exit(f"bench serve: GET {path}: {r.status}")
+    c.close()
+    _drop_caches()
 
 
 def ttfb(hostport, path):
@@ -342,6 +361,34 @@ def hls_round(hostport, playlist, clients, seconds, pid):
     return lat, sum(o[1] for o in out), sum(o[2] for o in out), peak[0]
 
 
+def nginx_pids(master_pid):
+    """nginx's master and its workers."""
+    pids = [master_pid]
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                st = open(f"/proc/{d}/status").read()
+            except OSError:
+                continue
+            if any(l.split()[1:2] == [str(master_pid)] for l in st.splitlines() if l.startswith("PPid:")):
+                pids.append(int(d))
+    return pids
+
+
+def cpu_seconds(pids):
+    """User + system CPU seconds of these processes (all their threads) so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            # Fields after the command (which may hold spaces): utime is the 14th field.
+            f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            total += int(f[11]) + int(f[12])
+        except OSError:
+            pass
+    return total / tick
+
+
 def nginx_rss_kib(master_pid):
     """RSS of nginx's master and workers together."""
     total = 0
@@ -369,10 +416,18 @@ def run(args, reelfs, record, peer_cmds, notes, log):
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(os.path.join(work, "nginx-tmp"))
     archive = os.path.join(work, "archive")
+    warm_file = os.path.join(root, WARM)
+    if not os.path.exists(warm_file):
+        os.makedirs(os.path.dirname(warm_file), exist_ok=True)
+        with open(warm_file + ".part", "wb") as f:
+            f.write(os.urandom(256 << 10))
+        os.rename(warm_file + ".part", warm_file)
     _sh(f"'{reelfs}' init '{archive}'")
     _sh(f"'{reelfs}' ingest '{archive}' '{root}' --to Day01 -m bench")
     rpath = f"/main/Day01/{os.path.basename(root)}/{CLIP}"
     npath = f"/{CLIP}"
+    rwarm = f"/main/Day01/{os.path.basename(root)}/{WARM}"
+    nwarm = f"/{WARM}"
     port = _free_port()
     conf = os.path.join(work, "nginx.conf")
     with open(conf, "w") as f:
@@ -393,23 +448,30 @@ def run(args, reelfs, record, peer_cmds, notes, log):
             whatever drifts through a round (other work on the machine) weighs on
             every side alike."""
             mine, peer, base = [], [], []
+            cpu = {"reelfs": [], "nginx": [], "base": []}
 
             def one_reelfs(binary, out):
-                _drop_caches()
                 s = start_reelfs(binary, archive)
                 try:
+                    warm_then_drop(s.base, rwarm)
+                    c0 = cpu_seconds([s.p.pid])
                     out.append(measure_reelfs(s.base))
+                    cpu["reelfs" if binary == reelfs else "base"].append(cpu_seconds([s.p.pid]) - c0)
                 finally:
                     s.stop()
 
             def one_nginx():
-                _drop_caches()
+                warm_then_drop(nginx.base, nwarm)
+                pids = nginx_pids(nginx.p.pid)
+                c0 = cpu_seconds(pids)
                 peer.append(measure_nginx(nginx.base))
+                cpu["nginx"].append(cpu_seconds(pids) - c0)
             for k in range(rounds):
                 sides = [lambda: one_reelfs(reelfs, mine)] + ([lambda: one_reelfs(base_bin, base)] if base_bin else []) + [one_nginx]
                 for side in sides if k % 2 == 0 else reversed(sides):
                     side()
             base_measured["last"] = base
+            base_measured["cpu"] = cpu
             return mine, peer
 
         def load_note(row, before):
@@ -475,6 +537,16 @@ def run(args, reelfs, record, peer_cmds, notes, log):
                     record("serve", f"one client, whole original (A/B base), {how}", f"{rate_b:.0f} MB/s", "",
                            f"{rate_b / rate_p:.2f}x", "report", None)
             every_round("whole original (MB/s)", lambda x: f"{size / x / 1e6:.0f}", [("reelfs", mine), ("nginx", peer), ("base", base)])
+            # The server's own CPU (user + system, all threads; nginx: master and
+            # workers) per GB sent: what is ours, whatever else the machine runs.
+            cpu = base_measured["cpu"]
+            per_gb = {k: statistics.median(v) / (size / 1e9) for k, v in cpu.items() if v}
+            record("serve", "  server CPU per GB sent, median", f"{per_gb['reelfs']:.2f} s", f"{per_gb['nginx']:.2f} s",
+                   f"{per_gb['reelfs'] / per_gb['nginx']:.2f}x", "report", None)
+            if "base" in per_gb:
+                record("serve", "  server CPU per GB sent (A/B base), median", f"{per_gb['base']:.2f} s", "",
+                       f"{per_gb['base'] / per_gb['nginx']:.2f}x", "report", None)
+            every_round("server CPU s per whole original", lambda x: f"{x:.2f}", [(k, v) for k, v in cpu.items()])
             load_note("whole original", before)
 
         if "ranges" in rows:
@@ -491,8 +563,8 @@ def run(args, reelfs, record, peer_cmds, notes, log):
             load_note("1 MiB ranges", before)
         if not rows & {"paced", "hls"}:
             peer_cmds.append(("serve: TTFB / first frame / whole file / ranges",
-                              f"reelfs serve ARCHIVE --listen 127.0.0.1:0 --cache-size 1G (fresh process per round); GET {rpath}",
-                              f"nginx -c {conf} (config printed above); GET {npath}"))
+                              f"reelfs serve ARCHIVE --listen 127.0.0.1:0 --cache-size 1G (fresh process per round, one GET of {rwarm}, then caches dropped); GET {rpath}",
+                              f"nginx -c {conf} (config printed above; one GET of {nwarm}, then caches dropped); GET {npath}"))
             return
         # ---- N paced clients at the clip's real-time bitrate -----------------------------
         dur = float(_sh(f"ffprobe -v error -show_entries format=duration -of csv=p=0 '{src}'").strip())
@@ -502,12 +574,12 @@ def run(args, reelfs, record, peer_cmds, notes, log):
         def restart_reelfs():
             if "s" in current:
                 current.pop("s").stop()
-            _drop_caches()
             current["s"] = start_reelfs(reelfs, archive)
+            warm_then_drop(current["s"].base, rwarm)
             return current["s"].base
 
         def restart_nginx():
-            _drop_caches()
+            warm_then_drop(nginx.base, nwarm)
             return nginx.base
         before = os.getloadavg()
         try:
@@ -531,8 +603,8 @@ def run(args, reelfs, record, peer_cmds, notes, log):
             f.write(NGINX_CONF.format(run=work, port=hls_port, root=hls_dir).replace("nginx.pid", "nginx-hls.pid"))
         clients = args.hls_clients
         before = os.getloadavg()
-        _drop_caches()
         s = start_reelfs(reelfs, archive)
+        warm_then_drop(s.base, rwarm)
         try:
             m_lat, m_late, m_err, m_rss = hls_round(s.base, f"{rpath}.m3u8?rung=preview", clients, args.hls_seconds, s.p.pid)
         finally:
@@ -557,8 +629,8 @@ def run(args, reelfs, record, peer_cmds, notes, log):
                           f"reelfs serve (fresh, cold per N); GET {rpath} and {rpath}.m3u8?rung=preview",
                           f"nginx -c {conf} / nginx -c {hls_conf} serving `reelfs hls` output; GET {npath} and /{stem}.preview.m3u8"))
         peer_cmds.append(("serve: TTFB / first frame / whole file / ranges",
-                          f"reelfs serve ARCHIVE --listen 127.0.0.1:0 --cache-size 1G (fresh process per round); GET {rpath}",
-                          f"nginx -c {conf} (config printed above); GET {npath}"))
+                          f"reelfs serve ARCHIVE --listen 127.0.0.1:0 --cache-size 1G (fresh process per round, one GET of {rwarm}, then caches dropped); GET {rpath}",
+                          f"nginx -c {conf} (config printed above; one GET of {nwarm}, then caches dropped); GET {npath}"))
         notes.append("serve: first frame = ffmpeg process start + probe + one decode, the same for both servers")
         notes.append(f"serve: paced clients double from 1 until one underruns (at most {PACED_MAX}); "
                      "the clients are Python threads on the same 2 cores as the servers")
