@@ -1,9 +1,11 @@
 //! Response bodies streamed with back-pressure.
 //!
-//! A producer task reads one piece at a time (on the blocking pool) and
-//! sends it down a channel of `QUEUE` pieces; hyper takes pieces as the
-//! socket drains. So a client reading at 64 KiB/s holds at most
-//! `QUEUE x PIECE` bytes of the server's memory (plus the socket buffers),
+//! A producer task reads a batch of pieces at a time (on the blocking pool)
+//! and sends them down a channel of `QUEUE` pieces; hyper takes pieces as the
+//! socket drains. Pieces the read-ahead holds are lent from its chunks, not
+//! copied (see `EntityReader::read_pieces`). So a client reading at 64 KiB/s
+//! holds at most `QUEUE` pieces and one batch of the server's memory (lent
+//! pieces keep their chunk alive; plus the socket buffers),
 //! and no thread waits on it: the producer is an async task parked on the
 //! channel. A client that goes away drops the body, the channel closes, and
 //! the producer stops at its next send: its reader, read-ahead and buffers
@@ -33,6 +35,11 @@ pub const PIECE: usize = 512 << 10;
 pub const FIRST_PIECE: usize = crate::archive::outboard::BLOCK_LEN as usize;
 /// Pieces a response may have read but not yet sent.
 pub const QUEUE: usize = 4;
+/// Bytes one trip to the blocking pool may produce when they are lent from
+/// cached chunks (`EntityReader::read_pieces`): a queue's worth, so a fast
+/// client's body costs a hop per 2 MiB, and a slow client holds at most the
+/// queue plus one batch of pieces.
+pub const BATCH: usize = QUEUE * PIECE;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type ResponseBody = http_body_util::combinators::BoxBody<Bytes, BoxError>;
@@ -101,33 +108,33 @@ async fn produce(entity: Arc<Entity>, prefetch: Arc<Prefetcher<ChunkStore>>, par
         let mut pos = r.start;
         let mut first = true;
         while pos < r.end {
-            let want = ((r.end - pos) as usize).min(if first { FIRST_PIECE } else { PIECE });
             let (rd, e, p) = (reader.clone(), entity.clone(), prefetch.clone());
+            let (at, end) = (pos, r.end);
             // The reader is made in the first piece's blocking task: one hop to
             // the blocking pool before the first byte, not two (under load each
             // hop waits for a thread to be scheduled).
             let read = tokio::task::spawn_blocking(move || {
                 let rd = rd.unwrap_or_else(|| Arc::new(EntityReader::new(&e, &p, r.start, r.end)));
-                let mut buf = vec![0u8; want];
-                rd.read(pos, &mut buf, first).map(|n| {
-                    buf.truncate(n);
-                    (rd, buf)
-                })
+                let pieces = if first {
+                    let mut buf = vec![0u8; ((end - at) as usize).min(FIRST_PIECE)];
+                    rd.read(at, &mut buf, true).map(|n| {
+                        buf.truncate(n);
+                        vec![Bytes::from(buf)]
+                    })
+                } else {
+                    rd.read_pieces(at, end, PIECE, BATCH)
+                };
+                pieces.map(|p| (rd, p))
             })
             .await;
-            let read = match read {
-                Ok(Ok((rd, buf))) => {
-                    reader = Some(rd);
-                    Ok(Ok(buf))
-                }
-                Ok(Err(e)) => Ok(Err(e)),
-                Err(e) => Err(e),
-            };
             if first {
-                log::debug!(target: "reelfs::serve::timing", "{}: first piece of {want} bytes read in {:?}", entity.path, started.elapsed());
+                log::debug!(target: "reelfs::serve::timing", "{}: first piece read in {:?}", entity.path, started.elapsed());
             }
-            let piece = match read {
-                Ok(Ok(buf)) => buf,
+            let pieces = match read {
+                Ok(Ok((rd, pieces))) => {
+                    reader = Some(rd);
+                    pieces
+                }
                 Ok(Err(msg)) => {
                     log::error!("serve: {}: read at {pos} failed: {msg}; response cut", entity.path);
                     let _ = tx.send(Err(msg.into())).await;
@@ -139,17 +146,19 @@ async fn produce(entity: Arc<Entity>, prefetch: Arc<Prefetcher<ChunkStore>>, par
                     return;
                 }
             };
-            if piece.len() != want {
-                let msg = format!("source ended early at offset {}", pos + piece.len() as u64);
+            if pieces.is_empty() {
+                let msg = format!("source ended early at offset {pos}");
                 log::error!("serve: {}: {msg}; response cut", entity.path);
                 let _ = tx.send(Err(msg.into())).await;
                 return;
             }
-            pos += want as u64;
             first = false;
-            // The client went away: stop; dropping `reader` frees its read-ahead.
-            if tx.send(Ok(Bytes::from(piece))).await.is_err() {
-                return;
+            for piece in pieces {
+                pos += piece.len() as u64;
+                // The client went away: stop; dropping `reader` frees its read-ahead.
+                if tx.send(Ok(piece)).await.is_err() {
+                    return;
+                }
             }
         }
     }

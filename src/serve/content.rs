@@ -7,12 +7,13 @@
 //! remuxed slices from their cache file. All of it is blocking I/O, called
 //! from `spawn_blocking`.
 
-use crate::archive::read::{ChunkStore, Prefetched};
+use crate::archive::read::{ChunkStore, Prefetched, ReadBuf};
 use crate::archive::read_pool::ReadPool;
 use crate::archive::readahead::{Prefetcher, ReadAhead};
 use crate::archive::{Archive, BlobReader, Hash};
 use crate::media::slice::SlicePlan;
 use crate::view::{self, Access, Target, ViewError};
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -216,6 +217,74 @@ impl EntityReader {
     }
 }
 
+/// A range of a chunk the shared cache holds, lent to a response body as
+/// `Bytes` (hyper writes it to the socket from the chunk's own memory).
+struct Lent {
+    chunk: Arc<Vec<u8>>,
+    start: usize,
+    len: usize,
+}
+
+impl AsRef<[u8]> for Lent {
+    fn as_ref(&self) -> &[u8] {
+        &self.chunk[self.start..self.start + self.len]
+    }
+}
+
+impl EntityReader {
+    /// The next pieces of [offset, end), at most `piece` bytes each and
+    /// `batch` bytes together: several pieces per call while they are lent
+    /// from chunks the read-ahead holds in memory (`Lent`: no copy, no
+    /// allocation, so a fast client costs one trip to the blocking pool per
+    /// `batch`, not per piece); a piece that had to be read (from the disk,
+    /// or across chunks) is copied into a buffer of its own and ends the
+    /// batch, so a response never holds more than one such piece beyond its
+    /// queue. A piece is short only at the end of the entity.
+    pub fn read_pieces(&self, offset: u64, end: u64, piece: usize, batch: usize) -> Result<Vec<Bytes>, String> {
+        let mut out = Vec::new();
+        let mut pos = offset;
+        let mut taken = 0usize;
+        while pos < end && taken < batch {
+            let want = ((end - pos) as usize).min(piece).min(batch - taken);
+            let (b, lent) = match &self.body {
+                ReadBody::Blob(p) => {
+                    self.read_ahead(pos, false);
+                    match p.read_buf(pos, within_extent(&p.reader, pos, want as u64))? {
+                        ReadBuf::Chunk { chunk, start, len } => (Bytes::from_owner(Lent { chunk, start, len }), true),
+                        ReadBuf::Owned(v) => (Bytes::from(v), false),
+                    }
+                }
+                ReadBody::Slice { .. } => {
+                    let mut buf = vec![0u8; want];
+                    let n = self.read(pos, &mut buf, false)?;
+                    buf.truncate(n);
+                    (Bytes::from(buf), false)
+                }
+            };
+            if b.is_empty() {
+                break;
+            }
+            pos += b.len() as u64;
+            taken += b.len();
+            out.push(b);
+            if !lent {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `len` cut at the end of the extent `offset` is in, so a piece inside one
+/// cached chunk can be lent rather than copied (a piece across two is read
+/// into a buffer of its own).
+fn within_extent(r: &BlobReader, offset: u64, len: u64) -> u64 {
+    match r.extents_in(offset, 1).first() {
+        Some(re) if re.extent.file_offset <= offset && offset < re.extent.end() => len.min(re.extent.end() - offset),
+        _ => len,
+    }
+}
+
 /// Read on after short reads until `buf` is full or the source ends.
 fn fill(mut f: impl FnMut(u64, &mut [u8]) -> Result<usize, String>, offset: u64, buf: &mut [u8]) -> Result<usize, String> {
     let mut done = 0;
@@ -269,5 +338,81 @@ mod tests {
         assert_eq!(content_type("a.0000001.dpx"), "image/x-dpx");
         assert_eq!(content_type("a.jpg"), "image/jpeg");
         assert_eq!(content_type("noext"), "application/octet-stream");
+    }
+
+    use super::{Body, Entity, EntityReader};
+    use crate::archive::readahead::{Prefetcher, ReadAheadConfig};
+    use crate::archive::{Archive, Hash};
+    use std::sync::Arc;
+
+    /// Bytes no compressor shrinks (stored raw, like camera media).
+    fn noise(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pieces_of_cached_chunks_are_lent_from_them_several_per_call_and_read_right() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("a");
+        drop(Archive::init(&root).unwrap());
+        let bytes = noise(9 << 20, 14);
+        {
+            let a = Archive::open(&root).unwrap();
+            a.stage_write("main", "clip.mov", &[], &[(0, &bytes)], bytes.len() as u64, 0o644, 1, None, &Default::default()).unwrap();
+        }
+        let mut w = Archive::open_writer(&root).unwrap();
+        w.commit_staging("main", "test").unwrap().unwrap();
+        let hash = w.resolve("main/clip.mov").unwrap().entry.hash;
+        drop(w);
+        let a = Archive::open(&root).unwrap();
+        let reader = Arc::new(a.blob_reader(&hash).unwrap());
+        let config = ReadAheadConfig { cache_bytes: 64 << 20, workers: 1, queue: 8, max_window: 64 << 20 };
+        let prefetch = Prefetcher::new(a.store().clone(), config);
+        // Every chunk in the shared cache, as a read-ahead leaves them.
+        let chunks: Vec<_> = reader.chunk_offsets_in(0, reader.size).into_iter().map(|(_, h, loc)| (h, loc)).collect();
+        let cached: Vec<Arc<Vec<u8>>> = chunks.iter().map(|(h, loc)| prefetch.get(h, loc).unwrap()).collect();
+        assert!(cached.len() >= 2, "a 9 MiB file is several chunks");
+        let size = bytes.len() as u64;
+        let e = Entity {
+            path: "main/clip.mov".into(),
+            size,
+            etag: String::new(),
+            mtime_secs: 0,
+            content_type: "video/quicktime",
+            body: Body::Blob(reader),
+            media: Hash::of(b""),
+        };
+        let rd = EntityReader::new(&e, &prefetch, 0, size);
+        let (piece, batch) = (512 << 10, 2 << 20);
+        let mut pos = 0u64;
+        let mut calls = 0;
+        while pos < size {
+            let pieces = rd.read_pieces(pos, size, piece, batch).unwrap();
+            calls += 1;
+            assert!(!pieces.is_empty(), "nothing read at {pos}");
+            assert!(pieces.iter().map(|p| p.len()).sum::<usize>() <= batch);
+            for p in pieces {
+                assert!(p.len() <= piece);
+                assert_eq!(&p[..], &bytes[pos as usize..pos as usize + p.len()], "bytes at {pos}");
+                // Lent: the piece is the cached chunk's memory, not a copy of it.
+                let inside = cached.iter().any(|c| {
+                    let r = c.as_ptr_range();
+                    r.contains(&p.as_ptr()) && p.as_ptr_range().end <= r.end
+                });
+                assert!(inside, "the piece at {pos} ({} bytes) was copied out of its cached chunk", p.len());
+                pos += p.len() as u64;
+            }
+        }
+        assert_eq!(pos, size);
+        // Several pieces per call: a hop to the blocking pool per batch, not per piece.
+        assert!(calls <= (size as usize).div_ceil(batch) + chunks.len(), "{calls} calls for {size} bytes");
     }
 }
