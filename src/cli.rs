@@ -176,6 +176,9 @@ pub enum Cmd {
         pool_chunks: u64,
         #[arg(long, default_value_t = 25)]
         extents_per_file: u64,
+        /// Every extent its own chunk, in sparse stand-in packs (scripts/bench scale).
+        #[arg(long)]
+        unique: bool,
     },
     /// Mount the archive: one directory per branch. Returns once the mount is ready.
     Mount {

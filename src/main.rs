@@ -215,8 +215,9 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(if rep.problems.is_empty() { 0 } else { 2 })
         }
-        Cmd::Synth { archive, branch, add, start, modify, existing, seed, pool_chunks, extents_per_file } => {
-            let opts = reelfs::archive::synth::SynthOptions { branch, add, start, modify, seed, pool_chunks, extents_per_file, existing };
+        Cmd::Synth { archive, branch, add, start, modify, existing, seed, pool_chunks, extents_per_file, unique } => {
+            let opts =
+                reelfs::archive::synth::SynthOptions { branch, add, start, modify, seed, pool_chunks, extents_per_file, existing, unique };
             print::json(&commands::synth::synth(&archive, &opts)?)?;
             Ok(0)
         }

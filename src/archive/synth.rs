@@ -32,6 +32,9 @@ pub struct SynthOptions {
     pub extents_per_file: u64,
     /// Files already on the branch (for `modify`).
     pub existing: u64,
+    /// Every extent its own chunk (100 TB of unique content), in sparse
+    /// stand-in packs, instead of references to the pool.
+    pub unique: bool,
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -40,6 +43,8 @@ pub struct SynthReport {
     pub files_modified: u64,
     pub logical_bytes_added: u64,
     pub pool_chunks_written: u64,
+    /// Unique chunks cataloged in stand-in packs (`unique`).
+    pub standin_chunks: u64,
     pub commit: Option<String>,
 }
 
@@ -113,12 +118,85 @@ fn ensure_pool(archive: &mut Archive, n: u64, rep: &mut SynthReport) -> Result<V
     Ok(hashes)
 }
 
-fn blob_for(i: u64, version: u64, pool: &[Hash], extents: u64) -> BlobRecord {
+/// Chunks a stand-in pack holds: 16 GiB of logical content, a 213 KB trailer.
+const STANDIN_RECORDS: usize = 4096;
+
+/// The chunk of extent `j` of file `i` at `version` in a `unique` archive.
+fn unique_chunk(i: u64, version: u64, j: u64) -> Hash {
+    Hash::of(format!("reelfs-synthetic chunk {i} {version} {j}").as_bytes())
+}
+
+/// Catalog `chunks` as stored in new packs without writing their bytes: each
+/// pack is a sparse file with a real header, a hole where the records would
+/// be, and a real trailer and footer, so `check` (not deep), `stats` and
+/// every catalog operation see a pack of the full size. Reading a chunk's
+/// bytes finds the hole (a damaged record): a benchmark fixture only.
+fn standin_chunks(archive: &mut Archive, chunks: &[Hash], rep: &mut SynthReport) -> Result<()> {
+    use super::pack::{encode_header, encode_tail, pack_rel_path, RecordLoc, HEADER_LEN, RECORD_HEADER_LEN};
+    use std::io::{Seek, SeekFrom, Write};
+    if archive.config.store.is_some() {
+        return Err(ArchiveError::Invalid("synth --unique writes stand-in packs on local disk; use an archive without [store]".into()));
+    }
+    let dir = archive.root().join("packs");
+    let mut names = Vec::new();
+    let mut next = archive.catalog.max_pack_id()? + 1;
+    let cat = &archive.catalog;
+    cat.begin()?;
+    let r = (|| {
+        for group in chunks.chunks(STANDIN_RECORDS) {
+            let id = next;
+            next += 1;
+            let name = pack_rel_path(id);
+            let locs: Vec<RecordLoc> = group
+                .iter()
+                .enumerate()
+                .map(|(k, h)| RecordLoc {
+                    kind: RecordKind::Chunk,
+                    codec: CODEC_RAW,
+                    raw_len: CHUNK as u32,
+                    stored_len: CHUNK as u32,
+                    offset: HEADER_LEN + k as u64 * (RECORD_HEADER_LEN + CHUNK),
+                    id: *h,
+                })
+                .collect();
+            let end = HEADER_LEN + group.len() as u64 * (RECORD_HEADER_LEN + CHUNK);
+            let tail = encode_tail(&locs, end);
+            let path = dir.join(&name);
+            let io = |e: std::io::Error| ArchiveError::Io { path: path.clone(), source: e };
+            std::fs::create_dir_all(path.parent().unwrap_or(&dir)).map_err(io)?;
+            let mut f = std::fs::File::create_new(&path).map_err(io)?;
+            f.write_all(&encode_header()).map_err(io)?;
+            f.seek(SeekFrom::Start(end)).map_err(io)?;
+            f.write_all(&tail).map_err(io)?;
+            // The rule of the archive, kept by the fixture too: packs durable before the catalog commit.
+            f.sync_all().map_err(io)?;
+            cat.insert_pack(id, &name, end + tail.len() as u64, locs.len())?;
+            for l in &locs {
+                cat.insert_record(id, l)?;
+            }
+            names.push((id, name));
+        }
+        cat.commit()
+    })();
+    if let Err(e) = r {
+        cat.rollback();
+        return Err(e);
+    }
+    rep.standin_chunks += chunks.len() as u64;
+    archive.store().register_packs(names);
+    Ok(())
+}
+
+fn blob_for(i: u64, version: u64, pool: &[Hash], extents: u64, unique: bool) -> BlobRecord {
     let ext: Vec<Extent> = (0..extents)
         .map(|j| Extent {
             file_offset: j * CHUNK,
             length: CHUNK,
-            chunk: pool[(mix(i * 1_000_003 + version * 7919 + j) % pool.len() as u64) as usize],
+            chunk: if unique {
+                unique_chunk(i, version, j)
+            } else {
+                pool[(mix(i * 1_000_003 + version * 7919 + j) % pool.len() as u64) as usize]
+            },
             chunk_offset: 0,
         })
         .collect();
@@ -182,12 +260,18 @@ pub fn synth(archive: &mut Archive, opts: &SynthOptions) -> Result<SynthReport> 
         return Err(ArchiveError::Invalid("synth: pool and extents per file must be positive".into()));
     }
     let head = archive.catalog.branch_head(&opts.branch)?.ok_or_else(|| ArchiveError::NoSuchBranch(opts.branch.clone()))?;
-    let pool = ensure_pool(archive, opts.pool_chunks, &mut rep)?;
+    let pool = if opts.unique { Vec::new() } else { ensure_pool(archive, opts.pool_chunks, &mut rep)? };
     let mut changes: Vec<(Vec<String>, TreeEntry)> = Vec::new();
     let mut batch: Vec<NewObject> = Vec::new();
     let mtime = 1_600_000_000_000_000_000i64;
-    let file = |i: u64, version: u64, batch: &mut Vec<NewObject>, changes: &mut Vec<(Vec<String>, TreeEntry)>| {
-        let b = blob_for(i, version, &pool, opts.extents_per_file);
+    // Unique mode: the batch's chunks, cataloged in stand-in packs before the
+    // blobs that point at them are written.
+    let mut fresh: Vec<Hash> = Vec::new();
+    let file = |i: u64, version: u64, batch: &mut Vec<NewObject>, changes: &mut Vec<(Vec<String>, TreeEntry)>, fresh: &mut Vec<Hash>| {
+        let b = blob_for(i, version, &pool, opts.extents_per_file, opts.unique);
+        if opts.unique {
+            fresh.extend(b.extents.iter().map(|e| e.chunk));
+        }
         let p = path_of(i);
         changes.push((
             p.clone(),
@@ -205,10 +289,11 @@ pub fn synth(archive: &mut Archive, opts: &SynthOptions) -> Result<SynthReport> 
         batch.push(NewObject::Blob(b));
     };
     for i in opts.start..opts.start + opts.add {
-        file(i, 0, &mut batch, &mut changes);
+        file(i, 0, &mut batch, &mut changes, &mut fresh);
         rep.files_added += 1;
         rep.logical_bytes_added += opts.extents_per_file * CHUNK;
         if batch.len() >= 20_000 {
+            standin_chunks(archive, &std::mem::take(&mut fresh), &mut rep)?;
             archive.write_objects(&std::mem::take(&mut batch), &[])?;
         }
     }
@@ -217,9 +302,12 @@ pub fn synth(archive: &mut Archive, opts: &SynthOptions) -> Result<SynthReport> 
         let stride = stride.max(1);
         for k in 0..opts.modify {
             let i = (k * stride + opts.seed % stride) % n;
-            file(i, opts.seed + 1, &mut batch, &mut changes);
+            file(i, opts.seed + 1, &mut batch, &mut changes, &mut fresh);
             rep.files_modified += 1;
         }
+    }
+    if !fresh.is_empty() {
+        standin_chunks(archive, &std::mem::take(&mut fresh), &mut rep)?;
     }
     changes.sort_by(|a, b| a.0.cmp(&b.0));
     let base = archive.root_tree(head.as_ref())?;
@@ -237,4 +325,47 @@ pub fn synth(archive: &mut Archive, opts: &SynthOptions) -> Result<SynthReport> 
     archive.write_objects(&batch, &[(opts.branch.clone(), Some(id))])?;
     rep.commit = Some(id.to_hex());
     Ok(rep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::progress::ProgressHandle;
+
+    fn opts(unique: bool) -> SynthOptions {
+        SynthOptions {
+            branch: "main".into(),
+            add: 3,
+            start: 0,
+            modify: 0,
+            seed: 0,
+            pool_chunks: 2,
+            extents_per_file: 2,
+            existing: 0,
+            unique,
+        }
+    }
+
+    #[test]
+    fn unique_synth_catalogs_every_extent_as_its_own_chunk_in_sparse_packs_that_check_accepts() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("a");
+        drop(Archive::init(&root).unwrap());
+        let mut a = Archive::open_writer(&root).unwrap();
+        let rep = synth(&mut a, &opts(true)).unwrap();
+        assert_eq!((rep.files_added, rep.standin_chunks, rep.pool_chunks_written), (3, 6, 0));
+        let chunk_packs: Vec<_> = a.catalog.pack_names().unwrap().into_iter().filter(|p| p.2 > 6 * CHUNK).collect();
+        assert_eq!(chunk_packs.len(), 1, "six 4 MiB chunks fit one stand-in pack");
+        let file = root.join("packs").join(&chunk_packs[0].1);
+        let meta = std::fs::metadata(&file).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(meta.len(), chunk_packs[0].2);
+        assert!(meta.blocks() * 512 < 1 << 20, "a stand-in pack is sparse: {} bytes allocated", meta.blocks() * 512);
+        let check = crate::archive::check::check(&a, false, &ProgressHandle::none()).unwrap();
+        assert!(check.ok() && check.chunks == 6, "{check:?}");
+        // A second synth continues the numbering (no stand-in pack is overwritten).
+        let rep2 = synth(&mut a, &SynthOptions { start: 3, ..opts(true) }).unwrap();
+        assert_eq!(rep2.standin_chunks, 6);
+        assert_eq!(crate::archive::check::check(&a, false, &ProgressHandle::none()).unwrap().chunks, 12);
+    }
 }

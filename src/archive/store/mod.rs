@@ -28,6 +28,8 @@ pub mod publish;
 pub mod queue;
 #[cfg(feature = "s3")]
 pub mod snapshot;
+#[cfg(feature = "s3")]
+pub mod uploads;
 
 use super::config::{byte_size, Config};
 use super::error::{ArchiveError, Result};

@@ -18,6 +18,7 @@
 
 use super::cache::{BlockCache, BLOCK};
 use super::journal::{Journal, Pending};
+use super::uploads::UploadLister;
 use super::{credentials, S3Url, StoreConfig};
 use crate::archive::error::{ArchiveError, Result};
 use crate::archive::pack_store::{PackStore, PackUpload};
@@ -27,7 +28,7 @@ use hashlink::LinkedHashMap;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as ObjPath;
 use object_store::{MultipartId, ObjectStore, ObjectStoreExt, PutPayload};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -72,6 +73,11 @@ pub(super) struct Inner {
     sizes: Mutex<HashMap<String, u64>>,
     /// The archive folder (catalog snapshots are published from and pulled into it).
     pub(super) root: std::path::PathBuf,
+    /// The bucket's own list of unfinished uploads (S3 only; `None` for the
+    /// in-memory backend of the unit tests).
+    lister: Option<UploadLister>,
+    /// Uploads this process has open: never aborted as left-overs.
+    live: Mutex<HashSet<String>>,
 }
 
 fn io_err(kind: std::io::ErrorKind, msg: String) -> std::io::Error {
@@ -89,19 +95,21 @@ impl ObjectPackStore {
     /// The store an archive's `[store]` names, with its cache and upload
     /// journal in the archive folder `root`.
     pub fn s3(root: &Path, sc: &StoreConfig) -> Result<ObjectPackStore> {
-        let (backend, url) = Self::s3_backend(root, sc)?;
-        Ok(ObjectPackStore::new(backend, &url, root, sc.cache_limit)?.with_lease_seconds(sc.lease_seconds))
+        let (backend, url, lister) = Self::s3_backend(root, sc)?;
+        let mut s = ObjectPackStore::new(backend, &url, root, sc.cache_limit)?.with_lease_seconds(sc.lease_seconds);
+        Arc::get_mut(&mut s.inner).expect("a new store is not shared yet").lister = Some(lister);
+        Ok(s)
     }
 
     /// The same bucket for metadata only (catalog snapshots): its own
     /// connections and runtime, and a pack cache of its own that it never
     /// fills, so it shares no cache files with the archive's pack reads.
     pub fn s3_metadata(root: &Path, sc: &StoreConfig) -> Result<ObjectPackStore> {
-        let (backend, url) = Self::s3_backend(root, sc)?;
+        let (backend, url, _) = Self::s3_backend(root, sc)?;
         ObjectPackStore::with_cache_dir(backend, &url, root, root.join("cache").join("replica"), 0)
     }
 
-    fn s3_backend(root: &Path, sc: &StoreConfig) -> Result<(Arc<dyn Backend>, S3Url)> {
+    fn s3_backend(root: &Path, sc: &StoreConfig) -> Result<(Arc<dyn Backend>, S3Url, UploadLister)> {
         use object_store::aws::AmazonS3Builder;
         let bad = |msg: String| ArchiveError::Config { path: root.join("reelfs.toml"), msg };
         let url = S3Url::parse(&sc.url).map_err(bad)?;
@@ -131,8 +139,9 @@ impl ObjectPackStore {
         if let Some(r) = region {
             b = b.with_region(r);
         }
-        let s3 = b.build().map_err(|e| bad(format!("cannot use {}: {e}", sc.url)))?;
-        Ok((Arc::new(s3), url))
+        let s3 = b.clone().build().map_err(|e| bad(format!("cannot use {}: {e}", sc.url)))?;
+        let lister = UploadLister::new(&b, s3.clone()).map_err(|e| bad(format!("cannot use {}: {e}", sc.url)))?;
+        Ok((Arc::new(s3), url, lister))
     }
 
     /// A store over any backend (tests use object_store's `InMemory`).
@@ -167,6 +176,8 @@ impl ObjectPackStore {
                 journal: Journal::new(root.join("uploads")),
                 sizes: Mutex::new(HashMap::new()),
                 root: root.to_path_buf(),
+                lister: None,
+                live: Mutex::new(HashSet::new()),
             }),
             lease_seconds: super::DEFAULT_LEASE_SECONDS,
         })
@@ -213,6 +224,34 @@ impl Inner {
         } else {
             self.rt.block_on(f)
         }
+    }
+
+    /// Abort the uploads under the packs prefix that the bucket holds open and
+    /// no writer of this process owns: ones the journal never named (a writer
+    /// killed before its entry was made, a folder lost with its journal, another
+    /// host's dead writer). Only under the writer lease, which no other live
+    /// writer holds; a writer that lost it (stalled past its expiry) fails at
+    /// completing its upload instead of committing.
+    fn abort_unlisted(&self) -> Result<Vec<String>> {
+        let Some(lister) = &self.lister else { return Ok(Vec::new()) };
+        let strip = format!("{}/", self.packs);
+        let open = self.run(lister.list(&strip)).map_err(|e| ArchiveError::Io {
+            path: format!("{}/packs", self.url).into(),
+            source: io_err(std::io::ErrorKind::Other, e.to_string()),
+        })?;
+        let mut aborted = Vec::new();
+        for u in open {
+            if self.live.lock().unwrap_or_else(|p| p.into_inner()).contains(&u.upload_id) {
+                continue;
+            }
+            let Some(name) = u.key.strip_prefix(&strip) else { continue };
+            let path = self.path(name)?;
+            match self.run(self.backend.abort_multipart(&path, &u.upload_id)) {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => aborted.push(name.to_string()),
+                Err(e) => return Err(self.err(name, e)),
+            }
+        }
+        Ok(aborted)
     }
 
     fn where_(&self, name: &str) -> String {
@@ -323,6 +362,7 @@ impl PackStore for ObjectPackStore {
             });
         }
         let id = s.run(s.backend.create_multipart(&path)).map_err(|e| s.err(name, e))?;
+        s.live.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone());
         let pending = match s.journal.record(name, &id) {
             Ok(p) => p,
             Err(e) => {
@@ -413,6 +453,7 @@ impl PackStore for ObjectPackStore {
             s.journal.done(&p);
             aborted.push(p.pack);
         }
+        aborted.extend(s.abort_unlisted()?);
         Ok(aborted)
     }
 }
@@ -579,5 +620,6 @@ impl Drop for ObjectUpload {
                 log::warn!("could not abort the upload of {}: {e} (the next writer or gc aborts it)", self.store.where_(&self.name));
             }
         }
+        self.store.live.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
     }
 }
