@@ -856,3 +856,7 @@ mod tests {
         assert!(plan_slice(&src, 0, 24).is_ok());
     }
 }
+
+#[cfg(test)]
+#[path = "slice_unit_tests.rs"]
+mod unit_tests;
