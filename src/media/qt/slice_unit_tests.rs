@@ -195,6 +195,30 @@ fn a_new_timecode_track_past_32_bits_is_written_64_bit() {
     assert_eq!(m.tmcd_start(&Sliced { vf: &vf, src: &src }, tc).unwrap(), 99);
 }
 
+#[test]
+fn a_new_timecode_track_goes_64_bit_when_either_of_its_durations_does() {
+    let slice = |delta: u32, frames: u64, tc: TcStart| {
+        let mut v = video(2);
+        v.timescale = 600;
+        v.stts = vec![(2, delta)];
+        let src = file(&[v], &Layout::default());
+        plan_bytes(&src, 0, frames, Some(tc)).1
+    };
+    let mdhd = |m: &Movie| header_times(&m.moov, &find_box(m, &[(b"trak", 1), (b"mdia", 0), (b"mdhd", 0)])).unwrap();
+    // 2^27 ticks of 1/600 s fit 32 bits; at 30000 a second they do not.
+    let m = slice(1 << 27, 1, recorded(5));
+    assert_eq!(mdhd(&m), (1, 30000, 50 << 27));
+    assert_eq!(tkhd(&m, &find_box(&m, &[(b"trak", 1), (b"tkhd", 0)])), (1, 2, 1 << 27));
+    // 6e9 ticks of 1/600 s do not; at 24 a second they do.
+    let m = slice(3_000_000_000, 2, TcStart { value: 5, rate_num: 24, rate_den: 1, fps: 24, drop_frame: false });
+    assert_eq!(mdhd(&m), (1, 24, 240_000_000));
+    assert_eq!(tkhd(&m, &find_box(&m, &[(b"trak", 1), (b"tkhd", 0)])), (1, 2, 6_000_000_000));
+    // Both exactly u32::MAX (a timecode counted in the movie's 1/600 s): 32-bit.
+    let m = slice(u32::MAX, 1, TcStart { value: 5, rate_num: 600, rate_den: 24, fps: 25, drop_frame: false });
+    assert_eq!(mdhd(&m), (0, 600, u32::MAX as u64));
+    assert_eq!(tkhd(&m, &find_box(&m, &[(b"trak", 1), (b"tkhd", 0)])), (0, 2, u32::MAX as u64));
+}
+
 /// A video of `sizes.len()` frames of those sizes at the start of an mdat, in a sparse
 /// source that holds none of the frames' bytes.
 fn big_frames(sizes: &[u32]) -> SparseWithHead {
