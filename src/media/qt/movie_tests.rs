@@ -120,6 +120,7 @@ pub(crate) fn name_box(s: &[u8], declared_len: u16) -> Vec<u8> {
     w.buf
 }
 
+/// One track of a test movie (`TrackSpec` to other test modules).
 #[derive(Clone)]
 pub(crate) struct T {
     pub(crate) handler: [u8; 4],
@@ -279,6 +280,8 @@ impl Default for Layout {
         Layout { mvhd_version: 0, movie_timescale: 600, moov_first: false, payload: vec![0x5a; 64], moov_extra: Vec::new() }
     }
 }
+
+pub(crate) use T as TrackSpec;
 
 pub(crate) const FTYP: &[u8] = b"\0\0\0\x14ftypqt  \0\0\x02\0qt  ";
 

@@ -6,7 +6,7 @@
 //! out by hand; the ffmpeg suites (slice.rs' tests, tests.rs) judge the pictures and sound.
 
 use super::super::boxes::{be32, be64, children, BoxRef};
-use super::super::movie::tests::{file, tmcd, tmcd_entry, video, Layout, SparseWithHead, CREATED, FTYP, MODIFIED};
+use super::super::movie::tests::{file, sound_v0, tmcd, tmcd_entry, video, Layout, SparseWithHead, TrackSpec, CREATED, FTYP, MODIFIED};
 use super::super::movie::{header_times, load, Movie};
 use super::super::tables::ChunkOffsets;
 use super::*;
@@ -304,4 +304,43 @@ fn a_source_timecode_track_is_cut_to_one_sample() {
     // The reference to the dropped chapter track is gone; the timecode's stays.
     assert_eq!(m.tracks[0].tref, vec![(*b"tmcd", vec![3])]);
     assert_eq!(tkhd(&m, &find_box(&m, &[(b"trak", 1), (b"tkhd", 0)])), (0, 3, 72));
+}
+
+/// Video of 10 frames at 25 fps plus a sound track at 1000 Hz (`format`: "sowt" PCM with
+/// one 2-byte sample a tick, or "mp4a" packets of 100 ticks), its samples from byte 16 of
+/// the payload, with an optional edit (duration in the movie's 1/600 s, media time).
+fn with_audio(format: &[u8; 4], edit: Option<(u64, i64)>) -> Vec<u8> {
+    let mut a = TrackSpec::new(b"soun", 2, 1000, sound_v0(format, 1, 16, 1000), 400, 2);
+    if format == b"mp4a" {
+        a.stts = vec![(4, 100)];
+        a.each = Some(vec![5; 4]);
+    }
+    a.at = 16;
+    a.elst = edit.map(|e| (0, vec![e]));
+    file(&[video(10), a], &Layout { payload: vec![0x5a; 1024], ..Default::default() })
+}
+
+/// (samples, edit media time) of the slice's sound track.
+fn audio_cut(src: &[u8], first: u64, end: u64) -> (u64, i64) {
+    let (_, m) = plan_bytes(&src.to_vec(), first, end, None);
+    let t = &m.tracks[1];
+    (t.table.sample_count(), t.edit.map_or(0, |e| e.media_time))
+}
+
+#[test]
+fn a_sound_edit_shorter_than_its_media_ends_the_sound() {
+    // Frames 2..8 are 80..320 ms; the edit ends the sound at 200 ms (120/600 s).
+    assert_eq!(audio_cut(&with_audio(b"sowt", Some((120, 0))), 2, 8), (120, 0));
+    // An edit of duration 0 runs to the end of the media, as does no edit.
+    assert_eq!(audio_cut(&with_audio(b"sowt", Some((0, 0))), 2, 8), (240, 0));
+    assert_eq!(audio_cut(&with_audio(b"sowt", None), 2, 8), (240, 0));
+}
+
+#[test]
+fn coded_sound_starts_one_packet_early_but_never_before_the_first() {
+    // Packets of 100 ms: frames 0..5 (0..200 ms) need packets 0 and 1, nothing earlier.
+    assert_eq!(audio_cut(&with_audio(b"mp4a", None), 0, 5), (2, 0));
+    // Frames 3..8 (120..320 ms) start in packet 1: decoding starts at packet 0, and the
+    // edit skips its 120 ms.
+    assert_eq!(audio_cut(&with_audio(b"mp4a", None), 3, 8), (4, 120));
 }
