@@ -657,7 +657,7 @@ fn track_references_pick_the_timecode_track() {
 
 /// A tmcd track of three samples (two breaks) at 25 fps, its samples at the end of the
 /// file: (start frame, value) = (0, 90000), (10, 5), (25, 77).
-fn broken_timecode() -> Vec<u8> {
+pub(crate) fn broken_timecode() -> Vec<u8> {
     let mut t = tmcd(tmcd_entry(2, 25, 1, 25, &name_box(b"R1", 2)));
     t.timescale = 25;
     t.stts = vec![(1, 10), (2, 15)];

@@ -6,7 +6,9 @@
 //! out by hand; the ffmpeg suites (slice.rs' tests, tests.rs) judge the pictures and sound.
 
 use super::super::boxes::{be32, be64, children, BoxRef};
-use super::super::movie::tests::{file, sound_v0, tmcd, tmcd_entry, video, Layout, SparseWithHead, TrackSpec, CREATED, FTYP, MODIFIED};
+use super::super::movie::tests::{
+    broken_timecode, file, sound_v0, tmcd, tmcd_entry, video, Layout, SparseWithHead, TrackSpec, CREATED, FTYP, MODIFIED,
+};
 use super::super::movie::{header_times, load, Movie};
 use super::super::tables::ChunkOffsets;
 use super::*;
@@ -343,4 +345,57 @@ fn coded_sound_starts_one_packet_early_but_never_before_the_first() {
     // Frames 3..8 (120..320 ms) start in packet 1: decoding starts at packet 0, and the
     // edit skips its 120 ms.
     assert_eq!(audio_cut(&with_audio(b"mp4a", None), 3, 8), (4, 120));
+}
+
+/// The slice's timecode: the value of its one tmcd sample.
+fn slice_tc(src: &[u8], first: u64, end: u64) -> u32 {
+    let src = src.to_vec();
+    let (vf, m) = plan_bytes(&src, first, end, None);
+    m.tmcd_start(&Sliced { vf: &vf, src: &src }, m.timecode().unwrap()).unwrap()
+}
+
+#[test]
+fn a_slice_is_labelled_from_the_timecode_run_its_first_frame_is_in() {
+    // Runs start at frames 0 (90000), 10 (5) and 25 (77).
+    let src = broken_timecode();
+    for (first, value) in [(3u64, 90_003u32), (9, 90_009), (10, 5), (12, 7), (25, 77), (30, 82)] {
+        assert_eq!(slice_tc(&src, first, first + 2), value, "from frame {first}");
+    }
+}
+
+/// A 10-frame video with a tmcd track (`flags`, `fps`) whose one sample is `value`.
+fn tc_source(flags: u32, fps: u8, value: u32) -> Vec<u8> {
+    let mut t = tmcd(tmcd_entry(flags, 30, 1, fps, &[]));
+    t.timescale = 30;
+    t.stts = vec![(1, 12)];
+    t.at = 16;
+    let mut payload = vec![0u8; 16];
+    payload.extend(value.to_be_bytes());
+    file(&[video(10), t], &Layout { payload, ..Default::default() })
+}
+
+#[test]
+fn the_24_hour_flag_wraps_at_a_day_of_the_tracks_own_counting() {
+    // 30 fps non-drop: a day is 2 592 000 frames (drop frame would be 2 589 408).
+    assert_eq!(slice_tc(&tc_source(2, 30, 2_592_000 + 5), 1, 3), 6);
+    // Drop frame counts a day of 2 589 408 frames.
+    assert_eq!(slice_tc(&tc_source(3, 30, 2_589_408 + 5), 1, 3), 6);
+    // Without the flag the count runs on; with no frame rate there is no day to wrap at.
+    assert_eq!(slice_tc(&tc_source(0, 30, 2_592_000 + 5), 1, 3), 2_592_006);
+    assert_eq!(slice_tc(&tc_source(2, 0, 2_592_000 + 5), 1, 3), 2_592_006);
+}
+
+#[test]
+fn samples_may_end_at_the_last_byte_of_the_file_but_not_past_it() {
+    // moov first, then the mdat: the last frame's byte is the file's last.
+    let mut v = video(10);
+    v.at = 54;
+    let src = file(&[v], &Layout { moov_first: true, ..Default::default() });
+    let (vf, _) = plan_bytes(&src, 0, 10, None);
+    assert!(matches!(vf.segments.last(), Some(Segment::Source { len: 10, .. })));
+    let cut = src[..src.len() - 1].to_vec();
+    match plan_tc(&cut, 0, 10, false, None) {
+        Err(QtError::Truncated(m)) => assert!(m.contains("reach byte"), "{m}"),
+        other => panic!("{other:?}"),
+    }
 }
