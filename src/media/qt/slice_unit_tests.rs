@@ -399,3 +399,18 @@ fn samples_may_end_at_the_last_byte_of_the_file_but_not_past_it() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn the_movie_timescale_becomes_one_that_holds_every_duration_only_if_it_fits_32_bits() {
+    let timescale_of = |ts: u32, delta: u32| {
+        let mut v = video(4);
+        v.timescale = ts;
+        v.stts = vec![(4, delta)];
+        let (_, m) = plan_bytes(&file(&[v], &Layout::default()), 1, 2, None);
+        (m.timescale, m.duration)
+    };
+    // 1001/30000 s is no whole number of 1/600 s: the slice's movie counts in 1/30000 s.
+    assert_eq!(timescale_of(30000, 1001), (30000, 1001));
+    // 286331/7158281 s would need 1/4294968600 s, past 32 bits: the 600 stays, rounded.
+    assert_eq!(timescale_of(7_158_281, 286_331), (600, 23));
+}
