@@ -414,3 +414,15 @@ fn the_movie_timescale_becomes_one_that_holds_every_duration_only_if_it_fits_32_
     // 286331/7158281 s would need 1/4294968600 s, past 32 bits: the 600 stays, rounded.
     assert_eq!(timescale_of(7_158_281, 286_331), (600, 23));
 }
+
+#[test]
+fn a_slice_of_empty_samples_reads_nothing_from_the_source() {
+    // Frames of 0 bytes (a placeholder track): the slice is its header alone, with no
+    // empty source range for a reader to open the source for.
+    let mut v = video(4);
+    v.each = Some(vec![0; 4]);
+    let src = file(&[v], &Layout::default());
+    let (vf, m) = plan_bytes(&src, 1, 3, None);
+    assert_eq!(vf.segments.len(), 1, "{:?}", vf.segments);
+    assert_eq!((vf.len, m.tracks[0].table.sample_count()), (vf.segments[0].len(), 2));
+}
