@@ -125,6 +125,9 @@ fn parse_entry(d: &[u8], stsd: &BoxRef, handler: &[u8; 4]) -> Result<Entry, QtEr
         .checked_add(esize)
         .filter(|&x| x <= stsd.end && esize >= 16)
         .ok_or_else(|| QtError::Malformed("sample description overruns 'stsd'".into()))?;
+    // Every field is read from inside the entry: a description cut short is an error, not
+    // a reading of whatever box follows it as its channels or its frame rate.
+    let d = &d[..eend];
     let mut ent = Entry { format: [d[e + 4], d[e + 5], d[e + 6], d[e + 7]], ..Default::default() };
     match handler {
         b"vide" => {
@@ -141,6 +144,8 @@ fn parse_entry(d: &[u8], stsd: &BoxRef, handler: &[u8; 4]) -> Result<Entry, QtEr
                 1 => ent.pcm_frame_bytes = Some(be32(d, e + 44)? as u64),
                 2 => {
                     let sr = f64::from_bits(be64(d, e + 40)?);
+                    // Equivalent mutant (scripts/mutants): `sr >= 0.0` changes nothing, because
+                    // a rate of (plus or minus) zero rounds to the same 0 it is refused as.
                     ent.sample_rate = if sr.is_finite() && sr > 0.0 && sr < 1e9 { sr.round() as u32 } else { 0 };
                     ent.channels = be32(d, e + 48)?.min(u16::MAX as u32) as u16;
                     ent.bits = be32(d, e + 56)?.min(u16::MAX as u32) as u16;
@@ -359,6 +364,9 @@ impl Movie {
         let origin = self.tracks[v].edit.map_or(0, |e| e.media_time);
         let count = vt.count();
         // One i64 per frame: refuse a count that is damage, not a recording.
+        // Survivor of scripts/mutants, not equivalent, left untested on purpose: `>=` moves
+        // the bound by one frame, which only a clip of exactly 50 M frames shows, and its
+        // times would take 400 MB on a shared machine. One frame past the bound is tested.
         if count > MAX_VIDEO_SAMPLES {
             return Err(QtError::Unsupported(format!("{count} video frames is more than a clip holds (damaged or crafted file?)")));
         }
@@ -434,3 +442,7 @@ fn tmcd_sample(t: &Track, src: &dyn ReadAt, k: u64) -> Result<u32, QtError> {
     read_exact_at(src, off, &mut b)?;
     Ok(u32::from_be_bytes(b))
 }
+
+#[cfg(test)]
+#[path = "movie_tests.rs"]
+pub(super) mod tests;

@@ -453,6 +453,8 @@ fn write_synth_tmcd(w: &mut W, t: &SynthTc, movie_dur: u64, tc_offset: u64, co64
     w.open_full(b"stsd", 0, 0).u32(1);
     w.open(b"tmcd").bytes(&[0; 6]).bytes(&[0, 1]).u32(0);
     // flags: drop frame, 24-hour wrap (as cameras write it).
+    // Equivalent mutant (scripts/mutants): `^` for `|` gives the same flags, because the
+    // drop-frame bit is bit 0 and the wrap bit is bit 1: no bit is in both.
     let flags = u32::from(t.start.drop_frame) | 0x2;
     w.u32(flags).u32(t.start.rate_num).u32(t.start.rate_den).bytes(&[t.start.fps, 0]);
     w.close()?; // tmcd entry
@@ -856,3 +858,7 @@ mod tests {
         assert!(plan_slice(&src, 0, 24).is_ok());
     }
 }
+
+#[cfg(test)]
+#[path = "slice_unit_tests.rs"]
+mod unit_tests;
