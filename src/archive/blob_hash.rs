@@ -111,18 +111,7 @@ mod tests {
     use crate::archive::pack::RECORD_HEADER_LEN;
     use crate::archive::{Archive, ArchiveError};
 
-    /// Bytes no compressor shrinks (so chunks are stored raw, read by pread).
-    fn noise(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
-    }
+    use crate::archive::test_bytes::noise;
 
     /// Flip one stored byte of a committed file, at file offset `at`, in its pack.
     fn flip_stored_byte(a: &Archive, blob: &Hash, at: u64) {

@@ -327,17 +327,7 @@ mod tests {
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
 
-    fn noise(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
+    use crate::archive::test_bytes::noise_low as noise;
 
     fn put(a: &mut Archive, branch: &str, dir: &std::path::Path, name: &str, data: &[u8]) {
         let d = dir.join(format!("src-{branch}-{name}"));

@@ -38,6 +38,8 @@ pub mod staging;
 pub mod store;
 pub mod synth;
 pub mod tcfacts;
+#[cfg(test)]
+pub(crate) mod test_bytes;
 pub mod verify;
 pub mod written;
 pub mod xattrs;

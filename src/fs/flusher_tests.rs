@@ -5,18 +5,7 @@
 use super::*;
 use crate::archive::catalog::{Content, Staged};
 
-/// Deterministic bytes that do not compress (so they are stored raw).
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use crate::archive::test_bytes::noise_low as noise;
 
 #[test]
 fn a_write_that_fills_the_buffer_returns_while_the_writer_is_busy_and_fsync_makes_it_durable() {

@@ -345,18 +345,7 @@ mod tests {
     use crate::archive::{Archive, Hash};
     use std::sync::Arc;
 
-    /// Bytes no compressor shrinks (stored raw, like camera media).
-    fn noise(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
-    }
+    use crate::archive::test_bytes::noise;
 
     #[test]
     fn pieces_of_cached_chunks_are_lent_from_them_several_per_call_and_read_right() {

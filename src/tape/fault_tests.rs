@@ -107,15 +107,7 @@ impl VolumeWriter for MemVolume {
 }
 
 fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    crate::archive::test_bytes::noise_low(n, seed.wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 /// An archive holding Day01/A001/c1.mov .. c3.mov (1 MiB each), and a plan

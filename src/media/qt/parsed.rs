@@ -75,38 +75,9 @@ mod tests {
     use super::super::{slice, Segment, VirtualFile};
     use super::*;
 
-    /// A source of `head` + `zeros` zero bytes + `tail` without holding the zeros.
-    struct Sparse {
-        head: Vec<u8>,
-        zeros: u64,
-        tail: Vec<u8>,
-    }
+    // movie_tests' sparse source: a head, a run of zeros it does not hold, a tail.
+    use super::super::movie::tests::SparseWithHead as Sparse;
 
-    impl ReadAt for Sparse {
-        fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
-            let (h, z) = (self.head.len() as u64, self.zeros);
-            for (i, b) in buf.iter_mut().enumerate() {
-                let o = offset + i as u64;
-                *b = if o < h {
-                    self.head[o as usize]
-                } else if o < h + z {
-                    0
-                } else if let Some(&t) = self.tail.get((o - h - z) as usize) {
-                    t
-                } else {
-                    return Ok(i);
-                };
-            }
-            Ok(buf.len())
-        }
-        fn len(&self) -> u64 {
-            self.head.len() as u64 + self.zeros + self.tail.len() as u64
-        }
-    }
-
-    /// A movie of `n` one-byte video samples at 25 fps: one chunk, constant `stsz`, one
-    /// `stts` run (what a crafted file uses to declare tens of millions of frames in a
-    /// few dozen bytes of tables). Returns it and the offset of sample 0.
     fn many_samples(n: u32) -> (Sparse, u64) {
         let mut head = W::default();
         head.open(b"ftyp").bytes(b"qt  ").u32(0x200).bytes(b"qt  ");
