@@ -2,7 +2,7 @@
 //! (re-hash every record, name the damaged files), `check --rebuild-catalog`
 //! (a new catalog from the packs alone).
 
-use super::catalog::Catalog;
+use super::catalog::{Catalog, RecordRow};
 use super::error::{ArchiveError, IoContext, Result};
 use super::objects::{BlobRecord, Commit, EntryKind, Hash, MediaRecord, ProxyRecord, RecordKind, RefRecord, TcFactRecord, Tree};
 use super::pack::{self, RecordLoc};
@@ -77,17 +77,6 @@ pub fn check_sampled(
     for name in archive.uncommitted_packs()? {
         rep.uncommitted_packs.push(store.locate(&name));
     }
-    // Catalog rows by pack, to compare with each pack's own trailer.
-    let mut by_pack: HashMap<i64, Vec<(Hash, u64, u32, u32, u8, bool)>> = HashMap::new();
-    for r in cat.all_records()? {
-        let is_chunk = r.is_chunk();
-        by_pack.entry(r.pack).or_default().push((r.id, r.offset, r.stored_len, r.raw_len, r.codec, is_chunk));
-        if is_chunk {
-            rep.chunks += 1;
-        } else {
-            rep.objects += 1;
-        }
-    }
     let total_bytes: u64 = packs.iter().filter(|p| reread(&p.1)).map(|p| p.2).sum();
     // A deep check counts the bytes it re-reads; a plain one the packs it opens.
     let pb = progress;
@@ -97,67 +86,30 @@ pub fn check_sampled(
         pb.begin("check", super::progress::Unit::Items, packs.len() as u64);
     }
     let mut bad_chunks: HashSet<Hash> = HashSet::new();
-    let known: HashSet<i64> = packs.iter().map(|p| p.0).collect();
-    for pid in by_pack.keys() {
-        if !known.contains(pid) {
-            rep.problems.push(format!("catalog rows point into pack #{pid}, which the catalog does not list"));
+    // Catalog rows come one pack at a time in pack-id order (memory stays at one pack's
+    // rows), merged with the pack list, also in id order, to compare each pack's rows with
+    // its own trailer. A pack no row points into is still opened and measured.
+    let mut pending = packs.iter().peekable();
+    let mut ctx = PackCheck { store, deep, reread: &reread, pb, rep: &mut rep, bad_chunks: &mut bad_chunks };
+    cat.records_by_pack(|pid, rows| {
+        while let Some(pack) = pending.next_if(|p| p.0 < pid) {
+            ctx.pack(pack, &[]);
         }
-    }
-    for (id, name, size) in &packs {
-        let path = store.locate(name);
-        let deep_pack = reread(name);
-        pb.message(name);
-        let file = match store.open(name) {
-            Ok(f) => f,
-            Err(e) => {
-                let e = match e {
-                    ArchiveError::Io { source, .. } => source.to_string(),
-                    e => e.to_string(),
-                };
-                rep.problems.push(format!("pack {path} is missing: {e}"));
-                for r in by_pack.get(id).into_iter().flatten() {
-                    bad_chunks.insert(r.0);
-                }
-                continue;
-            }
-        };
-        if file.len() != *size {
-            rep.problems.push(format!("pack {path}: size {} but the catalog says {}", file.len(), size));
-        }
-        let trailer: HashMap<Hash, RecordLoc> = match pack::read_trailer(&*file, &path) {
-            Ok(t) => t.into_iter().map(|l| (l.id, l)).collect(),
-            Err(e) => {
-                rep.problems.push(e.to_string());
-                HashMap::new()
-            }
-        };
-        for (rid, off, sl, rl, codec, is_chunk) in by_pack.get(id).into_iter().flatten() {
-            let loc = RecordLoc { kind: RecordKind::Chunk, codec: *codec, raw_len: *rl, stored_len: *sl, offset: *off, id: *rid };
-            match trailer.get(rid) {
-                Some(t) if t.offset == *off && t.stored_len == *sl => {}
-                _ if trailer.is_empty() => {}
-                _ => rep.problems.push(format!("pack {path}: record {} is not where the catalog says", rid.short())),
-            }
-            if deep_pack {
-                match pack::read_record(&*file, &path, &loc) {
-                    Ok(_) => rep.bytes_verified += *sl as u64,
-                    Err(e) => {
-                        if *is_chunk {
-                            bad_chunks.insert(*rid);
-                        } else {
-                            rep.problems.push(format!("metadata object damaged: {e}"));
-                        }
-                    }
-                }
-                pb.advance(*sl as u64);
+        for r in &rows {
+            if r.is_chunk() {
+                ctx.rep.chunks += 1;
+            } else {
+                ctx.rep.objects += 1;
             }
         }
-        if !deep {
-            pb.advance(1);
+        match pending.next_if(|p| p.0 == pid) {
+            Some(pack) => ctx.pack(pack, &rows),
+            None => ctx.rep.problems.push(format!("catalog rows point into pack #{pid}, which the catalog does not list")),
         }
-        if deep_pack {
-            rep.packs_verified += 1;
-        }
+        Ok(())
+    })?;
+    for pack in pending {
+        ctx.pack(pack, &[]);
     }
     pb.finish();
     // Catalog rows against their records (deep: it reads every metadata record),
@@ -248,6 +200,85 @@ pub fn check_sampled(
 /// in any block is already caught there; this catches a wrong outboard row,
 /// which readers ignore (they verify that chunk whole) and which is dropped
 /// here (best effort) so the next writer of those bytes records a right one.
+/// One pack of `check_sampled`'s pass over the packs: opened, measured, its trailer
+/// compared with the catalog's rows for it, and (deep) every record re-read.
+struct PackCheck<'a, R: Fn(&str) -> bool> {
+    store: &'a Arc<dyn PackStore>,
+    deep: bool,
+    reread: &'a R,
+    pb: &'a super::progress::ProgressHandle,
+    rep: &'a mut CheckReport,
+    bad_chunks: &'a mut HashSet<Hash>,
+}
+
+impl<R: Fn(&str) -> bool> PackCheck<'_, R> {
+    fn pack(&mut self, (_, name, size): &(i64, String, u64), rows: &[RecordRow]) {
+        let (store, rep, pb) = (self.store, &mut *self.rep, self.pb);
+        let path = store.locate(name);
+        let deep_pack = (self.reread)(name);
+        pb.message(name);
+        let file = match store.open(name) {
+            Ok(f) => f,
+            Err(e) => {
+                let e = match e {
+                    ArchiveError::Io { source, .. } => source.to_string(),
+                    e => e.to_string(),
+                };
+                rep.problems.push(format!("pack {path} is missing: {e}"));
+                self.bad_chunks.extend(rows.iter().map(|r| r.id));
+                if !self.deep {
+                    pb.advance(1);
+                }
+                return;
+            }
+        };
+        if file.len() != *size {
+            rep.problems.push(format!("pack {path}: size {} but the catalog says {}", file.len(), size));
+        }
+        let trailer: HashMap<Hash, RecordLoc> = match pack::read_trailer(&*file, &path) {
+            Ok(t) => t.into_iter().map(|l| (l.id, l)).collect(),
+            Err(e) => {
+                rep.problems.push(e.to_string());
+                HashMap::new()
+            }
+        };
+        for r in rows {
+            let loc = RecordLoc {
+                kind: RecordKind::Chunk,
+                codec: r.codec,
+                raw_len: r.raw_len,
+                stored_len: r.stored_len,
+                offset: r.offset,
+                id: r.id,
+            };
+            match trailer.get(&r.id) {
+                Some(t) if t.offset == r.offset && t.stored_len == r.stored_len => {}
+                _ if trailer.is_empty() => {}
+                _ => rep.problems.push(format!("pack {path}: record {} is not where the catalog says", r.id.short())),
+            }
+            if deep_pack {
+                match pack::read_record(&*file, &path, &loc) {
+                    Ok(_) => rep.bytes_verified += r.stored_len as u64,
+                    Err(e) => {
+                        if r.is_chunk() {
+                            self.bad_chunks.insert(r.id);
+                        } else {
+                            rep.problems.push(format!("metadata object damaged: {e}"));
+                        }
+                    }
+                }
+                pb.advance(r.stored_len as u64);
+            }
+        }
+        if !self.deep {
+            pb.advance(1);
+        }
+        if deep_pack {
+            rep.packs_verified += 1;
+        }
+    }
+}
+
 fn check_outboards(cat: &Catalog, rep: &mut CheckReport) -> Result<()> {
     let mut wrong: Vec<(bool, Hash)> = Vec::new();
     cat.each_outboard(|is_chunk, id, len, log, bytes| {
@@ -601,4 +632,59 @@ fn tree_totals(cat: &Catalog, tree: &Hash, memo: &mut HashMap<Hash, (u64, u64)>)
     }
     memo.insert(*tree, (files, bytes));
     Ok((files, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::ingest::{ingest, IngestOptions};
+    use crate::archive::test_bytes::noise;
+    use std::sync::atomic::AtomicBool;
+
+    fn put(a: &mut Archive, dir: &Path, name: &str, data: &[u8]) {
+        let d = dir.join(format!("src-{name}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(name), data).unwrap();
+        let opts = IngestOptions {
+            branch: "main".into(),
+            dest: String::new(),
+            message: None,
+            progress: Default::default(),
+            prober: None,
+            interrupt: Arc::new(AtomicBool::new(false)),
+        };
+        ingest(a, &[d.join(name)], &opts).unwrap();
+    }
+
+    /// The pass over the packs merges the catalog's rows (streamed by pack id) with the
+    /// pack list: a pack with rows but no packs row, a listed pack whose file is gone and a
+    /// pack no row points into are each found, and every row is still counted once.
+    #[test]
+    fn rows_of_an_unlisted_pack_a_missing_pack_file_and_every_row_are_each_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("arch");
+        let mut a = Archive::init(&root).unwrap();
+        for (i, name) in ["a.bin", "b.bin", "c.bin"].iter().enumerate() {
+            put(&mut a, dir.path(), name, &noise(2 << 20, i as u64 + 1));
+        }
+        let clean = check(&a, false, &Default::default()).unwrap();
+        assert!(clean.ok(), "{:?}", clean.problems);
+        let packs = a.catalog.pack_names().unwrap();
+        assert!(packs.len() >= 3, "{packs:?}");
+        let with_rows: Vec<i64> = packs.iter().map(|p| p.0).filter(|id| !a.catalog.records_in_pack(*id).unwrap().is_empty()).collect();
+        assert!(with_rows.len() >= 2, "{with_rows:?}");
+        let (unlisted, gone) = (with_rows[0], with_rows[with_rows.len() - 1]);
+        a.catalog.delete_pack_row(unlisted).unwrap();
+        let gone_name = packs.iter().find(|p| p.0 == gone).unwrap().1.clone();
+        std::fs::remove_file(a.pack_store().locate(&gone_name)).unwrap();
+
+        let r = check(&a, false, &Default::default()).unwrap();
+        assert_eq!((r.chunks, r.objects), (clean.chunks, clean.objects), "every row counted once");
+        assert_eq!(r.packs, clean.packs - 1);
+        let unlisted_msg = format!("catalog rows point into pack #{unlisted}, which the catalog does not list");
+        assert_eq!(r.problems.iter().filter(|p| **p == unlisted_msg).count(), 1, "{:?}", r.problems);
+        let missing: Vec<_> = r.problems.iter().filter(|p| p.contains("is missing")).collect();
+        assert_eq!(missing.len(), 1, "{:?}", r.problems);
+        assert!(missing[0].contains(&gone_name), "{missing:?}");
+    }
 }

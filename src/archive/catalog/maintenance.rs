@@ -230,20 +230,34 @@ impl Catalog {
         Ok(out)
     }
 
-    /// Every catalogued record: all chunks, then all objects.
-    pub fn all_records(&self) -> Result<Vec<RecordRow>> {
-        let mut out = Vec::new();
-        for (sql, kind) in [
-            ("SELECT hash, pack, offset, stored_len, raw_len, codec FROM chunks", Some(RecordKind::Chunk as i64)),
-            ("SELECT id, pack, offset, stored_len, raw_len, codec, kind FROM objects", None),
-        ] {
-            let mut st = self.conn.prepare(sql).map_err(|e| self.err(e))?;
-            let rows = st.query_map([], |r| RecordRow::from_row(r, kind)).map_err(|e| self.err(e))?;
-            for row in rows {
-                out.push(row.map_err(|e| self.err(e))?);
+    /// Every catalogued record, handed to `each` one pack at a time in pack-id order
+    /// (chunks and objects of a pack together, by offset). SQLite sorts with its own
+    /// bounded cache and temporary files, so memory stays at one pack's records however
+    /// large the archive: `check` of a 100 TB catalog (25 M chunks) held every row in a
+    /// map before, about 140 bytes a chunk.
+    pub fn records_by_pack(&self, mut each: impl FnMut(i64, Vec<RecordRow>) -> Result<()>) -> Result<()> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT hash, pack, offset, stored_len, raw_len, codec, ?1 FROM chunks \
+                 UNION ALL SELECT id, pack, offset, stored_len, raw_len, codec, kind FROM objects \
+                 ORDER BY 2, 3",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st.query_map([RecordKind::Chunk as i64], |r| RecordRow::from_row(r, None)).map_err(|e| self.err(e))?;
+        let mut group: Vec<RecordRow> = Vec::new();
+        for row in rows {
+            let row = row.map_err(|e| self.err(e))?;
+            if group.first().is_some_and(|g| g.pack != row.pack) {
+                let pack = group[0].pack;
+                each(pack, std::mem::take(&mut group))?;
             }
+            group.push(row);
         }
-        Ok(out)
+        if let Some(pack) = group.first().map(|g| g.pack) {
+            each(pack, group)?;
+        }
+        Ok(())
     }
 
     /// Repoint a record moved by compaction from pack `old` to (`new`, `offset`).
