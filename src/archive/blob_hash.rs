@@ -111,7 +111,7 @@ mod tests {
     use crate::archive::pack::RECORD_HEADER_LEN;
     use crate::archive::{Archive, ArchiveError};
 
-    use crate::archive::test_bytes::noise;
+    use crate::archive::test_support::noise;
 
     /// Flip one stored byte of a committed file, at file offset `at`, in its pack.
     fn flip_stored_byte(a: &Archive, blob: &Hash, at: u64) {

@@ -637,24 +637,7 @@ fn tree_totals(cat: &Catalog, tree: &Hash, memo: &mut HashMap<Hash, (u64, u64)>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::ingest::{ingest, IngestOptions};
-    use crate::archive::test_bytes::noise;
-    use std::sync::atomic::AtomicBool;
-
-    fn put(a: &mut Archive, dir: &Path, name: &str, data: &[u8]) {
-        let d = dir.join(format!("src-{name}"));
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join(name), data).unwrap();
-        let opts = IngestOptions {
-            branch: "main".into(),
-            dest: String::new(),
-            message: None,
-            progress: Default::default(),
-            prober: None,
-            interrupt: Arc::new(AtomicBool::new(false)),
-        };
-        ingest(a, &[d.join(name)], &opts).unwrap();
-    }
+    use crate::archive::test_support::{noise, put};
 
     /// The pass over the packs merges the catalog's rows (streamed by pack id) with the
     /// pack list: a pack with rows but no packs row, a listed pack whose file is gone and a
@@ -665,7 +648,7 @@ mod tests {
         let root = dir.path().join("arch");
         let mut a = Archive::init(&root).unwrap();
         for (i, name) in ["a.bin", "b.bin", "c.bin"].iter().enumerate() {
-            put(&mut a, dir.path(), name, &noise(2 << 20, i as u64 + 1));
+            put(&mut a, "main", dir.path(), name, &noise(2 << 20, i as u64 + 1));
         }
         let clean = check(&a, false, &Default::default()).unwrap();
         assert!(clean.ok(), "{:?}", clean.problems);

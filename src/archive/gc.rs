@@ -327,22 +327,9 @@ mod tests {
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
 
-    use crate::archive::test_bytes::noise_low as noise;
+    use crate::archive::test_support::noise_low as noise;
 
-    fn put(a: &mut Archive, branch: &str, dir: &std::path::Path, name: &str, data: &[u8]) {
-        let d = dir.join(format!("src-{branch}-{name}"));
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join(name), data).unwrap();
-        let opts = IngestOptions {
-            branch: branch.into(),
-            dest: String::new(),
-            message: None,
-            progress: Default::default(),
-            prober: None,
-            interrupt: Arc::new(AtomicBool::new(false)),
-        };
-        ingest(a, &[d.join(name)], &opts).unwrap();
-    }
+    use crate::archive::test_support::put;
 
     #[test]
     fn deleted_branch_content_is_freed_and_the_rest_reads() {

@@ -39,7 +39,7 @@ pub mod store;
 pub mod synth;
 pub mod tcfacts;
 #[cfg(test)]
-pub(crate) mod test_bytes;
+pub(crate) mod test_support;
 pub mod verify;
 pub mod written;
 pub mod xattrs;

@@ -5,7 +5,7 @@
 use super::*;
 use crate::archive::catalog::{Content, Staged};
 
-use crate::archive::test_bytes::noise_low as noise;
+use crate::archive::test_support::noise_low as noise;
 
 #[test]
 fn a_write_that_fills_the_buffer_returns_while_the_writer_is_busy_and_fsync_makes_it_durable() {

@@ -345,7 +345,7 @@ mod tests {
     use crate::archive::{Archive, Hash};
     use std::sync::Arc;
 
-    use crate::archive::test_bytes::noise;
+    use crate::archive::test_support::noise;
 
     #[test]
     fn pieces_of_cached_chunks_are_lent_from_them_several_per_call_and_read_right() {

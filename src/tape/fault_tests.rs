@@ -107,7 +107,7 @@ impl VolumeWriter for MemVolume {
 }
 
 fn noise(n: usize, seed: u64) -> Vec<u8> {
-    crate::archive::test_bytes::noise_low(n, seed.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    crate::archive::test_support::noise_low(n, seed.wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 /// An archive holding Day01/A001/c1.mov .. c3.mov (1 MiB each), and a plan

@@ -1,0 +1,48 @@
+//! What every layer's unit tests set up: deterministic bytes no compressor shrinks (so
+//! their chunks are stored raw and read back by pread like camera media), and one file
+//! ingested into a branch.
+
+use super::ingest::{ingest, IngestOptions};
+use super::repo::Archive;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// Ingest `data` as `name` at the root of `branch`, from a source folder made under `dir`.
+pub(crate) fn put(a: &mut Archive, branch: &str, dir: &Path, name: &str, data: &[u8]) {
+    let d = dir.join(format!("src-{branch}-{name}"));
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join(name), data).unwrap();
+    let opts = IngestOptions {
+        branch: branch.into(),
+        dest: String::new(),
+        message: None,
+        progress: Default::default(),
+        prober: None,
+        interrupt: Arc::new(AtomicBool::new(false)),
+    };
+    ingest(a, &[d.join(name)], &opts).unwrap();
+}
+
+/// xorshift64 from `seed`, keeping bits 24..32 of each step.
+pub(crate) fn noise(n: usize, seed: u64) -> Vec<u8> {
+    xorshift(n, seed, 24)
+}
+
+/// xorshift64 from `seed`, keeping the low byte of each step (the older tests' bytes;
+/// their chunk boundaries were chosen against these exact bytes).
+pub(crate) fn noise_low(n: usize, seed: u64) -> Vec<u8> {
+    xorshift(n, seed, 0)
+}
+
+fn xorshift(n: usize, seed: u64, shift: u32) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> shift) as u8
+        })
+        .collect()
+}
