@@ -453,7 +453,16 @@ impl PackStore for ObjectPackStore {
             s.journal.done(&p);
             aborted.push(p.pack);
         }
-        aborted.extend(s.abort_unlisted()?);
+        // The bucket's own list is housekeeping on top of the journal: a server that
+        // refuses ListMultipartUploads (or cannot be reached for it) must not stop
+        // every write. Parts left unlisted stay until a later sweep or a lifecycle rule.
+        match s.abort_unlisted() {
+            Ok(more) => aborted.extend(more),
+            Err(e) => log::warn!(
+                "could not look for unfinished uploads that no journal names ({e}); they stay in the bucket \
+                 until a later write or `reelfs gc` can list them, or a lifecycle rule (AbortIncompleteMultipartUpload) removes them"
+            ),
+        }
         Ok(aborted)
     }
 }
@@ -621,5 +630,32 @@ impl Drop for ObjectUpload {
             }
         }
         self.store.live.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::aws::AmazonS3Builder;
+    use object_store::memory::InMemory;
+
+    /// A server that cannot list the bucket's uploads (here: nothing listens) leaves the
+    /// journal's aborts done and the writer free to write; it is only logged.
+    #[test]
+    fn a_failed_upload_listing_does_not_stop_the_next_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = S3Url::parse("s3://bucket/show").unwrap();
+        let mut store = ObjectPackStore::new(Arc::new(InMemory::new()), &url, dir.path(), 0).unwrap();
+        let b = AmazonS3Builder::new()
+            .with_bucket_name("bucket")
+            .with_region("us-east-1")
+            .with_endpoint("http://127.0.0.1:1")
+            .with_allow_http(true)
+            .with_access_key_id("k")
+            .with_secret_access_key("s");
+        let lister = UploadLister::new(&b, b.clone().build().unwrap()).unwrap();
+        assert!(store.inner.run(lister.list("show/packs/")).is_err(), "nothing listens on port 1");
+        Arc::get_mut(&mut store.inner).unwrap().lister = Some(lister);
+        assert_eq!(store.abort_interrupted().unwrap(), Vec::<String>::new());
     }
 }
