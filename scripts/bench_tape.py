@@ -16,6 +16,9 @@ dropped) with its wall time and its CPU seconds (user + system, every process it
 - recall of 100 files spread over a cartridge, in tape order vs in path order
   (`tape recall --order given`): backward locates counted by the emulated drive, and time.
 
+--tape-block-size SIZE formats our side's emulated cartridge with that LTFS block size
+(`tape format --block-size`; the base side keeps the default).
+
 --tape-ab BINARY measures a second reelfs (the base) in the same rounds, alternating
 base/ours, so both see the same load; its rows are marked "(A/B base)".
 """
@@ -177,7 +180,10 @@ def write_rows(B, args, run_dir, rows):
             fresh_archive()
             p = plan(B, binary, arch)
             bc = p["tapes"][0]["barcode"]
-            B.sh(f"'{binary}' tape format --device '{cart}' --tape {bc} --capacity {nbytes * 11 // 10 // 10**6 + 200}M")
+            # --tape-block-size formats our side's cartridge with a larger LTFS
+            # block size (the base binary may not have the option).
+            bs = f" --block-size {args.tape_block_size}" if args.tape_block_size and name == "ours" else ""
+            B.sh(f"'{binary}' tape format --device '{cart}' --tape {bc} --capacity {nbytes * 11 // 10 // 10**6 + 200}M{bs}")
             B.log(f"round {r + 1}/{args.runs} {name}: tape write --device to {bc} (load {B.loadavg()})")
             t, c, _ = timed_cpu(B, f"'{binary}' tape write '{arch}' {p['name']} --tape {bc} --device '{cart}' --json")
             d[name].append((t, c))
@@ -190,6 +196,8 @@ def write_rows(B, args, run_dir, rows):
         cpb = best(cps)
         tag = " (A/B base)" if name == "base" else ""
         dd = best(d[name])
+        if args.tape_block_size and name == "ours":
+            tag += f" (--block-size {args.tape_block_size})"
         B.record("tape", f"write --device (emulated cartridge) vs cp -r{tag}", f"{B.fmt_s(dd[0])} {B.fmt_rate(nbytes, dd[0])}",
                  B.fmt_s(cpb[0]), f"{cpb[0] / dd[0]:.2f}x", ">= 0.8x", cpb[0] / dd[0] >= 0.8)
         B.record("tape", f"write --device vs LTO-8 native 300 MB/s{tag}", f"{nbytes / dd[0] / 1e6:.0f} MB/s", "300 MB/s",

@@ -486,6 +486,10 @@ pub enum TapeCmd {
         force: bool,
         #[arg(long)]
         json: bool,
+        /// LTFS block size: the size of every record on the cartridge (4K to 4M, a
+        /// multiple of 4K); default 512K, what every LTFS driver and drive takes.
+        #[arg(long, value_parser = parse_size)]
+        block_size: Option<u64>,
     },
     /// Lay files out over cartridges in write order and store it as a named plan.
     Plan {

@@ -468,8 +468,8 @@ fn run(cli: Cli) -> Result<i32> {
 fn tape(action: TapeCmd) -> Result<i32> {
     use commands::tape::{self as t, VolumeArg};
     match action {
-        TapeCmd::Format { device, tape, capacity, force, json } => {
-            let req = commands::tape_format::TapeFormatRequest { device: &device, barcode: &tape, capacity, force };
+        TapeCmd::Format { device, tape, capacity, force, json, block_size } => {
+            let req = commands::tape_format::TapeFormatRequest { device: &device, barcode: &tape, capacity, force, block_size };
             let rep = commands::tape_format::tape_format(&req)?;
             if json {
                 print::json(&rep)?;

@@ -1,4 +1,4 @@
-//! `reelfs tape format --device PATH --tape BARCODE [--capacity SIZE]`:
+//! `reelfs tape format --device PATH --tape BARCODE [--capacity SIZE] [--block-size SIZE]`:
 //! label a new cartridge as an empty LTFS volume (what `mkltfs` does).
 //! A directory is a file-emulated cartridge, whose size `--capacity` sets;
 //! a character device is a real drive through the st driver.
@@ -15,10 +15,31 @@ pub struct TapeFormatRequest<'a> {
     pub capacity: Option<u64>,
     /// Erase a cartridge that already holds an LTFS volume.
     pub force: bool,
+    /// LTFS block size (bytes per record); the LTFS default when `None`.
+    pub block_size: Option<u64>,
+}
+
+/// The largest block size `tape format` writes: the reference LTFS file
+/// backend refuses larger records (FILE_DEBUG_MAX_BLOCK_SIZE), and LTO drives
+/// take it.
+pub const MAX_BLOCK_SIZE: u64 = 4 << 20;
+
+/// The block size asked for, checked: LTFS needs at least 4 KiB; whole 4 KiB
+/// pages keep records aligned for direct I/O.
+fn block_size(asked: Option<u64>) -> Result<usize> {
+    let Some(bs) = asked else { return Ok(crate::tape::ltfs::DEFAULT_BLOCK_SIZE) };
+    if !(4096..=MAX_BLOCK_SIZE).contains(&bs) || bs % 4096 != 0 {
+        return Err(CommandError::invalid(format!(
+            "--block-size {bs} is not usable: give a multiple of 4K from 4K to 4M (e.g. --block-size 1M); \
+             the reference LTFS file backend refuses records over 4M"
+        )));
+    }
+    Ok(bs as usize)
 }
 
 pub fn tape_format(req: &TapeFormatRequest) -> Result<FormatReport> {
     crate::tape::ltfs::volume_serial(req.barcode)?;
+    let block_size = block_size(req.block_size)?;
     let mut dev: Box<dyn TapeDevice> = if req.device.is_dir() {
         let mut cart = FileCartridge::open(req.device).map_err(crate::tape::ltfs::LtfsError::from)?;
         if let Some(bytes) = req.capacity {
@@ -44,7 +65,8 @@ pub fn tape_format(req: &TapeFormatRequest) -> Result<FormatReport> {
             )));
         }
     }
-    Ok(format_volume(dev.as_mut(), &FormatOptions::new(req.barcode))?)
+    let opts = FormatOptions { block_size, ..FormatOptions::new(req.barcode) };
+    Ok(format_volume(dev.as_mut(), &opts)?)
 }
 
 /// The serial of the LTFS volume already on the cartridge, if any.

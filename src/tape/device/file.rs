@@ -9,7 +9,10 @@
 //!   the whole attribute (id, format, length, value);
 //! - `filedebug_tc_conf.xml`, the cartridge settings; `capacity_mb` is the
 //!   whole cartridge, 5% of it the index partition, as the reference counts
-//!   it (one 512 KiB record per half megabyte).
+//!   it (one 512 KiB record per half megabyte). A larger record (a volume
+//!   formatted with a larger block size) counts here as the 512 KiB units it
+//!   covers, so `--capacity` keeps meaning bytes; the reference counts it as
+//!   one record and so finds more room than this emulation, never less.
 //!
 //! Like the reference backend, the drive (not the application) bumps the
 //! volume change reference (attribute 0x0009) at the first write after a
@@ -38,6 +41,15 @@ pub struct FileCartridge {
     pos: Position,
     /// Block of each partition's end-of-data mark.
     eod: [u64; 2],
+    /// Each partition's end-of-data mark is a file (after a crash there may
+    /// be nothing at the end of data).
+    eod_mark: [bool; 2],
+    /// Highest block of each partition that may hold a file (a record, a
+    /// filemark or a mark): past it nothing is there to remove, so an append
+    /// costs no unlink or stat of names that do not exist.
+    high: [Option<u64>; 2],
+    /// 512 KiB units the records and filemarks before each end of data take.
+    units: [u64; 2],
     /// The volume change reference was bumped since the last load.
     wrote_since_load: bool,
     seeks: SeekCounts,
@@ -68,6 +80,9 @@ impl FileCartridge {
             loaded: false,
             pos: Position { partition: 0, block: 0 },
             eod: [0, 0],
+            eod_mark: [false, false],
+            high: [None, None],
+            units: [0, 0],
             wrote_since_load: false,
             seeks: SeekCounts::default(),
         })
@@ -90,7 +105,7 @@ impl FileCartridge {
         self.capacity_mb
     }
 
-    /// Records (of 512 KiB) each partition holds, as the reference counts.
+    /// Units of 512 KiB each partition holds, as the reference counts.
     fn capacity_blocks(&self, partition: u8) -> u64 {
         let p0_mb = self.capacity_mb * 5 / 100;
         let mb = if partition == 0 { p0_mb } else { self.capacity_mb - p0_mb };
@@ -110,6 +125,9 @@ impl FileCartridge {
     }
 
     fn remove_at(&self, partition: u8, block: u64) -> Result<()> {
+        if self.high[partition as usize].is_none_or(|h| block > h) {
+            return Ok(());
+        }
         for k in ['R', 'F', 'E'] {
             let p = self.record_path(partition, block, k);
             match fs::remove_file(&p) {
@@ -136,14 +154,48 @@ impl FileCartridge {
         Ok(())
     }
 
-    /// Find the end of data: the first block holding neither a record nor a
-    /// filemark (an `_E` there or nothing at all, after a crash).
-    fn search_eod(&self, partition: u8) -> u64 {
-        let mut block = 0;
-        while matches!(self.kind_at(partition, block), Some('R') | Some('F')) {
-            block += 1;
+    /// Read the cartridge's listing once: each partition's end of data (the
+    /// first block holding neither a record nor a filemark: an `_E` there,
+    /// or nothing at all after a crash), whether a mark is there, the highest
+    /// block holding anything, and the units the data before the end takes.
+    fn scan(&mut self) -> Result<()> {
+        let mut found: [std::collections::HashMap<u64, (char, u64)>; 2] = Default::default();
+        let entries = fs::read_dir(&self.dir).map_err(|e| DeviceError::io(format!("listing {}", self.dir.display()), e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| DeviceError::io("listing the cartridge", e))?;
+            let name = entry.file_name();
+            let Some((partition, block, kind)) = name.to_str().and_then(parse_record_name) else { continue };
+            let len = if kind == 'R' { entry.metadata().map_err(|e| DeviceError::io("listing the cartridge", e))?.len() } else { 0 };
+            found[partition as usize].insert(block, (kind, len));
         }
-        block
+        for p in 0..2 {
+            let mut block = 0;
+            let mut units = 0;
+            while let Some((kind @ ('R' | 'F'), len)) = found[p].get(&block).copied() {
+                units += if kind == 'R' { units_of(len) } else { 1 };
+                block += 1;
+            }
+            self.eod[p] = block;
+            self.eod_mark[p] = matches!(found[p].get(&block), Some(('E', _)));
+            self.high[p] = found[p].keys().max().copied();
+            self.units[p] = units;
+        }
+        Ok(())
+    }
+
+    /// Units the records and filemarks before `block` take (after a write in
+    /// the middle of the data, which drops what followed).
+    fn units_before(&self, partition: u8, block: u64) -> Result<u64> {
+        let mut units = 0;
+        for b in 0..block {
+            let path = self.record_path(partition, b, 'R');
+            units += match fs::metadata(&path) {
+                Ok(m) => units_of(m.len()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
+                Err(e) => return Err(DeviceError::io(format!("reading {}", path.display()), e)),
+            };
+        }
+        Ok(units)
     }
 
     /// A write ends the partition's data at the head: mark the end there and
@@ -153,11 +205,15 @@ impl FileCartridge {
         self.remove_at(partition, block)?;
         let path = self.record_path(partition, block, 'E');
         fs::File::create(&path).map_err(|e| DeviceError::io(format!("writing {}", path.display()), e))?;
-        let old_eod = self.eod[partition as usize];
-        for b in block + 1..=old_eod {
+        // Whatever followed goes, up to the highest block anything is at
+        // (records a crash left past an older mark included).
+        let last = self.eod[partition as usize].max(self.high[partition as usize].unwrap_or(0));
+        for b in block + 1..=last {
             self.remove_at(partition, b)?;
         }
         self.eod[partition as usize] = block;
+        self.eod_mark[partition as usize] = true;
+        self.high[partition as usize] = Some(block);
         Ok(())
     }
 
@@ -167,11 +223,16 @@ impl FileCartridge {
     /// being deleted and created again, which cost an inode freed and one
     /// allocated per record; ext4's search past recently freed inodes was the
     /// largest kernel cost of `tape write --device`.
-    fn before_write(&mut self) -> Result<bool> {
+    fn before_write(&mut self, units: u64) -> Result<bool> {
         self.check_loaded()?;
-        if self.pos.block >= self.capacity_blocks(self.pos.partition) {
-            return Err(DeviceError::EndOfMedium { partition: self.pos.partition });
+        let Position { partition, block } = self.pos;
+        let p = partition as usize;
+        // A write in the middle drops what follows, and so frees its room.
+        let used = if block == self.eod[p] { self.units[p] } else { self.units_before(partition, block)? };
+        if used + units > self.capacity_blocks(partition) {
+            return Err(DeviceError::EndOfMedium { partition });
         }
+        self.units[p] = used;
         if !self.wrote_since_load {
             let vcr = self.read_vcr()?.unwrap_or(0) + 1;
             let mut attr = Vec::with_capacity(9);
@@ -182,8 +243,7 @@ impl FileCartridge {
             self.write_attribute(0, ATTR_VCR, &attr)?;
             self.wrote_since_load = true;
         }
-        let Position { partition, block } = self.pos;
-        let appending = self.eod[partition as usize] == block && self.kind_at(partition, block) == Some('E');
+        let appending = self.eod[p] == block && self.eod_mark[p];
         if appending {
             Ok(true)
         } else {
@@ -202,6 +262,8 @@ impl FileCartridge {
         let to = self.record_path(partition, block, 'E');
         fs::rename(&from, &to).map_err(|e| DeviceError::io(format!("moving {} to {}", from.display(), to.display()), e))?;
         self.eod[partition as usize] = block;
+        let high = &mut self.high[partition as usize];
+        *high = Some(high.map_or(block, |h| h.max(block)));
         Ok(())
     }
 
@@ -224,7 +286,7 @@ impl FileCartridge {
 
 impl TapeDevice for FileCartridge {
     fn load(&mut self) -> Result<()> {
-        self.eod = [self.search_eod(0), self.search_eod(1)];
+        self.scan()?;
         self.pos = Position { partition: 0, block: 0 };
         self.loaded = true;
         self.wrote_since_load = false;
@@ -248,6 +310,8 @@ impl TapeDevice for FileCartridge {
                 fs::remove_file(entry.path()).map_err(|e| DeviceError::io(format!("erasing {name}"), e))?;
             }
         }
+        self.high = [None, None];
+        self.units = [0, 0];
         for partition in 0..2 {
             self.eod[partition as usize] = 0;
             self.pos = Position { partition, block: 0 };
@@ -294,10 +358,12 @@ impl TapeDevice for FileCartridge {
         if data.len() > MAX_RECORD {
             return Err(DeviceError::Invalid(format!("record of {} bytes is larger than the drive's {MAX_RECORD}", data.len())));
         }
-        let appending = self.before_write()?;
+        let units = units_of(data.len() as u64);
+        let appending = self.before_write(units)?;
         let path = self.record_path(self.pos.partition, self.pos.block, 'R');
         let mut f = fs::File::create(&path).map_err(|e| DeviceError::io(format!("writing {}", path.display()), e))?;
         f.write_all(data).map_err(|e| DeviceError::io(format!("writing {}", path.display()), e))?;
+        self.units[self.pos.partition as usize] += units;
         self.pos.block += 1;
         if appending {
             self.move_eod_to_head()
@@ -308,9 +374,10 @@ impl TapeDevice for FileCartridge {
 
     fn write_filemarks(&mut self, count: u32) -> Result<()> {
         for _ in 0..count {
-            let appending = self.before_write()?;
+            let appending = self.before_write(1)?;
             let path = self.record_path(self.pos.partition, self.pos.block, 'F');
             fs::File::create(&path).map_err(|e| DeviceError::io(format!("writing {}", path.display()), e))?;
+            self.units[self.pos.partition as usize] += 1;
             self.pos.block += 1;
             if appending {
                 self.move_eod_to_head()?;
@@ -385,7 +452,7 @@ impl TapeDevice for FileCartridge {
     fn remaining_capacity(&mut self, partition: u8) -> Result<u64> {
         Self::check_partition(partition)?;
         let cap = self.capacity_blocks(partition);
-        Ok(cap.saturating_sub(self.eod[partition as usize]) * ACCOUNTING_RECORD)
+        Ok(cap.saturating_sub(self.units[partition as usize]) * ACCOUNTING_RECORD)
     }
 
     fn flush(&mut self) -> Result<()> {
@@ -411,11 +478,24 @@ impl TapeDevice for FileCartridge {
 }
 
 fn is_record_name(name: &str) -> bool {
+    parse_record_name(name).is_some()
+}
+
+/// `<partition>_<block>_<kind>` as (partition, block, kind).
+fn parse_record_name(name: &str) -> Option<(u8, u64, char)> {
     let mut parts = name.split('_');
-    matches!(
-        (parts.next(), parts.next(), parts.next(), parts.next()),
-        (Some("0" | "1"), Some(b), Some("R" | "F" | "E"), None) if b.parse::<u64>().is_ok()
-    )
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(p @ ("0" | "1")), Some(b), Some(k @ ("R" | "F" | "E")), None) => {
+            Some((u8::from(p == "1"), b.parse().ok()?, k.chars().next()?))
+        }
+        _ => None,
+    }
+}
+
+/// The 512 KiB units a record of `len` bytes takes of the cartridge (an
+/// empty one still takes a block, as on tape).
+fn units_of(len: u64) -> u64 {
+    len.div_ceil(ACCOUNTING_RECORD).max(1)
 }
 
 fn parse_capacity_mb(text: &str) -> Option<u64> {
@@ -501,5 +581,56 @@ mod tests {
         assert_eq!(c.read_record(&mut buf).unwrap(), ReadOutcome::Record(5));
         assert_eq!(&buf[..5], b"three");
         assert_eq!(c.read_record(&mut buf).unwrap(), ReadOutcome::EndOfData);
+    }
+
+    #[test]
+    fn a_larger_record_takes_the_room_of_the_bytes_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = FileCartridge::open(dir.path()).unwrap();
+        c.set_capacity_mb(100).unwrap();
+        c.load().unwrap();
+        c.format().unwrap();
+        c.locate(1, 0).unwrap();
+        // 95 MB of data partition: 190 units of 512 KiB, 23 records of 4 MiB.
+        assert_eq!(c.remaining_capacity(1).unwrap(), 190 * ACCOUNTING_RECORD);
+        let record = vec![7u8; MAX_RECORD];
+        let mut written = 0;
+        loop {
+            match c.write_record(&record) {
+                Ok(()) => written += 1,
+                Err(DeviceError::EndOfMedium { partition: 1 }) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(written, 23);
+        assert_eq!(c.remaining_capacity(1).unwrap(), 6 * ACCOUNTING_RECORD);
+        // A small record still fits, and a reload counts the same room.
+        c.write_record(b"tail").unwrap();
+        c.load().unwrap();
+        assert_eq!(c.remaining_capacity(1).unwrap(), 5 * ACCOUNTING_RECORD);
+        // Written again from block 20: the records after it give their room back.
+        c.locate(1, 20).unwrap();
+        c.write_record(b"again").unwrap();
+        assert_eq!(c.remaining_capacity(1).unwrap(), (190 - 20 * 8 - 1) * ACCOUNTING_RECORD);
+        assert_eq!(names(dir.path()).iter().filter(|n| n.starts_with("1_")).count(), 22);
+    }
+
+    #[test]
+    fn a_crash_left_record_past_the_end_of_data_is_dropped_by_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = FileCartridge::open(dir.path()).unwrap();
+        c.load().unwrap();
+        c.format().unwrap();
+        c.locate(1, 0).unwrap();
+        c.write_record(b"one").unwrap();
+        // What a crash between writing a record and moving the mark leaves:
+        // no mark at the end of data, and a stray record after the gap.
+        fs::remove_file(dir.path().join("1_1_E")).unwrap();
+        fs::write(dir.path().join("1_3_R"), b"stray").unwrap();
+        c.load().unwrap();
+        c.locate_end_of_data(1).unwrap();
+        assert_eq!(c.position().unwrap(), Position { partition: 1, block: 1 });
+        c.write_record(b"two").unwrap();
+        assert_eq!(names(dir.path()), ["0_0_E", "1_0_R", "1_1_R", "1_2_E"]);
     }
 }

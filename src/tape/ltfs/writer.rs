@@ -135,13 +135,19 @@ impl<D: TapeDevice> LtfsVolumeWriter<D> {
         (estimate.div_ceil(bs) + 4) * bs * 2
     }
 
-    fn write_record(&mut self) -> Result<()> {
-        if self.device_remaining < self.index_reserve() + self.record.len() as u64 {
+    /// Write one record: `whole` (a full block straight from the caller's
+    /// buffer, no copy) or else what `record` gathered.
+    fn write_record(&mut self, whole: Option<&[u8]>) -> Result<()> {
+        let len = whole.map_or(self.record.len(), <[u8]>::len);
+        if self.device_remaining < self.index_reserve() + len as u64 {
             // The drive would take more, but the room left is what closing
             // the volume needs: this is the cartridge's end for file data.
             return Err(crate::tape::device::DeviceError::EndOfMedium { partition: 1 }.into());
         }
-        let result = self.dev.write_record(&self.record);
+        let result = match whole {
+            Some(data) => self.dev.write_record(data),
+            None => self.dev.write_record(&self.record),
+        };
         self.record.clear();
         if result.is_err() {
             self.relocate = true;
@@ -303,6 +309,15 @@ impl<D: TapeDevice> VolumeWriter for LtfsVolumeWriter<D> {
             return Err(self.err(format_err("write without begin_file")));
         }
         while !data.is_empty() {
+            if self.record.is_empty() && data.len() >= self.block_size {
+                let (whole, rest) = data.split_at(self.block_size);
+                if let Some(open) = self.open.as_mut() {
+                    open.bytes += whole.len() as u64;
+                }
+                self.write_record(Some(whole)).map_err(|e| self.err(e))?;
+                data = rest;
+                continue;
+            }
             let take = (self.block_size - self.record.len()).min(data.len());
             self.record.extend_from_slice(&data[..take]);
             data = &data[take..];
@@ -310,7 +325,7 @@ impl<D: TapeDevice> VolumeWriter for LtfsVolumeWriter<D> {
                 open.bytes += take as u64;
             }
             if self.record.len() == self.block_size {
-                self.write_record().map_err(|e| self.err(e))?;
+                self.write_record(None).map_err(|e| self.err(e))?;
             }
         }
         Ok(())
@@ -321,7 +336,7 @@ impl<D: TapeDevice> VolumeWriter for LtfsVolumeWriter<D> {
             return Err(self.err(format_err("end_file without begin_file")));
         }
         if !self.record.is_empty() {
-            self.write_record().map_err(|e| self.err(e))?;
+            self.write_record(None).map_err(|e| self.err(e))?;
         }
         let file = self.open.take().expect("checked above");
         let placement = FilePlacement { partition: DATA_PARTITION, start_block: file.start_block, bytes: file.bytes };
