@@ -27,6 +27,7 @@ use crate::archive::catalog::{Catalog, ItemWritten, TapeItemRow};
 use crate::archive::objects::now_ns;
 use crate::archive::progress::{ProgressHandle, Unit};
 use crate::archive::{Archive, ArchiveError};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -203,103 +204,116 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
     // from file to file.
     let pool = Pool::new(BLOCK, 4 * IN_FLIGHT + 2);
     let mut pending = Unrecorded::default();
-    for (n, item) in items.iter().enumerate() {
-        if opts.interrupt.load(Ordering::Relaxed) {
-            rep.interrupted = true;
-            break;
-        }
-        pb.message(&item.tape_path);
-        pb.files(n as u64, items.len() as u64);
-        // A large file takes long enough that a kill during it is likely:
-        // what completed before it is recorded first, and a rerun then
-        // removes only the file the kill cut short.
-        if item.length >= BLOCK as u64 {
-            pending.record(cat, barcode)?;
-        }
-        let known = earlier_hashes(cat, item)?;
-        let result = write_item(a, vol.as_mut(), item, pb, &opts.interrupt, &pool, known.as_ref());
-        if result.is_err() {
-            pending.record(cat, barcode)?;
-        }
-        match result {
-            Ok((placement, h)) => {
-                if known.is_some() {
-                    rep.hashes_reused += 1;
-                }
-                let w = ItemWritten {
-                    partition: placement.partition.to_string(),
-                    start_block: placement.start_block,
-                    md5: h.md5,
-                    sha1: h.sha1,
-                    xxh64: h.xxh64,
-                    blake3: h.blake3,
-                    written_ns: now_ns(),
-                };
-                pending.add(item.ord, w);
-                if pending.due(item.length) {
-                    pending.record(cat, barcode)?;
-                }
-                rep.bytes += item.length;
-                since_index += item.length;
-                unindexed.push(n);
-                rep.written.push(WrittenFile {
-                    tape_path: item.tape_path.clone(),
-                    source: item.source.clone(),
-                    bytes: item.length,
-                    start_block: placement.start_block,
-                });
-                if opts.index_every > 0 && since_index >= opts.index_every {
-                    since_index = 0;
-                    pending.record(cat, barcode)?;
-                    match vol.sync_index() {
-                        Ok(()) => unindexed.clear(),
-                        Err(e) => {
-                            // No index lists what was written since the last one:
-                            // those files and all that follows go to the next cartridge.
-                            index_failed(cat, &cart, &items, &unindexed, n + 1, &e, &mut rep)?;
-                            unindexed.clear();
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(ItemError::Interrupted) => {
-                // Not on the tape: no index will list it, and it stays queued
-                // here for the rerun.
-                let _ = vol.abandon_file();
-                let note = "interrupted while being written (not on the tape); `reelfs tape write` again writes it";
-                cat.write(|c| c.set_tape_item_state(barcode, item.ord, "queued", Some(note)))?;
+    // One archive reader for the whole cartridge, running ahead of the
+    // writer across files: the next file's chunks load (and verify) while
+    // this one is still being hashed and written.
+    std::thread::scope(|sc| -> Result<()> {
+        let (job_tx, job_rx) = crossbeam_channel::unbounded::<ReadJob>();
+        let (feed_tx, feed) = crossbeam_channel::bounded::<Fed>(IN_FLIGHT);
+        let pool = &pool;
+        sc.spawn(move || read_jobs(job_rx, feed_tx, pool));
+        let mut jobs = Jobs { tx: job_tx, queued: 0, unopened: HashMap::new() };
+        for (n, item) in items.iter().enumerate() {
+            if opts.interrupt.load(Ordering::Relaxed) {
                 rep.interrupted = true;
                 break;
             }
-            Err(ItemError::Archive(e)) => {
-                let _ = vol.abandon_file();
-                let msg = e.to_string();
-                // Not this cartridge's fault: recorded here, and queued again at
-                // the end of the next cartridge (after `reelfs check`/re-ingest repairs it).
-                cat.write(|c| c.set_tape_item_state(barcode, item.ord, "abandoned", Some(&msg)))?;
-                deferred.push(item.clone());
-                rep.failed.push(Problem { tape_path: item.tape_path.clone(), source: item.source.clone(), error: msg });
+            pb.message(&item.tape_path);
+            pb.files(n as u64, items.len() as u64);
+            // A large file takes long enough that a kill during it is likely:
+            // what completed before it is recorded first, and a rerun then
+            // removes only the file the kill cut short.
+            if item.length >= BLOCK as u64 {
+                pending.record(cat, barcode)?;
             }
-            Err(ItemError::Volume(e @ VolumeError::Format { .. })) => {
-                // A refusal about this file alone (a path that would leave the
-                // volume, a name already there): the cartridge is fine.
-                let _ = vol.abandon_file();
-                let msg = e.to_string();
-                cat.write(|c| c.set_tape_item_state(barcode, item.ord, "abandoned", Some(&msg)))?;
-                rep.failed.push(Problem { tape_path: item.tape_path.clone(), source: item.source.clone(), error: msg });
+            let known = earlier_hashes(cat, item)?;
+            jobs.queue_through(a, &items, n + JOBS_AHEAD);
+            let unopened = jobs.unopened.remove(&n);
+            let result = write_item(vol.as_mut(), item, n, unopened, &feed, pb, &opts.interrupt, known.as_ref());
+            if result.is_err() {
+                pending.record(cat, barcode)?;
             }
-            Err(ItemError::Volume(e)) => {
-                let _ = vol.abandon_file();
-                let msg = e.to_string();
-                rep.abandoned = Some(Problem { tape_path: item.tape_path.clone(), source: item.source.clone(), error: msg.clone() });
-                rep.closed_early = Some(msg.clone());
-                cat.write(|c| c.set_tape_item_state(barcode, item.ord, "abandoned", Some(&msg)))?;
-                close_early(cat, &cart, &items[n..], &msg, &mut rep)?;
-                break;
+            match result {
+                Ok((placement, h)) => {
+                    if known.is_some() {
+                        rep.hashes_reused += 1;
+                    }
+                    let w = ItemWritten {
+                        partition: placement.partition.to_string(),
+                        start_block: placement.start_block,
+                        md5: h.md5,
+                        sha1: h.sha1,
+                        xxh64: h.xxh64,
+                        blake3: h.blake3,
+                        written_ns: now_ns(),
+                    };
+                    pending.add(item.ord, w);
+                    if pending.due(item.length) {
+                        pending.record(cat, barcode)?;
+                    }
+                    rep.bytes += item.length;
+                    since_index += item.length;
+                    unindexed.push(n);
+                    rep.written.push(WrittenFile {
+                        tape_path: item.tape_path.clone(),
+                        source: item.source.clone(),
+                        bytes: item.length,
+                        start_block: placement.start_block,
+                    });
+                    if opts.index_every > 0 && since_index >= opts.index_every {
+                        since_index = 0;
+                        pending.record(cat, barcode)?;
+                        match vol.sync_index() {
+                            Ok(()) => unindexed.clear(),
+                            Err(e) => {
+                                // No index lists what was written since the last one:
+                                // those files and all that follows go to the next cartridge.
+                                index_failed(cat, &cart, &items, &unindexed, n + 1, &e, &mut rep)?;
+                                unindexed.clear();
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(ItemError::Interrupted) => {
+                    // Not on the tape: no index will list it, and it stays queued
+                    // here for the rerun.
+                    let _ = vol.abandon_file();
+                    let note = "interrupted while being written (not on the tape); `reelfs tape write` again writes it";
+                    cat.write(|c| c.set_tape_item_state(barcode, item.ord, "queued", Some(note)))?;
+                    rep.interrupted = true;
+                    break;
+                }
+                Err(ItemError::Archive(e)) => {
+                    let _ = vol.abandon_file();
+                    let msg = e.to_string();
+                    // Not this cartridge's fault: recorded here, and queued again at
+                    // the end of the next cartridge (after `reelfs check`/re-ingest repairs it).
+                    cat.write(|c| c.set_tape_item_state(barcode, item.ord, "abandoned", Some(&msg)))?;
+                    deferred.push(item.clone());
+                    rep.failed.push(Problem { tape_path: item.tape_path.clone(), source: item.source.clone(), error: msg });
+                }
+                Err(ItemError::Volume(e @ VolumeError::Format { .. })) => {
+                    // A refusal about this file alone (a path that would leave the
+                    // volume, a name already there): the cartridge is fine.
+                    let _ = vol.abandon_file();
+                    let msg = e.to_string();
+                    cat.write(|c| c.set_tape_item_state(barcode, item.ord, "abandoned", Some(&msg)))?;
+                    rep.failed.push(Problem { tape_path: item.tape_path.clone(), source: item.source.clone(), error: msg });
+                }
+                Err(ItemError::Volume(e)) => {
+                    let _ = vol.abandon_file();
+                    let msg = e.to_string();
+                    rep.abandoned = Some(Problem { tape_path: item.tape_path.clone(), source: item.source.clone(), error: msg.clone() });
+                    rep.closed_early = Some(msg.clone());
+                    cat.write(|c| c.set_tape_item_state(barcode, item.ord, "abandoned", Some(&msg)))?;
+                    close_early(cat, &cart, &items[n..], &msg, &mut rep)?;
+                    break;
+                }
             }
         }
-    }
+        Ok(())
+    })?;
     pending.record(cat, barcode)?;
     pb.files(rep.written.len() as u64, items.len() as u64);
     if rep.interrupted && rep.closed_early.is_none() {
@@ -449,52 +463,29 @@ fn index_failed(
     close_early(cat, cart, &to_move, &why, rep)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn write_item(
-    a: &Archive,
     vol: &mut dyn VolumeWriter,
     item: &TapeItemRow,
+    n: usize,
+    unopened: Option<ArchiveError>,
+    feed: &crossbeam_channel::Receiver<Fed>,
     pb: &ProgressHandle,
     interrupt: &AtomicBool,
-    pool: &Pool,
     known: Option<&FileHashes>,
 ) -> std::result::Result<(super::volume::FilePlacement, FileHashes), ItemError> {
-    let reader = Arc::new(a.blob_reader(&item.blob).map_err(ItemError::Archive)?);
+    if let Some(e) = unopened {
+        return Err(ItemError::Archive(e));
+    }
     let mtime = SystemTime::UNIX_EPOCH + Duration::from_nanos(item.mtime_ns.max(0) as u64);
     vol.begin_file(&item.tape_path, mtime).map_err(ItemError::Volume)?;
     let (mut blake3, md5, sha1_xxh64) = Hashing::parts();
-    let (off0, end) = (item.offset, item.offset + item.length);
-    let source = item.source.clone();
-    let file_size = item.file_size;
-    // One reader, two hashing threads and this one (BLAKE3 and the volume's
-    // writes), so reading the archive, MD5, SHA-1 and the writes overlap
-    // instead of adding up; every thread sees the same blocks (shared, not
-    // copied), which go back to the pool when the last one is done with them.
+    // The archive reader (`read_jobs`), two hashing threads and this one
+    // (BLAKE3 and the volume's writes), so reading the archive, MD5, SHA-1
+    // and the writes overlap instead of adding up; every thread sees the same
+    // blocks (shared, not copied), which go back to the pool when the last
+    // one is done with them.
     std::thread::scope(|sc| {
-        let (tx, rx) = crossbeam_channel::bounded::<std::result::Result<Arc<Block>, ArchiveError>>(IN_FLIGHT);
-        sc.spawn(move || {
-            // The archive's one read-ahead (two workers loading and verifying
-            // chunks ahead of this reader), as restore and cat use it.
-            let ra = reader.read_ahead(off0, end, READ_AHEAD);
-            let mut off = off0;
-            while off < end {
-                ra.advance(off);
-                let mut block = pool.take();
-                let want = ((end - off) as usize).min(BLOCK);
-                let msg = match reader.read_at(off, &mut block.space()[..want]) {
-                    Ok(0) => Err(ArchiveError::Inconsistent(format!("{source} ended at byte {off}, before its recorded size {file_size}"))),
-                    Ok(n) => {
-                        block.set_len(n);
-                        off += n as u64;
-                        Ok(Arc::new(block))
-                    }
-                    Err(e) => Err(e),
-                };
-                let failed = msg.is_err();
-                if tx.send(msg).is_err() || failed {
-                    return;
-                }
-            }
-        });
         // Hashes an earlier cartridge took of these bytes: only BLAKE3 is
         // taken here, to prove they are the same bytes.
         let legacy = known.is_none().then(|| (hash_thread(sc, md5, |h, b| h.update(b)), hash_thread(sc, sha1_xxh64, |h, b| h.update(b))));
@@ -503,10 +494,14 @@ fn write_item(
             if interrupt.load(Ordering::Relaxed) {
                 return Err(ItemError::Interrupted);
             }
-            let block = match rx.recv() {
-                Ok(Ok(b)) => b,
-                Ok(Err(e)) => return Err(ItemError::Archive(e)),
-                Err(_) => return Err(ItemError::Archive(ArchiveError::Invalid("internal: the archive reader stopped".into()))),
+            let block = loop {
+                match feed.recv() {
+                    // What is left of a file given up before its end.
+                    Ok((m, _)) if m < n => continue,
+                    Ok((m, Ok(b))) if m == n => break b,
+                    Ok((m, Err(e))) if m == n => return Err(ItemError::Archive(e)),
+                    _ => return Err(ItemError::Archive(ArchiveError::Invalid("internal: the archive reader stopped".into()))),
+                }
             };
             if let Some(((md5_tx, _), (sha_tx, _))) = &legacy {
                 let _ = md5_tx.send(block.clone());
@@ -544,6 +539,99 @@ fn write_item(
         let placement = vol.end_file(&hashes.ltfs_xattrs()).map_err(ItemError::Volume)?;
         Ok((placement, hashes))
     })
+}
+
+/// Files handed to the archive reader ahead of the one being written: enough
+/// that a run of small files never leaves it idle (each holds at most
+/// `IN_FLIGHT` blocks in the feed, whatever the count).
+const JOBS_AHEAD: usize = 16;
+
+/// One file for the archive reader: item `n` of the cartridge, the bytes
+/// `from..to` of `reader`.
+struct ReadJob {
+    n: usize,
+    reader: Arc<crate::archive::BlobReader>,
+    from: u64,
+    to: u64,
+    source: String,
+    file_size: u64,
+}
+
+/// What the archive reader sends the writer: a block of item `n`, or why
+/// item `n` could not be read (then nothing more of it follows).
+type Fed = (usize, std::result::Result<Arc<Block>, ArchiveError>);
+
+/// The files queued for the archive reader, in cartridge order. Readers are
+/// opened here (the catalog is this thread's); one that cannot be opened is
+/// kept to be reported on its file's turn.
+struct Jobs {
+    tx: crossbeam_channel::Sender<ReadJob>,
+    queued: usize,
+    unopened: HashMap<usize, ArchiveError>,
+}
+
+impl Jobs {
+    fn queue_through(&mut self, a: &Archive, items: &[TapeItemRow], last: usize) {
+        while self.queued <= last && self.queued < items.len() {
+            let n = self.queued;
+            let item = &items[n];
+            self.queued += 1;
+            if item.length == 0 {
+                continue;
+            }
+            match a.blob_reader(&item.blob) {
+                Ok(r) => {
+                    let job = ReadJob {
+                        n,
+                        reader: Arc::new(r),
+                        from: item.offset,
+                        to: item.offset + item.length,
+                        source: item.source.clone(),
+                        file_size: item.file_size,
+                    };
+                    // The reader only stops when the writer is gone.
+                    let _ = self.tx.send(job);
+                }
+                Err(e) => {
+                    self.unopened.insert(n, e);
+                }
+            }
+        }
+    }
+}
+
+/// The archive reader: every queued file in turn, through the archive's
+/// read-ahead (two workers loading and verifying chunks ahead of it, as
+/// restore and cat use it), into blocks for the writer.
+fn read_jobs(jobs: crossbeam_channel::Receiver<ReadJob>, feed: crossbeam_channel::Sender<Fed>, pool: &Pool) {
+    for job in jobs {
+        let ra = job.reader.read_ahead(job.from, job.to, READ_AHEAD);
+        let mut off = job.from;
+        while off < job.to {
+            ra.advance(off);
+            let mut block = pool.take();
+            let want = ((job.to - off) as usize).min(BLOCK);
+            let msg = match job.reader.read_at(off, &mut block.space()[..want]) {
+                Ok(0) => Err(ArchiveError::Inconsistent(format!(
+                    "{} ended at byte {off}, before its recorded size {}",
+                    job.source, job.file_size
+                ))),
+                Ok(got) => {
+                    block.set_len(got);
+                    off += got as u64;
+                    Ok(Arc::new(block))
+                }
+                Err(e) => Err(e),
+            };
+            let failed = msg.is_err();
+            if feed.send((job.n, msg)).is_err() {
+                return;
+            }
+            if failed {
+                break;
+            }
+        }
+    }
 }
 
 /// The MD5, SHA-1, xxHash64 and BLAKE3 an earlier cartridge recorded for

@@ -127,3 +127,40 @@ def test_verify_of_many_small_files_commits_the_catalog_a_few_times_not_per_file
     assert files.pop("sidecars/A001C050.xml") == "bad"
     sidecars = {k: v for k, v in files.items() if k.startswith("sidecars/")}
     assert len(sidecars) == 119 and set(sidecars.values()) == {"verified"}, files
+
+
+def test_a_file_the_archive_cannot_read_is_named_and_the_files_read_ahead_after_it_are_whole(reelfs, tmp_path):
+    """The archive reader runs ahead of the writer across files: a damaged
+    file in the middle of a cartridge is named and left out, and the files
+    on either side of it are on the volume byte for byte."""
+    src = tmp_path / "src"
+    write_random(src / "a" / "A001C001.mov", 5 * MiB)
+    write_random(src / "a" / "A001C001.xml", 2000)
+    write_random(src / "b" / "B001C001.mov", 6 * MiB)
+    write_random(src / "c" / "C001C001.mov", 5 * MiB + 3)
+    write_random(src / "c" / "C001C002.xml", 4000)
+    archive = tmp_path / "archive"
+    reelfs.ok("init", archive)
+    packs = set()
+    for card in ("a", "b", "c"):
+        reelfs.ok("ingest", archive, src / card)
+        if card == "b":
+            # Flip one byte in the middle of B's pack (the one this ingest made).
+            (pack,) = set((archive / "packs").rglob("*.pack")) - packs
+            with open(pack, "r+b") as f:
+                f.seek(3 * MiB)
+                b = f.read(1)
+                f.seek(3 * MiB)
+                f.write(bytes([b[0] ^ 0xFF]))
+        packs = set((archive / "packs").rglob("*.pack"))
+    p = reelfs.json("tape", "plan", archive, "main/a", "main/b", "main/c", "--capacity", "2T")
+    bc = p["tapes"][0]["barcode"]
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    out = reelfs.json("tape", "write", archive, p["name"], "--tape", bc, "--ltfs-mount", vol, expect_rc=2)["write"]
+    assert [f["tape_path"] for f in out["failed"]] == ["b/B001C001.mov"], out
+    written = sorted(f["tape_path"] for f in out["written"])
+    assert written == ["a/A001C001.mov", "a/A001C001.xml", "c/C001C001.mov", "c/C001C002.xml"], out
+    for rel in written:
+        assert (vol / rel).read_bytes() == (src / rel).read_bytes(), rel
+    assert not (vol / "b" / "B001C001.mov").exists()
