@@ -168,16 +168,16 @@ impl FileCartridge {
             let len = if kind == 'R' { entry.metadata().map_err(|e| DeviceError::io("listing the cartridge", e))?.len() } else { 0 };
             found[partition as usize].insert(block, (kind, len));
         }
-        for p in 0..2 {
+        for (p, records) in found.iter().enumerate() {
             let mut block = 0;
             let mut units = 0;
-            while let Some((kind @ ('R' | 'F'), len)) = found[p].get(&block).copied() {
+            while let Some((kind @ ('R' | 'F'), len)) = records.get(&block).copied() {
                 units += if kind == 'R' { units_of(len) } else { 1 };
                 block += 1;
             }
             self.eod[p] = block;
-            self.eod_mark[p] = matches!(found[p].get(&block), Some(('E', _)));
-            self.high[p] = found[p].keys().max().copied();
+            self.eod_mark[p] = matches!(records.get(&block), Some(('E', _)));
+            self.high[p] = records.keys().max().copied();
             self.units[p] = units;
         }
         Ok(())
