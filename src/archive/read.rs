@@ -266,6 +266,20 @@ impl ChunkStore {
         Ok(true)
     }
 
+    /// Open the catalog connection that outboard and relocation lookups use
+    /// now, and read the outboard index's upper pages into its page cache
+    /// (they stay there while the catalog is unchanged): a server calls this
+    /// before it is ready, so its first request pays neither (`serve::warm`).
+    pub fn open_lookups(&self) {
+        let Ok(mut g) = self.relocator.lock() else { return };
+        if g.is_none() {
+            *g = Catalog::open_read_only(&self.catalog_db).ok();
+        }
+        if let Some(c) = g.as_ref() {
+            let _ = c.chunk_outboard(&Hash([0; 32]));
+        }
+    }
+
     /// Where a chunk is now, by the committed catalog (and refresh pack names).
     pub fn relocate(&self, hash: &Hash) -> Option<ChunkLoc> {
         let mut g = self.relocator.lock().ok()?;

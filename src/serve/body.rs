@@ -17,6 +17,7 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body, Frame, SizeHint};
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -52,9 +53,12 @@ pub fn full(b: impl Into<Bytes>) -> ResponseBody {
     Full::new(b.into()).map_err(|e| match e {}).boxed()
 }
 
-/// A body fed by a producer task through a bounded channel.
+/// A body fed by a producer task through a bounded channel, after the
+/// frames that were ready when the response was made.
 pub struct Streamed {
-    rx: mpsc::Receiver<Result<Bytes, BoxError>>,
+    ready: VecDeque<Result<Bytes, BoxError>>,
+    /// None: everything is in `ready`.
+    rx: Option<mpsc::Receiver<Result<Bytes, BoxError>>>,
     remaining: u64,
 }
 
@@ -63,7 +67,14 @@ impl Body for Streamed {
     type Error = BoxError;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.rx.poll_recv(cx) {
+        let next = match self.ready.pop_front() {
+            Some(r) => Poll::Ready(Some(r)),
+            None => match self.rx.as_mut() {
+                Some(rx) => rx.poll_recv(cx),
+                None => Poll::Ready(None),
+            },
+        };
+        match next {
             Poll::Ready(Some(Ok(b))) => {
                 self.remaining = self.remaining.saturating_sub(b.len() as u64);
                 Poll::Ready(Some(Ok(Frame::data(b))))
@@ -86,13 +97,72 @@ pub enum Part {
 }
 
 /// Stream `parts` of `entity`; `total` is their length (the Content-Length).
+///
+/// Blocking: the parts up to the first range's first piece are made here,
+/// the piece read (`FIRST_PIECE`, one verified block), so the response leaves
+/// with its first bytes (hyper writes them with the headers) and the producer
+/// task reads the rest. A first piece that cannot be read (damage) is the
+/// body's first frame as an error: the response is cut, never wrong bytes.
 pub fn stream(entity: Arc<Entity>, prefetch: Arc<Prefetcher<ChunkStore>>, parts: Vec<Part>, total: u64) -> ResponseBody {
+    let mut ready = VecDeque::new();
+    let mut parts = parts.into_iter();
+    let mut rest = Vec::new();
+    let mut reader = None;
+    for part in parts.by_ref() {
+        let r = match part {
+            Part::Text(b) => {
+                ready.push_back(Ok(b));
+                continue;
+            }
+            Part::Range(r) => r,
+        };
+        let started = std::time::Instant::now();
+        let rd = Arc::new(EntityReader::new(&entity, &prefetch, r.start, r.end));
+        let mut buf = vec![0u8; ((r.end - r.start) as usize).min(FIRST_PIECE)];
+        let read = rd.read(r.start, &mut buf, true);
+        log::debug!(target: "reelfs::serve::timing", "{}: first piece read in {:?}", entity.path, started.elapsed());
+        match read {
+            Ok(n) if n > 0 => {
+                buf.truncate(n);
+                ready.push_back(Ok(Bytes::from(buf)));
+                if r.start + (n as u64) < r.end {
+                    rest.push(Part::Range(ByteRange { start: r.start + n as u64, end: r.end }));
+                    reader = Some(rd);
+                }
+            }
+            Ok(_) => {
+                let msg = format!("source ended early at offset {}", r.start);
+                log::error!("serve: {}: {msg}; response cut", entity.path);
+                ready.push_back(Err(msg.into()));
+                return Streamed { ready, rx: None, remaining: total }.boxed();
+            }
+            Err(msg) => {
+                log::error!("serve: {}: read at {} failed: {msg}; response cut", entity.path, r.start);
+                ready.push_back(Err(msg.into()));
+                return Streamed { ready, rx: None, remaining: total }.boxed();
+            }
+        }
+        break;
+    }
+    rest.extend(parts);
+    if rest.is_empty() {
+        return Streamed { ready, rx: None, remaining: total }.boxed();
+    }
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(produce(entity, prefetch, parts, tx));
-    Streamed { rx, remaining: total }.boxed()
+    tokio::spawn(produce(entity, prefetch, rest, reader, tx));
+    Streamed { ready, rx: Some(rx), remaining: total }.boxed()
 }
 
-async fn produce(entity: Arc<Entity>, prefetch: Arc<Prefetcher<ChunkStore>>, parts: Vec<Part>, tx: mpsc::Sender<Result<Bytes, BoxError>>) {
+/// The rest of a body after `stream`'s first piece: `carried` is the reader
+/// of the range that piece began, which `parts` goes on with (its read-ahead
+/// starts at this next read).
+async fn produce(
+    entity: Arc<Entity>,
+    prefetch: Arc<Prefetcher<ChunkStore>>,
+    parts: Vec<Part>,
+    mut carried: Option<Arc<EntityReader>>,
+    tx: mpsc::Sender<Result<Bytes, BoxError>>,
+) {
     for part in parts {
         let r = match part {
             Part::Text(b) => {
@@ -103,16 +173,14 @@ async fn produce(entity: Arc<Entity>, prefetch: Arc<Prefetcher<ChunkStore>>, par
             }
             Part::Range(r) => r,
         };
-        let started = std::time::Instant::now();
-        let mut reader: Option<Arc<EntityReader>> = None;
+        let mut reader: Option<Arc<EntityReader>> = carried.take();
         let mut pos = r.start;
-        let mut first = true;
+        let mut first = reader.is_none();
         while pos < r.end {
             let (rd, e, p) = (reader.clone(), entity.clone(), prefetch.clone());
             let (at, end) = (pos, r.end);
-            // The reader is made in the first piece's blocking task: one hop to
-            // the blocking pool before the first byte, not two (under load each
-            // hop waits for a thread to be scheduled).
+            // A later range of a multipart body: its reader is made in its
+            // first piece's blocking task (one hop, not two).
             let read = tokio::task::spawn_blocking(move || {
                 let rd = rd.unwrap_or_else(|| Arc::new(EntityReader::new(&e, &p, r.start, r.end)));
                 let pieces = if first {
@@ -127,9 +195,6 @@ async fn produce(entity: Arc<Entity>, prefetch: Arc<Prefetcher<ChunkStore>>, par
                 pieces.map(|p| (rd, p))
             })
             .await;
-            if first {
-                log::debug!(target: "reelfs::serve::timing", "{}: first piece read in {:?}", entity.path, started.elapsed());
-            }
             let pieces = match read {
                 Ok(Ok((rd, pieces))) => {
                     reader = Some(rd);

@@ -129,7 +129,8 @@ pub fn run_until(
 }
 
 /// Ready the first request's path before the server says it is ready: a
-/// catalog view open (its connection, schema and WAL index read). `scripts/bench
+/// catalog view open (its connection, schema and WAL index read), and the
+/// chunk store's own catalog connection (outboard lookups). `scripts/bench
 /// serve` found the first request after a start paying it (a cold time to first
 /// byte 1.5x nginx's, which has nothing to open).
 ///
@@ -144,6 +145,9 @@ fn warm(shared: &router::Shared) {
         // The request that needs the catalog reports it, with its path.
         log::warn!("serve: could not read the catalog at start: {e}");
     }
+    // The connection a first verified block's outboard lookup takes: opened on
+    // that lookup, it cost the first request a file open and a few cold pages.
+    shared.prefetch.store().open_lookups();
 }
 
 async fn shutdown_signal() {
