@@ -9,6 +9,7 @@
 pub mod blob_hash;
 pub mod catalog;
 pub mod check;
+pub mod chunk_buffers;
 pub mod claims;
 pub mod config;
 pub mod content_hash;

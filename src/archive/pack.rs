@@ -189,7 +189,9 @@ pub fn scan_records(src: &dyn ReadAt, pack: &str) -> Result<Vec<RecordLoc>> {
 
 /// Read a record's payload, decompress it, and check it against its id.
 pub fn read_record(src: &dyn ReadAt, pack: &str, loc: &RecordLoc) -> Result<Vec<u8>> {
-    let mut stored = vec![0u8; loc.stored_len as usize];
+    // A recycled buffer (archive/chunk_buffers.rs): the read overwrites it
+    // whole, so a fresh zero-filled one would only cost page faults.
+    let mut stored = super::chunk_buffers::take(loc.stored_len as usize);
     src.read_exact_at(loc.payload_offset(), &mut stored).at(pack)?;
     decode_record(stored, pack, loc)
 }
@@ -207,7 +209,12 @@ pub fn decode(stored: Vec<u8>, codec: u8, raw_len: u32) -> std::result::Result<V
     match codec {
         CODEC_RAW => Ok(stored),
         CODEC_ZSTD => {
-            let raw = zstd::bulk::decompress(&stored, raw_len as usize).map_err(|e| format!("zstd: {e}"))?;
+            // Decoded into a recycled buffer; the stored bytes' buffer goes back.
+            let mut raw = super::chunk_buffers::take(raw_len as usize);
+            raw.clear();
+            let decoded = zstd::bulk::Decompressor::new().and_then(|mut d| d.decompress_to_buffer(&stored, &mut raw));
+            super::chunk_buffers::give(stored);
+            decoded.map_err(|e| format!("zstd: {e}"))?;
             if raw.len() != raw_len as usize {
                 return Err(format!("decompressed to {} bytes, expected {}", raw.len(), raw_len));
             }

@@ -42,6 +42,36 @@ pub struct ChunkStore {
     /// Checked outboards of raw chunks (None: the chunk has none, verify it
     /// whole), looked up in the catalog on first touch; bounded in entries.
     outboards: Mutex<HashMap<Hash, Option<Arc<ChunkBlocks>>>>,
+    /// Whole-chunk loads into `cache` in progress (`chunk`): a reader that
+    /// catches up with its read-ahead waits for the load already running
+    /// instead of reading and verifying the same chunk a second time.
+    loading: Mutex<HashMap<Hash, Arc<LoadDone>>>,
+}
+
+/// Set when a `chunk` load finishes (whatever its result).
+#[derive(Default)]
+struct LoadDone {
+    done: Mutex<bool>,
+    cv: std::sync::Condvar,
+}
+
+/// Ends a load begun by `chunk`: wakes its waiters even when the load failed.
+struct LoadGuard<'a> {
+    store: &'a ChunkStore,
+    hash: Hash,
+    slot: Arc<LoadDone>,
+}
+
+impl Drop for LoadGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.store.loading.lock() {
+            m.remove(&self.hash);
+        }
+        if let Ok(mut d) = self.slot.done.lock() {
+            *d = true;
+        }
+        self.slot.cv.notify_all();
+    }
 }
 
 /// A chunk's outboard, checked against its id, and which of its blocks this
@@ -73,18 +103,26 @@ impl DecodedCache {
         self.items.push_back(item);
         Some(v)
     }
-    fn put(&mut self, h: Hash, v: Arc<Vec<u8>>) {
-        if v.len() > self.cap {
-            return;
+    /// Keep a chunk; the chunks dropped to make room are returned, so their
+    /// buffers are recycled (archive/chunk_buffers.rs) outside the lock.
+    fn put(&mut self, h: Hash, v: Arc<Vec<u8>>) -> Vec<Arc<Vec<u8>>> {
+        // Counted by capacity: a recycled buffer's pages stay resident.
+        if v.capacity() > self.cap {
+            return Vec::new();
         }
-        self.used += v.len();
+        self.used += v.capacity();
         self.items.push_back((h, v));
+        let mut dropped = Vec::new();
         while self.used > self.cap {
             match self.items.pop_front() {
-                Some((_, old)) => self.used -= old.len(),
+                Some((_, old)) => {
+                    self.used -= old.capacity();
+                    dropped.push(old);
+                }
                 None => break,
             }
         }
+        dropped
     }
 }
 
@@ -119,6 +157,7 @@ impl ChunkStore {
             cache: Mutex::new(DecodedCache { cap: cache_bytes, used: 0, items: VecDeque::new() }),
             relocator: Mutex::new(None),
             outboards: Mutex::new(HashMap::new()),
+            loading: Mutex::new(HashMap::new()),
         }
     }
 
@@ -204,7 +243,8 @@ impl ChunkStore {
         }
         let start = first * outboard::BLOCK_LEN;
         let stop = ((last + 1) * outboard::BLOCK_LEN).min(loc.raw_len as u64);
-        let mut bytes = vec![0u8; (stop - start) as usize];
+        // A recycled buffer: the pread overwrites it whole.
+        let mut bytes = super::chunk_buffers::take((stop - start) as usize);
         file.read_exact_at(base + start, &mut bytes).at(&path)?;
         for k in first..=last {
             let at = k * outboard::BLOCK_LEN;
@@ -220,6 +260,7 @@ impl ChunkStore {
         }
         blocks.verified.fetch_or(mask, Ordering::AcqRel);
         buf.copy_from_slice(&bytes[(off - start) as usize..(end - start) as usize]);
+        super::chunk_buffers::give(bytes);
         Ok(())
     }
 
@@ -371,9 +412,38 @@ impl ChunkStore {
         if let Some(v) = self.cache.lock().ok().and_then(|mut c| c.get(hash)) {
             return Ok(v);
         }
+        let running = self.loading.lock().ok().map(|mut m| match m.get(hash) {
+            Some(slot) => Err(slot.clone()),
+            None => {
+                let slot = Arc::new(LoadDone::default());
+                m.insert(*hash, slot.clone());
+                Ok(slot)
+            }
+        });
+        let _guard = match running {
+            Some(Err(slot)) => {
+                // Another thread is loading it: wait, then take it from the
+                // cache (or load it here if that load failed or was dropped).
+                if let Ok(mut d) = slot.done.lock() {
+                    while !*d {
+                        d = match slot.cv.wait(d) {
+                            Ok(d) => d,
+                            Err(_) => break,
+                        };
+                    }
+                }
+                if let Some(v) = self.cache.lock().ok().and_then(|mut c| c.get(hash)) {
+                    return Ok(v);
+                }
+                None
+            }
+            Some(Ok(slot)) => Some(LoadGuard { store: self, hash: *hash, slot }),
+            None => None,
+        };
         let data = Arc::new(self.load_verified(hash, loc)?);
-        if let Ok(mut c) = self.cache.lock() {
-            c.put(*hash, data.clone());
+        let dropped = self.cache.lock().map(|mut c| c.put(*hash, data.clone())).unwrap_or_default();
+        for old in dropped {
+            super::chunk_buffers::recycle(old);
         }
         Ok(data)
     }

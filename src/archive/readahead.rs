@@ -115,9 +115,15 @@ struct Slot {
     cv: Condvar,
 }
 
+/// Loaded chunks, bounded in bytes: each counted by its buffer's capacity (what
+/// stays resident), and loads in flight reserve their size before they start,
+/// so the cache plus the loads feeding it never exceed the bound (the mount's
+/// RSS is `--cache-size` plus a fixed overhead, not plus `workers` chunks).
 struct Cache {
     cap: usize,
     used: usize,
+    /// Bytes reserved by loads in flight (`reserve`), not yet `put`.
+    reserved: usize,
     map: HashMap<Hash, Arc<Vec<u8>>>,
     order: VecDeque<Hash>,
 }
@@ -132,19 +138,56 @@ impl Cache {
         self.order.push_back(*h);
         Some(v)
     }
-    fn put(&mut self, h: Hash, v: Arc<Vec<u8>>) {
-        if v.len() > self.cap || self.map.contains_key(&h) {
-            return;
-        }
-        self.used += v.len();
-        self.map.insert(h, v);
-        self.order.push_back(h);
-        while self.used > self.cap {
+
+    /// Drop the oldest chunks until `extra` more bytes fit; what was dropped
+    /// is returned so its buffers are recycled outside the lock.
+    fn evict_for(&mut self, extra: usize) -> Vec<Arc<Vec<u8>>> {
+        let mut out = Vec::new();
+        while self.used + self.reserved + extra > self.cap {
             let Some(old) = self.order.pop_front() else { break };
             if let Some(v) = self.map.remove(&old) {
-                self.used -= v.len();
+                self.used -= v.capacity();
+                out.push(v);
             }
         }
+        out
+    }
+
+    /// Room for a load of `n` bytes about to start (none if it could never fit).
+    fn reserve(&mut self, n: usize) -> (usize, Vec<Arc<Vec<u8>>>) {
+        if n == 0 || n > self.cap {
+            return (0, Vec::new());
+        }
+        let evicted = self.evict_for(n);
+        self.reserved += n;
+        (n, evicted)
+    }
+
+    /// A load failed: release what it reserved.
+    fn put_failed(&mut self, reserved: usize) -> Vec<Arc<Vec<u8>>> {
+        self.reserved -= reserved.min(self.reserved);
+        Vec::new()
+    }
+
+    /// Keep a loaded chunk, releasing the `reserved` bytes its load held.
+    fn put(&mut self, h: Hash, v: Arc<Vec<u8>>, reserved: usize) -> Vec<Arc<Vec<u8>>> {
+        self.reserved -= reserved.min(self.reserved);
+        let size = v.capacity();
+        if size > self.cap || self.map.contains_key(&h) {
+            return Vec::new();
+        }
+        let evicted = self.evict_for(size);
+        self.used += size;
+        self.map.insert(h, v);
+        self.order.push_back(h);
+        evicted
+    }
+}
+
+/// Chunks a cache dropped: their buffers go back to the pool for the next load.
+fn recycle(evicted: Vec<Arc<Vec<u8>>>) {
+    for v in evicted {
+        super::chunk_buffers::recycle(v);
     }
 }
 
@@ -166,7 +209,7 @@ impl<S: ChunkSource> Prefetcher<S> {
         let (tx, rx) = bounded::<Job>(config.queue);
         let p = Arc::new(Prefetcher {
             source,
-            cache: Mutex::new(Cache { cap: config.cache_bytes, used: 0, map: HashMap::new(), order: VecDeque::new() }),
+            cache: Mutex::new(Cache { cap: config.cache_bytes, used: 0, reserved: 0, map: HashMap::new(), order: VecDeque::new() }),
             inflight: Mutex::new(HashMap::new()),
             jobs: tx,
             max_window: config.max_window,
@@ -185,12 +228,7 @@ impl<S: ChunkSource> Prefetcher<S> {
     }
 
     fn load_into(&self, hash: &Hash, loc: &ChunkLoc, slot: &Slot) {
-        let res = self.source.load(hash, loc);
-        if let Ok(v) = &res {
-            if let Ok(mut c) = self.cache.lock() {
-                c.put(*hash, v.clone());
-            }
-        }
+        let res = self.load_counted(hash, loc);
         if let Ok(mut r) = slot.result.lock() {
             *r = Some(res);
         }
@@ -198,6 +236,30 @@ impl<S: ChunkSource> Prefetcher<S> {
         if let Ok(mut m) = self.inflight.lock() {
             m.remove(hash);
         }
+    }
+
+    /// Load a chunk into the cache, its size reserved in the cache's bound
+    /// for as long as the load runs.
+    fn load_counted(&self, hash: &Hash, loc: &ChunkLoc) -> Loaded {
+        let reserved = match self.cache.lock() {
+            Ok(mut c) => {
+                let (n, evicted) = c.reserve(loc.raw_len as usize);
+                drop(c);
+                recycle(evicted);
+                n
+            }
+            Err(_) => 0,
+        };
+        let res = self.source.load(hash, loc);
+        if let Ok(mut c) = self.cache.lock() {
+            let evicted = match &res {
+                Ok(v) => c.put(*hash, v.clone(), reserved),
+                Err(_) => c.put_failed(reserved),
+            };
+            drop(c);
+            recycle(evicted);
+        }
+        res
     }
 
     pub fn cached(&self, hash: &Hash) -> Option<Arc<Vec<u8>>> {
@@ -251,11 +313,7 @@ impl<S: ChunkSource> Prefetcher<S> {
                 return res.clone();
             }
         }
-        let v = self.source.load(hash, loc)?;
-        if let Ok(mut c) = self.cache.lock() {
-            c.put(*hash, v.clone());
-        }
-        Ok(v)
+        self.load_counted(hash, loc)
     }
 
     /// Where chunks come from (for the mount: the archive's `ChunkStore`).
@@ -309,22 +367,28 @@ mod tests {
     struct Made {
         len: usize,
         loads: AtomicUsize,
+        /// Loads begun (some may be waiting at the gate).
+        started: AtomicUsize,
         gate: Mutex<bool>,
         cv: Condvar,
     }
 
     impl Made {
         fn new(len: usize, open: bool) -> Arc<Made> {
-            Arc::new(Made { len, loads: AtomicUsize::new(0), gate: Mutex::new(open), cv: Condvar::new() })
+            Arc::new(Made { len, loads: AtomicUsize::new(0), started: AtomicUsize::new(0), gate: Mutex::new(open), cv: Condvar::new() })
         }
         fn open(&self) {
             *self.gate.lock().unwrap() = true;
             self.cv.notify_all();
         }
+        fn close(&self) {
+            *self.gate.lock().unwrap() = false;
+        }
     }
 
     impl ChunkSource for Made {
         fn load(&self, hash: &Hash, _loc: &ChunkLoc) -> Loaded {
+            self.started.fetch_add(1, Ordering::SeqCst);
             let mut g = self.gate.lock().unwrap();
             while !*g {
                 g = self.cv.wait(g).unwrap();
@@ -407,6 +471,29 @@ mod tests {
         // The most recent chunks are the ones kept.
         assert!(p.cached(&chunks[39].1).is_some());
         assert!(p.cached(&chunks[0].1).is_none());
+    }
+
+    #[test]
+    fn loads_in_flight_count_against_the_bound_so_the_cache_makes_room_before_they_start() {
+        let src = Made::new(1 << 20, true);
+        let cap = 4 << 20;
+        let p = Prefetcher::new(src.clone(), ReadAheadConfig { cache_bytes: cap, workers: 2, queue: 64, max_window: 64 << 20 });
+        let chunks: Vec<_> = (0..6).map(|i| chunk(i, 1 << 20)).collect();
+        for (_, h, loc) in &chunks[..4] {
+            p.get(h, loc).unwrap();
+        }
+        assert_eq!(p.cached_bytes(), cap, "four 1 MiB chunks fill a 4 MiB cache");
+        // Two loads start and wait: their 2 MiB must already have been made
+        // room for, or the cache plus them would hold 6 MiB under a 4 MiB bound.
+        src.close();
+        assert_eq!(p.prefetch(&chunks[4..]), 2);
+        wait_for("both loads to start", || src.started.load(Ordering::SeqCst) == 6);
+        assert!(p.cached_bytes() + (2 << 20) <= cap, "cache {} + 2 MiB in flight > {cap}", p.cached_bytes());
+        src.open();
+        for (_, h, loc) in &chunks[4..] {
+            assert_eq!(p.get(h, loc).unwrap()[0], h.0[0]);
+        }
+        assert!(p.cached_bytes() <= cap);
     }
 
     #[test]
