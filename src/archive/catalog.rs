@@ -258,6 +258,13 @@ impl Catalog {
     pub fn rollback(&self) {
         let _ = self.conn.execute_batch("ROLLBACK");
     }
+    /// Let this connection keep up to `mib` MiB of catalog pages in memory
+    /// (SQLite's default is 2 MiB). For bulk writers only: a batch of inserts
+    /// at random keys into a catalog of millions of rows otherwise reads most
+    /// pages back from the OS and spills dirty ones to the WAL mid-transaction.
+    pub fn set_cache_mib(&self, mib: u32) -> Result<()> {
+        self.conn.pragma_update(None, "cache_size", -(i64::from(mib) * 1024)).map_err(|e| self.err(e))
+    }
 
     // ---- packs and chunks ----
 

@@ -24,4 +24,9 @@ pub enum Claimed {
 pub trait ClaimTicket: Send {
     /// The work is stored: nobody needs to do it again.
     fn finish(self: Box<Self>) -> Result<()>;
+    /// Asked just before the work is stored: whether the claim is still this
+    /// process's (renewed if so). A process stalled past the claim's life (a
+    /// paused VM, a stopped process) may have lost it to another worker,
+    /// which then does the same work: `false` means store nothing.
+    fn still_mine(&mut self) -> Result<bool>;
 }

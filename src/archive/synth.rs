@@ -138,6 +138,11 @@ fn standin_chunks(archive: &mut Archive, chunks: &[Hash], rep: &mut SynthReport)
         return Err(ArchiveError::Invalid("synth --unique writes stand-in packs on local disk; use an archive without [store]".into()));
     }
     let dir = archive.root().join("packs");
+    // In key order, each batch's rows go into the chunks table's pages one
+    // after another rather than at random (which pack holds which stand-in
+    // chunk does not matter).
+    let mut chunks = chunks.to_vec();
+    chunks.sort_unstable();
     let mut names = Vec::new();
     let mut next = archive.catalog.max_pack_id()? + 1;
     let cat = &archive.catalog;
@@ -204,6 +209,20 @@ fn blob_for(i: u64, version: u64, pool: &[Hash], extents: u64, unique: bool) -> 
     BlobRecord { hash, size: extents * CHUNK, extents: ext }
 }
 
+/// SQLite page cache of a synth run: the catalog of a 100 TB synthetic
+/// archive is ~6 GB, and one batch touches pages all over it.
+const SYNTH_CACHE_MIB: u32 = 1024;
+
+/// A batch of blobs in content-hash order, so their catalog rows (keyed by
+/// that hash) are inserted in key order; a pack's record order is free.
+fn by_id(mut batch: Vec<NewObject>) -> Vec<NewObject> {
+    batch.sort_by_key(|o| match o {
+        NewObject::Blob(b) => Some(b.hash),
+        _ => None,
+    });
+    batch
+}
+
 /// Apply `changes` (path -> new entry) below `base`, collecting new trees.
 fn edit(
     archive: &Archive,
@@ -260,6 +279,9 @@ pub fn synth(archive: &mut Archive, opts: &SynthOptions) -> Result<SynthReport> 
         return Err(ArchiveError::Invalid("synth: pool and extents per file must be positive".into()));
     }
     let head = archive.catalog.branch_head(&opts.branch)?.ok_or_else(|| ArchiveError::NoSuchBranch(opts.branch.clone()))?;
+    // Profiled on a 500 k-chunk batch: most of the time was SQLite reading
+    // pages back through its 2 MiB cache and spilling dirty ones mid-batch.
+    archive.catalog.set_cache_mib(SYNTH_CACHE_MIB)?;
     let pool = if opts.unique { Vec::new() } else { ensure_pool(archive, opts.pool_chunks, &mut rep)? };
     let mut changes: Vec<(Vec<String>, TreeEntry)> = Vec::new();
     let mut batch: Vec<NewObject> = Vec::new();
@@ -294,7 +316,7 @@ pub fn synth(archive: &mut Archive, opts: &SynthOptions) -> Result<SynthReport> 
         rep.logical_bytes_added += opts.extents_per_file * CHUNK;
         if batch.len() >= 20_000 {
             standin_chunks(archive, &std::mem::take(&mut fresh), &mut rep)?;
-            archive.write_objects(&std::mem::take(&mut batch), &[])?;
+            archive.write_objects(&by_id(std::mem::take(&mut batch)), &[])?;
         }
     }
     let n = opts.existing.max(1);

@@ -96,9 +96,9 @@ impl ObjectPackStore {
     /// journal in the archive folder `root`.
     pub fn s3(root: &Path, sc: &StoreConfig) -> Result<ObjectPackStore> {
         let (backend, url, lister) = Self::s3_backend(root, sc)?;
-        let mut s = ObjectPackStore::new(backend, &url, root, sc.cache_limit)?.with_lease_seconds(sc.lease_seconds);
-        Arc::get_mut(&mut s.inner).expect("a new store is not shared yet").lister = Some(lister);
-        Ok(s)
+        let cache_dir = root.join("cache").join("packs");
+        Ok(ObjectPackStore::with_cache_dir(backend, Some(lister), &url, root, cache_dir, sc.cache_limit)?
+            .with_lease_seconds(sc.lease_seconds))
     }
 
     /// The same bucket for metadata only (catalog snapshots): its own
@@ -106,7 +106,7 @@ impl ObjectPackStore {
     /// fills, so it shares no cache files with the archive's pack reads.
     pub fn s3_metadata(root: &Path, sc: &StoreConfig) -> Result<ObjectPackStore> {
         let (backend, url, _) = Self::s3_backend(root, sc)?;
-        ObjectPackStore::with_cache_dir(backend, &url, root, root.join("cache").join("replica"), 0)
+        ObjectPackStore::with_cache_dir(backend, None, &url, root, root.join("cache").join("replica"), 0)
     }
 
     fn s3_backend(root: &Path, sc: &StoreConfig) -> Result<(Arc<dyn Backend>, S3Url, UploadLister)> {
@@ -146,11 +146,14 @@ impl ObjectPackStore {
 
     /// A store over any backend (tests use object_store's `InMemory`).
     pub fn new(backend: Arc<dyn Backend>, url: &S3Url, root: &Path, cache_limit: u64) -> Result<ObjectPackStore> {
-        ObjectPackStore::with_cache_dir(backend, url, root, root.join("cache").join("packs"), cache_limit)
+        ObjectPackStore::with_cache_dir(backend, None, url, root, root.join("cache").join("packs"), cache_limit)
     }
 
+    /// `lister`: the bucket's own list of unfinished uploads, given here (not
+    /// set later) because the store is shared from the moment it exists.
     fn with_cache_dir(
         backend: Arc<dyn Backend>,
+        lister: Option<UploadLister>,
         url: &S3Url,
         root: &Path,
         cache_dir: std::path::PathBuf,
@@ -176,7 +179,7 @@ impl ObjectPackStore {
                 journal: Journal::new(root.join("uploads")),
                 sizes: Mutex::new(HashMap::new()),
                 root: root.to_path_buf(),
-                lister: None,
+                lister,
                 live: Mutex::new(HashSet::new()),
             }),
             lease_seconds: super::DEFAULT_LEASE_SECONDS,
@@ -645,7 +648,6 @@ mod tests {
     fn a_failed_upload_listing_does_not_stop_the_next_writer() {
         let dir = tempfile::tempdir().unwrap();
         let url = S3Url::parse("s3://bucket/show").unwrap();
-        let mut store = ObjectPackStore::new(Arc::new(InMemory::new()), &url, dir.path(), 0).unwrap();
         let b = AmazonS3Builder::new()
             .with_bucket_name("bucket")
             .with_region("us-east-1")
@@ -654,8 +656,10 @@ mod tests {
             .with_access_key_id("k")
             .with_secret_access_key("s");
         let lister = UploadLister::new(&b, b.clone().build().unwrap()).unwrap();
+        let cache = dir.path().join("cache").join("packs");
+        let store = ObjectPackStore::with_cache_dir(Arc::new(InMemory::new()), Some(lister), &url, dir.path(), cache, 0).unwrap();
+        let lister = store.inner.lister.as_ref().unwrap();
         assert!(store.inner.run(lister.list("show/packs/")).is_err(), "nothing listens on port 1");
-        Arc::get_mut(&mut store.inner).unwrap().lister = Some(lister);
         assert_eq!(store.abort_interrupted().unwrap(), Vec::<String>::new());
     }
 }

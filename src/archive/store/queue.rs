@@ -124,21 +124,18 @@ impl WorkClaims for BucketClaims {
 
 impl BucketClaims {
     fn ticket(&self, path: ObjPath, tag: Option<String>, me: Holder) -> Result<Claimed> {
-        let etag = Arc::new(Mutex::new(tag));
-        let stop = Arc::new(AtomicBool::new(false));
-        let secs = self.secs;
-        let renewing = me.clone();
-        let renewer = spawn_renewer(Renewal {
-            store: self.inner().clone(),
-            path: path.clone(),
-            etag: etag.clone(),
-            stop: stop.clone(),
-            secs,
-            what: "proxy claim",
-            body: Box::new(move || serde_json::to_vec(&Holder { expires: now() + secs, ..renewing.clone() }).unwrap_or_default()),
-        })
-        .map_err(|e| ArchiveError::Io { path: path.to_string().into(), source: e })?;
-        Ok(Claimed::Mine(Box::new(Ticket { inner: self.inner().clone(), path, etag, stop, renewer: Some(renewer), me, done: false })))
+        let mut t = Ticket {
+            inner: self.inner().clone(),
+            path,
+            etag: Arc::new(Mutex::new(tag)),
+            stop: Arc::new(AtomicBool::new(false)),
+            renewer: None,
+            me,
+            secs: self.secs,
+            done: false,
+        };
+        t.start_renewing()?;
+        Ok(Claimed::Mine(Box::new(t)))
     }
 }
 
@@ -149,10 +146,29 @@ struct Ticket {
     stop: Arc<AtomicBool>,
     renewer: Option<std::thread::JoinHandle<()>>,
     me: Holder,
+    secs: u64,
     done: bool,
 }
 
 impl Ticket {
+    fn start_renewing(&mut self) -> Result<()> {
+        self.stop = Arc::new(AtomicBool::new(false));
+        let secs = self.secs;
+        let renewing = self.me.clone();
+        let renewer = spawn_renewer(Renewal {
+            store: self.inner.clone(),
+            path: self.path.clone(),
+            etag: self.etag.clone(),
+            stop: self.stop.clone(),
+            secs,
+            what: "proxy claim",
+            body: Box::new(move || serde_json::to_vec(&Holder { expires: now() + secs, ..renewing.clone() }).unwrap_or_default()),
+        })
+        .map_err(|e| ArchiveError::Io { path: self.path.to_string().into(), source: e })?;
+        self.renewer = Some(renewer);
+        Ok(())
+    }
+
     fn stop_renewing(&mut self) -> Option<String> {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.renewer.take() {
@@ -169,6 +185,31 @@ impl ClaimTicket for Ticket {
         let res = put(&self.inner, &self.path, &done, PutMode::Update(UpdateVersion { e_tag: tag, version: None }));
         self.done = true;
         res.map(|_| ()).map_err(|e| ArchiveError::Io { path: self.path.to_string().into(), source: std::io::Error::other(e.to_string()) })
+    }
+
+    fn still_mine(&mut self) -> Result<bool> {
+        // The renewer stops first: its put and this one would race on the
+        // same ETag, and the loser would read as a lost claim.
+        let tag = self.stop_renewing();
+        let me = Holder { expires: now() + self.secs, ..self.me.clone() };
+        // Replaced only if it is still the version this process last wrote: a
+        // worker that took over an expired claim wrote a new one.
+        match put(&self.inner, &self.path, &me, PutMode::Update(UpdateVersion { e_tag: tag, version: None })) {
+            Ok(new) => {
+                *self.etag.lock().unwrap_or_else(|p| p.into_inner()) = new;
+                self.start_renewing()?;
+                Ok(true)
+            }
+            Err(object_store::Error::Precondition { .. }) | Err(object_store::Error::NotFound { .. }) => {
+                log::warn!(
+                    "lost the claim {} while working (stalled past its {} s life): another worker took it over",
+                    self.path,
+                    self.secs
+                );
+                Ok(false)
+            }
+            Err(e) => Err(ArchiveError::Io { path: self.path.to_string().into(), source: std::io::Error::other(e.to_string()) }),
+        }
     }
 }
 

@@ -11,12 +11,48 @@
 
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, AwsAuthorizer};
 use object_store::client::{HttpClient, HttpConnector, HttpRequestBody, ReqwestConnector};
-use object_store::ClientOptions;
+use object_store::{ClientConfigKey, ClientOptions};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 
 /// Unreserved characters stay as they are (SigV4's canonical query encoding).
 const QUERY: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Every client setting a store's builder can carry (`AWS_PROXY_URL`, timeouts,
+/// TLS, ...; object_store's `ClientConfigKey`). The builder keeps its
+/// `ClientOptions` to itself, so the listing's client is rebuilt from these
+/// keys: a key missing here would leave the listing on a default the store
+/// does not use (a proxy bypassed, no timeout), so the list follows the enum.
+const CLIENT_KEYS: [ClientConfigKey; 20] = [
+    ClientConfigKey::AllowHttp,
+    ClientConfigKey::AllowInvalidCertificates,
+    ClientConfigKey::NoSystemCertificates,
+    ClientConfigKey::ConnectTimeout,
+    ClientConfigKey::DefaultContentType,
+    ClientConfigKey::Http1Only,
+    ClientConfigKey::Http2KeepAliveInterval,
+    ClientConfigKey::Http2KeepAliveTimeout,
+    ClientConfigKey::Http2KeepAliveWhileIdle,
+    ClientConfigKey::Http2MaxFrameSize,
+    ClientConfigKey::Http2Only,
+    ClientConfigKey::PoolIdleTimeout,
+    ClientConfigKey::PoolMaxIdlePerHost,
+    ClientConfigKey::ProxyUrl,
+    ClientConfigKey::ProxyCaCertificate,
+    ClientConfigKey::ProxyExcludes,
+    ClientConfigKey::RandomizeAddresses,
+    ClientConfigKey::ReadTimeout,
+    ClientConfigKey::Timeout,
+    ClientConfigKey::UserAgent,
+];
+
+/// The client options of the store `builder` builds.
+fn client_options(builder: &AmazonS3Builder) -> ClientOptions {
+    CLIENT_KEYS.iter().fold(ClientOptions::new(), |o, k| match builder.get_config_value(&AmazonS3ConfigKey::Client(*k)) {
+        Some(v) => o.with_config(*k, v),
+        None => o,
+    })
+}
 
 /// One upload the bucket holds open.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,10 +94,7 @@ impl UploadLister {
             (None, true) => format!("https://{bucket}.s3.{region}.amazonaws.com"),
             (None, false) => format!("https://s3.{region}.amazonaws.com/{bucket}"),
         };
-        let allow_http = get(AmazonS3ConfigKey::Client(object_store::ClientConfigKey::AllowHttp)).is_some_and(|v| v == "true");
-        let client = ReqwestConnector::default()
-            .connect(&ClientOptions::new().with_allow_http(allow_http))
-            .map_err(|e| UploadsError::Request(e.to_string()))?;
+        let client = ReqwestConnector::default().connect(&client_options(builder)).map_err(|e| UploadsError::Request(e.to_string()))?;
         Ok(UploadLister { s3, client, bucket_url, region })
     }
 
@@ -135,6 +168,52 @@ mod tests {
     <Initiated>2026-11-30T08:00:00.000Z</Initiated></Upload>
   <Upload><Key>show-x/packs/00000002.pack</Key><UploadId>u-2</UploadId><Initiated>2026-11-30T08:00:01.000Z</Initiated></Upload>
 </ListMultipartUploadsResult>"#;
+
+    /// The listing goes out with the store's own client settings: here a proxy
+    /// (the only way to the made-up endpoint) and a timeout. The proxy is a
+    /// one-shot HTTP listener on loopback that answers with one page.
+    #[test]
+    fn the_listing_uses_the_stores_proxy_and_client_settings() {
+        use std::io::{Read, Write};
+        let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = proxy.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut c, _) = proxy.accept().unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = c.read(&mut buf).unwrap();
+                assert!(n > 0, "the client closed before its request was whole");
+                req.extend_from_slice(&buf[..n]);
+            }
+            let body = PAGE.replace("<IsTruncated>true", "<IsTruncated>false");
+            write!(
+                c,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            String::from_utf8_lossy(&req).into_owned()
+        });
+        let b = AmazonS3Builder::new()
+            .with_bucket_name("studio")
+            .with_region("us-east-1")
+            .with_endpoint("http://s3.reelfs-test.invalid:9000")
+            .with_allow_http(true)
+            .with_access_key_id("k")
+            .with_secret_access_key("s")
+            .with_proxy_url(format!("http://127.0.0.1:{port}"))
+            .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "20s");
+        let opts = client_options(&b);
+        assert_eq!(opts.get_config_value(&ClientConfigKey::ProxyUrl), Some(format!("http://127.0.0.1:{port}")));
+        assert_eq!(opts.get_config_value(&ClientConfigKey::Timeout).as_deref(), Some("20s"));
+        let lister = UploadLister::new(&b, b.clone().build().unwrap()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let got = rt.block_on(lister.list("show-x/packs/")).expect("listed through the proxy");
+        assert_eq!(got.len(), 2, "{got:?}");
+        let req = server.join().unwrap();
+        assert!(req.starts_with("GET http://s3.reelfs-test.invalid:9000/studio?prefix=show-x%2Fpacks%2F&uploads="), "{req}");
+    }
 
     #[test]
     fn a_list_multipart_uploads_page_is_read_with_its_continuation() {

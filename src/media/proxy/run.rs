@@ -182,6 +182,35 @@ fn plan(archive: &Archive, opts: &ProxyRunOptions, rep: &mut ProxyRunReport) -> 
     Ok(jobs)
 }
 
+/// Why a finished render must not be stored, if it must not: this worker's
+/// claim was lost while it rendered (it stalled past the claim's life and
+/// another worker took the source over), or the writer's catalog, which is
+/// the bucket's newest, already holds every rung. Either way storing would
+/// commit a second copy of the same proxies.
+fn stored_elsewhere(
+    archive: &Archive,
+    source: &Hash,
+    rungs: &[RenderedProxy],
+    ticket: Option<&mut (dyn ClaimTicket + '_)>,
+) -> Result<Option<String>, ArchiveError> {
+    if let Some(t) = ticket {
+        if !t.still_mine()? {
+            return Ok(Some(
+                "rendered by another worker too: this one's claim expired while it rendered, so its copy was not stored".into(),
+            ));
+        }
+    }
+    if rungs.is_empty() {
+        return Ok(None);
+    }
+    for r in rungs {
+        if !archive.catalog.has_proxy(source, &r.profile, r.settings_version)? {
+            return Ok(None);
+        }
+    }
+    Ok(Some("rendered by another worker meanwhile (already stored); this copy was not stored".into()))
+}
+
 fn missing_rungs(archive: &Archive, source: &Hash, rungs: &[Rung]) -> Result<Vec<Rung>, ArchiveError> {
     let mut missing = Vec::new();
     for r in rungs {
@@ -266,14 +295,26 @@ pub fn run_shared(root: &Path, opts: ProxyRunOptions, claims: Option<Arc<dyn Wor
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         };
         match msg {
-            Done::Rendered(job, rungs, stats, dir, ticket) => {
+            Done::Rendered(job, rungs, stats, dir, mut ticket) => {
                 files_done += 1;
                 // A finished render is stored even after Ctrl-C (the store is
                 // quick, and it is work not to lose); a second Ctrl-C exits and
                 // the uncommitted pack is removed by the next writer.
-                let res = open_writer_waiting(root, &AtomicBool::new(false))
-                    .and_then(|mut a| store::store(&mut a, &job.source, &rungs, Arc::new(AtomicBool::new(false))));
+                let res = open_writer_waiting(root, &AtomicBool::new(false)).and_then(|mut a| {
+                    if let Some(why) = stored_elsewhere(&a, &job.source, &rungs, ticket.as_deref_mut())? {
+                        return Ok(Err(why));
+                    }
+                    store::store(&mut a, &job.source, &rungs, Arc::new(AtomicBool::new(false))).map(Ok)
+                });
                 let _ = std::fs::remove_dir_all(&dir);
+                let res = match res {
+                    Ok(Err(why)) => {
+                        rep.elsewhere.push((job.path, why));
+                        continue;
+                    }
+                    Ok(Ok(recs)) => Ok(recs),
+                    Err(e) => Err(e),
+                };
                 match res {
                     Ok(recs) => {
                         if let Some(t) = ticket {
