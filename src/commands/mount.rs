@@ -28,9 +28,14 @@ impl MountRequest {
             threads: self.threads,
             autocommit: self.autocommit_secs.filter(|s| *s > 0).map(Duration::from_secs),
             remux_cache_limit: self.remux_cache_limit,
+            writeback: WRITEBACK_BY_DEFAULT,
         }
     }
 }
+
+/// Whether a mount caches writes in the kernel unless told otherwise
+/// (`reelfs mount --writeback off`).
+pub const WRITEBACK_BY_DEFAULT: bool = true;
 
 /// Check what can be checked before a background mount starts, so errors reach
 /// the user's terminal.
@@ -41,6 +46,12 @@ pub fn preflight(archive: &Path, mountpoint: &Path) -> Result<()> {
 /// Mount and serve until unmounted; `ready` runs once the mount answers.
 pub fn mount(archive: &Path, mountpoint: &Path, req: &MountRequest, ready: impl FnOnce()) -> Result<()> {
     Ok(crate::fs::mount::mount_foreground(archive, mountpoint, &req.options(), ready)?)
+}
+
+/// `mount` with options already settled (`MountRequest::options` and any
+/// change the caller made, e.g. `--writeback`).
+pub fn mount_with(archive: &Path, mountpoint: &Path, opts: &MountOptions, ready: impl FnOnce()) -> Result<()> {
+    Ok(crate::fs::mount::mount_foreground(archive, mountpoint, opts, ready)?)
 }
 
 pub fn unmount(mountpoint: &Path) -> Result<()> {
