@@ -215,7 +215,7 @@ pub enum Cmd {
         poll: u64,
         /// Let the kernel cache writes into branch files and send them in large
         /// batches (on, the default), or send every write(2) straight to reelfs (off).
-        #[arg(long, value_name = "on|off", default_value = "on", value_parser = clap::builder::BoolishValueParser::new())]
+        #[arg(long, value_name = "on|off", default_value = "on", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
         writeback: bool,
     },
     /// Unmount a reelfs mount.

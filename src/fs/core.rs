@@ -899,7 +899,14 @@ impl FsCore {
     }
 
     /// `setattr` with the kernel's change time (see `Branches::setattr_at`).
-    pub fn setattr_at(&self, ino: u64, mode: Option<u32>, size: Option<u64>, mtime_ns: Option<i64>, ctime_ns: Option<i64>) -> FsResult<Attr> {
+    pub fn setattr_at(
+        &self,
+        ino: u64,
+        mode: Option<u32>,
+        size: Option<u64>,
+        mtime_ns: Option<i64>,
+        ctime_ns: Option<i64>,
+    ) -> FsResult<Attr> {
         self.branches().setattr_at(ino, mode, size, mtime_ns, ctime_ns)
     }
 

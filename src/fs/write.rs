@@ -1175,7 +1175,14 @@ impl<H: WriteHost> Branches<'_, H> {
     /// `setattr` with the change time the kernel gives (None: now). Under
     /// writeback caching the kernel keeps a file's ctime itself and shows its
     /// own, so the one stored must be that one, or a remount shows another.
-    pub fn setattr_at(&self, ino: u64, mode: Option<u32>, size: Option<u64>, mtime_ns: Option<i64>, ctime_ns: Option<i64>) -> FsResult<Attr> {
+    pub fn setattr_at(
+        &self,
+        ino: u64,
+        mode: Option<u32>,
+        size: Option<u64>,
+        mtime_ns: Option<i64>,
+        ctime_ns: Option<i64>,
+    ) -> FsResult<Attr> {
         let n = self.node(ino)?;
         let Some((branch, path)) = Self::branch_ctx(&n) else {
             return if mode.is_none() && size.is_none() && mtime_ns.is_none() { self.getattr(ino) } else { Err(FsError::ReadOnly) };
@@ -1221,6 +1228,16 @@ impl<H: WriteHost> Branches<'_, H> {
                 }
                 let s = Staged::Dir { mode: mode.map(|m| m & 0o7777).unwrap_or(m0), mtime_ns: mtime_ns.unwrap_or(t0), tree, owner, extra };
                 self.with_writer(|a| a.staging().stage(&branch, &path, &s))?;
+            }
+            // Times alone (utimensat, or the kernel writing back the times it
+            // keeps after a setxattr, link or rename): the entry is staged
+            // with its content as it is, so an archived file stays its blob
+            // (hash and all) instead of becoming written extents.
+            Some(Entry::File { content, size: s0, mode: m0, mtime_ns: t0, owner, mut extra }) if times_only => {
+                extra.ctime_ns = Some(ctime);
+                let s = Staged::File { size: s0, mode: m0, mtime_ns: mtime_ns.unwrap_or(t0), content, owner, extra };
+                self.with_writer(|a| a.staging().stage(&branch, &path, &s))?;
+                self.sync_link_group(&branch, &path)?;
             }
             Some(Entry::File { .. }) => {
                 let ws = self.open_for_write(&n, false)?;
