@@ -1,4 +1,5 @@
-"""FUSE writeback caching in branch folders (issue 16, write rows).
+"""FUSE writeback caching in branch folders (issue 16, write rows), `--writeback on`
+(off by default: see WRITEBACK_BY_DEFAULT in src/commands/mount.rs).
 
 With writeback caching a write(2) into the mount fills the kernel's page cache
 and the kernel sends the dirty pages to the daemon in large requests, instead of
@@ -31,7 +32,7 @@ def branch(reelfs, tmp_archive, tmp_path, mount):
     src = tmp_path / "card"
     write_random(src / "A001C001.mov", 3 * MiB)
     reelfs.ok("ingest", tmp_archive, src, "-m", "card")
-    m = mount(tmp_archive, env=REQUEST_LOG)
+    m = mount(tmp_archive, "--writeback", "on", env=REQUEST_LOG)
     return m, m.mp / "main" / "card", src
 
 
@@ -48,8 +49,9 @@ def test_small_writes_reach_the_daemon_as_large_requests(branch, tmp_path):
     assert len(sizes) <= 64 and max(sizes) >= 256 * 1024, f"{len(sizes)} WRITE requests, largest {max(sizes)}"
 
 
-def test_writeback_off_sends_each_write_to_the_daemon(reelfs, tmp_archive, tmp_path, mount):
-    m = mount(tmp_archive, "--writeback", "off", env=REQUEST_LOG)
+@pytest.mark.parametrize("flags", [("--writeback", "off"), ()], ids=["off", "default"])
+def test_writeback_off_sends_each_write_to_the_daemon(reelfs, tmp_archive, tmp_path, mount, flags):
+    m = mount(tmp_archive, *flags, env=REQUEST_LOG)
     data = os.urandom(64 * 4096)
     with open(m.mp / "main" / "new.bin", "wb", buffering=0) as f:
         for i in range(0, len(data), 4096):
@@ -116,14 +118,14 @@ def test_mmap_writer_then_truncate_matches_a_plain_file(branch, tmp_path):
 
 
 def test_written_bytes_and_mtime_survive_a_remount(reelfs, tmp_archive, tmp_path, mount):
-    m = mount(tmp_archive)
+    m = mount(tmp_archive, "--writeback", "on")
     p = m.mp / "main" / "clip.bin"
     data = os.urandom(3 * MiB + 17)
     with open(p, "wb") as f:
         f.write(data)
     shown = os.stat(p)
     m.umount()
-    m2 = mount(tmp_archive)
+    m2 = mount(tmp_archive, "--writeback", "on")
     st = os.stat(m2.mp / "main" / "clip.bin")
     assert (st.st_size, st.st_mtime_ns, st.st_ctime_ns) == (shown.st_size, shown.st_mtime_ns, shown.st_ctime_ns)
     assert (m2.mp / "main" / "clip.bin").read_bytes() == data
