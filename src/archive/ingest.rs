@@ -375,13 +375,9 @@ fn cut_file(
     mut emit: impl FnMut(u64, &[u8]) -> bool,
 ) -> std::io::Result<()> {
     use std::io::Read;
-    use std::os::fd::AsRawFd;
     let cap = if size_hint <= c.max_size as u64 { size_hint as usize + 1 } else { 2 * c.max_size as usize };
     let mut buf = vec![0u8; cap.max(1)];
     let (mut len, mut base, mut eof) = (0usize, 0u64, false);
-    let fd = file.as_raw_fd();
-    // SAFETY: advice on an open descriptor; the kernel ignores what it cannot use.
-    unsafe { libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_SEQUENTIAL) };
     loop {
         while len < buf.len() && !eof {
             if interrupt.load(Ordering::Relaxed) {
@@ -396,15 +392,6 @@ fn cut_file(
         }
         if len == 0 {
             return Ok(());
-        }
-        if !eof {
-            // This thread reads and then cuts: with a cold source each refill
-            // waited for the disk while nothing was cut, and each cut ran while
-            // the disk idled. Asking now for what the next refill reads lets
-            // the kernel read it while this window is cut and hashed.
-            let ahead = (base + len as u64) as libc::off_t;
-            // SAFETY: as above.
-            unsafe { libc::posix_fadvise(fd, ahead, buf.len() as libc::off_t, libc::POSIX_FADV_WILLNEED) };
         }
         let mut consumed = 0usize;
         let cdc = fastcdc::v2020::FastCDC::with_level_and_seed(
