@@ -213,6 +213,10 @@ pub enum Cmd {
         /// With --replica: seconds between looks at the bucket for new commits (1-300).
         #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
         poll: u64,
+        /// Let the kernel cache writes into branch files and send them in large
+        /// batches (on), or send every write(2) straight to reelfs (off, the default).
+        #[arg(long, value_name = "on|off", default_value = "off", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+        writeback: bool,
     },
     /// Unmount a reelfs mount.
     Umount { mountpoint: PathBuf },

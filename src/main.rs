@@ -233,6 +233,7 @@ fn run(cli: Cli) -> Result<i32> {
             remux_cache_limit,
             replica,
             poll,
+            writeback,
         } => {
             if replica {
                 // Before forking: a folder that cannot follow a bucket is refused in the terminal.
@@ -256,7 +257,8 @@ fn run(cli: Cli) -> Result<i32> {
             if replica {
                 replica_follow(&archive, poll)?;
             }
-            commands::mount::mount(&archive, &mountpoint, &req, || {
+            let opts = commands::mount::MountOptions { writeback, ..req.options() };
+            commands::mount::mount_with(&archive, &mountpoint, &opts, || {
                 if let Some(fd) = std::env::var("REELFS_READY_FD").ok().and_then(|v| v.parse::<i32>().ok()) {
                     // SAFETY: fd 3 was set up by the parent as the write end of a pipe.
                     unsafe {

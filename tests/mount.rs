@@ -401,6 +401,7 @@ impl ThreadMount {
                 threads: 2,
                 autocommit: None,
                 remux_cache_limit: None,
+                writeback: false,
             };
             mount::mount_foreground(&a, &m, &opts, || {
                 let _ = tx.send(());

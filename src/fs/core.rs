@@ -898,6 +898,23 @@ impl FsCore {
         self.branches().setattr(ino, mode, size, mtime_ns)
     }
 
+    /// `setattr` with the kernel's change time (see `Branches::setattr_at`).
+    pub fn setattr_at(
+        &self,
+        ino: u64,
+        mode: Option<u32>,
+        size: Option<u64>,
+        mtime_ns: Option<i64>,
+        ctime_ns: Option<i64>,
+    ) -> FsResult<Attr> {
+        self.branches().setattr_at(ino, mode, size, mtime_ns, ctime_ns)
+    }
+
+    /// `chown` with the kernel's change time (see `Branches::chown_at`).
+    pub fn chown_at(&self, ino: u64, uid: Option<u32>, gid: Option<u32>, caller: &Caller, ctime_ns: Option<i64>) -> FsResult<Attr> {
+        self.branches().chown_at(ino, uid, gid, caller, ctime_ns)
+    }
+
     /// chown/chgrp by `caller` (see `Branches::chown`).
     pub fn chown(&self, ino: u64, uid: Option<u32>, gid: Option<u32>, caller: &Caller) -> FsResult<Attr> {
         self.branches().chown(ino, uid, gid, caller)

@@ -16,6 +16,9 @@ pub struct MountOptions {
     pub autocommit: Option<std::time::Duration>,
     /// Size limit of the remuxed-slice cache for this mount (None: reelfs.toml's).
     pub remux_cache_limit: Option<u64>,
+    /// Let the kernel cache writes into branch files (FUSE writeback caching,
+    /// see `FuseAdapter::init`); off: every write(2) is a round trip to the daemon.
+    pub writeback: bool,
 }
 
 impl MountOptions {
@@ -126,7 +129,7 @@ pub fn mount_foreground(archive: &Path, mountpoint: &Path, opts: &MountOptions, 
         crate::media::remux::cache::set_limit(&a.root().join("cache"), limit);
     }
     let core = FsCore::new(a, opts.core_options());
-    let fs = FuseAdapter::new(core);
+    let fs = FuseAdapter::new(core).with_writeback(opts.writeback && !opts.read_only);
     let mut mount_options = vec![
         MountOption::FSName(format!("reelfs:{}", archive.display())),
         MountOption::Subtype("reelfs".into()),
@@ -246,7 +249,15 @@ mod tests {
     use super::*;
 
     fn opts(threads: usize) -> MountOptions {
-        MountOptions { allow_other: false, read_only: true, cache_bytes: 64 << 20, threads, autocommit: None, remux_cache_limit: None }
+        MountOptions {
+            allow_other: false,
+            read_only: true,
+            cache_bytes: 64 << 20,
+            threads,
+            autocommit: None,
+            remux_cache_limit: None,
+            writeback: false,
+        }
     }
 
     #[test]

@@ -130,6 +130,9 @@ pub struct WriteState {
     /// The flusher staged this file under its own name only: its other hard
     /// links are brought in step at the next persist (fsync, close).
     pub links_due: bool,
+    /// Times were set (the kernel's writeback of mtime/ctime, see `setattr`)
+    /// and are stored with the next persist even if no bytes are buffered.
+    pub times_due: bool,
 }
 
 /// A buffer handed to the flusher: written runs by file offset.
@@ -648,6 +651,7 @@ impl<H: WriteHost> Branches<'_, H> {
                     handles: 0,
                     orphaned: false,
                     links_due: false,
+                    times_due: false,
                 }));
                 m.insert(n.ino, ws.clone());
                 ws
@@ -674,7 +678,7 @@ impl<H: WriteHost> Branches<'_, H> {
         if w.orphaned {
             return Ok(());
         }
-        if w.dirty.is_empty() && !force {
+        if w.dirty.is_empty() && !force && !w.times_due {
             if std::mem::take(&mut w.links_due) {
                 self.sync_link_group(&w.branch, &w.path)?;
             }
@@ -693,6 +697,7 @@ impl<H: WriteHost> Branches<'_, H> {
             self.sync_link_group(&branch, &path)?;
         }
         w.links_due = false;
+        w.times_due = false;
         // Through the writer: the extent list was just written on its connection.
         let (ext, reader) = self.with_writer(|a| {
             let ext = a.staging().extents(id)?;
@@ -1164,6 +1169,20 @@ impl<H: WriteHost> Branches<'_, H> {
 
     /// chmod / truncate / utimens.
     pub fn setattr(&self, ino: u64, mode: Option<u32>, size: Option<u64>, mtime_ns: Option<i64>) -> FsResult<Attr> {
+        self.setattr_at(ino, mode, size, mtime_ns, None)
+    }
+
+    /// `setattr` with the change time the kernel gives (None: now). Under
+    /// writeback caching the kernel keeps a file's ctime itself and shows its
+    /// own, so the one stored must be that one, or a remount shows another.
+    pub fn setattr_at(
+        &self,
+        ino: u64,
+        mode: Option<u32>,
+        size: Option<u64>,
+        mtime_ns: Option<i64>,
+        ctime_ns: Option<i64>,
+    ) -> FsResult<Attr> {
         let n = self.node(ino)?;
         let Some((branch, path)) = Self::branch_ctx(&n) else {
             return if mode.is_none() && size.is_none() && mtime_ns.is_none() { self.getattr(ino) } else { Err(FsError::ReadOnly) };
@@ -1171,29 +1190,60 @@ impl<H: WriteHost> Branches<'_, H> {
         if self.read_only {
             return Err(FsError::ReadOnly);
         }
-        if mode.is_none() && size.is_none() && mtime_ns.is_none() {
+        if mode.is_none() && size.is_none() && mtime_ns.is_none() && ctime_ns.is_none() {
             return self.getattr(ino);
         }
+        let ctime = ctime_ns.unwrap_or_else(objects::now_ns);
         if size.is_some_and(|s| s > MAX_FILE_SIZE) {
             return Err(FsError::TooBig);
+        }
+        // With writeback caching the kernel owns a written file's mtime and
+        // ctime and sends them here each time it writes the inode back: during
+        // a long copy on every writeback pass, at close before the flush, and
+        // after an unlink or rename of an open file (the ctime moved). On a
+        // file being written they are kept with its buffered bytes and stored
+        // with them (fsync, close), not stored alone on the request thread.
+        let times_only = mode.is_none() && size.is_none();
+        if times_only && matches!(n.kind, NodeKind::BFile { .. }) {
+            if let Some(ws) = self.write_state(ino) {
+                {
+                    let mut w = ws.lock().map_err(|_| FsError::Io("poisoned".into()))?;
+                    if let Some(t) = mtime_ns {
+                        w.mtime_ns = t;
+                    }
+                    w.extra.ctime_ns = Some(ctime);
+                    w.times_due = true;
+                }
+                return self.branch_attr(&n);
+            }
         }
         match self.branch_entry(&branch, &path)? {
             Some(Entry::Dir { tree, mode: m0, mtime_ns: t0, owner, mut extra }) => {
                 if size.is_some() {
                     return Err(FsError::IsDir);
                 }
-                extra.ctime_ns = Some(objects::now_ns());
+                extra.ctime_ns = Some(ctime);
                 if path.is_empty() {
                     return self.getattr(ino); // a branch root's attributes follow its head
                 }
                 let s = Staged::Dir { mode: mode.map(|m| m & 0o7777).unwrap_or(m0), mtime_ns: mtime_ns.unwrap_or(t0), tree, owner, extra };
                 self.with_writer(|a| a.staging().stage(&branch, &path, &s))?;
             }
+            // Times alone (utimensat, or the kernel writing back the times it
+            // keeps after a setxattr, link or rename): the entry is staged
+            // with its content as it is, so an archived file stays its blob
+            // (hash and all) instead of becoming written extents.
+            Some(Entry::File { content, size: s0, mode: m0, mtime_ns: t0, owner, mut extra }) if times_only => {
+                extra.ctime_ns = Some(ctime);
+                let s = Staged::File { size: s0, mode: m0, mtime_ns: mtime_ns.unwrap_or(t0), content, owner, extra };
+                self.with_writer(|a| a.staging().stage(&branch, &path, &s))?;
+                self.sync_link_group(&branch, &path)?;
+            }
             Some(Entry::File { .. }) => {
                 let ws = self.open_for_write(&n, false)?;
                 {
                     let mut w = ws.lock().map_err(|_| FsError::Io("poisoned".into()))?;
-                    w.extra.ctime_ns = Some(objects::now_ns());
+                    w.extra.ctime_ns = Some(ctime);
                     if let Some(m) = mode {
                         w.mode = m & 0o7777;
                     }
@@ -1224,13 +1274,17 @@ impl<H: WriteHost> Branches<'_, H> {
                 if size.is_some() {
                     return Err(FsError::Invalid);
                 }
-                extra.ctime_ns = Some(objects::now_ns());
+                extra.ctime_ns = Some(ctime);
                 // A symlink's mode stays 0777 (lchmod is not a Linux call).
                 let mode = if kind == EntryKind::Symlink { m0 } else { mode.map(|m| m & 0o7777).unwrap_or(m0) };
                 let s = Staged::Special { kind, extra, mode, mtime_ns: mtime_ns.unwrap_or(t0), owner };
                 self.with_writer(|a| a.staging().stage(&branch, &path, &s))?;
                 self.sync_link_group(&branch, &path)?;
             }
+            // A removed file still open (its name gone, nlink 0) has times the
+            // kernel writes back like any other's: they have nowhere to be
+            // stored and the handle keeps working, so they are accepted.
+            None if times_only && matches!(n.kind, NodeKind::BFile { .. }) => return self.branch_attr(&n),
             None => return Err(FsError::NotFound),
         }
         self.getattr(ino)
@@ -1241,6 +1295,11 @@ impl<H: WriteHost> Branches<'_, H> {
     /// setgid as on Linux. Staged like a chmod: committed with the next commit,
     /// and a change `reelfs diff` reports.
     pub fn chown(&self, ino: u64, uid: Option<u32>, gid: Option<u32>, caller: &Caller) -> FsResult<Attr> {
+        self.chown_at(ino, uid, gid, caller, None)
+    }
+
+    /// `chown` with the change time the kernel gives (None: now; see `setattr_at`).
+    pub fn chown_at(&self, ino: u64, uid: Option<u32>, gid: Option<u32>, caller: &Caller, ctime_ns: Option<i64>) -> FsResult<Attr> {
         let n = self.node(ino)?;
         let Some((branch, path)) = Self::branch_ctx(&n) else {
             return if uid.is_none() && gid.is_none() { self.getattr(ino) } else { Err(FsError::ReadOnly) };
@@ -1256,7 +1315,7 @@ impl<H: WriteHost> Branches<'_, H> {
             Some(Entry::Dir { .. }) if path.is_empty() => return Err(FsError::NotPermitted),
             Some(Entry::Dir { tree, mode, mtime_ns, owner, mut extra }) => {
                 let new = owners::chowned(caller, owner.unwrap_or_else(owners::mount_owner), uid, gid)?;
-                extra.ctime_ns = Some(objects::now_ns());
+                extra.ctime_ns = Some(ctime_ns.unwrap_or_else(objects::now_ns));
                 let s = Staged::Dir { mode: owners::mode_after_chown(mode, true), mtime_ns, tree, owner: Some(new), extra };
                 self.with_writer(|a| a.staging().stage(&branch, &path, &s))?;
             }
@@ -1267,7 +1326,7 @@ impl<H: WriteHost> Branches<'_, H> {
                     let new = owners::chowned(caller, w.owner.unwrap_or_else(owners::mount_owner), uid, gid)?;
                     w.owner = Some(new);
                     w.mode = owners::mode_after_chown(w.mode, false);
-                    w.extra.ctime_ns = Some(objects::now_ns());
+                    w.extra.ctime_ns = Some(ctime_ns.unwrap_or_else(objects::now_ns));
                     self.persist(&mut w, true)
                 })();
                 self.release_ws(ino, &ws)?;
@@ -1275,7 +1334,7 @@ impl<H: WriteHost> Branches<'_, H> {
             }
             Some(Entry::Special { kind, mut extra, mode, mtime_ns, owner }) => {
                 let new = owners::chowned(caller, owner.unwrap_or_else(owners::mount_owner), uid, gid)?;
-                extra.ctime_ns = Some(objects::now_ns());
+                extra.ctime_ns = Some(ctime_ns.unwrap_or_else(objects::now_ns));
                 let mode = if kind == EntryKind::Symlink { mode } else { owners::mode_after_chown(mode, false) };
                 let s = Staged::Special { kind, extra, mode, mtime_ns, owner: Some(new) };
                 self.with_writer(|a| a.staging().stage(&branch, &path, &s))?;

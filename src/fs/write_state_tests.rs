@@ -34,6 +34,7 @@ fn state(base_len: u64) -> WriteState {
         handles: 1,
         orphaned: false,
         links_due: false,
+        times_due: false,
     }
 }
 
