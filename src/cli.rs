@@ -359,7 +359,7 @@ pub enum Cmd {
         json: bool,
     },
     /// Write an HLS folder for a clip: a master playlist over its preview rungs
-    /// (preview-low, preview, preview-high), a media playlist per rung cutting
+    /// (preview-low, preview, preview-high, preview-low-vp9), a media playlist per rung cutting
     /// the rung's fragmented MP4 by byte range, and the MP4 files. Any static
     /// web server, or `ffmpeg -i STEM.m3u8`, plays it.
     Hls {

@@ -87,7 +87,7 @@ fn one_decode_renders_every_rung_with_the_source_frame_count() {
     let o = opts(&Rung::ALL);
     let (files, stats) = render(&Source::Path(clip.clone()), &facts, &out, &o).expect("render");
     let names: Vec<&str> = files.iter().map(|f| f.profile.as_str()).collect();
-    assert_eq!(names, ["thumb", "sheet", "preview", "editorial", "editorial-dnxhr", "preview-low", "preview-high"]);
+    assert_eq!(names, ["thumb", "sheet", "preview", "editorial", "editorial-dnxhr", "preview-low", "preview-high", "preview-low-vp9"]);
     assert_eq!(stats.frames, 24);
     assert_eq!(stats.partial_at, None);
     assert_eq!(o.frames_done.load(Ordering::Relaxed), 24);
@@ -104,6 +104,8 @@ fn one_decode_renders_every_rung_with_the_source_frame_count() {
     assert!(d.contains("profile=DNXHR LB") && d.contains("nb_read_frames=24"), "{d}");
     let p = ffprobe(&files[2].path, "stream=codec_name,channels,nb_read_frames");
     assert!(p.contains("codec_name=h264") && p.contains("nb_read_frames=24") && p.contains("channels=2"), "{p}");
+    let v = ffprobe(&files[7].path, "stream=codec_name,channels,nb_read_frames");
+    assert!(v.contains("codec_name=vp9") && v.contains("nb_read_frames=24") && v.contains("channels=2"), "{v}");
     let s = ffprobe(&files[1].path, "stream=width,height");
     // 24 frames: 24 tiles of 240x136 in rows of five.
     assert!(s.contains("width=1200") && s.contains("height=680"), "{s}");

@@ -88,7 +88,9 @@ pub fn index(src: &dyn ReadAt) -> Result<FragmentIndex, HlsError> {
     let moov_bytes = load(src, moov.offset, moov.size)?;
     let (tracks, trex) = tracks(&moov_bytes)?;
     let video = tracks.iter().find(|t| &t.kind == b"vide").ok_or(HlsError::NoVideo)?;
-    let mut codecs = vec![video.codec.clone().ok_or_else(|| HlsError::Unsupported("its video is not H.264 ('avc1'/'avc3')".into()))?];
+    let mut codecs = vec![video.codec.clone().ok_or_else(|| {
+        HlsError::Unsupported("its video is neither H.264 ('avc1'/'avc3') nor VP9 ('vp09' with a version 1 'vpcC')".into())
+    })?];
     if let Some(a) = tracks.iter().find(|t| &t.kind == b"soun") {
         codecs.push(a.codec.clone().ok_or_else(|| HlsError::Unsupported("its audio is not AAC ('mp4a')".into()))?);
     }
@@ -202,6 +204,26 @@ fn sample_entry(d: &[u8], e: &BoxRef) -> Result<(Option<String>, (u32, u32)), Hl
                 Ok(format!("{}.{:02x}{:02x}{:02x}", String::from_utf8_lossy(&e.typ), b(1)?, b(2)?, b(3)?))
             });
             Ok((codec.transpose()?, size))
+        }
+        b"vp09" => {
+            // The same visual sample entry; the codec string comes from
+            // `vpcC` (VP Codec ISO Media File Format Binding, version 1:
+            // version/flags, profile, level, bit depth in the high nibble).
+            let size = (u32::from(be16(d, e.body + 24)?), u32::from(be16(d, e.body + 26)?));
+            let kids = children(d, (e.body + 78).min(e.end), e.end)?;
+            let codec = match find(&kids, b"vpcC") {
+                Some(c) => {
+                    let b = |i| d.get(c.body + i).copied().ok_or_else(|| HlsError::Damaged("'vpcC' is cut short".into()));
+                    // Version 0 (an early draft) laid the fields out otherwise.
+                    if b(0)? == 1 {
+                        Some(format!("vp09.{:02}.{:02}.{:02}", b(4)?, b(5)?, b(6)? >> 4))
+                    } else {
+                        None
+                    }
+                }
+                None => None,
+            };
+            Ok((codec, size))
         }
         b"mp4a" => {
             // Audio sample entry: 8 bytes of SampleEntry, then version 0 (20

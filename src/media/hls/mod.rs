@@ -1,5 +1,5 @@
 //! HTTP Live Streaming over the preview rungs (`preview-low`, `preview`,
-//! `preview-high`): each rung is one fragmented MP4 whose fragments start at
+//! `preview-high`, and `preview-low-vp9` for browsers without H.264): each rung is one fragmented MP4 whose fragments start at
 //! the same frames (a fixed 2 s GOP), so each fragment is an HLS segment,
 //! addressed by byte range, and a player may switch rungs at any segment.
 //!
@@ -34,8 +34,13 @@ pub enum HlsError {
     Range { first: u64, end: u64, frames: u64 },
 }
 
-/// The rungs an HLS ladder is made of, by profile name, lowest first.
-pub const LADDER: [&str; 3] = ["preview-low", "preview", "preview-high"];
+/// The rungs an HLS ladder is made of, by profile name, lowest first; the
+/// VP9 twin of the low rung (rendered only when asked for) comes last so the
+/// H.264 rungs keep their places in `reelfs hls --json`. The master lists
+/// every rung with its CODECS: a player offers only those its browser's
+/// MediaSource can decode (hls.js filters by `isTypeSupported`, then keeps
+/// to one codec set while it adapts).
+pub const LADDER: [&str; 4] = ["preview-low", "preview", "preview-high", "preview-low-vp9"];
 
 #[cfg(test)]
 mod tests;

@@ -235,3 +235,28 @@ fn index_of_ffmpeg_output_matches_ffprobe() {
     let (pts, dts): (i64, i64) = (packets[0][0].parse().unwrap(), packets[0][1].parse().unwrap());
     assert_eq!(ix.fragments[0].first_cto, pts - dts);
 }
+
+/// ffmpeg's VP9 fragmented MP4 (what `preview-low-vp9` is): the codec string
+/// comes from the stream's own `vpcC` (profile, level, bit depth), so a 4:4:4
+/// stream says profile 1 and a bigger picture a higher level.
+#[test]
+fn index_names_vp9_by_its_vpcc_profile_level_and_depth() {
+    let dir = tempfile::tempdir().unwrap();
+    let codecs = |size: &str, pix: &str| {
+        let path = dir.path().join(format!("{size}{pix}.mp4"));
+        let out = Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", &format!("testsrc2=size={size}:rate=25:duration=2")])
+            .args(["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-g", "25", "-pix_fmt", pix])
+            .args(["-movflags", "frag_keyframe+empty_moov+default_base_moof"])
+            .arg(&path)
+            .output()
+            .expect("ffmpeg");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let ix = index(&std::fs::File::open(&path).unwrap()).unwrap();
+        assert_eq!((ix.frames(), ix.fragments.len()), (50, 2));
+        ix.codecs
+    };
+    assert_eq!(codecs("128x72", "yuv420p"), ["vp09.00.10.08"]);
+    assert_eq!(codecs("128x72", "yuv444p"), ["vp09.01.10.08"]);
+    assert_eq!(codecs("640x360", "yuv420p"), ["vp09.00.21.08"]);
+}

@@ -15,6 +15,11 @@
 //!   1920x1080 at up to ~8 Mb/s; the low rung is a default profile (a plain
 //!   `reelfs proxy` makes a two-rung ladder with the preview), the high one is
 //!   rendered when asked for, and only for HD and larger sources;
+//! - preview-low-vp9: the low rung again as VP9 (libvpx, realtime speed) in
+//!   fragmented MP4 with the same 2 s keyframes and AAC, rendered when asked
+//!   for: for a reviewer whose browser cannot decode H.264 (some Chromium
+//!   builds, Firefox on some Linux distributions); the HLS master offers it
+//!   beside the H.264 rungs and the player keeps the codec it can decode;
 //! - editorial: ProRes 422 Proxy in MOV (the `prores` encoder, prores_aw: several
 //!   times faster than prores_ks here), at most 1920 wide, the source's rate and
 //!   frame count, its start timecode and reel in a tmcd track, colour tags, and
@@ -65,11 +70,20 @@ pub enum Rung {
     // and the existing profiles keep their places.
     PreviewLow,
     PreviewHigh,
+    PreviewLowVp9,
 }
 
 impl Rung {
-    pub const ALL: [Rung; 7] =
-        [Rung::Thumb, Rung::Sheet, Rung::Preview, Rung::Editorial, Rung::EditorialDnxhr, Rung::PreviewLow, Rung::PreviewHigh];
+    pub const ALL: [Rung; 8] = [
+        Rung::Thumb,
+        Rung::Sheet,
+        Rung::Preview,
+        Rung::Editorial,
+        Rung::EditorialDnxhr,
+        Rung::PreviewLow,
+        Rung::PreviewHigh,
+        Rung::PreviewLowVp9,
+    ];
     /// What `reelfs proxy` renders when no `--profiles` is given.
     pub const DEFAULT: [Rung; 5] = [Rung::Thumb, Rung::Sheet, Rung::Preview, Rung::Editorial, Rung::PreviewLow];
 
@@ -82,12 +96,13 @@ impl Rung {
             Rung::EditorialDnxhr => "editorial-dnxhr",
             Rung::PreviewLow => "preview-low",
             Rung::PreviewHigh => "preview-high",
+            Rung::PreviewLowVp9 => "preview-low-vp9",
         }
     }
     pub fn ext(self) -> &'static str {
         match self {
             Rung::Thumb | Rung::Sheet => "jpg",
-            Rung::Preview | Rung::PreviewLow | Rung::PreviewHigh => "mp4",
+            Rung::Preview | Rung::PreviewLow | Rung::PreviewHigh | Rung::PreviewLowVp9 => "mp4",
             Rung::Editorial | Rung::EditorialDnxhr => "mov",
         }
     }
@@ -102,11 +117,13 @@ impl Rung {
             Rung::EditorialDnxhr => 1,
             Rung::PreviewLow => 1,
             Rung::PreviewHigh => 1,
+            Rung::PreviewLowVp9 => 1,
         }
     }
-    /// The H.264 fragmented-MP4 rungs an HLS ladder is made of.
+    /// The fragmented-MP4 rungs an HLS ladder is made of (H.264, and the
+    /// low rung's VP9 twin for players that cannot decode H.264).
     pub fn is_preview(self) -> bool {
-        matches!(self, Rung::Preview | Rung::PreviewLow | Rung::PreviewHigh)
+        matches!(self, Rung::Preview | Rung::PreviewLow | Rung::PreviewHigh | Rung::PreviewLowVp9)
     }
     /// Why this rung is not made for a source of this picture size (None: it
     /// is). The high rung exists to be sharper than the 540p preview: below HD
@@ -440,6 +457,9 @@ mod tests {
         assert_eq!(Rung::PreviewHigh.not_for_size(1280, 720), None);
         assert_eq!(Rung::PreviewHigh.not_for_size(2048, 858), None);
         assert_eq!(Rung::PreviewLow.not_for_size(320, 240), None);
+        // The VP9 twin of the low rung: an HLS rung, asked for only.
+        assert_eq!(Rung::parse("preview-low-vp9").map(|r| (r.ext(), r.is_preview())), Some(("mp4", true)));
+        assert!(!Rung::default_profiles().contains("vp9"));
     }
 
     #[test]

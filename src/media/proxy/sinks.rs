@@ -390,6 +390,8 @@ struct PreviewSpec {
     /// exceeds the rate by more than one buffer), None: quality alone.
     vbv_kbps: Option<u32>,
     audio_bps: usize,
+    /// VP9 (libvpx) instead of H.264 (x264).
+    vp9: bool,
 }
 
 impl PreviewSpec {
@@ -397,16 +399,20 @@ impl PreviewSpec {
         match rung {
             // 600 + 96 kbit/s: with the one-second VBV buffer, even the worst
             // 2 s segment stays under 1 Mb/s.
-            Rung::PreviewLow => PreviewSpec { fit: (640, 360), crf: 23, vbv_kbps: Some(600), audio_bps: 96_000 },
-            Rung::PreviewHigh => PreviewSpec { fit: (1920, 1080), crf: 21, vbv_kbps: Some(8000), audio_bps: 160_000 },
+            Rung::PreviewLow => PreviewSpec { fit: (640, 360), crf: 23, vbv_kbps: Some(600), audio_bps: 96_000, vp9: false },
+            Rung::PreviewHigh => PreviewSpec { fit: (1920, 1080), crf: 21, vbv_kbps: Some(8000), audio_bps: 160_000, vp9: false },
+            // The low rung's picture, rate cap and audio, in VP9 (crf is
+            // libvpx's scale, 0-63: 36 gives about x264's 23 at this size).
+            Rung::PreviewLowVp9 => PreviewSpec { fit: (640, 360), crf: 36, vbv_kbps: Some(600), audio_bps: 96_000, vp9: true },
             // The 540p preview as it always was (settings version 1).
-            _ => PreviewSpec { fit: (960, 540), crf: 23, vbv_kbps: None, audio_bps: 128_000 },
+            _ => PreviewSpec { fit: (960, 540), crf: 23, vbv_kbps: None, audio_bps: 128_000, vp9: false },
         }
     }
 }
 
-/// A preview rung (`preview`, `preview-low`, `preview-high`): H.264 in
-/// fragmented MP4 with a fixed 2 s GOP, AAC stereo from the first audio track.
+/// A preview rung (`preview`, `preview-low`, `preview-high`: H.264;
+/// `preview-low-vp9`: VP9) in fragmented MP4 with a fixed 2 s GOP, AAC stereo
+/// from the first audio track.
 pub(super) fn preview(
     rung: Rung,
     out_dir: &Path,
@@ -425,27 +431,32 @@ pub(super) fn preview(
     // told otherwise, and then the B-frames just before each keyframe are
     // decoded after it, from the GOP before: a fragment (an HLS segment) would
     // not decode on its own, nor after a segment of another rung.
-    let mut x264 = format!("keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0");
-    if let Some(k) = spec.vbv_kbps {
-        x264.push_str(&format!(":vbv-maxrate={k}:vbv-bufsize={k}"));
-    }
-    let (enc, codec) = video_encoder(
-        "libx264",
-        w,
-        h,
-        fmt,
-        v.rate,
-        ff::Rational(1, 1),
-        Some(&ColourTags { range: ff::color::Range::MPEG, ..v.colour }),
-        threads,
-        gh,
-        &[("preset", "veryfast".into()), ("crf", spec.crf.to_string()), ("x264-params", x264)],
-        |p| unsafe {
-            // SAFETY: plain field writes on an unopened context.
-            (*p).gop_size = gop as i32;
-            (*p).keyint_min = gop as i32;
-        },
-    )?;
+    let colour = ColourTags { range: ff::color::Range::MPEG, ..v.colour };
+    let (enc, codec) = if spec.vp9 {
+        vp9_encoder(&spec, w, h, fmt, v.rate, &colour, gop, threads, gh)?
+    } else {
+        let mut x264 = format!("keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0");
+        if let Some(k) = spec.vbv_kbps {
+            x264.push_str(&format!(":vbv-maxrate={k}:vbv-bufsize={k}"));
+        }
+        video_encoder(
+            "libx264",
+            w,
+            h,
+            fmt,
+            v.rate,
+            ff::Rational(1, 1),
+            Some(&colour),
+            threads,
+            gh,
+            &[("preset", "veryfast".into()), ("crf", spec.crf.to_string()), ("x264-params", x264)],
+            |p| unsafe {
+                // SAFETY: plain field writes on an unopened context.
+                (*p).gop_size = gop as i32;
+                (*p).keyint_min = gop as i32;
+            },
+        )?
+    };
     let tb = rate_tb(v.rate);
     let ost = add_video_stream(&mut octx, codec, &enc, v.rate, ff::Dictionary::new()).map_err(fail("preview stream"))?;
     let mut encs = Vec::new();
@@ -473,6 +484,49 @@ pub(super) fn preview(
     let scaled = ff::frame::Video::new(fmt, w, h);
     let video = VideoRung::muxed(enc, w, h, fmt, scaled, tb, ost, v.colour);
     Ok(Box::new(MovieSink { rung, octx, path, video, copies: Vec::new(), encs }))
+}
+
+/// libvpx's VP9 for `preview-low-vp9`. Realtime speed: this rung is an
+/// extra encode beside the ladder's, and at 360p the quality gap to
+/// libvpx's "good" deadline costs more time than it gives picture. Realtime
+/// also makes no alt-ref (hidden) frames, so every sample is a shown frame,
+/// as the HLS fragment index counts them. Keyframes exactly every `gop`
+/// frames (min = max distance): VP9 keyframes are closed, so each fragment
+/// decodes on its own and starts at the same frame as the H.264 rungs'.
+#[allow(clippy::too_many_arguments)]
+fn vp9_encoder(
+    spec: &PreviewSpec,
+    w: u32,
+    h: u32,
+    fmt: ff::format::Pixel,
+    rate: ff::Rational,
+    colour: &ColourTags,
+    gop: u32,
+    threads: usize,
+    gh: bool,
+) -> Result<(ff::encoder::video::Encoder, ff::Codec), ProxyError> {
+    let kbps = spec.vbv_kbps.unwrap_or(600) as i64;
+    video_encoder(
+        "libvpx-vp9",
+        w,
+        h,
+        fmt,
+        rate,
+        ff::Rational(1, 1),
+        Some(colour),
+        threads,
+        gh,
+        &[("deadline", "realtime".into()), ("cpu-used", "8".into()), ("row-mt", "1".into()), ("crf", spec.crf.to_string())],
+        |p| unsafe {
+            // SAFETY: plain field writes on an unopened context. With crf
+            // and a bit rate, libvpx runs constrained quality capped at it.
+            (*p).gop_size = gop as i32;
+            (*p).keyint_min = gop as i32;
+            (*p).bit_rate = kbps * 1000;
+            (*p).rc_max_rate = kbps * 1000;
+            (*p).rc_buffer_size = (kbps * 1000) as i32;
+        },
+    )
 }
 
 pub(super) fn jpeg_encoder(w: u32, h: u32, rate: ff::Rational) -> Result<ff::encoder::video::Encoder, ProxyError> {
@@ -671,7 +725,7 @@ pub(super) fn build(
         out.push(match r {
             Rung::Thumb => thumb(out_dir, v)?,
             Rung::Sheet => sheet(out_dir, v)?,
-            Rung::Preview | Rung::PreviewLow | Rung::PreviewHigh => preview(*r, out_dir, v, audio, threads)?,
+            Rung::Preview | Rung::PreviewLow | Rung::PreviewHigh | Rung::PreviewLowVp9 => preview(*r, out_dir, v, audio, threads)?,
             Rung::Editorial | Rung::EditorialDnxhr => editorial(*r, out_dir, v, audio, threads)?,
         });
     }
