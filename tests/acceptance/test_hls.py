@@ -331,8 +331,6 @@ def test_bad_requests_say_what_to_do(hls, tmp_path):
 # ---- over HTTP: `reelfs serve` --------------------------------------------------------------
 
 import os
-import re
-import time
 
 import requests
 
@@ -486,10 +484,7 @@ def test_a_signed_master_playlist_signs_every_url_it_lists(hls, tmp_path):
 
 # ---- a real browser: Debian's chromium, headless, through hls.js ---------------------------
 
-import http.server
-import threading
-
-HLSJS = Path(__file__).parent / ".hlsjs" / "hls-1.7.4.min.js"   # fetched by scripts/install-deps
+from browser import run_page
 
 PAGE = """<!doctype html><html><body><video id="v" muted playsinline></video>
 <script src="/hls.js"></script><script>
@@ -511,61 +506,15 @@ if (!st.h264 || !Hls.isSupported()) { st.done = true; report(st); } else {
 </script></body></html>"""
 
 
-class _Page(http.server.BaseHTTPRequestHandler):
-    page = b""
-    reports = []
-
-    def log_message(self, *a):
-        pass
-
-    def do_GET(self):
-        body, ctype = (HLSJS.read_bytes(), "text/javascript") if self.path == "/hls.js" else (self.page, "text/html")
-        self.send_response(200)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_POST(self):
-        n = int(self.headers.get("Content-Length", 0))
-        type(self).reports.append(json.loads(self.rfile.read(n)))
-        self.send_response(204)
-        self.end_headers()
-
-
 def test_chromium_plays_the_master_through_hlsjs_past_5s_without_a_stall(served, hls, tmp_path):
     """The page (its own origin: the stream is fetched cross-origin, so CORS is part of
     the test) plays /…/H1080.mov.m3u8 with hls.js; it reports currentTime every 250 ms.
     Passing 5 s with no 'waiting' after playback began and no stall error is the bar."""
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is not installed: run scripts/install-deps"
-    assert HLSJS.exists(), f"{HLSJS} is missing: scripts/install-deps fetches hls.js from the npm registry"
     codecs = m3u8.load(str(master(hls, HD))).playlists[0].stream_info.codecs
-    _Page.page = PAGE.replace("CODECS", codecs).replace("SRC", served.url(clip_path(HD) + ".m3u8")).encode()
-    _Page.reports = []
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Page)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    page_url = f"http://127.0.0.1:{httpd.server_address[1]}/"
-    browser = subprocess.Popen(
-        [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--mute-audio", "--no-first-run",
-         "--autoplay-policy=no-user-gesture-required", f"--user-data-dir={tmp_path / 'profile'}", page_url],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "chromium.log", "w"))
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (_Page.reports and _Page.reports[-1].get("done")):
-            time.sleep(0.25)
-    finally:
-        browser.terminate()
-        try:
-            browser.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            browser.kill()
-            browser.wait()
-        httpd.shutdown()
-    assert _Page.reports, f"the page never reported (chromium log:\n{(tmp_path / 'chromium.log').read_text()[-3000:]})"
-    last = _Page.reports[-1]
+    page = PAGE.replace("CODECS", codecs).replace("SRC", served.url(clip_path(HD) + ".m3u8")).encode()
+    last = run_page(page, tmp_path)
     assert last["h264"], (f"this Chromium cannot decode {codecs} in MSE; the test would have to play a VP9 "
-                          f"rung instead, which reelfs does not render (report: {last})")
+                          f"rung instead: test_hls_vp9.py plays one with H.264 refused (report: {last})")
     assert [l[:2] for l in last["levels"]] == [[640, 360], [960, 540], [1920, 1080]], last
     assert last["t"] > 5, f"playback reached {last['t']:.2f} s in 60 s: {last}"
     assert last["stalls"] == [], f"stalled at {last['stalls']}: {last}"

@@ -15,26 +15,21 @@ Footage: an 8 s 1280x720 25p H.264 clip with AAC, made here (four 2 s segments).
 
 from __future__ import annotations
 
-import http.server
 import json
 import re
-import shutil
 import subprocess
-import threading
-import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import m3u8
 import pytest
 import requests
 
+from browser import run_page
 from test_serve import Server
 
 TIMEOUT = 600
 CLIP = "R001_h264_25p.mov"
 FRAMES = 200
-HLSJS = Path(__file__).parent / ".hlsjs" / "hls-1.7.4.min.js"   # fetched by scripts/install-deps
 
 
 def run(argv, timeout=TIMEOUT, **kw):
@@ -156,59 +151,13 @@ if (!Hls.isSupported()) { st.done = true; report(st); } else {
 </script></body></html>"""
 
 
-class _Page(http.server.BaseHTTPRequestHandler):
-    page = b""
-    reports = []
-
-    def log_message(self, *a):
-        pass
-
-    def do_GET(self):
-        body, ctype = (HLSJS.read_bytes(), "text/javascript") if self.path == "/hls.js" else (self.page, "text/html")
-        self.send_response(200)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_POST(self):
-        n = int(self.headers.get("Content-Length", 0))
-        type(self).reports.append(json.loads(self.rfile.read(n)))
-        self.send_response(204)
-        self.end_headers()
-
-
 def play_in_chromium(vp9, tmp_path, refuse_avc):
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is not installed: run scripts/install-deps"
-    assert HLSJS.exists(), f"{HLSJS} is missing: scripts/install-deps fetches hls.js from the npm registry"
     url = vp9.server.url(vp9.spec + ".m3u8")
     vp9_codec = next(p.stream_info.codecs for p in m3u8.loads(requests.get(url).text).playlists
                      if p.stream_info.codecs.startswith("vp09")).split(",")[0]
-    _Page.page = (PAGE.replace("REFUSE_AVC", "true" if refuse_avc else "false")
-                  .replace("VP9CODEC", vp9_codec).replace("SRC", url).encode())
-    _Page.reports = []
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Page)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    browser = subprocess.Popen(
-        [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--mute-audio", "--no-first-run",
-         "--autoplay-policy=no-user-gesture-required", f"--user-data-dir={tmp_path / 'profile'}",
-         f"http://127.0.0.1:{httpd.server_address[1]}/"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "chromium.log", "w"))
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (_Page.reports and _Page.reports[-1].get("done")):
-            time.sleep(0.25)
-    finally:
-        browser.terminate()
-        try:
-            browser.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            browser.kill()
-            browser.wait()
-        httpd.shutdown()
-    assert _Page.reports, f"the page never reported (chromium log:\n{(tmp_path / 'chromium.log').read_text()[-3000:]})"
-    last = _Page.reports[-1]
+    page = (PAGE.replace("REFUSE_AVC", "true" if refuse_avc else "false")
+            .replace("VP9CODEC", vp9_codec).replace("SRC", url).encode())
+    last = run_page(page, tmp_path)
     assert last["t"] > 5, f"playback reached {last['t']:.2f} s in 60 s: {last}"
     assert last["stalls"] == [], f"stalled at {last['stalls']}: {last}"
     assert not [e for e in last["errors"] if "fatal" in e], last
