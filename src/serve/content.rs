@@ -376,12 +376,11 @@ mod tests {
 
     use crate::archive::test_support::noise;
 
-    #[test]
-    fn pieces_of_cached_chunks_are_lent_from_them_several_per_call_and_read_right() {
+    /// An archive holding `bytes` committed as main/clip.mov, and a reader of it.
+    fn one_clip(bytes: Vec<u8>) -> (tempfile::TempDir, Archive, Arc<crate::archive::BlobReader>, Vec<u8>) {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("a");
         drop(Archive::init(&root).unwrap());
-        let bytes = noise(9 << 20, 14);
         {
             let a = Archive::open(&root).unwrap();
             a.stage_write("main", "clip.mov", &[], &[(0, &bytes)], bytes.len() as u64, 0o644, 1, None, &Default::default()).unwrap();
@@ -392,6 +391,12 @@ mod tests {
         drop(w);
         let a = Archive::open(&root).unwrap();
         let reader = Arc::new(a.blob_reader(&hash).unwrap());
+        (dir, a, reader, bytes)
+    }
+
+    #[test]
+    fn pieces_of_cached_chunks_are_lent_from_them_several_per_call_and_read_right() {
+        let (_dir, a, reader, bytes) = one_clip(noise(9 << 20, 14));
         let config = ReadAheadConfig { cache_bytes: 64 << 20, workers: 1, queue: 8, max_window: 64 << 20 };
         let prefetch = Prefetcher::new(a.store().clone(), config);
         // Every chunk in the shared cache, as a read-ahead leaves them.
@@ -442,20 +447,7 @@ mod tests {
     /// frame waits for (`scripts/bench serve`: first frame 1.24x nginx's).
     #[test]
     fn a_response_reads_ahead_a_small_window_first_and_grows_it_as_the_client_reads() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("a");
-        drop(Archive::init(&root).unwrap());
-        let bytes = noise(48 << 20, 21);
-        {
-            let a = Archive::open(&root).unwrap();
-            a.stage_write("main", "clip.mov", &[], &[(0, &bytes)], bytes.len() as u64, 0o644, 1, None, &Default::default()).unwrap();
-        }
-        let mut w = Archive::open_writer(&root).unwrap();
-        w.commit_staging("main", "test").unwrap().unwrap();
-        let hash = w.resolve("main/clip.mov").unwrap().entry.hash;
-        drop(w);
-        let a = Archive::open(&root).unwrap();
-        let reader = Arc::new(a.blob_reader(&hash).unwrap());
+        let (_dir, a, reader, bytes) = one_clip(noise(48 << 20, 21));
         let size = bytes.len() as u64;
         let chunks: Vec<_> = reader.chunk_offsets_in(0, size);
         let config = ReadAheadConfig { cache_bytes: 512 << 20, workers: 1, queue: 64, max_window: 128 << 20 };

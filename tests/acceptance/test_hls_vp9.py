@@ -15,9 +15,7 @@ Footage: an 8 s 1280x720 25p H.264 clip with AAC, made here (four 2 s segments).
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
 from types import SimpleNamespace
 
 import m3u8
@@ -25,23 +23,12 @@ import pytest
 import requests
 
 from browser import run_page
+from test_hls import ffprobe_json, run
 from test_serve import Server
 
 TIMEOUT = 600
 CLIP = "R001_h264_25p.mov"
 FRAMES = 200
-
-
-def run(argv, timeout=TIMEOUT, **kw):
-    kw.setdefault("capture_output", True)
-    kw.setdefault("stdin", subprocess.DEVNULL)
-    return subprocess.run([str(a) for a in argv], timeout=timeout, **kw)
-
-
-def ffprobe_json(path, *extra):
-    p = run(["ffprobe", "-v", "error", *extra, "-of", "json", path], text=True)
-    assert p.returncode == 0, f"ffprobe {path}: {p.stderr}"
-    return json.loads(p.stdout)
 
 
 def keyframe_indices(path):
