@@ -160,8 +160,8 @@ impl Archive {
         }
         let catalog = Catalog::open(&db, true)?;
         catalog.ensure_staging_schema()?;
+        // Pack names are looked up as packs are first read (ChunkStore::pack_name).
         let store = Arc::new(ChunkStore::new(packs.clone(), db, 64 << 20));
-        store.register_packs(catalog.pack_names()?.into_iter().map(|(id, name, _)| (id, name)));
         Ok(Archive { root: path.into(), config, catalog, store, packs, lock: None })
     }
 
