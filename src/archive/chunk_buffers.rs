@@ -24,6 +24,10 @@ const POOL_BYTES: usize = 64 << 20;
 /// what they hold.
 const MIN_FILL_SHIFT: u32 = 1;
 
+/// Smaller buffers are not kept: malloc serves them from its arenas without a
+/// mapping of their own, and a pool of many small ones would only be scanned.
+const MIN_POOLED: usize = 64 << 10;
+
 struct Pool {
     free: Vec<Vec<u8>>,
     bytes: usize,
@@ -86,9 +90,10 @@ impl ChunkBuffers {
         }
     }
 
-    /// Give a buffer back for a later `take` (freed if it does not fit).
+    /// Give a buffer back for a later `take` (freed if it does not fit, or if
+    /// it is small enough for malloc's arenas to serve without a mapping).
     pub fn give(&self, v: Vec<u8>) {
-        if v.capacity() == 0 || v.capacity() > self.cap {
+        if v.capacity() < MIN_POOLED || v.capacity() > self.cap {
             return;
         }
         let Ok(mut p) = self.pool.lock() else { return };

@@ -911,6 +911,16 @@ impl ReadBuf {
             ReadBuf::Owned(v) => v,
         }
     }
+
+    /// Done with these bytes (the reply is sent): an owned buffer goes back to
+    /// the chunk buffer pool for the next request, and a chunk that a cache
+    /// dropped while it was lent goes back once this was its last holder.
+    pub fn recycle(self) {
+        match self {
+            ReadBuf::Chunk { chunk, .. } => super::chunk_buffers::recycle(chunk),
+            ReadBuf::Owned(v) => super::chunk_buffers::give(v),
+        }
+    }
 }
 
 impl Prefetched {
@@ -935,8 +945,19 @@ impl Prefetched {
                 }
             }
         }
-        let mut out = vec![0u8; len as usize];
-        let n = self.read(offset, &mut out)?;
+        // A recycled buffer (the pool's; `ReadBuf::recycle` gives it back):
+        // a fresh 1 MiB one per request was a mapping of its own, faulted in
+        // page by page, zeroed and unmapped again on every FUSE read (strace:
+        // one mmap and one munmap of 1 MiB per random read). `read` overwrites
+        // every byte it returns.
+        let mut out = super::chunk_buffers::take(len as usize);
+        let n = match self.read(offset, &mut out) {
+            Ok(n) => n,
+            Err(e) => {
+                super::chunk_buffers::give(out);
+                return Err(e);
+            }
+        };
         out.truncate(n);
         Ok(ReadBuf::Owned(out))
     }

@@ -11,6 +11,7 @@ use super::write::{BranchWrites, Branches, Falloc, WriteHost, WriteState};
 use crate::archive::objects::{DeviceNumber, EntryExtra};
 use crate::archive::read::{Prefetched, ReadBuf};
 use crate::archive::read_pool::ReadPool;
+use crate::archive::readahead::STREAM_MIN_RUN;
 use crate::archive::{Archive, BlobReader, EntryKind, Hash};
 use crate::media::slice::SlicePlan;
 use crate::timecode::SliceSpec;
@@ -621,7 +622,27 @@ impl FsCore {
     /// near where the last ended grows the window; a jump resets it.
     fn plan_readahead(&self, reader: &BlobReader, seq: &Mutex<SeqState>, offset: u64, len: u64) {
         let Ok(mut s) = seq.lock() else { return };
-        let Some((from, to)) = s.on_read(offset, len, reader.size, self.prefetch.max_window) else { return };
+        let ahead = s.on_read(offset, len, reader.size, self.prefetch.max_window);
+        if let Some((from, upto)) = s.behind() {
+            // Only chunks that surely end before `upto` (an extent ends at most
+            // its chunk's length after it starts).
+            let passed: Vec<_> = reader
+                .chunk_offsets_in(from, upto - from)
+                .into_iter()
+                .filter(|(off, _, loc)| off + loc.raw_len as u64 <= upto)
+                .map(|(_, h, _)| h)
+                .collect();
+            self.prefetch.release(&passed);
+            s.released_to = upto;
+        }
+        // One random read the kernel split into requests that follow each
+        // other is not a stream: loading whole chunks ahead of it read as many
+        // bytes again as the reads asked for (strace), and the reads after it
+        // waited behind those loads (the random-read p99).
+        if s.run() <= STREAM_MIN_RUN {
+            return;
+        }
+        let Some((from, to)) = ahead else { return };
         let chunks = reader.chunk_offsets_in(from, to - from);
         // Only what the prefetcher accepted counts as requested; the rest is
         // asked for again on the next read (back-pressure, not loss).

@@ -192,7 +192,10 @@ impl Filesystem for FuseAdapter {
         reply: ReplyData,
     ) {
         match self.core.read_buf(fh.0, offset, size) {
-            Ok(data) => reply.data(&data),
+            Ok(data) => {
+                reply.data(&data);
+                data.recycle();
+            }
             Err(e) => reply.error(errno(&e)),
         }
     }
