@@ -278,7 +278,7 @@ mod tests {
             let a = Archive::open(&root).unwrap();
             let blob = a.resolve("main/clip.mov").unwrap().entry.hash;
             let ext = a.catalog.extents(&blob).unwrap();
-            let e = ext.iter().find(|e| e.file_offset <= at && at < e.end()).unwrap().clone();
+            let e = *ext.iter().find(|e| e.file_offset <= at && at < e.end()).unwrap();
             let loc = a.catalog.chunk_loc(&e.chunk).unwrap().unwrap();
             let name = a.catalog.pack_name(loc.pack).unwrap().unwrap();
             let path = root.join("packs").join(&name);
