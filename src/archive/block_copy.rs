@@ -73,12 +73,17 @@ pub fn copy_checked(
 ) -> Result<u64> {
     let windows = reader.size.div_ceil(WINDOW);
     let stop = AtomicBool::new(false);
+    // Loaders wait for the writer to finish before they exit, so that no
+    // thread ends in the middle of the writer's copy (tools that trace the
+    // copy, as strace does, then see each call whole).
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
     std::thread::scope(|s| {
         let mut rxs = Vec::new();
         for j in 0..LOADERS.min(windows) {
             let (tx, rx) = crossbeam_channel::bounded::<Result<Vec<u8>>>(AHEAD);
             rxs.push(rx);
             let stop = &stop;
+            let done = done_rx.clone();
             s.spawn(move || {
                 // Loader j checks windows j, j + LOADERS, ...: the writer takes
                 // them in order from each loader's queue in turn.
@@ -93,12 +98,15 @@ pub fn copy_checked(
                     }
                     w += LOADERS;
                 }
+                drop(tx);
+                let _ = done.recv();
             });
         }
         let result = write_in_order(reader, &rxs, windows, out, out_path, interrupt, advance);
         // Loaders blocked on a full queue see it closed and stop.
         stop.store(true, Ordering::Relaxed);
         drop(rxs);
+        drop(done_tx);
         result
     })
 }
