@@ -7,6 +7,7 @@
 //! crash leaves at worst an unreferenced pack that the next writer removes.
 
 pub mod blob_hash;
+pub mod block_copy;
 pub mod catalog;
 pub mod check;
 pub mod chunk_buffers;

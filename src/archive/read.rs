@@ -500,7 +500,17 @@ impl ChunkStore {
     /// when this chunk cannot be copied so (compressed, not a local file, a
     /// filesystem without copy_file_range): the caller then writes them itself.
     pub fn copy_chunk_range_to(&self, hash: &Hash, loc: &ChunkLoc, off: u64, len: usize, out: &std::fs::File) -> Result<usize> {
-        if loc.codec != CODEC_RAW || !self.is_verified(hash) || off + len as u64 > loc.raw_len as u64 {
+        if !self.is_verified(hash) {
+            return Ok(0);
+        }
+        self.copy_raw_range_to(hash, loc, off, len, out)
+    }
+
+    /// `copy_chunk_range_to` without the check that this process verified the
+    /// chunk: for a caller that has verified exactly these bytes by other means
+    /// (restore checks them against the file's outboard, `archive::block_copy`).
+    pub fn copy_raw_range_to(&self, hash: &Hash, loc: &ChunkLoc, off: u64, len: usize, out: &std::fs::File) -> Result<usize> {
+        if loc.codec != CODEC_RAW || off + len as u64 > loc.raw_len as u64 {
             return Ok(0);
         }
         let (file, path, loc) = self.open_at(hash, loc)?;
@@ -518,6 +528,33 @@ impl ChunkStore {
             }
         }
         Ok(done)
+    }
+
+    /// Bytes [off, off + buf.len()) of a raw chunk as they are in the pack,
+    /// NOT verified: for a caller that checks them itself against a hash that
+    /// covers them (restore checks every byte against the file's outboard, so
+    /// each byte is hashed once, not once for the chunk id and once for the
+    /// file). `Ok(false)`: the chunk is not stored raw (load it with `chunk`).
+    pub fn read_raw_unverified(&self, hash: &Hash, loc: &ChunkLoc, off: u64, buf: &mut [u8]) -> Result<bool> {
+        if loc.codec != CODEC_RAW {
+            return Ok(false);
+        }
+        if off + buf.len() as u64 > loc.raw_len as u64 {
+            return Err(ArchiveError::Inconsistent(format!("extent past the end of chunk {}", hash.short())));
+        }
+        let (file, path, loc) = self.open_at(hash, loc)?;
+        file.read_exact_at(loc.offset + RECORD_HEADER_LEN + off, buf).at(&path)?;
+        Ok(true)
+    }
+
+    /// How many chunks this process has verified whole against their ids.
+    pub fn verified_chunks(&self) -> usize {
+        self.verified.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    /// Where a chunk's pack is, for messages.
+    pub fn pack_path(&self, pack: i64) -> String {
+        self.packs.locate(&self.pack_name(pack))
     }
 
     /// Make a file's extents readable: one JOIN instead of a query per chunk.

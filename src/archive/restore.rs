@@ -418,56 +418,22 @@ fn rename_into_place(tmp_dir: &TempFolder, tmp: &str, parent: BorrowedFd<'_>, na
 
 fn restore_file(ctx: &mut Ctx, e: &TreeEntry, parent: BorrowedFd<'_>, name: &str, target: &Path) -> Result<()> {
     let reader = std::sync::Arc::new(ctx.archive.blob_reader(&e.hash)?);
-    let ra = reader.read_ahead(0, reader.size, READ_AHEAD);
+    // With the file's outboard every byte is hashed once, against it; without
+    // one (one block, layout ids, version-1 archives) each chunk is verified
+    // against its id and the whole file hashed again.
+    let file_cvs = super::block_copy::checked_file_outboard(&ctx.archive.catalog, &e.hash, reader.size)?;
     let tmp_dir = ctx.tmp;
     let (tmp, mut f) = dest::create_temp_in(tmp_dir.fd.as_fd(), &tmp_dir.path(), "")?;
     tmp_dir.live.borrow_mut().push(tmp.clone());
     let tmp_path = tmp_dir.path().join(&tmp);
     let xattr_warning = std::cell::Cell::new(None);
     let result = (|| {
-        let mut hasher = super::content_hash::ContentHasher::new(reader.zero_run_bytes());
-        let mut buf = vec![0u8; 8 << 20];
-        let mut off = 0u64;
-        while off < reader.size {
-            if ctx.interrupt.load(Ordering::Relaxed) {
-                return Err(ArchiveError::Interrupted);
+        match &file_cvs {
+            Some(cvs) => {
+                let pb = ctx.pb;
+                super::block_copy::copy_checked(&reader, cvs, &f, &tmp_path, target, ctx.interrupt, &mut |n| pb.advance(n))?;
             }
-            ra.advance(off);
-            // Stored raw data is copied inside the kernel from the pack (hashed
-            // from the verified chunk); the rest is read and written below.
-            let copied = reader.copy_data_to(off, buf.len() as u64, &f, &mut |b| hasher.data(b))?;
-            if copied > 0 {
-                off += copied;
-                ctx.pb.advance(copied);
-                continue;
-            }
-            // Zero runs become holes (seek), so a sparse file restores sparse.
-            let n = match reader.read_piece(off, &mut buf)? {
-                super::read::Piece::Data(0) => {
-                    return Err(ArchiveError::Inconsistent(format!("{}: content ends early at {off}", target.display())));
-                }
-                super::read::Piece::Data(n) => {
-                    hasher.data(&buf[..n]);
-                    f.write_all(&buf[..n]).at(&tmp_path)?;
-                    n as u64
-                }
-                super::read::Piece::Zeros(n) => {
-                    hasher.zeros(n);
-                    std::io::Seek::seek(&mut f, std::io::SeekFrom::Current(n as i64)).at(&tmp_path)?;
-                    n
-                }
-            };
-            off += n;
-            ctx.pb.advance(n);
-        }
-        f.set_len(reader.size).at(&tmp_path)?;
-        if hasher.finalize() != e.hash {
-            return Err(ArchiveError::Damaged {
-                chunk: "(whole file)".into(),
-                pack: "-".into(),
-                offset: 0,
-                what: format!("restored content of {} does not match its BLAKE3 {}", target.display(), e.hash),
-            });
+            None => copy_verifying_chunks(ctx, &reader, &mut f, &tmp_path, target)?,
         }
         // Durability comes from one syncfs when the whole restore is done: a
         // per-file fsync would stall the stream once per file.
@@ -506,6 +472,64 @@ fn restore_file(ctx: &mut Ctx, e: &TreeEntry, parent: BorrowedFd<'_>, name: &str
         ctx.rep.skipped.push((target.display().to_string(), why));
     }
     result.map(|_| ())
+}
+
+/// Write `reader`'s bytes to `f` (an empty file), each chunk verified against
+/// its id as it is loaded and the whole file hashed again against its id:
+/// the path for files without an outboard.
+fn copy_verifying_chunks(
+    ctx: &Ctx,
+    reader: &std::sync::Arc<super::BlobReader>,
+    f: &mut std::fs::File,
+    tmp_path: &Path,
+    target: &Path,
+) -> Result<()> {
+    let ra = reader.read_ahead(0, reader.size, READ_AHEAD);
+    let mut hasher = super::content_hash::ContentHasher::new(reader.zero_run_bytes());
+    let mut buf = vec![0u8; 8 << 20];
+    let mut off = 0u64;
+    while off < reader.size {
+        if ctx.interrupt.load(Ordering::Relaxed) {
+            return Err(ArchiveError::Interrupted);
+        }
+        ra.advance(off);
+        // Stored raw data is copied inside the kernel from the pack (hashed
+        // from the verified chunk); the rest is read and written below.
+        let copied = reader.copy_data_to(off, buf.len() as u64, f, &mut |b| hasher.data(b))?;
+        if copied > 0 {
+            off += copied;
+            ctx.pb.advance(copied);
+            continue;
+        }
+        // Zero runs become holes (seek), so a sparse file restores sparse.
+        let n = match reader.read_piece(off, &mut buf)? {
+            super::read::Piece::Data(0) => {
+                return Err(ArchiveError::Inconsistent(format!("{}: content ends early at {off}", target.display())));
+            }
+            super::read::Piece::Data(n) => {
+                hasher.data(&buf[..n]);
+                f.write_all(&buf[..n]).at(tmp_path)?;
+                n as u64
+            }
+            super::read::Piece::Zeros(n) => {
+                hasher.zeros(n);
+                std::io::Seek::seek(f, std::io::SeekFrom::Current(n as i64)).at(tmp_path)?;
+                n
+            }
+        };
+        off += n;
+        ctx.pb.advance(n);
+    }
+    f.set_len(reader.size).at(tmp_path)?;
+    if hasher.finalize() != reader.hash {
+        return Err(ArchiveError::Damaged {
+            chunk: "(whole file)".into(),
+            pack: "-".into(),
+            offset: 0,
+            what: format!("restored content of {} does not match its BLAKE3 {}", target.display(), reader.hash),
+        });
+    }
+    Ok(())
 }
 
 /// Stream a file's bytes to a writer (for `reelfs cat`), verifying as it goes.

@@ -1,0 +1,325 @@
+//! Restore's one hashing pass: a file's stored bytes copied to a new file and
+//! checked against the file's BLAKE3 outboard (archive/outboard.rs), so every
+//! byte is hashed once.
+//!
+//! The old path hashed every restored byte twice: once to verify its chunk
+//! against the chunk id, once into the whole-file hash. Chunk ids are BLAKE3
+//! at chunk offset 0, so their chaining values cannot be reused for the file
+//! hash. The file's outboard can: its block CVs merge to the file id (what
+//! `b3sum` prints; checked once with `outboard::matches`), and each block's CV
+//! depends only on that block's bytes and offset. So the raw bytes are read
+//! from the packs unverified, each 256 KiB block is hashed at its file offset
+//! and compared with its CV, and only then written. A byte that does not
+//! match fails the block; its chunks are then verified whole against their
+//! ids, so the error names the damaged chunk and its pack.
+//!
+//! Loader threads read and check windows of blocks ahead of the writer, on
+//! every core (hashing is the CPU cost; a window is checked as a whole by one
+//! thread). The writer copies raw stored bytes pack -> file inside the kernel
+//! (`copy_file_range`, the same bytes the loader just read and checked, from
+//! the page cache) and writes the rest (decoded chunks) from the checked
+//! buffer; zero runs become holes.
+
+use super::catalog::Catalog;
+use super::chunk_buffers;
+use super::error::{ArchiveError, IoContext, Result};
+use super::objects::Hash;
+use super::outboard::{self, Cv, BLOCK_LEN};
+use super::read::BlobReader;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Bytes one loader reads and checks at a time: 32 blocks (8 MiB), a few
+/// preads of 4 MiB chunks.
+const WINDOW: u64 = 32 * BLOCK_LEN;
+/// Loader threads: one per core of this 2-core machine; the writer's work is
+/// mostly the kernel's copy.
+const LOADERS: u64 = 2;
+/// Checked windows each loader may hold ahead of the writer.
+const AHEAD: usize = 2;
+
+/// The file's outboard from the catalog, if it has one that merges to `id`
+/// for `size` bytes (files of one block, layout ids and version-1 archives
+/// have none: their restore hashes chunks and file as before).
+pub fn checked_file_outboard(cat: &Catalog, id: &Hash, size: u64) -> Result<Option<Vec<Cv>>> {
+    if !outboard::has_blocks(size) {
+        return Ok(None);
+    }
+    let cvs = cat.blob_outboard(id)?;
+    Ok(cvs.filter(|cvs| {
+        let ok = outboard::matches(id, size, cvs);
+        if !ok {
+            log::warn!("blob {}: its outboard in the catalog does not match its id; restoring it with whole-chunk checks", id.short());
+        }
+        ok
+    }))
+}
+
+/// Write every byte of `reader` to `out` (at its current position, the start
+/// of an empty file), each checked against `cvs` (from
+/// `checked_file_outboard`) before it is written. `advance` is told each
+/// span written. Returns the number of bytes hashed (the file's size: each
+/// byte once). On error, what was written is unverified-free but incomplete:
+/// the caller removes the file.
+pub fn copy_checked(
+    reader: &BlobReader,
+    cvs: &[Cv],
+    out: &std::fs::File,
+    out_path: &Path,
+    target: &Path,
+    interrupt: &AtomicBool,
+    advance: &mut dyn FnMut(u64),
+) -> Result<u64> {
+    let windows = reader.size.div_ceil(WINDOW);
+    let stop = AtomicBool::new(false);
+    // Loaders wait for the writer to finish before they exit, so that no
+    // thread ends in the middle of the writer's copy (tools that trace the
+    // copy, as strace does, then see each call whole).
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
+    std::thread::scope(|s| {
+        let mut rxs = Vec::new();
+        for j in 0..LOADERS.min(windows) {
+            let (tx, rx) = crossbeam_channel::bounded::<Result<Vec<u8>>>(AHEAD);
+            rxs.push(rx);
+            let stop = &stop;
+            let done = done_rx.clone();
+            s.spawn(move || {
+                // Loader j checks windows j, j + LOADERS, ...: the writer takes
+                // them in order from each loader's queue in turn.
+                let mut w = j;
+                while w < windows && !stop.load(Ordering::Relaxed) && !interrupt.load(Ordering::Relaxed) {
+                    let a = w * WINDOW;
+                    let b = (a + WINDOW).min(reader.size);
+                    let r = load_checked(reader, cvs, a, b, target);
+                    let failed = r.is_err();
+                    if tx.send(r).is_err() || failed {
+                        break;
+                    }
+                    w += LOADERS;
+                }
+                drop(tx);
+                let _ = done.recv();
+            });
+        }
+        let result = write_in_order(reader, &rxs, windows, out, out_path, interrupt, advance);
+        // Loaders blocked on a full queue see it closed and stop.
+        stop.store(true, Ordering::Relaxed);
+        drop(rxs);
+        drop(done_tx);
+        result
+    })
+}
+
+fn write_in_order(
+    reader: &BlobReader,
+    rxs: &[crossbeam_channel::Receiver<Result<Vec<u8>>>],
+    windows: u64,
+    out: &std::fs::File,
+    out_path: &Path,
+    interrupt: &AtomicBool,
+    advance: &mut dyn FnMut(u64),
+) -> Result<u64> {
+    let mut hashed = 0u64;
+    let mut f = out;
+    for w in 0..windows {
+        if interrupt.load(Ordering::Relaxed) {
+            return Err(ArchiveError::Interrupted);
+        }
+        let rx = &rxs[(w % rxs.len() as u64) as usize];
+        let buf = match rx.recv() {
+            Ok(r) => r?,
+            Err(_) if interrupt.load(Ordering::Relaxed) => return Err(ArchiveError::Interrupted),
+            Err(_) => return Err(ArchiveError::Invalid("internal: a restore loader stopped early".into())),
+        };
+        let a = w * WINDOW;
+        let b = a + buf.len() as u64;
+        hashed += buf.len() as u64;
+        for re in reader.extents_in(a, b - a) {
+            let e = &re.extent;
+            let (s, t) = (a.max(e.file_offset), b.min(e.end()));
+            if s >= t {
+                continue;
+            }
+            let n = (t - s) as usize;
+            if e.is_zero_run() {
+                f.seek(SeekFrom::Current(n as i64)).at(out_path)?;
+                continue;
+            }
+            let in_chunk = e.chunk_offset + (s - e.file_offset);
+            let copied = reader.store().copy_raw_range_to(&e.chunk, &re.loc, in_chunk, n, out)?;
+            if copied < n {
+                let from = (s - a) as usize + copied;
+                f.write_all(&buf[from..(t - a) as usize]).at(out_path)?;
+            }
+        }
+        advance(b - a);
+        chunk_buffers::give(buf);
+    }
+    out.set_len(reader.size).at(out_path)?;
+    Ok(hashed)
+}
+
+/// File bytes [a, b) (block-aligned `a`), read from the packs and checked
+/// block by block against `cvs`.
+fn load_checked(reader: &BlobReader, cvs: &[Cv], a: u64, b: u64, target: &Path) -> Result<Vec<u8>> {
+    let gap = |at: u64| ArchiveError::Inconsistent(format!("blob {} has a gap at offset {at}", reader.hash.short()));
+    let mut buf = chunk_buffers::take((b - a) as usize);
+    let mut pos = a;
+    for re in reader.extents_in(a, b - a) {
+        let e = &re.extent;
+        let (s, t) = (pos.max(e.file_offset), b.min(e.end()));
+        if s >= t {
+            continue;
+        }
+        if s != pos {
+            return Err(gap(pos));
+        }
+        let dst = &mut buf[(s - a) as usize..(t - a) as usize];
+        if e.is_zero_run() {
+            dst.fill(0);
+        } else {
+            let in_chunk = e.chunk_offset + (s - e.file_offset);
+            if !reader.store().read_raw_unverified(&e.chunk, &re.loc, in_chunk, dst)? {
+                // Compressed: decoded and verified whole (hashed twice; camera
+                // media is stored raw, so this is the rare case).
+                let chunk = reader.store().chunk(&e.chunk, &re.loc)?;
+                let Some(src) = chunk.get(in_chunk as usize..in_chunk as usize + dst.len()) else {
+                    return Err(ArchiveError::Inconsistent(format!("extent past the end of chunk {}", e.chunk.short())));
+                };
+                dst.copy_from_slice(src);
+            }
+        }
+        pos = t;
+    }
+    if pos < b {
+        return Err(gap(pos));
+    }
+    let mut at = a;
+    while at < b {
+        let end = (at + BLOCK_LEN).min(b);
+        let k = (at / BLOCK_LEN) as usize;
+        if cvs.get(k) != Some(&outboard::block_cv(&buf[(at - a) as usize..(end - a) as usize], at)) {
+            return Err(name_damage(reader, k, at, end, target));
+        }
+        at = end;
+    }
+    Ok(buf)
+}
+
+/// The error for a block that does not match the outboard: the chunk there
+/// that fails its own id if there is one (damage in a pack), else the file.
+fn name_damage(reader: &BlobReader, k: usize, at: u64, end: u64, target: &Path) -> ArchiveError {
+    for re in reader.extents_in(at, end - at) {
+        if re.extent.is_zero_run() || re.extent.end() <= at {
+            continue;
+        }
+        if let Err(e) = reader.store().chunk(&re.extent.chunk, &re.loc) {
+            return e;
+        }
+    }
+    ArchiveError::Damaged {
+        chunk: "(whole file)".into(),
+        pack: "-".into(),
+        offset: at,
+        what: format!(
+            "restored content of {} does not match its BLAKE3 {} (block {k}, bytes {at}..{end}; every chunk there matches its own id, so the file's extent list names the wrong chunks)",
+            target.display(),
+            reader.hash
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::pack::RECORD_HEADER_LEN;
+    use crate::archive::restore::{restore, RestoreOptions};
+    use crate::archive::test_support::{noise, put};
+    use crate::archive::Archive;
+
+    /// An archive holding `main/clip.mov`: `len` bytes in several raw chunks.
+    fn archive_with_clip(dir: &Path, len: usize) -> (std::path::PathBuf, Vec<u8>) {
+        let root = dir.join("a");
+        let mut a = Archive::init(&root).unwrap();
+        let bytes = noise(len, 11);
+        put(&mut a, "main", dir, "clip.mov", &bytes);
+        (root, bytes)
+    }
+
+    fn restore_clip(root: &Path, out: &Path) -> (Archive, crate::archive::restore::RestoreReport) {
+        let a = Archive::open(root).unwrap();
+        let stop = AtomicBool::new(false);
+        let opts = RestoreOptions { progress: Default::default(), interrupt: &stop };
+        let rep = restore(&a, &["main/clip.mov".to_string()], out, &opts).unwrap();
+        (a, rep)
+    }
+
+    #[test]
+    fn a_restore_with_the_files_outboard_hashes_each_byte_once_and_verifies_no_chunk_by_its_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, bytes) = archive_with_clip(dir.path(), 24 << 20);
+        let out = dir.path().join("clip.mov");
+        let (a, rep) = restore_clip(&root, &out);
+        assert!(rep.failed.is_empty(), "{:?}", rep.failed);
+        assert!(std::fs::read(&out).unwrap() == bytes, "restored bytes differ");
+        let blob = a.resolve("main/clip.mov").unwrap().entry.hash;
+        assert!(a.catalog.extents(&blob).unwrap().len() >= 2, "want a multi-chunk file");
+        // The chunk-id pass is gone: no chunk was verified whole...
+        assert_eq!(a.store().verified_chunks(), 0, "restore verified chunks against their ids as well as the file's outboard");
+        // ...and the outboard pass hashes every byte exactly once.
+        let cvs = checked_file_outboard(&a.catalog, &blob, bytes.len() as u64).unwrap().expect("the ingested file has an outboard");
+        let r = a.blob_reader(&blob).unwrap();
+        let copy = dir.path().join("copy");
+        let f = std::fs::File::create(&copy).unwrap();
+        let hashed = copy_checked(&r, &cvs, &f, &copy, &copy, &AtomicBool::new(false), &mut |_| {}).unwrap();
+        assert_eq!(hashed, bytes.len() as u64);
+        assert!(std::fs::read(&copy).unwrap() == bytes);
+    }
+
+    #[test]
+    fn a_flipped_byte_fails_the_restore_naming_its_chunk_and_pack_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, bytes) = archive_with_clip(dir.path(), 24 << 20);
+        let at = 13 << 20;
+        let (chunk, pack) = {
+            let a = Archive::open(&root).unwrap();
+            let blob = a.resolve("main/clip.mov").unwrap().entry.hash;
+            let ext = a.catalog.extents(&blob).unwrap();
+            let e = *ext.iter().find(|e| e.file_offset <= at && at < e.end()).unwrap();
+            let loc = a.catalog.chunk_loc(&e.chunk).unwrap().unwrap();
+            let name = a.catalog.pack_name(loc.pack).unwrap().unwrap();
+            let path = root.join("packs").join(&name);
+            let pos = loc.offset + RECORD_HEADER_LEN + e.chunk_offset + (at - e.file_offset);
+            let mut b = std::fs::read(&path).unwrap();
+            b[pos as usize] ^= 0x01;
+            std::fs::write(&path, b).unwrap();
+            (e.chunk, name)
+        };
+        let out = dir.path().join("clip.mov");
+        let (_a, rep) = restore_clip(&root, &out);
+        assert_eq!(rep.failed.len(), 1, "{rep:?}");
+        let why = &rep.failed[0].1;
+        assert!(why.contains(&chunk.to_hex()) && why.contains(&pack), "the error names neither the chunk nor its pack: {why}");
+        assert!(!out.exists(), "a damaged restore left a file under the name");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(!left.iter().any(|n| n.to_string_lossy().starts_with(".reelfs-restore-")), "{left:?}");
+        assert_eq!(bytes.len(), 24 << 20);
+    }
+
+    #[test]
+    fn a_file_without_an_outboard_restores_with_whole_chunk_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, bytes) = archive_with_clip(dir.path(), 6 << 20);
+        {
+            let a = Archive::open_writer(&root).unwrap();
+            let blob = a.resolve("main/clip.mov").unwrap().entry.hash;
+            a.catalog.delete_outboards(&[(false, blob)]).unwrap();
+        }
+        let out = dir.path().join("clip.mov");
+        let (a, rep) = restore_clip(&root, &out);
+        assert!(rep.failed.is_empty(), "{:?}", rep.failed);
+        assert!(std::fs::read(&out).unwrap() == bytes);
+        assert!(a.store().verified_chunks() >= 1, "the version-1 path verifies chunks against their ids");
+    }
+}
