@@ -23,7 +23,7 @@ use super::readahead::{ChunkSource, Loaded};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Thread-safe access to chunk bytes in the packs. Shared by every reader of an
 /// archive (the mount's worker threads, restore).
@@ -503,42 +503,185 @@ impl ChunkStore {
 
     /// Make a file's extents readable: one JOIN instead of a query per chunk.
     pub fn resolve(cat: &Catalog, blob: &Hash) -> Result<Vec<ResolvedExtent>> {
-        let rows = cat.extents_with_locs(blob)?;
-        let mut out = Vec::new();
-        for (extent, loc) in rows {
-            let loc = match loc {
-                _ if extent.is_zero_run() => ZERO_RUN_LOC,
-                Some(l) => l,
-                None => {
-                    return Err(ArchiveError::Inconsistent(format!(
-                        "chunk {} of blob {} is not in the catalog",
-                        extent.chunk.short(),
-                        blob.short()
-                    )))
-                }
-            };
-            out.push(ResolvedExtent { extent, loc });
+        resolve_rows(blob, cat.extents_with_locs(blob)?)
+    }
+
+    /// The extent of `blob` holding `offset` and up to `limit - 1` after it,
+    /// read through the lookup connection (a paged `BlobReader`).
+    fn extents_from(&self, blob: &Hash, offset: u64, limit: usize) -> Result<Vec<ResolvedExtent>> {
+        let mut g = self.relocator.lock().map_err(|_| ArchiveError::Inconsistent("the catalog lookup lock is poisoned".into()))?;
+        if g.is_none() {
+            *g = Some(Catalog::open_read_only(&self.catalog_db)?);
         }
-        Ok(out)
+        let Some(c) = g.as_ref() else { return Err(ArchiveError::Inconsistent("no catalog connection for lookups".into())) };
+        resolve_rows(blob, c.extents_with_locs_from(blob, offset, limit)?)
+    }
+
+    /// All extents of `blob`, through the lookup connection.
+    fn all_extents(&self, blob: &Hash) -> Result<Vec<ResolvedExtent>> {
+        let mut g = self.relocator.lock().map_err(|_| ArchiveError::Inconsistent("the catalog lookup lock is poisoned".into()))?;
+        if g.is_none() {
+            *g = Some(Catalog::open_read_only(&self.catalog_db)?);
+        }
+        let Some(c) = g.as_ref() else { return Err(ArchiveError::Inconsistent("no catalog connection for lookups".into())) };
+        Self::resolve(c, blob)
+    }
+}
+
+/// Pair catalog rows with their chunk locations; a chunk the catalog does not
+/// know is an inconsistency the caller explains (released, lost).
+pub(crate) fn resolve_rows(blob: &Hash, rows: Vec<(Extent, Option<ChunkLoc>)>) -> Result<Vec<ResolvedExtent>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for (extent, loc) in rows {
+        let loc = match loc {
+            _ if extent.is_zero_run() => ZERO_RUN_LOC,
+            Some(l) => l,
+            None => {
+                return Err(ArchiveError::Inconsistent(format!(
+                    "chunk {} of blob {} is not in the catalog",
+                    extent.chunk.short(),
+                    blob.short()
+                )))
+            }
+        };
+        out.push(ResolvedExtent { extent, loc });
+    }
+    Ok(out)
+}
+
+/// Extents a paged reader reads from the catalog at a time: a few catalog
+/// pages, and for camera media (chunks of megabytes) hundreds of megabytes
+/// of file, so a sequential reader asks again rarely.
+pub const EXTENT_PAGE: usize = 128;
+
+/// A sorted run of a file's extents: all of them, or a paged reader's page.
+enum Run<'a> {
+    All(&'a [ResolvedExtent]),
+    Page(Arc<Vec<ResolvedExtent>>),
+}
+
+impl std::ops::Deref for Run<'_> {
+    type Target = [ResolvedExtent];
+    fn deref(&self) -> &[ResolvedExtent] {
+        match self {
+            Run::All(s) => s,
+            Run::Page(v) => v,
+        }
     }
 }
 
 /// Random access to one file's content. Cheap to clone-share via Arc; `read_at`
 /// takes `&self` so many threads can read one file at once.
+///
+/// A reader made by `paged` does not read the whole extent list when it is
+/// opened: a file of thousands of extents (a long camera original, a 1 TiB
+/// file) would cost that many catalog rows (and cold catalog pages) before
+/// its first byte. It keeps one page of extents around the place being read
+/// and reads the next page from the catalog when a read leaves it; whatever
+/// needs every extent (`extents`, `zero_run_bytes`) reads them all once.
 pub struct BlobReader {
     pub hash: Hash,
     pub size: u64,
-    extents: Vec<ResolvedExtent>,
+    /// Every extent in file order: given to `new`, or read on first need.
+    all: OnceLock<Vec<ResolvedExtent>>,
+    /// A paged reader's current page (None: an eager reader, `all` is set).
+    page: Option<Mutex<Arc<Vec<ResolvedExtent>>>>,
+    /// Extent rows read from the catalog by this reader (after `paged`).
+    rows_read: AtomicU64,
     store: Arc<ChunkStore>,
 }
 
 impl BlobReader {
     pub fn new(hash: Hash, size: u64, extents: Vec<ResolvedExtent>, store: Arc<ChunkStore>) -> BlobReader {
-        BlobReader { hash, size, extents, store }
+        let rows = extents.len() as u64;
+        BlobReader { hash, size, all: OnceLock::from(extents), page: None, rows_read: AtomicU64::new(rows), store }
     }
 
+    /// A reader that starts with `first_page` (the extents from offset 0, as
+    /// `Catalog::extents_with_locs_from` returns them) and pages in the rest.
+    /// A page shorter than `EXTENT_PAGE` is the whole file.
+    pub fn paged(hash: Hash, size: u64, first_page: Vec<ResolvedExtent>, store: Arc<ChunkStore>) -> BlobReader {
+        let rows = first_page.len() as u64;
+        if first_page.len() < EXTENT_PAGE {
+            return BlobReader::new(hash, size, first_page, store);
+        }
+        BlobReader {
+            hash,
+            size,
+            all: OnceLock::new(),
+            page: Some(Mutex::new(Arc::new(first_page))),
+            rows_read: AtomicU64::new(rows),
+            store,
+        }
+    }
+
+    /// Extent rows this reader has read from the catalog so far (a paged
+    /// reader reads a page at a time; tests check that opening and reading
+    /// the start of a long file does not read all of them).
+    pub fn extent_rows_read(&self) -> u64 {
+        self.rows_read.load(Ordering::Relaxed)
+    }
+
+    /// Every extent of the file. A paged reader reads them all from the
+    /// catalog the first time; if that fails (the catalog cannot be read),
+    /// the error is logged and the list is empty, so callers that need every
+    /// extent and must not miss one use `try_extents`.
     pub fn extents(&self) -> &[ResolvedExtent] {
-        &self.extents
+        match self.try_extents() {
+            Ok(all) => all,
+            Err(e) => {
+                log::error!("blob {}: cannot read its extent list: {e}", self.hash.short());
+                &[]
+            }
+        }
+    }
+
+    /// Every extent of the file, or why they cannot be read.
+    pub fn try_extents(&self) -> Result<&[ResolvedExtent]> {
+        if let Some(all) = self.all.get() {
+            return Ok(all);
+        }
+        let all = self.store.all_extents(&self.hash)?;
+        self.rows_read.fetch_add(all.len() as u64, Ordering::Relaxed);
+        // Another thread may have set it meanwhile: both lists are the same rows.
+        let _ = self.all.set(all);
+        Ok(self.all.get().map(|v| v.as_slice()).unwrap_or(&[]))
+    }
+
+    /// A sorted run of extents that covers [offset, offset+len) (cut at the
+    /// end of the file): the whole list when it is loaded, else the current
+    /// page, or new pages read from the catalog starting at `offset`.
+    fn run(&self, offset: u64, len: u64) -> Result<Run<'_>> {
+        if let Some(all) = self.all.get() {
+            return Ok(Run::All(all));
+        }
+        let Some(page) = &self.page else { return self.try_extents().map(Run::All) };
+        let end = offset.saturating_add(len).min(self.size).max(offset);
+        let covers = |v: &[ResolvedExtent]| match (v.first(), v.last()) {
+            (Some(a), Some(z)) => a.extent.file_offset <= offset && (z.extent.end() >= end || z.extent.end() >= self.size),
+            _ => false,
+        };
+        let cur = page.lock().map_err(|_| ArchiveError::Inconsistent("a reader's extent page lock is poisoned".into()))?.clone();
+        if covers(&cur) {
+            return Ok(Run::Page(cur));
+        }
+        let mut rows = self.store.extents_from(&self.hash, offset, EXTENT_PAGE)?;
+        let mut got = rows.len();
+        // A range wider than a page (a read-ahead plan) reads on until covered.
+        while got == EXTENT_PAGE && !covers(&rows) {
+            let Some(from) = rows.last().map(|r| r.extent.end()) else { break };
+            let more = self.store.extents_from(&self.hash, from, EXTENT_PAGE)?;
+            got = more.len();
+            // The first row of `more` is the one holding `from`: the last row
+            // of `rows` when extents are contiguous; drop what we have.
+            rows.extend(more.into_iter().filter(|r| r.extent.file_offset >= from));
+        }
+        self.rows_read.fetch_add(rows.len() as u64, Ordering::Relaxed);
+        let rows = Arc::new(rows);
+        if let Ok(mut g) = page.lock() {
+            *g = rows.clone();
+        }
+        Ok(Run::Page(rows))
     }
 
     /// Fill `buf` from `offset`; returns bytes read (short only at end of file).
@@ -547,13 +690,14 @@ impl BlobReader {
             return Ok(0);
         }
         let want = buf.len().min((self.size - offset) as usize);
+        let extents = self.run(offset, want as u64)?;
         let mut done = 0usize;
-        let mut idx = match self.extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
+        let mut idx = match extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
             Ok(i) => i,
             Err(i) => i.saturating_sub(1),
         };
         while done < want {
-            let Some(re) = self.extents.get(idx) else {
+            let Some(re) = extents.get(idx) else {
                 return Err(ArchiveError::Inconsistent(format!("blob {} has a gap at offset {}", self.hash.short(), offset + done as u64)));
             };
             let pos = offset + done as u64;
@@ -574,28 +718,48 @@ impl BlobReader {
         Ok(done)
     }
 
+    /// The extents overlapping [offset, offset+len) (none, logged, when the
+    /// catalog cannot be read: use `try_extents_in` to see why).
+    pub fn extents_in(&self, offset: u64, len: u64) -> Vec<ResolvedExtent> {
+        self.try_extents_in(offset, len).unwrap_or_else(|e| {
+            log::error!("blob {}: cannot read its extents at {offset}: {e}", self.hash.short());
+            Vec::new()
+        })
+    }
+
     /// The extents overlapping [offset, offset+len).
-    pub fn extents_in(&self, offset: u64, len: u64) -> &[ResolvedExtent] {
+    pub fn try_extents_in(&self, offset: u64, len: u64) -> Result<Vec<ResolvedExtent>> {
+        let extents = self.run(offset, len)?;
         let end = offset.saturating_add(len);
-        let start = match self.extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
+        let start = match extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
             Ok(i) => i,
             Err(i) => i.saturating_sub(1),
         };
-        let stop = match self.extents.binary_search_by(|e| e.extent.file_offset.cmp(&end)) {
+        let stop = match extents.binary_search_by(|e| e.extent.file_offset.cmp(&end)) {
             Ok(i) | Err(i) => i,
         };
-        &self.extents[start.min(self.extents.len())..stop.max(start).min(self.extents.len())]
+        Ok(extents[start.min(extents.len())..stop.max(start).min(extents.len())].to_vec())
+    }
+
+    /// `run` for callers that only plan (read-ahead): an unreadable catalog
+    /// plans nothing, and the read itself reports it.
+    fn run_or_log(&self, offset: u64, len: u64) -> Run<'_> {
+        self.run(offset, len).unwrap_or_else(|e| {
+            log::error!("blob {}: cannot read its extents at {offset}: {e}", self.hash.short());
+            Run::All(&[])
+        })
     }
 
     /// The distinct chunks covering [offset, offset+len), for read-ahead.
     pub fn chunks_in(&self, offset: u64, len: u64) -> Vec<(Hash, ChunkLoc)> {
+        let extents = self.run_or_log(offset, len);
         let end = offset.saturating_add(len);
-        let start = match self.extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
+        let start = match extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
             Ok(i) => i,
             Err(i) => i.saturating_sub(1),
         };
         let mut out: Vec<(Hash, ChunkLoc)> = Vec::new();
-        for re in &self.extents[start.min(self.extents.len())..] {
+        for re in &extents[start.min(extents.len())..] {
             if re.extent.file_offset >= end {
                 break;
             }
@@ -612,13 +776,14 @@ impl BlobReader {
     /// Like `chunks_in`, with the file offset where each chunk is first used, so
     /// a read-ahead can tell how far it has got.
     pub fn chunk_offsets_in(&self, offset: u64, len: u64) -> Vec<(u64, Hash, ChunkLoc)> {
+        let extents = self.run_or_log(offset, len);
         let end = offset.saturating_add(len);
-        let start = match self.extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
+        let start = match extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
             Ok(i) => i,
             Err(i) => i.saturating_sub(1),
         };
         let mut out: Vec<(u64, Hash, ChunkLoc)> = Vec::new();
-        for re in &self.extents[start.min(self.extents.len())..] {
+        for re in &extents[start.min(extents.len())..] {
             if re.extent.file_offset >= end {
                 break;
             }
@@ -638,7 +803,7 @@ impl BlobReader {
 
     /// Bytes of this file that are zero runs.
     pub fn zero_run_bytes(&self) -> u64 {
-        self.extents.iter().filter(|r| r.extent.is_zero_run()).fold(0u64, |a, r| a.saturating_add(r.extent.length))
+        self.extents().iter().filter(|r| r.extent.is_zero_run()).fold(0u64, |a, r| a.saturating_add(r.extent.length))
     }
 
     /// Read what is at `offset`: up to `buf.len()` bytes of stored data (never
@@ -649,11 +814,12 @@ impl BlobReader {
         if offset >= self.size || buf.is_empty() {
             return Ok(Piece::Data(0));
         }
-        let idx = match self.extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
+        let extents = self.run(offset, buf.len() as u64)?;
+        let idx = match extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
             Ok(i) => i,
             Err(i) => i.saturating_sub(1),
         };
-        let Some(re) = self.extents.get(idx).filter(|r| r.extent.file_offset <= offset && offset < r.extent.end()) else {
+        let Some(re) = extents.get(idx).filter(|r| r.extent.file_offset <= offset && offset < r.extent.end()) else {
             return Err(ArchiveError::Inconsistent(format!("blob {} has a gap at offset {}", self.hash.short(), offset)));
         };
         if re.extent.is_zero_run() {
@@ -661,7 +827,7 @@ impl BlobReader {
         }
         // Stop at the next zero run so the caller sees it as one.
         let want_end = offset.saturating_add(buf.len() as u64).min(self.size);
-        let data_end = self.extents[idx..]
+        let data_end = extents[idx..]
             .iter()
             .take_while(|r| r.extent.file_offset < want_end)
             .find(|r| r.extent.is_zero_run())
@@ -681,11 +847,12 @@ impl BlobReader {
         if offset >= self.size || max == 0 {
             return Ok(0);
         }
-        let idx = match self.extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
+        let extents = self.run(offset, 1)?;
+        let idx = match extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
             Ok(i) => i,
             Err(i) => i.saturating_sub(1),
         };
-        let Some(re) = self.extents.get(idx).filter(|r| r.extent.file_offset <= offset && offset < r.extent.end()) else {
+        let Some(re) = extents.get(idx).filter(|r| r.extent.file_offset <= offset && offset < r.extent.end()) else {
             return Ok(0);
         };
         let e = &re.extent;
@@ -822,7 +989,7 @@ impl Prefetched {
         let len = (buf.len() as u64).min(r.size - offset);
         let out = &mut buf[..len as usize];
         let mut done = 0u64;
-        for re in r.extents_in(offset, len) {
+        for re in r.try_extents_in(offset, len).map_err(|e| e.to_string())? {
             let e = &re.extent;
             let start = (offset + done).max(e.file_offset);
             let end = (offset + len).min(e.file_offset + e.length);
@@ -904,7 +1071,7 @@ impl Prefetched {
             return Ok(ReadBuf::Owned(Vec::new()));
         }
         let len = len.min(r.size - offset);
-        if let [re] = r.extents_in(offset, len) {
+        if let [re] = r.try_extents_in(offset, len).map_err(|e| e.to_string())?.as_slice() {
             let e = &re.extent;
             let inside = e.file_offset <= offset && offset + len <= e.file_offset + e.length;
             if inside && !e.is_zero_run() {
@@ -940,5 +1107,88 @@ impl super::read_at::ReadAt for Prefetched {
     }
     fn len(&self) -> u64 {
         self.reader.size
+    }
+}
+
+#[cfg(test)]
+mod paged_tests {
+    use super::*;
+    use crate::archive::objects::Extent;
+    use crate::archive::repo::Archive;
+    use crate::archive::test_support::{noise, put};
+
+    /// A file of `n` 1 KiB extents: every third a zero run, the others slices
+    /// of one stored chunk (at shifting offsets), so that its extent list
+    /// spans many catalog pages while the archive stays small.
+    fn long_file(a: &Archive, chunk_src: &[u8], chunk: &ResolvedExtent, n: u64) -> (Hash, Vec<u8>) {
+        const LEN: u64 = 1024;
+        let mut extents = Vec::new();
+        let mut want = Vec::new();
+        for i in 0..n {
+            if i % 3 == 0 {
+                extents.push(Extent::zeros(i * LEN, LEN));
+                want.extend(std::iter::repeat_n(0u8, LEN as usize));
+            } else {
+                let at = (i * 977) % (chunk.extent.length - LEN);
+                extents.push(Extent {
+                    file_offset: i * LEN,
+                    length: LEN,
+                    chunk: chunk.extent.chunk,
+                    chunk_offset: chunk.extent.chunk_offset + at,
+                });
+                want.extend_from_slice(&chunk_src[at as usize..(at + LEN) as usize]);
+            }
+        }
+        let blob = Hash([7; 32]);
+        a.catalog.insert_blob(&blob, n * LEN, &Hash([8; 32]), &extents).unwrap();
+        (blob, want)
+    }
+
+    #[test]
+    fn reading_the_start_of_a_long_file_reads_one_page_of_its_extents() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Archive::init(&dir.path().join("arch")).unwrap();
+        let src = noise(256 << 10, 5);
+        put(&mut a, "main", dir.path(), "one.bin", &src);
+        let one = a.blob_reader(&a.resolve("main/one.bin").unwrap().entry.hash).unwrap();
+        let first = one.extents()[0].clone();
+        let n = 3000;
+        let (blob, want) = long_file(&a, &src, &first, n);
+
+        let r = a.blob_reader_paged(&blob).unwrap();
+        let mut buf = vec![0xAAu8; 64 << 10];
+        assert_eq!(r.read_at(0, &mut buf).unwrap(), buf.len());
+        assert_eq!(&buf[..], &want[..buf.len()]);
+        assert!(
+            r.extent_rows_read() <= EXTENT_PAGE as u64,
+            "opening and reading the first 64 KiB read {} of {n} extent rows (one page is {EXTENT_PAGE})",
+            r.extent_rows_read()
+        );
+
+        // A jump near the end reads the page there, not the ones between.
+        let before = r.extent_rows_read();
+        let tail = want.len() - 5000;
+        let mut end = vec![0u8; 5000];
+        assert_eq!(r.read_at(tail as u64, &mut end).unwrap(), end.len());
+        assert_eq!(&end[..], &want[tail..]);
+        assert!(r.extent_rows_read() - before <= EXTENT_PAGE as u64);
+
+        // Sequential reads in odd sizes across every page boundary, and the
+        // other ways in, give the same bytes as the eager reader.
+        let mut got = Vec::new();
+        let mut piece = vec![0u8; 77_777];
+        while (got.len() as u64) < r.size {
+            let k = r.read_at(got.len() as u64, &mut piece).unwrap();
+            assert!(k > 0);
+            got.extend_from_slice(&piece[..k]);
+        }
+        assert!(got == want, "paged sequential read differs");
+        let eager = a.blob_reader(&blob).unwrap();
+        assert_eq!(r.chunk_offsets_in(500_000, 2 << 20).len(), eager.chunk_offsets_in(500_000, 2 << 20).len());
+        assert_eq!(r.try_extents_in(1_000_000, 300_000).unwrap().len(), eager.extents_in(1_000_000, 300_000).len());
+        let mut p = vec![0u8; 4096];
+        assert_eq!(r.read_piece(1024 * 1500, &mut p).unwrap(), Piece::Zeros(1024));
+        assert_eq!(r.zero_run_bytes(), eager.zero_run_bytes());
+        assert_eq!(r.extents().len(), n as usize);
     }
 }

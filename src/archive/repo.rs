@@ -414,11 +414,27 @@ impl Archive {
     }
 
     pub fn blob_reader(&self, hash: &Hash) -> Result<BlobReader> {
+        self.open_blob(hash, false)
+    }
+
+    /// A reader that reads the file's extents from the catalog a page at a
+    /// time, starting with the page at offset 0 (`BlobReader::paged`): what a
+    /// server's first byte waits for is one page, not the whole list.
+    pub fn blob_reader_paged(&self, hash: &Hash) -> Result<BlobReader> {
+        self.open_blob(hash, true)
+    }
+
+    fn open_blob(&self, hash: &Hash, paged: bool) -> Result<BlobReader> {
         let size = match self.catalog.blob_size(hash)? {
             Some(s) => s,
             None => return Err(self.catalog.missing("blob", hash)?),
         };
-        let extents = match ChunkStore::resolve(&self.catalog, hash) {
+        let first = if paged {
+            self.catalog.extents_with_locs_from(hash, 0, super::read::EXTENT_PAGE).and_then(|rows| super::read::resolve_rows(hash, rows))
+        } else {
+            ChunkStore::resolve(&self.catalog, hash)
+        };
+        let extents = match first {
             Ok(e) => e,
             Err(ArchiveError::Inconsistent(why)) => {
                 // Released to tape on purpose: say where it is, not that it is lost.
@@ -435,6 +451,9 @@ impl Archive {
             }
             Err(e) => return Err(e),
         };
+        if paged {
+            return Ok(BlobReader::paged(*hash, size, extents, self.store.clone()));
+        }
         Ok(BlobReader::new(*hash, size, extents, self.store.clone()))
     }
 
