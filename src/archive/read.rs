@@ -506,26 +506,50 @@ impl ChunkStore {
         resolve_rows(blob, cat.extents_with_locs(blob)?)
     }
 
-    /// The extent of `blob` holding `offset` and up to `limit - 1` after it,
-    /// read through the lookup connection (a paged `BlobReader`).
-    fn extents_from(&self, blob: &Hash, offset: u64, limit: usize) -> Result<Vec<ResolvedExtent>> {
+    /// Run `f` on the lookup connection (opened on first use): a paged
+    /// reader's pages once its snapshot has ended.
+    fn with_lookups<T>(&self, f: impl FnOnce(&Catalog) -> Result<T>) -> Result<T> {
         let mut g = self.relocator.lock().map_err(|_| ArchiveError::Inconsistent("the catalog lookup lock is poisoned".into()))?;
         if g.is_none() {
             *g = Some(Catalog::open_read_only(&self.catalog_db)?);
         }
         let Some(c) = g.as_ref() else { return Err(ArchiveError::Inconsistent("no catalog connection for lookups".into())) };
-        resolve_rows(blob, c.extents_with_locs_from(blob, offset, limit)?)
+        f(c)
     }
 
-    /// All extents of `blob`, through the lookup connection.
-    fn all_extents(&self, blob: &Hash) -> Result<Vec<ResolvedExtent>> {
-        let mut g = self.relocator.lock().map_err(|_| ArchiveError::Inconsistent("the catalog lookup lock is poisoned".into()))?;
-        if g.is_none() {
-            *g = Some(Catalog::open_read_only(&self.catalog_db)?);
-        }
-        let Some(c) = g.as_ref() else { return Err(ArchiveError::Inconsistent("no catalog connection for lookups".into())) };
-        Self::resolve(c, blob)
+    /// A connection of its own with a read transaction begun on it, and the
+    /// page of `blob`'s extents from offset 0 read in that transaction: the
+    /// snapshot a long file's paged reader reads its pages from.
+    pub(crate) fn snapshot_first_page(&self, blob: &Hash, limit: usize) -> Result<(Catalog, Vec<ResolvedExtent>)> {
+        let c = Catalog::open_read_only(&self.catalog_db)?;
+        c.begin_snapshot()?;
+        let first = extents_page(&c, blob, 0, limit)?;
+        Ok((c, first))
     }
+}
+
+/// `blob`'s extents from the one holding `offset`, at most `limit`, with
+/// their chunks' locations; a chunk the catalog lacks is explained.
+fn extents_page(c: &Catalog, blob: &Hash, offset: u64, limit: usize) -> Result<Vec<ResolvedExtent>> {
+    match c.extents_with_locs_from(blob, offset, limit).and_then(|rows| resolve_rows(blob, rows)) {
+        Err(ArchiveError::Inconsistent(why)) => Err(explain_unresolved(c, blob, why)?),
+        r => r,
+    }
+}
+
+/// Why a file's extents point at chunks the catalog does not have, in words
+/// a user can act on: released to tape on purpose (recall it), lost with a
+/// pack (the archive says how to rebuild), else the inconsistency `why`.
+pub(crate) fn explain_unresolved(cat: &Catalog, blob: &Hash, why: String) -> Result<ArchiveError> {
+    if let Some(barcodes) = cat.released(blob)? {
+        return Ok(ArchiveError::released(&barcodes));
+    }
+    for c in cat.missing_chunks_of(blob)? {
+        if let Some(what) = cat.lost(&c)? {
+            return Ok(ArchiveError::Lost { what, archive: cat.archive_dir() });
+        }
+    }
+    Ok(ArchiveError::Inconsistent(why))
 }
 
 /// Pair catalog rows with their chunk locations; a chunk the catalog does not
@@ -570,54 +594,91 @@ impl std::ops::Deref for Run<'_> {
     }
 }
 
+/// A catalog connection holding a read transaction, shared by a paged reader
+/// and its loader; None once the loader has ended it.
+type Snapshot = Arc<Mutex<Option<Catalog>>>;
+
+/// A long file's paged reader's state.
+struct Paging {
+    /// The page of extents last read.
+    page: Mutex<Arc<Vec<ResolvedExtent>>>,
+    /// Where pages come from while the rest of the list is being loaded: the
+    /// catalog as it was when the reader opened, so a `gc` (another process)
+    /// that deletes the file meanwhile takes nothing from a reader that had
+    /// it open, as an eager reader holds its whole list. Ended as soon as
+    /// the list is loaded (an open read transaction keeps SQLite from
+    /// restarting its write-ahead log); after that, or if the load fails,
+    /// pages come from the store's lookup connection.
+    snapshot: Snapshot,
+}
+
 /// Random access to one file's content. Cheap to clone-share via Arc; `read_at`
 /// takes `&self` so many threads can read one file at once.
 ///
-/// A reader made by `paged` does not read the whole extent list when it is
-/// opened: a file of thousands of extents (a long camera original, a 1 TiB
+/// A reader made by `paged` does not wait for the whole extent list when it
+/// is opened: a file of thousands of extents (a long camera original, a 1 TiB
 /// file) would cost that many catalog rows (and cold catalog pages) before
-/// its first byte. It keeps one page of extents around the place being read
-/// and reads the next page from the catalog when a read leaves it; whatever
-/// needs every extent (`extents`, `zero_run_bytes`) reads them all once.
+/// its first byte. It opens with the first page of extents, reads the page
+/// around any other place a read goes to, and loads the whole list on a
+/// thread of its own meanwhile, all from one catalog snapshot.
 pub struct BlobReader {
     pub hash: Hash,
     pub size: u64,
-    /// Every extent in file order: given to `new`, or read on first need.
-    all: OnceLock<Vec<ResolvedExtent>>,
-    /// A paged reader's current page (None: an eager reader, `all` is set).
-    page: Option<Mutex<Arc<Vec<ResolvedExtent>>>>,
-    /// Extent rows read from the catalog by this reader (after `paged`).
+    /// Every extent in file order: given to `new`, or set by the loader (or
+    /// on first need).
+    all: Arc<OnceLock<Vec<ResolvedExtent>>>,
+    /// A paged reader's page and snapshot (None: an eager reader, `all` is set).
+    paging: Option<Paging>,
+    /// Extent rows read from the catalog by this reader's reads (after
+    /// `paged`; the loader's rows are not counted: no read waits for them).
     rows_read: AtomicU64,
     store: Arc<ChunkStore>,
 }
 
+/// Rows the loader reads per query; the snapshot's lock is free between
+/// queries, so a read that needs another page waits for one query at most.
+const LOAD_BATCH: usize = 4096;
+
 impl BlobReader {
     pub fn new(hash: Hash, size: u64, extents: Vec<ResolvedExtent>, store: Arc<ChunkStore>) -> BlobReader {
         let rows = extents.len() as u64;
-        BlobReader { hash, size, all: OnceLock::from(extents), page: None, rows_read: AtomicU64::new(rows), store }
+        BlobReader { hash, size, all: Arc::new(OnceLock::from(extents)), paging: None, rows_read: AtomicU64::new(rows), store }
     }
 
     /// A reader that starts with `first_page` (the extents from offset 0, as
-    /// `Catalog::extents_with_locs_from` returns them) and pages in the rest.
-    /// A page shorter than `EXTENT_PAGE` is the whole file.
-    pub fn paged(hash: Hash, size: u64, first_page: Vec<ResolvedExtent>, store: Arc<ChunkStore>) -> BlobReader {
+    /// `Catalog::extents_with_locs_from` returns them), read in `snapshot`
+    /// (a connection inside a read transaction), and pages in the rest from
+    /// it while a loader thread reads the whole list. A page shorter than
+    /// `EXTENT_PAGE` is the whole file.
+    pub fn paged(hash: Hash, size: u64, first_page: Vec<ResolvedExtent>, snapshot: Catalog, store: Arc<ChunkStore>) -> BlobReader {
         let rows = first_page.len() as u64;
         if first_page.len() < EXTENT_PAGE {
             return BlobReader::new(hash, size, first_page, store);
         }
+        let all = Arc::new(OnceLock::new());
+        let snapshot: Snapshot = Arc::new(Mutex::new(Some(snapshot)));
+        let (weak, snap, rest) = (Arc::downgrade(&all), snapshot.clone(), first_page.clone());
+        let spawned = std::thread::Builder::new().name("reelfs-extents".into()).spawn(move || load_rest(hash, rest, weak, snap));
+        if let Err(e) = spawned {
+            // Pages are then read as needed from the lookup connection.
+            log::warn!("blob {}: cannot start its extent loader ({e}); reading its extents a page at a time", hash.short());
+            if let Ok(mut g) = snapshot.lock() {
+                *g = None;
+            }
+        }
         BlobReader {
             hash,
             size,
-            all: OnceLock::new(),
-            page: Some(Mutex::new(Arc::new(first_page))),
+            all,
+            paging: Some(Paging { page: Mutex::new(Arc::new(first_page)), snapshot }),
             rows_read: AtomicU64::new(rows),
             store,
         }
     }
 
-    /// Extent rows this reader has read from the catalog so far (a paged
-    /// reader reads a page at a time; tests check that opening and reading
-    /// the start of a long file does not read all of them).
+    /// Extent rows this reader's reads have read from the catalog so far (a
+    /// paged reader reads a page at a time; tests check that opening and
+    /// reading the start of a long file does not wait for all of them).
     pub fn extent_rows_read(&self) -> u64 {
         self.rows_read.load(Ordering::Relaxed)
     }
@@ -641,11 +702,40 @@ impl BlobReader {
         if let Some(all) = self.all.get() {
             return Ok(all);
         }
-        let all = self.store.all_extents(&self.hash)?;
+        let all = self.from_catalog(|c| match c.extents_with_locs(&self.hash).and_then(|rows| resolve_rows(&self.hash, rows)) {
+            Err(ArchiveError::Inconsistent(why)) => Err(explain_unresolved(c, &self.hash, why)?),
+            r => r,
+        })?;
         self.rows_read.fetch_add(all.len() as u64, Ordering::Relaxed);
-        // Another thread may have set it meanwhile: both lists are the same rows.
+        // Another thread (the loader) may have set it meanwhile: the same rows.
         let _ = self.all.set(all);
         Ok(self.all.get().map(|v| v.as_slice()).unwrap_or(&[]))
+    }
+
+    /// Run a query for this reader's extents in its snapshot while that is
+    /// open, else on the store's lookup connection.
+    fn from_catalog(&self, f: impl FnOnce(&Catalog) -> Result<Vec<ResolvedExtent>>) -> Result<Vec<ResolvedExtent>> {
+        if let Some(p) = &self.paging {
+            let g = p.snapshot.lock().map_err(|_| ArchiveError::Inconsistent("a reader's catalog snapshot lock is poisoned".into()))?;
+            if let Some(c) = g.as_ref() {
+                return f(c);
+            }
+        }
+        self.store.with_lookups(f)
+    }
+
+    /// The page of extents from the one holding `offset`; an empty page
+    /// means the file is no longer in the catalog (only once the snapshot
+    /// has ended, e.g. after a failed load).
+    fn page_from(&self, offset: u64) -> Result<Vec<ResolvedExtent>> {
+        let rows = self.from_catalog(|c| extents_page(c, &self.hash, offset, EXTENT_PAGE))?;
+        if rows.is_empty() {
+            return Err(ArchiveError::NotFound(format!(
+                "file {} (its extents from byte {offset}; `reelfs gc` removed it while it was being read)",
+                self.hash.short()
+            )));
+        }
+        Ok(rows)
     }
 
     /// A sorted run of extents that covers [offset, offset+len) (cut at the
@@ -655,22 +745,22 @@ impl BlobReader {
         if let Some(all) = self.all.get() {
             return Ok(Run::All(all));
         }
-        let Some(page) = &self.page else { return self.try_extents().map(Run::All) };
+        let Some(paging) = &self.paging else { return self.try_extents().map(Run::All) };
         let end = offset.saturating_add(len).min(self.size).max(offset);
         let covers = |v: &[ResolvedExtent]| match (v.first(), v.last()) {
             (Some(a), Some(z)) => a.extent.file_offset <= offset && (z.extent.end() >= end || z.extent.end() >= self.size),
             _ => false,
         };
-        let cur = page.lock().map_err(|_| ArchiveError::Inconsistent("a reader's extent page lock is poisoned".into()))?.clone();
+        let cur = paging.page.lock().map_err(|_| ArchiveError::Inconsistent("a reader's extent page lock is poisoned".into()))?.clone();
         if covers(&cur) {
             return Ok(Run::Page(cur));
         }
-        let mut rows = self.store.extents_from(&self.hash, offset, EXTENT_PAGE)?;
+        let mut rows = self.page_from(offset)?;
         let mut got = rows.len();
         // A range wider than a page (a read-ahead plan) reads on until covered.
         while got == EXTENT_PAGE && !covers(&rows) {
             let Some(from) = rows.last().map(|r| r.extent.end()) else { break };
-            let more = self.store.extents_from(&self.hash, from, EXTENT_PAGE)?;
+            let more = self.page_from(from)?;
             got = more.len();
             // The first row of `more` is the one holding `from`: the last row
             // of `rows` when extents are contiguous; drop what we have.
@@ -678,7 +768,7 @@ impl BlobReader {
         }
         self.rows_read.fetch_add(rows.len() as u64, Ordering::Relaxed);
         let rows = Arc::new(rows);
-        if let Ok(mut g) = page.lock() {
+        if let Ok(mut g) = paging.page.lock() {
             *g = rows.clone();
         }
         Ok(Run::Page(rows))
@@ -1110,6 +1200,50 @@ impl super::read_at::ReadAt for Prefetched {
     }
 }
 
+/// A paged reader's loader: reads the rest of the extent list after `rows`
+/// (the first page) from the reader's snapshot, a batch at a time, publishes
+/// it in `all`, and ends the snapshot's read transaction. Stops early when
+/// the reader is dropped. A failed load (a chunk released to tape, say) is
+/// logged: the reader then reads pages as needed and reports the error at
+/// the place it applies.
+fn load_rest(blob: Hash, mut rows: Vec<ResolvedExtent>, all: std::sync::Weak<OnceLock<Vec<ResolvedExtent>>>, snapshot: Snapshot) {
+    let outcome = loop {
+        if all.strong_count() == 0 {
+            break Ok(None);
+        }
+        let Some(from) = rows.last().map(|r| r.extent.end()) else { break Ok(Some(rows)) };
+        let batch = match snapshot.lock() {
+            Ok(g) => match g.as_ref() {
+                Some(c) => extents_page(c, &blob, from, LOAD_BATCH),
+                None => break Ok(None),
+            },
+            Err(_) => break Ok(None),
+        };
+        match batch {
+            Ok(b) => {
+                let n = b.len();
+                rows.extend(b.into_iter().filter(|r| r.extent.file_offset >= from));
+                if n < LOAD_BATCH {
+                    break Ok(Some(rows));
+                }
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    match outcome {
+        Ok(Some(rows)) => {
+            if let Some(a) = all.upgrade() {
+                let _ = a.set(rows);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => log::warn!("blob {}: loading its extent list stopped ({e}); its pages are read as reads need them", blob.short()),
+    }
+    if let Ok(mut g) = snapshot.lock() {
+        *g = None;
+    }
+}
+
 #[cfg(test)]
 mod paged_tests {
     use super::*;
@@ -1121,11 +1255,20 @@ mod paged_tests {
     /// of one stored chunk (at shifting offsets), so that its extent list
     /// spans many catalog pages while the archive stays small.
     fn long_file(a: &Archive, chunk_src: &[u8], chunk: &ResolvedExtent, n: u64) -> (Hash, Vec<u8>) {
+        long_file_released_from(a, chunk_src, chunk, n, n)
+    }
+
+    /// `long_file` whose extents from `released_from` on use a chunk the
+    /// catalog no longer has (what `tape release` then `gc` leave).
+    fn long_file_released_from(a: &Archive, chunk_src: &[u8], chunk: &ResolvedExtent, n: u64, released_from: u64) -> (Hash, Vec<u8>) {
         const LEN: u64 = 1024;
         let mut extents = Vec::new();
         let mut want = Vec::new();
         for i in 0..n {
-            if i % 3 == 0 {
+            if i >= released_from {
+                extents.push(Extent { file_offset: i * LEN, length: LEN, chunk: Hash([9; 32]), chunk_offset: 0 });
+                want.extend(std::iter::repeat_n(0u8, LEN as usize));
+            } else if i % 3 == 0 {
                 extents.push(Extent::zeros(i * LEN, LEN));
                 want.extend(std::iter::repeat_n(0u8, LEN as usize));
             } else {
@@ -1190,5 +1333,67 @@ mod paged_tests {
         assert_eq!(r.read_piece(1024 * 1500, &mut p).unwrap(), Piece::Zeros(1024));
         assert_eq!(r.zero_run_bytes(), eager.zero_run_bytes());
         assert_eq!(r.extents().len(), n as usize);
+    }
+
+    /// An archive with one stored file (`one.bin`) and its first extent, the
+    /// chunk the long files' extents point into.
+    fn archive_with_one_chunk(dir: &std::path::Path) -> (Archive, Vec<u8>, ResolvedExtent) {
+        let mut a = Archive::init(&dir.join("arch")).unwrap();
+        let src = noise(256 << 10, 5);
+        put(&mut a, "main", dir, "one.bin", &src);
+        let one = a.blob_reader(&a.resolve("main/one.bin").unwrap().entry.hash).unwrap();
+        let first = one.extents()[0].clone();
+        (a, src, first)
+    }
+
+    fn read_whole(r: &BlobReader) -> Vec<u8> {
+        let mut got = Vec::new();
+        let mut piece = vec![0u8; 77_777];
+        while (got.len() as u64) < r.size {
+            let k = r.read_at(got.len() as u64, &mut piece).unwrap();
+            assert!(k > 0);
+            got.extend_from_slice(&piece[..k]);
+        }
+        got
+    }
+
+    #[test]
+    fn a_long_file_released_to_tape_says_so_past_its_first_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, src, first) = archive_with_one_chunk(dir.path());
+        let page = EXTENT_PAGE as u64;
+        let (blob, _) = long_file_released_from(&a, &src, &first, 3000, 2 * page);
+        a.catalog.ensure_tape_schema().unwrap();
+        a.catalog.set_released(&blob, "RL0001L8,RL0002L8", 0).unwrap();
+
+        let r = a.blob_reader_paged(&blob).unwrap();
+        let mut buf = vec![0u8; 4096];
+        assert_eq!(r.read_at(0, &mut buf).unwrap(), buf.len());
+        let err = r.read_at(1024 * (2 * page + 10), &mut buf).unwrap_err().to_string();
+        assert!(err.contains("released to tape") && err.contains("RL0001L8") && err.contains("tape recall"), "{err}");
+        let err = r.try_extents_in(1024 * (3 * page), 4096).unwrap_err().to_string();
+        assert!(err.contains("released to tape"), "{err}");
+    }
+
+    #[test]
+    fn a_long_file_reads_whole_through_a_reader_opened_before_gc_deleted_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut a, src, first) = archive_with_one_chunk(dir.path());
+        // In no tree: the next gc deletes its rows.
+        let (blob, want) = long_file(&a, &src, &first, 3000);
+        let r = a.blob_reader_paged(&blob).unwrap();
+        let mut buf = vec![0u8; 64 << 10];
+        assert_eq!(r.read_at(0, &mut buf).unwrap(), buf.len());
+        // The loader may finish before gc runs; a snapshot opened now is what
+        // it and the pages read from when gc wins that race.
+        let (snapshot, _) = r.store.snapshot_first_page(&blob, EXTENT_PAGE).unwrap();
+
+        let rep = crate::archive::gc::gc(&mut a, &Default::default()).unwrap();
+        assert!(rep.blobs_freed >= 1, "{rep:?}");
+        assert_eq!(a.catalog.blob_size(&blob).unwrap(), None, "gc left the file's rows");
+        assert!(read_whole(&r) == want, "the reader opened before gc read other bytes");
+        assert_eq!(r.extents().len(), 3000);
+        let far = extents_page(&snapshot, &blob, 2_000_000, EXTENT_PAGE).unwrap();
+        assert_eq!((far.len(), far[0].extent.file_offset), (EXTENT_PAGE, 2_000_000 / 1024 * 1024));
     }
 }

@@ -436,23 +436,19 @@ impl Archive {
         };
         let extents = match first {
             Ok(e) => e,
-            Err(ArchiveError::Inconsistent(why)) => {
-                // Released to tape on purpose: say where it is, not that it is lost.
-                if let Some(barcodes) = self.catalog.released(hash)? {
-                    return Err(ArchiveError::released(&barcodes));
-                }
-                // A chunk lost with a pack before a rebuild is lost, not a catalog to rebuild.
-                for c in self.catalog.missing_chunks_of(hash)? {
-                    if let Some(what) = self.catalog.lost(&c)? {
-                        return Err(ArchiveError::Lost { what, archive: self.catalog.archive_dir() });
-                    }
-                }
-                return Err(ArchiveError::Inconsistent(why));
-            }
+            // Released to tape on purpose, or lost with a pack: say so, not
+            // that the catalog is inconsistent.
+            Err(ArchiveError::Inconsistent(why)) => return Err(super::read::explain_unresolved(&self.catalog, hash, why)?),
             Err(e) => return Err(e),
         };
-        if paged {
-            return Ok(BlobReader::paged(*hash, size, extents, self.store.clone()));
+        if paged && extents.len() >= super::read::EXTENT_PAGE {
+            // A long file: its pages come from a snapshot of its own, so a
+            // gc while it is read takes nothing from under it.
+            let (snapshot, first) = self.store.snapshot_first_page(hash, super::read::EXTENT_PAGE)?;
+            if first.is_empty() {
+                return Err(self.catalog.missing("blob", hash)?);
+            }
+            return Ok(BlobReader::paged(*hash, size, first, snapshot, self.store.clone()));
         }
         Ok(BlobReader::new(*hash, size, extents, self.store.clone()))
     }

@@ -426,4 +426,12 @@ impl Catalog {
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
     }
+
+    /// Begin a read transaction that lasts until this connection is dropped
+    /// (its snapshot is taken at the first query after this): a long file's
+    /// paged reader reads its pages in one so that what it reads stays what
+    /// it opened, whatever another process commits meanwhile.
+    pub fn begin_snapshot(&self) -> Result<()> {
+        self.conn.execute_batch("BEGIN DEFERRED").map_err(|e| self.err(e))
+    }
 }
