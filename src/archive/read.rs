@@ -39,6 +39,10 @@ pub struct ChunkStore {
     /// not where a reader last saw it (`gc` moved it to a new pack and removed
     /// the old one): the chunk's current location is looked up again.
     relocator: Mutex<Option<Catalog>>,
+    /// Spare catalog connections for paged readers' snapshots, given back
+    /// when a reader's loader is done: a long file's open then pays neither
+    /// a connection's open nor its schema read (cold pages, ~5 ms).
+    snapshots: Mutex<Vec<Catalog>>,
     /// Checked outboards of raw chunks (None: the chunk has none, verify it
     /// whole), looked up in the catalog on first touch; bounded in entries.
     outboards: Mutex<HashMap<Hash, Option<Arc<ChunkBlocks>>>>,
@@ -156,6 +160,7 @@ impl ChunkStore {
             verified: Mutex::new(HashSet::new()),
             cache: Mutex::new(DecodedCache { cap: cache_bytes, used: 0, items: VecDeque::new() }),
             relocator: Mutex::new(None),
+            snapshots: Mutex::new(Vec::new()),
             outboards: Mutex::new(HashMap::new()),
             loading: Mutex::new(HashMap::new()),
         }
@@ -318,6 +323,12 @@ impl ChunkStore {
         }
         if let Some(c) = g.as_ref() {
             let _ = c.chunk_outboard(&Hash([0; 32]));
+        }
+        drop(g);
+        // And one snapshot connection, its schema and the extent index's
+        // upper pages read (`snapshot_first_page`).
+        if let Ok((c, _)) = self.snapshot_first_page(&Hash([0; 32]), 1) {
+            self.give_back_snapshot(c);
         }
     }
 
@@ -517,16 +528,42 @@ impl ChunkStore {
         f(c)
     }
 
-    /// A connection of its own with a read transaction begun on it, and the
-    /// page of `blob`'s extents from offset 0 read in that transaction: the
-    /// snapshot a long file's paged reader reads its pages from.
+    /// A connection with a read transaction begun on it (a spare, or a new
+    /// one), and the page of `blob`'s extents from offset 0 read in that
+    /// transaction: the snapshot a paged reader reads its pages from. Give
+    /// it back (`give_back_snapshot`) when done with it.
     pub(crate) fn snapshot_first_page(&self, blob: &Hash, limit: usize) -> Result<(Catalog, Vec<ResolvedExtent>)> {
-        let c = Catalog::open_read_only(&self.catalog_db)?;
+        let spare = self.snapshots.lock().ok().and_then(|mut v| v.pop());
+        let c = match spare {
+            Some(c) => c,
+            None => Catalog::open_read_only(&self.catalog_db)?,
+        };
         c.begin_snapshot()?;
-        let first = extents_page(&c, blob, 0, limit)?;
-        Ok((c, first))
+        match extents_page(&c, blob, 0, limit) {
+            Ok(first) => Ok((c, first)),
+            Err(e) => {
+                self.give_back_snapshot(c);
+                Err(e)
+            }
+        }
+    }
+
+    /// End a snapshot's read transaction and keep its connection as a spare.
+    pub(crate) fn give_back_snapshot(&self, c: Catalog) {
+        if c.end_snapshot().is_err() {
+            return;
+        }
+        if let Ok(mut v) = self.snapshots.lock() {
+            if v.len() < SPARE_SNAPSHOTS {
+                v.push(c);
+            }
+        }
     }
 }
+
+/// Spare snapshot connections a store keeps (one per paged reader opened at
+/// once, up to this).
+const SPARE_SNAPSHOTS: usize = 4;
 
 /// `blob`'s extents from the one holding `offset`, at most `limit`, with
 /// their chunks' locations; a chunk the catalog lacks is explained.
@@ -657,13 +694,13 @@ impl BlobReader {
         }
         let all = Arc::new(OnceLock::new());
         let snapshot: Snapshot = Arc::new(Mutex::new(Some(snapshot)));
-        let (weak, snap, rest) = (Arc::downgrade(&all), snapshot.clone(), first_page.clone());
-        let spawned = std::thread::Builder::new().name("reelfs-extents".into()).spawn(move || load_rest(hash, rest, weak, snap));
+        let (weak, snap, rest, st) = (Arc::downgrade(&all), snapshot.clone(), first_page.clone(), store.clone());
+        let spawned = std::thread::Builder::new().name("reelfs-extents".into()).spawn(move || load_rest(hash, rest, weak, snap, &st));
         if let Err(e) = spawned {
             // Pages are then read as needed from the lookup connection.
             log::warn!("blob {}: cannot start its extent loader ({e}); reading its extents a page at a time", hash.short());
-            if let Ok(mut g) = snapshot.lock() {
-                *g = None;
+            if let Some(c) = snapshot.lock().ok().and_then(|mut g| g.take()) {
+                store.give_back_snapshot(c);
             }
         }
         BlobReader {
@@ -702,7 +739,7 @@ impl BlobReader {
         if let Some(all) = self.all.get() {
             return Ok(all);
         }
-        let all = self.from_catalog(|c| match c.extents_with_locs(&self.hash).and_then(|rows| resolve_rows(&self.hash, rows)) {
+        let all = self.query_extents(|c| match c.extents_with_locs(&self.hash).and_then(|rows| resolve_rows(&self.hash, rows)) {
             Err(ArchiveError::Inconsistent(why)) => Err(explain_unresolved(c, &self.hash, why)?),
             r => r,
         })?;
@@ -714,7 +751,7 @@ impl BlobReader {
 
     /// Run a query for this reader's extents in its snapshot while that is
     /// open, else on the store's lookup connection.
-    fn from_catalog(&self, f: impl FnOnce(&Catalog) -> Result<Vec<ResolvedExtent>>) -> Result<Vec<ResolvedExtent>> {
+    fn query_extents(&self, f: impl FnOnce(&Catalog) -> Result<Vec<ResolvedExtent>>) -> Result<Vec<ResolvedExtent>> {
         if let Some(p) = &self.paging {
             let g = p.snapshot.lock().map_err(|_| ArchiveError::Inconsistent("a reader's catalog snapshot lock is poisoned".into()))?;
             if let Some(c) = g.as_ref() {
@@ -728,7 +765,7 @@ impl BlobReader {
     /// means the file is no longer in the catalog (only once the snapshot
     /// has ended, e.g. after a failed load).
     fn page_from(&self, offset: u64) -> Result<Vec<ResolvedExtent>> {
-        let rows = self.from_catalog(|c| extents_page(c, &self.hash, offset, EXTENT_PAGE))?;
+        let rows = self.query_extents(|c| extents_page(c, &self.hash, offset, EXTENT_PAGE))?;
         if rows.is_empty() {
             return Err(ArchiveError::NotFound(format!(
                 "file {} (its extents from byte {offset}; `reelfs gc` removed it while it was being read)",
@@ -1206,7 +1243,16 @@ impl super::read_at::ReadAt for Prefetched {
 /// the reader is dropped. A failed load (a chunk released to tape, say) is
 /// logged: the reader then reads pages as needed and reports the error at
 /// the place it applies.
-fn load_rest(blob: Hash, mut rows: Vec<ResolvedExtent>, all: std::sync::Weak<OnceLock<Vec<ResolvedExtent>>>, snapshot: Snapshot) {
+fn load_rest(
+    blob: Hash,
+    mut rows: Vec<ResolvedExtent>,
+    all: std::sync::Weak<OnceLock<Vec<ResolvedExtent>>>,
+    snapshot: Snapshot,
+    store: &ChunkStore,
+) {
+    // Not while the reader's first bytes are read: a server's first piece
+    // (one cold block, a few ms) would share the disk with these pages.
+    std::thread::sleep(LOADER_DELAY);
     let outcome = loop {
         if all.strong_count() == 0 {
             break Ok(None);
@@ -1239,10 +1285,13 @@ fn load_rest(blob: Hash, mut rows: Vec<ResolvedExtent>, all: std::sync::Weak<Onc
         Ok(None) => {}
         Err(e) => log::warn!("blob {}: loading its extent list stopped ({e}); its pages are read as reads need them", blob.short()),
     }
-    if let Ok(mut g) = snapshot.lock() {
-        *g = None;
+    if let Some(c) = snapshot.lock().ok().and_then(|mut g| g.take()) {
+        store.give_back_snapshot(c);
     }
 }
+
+/// How long a paged reader's loader waits before it reads (see `load_rest`).
+const LOADER_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
 
 #[cfg(test)]
 mod paged_tests {

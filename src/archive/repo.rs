@@ -429,27 +429,27 @@ impl Archive {
             Some(s) => s,
             None => return Err(self.catalog.missing("blob", hash)?),
         };
-        let first = if paged {
-            self.catalog.extents_with_locs_from(hash, 0, super::read::EXTENT_PAGE).and_then(|rows| super::read::resolve_rows(hash, rows))
-        } else {
-            ChunkStore::resolve(&self.catalog, hash)
-        };
-        let extents = match first {
+        if paged {
+            // The first page, read in a snapshot the reader keeps if the file
+            // is long (so a gc while it is read takes nothing from under it).
+            let (snapshot, first) = self.store.snapshot_first_page(hash, super::read::EXTENT_PAGE)?;
+            if first.len() >= super::read::EXTENT_PAGE {
+                return Ok(BlobReader::paged(*hash, size, first, snapshot, self.store.clone()));
+            }
+            self.store.give_back_snapshot(snapshot);
+            if first.is_empty() && size > 0 {
+                // Deleted (gc) since its size was read.
+                return Err(self.catalog.missing("blob", hash)?);
+            }
+            return Ok(BlobReader::new(*hash, size, first, self.store.clone()));
+        }
+        let extents = match ChunkStore::resolve(&self.catalog, hash) {
             Ok(e) => e,
             // Released to tape on purpose, or lost with a pack: say so, not
             // that the catalog is inconsistent.
             Err(ArchiveError::Inconsistent(why)) => return Err(super::read::explain_unresolved(&self.catalog, hash, why)?),
             Err(e) => return Err(e),
         };
-        if paged && extents.len() >= super::read::EXTENT_PAGE {
-            // A long file: its pages come from a snapshot of its own, so a
-            // gc while it is read takes nothing from under it.
-            let (snapshot, first) = self.store.snapshot_first_page(hash, super::read::EXTENT_PAGE)?;
-            if first.is_empty() {
-                return Err(self.catalog.missing("blob", hash)?);
-            }
-            return Ok(BlobReader::paged(*hash, size, first, snapshot, self.store.clone()));
-        }
         Ok(BlobReader::new(*hash, size, extents, self.store.clone()))
     }
 

@@ -434,4 +434,9 @@ impl Catalog {
     pub fn begin_snapshot(&self) -> Result<()> {
         self.conn.execute_batch("BEGIN DEFERRED").map_err(|e| self.err(e))
     }
+
+    /// End the read transaction `begin_snapshot` began.
+    pub fn end_snapshot(&self) -> Result<()> {
+        self.conn.execute_batch("ROLLBACK").map_err(|e| self.err(e))
+    }
 }
