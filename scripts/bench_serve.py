@@ -89,6 +89,30 @@ def ensure_source(args, log):
     return out
 
 
+def small_chunks(archive, kib):
+    """--serve-chunk-kib K: cut the archive's chunks at about K KiB (min K/4,
+    max 4K), so a clip of a bench-sized file has thousands of extents, as a
+    long original (hours, or 1 TiB) has at the default 4 MiB: the case where
+    reading a file's extent list a page at a time matters."""
+    path = os.path.join(archive, "reelfs.toml")
+    text = open(path).read()
+    avg = kib << 10
+    for key, v in (("min_size", max(64, avg // 4)), ("avg_size", avg), ("max_size", avg * 4)):
+        lines = [f"{key} = {v}" if ln.startswith(f"{key} =") else ln for ln in text.splitlines()]
+        text = "\n".join(lines) + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def clip_extents(archive, size):
+    import sqlite3
+    db = sqlite3.connect(f"file:{os.path.join(archive, 'catalog.db')}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT COUNT(*) FROM extents WHERE blob IN (SELECT hash FROM blobs WHERE size = ?)", (size,)).fetchone()[0]
+    finally:
+        db.close()
+
+
 NGINX_CONF = """worker_processes 2;
 daemon off;
 pid {run}/nginx.pid;
@@ -423,7 +447,10 @@ def run(args, reelfs, record, peer_cmds, notes, log):
             f.write(os.urandom(256 << 10))
         os.rename(warm_file + ".part", warm_file)
     _sh(f"'{reelfs}' init '{archive}'")
+    if args.serve_chunk_kib:
+        small_chunks(archive, args.serve_chunk_kib)
     _sh(f"'{reelfs}' ingest '{archive}' '{root}' --to Day01 -m bench")
+    log(f"bench serve: the clip is {size / MiB:.0f} MiB in {clip_extents(archive, size)} extents")
     rpath = f"/main/Day01/{os.path.basename(root)}/{CLIP}"
     npath = f"/{CLIP}"
     rwarm = f"/main/Day01/{os.path.basename(root)}/{WARM}"

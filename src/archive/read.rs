@@ -23,7 +23,7 @@ use super::readahead::{ChunkSource, Loaded};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Thread-safe access to chunk bytes in the packs. Shared by every reader of an
 /// archive (the mount's worker threads, restore).
@@ -39,6 +39,10 @@ pub struct ChunkStore {
     /// not where a reader last saw it (`gc` moved it to a new pack and removed
     /// the old one): the chunk's current location is looked up again.
     relocator: Mutex<Option<Catalog>>,
+    /// Spare catalog connections for paged readers' snapshots, given back
+    /// when a reader's loader is done: a long file's open then pays neither
+    /// a connection's open nor its schema read (cold pages, ~5 ms).
+    snapshots: Mutex<Vec<Catalog>>,
     /// Checked outboards of raw chunks (None: the chunk has none, verify it
     /// whole), looked up in the catalog on first touch; bounded in entries.
     outboards: Mutex<HashMap<Hash, Option<Arc<ChunkBlocks>>>>,
@@ -156,6 +160,7 @@ impl ChunkStore {
             verified: Mutex::new(HashSet::new()),
             cache: Mutex::new(DecodedCache { cap: cache_bytes, used: 0, items: VecDeque::new() }),
             relocator: Mutex::new(None),
+            snapshots: Mutex::new(Vec::new()),
             outboards: Mutex::new(HashMap::new()),
             loading: Mutex::new(HashMap::new()),
         }
@@ -318,6 +323,12 @@ impl ChunkStore {
         }
         if let Some(c) = g.as_ref() {
             let _ = c.chunk_outboard(&Hash([0; 32]));
+        }
+        drop(g);
+        // And one snapshot connection, its schema and the extent index's
+        // upper pages read (`snapshot_first_page`).
+        if let Ok((c, _)) = self.snapshot_first_page(&Hash([0; 32]), 1) {
+            self.give_back_snapshot(c);
         }
     }
 
@@ -559,42 +570,301 @@ impl ChunkStore {
 
     /// Make a file's extents readable: one JOIN instead of a query per chunk.
     pub fn resolve(cat: &Catalog, blob: &Hash) -> Result<Vec<ResolvedExtent>> {
-        let rows = cat.extents_with_locs(blob)?;
-        let mut out = Vec::new();
-        for (extent, loc) in rows {
-            let loc = match loc {
-                _ if extent.is_zero_run() => ZERO_RUN_LOC,
-                Some(l) => l,
-                None => {
-                    return Err(ArchiveError::Inconsistent(format!(
-                        "chunk {} of blob {} is not in the catalog",
-                        extent.chunk.short(),
-                        blob.short()
-                    )))
-                }
-            };
-            out.push(ResolvedExtent { extent, loc });
-        }
-        Ok(out)
+        resolve_rows(blob, cat.extents_with_locs(blob)?)
     }
+
+    /// Run `f` on the lookup connection (opened on first use): a paged
+    /// reader's pages once its snapshot has ended.
+    fn with_lookups<T>(&self, f: impl FnOnce(&Catalog) -> Result<T>) -> Result<T> {
+        let mut g = self.relocator.lock().map_err(|_| ArchiveError::Inconsistent("the catalog lookup lock is poisoned".into()))?;
+        if g.is_none() {
+            *g = Some(Catalog::open_read_only(&self.catalog_db)?);
+        }
+        let Some(c) = g.as_ref() else { return Err(ArchiveError::Inconsistent("no catalog connection for lookups".into())) };
+        f(c)
+    }
+
+    /// A connection with a read transaction begun on it (a spare, or a new
+    /// one), and the page of `blob`'s extents from offset 0 read in that
+    /// transaction: the snapshot a paged reader reads its pages from. Give
+    /// it back (`give_back_snapshot`) when done with it.
+    pub(crate) fn snapshot_first_page(&self, blob: &Hash, limit: usize) -> Result<(Catalog, Vec<ResolvedExtent>)> {
+        let spare = self.snapshots.lock().ok().and_then(|mut v| v.pop());
+        let c = match spare {
+            Some(c) => c,
+            None => Catalog::open_read_only(&self.catalog_db)?,
+        };
+        c.begin_snapshot()?;
+        match extents_page(&c, blob, 0, limit) {
+            Ok(first) => Ok((c, first)),
+            Err(e) => {
+                self.give_back_snapshot(c);
+                Err(e)
+            }
+        }
+    }
+
+    /// End a snapshot's read transaction and keep its connection as a spare.
+    pub(crate) fn give_back_snapshot(&self, c: Catalog) {
+        if c.end_snapshot().is_err() {
+            return;
+        }
+        if let Ok(mut v) = self.snapshots.lock() {
+            if v.len() < SPARE_SNAPSHOTS {
+                v.push(c);
+            }
+        }
+    }
+}
+
+/// Spare snapshot connections a store keeps (one per paged reader opened at
+/// once, up to this).
+const SPARE_SNAPSHOTS: usize = 4;
+
+/// `blob`'s extents from the one holding `offset`, at most `limit`, with
+/// their chunks' locations; a chunk the catalog lacks is explained.
+fn extents_page(c: &Catalog, blob: &Hash, offset: u64, limit: usize) -> Result<Vec<ResolvedExtent>> {
+    match c.extents_with_locs_from(blob, offset, limit).and_then(|rows| resolve_rows(blob, rows)) {
+        Err(ArchiveError::Inconsistent(why)) => Err(explain_unresolved(c, blob, why)?),
+        r => r,
+    }
+}
+
+/// Why a file's extents point at chunks the catalog does not have, in words
+/// a user can act on: released to tape on purpose (recall it), lost with a
+/// pack (the archive says how to rebuild), else the inconsistency `why`.
+pub(crate) fn explain_unresolved(cat: &Catalog, blob: &Hash, why: String) -> Result<ArchiveError> {
+    if let Some(barcodes) = cat.released(blob)? {
+        return Ok(ArchiveError::released(&barcodes));
+    }
+    for c in cat.missing_chunks_of(blob)? {
+        if let Some(what) = cat.lost(&c)? {
+            return Ok(ArchiveError::Lost { what, archive: cat.archive_dir() });
+        }
+    }
+    Ok(ArchiveError::Inconsistent(why))
+}
+
+/// Pair catalog rows with their chunk locations; a chunk the catalog does not
+/// know is an inconsistency the caller explains (released, lost).
+pub(crate) fn resolve_rows(blob: &Hash, rows: Vec<(Extent, Option<ChunkLoc>)>) -> Result<Vec<ResolvedExtent>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for (extent, loc) in rows {
+        let loc = match loc {
+            _ if extent.is_zero_run() => ZERO_RUN_LOC,
+            Some(l) => l,
+            None => {
+                return Err(ArchiveError::Inconsistent(format!(
+                    "chunk {} of blob {} is not in the catalog",
+                    extent.chunk.short(),
+                    blob.short()
+                )))
+            }
+        };
+        out.push(ResolvedExtent { extent, loc });
+    }
+    Ok(out)
+}
+
+/// Extents a paged reader reads from the catalog at a time: a few catalog
+/// pages, and for camera media (chunks of megabytes) hundreds of megabytes
+/// of file, so a sequential reader asks again rarely.
+pub const EXTENT_PAGE: usize = 128;
+
+/// A sorted run of a file's extents: all of them, or a paged reader's page.
+enum Run<'a> {
+    All(&'a [ResolvedExtent]),
+    Page(Arc<Vec<ResolvedExtent>>),
+}
+
+impl std::ops::Deref for Run<'_> {
+    type Target = [ResolvedExtent];
+    fn deref(&self) -> &[ResolvedExtent] {
+        match self {
+            Run::All(s) => s,
+            Run::Page(v) => v,
+        }
+    }
+}
+
+/// A catalog connection holding a read transaction, shared by a paged reader
+/// and its loader; None once the loader has ended it.
+type Snapshot = Arc<Mutex<Option<Catalog>>>;
+
+/// A long file's paged reader's state.
+struct Paging {
+    /// The page of extents last read.
+    page: Mutex<Arc<Vec<ResolvedExtent>>>,
+    /// Where pages come from while the rest of the list is being loaded: the
+    /// catalog as it was when the reader opened, so a `gc` (another process)
+    /// that deletes the file meanwhile takes nothing from a reader that had
+    /// it open, as an eager reader holds its whole list. Ended as soon as
+    /// the list is loaded (an open read transaction keeps SQLite from
+    /// restarting its write-ahead log); after that, or if the load fails,
+    /// pages come from the store's lookup connection.
+    snapshot: Snapshot,
 }
 
 /// Random access to one file's content. Cheap to clone-share via Arc; `read_at`
 /// takes `&self` so many threads can read one file at once.
+///
+/// A reader made by `paged` does not wait for the whole extent list when it
+/// is opened: a file of thousands of extents (a long camera original, a 1 TiB
+/// file) would cost that many catalog rows (and cold catalog pages) before
+/// its first byte. It opens with the first page of extents, reads the page
+/// around any other place a read goes to, and loads the whole list on a
+/// thread of its own meanwhile, all from one catalog snapshot.
 pub struct BlobReader {
     pub hash: Hash,
     pub size: u64,
-    extents: Vec<ResolvedExtent>,
+    /// Every extent in file order: given to `new`, or set by the loader (or
+    /// on first need).
+    all: Arc<OnceLock<Vec<ResolvedExtent>>>,
+    /// A paged reader's page and snapshot (None: an eager reader, `all` is set).
+    paging: Option<Paging>,
+    /// Extent rows read from the catalog by this reader's reads (after
+    /// `paged`; the loader's rows are not counted: no read waits for them).
+    rows_read: AtomicU64,
     store: Arc<ChunkStore>,
 }
 
+/// Rows the loader reads per query; the snapshot's lock is free between
+/// queries, so a read that needs another page waits for one query at most.
+const LOAD_BATCH: usize = 4096;
+
 impl BlobReader {
     pub fn new(hash: Hash, size: u64, extents: Vec<ResolvedExtent>, store: Arc<ChunkStore>) -> BlobReader {
-        BlobReader { hash, size, extents, store }
+        let rows = extents.len() as u64;
+        BlobReader { hash, size, all: Arc::new(OnceLock::from(extents)), paging: None, rows_read: AtomicU64::new(rows), store }
     }
 
+    /// A reader that starts with `first_page` (the extents from offset 0, as
+    /// `Catalog::extents_with_locs_from` returns them), read in `snapshot`
+    /// (a connection inside a read transaction), and pages in the rest from
+    /// it while a loader thread reads the whole list. A page shorter than
+    /// `EXTENT_PAGE` is the whole file.
+    pub fn paged(hash: Hash, size: u64, first_page: Vec<ResolvedExtent>, snapshot: Catalog, store: Arc<ChunkStore>) -> BlobReader {
+        let rows = first_page.len() as u64;
+        if first_page.len() < EXTENT_PAGE {
+            return BlobReader::new(hash, size, first_page, store);
+        }
+        let all = Arc::new(OnceLock::new());
+        let snapshot: Snapshot = Arc::new(Mutex::new(Some(snapshot)));
+        let (weak, snap, rest, st) = (Arc::downgrade(&all), snapshot.clone(), first_page.clone(), store.clone());
+        let spawned = std::thread::Builder::new().name("reelfs-extents".into()).spawn(move || load_rest(hash, rest, weak, snap, &st));
+        if let Err(e) = spawned {
+            // Pages are then read as needed from the lookup connection.
+            log::warn!("blob {}: cannot start its extent loader ({e}); reading its extents a page at a time", hash.short());
+            if let Some(c) = snapshot.lock().ok().and_then(|mut g| g.take()) {
+                store.give_back_snapshot(c);
+            }
+        }
+        BlobReader {
+            hash,
+            size,
+            all,
+            paging: Some(Paging { page: Mutex::new(Arc::new(first_page)), snapshot }),
+            rows_read: AtomicU64::new(rows),
+            store,
+        }
+    }
+
+    /// Extent rows this reader's reads have read from the catalog so far (a
+    /// paged reader reads a page at a time; tests check that opening and
+    /// reading the start of a long file does not wait for all of them).
+    pub fn extent_rows_read(&self) -> u64 {
+        self.rows_read.load(Ordering::Relaxed)
+    }
+
+    /// Every extent of the file. A paged reader reads them all from the
+    /// catalog the first time; if that fails (the catalog cannot be read),
+    /// the error is logged and the list is empty, so callers that need every
+    /// extent and must not miss one use `try_extents`.
     pub fn extents(&self) -> &[ResolvedExtent] {
-        &self.extents
+        match self.try_extents() {
+            Ok(all) => all,
+            Err(e) => {
+                log::error!("blob {}: cannot read its extent list: {e}", self.hash.short());
+                &[]
+            }
+        }
+    }
+
+    /// Every extent of the file, or why they cannot be read.
+    pub fn try_extents(&self) -> Result<&[ResolvedExtent]> {
+        if let Some(all) = self.all.get() {
+            return Ok(all);
+        }
+        let all = self.query_extents(|c| match c.extents_with_locs(&self.hash).and_then(|rows| resolve_rows(&self.hash, rows)) {
+            Err(ArchiveError::Inconsistent(why)) => Err(explain_unresolved(c, &self.hash, why)?),
+            r => r,
+        })?;
+        self.rows_read.fetch_add(all.len() as u64, Ordering::Relaxed);
+        // Another thread (the loader) may have set it meanwhile: the same rows.
+        let _ = self.all.set(all);
+        Ok(self.all.get().map(|v| v.as_slice()).unwrap_or(&[]))
+    }
+
+    /// Run a query for this reader's extents in its snapshot while that is
+    /// open, else on the store's lookup connection.
+    fn query_extents(&self, f: impl FnOnce(&Catalog) -> Result<Vec<ResolvedExtent>>) -> Result<Vec<ResolvedExtent>> {
+        if let Some(p) = &self.paging {
+            let g = p.snapshot.lock().map_err(|_| ArchiveError::Inconsistent("a reader's catalog snapshot lock is poisoned".into()))?;
+            if let Some(c) = g.as_ref() {
+                return f(c);
+            }
+        }
+        self.store.with_lookups(f)
+    }
+
+    /// The page of extents from the one holding `offset`; an empty page
+    /// means the file is no longer in the catalog (only once the snapshot
+    /// has ended, e.g. after a failed load).
+    fn page_from(&self, offset: u64) -> Result<Vec<ResolvedExtent>> {
+        let rows = self.query_extents(|c| extents_page(c, &self.hash, offset, EXTENT_PAGE))?;
+        if rows.is_empty() {
+            return Err(ArchiveError::NotFound(format!(
+                "file {} (its extents from byte {offset}; `reelfs gc` removed it while it was being read)",
+                self.hash.short()
+            )));
+        }
+        Ok(rows)
+    }
+
+    /// A sorted run of extents that covers [offset, offset+len) (cut at the
+    /// end of the file): the whole list when it is loaded, else the current
+    /// page, or new pages read from the catalog starting at `offset`.
+    fn run(&self, offset: u64, len: u64) -> Result<Run<'_>> {
+        if let Some(all) = self.all.get() {
+            return Ok(Run::All(all));
+        }
+        let Some(paging) = &self.paging else { return self.try_extents().map(Run::All) };
+        let end = offset.saturating_add(len).min(self.size).max(offset);
+        let covers = |v: &[ResolvedExtent]| match (v.first(), v.last()) {
+            (Some(a), Some(z)) => a.extent.file_offset <= offset && (z.extent.end() >= end || z.extent.end() >= self.size),
+            _ => false,
+        };
+        let cur = paging.page.lock().map_err(|_| ArchiveError::Inconsistent("a reader's extent page lock is poisoned".into()))?.clone();
+        if covers(&cur) {
+            return Ok(Run::Page(cur));
+        }
+        let mut rows = self.page_from(offset)?;
+        let mut got = rows.len();
+        // A range wider than a page (a read-ahead plan) reads on until covered.
+        while got == EXTENT_PAGE && !covers(&rows) {
+            let Some(from) = rows.last().map(|r| r.extent.end()) else { break };
+            let more = self.page_from(from)?;
+            got = more.len();
+            // The first row of `more` is the one holding `from`: the last row
+            // of `rows` when extents are contiguous; drop what we have.
+            rows.extend(more.into_iter().filter(|r| r.extent.file_offset >= from));
+        }
+        self.rows_read.fetch_add(rows.len() as u64, Ordering::Relaxed);
+        let rows = Arc::new(rows);
+        if let Ok(mut g) = paging.page.lock() {
+            *g = rows.clone();
+        }
+        Ok(Run::Page(rows))
     }
 
     /// Fill `buf` from `offset`; returns bytes read (short only at end of file).
@@ -603,13 +873,14 @@ impl BlobReader {
             return Ok(0);
         }
         let want = buf.len().min((self.size - offset) as usize);
+        let extents = self.run(offset, want as u64)?;
         let mut done = 0usize;
-        let mut idx = match self.extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
+        let mut idx = match extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
             Ok(i) => i,
             Err(i) => i.saturating_sub(1),
         };
         while done < want {
-            let Some(re) = self.extents.get(idx) else {
+            let Some(re) = extents.get(idx) else {
                 return Err(ArchiveError::Inconsistent(format!("blob {} has a gap at offset {}", self.hash.short(), offset + done as u64)));
             };
             let pos = offset + done as u64;
@@ -630,28 +901,48 @@ impl BlobReader {
         Ok(done)
     }
 
+    /// The extents overlapping [offset, offset+len) (none, logged, when the
+    /// catalog cannot be read: use `try_extents_in` to see why).
+    pub fn extents_in(&self, offset: u64, len: u64) -> Vec<ResolvedExtent> {
+        self.try_extents_in(offset, len).unwrap_or_else(|e| {
+            log::error!("blob {}: cannot read its extents at {offset}: {e}", self.hash.short());
+            Vec::new()
+        })
+    }
+
     /// The extents overlapping [offset, offset+len).
-    pub fn extents_in(&self, offset: u64, len: u64) -> &[ResolvedExtent] {
+    pub fn try_extents_in(&self, offset: u64, len: u64) -> Result<Vec<ResolvedExtent>> {
+        let extents = self.run(offset, len)?;
         let end = offset.saturating_add(len);
-        let start = match self.extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
+        let start = match extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
             Ok(i) => i,
             Err(i) => i.saturating_sub(1),
         };
-        let stop = match self.extents.binary_search_by(|e| e.extent.file_offset.cmp(&end)) {
+        let stop = match extents.binary_search_by(|e| e.extent.file_offset.cmp(&end)) {
             Ok(i) | Err(i) => i,
         };
-        &self.extents[start.min(self.extents.len())..stop.max(start).min(self.extents.len())]
+        Ok(extents[start.min(extents.len())..stop.max(start).min(extents.len())].to_vec())
+    }
+
+    /// `run` for callers that only plan (read-ahead): an unreadable catalog
+    /// plans nothing, and the read itself reports it.
+    fn run_or_log(&self, offset: u64, len: u64) -> Run<'_> {
+        self.run(offset, len).unwrap_or_else(|e| {
+            log::error!("blob {}: cannot read its extents at {offset}: {e}", self.hash.short());
+            Run::All(&[])
+        })
     }
 
     /// The distinct chunks covering [offset, offset+len), for read-ahead.
     pub fn chunks_in(&self, offset: u64, len: u64) -> Vec<(Hash, ChunkLoc)> {
+        let extents = self.run_or_log(offset, len);
         let end = offset.saturating_add(len);
-        let start = match self.extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
+        let start = match extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
             Ok(i) => i,
             Err(i) => i.saturating_sub(1),
         };
         let mut out: Vec<(Hash, ChunkLoc)> = Vec::new();
-        for re in &self.extents[start.min(self.extents.len())..] {
+        for re in &extents[start.min(extents.len())..] {
             if re.extent.file_offset >= end {
                 break;
             }
@@ -668,13 +959,14 @@ impl BlobReader {
     /// Like `chunks_in`, with the file offset where each chunk is first used, so
     /// a read-ahead can tell how far it has got.
     pub fn chunk_offsets_in(&self, offset: u64, len: u64) -> Vec<(u64, Hash, ChunkLoc)> {
+        let extents = self.run_or_log(offset, len);
         let end = offset.saturating_add(len);
-        let start = match self.extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
+        let start = match extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
             Ok(i) => i,
             Err(i) => i.saturating_sub(1),
         };
         let mut out: Vec<(u64, Hash, ChunkLoc)> = Vec::new();
-        for re in &self.extents[start.min(self.extents.len())..] {
+        for re in &extents[start.min(extents.len())..] {
             if re.extent.file_offset >= end {
                 break;
             }
@@ -694,7 +986,7 @@ impl BlobReader {
 
     /// Bytes of this file that are zero runs.
     pub fn zero_run_bytes(&self) -> u64 {
-        self.extents.iter().filter(|r| r.extent.is_zero_run()).fold(0u64, |a, r| a.saturating_add(r.extent.length))
+        self.extents().iter().filter(|r| r.extent.is_zero_run()).fold(0u64, |a, r| a.saturating_add(r.extent.length))
     }
 
     /// Read what is at `offset`: up to `buf.len()` bytes of stored data (never
@@ -705,11 +997,12 @@ impl BlobReader {
         if offset >= self.size || buf.is_empty() {
             return Ok(Piece::Data(0));
         }
-        let idx = match self.extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
+        let extents = self.run(offset, buf.len() as u64)?;
+        let idx = match extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
             Ok(i) => i,
             Err(i) => i.saturating_sub(1),
         };
-        let Some(re) = self.extents.get(idx).filter(|r| r.extent.file_offset <= offset && offset < r.extent.end()) else {
+        let Some(re) = extents.get(idx).filter(|r| r.extent.file_offset <= offset && offset < r.extent.end()) else {
             return Err(ArchiveError::Inconsistent(format!("blob {} has a gap at offset {}", self.hash.short(), offset)));
         };
         if re.extent.is_zero_run() {
@@ -717,7 +1010,7 @@ impl BlobReader {
         }
         // Stop at the next zero run so the caller sees it as one.
         let want_end = offset.saturating_add(buf.len() as u64).min(self.size);
-        let data_end = self.extents[idx..]
+        let data_end = extents[idx..]
             .iter()
             .take_while(|r| r.extent.file_offset < want_end)
             .find(|r| r.extent.is_zero_run())
@@ -737,11 +1030,12 @@ impl BlobReader {
         if offset >= self.size || max == 0 {
             return Ok(0);
         }
-        let idx = match self.extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
+        let extents = self.run(offset, 1)?;
+        let idx = match extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
             Ok(i) => i,
             Err(i) => i.saturating_sub(1),
         };
-        let Some(re) = self.extents.get(idx).filter(|r| r.extent.file_offset <= offset && offset < r.extent.end()) else {
+        let Some(re) = extents.get(idx).filter(|r| r.extent.file_offset <= offset && offset < r.extent.end()) else {
             return Ok(0);
         };
         let e = &re.extent;
@@ -878,7 +1172,7 @@ impl Prefetched {
         let len = (buf.len() as u64).min(r.size - offset);
         let out = &mut buf[..len as usize];
         let mut done = 0u64;
-        for re in r.extents_in(offset, len) {
+        for re in r.try_extents_in(offset, len).map_err(|e| e.to_string())? {
             let e = &re.extent;
             let start = (offset + done).max(e.file_offset);
             let end = (offset + len).min(e.file_offset + e.length);
@@ -970,7 +1264,7 @@ impl Prefetched {
             return Ok(ReadBuf::Owned(Vec::new()));
         }
         let len = len.min(r.size - offset);
-        if let [re] = r.extents_in(offset, len) {
+        if let [re] = r.try_extents_in(offset, len).map_err(|e| e.to_string())?.as_slice() {
             let e = &re.extent;
             let inside = e.file_offset <= offset && offset + len <= e.file_offset + e.length;
             if inside && !e.is_zero_run() {
@@ -1050,5 +1344,215 @@ mod pack_name_tests {
         let mut buf = vec![0u8; data.len()];
         assert_eq!(reader.read_at(0, &mut buf).unwrap(), data.len());
         assert_eq!(buf, data);
+    }
+}
+
+/// A paged reader's loader: reads the rest of the extent list after `rows`
+/// (the first page) from the reader's snapshot, a batch at a time, publishes
+/// it in `all`, and ends the snapshot's read transaction. Stops early when
+/// the reader is dropped. A failed load (a chunk released to tape, say) is
+/// logged: the reader then reads pages as needed and reports the error at
+/// the place it applies.
+fn load_rest(
+    blob: Hash,
+    mut rows: Vec<ResolvedExtent>,
+    all: std::sync::Weak<OnceLock<Vec<ResolvedExtent>>>,
+    snapshot: Snapshot,
+    store: &ChunkStore,
+) {
+    // Not while the reader's first bytes are read: a server's first piece
+    // (one cold block, a few ms) would share the disk with these pages.
+    std::thread::sleep(LOADER_DELAY);
+    let outcome = loop {
+        if all.strong_count() == 0 {
+            break Ok(None);
+        }
+        let Some(from) = rows.last().map(|r| r.extent.end()) else { break Ok(Some(rows)) };
+        let batch = match snapshot.lock() {
+            Ok(g) => match g.as_ref() {
+                Some(c) => extents_page(c, &blob, from, LOAD_BATCH),
+                None => break Ok(None),
+            },
+            Err(_) => break Ok(None),
+        };
+        match batch {
+            Ok(b) => {
+                let n = b.len();
+                rows.extend(b.into_iter().filter(|r| r.extent.file_offset >= from));
+                if n < LOAD_BATCH {
+                    break Ok(Some(rows));
+                }
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    match outcome {
+        Ok(Some(rows)) => {
+            if let Some(a) = all.upgrade() {
+                let _ = a.set(rows);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => log::warn!("blob {}: loading its extent list stopped ({e}); its pages are read as reads need them", blob.short()),
+    }
+    if let Some(c) = snapshot.lock().ok().and_then(|mut g| g.take()) {
+        store.give_back_snapshot(c);
+    }
+}
+
+/// How long a paged reader's loader waits before it reads (see `load_rest`).
+const LOADER_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
+
+#[cfg(test)]
+mod paged_tests {
+    use super::*;
+    use crate::archive::objects::Extent;
+    use crate::archive::repo::Archive;
+    use crate::archive::test_support::{noise, put};
+
+    /// A file of `n` 1 KiB extents: every third a zero run, the others slices
+    /// of one stored chunk (at shifting offsets), so that its extent list
+    /// spans many catalog pages while the archive stays small.
+    fn long_file(a: &Archive, chunk_src: &[u8], chunk: &ResolvedExtent, n: u64) -> (Hash, Vec<u8>) {
+        long_file_released_from(a, chunk_src, chunk, n, n)
+    }
+
+    /// `long_file` whose extents from `released_from` on use a chunk the
+    /// catalog no longer has (what `tape release` then `gc` leave).
+    fn long_file_released_from(a: &Archive, chunk_src: &[u8], chunk: &ResolvedExtent, n: u64, released_from: u64) -> (Hash, Vec<u8>) {
+        const LEN: u64 = 1024;
+        let mut extents = Vec::new();
+        let mut want = Vec::new();
+        for i in 0..n {
+            if i >= released_from {
+                extents.push(Extent { file_offset: i * LEN, length: LEN, chunk: Hash([9; 32]), chunk_offset: 0 });
+                want.extend(std::iter::repeat_n(0u8, LEN as usize));
+            } else if i % 3 == 0 {
+                extents.push(Extent::zeros(i * LEN, LEN));
+                want.extend(std::iter::repeat_n(0u8, LEN as usize));
+            } else {
+                let at = (i * 977) % (chunk.extent.length - LEN);
+                extents.push(Extent {
+                    file_offset: i * LEN,
+                    length: LEN,
+                    chunk: chunk.extent.chunk,
+                    chunk_offset: chunk.extent.chunk_offset + at,
+                });
+                want.extend_from_slice(&chunk_src[at as usize..(at + LEN) as usize]);
+            }
+        }
+        let blob = Hash([7; 32]);
+        a.catalog.insert_blob(&blob, n * LEN, &Hash([8; 32]), &extents).unwrap();
+        (blob, want)
+    }
+
+    #[test]
+    fn reading_the_start_of_a_long_file_reads_one_page_of_its_extents() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Archive::init(&dir.path().join("arch")).unwrap();
+        let src = noise(256 << 10, 5);
+        put(&mut a, "main", dir.path(), "one.bin", &src);
+        let one = a.blob_reader(&a.resolve("main/one.bin").unwrap().entry.hash).unwrap();
+        let first = one.extents()[0].clone();
+        let n = 3000;
+        let (blob, want) = long_file(&a, &src, &first, n);
+
+        let r = a.blob_reader_paged(&blob).unwrap();
+        let mut buf = vec![0xAAu8; 64 << 10];
+        assert_eq!(r.read_at(0, &mut buf).unwrap(), buf.len());
+        assert_eq!(&buf[..], &want[..buf.len()]);
+        assert!(
+            r.extent_rows_read() <= EXTENT_PAGE as u64,
+            "opening and reading the first 64 KiB read {} of {n} extent rows (one page is {EXTENT_PAGE})",
+            r.extent_rows_read()
+        );
+
+        // A jump near the end reads the page there, not the ones between.
+        let before = r.extent_rows_read();
+        let tail = want.len() - 5000;
+        let mut end = vec![0u8; 5000];
+        assert_eq!(r.read_at(tail as u64, &mut end).unwrap(), end.len());
+        assert_eq!(&end[..], &want[tail..]);
+        assert!(r.extent_rows_read() - before <= EXTENT_PAGE as u64);
+
+        // Sequential reads in odd sizes across every page boundary, and the
+        // other ways in, give the same bytes as the eager reader.
+        let mut got = Vec::new();
+        let mut piece = vec![0u8; 77_777];
+        while (got.len() as u64) < r.size {
+            let k = r.read_at(got.len() as u64, &mut piece).unwrap();
+            assert!(k > 0);
+            got.extend_from_slice(&piece[..k]);
+        }
+        assert!(got == want, "paged sequential read differs");
+        let eager = a.blob_reader(&blob).unwrap();
+        assert_eq!(r.chunk_offsets_in(500_000, 2 << 20).len(), eager.chunk_offsets_in(500_000, 2 << 20).len());
+        assert_eq!(r.try_extents_in(1_000_000, 300_000).unwrap().len(), eager.extents_in(1_000_000, 300_000).len());
+        let mut p = vec![0u8; 4096];
+        assert_eq!(r.read_piece(1024 * 1500, &mut p).unwrap(), Piece::Zeros(1024));
+        assert_eq!(r.zero_run_bytes(), eager.zero_run_bytes());
+        assert_eq!(r.extents().len(), n as usize);
+    }
+
+    /// An archive with one stored file (`one.bin`) and its first extent, the
+    /// chunk the long files' extents point into.
+    fn archive_with_one_chunk(dir: &std::path::Path) -> (Archive, Vec<u8>, ResolvedExtent) {
+        let mut a = Archive::init(&dir.join("arch")).unwrap();
+        let src = noise(256 << 10, 5);
+        put(&mut a, "main", dir, "one.bin", &src);
+        let one = a.blob_reader(&a.resolve("main/one.bin").unwrap().entry.hash).unwrap();
+        let first = one.extents()[0].clone();
+        (a, src, first)
+    }
+
+    fn read_whole(r: &BlobReader) -> Vec<u8> {
+        let mut got = Vec::new();
+        let mut piece = vec![0u8; 77_777];
+        while (got.len() as u64) < r.size {
+            let k = r.read_at(got.len() as u64, &mut piece).unwrap();
+            assert!(k > 0);
+            got.extend_from_slice(&piece[..k]);
+        }
+        got
+    }
+
+    #[test]
+    fn a_long_file_released_to_tape_says_so_past_its_first_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, src, first) = archive_with_one_chunk(dir.path());
+        let page = EXTENT_PAGE as u64;
+        let (blob, _) = long_file_released_from(&a, &src, &first, 3000, 2 * page);
+        a.catalog.ensure_tape_schema().unwrap();
+        a.catalog.set_released(&blob, "RL0001L8,RL0002L8", 0).unwrap();
+
+        let r = a.blob_reader_paged(&blob).unwrap();
+        let mut buf = vec![0u8; 4096];
+        assert_eq!(r.read_at(0, &mut buf).unwrap(), buf.len());
+        let err = r.read_at(1024 * (2 * page + 10), &mut buf).unwrap_err().to_string();
+        assert!(err.contains("released to tape") && err.contains("RL0001L8") && err.contains("tape recall"), "{err}");
+        let err = r.try_extents_in(1024 * (3 * page), 4096).unwrap_err().to_string();
+        assert!(err.contains("released to tape"), "{err}");
+    }
+
+    #[test]
+    fn a_long_file_reads_whole_through_a_reader_opened_before_gc_deleted_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut a, src, first) = archive_with_one_chunk(dir.path());
+        // In no tree: the next gc deletes its rows.
+        let (blob, want) = long_file(&a, &src, &first, 3000);
+        let r = a.blob_reader_paged(&blob).unwrap();
+        let mut buf = vec![0u8; 64 << 10];
+        assert_eq!(r.read_at(0, &mut buf).unwrap(), buf.len());
+        // The loader may finish before gc runs; a snapshot opened now is what
+        // it and the pages read from when gc wins that race.
+        let (snapshot, _) = r.store.snapshot_first_page(&blob, EXTENT_PAGE).unwrap();
+
+        let rep = crate::archive::gc::gc(&mut a, &Default::default()).unwrap();
+        assert!(rep.blobs_freed >= 1, "{rep:?}");
+        assert_eq!(a.catalog.blob_size(&blob).unwrap(), None, "gc left the file's rows");
+        assert!(read_whole(&r) == want, "the reader opened before gc read other bytes");
+        assert_eq!(r.extents().len(), 3000);
+        let far = extents_page(&snapshot, &blob, 2_000_000, EXTENT_PAGE).unwrap();
+        assert_eq!((far.len(), far[0].extent.file_offset), (EXTENT_PAGE, 2_000_000 / 1024 * 1024));
     }
 }

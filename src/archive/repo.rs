@@ -414,25 +414,40 @@ impl Archive {
     }
 
     pub fn blob_reader(&self, hash: &Hash) -> Result<BlobReader> {
+        self.open_blob(hash, false)
+    }
+
+    /// A reader that reads the file's extents from the catalog a page at a
+    /// time, starting with the page at offset 0 (`BlobReader::paged`): what a
+    /// server's first byte waits for is one page, not the whole list.
+    pub fn blob_reader_paged(&self, hash: &Hash) -> Result<BlobReader> {
+        self.open_blob(hash, true)
+    }
+
+    fn open_blob(&self, hash: &Hash, paged: bool) -> Result<BlobReader> {
         let size = match self.catalog.blob_size(hash)? {
             Some(s) => s,
             None => return Err(self.catalog.missing("blob", hash)?),
         };
+        if paged {
+            // The first page, read in a snapshot the reader keeps if the file
+            // is long (so a gc while it is read takes nothing from under it).
+            let (snapshot, first) = self.store.snapshot_first_page(hash, super::read::EXTENT_PAGE)?;
+            if first.len() >= super::read::EXTENT_PAGE {
+                return Ok(BlobReader::paged(*hash, size, first, snapshot, self.store.clone()));
+            }
+            self.store.give_back_snapshot(snapshot);
+            if first.is_empty() && size > 0 {
+                // Deleted (gc) since its size was read.
+                return Err(self.catalog.missing("blob", hash)?);
+            }
+            return Ok(BlobReader::new(*hash, size, first, self.store.clone()));
+        }
         let extents = match ChunkStore::resolve(&self.catalog, hash) {
             Ok(e) => e,
-            Err(ArchiveError::Inconsistent(why)) => {
-                // Released to tape on purpose: say where it is, not that it is lost.
-                if let Some(barcodes) = self.catalog.released(hash)? {
-                    return Err(ArchiveError::released(&barcodes));
-                }
-                // A chunk lost with a pack before a rebuild is lost, not a catalog to rebuild.
-                for c in self.catalog.missing_chunks_of(hash)? {
-                    if let Some(what) = self.catalog.lost(&c)? {
-                        return Err(ArchiveError::Lost { what, archive: self.catalog.archive_dir() });
-                    }
-                }
-                return Err(ArchiveError::Inconsistent(why));
-            }
+            // Released to tape on purpose, or lost with a pack: say so, not
+            // that the catalog is inconsistent.
+            Err(ArchiveError::Inconsistent(why)) => return Err(super::read::explain_unresolved(&self.catalog, hash, why)?),
             Err(e) => return Err(e),
         };
         Ok(BlobReader::new(*hash, size, extents, self.store.clone()))

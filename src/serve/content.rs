@@ -69,7 +69,7 @@ impl Entity {
     pub fn of(a: &PoolAccess, path: &str, target: &Target) -> Result<Option<Entity>, ContentError> {
         Ok(Some(match target {
             Target::File { entry, .. } => {
-                let reader = a.read(|a| a.blob_reader(&entry.hash)).map_err(|e| ContentError::Io(path.into(), e.to_string()))?;
+                let reader = a.read(|a| a.blob_reader_paged(&entry.hash)).map_err(|e| ContentError::Io(path.into(), e.to_string()))?;
                 Entity {
                     path: path.to_string(),
                     size: entry.size,
@@ -81,7 +81,7 @@ impl Entity {
                 }
             }
             Target::Proxy(p) => {
-                let reader = a.read(|a| a.blob_reader(&p.rec.blob)).map_err(|e| ContentError::Io(path.into(), e.to_string()))?;
+                let reader = a.read(|a| a.blob_reader_paged(&p.rec.blob)).map_err(|e| ContentError::Io(path.into(), e.to_string()))?;
                 Entity {
                     path: path.to_string(),
                     size: reader.size,

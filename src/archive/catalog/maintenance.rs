@@ -384,4 +384,59 @@ impl Catalog {
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
     }
+
+    /// The extent holding `offset` and up to `limit - 1` after it, with their
+    /// chunks' locations: one probe of the (blob, file_offset) primary key, so
+    /// a reader that starts at one place of a file with thousands of extents
+    /// reads only the catalog pages around it (`BlobReader`'s paged mode).
+    pub fn extents_with_locs_from(&self, blob: &Hash, offset: u64, limit: usize) -> Result<Vec<(Extent, Option<ChunkLoc>)>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT e.file_offset, e.length, e.chunk, e.chunk_offset, c.pack, c.offset, c.stored_len, c.raw_len, c.codec
+                 FROM extents e LEFT JOIN chunks c ON c.hash = e.chunk
+                 WHERE e.blob = ?1 AND e.file_offset >= COALESCE(
+                   (SELECT MAX(x.file_offset) FROM extents x WHERE x.blob = ?1 AND x.file_offset <= ?2), 0)
+                 ORDER BY e.file_offset LIMIT ?3",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![&blob.0[..], offset.min(i64::MAX as u64) as i64, limit.min(i64::MAX as usize) as i64], |r| {
+                let pack: Option<i64> = r.get(4)?;
+                let loc = match pack {
+                    Some(p) => Some(ChunkLoc {
+                        pack: p,
+                        offset: r.get::<_, i64>(5)? as u64,
+                        stored_len: r.get(6)?,
+                        raw_len: r.get(7)?,
+                        codec: r.get(8)?,
+                    }),
+                    None => None,
+                };
+                Ok((
+                    Extent {
+                        file_offset: r.get::<_, i64>(0)? as u64,
+                        length: r.get::<_, i64>(1)? as u64,
+                        chunk: h(r.get(2)?),
+                        chunk_offset: r.get::<_, i64>(3)? as u64,
+                    },
+                    loc,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
+    /// Begin a read transaction that lasts until this connection is dropped
+    /// (its snapshot is taken at the first query after this): a long file's
+    /// paged reader reads its pages in one so that what it reads stays what
+    /// it opened, whatever another process commits meanwhile.
+    pub fn begin_snapshot(&self) -> Result<()> {
+        self.conn.execute_batch("BEGIN DEFERRED").map_err(|e| self.err(e))
+    }
+
+    /// End the read transaction `begin_snapshot` began.
+    pub fn end_snapshot(&self) -> Result<()> {
+        self.conn.execute_batch("ROLLBACK").map_err(|e| self.err(e))
+    }
 }
