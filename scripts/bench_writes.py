@@ -76,6 +76,9 @@ def main():
     ap.add_argument("--size-gib", type=float, default=2)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--new-opts", default="", help="extra `reelfs mount` options for --new")
+    ap.add_argument("--ingest", action="store_true",
+                    help="measure the ingest row instead: `reelfs ingest` of the source folder per binary against `cp -a`")
+    ap.add_argument("--taskset", default=None, help="CPU list to pin every measured command to (e.g. 0 for one core)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench_writes: run as root (it drops the page cache)")
@@ -87,6 +90,8 @@ def main():
             for _ in range(size // (64 << 20)):
                 f.write(os.urandom(64 << 20))
             f.write(os.urandom(size % (64 << 20)))
+    if args.ingest:
+        return ingest_ab(args, src, size)
     plain = os.path.join(args.data, "plain.bin")
     best = {"base": None, "new": None, "cp": None}
     for r in range(args.runs):
@@ -107,6 +112,54 @@ def main():
               f"daemon CPU {cpu:.2f} s")
     print(f"new / base: {best['base'][0] / best['new'][0]:.2f}x")
     os.unlink(src)
+
+
+def timed_cmd(cmd, pin):
+    """Wall time of `cmd; sync` from a dropped page cache, and its user+sys CPU seconds."""
+    drop_caches()
+    if pin:
+        cmd = ["taskset", "-c", pin, *cmd]
+    t0 = time.perf_counter()
+    before = os.times()
+    subprocess.run(cmd, check=True, capture_output=True)
+    subprocess.run(["sync"], check=True)
+    t = time.perf_counter() - t0
+    after = os.times()
+    return t, (after.children_user - before.children_user) + (after.children_system - before.children_system)
+
+
+def ingest_ab(args, src, size):
+    """Ingest of a folder holding the source file, per binary in alternating rounds, against
+    `cp -a` of the same folder to the same disk (the ingest row of issue 16)."""
+    folder = os.path.join(args.data, "ingest-src")
+    os.makedirs(folder, exist_ok=True)
+    clip = os.path.join(folder, "clip.bin")
+    if not os.path.exists(clip):
+        os.link(src, clip)
+    arch, plain = os.path.join(args.data, "archive"), os.path.join(args.data, "cp-a")
+    best = {}
+    for r in range(args.runs):
+        for side, binary in (("base", args.base), ("new", args.new), ("cp -a", None)):
+            shutil.rmtree(arch, ignore_errors=True)
+            shutil.rmtree(plain, ignore_errors=True)
+            if binary:
+                subprocess.run([binary, "init", arch], check=True, capture_output=True)
+                cmd = [binary, "ingest", arch, folder]
+            else:
+                cmd = ["cp", "-a", folder, plain]
+            t, cpu = timed_cmd(cmd, args.taskset)
+            print(f"round {r + 1} {side}: {size / t / (1 << 20):.0f} MiB/s ({t:.2f} s), CPU {cpu:.2f} s, "
+                  f"load {loadavg()}", flush=True)
+            if side not in best or t < best[side][0]:
+                best[side] = (t, cpu)
+    shutil.rmtree(arch, ignore_errors=True)
+    shutil.rmtree(plain, ignore_errors=True)
+    cp = best["cp -a"][0]
+    for side in ("base", "new"):
+        t, cpu = best[side]
+        print(f"best ingest {side}: {cp / t:.2f}x cp -a ({size / t / (1 << 20):.0f} vs {size / cp / (1 << 20):.0f} MiB/s), "
+              f"CPU {cpu:.2f} s")
+    print(f"ingest new / base: {best['base'][0] / best['new'][0]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ pub mod merge;
 pub mod objects;
 pub mod outboard;
 pub mod pack;
+pub mod pack_direct;
 pub mod pack_store;
 pub mod pack_store_mem;
 pub mod pack_writer;

@@ -12,7 +12,6 @@
 use super::error::{ArchiveError, IoContext, Result};
 use super::read_at::ReadAt;
 use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -112,7 +111,14 @@ impl PackStore for LocalPackStore {
         let policy = super::perms::Policy::inherited(&dir)?;
         policy.create_dir_all(&dir)?;
         let file = policy.create_new_file(&path)?;
-        Ok(Box::new(LocalUpload { path, dir, new_dir, file: Some(BufWriter::with_capacity(WRITE_BUFFER, file)), pos: 0, kicked: 0 }))
+        let file = match super::pack_direct::DirectAppend::new(file) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(ArchiveError::Io { path, source: e });
+            }
+        };
+        Ok(Box::new(LocalUpload { path, dir, new_dir, file: Some(file), pos: 0 }))
     }
 
     fn open(&self, name: &str) -> Result<Arc<dyn ReadAt>> {
@@ -160,52 +166,22 @@ impl PackStore for LocalPackStore {
     }
 }
 
-/// Small records (headers, metadata, tiny files) are gathered up to this many
-/// bytes per write(2); a payload at least this long goes to the kernel
-/// straight from the caller's memory (BufWriter writes such a slice directly).
-/// It was 8 MiB, which copied every chunk below 8 MiB (most of them: chunks
-/// average 4 MiB) once more through the buffer before the page-cache copy.
-const WRITE_BUFFER: usize = 256 << 10;
-
-/// Start writing dirty pages back every this many bytes, so the fsync that
-/// seals a pack finds little left to do instead of stalling the pipeline.
-const WRITEBACK_EVERY: u64 = 64 << 20;
-
 struct LocalUpload {
     path: PathBuf,
     dir: PathBuf,
     /// The pack's folder was made for it: its own entry in `packs/` is fsynced too.
     new_dir: bool,
-    /// `None` once sealed or aborted.
-    file: Option<BufWriter<File>>,
+    /// Written around the page cache where the filesystem allows it
+    /// (archive/pack_direct.rs). `None` once sealed or aborted.
+    file: Option<super::pack_direct::DirectAppend>,
     pos: u64,
-    /// Position at which writeback was last started.
-    kicked: u64,
-}
-
-impl LocalUpload {
-    fn file(&mut self) -> Result<&mut BufWriter<File>> {
-        self.file.as_mut().ok_or_else(|| ArchiveError::Invalid("internal: write to a sealed pack".into()))
-    }
 }
 
 impl PackUpload for LocalUpload {
     fn write(&mut self, b: &[u8]) -> Result<()> {
-        let path = self.path.clone();
-        let f = self.file()?;
-        f.write_all(b).at(&path)?;
+        let f = self.file.as_mut().ok_or_else(|| ArchiveError::Invalid("internal: write to a sealed pack".into()))?;
+        f.write(b).at(&self.path)?;
         self.pos += b.len() as u64;
-        if self.pos - self.kicked >= WRITEBACK_EVERY {
-            self.kicked = self.pos;
-            let f = self.file()?;
-            f.flush().at(&path)?;
-            use std::os::unix::io::AsRawFd;
-            // SAFETY: asynchronous writeback request on our own open descriptor;
-            // it changes no data and its failure only costs speed.
-            unsafe {
-                libc::sync_file_range(f.get_ref().as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
-            }
-        }
         Ok(())
     }
 
@@ -215,10 +191,11 @@ impl PackUpload for LocalUpload {
 
     /// The file, then its directory entry (and the folder's, if it is new).
     fn seal(mut self: Box<Self>) -> Result<u64> {
-        let w = self.file.take().ok_or_else(|| ArchiveError::Invalid("internal: pack sealed twice".into()))?;
+        let mut w = self.file.take().ok_or_else(|| ArchiveError::Invalid("internal: pack sealed twice".into()))?;
         let r = (|| {
-            let file = w.into_inner().map_err(|e| ArchiveError::Io { path: self.path.clone(), source: e.into_error() })?;
-            file.sync_all().at(&self.path)?;
+            // Direct writes are not durable without this either: the disk's
+            // cache, the file's size and its extents.
+            w.finish().and_then(|f| f.sync_all()).at(&self.path)?;
             fsync_dir(&self.dir)?;
             if self.new_dir {
                 if let Some(up) = self.dir.parent() {
@@ -227,6 +204,7 @@ impl PackUpload for LocalUpload {
             }
             Ok(self.pos)
         })();
+        drop(w);
         if r.is_err() {
             // Not sealed: it must not stay behind looking like a pack.
             let _ = std::fs::remove_file(&self.path);
