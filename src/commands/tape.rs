@@ -101,7 +101,7 @@ pub fn write_stoppable(
     // Checked before the volume is touched, so a typo writes nothing.
     write::cartridge_of(&a.catalog, plan, barcode)?;
     let w = writer(vol, barcode)?;
-    let opts = write::WriteOptions { progress: progress.clone(), index_every: 100 << 30, interrupt };
+    let opts = write::WriteOptions { progress: progress.clone(), index_every: 100 << 30, interrupt, ..Default::default() };
     let rep = write::write_tape(&a, plan, barcode, w, &opts)?;
     let verify = if verify_after && !rep.written.is_empty() && !rep.interrupted {
         let mut r = reader(vol, barcode)?;

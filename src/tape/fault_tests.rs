@@ -24,6 +24,10 @@ struct Faults {
     fail_index: bool,
     /// Ctrl-C arrives during the Nth call of `write` (the flag is set, the write succeeds).
     interrupt_on_write: Option<(usize, Arc<AtomicBool>)>,
+    /// The first `end_file` (a slow close: an fsync, a driver flushing) waits
+    /// until MD5 has started on the next file (`WriteOptions::md5_started`
+    /// says which files it starts), and records whether it did.
+    md5_ahead: Option<(crossbeam_channel::Receiver<usize>, Arc<AtomicBool>)>,
 }
 
 /// Files an index listed, by path (what a later mount would show).
@@ -81,6 +85,17 @@ impl VolumeWriter for MemVolume {
         Ok(())
     }
     fn end_file(&mut self, _: &[(String, Vec<u8>)]) -> Result<FilePlacement, VolumeError> {
+        if let Some((started, seen)) = self.faults.md5_ahead.take() {
+            // Long enough for any scheduler; only a pipeline that never hashes
+            // ahead waits it out.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while let Ok(n) = started.recv_deadline(deadline) {
+                if n >= 1 {
+                    seen.store(true, std::sync::atomic::Ordering::SeqCst);
+                    break;
+                }
+            }
+        }
         let (p, d) = self.open.take().expect("a file is open");
         let bytes = d.len() as u64;
         self.complete.insert(p, d);
@@ -236,4 +251,31 @@ fn ctrl_c_mid_file_leaves_it_queued_off_the_index_and_a_rerun_continues() {
     assert_eq!(on_tape2["Day01/A001/c3.mov"], data[2]);
     assert!(states(&a, "A00001L8").iter().all(|(_, st)| st == "written"));
     assert_eq!(a.catalog.cartridge("A00001L8").unwrap().unwrap().state, "written");
+}
+
+#[test]
+fn md5_of_the_next_file_runs_while_the_volume_closes_this_one() {
+    // MD5 is the serial stage of a write: it must not wait while the volume
+    // closes a file (an fsync on a mount, a flush in an LTFS driver). The
+    // first file's close waits until MD5 has started on the second.
+    let (_d, a, data) = setup_sized(&[1 << 20, 4 << 20, 1 << 20]);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let seen = Arc::new(AtomicBool::new(false));
+    let (vol, indexed) = MemVolume::new(Faults { md5_ahead: Some((rx, seen.clone())), ..Default::default() });
+    let opts = WriteOptions { md5_started: Some(tx), ..Default::default() };
+    let rep = write_tape(&a, "plan-1", "A00001L8", vol, &opts).unwrap();
+    assert!(rep.complete(), "{rep:?}");
+    assert!(seen.load(std::sync::atomic::Ordering::SeqCst), "MD5 did not start on c2.mov while c1.mov was being closed");
+    // And the hashes recorded are those of each file's own bytes.
+    for (i, d) in data.iter().enumerate() {
+        assert_eq!(indexed.lock().unwrap()[&format!("Day01/A001/c{}.mov", i + 1)], *d);
+    }
+    let items = a.catalog.tape_items_on("A00001L8").unwrap();
+    for (item, d) in items.iter().zip(&data) {
+        let want = super::hashes::FileHashes::of(d);
+        assert_eq!(
+            (item.md5.as_deref(), item.xxh64.as_deref(), item.sha1.as_deref()),
+            (Some(want.md5.as_str()), Some(want.xxh64.as_str()), None)
+        );
+    }
 }

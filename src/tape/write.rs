@@ -18,7 +18,7 @@
 
 use super::blocks::{Block, Pool};
 use super::error::{Result, TapeError};
-use super::hashes::{FileHashes, Hashing};
+use super::hashes::{Fast, FileHashes, Md5};
 use super::mhl::{self, MhlEntry};
 use super::plan;
 use super::set_catalog::{SetCatalog, CATALOG_DIR};
@@ -50,6 +50,9 @@ pub struct WriteOptions {
     pub index_every: u64,
     /// Set by SIGINT/SIGTERM: stop at the next safe point (between two blocks).
     pub interrupt: Arc<AtomicBool>,
+    /// Test hook: told the cartridge index of each file as MD5 starts on it.
+    #[doc(hidden)]
+    pub md5_started: Option<crossbeam_channel::Sender<usize>>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -93,7 +96,7 @@ pub struct WriteReport {
     /// Files a killed earlier run left on the volume under a queued file's
     /// name, removed before writing (the file is then written whole).
     pub removed_partial: Vec<RemovedPartial>,
-    /// Files whose MD5, SHA-1 and xxHash64 were taken from an earlier
+    /// Files whose MD5 and xxHash64 were taken from an earlier
     /// cartridge's copy of the same bytes (copy B of an A/B set) instead of
     /// being computed again; this write's own BLAKE3 of the bytes matched the
     /// one recorded with them.
@@ -210,9 +213,20 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
     std::thread::scope(|sc| -> Result<()> {
         let (job_tx, job_rx) = crossbeam_channel::unbounded::<ReadJob>();
         let (feed_tx, feed) = crossbeam_channel::bounded::<Fed>(IN_FLIGHT);
+        let (md5_tx, md5_rx) = crossbeam_channel::bounded::<ToMd5>(MD5_IN_FLIGHT);
+        let (md5_done_tx, md5_done) = crossbeam_channel::unbounded::<(usize, String)>();
         let pool = &pool;
-        sc.spawn(move || read_jobs(job_rx, feed_tx, pool));
-        let mut jobs = Jobs { tx: job_tx, queued: 0, unopened: HashMap::new() };
+        let hook = opts.md5_started.clone();
+        let no_thread = |e: std::io::Error| TapeError::invalid(format!("could not start a thread for tape write: {e}"));
+        std::thread::Builder::new()
+            .name("tape-read".into())
+            .spawn_scoped(sc, move || read_jobs(job_rx, feed_tx, md5_tx, pool))
+            .map_err(no_thread)?;
+        std::thread::Builder::new()
+            .name("tape-md5".into())
+            .spawn_scoped(sc, move || md5_worker(md5_rx, md5_done_tx, hook))
+            .map_err(no_thread)?;
+        let mut jobs = Jobs { tx: job_tx, queued: 0, unopened: HashMap::new(), known: HashMap::new() };
         for (n, item) in items.iter().enumerate() {
             if opts.interrupt.load(Ordering::Relaxed) {
                 rep.interrupted = true;
@@ -226,10 +240,10 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
             if item.length >= BLOCK as u64 {
                 pending.record(cat, barcode)?;
             }
-            let known = earlier_hashes(cat, item)?;
-            jobs.queue_through(a, &items, n + JOBS_AHEAD);
+            jobs.queue_through(a, &items, n + JOBS_AHEAD)?;
+            let known = jobs.known.remove(&n);
             let unopened = jobs.unopened.remove(&n);
-            let result = write_item(vol.as_mut(), item, n, unopened, &feed, pb, &opts.interrupt, known.as_ref());
+            let result = write_item(vol.as_mut(), item, n, unopened, (&feed, &md5_done), pb, opts, known.as_ref());
             if result.is_err() {
                 pending.record(cat, barcode)?;
             }
@@ -242,7 +256,6 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
                         partition: placement.partition.to_string(),
                         start_block: placement.start_block,
                         md5: h.md5,
-                        sha1: h.sha1,
                         xxh64: h.xxh64,
                         blake3: h.blake3,
                         written_ns: now_ns(),
@@ -463,15 +476,19 @@ fn index_failed(
     close_early(cat, cart, &to_move, &why, rep)
 }
 
+/// Write item `n` from the blocks the archive reader feeds, taking its BLAKE3
+/// and xxHash64 here; its MD5 comes from the MD5 thread, which the reader
+/// feeds the same blocks (shared, not copied), so MD5 runs on a core of its
+/// own and goes on to the next file while this one is being closed.
 #[allow(clippy::too_many_arguments)]
 fn write_item(
     vol: &mut dyn VolumeWriter,
     item: &TapeItemRow,
     n: usize,
     unopened: Option<ArchiveError>,
-    feed: &crossbeam_channel::Receiver<Fed>,
+    (feed, md5_done): (&crossbeam_channel::Receiver<Fed>, &crossbeam_channel::Receiver<(usize, String)>),
     pb: &ProgressHandle,
-    interrupt: &AtomicBool,
+    opts: &WriteOptions,
     known: Option<&FileHashes>,
 ) -> std::result::Result<(super::volume::FilePlacement, FileHashes), ItemError> {
     if let Some(e) = unopened {
@@ -479,66 +496,64 @@ fn write_item(
     }
     let mtime = SystemTime::UNIX_EPOCH + Duration::from_nanos(item.mtime_ns.max(0) as u64);
     vol.begin_file(&item.tape_path, mtime).map_err(ItemError::Volume)?;
-    let (mut blake3, md5, sha1_xxh64) = Hashing::parts();
-    // The archive reader (`read_jobs`), two hashing threads and this one
-    // (BLAKE3 and the volume's writes), so reading the archive, MD5, SHA-1
-    // and the writes overlap instead of adding up; every thread sees the same
-    // blocks (shared, not copied), which go back to the pool when the last
-    // one is done with them.
-    std::thread::scope(|sc| {
-        // Hashes an earlier cartridge took of these bytes: only BLAKE3 is
-        // taken here, to prove they are the same bytes.
-        let legacy = known.is_none().then(|| (hash_thread(sc, md5, |h, b| h.update(b)), hash_thread(sc, sha1_xxh64, |h, b| h.update(b))));
-        let mut written = 0u64;
-        while written < item.length {
-            if interrupt.load(Ordering::Relaxed) {
-                return Err(ItemError::Interrupted);
-            }
-            let block = loop {
-                match feed.recv() {
-                    // What is left of a file given up before its end.
-                    Ok((m, _)) if m < n => continue,
-                    Ok((m, Ok(b))) if m == n => break b,
-                    Ok((m, Err(e))) if m == n => return Err(ItemError::Archive(e)),
-                    _ => return Err(ItemError::Archive(ArchiveError::Invalid("internal: the archive reader stopped".into()))),
-                }
-            };
-            if let Some(((md5_tx, _), (sha_tx, _))) = &legacy {
-                let _ = md5_tx.send(block.clone());
-                let _ = sha_tx.send(block.clone());
-            }
-            blake3.update(block.bytes());
-            vol.write(block.bytes()).map_err(ItemError::Volume)?;
-            written += block.bytes().len() as u64;
-            pb.advance(block.bytes().len() as u64);
+    // Hashes an earlier cartridge took of these bytes: only BLAKE3 is taken
+    // here, to prove they are the same bytes.
+    let mut fast = Fast::new(known.is_none());
+    let mut written = 0u64;
+    while written < item.length {
+        if opts.interrupt.load(Ordering::Relaxed) {
+            return Err(ItemError::Interrupted);
         }
-        let hashes = match (legacy, known) {
-            (Some(((md5_tx, md5_thread), (sha_tx, sha_thread))), _) => {
-                drop((md5_tx, sha_tx));
-                let panicked = |_| ItemError::Archive(ArchiveError::Invalid("internal: a hashing thread panicked".into()));
-                let md5 = md5_thread.join().map_err(panicked)?;
-                let sha1_xxh64 = sha_thread.join().map_err(panicked)?;
-                Hashing::join(blake3, md5, sha1_xxh64)
-            }
-            (None, Some(known)) => {
-                let b3 = blake3.finish_hex();
-                if b3 != known.blake3 {
-                    // Every chunk was checked as it was read, so this means the
-                    // earlier record is wrong: the file is not written on it.
-                    return Err(ItemError::Archive(ArchiveError::Inconsistent(format!(
-                        "{} read as BLAKE3 {b3}, but an earlier cartridge recorded {} for the same content; `reelfs check ARCHIVE` says which is damaged",
-                        item.source, known.blake3
-                    ))));
-                }
-                known.clone()
-            }
-            (None, None) => {
-                return Err(ItemError::Archive(ArchiveError::Invalid("internal: no hashers ran and no earlier hashes are known".into())))
+        let block = loop {
+            match feed.recv() {
+                // What is left of a file given up before its end.
+                Ok((m, _)) if m < n => continue,
+                Ok((m, Ok(b))) if m == n => break b,
+                Ok((m, Err(e))) if m == n => return Err(ItemError::Archive(e)),
+                _ => return Err(internal("the archive reader stopped")),
             }
         };
-        let placement = vol.end_file(&hashes.ltfs_xattrs()).map_err(ItemError::Volume)?;
-        Ok((placement, hashes))
-    })
+        fast.update(block.bytes());
+        vol.write(block.bytes()).map_err(ItemError::Volume)?;
+        written += block.bytes().len() as u64;
+        pb.advance(block.bytes().len() as u64);
+    }
+    let hashes = match known {
+        None => {
+            let md5 = if item.length == 0 {
+                // The reader has no job for an empty file.
+                Md5::default().finish_hex()
+            } else {
+                loop {
+                    match md5_done.recv() {
+                        // A file given up before its end (its MD5 finished anyway).
+                        Ok((m, _)) if m < n => continue,
+                        Ok((m, h)) if m == n => break h,
+                        _ => return Err(internal("the MD5 thread stopped")),
+                    }
+                }
+            };
+            FileHashes::join(&fast, md5)
+        }
+        Some(known) => {
+            let b3 = fast.blake3_hex();
+            if b3 != known.blake3 {
+                // Every chunk was checked as it was read, so this means the
+                // earlier record is wrong: the file is not written on it.
+                return Err(ItemError::Archive(ArchiveError::Inconsistent(format!(
+                    "{} read as BLAKE3 {b3}, but an earlier cartridge recorded {} for the same content; `reelfs check ARCHIVE` says which is damaged",
+                    item.source, known.blake3
+                ))));
+            }
+            known.clone()
+        }
+    };
+    let placement = vol.end_file(&hashes.ltfs_xattrs()).map_err(ItemError::Volume)?;
+    Ok((placement, hashes))
+}
+
+fn internal(what: &str) -> ItemError {
+    ItemError::Archive(ArchiveError::Invalid(format!("internal: {what}")))
 }
 
 /// Files handed to the archive reader ahead of the one being written: enough
@@ -555,6 +570,8 @@ struct ReadJob {
     to: u64,
     source: String,
     file_size: u64,
+    /// Feed the MD5 thread too (no earlier cartridge's hashes to reuse).
+    md5: bool,
 }
 
 /// What the archive reader sends the writer: a block of item `n`, or why
@@ -568,14 +585,21 @@ struct Jobs {
     tx: crossbeam_channel::Sender<ReadJob>,
     queued: usize,
     unopened: HashMap<usize, ArchiveError>,
+    /// Hashes an earlier cartridge took of the same bytes, by item.
+    known: HashMap<usize, FileHashes>,
 }
 
 impl Jobs {
-    fn queue_through(&mut self, a: &Archive, items: &[TapeItemRow], last: usize) {
+    fn queue_through(&mut self, a: &Archive, items: &[TapeItemRow], last: usize) -> Result<()> {
         while self.queued <= last && self.queued < items.len() {
             let n = self.queued;
             let item = &items[n];
             self.queued += 1;
+            let known = earlier_hashes(&a.catalog, item)?;
+            let md5 = known.is_none();
+            if let Some(k) = known {
+                self.known.insert(n, k);
+            }
             if item.length == 0 {
                 continue;
             }
@@ -588,6 +612,7 @@ impl Jobs {
                         to: item.offset + item.length,
                         source: item.source.clone(),
                         file_size: item.file_size,
+                        md5,
                     };
                     // The reader only stops when the writer is gone.
                     let _ = self.tx.send(job);
@@ -597,13 +622,20 @@ impl Jobs {
                 }
             }
         }
+        Ok(())
     }
 }
 
 /// The archive reader: every queued file in turn, through the archive's
 /// read-ahead (two workers loading and verifying chunks ahead of it, as
-/// restore and cat use it), into blocks for the writer.
-fn read_jobs(jobs: crossbeam_channel::Receiver<ReadJob>, feed: crossbeam_channel::Sender<Fed>, pool: &Pool) {
+/// restore and cat use it), into blocks for the writer and, first, for the
+/// MD5 thread: the bytes are read once for every hash.
+fn read_jobs(
+    jobs: crossbeam_channel::Receiver<ReadJob>,
+    feed: crossbeam_channel::Sender<Fed>,
+    md5: crossbeam_channel::Sender<ToMd5>,
+    pool: &Pool,
+) {
     for job in jobs {
         let ra = job.reader.read_ahead(job.from, job.to, READ_AHEAD);
         let mut off = job.from;
@@ -623,6 +655,11 @@ fn read_jobs(jobs: crossbeam_channel::Receiver<ReadJob>, feed: crossbeam_channel
                 }
                 Err(e) => Err(e),
             };
+            if let (true, Ok(b)) = (job.md5, &msg) {
+                if md5.send(ToMd5::Block(job.n, b.clone())).is_err() {
+                    return;
+                }
+            }
             let failed = msg.is_err();
             if feed.send((job.n, msg)).is_err() {
                 return;
@@ -631,10 +668,59 @@ fn read_jobs(jobs: crossbeam_channel::Receiver<ReadJob>, feed: crossbeam_channel
                 break;
             }
         }
+        // A file that failed part-way gets no end: the MD5 thread drops its
+        // part when the next file's first block comes.
+        if job.md5 && off >= job.to && md5.send(ToMd5::End(job.n)).is_err() {
+            return;
+        }
     }
 }
 
-/// The MD5, SHA-1, xxHash64 and BLAKE3 an earlier cartridge recorded for
+/// What the archive reader sends the MD5 thread: a block of item `n`, or the
+/// end of item `n`.
+enum ToMd5 {
+    Block(usize, Arc<Block>),
+    End(usize),
+}
+
+/// Blocks queued for the MD5 thread: room for it to run on into the next file
+/// while the writer closes this one.
+const MD5_IN_FLIGHT: usize = 2 * IN_FLIGHT;
+
+/// The MD5 thread: one file after the other, in cartridge order, each MD5
+/// sent when the file's end comes.
+fn md5_worker(
+    rx: crossbeam_channel::Receiver<ToMd5>,
+    done: crossbeam_channel::Sender<(usize, String)>,
+    started: Option<crossbeam_channel::Sender<usize>>,
+) {
+    let mut current: Option<(usize, Md5)> = None;
+    for msg in rx {
+        match msg {
+            ToMd5::Block(n, block) => {
+                if current.as_ref().map(|(m, _)| *m) != Some(n) {
+                    if let Some(hook) = &started {
+                        let _ = hook.send(n);
+                    }
+                    current = Some((n, Md5::default()));
+                }
+                if let Some((_, h)) = &mut current {
+                    h.update(block.bytes());
+                }
+            }
+            ToMd5::End(n) => match current.take() {
+                Some((m, h)) if m == n => {
+                    if done.send((n, h.finish_hex())).is_err() {
+                        return;
+                    }
+                }
+                other => current = other,
+            },
+        }
+    }
+}
+
+/// The MD5, xxHash64 and BLAKE3 an earlier cartridge recorded for
 /// exactly these bytes (the same content and the same part of it), so copy B
 /// of an A/B set does not take MD5 again: MD5 is serial and was the slowest
 /// stage of a write. `write_item` uses them only when its own BLAKE3 of the
@@ -645,25 +731,8 @@ fn earlier_hashes(cat: &Catalog, item: &TapeItemRow) -> Result<Option<FileHashes
         if !complete || i.offset != item.offset || i.length != item.length {
             return None;
         }
-        Some(FileHashes { blake3: i.blake3?, md5: i.md5?, sha1: i.sha1?, xxh64: i.xxh64? })
+        Some(FileHashes { blake3: i.blake3?, md5: i.md5?, xxh64: i.xxh64? })
     }))
-}
-
-/// A thread that feeds every block it is sent to `hasher` and returns it when
-/// the sender is dropped.
-fn hash_thread<'scope, H: Send + 'scope>(
-    sc: &'scope std::thread::Scope<'scope, '_>,
-    mut hasher: H,
-    update: impl Fn(&mut H, &[u8]) + Send + 'scope,
-) -> (crossbeam_channel::Sender<Arc<Block>>, std::thread::ScopedJoinHandle<'scope, H>) {
-    let (tx, rx) = crossbeam_channel::bounded::<Arc<Block>>(IN_FLIGHT);
-    let handle = sc.spawn(move || {
-        for block in rx {
-            update(&mut hasher, block.bytes());
-        }
-        hasher
-    });
-    (tx, handle)
 }
 
 /// Close `cart` after an error and move `rest` (not written) to the next cartridge.

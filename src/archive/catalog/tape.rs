@@ -110,7 +110,6 @@ pub struct ItemWritten {
     pub partition: String,
     pub start_block: u64,
     pub md5: String,
-    pub sha1: String,
     pub xxh64: String,
     pub blake3: String,
     pub written_ns: i64,
@@ -332,9 +331,9 @@ impl Catalog {
     pub fn set_tape_item_written(&self, barcode: &str, ord: i64, w: &ItemWritten) -> Result<()> {
         self.conn
             .execute(
-                "UPDATE tape_items SET state = 'written', partition = ?3, start_block = ?4, md5 = ?5, sha1 = ?6, xxh64 = ?7,
-                   blake3 = ?8, written_ns = ?9, note = NULL WHERE barcode = ?1 AND ord = ?2",
-                params![barcode, ord, w.partition, w.start_block as i64, w.md5, w.sha1, w.xxh64, w.blake3, w.written_ns],
+                "UPDATE tape_items SET state = 'written', partition = ?3, start_block = ?4, md5 = ?5, sha1 = NULL, xxh64 = ?6,
+                   blake3 = ?7, written_ns = ?8, note = NULL WHERE barcode = ?1 AND ord = ?2",
+                params![barcode, ord, w.partition, w.start_block as i64, w.md5, w.xxh64, w.blake3, w.written_ns],
             )
             .map(|_| ())
             .map_err(|e| self.err(e))
