@@ -288,6 +288,7 @@ fn check_outboards(cat: &Catalog, rep: &mut CheckReport) -> Result<()> {
             wrong.push((is_chunk, id));
         }
     })?;
+    wrong.extend(wrong_piece_outboards(cat)?.into_iter().map(|id| (false, id)));
     if !wrong.is_empty() {
         let names: Vec<String> =
             wrong.iter().take(5).map(|(c, id)| format!("{} {}", if *c { "chunk" } else { "file" }, id.short())).collect();
@@ -302,6 +303,51 @@ fn check_outboards(cat: &Catalog, rep: &mut CheckReport) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Files whose outboard, stored in pieces, does not merge to their hash or
+/// does not have their block count: each checked a piece at a time with a
+/// merge stack, so a 1 TiB file's outboard is never held whole.
+fn wrong_piece_outboards(cat: &Catalog) -> Result<Vec<Hash>> {
+    use super::outboard::{self, MergeStack, PIECE_CVS};
+    struct Current {
+        id: Hash,
+        len: u64,
+        next_piece: i64,
+        stack: MergeStack,
+        ok: bool,
+        other_log: bool,
+    }
+    fn verdict(c: Current) -> Option<Hash> {
+        let whole = c.stack.count() == outboard::block_count(c.len) as u64 && outboard::has_blocks(c.len);
+        // Outboards of another block size are ignored, as single rows are.
+        let ok = c.other_log || (c.ok && whole && c.stack.root() == Some(c.id));
+        (!ok).then_some(c.id)
+    }
+    let mut wrong = Vec::new();
+    let mut cur: Option<Current> = None;
+    cat.each_outboard_piece(|id, len, piece, log, bytes| {
+        if cur.as_ref().is_some_and(|c| c.id != id) {
+            wrong.extend(cur.take().and_then(verdict));
+        }
+        let c = cur.get_or_insert_with(|| Current { id, len, next_piece: 0, stack: MergeStack::default(), ok: true, other_log: false });
+        if log != outboard::BLOCK_LOG as i64 {
+            c.other_log = true;
+        }
+        // Every piece but the last holds exactly PIECE_CVS CVs, and none is missing.
+        let full_before = c.stack.count() == c.next_piece as u64 * PIECE_CVS as u64;
+        if piece != c.next_piece || !full_before || !bytes.len().is_multiple_of(32) || bytes.is_empty() || bytes.len() > PIECE_CVS * 32 {
+            c.ok = false;
+        }
+        c.next_piece = piece + 1;
+        if c.ok {
+            for cv in bytes.chunks_exact(32) {
+                c.stack.push(cv.try_into().unwrap_or([0; 32]));
+            }
+        }
+    })?;
+    wrong.extend(cur.take().and_then(verdict));
+    Ok(wrong)
 }
 
 /// Name every file, on every branch head and in history, whose content uses a
@@ -669,5 +715,34 @@ mod tests {
         let missing: Vec<_> = r.problems.iter().filter(|p| p.contains("is missing")).collect();
         assert_eq!(missing.len(), 1, "{:?}", r.problems);
         assert!(missing[0].contains(&gone_name), "{missing:?}");
+    }
+
+    /// A file outboard of three pieces (a 16 GiB file's, as a catalog row
+    /// only) passes `check --deep`; one CV flipped in its 2nd piece is found
+    /// and the outboard dropped, verified a piece at a time.
+    #[test]
+    fn check_deep_finds_a_flipped_cv_in_the_second_piece_of_a_file_outboard() {
+        use crate::archive::outboard::{MergeStack, BLOCK_LEN, PIECE_CVS};
+        let dir = tempfile::tempdir().unwrap();
+        let a = Archive::init(&dir.path().join("arch")).unwrap();
+        let n = 2 * PIECE_CVS + 9;
+        let cvs: Vec<_> = (0..n as u64).map(|i| *blake3::hash(&i.to_le_bytes()).as_bytes()).collect();
+        let mut m = MergeStack::default();
+        cvs.iter().for_each(|cv| m.push(*cv));
+        let id = m.root().unwrap();
+        a.catalog.insert_blob(&id, n as u64 * BLOCK_LEN, &Hash([1; 32]), &[]).unwrap();
+        a.catalog.put_blob_outboard(&id, &cvs).unwrap();
+        let outboard_problems = |r: &CheckReport| r.problems.iter().filter(|p| p.contains("BLAKE3 outboard")).cloned().collect::<Vec<_>>();
+        let r = check(&a, true, &Default::default()).unwrap();
+        assert_eq!(outboard_problems(&r), Vec::<String>::new());
+
+        let mut flipped = cvs.clone();
+        flipped[PIECE_CVS + 3][0] ^= 1;
+        a.catalog.put_blob_outboard(&id, &flipped).unwrap();
+        let r = check(&a, true, &Default::default()).unwrap();
+        let found = outboard_problems(&r);
+        assert_eq!(found.len(), 1, "{:?}", r.problems);
+        assert!(found[0].contains(&format!("file {}", id.short())), "{found:?}");
+        assert_eq!(a.catalog.blob_outboard(&id).unwrap(), None, "the wrong outboard is dropped");
     }
 }

@@ -963,12 +963,15 @@ fn store_file(
     // The whole-file BLAKE3 runs on its own thread, fed the same chunks in
     // order; it keeps the file's block CVs (its outboard) as it goes.
     let (file_tx, file_rx) = bounded::<Arc<Vec<u8>>>(4);
+    let spill_dir = cat.outboard_spill_dir();
+    let spill_at = spill_dir.clone().unwrap_or_default();
     let file_hasher = std::thread::spawn(move || {
-        let mut hasher = super::outboard::StreamingOutboard::default();
+        // Bounded memory at any file size: CVs past 1 MiB spill to the archive's disk.
+        let mut hasher = super::outboard::StreamingOutboard::spilling_to(spill_dir);
         for d in file_rx {
             hasher.update(&d);
         }
-        hasher.finalize()
+        hasher.finish()
     });
     let size_hint = before.len();
     let reader = std::thread::spawn(move || -> std::result::Result<(), std::io::Error> {
@@ -1046,7 +1049,8 @@ fn store_file(
         let _ = w.join();
     }
     let content = reader.join().map_err(|_| ArchiveError::Invalid("internal: reader thread panicked".into()))?;
-    let (file_hash, file_cvs) = file_hasher.join().map_err(|_| ArchiveError::Invalid("internal: hasher thread panicked".into()))?;
+    let (file_hash, mut file_cvs) =
+        file_hasher.join().map_err(|_| ArchiveError::Invalid("internal: hasher thread panicked".into()))?.at(&spill_at)?;
     let content = content.map(|()| file_hash);
     report.bytes_read += read_bytes.load(Ordering::Relaxed);
     if let Some(e) = write_err {
@@ -1076,7 +1080,7 @@ fn store_file(
         let raw = serde_json::to_vec(&rec).unwrap_or_default();
         let loc = sink.append_object(cat, RecordKind::Blob, &raw)?;
         cat.insert_blob(&content, read_total, &loc.id, &rec.extents)?;
-        cat.put_blob_outboard(&content, &file_cvs)?;
+        cat.put_blob_outboard_spooled(&content, &mut file_cvs)?;
     }
     if let Some(p) = probe {
         let outcome = p.join().ok().flatten();

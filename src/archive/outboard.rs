@@ -107,27 +107,206 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<Cv>> {
     Some(bytes.chunks_exact(32).map(|c| c.try_into().unwrap_or([0; 32])).collect())
 }
 
+/// The root of a BLAKE3 tree built from its block CVs as they arrive, holding
+/// only one CV per tree level (at most 64), never the whole list: BLAKE3's own
+/// lazy-merge scheme. A CV is merged into its left neighbours only when the
+/// next one arrives, so every merge before `root` is known not to be the root,
+/// and `root` folds what is left right to left, the last merge the root one.
+#[derive(Default)]
+pub struct MergeStack {
+    stack: Vec<Cv>,
+    count: u64,
+}
+
+impl MergeStack {
+    /// Add the next block's CV.
+    pub fn push(&mut self, cv: Cv) {
+        // The blocks before this one form popcount(count) complete subtrees.
+        let keep = self.count.count_ones() as usize;
+        while self.stack.len() > keep {
+            let (Some(r), Some(l)) = (self.stack.pop(), self.stack.pop()) else { break };
+            self.stack.push(merge_subtrees_non_root(&l, &r, Mode::Hash));
+        }
+        self.stack.push(cv);
+        self.count += 1;
+    }
+
+    /// How many CVs were pushed.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The root hash of the pushed CVs (at least two; None otherwise: a
+    /// single block is its own root and has no outboard).
+    pub fn root(mut self) -> Option<Hash> {
+        if self.count < 2 {
+            return None;
+        }
+        let mut right = self.stack.pop()?;
+        while self.stack.len() > 1 {
+            let left = self.stack.pop()?;
+            right = merge_subtrees_non_root(&left, &right, Mode::Hash);
+        }
+        let left = self.stack.pop()?;
+        Some(Hash(*merge_subtrees_root(&left, &right, Mode::Hash).as_bytes()))
+    }
+}
+
+/// CVs a catalog piece holds (1 MiB of CVs, 8 GiB of file): the unit in which
+/// a file's outboard is kept in memory, spilled, stored and read back.
+pub const PIECE_CVS: usize = 1 << 15;
+
+/// A file's block CVs as ingest produced them: at most one piece in memory,
+/// the full pieces before it in an unnamed temporary file (gone when this is
+/// dropped), so a 1 TiB file costs 1 MiB of memory here, not 128 MiB.
+pub struct SpooledCvs {
+    spill: Option<std::fs::File>,
+    spill_dir: Option<std::path::PathBuf>,
+    spilled: usize,
+    tail: Vec<Cv>,
+    /// How many CVs may be held before they spill (one piece; less in tests).
+    bound: usize,
+    error: Option<std::io::Error>,
+}
+
+impl SpooledCvs {
+    /// CVs beyond one piece go to a temporary file in `spill_dir` (the
+    /// archive's own disk: /tmp may be a small tmpfs); without a folder they
+    /// stay in memory (callers that know the input is small).
+    pub fn new(spill_dir: Option<std::path::PathBuf>) -> Self {
+        Self::with_bound(spill_dir, PIECE_CVS)
+    }
+
+    fn with_bound(spill_dir: Option<std::path::PathBuf>, bound: usize) -> Self {
+        SpooledCvs { spill: None, spill_dir, spilled: 0, tail: Vec::new(), bound: bound.max(1), error: None }
+    }
+
+    /// Add the next CV (spilling the held ones first when at the bound).
+    pub fn push(&mut self, cv: Cv) {
+        if self.tail.len() >= self.bound && self.spill_dir.is_some() {
+            if let Err(e) = self.spill_tail() {
+                // Kept to be returned by `StreamingOutboard::finish`; the
+                // CVs stay in memory meanwhile, so nothing is lost.
+                self.error.get_or_insert(e);
+                self.spill_dir = None;
+            }
+        }
+        self.tail.push(cv);
+    }
+
+    fn spill_tail(&mut self) -> std::io::Result<()> {
+        use std::io::Write;
+        let file = match &mut self.spill {
+            Some(f) => f,
+            None => {
+                let dir = self.spill_dir.as_deref().unwrap_or(std::path::Path::new("."));
+                self.spill.insert(tempfile::tempfile_in(dir)?)
+            }
+        };
+        let mut w = std::io::BufWriter::new(file);
+        for cv in &self.tail {
+            w.write_all(cv)?;
+        }
+        w.flush()?;
+        self.spilled += self.tail.len();
+        self.tail.clear();
+        Ok(())
+    }
+
+    /// How many CVs there are.
+    pub fn len(&self) -> usize {
+        self.spilled + self.tail.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many CVs are held in memory now (never more than one piece when
+    /// spilling is possible).
+    pub fn held_in_memory(&self) -> usize {
+        self.tail.len()
+    }
+
+    /// Hand every piece of `PIECE_CVS` CVs (the last may be shorter), in
+    /// order, to `f`, reading spilled CVs back a piece at a time.
+    pub fn for_each_piece<E: From<std::io::Error>>(&mut self, mut f: impl FnMut(usize, &[Cv]) -> Result<(), E>) -> Result<(), E> {
+        use std::io::{Read, Seek};
+        let mut index = 0;
+        let mut piece: Vec<Cv> = Vec::new();
+        if let Some(file) = &mut self.spill {
+            file.seek(std::io::SeekFrom::Start(0))?;
+            let mut r = std::io::BufReader::new(file);
+            for _ in 0..self.spilled {
+                let mut cv = [0u8; 32];
+                r.read_exact(&mut cv)?;
+                piece.push(cv);
+                if piece.len() == PIECE_CVS {
+                    f(index, &piece)?;
+                    index += 1;
+                    piece.clear();
+                }
+            }
+        }
+        for cv in &self.tail {
+            piece.push(*cv);
+            if piece.len() == PIECE_CVS {
+                f(index, &piece)?;
+                index += 1;
+                piece.clear();
+            }
+        }
+        if !piece.is_empty() {
+            f(index, &piece)?;
+        }
+        Ok(())
+    }
+
+    /// Every CV in one list (for inputs known to be small, and tests).
+    pub fn to_vec(&mut self) -> std::io::Result<Vec<Cv>> {
+        let mut all = Vec::with_capacity(self.len());
+        self.for_each_piece(|_, p| {
+            all.extend_from_slice(p);
+            Ok::<(), std::io::Error>(())
+        })?;
+        Ok(all)
+    }
+}
+
 /// Builds a stream's hash and outboard as its bytes arrive in order, hashing
-/// each byte once (ingest's whole-file hash).
+/// each byte once (ingest's whole-file hash). The root is merged as blocks
+/// finish and the CVs go to a `SpooledCvs`, so memory stays bounded at any
+/// length.
 pub struct StreamingOutboard {
     block: blake3::Hasher,
     in_block: u64,
     pos: u64,
-    cvs: Vec<Cv>,
+    stack: MergeStack,
+    cvs: SpooledCvs,
 }
 
 impl Default for StreamingOutboard {
+    /// Everything in memory: for inputs known to be small.
     fn default() -> Self {
-        StreamingOutboard { block: blake3::Hasher::new(), in_block: 0, pos: 0, cvs: Vec::new() }
+        Self::spilling_to(None)
     }
 }
 
 impl StreamingOutboard {
+    /// CVs beyond one piece spill to an unnamed file in `dir` (see `SpooledCvs`).
+    pub fn spilling_to(dir: Option<std::path::PathBuf>) -> Self {
+        Self::with_cvs(SpooledCvs::new(dir))
+    }
+
+    fn with_cvs(cvs: SpooledCvs) -> Self {
+        StreamingOutboard { block: blake3::Hasher::new(), in_block: 0, pos: 0, stack: MergeStack::default(), cvs }
+    }
+
     pub fn update(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
             if self.in_block == BLOCK_LEN {
                 // A full block with more bytes after it: it is not the root.
-                self.cvs.push(self.block.finalize_non_root());
+                self.finish_block();
                 self.block = blake3::Hasher::new();
                 self.block.set_input_offset(self.pos);
                 self.in_block = 0;
@@ -140,13 +319,36 @@ impl StreamingOutboard {
         }
     }
 
-    /// The stream's hash (its plain BLAKE3) and outboard (empty for one block).
-    pub fn finalize(mut self) -> (Hash, Vec<Cv>) {
-        if self.cvs.is_empty() {
-            return (Hash(*self.block.finalize().as_bytes()), Vec::new());
+    fn finish_block(&mut self) {
+        let cv = self.block.finalize_non_root();
+        self.stack.push(cv);
+        self.cvs.push(cv);
+    }
+
+    /// How many CVs this holds in memory now (the merge stack's at most 64
+    /// plus the unspilled piece).
+    pub fn held_in_memory(&self) -> usize {
+        self.stack.stack.len() + self.cvs.held_in_memory()
+    }
+
+    /// The stream's hash (its plain BLAKE3) and outboard (empty for one
+    /// block); an error if the spill file could not be written.
+    pub fn finish(mut self) -> std::io::Result<(Hash, SpooledCvs)> {
+        if self.stack.count() == 0 {
+            return Ok((Hash(*self.block.finalize().as_bytes()), self.cvs));
         }
-        self.cvs.push(self.block.finalize_non_root());
-        (root_of(&self.cvs), self.cvs)
+        self.finish_block();
+        if let Some(e) = self.cvs.error.take() {
+            return Err(e);
+        }
+        let root = self.stack.root().ok_or_else(|| std::io::Error::other("internal: outboard of fewer than two blocks"))?;
+        Ok((root, self.cvs))
+    }
+
+    /// `finish` with the CVs in one list.
+    #[cfg(test)]
+    pub fn finalize(self) -> (Hash, Vec<Cv>) {
+        self.finish().and_then(|(h, mut c)| Ok((h, c.to_vec()?))).unwrap()
     }
 }
 
@@ -187,5 +389,91 @@ mod tests {
         cvs[3] = block_cv(&data[3 * b..4 * b], 3 * BLOCK_LEN);
         assert_eq!(root_of(&cvs), Hash::of(&data));
         assert_eq!(decode(&encode(&cvs)).unwrap(), cvs);
+    }
+
+    fn random_cvs(n: usize, seed: u64) -> Vec<Cv> {
+        (0..n as u64).map(|i| *blake3::hash(&(i ^ (seed << 32)).to_le_bytes()).as_bytes()).collect()
+    }
+
+    #[test]
+    fn the_merge_stack_gives_the_plain_blake3_for_every_block_count_with_odd_tails() {
+        let b = BLOCK_LEN as usize;
+        let data = bytes(24 * b + 1);
+        for blocks in 2..=24usize {
+            for tail in [1, 1023, 1024, 1025, b / 2 + 7, b] {
+                let len = (blocks - 1) * b + tail;
+                let mut m = MergeStack::default();
+                for (i, blk) in data[..len].chunks(b).enumerate() {
+                    m.push(block_cv(blk, (i * b) as u64));
+                }
+                assert_eq!(m.root(), Some(Hash::of(&data[..len])), "{blocks} blocks, tail {tail}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_merge_stack_matches_root_of_at_every_block_count_up_to_1100() {
+        let cvs = random_cvs(1100, 7);
+        for n in 2..=1100 {
+            let mut m = MergeStack::default();
+            cvs[..n].iter().for_each(|cv| m.push(*cv));
+            assert_eq!(m.count(), n as u64);
+            assert_eq!(m.root(), Some(root_of(&cvs[..n])), "{n} blocks");
+        }
+        let mut one = MergeStack::default();
+        one.push(cvs[0]);
+        assert_eq!(one.root(), None, "a single block has no outboard root");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_merge_stack_matches_root_of_for_any_block_count(n in 2usize..5000, seed in 0u64..1000) {
+            let cvs = random_cvs(n, seed);
+            let mut m = MergeStack::default();
+            cvs.iter().for_each(|cv| m.push(*cv));
+            proptest::prop_assert_eq!(m.root(), Some(root_of(&cvs)));
+        }
+    }
+
+    /// Ingest's outboard of a many-block stream, with CVs spilling past a
+    /// bound of 64: never more than the bound (plus the merge stack's one per
+    /// level) in memory, and the same hash and CVs as the one-shot outboard.
+    #[test]
+    fn a_many_block_stream_holds_no_more_than_the_bound_in_memory_and_equals_the_one_shot_outboard() {
+        let dir = tempfile::tempdir().unwrap();
+        let bound = 64;
+        let data = bytes(1000 * BLOCK_LEN as usize + 12_345);
+        let mut s = StreamingOutboard::with_cvs(SpooledCvs::with_bound(Some(dir.path().into()), bound));
+        let mut most = 0;
+        for piece in data.chunks(1 << 20) {
+            s.update(piece);
+            most = most.max(s.held_in_memory());
+        }
+        assert!(most <= bound + 1 + 11, "held {most} CVs; bound {bound}, merge stack at most 11 for 1001 blocks");
+        let (h, mut cvs) = s.finish().unwrap();
+        assert!(cvs.held_in_memory() <= bound + 1);
+        assert_eq!(cvs.len(), 1001);
+        assert_eq!((h, cvs.to_vec().unwrap()), hash_with_outboard(&data));
+        // The spill file is unnamed: nothing is left in the folder.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn spooled_cvs_come_back_in_full_pieces_in_order_whatever_was_spilled() {
+        let dir = tempfile::tempdir().unwrap();
+        let all = random_cvs(2 * PIECE_CVS + 100, 3);
+        let mut sp = SpooledCvs::new(Some(dir.path().into()));
+        for cv in &all {
+            sp.push(*cv);
+            assert!(sp.held_in_memory() <= PIECE_CVS);
+        }
+        let mut pieces = Vec::new();
+        sp.for_each_piece(|i, p| {
+            pieces.push((i, p.len()));
+            Ok::<(), std::io::Error>(())
+        })
+        .unwrap();
+        assert_eq!(pieces, vec![(0, PIECE_CVS), (1, PIECE_CVS), (2, 100)]);
+        assert_eq!(sp.to_vec().unwrap(), all);
     }
 }
