@@ -8,11 +8,11 @@ joined from the records, `tape verify`, and md5 of the file."""
 
 import csv
 import hashlib
-import os
 import re
 import subprocess
 
 from helpers import write_random
+from test_tape_write_path import direct_io_works
 
 MiB = 1 << 20
 
@@ -21,17 +21,6 @@ def cached_bytes(paths):
     out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", *map(str, paths)],
                          capture_output=True, text=True, check=True).stdout
     return sum(int(x) for x in out.split())
-
-
-def direct_io_works(folder):
-    probe = folder / ".probe"
-    try:
-        fd = os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_DIRECT, 0o600)
-    except OSError:
-        return False
-    os.close(fd)
-    probe.unlink()
-    return True
 
 
 def test_full_records_bypass_the_page_cache_and_read_back_whole(reelfs, tmp_path):

@@ -359,30 +359,7 @@ impl Catalog {
                  FROM extents e LEFT JOIN chunks c ON c.hash = e.chunk WHERE e.blob = ?1 ORDER BY e.file_offset",
             )
             .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([&blob.0[..]], |r| {
-                let pack: Option<i64> = r.get(4)?;
-                let loc = match pack {
-                    Some(p) => Some(ChunkLoc {
-                        pack: p,
-                        offset: r.get::<_, i64>(5)? as u64,
-                        stored_len: r.get(6)?,
-                        raw_len: r.get(7)?,
-                        codec: r.get(8)?,
-                    }),
-                    None => None,
-                };
-                Ok((
-                    Extent {
-                        file_offset: r.get::<_, i64>(0)? as u64,
-                        length: r.get::<_, i64>(1)? as u64,
-                        chunk: h(r.get(2)?),
-                        chunk_offset: r.get::<_, i64>(3)? as u64,
-                    },
-                    loc,
-                ))
-            })
-            .map_err(|e| self.err(e))?;
+        let rows = st.query_map([&blob.0[..]], extent_with_loc).map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
     }
 
@@ -402,28 +379,7 @@ impl Catalog {
             )
             .map_err(|e| self.err(e))?;
         let rows = st
-            .query_map(params![&blob.0[..], offset.min(i64::MAX as u64) as i64, limit.min(i64::MAX as usize) as i64], |r| {
-                let pack: Option<i64> = r.get(4)?;
-                let loc = match pack {
-                    Some(p) => Some(ChunkLoc {
-                        pack: p,
-                        offset: r.get::<_, i64>(5)? as u64,
-                        stored_len: r.get(6)?,
-                        raw_len: r.get(7)?,
-                        codec: r.get(8)?,
-                    }),
-                    None => None,
-                };
-                Ok((
-                    Extent {
-                        file_offset: r.get::<_, i64>(0)? as u64,
-                        length: r.get::<_, i64>(1)? as u64,
-                        chunk: h(r.get(2)?),
-                        chunk_offset: r.get::<_, i64>(3)? as u64,
-                    },
-                    loc,
-                ))
-            })
+            .query_map(params![&blob.0[..], offset.min(i64::MAX as u64) as i64, limit.min(i64::MAX as usize) as i64], extent_with_loc)
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
     }
@@ -440,4 +396,26 @@ impl Catalog {
     pub fn end_snapshot(&self) -> Result<()> {
         self.conn.execute_batch("ROLLBACK").map_err(|e| self.err(e))
     }
+}
+
+/// One row of `e.file_offset, e.length, e.chunk, e.chunk_offset, c.pack,
+/// c.offset, c.stored_len, c.raw_len, c.codec` (extents LEFT JOIN chunks): the
+/// extent and, if its chunk is in the catalog, where the chunk is.
+fn extent_with_loc(r: &rusqlite::Row) -> rusqlite::Result<(Extent, Option<ChunkLoc>)> {
+    let pack: Option<i64> = r.get(4)?;
+    let loc = match pack {
+        Some(p) => {
+            Some(ChunkLoc { pack: p, offset: r.get::<_, i64>(5)? as u64, stored_len: r.get(6)?, raw_len: r.get(7)?, codec: r.get(8)? })
+        }
+        None => None,
+    };
+    Ok((
+        Extent {
+            file_offset: r.get::<_, i64>(0)? as u64,
+            length: r.get::<_, i64>(1)? as u64,
+            chunk: h(r.get(2)?),
+            chunk_offset: r.get::<_, i64>(3)? as u64,
+        },
+        loc,
+    ))
 }
