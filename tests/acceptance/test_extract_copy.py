@@ -5,21 +5,13 @@ Stored raw essence moves pack -> pull inside the kernel (`copy_file_range`, as
 `cp` does) once its chunk is verified, instead of being copied into a buffer and
 written back out; the frames are still exactly the source's."""
 
-import re
 import shutil
 import subprocess
 
+from test_perfio import copy_file_range_bytes
+
 MiB = 1 << 20
 CLIP = "A001C003_prores_2398.mov"   # 48 frames of ProRes HQ from 01:00:00:00 at 23.976
-
-
-def copy_file_range_bytes(strace_log):
-    total = 0
-    for line in strace_log.read_text().splitlines():
-        m = re.search(r"copy_file_range\(.*\)\s+=\s+(\d+)", line)
-        if m:
-            total += int(m.group(1))
-    return total
 
 
 def framemd5(path, *opts):
