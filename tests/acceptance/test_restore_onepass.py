@@ -65,7 +65,10 @@ def test_files_without_an_outboard_restore_with_chunk_checks_and_still_catch_a_f
     clip = ingest_card(reelfs, tmp_archive, tmp_path)
     # What a catalog from before outboards (or rebuilt from the packs) has: no file outboards.
     con = sqlite3.connect(tmp_archive / "catalog.db")
-    assert con.execute("SELECT count(*) FROM blob_outboards").fetchone()[0] == 1
+    # This version stores a file's outboard in pieces (one for this clip);
+    # older ones kept it in one blob_outboards row. Neither is left.
+    assert con.execute("SELECT count(*) FROM blob_outboard_pieces").fetchone()[0] == 1
+    con.execute("DELETE FROM blob_outboard_pieces")
     con.execute("DELETE FROM blob_outboards")
     con.commit()
     con.close()
@@ -86,8 +89,8 @@ def test_a_file_outboard_that_does_not_match_the_file_id_is_not_trusted(reelfs, 
     # Outboard rows are derived data: one that does not merge to the file id
     # (a bug, a bad edit) is ignored, and the restore checks the bytes as before.
     con = sqlite3.connect(tmp_archive / "catalog.db")
-    (cvs,) = con.execute("SELECT cvs FROM blob_outboards").fetchone()
-    con.execute("UPDATE blob_outboards SET cvs = ?", (bytes([cvs[0] ^ 1]) + cvs[1:],))
+    (cvs,) = con.execute("SELECT cvs FROM blob_outboard_pieces").fetchone()
+    con.execute("UPDATE blob_outboard_pieces SET cvs = ?", (bytes([cvs[0] ^ 1]) + cvs[1:],))
     con.commit()
     con.close()
     out = tmp_path / "out"
