@@ -2,14 +2,14 @@
 """A/B of the sequential-write row (issue 16): `cp` of one file into a branch of the
 mount, for two reelfs binaries in alternating rounds, against `cp` to the same disk.
 
-    flock /work/bench.lock python3 scripts/bench_writes.py --base BASE_BIN --new NEW_BIN \
-        --data /work/bench-s9/writes --size-gib 2 --runs 3
+    python3 scripts/bench_writes.py --base BASE_BIN --new NEW_BIN \
+        --data /var/tmp/bench-writes --size-gib 2 --runs 3
 
 Each round: page cache dropped, `cp SRC MOUNT/main/clip.bin; sync` timed (close makes
 the copy durable through the mount, `sync` the plain copy), the daemon's CPU seconds
 read from /proc just before unmounting; then `cp SRC DISK/clip.bin; sync` the same way.
 Best of the rounds per side; the load average is printed with each figure. Run as
-root (drops the page cache) and at normal priority, under the shared bench lock."""
+root (drops the page cache) and at normal priority, with nothing else running."""
 
 import argparse
 import os
