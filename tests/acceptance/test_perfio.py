@@ -32,10 +32,13 @@ def test_mount_raises_kernel_read_ahead_to_megabyte_requests(reelfs, tmp_archive
 
 
 def copy_file_range_bytes(strace_log: Path) -> int:
-    """Bytes that copy_file_range calls in an `strace -f` log returned."""
+    """Bytes that copy_file_range calls in an `strace -f` log returned. A call
+    that another thread's event interrupts (a thread exiting, say) is split by
+    strace into `copy_file_range(... <unfinished ...>` and a later
+    `<... copy_file_range resumed>) = N`: its bytes are on the second line."""
     total = 0
     for line in strace_log.read_text().splitlines():
-        m = re.search(r"copy_file_range\(.*\)\s+=\s+(\d+)", line)
+        m = re.search(r"(?:copy_file_range\(.*\)|<\.\.\. copy_file_range resumed>.*\))\s+=\s+(\d+)", line)
         if m:
             total += int(m.group(1))
     return total
