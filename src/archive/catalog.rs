@@ -280,6 +280,19 @@ impl Catalog {
         st.query_row([id], |r| r.get(0)).optional().map_err(|e| self.err(e))
     }
 
+    /// Which of `ids` the packs table still holds (point lookups: the caller
+    /// asks about the few packs it has open, not the whole table).
+    pub fn existing_packs(&self, ids: &[i64]) -> Result<std::collections::HashSet<i64>> {
+        let mut st = self.conn.prepare_cached("SELECT 1 FROM packs WHERE id = ?1").map_err(|e| self.err(e))?;
+        let mut live = std::collections::HashSet::new();
+        for &id in ids {
+            if st.exists([id]).map_err(|e| self.err(e))? {
+                live.insert(id);
+            }
+        }
+        Ok(live)
+    }
+
     /// The highest pack number ever used. `gc` removes packs, so this also reads
     /// the high-water mark it leaves in `meta`: a pack number is never reused, and
     /// a reader that still holds an old pack open by number never sees new bytes

@@ -12,7 +12,7 @@
 //!      changes nothing, after it the dead bytes are merely unindexed);
 //!   2. packs with no live record lose their catalog row in that transaction
 //!      and their file after it (a crash in between leaves an unknown pack, which
-//!      the next writer removes, as after an interrupted ingest);
+//!      the next gc removes; `check` reports it);
 //!   3. packs that are mostly garbage are compacted: their live records are
 //!      copied, verified, into new packs that are sealed and fsynced; then one
 //!      transaction points the catalog rows at the new packs and drops the old
@@ -76,6 +76,12 @@ pub struct GcReport {
 
 pub fn gc(archive: &mut Archive, opts: &GcOptions) -> Result<GcReport> {
     archive.require_writer()?;
+    // A writer's open removes only the packs numbered past the catalog; an
+    // unknown pack below that (a gc stopped between its commit and step 2)
+    // is removed here.
+    if !opts.dry_run {
+        archive.remove_every_uncommitted_pack()?;
+    }
     let mut rep = GcReport { dry_run: opts.dry_run, ..Default::default() };
     let cat = &archive.catalog;
     cat.begin()?;
@@ -362,6 +368,42 @@ mod tests {
         // Nothing more to free.
         let again = gc(&mut a, &GcOptions::default()).unwrap();
         assert_eq!((again.chunks_freed, again.packs_deleted, again.packs_compacted), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_writer_removes_packs_a_killed_writer_numbered_past_the_catalog_and_gc_removes_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("arch");
+        let mut a = Archive::init(&root).unwrap();
+        let keep = noise(1 << 20, 1);
+        put(&mut a, "main", dir.path(), "keep.bin", &keep);
+        let max = a.catalog.max_pack_id().unwrap();
+        let stray = |id: i64| {
+            let p = root.join("packs").join(pack::pack_rel_path(id));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, b"left by a killed writer").unwrap();
+            p
+        };
+        // A killed ingest's packs past the catalog (one after a gap), and an
+        // unknown pack under the high-water mark (a gc stopped before deleting).
+        let below = stray(max + 1);
+        a.catalog.set_pack_high_water(max + 2).unwrap();
+        let tail = [stray(max + 3), stray(max + 5)];
+        drop(a);
+        let mut a = Archive::open_writer(&root).unwrap();
+        assert!(tail.iter().all(|p| !p.exists()), "the writer left a killed writer's packs");
+        let check = crate::archive::check::check(&a, false, &Default::default()).unwrap();
+        assert_eq!(check.uncommitted_packs.len(), 1, "{:?}", check.uncommitted_packs);
+        assert!(below.exists(), "a writer's open only probes past the catalog");
+        let r = gc(&mut a, &GcOptions::default()).unwrap();
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        assert!(!below.exists(), "gc left a pack the catalog does not know");
+        let check = crate::archive::check::check(&a, true, &Default::default()).unwrap();
+        assert!(check.ok() && check.uncommitted_packs.is_empty(), "{:?}", check.problems);
+        let reader = a.blob_reader(&a.resolve("main/keep.bin").unwrap().entry.hash).unwrap();
+        let mut buf = vec![0u8; keep.len()];
+        assert_eq!(reader.read_at(0, &mut buf).unwrap(), keep.len());
+        assert_eq!(buf, keep);
     }
 
     #[test]

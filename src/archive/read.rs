@@ -166,17 +166,29 @@ impl ChunkStore {
         }
     }
 
-    /// Make the known packs exactly `names`: register new ones and close the
-    /// handles of packs no longer in the catalog (removed by `gc`), so their disk
-    /// space is released. A reader that still holds a location in such a pack
-    /// finds the file gone and looks the chunk up again (`relocate`).
-    pub fn sync_packs(&self, names: impl IntoIterator<Item = (i64, String)>) {
-        let names: HashMap<i64, String> = names.into_iter().collect();
+    /// The packs this store has a name or an open handle for: few (those
+    /// read since the mount began), whatever the archive's size.
+    pub fn known_packs(&self) -> Vec<i64> {
+        let mut ids: HashSet<i64> = self.pack_names.lock().map(|m| m.keys().copied().collect()).unwrap_or_default();
+        if let Ok(f) = self.files.lock() {
+            ids.extend(f.keys().copied());
+        }
+        ids.into_iter().collect()
+    }
+
+    /// Close the handles of packs no longer in the catalog (removed by `gc`)
+    /// and forget their names, so their disk space is released. A reader that
+    /// still holds a location in such a pack finds the file gone and looks the
+    /// chunk up again (`relocate`).
+    pub fn forget_packs(&self, gone: &[i64]) {
+        if gone.is_empty() {
+            return;
+        }
         if let Ok(mut f) = self.files.lock() {
-            f.retain(|id, _| names.contains_key(id));
+            f.retain(|id, _| !gone.contains(id));
         }
         if let Ok(mut m) = self.pack_names.lock() {
-            *m = names;
+            m.retain(|id, _| !gone.contains(id));
         }
     }
 

@@ -212,18 +212,54 @@ impl Archive {
     }
 
     /// Packs in the store that the catalog does not know: the tail of an
-    /// ingest that was killed or failed before its catalog commit. Safe to
-    /// delete only under the writer lock.
+    /// ingest that was killed or failed before its catalog commit, or a pack
+    /// `gc` dropped from the catalog and was stopped before deleting. Lists
+    /// the whole store (`check`, `gc`). Safe to delete only under the writer lock.
     pub fn uncommitted_packs(&self) -> Result<Vec<String>> {
         let known: std::collections::HashSet<String> = self.catalog.pack_names()?.into_iter().map(|(_, n, _)| n).collect();
         Ok(self.packs.list()?.into_iter().filter(|n| !known.contains(n)).collect())
     }
 
+    /// Packs numbered above the highest the catalog knows: what a killed
+    /// writer left. A writer numbers its packs upward from there and creates
+    /// each under its name when it begins it, so they follow one another;
+    /// the probe stops after `UNCOMMITTED_TAIL_GAP` numbers in a row are
+    /// absent. Every writer's open pays this instead of listing the store
+    /// and the packs table (6,000 of each at 100 TB: 3x the time of a
+    /// `branch` at 1 TB); `gc` still sweeps the whole store.
+    fn uncommitted_tail(&self) -> Result<Vec<String>> {
+        const UNCOMMITTED_TAIL_GAP: u32 = 16;
+        let mut tail = Vec::new();
+        let mut id = self.catalog.max_pack_id()? + 1;
+        let mut absent = 0;
+        while absent < UNCOMMITTED_TAIL_GAP {
+            let name = super::pack::pack_rel_path(id);
+            if self.packs.size(&name)?.is_some() {
+                tail.push(name);
+                absent = 0;
+            } else {
+                absent += 1;
+            }
+            id += 1;
+        }
+        Ok(tail)
+    }
+
+    /// At a writer's open: abort unfinished uploads and remove the packs a
+    /// killed writer numbered past the catalog.
     fn remove_uncommitted_packs(&self) -> Result<()> {
         for name in self.packs.abort_interrupted()? {
             log::info!("aborted the unfinished upload of {} (left by an interrupted write)", self.packs.locate(&name));
         }
-        let unknown = self.uncommitted_packs()?;
+        self.remove_unknown(self.uncommitted_tail()?)
+    }
+
+    /// Remove every pack the catalog does not know (`gc`, under the writer lock).
+    pub(crate) fn remove_every_uncommitted_pack(&self) -> Result<()> {
+        self.remove_unknown(self.uncommitted_packs()?)
+    }
+
+    fn remove_unknown(&self, unknown: Vec<String>) -> Result<()> {
         let mine = self.packs.may_remove_uncommitted(&unknown);
         for name in unknown.iter().filter(|n| !mine.contains(n)) {
             log::warn!(

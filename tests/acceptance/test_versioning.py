@@ -362,6 +362,48 @@ def test_gc_with_a_reader_running(reelfs, tmp_path, tmp_archive):
     reelfs.check_deep(arch)
 
 
+def test_the_mount_closes_a_pack_gc_deleted_so_its_space_is_freed(reelfs, tmp_path, tmp_archive):
+    # The mount refreshes its view once a second. It used to read the whole packs
+    # table for that (50 cold pages at 100 TB, every second); it now asks only
+    # about the packs it has open, and must still close those gc deleted, or
+    # their disk space stays in use until the unmount.
+    arch = tmp_archive
+    live = os.urandom(1 * MiB)
+    src = tmp_path / "card"
+    src.mkdir()
+    (src / "live.mov").write_bytes(live)
+    (src / "dead.mov").write_bytes(os.urandom(8 * MiB))
+    reelfs.ok("branch", arch, "tmp", "--from", "main")
+    reelfs.ok("ingest", arch, src, "--branch", "tmp")      # one pack: live + dead
+    put(reelfs, arch, tmp_path, "main", {"card/live.mov": live})
+    mp = tmp_path / "mnt"
+    with Mount(reelfs, arch, mp) as m:
+        f = mp / "main" / "card" / "live.mov"
+        assert f.read_bytes() == live                        # the mount opens the pack
+
+        def deleted_packs():
+            fds = Path(f"/proc/{m.pid}/fd")
+            links = []
+            for fd in fds.iterdir():
+                try:
+                    links.append(os.readlink(fd))
+                except OSError:
+                    pass
+            return [t for t in links if "/packs/" in t and t.endswith("(deleted)")]
+
+        reelfs.ok("branch", arch, "tmp", "-d")
+        rep = reelfs.json("gc", arch)
+        assert rep["packs_compacted"] + rep["packs_deleted"] >= 1, rep
+        def refreshed_and_closed():
+            os.listdir(mp)                     # a lookup refreshes the mount's view
+            return not deleted_packs()
+
+        assert wait_until(refreshed_and_closed, 10), f"the mount still holds packs gc deleted: {deleted_packs()}"
+        with open(f, "rb") as fh:
+            os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            assert fh.read() == live
+
+
 # ---- restore and the mount ----------------------------------------------------------
 
 def test_restore_an_old_version(reelfs, tmp_path, tmp_archive):
