@@ -329,9 +329,9 @@ def test_gc_frees_a_deleted_branch_and_keeps_everything_else(reelfs, tmp_path, t
     assert sorted(b for b in reelfs.ok("branch", arch).stdout.split() if not re.fullmatch(r"[0-9a-f]{12}", b)) == ["keepme", "main"]
 
 
-def test_gc_with_a_reader_running(reelfs, tmp_path, tmp_archive):
-    """A mount reading a file while gc compacts the pack that holds it."""
-    arch = tmp_archive
+def _one_pack_live_and_dead(reelfs, arch, tmp_path):
+    """Branch `tmp` holds one pack with a live 1 MiB file (shared with main) and a
+    dead 8 MiB one: after `branch tmp -d`, gc compacts or deletes that pack."""
     live = os.urandom(1 * MiB)
     src = tmp_path / "card"
     src.mkdir()
@@ -339,7 +339,14 @@ def test_gc_with_a_reader_running(reelfs, tmp_path, tmp_archive):
     (src / "dead.mov").write_bytes(os.urandom(8 * MiB))
     reelfs.ok("branch", arch, "tmp", "--from", "main")
     reelfs.ok("ingest", arch, src, "--branch", "tmp")      # one pack: live + dead
-    put(reelfs, arch, tmp_path, "main", {"card/live.mov": live})  # main shares the live chunk
+    put(reelfs, arch, tmp_path, "main", {"card/live.mov": live})
+    return live
+
+
+def test_gc_with_a_reader_running(reelfs, tmp_path, tmp_archive):
+    """A mount reading a file while gc compacts the pack that holds it."""
+    arch = tmp_archive
+    live = _one_pack_live_and_dead(reelfs, arch, tmp_path)
     mp = tmp_path / "mnt"
     with Mount(reelfs, arch, mp):
         f = mp / "main" / "card" / "live.mov"
@@ -368,14 +375,7 @@ def test_the_mount_closes_a_pack_gc_deleted_so_its_space_is_freed(reelfs, tmp_pa
     # about the packs it has open, and must still close those gc deleted, or
     # their disk space stays in use until the unmount.
     arch = tmp_archive
-    live = os.urandom(1 * MiB)
-    src = tmp_path / "card"
-    src.mkdir()
-    (src / "live.mov").write_bytes(live)
-    (src / "dead.mov").write_bytes(os.urandom(8 * MiB))
-    reelfs.ok("branch", arch, "tmp", "--from", "main")
-    reelfs.ok("ingest", arch, src, "--branch", "tmp")      # one pack: live + dead
-    put(reelfs, arch, tmp_path, "main", {"card/live.mov": live})
+    live = _one_pack_live_and_dead(reelfs, arch, tmp_path)
     mp = tmp_path / "mnt"
     with Mount(reelfs, arch, mp) as m:
         f = mp / "main" / "card" / "live.mov"
