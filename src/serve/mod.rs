@@ -75,6 +75,16 @@ const BLOCKING_THREADS: usize = 32;
 const CATALOG_VIEWS: usize = 8;
 /// Read-ahead loader threads of the shared prefetcher.
 const READAHEAD_WORKERS: usize = 4;
+/// Blocking threads started before the server says it is ready, and how long
+/// an idle one is kept. A cold request takes two or three of them (the thread
+/// that takes over a runtime thread's other tasks while it reads, the body's
+/// producer): started on demand, each cost the request a thread start, and
+/// after tokio's default 10 s keep-alive a fresh start whose first touch of
+/// the thread-spawning code, cold after a page-cache drop, was a major fault
+/// reading about 6 MB of the binary around it (this disk's 8 MiB
+/// read-ahead): `scripts/bench serve`'s cold time to first byte waited for it.
+const BLOCKING_STARTED: usize = 8;
+const BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(600);
 
 /// Serve `archive` until SIGINT/SIGTERM. `on_ready` is called with the bound
 /// address (port 0 picks one) once connections are accepted.
@@ -110,11 +120,13 @@ pub fn run_until(
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(BLOCKING_THREADS)
+        .thread_keep_alive(BLOCKING_KEEP_ALIVE)
         .thread_name("reelfs-serve")
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
     warm(&shared);
+    rt.block_on(start_blocking_threads(BLOCKING_STARTED));
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(opts.listen).await.map_err(|e| ServeError::Listen(opts.listen, e))?;
         let addr = listener.local_addr().map_err(|e| ServeError::Listen(opts.listen, e))?;
@@ -148,6 +160,24 @@ fn warm(shared: &router::Shared) {
     // The connection a first verified block's outboard lookup takes: opened on
     // that lookup, it cost the first request a file open and a few cold pages.
     shared.prefetch.store().open_lookups();
+}
+
+/// Start `n` threads of the runtime's blocking pool, left idle for the first
+/// requests (a pool only starts a thread when none is idle, so each of these
+/// waits until all `n` run).
+async fn start_blocking_threads(n: usize) {
+    let all = Arc::new(std::sync::Barrier::new(n));
+    let started: Vec<_> = (0..n)
+        .map(|_| {
+            let all = all.clone();
+            tokio::task::spawn_blocking(move || {
+                all.wait();
+            })
+        })
+        .collect();
+    for s in started {
+        let _ = s.await;
+    }
 }
 
 async fn shutdown_signal() {
