@@ -1176,6 +1176,20 @@ impl Prefetched {
         self.read_from(offset, buf, true)
     }
 
+    /// The chunk from the read-ahead's memory: cached, or (unless the read
+    /// must answer `soon`) being loaded, waited for. A sequential reader that
+    /// caught up with its read-ahead used to pread and block-verify the range
+    /// itself while a worker was reading and verifying the same chunk: each
+    /// such byte was read, copied and hashed twice, and the reply was a fresh
+    /// buffer instead of the loaded chunk lent. A load that failed is not
+    /// used: the caller's own paths then read what of the chunk is intact.
+    fn in_memory(&self, chunk: &Hash, soon: bool) -> Option<Arc<Vec<u8>>> {
+        if soon {
+            return self.prefetch.cached(chunk);
+        }
+        self.prefetch.cached_or_loading(chunk)?.ok()
+    }
+
     fn read_from(&self, offset: u64, buf: &mut [u8], soon: bool) -> std::result::Result<usize, String> {
         let r = &self.reader;
         if offset >= r.size || buf.is_empty() {
@@ -1200,7 +1214,7 @@ impl Prefetched {
             } else {
                 let in_chunk = e.chunk_offset + (start - e.file_offset);
                 let store = self.prefetch.store();
-                if let Some(c) = self.prefetch.cached(&e.chunk) {
+                if let Some(c) = self.in_memory(&e.chunk, soon) {
                     copy_chunk(&c, in_chunk, dst)?;
                 } else if store.can_pread(&e.chunk, &re.loc) {
                     store.read_chunk_range(&e.chunk, &re.loc, in_chunk, dst).map_err(|e| e.to_string())?;
@@ -1280,7 +1294,7 @@ impl Prefetched {
             let e = &re.extent;
             let inside = e.file_offset <= offset && offset + len <= e.file_offset + e.length;
             if inside && !e.is_zero_run() {
-                if let Some(c) = self.prefetch.cached(&e.chunk) {
+                if let Some(c) = self.in_memory(&e.chunk, false) {
                     let start = (e.chunk_offset + (offset - e.file_offset)) as usize;
                     if start + len as usize <= c.len() {
                         return Ok(ReadBuf::Chunk { chunk: c, start, len: len as usize });

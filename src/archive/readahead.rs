@@ -315,6 +315,22 @@ impl<S: ChunkSource> Prefetcher<S> {
         self.cache.lock().ok()?.get(hash)
     }
 
+    /// The chunk if it is cached or being loaded (waiting for that load);
+    /// None when neither, so the caller decides how to read it. A reader
+    /// that caught up with its read-ahead takes the load already running
+    /// instead of reading and verifying the same bytes a second time.
+    pub fn cached_or_loading(&self, hash: &Hash) -> Option<Loaded> {
+        if let Some(v) = self.cached(hash) {
+            return Some(Ok(v));
+        }
+        let slot = self.inflight.lock().ok()?.get(hash).cloned()?;
+        let mut r = slot.result.lock().ok()?;
+        while r.is_none() {
+            r = slot.cv.wait(r).ok()?;
+        }
+        r.clone()
+    }
+
     /// Let these chunks go from the cache (a sequential reader is past them);
     /// their buffers go back to the pool unless someone still holds them.
     pub fn release(&self, hashes: &[Hash]) {
@@ -618,6 +634,22 @@ mod tests {
         src.open();
         assert_eq!(reader.join().unwrap(), 7);
         assert_eq!(src.loads.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_reader_asking_for_memory_only_waits_for_a_load_in_flight_and_never_starts_one() {
+        let src = Made::new(1024, false);
+        let p = Prefetcher::new(src.clone(), ReadAheadConfig { cache_bytes: 1 << 20, workers: 1, queue: 4, max_window: 64 << 20 });
+        let (loading, absent) = (chunk(3, 1024), chunk(4, 1024));
+        assert!(p.cached_or_loading(&absent.1).is_none(), "a chunk neither cached nor loading is left to the caller");
+        assert_eq!(p.prefetch(std::slice::from_ref(&loading)), 1);
+        let p2 = p.clone();
+        let h = loading.1;
+        let reader = std::thread::spawn(move || p2.cached_or_loading(&h).map(|r| r.unwrap()[0]));
+        src.open();
+        assert_eq!(reader.join().unwrap(), Some(3), "the reader takes the load in flight");
+        assert!(p.cached_or_loading(&absent.1).is_none());
+        assert_eq!(src.loads.load(Ordering::SeqCst), 1, "only the read-ahead's load ran");
     }
 
     #[test]

@@ -535,6 +535,10 @@ impl FsCore {
         if let Some(OpenFile { node, content: OpenContent::Writable(ws) }) = of.as_deref() {
             return self.branches().release_ws(node.ino, ws);
         }
+        if log::log_enabled!(log::Level::Debug) {
+            let (reused, allocated) = crate::archive::chunk_buffers::stats();
+            log::debug!("chunk loads so far: {reused} into recycled buffers, {allocated} into new ones");
+        }
         Ok(())
     }
 

@@ -170,3 +170,30 @@ def test_a_cold_sequential_read_through_the_mount_lets_go_of_the_chunks_it_has_p
     peak_mib = m.status("VmHWM") // 1024
     # 298 MiB before chunks were let go, 169 MiB after (--cache-size 256M: a 64 MiB window).
     assert peak_mib <= 224, f"mount daemon peak RSS {peak_mib} MiB after one cold read of a 256 MiB file: it keeps the chunks the reader has passed"
+
+
+def test_a_cold_sequential_read_through_the_mount_reads_each_stored_byte_once(reelfs, tmp_archive, tmp_path, mount):
+    # A sequential reader that caught up with its read-ahead read and verified its
+    # own range of the chunk (pread + BLAKE3 on the FUSE thread) while a read-ahead
+    # worker was reading and verifying the whole chunk: a cold `cat` read some bytes
+    # twice from the packs, hashed them twice and replied from a fresh buffer (perf:
+    # a tenth of the mount's CPU). It now waits for the load in flight and replies
+    # from the loaded chunk.
+    card = tmp_path / "card"
+    clip = write_random(card / "A001C001.mov", 192 * MiB)
+    reelfs.ok("ingest", tmp_archive, card)
+    m = mount(tmp_archive)
+    drop_caches()
+    trace = tmp_path / "strace.out"
+    st = _strace_daemon(m.pid, trace, "pread64")
+    try:
+        assert b3(m.mp / "main" / "card" / clip.name) == b3(clip), "the clip read back through the mount differs"
+    finally:
+        st.send_signal(2)
+        st.wait()
+    # "PID pread64(FD, "..."..., COUNT, OFFSET) = GOT" (or "<... pread64 resumed> ..., COUNT, OFFSET) = GOT").
+    read = sum(int(g.group(1)) for g in re.finditer(r"pread64.*, \d+, \d+\) = (\d+)", trace.read_text()))
+    size = clip.stat().st_size
+    assert read <= size * 1.05, (
+        f"the daemon read {read / MiB:.0f} MiB from packs and catalog for one cold read of a {size / MiB:.0f} MiB file: "
+        "readers read chunks the read-ahead is already loading")
