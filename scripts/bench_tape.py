@@ -21,11 +21,19 @@ dropped) with its wall time and its CPU seconds (user + system, every process it
 
 --tape-ab BINARY measures a second reelfs (the base) in the same rounds, alternating
 base/ours, so both see the same load; its rows are marked "(A/B base)".
+
+The peers (`rsync -a`, `cat`, `cp -r`) run right before each side's own command in every
+round, not once per round: the bench disk is shared and its speed drifts (`rsync -a` of
+the same set took 2.57 s in one quiet run and 7.2 s in another), so a peer measured minutes
+away from the command it is compared with says little.
+Each row is still best of ours against best of the peer; the notes add the median of the
+paired (same minute) ratios.
 """
 import json
 import os
 import random
 import resource
+import statistics
 import time
 
 SIDECARS = 400          # small files beside the clips
@@ -77,6 +85,11 @@ def tree_bytes(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
 
 
+def paired_median(peer, ours):
+    """Median of peer/ours over rounds measured side by side (wall seconds)."""
+    return statistics.median(p[0] / o[0] for p, o in zip(peer, ours))
+
+
 def plan(B, binary, arch, copies=1, sel="main/media"):
     return json.loads(B.sh(f"'{binary}' tape plan '{arch}' {sel} --copies {copies} --json"))
 
@@ -115,6 +128,8 @@ def write_rows(B, args, run_dir, rows):
     v = {s: [] for s, _ in sides}
     reused = {}
     rs, cat = [], []
+    rs_by = {s: [] for s, _ in sides}     # the rsync run just before each copy A
+    cat_by = {s: [] for s, _ in sides}    # the cat run just after each verify
     B.log(f"tape: {nfiles} files, {nbytes / B.GiB:.2f} GiB; sides {', '.join(s for s, _ in sides)}")
     for r in range(args.runs if "write" in rows else 0):
         for name, binary in sides:
@@ -124,6 +139,11 @@ def write_rows(B, args, run_dir, rows):
             p = plan(B, binary, arch, copies=2)
             a_bc = next(t["barcode"] for t in p["tapes"] if t["copy"] == 1)
             b_bc = next(t["barcode"] for t in p["tapes"] if t["copy"] == 2)
+            B.rmrf(peer)
+            t, c, _ = timed_cpu(B, f"rsync -a '{src}/' '{peer}/'")
+            rs.append((t, c))
+            rs_by[name].append((t, c))
+            B.rmrf(peer)
             B.log(f"round {r + 1}/{args.runs} {name}: tape write copy A to {a_bc} (load {B.loadavg()})")
             t, c, out = timed_cpu(B, f"'{binary}' tape write '{arch}' {p['name']} --tape {a_bc} --ltfs-mount '{vol}' --json")
             if json.loads(out)["write"].get("hashes_reused", 0):
@@ -131,9 +151,9 @@ def write_rows(B, args, run_dir, rows):
             w[name].append((t, c))
             t, c, _ = timed_cpu(B, f"'{binary}' tape verify '{arch}' --tape {a_bc} --ltfs-mount '{vol}' --json", sync_after=False)
             v[name].append((t, c))
-            if name == "ours":
-                t, c, _ = timed_cpu(B, f"find '{vol}' -type f -exec cat {{}} + > /dev/null", sync_after=False)
-                cat.append((t, c))
+            t, c, _ = timed_cpu(B, f"find '{vol}' -type f -exec cat {{}} + > /dev/null", sync_after=False)
+            cat.append((t, c))
+            cat_by[name].append((t, c))
             B.rmrf(vol)
             os.makedirs(vol)
             B.log(f"round {r + 1}/{args.runs} {name}: tape write copy B to {b_bc}")
@@ -141,10 +161,6 @@ def write_rows(B, args, run_dir, rows):
             wb[name].append((t, c))
             reused[name] = json.loads(out)["write"].get("hashes_reused")
             B.rmrf(vol)
-        B.rmrf(peer)
-        t, c, _ = timed_cpu(B, f"rsync -a '{src}/' '{peer}/'")
-        rs.append((t, c))
-        B.rmrf(peer)
     best = lambda xs: min(xs)
     for name, _ in sides if rs else []:
         rsb = best(rs)
@@ -159,6 +175,9 @@ def write_rows(B, args, run_dir, rows):
         B.record("tape", f"write copy A vs LTO-8 native 300 MB/s{tag}", f"{nbytes / wa[0] / 1e6:.0f} MB/s", "300 MB/s",
                  f"{nbytes / wa[0] / 1e6 / 300:.2f}x", "-", None)
         gb = nbytes / 1e9
+        B.notes.append(f"tape {name}, median of the paired rounds' ratios: copy A / rsync -a "
+                       f"{paired_median(rs_by[name], w[name]):.2f}x, copy B / rsync -a {paired_median(rs_by[name], wb[name]):.2f}x, "
+                       f"verify / cat {paired_median(cat_by[name], v[name]):.2f}x")
         B.notes.append(f"tape {name}: copy B reused copy A's hashes for {reused.get(name)} of {nfiles} files; "
                        f"CPU-s per GB (best round's): write copy A {wa[1] / gb:.2f}, copy B {wbb[1] / gb:.2f}, "
                        f"verify {vv[1] / gb:.2f}; rsync -a {rsb[1] / gb:.2f}, cat {cc[1] / gb:.2f}")
@@ -173,6 +192,7 @@ def write_rows(B, args, run_dir, rows):
     cart, cp_dir = os.path.join(run_dir, "cartridge"), os.path.join(run_dir, "cp-copy")
     d = {s: [] for s, _ in sides}
     cps = []
+    cp_by = {s: [] for s, _ in sides}     # the cp run just before each --device write
     for r in range(args.runs if "device" in rows else 0):
         for name, binary in sides:
             B.rmrf(cart)
@@ -184,14 +204,15 @@ def write_rows(B, args, run_dir, rows):
             # block size (the base binary may not have the option).
             bs = f" --block-size {args.tape_block_size}" if args.tape_block_size and name == "ours" else ""
             B.sh(f"'{binary}' tape format --device '{cart}' --tape {bc} --capacity {nbytes * 11 // 10 // 10**6 + 200}M{bs}")
+            B.rmrf(cp_dir)
+            t, c, _ = timed_cpu(B, f"cp -r '{src}' '{cp_dir}'")
+            cps.append((t, c))
+            cp_by[name].append((t, c))
+            B.rmrf(cp_dir)
             B.log(f"round {r + 1}/{args.runs} {name}: tape write --device to {bc} (load {B.loadavg()})")
             t, c, _ = timed_cpu(B, f"'{binary}' tape write '{arch}' {p['name']} --tape {bc} --device '{cart}' --json")
             d[name].append((t, c))
             B.rmrf(cart)
-        B.rmrf(cp_dir)
-        t, c, _ = timed_cpu(B, f"cp -r '{src}' '{cp_dir}'")
-        cps.append((t, c))
-        B.rmrf(cp_dir)
     for name, _ in sides if cps else []:
         cpb = best(cps)
         tag = " (A/B base)" if name == "base" else ""
@@ -202,6 +223,7 @@ def write_rows(B, args, run_dir, rows):
                  B.fmt_s(cpb[0]), f"{cpb[0] / dd[0]:.2f}x", ">= 0.8x", cpb[0] / dd[0] >= 0.8)
         B.record("tape", f"write --device vs LTO-8 native 300 MB/s{tag}", f"{nbytes / dd[0] / 1e6:.0f} MB/s", "300 MB/s",
                  f"{nbytes / dd[0] / 1e6 / 300:.2f}x", "-", None)
+        B.notes.append(f"tape {name} --device / cp -r, median of the paired rounds' ratios: {paired_median(cp_by[name], d[name]):.2f}x")
         B.notes.append(f"tape {name} --device rounds (wall s / CPU s): " + " ".join(f"{t:.2f}/{c:.2f}" for t, c in d[name])
                        + f"; CPU-s per GB {dd[1] / (nbytes / 1e9):.2f}")
     if cps:

@@ -22,6 +22,8 @@ struct Faults {
     capacity: Option<u64>,
     /// Every index write fails.
     fail_index: bool,
+    /// Making completed files durable fails (a flush reporting EIO).
+    fail_durable: bool,
     /// Ctrl-C arrives during the Nth call of `write` (the flag is set, the write succeeds).
     interrupt_on_write: Option<(usize, Arc<AtomicBool>)>,
     /// The first `end_file` (a slow close: an fsync, a driver flushing) waits
@@ -103,6 +105,16 @@ impl VolumeWriter for MemVolume {
     }
     fn abandon_file(&mut self) -> Result<(), VolumeError> {
         self.open = None;
+        Ok(())
+    }
+    fn make_durable(&mut self) -> Result<(), VolumeError> {
+        if self.faults.fail_durable {
+            return Err(VolumeError::Io {
+                barcode: "MEM".into(),
+                context: "flush".into(),
+                source: io::Error::from_raw_os_error(libc::EIO),
+            });
+        }
         Ok(())
     }
     fn sync_index(&mut self) -> Result<(), VolumeError> {
@@ -211,6 +223,22 @@ fn failing_index_writes_leave_nothing_recorded_as_complete() {
     assert!(rep.written.is_empty(), "{rep:?}");
     assert_eq!(rep.not_indexed, vec!["Day01/A001/c1.mov".to_string()]);
     assert!(indexed.lock().unwrap().is_empty());
+    assert!(states(&a, "A00001L8").iter().all(|(_, st)| st != "written"));
+    assert_eq!(
+        states(&a, "A00002L8"),
+        vec![s("Day01/A001/c1.mov", "queued"), s("Day01/A001/c2.mov", "queued"), s("Day01/A001/c3.mov", "queued")]
+    );
+}
+
+#[test]
+fn files_the_volume_could_not_make_durable_are_never_recorded_as_written() {
+    // The catalog records a batch only after the volume flushed it: a flush
+    // that fails leaves every file since the last index off this cartridge.
+    let (_d, a, _) = setup();
+    let (vol, _) = MemVolume::new(Faults { fail_durable: true, ..Default::default() });
+    let rep = write_tape(&a, "plan-1", "A00001L8", vol, &WriteOptions::default()).unwrap();
+    assert!(rep.closed_early.as_deref().unwrap().contains("flushing"), "{rep:?}");
+    assert!(rep.written.is_empty(), "{rep:?}");
     assert!(states(&a, "A00001L8").iter().all(|(_, st)| st != "written"));
     assert_eq!(
         states(&a, "A00002L8"),

@@ -76,6 +76,12 @@ pub trait VolumeWriter {
         let _ = path;
         None
     }
+    /// Put every file completed so far on stable storage (the workflow calls
+    /// this before the tape catalog records them as written, never less often).
+    /// Volumes that only make data durable at an index do nothing here.
+    fn make_durable(&mut self) -> Result<(), VolumeError> {
+        Ok(())
+    }
     /// Write an index now, so a crash later leaves a mountable volume holding
     /// every file completed before this call.
     fn sync_index(&mut self) -> Result<(), VolumeError>;

@@ -207,6 +207,8 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
     // from file to file.
     let pool = Pool::new(BLOCK, 4 * IN_FLIGHT + 2);
     let mut pending = Unrecorded::default();
+    // The first item a Ctrl-C left unwritten (the rest of the cartridge).
+    let mut stopped_at = items.len();
     // One archive reader for the whole cartridge, running ahead of the
     // writer across files: the next file's chunks load (and verify) while
     // this one is still being hashed and written.
@@ -230,6 +232,7 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
         for (n, item) in items.iter().enumerate() {
             if opts.interrupt.load(Ordering::Relaxed) {
                 rep.interrupted = true;
+                stopped_at = n;
                 break;
             }
             pb.message(&item.tape_path);
@@ -238,14 +241,23 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
             // what completed before it is recorded first, and a rerun then
             // removes only the file the kill cut short.
             if item.length >= BLOCK as u64 {
-                pending.record(cat, barcode)?;
+                if let Err(e) = pending.record(cat, barcode, vol.as_mut())? {
+                    index_failed(cat, &cart, &items, &unindexed, n, NOT_DURABLE, &e, &mut rep)?;
+                    unindexed.clear();
+                    break;
+                }
             }
             jobs.queue_through(a, &items, n + JOBS_AHEAD)?;
             let known = jobs.known.remove(&n);
             let unopened = jobs.unopened.remove(&n);
             let result = write_item(vol.as_mut(), item, n, unopened, (&feed, &md5_done), pb, opts, known.as_ref());
             if result.is_err() {
-                pending.record(cat, barcode)?;
+                if let Err(e) = pending.record(cat, barcode, vol.as_mut())? {
+                    let _ = vol.abandon_file();
+                    index_failed(cat, &cart, &items, &unindexed, n, NOT_DURABLE, &e, &mut rep)?;
+                    unindexed.clear();
+                    break;
+                }
             }
             match result {
                 Ok((placement, h)) => {
@@ -261,9 +273,6 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
                         written_ns: now_ns(),
                     };
                     pending.add(item.ord, w);
-                    if pending.due(item.length) {
-                        pending.record(cat, barcode)?;
-                    }
                     rep.bytes += item.length;
                     since_index += item.length;
                     unindexed.push(n);
@@ -273,15 +282,26 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
                         bytes: item.length,
                         start_block: placement.start_block,
                     });
+                    if pending.due(item.length) {
+                        if let Err(e) = pending.record(cat, barcode, vol.as_mut())? {
+                            index_failed(cat, &cart, &items, &unindexed, n + 1, NOT_DURABLE, &e, &mut rep)?;
+                            unindexed.clear();
+                            break;
+                        }
+                    }
                     if opts.index_every > 0 && since_index >= opts.index_every {
                         since_index = 0;
-                        pending.record(cat, barcode)?;
+                        if let Err(e) = pending.record(cat, barcode, vol.as_mut())? {
+                            index_failed(cat, &cart, &items, &unindexed, n + 1, NOT_DURABLE, &e, &mut rep)?;
+                            unindexed.clear();
+                            break;
+                        }
                         match vol.sync_index() {
                             Ok(()) => unindexed.clear(),
                             Err(e) => {
                                 // No index lists what was written since the last one:
                                 // those files and all that follows go to the next cartridge.
-                                index_failed(cat, &cart, &items, &unindexed, n + 1, &e, &mut rep)?;
+                                index_failed(cat, &cart, &items, &unindexed, n + 1, "writing an index", &e, &mut rep)?;
                                 unindexed.clear();
                                 break;
                             }
@@ -295,6 +315,7 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
                     let note = "interrupted while being written (not on the tape); `reelfs tape write` again writes it";
                     cat.write(|c| c.set_tape_item_state(barcode, item.ord, "queued", Some(note)))?;
                     rep.interrupted = true;
+                    stopped_at = n;
                     break;
                 }
                 Err(ItemError::Archive(e)) => {
@@ -327,7 +348,9 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
         }
         Ok(())
     })?;
-    pending.record(cat, barcode)?;
+    if let Err(e) = pending.record(cat, barcode, vol.as_mut())? {
+        index_failed(cat, &cart, &items, &unindexed, stopped_at, NOT_DURABLE, &e, &mut rep)?;
+    }
     pb.files(rep.written.len() as u64, items.len() as u64);
     if rep.interrupted && rep.closed_early.is_none() {
         pb.finish();
@@ -355,7 +378,7 @@ pub fn write_tape(a: &Archive, plan_name: &str, barcode: &str, mut vol: Box<dyn 
     rep.seconds = t0.elapsed().as_secs_f64();
     rep.mb_per_s = if rep.seconds > 0.0 { rep.bytes as f64 / 1e6 / rep.seconds } else { 0.0 };
     if let Err(e) = finished {
-        index_failed(cat, &cart, &items, &unindexed, items.len(), &e, &mut rep)?;
+        index_failed(cat, &cart, &items, &unindexed, items.len(), "writing an index", &e, &mut rep)?;
         return Ok(rep);
     }
     if rep.closed_early.is_none() {
@@ -395,9 +418,17 @@ impl Unrecorded {
             || self.since.is_some_and(|t| t.elapsed().as_secs_f64() >= UNRECORDED_SECS)
     }
 
-    fn record(&mut self, cat: &Catalog, barcode: &str) -> Result<()> {
+    /// Make the files durable on the volume, then record them. When the
+    /// volume cannot (a flush failed), nothing is recorded and the error is
+    /// handed back: those files are not on the tape.
+    fn record(&mut self, cat: &Catalog, barcode: &str, vol: &mut dyn VolumeWriter) -> Result<std::result::Result<(), VolumeError>> {
         if self.rows.is_empty() {
-            return Ok(());
+            return Ok(Ok(()));
+        }
+        if let Err(e) = vol.make_durable() {
+            self.rows.clear();
+            self.since = None;
+            return Ok(Err(e));
         }
         cat.write(|c| {
             for (ord, w) in &self.rows {
@@ -407,9 +438,12 @@ impl Unrecorded {
         })?;
         self.rows.clear();
         self.since = None;
-        Ok(())
+        Ok(Ok(()))
     }
 }
+
+/// What failed when the volume could not make completed files durable.
+const NOT_DURABLE: &str = "flushing completed files to the volume";
 
 /// Ctrl-C: write the index (the volume then mounts with exactly the files
 /// completed so far) and leave the cartridge open for a rerun, without the set
@@ -436,7 +470,7 @@ fn finish_interrupted(
     rep.seconds = t0.elapsed().as_secs_f64();
     rep.mb_per_s = if rep.seconds > 0.0 { rep.bytes as f64 / 1e6 / rep.seconds } else { 0.0 };
     if let Err(e) = finished {
-        index_failed(cat, cart, items, unindexed, items.len(), &e, &mut rep)?;
+        index_failed(cat, cart, items, unindexed, items.len(), "writing an index", &e, &mut rep)?;
         return Ok(rep);
     }
     let note = "interrupted: `reelfs tape write` again with the same cartridge continues with what is still queued";
@@ -444,19 +478,22 @@ fn finish_interrupted(
     Ok(rep)
 }
 
-/// An index write failed: the files in `unindexed` (indices into `items`) are
-/// on no index, so they are recorded abandoned and, with `items[rest_from..]`
-/// still queued, moved to the next cartridge; this one is closed.
+/// An index write (or, `what` says, the flush before the catalog records a
+/// batch) failed: the files in `unindexed` (indices into `items`) are on no
+/// index, so they are recorded abandoned and, with `items[rest_from..]` still
+/// queued, moved to the next cartridge; this one is closed.
+#[allow(clippy::too_many_arguments)]
 fn index_failed(
     cat: &Catalog,
     cart: &crate::archive::catalog::CartridgeRow,
     items: &[TapeItemRow],
     unindexed: &[usize],
     rest_from: usize,
+    what: &str,
     e: &VolumeError,
     rep: &mut WriteReport,
 ) -> Result<()> {
-    let why = format!("writing an index failed: {e}");
+    let why = format!("{what} failed: {e}");
     let note = format!("written, but no index lists it ({why})");
     cat.write(|c| {
         for &i in unindexed {

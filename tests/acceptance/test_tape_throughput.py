@@ -164,3 +164,45 @@ def test_a_file_the_archive_cannot_read_is_named_and_the_files_read_ahead_after_
     for rel in written:
         assert (vol / rel).read_bytes() == (src / rel).read_bytes(), rel
     assert not (vol / "b" / "B001C001.mov").exists()
+
+
+def test_writing_many_small_files_onto_a_mount_flushes_them_in_batches_not_one_by_one(reelfs, tmp_path):
+    """`tape write --ltfs-mount` flushes (fsyncs) the files it completed together,
+    just before the catalog records them, instead of each at its close: on a disk
+    each flush point is a journal commit, on an LTFS mount a drive flush. Counted
+    as strace sees it: an fsync that follows some other write is a flush point."""
+    src = tmp_path / "sidecars"
+    for i in range(120):
+        write_random(src / f"A001C{i:03d}.xml", 4096 * (1 + i % 4))
+    archive = tmp_path / "archive"
+    reelfs.ok("init", archive)
+    reelfs.ok("ingest", archive, src)
+    p = reelfs.json("tape", "plan", archive, "main/sidecars", "--capacity", "2T")
+    bc = p["tapes"][0]["barcode"]
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    log = tmp_path / "strace.txt"
+    r = subprocess.run(["strace", "-f", "-o", str(log), "-e", "trace=fsync,fdatasync,write,pwrite64",
+                        str(reelfs.binary), "tape", "write", str(archive), p["name"], "--tape", bc,
+                        "--ltfs-mount", str(vol), "--json"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    flush_points, fsyncs, last = 0, 0, None
+    for line in log.read_text().splitlines():
+        m = re.match(r"\d+\s+(?:<\.\.\. )?(fsync|fdatasync|write|pwrite64)\b", line)
+        if not m:
+            continue
+        call = m.group(1)
+        if call in ("fsync", "fdatasync"):
+            fsyncs += 1
+            if last not in ("fsync", "fdatasync"):
+                flush_points += 1
+        last = call
+    # Every file is still flushed before it is recorded (120 fsyncs at least).
+    assert fsyncs >= 120, f"{fsyncs} fsyncs for 120 files"
+    assert flush_points < 30, f"{flush_points} separate flush points to write 120 files"
+    # And every file is on the volume, whole, and recorded as written.
+    for f in src.iterdir():
+        assert (vol / "sidecars" / f.name).read_bytes() == f.read_bytes()
+    files = {f["tape_path"]: f["state"] for f in reelfs.json("tape", "ls", archive, "--tape", bc)["files"]}
+    sidecars = {k: v for k, v in files.items() if k.startswith("sidecars/")}
+    assert len(sidecars) == 120 and set(sidecars.values()) == {"written"}, files

@@ -1,9 +1,9 @@
 """The tape write and verify paths (issue 15): camera originals go to an
-`--ltfs-mount` volume in large aligned blocks straight to the disk
-(`O_DIRECT` where the filesystem takes it), and `tape verify` reads them back
-from the disk the same way: writing a show to tape does not push it through
-the archive server's page cache (evicting what its other users read), and
-verify checks what the disk holds, not the copy a write left in memory.
+`--ltfs-mount` volume in large blocks with write-behind (each block dropped
+from the page cache once it is on disk), and `tape verify` drops what it
+reads the same way: writing a show to tape does not leave it in the archive
+server's page cache (evicting what its other users read), and verify checks
+what the disk holds, not the copy a write left in memory.
 Checked the way an operator would: `fincore` (util-linux) says how much of a
 file is in the page cache."""
 
@@ -74,7 +74,7 @@ def test_a_freshly_written_clip_is_not_left_in_the_page_cache(reelfs, tmp_path):
     barcode = p["tapes"][0]["barcode"]
     reelfs.json("tape", "write", archive, p["name"], "--tape", barcode, "--ltfs-mount", vol)
     big = vol / "Day03" / "A003C001.mov"
-    # Only the unaligned tail went through the cache; before, all 24 MiB stayed.
+    # At most a few pages stay cached; before O_DIRECT, all 24 MiB stayed.
     assert cached_bytes(big) <= 64 << 10, f"tape write left {cached_bytes(big)} bytes of {big.name} in the page cache"
     assert b3(big) == b3(src / "A003C001.mov")
     assert big.stat().st_size == SIZE + TAIL
