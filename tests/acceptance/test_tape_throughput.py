@@ -96,7 +96,9 @@ def test_a_block_size_the_reference_would_refuse_is_refused_with_what_to_give(re
     assert not any(re.fullmatch(r"[01]_\d+_[RFE]", f.name) for f in cart.iterdir())
 
 
-def test_verify_of_many_small_files_commits_the_catalog_a_few_times_not_per_file(reelfs, tmp_path):
+def _planned_sidecars(reelfs, tmp_path):
+    """120 small sidecar files ingested and planned onto one cartridge; an empty
+    folder for the LTFS mount. Returns (source, archive, plan, barcode, volume)."""
     src = tmp_path / "sidecars"
     for i in range(120):
         write_random(src / f"A001C{i:03d}.xml", 4096 * (1 + i % 4))
@@ -104,9 +106,13 @@ def test_verify_of_many_small_files_commits_the_catalog_a_few_times_not_per_file
     reelfs.ok("init", archive)
     reelfs.ok("ingest", archive, src)
     p = reelfs.json("tape", "plan", archive, "main/sidecars", "--capacity", "2T")
-    bc = p["tapes"][0]["barcode"]
     vol = tmp_path / "vol"
     vol.mkdir()
+    return src, archive, p, p["tapes"][0]["barcode"], vol
+
+
+def test_verify_of_many_small_files_commits_the_catalog_a_few_times_not_per_file(reelfs, tmp_path):
+    src, archive, p, bc, vol = _planned_sidecars(reelfs, tmp_path)
     reelfs.ok("tape", "write", archive, p["name"], "--tape", bc, "--ltfs-mount", vol)
     # One file damaged among the good ones: reading ahead must still blame it alone.
     victim = vol / "sidecars" / "A001C050.xml"
@@ -171,16 +177,7 @@ def test_writing_many_small_files_onto_a_mount_flushes_them_in_batches_not_one_b
     just before the catalog records them, instead of each at its close: on a disk
     each flush point is a journal commit, on an LTFS mount a drive flush. Counted
     as strace sees it: an fsync that follows some other write is a flush point."""
-    src = tmp_path / "sidecars"
-    for i in range(120):
-        write_random(src / f"A001C{i:03d}.xml", 4096 * (1 + i % 4))
-    archive = tmp_path / "archive"
-    reelfs.ok("init", archive)
-    reelfs.ok("ingest", archive, src)
-    p = reelfs.json("tape", "plan", archive, "main/sidecars", "--capacity", "2T")
-    bc = p["tapes"][0]["barcode"]
-    vol = tmp_path / "vol"
-    vol.mkdir()
+    src, archive, p, bc, vol = _planned_sidecars(reelfs, tmp_path)
     log = tmp_path / "strace.txt"
     r = subprocess.run(["strace", "-f", "-o", str(log), "-e", "trace=fsync,fdatasync,write,pwrite64",
                         str(reelfs.binary), "tape", "write", str(archive), p["name"], "--tape", bc,
