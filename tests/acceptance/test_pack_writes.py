@@ -19,6 +19,24 @@ MiB = 1 << 20
 PACK_DIRECT = re.compile(r"fcntl\(\d+<[^>]*/packs/[^>]+\.pack>, F_SETFL, [^)]*\bO_DIRECT\b[^)]*\) = 0")
 
 
+def stitched(trace):
+    """strace's lines with each call another thread interrupted ("... <unfinished ...>",
+    later "<... fcntl resumed>) = 0") joined back into one line: the O_DIRECT F_SETFL
+    of a pack was missed when its result came on a line of its own."""
+    pending, out = {}, []
+    for line in trace.splitlines():
+        pid, _, rest = line.partition(" ")
+        rest = rest.lstrip()
+        if rest.endswith("<unfinished ...>"):
+            pending[pid] = rest[:-len("<unfinished ...>")].rstrip()
+            continue
+        resumed = re.match(r"<\.\.\. \w+ resumed>(.*)", rest)
+        if resumed and pid in pending:
+            rest = pending.pop(pid) + resumed.group(1)
+        out.append(f"{pid}  {rest}")
+    return "\n".join(out)
+
+
 def pack_lines(trace):
     return "\n".join(line for line in trace.splitlines() if ".pack>" in line)[-3000:]
 
@@ -35,7 +53,7 @@ def test_ingest_writes_its_packs_around_the_page_cache(reelfs, tmp_archive, tmp_
     p = subprocess.run(strace_argv(log) + reelfs.argv(["ingest", tmp_archive, src, "-m", "card"]),
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
-    trace = log.read_text()
+    trace = stitched(log.read_text())
     assert PACK_DIRECT.search(trace), "no pack was opened for direct I/O; its fcntl calls:\n" + pack_lines(trace)
     out = tmp_path / "out"
     reelfs.ok("restore", tmp_archive, "main/card", out)
@@ -63,7 +81,7 @@ def test_writes_through_the_mount_reach_packs_around_the_page_cache(reelfs, tmp_
         tracer.send_signal(signal.SIGINT)
         tracer.wait(timeout=30)
         tracer.stderr.close()
-    trace = log.read_text()
+    trace = stitched(log.read_text())
     assert PACK_DIRECT.search(trace), "no pack was opened for direct I/O; its fcntl calls:\n" + pack_lines(trace)
 
 
