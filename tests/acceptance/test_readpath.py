@@ -76,21 +76,26 @@ def _strace_daemon(pid, out, calls="mmap,munmap"):
             return proc
 
 
+def _mounted_random_clip(reelfs, tmp_archive, tmp_path, mount, size, seed, reads):
+    """A random clip of `size` bytes ingested and mounted, and `reads` page-aligned
+    offsets for 1 MiB reads in it (fixed by `seed`): (mount, path, bytes, offsets)."""
+    import random
+    clip = write_random(tmp_path / "card" / "A001C001.mov", size)
+    data = clip.read_bytes()
+    reelfs.ok("ingest", tmp_archive, clip.parent)
+    m = mount(tmp_archive)
+    rnd = random.Random(seed)
+    offsets = [rnd.randrange(0, (len(data) - MiB) // 4096) * 4096 for _ in range(reads)]
+    return m, m.mp / "main" / "card" / clip.name, data, offsets
+
+
 def test_random_1_mib_reads_through_the_mount_reuse_their_buffers_instead_of_mapping_one_per_request(reelfs, tmp_archive, tmp_path, mount):
     # Each 1 MiB FUSE read used to get a fresh buffer, which (buffers from 1 MiB up
     # are mappings of their own) was an mmap, 256 page faults and a munmap per
     # request: the random-read row's p50 rose by a third. The reply buffer now
     # comes from the chunk buffer pool and goes back after the reply is sent.
     import os
-    import random
-    card = tmp_path / "card"
-    clip = write_random(card / "A001C001.mov", 64 * MiB)
-    data = clip.read_bytes()
-    reelfs.ok("ingest", tmp_archive, card)
-    m = mount(tmp_archive)
-    path = m.mp / "main" / "card" / clip.name
-    rnd = random.Random(16)
-    offsets = [rnd.randrange(0, (len(data) - MiB) // 4096) * 4096 for _ in range(72)]
+    m, path, data, offsets = _mounted_random_clip(reelfs, tmp_archive, tmp_path, mount, 64 * MiB, seed=16, reads=72)
     fd = os.open(path, os.O_RDONLY)
     try:
         for off in offsets[:8]:  # fills the pool
@@ -123,15 +128,7 @@ def test_random_1_mib_reads_through_the_mount_read_about_what_they_ask_from_the_
     # blocks, competing for the disk with the reads after them (the p99). Each read
     # now reads its own 256 KiB blocks (1.25 MiB at most) and nothing ahead.
     import os
-    import random
-    card = tmp_path / "card"
-    clip = write_random(card / "A001C001.mov", 192 * MiB)
-    data = clip.read_bytes()
-    reelfs.ok("ingest", tmp_archive, card)
-    m = mount(tmp_archive)
-    path = m.mp / "main" / "card" / clip.name
-    rnd = random.Random(7)
-    offsets = [rnd.randrange(0, (len(data) - MiB) // 4096) * 4096 for _ in range(96)]
+    m, path, data, offsets = _mounted_random_clip(reelfs, tmp_archive, tmp_path, mount, 192 * MiB, seed=7, reads=96)
     drop_caches()
     trace = tmp_path / "strace.out"
     st = _strace_daemon(m.pid, trace, "pread64")
