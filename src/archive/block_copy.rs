@@ -24,36 +24,143 @@ use super::catalog::Catalog;
 use super::chunk_buffers;
 use super::error::{ArchiveError, IoContext, Result};
 use super::objects::Hash;
-use super::outboard::{self, Cv, BLOCK_LEN};
+use super::outboard::{self, Cv, MergeStack, BLOCK_LEN, PIECE_CVS};
 use super::read::BlobReader;
+use std::collections::BTreeMap;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 /// Bytes one loader reads and checks at a time: 32 blocks (8 MiB), a few
 /// preads of 4 MiB chunks.
 const WINDOW: u64 = 32 * BLOCK_LEN;
+/// Blocks in a window; a catalog piece holds a whole number of windows.
+const WINDOW_BLOCKS: usize = (WINDOW / BLOCK_LEN) as usize;
 /// Loader threads: one per core of this 2-core machine; the writer's work is
 /// mostly the kernel's copy.
 const LOADERS: u64 = 2;
 /// Checked windows each loader may hold ahead of the writer.
 const AHEAD: usize = 2;
 
+/// A file's outboard, checked to merge to the file's id, read for the copy a
+/// piece (1 MiB of CVs, 8 GiB of file) at a time: a 1 TiB file's whole
+/// outboard is 128 MiB, which restore must not hold.
+pub struct FileOutboard {
+    blob: Hash,
+    blocks: usize,
+    /// An outboard of an earlier version: one catalog row, held whole (that
+    /// version held it whole too).
+    whole: Option<Vec<Cv>>,
+}
+
+impl FileOutboard {
+    /// How many pieces the outboard has.
+    fn pieces(&self) -> usize {
+        self.blocks.div_ceil(PIECE_CVS)
+    }
+
+    /// Piece `p`, None when the catalog's copy is missing or is not the
+    /// right length (the outboard changed under the restore).
+    fn piece(&self, cat: &Catalog, p: usize) -> Result<Option<Vec<Cv>>> {
+        let want = (self.blocks - p * PIECE_CVS).min(PIECE_CVS);
+        let cvs = match &self.whole {
+            Some(all) => all.get(p * PIECE_CVS..p * PIECE_CVS + want).map(<[Cv]>::to_vec),
+            None => cat.blob_outboard_piece(&self.blob, p)?,
+        };
+        Ok(cvs.filter(|c| c.len() == want))
+    }
+}
+
 /// The file's outboard from the catalog, if it has one that merges to `id`
 /// for `size` bytes (files of one block, layout ids and version-1 archives
-/// have none: their restore hashes chunks and file as before).
-pub fn checked_file_outboard(cat: &Catalog, id: &Hash, size: u64) -> Result<Option<Vec<Cv>>> {
+/// have none: their restore hashes chunks and file as before). Checked by
+/// merging its pieces in order (a merge stack: one CV per tree level), never
+/// holding more than one piece.
+pub fn checked_file_outboard(cat: &Catalog, id: &Hash, size: u64) -> Result<Option<FileOutboard>> {
     if !outboard::has_blocks(size) {
         return Ok(None);
     }
-    let cvs = cat.blob_outboard(id)?;
-    Ok(cvs.filter(|cvs| {
-        let ok = outboard::matches(id, size, cvs);
-        if !ok {
-            log::warn!("blob {}: its outboard in the catalog does not match its id; restoring it with whole-chunk checks", id.short());
+    let mut ob = FileOutboard { blob: *id, blocks: outboard::block_count(size), whole: None };
+    if cat.blob_outboard_piece(id, 0)?.is_none() {
+        match cat.blob_outboard(id)? {
+            Some(all) => ob.whole = Some(all),
+            None => return Ok(None),
         }
-        ok
-    }))
+    }
+    let mut merged = MergeStack::default();
+    let mut complete = true;
+    for p in 0..ob.pieces() {
+        match ob.piece(cat, p)? {
+            Some(cvs) => cvs.into_iter().for_each(|cv| merged.push(cv)),
+            None => {
+                complete = false;
+                break;
+            }
+        }
+    }
+    let ok = complete && ob.whole.as_ref().is_none_or(|w| w.len() == ob.blocks) && merged.root() == Some(*id);
+    if !ok {
+        log::warn!("blob {}: its outboard in the catalog does not match its id; restoring it with whole-chunk checks", id.short());
+        return Ok(None);
+    }
+    Ok(Some(ob))
+}
+
+/// The pieces of the outboard the loaders are checking against: the writer
+/// (the only thread that may use the catalog) reads each piece before any
+/// loader can reach it and drops those behind it, so two are held at most.
+struct HeldPieces {
+    held: Mutex<BTreeMap<usize, Arc<Vec<Cv>>>>,
+    added: Condvar,
+}
+
+impl HeldPieces {
+    /// The CVs of window `w`'s blocks, waiting for the writer to read their
+    /// piece; None if the copy stops first.
+    fn window(&self, w: u64, stop: &AtomicBool, interrupt: &AtomicBool) -> Option<(Arc<Vec<Cv>>, usize)> {
+        let first = w as usize * WINDOW_BLOCKS;
+        let p = first / PIECE_CVS;
+        let mut g = self.held.lock().ok()?;
+        loop {
+            if let Some(piece) = g.get(&p) {
+                return Some((piece.clone(), first - p * PIECE_CVS));
+            }
+            if stop.load(Ordering::Relaxed) || interrupt.load(Ordering::Relaxed) {
+                return None;
+            }
+            g = self.added.wait_timeout(g, Duration::from_millis(50)).ok()?.0;
+        }
+    }
+
+    /// Make sure pieces `from..=to` are held and none before `from`.
+    fn keep(&self, cat: &Catalog, ob: &FileOutboard, from: usize, to: usize) -> Result<()> {
+        let missing: Vec<usize> = {
+            let g = self.held.lock().map_err(|_| poisoned())?;
+            (from..=to).filter(|p| !g.contains_key(p)).collect()
+        };
+        let mut read = Vec::new();
+        for p in missing {
+            let cvs = ob.piece(cat, p)?.ok_or_else(|| {
+                ArchiveError::Inconsistent(format!("blob {}: piece {p} of its outboard went missing during the restore", ob.blob.short()))
+            })?;
+            read.push((p, Arc::new(cvs)));
+        }
+        let mut g = self.held.lock().map_err(|_| poisoned())?;
+        g.retain(|p, _| *p >= from);
+        let added = !read.is_empty();
+        g.extend(read);
+        drop(g);
+        if added {
+            self.added.notify_all();
+        }
+        Ok(())
+    }
+}
+
+fn poisoned() -> ArchiveError {
+    ArchiveError::Inconsistent("internal: a restore thread panicked".into())
 }
 
 /// Write every byte of `reader` to `out` (at its current position, the start
@@ -62,9 +169,11 @@ pub fn checked_file_outboard(cat: &Catalog, id: &Hash, size: u64) -> Result<Opti
 /// span written. Returns the number of bytes hashed (the file's size: each
 /// byte once). On error, what was written is unverified-free but incomplete:
 /// the caller removes the file.
+#[allow(clippy::too_many_arguments)]
 pub fn copy_checked(
     reader: &BlobReader,
-    cvs: &[Cv],
+    cat: &Catalog,
+    ob: &FileOutboard,
     out: &std::fs::File,
     out_path: &Path,
     target: &Path,
@@ -73,6 +182,7 @@ pub fn copy_checked(
 ) -> Result<u64> {
     let windows = reader.size.div_ceil(WINDOW);
     let stop = AtomicBool::new(false);
+    let pieces = HeldPieces { held: Mutex::new(BTreeMap::new()), added: Condvar::new() };
     // Loaders wait for the writer to finish before they exit, so that no
     // thread ends in the middle of the writer's copy (tools that trace the
     // copy, as strace does, then see each call whole).
@@ -83,6 +193,7 @@ pub fn copy_checked(
             let (tx, rx) = crossbeam_channel::bounded::<Result<Vec<u8>>>(AHEAD);
             rxs.push(rx);
             let stop = &stop;
+            let pieces = &pieces;
             let done = done_rx.clone();
             s.spawn(move || {
                 // Loader j checks windows j, j + LOADERS, ...: the writer takes
@@ -91,7 +202,8 @@ pub fn copy_checked(
                 while w < windows && !stop.load(Ordering::Relaxed) && !interrupt.load(Ordering::Relaxed) {
                     let a = w * WINDOW;
                     let b = (a + WINDOW).min(reader.size);
-                    let r = load_checked(reader, cvs, a, b, target);
+                    let Some((cvs, skip)) = pieces.window(w, stop, interrupt) else { break };
+                    let r = load_checked(reader, cvs.get(skip..).unwrap_or_default(), a, b, target);
                     let failed = r.is_err();
                     if tx.send(r).is_err() || failed {
                         break;
@@ -102,15 +214,25 @@ pub fn copy_checked(
                 let _ = done.recv();
             });
         }
-        let result = write_in_order(reader, &rxs, windows, out, out_path, interrupt, advance);
-        // Loaders blocked on a full queue see it closed and stop.
+        let feed = |w: u64| {
+            // The furthest window a loader can be at while the writer waits
+            // for window `w`: AHEAD queued and one in hand per loader.
+            let ahead = (w + LOADERS * (AHEAD as u64 + 2)).min(windows - 1);
+            let piece = |w: u64| w as usize * WINDOW_BLOCKS / PIECE_CVS;
+            pieces.keep(cat, ob, piece(w), piece(ahead))
+        };
+        let result = write_in_order(reader, &rxs, windows, out, out_path, interrupt, advance, &feed);
+        // Loaders blocked on a full queue see it closed and stop; those
+        // waiting for a piece see `stop`.
         stop.store(true, Ordering::Relaxed);
+        pieces.added.notify_all();
         drop(rxs);
         drop(done_tx);
         result
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn write_in_order(
     reader: &BlobReader,
     rxs: &[crossbeam_channel::Receiver<Result<Vec<u8>>>],
@@ -119,6 +241,7 @@ fn write_in_order(
     out_path: &Path,
     interrupt: &AtomicBool,
     advance: &mut dyn FnMut(u64),
+    feed: &dyn Fn(u64) -> Result<()>,
 ) -> Result<u64> {
     let mut hashed = 0u64;
     let mut f = out;
@@ -126,6 +249,7 @@ fn write_in_order(
         if interrupt.load(Ordering::Relaxed) {
             return Err(ArchiveError::Interrupted);
         }
+        feed(w)?;
         let rx = &rxs[(w % rxs.len() as u64) as usize];
         let buf = match rx.recv() {
             Ok(r) => r?,
@@ -161,7 +285,7 @@ fn write_in_order(
 }
 
 /// File bytes [a, b) (block-aligned `a`), read from the packs and checked
-/// block by block against `cvs`.
+/// block by block against `cvs` (the CVs of the blocks from `a` on).
 fn load_checked(reader: &BlobReader, cvs: &[Cv], a: u64, b: u64, target: &Path) -> Result<Vec<u8>> {
     let gap = |at: u64| ArchiveError::Inconsistent(format!("blob {} has a gap at offset {at}", reader.hash.short()));
     let mut buf = chunk_buffers::take((b - a) as usize);
@@ -199,7 +323,7 @@ fn load_checked(reader: &BlobReader, cvs: &[Cv], a: u64, b: u64, target: &Path) 
     while at < b {
         let end = (at + BLOCK_LEN).min(b);
         let k = (at / BLOCK_LEN) as usize;
-        if cvs.get(k) != Some(&outboard::block_cv(&buf[(at - a) as usize..(end - a) as usize], at)) {
+        if cvs.get(((at - a) / BLOCK_LEN) as usize) != Some(&outboard::block_cv(&buf[(at - a) as usize..(end - a) as usize], at)) {
             return Err(name_damage(reader, k, at, end, target));
         }
         at = end;
@@ -268,11 +392,11 @@ mod tests {
         // The chunk-id pass is gone: no chunk was verified whole...
         assert_eq!(a.store().verified_chunks(), 0, "restore verified chunks against their ids as well as the file's outboard");
         // ...and the outboard pass hashes every byte exactly once.
-        let cvs = checked_file_outboard(&a.catalog, &blob, bytes.len() as u64).unwrap().expect("the ingested file has an outboard");
+        let ob = checked_file_outboard(&a.catalog, &blob, bytes.len() as u64).unwrap().expect("the ingested file has an outboard");
         let r = a.blob_reader(&blob).unwrap();
         let copy = dir.path().join("copy");
         let f = std::fs::File::create(&copy).unwrap();
-        let hashed = copy_checked(&r, &cvs, &f, &copy, &copy, &AtomicBool::new(false), &mut |_| {}).unwrap();
+        let hashed = copy_checked(&r, &a.catalog, &ob, &f, &copy, &copy, &AtomicBool::new(false), &mut |_| {}).unwrap();
         assert_eq!(hashed, bytes.len() as u64);
         assert!(std::fs::read(&copy).unwrap() == bytes);
     }

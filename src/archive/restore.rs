@@ -431,7 +431,9 @@ fn restore_file(ctx: &mut Ctx, e: &TreeEntry, parent: BorrowedFd<'_>, name: &str
         match &file_cvs {
             Some(cvs) => {
                 let pb = ctx.pb;
-                super::block_copy::copy_checked(&reader, cvs, &f, &tmp_path, target, ctx.interrupt, &mut |n| pb.advance(n))?;
+                super::block_copy::copy_checked(&reader, &ctx.archive.catalog, cvs, &f, &tmp_path, target, ctx.interrupt, &mut |n| {
+                    pb.advance(n)
+                })?;
             }
             None => copy_verifying_chunks(ctx, &reader, &mut f, &tmp_path, target)?,
         }

@@ -88,6 +88,14 @@ impl Catalog {
         }
     }
 
+    /// Piece `p` of a file's outboard as stored since outboards are kept in
+    /// pieces (None if absent or not a valid piece): for a reader that walks a
+    /// big file's outboard a piece at a time. Outboards of earlier versions
+    /// (one `blob_outboards` row) are not read here; see `blob_outboard`.
+    pub fn blob_outboard_piece(&self, blob: &Hash, p: usize) -> Result<Option<Vec<Cv>>> {
+        self.blob_outboard_pieces(blob, p as i64, p as i64)
+    }
+
     /// Pieces `p0..=p1` (those that exist) concatenated; None when there are
     /// none, or they are not consecutive full pieces from `p0` (a damaged or
     /// foreign outboard is "no outboard", never misread).
