@@ -50,6 +50,9 @@ const AHEAD: usize = 2;
 pub struct FileOutboard {
     blob: Hash,
     blocks: usize,
+    /// CVs a piece: the catalog's `PIECE_CVS`; tests set fewer (a whole
+    /// number of windows) to walk many pieces over a few MiB.
+    piece_cvs: usize,
     /// An outboard of an earlier version: one catalog row, held whole (that
     /// version held it whole too).
     whole: Option<Vec<Cv>>,
@@ -58,15 +61,16 @@ pub struct FileOutboard {
 impl FileOutboard {
     /// How many pieces the outboard has.
     fn pieces(&self) -> usize {
-        self.blocks.div_ceil(PIECE_CVS)
+        self.blocks.div_ceil(self.piece_cvs)
     }
 
     /// Piece `p`, None when the catalog's copy is missing or is not the
     /// right length (the outboard changed under the restore).
     fn piece(&self, cat: &Catalog, p: usize) -> Result<Option<Vec<Cv>>> {
-        let want = (self.blocks - p * PIECE_CVS).min(PIECE_CVS);
+        let n = self.piece_cvs;
+        let want = (self.blocks - p * n).min(n);
         let cvs = match &self.whole {
-            Some(all) => all.get(p * PIECE_CVS..p * PIECE_CVS + want).map(<[Cv]>::to_vec),
+            Some(all) => all.get(p * n..p * n + want).map(<[Cv]>::to_vec),
             None => cat.blob_outboard_piece(&self.blob, p)?,
         };
         Ok(cvs.filter(|c| c.len() == want))
@@ -82,7 +86,7 @@ pub fn checked_file_outboard(cat: &Catalog, id: &Hash, size: u64) -> Result<Opti
     if !outboard::has_blocks(size) {
         return Ok(None);
     }
-    let mut ob = FileOutboard { blob: *id, blocks: outboard::block_count(size), whole: None };
+    let mut ob = FileOutboard { blob: *id, blocks: outboard::block_count(size), piece_cvs: PIECE_CVS, whole: None };
     if cat.blob_outboard_piece(id, 0)?.is_none() {
         match cat.blob_outboard(id)? {
             Some(all) => ob.whole = Some(all),
@@ -119,13 +123,13 @@ struct HeldPieces {
 impl HeldPieces {
     /// The CVs of window `w`'s blocks, waiting for the writer to read their
     /// piece; None if the copy stops first.
-    fn window(&self, w: u64, stop: &AtomicBool, interrupt: &AtomicBool) -> Option<(Arc<Vec<Cv>>, usize)> {
+    fn window(&self, w: u64, piece_cvs: usize, stop: &AtomicBool, interrupt: &AtomicBool) -> Option<(Arc<Vec<Cv>>, usize)> {
         let first = w as usize * WINDOW_BLOCKS;
-        let p = first / PIECE_CVS;
+        let p = first / piece_cvs;
         let mut g = self.held.lock().ok()?;
         loop {
             if let Some(piece) = g.get(&p) {
-                return Some((piece.clone(), first - p * PIECE_CVS));
+                return Some((piece.clone(), first - p * piece_cvs));
             }
             if stop.load(Ordering::Relaxed) || interrupt.load(Ordering::Relaxed) {
                 return None;
@@ -202,7 +206,7 @@ pub fn copy_checked(
                 while w < windows && !stop.load(Ordering::Relaxed) && !interrupt.load(Ordering::Relaxed) {
                     let a = w * WINDOW;
                     let b = (a + WINDOW).min(reader.size);
-                    let Some((cvs, skip)) = pieces.window(w, stop, interrupt) else { break };
+                    let Some((cvs, skip)) = pieces.window(w, ob.piece_cvs, stop, interrupt) else { break };
                     let r = load_checked(reader, cvs.get(skip..).unwrap_or_default(), a, b, target);
                     let failed = r.is_err();
                     if tx.send(r).is_err() || failed {
@@ -218,7 +222,7 @@ pub fn copy_checked(
             // The furthest window a loader can be at while the writer waits
             // for window `w`: AHEAD queued and one in hand per loader.
             let ahead = (w + LOADERS * (AHEAD as u64 + 2)).min(windows - 1);
-            let piece = |w: u64| w as usize * WINDOW_BLOCKS / PIECE_CVS;
+            let piece = |w: u64| w as usize * WINDOW_BLOCKS / ob.piece_cvs;
             pieces.keep(cat, ob, piece(w), piece(ahead))
         };
         let result = write_in_order(reader, &rxs, windows, out, out_path, interrupt, advance, &feed);
@@ -399,6 +403,44 @@ mod tests {
         let hashed = copy_checked(&r, &a.catalog, &ob, &f, &copy, &copy, &AtomicBool::new(false), &mut |_| {}).unwrap();
         assert_eq!(hashed, bytes.len() as u64);
         assert!(std::fs::read(&copy).unwrap() == bytes);
+    }
+
+    /// The copy with pieces of one window each (8 MiB of file rather than
+    /// 8 GiB), so a few MiB walk the piece hand-over a 1 TiB file uses.
+    fn copy_in_small_pieces(a: &Archive, blob: &Hash, len: u64, out: &Path) -> Result<u64> {
+        let mut ob = checked_file_outboard(&a.catalog, blob, len).unwrap().expect("the ingested file has an outboard");
+        ob.whole = Some(a.catalog.blob_outboard(blob).unwrap().expect("the outboard reads whole"));
+        ob.piece_cvs = WINDOW_BLOCKS;
+        assert!(ob.pieces() >= 5, "want many pieces, got {}", ob.pieces());
+        let r = a.blob_reader(blob).unwrap();
+        let f = std::fs::File::create(out).unwrap();
+        copy_checked(&r, &a.catalog, &ob, &f, out, out, &AtomicBool::new(false), &mut |_| {})
+    }
+
+    #[test]
+    fn a_copy_over_many_outboard_pieces_checks_each_window_against_its_own_piece() {
+        let dir = tempfile::tempdir().unwrap();
+        // Not a whole number of windows: the last piece is short.
+        let len = (44 << 20) + 1000;
+        let (root, bytes) = archive_with_clip(dir.path(), len);
+        let a = Archive::open(&root).unwrap();
+        let blob = a.resolve("main/clip.mov").unwrap().entry.hash;
+        let copy = dir.path().join("copy");
+        assert_eq!(copy_in_small_pieces(&a, &blob, len as u64, &copy).unwrap(), len as u64);
+        assert!(std::fs::read(&copy).unwrap() == bytes, "a many-piece copy differs");
+
+        // A flipped byte in the fifth piece is caught, naming its chunk.
+        let at: u64 = (4 * WINDOW) + 3 * BLOCK_LEN + 17;
+        let e = *a.catalog.extents(&blob).unwrap().iter().find(|e| e.file_offset <= at && at < e.end()).unwrap();
+        let loc = a.catalog.chunk_loc(&e.chunk).unwrap().unwrap();
+        let path = root.join("packs").join(a.catalog.pack_name(loc.pack).unwrap().unwrap());
+        let pos = loc.offset + RECORD_HEADER_LEN + e.chunk_offset + (at - e.file_offset);
+        let mut b = std::fs::read(&path).unwrap();
+        b[pos as usize] ^= 0x01;
+        std::fs::write(&path, b).unwrap();
+        let a = Archive::open(&root).unwrap();
+        let err = copy_in_small_pieces(&a, &blob, len as u64, &copy).unwrap_err().to_string();
+        assert!(err.contains(&e.chunk.to_hex()), "the error does not name the damaged chunk: {err}");
     }
 
     #[test]
