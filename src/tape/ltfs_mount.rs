@@ -136,6 +136,9 @@ struct OpenFile {
     path: PathBuf,
     file: File,
     bytes: u64,
+    /// The original's modification time, set after the last write (each
+    /// write would move it to now).
+    modified: SystemTime,
     /// The block written before the last one: (offset, length).
     behind: Option<(u64, u64)>,
 }
@@ -211,8 +214,7 @@ impl VolumeWriter for LtfsMountWriter {
             }
             Err(e) => return Err(self.io(format!("creating {}", full.display()), e)),
         };
-        let _ = file.set_modified(modified);
-        self.open = Some(OpenFile { path: full, file, bytes: 0, behind: None });
+        self.open = Some(OpenFile { path: full, file, bytes: 0, modified, behind: None });
         Ok(())
     }
 
@@ -244,7 +246,12 @@ impl VolumeWriter for LtfsMountWriter {
         // workflow makes the batch durable (`make_durable`) before the tape
         // catalog records it. The driver reports a full cartridge at close as
         // often as at write, so the close is checked here.
-        let OpenFile { path, file, bytes, .. } = open;
+        let OpenFile { path, file, bytes, modified, .. } = open;
+        // A volume that keeps no times (some drivers refuse) still holds the
+        // file: the time is not worth abandoning it for.
+        if let Err(e) = file.set_modified(modified) {
+            log::warn!("tape {}: could not set the modification time of {}: {e}", self.barcode, path.display());
+        }
         if let Err(e) = close_checked(file) {
             // Abandoned here: the workflow's `abandon_file` finds no file open.
             if let Err(rm) = std::fs::remove_file(&path) {

@@ -114,6 +114,8 @@ def test_write_verify_xattrs_mhl_and_split_join(reelfs, shot, tmp_path):
         assert os.getxattr(on[0], "user.ltfs.hash.md5sum").decode() == md5(src.parent / rel)
         # No SHA-1 attribute: nothing reads it (README, Tape).
         assert "user.ltfs.hash.sha1sum" not in os.listxattr(on[0])
+        # The camera original's modification time, not the time it was written.
+        assert os.stat(on[0]).st_mtime_ns == os.stat(src.parent / rel).st_mtime_ns, rel
     # The split file: `cat` of the parts gives the original.
     split = p["splits"][0]
     joined = join_parts(mounts, "Day01/A001/A001C002.mov", split["parts"])
