@@ -157,8 +157,11 @@ fn warm(shared: &router::Shared) {
         // The request that needs the catalog reports it, with its path.
         log::warn!("serve: could not read the catalog at start: {e}");
     }
-    // The connection a first verified block's outboard lookup takes: opened on
-    // that lookup, it cost the first request a file open and a few cold pages.
+    // The connections a first verified block's outboard and pack name lookups
+    // take (opened on that lookup, they cost the first request a file open and
+    // a few cold pages), and the threads that load long files' extent lists and
+    // look outboards up (started on the request path, a thread start was a
+    // major fault on the binary, a stack and a malloc arena before the first byte).
     shared.prefetch.store().open_lookups();
 }
 
