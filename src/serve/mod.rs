@@ -23,6 +23,7 @@ pub mod content;
 pub mod hls;
 pub mod listing;
 pub mod range;
+pub mod resident;
 pub mod router;
 pub mod server;
 pub mod share;
@@ -125,6 +126,7 @@ pub fn run_until(
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
+    resident::make_code_resident();
     warm(&shared);
     rt.block_on(start_blocking_threads(BLOCKING_STARTED));
     rt.block_on(async {
