@@ -6,6 +6,7 @@
 //! are fsynced before the catalog rows that point into them are committed, so a
 //! crash leaves at worst an unreferenced pack that the next writer removes.
 
+pub mod background;
 pub mod blob_hash;
 pub mod block_copy;
 pub mod catalog;

@@ -11,6 +11,7 @@
 //! random read of a 16 MiB chunk no longer waits for the whole chunk. A block
 //! once verified is served by a plain `pread`, like a whole verified chunk.
 
+use super::background::{Step, Worker};
 use super::catalog::{Catalog, ChunkLoc};
 use super::content_hash::ContentHasher;
 use super::error::{ArchiveError, IoContext, Result};
@@ -23,7 +24,7 @@ use super::readahead::{ChunkSource, Loaded};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 
 /// Thread-safe access to chunk bytes in the packs. Shared by every reader of an
 /// archive (the mount's worker threads, restore).
@@ -46,6 +47,14 @@ pub struct ChunkStore {
     /// Checked outboards of raw chunks (None: the chunk has none, verify it
     /// whole), looked up in the catalog on first touch; bounded in entries.
     outboards: Mutex<HashMap<Hash, Option<Arc<ChunkBlocks>>>>,
+    /// The catalog connection outboard lookups use: their own, so a lookup
+    /// running beside a pack's open (`read_range_soon`) does not hold the
+    /// pack name lookup's connection (`relocator`).
+    outboard_lookups: Mutex<Option<Catalog>>,
+    /// Loads long files' extent lists (`BlobReader::paged`).
+    extent_loader: Worker,
+    /// Looks outboards up beside the data reads they check (`read_range_soon`).
+    lookups: Worker,
     /// Whole-chunk loads into `cache` in progress (`chunk`): a reader that
     /// catches up with its read-ahead waits for the load already running
     /// instead of reading and verifying the same chunk a second time.
@@ -162,6 +171,9 @@ impl ChunkStore {
             relocator: Mutex::new(None),
             snapshots: Mutex::new(Vec::new()),
             outboards: Mutex::new(HashMap::new()),
+            outboard_lookups: Mutex::new(None),
+            extent_loader: Worker::new("reelfs-extents"),
+            lookups: Worker::new("reelfs-lookups"),
             loading: Mutex::new(HashMap::new()),
         }
     }
@@ -214,7 +226,7 @@ impl ChunkStore {
             return v;
         }
         let cvs = {
-            let mut g = self.relocator.lock().ok()?;
+            let mut g = self.outboard_lookups.lock().ok()?;
             if g.is_none() {
                 *g = Some(Catalog::open_read_only(&self.catalog_db).ok()?);
             }
@@ -263,22 +275,85 @@ impl ChunkStore {
         // A recycled buffer: the pread overwrites it whole.
         let mut bytes = super::chunk_buffers::take((stop - start) as usize);
         file.read_exact_at(base + start, &mut bytes).at(&path)?;
-        for k in first..=last {
-            let at = k * outboard::BLOCK_LEN;
-            let block = &bytes[(at - start) as usize..((at + outboard::BLOCK_LEN).min(stop) - start) as usize];
-            if outboard::block_cv(block, at) != blocks.cvs[k as usize] {
-                return Err(ArchiveError::Damaged {
-                    chunk: hash.to_hex(),
-                    pack: path,
-                    offset: loc.offset,
-                    what: format!("block {k} (bytes {at}..{} of the chunk) does not match its BLAKE3 outboard", at + block.len() as u64),
-                });
-            }
+        let checked = check_blocks(hash, &path, &loc, blocks, &bytes, start, first..=last);
+        if checked.is_ok() {
+            buf.copy_from_slice(&bytes[(off - start) as usize..(end - start) as usize]);
         }
-        blocks.verified.fetch_or(mask, Ordering::AcqRel);
-        buf.copy_from_slice(&bytes[(off - start) as usize..(end - start) as usize]);
         super::chunk_buffers::give(bytes);
-        Ok(())
+        checked
+    }
+
+    /// `read_range_block_verified` for a read that must answer soon (a
+    /// server's first piece) of a raw chunk whose outboard this process has
+    /// not looked up yet: the lookup (cold catalog pages) runs on the lookup
+    /// thread while this one opens the pack and reads the blocks, which are
+    /// checked once both are done. It used to run first, and the pack's open
+    /// and read waited for it. `Ok(false)`: nothing was copied (the chunk is
+    /// compressed, verified whole already, or has no usable outboard): read
+    /// it another way.
+    pub fn read_range_soon(self: &Arc<Self>, hash: &Hash, loc: &ChunkLoc, off: u64, buf: &mut [u8]) -> Result<bool> {
+        let len = loc.raw_len as u64;
+        if loc.codec != CODEC_RAW
+            || buf.is_empty()
+            || !outboard::has_blocks(len)
+            || outboard::block_count(len) > 64
+            || self.is_verified(hash)
+        {
+            return Ok(false);
+        }
+        if let Some(known) = self.outboards.lock().ok().and_then(|m| m.get(hash).cloned()) {
+            return match known {
+                Some(blocks) => self.read_range_block_verified(hash, loc, &blocks, off, buf).map(|_| true),
+                None => Ok(false),
+            };
+        }
+        let end = off + buf.len() as u64;
+        if end > len {
+            return Err(ArchiveError::Inconsistent(format!("extent past the end of chunk {}", hash.short())));
+        }
+        let found: Arc<(Mutex<Option<Option<Arc<ChunkBlocks>>>>, Condvar)> = Arc::default();
+        let (tell, store, h, l) = (found.clone(), self.clone(), *hash, loc.clone());
+        let queued = self.lookups.submit_after(std::time::Duration::ZERO, move || {
+            let blocks = store.checked_outboard(&h, &l);
+            if let Ok(mut g) = tell.0.lock() {
+                *g = Some(blocks);
+            }
+            tell.1.notify_all();
+            Step::Done
+        });
+        if !queued {
+            return match self.block_outboard(hash, loc) {
+                Some(blocks) => self.read_range_block_verified(hash, loc, &blocks, off, buf).map(|_| true),
+                None => Ok(false),
+            };
+        }
+        let (first, last) = (off >> outboard::BLOCK_LOG, (end - 1) >> outboard::BLOCK_LOG);
+        let start = first * outboard::BLOCK_LEN;
+        let stop = ((last + 1) * outboard::BLOCK_LEN).min(len);
+        let (file, path, loc) = self.open_at(hash, loc)?;
+        let mut bytes = super::chunk_buffers::take((stop - start) as usize);
+        let at = loc.offset + RECORD_HEADER_LEN + start;
+        if let Err(e) = without_readahead(&*file, || file.read_exact_at(at, &mut bytes)).at(&path) {
+            super::chunk_buffers::give(bytes);
+            return Err(e);
+        }
+        let blocks = {
+            let mut g = found.0.lock().map_err(|_| ArchiveError::Inconsistent("an outboard lookup's lock is poisoned".into()))?;
+            while g.is_none() {
+                g = found.1.wait(g).map_err(|_| ArchiveError::Inconsistent("an outboard lookup's lock is poisoned".into()))?;
+            }
+            g.take().flatten()
+        };
+        let Some(blocks) = blocks else {
+            super::chunk_buffers::give(bytes);
+            return Ok(false);
+        };
+        let checked = check_blocks(hash, &path, &loc, &blocks, &bytes, start, first..=last);
+        if checked.is_ok() {
+            buf.copy_from_slice(&bytes[(off - start) as usize..(end - start) as usize]);
+        }
+        super::chunk_buffers::give(bytes);
+        checked.map(|_| true)
     }
 
     /// Copy bytes [off, off + buf.len()) of a zstd-compressed chunk into
@@ -324,19 +399,24 @@ impl ChunkStore {
         Ok(true)
     }
 
-    /// Open the catalog connection that outboard and relocation lookups use
-    /// now, and read the outboard index's upper pages into its page cache
-    /// (they stay there while the catalog is unchanged): a server calls this
-    /// before it is ready, so its first request pays neither (`serve::warm`).
+    /// Open the catalog connections that outboard, pack name and relocation
+    /// lookups use now, read the upper pages of the indexes they search into
+    /// their page caches (they stay there while the catalog is unchanged),
+    /// and start the extent loader and lookup threads: a server calls this
+    /// before it is ready, so its first request pays none of it (`serve::warm`).
     pub fn open_lookups(&self) {
-        let Ok(mut g) = self.relocator.lock() else { return };
-        if g.is_none() {
-            *g = Catalog::open_read_only(&self.catalog_db).ok();
+        for conn in [&self.relocator, &self.outboard_lookups] {
+            let Ok(mut g) = conn.lock() else { return };
+            if g.is_none() {
+                *g = Catalog::open_read_only(&self.catalog_db).ok();
+            }
+            if let Some(c) = g.as_ref() {
+                let _ = c.chunk_outboard(&Hash([0; 32]));
+                let _ = c.pack_name(i64::MAX);
+            }
         }
-        if let Some(c) = g.as_ref() {
-            let _ = c.chunk_outboard(&Hash([0; 32]));
-        }
-        drop(g);
+        self.extent_loader.start();
+        self.lookups.start();
         // And one snapshot connection, its schema and the extent index's
         // upper pages read (`snapshot_first_page`).
         if let Ok((c, _)) = self.snapshot_first_page(&Hash([0; 32]), 1) {
@@ -683,6 +763,15 @@ pub(crate) fn resolve_rows(blob: &Hash, rows: Vec<(Extent, Option<ChunkLoc>)>) -
 /// of file, so a sequential reader asks again rarely.
 pub const EXTENT_PAGE: usize = 128;
 
+/// Extents a paged reader opens with (from offset 0): what a first piece
+/// of 256 KiB needs (at most four extents of 64 KiB, the smallest chunk of
+/// the smallest chunker setting). Each row is joined to its chunk's row,
+/// and chunk rows are keyed by hash, so each one is likely a catalog page
+/// of its own: `EXTENT_PAGE` rows were that many cold pages (5 on a
+/// bench-sized catalog, up to 128 on a large one) before the first byte.
+/// A file with fewer is read whole at open (`BlobReader::new`).
+pub const FIRST_PAGE: usize = 4;
+
 /// A sorted run of a file's extents: all of them, or a paged reader's page.
 enum Run<'a> {
     All(&'a [ResolvedExtent]),
@@ -715,6 +804,9 @@ struct Paging {
     /// restarting its write-ahead log); after that, or if the load fails,
     /// pages come from the store's lookup connection.
     snapshot: Snapshot,
+    /// The loader, until a job on the store's loader thread takes it
+    /// (`load_rest_now`, or the one `paged` queued after `LOADER_DELAY`).
+    loader: Arc<Mutex<Option<RestLoader>>>,
 }
 
 /// Random access to one file's content. Cheap to clone-share via Arc; `read_at`
@@ -724,8 +816,8 @@ struct Paging {
 /// is opened: a file of thousands of extents (a long camera original, a 1 TiB
 /// file) would cost that many catalog rows (and cold catalog pages) before
 /// its first byte. It opens with the first page of extents, reads the page
-/// around any other place a read goes to, and loads the whole list on a
-/// thread of its own meanwhile, all from one catalog snapshot.
+/// around any other place a read goes to, and loads the whole list on
+/// the store's long-lived loader thread meanwhile, all from one catalog snapshot.
 pub struct BlobReader {
     pub hash: Hash,
     pub size: u64,
@@ -753,20 +845,28 @@ impl BlobReader {
     /// A reader that starts with `first_page` (the extents from offset 0, as
     /// `Catalog::extents_with_locs_from` returns them), read in `snapshot`
     /// (a connection inside a read transaction), and pages in the rest from
-    /// it while a loader thread reads the whole list. A page shorter than
-    /// `EXTENT_PAGE` is the whole file.
+    /// it while the store's loader thread reads the whole list. A page
+    /// shorter than `FIRST_PAGE` is the whole file.
     pub fn paged(hash: Hash, size: u64, first_page: Vec<ResolvedExtent>, snapshot: Catalog, store: Arc<ChunkStore>) -> BlobReader {
         let rows = first_page.len() as u64;
-        if first_page.len() < EXTENT_PAGE {
+        if first_page.len() < FIRST_PAGE {
             return BlobReader::new(hash, size, first_page, store);
         }
         let all = Arc::new(OnceLock::new());
         let snapshot: Snapshot = Arc::new(Mutex::new(Some(snapshot)));
-        let (weak, snap, rest, st) = (Arc::downgrade(&all), snapshot.clone(), first_page.clone(), store.clone());
-        let spawned = std::thread::Builder::new().name("reelfs-extents".into()).spawn(move || load_rest(hash, rest, weak, snap, &st));
-        if let Err(e) = spawned {
+        let loader = Arc::new(Mutex::new(Some(RestLoader {
+            blob: hash,
+            rows: first_page.clone(),
+            all: Arc::downgrade(&all),
+            snapshot: snapshot.clone(),
+            store: Arc::downgrade(&store),
+        })));
+        // On the store's long-lived loader thread (a thread of its own per
+        // file was started on a server's request path, see `background`),
+        // after a delay unless the reader says its first read is done.
+        if !store.extent_loader.submit_after(LOADER_DELAY, take_and_load(&loader)) {
             // Pages are then read as needed from the lookup connection.
-            log::warn!("blob {}: cannot start its extent loader ({e}); reading its extents a page at a time", hash.short());
+            log::warn!("blob {}: no extent loader; reading its extents a page at a time", hash.short());
             if let Some(c) = snapshot.lock().ok().and_then(|mut g| g.take()) {
                 store.give_back_snapshot(c);
             }
@@ -775,9 +875,22 @@ impl BlobReader {
             hash,
             size,
             all,
-            paging: Some(Paging { page: Mutex::new(Arc::new(first_page)), snapshot }),
+            paging: Some(Paging { page: Mutex::new(Arc::new(first_page)), snapshot, loader }),
             rows_read: AtomicU64::new(rows),
             store,
+        }
+    }
+
+    /// Start loading the rest of the extent list now, not after
+    /// `LOADER_DELAY`: for a reader whose first bytes are read (a server's
+    /// first piece is), so that the loader's catalog pages neither share the
+    /// disk with them nor wait longer than they must. A no-op for a reader
+    /// that has its whole list or whose loader has started.
+    pub fn load_rest_now(&self) {
+        if let Some(p) = &self.paging {
+            if p.loader.lock().map(|g| g.is_some()).unwrap_or(false) {
+                self.store.extent_loader.submit_after(std::time::Duration::ZERO, take_and_load(&p.loader));
+            }
         }
     }
 
@@ -1106,6 +1219,53 @@ impl BlobReader {
     }
 }
 
+/// Run `read` on a pack with the kernel's read-ahead off for its file, so
+/// that a cold read returns once the bytes asked for are in: a server's first
+/// piece (256 KiB) made the kernel read its first read-ahead window, 1 MiB,
+/// before the pread returned (cold, on this disk: median 2.44 ms, with
+/// read-ahead off 0.82 ms). It is back on for the file's other readers after
+/// (the read-ahead's whole-chunk loads are large preads either way).
+fn without_readahead<T>(file: &dyn ReadAt, read: impl FnOnce() -> T) -> T {
+    use rustix::fs::{fadvise, Advice};
+    let Some(f) = file.as_file() else { return read() };
+    // Advice only: a file system that ignores it reads as before.
+    let _ = fadvise(f, 0, None, Advice::Random);
+    let out = read();
+    let _ = fadvise(f, 0, None, Advice::Normal);
+    out
+}
+
+/// Check bytes `start..` of a chunk, which cover its outboard `blocks`
+/// `range`, against their CVs, and mark them verified. A block that does
+/// not match is a `Damaged` error naming it (other blocks still read).
+fn check_blocks(
+    hash: &Hash,
+    path: &str,
+    loc: &ChunkLoc,
+    blocks: &ChunkBlocks,
+    bytes: &[u8],
+    start: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<()> {
+    let stop = start + bytes.len() as u64;
+    let mut mask = 0u64;
+    for k in range {
+        let at = k * outboard::BLOCK_LEN;
+        let block = &bytes[(at - start) as usize..((at + outboard::BLOCK_LEN).min(stop) - start) as usize];
+        if outboard::block_cv(block, at) != blocks.cvs[k as usize] {
+            return Err(ArchiveError::Damaged {
+                chunk: hash.to_hex(),
+                pack: path.to_string(),
+                offset: loc.offset,
+                what: format!("block {k} (bytes {at}..{} of the chunk) does not match its BLAKE3 outboard", at + block.len() as u64),
+            });
+        }
+        mask |= 1u64 << k;
+    }
+    blocks.verified.fetch_or(mask, Ordering::AcqRel);
+    Ok(())
+}
+
 /// A record's stored payload as a stream (what `read_range_decoding` decodes
 /// as far as it needs): read from the pack as the decoder asks for more.
 struct StoredRecord<'a> {
@@ -1216,6 +1376,8 @@ impl Prefetched {
                 let store = self.prefetch.store();
                 if let Some(c) = self.in_memory(&e.chunk, soon) {
                     copy_chunk(&c, in_chunk, dst)?;
+                } else if soon && store.read_range_soon(&e.chunk, &re.loc, in_chunk, dst).map_err(|e| e.to_string())? {
+                    // `dst` holds the blocks, their outboard looked up beside their read.
                 } else if store.can_pread(&e.chunk, &re.loc) {
                     store.read_chunk_range(&e.chunk, &re.loc, in_chunk, dst).map_err(|e| e.to_string())?;
                 } else if soon
@@ -1373,60 +1535,89 @@ mod pack_name_tests {
     }
 }
 
-/// A paged reader's loader: reads the rest of the extent list after `rows`
-/// (the first page) from the reader's snapshot, a batch at a time, publishes
-/// it in `all`, and ends the snapshot's read transaction. Stops early when
-/// the reader is dropped. A failed load (a chunk released to tape, say) is
-/// logged: the reader then reads pages as needed and reports the error at
-/// the place it applies.
-fn load_rest(
+/// A paged reader's loader, a step of the store's loader thread at a time:
+/// reads the rest of the extent list after `rows` (the first page) from the
+/// reader's snapshot, `LOAD_BATCH` rows a step, publishes it in `all`, and
+/// ends the snapshot's read transaction. Stops early when the reader is
+/// dropped. A failed load (a chunk released to tape, say) is logged: the
+/// reader then reads pages as needed and reports the error at the place it
+/// applies.
+struct RestLoader {
     blob: Hash,
-    mut rows: Vec<ResolvedExtent>,
-    all: std::sync::Weak<OnceLock<Vec<ResolvedExtent>>>,
+    rows: Vec<ResolvedExtent>,
+    all: Weak<OnceLock<Vec<ResolvedExtent>>>,
     snapshot: Snapshot,
-    store: &ChunkStore,
-) {
-    // Not while the reader's first bytes are read: a server's first piece
-    // (one cold block, a few ms) would share the disk with these pages.
-    std::thread::sleep(LOADER_DELAY);
-    let outcome = loop {
-        if all.strong_count() == 0 {
-            break Ok(None);
+    store: Weak<ChunkStore>,
+}
+
+/// A loader thread's job: take the reader's loader (unless another job took
+/// it first) and run it a step at a time.
+fn take_and_load(slot: &Arc<Mutex<Option<RestLoader>>>) -> impl FnMut() -> Step + Send + 'static {
+    let slot = slot.clone();
+    let mut taken: Option<RestLoader> = None;
+    move || {
+        if taken.is_none() {
+            taken = slot.lock().ok().and_then(|mut g| g.take());
         }
-        let Some(from) = rows.last().map(|r| r.extent.end()) else { break Ok(Some(rows)) };
-        let batch = match snapshot.lock() {
-            Ok(g) => match g.as_ref() {
-                Some(c) => extents_page(c, &blob, from, LOAD_BATCH),
-                None => break Ok(None),
-            },
-            Err(_) => break Ok(None),
-        };
-        match batch {
-            Ok(b) => {
-                let n = b.len();
-                rows.extend(b.into_iter().filter(|r| r.extent.file_offset >= from));
-                if n < LOAD_BATCH {
-                    break Ok(Some(rows));
-                }
-            }
-            Err(e) => break Err(e),
+        match taken.as_mut() {
+            Some(loader) => loader.step(),
+            None => Step::Done,
         }
-    };
-    match outcome {
-        Ok(Some(rows)) => {
-            if let Some(a) = all.upgrade() {
-                let _ = a.set(rows);
-            }
-        }
-        Ok(None) => {}
-        Err(e) => log::warn!("blob {}: loading its extent list stopped ({e}); its pages are read as reads need them", blob.short()),
-    }
-    if let Some(c) = snapshot.lock().ok().and_then(|mut g| g.take()) {
-        store.give_back_snapshot(c);
     }
 }
 
-/// How long a paged reader's loader waits before it reads (see `load_rest`).
+/// How far a `RestLoader` got with its last batch.
+enum LoadStep {
+    More,
+    All,
+    /// The reader (or its snapshot) is gone: nothing to publish.
+    Gone,
+}
+
+impl RestLoader {
+    fn step(&mut self) -> Step {
+        match self.batch() {
+            Ok(LoadStep::More) => return Step::Again,
+            Ok(LoadStep::All) => {
+                if let Some(a) = self.all.upgrade() {
+                    let _ = a.set(std::mem::take(&mut self.rows));
+                }
+            }
+            Ok(LoadStep::Gone) => {}
+            Err(e) => {
+                log::warn!("blob {}: loading its extent list stopped ({e}); its pages are read as reads need them", self.blob.short())
+            }
+        }
+        if let Some(c) = self.snapshot.lock().ok().and_then(|mut g| g.take()) {
+            if let Some(store) = self.store.upgrade() {
+                store.give_back_snapshot(c);
+            }
+        }
+        Step::Done
+    }
+
+    fn batch(&mut self) -> Result<LoadStep> {
+        if self.all.strong_count() == 0 {
+            return Ok(LoadStep::Gone);
+        }
+        let Some(from) = self.rows.last().map(|r| r.extent.end()) else { return Ok(LoadStep::All) };
+        let batch = match self.snapshot.lock() {
+            Ok(g) => match g.as_ref() {
+                Some(c) => extents_page(c, &self.blob, from, LOAD_BATCH)?,
+                None => return Ok(LoadStep::Gone),
+            },
+            Err(_) => return Ok(LoadStep::Gone),
+        };
+        let n = batch.len();
+        self.rows.extend(batch.into_iter().filter(|r| r.extent.file_offset >= from));
+        Ok(if n < LOAD_BATCH { LoadStep::All } else { LoadStep::More })
+    }
+}
+
+/// How long a paged reader's loader waits before it reads, unless the reader
+/// starts it (`BlobReader::load_rest_now`): not while the reader's first
+/// bytes are read (a server's first piece, one cold block, a few ms, would
+/// share the disk with these pages).
 const LOADER_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
 
 #[cfg(test)]
@@ -1484,12 +1675,14 @@ mod paged_tests {
         let (blob, want) = long_file(&a, &src, &first, n);
 
         let r = a.blob_reader_paged(&blob).unwrap();
+        assert_eq!(r.extent_rows_read(), FIRST_PAGE as u64, "opening read more than the first page of {FIRST_PAGE} rows");
         let mut buf = vec![0xAAu8; 64 << 10];
         assert_eq!(r.read_at(0, &mut buf).unwrap(), buf.len());
         assert_eq!(&buf[..], &want[..buf.len()]);
+        // 64 KiB of 1 KiB extents: past the first page, one page more.
         assert!(
-            r.extent_rows_read() <= EXTENT_PAGE as u64,
-            "opening and reading the first 64 KiB read {} of {n} extent rows (one page is {EXTENT_PAGE})",
+            r.extent_rows_read() <= (FIRST_PAGE + EXTENT_PAGE) as u64,
+            "opening and reading the first 64 KiB read {} of {n} extent rows (the first page is {FIRST_PAGE}, a page {EXTENT_PAGE})",
             r.extent_rows_read()
         );
 
@@ -1573,5 +1766,55 @@ mod paged_tests {
         assert_eq!(r.extents().len(), 3000);
         let far = extents_page(&snapshot, &blob, 2_000_000, EXTENT_PAGE).unwrap();
         assert_eq!((far.len(), far[0].extent.file_offset), (EXTENT_PAGE, 2_000_000 / 1024 * 1024));
+    }
+}
+
+#[cfg(test)]
+mod soon_tests {
+    use super::*;
+    use crate::archive::repo::Archive;
+    use crate::archive::test_support::{noise, put};
+    use std::os::unix::fs::FileExt;
+
+    /// A server's first piece of a chunk whose outboard is not looked up yet
+    /// reads the blocks while the lookup runs on the lookup thread: the bytes
+    /// are checked all the same, and a damaged block is refused by name.
+    #[test]
+    fn a_soon_read_checks_its_blocks_against_the_outboard_looked_up_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("arch");
+        let data = noise(6 << 20, 3);
+        {
+            let mut a = Archive::init(&root).unwrap();
+            put(&mut a, "main", dir.path(), "f.bin", &data);
+        }
+        let a = Archive::open(&root).unwrap();
+        let re = a.blob_reader(&a.resolve("main/f.bin").unwrap().entry.hash).unwrap().extents()[0].clone();
+        let (hash, loc) = (re.extent.chunk, re.loc.clone());
+        assert_eq!((loc.codec, re.extent.chunk_offset), (CODEC_RAW, 0), "noise is stored raw");
+        assert!(loc.raw_len as u64 >= 1 << 20, "a chunk of several outboard blocks");
+
+        let store = a.store().clone();
+        let mut buf = vec![0u8; 300 << 10];
+        assert!(store.read_range_soon(&hash, &loc, 200 << 10, &mut buf).unwrap());
+        assert!(buf == data[200 << 10..500 << 10], "the soon read returned other bytes");
+        assert!(!store.is_verified(&hash), "a soon read verifies blocks, not the whole chunk");
+        drop((store, a));
+
+        // One byte of block 1 damaged in the pack: a fresh process's first
+        // read of it is refused, naming the block; block 0 still reads.
+        let pack = Archive::open(&root).unwrap().store().pack_path(loc.pack);
+        let f = std::fs::OpenOptions::new().read(true).write(true).open(&pack).unwrap();
+        let at = loc.offset + RECORD_HEADER_LEN + (300 << 10);
+        let mut b = [0u8; 1];
+        FileExt::read_exact_at(&f, &mut b, at).unwrap();
+        f.write_all_at(&[b[0] ^ 0x55], at).unwrap();
+        let a = Archive::open(&root).unwrap();
+        let store = a.store().clone();
+        let err = store.read_range_soon(&hash, &loc, 290 << 10, &mut vec![0u8; 64 << 10]).unwrap_err().to_string();
+        assert!(err.contains("block 1 ") && err.contains("outboard"), "{err}");
+        let mut first = vec![0u8; 4096];
+        assert!(store.read_range_soon(&hash, &loc, 0, &mut first).unwrap());
+        assert!(first == data[..4096]);
     }
 }

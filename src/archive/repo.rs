@@ -454,8 +454,9 @@ impl Archive {
     }
 
     /// A reader that reads the file's extents from the catalog a page at a
-    /// time, starting with the page at offset 0 (`BlobReader::paged`): what a
-    /// server's first byte waits for is one page, not the whole list.
+    /// time, starting with a few rows at offset 0 (`BlobReader::paged`,
+    /// `read::FIRST_PAGE`): what a server's first byte waits for is those
+    /// rows, not the whole list.
     pub fn blob_reader_paged(&self, hash: &Hash) -> Result<BlobReader> {
         self.open_blob(hash, true)
     }
@@ -468,8 +469,8 @@ impl Archive {
         if paged {
             // The first page, read in a snapshot the reader keeps if the file
             // is long (so a gc while it is read takes nothing from under it).
-            let (snapshot, first) = self.store.snapshot_first_page(hash, super::read::EXTENT_PAGE)?;
-            if first.len() >= super::read::EXTENT_PAGE {
+            let (snapshot, first) = self.store.snapshot_first_page(hash, super::read::FIRST_PAGE)?;
+            if first.len() >= super::read::FIRST_PAGE {
                 return Ok(BlobReader::paged(*hash, size, first, snapshot, self.store.clone()));
             }
             self.store.give_back_snapshot(snapshot);

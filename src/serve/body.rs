@@ -121,6 +121,8 @@ pub fn stream(entity: Arc<Entity>, prefetch: Arc<Prefetcher<ChunkStore>>, parts:
         let mut buf = vec![0u8; ((r.end - r.start) as usize).min(FIRST_PIECE)];
         let read = rd.read(r.start, &mut buf, true);
         log::debug!(target: "reelfs::serve::timing", "{}: first piece read in {:?}", entity.path, started.elapsed());
+        // A long file's extent list loads now, not beside this read.
+        entity.first_bytes_read();
         match read {
             Ok(n) if n > 0 => {
                 buf.truncate(n);

@@ -122,6 +122,17 @@ impl Entity {
     }
 }
 
+impl Entity {
+    /// The response's first bytes are read: a long file's reader loads the
+    /// rest of its extent list from now on (`BlobReader::load_rest_now`),
+    /// rather than beside that read or some time after it.
+    pub fn first_bytes_read(&self) {
+        match &self.body {
+            Body::Blob(r) | Body::Slice { reader: r, .. } => r.load_rest_now(),
+        }
+    }
+}
+
 /// A response with less than this left to read starts no read-ahead.
 const MIN_READAHEAD: u64 = 4 << 20;
 

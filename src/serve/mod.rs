@@ -23,6 +23,7 @@ pub mod content;
 pub mod hls;
 pub mod listing;
 pub mod range;
+pub mod resident;
 pub mod router;
 pub mod server;
 pub mod share;
@@ -125,6 +126,7 @@ pub fn run_until(
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
+    resident::make_code_resident();
     warm(&shared);
     rt.block_on(start_blocking_threads(BLOCKING_STARTED));
     rt.block_on(async {
@@ -157,8 +159,11 @@ fn warm(shared: &router::Shared) {
         // The request that needs the catalog reports it, with its path.
         log::warn!("serve: could not read the catalog at start: {e}");
     }
-    // The connection a first verified block's outboard lookup takes: opened on
-    // that lookup, it cost the first request a file open and a few cold pages.
+    // The connections a first verified block's outboard and pack name lookups
+    // take (opened on that lookup, they cost the first request a file open and
+    // a few cold pages), and the threads that load long files' extent lists and
+    // look outboards up (started on the request path, a thread start was a
+    // major fault on the binary, a stack and a malloc arena before the first byte).
     shared.prefetch.store().open_lookups();
 }
 
