@@ -195,7 +195,9 @@ mod tests {
             let _ = gate.recv();
             Step::Done
         });
-        w.submit_after(Duration::from_millis(100), move || {
+        // Long enough that the four quick steps below run first even on a
+        // loaded machine (a test thread can wait 100 ms for a core).
+        w.submit_after(Duration::from_secs(2), move || {
             l3.lock().unwrap().push(("late", t0.elapsed()));
             Step::Done
         });
@@ -213,13 +215,13 @@ mod tests {
             Step::Done
         });
         open.send(()).unwrap();
-        let until = Instant::now() + Duration::from_secs(5);
+        let until = Instant::now() + Duration::from_secs(20);
         while log.lock().unwrap().len() < 5 && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(5));
         }
         let got: Vec<&str> = log.lock().unwrap().iter().map(|(n, _)| *n).collect();
         assert_eq!(got, ["a", "b", "a", "a", "late"]);
-        assert!(log.lock().unwrap()[4].1 >= Duration::from_millis(100));
+        assert!(log.lock().unwrap()[4].1 >= Duration::from_secs(2));
     }
 
     #[test]
