@@ -333,7 +333,7 @@ impl ChunkStore {
         let (file, path, loc) = self.open_at(hash, loc)?;
         let mut bytes = super::chunk_buffers::take((stop - start) as usize);
         let at = loc.offset + RECORD_HEADER_LEN + start;
-        if let Err(e) = without_readahead(&*file, || file.read_exact_at(at, &mut bytes)).at(&path) {
+        if let Err(e) = file.read_exact_at(at, &mut bytes).at(&path) {
             super::chunk_buffers::give(bytes);
             return Err(e);
         }
@@ -1217,22 +1217,6 @@ impl BlobReader {
         let p = Prefetcher::new(Arc::new(IntoStoreCache(self.store.clone())), config);
         super::readahead::ReadAhead::new(p, chunks, window, from)
     }
-}
-
-/// Run `read` on a pack with the kernel's read-ahead off for its file, so
-/// that a cold read returns once the bytes asked for are in: a server's first
-/// piece (256 KiB) made the kernel read its first read-ahead window, 1 MiB,
-/// before the pread returned (cold, on this disk: median 2.44 ms, with
-/// read-ahead off 0.82 ms). It is back on for the file's other readers after
-/// (the read-ahead's whole-chunk loads are large preads either way).
-fn without_readahead<T>(file: &dyn ReadAt, read: impl FnOnce() -> T) -> T {
-    use rustix::fs::{fadvise, Advice};
-    let Some(f) = file.as_file() else { return read() };
-    // Advice only: a file system that ignores it reads as before.
-    let _ = fadvise(f, 0, None, Advice::Random);
-    let out = read();
-    let _ = fadvise(f, 0, None, Advice::Normal);
-    out
 }
 
 /// Check bytes `start..` of a chunk, which cover its outboard `blocks`
