@@ -686,6 +686,19 @@ impl ChunkStore {
             Some(c) => c,
             None => Catalog::open_read_only(&self.catalog_db)?,
         };
+        self.first_page_in(c, blob, limit)
+    }
+
+    /// `snapshot_first_page` on a spare connection only; None when there is
+    /// none (every spare is some paged reader's snapshot): a caller that opens
+    /// files in bursts (a mount) then reads the whole list instead of opening
+    /// a connection (three descriptors) per file.
+    pub(crate) fn spare_snapshot_first_page(&self, blob: &Hash, limit: usize) -> Option<Result<(Catalog, Vec<ResolvedExtent>)>> {
+        let c = self.snapshots.lock().ok().and_then(|mut v| v.pop())?;
+        Some(self.first_page_in(c, blob, limit))
+    }
+
+    fn first_page_in(&self, c: Catalog, blob: &Hash, limit: usize) -> Result<(Catalog, Vec<ResolvedExtent>)> {
         c.begin_snapshot()?;
         match extents_page(&c, blob, 0, limit) {
             Ok(first) => Ok((c, first)),
@@ -832,6 +845,19 @@ pub struct BlobReader {
     store: Arc<ChunkStore>,
 }
 
+/// A closed file's snapshot connection goes back to the store's spares at
+/// once, not when its loader next runs (up to `LOADER_DELAY` later): a mount
+/// opening files one after another then reuses one connection.
+impl Drop for BlobReader {
+    fn drop(&mut self) {
+        if let Some(p) = &self.paging {
+            if let Some(c) = p.snapshot.lock().ok().and_then(|mut g| g.take()) {
+                self.store.give_back_snapshot(c);
+            }
+        }
+    }
+}
+
 /// Rows the loader reads per query; the snapshot's lock is free between
 /// queries, so a read that needs another page waits for one query at most.
 const LOAD_BATCH: usize = 4096;
@@ -846,10 +872,17 @@ impl BlobReader {
     /// `Catalog::extents_with_locs_from` returns them), read in `snapshot`
     /// (a connection inside a read transaction), and pages in the rest from
     /// it while the store's loader thread reads the whole list. A page
-    /// shorter than `FIRST_PAGE` is the whole file.
-    pub fn paged(hash: Hash, size: u64, first_page: Vec<ResolvedExtent>, snapshot: Catalog, store: Arc<ChunkStore>) -> BlobReader {
+    /// shorter than `asked` (the rows its query was limited to) is the whole file.
+    pub fn paged(
+        hash: Hash,
+        size: u64,
+        first_page: Vec<ResolvedExtent>,
+        asked: usize,
+        snapshot: Catalog,
+        store: Arc<ChunkStore>,
+    ) -> BlobReader {
         let rows = first_page.len() as u64;
-        if first_page.len() < FIRST_PAGE {
+        if first_page.len() < asked {
             return BlobReader::new(hash, size, first_page, store);
         }
         let all = Arc::new(OnceLock::new());
@@ -1688,6 +1721,43 @@ mod paged_tests {
         assert_eq!(r.read_piece(1024 * 1500, &mut p).unwrap(), Piece::Zeros(1024));
         assert_eq!(r.zero_run_bytes(), eager.zero_run_bytes());
         assert_eq!(r.extents().len(), n as usize);
+    }
+
+    #[test]
+    fn a_mount_open_reads_one_extent_row_and_a_closed_file_gives_its_connection_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, src, first) = archive_with_one_chunk(dir.path());
+        let (blob, want) = long_file(&a, &src, &first, 3000);
+        let size = want.len() as u64;
+        // No spare snapshot connection yet: the open reads the whole list, as before.
+        let eager = a.blob_reader_opened(&blob, size).unwrap();
+        assert_eq!(eager.extent_rows_read(), 3000);
+        drop(eager);
+        a.store().open_lookups();
+
+        let r = a.blob_reader_opened(&blob, size).unwrap();
+        assert_eq!(r.extent_rows_read(), 1, "an open read more than one extent row");
+        // While it is open its snapshot is taken: the next open has no spare.
+        let other = a.blob_reader_opened(&blob, size).unwrap();
+        assert_eq!(other.extent_rows_read(), 3000);
+        assert!(read_whole(&r) == want, "the opened reader's bytes differ");
+        drop(r);
+        // Closed: its connection is a spare again for the next open.
+        let again = a.blob_reader_opened(&blob, size).unwrap();
+        assert_eq!(again.extent_rows_read(), 1);
+        let mut buf = vec![0u8; 5000];
+        let tail = want.len() - 5000;
+        assert_eq!(again.read_at(tail as u64, &mut buf).unwrap(), buf.len());
+        assert_eq!(&buf[..], &want[tail..]);
+
+        // A one-extent file is whole after the one row; a file gone from
+        // the catalog is an error at open, as for any reader.
+        let one = a.resolve("main/one.bin").unwrap().entry;
+        drop(again);
+        let r = a.blob_reader_opened(&one.hash, one.size).unwrap();
+        assert!(read_whole(&r) == src);
+        drop(r);
+        assert!(a.blob_reader_opened(&Hash([3; 32]), 10).is_err());
     }
 
     /// An archive with one stored file (`one.bin`) and its first extent, the

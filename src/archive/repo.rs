@@ -461,6 +461,25 @@ impl Archive {
         self.open_blob(hash, true)
     }
 
+    /// A paged reader for a file whose size the caller has (a mount's open:
+    /// its tree entry holds it), opened with one extent row: an open(2) reads
+    /// no bytes, so it costs the path lookup and this one row (and its
+    /// chunk's), not the `blobs` row and a first piece's worth of extents.
+    /// The first read pages in what it needs (`BlobReader::paged`).
+    /// With no spare snapshot connection (`ChunkStore::spare_snapshot_first_page`)
+    /// it is an eager reader, as `blob_reader`.
+    pub fn blob_reader_opened(&self, hash: &Hash, size: u64) -> Result<BlobReader> {
+        let Some(first) = self.store.spare_snapshot_first_page(hash, 1) else { return self.open_blob(hash, false) };
+        let (snapshot, first) = first?;
+        if first.is_empty() {
+            self.store.give_back_snapshot(snapshot);
+            // An empty file (no extents), or one deleted (gc) since its entry
+            // was read: `open_blob` tells the two apart.
+            return self.open_blob(hash, true);
+        }
+        Ok(BlobReader::paged(*hash, size, first, 1, snapshot, self.store.clone()))
+    }
+
     fn open_blob(&self, hash: &Hash, paged: bool) -> Result<BlobReader> {
         let size = match self.catalog.blob_size(hash)? {
             Some(s) => s,
@@ -471,7 +490,7 @@ impl Archive {
             // is long (so a gc while it is read takes nothing from under it).
             let (snapshot, first) = self.store.snapshot_first_page(hash, super::read::FIRST_PAGE)?;
             if first.len() >= super::read::FIRST_PAGE {
-                return Ok(BlobReader::paged(*hash, size, first, snapshot, self.store.clone()));
+                return Ok(BlobReader::paged(*hash, size, first, super::read::FIRST_PAGE, snapshot, self.store.clone()));
             }
             self.store.give_back_snapshot(snapshot);
             if first.is_empty() && size > 0 {

@@ -140,6 +140,18 @@ impl FsCore {
         }
     }
 
+    /// Before the mount is ready: open the catalog connections and start the
+    /// threads a first lookup, open and read would otherwise wait for (each
+    /// connection's open reads the schema's cold pages), as a server does
+    /// before it listens (`serve::warm`). A failure here is reported by the
+    /// request that meets it.
+    pub fn warm(&self) {
+        if let Err(e) = self.heads() {
+            log::warn!("could not read the catalog at mount: {e:?}");
+        }
+        self.prefetch.store().open_lookups();
+    }
+
     /// Branch folders and files: the write path over this core.
     fn branches(&self) -> Branches<'_, FsCore> {
         self.branch_writes.on(self)
@@ -495,7 +507,7 @@ impl FsCore {
             } else {
                 OpenContent::archived(
                     &self.prefetch,
-                    self.branches().branch_reader(&n).inspect_err(|e| log::error!("{}: cannot read: {e}", n.path))?.0,
+                    self.branches().branch_reader(&n).inspect_err(|e| log::error!("{}: cannot read: {e}", n.path))?,
                 )
             };
             let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
@@ -512,8 +524,14 @@ impl FsCore {
         let content = match &n.kind {
             NodeKind::File { blob } | NodeKind::Proxy { blob, .. } => {
                 // Logged here so a mount's log names the cause of an EIO (content
-                // released to tape names its cartridges).
-                let reader = self.with_archive(|a| a.blob_reader(blob)).inspect_err(|e| log::error!("{}: cannot read: {e}", n.path))?;
+                // released to tape names its cartridges). Paged, as a branch
+                // file's (`Branches::branch_reader`); a proxy's size is its node's
+                // only once rendered, so it is read from the catalog.
+                let reader = match &n.kind {
+                    NodeKind::File { .. } => self.with_archive(|a| a.blob_reader_opened(blob, n.size)),
+                    _ => self.with_archive(|a| a.blob_reader_paged(blob)),
+                }
+                .inspect_err(|e| log::error!("{}: cannot read: {e}", n.path))?;
                 OpenContent::archived(&self.prefetch, Arc::new(reader))
             }
             NodeKind::Slice { .. } => {

@@ -129,6 +129,7 @@ pub fn mount_foreground(archive: &Path, mountpoint: &Path, opts: &MountOptions, 
         crate::media::remux::cache::set_limit(&a.root().join("cache"), limit);
     }
     let core = FsCore::new(a, opts.core_options());
+    core.warm();
     let fs = FuseAdapter::new(core).with_writeback(opts.writeback && !opts.read_only);
     let mut mount_options = vec![
         MountOption::FSName(format!("reelfs:{}", archive.display())),
