@@ -18,6 +18,18 @@ use std::collections::HashMap;
 pub trait TreeSource {
     fn entries(&self, tree: &Hash) -> Result<Vec<TreeEntry>>;
     fn lookup(&self, tree: &Hash, name: &str) -> Result<Option<TreeEntry>>;
+    /// The entries of folders `a` and `b` that differ (an entry equal in both
+    /// can produce no change), each sorted by name.
+    fn differing(&self, a: &Hash, b: &Hash) -> Result<(Vec<TreeEntry>, Vec<TreeEntry>)> {
+        let (mut xs, mut ys) = (self.entries(a)?, self.entries(b)?);
+        let in_b: HashMap<&str, &TreeEntry> = ys.iter().map(|e| (e.name.as_str(), e)).collect();
+        let shared: std::collections::HashSet<String> =
+            xs.iter().filter(|e| in_b.get(e.name.as_str()) == Some(e)).map(|e| e.name.clone()).collect();
+        drop(in_b);
+        xs.retain(|e| !shared.contains(&e.name));
+        ys.retain(|e| !shared.contains(&e.name));
+        Ok((xs, ys))
+    }
 }
 
 impl TreeSource for Catalog {
@@ -26,6 +38,9 @@ impl TreeSource for Catalog {
     }
     fn lookup(&self, tree: &Hash, name: &str) -> Result<Option<TreeEntry>> {
         self.tree_lookup(tree, name)
+    }
+    fn differing(&self, a: &Hash, b: &Hash) -> Result<(Vec<TreeEntry>, Vec<TreeEntry>)> {
+        self.tree_entries_differing(a, b)
     }
 }
 
@@ -298,8 +313,7 @@ fn walk(src: &impl TreeSource, a: Option<&TreeEntry>, b: Option<&TreeEntry>, pat
             if let Some(c) = Change::metadata_only(path, x, y) {
                 out.push(c);
             }
-            let xs = src.entries(&x.hash)?;
-            let ys = src.entries(&y.hash)?;
+            let (xs, ys) = src.differing(&x.hash, &y.hash)?;
             // Both are sorted by name: one merge pass.
             let (mut i, mut j) = (0, 0);
             while i < xs.len() || j < ys.len() {
@@ -418,7 +432,13 @@ pub fn tree_of(archive: &Archive, spec: &str) -> Result<(Option<Hash>, Option<Ha
 pub fn diff(archive: &Archive, a: &str, b: &str, path: &str) -> Result<Vec<Change>> {
     let (ta, _) = tree_of(archive, a)?;
     let (tb, _) = tree_of(archive, b)?;
-    diff_trees(&archive.catalog, ta, tb, path)
+    // One read transaction: every folder from the same catalog state (a
+    // commit landing meanwhile cannot mix into the listing), and one lock
+    // taken for the whole walk instead of one per query.
+    archive.catalog.begin_snapshot()?;
+    let changes = diff_trees(&archive.catalog, ta, tb, path);
+    let _ = archive.catalog.end_snapshot();
+    changes
 }
 
 /// One commit in the history of a path.
@@ -724,5 +744,38 @@ mod owner_tests {
         assert_eq!(c[0].owner_note(), "  owner unrecorded -> 1000:1000");
         // Same owners: nothing to report.
         assert!(diff_trees(&m, Some(a.hash), Some(a.hash), "").unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_catalog_returns_the_same_differing_entries_as_a_full_listing_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Archive::init(&dir.path().join("arch")).unwrap();
+        let (root, user) = (Some(Owner { uid: 0, gid: 0 }), Some(Owner { uid: 1000, gid: 1000 }));
+        let file = |i: u32, owner| entry(&format!("C{i:04}.mov"), EntryKind::File, Hash::of(format!("clip {i}").as_bytes()), owner);
+        let xs: Vec<TreeEntry> = (0..300).map(|i| file(i, root)).collect();
+        let mut ys = xs.clone();
+        ys[7].hash = Hash::of(b"regraded");
+        ys[40].owner = user;
+        ys[41].mtime_ns = 5;
+        ys[90].kind = EntryKind::Fifo;
+        ys.remove(120);
+        ys.push(file(9999, root));
+        ys[0].extra.link_group = Some(3);
+        ys.sort_by(|p, q| p.name.cmp(&q.name));
+        let (ta, tb) = (Tree { entries: xs.clone() }.id(), Tree { entries: ys.clone() }.id());
+        a.catalog.insert_tree(&ta, &xs).unwrap();
+        a.catalog.insert_tree(&tb, &ys).unwrap();
+        let mut m = Mem(HashMap::new());
+        m.0.insert(ta, xs);
+        m.0.insert(tb, ys);
+        let (got, want) = (a.catalog.differing(&ta, &tb).unwrap(), m.differing(&ta, &tb).unwrap());
+        let names = |v: &[TreeEntry]| v.iter().map(|e| e.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&got.0), ["C0000.mov", "C0007.mov", "C0040.mov", "C0041.mov", "C0090.mov", "C0120.mov"]);
+        assert_eq!(names(&got.1), ["C0000.mov", "C0007.mov", "C0040.mov", "C0041.mov", "C0090.mov", "C9999.mov"]);
+        assert_eq!(got, want);
+        // And the diff over them is the full diff's.
+        assert_eq!(diff_trees(&a.catalog, Some(ta), Some(tb), "").unwrap(), diff_trees(&m, Some(ta), Some(tb), "").unwrap());
+        // A folder the catalog lacks is an error, not an empty folder.
+        assert!(a.catalog.differing(&ta, &Hash::of(b"no such tree")).is_err());
     }
 }
