@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 mod maintenance;
 mod outboards;
+mod resident;
 mod staging;
 mod tape;
 mod tx;
