@@ -65,7 +65,10 @@ pub fn plan_with_facts(
     blob: &Hash,
     facts: &MediaFacts,
 ) -> Result<(Arc<SlicePlan>, Arc<BlobReader>)> {
-    let (reader, cache_dir) = ctx.read(|a| Ok((Arc::new(a.blob_reader(blob)?), a.root().join("cache"))))?;
+    // Paged: a plan reads the clip's sample tables and the slice reads its
+    // range, so a slice of a 1 TiB clip (262,144 extents) no longer waits
+    // for the whole extent list, with every chunk's row, before its first byte.
+    let (reader, cache_dir) = ctx.read(|a| Ok((Arc::new(a.blob_reader_paged(blob)?), a.root().join("cache"))))?;
     let plan = slice::plan(source_path, spec, facts, reader.clone(), &cache_dir).map_err(|e| ViewError::Slice(e.to_string()))?;
     Ok((Arc::new(plan), reader))
 }
