@@ -83,6 +83,17 @@ CREATE TABLE IF NOT EXISTS proxy_damage (
 CREATE TABLE IF NOT EXISTS lost_objects (id BLOB PRIMARY KEY, kind TEXT NOT NULL, what TEXT NOT NULL) WITHOUT ROWID;
 "#;
 
+/// Whether two rows of one query hold the same values after the first
+/// column (compared raw, nothing decoded).
+fn same_row(p: &rusqlite::Row, q: &rusqlite::Row) -> rusqlite::Result<bool> {
+    for i in 1..p.as_ref().column_count() {
+        if p.get_ref(i)? != q.get_ref(i)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// User timecode facts (`reelfs tc set/clear`): one row per (commit that set or cleared
 /// it, path in the branch). `timecode` NULL is a clear. `blob` is the content the fact was
 /// recorded for. See archive/tcfacts.rs for why facts hang off commits.
@@ -545,42 +556,27 @@ impl Catalog {
         let (mut x, mut y) = (ra.next().map_err(err)?, rb.next().map_err(err)?);
         let seen = (x.is_some(), y.is_some());
         loop {
+            use std::cmp::Ordering::{Equal, Greater, Less};
             let ord = match (x, y) {
                 (None, None) => break,
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (Some(p), Some(q)) => {
-                    let (pn, qn) = (p.get_ref(0).map_err(err)?, q.get_ref(0).map_err(err)?);
-                    match pn.as_bytes().ok().cmp(&qn.as_bytes().ok()) {
-                        std::cmp::Ordering::Equal => {
-                            let mut same = true;
-                            for i in 1..9 {
-                                if p.get_ref(i).map_err(err)? != q.get_ref(i).map_err(err)? {
-                                    same = false;
-                                    break;
-                                }
-                            }
-                            if !same {
-                                xs.push(Self::entry_row(p).map_err(err)?);
-                                ys.push(Self::entry_row(q).map_err(err)?);
-                            }
-                            x = ra.next().map_err(err)?;
-                            y = rb.next().map_err(err)?;
-                            continue;
-                        }
-                        o => o,
-                    }
-                }
+                (Some(_), None) => Less,
+                (None, Some(_)) => Greater,
+                (Some(p), Some(q)) => p.get_ref(0).map_err(err)?.as_bytes().ok().cmp(&q.get_ref(0).map_err(err)?.as_bytes().ok()),
             };
-            if ord == std::cmp::Ordering::Less {
-                if let Some(p) = x {
+            match (ord, x, y) {
+                (Equal, Some(p), Some(q)) if !same_row(p, q).map_err(err)? => {
                     xs.push(Self::entry_row(p).map_err(err)?);
-                }
-                x = ra.next().map_err(err)?;
-            } else {
-                if let Some(q) = y {
                     ys.push(Self::entry_row(q).map_err(err)?);
                 }
+                (Equal, ..) => {}
+                (Less, Some(p), _) => xs.push(Self::entry_row(p).map_err(err)?),
+                (_, _, Some(q)) => ys.push(Self::entry_row(q).map_err(err)?),
+                _ => {}
+            }
+            if ord != Greater {
+                x = ra.next().map_err(err)?;
+            }
+            if ord != Less {
                 y = rb.next().map_err(err)?;
             }
         }

@@ -596,16 +596,24 @@ impl<H: WriteHost> Branches<'_, H> {
         }
     }
 
+    /// A branch file's current persisted content (the staging overlay laid
+    /// over the committed tree), size, mode, time, owner and extras.
+    #[allow(clippy::type_complexity)]
+    fn persisted_file(&self, n: &Node) -> FsResult<(Content, u64, u32, i64, Option<Owner>, EntryExtra)> {
+        let Some((branch, path)) = Self::branch_ctx(n) else { return Err(FsError::NotFound) };
+        match self.branch_entry(&branch, &path)? {
+            Some(Entry::File { content, size, mode, mtime_ns, owner, extra }) => Ok((content, size, mode, mtime_ns, owner, extra)),
+            _ => Err(FsError::NotFound),
+        }
+    }
+
     /// A reader of a branch file's current persisted content, to read it. A
     /// committed file's reader is paged (`Archive::blob_reader_opened`): an open
     /// reads its first extent, not its whole list and every chunk's
     /// location (25 rows for a 100 MiB file, 262,144 for a 1 TiB one, each a
     /// cold catalog page on a large archive); the rest loads in the background.
     pub fn branch_reader(&self, n: &Node) -> FsResult<Arc<BlobReader>> {
-        let Some((branch, path)) = Self::branch_ctx(n) else { return Err(FsError::NotFound) };
-        let Some(Entry::File { content, size, .. }) = self.branch_entry(&branch, &path)? else {
-            return Err(FsError::NotFound);
-        };
+        let (content, size, ..) = self.persisted_file(n)?;
         let reader = self.with_archive(|a| match &content {
             Content::Blob(b) => a.blob_reader_opened(b, size),
             Content::Extents(_) => a.extents_reader(Hash([0; 32]), size, &a.staging().content_extents(&content)?),
@@ -615,10 +623,7 @@ impl<H: WriteHost> Branches<'_, H> {
 
     /// A branch file's current persisted extents and size (a copy's source).
     fn branch_extents(&self, n: &Node) -> FsResult<(Vec<Extent>, u64)> {
-        let Some((branch, path)) = Self::branch_ctx(n) else { return Err(FsError::NotFound) };
-        let Some(Entry::File { content, size, .. }) = self.branch_entry(&branch, &path)? else {
-            return Err(FsError::NotFound);
-        };
+        let (content, size, ..) = self.persisted_file(n)?;
         Ok((self.with_archive(|a| a.staging().content_extents(&content))?, size))
     }
 
@@ -627,17 +632,18 @@ impl<H: WriteHost> Branches<'_, H> {
     /// and link group.
     #[allow(clippy::type_complexity)]
     fn branch_file(&self, n: &Node) -> FsResult<(Arc<BlobReader>, Vec<Extent>, u64, u32, i64, Option<Owner>, EntryExtra)> {
-        let Some((branch, path)) = Self::branch_ctx(n) else { return Err(FsError::NotFound) };
-        let Some(Entry::File { content, size, mode, mtime_ns, owner, extra }) = self.branch_entry(&branch, &path)? else {
-            return Err(FsError::NotFound);
-        };
-        let (reader, ext) = self.with_archive(|a| {
-            let ext = a.staging().content_extents(&content)?;
-            let r = match &content {
-                Content::Blob(b) => a.blob_reader(b)?,
-                Content::Extents(_) => a.extents_reader(Hash([0; 32]), size, &ext)?,
-            };
-            Ok((r, ext))
+        let (content, size, mode, mtime_ns, owner, extra) = self.persisted_file(n)?;
+        let (reader, ext) = self.with_archive(|a| match &content {
+            // The reader's list is the extents: one query, not two.
+            Content::Blob(b) => {
+                let r = a.blob_reader(b)?;
+                let ext = r.try_extents()?.iter().map(|e| e.extent).collect();
+                Ok((r, ext))
+            }
+            Content::Extents(_) => {
+                let ext = a.staging().content_extents(&content)?;
+                Ok((a.extents_reader(Hash([0; 32]), size, &ext)?, ext))
+            }
         })?;
         Ok((Arc::new(reader), ext, size, mode, mtime_ns, owner, extra))
     }

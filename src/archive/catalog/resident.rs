@@ -14,6 +14,7 @@
 
 use super::Catalog;
 use crate::archive::error::Result;
+use rusqlite::OptionalExtension;
 
 /// B-tree page types (the first byte of a page's header).
 const INTERIOR_INDEX: u8 = 0x02;
@@ -25,7 +26,8 @@ impl Catalog {
     /// Returns how many were read.
     pub fn read_interior_pages(&self, index: &str, max_pages: usize) -> Result<usize> {
         let err = |e| self.err(e);
-        let root: Option<i64> = self.conn.query_row("SELECT rootpage FROM sqlite_schema WHERE name = ?1", [index], |r| r.get(0)).ok();
+        let root: Option<i64> =
+            self.conn.query_row("SELECT rootpage FROM sqlite_schema WHERE name = ?1", [index], |r| r.get(0)).optional().map_err(err)?;
         let Some(root) = root.filter(|r| *r > 0) else { return Ok(0) };
         let mut page = self.conn.prepare("SELECT data FROM sqlite_dbpage WHERE pgno = ?1").map_err(err)?;
         let mut read = |pgno: i64| -> Result<Vec<u8>> { page.query_row([pgno], |r| r.get::<_, Vec<u8>>(0)).map_err(err) };
