@@ -10,6 +10,11 @@
 //! - Reads are ranged GETs of whole cache blocks (cache.rs); a read spanning
 //!   several missing blocks fetches them concurrently. The archive's own
 //!   read-ahead (readahead.rs) sits above this, as it does above local packs.
+//! - A block is fetched once however many readers want it: chunks are not
+//!   block-aligned, so the read-ahead's parallel loads of neighbouring
+//!   chunks both need the block on their boundary. The first claims it and
+//!   the others wait for its answer (without this a sequential read asked
+//!   the server for 1.67x the file).
 //! - object_store is async; the `PackStore` seam is sync. One small runtime
 //!   lives inside the store and every call blocks on it.
 //! - Transient failures (a server restarting, a dropped connection) are
@@ -23,6 +28,7 @@ use super::{credentials, S3Url, StoreConfig};
 use crate::archive::error::{ArchiveError, Result};
 use crate::archive::pack_store::{PackStore, PackUpload};
 use crate::archive::read_at::ReadAt;
+use bytes::Bytes;
 use futures::TryStreamExt;
 use hashlink::LinkedHashMap;
 use object_store::multipart::{MultipartStore, PartId};
@@ -31,7 +37,7 @@ use object_store::{MultipartId, ObjectStore, ObjectStoreExt, PutPayload};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// What the store needs of a backend: objects and the multipart calls that
@@ -48,8 +54,11 @@ const PARTS_IN_FLIGHT: usize = 4;
 /// Largest span one `read_at` fetches: bounds memory per read.
 const MAX_READ_BLOCKS: u64 = 8;
 /// Blocks kept in memory after use: a reader's small reads inside one block
-/// (record headers, a pack's trailer) do not re-read and re-hash the file.
-const HOT_BLOCKS: usize = 8;
+/// (record headers, a pack's trailer) do not re-read and re-hash the file,
+/// and a boundary block one read-ahead load fetched is still here when the
+/// load of the next chunk (on another thread, a few loads later) needs it.
+/// 64 MiB.
+const HOT_BLOCKS: usize = 16;
 
 pub struct ObjectPackStore {
     inner: Arc<Inner>,
@@ -68,7 +77,10 @@ pub(super) struct Inner {
     /// other objects of the archive (a writer lease) that are not packs.
     packs: String,
     cache: BlockCache,
-    hot: Mutex<LinkedHashMap<(String, u64), Arc<Vec<u8>>>>,
+    hot: Mutex<LinkedHashMap<(String, u64), Bytes>>,
+    /// Blocks being fetched now, by pack and block: a second reader of one
+    /// waits for the first's answer instead of asking the server again.
+    fetching: Mutex<HashMap<(String, u64), Arc<Fetching>>>,
     journal: Journal,
     sizes: Mutex<HashMap<String, u64>>,
     /// The archive folder (catalog snapshots are published from and pulled into it).
@@ -176,6 +188,7 @@ impl ObjectPackStore {
                 packs,
                 cache,
                 hot: Mutex::new(LinkedHashMap::new()),
+                fetching: Mutex::new(HashMap::new()),
                 journal: Journal::new(root.join("uploads")),
                 sizes: Mutex::new(HashMap::new()),
                 root: root.to_path_buf(),
@@ -291,7 +304,7 @@ impl Inner {
         }
     }
 
-    fn hot_get(&self, name: &str, block: u64) -> Option<Arc<Vec<u8>>> {
+    fn hot_get(&self, name: &str, block: u64) -> Option<Bytes> {
         let mut hot = self.hot.lock().unwrap_or_else(|p| p.into_inner());
         let key = (name.to_string(), block);
         let v = hot.remove(&key)?;
@@ -299,7 +312,7 @@ impl Inner {
         Some(v)
     }
 
-    fn hot_put(&self, name: &str, block: u64, bytes: Arc<Vec<u8>>) {
+    fn hot_put(&self, name: &str, block: u64, bytes: Bytes) {
         let mut hot = self.hot.lock().unwrap_or_else(|p| p.into_inner());
         hot.insert((name.to_string(), block), bytes);
         while hot.len() > HOT_BLOCKS {
@@ -308,49 +321,136 @@ impl Inner {
     }
 
     /// Blocks `first..=last` of a pack `len` bytes long, from memory, the
-    /// cache, or the store (every missing one fetched at once).
-    fn blocks(&self, name: &str, len: u64, first: u64, last: u64) -> std::io::Result<Vec<Arc<Vec<u8>>>> {
-        let mut have: Vec<Option<Arc<Vec<u8>>>> = Vec::new();
+    /// cache, another reader's fetch, or the store (every block no one is
+    /// fetching yet asked for at once).
+    fn blocks(&self, name: &str, len: u64, first: u64, last: u64) -> std::io::Result<Vec<Bytes>> {
+        let mut have: Vec<Option<Bytes>> = Vec::new();
         for b in first..=last {
-            let got = self.hot_get(name, b).or_else(|| self.cache.get(name, b).map(Arc::new));
+            let got = self.hot_get(name, b).or_else(|| {
+                let bytes = Bytes::from(self.cache.get(name, b)?);
+                self.hot_put(name, b, bytes.clone());
+                Some(bytes)
+            });
             have.push(got);
         }
-        let missing: Vec<u64> = (first..=last).filter(|b| have[(b - first) as usize].is_none()).collect();
-        if !missing.is_empty() {
-            let path = self.path(name).map_err(|e| io_err(std::io::ErrorKind::InvalidInput, e.to_string()))?;
-            let backend = &self.backend;
-            let fetched = self
-                .run(futures::future::try_join_all(missing.iter().map(|b| {
-                    let range = b * BLOCK..((b + 1) * BLOCK).min(len);
-                    let path = &path;
-                    async move { backend.get_range(path, range).await }
-                })))
-                .map_err(|e| {
-                    let e = to_io(e);
-                    io_err(e.kind(), format!("reading {}: {e}", self.where_(name)))
-                })?;
-            for (b, bytes) in missing.iter().zip(fetched) {
-                let want = (((b + 1) * BLOCK).min(len) - b * BLOCK) as usize;
-                if bytes.len() != want {
-                    return Err(io_err(
-                        std::io::ErrorKind::UnexpectedEof,
-                        format!(
-                            "{}: the store answered {} bytes for a {want}-byte range at offset {}",
-                            self.where_(name),
-                            bytes.len(),
-                            b * BLOCK
-                        ),
-                    ));
+        let mut claim = Claim { store: self, name, blocks: Vec::new() };
+        let mut theirs = Vec::new();
+        {
+            let mut fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+            for b in first..=last {
+                let slot = &mut have[(b - first) as usize];
+                if slot.is_some() {
+                    continue;
                 }
-                self.cache.put(name, *b, &bytes);
-                have[(b - first) as usize] = Some(Arc::new(bytes.to_vec()));
+                // Checked again under the lock: a fetch that finished since
+                // put its block here before it left `fetching`.
+                if let Some(v) = self.hot_get(name, b) {
+                    *slot = Some(v);
+                } else if let Some(f) = fetching.get(&(name.to_string(), b)) {
+                    theirs.push((b, f.clone()));
+                } else {
+                    let f = Arc::new(Fetching::default());
+                    fetching.insert((name.to_string(), b), f.clone());
+                    claim.blocks.push((b, f));
+                }
             }
         }
-        let out: Vec<Arc<Vec<u8>>> = have.into_iter().flatten().collect();
-        if let Some(last_block) = out.last() {
-            self.hot_put(name, last, last_block.clone());
+        if !claim.blocks.is_empty() {
+            let path = self.path(name).map_err(|e| io_err(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+            let backend = &self.backend;
+            let fetched = match self.run(futures::future::try_join_all(claim.blocks.iter().map(|(b, _)| {
+                let range = b * BLOCK..((b + 1) * BLOCK).min(len);
+                let path = &path;
+                async move { backend.get_range(path, range).await }
+            }))) {
+                Ok(v) => v,
+                Err(e) => {
+                    let e = to_io(e);
+                    let msg = format!("reading {}: {e}", self.where_(name));
+                    claim.fail(e.kind(), &msg);
+                    return Err(io_err(e.kind(), msg));
+                }
+            };
+            for ((b, _), bytes) in claim.blocks.iter().zip(&fetched) {
+                let want = (((b + 1) * BLOCK).min(len) - b * BLOCK) as usize;
+                if bytes.len() != want {
+                    let msg = format!(
+                        "{}: the store answered {} bytes for a {want}-byte range at offset {}",
+                        self.where_(name),
+                        bytes.len(),
+                        b * BLOCK
+                    );
+                    claim.fail(std::io::ErrorKind::UnexpectedEof, &msg);
+                    return Err(io_err(std::io::ErrorKind::UnexpectedEof, msg));
+                }
+            }
+            // Waiting readers get their blocks before this one writes them to disk.
+            let blocks = std::mem::take(&mut claim.blocks);
+            for ((b, f), bytes) in blocks.iter().zip(&fetched) {
+                self.hot_put(name, *b, bytes.clone());
+                claim.settle(*b, f, Ok(bytes.clone()));
+                have[(b - first) as usize] = Some(bytes.clone());
+            }
+            for ((b, _), bytes) in blocks.iter().zip(&fetched) {
+                self.cache.put(name, *b, bytes);
+            }
         }
-        Ok(out)
+        for (b, f) in theirs {
+            have[(b - first) as usize] = Some(f.wait().map_err(|(kind, msg)| io_err(kind, msg))?);
+        }
+        Ok(have.into_iter().flatten().collect())
+    }
+}
+
+/// One block's fetch, shared by every reader that wants the block meanwhile.
+#[derive(Default)]
+struct Fetching {
+    answer: Mutex<Option<std::result::Result<Bytes, (std::io::ErrorKind, String)>>>,
+    ready: Condvar,
+}
+
+impl Fetching {
+    fn wait(&self) -> std::result::Result<Bytes, (std::io::ErrorKind, String)> {
+        let mut answer = self.answer.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(a) = answer.as_ref() {
+                return a.clone();
+            }
+            answer = self.ready.wait(answer).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// The blocks one reader claimed to fetch. Each is settled with its bytes;
+/// any left unsettled (the fetch failed, the reader returned early) are
+/// settled with an error when the claim is dropped, so no waiter hangs.
+struct Claim<'a> {
+    store: &'a Inner,
+    name: &'a str,
+    blocks: Vec<(u64, Arc<Fetching>)>,
+}
+
+impl Claim<'_> {
+    fn settle(&self, block: u64, f: &Fetching, answer: std::result::Result<Bytes, (std::io::ErrorKind, String)>) {
+        self.store.fetching.lock().unwrap_or_else(|p| p.into_inner()).remove(&(self.name.to_string(), block));
+        *f.answer.lock().unwrap_or_else(|p| p.into_inner()) = Some(answer);
+        f.ready.notify_all();
+    }
+
+    /// Every block still claimed gets this error.
+    fn fail(&mut self, kind: std::io::ErrorKind, msg: &str) {
+        for (b, f) in std::mem::take(&mut self.blocks) {
+            self.settle(b, &f, Err((kind, msg.to_string())));
+        }
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if !self.blocks.is_empty() {
+            let msg = format!("reading {}: the read that was fetching this block stopped", self.store.where_(self.name));
+            self.fail(std::io::ErrorKind::Other, &msg);
+        }
     }
 }
 
@@ -661,5 +761,148 @@ mod tests {
         let lister = store.inner.lister.as_ref().unwrap();
         assert!(store.inner.run(lister.list("show/packs/")).is_err(), "nothing listens on port 1");
         assert_eq!(store.abort_interrupted().unwrap(), Vec::<String>::new());
+    }
+
+    /// object_store's in-memory backend, counting ranged GETs; with a gate,
+    /// every GET waits until the test opens it, and with `fail` it then fails.
+    #[derive(Debug)]
+    struct Counted {
+        mem: InMemory,
+        gets: std::sync::atomic::AtomicUsize,
+        gate: tokio::sync::Semaphore,
+        fail: bool,
+    }
+
+    impl std::fmt::Display for Counted {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "Counted({})", self.mem)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for Counted {
+        async fn put_opts(&self, p: &ObjPath, v: PutPayload, o: object_store::PutOptions) -> object_store::Result<object_store::PutResult> {
+            self.mem.put_opts(p, v, o).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            p: &ObjPath,
+            o: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.mem.put_multipart_opts(p, o).await
+        }
+        async fn get_opts(&self, p: &ObjPath, o: object_store::GetOptions) -> object_store::Result<object_store::GetResult> {
+            if o.range.is_some() {
+                self.gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(self.gate.acquire().await);
+                if self.fail {
+                    return Err(object_store::Error::Generic { store: "test", source: "the server went away".into() });
+                }
+            }
+            self.mem.get_opts(p, o).await
+        }
+        fn delete_stream(
+            &self,
+            l: futures::stream::BoxStream<'static, object_store::Result<ObjPath>>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<ObjPath>> {
+            self.mem.delete_stream(l)
+        }
+        fn list(&self, p: Option<&ObjPath>) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+            self.mem.list(p)
+        }
+        async fn list_with_delimiter(&self, p: Option<&ObjPath>) -> object_store::Result<object_store::ListResult> {
+            self.mem.list_with_delimiter(p).await
+        }
+        async fn copy_opts(&self, a: &ObjPath, b: &ObjPath, o: object_store::CopyOptions) -> object_store::Result<()> {
+            self.mem.copy_opts(a, b, o).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MultipartStore for Counted {
+        async fn create_multipart(&self, p: &ObjPath) -> object_store::Result<MultipartId> {
+            self.mem.create_multipart(p).await
+        }
+        async fn put_part(&self, p: &ObjPath, id: &MultipartId, i: usize, v: PutPayload) -> object_store::Result<PartId> {
+            self.mem.put_part(p, id, i, v).await
+        }
+        async fn complete_multipart(&self, p: &ObjPath, id: &MultipartId, v: Vec<PartId>) -> object_store::Result<object_store::PutResult> {
+            self.mem.complete_multipart(p, id, v).await
+        }
+        async fn abort_multipart(&self, p: &ObjPath, id: &MultipartId) -> object_store::Result<()> {
+            self.mem.abort_multipart(p, id).await
+        }
+    }
+
+    /// A store over `Counted` holding one pack `01/00000001.pack` of `len` bytes.
+    fn counted_store(dir: &Path, len: usize, open: bool, fail: bool) -> (ObjectPackStore, Arc<Counted>, Vec<u8>) {
+        let gate = tokio::sync::Semaphore::new(if open { tokio::sync::Semaphore::MAX_PERMITS } else { 0 });
+        let backend = Arc::new(Counted { mem: InMemory::new(), gets: Default::default(), gate, fail });
+        let url = S3Url::parse("s3://bucket/show").unwrap();
+        let store = ObjectPackStore::new(backend.clone(), &url, dir, 1 << 30).unwrap();
+        let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4099) as u8).collect();
+        let path = ObjPath::from("show/packs/01/00000001.pack");
+        store.inner.run(backend.mem.put(&path, PutPayload::from(bytes.clone()))).unwrap();
+        (store, backend, bytes)
+    }
+
+    /// The read-ahead loads neighbouring chunks on several threads at once, and
+    /// chunks are not block-aligned: every block is still asked of the server
+    /// once, and every reader gets the right bytes.
+    #[test]
+    fn readers_of_one_block_at_once_share_one_fetch_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let len = 4 * BLOCK as usize + 12_345;
+        let (store, backend, bytes) = counted_store(dir.path(), len, true, false);
+        let pack = store.open("01/00000001.pack").unwrap();
+        // "Chunks" of 3 MiB + a bit, each straddling a block boundary somewhere.
+        let chunks: Vec<(u64, usize)> = (0..).map(|i| (i * 3_200_000u64, 3_200_000usize)).take_while(|(o, _)| *o < len as u64).collect();
+        let start = std::sync::Barrier::new(chunks.len());
+        std::thread::scope(|s| {
+            for &(off, n) in &chunks {
+                let (pack, start, bytes) = (&pack, &start, &bytes);
+                s.spawn(move || {
+                    start.wait();
+                    let mut buf = vec![0u8; n];
+                    let got = pack.read_at(off, &mut buf).unwrap();
+                    let end = (off as usize + n).min(len);
+                    assert_eq!(&buf[..got], &bytes[off as usize..end]);
+                });
+            }
+        });
+        assert_eq!(backend.gets.load(std::sync::atomic::Ordering::SeqCst), 5, "one GET per block");
+    }
+
+    /// A reader waiting for another's fetch of a block gets that fetch's
+    /// error when it fails, not a hang, and the block is fetched afresh by
+    /// the next read.
+    #[test]
+    fn a_failed_fetch_fails_its_waiters_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, backend, _) = counted_store(dir.path(), BLOCK as usize, false, true);
+        let pack = store.open("01/00000001.pack").unwrap();
+        let key = ("01/00000001.pack".to_string(), 0u64);
+        std::thread::scope(|s| {
+            let first = s.spawn(|| pack.read_at(0, &mut [0u8; 10]));
+            // The first reader's claim is in the table (its own handle and the table's)...
+            let claimed = || store.inner.fetching.lock().unwrap().get(&key).map(Arc::strong_count);
+            while claimed() != Some(2) {
+                std::thread::yield_now();
+            }
+            let second = s.spawn(|| pack.read_at(100, &mut [0u8; 10]));
+            // ...and the second is waiting on it (a third handle).
+            while claimed() != Some(3) {
+                std::thread::yield_now();
+            }
+            backend.gate.add_permits(tokio::sync::Semaphore::MAX_PERMITS);
+            let (a, b) = (first.join().unwrap(), second.join().unwrap());
+            let (a, b) = (a.unwrap_err().to_string(), b.unwrap_err().to_string());
+            assert!(a.contains("went away") && a.contains("s3://bucket/show/packs/01/00000001.pack"), "{a}");
+            assert_eq!(a, b);
+        });
+        assert_eq!(backend.gets.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(store.inner.fetching.lock().unwrap().is_empty());
+        assert!(pack.read_at(0, &mut [0u8; 10]).is_err());
+        assert_eq!(backend.gets.load(std::sync::atomic::Ordering::SeqCst), 2, "a failed block is asked for again");
     }
 }
