@@ -103,10 +103,6 @@ mod proxy_ns;
 
 const HEADS_TTL: Duration = Duration::from_secs(1);
 
-/// Interior pages of the path index read when a mount starts, at most: 864
-/// (3.4 MB) at 100 TB; this bound (64 MiB) is reached near 1 PB.
-const RESIDENT_PATH_INDEX_PAGES: usize = 16_384;
-
 /// Bounds of the metadata read pool: two so that one slow query never stalls
 /// the next request even on one thread, eight because each connection keeps
 /// its own page cache and more would rarely run at once.
@@ -153,9 +149,11 @@ impl FsCore {
         if let Err(e) = self.heads() {
             log::warn!("could not read the catalog at mount: {e:?}");
         }
-        // The path index's interior pages (catalog/resident.rs): a cold
-        // lookup then reads one leaf per path component at any archive size.
-        if let Err(e) = self.with_archive(|a| a.catalog.read_interior_pages("tree_entries", RESIDENT_PATH_INDEX_PAGES)) {
+        // The upper pages of the path, extent and chunk indexes
+        // (catalog/resident.rs): a cold lookup then reads one leaf per path
+        // component, and an open two pages each of extents and chunks, at
+        // any archive size.
+        if let Err(e) = self.with_archive(|a| a.catalog.read_lookup_indexes_ahead()) {
             log::debug!("could not read the path index ahead: {e:?}");
         }
         self.prefetch.store().open_lookups();

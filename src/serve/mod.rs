@@ -159,6 +159,11 @@ fn warm(shared: &router::Shared) {
         // The request that needs the catalog reports it, with its path.
         log::warn!("serve: could not read the catalog at start: {e}");
     }
+    // As a mount does (catalog/resident.rs): the first request for any file
+    // descends the path, extent and chunk indexes from pages already read.
+    if let Err(e) = shared.pool.with(|a| a.catalog.read_lookup_indexes_ahead()) {
+        log::debug!("serve: could not read the catalog's indexes ahead: {e}");
+    }
     // The connections a first verified block's outboard and pack name lookups
     // take (opened on that lookup, they cost the first request a file open and
     // a few cold pages), and the threads that load long files' extent lists and
