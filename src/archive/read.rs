@@ -990,7 +990,8 @@ impl BlobReader {
         // may have removed the file. The list has it.
         if !matches!(&rows, Ok(r) if !r.is_empty()) {
             if let Some(all) = self.all.get() {
-                let at = all.partition_point(|r| r.extent.end() <= offset);
+                // As the query: from the last extent starting at or before `offset`.
+                let at = all.partition_point(|r| r.extent.file_offset <= offset).saturating_sub(1);
                 return Ok(all[at..].iter().take(EXTENT_PAGE).cloned().collect());
             }
         }

@@ -46,17 +46,30 @@ impl Catalog {
     /// Before a mount or server takes its first request: the indexes a cold
     /// open and first read descend (path, extents, chunk locations), as
     /// described above. Returns the pages read.
+    /// Each index is tried whatever became of the others; the first error
+    /// is returned after.
     pub fn read_lookup_indexes_ahead(&self) -> Result<usize> {
-        let mut n = self.read_interior_pages("tree_entries", Levels::Interior, PATH_INDEX_PAGES)?;
-        for index in ["extents", "chunks"] {
-            n += self.read_interior_pages(index, Levels::AboveLowestInterior, CHUNK_INDEX_PAGES)?;
+        let mut n = 0;
+        let mut failed = None;
+        for (index, levels, max) in [
+            ("tree_entries", Levels::Interior, PATH_INDEX_PAGES),
+            ("extents", Levels::AboveLowestInterior, CHUNK_INDEX_PAGES),
+            ("chunks", Levels::AboveLowestInterior, CHUNK_INDEX_PAGES),
+        ] {
+            match self.read_interior_pages(index, levels, max) {
+                Ok(k) => n += k,
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
         }
-        Ok(n)
+        failed.map_or(Ok(n), Err)
     }
 
     /// Read the interior pages of `index`'s B-tree (a table or index by
-    /// name) that `levels` names, level by level, and none of its leaves; at
-    /// most `max_pages`. Returns how many were read.
+    /// name) that `levels` names, level by level; of its leaves only the
+    /// leftmost, which finding the depth reaches. At most `max_pages` (not
+    /// counting the depth probe). Returns how many were read.
     pub(crate) fn read_interior_pages(&self, index: &str, levels: Levels, max_pages: usize) -> Result<usize> {
         let err = |e| self.err(e);
         let root: Option<i64> =
@@ -66,7 +79,7 @@ impl Catalog {
         let mut read = |pgno: i64| -> Result<Vec<u8>> { page.query_row([pgno], |r| r.get::<_, Vec<u8>>(0)).map_err(err) };
         // The depth, down the leftmost path: the children of the last
         // interior level are leaves, which are not read.
-        let mut depth = 0;
+        let mut depth: usize = 0;
         let mut at = root;
         loop {
             let p = read(at)?;
@@ -79,7 +92,7 @@ impl Catalog {
             }
         }
         if levels == Levels::AboveLowestInterior {
-            depth -= 1.min(depth);
+            depth = depth.saturating_sub(1);
         }
         let mut level = vec![root];
         let mut done = 0;

@@ -81,8 +81,9 @@ impl BlockCache {
         self.pack_dir(pack).join(format!("{block:08}.blk"))
     }
 
-    /// A cached block's bytes, if present and intact.
-    pub fn get(&self, pack: &str, block: u64) -> Option<Vec<u8>> {
+    /// A cached block's bytes, if present and intact (a view past the
+    /// file's hash, not a copy).
+    pub fn get(&self, pack: &str, block: u64) -> Option<bytes::Bytes> {
         let path = self.block_path(pack, block);
         let raw = std::fs::read(&path).ok()?;
         if raw.len() < HASH_LEN || blake3::hash(&raw[HASH_LEN..]).as_bytes() != &raw[..HASH_LEN] {
@@ -98,9 +99,7 @@ impl BlockCache {
         }
         // The use order outlives the process: the next start sorts by mtime.
         let _ = filetime::set_file_mtime(&path, filetime::FileTime::now());
-        let mut raw = raw;
-        raw.drain(..HASH_LEN);
-        Some(raw)
+        Some(bytes::Bytes::from(raw).slice(HASH_LEN..))
     }
 
     /// Keep a block fetched from the store. Failing to cache is not an error

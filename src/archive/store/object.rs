@@ -327,13 +327,13 @@ impl Inner {
         let mut have: Vec<Option<Bytes>> = Vec::new();
         for b in first..=last {
             let got = self.hot_get(name, b).or_else(|| {
-                let bytes = Bytes::from(self.cache.get(name, b)?);
+                let bytes = self.cache.get(name, b)?;
                 self.hot_put(name, b, bytes.clone());
                 Some(bytes)
             });
             have.push(got);
         }
-        let mut claim = Claim { store: self, name, blocks: Vec::new() };
+        let mut claim = Claim { store: self, name, blocks: Vec::new(), answered: Vec::new() };
         let mut theirs = Vec::new();
         {
             let mut fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
@@ -343,7 +343,8 @@ impl Inner {
                     continue;
                 }
                 // Checked again under the lock: a fetch that finished since
-                // put its block here before it left `fetching`.
+                // put its block here before it left `fetching` (it leaves
+                // only once the block is in the disk cache, too).
                 if let Some(v) = self.hot_get(name, b) {
                     *slot = Some(v);
                 } else if let Some(f) = fetching.get(&(name.to_string(), b)) {
@@ -356,43 +357,66 @@ impl Inner {
             }
         }
         if !claim.blocks.is_empty() {
-            let path = self.path(name).map_err(|e| io_err(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+            let path = match self.path(name) {
+                Ok(p) => p,
+                Err(e) => {
+                    let msg = e.to_string();
+                    claim.fail(std::io::ErrorKind::InvalidInput, &msg);
+                    return Err(io_err(std::io::ErrorKind::InvalidInput, msg));
+                }
+            };
             let backend = &self.backend;
-            let fetched = match self.run(futures::future::try_join_all(claim.blocks.iter().map(|(b, _)| {
+            // Each block settles with its own answer: a reader waiting for a
+            // block that came is not failed by another that did not.
+            let fetched = self.run(futures::future::join_all(claim.blocks.iter().map(|(b, _)| {
                 let range = b * BLOCK..((b + 1) * BLOCK).min(len);
                 let path = &path;
                 async move { backend.get_range(path, range).await }
-            }))) {
-                Ok(v) => v,
-                Err(e) => {
-                    let e = to_io(e);
-                    let msg = format!("reading {}: {e}", self.where_(name));
-                    claim.fail(e.kind(), &msg);
-                    return Err(io_err(e.kind(), msg));
-                }
-            };
-            for ((b, _), bytes) in claim.blocks.iter().zip(&fetched) {
+            })));
+            let mut failed = None;
+            let mut got = Vec::new();
+            // Settled one at a time off the claim, so a block not yet settled
+            // is still the claim's to fail if anything here panics.
+            for r in fetched.into_iter().rev() {
+                let Some((b, f)) = claim.blocks.pop() else { break };
                 let want = (((b + 1) * BLOCK).min(len) - b * BLOCK) as usize;
-                if bytes.len() != want {
-                    let msg = format!(
-                        "{}: the store answered {} bytes for a {want}-byte range at offset {}",
-                        self.where_(name),
-                        bytes.len(),
-                        b * BLOCK
-                    );
-                    claim.fail(std::io::ErrorKind::UnexpectedEof, &msg);
-                    return Err(io_err(std::io::ErrorKind::UnexpectedEof, msg));
+                let answer = match r {
+                    Ok(bytes) if bytes.len() == want => Ok(bytes),
+                    Ok(bytes) => Err((
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "{}: the store answered {} bytes for a {want}-byte range at offset {}",
+                            self.where_(name),
+                            bytes.len(),
+                            b * BLOCK
+                        ),
+                    )),
+                    Err(e) => {
+                        let e = to_io(e);
+                        Err((e.kind(), format!("reading {}: {e}", self.where_(name))))
+                    }
+                };
+                match answer {
+                    Ok(bytes) => {
+                        self.hot_put(name, b, bytes.clone());
+                        claim.answer(b, &f, Ok(bytes.clone()));
+                        have[(b - first) as usize] = Some(bytes.clone());
+                        got.push((b, bytes));
+                    }
+                    Err((kind, msg)) => {
+                        claim.settle(b, &f, Err((kind, msg.clone())));
+                        failed.get_or_insert((kind, msg));
+                    }
                 }
             }
-            // Waiting readers get their blocks before this one writes them to disk.
-            let blocks = std::mem::take(&mut claim.blocks);
-            for ((b, f), bytes) in blocks.iter().zip(&fetched) {
-                self.hot_put(name, *b, bytes.clone());
-                claim.settle(*b, f, Ok(bytes.clone()));
-                have[(b - first) as usize] = Some(bytes.clone());
-            }
-            for ((b, _), bytes) in blocks.iter().zip(&fetched) {
+            // Waiting readers had their blocks before this one writes them to
+            // disk; the blocks leave `fetching` once there (the claim's drop).
+            for (b, bytes) in &got {
                 self.cache.put(name, *b, bytes);
+            }
+            drop(claim);
+            if let Some((kind, msg)) = failed {
+                return Err(io_err(kind, msg));
             }
         }
         for (b, f) in theirs {
@@ -421,25 +445,41 @@ impl Fetching {
     }
 }
 
-/// The blocks one reader claimed to fetch. Each is settled with its bytes;
-/// any left unsettled (the fetch failed, the reader returned early) are
-/// settled with an error when the claim is dropped, so no waiter hangs.
+/// The blocks one reader claimed to fetch. Each is answered with its bytes
+/// and leaves the table of fetches when the claim is dropped (after the
+/// reader has put it in the disk cache, so a reader arriving meanwhile finds
+/// the answer rather than nothing); any left unanswered (the reader returned
+/// early or panicked) are answered with an error then, so no waiter hangs.
 struct Claim<'a> {
     store: &'a Inner,
     name: &'a str,
     blocks: Vec<(u64, Arc<Fetching>)>,
+    /// Answered, still in the table.
+    answered: Vec<u64>,
 }
 
 impl Claim<'_> {
-    fn settle(&self, block: u64, f: &Fetching, answer: std::result::Result<Bytes, (std::io::ErrorKind, String)>) {
-        self.store.fetching.lock().unwrap_or_else(|p| p.into_inner()).remove(&(self.name.to_string(), block));
+    fn tell(f: &Fetching, answer: std::result::Result<Bytes, (std::io::ErrorKind, String)>) {
         *f.answer.lock().unwrap_or_else(|p| p.into_inner()) = Some(answer);
         f.ready.notify_all();
     }
 
-    /// Every block still claimed gets this error.
+    /// Answer a block's waiters; it stays in the table until the drop.
+    fn answer(&mut self, block: u64, f: &Fetching, answer: std::result::Result<Bytes, (std::io::ErrorKind, String)>) {
+        Self::tell(f, answer);
+        self.answered.push(block);
+    }
+
+    /// Answer a block's waiters and take it out of the table (a failed
+    /// block is asked for again by the next reader).
+    fn settle(&self, block: u64, f: &Fetching, answer: std::result::Result<Bytes, (std::io::ErrorKind, String)>) {
+        self.store.fetching.lock().unwrap_or_else(|p| p.into_inner()).remove(&(self.name.to_string(), block));
+        Self::tell(f, answer);
+    }
+
+    /// Every block still unanswered gets this error.
     fn fail(&mut self, kind: std::io::ErrorKind, msg: &str) {
-        for (b, f) in std::mem::take(&mut self.blocks) {
+        while let Some((b, f)) = self.blocks.pop() {
             self.settle(b, &f, Err((kind, msg.to_string())));
         }
     }
@@ -450,6 +490,12 @@ impl Drop for Claim<'_> {
         if !self.blocks.is_empty() {
             let msg = format!("reading {}: the read that was fetching this block stopped", self.store.where_(self.name));
             self.fail(std::io::ErrorKind::Other, &msg);
+        }
+        if !self.answered.is_empty() {
+            let mut fetching = self.store.fetching.lock().unwrap_or_else(|p| p.into_inner());
+            for b in self.answered.drain(..) {
+                fetching.remove(&(self.name.to_string(), b));
+            }
         }
     }
 }
@@ -846,6 +892,17 @@ mod tests {
         (store, backend, bytes)
     }
 
+    /// Wait (at most 30 s) until the fetches in the table hold `refs`
+    /// handles in all: the table's own, each claimer's, and each waiter's.
+    fn wait_for_handles(store: &ObjectPackStore, refs: usize) {
+        let held = || store.inner.fetching.lock().unwrap().values().map(Arc::strong_count).sum::<usize>();
+        let start = std::time::Instant::now();
+        while held() != refs {
+            assert!(start.elapsed() < Duration::from_secs(30), "{} handles on fetches, not {refs}", held());
+            std::thread::yield_now();
+        }
+    }
+
     /// The read-ahead loads neighbouring chunks on several threads at once, and
     /// chunks are not block-aligned: every block is still asked of the server
     /// once, and every reader gets the right bytes.
@@ -853,24 +910,33 @@ mod tests {
     fn readers_of_one_block_at_once_share_one_fetch_of_it() {
         let dir = tempfile::tempdir().unwrap();
         let len = 4 * BLOCK as usize + 12_345;
-        let (store, backend, bytes) = counted_store(dir.path(), len, true, false);
+        let (store, backend, bytes) = counted_store(dir.path(), len, false, false);
         let pack = store.open("01/00000001.pack").unwrap();
-        // "Chunks" of 3 MiB + a bit, each straddling a block boundary somewhere.
+        // "Chunks" of 3.2 MB, most straddling a block boundary.
         let chunks: Vec<(u64, usize)> = (0..).map(|i| (i * 3_200_000u64, 3_200_000usize)).take_while(|(o, _)| *o < len as u64).collect();
-        let start = std::sync::Barrier::new(chunks.len());
+        let blocks_of = |&(o, n): &(u64, usize)| ((o + n as u64).min(len as u64) - 1) / BLOCK - o / BLOCK + 1;
+        let wanted: u64 = chunks.iter().map(blocks_of).sum();
+        let blocks = (len as u64).div_ceil(BLOCK);
         std::thread::scope(|s| {
             for &(off, n) in &chunks {
-                let (pack, start, bytes) = (&pack, &start, &bytes);
+                let (pack, bytes) = (&pack, &bytes);
                 s.spawn(move || {
-                    start.wait();
                     let mut buf = vec![0u8; n];
                     let got = pack.read_at(off, &mut buf).unwrap();
                     let end = (off as usize + n).min(len);
                     assert_eq!(&buf[..got], &bytes[off as usize..end]);
                 });
             }
+            // Every reader has claimed or is waiting for each block it needs
+            // (the gate holds the GETs) before any GET is answered: each of
+            // the 5 blocks is held by the table and its one claimer, and
+            // every other want of it is a waiter.
+            wait_for_handles(&store, (blocks + wanted) as usize);
+            backend.gate.add_permits(tokio::sync::Semaphore::MAX_PERMITS);
         });
-        assert_eq!(backend.gets.load(std::sync::atomic::Ordering::SeqCst), 5, "one GET per block");
+        assert!(wanted > blocks, "readers share blocks");
+        assert_eq!(backend.gets.load(std::sync::atomic::Ordering::SeqCst), blocks as usize, "one GET per block");
+        assert!(store.inner.fetching.lock().unwrap().is_empty());
     }
 
     /// A reader waiting for another's fetch of a block gets that fetch's
@@ -881,19 +947,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, backend, _) = counted_store(dir.path(), BLOCK as usize, false, true);
         let pack = store.open("01/00000001.pack").unwrap();
-        let key = ("01/00000001.pack".to_string(), 0u64);
         std::thread::scope(|s| {
             let first = s.spawn(|| pack.read_at(0, &mut [0u8; 10]));
             // The first reader's claim is in the table (its own handle and the table's)...
-            let claimed = || store.inner.fetching.lock().unwrap().get(&key).map(Arc::strong_count);
-            while claimed() != Some(2) {
-                std::thread::yield_now();
-            }
+            wait_for_handles(&store, 2);
             let second = s.spawn(|| pack.read_at(100, &mut [0u8; 10]));
             // ...and the second is waiting on it (a third handle).
-            while claimed() != Some(3) {
-                std::thread::yield_now();
-            }
+            wait_for_handles(&store, 3);
             backend.gate.add_permits(tokio::sync::Semaphore::MAX_PERMITS);
             let (a, b) = (first.join().unwrap(), second.join().unwrap());
             let (a, b) = (a.unwrap_err().to_string(), b.unwrap_err().to_string());
