@@ -379,32 +379,15 @@ impl Inner {
             // is still the claim's to fail if anything here panics.
             for r in fetched.into_iter().rev() {
                 let Some((b, f)) = claim.blocks.pop() else { break };
-                let want = (((b + 1) * BLOCK).min(len) - b * BLOCK) as usize;
-                let answer = match r {
-                    Ok(bytes) if bytes.len() == want => Ok(bytes),
-                    Ok(bytes) => Err((
-                        std::io::ErrorKind::UnexpectedEof,
-                        format!(
-                            "{}: the store answered {} bytes for a {want}-byte range at offset {}",
-                            self.where_(name),
-                            bytes.len(),
-                            b * BLOCK
-                        ),
-                    )),
-                    Err(e) => {
-                        let e = to_io(e);
-                        Err((e.kind(), format!("reading {}: {e}", self.where_(name))))
-                    }
-                };
-                match answer {
+                match self.checked(name, len, b, r) {
                     Ok(bytes) => {
                         self.hot_put(name, b, bytes.clone());
-                        claim.answer(b, &f, Ok(bytes.clone()));
+                        claim.answer(b, &f, bytes.clone());
                         have[(b - first) as usize] = Some(bytes.clone());
                         got.push((b, bytes));
                     }
                     Err((kind, msg)) => {
-                        claim.settle(b, &f, Err((kind, msg.clone())));
+                        claim.fail_one(b, &f, kind, msg.clone());
                         failed.get_or_insert((kind, msg));
                     }
                 }
@@ -426,15 +409,37 @@ impl Inner {
     }
 }
 
+/// What a reader waiting for a block gets: its bytes, or why not.
+type BlockAnswer = std::result::Result<Bytes, (std::io::ErrorKind, String)>;
+
+impl Inner {
+    /// A ranged GET's result for block `b` of a pack `len` bytes long, as a
+    /// waiter's answer: a short body is an error, never a short block.
+    fn checked(&self, name: &str, len: u64, b: u64, got: object_store::Result<Bytes>) -> BlockAnswer {
+        let want = (((b + 1) * BLOCK).min(len) - b * BLOCK) as usize;
+        match got {
+            Ok(bytes) if bytes.len() == want => Ok(bytes),
+            Ok(bytes) => Err((
+                std::io::ErrorKind::UnexpectedEof,
+                format!("{}: the store answered {} bytes for a {want}-byte range at offset {}", self.where_(name), bytes.len(), b * BLOCK),
+            )),
+            Err(e) => {
+                let e = to_io(e);
+                Err((e.kind(), format!("reading {}: {e}", self.where_(name))))
+            }
+        }
+    }
+}
+
 /// One block's fetch, shared by every reader that wants the block meanwhile.
 #[derive(Default)]
 struct Fetching {
-    answer: Mutex<Option<std::result::Result<Bytes, (std::io::ErrorKind, String)>>>,
+    answer: Mutex<Option<BlockAnswer>>,
     ready: Condvar,
 }
 
 impl Fetching {
-    fn wait(&self) -> std::result::Result<Bytes, (std::io::ErrorKind, String)> {
+    fn wait(&self) -> BlockAnswer {
         let mut answer = self.answer.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if let Some(a) = answer.as_ref() {
@@ -459,28 +464,28 @@ struct Claim<'a> {
 }
 
 impl Claim<'_> {
-    fn tell(f: &Fetching, answer: std::result::Result<Bytes, (std::io::ErrorKind, String)>) {
+    fn tell(f: &Fetching, answer: BlockAnswer) {
         *f.answer.lock().unwrap_or_else(|p| p.into_inner()) = Some(answer);
         f.ready.notify_all();
     }
 
     /// Answer a block's waiters; it stays in the table until the drop.
-    fn answer(&mut self, block: u64, f: &Fetching, answer: std::result::Result<Bytes, (std::io::ErrorKind, String)>) {
-        Self::tell(f, answer);
+    fn answer(&mut self, block: u64, f: &Fetching, bytes: Bytes) {
+        Self::tell(f, Ok(bytes));
         self.answered.push(block);
     }
 
-    /// Answer a block's waiters and take it out of the table (a failed
+    /// Fail a block's waiters and take it out of the table (a failed
     /// block is asked for again by the next reader).
-    fn settle(&self, block: u64, f: &Fetching, answer: std::result::Result<Bytes, (std::io::ErrorKind, String)>) {
+    fn fail_one(&self, block: u64, f: &Fetching, kind: std::io::ErrorKind, msg: String) {
         self.store.fetching.lock().unwrap_or_else(|p| p.into_inner()).remove(&(self.name.to_string(), block));
-        Self::tell(f, answer);
+        Self::tell(f, Err((kind, msg)));
     }
 
     /// Every block still unanswered gets this error.
     fn fail(&mut self, kind: std::io::ErrorKind, msg: &str) {
         while let Some((b, f)) = self.blocks.pop() {
-            self.settle(b, &f, Err((kind, msg.to_string())));
+            self.fail_one(b, &f, kind, msg.to_string());
         }
     }
 }
