@@ -152,11 +152,12 @@ pub fn give(v: Vec<u8>) {
     SHARED.give(v)
 }
 
-/// A cache dropped this chunk: give its buffer back if nobody else holds it
-/// (a reply still being sent keeps its own reference; the buffer is then
-/// simply freed when that ends).
+/// A holder of this chunk let it go (a cache dropped it, a reply was sent):
+/// the last holder gives its buffer back. `Arc::into_inner`, not
+/// `try_unwrap`: of holders letting go at the same moment exactly one gets
+/// the buffer, where each `try_unwrap` could see the other and neither would.
 pub fn recycle(chunk: Arc<Vec<u8>>) {
-    if let Ok(v) = Arc::try_unwrap(chunk) {
+    if let Some(v) = Arc::into_inner(chunk) {
         give(v);
     }
 }

@@ -246,6 +246,10 @@ pub struct Prefetcher<S: ChunkSource> {
     source: Arc<S>,
     cache: Mutex<Cache>,
     inflight: Mutex<HashMap<Hash, Arc<Slot>>>,
+    /// For each chunk some running stream (`ReadAhead`) has queued and not yet
+    /// passed, how many such streams: a chunk leaves the cache once the last
+    /// stream that wanted it has passed it (see `ReadAhead::advance`).
+    wanted: Mutex<HashMap<Hash, u32>>,
     jobs: Sender<Job>,
     /// The largest read-ahead window one reader may have.
     pub max_window: u64,
@@ -260,6 +264,7 @@ impl<S: ChunkSource> Prefetcher<S> {
             source,
             cache: Mutex::new(Cache { cap: config.cache_bytes, used: 0, reserved: 0, map: HashMap::new(), order: VecDeque::new() }),
             inflight: Mutex::new(HashMap::new()),
+            wanted: Mutex::new(HashMap::new()),
             jobs: tx,
             max_window: config.max_window,
         });
@@ -350,6 +355,41 @@ impl<S: ChunkSource> Prefetcher<S> {
         recycle(dropped);
     }
 
+    /// A stream queued these chunks: keep them for it until it passes them.
+    fn want<'a>(&self, hashes: impl Iterator<Item = &'a Hash>) {
+        let Ok(mut w) = self.wanted.lock() else { return };
+        for h in hashes {
+            *w.entry(*h).or_insert(0) += 1;
+        }
+    }
+
+    /// A stream no longer needs these chunks. `passed`: it read past them, so
+    /// those no other stream still wants leave the cache now and their buffers
+    /// go back to the pool for the loads ahead (otherwise, a stream that ended
+    /// early, they stay for the cache's own order to drop).
+    fn unwant<'a>(&self, hashes: impl Iterator<Item = &'a Hash>, passed: bool) {
+        let mut done = Vec::new();
+        if let Ok(mut w) = self.wanted.lock() {
+            for h in hashes {
+                if let Some(n) = w.get_mut(h) {
+                    *n -= 1;
+                    if *n == 0 {
+                        w.remove(h);
+                        done.push(*h);
+                    }
+                }
+            }
+        }
+        if passed && !done.is_empty() {
+            self.release(&done);
+        }
+    }
+
+    /// Chunks some running stream still wants.
+    pub fn wanted_chunks(&self) -> usize {
+        self.wanted.lock().map(|w| w.len()).unwrap_or(0)
+    }
+
     /// Bytes held in the cache now (never more than its cap).
     pub fn cached_bytes(&self) -> usize {
         self.cache.lock().map(|c| c.used).unwrap_or(0)
@@ -411,33 +451,68 @@ impl<S: ChunkSource> Prefetcher<S> {
 /// Read-ahead for one reader of a known list of chunks (restore, cat,
 /// extract): `advance(pos)` queues the chunks that start within `window`
 /// bytes of `pos`. Dropping it stops the workers.
+///
+/// A stream wants the chunks it queued until it reads past them; then, in a
+/// prefetcher that keeps a cache (serve's shared one), each chunk no other
+/// stream still wants leaves the cache and its buffer is reused by the next
+/// load. Without that, a fresh server's cache kept every chunk of a long
+/// file until it was full, so each load of the first GiB mapped, faulted in
+/// and zeroed a new buffer: about a fifth of the server's CPU for one cold
+/// whole-file GET (perf). Several clients of one file in step still share
+/// each chunk: it stays until the last of them has passed it.
 pub struct ReadAhead<S: ChunkSource> {
     prefetcher: Arc<Prefetcher<S>>,
     chunks: Vec<(u64, Hash, ChunkLoc)>,
     window: u64,
-    /// Index of the first chunk not yet accepted by the prefetcher.
-    next: Mutex<usize>,
+    at: Mutex<Progress>,
+}
+
+/// Chunks `[passed, next)` are queued and wanted; `next` is the first chunk
+/// not yet accepted by the prefetcher.
+struct Progress {
+    passed: usize,
+    next: usize,
 }
 
 impl<S: ChunkSource> ReadAhead<S> {
     pub fn new(prefetcher: Arc<Prefetcher<S>>, chunks: Vec<(u64, Hash, ChunkLoc)>, window: u64, from: u64) -> ReadAhead<S> {
-        let ra = ReadAhead { prefetcher, chunks, window, next: Mutex::new(0) };
+        let ra = ReadAhead { prefetcher, chunks, window, at: Mutex::new(Progress { passed: 0, next: 0 }) };
         ra.advance(from);
         ra
     }
 
-    /// The reader is at `pos`: queue what the window now allows.
+    /// The reader is at `pos`: let go of the chunks it has passed and queue
+    /// what the window now allows.
     pub fn advance(&self, pos: u64) {
-        let Ok(mut next) = self.next.lock() else { return };
+        let Ok(mut at) = self.at.lock() else { return };
+        // A chunk is passed once its extent surely ends at `pos` (an extent
+        // ends at most its chunk's length after it starts).
+        let passed = self.chunks[at.passed..at.next].iter().take_while(|(off, _, loc)| off + loc.raw_len as u64 <= pos).count();
+        if passed > 0 {
+            self.prefetcher.unwant(self.chunks[at.passed..at.passed + passed].iter().map(|(_, h, _)| h), true);
+            at.passed += passed;
+        }
         let limit = pos.saturating_add(self.window);
-        let end = self.chunks[*next..].iter().take_while(|(off, _, _)| *off <= limit).count() + *next;
-        if end > *next {
-            *next += self.prefetcher.prefetch(&self.chunks[*next..end]);
+        let end = self.chunks[at.next..].iter().take_while(|(off, _, _)| *off <= limit).count() + at.next;
+        if end > at.next {
+            let accepted = self.prefetcher.prefetch(&self.chunks[at.next..end]);
+            self.prefetcher.want(self.chunks[at.next..at.next + accepted].iter().map(|(_, h, _)| h));
+            at.next += accepted;
         }
     }
 
     pub fn prefetcher(&self) -> &Arc<Prefetcher<S>> {
         &self.prefetcher
+    }
+}
+
+impl<S: ChunkSource> Drop for ReadAhead<S> {
+    /// A stream that ends (or is replaced by a wider one) stops wanting what
+    /// it queued but did not pass; those chunks stay cached.
+    fn drop(&mut self) {
+        if let Ok(at) = self.at.lock() {
+            self.prefetcher.unwant(self.chunks[at.passed..at.next].iter().map(|(_, h, _)| h), false);
+        }
     }
 }
 
@@ -666,5 +741,44 @@ mod tests {
         wait_for("the end", || src.loads.load(Ordering::SeqCst) == 32);
         drop(ra);
         assert_eq!(src.loads.load(Ordering::SeqCst), 32, "nothing loaded twice");
+    }
+
+    fn cached_of(p: &Prefetcher<Made>, chunks: &[(u64, Hash, ChunkLoc)]) -> Vec<bool> {
+        chunks.iter().map(|(_, h, _)| p.cached(h).is_some()).collect()
+    }
+
+    #[test]
+    fn a_stream_lets_go_of_the_chunks_it_has_read_past() {
+        let src = Made::new(1 << 20, true);
+        let p = Prefetcher::new(src.clone(), ReadAheadConfig { cache_bytes: 64 << 20, workers: 2, queue: 64, max_window: 4 << 20 });
+        let chunks: Vec<_> = (0..16).map(|i| chunk(i, 1 << 20)).collect();
+        let ra = ReadAhead::new(p.clone(), chunks.clone(), 4 << 20, 0);
+        wait_for("the first window cached", || cached_of(&p, &chunks[..5]).iter().all(|c| *c));
+        // Chunks 0-2 end at or before 3 MiB: passed. Chunk 3 ends past it.
+        ra.advance(3 << 20);
+        wait_for("the window to move on", || cached_of(&p, &chunks[5..8]).iter().all(|c| *c));
+        assert_eq!(cached_of(&p, &chunks[..5]), [false, false, false, true, true], "passed chunks leave the cache, the rest stay");
+        drop(ra);
+        assert_eq!(p.wanted_chunks(), 0, "an ended stream wants nothing");
+        assert!(cached_of(&p, &chunks[3..8]).iter().all(|c| *c), "what it had not passed stays cached for the cache's order to drop");
+    }
+
+    #[test]
+    fn streams_in_step_share_a_chunk_until_the_last_of_them_has_passed_it() {
+        let src = Made::new(1 << 20, true);
+        let p = Prefetcher::new(src.clone(), ReadAheadConfig { cache_bytes: 64 << 20, workers: 2, queue: 64, max_window: 4 << 20 });
+        let chunks: Vec<_> = (0..16).map(|i| chunk(i, 1 << 20)).collect();
+        let lead = ReadAhead::new(p.clone(), chunks.clone(), 4 << 20, 0);
+        let follow = ReadAhead::new(p.clone(), chunks.clone(), 4 << 20, 0);
+        wait_for("the first window cached", || cached_of(&p, &chunks[..5]).iter().all(|c| *c));
+        lead.advance(2 << 20);
+        assert_eq!(cached_of(&p, &chunks[..2]), [true, true], "the follower still wants what the leader passed");
+        follow.advance(1 << 20);
+        assert_eq!(cached_of(&p, &chunks[..2]), [false, true], "each chunk goes once both have passed it");
+        follow.advance(2 << 20);
+        assert_eq!(cached_of(&p, &chunks[..2]), [false, false]);
+        // Both windows reach chunk 6 (at 6 MiB): seven chunks, each loaded once for both streams.
+        wait_for("the windows loaded", || cached_of(&p, &chunks[2..7]).iter().all(|c| *c));
+        assert_eq!(src.loads.load(Ordering::SeqCst), 7, "every chunk loaded once for both");
     }
 }

@@ -260,14 +260,26 @@ impl EntityReader {
 /// A range of a chunk the shared cache holds, lent to a response body as
 /// `Bytes` (hyper writes it to the socket from the chunk's own memory).
 struct Lent {
-    chunk: Arc<Vec<u8>>,
+    /// Always `Some` until dropped.
+    chunk: Option<Arc<Vec<u8>>>,
     start: usize,
     len: usize,
 }
 
 impl AsRef<[u8]> for Lent {
     fn as_ref(&self) -> &[u8] {
-        &self.chunk[self.start..self.start + self.len]
+        self.chunk.as_deref().map_or(&[], |c| &c[self.start..self.start + self.len])
+    }
+}
+
+impl Drop for Lent {
+    /// A stream's read-ahead lets a chunk go from the cache while pieces of
+    /// it may still wait in the socket's queue: the last piece sent gives the
+    /// chunk's buffer back for the next load.
+    fn drop(&mut self) {
+        if let Some(c) = self.chunk.take() {
+            crate::archive::chunk_buffers::recycle(c);
+        }
     }
 }
 
@@ -290,7 +302,7 @@ impl EntityReader {
                 ReadBody::Blob(p) => {
                     self.read_ahead(pos, false);
                     match p.read_buf(pos, within_extent(&p.reader, pos, want as u64))? {
-                        ReadBuf::Chunk { chunk, start, len } => (Bytes::from_owner(Lent { chunk, start, len }), true),
+                        ReadBuf::Chunk { chunk, start, len } => (Bytes::from_owner(Lent { chunk: Some(chunk), start, len }), true),
                         ReadBuf::Owned(v) => (Bytes::from(v), false),
                     }
                 }
