@@ -331,6 +331,7 @@ impl ChunkStore {
         let start = first * outboard::BLOCK_LEN;
         let stop = ((last + 1) * outboard::BLOCK_LEN).min(len);
         let (file, path, loc) = self.open_at(hash, loc)?;
+        let file = without_readahead(file);
         let mut bytes = super::chunk_buffers::take((stop - start) as usize);
         let at = loc.offset + RECORD_HEADER_LEN + start;
         if let Err(e) = file.read_exact_at(at, &mut bytes).at(&path) {
@@ -1268,6 +1269,34 @@ impl BlobReader {
     }
 }
 
+/// A local pack opened once more, with the kernel's read-ahead off, for a
+/// read that must answer soon and needs only the blocks it asks for (a
+/// server's first piece). On the pack's shared descriptor a cold 256 KiB
+/// `pread` started the disk's 8 MiB read-ahead and returned when its first
+/// part had come in: 1.25-1.5 ms here, against 0.55-0.6 ms for the same read
+/// with `POSIX_FADV_RANDOM`. The advice belongs to the open file, so it is
+/// given on a new one: set on the shared descriptor it would also stop the
+/// read-ahead of every stream reading that pack (the reason the earlier
+/// `without_readahead` was removed). Opened through `/proc/self/fd`, so it
+/// is the same file even if gc has unlinked the pack meanwhile; kept only
+/// for the one read, so a server holds no extra descriptor per pack. Reads
+/// still go through the page cache: a warm block is not read again.
+/// Anything else (a remote pack, a failed open) reads as it was given.
+fn without_readahead(shared: Arc<dyn ReadAt>) -> Arc<dyn ReadAt> {
+    use std::os::unix::io::AsRawFd;
+    let Some(f) = shared.as_file() else { return shared };
+    match std::fs::File::open(format!("/proc/self/fd/{}", f.as_raw_fd())) {
+        Ok(own) => {
+            // SAFETY: posix_fadvise only reads the descriptor, which `own` keeps open.
+            unsafe {
+                libc::posix_fadvise(own.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM);
+            }
+            Arc::new(own)
+        }
+        Err(_) => shared,
+    }
+}
+
 /// Check bytes `start..` of a chunk, which cover its outboard `blocks`
 /// `range`, against their CVs, and mark them verified. A block that does
 /// not match is a `Damaged` error naming it (other blocks still read).
@@ -1870,6 +1899,31 @@ mod soon_tests {
     use crate::archive::repo::Archive;
     use crate::archive::test_support::{noise, put};
     use std::os::unix::fs::FileExt;
+
+    /// The first piece's own descriptor reads the same file as the pack's
+    /// shared one, even once gc has unlinked it, and leaves the shared one as
+    /// it was; a source that is not a local file is read as given.
+    #[test]
+    fn a_read_without_readahead_reads_the_same_file_on_a_descriptor_of_its_own() {
+        use std::os::unix::io::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.pack");
+        std::fs::write(&path, noise(1 << 20, 9)).unwrap();
+        let shared: Arc<dyn ReadAt> = Arc::new(std::fs::File::open(&path).unwrap());
+        std::fs::remove_file(&path).unwrap();
+        let own = without_readahead(shared.clone());
+        assert!(!Arc::ptr_eq(&own, &shared));
+        assert_ne!(own.as_file().unwrap().as_raw_fd(), shared.as_file().unwrap().as_raw_fd());
+        let (mut a, mut b) = (vec![0u8; 300 << 10], vec![0u8; 300 << 10]);
+        own.read_exact_at(700 << 10, &mut a).unwrap();
+        shared.read_exact_at(700 << 10, &mut b).unwrap();
+        assert!(a == b && a == noise(1 << 20, 9)[700 << 10..1000 << 10], "the unlinked pack's bytes, through both");
+        drop(own);
+        shared.read_exact_at(0, &mut b).unwrap();
+
+        let mem: Arc<dyn ReadAt> = Arc::new(vec![1u8; 16]);
+        assert!(Arc::ptr_eq(&without_readahead(mem.clone()), &mem));
+    }
 
     /// A server's first piece of a chunk whose outboard is not looked up yet
     /// reads the blocks while the lookup runs on the lookup thread: the bytes
