@@ -22,6 +22,7 @@ pub mod error;
 pub mod export;
 pub mod hashes;
 pub mod ltfs_mount;
+mod md5_avx512;
 pub mod mhl;
 pub mod plan;
 pub mod planning;
