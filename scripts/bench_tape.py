@@ -107,7 +107,10 @@ def write_rows(B, args, run_dir, rows):
     src = tape_source(B, args)
     nbytes = tree_bytes(src)
     nfiles = sum(len(fs) for _, _, fs in os.walk(src))
-    B.need_space(args.data, 3 * nbytes, "tape rounds (archive + volume + rsync copy)")
+    # At most two copies of the set at once: the archive and one of the volume, the
+    # rsync copy, the cp copy or the cartridge (each peer copy is removed before the
+    # volume it is compared with is written).
+    B.need_space(args.data, 2 * nbytes, "tape rounds (archive + one volume or peer copy)")
     ours = B.REELFS
     sides = [("ours", ours)]
     if args.tape_ab:
