@@ -77,6 +77,7 @@ impl Flusher {
         let store = std::thread::Builder::new().name("reelfs-flusher".into()).spawn(move || {
             for ((ws, seg), prepared) in prx {
                 store_segment(&writer, &ws, &seg, prepared);
+                recycle(seg);
             }
         })?;
         let prepare = std::thread::Builder::new().name("reelfs-prepare".into()).spawn(move || {
@@ -116,6 +117,16 @@ impl Drop for Flusher {
         drop(self.tx.take());
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+    }
+}
+
+/// Give a stored segment's buffers back for the file's next runs, unless
+/// a synchronous persist still holds them.
+fn recycle(seg: Segment) {
+    if let Ok(runs) = Arc::try_unwrap(seg) {
+        for (_, v) in runs {
+            super::run_buffers::give(v, super::write::SEGMENT_CAPACITY);
         }
     }
 }

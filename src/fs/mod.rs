@@ -14,6 +14,7 @@ pub mod inodes;
 pub mod mount;
 pub mod owners;
 pub mod readahead;
+pub mod run_buffers;
 pub mod statfs;
 pub mod write;
 

@@ -23,6 +23,10 @@ use std::sync::{Arc, Mutex};
 /// Flush a file's buffered writes once they reach this size.
 const FLUSH_BYTES: u64 = 64 << 20;
 
+/// A sequential writer's run when it is handed to the flusher: the segment
+/// and the write that crossed its size (the kernel's writes are at most 1 MiB).
+pub const SEGMENT_CAPACITY: usize = FLUSH_BYTES as usize + (4 << 20);
+
 /// What `fallocate` may be asked to do in a branch (the adapter maps the
 /// kernel's mode bits; any other combination is refused before this).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,7 +158,15 @@ fn lay(dirty: &mut BTreeMap<u64, Vec<u8>>, bytes: &mut u64, off: u64, data: &[u8
     };
     let rel = (off - start) as usize;
     if rel == buf.len() {
-        // A sequential writer's case: one copy, no zero-fill of the new tail first.
+        // A sequential writer's case: one copy, no zero-fill of the new tail
+        // first; a run growing long moves once to a whole-segment buffer,
+        // recycled with its pages resident (fs/run_buffers.rs).
+        let need = buf.len() + data.len();
+        if buf.capacity() < need && need >= super::run_buffers::POOLED_FROM {
+            let mut whole = super::run_buffers::take(SEGMENT_CAPACITY.max(need));
+            whole.extend_from_slice(&buf);
+            buf = whole;
+        }
         buf.extend_from_slice(data);
     } else {
         if buf.len() < rel + data.len() {
@@ -800,6 +812,9 @@ impl<H: WriteHost> Branches<'_, H> {
             if w.handles == 0 {
                 if let Ok(mut m) = self.writes.lock() {
                     m.remove(&ino);
+                    if m.is_empty() {
+                        super::run_buffers::trim();
+                    }
                 }
             }
             r
