@@ -1,6 +1,6 @@
 //! A long-lived helper thread that runs work readers hand off: a long file's
 //! extent list (`read::BlobReader::paged`), a chunk's outboard lookup beside
-//! the data read it checks (`read::ChunkStore::read_range_soon`).
+//! the data read it checks (`read::ChunkStore::read_range_with_lookup`).
 //!
 //! Why not a thread per job: `reelfs serve` started one for every long file
 //! on the request path, and a cold thread start was a major fault on the
