@@ -1945,8 +1945,7 @@ mod paged_tests {
 mod soon_tests {
     use super::*;
     use crate::archive::repo::Archive;
-    use crate::archive::test_support::{noise, put};
-    use std::os::unix::fs::FileExt;
+    use crate::archive::test_support::{archive_with_file, flip_byte, noise};
 
     /// The first piece's own descriptor reads the same file as the pack's
     /// shared one, even once gc has unlinked it, and leaves the shared one as
@@ -1980,12 +1979,8 @@ mod soon_tests {
     fn a_read_across_chunks_from_the_disk_reads_them_at_once_and_fails_on_any_damaged_part() {
         use super::super::readahead::{Prefetcher, ReadAheadConfig};
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("arch");
         let data = noise(40 << 20, 11);
-        {
-            let mut a = Archive::init(&root).unwrap();
-            put(&mut a, "main", dir.path(), "f.bin", &data);
-        }
+        let root = archive_with_file(dir.path(), &data);
         let open = || {
             let a = Archive::open(&root).unwrap();
             let reader = Arc::new(a.blob_reader(&a.resolve("main/f.bin").unwrap().entry.hash).unwrap());
@@ -2007,10 +2002,7 @@ mod soon_tests {
         drop((p, a));
 
         // One byte of chunk 2 damaged: a fresh process's read across it fails.
-        let f = std::fs::OpenOptions::new().read(true).write(true).open(&pack).unwrap();
-        let mut b = [0u8; 1];
-        FileExt::read_exact_at(&f, &mut b, at).unwrap();
-        f.write_all_at(&[b[0] ^ 0x55], at).unwrap();
+        flip_byte(&pack, at);
         let (_a, p) = open();
         let err = p.read(from, &mut buf).unwrap_err();
         assert!(err.contains("outboard") || err.contains("BLAKE3"), "{err}");
@@ -2026,12 +2018,8 @@ mod soon_tests {
     #[test]
     fn a_soon_read_checks_its_blocks_against_the_outboard_looked_up_beside_it() {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("arch");
         let data = noise(6 << 20, 3);
-        {
-            let mut a = Archive::init(&root).unwrap();
-            put(&mut a, "main", dir.path(), "f.bin", &data);
-        }
+        let root = archive_with_file(dir.path(), &data);
         let a = Archive::open(&root).unwrap();
         let re = a.blob_reader(&a.resolve("main/f.bin").unwrap().entry.hash).unwrap().extents()[0].clone();
         let (hash, loc) = (re.extent.chunk, re.loc.clone());
@@ -2048,11 +2036,7 @@ mod soon_tests {
         // One byte of block 1 damaged in the pack: a fresh process's first
         // read of it is refused, naming the block; block 0 still reads.
         let pack = Archive::open(&root).unwrap().store().pack_path(loc.pack);
-        let f = std::fs::OpenOptions::new().read(true).write(true).open(&pack).unwrap();
-        let at = loc.offset + RECORD_HEADER_LEN + (300 << 10);
-        let mut b = [0u8; 1];
-        FileExt::read_exact_at(&f, &mut b, at).unwrap();
-        f.write_all_at(&[b[0] ^ 0x55], at).unwrap();
+        flip_byte(&pack, loc.offset + RECORD_HEADER_LEN + (300 << 10));
         let a = Archive::open(&root).unwrap();
         let store = a.store().clone();
         let err = store.read_range_with_lookup(&hash, &loc, 290 << 10, &mut vec![0u8; 64 << 10]).unwrap_err().to_string();

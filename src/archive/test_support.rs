@@ -4,7 +4,7 @@
 
 use super::ingest::{ingest, IngestOptions};
 use super::repo::Archive;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -22,6 +22,23 @@ pub(crate) fn put(a: &mut Archive, branch: &str, dir: &Path, name: &str, data: &
         interrupt: Arc::new(AtomicBool::new(false)),
     };
     ingest(a, &[d.join(name)], &opts).unwrap();
+}
+
+/// A new archive at `dir/arch` holding `data` as `main/f.bin`; its root.
+pub(crate) fn archive_with_file(dir: &Path, data: &[u8]) -> PathBuf {
+    let root = dir.join("arch");
+    let mut a = Archive::init(&root).unwrap();
+    put(&mut a, "main", dir, "f.bin", data);
+    root
+}
+
+/// Flip the bits of one byte of a file in place, as a bad sector would.
+pub(crate) fn flip_byte(path: impl AsRef<Path>, at: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, at).unwrap();
+    f.write_all_at(&[b[0] ^ 0x55], at).unwrap();
 }
 
 /// xorshift64 from `seed`, keeping bits 24..32 of each step.
