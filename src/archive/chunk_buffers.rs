@@ -9,7 +9,9 @@
 //! it: its pages are already resident and are overwritten, not zeroed.
 //!
 //! One pool per process, shared by every reader (the mount, serve, restore,
-//! `cat`, tape), bounded in bytes: a buffer that does not fit is freed.
+//! `cat`, tape), bounded in bytes: a buffer that does not fit is freed. The
+//! mount's write path keeps a pool of its own, of whole 64 MiB segments
+//! (`fs::write::SEGMENT_BUFFERS`).
 
 use std::sync::{Arc, Mutex};
 
@@ -111,6 +113,15 @@ impl ChunkBuffers {
         self.pool.lock().map(|p| (p.reused, p.allocated)).unwrap_or((0, 0))
     }
 
+    /// Free every idle buffer.
+    pub fn trim(&self) {
+        let freed = self.pool.lock().map(|mut p| {
+            p.bytes = 0;
+            std::mem::take(&mut p.free)
+        });
+        drop(freed);
+    }
+
     /// Bytes of idle buffers held now (never more than the bound).
     pub fn idle_bytes(&self) -> usize {
         self.pool.lock().map(|p| p.bytes).unwrap_or(0)
@@ -193,5 +204,7 @@ mod tests {
         assert!(pool.idle_bytes() <= 8 << 20, "{}", pool.idle_bytes());
         pool.give(vec![0u8; 9 << 20]);
         assert!(pool.idle_bytes() <= 8 << 20, "{}", pool.idle_bytes());
+        pool.trim();
+        assert_eq!(pool.idle_bytes(), 0);
     }
 }

@@ -1448,29 +1448,26 @@ impl Prefetched {
         // chunk boundary about one time in five, and its two cold preads
         // (each with its outboard lookup) one after the other were the slow
         // tail of random reads through the mount.
-        let disk: Vec<bool> =
-            pieces.iter().map(|(re, _, _)| !re.extent.is_zero_run() && self.in_memory(&re.extent.chunk, soon).is_none()).collect();
-        if disk.iter().filter(|d| **d).count() < 2 {
+        if pieces.len() < 2 {
             for (re, in_chunk, dst) in pieces {
-                self.fill(re, in_chunk, dst, soon)?;
+                self.fill(re, in_chunk, dst, soon, None)?;
             }
             return Ok(done as usize);
         }
+        // What the read-ahead holds is looked up once, here, and handed on.
+        let held: Vec<Option<Arc<Vec<u8>>>> =
+            pieces.iter().map(|(re, _, _)| if re.extent.is_zero_run() { None } else { self.in_memory(&re.extent.chunk, soon) }).collect();
+        let disk: Vec<bool> = pieces.iter().zip(&held).map(|((re, _, _), h)| !re.extent.is_zero_run() && h.is_none()).collect();
+        let first_disk = disk.iter().position(|d| *d);
         std::thread::scope(|scope| {
-            let mut here = Vec::new();
-            let mut spawned = Vec::new();
-            let mut first_disk = true;
-            for ((re, in_chunk, dst), disk) in pieces.into_iter().zip(disk) {
-                if disk && !first_disk {
-                    spawned.push(scope.spawn(move || self.fill(re, in_chunk, dst, soon)));
-                } else {
-                    first_disk &= !disk;
-                    here.push((re, in_chunk, dst));
-                }
-            }
             let mut result = Ok(());
-            for (re, in_chunk, dst) in here {
-                result = result.and(self.fill(re, in_chunk, dst, soon));
+            let mut spawned = Vec::new();
+            for (i, ((re, in_chunk, dst), held)) in pieces.into_iter().zip(held).enumerate() {
+                if disk[i] && Some(i) != first_disk {
+                    spawned.push(scope.spawn(move || self.fill(re, in_chunk, dst, soon, None)));
+                } else {
+                    result = result.and(self.fill(re, in_chunk, dst, soon, held));
+                }
             }
             for h in spawned {
                 result = result.and(h.join().unwrap_or_else(|_| Err("a read thread panicked".to_string())));
@@ -1480,15 +1477,24 @@ impl Prefetched {
         Ok(done as usize)
     }
 
-    /// Fill `dst` from `re`'s chunk, starting `in_chunk` bytes into it.
-    fn fill(&self, re: &ResolvedExtent, in_chunk: u64, dst: &mut [u8], soon: bool) -> std::result::Result<(), String> {
+    /// Fill `dst` from `re`'s chunk, starting `in_chunk` bytes into it;
+    /// `held` is the chunk from the read-ahead's memory if the caller has
+    /// looked it up already.
+    fn fill(
+        &self,
+        re: &ResolvedExtent,
+        in_chunk: u64,
+        dst: &mut [u8],
+        soon: bool,
+        held: Option<Arc<Vec<u8>>>,
+    ) -> std::result::Result<(), String> {
         let e = &re.extent;
         if e.is_zero_run() {
             dst.fill(0);
             return Ok(());
         }
         let store = self.prefetch.store();
-        if let Some(c) = self.in_memory(&e.chunk, soon) {
+        if let Some(c) = held.or_else(|| self.in_memory(&e.chunk, soon)) {
             copy_chunk(&c, in_chunk, dst)?;
         } else if store.read_range_with_lookup(&e.chunk, &re.loc, in_chunk, dst).map_err(|e| e.to_string())? {
             // `dst` holds the blocks, their outboard looked up beside their

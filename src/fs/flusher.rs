@@ -121,12 +121,13 @@ impl Drop for Flusher {
     }
 }
 
-/// Give a stored segment's buffers back for the file's next runs, unless
-/// a synchronous persist still holds them.
+/// Give a stored segment's whole-segment buffers back for the next runs
+/// (`write::SEGMENT_BUFFERS`), unless a synchronous persist still holds them.
 fn recycle(seg: Segment) {
-    if let Ok(runs) = Arc::try_unwrap(seg) {
-        for (_, v) in runs {
-            super::run_buffers::give(v, super::write::SEGMENT_CAPACITY);
+    use super::write::{SEGMENT_BUFFERS, SEGMENT_CAPACITY};
+    for (_, v) in Arc::into_inner(seg).into_iter().flatten() {
+        if v.capacity() >= SEGMENT_CAPACITY {
+            SEGMENT_BUFFERS.give(v);
         }
     }
 }

@@ -14,7 +14,6 @@ pub mod inodes;
 pub mod mount;
 pub mod owners;
 pub mod readahead;
-pub mod run_buffers;
 pub mod statfs;
 pub mod write;
 

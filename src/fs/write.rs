@@ -13,6 +13,7 @@ use super::error::{FsError, FsResult, NAME_MAX};
 use super::flusher::{Flusher, Settled};
 use super::inodes::{Inodes, Node, NodeKind, ROOT_INO};
 use super::owners::{self, Caller};
+use crate::archive::chunk_buffers::ChunkBuffers;
 use crate::archive::objects::{EntryExtra, Extent, Owner, TreeEntry};
 use crate::archive::staging::{splice, Content, Staged, MAX_FILE_SIZE};
 use crate::archive::{objects, BlobReader, EntryKind, Hash};
@@ -26,6 +27,20 @@ const FLUSH_BYTES: u64 = 64 << 20;
 /// A sequential writer's run when it is handed to the flusher: the segment
 /// and the write that crossed its size (the kernel's writes are at most 1 MiB).
 pub const SEGMENT_CAPACITY: usize = FLUSH_BYTES as usize + (4 << 20);
+
+/// A run reaching this size moves to a whole-segment buffer: smaller runs
+/// (a header rewrite, a random writer's pieces) keep small allocations.
+const SEGMENT_BUFFER_FROM: usize = 1 << 20;
+
+/// Whole-segment buffers the flusher has stored, kept for the next runs.
+/// Each run used to be a fresh allocation grown by doubling: its memory came
+/// from new mappings, so the kernel faulted in and zeroed every page the FUSE
+/// threads then copied into (page faults, zeroing and memcg charging were
+/// ~30% of the mount's CPU during a 4 GiB `cp`), and every doubling copied
+/// the run so far. Two are kept: with one being filled, one being prepared and
+/// one being stored, each comes back as the next is needed. Emptied when the
+/// mount's last write handle closes, so an idle mount holds none.
+pub static SEGMENT_BUFFERS: ChunkBuffers = ChunkBuffers::new(2 * SEGMENT_CAPACITY);
 
 /// What `fallocate` may be asked to do in a branch (the adapter maps the
 /// kernel's mode bits; any other combination is refused before this).
@@ -160,10 +175,11 @@ fn lay(dirty: &mut BTreeMap<u64, Vec<u8>>, bytes: &mut u64, off: u64, data: &[u8
     if rel == buf.len() {
         // A sequential writer's case: one copy, no zero-fill of the new tail
         // first; a run growing long moves once to a whole-segment buffer,
-        // recycled with its pages resident (fs/run_buffers.rs).
+        // recycled with its pages resident (`SEGMENT_BUFFERS`).
         let need = buf.len() + data.len();
-        if buf.capacity() < need && need >= super::run_buffers::POOLED_FROM {
-            let mut whole = super::run_buffers::take(SEGMENT_CAPACITY.max(need));
+        if buf.capacity() < need && need >= SEGMENT_BUFFER_FROM {
+            let mut whole = SEGMENT_BUFFERS.take(SEGMENT_CAPACITY.max(need));
+            whole.clear();
             whole.extend_from_slice(&buf);
             buf = whole;
         }
@@ -813,7 +829,7 @@ impl<H: WriteHost> Branches<'_, H> {
                 if let Ok(mut m) = self.writes.lock() {
                     m.remove(&ino);
                     if m.is_empty() {
-                        super::run_buffers::trim();
+                        SEGMENT_BUFFERS.trim();
                     }
                 }
             }
