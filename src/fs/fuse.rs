@@ -10,7 +10,9 @@ use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, OpenAccMode, OpenFlags,
     ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
+use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Names can change when a branch gets a new commit, so entries and attributes
@@ -28,13 +30,81 @@ pub struct FuseAdapter {
     gid: u32,
     /// Ask the kernel for writeback caching at INIT (see `init`).
     writeback: bool,
+    direct: DirectWrites,
+}
+
+/// Which handles of each inode use the page cache, so that a write-only handle
+/// goes around it (FOPEN_DIRECT_IO, see `FuseAdapter::write_only`) only while
+/// no other handle of its inode does. A reader opened before a writer reads
+/// the content as it was at its open (a snapshot, in the daemon); with writes
+/// through the page cache, the pages the writer fills are what keep that
+/// reader current, while a direct write drops them and the reader would read
+/// its snapshot again. A reader opened after a direct writer reads through the
+/// writer's buffer, and the kernel drops its cached pages of each range the
+/// direct handle writes.
+#[derive(Default)]
+struct DirectWrites {
+    open: Mutex<DirectState>,
+}
+
+#[derive(Default)]
+struct DirectState {
+    /// Open handles: their inode, and whether they are direct.
+    handles: HashMap<u64, (u64, bool)>,
+    /// Per inode, how many of its open handles use the page cache.
+    cached: HashMap<u64, u32>,
+}
+
+impl DirectWrites {
+    /// Whether a write-only handle of `ino` opened now may go direct.
+    fn may_go_direct(&self, ino: u64) -> bool {
+        self.open.lock().map(|s| !s.cached.contains_key(&ino)).unwrap_or(false)
+    }
+
+    fn opened(&self, ino: u64, fh: u64, flags: FopenFlags) {
+        let direct = flags.contains(FopenFlags::FOPEN_DIRECT_IO);
+        let Ok(mut s) = self.open.lock() else { return };
+        s.handles.insert(fh, (ino, direct));
+        if !direct {
+            *s.cached.entry(ino).or_default() += 1;
+        }
+    }
+
+    fn released(&self, fh: u64) {
+        let Ok(mut s) = self.open.lock() else { return };
+        if let Some((ino, false)) = s.handles.remove(&fh) {
+            if let Some(n) = s.cached.get_mut(&ino) {
+                *n -= 1;
+                if *n == 0 {
+                    s.cached.remove(&ino);
+                }
+            }
+        }
+    }
 }
 
 impl FuseAdapter {
     pub fn new(core: FsCore) -> FuseAdapter {
         // SAFETY: trivial libc getters.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-        FuseAdapter { core, uid, gid, writeback: false }
+        FuseAdapter { core, uid, gid, writeback: false, direct: DirectWrites::default() }
+    }
+
+    /// How a handle of a branch file opened with `mode` is cached. A write-only
+    /// one skips the page cache (FOPEN_DIRECT_IO): otherwise the kernel copies
+    /// every write(2) into page-cache pages in the writer's own thread before
+    /// each round trip, and with nothing reading those pages back through it
+    /// that copy is half the kernel time of a `cp` into the mount. No reader
+    /// can depend on them: a write-only descriptor can be neither read nor
+    /// mapped, and other handles' pages stay right (`DirectWrites`). With
+    /// writeback caching on, writes are meant to land in the page cache, so
+    /// every handle keeps it.
+    fn write_only(&self, ino: u64, mode: OpenAccMode) -> FopenFlags {
+        if mode == OpenAccMode::O_WRONLY && !self.writeback && self.direct.may_go_direct(ino) {
+            FopenFlags::FOPEN_DIRECT_IO
+        } else {
+            FopenFlags::empty()
+        }
     }
 
     /// Ask the kernel to cache writes (FUSE_WRITEBACK_CACHE) when it can.
@@ -174,8 +244,12 @@ impl Filesystem for FuseAdapter {
             Ok(_) => !self.core.is_mutable(ino.0),
             Err(e) => return reply.error(errno(&e)),
         };
+        let cache = if keep { FopenFlags::FOPEN_KEEP_CACHE } else { self.write_only(ino.0, flags.acc_mode()) };
         match self.core.open_with(ino.0, write, truncate) {
-            Ok(fh) => reply.opened(FileHandle(fh), if keep { FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() }),
+            Ok(fh) => {
+                self.direct.opened(ino.0, fh, cache);
+                reply.opened(FileHandle(fh), cache)
+            }
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -210,6 +284,7 @@ impl Filesystem for FuseAdapter {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        self.direct.released(fh.0);
         match self.core.release(fh.0) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
@@ -251,12 +326,14 @@ impl Filesystem for FuseAdapter {
         }
     }
 
-    fn create(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, _flags: i32, reply: fuser::ReplyCreate) {
+    fn create(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, flags: i32, reply: fuser::ReplyCreate) {
         let Some(name) = name.to_str() else { return reply.error(Errno::EINVAL) };
         match self.core.create_open_as(parent.0, name, mode & !umask, Some(&caller(req))) {
             Ok((a, fh)) => {
                 self.remember(a.ino);
-                reply.created(&TTL, &self.attr(&a), Generation(0), FileHandle(fh), FopenFlags::empty())
+                let cache = self.write_only(a.ino, OpenFlags(flags).acc_mode());
+                self.direct.opened(a.ino, fh, cache);
+                reply.created(&TTL, &self.attr(&a), Generation(0), FileHandle(fh), cache)
             }
             Err(e) => reply.error(errno(&e)),
         }
