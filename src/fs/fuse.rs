@@ -49,8 +49,8 @@ struct DirectWrites {
 
 #[derive(Default)]
 struct DirectState {
-    /// Open handles: their inode, and whether they are direct.
-    handles: HashMap<u64, (u64, bool)>,
+    /// Open page-cached handles and their inodes (direct ones need no record).
+    handles: HashMap<u64, u64>,
     /// Per inode, how many of its open handles use the page cache.
     cached: HashMap<u64, u32>,
 }
@@ -62,22 +62,21 @@ impl DirectWrites {
     }
 
     fn opened(&self, ino: u64, fh: u64, flags: FopenFlags) {
-        let direct = flags.contains(FopenFlags::FOPEN_DIRECT_IO);
-        let Ok(mut s) = self.open.lock() else { return };
-        s.handles.insert(fh, (ino, direct));
-        if !direct {
-            *s.cached.entry(ino).or_default() += 1;
+        if flags.contains(FopenFlags::FOPEN_DIRECT_IO) {
+            return;
         }
+        let Ok(mut s) = self.open.lock() else { return };
+        s.handles.insert(fh, ino);
+        *s.cached.entry(ino).or_default() += 1;
     }
 
     fn released(&self, fh: u64) {
         let Ok(mut s) = self.open.lock() else { return };
-        if let Some((ino, false)) = s.handles.remove(&fh) {
-            if let Some(n) = s.cached.get_mut(&ino) {
-                *n -= 1;
-                if *n == 0 {
-                    s.cached.remove(&ino);
-                }
+        let Some(ino) = s.handles.remove(&fh) else { return };
+        if let Some(n) = s.cached.get_mut(&ino) {
+            *n -= 1;
+            if *n == 0 {
+                s.cached.remove(&ino);
             }
         }
     }
