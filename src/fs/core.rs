@@ -4,10 +4,11 @@
 
 pub use super::attr::{Attr, NodeType};
 pub use super::error::{FsError, FsResult, NAME_MAX};
+use super::followers::FollowCell;
 use super::inodes::{Inodes, Node, NodeKind, ROOT_INO};
 use super::owners::Caller;
 use super::readahead::{Prefetcher, ReadAheadConfig};
-use super::write::{BranchWrites, Branches, Falloc, WriteHost, WriteState};
+use super::write::{BranchWrites, Branches, Falloc, ReadOpen, WriteHost, WriteState};
 use crate::archive::objects::{DeviceNumber, EntryExtra};
 use crate::archive::read::{Prefetched, ReadBuf};
 use crate::archive::read_pool::ReadPool;
@@ -33,7 +34,8 @@ pub enum OpenContent {
     /// Archived bytes (a committed file, a proxy, a branch file no handle is
     /// writing): read through the read layer's one read loop (`Prefetched`,
     /// shared with serve and python), with sequential read-ahead.
-    Archived { file: Prefetched, seq: Mutex<SeqState> },
+    /// A branch file's reader follows a writer that opens later (`follow`).
+    Archived { file: Prefetched, seq: Mutex<SeqState>, follow: Option<Arc<FollowCell>> },
     /// A virtual slice: its planned layout, read from its source's bytes.
     Slice { plan: Arc<SlicePlan>, source: Arc<BlobReader> },
     /// A branch file opened for writing, or opened while another handle writes
@@ -44,7 +46,7 @@ pub enum OpenContent {
 impl OpenContent {
     fn archived(prefetch: &Arc<Prefetcher>, reader: Arc<BlobReader>) -> OpenContent {
         let file = Prefetched { prefetch: prefetch.clone(), reader };
-        OpenContent::Archived { file, seq: Mutex::new(SeqState::default()) }
+        OpenContent::Archived { file, seq: Mutex::new(SeqState::default()), follow: None }
     }
 }
 
@@ -505,17 +507,20 @@ impl FsCore {
     pub fn open_with(&self, ino: u64, write: bool, truncate: bool) -> FsResult<u64> {
         let n = self.node(ino)?;
         if let NodeKind::BFile { .. } = &n.kind {
-            let existing = self.branches().write_state(ino);
             let content = if write || truncate {
                 OpenContent::Writable(self.branches().open_for_write(&n, truncate)?)
-            } else if let Some(ws) = existing {
-                ws.lock().map_err(|_| FsError::Io("poisoned".into()))?.handles += 1;
-                OpenContent::Writable(ws)
             } else {
-                OpenContent::archived(
-                    &self.prefetch,
-                    self.branches().branch_reader(&n).inspect_err(|e| log::error!("{}: cannot read: {e}", n.path))?,
-                )
+                match self.branches().open_read(ino)? {
+                    ReadOpen::Writing(ws) => OpenContent::Writable(ws),
+                    ReadOpen::Following(cell) => {
+                        let reader = self.branches().branch_reader(&n).inspect_err(|e| {
+                            log::error!("{}: cannot read: {e}", n.path);
+                            self.branches().leave_read(ino);
+                        })?;
+                        let file = Prefetched { prefetch: self.prefetch.clone(), reader };
+                        OpenContent::Archived { file, seq: Mutex::new(SeqState::default()), follow: Some(cell) }
+                    }
+                }
             };
             let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
             let of = OpenFile { node: n, content };
@@ -557,8 +562,10 @@ impl FsCore {
 
     pub fn release(&self, fh: u64) -> FsResult<()> {
         let of = self.handles.lock().ok().and_then(|mut h| h.remove(&fh));
-        if let Some(OpenFile { node, content: OpenContent::Writable(ws) }) = of.as_deref() {
-            return self.branches().release_ws(node.ino, ws);
+        match of.as_deref() {
+            Some(OpenFile { node, content: OpenContent::Writable(ws) }) => return self.branches().release_ws(node.ino, ws),
+            Some(OpenFile { node, content: OpenContent::Archived { follow: Some(_), .. } }) => self.branches().leave_read(node.ino),
+            _ => {}
         }
         if log::log_enabled!(log::Level::Debug) {
             let (reused, allocated) = crate::archive::chunk_buffers::stats();
@@ -617,7 +624,12 @@ impl FsCore {
         let (file, seq) = match &of.content {
             OpenContent::Writable(ws) => return self.branches().read_ws(ws, offset, size as u64).map(ReadBuf::Owned),
             OpenContent::Slice { plan, source } => return Self::read_slice(&of.node, plan, source, offset, size).map(ReadBuf::Owned),
-            OpenContent::Archived { file, seq } => (file, seq),
+            OpenContent::Archived { file, seq, follow } => {
+                if let Some(ws) = follow.as_ref().and_then(|cell| cell.current()) {
+                    return self.branches().read_ws(&ws, offset, size as u64).map(ReadBuf::Owned);
+                }
+                (file, seq)
+            }
         };
         let r = &file.reader;
         if offset >= r.size {
@@ -1056,3 +1068,7 @@ fn is_derived_xattr(name: &str) -> bool {
 #[cfg(test)]
 #[path = "flusher_tests.rs"]
 mod flusher_tests;
+
+#[cfg(test)]
+#[path = "followers_tests.rs"]
+mod followers_tests;

@@ -9,6 +9,7 @@ pub mod bdi;
 pub mod core;
 pub mod error;
 pub mod flusher;
+pub mod followers;
 pub mod fuse;
 pub mod inodes;
 pub mod mount;

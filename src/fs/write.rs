@@ -11,6 +11,7 @@
 use super::attr::{Attr, NodeType};
 use super::error::{FsError, FsResult, NAME_MAX};
 use super::flusher::{Flusher, Settled};
+use super::followers::{FollowCell, Followers};
 use super::inodes::{Inodes, Node, NodeKind, ROOT_INO};
 use super::owners::{self, Caller};
 use crate::archive::chunk_buffers::ChunkBuffers;
@@ -152,6 +153,14 @@ pub struct WriteState {
     /// Times were set (the kernel's writeback of mtime/ctime, see `setattr`)
     /// and are stored with the next persist even if no bytes are buffered.
     pub times_due: bool,
+}
+
+/// How a read-only open of a branch file reads (`Branches::open_read`).
+pub enum ReadOpen {
+    /// Through the write state of the handles writing it.
+    Writing(Arc<Mutex<WriteState>>),
+    /// The archived content, until a writer's state shows up in the cell.
+    Following(Arc<FollowCell>),
 }
 
 /// A buffer handed to the flusher: written runs by file offset.
@@ -316,6 +325,8 @@ pub trait WriteHost: view::Access {
 pub struct BranchWrites {
     /// Write state of branch files being written, by inode.
     writes: Mutex<HashMap<u64, Arc<Mutex<WriteState>>>>,
+    /// Readers opened while no handle wrote their file (fs/followers.rs).
+    followers: Followers,
     read_only: bool,
     /// Access times set by `utimensat`, by (branch, path). The tree format has
     /// no atime, so they live as long as the mount (see README "Writes").
@@ -330,11 +341,18 @@ impl BranchWrites {
     pub fn new(read_only: bool) -> BranchWrites {
         BranchWrites {
             writes: Mutex::new(HashMap::new()),
+            followers: Followers::default(),
             read_only,
             atimes: Mutex::new(HashMap::new()),
             link_trees: Mutex::new(HashMap::new()),
             flusher: None,
         }
+    }
+
+    /// Inodes with open following readers (tests check none is left over).
+    #[cfg(test)]
+    pub fn followers_open(&self) -> usize {
+        self.followers.inodes()
     }
 
     /// Store full buffers on `flusher`'s thread.
@@ -349,6 +367,7 @@ impl BranchWrites {
             host,
             inodes: host.inodes(),
             writes: &self.writes,
+            followers: &self.followers,
             read_only: self.read_only,
             atimes: &self.atimes,
             link_trees: &self.link_trees,
@@ -363,6 +382,7 @@ pub struct Branches<'a, H: WriteHost> {
     host: &'a H,
     inodes: &'a Inodes,
     writes: &'a Mutex<HashMap<u64, Arc<Mutex<WriteState>>>>,
+    followers: &'a Followers,
     read_only: bool,
     atimes: &'a Mutex<HashMap<(String, String), i64>>,
     link_trees: &'a Mutex<HashMap<Hash, Arc<links::TreeGroups>>>,
@@ -680,6 +700,28 @@ impl<H: WriteHost> Branches<'_, H> {
         self.writes.lock().ok()?.get(&ino).cloned()
     }
 
+    /// A read-only open of a branch file: the inode's write state if a handle
+    /// writes it (counted as one of its handles), else a cell through which
+    /// the reader follows any writer that opens later (`leave_read` at close).
+    pub fn open_read(&self, ino: u64) -> FsResult<ReadOpen> {
+        let m = self.writes.lock().map_err(|_| FsError::Io("poisoned".into()))?;
+        if let Some(ws) = m.get(&ino).cloned() {
+            // A release locks the state, then the map: never the other way.
+            drop(m);
+            ws.lock().map_err(|_| FsError::Io("poisoned".into()))?.handles += 1;
+            return Ok(ReadOpen::Writing(ws));
+        }
+        // Joined with the map held: no writer's open falls in between.
+        let cell = self.followers.join(ino).ok_or_else(|| FsError::Io("poisoned".into()))?;
+        drop(m);
+        Ok(ReadOpen::Following(cell))
+    }
+
+    /// A reader `open_read` gave a cell closes.
+    pub fn leave_read(&self, ino: u64) {
+        self.followers.leave(ino);
+    }
+
     /// Open for writing: attach (or create) the inode's write state.
     pub fn open_for_write(&self, n: &Node, truncate: bool) -> FsResult<Arc<Mutex<WriteState>>> {
         if self.read_only {
@@ -711,6 +753,7 @@ impl<H: WriteHost> Branches<'_, H> {
                     times_due: false,
                 }));
                 m.insert(n.ino, ws.clone());
+                self.followers.writer_opened(n.ino, &ws);
                 ws
             }
         };
@@ -827,7 +870,11 @@ impl<H: WriteHost> Branches<'_, H> {
             w.handles = w.handles.saturating_sub(1);
             if w.handles == 0 {
                 if let Ok(mut m) = self.writes.lock() {
-                    m.remove(&ino);
+                    // Only this state: a handle that joined it as it closed
+                    // must not take a newer writer's state with it.
+                    if m.get(&ino).is_some_and(|cur| Arc::ptr_eq(cur, ws)) {
+                        m.remove(&ino);
+                    }
                     if m.is_empty() {
                         SEGMENT_BUFFERS.trim();
                     }

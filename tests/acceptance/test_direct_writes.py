@@ -112,3 +112,52 @@ def test_appends_through_two_write_only_handles_match_a_plain_file(card):
         return os.stat(p).st_size
 
     both(*card, steps)
+
+
+# Readers the daemon answers itself (no page cache in between): each must read
+# the inode's current bytes, as on a plain file (src/fs/followers.rs).
+
+
+def test_an_o_direct_reader_opened_before_the_writers_reads_their_bytes(card):
+    def steps(p):
+        r = os.open(p, os.O_RDONLY | os.O_DIRECT)
+        buf = mmap.mmap(-1, 8192)  # page-aligned, as O_DIRECT asks
+
+        def read():
+            assert os.preadv(r, [buf], 4096) == 8192
+            return bytes(buf)
+
+        seen = [read()]
+        w = os.open(p, os.O_WRONLY)
+        os.pwrite(w, b"Y" * 8192, 4096)
+        seen.append(read())  # while the writer is open
+        os.close(w)
+        seen.append(read())  # after it closed
+        w = os.open(p, os.O_RDWR)
+        os.pwrite(w, b"Z" * 4096, 8192)
+        os.fsync(w)
+        os.close(w)
+        seen.append(read())  # after a second writer
+        os.close(r)
+        return seen
+
+    seen = both(*card, steps)
+    assert seen[1] == b"Y" * 8192 != seen[0]
+    assert seen[3] == b"Y" * 4096 + b"Z" * 4096
+
+
+def test_a_reader_whose_pages_were_dropped_reads_what_a_writer_left(card):
+    def steps(p):
+        r = os.open(p, os.O_RDONLY)
+        before = os.pread(r, 8192, MiB)
+        w = os.open(p, os.O_WRONLY)
+        os.pwrite(w, b"Q" * 8192, MiB)
+        os.close(w)
+        # What memory pressure does: the reader's next read goes to the daemon.
+        os.posix_fadvise(r, 0, 0, os.POSIX_FADV_DONTNEED)
+        after = os.pread(r, 8192, MiB)
+        os.close(r)
+        return before != after, after
+
+    changed, after = both(*card, steps)
+    assert changed and after == b"Q" * 8192
