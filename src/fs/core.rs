@@ -44,9 +44,9 @@ pub enum OpenContent {
 }
 
 impl OpenContent {
-    fn archived(prefetch: &Arc<Prefetcher>, reader: Arc<BlobReader>) -> OpenContent {
+    fn archived(prefetch: &Arc<Prefetcher>, reader: Arc<BlobReader>, follow: Option<Arc<FollowCell>>) -> OpenContent {
         let file = Prefetched { prefetch: prefetch.clone(), reader };
-        OpenContent::Archived { file, seq: Mutex::new(SeqState::default()), follow: None }
+        OpenContent::Archived { file, seq: Mutex::new(SeqState::default()), follow }
     }
 }
 
@@ -517,8 +517,7 @@ impl FsCore {
                             log::error!("{}: cannot read: {e}", n.path);
                             self.branches().leave_read(ino);
                         })?;
-                        let file = Prefetched { prefetch: self.prefetch.clone(), reader };
-                        OpenContent::Archived { file, seq: Mutex::new(SeqState::default()), follow: Some(cell) }
+                        OpenContent::archived(&self.prefetch, reader, Some(cell))
                     }
                 }
             };
@@ -544,7 +543,7 @@ impl FsCore {
                     _ => self.with_archive(|a| a.blob_reader_paged(blob)),
                 }
                 .inspect_err(|e| log::error!("{}: cannot read: {e}", n.path))?;
-                OpenContent::archived(&self.prefetch, Arc::new(reader))
+                OpenContent::archived(&self.prefetch, Arc::new(reader), None)
             }
             NodeKind::Slice { .. } => {
                 let (plan, source, _) = self.slice_plan(&n)?;
@@ -1063,6 +1062,18 @@ mod pool_tests;
 /// The mount's own attributes, derived from content and history.
 fn is_derived_xattr(name: &str) -> bool {
     name.starts_with("user.reelfs.")
+}
+
+/// Tests' writable core over a new archive in a temporary folder (kept as long
+/// as the returned guard), and the inode of its `main` folder.
+#[cfg(test)]
+fn writable_test_core() -> (tempfile::TempDir, FsCore, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("a");
+    drop(Archive::init(&root).unwrap());
+    let core = FsCore::new(Archive::open(&root).unwrap(), FsOptions { cache_bytes: 16 << 20, readahead_workers: 2, read_only: false });
+    let main = core.lookup(ROOT_INO, "main").unwrap().ino;
+    (dir, core, main)
 }
 
 #[cfg(test)]

@@ -10,11 +10,7 @@ fn names(core: &FsCore, ino: u64) -> FsResult<Vec<String>> {
 
 #[test]
 fn metadata_reads_proceed_while_the_writer_holds_a_write_transaction() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("a");
-    drop(Archive::init(&root).unwrap());
-    let core = FsCore::new(Archive::open(&root).unwrap(), FsOptions { cache_bytes: 16 << 20, readahead_workers: 2, read_only: false });
-    let main = core.lookup(ROOT_INO, "main").unwrap().ino;
+    let (_dir, core, main) = writable_test_core();
     assert_eq!(names(&core, main).unwrap(), Vec::<String>::new());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::scope(|s| {

@@ -9,11 +9,7 @@ use crate::archive::test_support::noise_low as noise;
 
 #[test]
 fn a_write_that_fills_the_buffer_returns_while_the_writer_is_busy_and_fsync_makes_it_durable() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("a");
-    drop(Archive::init(&root).unwrap());
-    let core = FsCore::new(Archive::open(&root).unwrap(), FsOptions { cache_bytes: 16 << 20, readahead_workers: 2, read_only: false });
-    let main = core.lookup(ROOT_INO, "main").unwrap().ino;
+    let (_dir, core, main) = writable_test_core();
     let (_, fh) = core.create_open(main, "take1.mov", 0o644).unwrap();
     // One byte past the flush threshold, written in 1 MiB requests as the kernel sends them.
     let data = noise((64 << 20) + (1 << 20), 7);
@@ -68,11 +64,7 @@ fn a_write_that_fills_the_buffer_returns_while_the_writer_is_busy_and_fsync_make
 
 #[test]
 fn a_truncate_while_a_buffer_is_in_flight_keeps_exactly_the_bytes_below_the_new_end() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("a");
-    drop(Archive::init(&root).unwrap());
-    let core = FsCore::new(Archive::open(&root).unwrap(), FsOptions { cache_bytes: 16 << 20, readahead_workers: 2, read_only: false });
-    let main = core.lookup(ROOT_INO, "main").unwrap().ino;
+    let (_dir, core, main) = writable_test_core();
     let (attr, fh) = core.create_open(main, "take2.mov", 0o644).unwrap();
     let data = noise((64 << 20) + (1 << 20), 11);
     let keep = (3 << 20) + 5;

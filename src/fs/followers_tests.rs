@@ -5,14 +5,6 @@
 
 use super::*;
 
-fn core_with(dir: &std::path::Path) -> (FsCore, u64) {
-    let root = dir.join("a");
-    drop(Archive::init(&root).unwrap());
-    let core = FsCore::new(Archive::open(&root).unwrap(), FsOptions { cache_bytes: 16 << 20, readahead_workers: 2, read_only: false });
-    let main = core.lookup(ROOT_INO, "main").unwrap().ino;
-    (core, main)
-}
-
 fn write_file(core: &FsCore, main: u64, name: &str, data: &[u8]) -> u64 {
     let (attr, fh) = core.create_open(main, name, 0o644).unwrap();
     core.write_fh(fh, 0, data).unwrap();
@@ -22,8 +14,7 @@ fn write_file(core: &FsCore, main: u64, name: &str, data: &[u8]) -> u64 {
 
 #[test]
 fn a_reader_opened_first_follows_every_later_writer() {
-    let dir = tempfile::tempdir().unwrap();
-    let (core, main) = core_with(dir.path());
+    let (_dir, core, main) = writable_test_core();
     let ino = write_file(&core, main, "notes.txt", b"first version");
     let reader = core.open(ino, false).unwrap();
     assert_eq!(core.read(reader, 0, 100).unwrap(), b"first version");
@@ -50,8 +41,7 @@ fn a_reader_opened_first_follows_every_later_writer() {
 
 #[test]
 fn a_reader_of_a_file_replaced_by_rename_keeps_the_old_content() {
-    let dir = tempfile::tempdir().unwrap();
-    let (core, main) = core_with(dir.path());
+    let (_dir, core, main) = writable_test_core();
     let old = write_file(&core, main, "take.mov", b"old take");
     let reader = core.open(old, false).unwrap();
     write_file(&core, main, "take.new", b"new take, longer");
