@@ -10,9 +10,7 @@ use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, OpenAccMode, OpenFlags,
     ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
-use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Names can change when a branch gets a new commit, so entries and attributes
@@ -30,63 +28,13 @@ pub struct FuseAdapter {
     gid: u32,
     /// Ask the kernel for writeback caching at INIT (see `init`).
     writeback: bool,
-    direct: DirectWrites,
-}
-
-/// Which handles of each inode use the page cache, so that a write-only handle
-/// goes around it (FOPEN_DIRECT_IO, see `FuseAdapter::write_only`) only while
-/// no other handle of its inode does. A reader opened before a writer reads
-/// the content as it was at its open (a snapshot, in the daemon); with writes
-/// through the page cache, the pages the writer fills are what keep that
-/// reader current, while a direct write drops them and the reader would read
-/// its snapshot again. A reader opened after a direct writer reads through the
-/// writer's buffer, and the kernel drops its cached pages of each range the
-/// direct handle writes.
-#[derive(Default)]
-struct DirectWrites {
-    open: Mutex<DirectState>,
-}
-
-#[derive(Default)]
-struct DirectState {
-    /// Open page-cached handles and their inodes (direct ones need no record).
-    handles: HashMap<u64, u64>,
-    /// Per inode, how many of its open handles use the page cache.
-    cached: HashMap<u64, u32>,
-}
-
-impl DirectWrites {
-    /// Whether a write-only handle of `ino` opened now may go direct.
-    fn may_go_direct(&self, ino: u64) -> bool {
-        self.open.lock().map(|s| !s.cached.contains_key(&ino)).unwrap_or(false)
-    }
-
-    fn opened(&self, ino: u64, fh: u64, flags: FopenFlags) {
-        if flags.contains(FopenFlags::FOPEN_DIRECT_IO) {
-            return;
-        }
-        let Ok(mut s) = self.open.lock() else { return };
-        s.handles.insert(fh, ino);
-        *s.cached.entry(ino).or_default() += 1;
-    }
-
-    fn released(&self, fh: u64) {
-        let Ok(mut s) = self.open.lock() else { return };
-        let Some(ino) = s.handles.remove(&fh) else { return };
-        if let Some(n) = s.cached.get_mut(&ino) {
-            *n -= 1;
-            if *n == 0 {
-                s.cached.remove(&ino);
-            }
-        }
-    }
 }
 
 impl FuseAdapter {
     pub fn new(core: FsCore) -> FuseAdapter {
         // SAFETY: trivial libc getters.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-        FuseAdapter { core, uid, gid, writeback: false, direct: DirectWrites::default() }
+        FuseAdapter { core, uid, gid, writeback: false }
     }
 
     /// How a handle of a branch file opened with `mode` is cached. A write-only
@@ -95,11 +43,12 @@ impl FuseAdapter {
     /// each round trip, and with nothing reading those pages back through it
     /// that copy is half the kernel time of a `cp` into the mount. No reader
     /// can depend on them: a write-only descriptor can be neither read nor
-    /// mapped, and other handles' pages stay right (`DirectWrites`). With
-    /// writeback caching on, writes are meant to land in the page cache, so
-    /// every handle keeps it.
-    fn write_only(&self, ino: u64, mode: OpenAccMode) -> FopenFlags {
-        if mode == OpenAccMode::O_WRONLY && !self.writeback && self.direct.may_go_direct(ino) {
+    /// mapped. Other handles stay right: the kernel drops their cached pages
+    /// of each range a direct handle writes, and what they then read from the
+    /// daemon is the writer's content (fs/followers.rs). With writeback caching
+    /// on, writes are meant to land in the page cache, so every handle keeps it.
+    fn write_only(&self, mode: OpenAccMode) -> FopenFlags {
+        if mode == OpenAccMode::O_WRONLY && !self.writeback {
             FopenFlags::FOPEN_DIRECT_IO
         } else {
             FopenFlags::empty()
@@ -243,12 +192,9 @@ impl Filesystem for FuseAdapter {
             Ok(_) => !self.core.is_mutable(ino.0),
             Err(e) => return reply.error(errno(&e)),
         };
-        let cache = if keep { FopenFlags::FOPEN_KEEP_CACHE } else { self.write_only(ino.0, flags.acc_mode()) };
+        let cache = if keep { FopenFlags::FOPEN_KEEP_CACHE } else { self.write_only(flags.acc_mode()) };
         match self.core.open_with(ino.0, write, truncate) {
-            Ok(fh) => {
-                self.direct.opened(ino.0, fh, cache);
-                reply.opened(FileHandle(fh), cache)
-            }
+            Ok(fh) => reply.opened(FileHandle(fh), cache),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -283,7 +229,6 @@ impl Filesystem for FuseAdapter {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.direct.released(fh.0);
         match self.core.release(fh.0) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
@@ -330,9 +275,7 @@ impl Filesystem for FuseAdapter {
         match self.core.create_open_as(parent.0, name, mode & !umask, Some(&caller(req))) {
             Ok((a, fh)) => {
                 self.remember(a.ino);
-                let cache = self.write_only(a.ino, OpenFlags(flags).acc_mode());
-                self.direct.opened(a.ino, fh, cache);
-                reply.created(&TTL, &self.attr(&a), Generation(0), FileHandle(fh), cache)
+                reply.created(&TTL, &self.attr(&a), Generation(0), FileHandle(fh), self.write_only(OpenFlags(flags).acc_mode()))
             }
             Err(e) => reply.error(errno(&e)),
         }
