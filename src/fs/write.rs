@@ -704,17 +704,26 @@ impl<H: WriteHost> Branches<'_, H> {
     /// writes it (counted as one of its handles), else a cell through which
     /// the reader follows any writer that opens later (`leave_read` at close).
     pub fn open_read(&self, ino: u64) -> FsResult<ReadOpen> {
-        let m = self.writes.lock().map_err(|_| FsError::Io("poisoned".into()))?;
-        if let Some(ws) = m.get(&ino).cloned() {
+        loop {
+            let m = self.writes.lock().map_err(|_| FsError::Io("poisoned".into()))?;
+            let Some(ws) = m.get(&ino).cloned() else {
+                // Joined with the map held: no writer's open falls in between.
+                let cell = self.followers.join(ino).ok_or_else(|| FsError::Io("poisoned".into()))?;
+                return Ok(ReadOpen::Following(cell));
+            };
             // A release locks the state, then the map: never the other way.
             drop(m);
-            ws.lock().map_err(|_| FsError::Io("poisoned".into()))?.handles += 1;
-            return Ok(ReadOpen::Writing(ws));
+            let mut w = ws.lock().map_err(|_| FsError::Io("poisoned".into()))?;
+            if w.handles > 0 {
+                w.handles += 1;
+                drop(w);
+                return Ok(ReadOpen::Writing(ws));
+            }
+            // Its last handle closed in between (or its opener has yet to
+            // count itself): look again rather than join a state that is gone.
+            drop(w);
+            std::thread::yield_now();
         }
-        // Joined with the map held: no writer's open falls in between.
-        let cell = self.followers.join(ino).ok_or_else(|| FsError::Io("poisoned".into()))?;
-        drop(m);
-        Ok(ReadOpen::Following(cell))
     }
 
     /// A reader `open_read` gave a cell closes.
