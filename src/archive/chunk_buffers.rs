@@ -167,9 +167,58 @@ pub fn give(v: Vec<u8>) {
 /// the last holder gives its buffer back. `Arc::into_inner`, not
 /// `try_unwrap`: of holders letting go at the same moment exactly one gets
 /// the buffer, where each `try_unwrap` could see the other and neither would.
-pub fn recycle(chunk: Arc<Vec<u8>>) {
-    if let Some(v) = Arc::into_inner(chunk) {
-        give(v);
+pub fn recycle(chunk: Arc<ChunkBuf>) {
+    if let Some(c) = Arc::into_inner(chunk) {
+        give(c.buf);
+    }
+}
+
+/// A loaded chunk's bytes: a range of a buffer, not always from its start.
+///
+/// Why not a plain `Vec`: a chunk read around the page cache (`O_DIRECT`,
+/// archive/pack.rs) lands at the buffer's first 4 KiB boundary, plus where
+/// the record starts inside its disk block; moving it down to the buffer's
+/// start would be the very copy the direct read saves.
+pub struct ChunkBuf {
+    buf: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl ChunkBuf {
+    /// All of `v`.
+    pub fn whole(v: Vec<u8>) -> ChunkBuf {
+        let len = v.len();
+        ChunkBuf { buf: v, start: 0, len }
+    }
+
+    /// `buf[start..start + len]`; the caller has checked that it is inside.
+    pub(crate) fn part(buf: Vec<u8>, start: usize, len: usize) -> ChunkBuf {
+        debug_assert!(start + len <= buf.len());
+        ChunkBuf { buf, start, len }
+    }
+
+    /// Memory the buffer holds (what a cache counts: its pages stay resident).
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// The whole buffer back, for the pool.
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
+impl std::ops::Deref for ChunkBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[self.start..self.start + self.len]
+    }
+}
+
+impl std::fmt::Debug for ChunkBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ChunkBuf({} bytes)", self.len)
     }
 }
 

@@ -26,6 +26,7 @@ pub mod objects;
 pub mod outboard;
 pub mod pack;
 pub mod pack_direct;
+pub mod pack_file;
 pub mod pack_store;
 pub mod pack_store_mem;
 pub mod pack_writer;

@@ -16,9 +16,10 @@
 //! This module is the codec only: bytes in, bytes out, and reads through
 //! [`ReadAt`]. Where packs live is `pack_store.rs`; writing them, `pack_writer.rs`.
 
+use super::chunk_buffers::ChunkBuf;
 use super::error::{ArchiveError, IoContext, Result};
 use super::objects::{Hash, RecordKind};
-use super::read_at::ReadAt;
+use super::read_at::{ReadAt, DIRECT_ALIGN};
 use std::path::PathBuf;
 
 pub const PACK_MAGIC: &[u8; 8] = b"RLFSPAK1";
@@ -196,6 +197,71 @@ pub fn read_record(src: &dyn ReadAt, pack: &str, loc: &RecordLoc) -> Result<Vec<
     decode_record(stored, pack, loc)
 }
 
+/// `read_record` for a chunk a loader keeps: read around the page cache where
+/// the pack prefers it (archive/pack_file.rs), so the disk writes straight into
+/// the buffer the loader keeps, at its first aligned address.
+pub fn read_chunk_record(src: &dyn ReadAt, pack: &str, loc: &RecordLoc) -> Result<ChunkBuf> {
+    let stored = read_stored(src, loc.payload_offset(), loc.stored_len as usize).at(pack)?;
+    let raw = match loc.codec {
+        CODEC_RAW => stored,
+        codec => {
+            let decoded = decode_from(&stored, codec, loc.raw_len);
+            super::chunk_buffers::give(stored.into_buffer());
+            ChunkBuf::whole(decoded.map_err(|what| damaged(pack, loc, what))?)
+        }
+    };
+    if Hash::of(&raw) != loc.id {
+        return Err(damaged(pack, loc, "content does not match its BLAKE3 id".into()));
+    }
+    Ok(raw)
+}
+
+/// `len` stored bytes at `offset`, read directly when the source prefers it.
+fn read_stored(src: &dyn ReadAt, offset: u64, len: usize) -> std::io::Result<ChunkBuf> {
+    if src.prefers_direct(offset, len) {
+        // The aligned span around the bytes, at the buffer's first aligned
+        // address; the bytes start `head` into it.
+        let head = (offset % DIRECT_ALIGN as u64) as usize;
+        let span = (head + len).next_multiple_of(DIRECT_ALIGN);
+        let mut buf = super::chunk_buffers::take(span + DIRECT_ALIGN);
+        let base = buf.as_ptr().align_offset(DIRECT_ALIGN);
+        if base < DIRECT_ALIGN {
+            match read_direct_span(src, offset - head as u64, &mut buf[base..base + span], head + len) {
+                Ok(()) => return Ok(ChunkBuf::part(buf, base + head, len)),
+                // Refused after all (the source remembers): read buffered.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+                Err(e) => return Err(e),
+            }
+            src.read_exact_at(offset, &mut buf[base + head..base + head + len])?;
+            return Ok(ChunkBuf::part(buf, base + head, len));
+        }
+    }
+    let mut buf = super::chunk_buffers::take(len);
+    src.read_exact_at(offset, &mut buf)?;
+    Ok(ChunkBuf::whole(buf))
+}
+
+/// Fill `span` (aligned, at an aligned `at`) with direct reads until at least
+/// `need` bytes are in; only the end of the file may cut a read short.
+fn read_direct_span(src: &dyn ReadAt, at: u64, span: &mut [u8], need: usize) -> std::io::Result<()> {
+    let mut done = 0;
+    while done < need {
+        match src.read_direct_at(at + done as u64, &mut span[done..]) {
+            Ok(n) if n % DIRECT_ALIGN == 0 && n > 0 => done += n,
+            Ok(n) if done + n >= need => done += n,
+            Ok(n) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("source ended early: {need} bytes wanted at offset {at}, only {} there", done + n),
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// A record's stored payload, decoded and checked against its id.
 pub fn decode_record(stored: Vec<u8>, pack: &str, loc: &RecordLoc) -> Result<Vec<u8>> {
     let raw = decode(stored, loc.codec, loc.raw_len).map_err(|what| damaged(pack, loc, what))?;
@@ -206,15 +272,23 @@ pub fn decode_record(stored: Vec<u8>, pack: &str, loc: &RecordLoc) -> Result<Vec
 }
 
 pub fn decode(stored: Vec<u8>, codec: u8, raw_len: u32) -> std::result::Result<Vec<u8>, String> {
+    if codec == CODEC_RAW {
+        return Ok(stored);
+    }
+    // The stored bytes' buffer goes back once decoded.
+    let raw = decode_from(&stored, codec, raw_len);
+    super::chunk_buffers::give(stored);
+    raw
+}
+
+/// Stored bytes of a compressed record, decoded into a recycled buffer.
+fn decode_from(stored: &[u8], codec: u8, raw_len: u32) -> std::result::Result<Vec<u8>, String> {
     match codec {
-        CODEC_RAW => Ok(stored),
+        CODEC_RAW => Ok(stored.to_vec()),
         CODEC_ZSTD => {
-            // Decoded into a recycled buffer; the stored bytes' buffer goes back.
             let mut raw = super::chunk_buffers::take(raw_len as usize);
             raw.clear();
-            let decoded = zstd::bulk::Decompressor::new().and_then(|mut d| d.decompress_to_buffer(&stored, &mut raw));
-            super::chunk_buffers::give(stored);
-            decoded.map_err(|e| format!("zstd: {e}"))?;
+            zstd::bulk::Decompressor::new().and_then(|mut d| d.decompress_to_buffer(stored, &mut raw)).map_err(|e| format!("zstd: {e}"))?;
             if raw.len() != raw_len as usize {
                 return Err(format!("decompressed to {} bytes, expected {}", raw.len(), raw_len));
             }
@@ -287,6 +361,70 @@ mod tests {
         let err = read_record(&short, "packs/00/00000001.pack", &locs[0]).unwrap_err();
         assert!(matches!(&err, ArchiveError::Io { source, .. } if source.kind() == std::io::ErrorKind::UnexpectedEof), "{err}");
         assert!(err.to_string().starts_with("packs/00/00000001.pack: "), "{err}");
+    }
+
+    /// A pack on disk whose pages are not cached (written back, then dropped).
+    fn cold_pack(bytes: &[u8]) -> (tempfile::TempDir, super::super::pack_file::PackFile) {
+        use std::os::unix::io::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.pack");
+        std::fs::write(&path, bytes).unwrap();
+        let f = std::fs::File::open(&path).unwrap();
+        f.sync_all().unwrap();
+        // SAFETY: advice only; any range is valid.
+        unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        (dir, super::super::pack_file::PackFile::new(f))
+    }
+
+    #[test]
+    fn chunk_records_read_around_the_page_cache_are_the_bytes_and_a_flipped_one_is_caught() {
+        // Records at unaligned offsets, the last one ending in the file's
+        // last, partial block: each read direct from where its block starts.
+        let big: Vec<u8> = (0..(600u32 << 10)).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+        let odd: Vec<u8> = big.iter().rev().take(300_001).copied().collect();
+        let (bytes, locs) = pack_of(&[b"small", &big, &odd]);
+        let (_dir, pack) = cold_pack(&bytes[..(locs[2].payload_offset() as usize + odd.len())]);
+        assert!(pack.prefers_direct(locs[1].payload_offset(), big.len()) || !direct_io_here());
+        for (loc, want) in locs.iter().zip([&b"small"[..], &big, &odd]) {
+            assert_eq!(&read_chunk_record(&pack, "p", loc).unwrap()[..], want);
+        }
+        // A zstd record: read direct, decoded into a buffer of its own.
+        let packed = zstd::bulk::compress(&big, 1).unwrap();
+        let mut bytes = encode_header().to_vec();
+        bytes.extend_from_slice(&[7u8; 1000]);
+        let loc = RecordLoc {
+            kind: RecordKind::Chunk,
+            codec: CODEC_ZSTD,
+            raw_len: big.len() as u32,
+            stored_len: packed.len() as u32,
+            offset: bytes.len() as u64,
+            id: Hash::of(&big),
+        };
+        bytes.extend_from_slice(&encode_record_header(&loc));
+        bytes.extend_from_slice(&packed);
+        bytes.extend_from_slice(&vec![0u8; 300 << 10]);
+        let (_dir2, zpack) = cold_pack(&bytes);
+        assert_eq!(&read_chunk_record(&zpack, "z", &loc).unwrap()[..], &big[..]);
+        // One flipped byte in a record read direct: damaged, never wrong bytes.
+        let (mut bad, locs) = pack_of(&[&big]);
+        bad[locs[0].payload_offset() as usize + 123_457] ^= 0x40;
+        let (_dir3, bad) = cold_pack(&bad);
+        let err = read_chunk_record(&bad, "b", &locs[0]).unwrap_err();
+        assert!(matches!(err, ArchiveError::Damaged { .. }), "{err}");
+        // A pack cut short inside the record: an end-of-file error, as buffered.
+        let (cut, locs) = pack_of(&[&big]);
+        let (_dir4, cut) = cold_pack(&cut[..locs[0].payload_offset() as usize + 400_000]);
+        let err = read_chunk_record(&cut, "c", &locs[0]).unwrap_err();
+        assert!(matches!(&err, ArchiveError::Io { source, .. } if source.kind() == std::io::ErrorKind::UnexpectedEof), "{err}");
+    }
+
+    /// Whether this test machine's temporary folder takes `O_DIRECT` (tmpfs does not).
+    fn direct_io_here() -> bool {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("probe");
+        std::fs::write(&p, [0u8; 4096]).unwrap();
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(&p).is_ok()
     }
 
     #[test]

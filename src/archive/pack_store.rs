@@ -123,7 +123,7 @@ impl PackStore for LocalPackStore {
 
     fn open(&self, name: &str) -> Result<Arc<dyn ReadAt>> {
         let path = self.path(name)?;
-        Ok(Arc::new(File::open(&path).at(&path)?))
+        Ok(Arc::new(super::pack_file::PackFile::new(File::open(&path).at(&path)?)))
     }
 
     fn size(&self, name: &str) -> Result<Option<u64>> {

@@ -13,6 +13,7 @@
 
 use super::background::{Step, Worker};
 use super::catalog::{Catalog, ChunkLoc};
+use super::chunk_buffers::ChunkBuf;
 use super::content_hash::ContentHasher;
 use super::error::{ArchiveError, IoContext, Result};
 use super::objects::{Extent, Hash};
@@ -105,11 +106,11 @@ const MAX_OUTBOARDS: usize = 16 * 1024;
 struct DecodedCache {
     cap: usize,
     used: usize,
-    items: VecDeque<(Hash, Arc<Vec<u8>>)>,
+    items: VecDeque<(Hash, Arc<ChunkBuf>)>,
 }
 
 impl DecodedCache {
-    fn get(&mut self, h: &Hash) -> Option<Arc<Vec<u8>>> {
+    fn get(&mut self, h: &Hash) -> Option<Arc<ChunkBuf>> {
         let pos = self.items.iter().position(|(k, _)| k == h)?;
         let item = self.items.remove(pos)?;
         let v = item.1.clone();
@@ -118,7 +119,7 @@ impl DecodedCache {
     }
     /// Keep a chunk; the chunks dropped to make room are returned, so their
     /// buffers are recycled (archive/chunk_buffers.rs) outside the lock.
-    fn put(&mut self, h: Hash, v: Arc<Vec<u8>>) -> Vec<Arc<Vec<u8>>> {
+    fn put(&mut self, h: Hash, v: Arc<ChunkBuf>) -> Vec<Arc<ChunkBuf>> {
         // Counted by capacity: a recycled buffer's pages stay resident.
         if v.capacity() > self.cap {
             return Vec::new();
@@ -508,7 +509,7 @@ impl ChunkStore {
 
     /// Read, decode and verify a whole chunk without keeping it in this store's
     /// cache: for callers (the mount's read-ahead) that manage their own memory.
-    pub fn load_verified(&self, hash: &Hash, loc: &ChunkLoc) -> Result<Vec<u8>> {
+    pub fn load_verified(&self, hash: &Hash, loc: &ChunkLoc) -> Result<ChunkBuf> {
         let (file, path, loc) = self.open_at(hash, loc)?;
         let rl = RecordLoc {
             kind: super::objects::RecordKind::Chunk,
@@ -518,7 +519,7 @@ impl ChunkStore {
             offset: loc.offset,
             id: *hash,
         };
-        let data = pack::read_record(&*file, &path, &rl)?;
+        let data = pack::read_chunk_record(&*file, &path, &rl)?;
         if let Ok(mut s) = self.verified.lock() {
             s.insert(*hash);
         }
@@ -533,7 +534,7 @@ impl ChunkStore {
     }
 
     /// The whole chunk, decoded and verified.
-    pub fn chunk(&self, hash: &Hash, loc: &ChunkLoc) -> Result<Arc<Vec<u8>>> {
+    pub fn chunk(&self, hash: &Hash, loc: &ChunkLoc) -> Result<Arc<ChunkBuf>> {
         if let Some(v) = self.cache.lock().ok().and_then(|mut c| c.get(hash)) {
             return Ok(v);
         }
@@ -1407,7 +1408,7 @@ impl Prefetched {
     /// such byte was read, copied and hashed twice, and the reply was a fresh
     /// buffer instead of the loaded chunk lent. A load that failed is not
     /// used: the caller's own paths then read what of the chunk is intact.
-    fn in_memory(&self, chunk: &Hash, soon: bool) -> Option<Arc<Vec<u8>>> {
+    fn in_memory(&self, chunk: &Hash, soon: bool) -> Option<Arc<ChunkBuf>> {
         if soon {
             return self.prefetch.cached(chunk);
         }
@@ -1455,7 +1456,7 @@ impl Prefetched {
             return Ok(done as usize);
         }
         // What the read-ahead holds is looked up once, here, and handed on.
-        let held: Vec<Option<Arc<Vec<u8>>>> =
+        let held: Vec<Option<Arc<ChunkBuf>>> =
             pieces.iter().map(|(re, _, _)| if re.extent.is_zero_run() { None } else { self.in_memory(&re.extent.chunk, soon) }).collect();
         let disk: Vec<bool> = pieces.iter().zip(&held).map(|((re, _, _), h)| !re.extent.is_zero_run() && h.is_none()).collect();
         let first_disk = disk.iter().position(|d| *d);
@@ -1486,7 +1487,7 @@ impl Prefetched {
         in_chunk: u64,
         dst: &mut [u8],
         soon: bool,
-        held: Option<Arc<Vec<u8>>>,
+        held: Option<Arc<ChunkBuf>>,
     ) -> std::result::Result<(), String> {
         let e = &re.extent;
         if e.is_zero_run() {
@@ -1525,7 +1526,7 @@ const SOON_PREFIX: u64 = 4 * outboard::BLOCK_LEN;
 /// it), or a buffer of their own where the range spans chunks, holes or a
 /// pread of a chunk not in memory.
 pub enum ReadBuf {
-    Chunk { chunk: Arc<Vec<u8>>, start: usize, len: usize },
+    Chunk { chunk: Arc<ChunkBuf>, start: usize, len: usize },
     Owned(Vec<u8>),
 }
 

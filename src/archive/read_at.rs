@@ -26,7 +26,22 @@ pub trait ReadAt: Send + Sync {
     fn as_file(&self) -> Option<&std::fs::File> {
         None
     }
+    /// Whether `len` bytes at `offset` are better read around the page cache
+    /// (`read_direct_at`): a local file on a filesystem that allows it, whose
+    /// bytes there are not cached already.
+    fn prefers_direct(&self, _offset: u64, _len: usize) -> bool {
+        false
+    }
+    /// Read around the page cache: `offset`, `buf`'s address and its length
+    /// are multiples of `DIRECT_ALIGN`. Short only at the end of the source.
+    fn read_direct_at(&self, _offset: u64, _buf: &mut [u8]) -> io::Result<usize> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
 }
+
+/// Alignment of `ReadAt::read_direct_at`'s offsets, buffers and lengths: the
+/// page size, which covers every logical block size up to 4 KiB.
+pub const DIRECT_ALIGN: usize = 4096;
 
 /// `ReadAt::read_exact_at` for any reader, sized or not (`&dyn ReadAt` included).
 pub fn read_exact_at<R: ReadAt + ?Sized>(src: &R, offset: u64, buf: &mut [u8]) -> io::Result<()> {

@@ -18,13 +18,14 @@
 //! what make a cold sequential read run at disk speed.
 
 use super::catalog::ChunkLoc;
+use super::chunk_buffers::ChunkBuf;
 use super::Hash;
 use crossbeam_channel::{bounded, Sender};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
 
 /// A chunk's bytes, or why it could not be loaded (the reader reports it).
-pub type Loaded = Result<Arc<Vec<u8>>, String>;
+pub type Loaded = Result<Arc<ChunkBuf>, String>;
 
 /// Where chunks come from: the archive's `ChunkStore`, or anything else that
 /// can load a chunk by hash and location.
@@ -173,12 +174,12 @@ struct Cache {
     used: usize,
     /// Bytes reserved by loads in flight (`reserve`), not yet `put`.
     reserved: usize,
-    map: HashMap<Hash, Arc<Vec<u8>>>,
+    map: HashMap<Hash, Arc<ChunkBuf>>,
     order: VecDeque<Hash>,
 }
 
 impl Cache {
-    fn get(&mut self, h: &Hash) -> Option<Arc<Vec<u8>>> {
+    fn get(&mut self, h: &Hash) -> Option<Arc<ChunkBuf>> {
         let v = self.map.get(h).cloned()?;
         // Move to the back (most recent). O(n) in entries, which are few (cap / 4 MiB).
         if let Some(pos) = self.order.iter().position(|x| x == h) {
@@ -190,7 +191,7 @@ impl Cache {
 
     /// Drop the oldest chunks until `extra` more bytes fit; what was dropped
     /// is returned so its buffers are recycled outside the lock.
-    fn evict_for(&mut self, extra: usize) -> Vec<Arc<Vec<u8>>> {
+    fn evict_for(&mut self, extra: usize) -> Vec<Arc<ChunkBuf>> {
         let mut out = Vec::new();
         while self.used + self.reserved + extra > self.cap {
             let Some(old) = self.order.pop_front() else { break };
@@ -203,7 +204,7 @@ impl Cache {
     }
 
     /// Room for a load of `n` bytes about to start (none if it could never fit).
-    fn reserve(&mut self, n: usize) -> (usize, Vec<Arc<Vec<u8>>>) {
+    fn reserve(&mut self, n: usize) -> (usize, Vec<Arc<ChunkBuf>>) {
         if n == 0 || n > self.cap {
             return (0, Vec::new());
         }
@@ -213,13 +214,13 @@ impl Cache {
     }
 
     /// A load failed: release what it reserved.
-    fn put_failed(&mut self, reserved: usize) -> Vec<Arc<Vec<u8>>> {
+    fn put_failed(&mut self, reserved: usize) -> Vec<Arc<ChunkBuf>> {
         self.reserved -= reserved.min(self.reserved);
         Vec::new()
     }
 
     /// Keep a loaded chunk, releasing the `reserved` bytes its load held.
-    fn put(&mut self, h: Hash, v: Arc<Vec<u8>>, reserved: usize) -> Vec<Arc<Vec<u8>>> {
+    fn put(&mut self, h: Hash, v: Arc<ChunkBuf>, reserved: usize) -> Vec<Arc<ChunkBuf>> {
         self.reserved -= reserved.min(self.reserved);
         let size = v.capacity();
         if size > self.cap || self.map.contains_key(&h) {
@@ -234,7 +235,7 @@ impl Cache {
 }
 
 /// Chunks a cache dropped: their buffers go back to the pool for the next load.
-fn recycle(evicted: Vec<Arc<Vec<u8>>>) {
+fn recycle(evicted: Vec<Arc<ChunkBuf>>) {
     for v in evicted {
         super::chunk_buffers::recycle(v);
     }
@@ -316,7 +317,7 @@ impl<S: ChunkSource> Prefetcher<S> {
         res
     }
 
-    pub fn cached(&self, hash: &Hash) -> Option<Arc<Vec<u8>>> {
+    pub fn cached(&self, hash: &Hash) -> Option<Arc<ChunkBuf>> {
         self.cache.lock().ok()?.get(hash)
     }
 
@@ -554,7 +555,7 @@ mod tests {
             }
             drop(g);
             self.loads.fetch_add(1, Ordering::SeqCst);
-            Ok(Arc::new(vec![hash.0[0]; self.len]))
+            Ok(Arc::new(ChunkBuf::whole(vec![hash.0[0]; self.len])))
         }
     }
 

@@ -7,6 +7,7 @@
 //! remuxed slices from their cache file. All of it is blocking I/O, called
 //! from `spawn_blocking`.
 
+use crate::archive::chunk_buffers::ChunkBuf;
 use crate::archive::read::{ChunkStore, Prefetched, ReadBuf};
 use crate::archive::read_pool::ReadPool;
 use crate::archive::readahead::{Prefetcher, ReadAhead};
@@ -261,7 +262,7 @@ impl EntityReader {
 /// `Bytes` (hyper writes it to the socket from the chunk's own memory).
 struct Lent {
     /// Always `Some` until dropped.
-    chunk: Option<Arc<Vec<u8>>>,
+    chunk: Option<Arc<ChunkBuf>>,
     start: usize,
     len: usize,
 }
@@ -426,7 +427,8 @@ mod tests {
         let prefetch = Prefetcher::new(a.store().clone(), config);
         // Every chunk in the shared cache, as a read-ahead leaves them.
         let chunks: Vec<_> = reader.chunk_offsets_in(0, reader.size).into_iter().map(|(_, h, loc)| (h, loc)).collect();
-        let cached: Vec<Arc<Vec<u8>>> = chunks.iter().map(|(h, loc)| prefetch.get(h, loc).unwrap()).collect();
+        let cached: Vec<Arc<crate::archive::chunk_buffers::ChunkBuf>> =
+            chunks.iter().map(|(h, loc)| prefetch.get(h, loc).unwrap()).collect();
         assert!(cached.len() >= 3, "a 40 MiB file is three chunks or more");
         let size = bytes.len() as u64;
         let e = Entity {
