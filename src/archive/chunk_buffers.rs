@@ -87,7 +87,9 @@ impl ChunkBuffers {
             }
             None => {
                 own_mappings_for_large_buffers();
-                vec![0u8; len]
+                let mut v = vec![0u8; len];
+                huge_pages(&mut v);
+                v
             }
         }
     }
@@ -147,6 +149,36 @@ fn own_mappings_for_large_buffers() {
             libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
         }
     });
+}
+
+/// Ask for a new buffer's memory in 2 MiB pages (`MADV_HUGEPAGE`; this
+/// machine's THP setting is `madvise`), before anything touches it.
+///
+/// Why: a direct read (archive/pack_file.rs) or write (pack_direct.rs) hands
+/// the disk the buffer's pages as a scatter list, and this virtio disk takes
+/// at most 254 segments per request: in 4 KiB pages a request carries under
+/// 1 MiB, in 2 MiB pages 4 MiB. Reading a cold 4 GiB file with `O_DIRECT` in
+/// 6 MiB pieces, four at a time: 870 MiB/s into 4 KiB pages, 1,970 MiB/s into
+/// 2 MiB pages (2,400-2,700 one at a time), where a buffered `cat` of it
+/// took 0.5-1.9 GiB/s. Fewer faults and TLB misses for the hash and the
+/// copies that read the chunk afterwards, too. Only whole 2 MiB pages inside
+/// the buffer are asked for, so resident memory stays what the caches count.
+pub fn huge_pages(v: &mut [u8]) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = v.as_mut_ptr() as usize;
+        let first = start.next_multiple_of(HUGE);
+        let end = (start + v.len()) / HUGE * HUGE;
+        if end > first {
+            // SAFETY: [first, end) lies inside `v`'s allocation and is page
+            // aligned; the advice changes how its pages are backed, not its
+            // contents. A kernel without THP refuses it, which is harmless.
+            unsafe {
+                libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
 }
 
 /// Allocations from this size up are mmapped (see `own_mappings_for_large_buffers`).

@@ -35,6 +35,9 @@ use std::thread::JoinHandle;
 /// this: the page size, which covers every logical block size up to 4 KiB.
 const ALIGN: usize = 4096;
 
+/// A transparent huge page.
+const HUGE_PAGE: usize = 2 << 20;
+
 /// Bytes per write: the device's largest request here (max_sectors_kb 4096),
 /// and small enough that three of them (one filling, one being written, one
 /// spare) add little to a mount's memory.
@@ -65,8 +68,13 @@ impl AlignedBuf {
     fn take() -> AlignedBuf {
         let kept = POOL.lock().unwrap_or_else(|p| p.into_inner()).pop();
         kept.unwrap_or_else(|| {
-            let raw = vec![0u8; BLOCK + ALIGN];
-            let start = raw.as_ptr().align_offset(ALIGN);
+            // Started at a 2 MiB boundary, so the whole block is in 2 MiB
+            // pages (chunk_buffers::huge_pages: the disk then takes each
+            // block in one request). The spare part is never touched, so it
+            // costs address space, not memory.
+            let mut raw = vec![0u8; BLOCK + HUGE_PAGE];
+            super::chunk_buffers::huge_pages(&mut raw);
+            let start = raw.as_ptr().align_offset(HUGE_PAGE);
             AlignedBuf { raw, start, len: 0 }
         })
     }

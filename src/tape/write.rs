@@ -35,10 +35,12 @@ use std::time::{Duration, Instant, SystemTime};
 /// Bytes read from the archive and written to the volume at a time: large
 /// writes keep an LTO drive streaming.
 const BLOCK: usize = 8 << 20;
-/// How far the archive's read-ahead runs in front of the writer: far enough
-/// that its two workers keep the packs' disk busy while the volume's
-/// synchronous (`O_DIRECT`) writes wait on theirs.
-const READ_AHEAD: u64 = 128 << 20;
+/// How far the archive's read-ahead runs in front of the writer, so that its
+/// workers keep the packs' disk busy while the volume's synchronous
+/// (`O_DIRECT`) writes wait on theirs. No more than half the archive's chunk
+/// cache (`BlobReader::read_ahead` holds it to that): 128 MiB here made the
+/// loads evict the chunks the reader was about to read.
+const READ_AHEAD: u64 = 32 << 20;
 /// Blocks queued between the reader, the hashers and the writer.
 const IN_FLIGHT: usize = 3;
 
