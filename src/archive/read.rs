@@ -611,8 +611,15 @@ impl ChunkStore {
     /// caller hashes the verified bytes). Returns how many bytes were copied, 0
     /// when this chunk cannot be copied so (compressed, not a local file, a
     /// filesystem without copy_file_range): the caller then writes them itself.
+    /// Also 0 when the pack's bytes there are not in the page cache: the chunk
+    /// was loaded around it (archive/pack_file.rs), and the kernel's copy would
+    /// read from the disk again what the caller holds in memory.
     pub fn copy_chunk_range_to(&self, hash: &Hash, loc: &ChunkLoc, off: u64, len: usize, out: &std::fs::File) -> Result<usize> {
         if !self.is_verified(hash) {
+            return Ok(0);
+        }
+        let (file, _, at) = self.open_at(hash, loc)?;
+        if file.prefers_direct(at.offset + RECORD_HEADER_LEN + off, len) {
             return Ok(0);
         }
         self.copy_raw_range_to(hash, loc, off, len, out)
