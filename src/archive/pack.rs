@@ -200,8 +200,11 @@ pub fn read_record(src: &dyn ReadAt, pack: &str, loc: &RecordLoc) -> Result<Vec<
 /// `read_record` for a chunk a loader keeps: read around the page cache where
 /// the pack prefers it (archive/pack_file.rs), so the disk writes straight into
 /// the buffer the loader keeps, at its first aligned address.
-pub fn read_chunk_record(src: &dyn ReadAt, pack: &str, loc: &RecordLoc) -> Result<ChunkBuf> {
-    let stored = read_stored(src, loc.payload_offset(), loc.stored_len as usize).at(pack)?;
+/// `direct` false keeps the read buffered: for a caller that copies the same
+/// bytes from the pack again inside the kernel (`copy_file_range`), which
+/// then finds them cached instead of reading the disk twice.
+pub fn read_chunk_record(src: &dyn ReadAt, pack: &str, loc: &RecordLoc, direct: bool) -> Result<ChunkBuf> {
+    let stored = read_stored(src, loc.payload_offset(), loc.stored_len as usize, direct).at(pack)?;
     let raw = match loc.codec {
         CODEC_RAW => stored,
         codec => {
@@ -217,8 +220,8 @@ pub fn read_chunk_record(src: &dyn ReadAt, pack: &str, loc: &RecordLoc) -> Resul
 }
 
 /// `len` stored bytes at `offset`, read directly when the source prefers it.
-fn read_stored(src: &dyn ReadAt, offset: u64, len: usize) -> std::io::Result<ChunkBuf> {
-    if src.prefers_direct(offset, len) {
+fn read_stored(src: &dyn ReadAt, offset: u64, len: usize, direct: bool) -> std::io::Result<ChunkBuf> {
+    if direct && src.prefers_direct(offset, len) {
         // The aligned span around the bytes, at the buffer's first aligned
         // address; the bytes start `head` into it.
         let head = (offset % DIRECT_ALIGN as u64) as usize;
@@ -386,7 +389,7 @@ mod tests {
         let (_dir, pack) = cold_pack(&bytes[..(locs[2].payload_offset() as usize + odd.len())]);
         assert!(pack.prefers_direct(locs[1].payload_offset(), big.len()) || !direct_io_here());
         for (loc, want) in locs.iter().zip([&b"small"[..], &big, &odd]) {
-            assert_eq!(&read_chunk_record(&pack, "p", loc).unwrap()[..], want);
+            assert_eq!(&read_chunk_record(&pack, "p", loc, true).unwrap()[..], want);
         }
         // A zstd record: read direct, decoded into a buffer of its own.
         let packed = zstd::bulk::compress(&big, 1).unwrap();
@@ -404,17 +407,17 @@ mod tests {
         bytes.extend_from_slice(&packed);
         bytes.extend_from_slice(&vec![0u8; 300 << 10]);
         let (_dir2, zpack) = cold_pack(&bytes);
-        assert_eq!(&read_chunk_record(&zpack, "z", &loc).unwrap()[..], &big[..]);
+        assert_eq!(&read_chunk_record(&zpack, "z", &loc, true).unwrap()[..], &big[..]);
         // One flipped byte in a record read direct: damaged, never wrong bytes.
         let (mut bad, locs) = pack_of(&[&big]);
         bad[locs[0].payload_offset() as usize + 123_457] ^= 0x40;
         let (_dir3, bad) = cold_pack(&bad);
-        let err = read_chunk_record(&bad, "b", &locs[0]).unwrap_err();
+        let err = read_chunk_record(&bad, "b", &locs[0], true).unwrap_err();
         assert!(matches!(err, ArchiveError::Damaged { .. }), "{err}");
         // A pack cut short inside the record: an end-of-file error, as buffered.
         let (cut, locs) = pack_of(&[&big]);
         let (_dir4, cut) = cold_pack(&cut[..locs[0].payload_offset() as usize + 400_000]);
-        let err = read_chunk_record(&cut, "c", &locs[0]).unwrap_err();
+        let err = read_chunk_record(&cut, "c", &locs[0], true).unwrap_err();
         assert!(matches!(&err, ArchiveError::Io { source, .. } if source.kind() == std::io::ErrorKind::UnexpectedEof), "{err}");
     }
 

@@ -515,6 +515,11 @@ impl ChunkStore {
     /// Read, decode and verify a whole chunk without keeping it in this store's
     /// cache: for callers (the mount's read-ahead) that manage their own memory.
     pub fn load_verified(&self, hash: &Hash, loc: &ChunkLoc) -> Result<ChunkBuf> {
+        self.load_verified_via(hash, loc, true)
+    }
+
+    /// `load_verified`, read around the page cache only if `direct`.
+    fn load_verified_via(&self, hash: &Hash, loc: &ChunkLoc, direct: bool) -> Result<ChunkBuf> {
         let (file, path, loc) = self.open_at(hash, loc)?;
         let rl = RecordLoc {
             kind: super::objects::RecordKind::Chunk,
@@ -524,7 +529,7 @@ impl ChunkStore {
             offset: loc.offset,
             id: *hash,
         };
-        let data = pack::read_chunk_record(&*file, &path, &rl)?;
+        let data = pack::read_chunk_record(&*file, &path, &rl, direct)?;
         if let Ok(mut s) = self.verified.lock() {
             s.insert(*hash);
         }
@@ -540,6 +545,11 @@ impl ChunkStore {
 
     /// The whole chunk, decoded and verified.
     pub fn chunk(&self, hash: &Hash, loc: &ChunkLoc) -> Result<Arc<ChunkBuf>> {
+        self.chunk_via(hash, loc, true)
+    }
+
+    /// `chunk`, a load read around the page cache only if `direct`.
+    fn chunk_via(&self, hash: &Hash, loc: &ChunkLoc, direct: bool) -> Result<Arc<ChunkBuf>> {
         if let Some(v) = self.cache.lock().ok().and_then(|mut c| c.get(hash)) {
             return Ok(v);
         }
@@ -571,7 +581,7 @@ impl ChunkStore {
             Some(Ok(slot)) => Some(LoadGuard { store: self, hash: *hash, slot }),
             None => None,
         };
-        let data = Arc::new(self.load_verified(hash, loc)?);
+        let data = Arc::new(self.load_verified_via(hash, loc, direct)?);
         let dropped = self.cache.lock().map(|mut c| c.put(*hash, data.clone())).unwrap_or_default();
         for old in dropped {
             super::chunk_buffers::recycle(old);
@@ -1280,6 +1290,18 @@ impl BlobReader {
     /// window over the 64 MiB cache: 46% of `tape write --device`'s samples
     /// were its reader thread's own preads).
     pub fn read_ahead(self: &Arc<Self>, from: u64, to: u64, window: u64) -> ReadAhead {
+        self.read_ahead_via(from, to, window, true)
+    }
+
+    /// `read_ahead` for a reader that copies verified chunks from the pack
+    /// again inside the kernel (`copy_data_to`: extract, restore without an
+    /// outboard): its loads stay buffered, so that copy finds the bytes in
+    /// the page cache instead of reading the disk a second time.
+    pub fn read_ahead_for_copy(self: &Arc<Self>, from: u64, to: u64, window: u64) -> ReadAhead {
+        self.read_ahead_via(from, to, window, false)
+    }
+
+    fn read_ahead_via(self: &Arc<Self>, from: u64, to: u64, window: u64, direct: bool) -> ReadAhead {
         use super::readahead::{Prefetcher, ReadAheadConfig};
         let chunks = self.chunk_offsets_in(from, to.saturating_sub(from));
         let cache = self.store.cache_bytes() as u64;
@@ -1289,7 +1311,7 @@ impl BlobReader {
         // read around the page cache (archive/pack_file.rs) gets no read-ahead
         // from the kernel, so the loads in flight are all the disk has queued.
         let config = ReadAheadConfig { cache_bytes: 0, workers: 4, queue: 64, max_window: window };
-        let p = Prefetcher::new(Arc::new(IntoStoreCache(self.store.clone())), config);
+        let p = Prefetcher::new(Arc::new(IntoStoreCache(self.store.clone(), direct)), config);
         super::readahead::ReadAhead::new(p, chunks, window, from)
     }
 }
@@ -1389,11 +1411,12 @@ impl ChunkSource for ChunkStore {
 
 /// Loads chunks into the store's decoded-chunk cache, where `BlobReader::read_at`
 /// finds them: for a reader that reads through the store (restore, cat, extract).
-pub struct IntoStoreCache(pub Arc<ChunkStore>);
+/// The flag: whether loads may read around the page cache.
+pub struct IntoStoreCache(pub Arc<ChunkStore>, pub bool);
 
 impl ChunkSource for IntoStoreCache {
     fn load(&self, hash: &Hash, loc: &ChunkLoc) -> Loaded {
-        self.0.chunk(hash, loc).map_err(|e| e.to_string())
+        self.0.chunk_via(hash, loc, self.1).map_err(|e| e.to_string())
     }
 }
 

@@ -486,7 +486,7 @@ fn copy_verifying_chunks(
     tmp_path: &Path,
     target: &Path,
 ) -> Result<()> {
-    let ra = reader.read_ahead(0, reader.size, READ_AHEAD);
+    let ra = reader.read_ahead_for_copy(0, reader.size, READ_AHEAD);
     let mut hasher = super::content_hash::ContentHasher::new(reader.zero_run_bytes());
     let mut buf = vec![0u8; 8 << 20];
     let mut off = 0u64;

@@ -179,7 +179,7 @@ pub fn pull(
         // Overlap reading the essence with writing it: load the source chunks the
         // slice covers ahead of the writer.
         let (src_from, src_to, head_len) = plan.source_span();
-        let ra = reader.read_ahead(src_from, src_to, 32 << 20);
+        let ra = reader.read_ahead_for_copy(src_from, src_to, 32 << 20);
         match plan.file.as_deref() {
             Some(vf) => write_segments(vf, &reader, &ra, &file).map_err(io)?,
             None => {
