@@ -689,9 +689,16 @@ impl FsCore {
         }
         let Some((from, to)) = ahead else { return };
         let chunks = reader.chunk_offsets_in(from, to - from);
+        // A chunk that starts before `from` is the one the reader is in the
+        // middle of, reading it range by range itself: a stream becomes one
+        // only after STREAM_MIN_RUN, and a reader can outrun a window the
+        // prefetcher did not take. Loading it whole read the part already
+        // read a second time (strace: up to a chunk, 16 MiB, per stream).
+        let skip = chunks.first().is_some_and(|(off, _, _)| *off < from) as usize;
+        let chunks = &chunks[skip..];
         // Only what the prefetcher accepted counts as requested; the rest is
         // asked for again on the next read (back-pressure, not loss).
-        let accepted = self.prefetch.prefetch(&chunks);
+        let accepted = self.prefetch.prefetch(chunks);
         s.accepted(match chunks.get(accepted) {
             Some((off, _, _)) => (*off).max(from),
             None => to,
