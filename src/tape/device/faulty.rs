@@ -108,6 +108,9 @@ impl<D: TapeDevice> TapeDevice for FaultyDevice<D> {
     fn flush(&mut self) -> Result<()> {
         self.inner.flush()
     }
+    fn settle(&mut self) -> Result<()> {
+        self.inner.settle()
+    }
     fn read_attribute(&mut self, partition: u8, id: u16) -> Result<Option<Vec<u8>>> {
         self.inner.read_attribute(partition, id)
     }

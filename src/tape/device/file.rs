@@ -19,6 +19,7 @@
 //! load: LTFS compares it with the copy in its coherency attributes to tell a
 //! cleanly closed volume from one written by someone else since.
 
+use super::write_behind::{Failed, WriteBehind};
 use super::{DeviceError, Position, ReadOutcome, Result, SeekCounts, TapeDevice};
 use std::fs;
 use std::io::{Read, Write};
@@ -53,6 +54,17 @@ pub struct FileCartridge {
     /// The volume change reference was bumped since the last load.
     wrote_since_load: bool,
     seeks: SeekCounts,
+    /// Appended records on their way to disk (`write_behind`), started at
+    /// the first append.
+    behind: Option<WriteBehind>,
+    /// While appended records are in flight, the end-of-data mark's file
+    /// stays where the first of them went (partition, block); `settle` moves
+    /// it to the end of data. A crash meanwhile leaves records past the mark:
+    /// `scan` counts them (a record wins over a mark at its block).
+    mark_file_at: Option<(u8, u64)>,
+    /// Marks `scan` found beside a record (a crash while records were
+    /// written behind): removed at the next write, so only one mark is left.
+    stale_marks: Vec<(u8, u64)>,
 }
 
 impl FileCartridge {
@@ -85,6 +97,9 @@ impl FileCartridge {
             units: [0, 0],
             wrote_since_load: false,
             seeks: SeekCounts::default(),
+            behind: None,
+            mark_file_at: None,
+            stale_marks: Vec::new(),
         })
     }
 
@@ -160,13 +175,22 @@ impl FileCartridge {
     /// block holding anything, and the units the data before the end takes.
     fn scan(&mut self) -> Result<()> {
         let mut found: [std::collections::HashMap<u64, (char, u64)>; 2] = Default::default();
+        self.stale_marks.clear();
         let entries = fs::read_dir(&self.dir).map_err(|e| DeviceError::io(format!("listing {}", self.dir.display()), e))?;
         for entry in entries {
             let entry = entry.map_err(|e| DeviceError::io("listing the cartridge", e))?;
             let name = entry.file_name();
             let Some((partition, block, kind)) = name.to_str().and_then(parse_record_name) else { continue };
             let len = if kind == 'R' { entry.metadata().map_err(|e| DeviceError::io("listing the cartridge", e))?.len() } else { 0 };
-            found[partition as usize].insert(block, (kind, len));
+            // A crash while records were written behind leaves the mark
+            // before records that are there: the records count.
+            let slot = found[partition as usize].entry(block).or_insert((kind, len));
+            if slot.0 == 'E' && kind != 'E' {
+                *slot = (kind, len);
+                self.stale_marks.push((partition, block));
+            } else if kind == 'E' && slot.0 != 'E' {
+                self.stale_marks.push((partition, block));
+            }
         }
         for (p, records) in found.iter().enumerate() {
             let mut block = 0;
@@ -233,6 +257,10 @@ impl FileCartridge {
             return Err(DeviceError::EndOfMedium { partition });
         }
         self.units[p] = used;
+        for (partition, block) in std::mem::take(&mut self.stale_marks) {
+            let path = self.record_path(partition, block, 'E');
+            fs::remove_file(&path).map_err(|e| DeviceError::io(format!("removing {}", path.display()), e))?;
+        }
         if !self.wrote_since_load {
             let vcr = self.read_vcr()?.unwrap_or(0) + 1;
             let mut attr = Vec::with_capacity(9);
@@ -267,6 +295,85 @@ impl FileCartridge {
         Ok(())
     }
 
+    /// An append at the end of data, past anything a crash left: such a
+    /// record can be written behind (`write_behind`).
+    fn can_append_behind(&self) -> bool {
+        let Position { partition, block } = self.pos;
+        let p = partition as usize;
+        self.loaded
+            && self.wrote_since_load
+            && self.eod[p] == block
+            && self.eod_mark[p]
+            && self.high[p].is_none_or(|h| h <= block)
+            && self.mark_file_at.is_none_or(|(mp, _)| mp == partition)
+    }
+
+    fn append_behind(&mut self, data: &[u8], units: u64) -> Result<()> {
+        if self.behind.as_mut().is_some_and(WriteBehind::has_failed) {
+            return self.settle();
+        }
+        if self.behind.is_none() {
+            self.behind = WriteBehind::start(MAX_RECORD, write_record_file);
+        }
+        let appending = self.before_write(units)?;
+        debug_assert!(appending, "can_append_behind checked the head is at the end-of-data mark");
+        let Position { partition, block } = self.pos;
+        let path = self.record_path(partition, block, 'R');
+        let queued = match self.behind.as_mut() {
+            Some(b) => b.push(block, path.clone(), data).is_ok(),
+            None => false,
+        };
+        if !queued {
+            write_record_file(&path, data).map_err(|e| DeviceError::io(format!("writing {}", path.display()), e))?;
+        }
+        self.mark_file_at.get_or_insert((partition, block));
+        let p = partition as usize;
+        self.units[p] += units;
+        self.pos.block += 1;
+        self.eod[p] = self.pos.block;
+        self.high[p] = Some(self.pos.block);
+        Ok(())
+    }
+
+    /// Every queued record is written: the end-of-data mark's file moves to
+    /// the end of data.
+    fn move_lagging_mark(&mut self) -> Result<()> {
+        let Some((partition, block)) = self.mark_file_at.take() else { return Ok(()) };
+        let eod = self.eod[partition as usize];
+        if block == eod {
+            return Ok(());
+        }
+        let from = self.record_path(partition, block, 'E');
+        let to = self.record_path(partition, eod, 'E');
+        fs::rename(&from, &to).map_err(|e| DeviceError::io(format!("moving {} to {}", from.display(), to.display()), e))
+    }
+
+    /// A record written behind failed: as when a drive reports a deferred
+    /// write error, the data ends at the first record that did not make it
+    /// (what was queued after it is removed), and the head is there.
+    fn recover_from(&mut self, failed: Failed) -> Result<()> {
+        let err = DeviceError::io(format!("writing {}", failed.path.display()), failed.error);
+        let Some((partition, mark)) = self.mark_file_at.take() else { return Err(err) };
+        let p = partition as usize;
+        let end = failed.block.clamp(mark, self.eod[p]);
+        for b in end..=self.eod[p] {
+            self.remove_at(partition, b)?;
+        }
+        if mark != end {
+            let from = self.record_path(partition, mark, 'E');
+            let to = self.record_path(partition, end, 'E');
+            fs::rename(&from, &to).map_err(|e| DeviceError::io(format!("moving {} to {}", from.display(), to.display()), e))?;
+        } else {
+            let to = self.record_path(partition, end, 'E');
+            fs::File::create(&to).map_err(|e| DeviceError::io(format!("writing {}", to.display()), e))?;
+        }
+        self.units[p] = self.units_before(partition, end)?;
+        self.eod[p] = end;
+        self.eod_mark[p] = true;
+        self.pos = Position { partition, block: end };
+        Err(err)
+    }
+
     /// A locate: counted as a drive would travel.
     fn move_head(&mut self, to: Position) {
         if to != self.pos {
@@ -286,6 +393,7 @@ impl FileCartridge {
 
 impl TapeDevice for FileCartridge {
     fn load(&mut self) -> Result<()> {
+        self.settle()?;
         self.scan()?;
         self.pos = Position { partition: 0, block: 0 };
         self.loaded = true;
@@ -294,12 +402,14 @@ impl TapeDevice for FileCartridge {
     }
 
     fn unload(&mut self) -> Result<()> {
+        self.settle()?;
         self.flush()?;
         self.loaded = false;
         Ok(())
     }
 
     fn format(&mut self) -> Result<()> {
+        self.settle()?;
         self.check_loaded()?;
         let entries = fs::read_dir(&self.dir).map_err(|e| DeviceError::io(format!("listing {}", self.dir.display()), e))?;
         for entry in entries {
@@ -322,11 +432,13 @@ impl TapeDevice for FileCartridge {
     }
 
     fn rewind(&mut self) -> Result<()> {
+        self.settle()?;
         self.pos = Position { partition: 0, block: 0 };
         Ok(())
     }
 
     fn locate(&mut self, partition: u8, block: u64) -> Result<()> {
+        self.settle()?;
         self.check_loaded()?;
         Self::check_partition(partition)?;
         if block > self.eod[partition as usize] {
@@ -344,6 +456,7 @@ impl TapeDevice for FileCartridge {
     }
 
     fn locate_end_of_data(&mut self, partition: u8) -> Result<()> {
+        self.settle()?;
         self.check_loaded()?;
         Self::check_partition(partition)?;
         self.move_head(Position { partition, block: self.eod[partition as usize] });
@@ -351,6 +464,7 @@ impl TapeDevice for FileCartridge {
     }
 
     fn position(&mut self) -> Result<Position> {
+        self.settle()?;
         Ok(self.pos)
     }
 
@@ -359,6 +473,10 @@ impl TapeDevice for FileCartridge {
             return Err(DeviceError::Invalid(format!("record of {} bytes is larger than the drive's {MAX_RECORD}", data.len())));
         }
         let units = units_of(data.len() as u64);
+        if self.can_append_behind() {
+            return self.append_behind(data, units);
+        }
+        self.settle()?;
         let appending = self.before_write(units)?;
         let path = self.record_path(self.pos.partition, self.pos.block, 'R');
         write_record_file(&path, data).map_err(|e| DeviceError::io(format!("writing {}", path.display()), e))?;
@@ -372,6 +490,7 @@ impl TapeDevice for FileCartridge {
     }
 
     fn write_filemarks(&mut self, count: u32) -> Result<()> {
+        self.settle()?;
         for _ in 0..count {
             let appending = self.before_write(1)?;
             let path = self.record_path(self.pos.partition, self.pos.block, 'F');
@@ -388,6 +507,7 @@ impl TapeDevice for FileCartridge {
     }
 
     fn read_record(&mut self, buf: &mut [u8]) -> Result<ReadOutcome> {
+        self.settle()?;
         self.check_loaded()?;
         let Position { partition, block } = self.pos;
         match self.kind_at(partition, block) {
@@ -414,6 +534,7 @@ impl TapeDevice for FileCartridge {
     }
 
     fn space_filemarks(&mut self, count: i64) -> Result<()> {
+        self.settle()?;
         self.check_loaded()?;
         let partition = self.pos.partition;
         let mut seen = 0;
@@ -448,6 +569,15 @@ impl TapeDevice for FileCartridge {
         Ok(())
     }
 
+    fn settle(&mut self) -> Result<()> {
+        let Some(failed) = self.behind.as_mut().and_then(WriteBehind::settle) else {
+            return self.move_lagging_mark();
+        };
+        self.recover_from(failed)
+    }
+
+    // Counted as records are queued (the writer asks after every one): the
+    // room a record that then fails took is given back by `settle`.
     fn remaining_capacity(&mut self, partition: u8) -> Result<u64> {
         Self::check_partition(partition)?;
         let cap = self.capacity_blocks(partition);
@@ -455,6 +585,7 @@ impl TapeDevice for FileCartridge {
     }
 
     fn flush(&mut self) -> Result<()> {
+        self.settle()?;
         // One syncfs makes every record written so far durable; the writer
         // calls it before it points the cartridge memory at a new index.
         let dir = fs::File::open(&self.dir).map_err(|e| DeviceError::io(format!("opening {}", self.dir.display()), e))?;
@@ -462,6 +593,7 @@ impl TapeDevice for FileCartridge {
     }
 
     fn read_attribute(&mut self, partition: u8, id: u16) -> Result<Option<Vec<u8>>> {
+        self.settle()?;
         let path = self.attr_path(partition, id);
         match fs::read(&path) {
             Ok(data) => Ok(Some(data)),
@@ -471,6 +603,7 @@ impl TapeDevice for FileCartridge {
     }
 
     fn write_attribute(&mut self, partition: u8, id: u16, data: &[u8]) -> Result<()> {
+        self.settle()?;
         let path = self.attr_path(partition, id);
         fs::write(&path, data).map_err(|e| DeviceError::io(format!("writing {}", path.display()), e))
     }
@@ -587,6 +720,8 @@ mod tests {
         c.write_record(b"one").unwrap();
         c.write_filemarks(1).unwrap();
         c.write_record(b"two").unwrap();
+        // Appended records are written behind: on disk once settled.
+        c.settle().unwrap();
         // The same file, renamed along: no inode freed and allocated per record.
         assert_eq!(fs::metadata(dir.path().join("1_3_E")).unwrap().ino(), mark);
         assert_eq!(names(dir.path()), ["0_0_E", "1_0_R", "1_1_F", "1_2_R", "1_3_E"]);
@@ -631,6 +766,102 @@ mod tests {
         c.write_record(b"again").unwrap();
         assert_eq!(c.remaining_capacity(1).unwrap(), (190 - 20 * 8 - 1) * ACCOUNTING_RECORD);
         assert_eq!(names(dir.path()).iter().filter(|n| n.starts_with("1_")).count(), 22);
+    }
+
+    fn written_behind(dir: &Path) -> FileCartridge {
+        let mut c = FileCartridge::open(dir).unwrap();
+        c.load().unwrap();
+        c.format().unwrap();
+        c.locate(1, 0).unwrap();
+        // The first write after a load bumps the volume change reference
+        // and is written in place; the appends after it go behind.
+        c.write_record(b"first").unwrap();
+        c
+    }
+
+    fn record(i: usize) -> Vec<u8> {
+        // Whole pages (the direct path) and odd lengths (the buffered one).
+        let len = if i.is_multiple_of(2) { 8192 * (1 + i % 5) } else { 1000 + i };
+        (0..len).map(|j| (i * 31 + j) as u8).collect()
+    }
+
+    #[test]
+    fn records_written_behind_read_back_and_the_end_of_data_mark_follows_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = written_behind(dir.path());
+        let before = c.remaining_capacity(1).unwrap();
+        for i in 1..=40 {
+            c.write_record(&record(i)).unwrap();
+        }
+        // Counted as queued, as the writer asks after each record.
+        assert_eq!(c.remaining_capacity(1).unwrap(), before - 40 * ACCOUNTING_RECORD);
+        assert_eq!(c.position().unwrap(), Position { partition: 1, block: 41 });
+        let mut want: Vec<String> = (0..=40).map(|b| format!("1_{b}_R")).collect();
+        want.push("1_41_E".into());
+        want.push("0_0_E".into());
+        want.sort();
+        assert_eq!(names(dir.path()), want);
+        c.locate(1, 1).unwrap();
+        let mut buf = vec![0u8; 64 << 10];
+        for i in 1..=40 {
+            let ReadOutcome::Record(n) = c.read_record(&mut buf).unwrap() else { panic!("record {i} is missing") };
+            assert_eq!(&buf[..n], &record(i)[..], "record {i} reads back different");
+        }
+        assert_eq!(c.read_record(&mut buf).unwrap(), ReadOutcome::EndOfData);
+    }
+
+    #[test]
+    fn a_record_that_fails_behind_is_reported_and_the_data_ends_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = written_behind(dir.path());
+        // Block 3's file cannot be created (a link into a folder that does
+        // not exist): its write fails in a writer thread.
+        std::os::unix::fs::symlink(dir.path().join("gone/x"), dir.path().join("1_3_R")).unwrap();
+        let mut failed = None;
+        for i in 1..=6 {
+            // Reported by a later append already, or at the latest by settle.
+            if let Err(e) = c.write_record(&record(i)) {
+                failed = Some(e);
+                break;
+            }
+        }
+        let e = match failed {
+            Some(e) => e,
+            None => c.settle().expect_err("the failed record is reported"),
+        };
+        assert!(e.to_string().contains("1_3_R"), "the error names the record's file: {e}");
+        assert_eq!(c.position().unwrap(), Position { partition: 1, block: 3 });
+        assert_eq!(names(dir.path()), ["0_0_E", "1_0_R", "1_1_R", "1_2_R", "1_3_E"]);
+        // The drive goes on from there, as after any write error.
+        c.write_record(b"again").unwrap();
+        c.settle().unwrap();
+        assert_eq!(names(dir.path()), ["0_0_E", "1_0_R", "1_1_R", "1_2_R", "1_3_R", "1_4_E"]);
+        let mut c = FileCartridge::open(dir.path()).unwrap();
+        c.load().unwrap();
+        assert_eq!(c.remaining_capacity(1).unwrap(), c.capacity_blocks(1) * ACCOUNTING_RECORD - 4 * ACCOUNTING_RECORD);
+    }
+
+    #[test]
+    fn records_written_behind_when_the_process_stops_are_on_the_cartridge() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = written_behind(dir.path());
+        for i in 1..=5 {
+            c.write_record(&record(i)).unwrap();
+        }
+        // Dropped without a settle (a crash after the queue was written):
+        // the mark file is still where the first queued record went.
+        drop(c);
+        assert!(dir.path().join("1_1_E").exists() && dir.path().join("1_5_R").exists());
+        let mut c = FileCartridge::open(dir.path()).unwrap();
+        c.load().unwrap();
+        c.locate_end_of_data(1).unwrap();
+        assert_eq!(c.position().unwrap(), Position { partition: 1, block: 6 });
+        c.write_record(b"six").unwrap();
+        c.flush().unwrap();
+        let mut want: Vec<String> = (0..=6).map(|b| format!("1_{b}_R")).collect();
+        want.extend(["0_0_E".to_string(), "1_7_E".to_string()]);
+        want.sort();
+        assert_eq!(names(dir.path()), want, "one end-of-data mark, after the last record");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod faulty;
 pub mod file;
 #[cfg(target_os = "linux")]
 pub mod st;
+mod write_behind;
 
 use std::io;
 use std::path::Path;
@@ -98,6 +99,12 @@ pub trait TapeDevice {
     fn remaining_capacity(&mut self, partition: u8) -> Result<u64>;
     /// Make everything written so far durable (a drive's write buffer).
     fn flush(&mut self) -> Result<()>;
+    /// Wait until every record written so far has reached the medium, and
+    /// report a write that failed after its `write_record` returned (a
+    /// drive's deferred error). Not a sync to stable storage (`flush` is).
+    fn settle(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// Read a cartridge memory attribute (the whole SCSI attribute: id,
     /// format, length, value). `Ok(None)` when the cartridge has none.
     fn read_attribute(&mut self, _partition: u8, _id: u16) -> Result<Option<Vec<u8>>> {
@@ -166,6 +173,9 @@ impl<T: TapeDevice + ?Sized> TapeDevice for Box<T> {
     }
     fn flush(&mut self) -> Result<()> {
         (**self).flush()
+    }
+    fn settle(&mut self) -> Result<()> {
+        (**self).settle()
     }
     fn read_attribute(&mut self, partition: u8, id: u16) -> Result<Option<Vec<u8>>> {
         (**self).read_attribute(partition, id)

@@ -338,6 +338,12 @@ impl<D: TapeDevice> VolumeWriter for LtfsVolumeWriter<D> {
         if !self.record.is_empty() {
             self.write_record(None).map_err(|e| self.err(e))?;
         }
+        // Every record of the file is on the medium before an index may list
+        // it (a drive, or the emulated cartridge, may report a write error late).
+        if let Err(e) = self.dev.settle() {
+            self.relocate = true;
+            return Err(self.err(e));
+        }
         let file = self.open.take().expect("checked above");
         let placement = FilePlacement { partition: DATA_PARTITION, start_block: file.start_block, bytes: file.bytes };
         self.bytes_since_index += file.bytes;
