@@ -217,6 +217,35 @@ fn a_failed_write_abandons_the_file_and_keeps_the_index_consistent() {
 }
 
 #[test]
+fn a_record_that_fails_behind_the_writer_fails_its_own_file_not_the_next() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut w = Box::new(LtfsVolumeWriter::open(cartridge(dir, 100), BARCODE).unwrap());
+    write_file(w.as_mut(), "ok.mov", &content(14, 600_000), &[]);
+    // The data partition's end of data, where the next file's records go.
+    let eod: u64 = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().to_str()?.strip_prefix("1_")?.strip_suffix("_E")?.parse().ok())
+        .next()
+        .expect("an end-of-data mark on the data partition");
+    // The new file's second record cannot be created (a link into a folder
+    // that does not exist): its write fails in the cartridge's writer threads.
+    let blocked = format!("1_{}_R", eod + 1);
+    std::os::unix::fs::symlink(dir.join("gone/x"), dir.join(&blocked)).unwrap();
+    w.begin_file("broken.mov", mtime()).unwrap();
+    let err = w.write(&content(15, 1_200_000)).and_then(|_| w.end_file(&[]).map(|_| ())).unwrap_err();
+    assert!(err.to_string().contains(&blocked), "the error names the record that failed: {err}");
+    w.abandon_file().unwrap();
+    write_file(w.as_mut(), "next.mov", &content(16, 700_000), &[]);
+    w.finish().unwrap();
+
+    let mut r = reader(dir);
+    assert_eq!(paths(&mut r), vec!["ok.mov", "next.mov"]);
+    assert_eq!(read_all(&mut r, "ok.mov"), content(14, 600_000));
+    assert_eq!(read_all(&mut r, "next.mov"), content(16, 700_000));
+}
+
+#[test]
 fn early_end_of_medium_closes_the_cartridge_with_what_is_complete() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();

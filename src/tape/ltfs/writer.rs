@@ -357,6 +357,13 @@ impl<D: TapeDevice> VolumeWriter for LtfsVolumeWriter<D> {
     fn abandon_file(&mut self) -> std::result::Result<(), VolumeError> {
         self.open = None;
         self.record.clear();
+        // A record of the abandoned file that failed behind the writer is
+        // that file's failure: had it surfaced at the next file or index,
+        // they would have failed for it. The data ends before it either way.
+        if let Err(e) = self.dev.settle() {
+            log::warn!("{}: a record of the abandoned file failed: {e}", self.barcode);
+            self.relocate = true;
+        }
         Ok(())
     }
 
