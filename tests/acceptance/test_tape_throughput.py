@@ -54,11 +54,17 @@ def test_appending_a_record_to_an_emulated_cartridge_unlinks_nothing(reelfs, tmp
     assert records >= 49, records  # 24 MiB in 512 KiB records, the catalog files after it
     unlinks = sum(counts.get(s, (0, 0))[0] for s in ("unlink", "unlinkat"))
     renames = sum(counts.get(s, (0, 0))[0] for s in ("rename", "renameat", "renameat2"))
-    # Each record: a create, a write and the end-of-data mark renamed past it;
+    # Each record: a create and a write (behind the writer); the end-of-data
+    # mark is renamed past the records written, never deleted and made again;
     # the few unlinks left are the index partition's rewrite at the end and
     # the catalog's own files, none per record (before: three per record).
     assert unlinks <= 20, f"{unlinks} unlinks for {records} records: {counts}"
-    assert renames >= records, counts
+    assert renames >= 1, counts
+    marks = sorted(f.name for f in cart.iterdir() if f.name.endswith("_E"))
+    assert len(marks) == 2, f"one end-of-data mark per partition, after its last record: {marks}"
+    for m in marks:
+        part, block, _ = m.split("_")
+        assert (cart / f"{part}_{int(block) - 1}_R").exists() or (cart / f"{part}_{int(block) - 1}_F").exists(), marks
     rep = reelfs.json("tape", "verify", archive, "--tape", bc, "--device", cart)
     assert rep["mismatches"] == [] and rep["verified"] >= 1, rep
     assert (src / "A001C001.mov").read_bytes() in b"".join(f.read_bytes() for f in data_records(cart))
