@@ -285,10 +285,8 @@ impl FileCartridge {
     /// would leave it, by a rename.
     fn move_eod_to_head(&mut self) -> Result<()> {
         let Position { partition, block } = self.pos;
-        let from = self.record_path(partition, block - 1, 'E');
         self.remove_at(partition, block)?;
-        let to = self.record_path(partition, block, 'E');
-        fs::rename(&from, &to).map_err(|e| DeviceError::io(format!("moving {} to {}", from.display(), to.display()), e))?;
+        self.rename_mark(partition, block - 1, block)?;
         self.eod[partition as usize] = block;
         let high = &mut self.high[partition as usize];
         *high = Some(high.map_or(block, |h| h.max(block)));
@@ -343,8 +341,13 @@ impl FileCartridge {
         if block == eod {
             return Ok(());
         }
-        let from = self.record_path(partition, block, 'E');
-        let to = self.record_path(partition, eod, 'E');
+        self.rename_mark(partition, block, eod)
+    }
+
+    /// Move a partition's end-of-data mark file from one block to another.
+    fn rename_mark(&self, partition: u8, from: u64, to: u64) -> Result<()> {
+        let from = self.record_path(partition, from, 'E');
+        let to = self.record_path(partition, to, 'E');
         fs::rename(&from, &to).map_err(|e| DeviceError::io(format!("moving {} to {}", from.display(), to.display()), e))
     }
 
@@ -360,9 +363,7 @@ impl FileCartridge {
             self.remove_at(partition, b)?;
         }
         if mark != end {
-            let from = self.record_path(partition, mark, 'E');
-            let to = self.record_path(partition, end, 'E');
-            fs::rename(&from, &to).map_err(|e| DeviceError::io(format!("moving {} to {}", from.display(), to.display()), e))?;
+            self.rename_mark(partition, mark, end)?;
         } else {
             let to = self.record_path(partition, end, 'E');
             fs::File::create(&to).map_err(|e| DeviceError::io(format!("writing {}", to.display()), e))?;
