@@ -170,7 +170,30 @@ fn warm(shared: &router::Shared) {
     // look outboards up (started on the request path, a thread start was a
     // major fault on the binary, a stack and a malloc arena before the first byte).
     shared.prefetch.store().open_lookups();
+    // Beside the start, not before it: an archive of thousands of packs
+    // would hold the start up for seconds of cold opens.
+    let store = shared.prefetch.store().clone();
+    let spawned = std::thread::Builder::new().name("reelfs-open-packs".into()).spawn(move || {
+        let n = store.open_packs(packs_kept_open());
+        log::debug!("serve: {n} packs open");
+    });
+    if let Err(e) = spawned {
+        log::debug!("serve: packs open on first read ({e})");
+    }
 }
+
+/// How many packs a server opens at start: a quarter of its descriptor
+/// limit (the rest for connections, catalog views and packs opened later),
+/// and no more than `PACKS_KEPT_OPEN`.
+fn packs_kept_open() -> usize {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes only the struct it is given.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 { lim.rlim_cur } else { 1024 };
+    (soft / 4).min(PACKS_KEPT_OPEN as libc::rlim_t) as usize
+}
+
+/// 4,096 packs of 512 MiB are 2 TiB of the archive.
+const PACKS_KEPT_OPEN: usize = 4096;
 
 /// Start `n` threads of the runtime's blocking pool, left idle for the first
 /// requests (a pool only starts a thread when none is idle, so each of these
