@@ -163,6 +163,22 @@ mod tests {
         assert!(outboard::matches(&second, bytes.len() as u64, &cvs));
     }
 
+    /// A file written through the mount keeps the proof of its head, as an
+    /// ingested one does (a server's first piece of it reads 16 KiB).
+    #[test]
+    fn a_written_file_keeps_the_proof_of_its_first_chunks_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("a");
+        drop(Archive::init(&root).unwrap());
+        let bytes = noise(3 << 20, 13);
+        let blob = commit_file(&root, "w.bin", &[], &[(0, &bytes)], bytes.len() as u64);
+        let a = Archive::open(&root).unwrap();
+        let ext = a.catalog.extents(&blob).unwrap();
+        let proof = a.catalog.chunk_head(&ext[0].chunk).unwrap().expect("the first chunk's head proof");
+        assert!(outboard::head_matches(&ext[0].chunk, ext[0].length, &bytes[..outboard::HEAD_LEN as usize], &proof));
+        assert!(ext[1..].iter().all(|e| a.catalog.chunk_head(&e.chunk).unwrap().is_none()), "only the chunk that begins the file");
+    }
+
     #[test]
     fn a_flipped_byte_fails_reads_of_its_block_only_and_other_blocks_of_the_chunk_still_read() {
         let dir = tempfile::tempdir().unwrap();

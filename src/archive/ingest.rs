@@ -343,6 +343,9 @@ struct Hashed {
     hash: Hash,
     /// The chunk's block CVs (archive/outboard.rs), from the same pass as `hash`.
     cvs: Vec<super::outboard::Cv>,
+    /// The proof of its head, for the chunk that begins the file (a server's
+    /// first piece of it then reads 16 KiB, not a 256 KiB block); else empty.
+    head: Vec<super::outboard::Cv>,
     codec: u8,
     /// Compressed bytes when compression paid, else the raw bytes.
     stored: Stored,
@@ -997,12 +1000,13 @@ fn store_file(
                 for cut in rx {
                     // The id and the block CVs from one pass over the chunk.
                     let (hash, cvs) = super::outboard::hash_with_outboard(&cut.data);
+                    let head = if cut.offset == 0 { super::outboard::head_proof(&cut.data, &cvs) } else { Vec::new() };
                     let len = cut.data.len() as u64;
                     let (codec, stored) = match compress_if_it_pays(&cut.data, policy, level) {
                         Some(c) => (CODEC_ZSTD, Stored::Zstd(c)),
                         None => (CODEC_RAW, Stored::Raw(cut.data)),
                     };
-                    if tx.send(Hashed { idx: cut.idx, offset: cut.offset, len, hash, cvs, codec, stored }).is_err() {
+                    if tx.send(Hashed { idx: cut.idx, offset: cut.offset, len, hash, cvs, head, codec, stored }).is_err() {
                         break;
                     }
                 }
@@ -1036,6 +1040,9 @@ fn store_file(
                 report.chunks_new += 1;
                 report.bytes_new_stored += loc.stored_len as u64;
             }
+            // Also for a chunk stored before (at another offset of another
+            // file, or by a version without heads): it begins this file.
+            cat.put_chunk_head(&h.hash, &h.head)?;
             Ok(())
         })();
         if let Err(e) = r {

@@ -107,6 +107,72 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<Cv>> {
     Some(bytes.chunks_exact(32).map(|c| c.try_into().unwrap_or([0; 32])).collect())
 }
 
+/// A chunk's head: its first `HEAD_LEN` bytes, which a server's first piece
+/// reads and checks on their own (`head_proof`), instead of the whole first
+/// block. 16 KiB: a cold read of it took 0.2-0.4 ms here against 0.6-1.1 ms
+/// for the 256 KiB block, and its proof is one CV per tree level above it
+/// (8 CVs, 256 bytes, for a 4 MiB chunk).
+pub const HEAD_LOG: u32 = 14;
+pub const HEAD_LEN: u64 = 1 << HEAD_LOG;
+
+/// The subtrees along the left edge of an input of `len` (> `HEAD_LEN`)
+/// bytes from its head up to its root, bottom first: each is `(left, end)`,
+/// a node [0, end) whose left child is [0, left), so its right child
+/// [left, end) is the sibling a head's proof holds at that level.
+fn left_edge(len: u64) -> Vec<(u64, u64)> {
+    let mut edge = Vec::new();
+    let mut end = len;
+    while end > HEAD_LEN {
+        let left = blake3::hazmat::left_subtree_len(end);
+        edge.push((left, end));
+        end = left;
+    }
+    edge.reverse();
+    edge
+}
+
+/// The CVs that check an input's head against its hash: the right sibling
+/// of each subtree on the left edge, bottom first. `cvs` is the input's
+/// outboard (`hash_with_outboard`): siblings of whole blocks are merged from
+/// it, only those inside the first block are hashed. Empty when the input
+/// is no longer than its head (hash it whole).
+pub fn head_proof(data: &[u8], cvs: &[Cv]) -> Vec<Cv> {
+    let len = data.len() as u64;
+    if len <= HEAD_LEN {
+        return Vec::new();
+    }
+    left_edge(len)
+        .into_iter()
+        .map(|(left, end)| {
+            if left >= BLOCK_LEN && cvs.len() == block_count(len) {
+                merge(&cvs[(left / BLOCK_LEN) as usize..end.div_ceil(BLOCK_LEN) as usize])
+            } else {
+                let mut h = blake3::Hasher::new();
+                h.set_input_offset(left);
+                h.update(&data[left as usize..end as usize]);
+                h.finalize_non_root()
+            }
+        })
+        .collect()
+}
+
+/// True when `head` (the first `HEAD_LEN` bytes of an input of `len` bytes)
+/// and `proof` hash to `id`: the head's bytes are then the input's.
+pub fn head_matches(id: &Hash, len: u64, head: &[u8], proof: &[Cv]) -> bool {
+    let edge = left_edge(len);
+    if len <= HEAD_LEN || head.len() as u64 != HEAD_LEN || proof.len() != edge.len() {
+        return false;
+    }
+    let mut h = blake3::Hasher::new();
+    h.update(head);
+    let mut cv = h.finalize_non_root();
+    let (top, below) = proof.split_last().unwrap_or((&[0; 32], &[]));
+    for sibling in below {
+        cv = merge_subtrees_non_root(&cv, sibling, Mode::Hash);
+    }
+    merge_subtrees_root(&cv, top, Mode::Hash).as_bytes() == &id.0
+}
+
 /// The root of a BLAKE3 tree built from its block CVs as they arrive, holding
 /// only one CV per tree level (at most 64), never the whole list: BLAKE3's own
 /// lazy-merge scheme. A CV is merged into its left neighbours only when the
@@ -358,6 +424,29 @@ mod tests {
 
     fn bytes(n: usize) -> Vec<u8> {
         (0..n).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect()
+    }
+
+    #[test]
+    fn a_head_and_its_proof_hash_to_the_input_at_every_shape_of_tree() {
+        let (h, b) = (HEAD_LEN as usize, BLOCK_LEN as usize);
+        for n in [h + 1, h + 1023, 2 * h, 3 * h + 5, b - 1, b, b + 1, 2 * b + 77, 4 * b, 16 * b + 1, 22 * b - 9, 64 * b] {
+            let data = bytes(n);
+            let (id, cvs) = hash_with_outboard(&data);
+            assert_eq!(id, Hash::of(&data));
+            let proof = head_proof(&data, &cvs);
+            assert_eq!(proof.len(), left_edge(n as u64).len(), "{n}");
+            // Merged from the outboard or hashed from the bytes: the same CVs.
+            assert_eq!(proof, head_proof(&data, &[]), "{n}");
+            assert!(head_matches(&id, n as u64, &data[..h], &proof), "{n}");
+            let mut flipped = data[..h].to_vec();
+            flipped[h / 2] ^= 1;
+            assert!(!head_matches(&id, n as u64, &flipped, &proof), "{n}: a flipped byte passed");
+            let mut forged = proof.clone();
+            forged[0][0] ^= 1;
+            assert!(!head_matches(&id, n as u64, &data[..h], &forged), "{n}: a forged CV passed");
+        }
+        assert!(head_proof(&bytes(h), &[]).is_empty());
+        assert!(!head_matches(&Hash::of(&bytes(h)), h as u64, &bytes(h), &[]));
     }
 
     #[test]

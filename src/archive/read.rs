@@ -314,22 +314,8 @@ impl ChunkStore {
         if end > len {
             return Err(ArchiveError::Inconsistent(format!("extent past the end of chunk {}", hash.short())));
         }
-        let found: Arc<(Mutex<Option<Option<Arc<ChunkBlocks>>>>, Condvar)> = Arc::default();
-        let (tell, store, h, l) = (found.clone(), self.clone(), *hash, loc.clone());
-        let queued = self.lookups.submit_after(std::time::Duration::ZERO, move || {
-            let blocks = store.checked_outboard(&h, &l);
-            if let Ok(mut g) = tell.0.lock() {
-                *g = Some(blocks);
-            }
-            tell.1.notify_all();
-            Step::Done
-        });
-        if !queued {
-            return match self.block_outboard(hash, loc) {
-                Some(blocks) => self.read_range_block_verified(hash, loc, &blocks, off, buf).map(|_| true),
-                None => Ok(false),
-            };
-        }
+        let (h, l) = (*hash, loc.clone());
+        let found = self.look_up_beside(move |store| store.checked_outboard(&h, &l));
         let (first, last) = (off >> outboard::BLOCK_LOG, (end - 1) >> outboard::BLOCK_LOG);
         let start = first * outboard::BLOCK_LEN;
         let stop = ((last + 1) * outboard::BLOCK_LEN).min(len);
@@ -341,14 +327,7 @@ impl ChunkStore {
             super::chunk_buffers::give(bytes);
             return Err(e);
         }
-        let blocks = {
-            let mut g = found.0.lock().map_err(|_| ArchiveError::Inconsistent("an outboard lookup's lock is poisoned".into()))?;
-            while g.is_none() {
-                g = found.1.wait(g).map_err(|_| ArchiveError::Inconsistent("an outboard lookup's lock is poisoned".into()))?;
-            }
-            g.take().flatten()
-        };
-        let Some(blocks) = blocks else {
+        let Some(blocks) = found.wait()? else {
             super::chunk_buffers::give(bytes);
             return Ok(false);
         };
@@ -358,6 +337,72 @@ impl ChunkStore {
         }
         super::chunk_buffers::give(bytes);
         checked.map(|_| true)
+    }
+
+    /// Run `f` on the lookup thread, beside what the caller does meanwhile
+    /// (or here and now, if that thread cannot be started).
+    fn look_up_beside<T: Send + 'static>(self: &Arc<Self>, f: impl FnOnce(&ChunkStore) -> T + Send + 'static) -> Beside<T> {
+        let found: Arc<(Mutex<Option<T>>, Condvar)> = Arc::default();
+        let job = Arc::new(Mutex::new(Some(f)));
+        let (j, tell, store) = (job.clone(), found.clone(), self.clone());
+        let queued = self.lookups.submit_after(std::time::Duration::ZERO, move || {
+            if let Some(f) = j.lock().ok().and_then(|mut g| g.take()) {
+                let v = f(&store);
+                if let Ok(mut g) = tell.0.lock() {
+                    *g = Some(v);
+                }
+                tell.1.notify_all();
+            }
+            Step::Done
+        });
+        if !queued {
+            return Beside::Here(job.lock().ok().and_then(|mut g| g.take()).map(|f| f(self)));
+        }
+        Beside::Queued(found)
+    }
+
+    /// Copy bytes [off, off + buf.len()) of a raw chunk's head (its first
+    /// `outboard::HEAD_LEN` bytes) into `buf`, reading and checking just the
+    /// head, against the proof the catalog keeps for chunks that begin a file
+    /// (looked up beside the read): a server's first piece of a file reads
+    /// 16 KiB instead of a 256 KiB block and its outboard. `Ok(false)`:
+    /// nothing was copied (no proof, or not a raw chunk's head, or the head
+    /// did not match its proof): read it another way, which names any damage.
+    pub fn read_head_with_lookup(self: &Arc<Self>, hash: &Hash, loc: &ChunkLoc, off: u64, buf: &mut [u8]) -> Result<bool> {
+        let len = loc.raw_len as u64;
+        if loc.codec != CODEC_RAW
+            || buf.is_empty()
+            || len <= outboard::HEAD_LEN
+            || off + buf.len() as u64 > outboard::HEAD_LEN
+            || self.is_verified(hash)
+            || self.outboards.lock().map_or(true, |m| m.contains_key(hash))
+        {
+            return Ok(false);
+        }
+        let h = *hash;
+        let found = self.look_up_beside(move |store| store.head_proof(&h));
+        let (file, path, loc) = self.open_at(hash, loc)?;
+        let file = without_readahead(file);
+        let mut head = super::chunk_buffers::take(outboard::HEAD_LEN as usize);
+        let read = file.read_exact_at(loc.offset + RECORD_HEADER_LEN, &mut head).at(&path);
+        let proof = found.wait()?;
+        let matched = read.is_ok() && proof.as_ref().is_some_and(|p| outboard::head_matches(hash, len, &head, p));
+        if matched {
+            buf.copy_from_slice(&head[off as usize..off as usize + buf.len()]);
+        } else if read.is_ok() && proof.is_some() {
+            log::warn!("chunk {}: its head does not match the proof in the catalog; reading its first block", hash.short());
+        }
+        super::chunk_buffers::give(head);
+        read.map(|_| matched)
+    }
+
+    /// The proof of a chunk's head, as the catalog has it (unchecked).
+    fn head_proof(&self, hash: &Hash) -> Option<Vec<Cv>> {
+        let mut g = self.outboard_lookups.lock().ok()?;
+        if g.is_none() {
+            *g = Some(Catalog::open_read_only(&self.catalog_db).ok()?);
+        }
+        g.as_ref()?.chunk_head(hash).ok().flatten()
     }
 
     /// Copy bytes [off, off + buf.len()) of a zstd-compressed chunk into
@@ -417,6 +462,11 @@ impl ChunkStore {
             if let Some(c) = g.as_ref() {
                 let _ = c.chunk_outboard(&Hash([0; 32]));
                 let _ = c.pack_name(i64::MAX);
+            }
+        }
+        if let Ok(g) = self.outboard_lookups.lock() {
+            if let Some(c) = g.as_ref() {
+                let _ = c.read_head_index_ahead();
             }
         }
         self.extent_loader.start();
@@ -1339,6 +1389,31 @@ impl BlobReader {
     }
 }
 
+/// A lookup's result (`ChunkStore::look_up_beside`): run here already, or
+/// on the lookup thread.
+enum Beside<T> {
+    Here(Option<T>),
+    Queued(Arc<(Mutex<Option<T>>, Condvar)>),
+}
+
+impl<T> Beside<T> {
+    fn wait(self) -> Result<T> {
+        let poisoned = || ArchiveError::Inconsistent("a catalog lookup's lock is poisoned".into());
+        match self {
+            Beside::Here(v) => v.ok_or_else(poisoned),
+            Beside::Queued(found) => {
+                let mut g = found.0.lock().map_err(|_| poisoned())?;
+                loop {
+                    if let Some(v) = g.take() {
+                        return Ok(v);
+                    }
+                    g = found.1.wait(g).map_err(|_| poisoned())?;
+                }
+            }
+        }
+    }
+}
+
 /// A local pack opened once more, with the kernel's read-ahead off, for a
 /// read that must answer soon and needs only the blocks it asks for (a
 /// server's first piece). On the pack's shared descriptor a cold 256 KiB
@@ -1465,8 +1540,37 @@ impl Prefetched {
     /// `SOON_PREFIX` bytes), verified block by block
     /// (`ChunkStore::read_range_decoding`), instead of loaded whole. What it
     /// decodes is not kept; a reader that goes on reads with `read`.
+    ///
+    /// Short where the range starts in the head of a raw chunk that begins a
+    /// file (`outboard::HEAD_LEN`, with a proof in the catalog): only the rest
+    /// of that head is read and returned, so a GET from a file's start (every
+    /// player's first request) waits for 16 KiB from the disk, not a 256 KiB
+    /// block. The reader goes on from there with `read`.
     pub fn read_soon(&self, offset: u64, buf: &mut [u8]) -> std::result::Result<usize, String> {
+        if let Some(n) = self.read_head(offset, buf)? {
+            return Ok(n);
+        }
         self.read_from(offset, buf, true)
+    }
+
+    /// `read_soon`'s short read of a chunk's head; None where it does not apply.
+    fn read_head(&self, offset: u64, buf: &mut [u8]) -> std::result::Result<Option<usize>, String> {
+        if offset >= self.reader.size || buf.is_empty() {
+            return Ok(None);
+        }
+        let extents = self.reader.try_extents_in(offset, 1).map_err(|e| e.to_string())?;
+        let Some(re) = extents.iter().find(|re| re.extent.file_offset <= offset && offset < re.extent.file_offset + re.extent.length)
+        else {
+            return Ok(None);
+        };
+        let e = &re.extent;
+        let in_chunk = e.chunk_offset + (offset - e.file_offset);
+        if e.is_zero_run() || in_chunk >= outboard::HEAD_LEN || self.prefetch.cached(&e.chunk).is_some() {
+            return Ok(None);
+        }
+        let n = (outboard::HEAD_LEN - in_chunk).min(e.file_offset + e.length - offset).min(buf.len() as u64) as usize;
+        let store = self.prefetch.store();
+        Ok(store.read_head_with_lookup(&e.chunk, &re.loc, in_chunk, &mut buf[..n]).map_err(|e| e.to_string())?.then_some(n))
     }
 
     /// The chunk from the read-ahead's memory: cached, or (unless the read
@@ -2085,6 +2189,71 @@ mod soon_tests {
         let mut one = vec![0u8; 4096];
         assert_eq!(p.read(from, &mut one).unwrap(), 4096);
         assert!(one == data[from as usize..from as usize + 4096]);
+    }
+
+    /// A server's first piece of a file reads only its first chunk's head,
+    /// checked against the proof ingest kept: the bytes are the file's; a
+    /// forged proof costs only the fallback to the block; a damaged head byte
+    /// is never returned (the block read after it names the damage).
+    #[test]
+    fn a_soon_read_of_a_files_head_checks_it_against_its_proof() {
+        use super::super::readahead::{Prefetcher, ReadAheadConfig};
+        let head = outboard::HEAD_LEN as usize;
+        let dir = tempfile::tempdir().unwrap();
+        let data = noise(12 << 20, 5);
+        let root = archive_with_file(dir.path(), &data);
+        let open = || {
+            let a = Archive::open(&root).unwrap();
+            let reader = Arc::new(a.blob_reader(&a.resolve("main/f.bin").unwrap().entry.hash).unwrap());
+            let prefetch = Prefetcher::new(a.store().clone(), ReadAheadConfig::for_cache(64 << 20, 1));
+            (a, Prefetched { prefetch, reader })
+        };
+        let (a, p) = open();
+        let ext = p.reader.extents();
+        let (hash, loc) = (ext[0].extent.chunk, ext[0].loc.clone());
+        assert!(ext.len() >= 2 && loc.codec == CODEC_RAW, "noise makes several raw chunks");
+        let proof = a.catalog.chunk_head(&hash).unwrap().expect("ingest keeps the proof of the file's first chunk's head");
+        assert!(a.catalog.chunk_head(&ext[1].extent.chunk).unwrap().is_none(), "and of no other chunk");
+
+        let store = a.store().clone();
+        let mut buf = vec![0u8; 4096];
+        assert!(store.read_head_with_lookup(&hash, &loc, 100, &mut buf).unwrap());
+        assert!(buf == data[100..4196], "the head read returned other bytes");
+        assert!(!store.is_verified(&hash) && store.outboards.lock().unwrap().get(&hash).is_none(), "nothing but the head was checked");
+        assert!(!store.read_head_with_lookup(&hash, &loc, head as u64 - 10, &mut [0u8; 20]).unwrap(), "past the head: another path");
+        let mut first = vec![0u8; head];
+        assert_eq!(p.read_soon(0, &mut first).unwrap(), head);
+        assert!(first == data[..head]);
+        // A longer first piece is cut at the head's end; the reader goes on from there.
+        let mut more = vec![0u8; 64 << 10];
+        assert_eq!(p.read_soon(100, &mut more).unwrap(), head - 100, "a first piece from the head: the rest of the head");
+        assert!(more[..head - 100] == data[100..head]);
+        assert_eq!(p.read(head as u64, &mut more).unwrap(), more.len());
+        assert!(more == data[head..head + (64 << 10)]);
+        drop((store, p, a));
+
+        // A forged proof: the head is not taken on its word; the block is read.
+        let w = Archive::open_writer(&root).unwrap();
+        let mut forged = proof.clone();
+        forged[3][7] ^= 1;
+        w.catalog.put_chunk_head(&hash, &forged).unwrap();
+        drop(w);
+        let (a, p) = open();
+        assert!(!a.store().read_head_with_lookup(&hash, &loc, 0, &mut buf).unwrap());
+        assert_eq!(p.read_soon(0, &mut first).unwrap(), head);
+        assert!(first == data[..head], "the fallback returned other bytes");
+        drop((p, a));
+
+        // The right proof again, and one head byte damaged in the pack.
+        let w = Archive::open_writer(&root).unwrap();
+        w.catalog.put_chunk_head(&hash, &proof).unwrap();
+        let pack = w.store().pack_path(loc.pack);
+        drop(w);
+        flip_byte(&pack, loc.offset + RECORD_HEADER_LEN + 50);
+        let (a, p) = open();
+        assert!(!a.store().read_head_with_lookup(&hash, &loc, 0, &mut buf).unwrap());
+        let err = p.read_soon(0, &mut first).unwrap_err();
+        assert!(err.contains("block 0 ") && err.contains("outboard"), "{err}");
     }
 
     /// A server's first piece of a chunk whose outboard is not looked up yet

@@ -19,6 +19,8 @@ pub struct PreparedChunk {
     pub codec: u8,
     pub stored: Stored,
     pub outboard: Vec<Cv>,
+    /// The proof of its head when it begins the file (`outboard::head_proof`).
+    pub head: Vec<Cv>,
 }
 
 /// Where a prepared chunk's stored bytes are. A raw chunk stays where it was
@@ -63,14 +65,19 @@ pub fn prepare_written(config: &Config, writes: &[(u64, &[u8])]) -> Result<Prepa
             let bytes = &data[c.offset..c.offset + c.length];
             let (id, outboard) = super::outboard::hash_with_outboard(bytes);
             pieces.push(Extent { file_offset: off + c.offset as u64, length: c.length as u64, chunk: id, chunk_offset: 0 });
-            if chunks.iter().any(|p| p.id == id) {
+            let begins_file = off + c.offset as u64 == 0;
+            if let Some(p) = chunks.iter_mut().find(|p| p.id == id) {
+                if begins_file && p.head.is_empty() {
+                    p.head = super::outboard::head_proof(bytes, &p.outboard);
+                }
                 continue;
             }
+            let head = if begins_file { super::outboard::head_proof(bytes, &outboard) } else { Vec::new() };
             let (codec, stored) = match super::ingest::compress_if_it_pays(bytes, config.compression.policy, config.compression.level) {
                 Some(z) => (CODEC_ZSTD, Stored::Compressed(z)),
                 None => (CODEC_RAW, Stored::Raw { run, at: c.offset }),
             };
-            chunks.push(PreparedChunk { id, raw_len: bytes.len(), codec, stored, outboard });
+            chunks.push(PreparedChunk { id, raw_len: bytes.len(), codec, stored, outboard, head });
         }
     }
     chunks.sort_by_key(|c| c.id);
@@ -130,6 +137,7 @@ impl Archive {
             }
             for c in &missing {
                 cat.put_chunk_outboard(&c.id, &c.outboard)?;
+                cat.put_chunk_head(&c.id, &c.head)?;
             }
             cat.commit()
         })();

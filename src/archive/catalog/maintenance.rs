@@ -154,6 +154,7 @@ impl Catalog {
              DELETE FROM chunks WHERE hash NOT IN (SELECT h FROM gc_chunks);
              DELETE FROM damaged_chunks WHERE hash NOT IN (SELECT h FROM gc_chunks);
              DELETE FROM chunk_outboards WHERE chunk NOT IN (SELECT h FROM gc_chunks);
+             DELETE FROM chunk_heads WHERE chunk NOT IN (SELECT h FROM gc_chunks);
              DELETE FROM blob_outboards WHERE blob NOT IN (SELECT h FROM gc_blobs);
              DELETE FROM blob_outboard_pieces WHERE blob NOT IN (SELECT h FROM gc_blobs);
              DELETE FROM extents WHERE blob NOT IN (SELECT h FROM gc_blobs);

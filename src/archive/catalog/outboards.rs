@@ -22,6 +22,10 @@ CREATE TABLE IF NOT EXISTS blob_outboards (blob BLOB PRIMARY KEY, block_log INTE
 -- written since is stored here; rows of blob_outboards (earlier versions) stay readable.
 CREATE TABLE IF NOT EXISTS blob_outboard_pieces (blob BLOB NOT NULL, piece INTEGER NOT NULL, block_log INTEGER NOT NULL,
   cvs BLOB NOT NULL, PRIMARY KEY (blob, piece)) WITHOUT ROWID;
+-- The proof of a chunk's head (outboard::head_proof) for chunks that begin a file, so
+-- a server's first piece reads and checks 16 KiB, not a whole 256 KiB block; block_log
+-- here is outboard::HEAD_LOG, the head's size.
+CREATE TABLE IF NOT EXISTS chunk_heads (chunk BLOB PRIMARY KEY, block_log INTEGER NOT NULL, cvs BLOB NOT NULL) WITHOUT ROWID;
 "#;
 
 /// A catalog from before outboards, opened read-only, has not the tables:
@@ -32,6 +36,10 @@ fn no_table(e: &rusqlite::Error) -> bool {
 
 impl Catalog {
     fn outboard_row(&self, table: &str, key: &str, id: &Hash) -> Result<Option<Vec<Cv>>> {
+        self.cvs_row(table, key, id, outboard::BLOCK_LOG)
+    }
+
+    fn cvs_row(&self, table: &str, key: &str, id: &Hash, block_log: u32) -> Result<Option<Vec<Cv>>> {
         let sql = format!("SELECT block_log, cvs FROM {table} WHERE {key} = ?1");
         let st = self.conn.prepare_cached(&sql);
         let mut st = match st {
@@ -41,16 +49,31 @@ impl Catalog {
         };
         let row: Option<(i64, Vec<u8>)> = st.query_row([&id.0[..]], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(|e| self.err(e))?;
         // Rows of another block size are ignored (as if absent), never misread.
-        Ok(row.filter(|(log, _)| *log == outboard::BLOCK_LOG as i64).and_then(|(_, b)| outboard::decode(&b)))
+        Ok(row.filter(|(log, _)| *log == block_log as i64).and_then(|(_, b)| outboard::decode(&b)))
     }
 
     fn put_outboard_row(&self, table: &str, key: &str, id: &Hash, cvs: &[Cv]) -> Result<()> {
+        self.put_cvs_row(table, key, id, cvs, outboard::BLOCK_LOG)
+    }
+
+    fn put_cvs_row(&self, table: &str, key: &str, id: &Hash, cvs: &[Cv], block_log: u32) -> Result<()> {
         if cvs.is_empty() {
             return Ok(());
         }
         let sql = format!("INSERT OR REPLACE INTO {table} ({key}, block_log, cvs) VALUES (?1, ?2, ?3)");
         let mut st = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
-        st.execute(params![&id.0[..], outboard::BLOCK_LOG as i64, outboard::encode(cvs)]).map(|_| ()).map_err(|e| self.err(e))
+        st.execute(params![&id.0[..], block_log as i64, outboard::encode(cvs)]).map(|_| ()).map_err(|e| self.err(e))
+    }
+
+    /// The proof of a chunk's head, if recorded (unchecked: see
+    /// `outboard::head_matches`).
+    pub fn chunk_head(&self, chunk: &Hash) -> Result<Option<Vec<Cv>>> {
+        self.cvs_row("chunk_heads", "chunk", chunk, outboard::HEAD_LOG)
+    }
+
+    /// Record the proof of a chunk's head (nothing for a chunk no longer than its head).
+    pub fn put_chunk_head(&self, chunk: &Hash, proof: &[Cv]) -> Result<()> {
+        self.put_cvs_row("chunk_heads", "chunk", chunk, proof, outboard::HEAD_LOG)
     }
 
     /// A chunk's block CVs, if recorded (unchecked: see `outboard::matches`).

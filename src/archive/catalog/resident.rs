@@ -66,6 +66,13 @@ impl Catalog {
         failed.map_or(Ok(n), Err)
     }
 
+    /// Before a server's first request, on the connection that looks chunk
+    /// heads up: every interior page of their index (a row per file, so a
+    /// small index), so a first piece's proof costs one cold read, its leaf.
+    pub fn read_head_index_ahead(&self) -> Result<usize> {
+        self.read_interior_pages("chunk_heads", Levels::Interior, CHUNK_INDEX_PAGES)
+    }
+
     /// Read the interior pages of `index`'s B-tree (a table or index by
     /// name) that `levels` names, level by level; of its leaves only the
     /// leftmost, which finding the depth reaches. At most `max_pages` (not
