@@ -23,6 +23,7 @@ pub mod ingest;
 pub mod lock;
 pub mod merge;
 pub mod objects;
+pub mod open_packs;
 pub mod outboard;
 pub mod pack;
 pub mod pack_direct;

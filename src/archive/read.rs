@@ -34,7 +34,7 @@ pub struct ChunkStore {
     /// The catalog `relocate` asks where a chunk went.
     catalog_db: PathBuf,
     pack_names: Mutex<HashMap<i64, String>>,
-    files: Mutex<HashMap<i64, Arc<dyn ReadAt>>>,
+    files: Mutex<super::open_packs::OpenPacks>,
     verified: Mutex<HashSet<Hash>>,
     cache: Mutex<DecodedCache>,
     /// A read-only connection to the catalog, opened the first time a chunk is
@@ -166,7 +166,7 @@ impl ChunkStore {
             packs,
             catalog_db,
             pack_names: Mutex::new(HashMap::new()),
-            files: Mutex::new(HashMap::new()),
+            files: Mutex::new(super::open_packs::OpenPacks::for_this_process()),
             verified: Mutex::new(HashSet::new()),
             cache: Mutex::new(DecodedCache { cap: cache_bytes, used: 0, items: VecDeque::new() }),
             relocator: Mutex::new(None),
@@ -184,7 +184,7 @@ impl ChunkStore {
     pub fn known_packs(&self) -> Vec<i64> {
         let mut ids: HashSet<i64> = self.pack_names.lock().map(|m| m.keys().copied().collect()).unwrap_or_default();
         if let Ok(f) = self.files.lock() {
-            ids.extend(f.keys().copied());
+            ids.extend(f.ids());
         }
         ids.into_iter().collect()
     }
@@ -198,7 +198,7 @@ impl ChunkStore {
             return;
         }
         if let Ok(mut f) = self.files.lock() {
-            f.retain(|id, _| !gone.contains(id));
+            f.close(gone);
         }
         if let Ok(mut m) = self.pack_names.lock() {
             m.retain(|id, _| !gone.contains(id));
@@ -478,14 +478,16 @@ impl ChunkStore {
         }
     }
 
-    /// Open up to `max` of the archive's packs, newest first, and keep them
-    /// open as a first read of each would: returns how many are open. A
-    /// server calls this when it starts (`serve::warm`), so a request never
-    /// waits on the path lookup of a pack nothing has read since the start: a
-    /// cold `open` of a pack (its folders and inode read from disk) took
-    /// 0.7-1.1 ms here, about a third of a cold time to first byte. Packs
-    /// left closed (past `max`) open on first read, as before.
+    /// Open up to `max` of the archive's packs (and no more than half of
+    /// what this store keeps open), newest first, and keep them open as a
+    /// first read of each would: returns how many are open. A server calls
+    /// this when it starts (`serve::warm`), so a request never waits on the
+    /// path lookup of a pack nothing has read since the start: a cold `open`
+    /// of a pack (its folders and inode read from disk) took 0.7-1.1 ms here,
+    /// about a third of a cold time to first byte. Packs left closed open on
+    /// first read, as before.
     pub fn open_packs(&self, max: usize) -> usize {
+        let max = max.min(self.files.lock().map_or(0, |f| f.cap() / 2));
         let names = {
             let Ok(mut g) = self.relocator.lock() else { return 0 };
             if g.is_none() {
@@ -571,7 +573,7 @@ impl ChunkStore {
     /// An open pack and where it is (for messages).
     fn file(&self, pack: i64) -> Result<(Arc<dyn ReadAt>, String)> {
         let name = self.pack_name(pack);
-        if let Some(f) = self.files.lock().ok().and_then(|m| m.get(&pack).cloned()) {
+        if let Some(f) = self.files.lock().ok().and_then(|mut m| m.get(pack)) {
             return Ok((f, self.packs.locate(&name)));
         }
         let f = self.packs.open(&name)?;

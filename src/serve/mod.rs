@@ -186,10 +186,7 @@ fn warm(shared: &router::Shared) {
 /// limit (the rest for connections, catalog views and packs opened later),
 /// and no more than `PACKS_KEPT_OPEN`.
 fn packs_kept_open() -> usize {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes only the struct it is given.
-    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 { lim.rlim_cur } else { 1024 };
-    (soft / 4).min(PACKS_KEPT_OPEN as libc::rlim_t) as usize
+    (crate::archive::open_packs::descriptor_limit() / 4).min(PACKS_KEPT_OPEN)
 }
 
 /// 4,096 packs of 512 MiB are 2 TiB of the archive.

@@ -73,3 +73,30 @@ def test_chunks_that_verify_but_are_not_the_files_bytes_fail_the_restore_and_lea
     good = names.pop()
     assert b3(out / "card" / good) == b3(src / good)
     assert not any(n.startswith(".reelfs-restore-") for n in os.listdir(out)), os.listdir(out)
+
+
+def test_a_restore_across_more_packs_than_the_descriptor_limit_leaves_open_restores_every_byte(reelfs, tmp_archive, tmp_path):
+    # A chunk store keeps a pack open after its first read, but never more
+    # than half the process's descriptor limit: past it, the pack used least
+    # recently is closed. Reading 80 packs with `ulimit -n 64` must not fail
+    # with "Too many open files".
+    import resource
+    toml = tmp_archive / "reelfs.toml"
+    text = toml.read_text()
+    assert "target_size = 536870912" in text
+    toml.write_text(text.replace("target_size = 536870912", "target_size = 1048576"))
+    src = tmp_path / "src"
+    files = [write_random(src / f"f{i:02}.bin", 1_100_000 + i) for i in range(80)]
+    reelfs.ok("ingest", tmp_archive, src, "--to", "Day01")
+    assert len(list((tmp_archive / "packs").rglob("*.pack"))) >= 80
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    out = tmp_path / "out"
+    proc = reelfs("restore", tmp_archive, "main/Day01", out, preexec_fn=low_limit)
+    assert proc.returncode == 0, proc.stderr
+    restored = {p.name: p for p in out.rglob("*.bin")}
+    assert len(restored) == len(files)
+    for f in files:
+        assert restored[f.name].read_bytes() == f.read_bytes(), f.name
