@@ -520,6 +520,51 @@ def test_a_damaged_chunk_cuts_the_response_never_sends_wrong_bytes_and_is_logged
         s.stop()
 
 
+def stream_get(url, headers=None):
+    """(status, bytes received, whether the response was cut)."""
+    got = bytearray()
+    status = None
+    try:
+        with httpx.Client() as c, c.stream("GET", url, headers=headers or {}) as r:
+            status = r.status_code
+            for chunk in r.iter_raw(1 << 14):
+                got += chunk
+    except (httpx.RemoteProtocolError, httpx.ReadError):
+        return status, bytes(got), True
+    return status, bytes(got), False
+
+
+def test_a_files_first_16_kib_are_checked_on_their_own_and_never_sent_damaged(reelfs, tmp_archive, tmp_path):
+    # A response's first piece from a file's start reads and checks the head
+    # of its first chunk alone (its proof in the catalog): a damaged byte in
+    # the head is never sent; a head before a damaged byte is sent whole.
+    card = tmp_path / "card"
+    a = write_random(card / "A001C003.mov", 6 << 20)
+    b = write_random(card / "A001C004.mov", 6 << 20)
+    reelfs.ok("ingest", tmp_archive, card, "--to", "Day01")
+    flip_byte_of(tmp_archive, a, 5000)  # byte 5010: in the head
+    flip_byte_of(tmp_archive, b, 40000)  # byte 40010: past the head, in the first 256 KiB block
+    want_a, want_b = a.read_bytes(), b.read_bytes()
+    s = Server(reelfs, tmp_archive, logdir=tmp_path)
+    try:
+        url_a, url_b = s.url("main/Day01/card/A001C003.mov"), s.url("main/Day01/card/A001C004.mov")
+        for headers in ({}, {"Range": "bytes=0-99"}, {"Range": "bytes=6000-6099"}):
+            status, got, cut = stream_get(url_a, headers)
+            assert cut and got == b"", f"{headers}: {len(got)} bytes of a damaged head were sent"
+        r = requests.get(url_b, headers={"Range": "bytes=0-16383"})
+        assert r.status_code == 206 and r.content == want_b[:16384], "the undamaged head was not served"
+        status, got, cut = stream_get(url_b)
+        assert status == 200 and cut and got == want_b[:len(got)] and len(got) < 40010, f"{len(got)} bytes sent"
+        # Past the damaged block, the same file still reads.
+        r = requests.get(url_b, headers={"Range": "bytes=1048576-1052671"})
+        assert r.status_code == 206 and r.content == want_b[1 << 20:(1 << 20) + 4096]
+        log = s.log()
+        assert "main/Day01/card/A001C003.mov" in log and "main/Day01/card/A001C004.mov" in log
+        assert s.alive()
+    finally:
+        s.stop()
+
+
 def test_connections_past_the_limit_get_503_with_retry_after(served_archive, reelfs):
     archive, _ = served_archive
     s = Server(reelfs, archive, "--max-connections", "2")
