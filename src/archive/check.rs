@@ -179,6 +179,7 @@ pub fn check_sampled(
     }
     if deep {
         check_outboards(cat, &mut rep)?;
+        check_heads(archive, &bad_chunks, &mut rep)?;
     }
     if !bad_chunks.is_empty() {
         rep.problems.push(format!("{} damaged or missing chunk(s)", bad_chunks.len()));
@@ -300,6 +301,55 @@ fn check_outboards(cat: &Catalog, rep: &mut CheckReport) -> Result<()> {
         ));
         if let Err(e) = cat.delete_outboards(&wrong) {
             log::warn!("could not drop wrong outboards: {e}");
+        }
+    }
+    Ok(())
+}
+
+/// Every chunk head proof (archive/outboard.rs `head_proof`) must check its
+/// chunk's first 16 KiB against the chunk's id. Chunks found damaged above
+/// are skipped (their head may be what is wrong). A wrong proof costs reads
+/// nothing but a fallback to the first block (they never trust it), and is
+/// dropped here so the next ingest of those bytes records a right one.
+fn check_heads(archive: &Archive, bad_chunks: &HashSet<Hash>, rep: &mut CheckReport) -> Result<()> {
+    use super::outboard::{head_matches, HEAD_LEN};
+    let cat = &archive.catalog;
+    let mut proofs = Vec::new();
+    cat.each_chunk_head(|id, cvs| proofs.push((id, cvs)))?;
+    let mut wrong = Vec::new();
+    for (id, cvs) in proofs {
+        let Some(loc) = cat.chunk_loc(&id)? else { continue };
+        if bad_chunks.contains(&id) || u64::from(loc.raw_len) <= HEAD_LEN {
+            continue;
+        }
+        let mut head = vec![0u8; HEAD_LEN as usize];
+        let read = match archive.store().read_raw_unverified(&id, &loc, 0, &mut head) {
+            Ok(true) => true,
+            // Compressed: decoded (and verified) whole.
+            Ok(false) => match archive.store().chunk(&id, &loc) {
+                Ok(c) => {
+                    head.copy_from_slice(&c[..HEAD_LEN as usize]);
+                    true
+                }
+                Err(_) => false,
+            },
+            Err(_) => false,
+        };
+        // A head that cannot be read is the chunk's problem, reported above.
+        if read && !head_matches(&id, u64::from(loc.raw_len), &head, &cvs) {
+            wrong.push(id);
+        }
+    }
+    if !wrong.is_empty() {
+        let names: Vec<String> = wrong.iter().take(5).map(|id| format!("chunk {}", id.short())).collect();
+        rep.problems.push(format!(
+            "{} head proof(s) in the catalog do not match their chunks ({}); reads check those heads through their \
+             first block, and the proofs are dropped (no data is affected)",
+            wrong.len(),
+            names.join(", ")
+        ));
+        if let Err(e) = cat.delete_chunk_heads(&wrong) {
+            log::warn!("could not drop wrong head proofs: {e}");
         }
     }
     Ok(())
@@ -715,6 +765,29 @@ mod tests {
         let missing: Vec<_> = r.problems.iter().filter(|p| p.contains("is missing")).collect();
         assert_eq!(missing.len(), 1, "{:?}", r.problems);
         assert!(missing[0].contains(&gone_name), "{missing:?}");
+    }
+
+    /// An ingested file's head proof passes `check --deep`; a forged one is
+    /// reported and dropped, and the file still reads right.
+    #[test]
+    fn check_deep_reports_and_drops_a_head_proof_that_does_not_match_its_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = crate::archive::test_support::archive_with_file(dir.path(), &noise(5 << 20, 21));
+        let a = Archive::open_writer(&root).unwrap();
+        let blob = a.resolve("main/f.bin").unwrap().entry.hash;
+        let chunk = a.catalog.extents(&blob).unwrap()[0].chunk;
+        let head_problems = |r: &CheckReport| r.problems.iter().filter(|p| p.contains("head proof")).cloned().collect::<Vec<_>>();
+        let r = check(&a, true, &Default::default()).unwrap();
+        assert!(r.ok(), "{r:?}");
+        let mut forged = a.catalog.chunk_head(&chunk).unwrap().expect("ingest keeps the first chunk's head proof");
+        forged[1][5] ^= 1;
+        a.catalog.put_chunk_head(&chunk, &forged).unwrap();
+        let r = check(&a, true, &Default::default()).unwrap();
+        let found = head_problems(&r);
+        assert_eq!(found.len(), 1, "{:?}", r.problems);
+        assert!(found[0].contains(&chunk.short()) && r.damaged_files.is_empty(), "{r:?}");
+        assert_eq!(a.catalog.chunk_head(&chunk).unwrap(), None, "the wrong proof is dropped");
+        assert!(check(&a, true, &Default::default()).unwrap().ok());
     }
 
     /// A file outboard of three pieces (a 16 GiB file's, as a catalog row

@@ -246,6 +246,30 @@ impl Catalog {
     }
 
     /// Forget outboards found wrong (reads then verify those whole).
+    /// Every chunk head proof of the current head size: (chunk, its CVs) to `f`.
+    pub fn each_chunk_head(&self, mut f: impl FnMut(Hash, Vec<Cv>)) -> Result<()> {
+        let mut st = match self.conn.prepare("SELECT chunk, cvs FROM chunk_heads WHERE block_log = ?1") {
+            Ok(s) => s,
+            Err(e) if no_table(&e) => return Ok(()),
+            Err(e) => return Err(self.err(e)),
+        };
+        let mut rows = st.query([outboard::HEAD_LOG as i64]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let id: Vec<u8> = r.get(0).map_err(|e| self.err(e))?;
+            let cvs: Vec<u8> = r.get(1).map_err(|e| self.err(e))?;
+            // A row that is not whole CVs is a wrong proof: an empty list never matches.
+            f(Hash::from_slice(&id).unwrap_or(Hash([0; 32])), outboard::decode(&cvs).unwrap_or_default());
+        }
+        Ok(())
+    }
+
+    pub fn delete_chunk_heads(&self, ids: &[Hash]) -> Result<()> {
+        for id in ids {
+            self.conn.execute("DELETE FROM chunk_heads WHERE chunk = ?1", [&id.0[..]]).map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
     pub fn delete_outboards(&self, ids: &[(bool, Hash)]) -> Result<()> {
         for (is_chunk, id) in ids {
             if *is_chunk {
