@@ -2153,21 +2153,25 @@ mod soon_tests {
         assert!(Arc::ptr_eq(&without_readahead(mem.clone()), &mem));
     }
 
+    /// A fresh process's view of `main/f.bin` of the archive at `root`, read
+    /// through a prefetcher of its own.
+    fn open_prefetched(root: &std::path::Path) -> (Archive, Prefetched) {
+        use super::super::readahead::{Prefetcher, ReadAheadConfig};
+        let a = Archive::open(root).unwrap();
+        let reader = Arc::new(a.blob_reader(&a.resolve("main/f.bin").unwrap().entry.hash).unwrap());
+        let prefetch = Prefetcher::new(a.store().clone(), ReadAheadConfig::for_cache(64 << 20, 1));
+        (a, Prefetched { prefetch, reader })
+    }
+
     /// A read that spans several chunks none of which is in memory reads
     /// them at once, each part from its own chunk: the bytes are the file's,
     /// and a damaged block in any part fails the whole read, naming it.
     #[test]
     fn a_read_across_chunks_from_the_disk_reads_them_at_once_and_fails_on_any_damaged_part() {
-        use super::super::readahead::{Prefetcher, ReadAheadConfig};
         let dir = tempfile::tempdir().unwrap();
         let data = noise(40 << 20, 11);
         let root = archive_with_file(dir.path(), &data);
-        let open = || {
-            let a = Archive::open(&root).unwrap();
-            let reader = Arc::new(a.blob_reader(&a.resolve("main/f.bin").unwrap().entry.hash).unwrap());
-            let prefetch = Prefetcher::new(a.store().clone(), ReadAheadConfig::for_cache(64 << 20, 1));
-            (a, Prefetched { prefetch, reader })
-        };
+        let open = || open_prefetched(&root);
         let (a, p) = open();
         let ext = p.reader.extents();
         assert!(ext.len() >= 4, "40 MiB of noise makes several chunks: {}", ext.len());
@@ -2199,17 +2203,11 @@ mod soon_tests {
     /// is never returned (the block read after it names the damage).
     #[test]
     fn a_soon_read_of_a_files_head_checks_it_against_its_proof() {
-        use super::super::readahead::{Prefetcher, ReadAheadConfig};
         let head = outboard::HEAD_LEN as usize;
         let dir = tempfile::tempdir().unwrap();
         let data = noise(12 << 20, 5);
         let root = archive_with_file(dir.path(), &data);
-        let open = || {
-            let a = Archive::open(&root).unwrap();
-            let reader = Arc::new(a.blob_reader(&a.resolve("main/f.bin").unwrap().entry.hash).unwrap());
-            let prefetch = Prefetcher::new(a.store().clone(), ReadAheadConfig::for_cache(64 << 20, 1));
-            (a, Prefetched { prefetch, reader })
-        };
+        let open = || open_prefetched(&root);
         let (a, p) = open();
         let ext = p.reader.extents();
         let (hash, loc) = (ext[0].extent.chunk, ext[0].loc.clone());
