@@ -174,7 +174,7 @@ fn warm(shared: &router::Shared) {
     // would hold the start up for seconds of cold opens.
     let store = shared.prefetch.store().clone();
     let spawned = std::thread::Builder::new().name("reelfs-open-packs".into()).spawn(move || {
-        let n = store.open_packs(packs_kept_open());
+        let n = store.open_packs(PACKS_KEPT_OPEN);
         log::debug!("serve: {n} packs open");
     });
     if let Err(e) = spawned {
@@ -182,14 +182,10 @@ fn warm(shared: &router::Shared) {
     }
 }
 
-/// How many packs a server opens at start: a quarter of its descriptor
-/// limit (the rest for connections, catalog views and packs opened later),
-/// and no more than `PACKS_KEPT_OPEN`.
-fn packs_kept_open() -> usize {
-    (crate::archive::open_packs::descriptor_limit() / 4).min(PACKS_KEPT_OPEN)
-}
-
-/// 4,096 packs of 512 MiB are 2 TiB of the archive.
+/// Most packs a server opens at start: 4,096 packs of 512 MiB are 2 TiB of
+/// the archive. `open_packs` also keeps to half of what the store may hold
+/// open (a quarter of the descriptor limit), leaving the rest for connections,
+/// catalog views and packs opened later.
 const PACKS_KEPT_OPEN: usize = 4096;
 
 /// Start `n` threads of the runtime's blocking pool, left idle for the first
