@@ -220,7 +220,7 @@ pub fn read_chunk_record(src: &dyn ReadAt, pack: &str, loc: &RecordLoc, direct: 
 }
 
 /// `len` stored bytes at `offset`, read directly when the source prefers it.
-fn read_stored(src: &dyn ReadAt, offset: u64, len: usize, direct: bool) -> std::io::Result<ChunkBuf> {
+pub(crate) fn read_stored(src: &dyn ReadAt, offset: u64, len: usize, direct: bool) -> std::io::Result<ChunkBuf> {
     if direct && src.prefers_direct(offset, len) {
         // The aligned span around the bytes, at the buffer's first aligned
         // address; the bytes start `head` into it.
@@ -308,6 +308,7 @@ pub fn damaged(pack: &str, loc: &RecordLoc, what: String) -> ArchiveError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::test_support::direct_io_here;
 
     fn record(kind: RecordKind, payload: &[u8], at: u64) -> (RecordLoc, Vec<u8>) {
         let loc = RecordLoc {
@@ -419,15 +420,6 @@ mod tests {
         let (_dir4, cut) = cold_pack(&cut[..locs[0].payload_offset() as usize + 400_000]);
         let err = read_chunk_record(&cut, "c", &locs[0], true).unwrap_err();
         assert!(matches!(&err, ArchiveError::Io { source, .. } if source.kind() == std::io::ErrorKind::UnexpectedEof), "{err}");
-    }
-
-    /// Whether this test machine's temporary folder takes `O_DIRECT` (tmpfs does not).
-    fn direct_io_here() -> bool {
-        use std::os::unix::fs::OpenOptionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("probe");
-        std::fs::write(&p, [0u8; 4096]).unwrap();
-        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(&p).is_ok()
     }
 
     #[test]

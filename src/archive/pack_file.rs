@@ -88,7 +88,7 @@ impl ReadAt for PackFile {
 static NO_CACHESTAT: AtomicBool = AtomicBool::new(false);
 
 /// Whether at least half of `len` bytes at `offset` are in the page cache.
-fn mostly_cached(file: &File, offset: u64, len: usize) -> bool {
+pub(crate) fn mostly_cached(file: &File, offset: u64, len: usize) -> bool {
     if NO_CACHESTAT.load(Ordering::Relaxed) {
         return false;
     }

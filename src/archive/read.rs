@@ -273,14 +273,12 @@ impl ChunkStore {
         }
         let start = first * outboard::BLOCK_LEN;
         let stop = ((last + 1) * outboard::BLOCK_LEN).min(loc.raw_len as u64);
-        // A recycled buffer: the pread overwrites it whole.
-        let mut bytes = super::chunk_buffers::take((stop - start) as usize);
-        file.read_exact_at(base + start, &mut bytes).at(&path)?;
+        let bytes = read_blocks(file, base + start, (stop - start) as usize).at(&path)?;
         let checked = check_blocks(hash, &path, &loc, blocks, &bytes, start, first..=last);
         if checked.is_ok() {
             buf.copy_from_slice(&bytes[(off - start) as usize..(end - start) as usize]);
         }
-        super::chunk_buffers::give(bytes);
+        super::chunk_buffers::give(bytes.into_buffer());
         checked
     }
 
@@ -320,22 +318,16 @@ impl ChunkStore {
         let start = first * outboard::BLOCK_LEN;
         let stop = ((last + 1) * outboard::BLOCK_LEN).min(len);
         let (file, path, loc) = self.open_at(hash, loc)?;
-        let file = without_readahead(file);
-        let mut bytes = super::chunk_buffers::take((stop - start) as usize);
-        let at = loc.offset + RECORD_HEADER_LEN + start;
-        if let Err(e) = file.read_exact_at(at, &mut bytes).at(&path) {
-            super::chunk_buffers::give(bytes);
-            return Err(e);
-        }
+        let bytes = read_blocks(file, loc.offset + RECORD_HEADER_LEN + start, (stop - start) as usize).at(&path)?;
         let Some(blocks) = found.wait()? else {
-            super::chunk_buffers::give(bytes);
+            super::chunk_buffers::give(bytes.into_buffer());
             return Ok(false);
         };
         let checked = check_blocks(hash, &path, &loc, &blocks, &bytes, start, first..=last);
         if checked.is_ok() {
             buf.copy_from_slice(&bytes[(off - start) as usize..(end - start) as usize]);
         }
-        super::chunk_buffers::give(bytes);
+        super::chunk_buffers::give(bytes.into_buffer());
         checked.map(|_| true)
     }
 
@@ -1416,6 +1408,21 @@ impl<T> Beside<T> {
     }
 }
 
+/// `len` bytes at `at` of a pack, for the random read path (whole outboard
+/// blocks around a read): around the page cache when the range is cold and
+/// the pack allows it, so the disk fills the buffer the blocks are checked in
+/// and no pack page is allocated for bytes read once (the reader's own page
+/// cache keeps them). Random 1 MiB reads through the mount, cold, spent about
+/// a quarter of the daemon's CPU filling and copying the pack's pages; on a
+/// VM that hands freed memory back to its host, a fresh page also costs a
+/// fault in the host. A cached range is read buffered, without read-ahead.
+fn read_blocks(file: Arc<dyn ReadAt>, at: u64, len: usize) -> std::io::Result<ChunkBuf> {
+    if file.prefers_direct(at, len) {
+        return pack::read_stored(&*file, at, len, true);
+    }
+    pack::read_stored(&*without_readahead(file), at, len, false)
+}
+
 /// A local pack opened once more, with the kernel's read-ahead off, for a
 /// read that must answer soon and needs only the blocks it asks for (a
 /// server's first piece). On the pack's shared descriptor a cold 256 KiB
@@ -2195,6 +2202,41 @@ mod soon_tests {
         let mut one = vec![0u8; 4096];
         assert_eq!(p.read(from, &mut one).unwrap(), 4096);
         assert!(one == data[from as usize..from as usize + 4096]);
+    }
+
+    /// A random read of a chunk whose pack is not cached reads its blocks
+    /// around the page cache: the bytes are the file's, the pack's pages stay
+    /// uncached, and a damaged block is still caught and named.
+    #[test]
+    fn a_cold_random_read_reads_its_blocks_around_the_page_cache_and_still_checks_them() {
+        use crate::archive::test_support::{direct_io_here, evict};
+        let dir = tempfile::tempdir().unwrap();
+        let data = noise(12 << 20, 13);
+        let root = archive_with_file(dir.path(), &data);
+        let (a, p) = open_prefetched(&root);
+        let c = p.reader.extents()[1].clone();
+        let pack = a.store().pack_path(c.loc.pack);
+        drop((p, a));
+        // 300 KiB into chunk 1, unaligned: its blocks 1 and 2 at least.
+        let from = c.extent.file_offset + (300 << 10) + 5;
+        let len = (c.extent.length - (300 << 10) - 5).min(1 << 20) as usize;
+        let block_at = c.loc.offset + RECORD_HEADER_LEN + (256 << 10);
+        evict(&pack);
+        let (_a, p) = open_prefetched(&root);
+        let mut buf = vec![0u8; len];
+        assert_eq!(p.read(from, &mut buf).unwrap(), len);
+        assert!(buf == data[from as usize..from as usize + len], "the bytes are the file's");
+        if direct_io_here() {
+            let f = std::fs::File::open(&pack).unwrap();
+            assert!(!crate::archive::pack_file::mostly_cached(&f, block_at, 512 << 10), "the blocks were read around the page cache");
+        }
+        drop((p, _a));
+
+        flip_byte(&pack, block_at + (256 << 10) + 77);
+        evict(&pack);
+        let (_a, p) = open_prefetched(&root);
+        let err = p.read(from, &mut buf).unwrap_err();
+        assert!(err.contains("block 2") && err.contains("outboard"), "{err}");
     }
 
     /// A server's first piece of a file reads only its first chunk's head,

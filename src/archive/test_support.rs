@@ -41,6 +41,25 @@ pub(crate) fn flip_byte(path: impl AsRef<Path>, at: u64) {
     f.write_all_at(&[b[0] ^ 0x55], at).unwrap();
 }
 
+/// Write a file's dirty pages back and drop its cached ones, as a pack is
+/// after a reboot or under memory pressure.
+pub(crate) fn evict(path: impl AsRef<Path>) {
+    use std::os::unix::io::AsRawFd;
+    let f = std::fs::File::open(path).unwrap();
+    f.sync_all().unwrap();
+    // SAFETY: advice only; any range is valid.
+    unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+}
+
+/// Whether this test machine's temporary folder takes `O_DIRECT` (tmpfs does not).
+pub(crate) fn direct_io_here() -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("probe");
+    std::fs::write(&p, [0u8; 4096]).unwrap();
+    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(&p).is_ok()
+}
+
 /// xorshift64 from `seed`, keeping bits 24..32 of each step.
 pub(crate) fn noise(n: usize, seed: u64) -> Vec<u8> {
     xorshift(n, seed, 24)
