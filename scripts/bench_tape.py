@@ -22,8 +22,8 @@ dropped) with its wall time and its CPU seconds (user + system, every process it
 --tape-ab BINARY measures a second reelfs (the base) in the same rounds, alternating
 base/ours, so both see the same load; its rows are marked "(A/B base)".
 
-The peers (`rsync -a`, `cat`, `cp -r`) run right before each side's own command in every
-round, not once per round: the bench disk is shared and its speed drifts (`rsync -a` of
+The peers (`rsync -a`, `cat`, `cp -r`) run right beside each side's own command in every
+round (`cp -r` before `--device` in odd rounds and after it in even ones), not once per round: the bench disk is shared and its speed drifts (`rsync -a` of
 the same set took 2.57 s in one quiet run and 7.2 s in another), so a peer measured minutes
 away from the command it is compared with says little.
 Each row is still best of ours against best of the peer; the notes add the median of the
@@ -208,14 +208,27 @@ def write_rows(B, args, run_dir, rows):
             bs = f" --block-size {args.tape_block_size}" if args.tape_block_size and name == "ours" else ""
             B.sh(f"'{binary}' tape format --device '{cart}' --tape {bc} --capacity {nbytes * 11 // 10 // 10**6 + 200}M{bs}")
             B.rmrf(cp_dir)
-            t, c, _ = timed_cpu(B, f"cp -r '{src}' '{cp_dir}'")
-            cps.append((t, c))
-            cp_by[name].append((t, c))
-            B.rmrf(cp_dir)
-            B.log(f"round {r + 1}/{args.runs} {name}: tape write --device to {bc} (load {B.loadavg()})")
-            t, c, _ = timed_cpu(B, f"'{binary}' tape write '{arch}' {p['name']} --tape {bc} --device '{cart}' --json")
-            d[name].append((t, c))
-            B.rmrf(cart)
+
+            def peer():
+                t, c, _ = timed_cpu(B, f"cp -r '{src}' '{cp_dir}'")
+                cps.append((t, c))
+                cp_by[name].append((t, c))
+                B.rmrf(cp_dir)
+
+            def device():
+                B.log(f"round {r + 1}/{args.runs} {name}: tape write --device to {bc} (load {B.loadavg()})")
+                t, c, _ = timed_cpu(B, f"'{binary}' tape write '{arch}' {p['name']} --tape {bc} --device '{cart}' --json")
+                d[name].append((t, c))
+                B.rmrf(cart)
+
+            # Which of the pair goes first alternates: the second one starts
+            # right after the first one's copy of the set was deleted. On this
+            # disk (ext4 mounted with `discard`) the command that ran second
+            # began with 9-12 s at 30-200 MB/s, the cores waiting on I/O, where
+            # the first ran at 600-750 MB/s (vmstat, 17 GB set): most likely
+            # the host still trimming the deleted copy.
+            for step in ((peer, device) if r % 2 == 0 else (device, peer)):
+                step()
     for name, _ in sides if cps else []:
         cpb = best(cps)
         tag = " (A/B base)" if name == "base" else ""
