@@ -44,6 +44,11 @@ pub struct WriteBehind {
     done: Receiver<(u64, PathBuf, std::io::Result<()>)>,
     pool: Pool,
     in_flight: usize,
+    /// Blocks queued and not yet known written, in the order queued (each
+    /// with whether it has been written): the written prefix is `written_to`.
+    queued: std::collections::VecDeque<(u64, bool)>,
+    /// Every block queued below this one is written, and none failed.
+    written_to: Option<u64>,
     /// The lowest block whose write failed since the last `settle`.
     failed: Option<Failed>,
     /// The first block queued since the last `settle`.
@@ -88,6 +93,8 @@ impl WriteBehind {
             done,
             pool: Pool::new(record_max, QUEUED + WRITERS + 1),
             in_flight: 0,
+            queued: std::collections::VecDeque::new(),
+            written_to: None,
             failed: None,
             first: None,
             threads,
@@ -112,6 +119,7 @@ impl WriteBehind {
             return Err(data);
         }
         self.in_flight += 1;
+        self.queued.push_back((block, false));
         while let Ok(d) = self.done.try_recv() {
             self.finished(d);
         }
@@ -120,11 +128,34 @@ impl WriteBehind {
 
     fn finished(&mut self, (block, path, result): (u64, PathBuf, std::io::Result<()>)) {
         self.in_flight -= 1;
-        if let Err(error) = result {
-            if self.failed.as_ref().is_none_or(|f| block < f.block) {
-                self.failed = Some(Failed { block, path, error });
+        match result {
+            Err(error) => {
+                if self.failed.as_ref().is_none_or(|f| block < f.block) {
+                    self.failed = Some(Failed { block, path, error });
+                }
+            }
+            Ok(()) => {
+                if let Some(q) = self.queued.iter_mut().find(|(b, _)| *b == block) {
+                    q.1 = true;
+                }
             }
         }
+        if self.failed.is_none() {
+            while let Some(&(b, true)) = self.queued.front() {
+                self.queued.pop_front();
+                self.written_to = Some(b + 1);
+            }
+        }
+    }
+
+    /// The block below which every queued record is written (none failed),
+    /// as far as the threads have reported: where the end-of-data mark may
+    /// stand now without a record past it that a crash could lose.
+    pub fn written_to(&mut self) -> Option<u64> {
+        while let Ok(d) = self.done.try_recv() {
+            self.finished(d);
+        }
+        self.written_to
     }
 
     /// Wait for every queued record; the lowest one that failed, if any.
@@ -143,6 +174,8 @@ impl WriteBehind {
             }
         }
         self.first = None;
+        self.queued.clear();
+        self.written_to = None;
         self.failed.take()
     }
 
