@@ -47,6 +47,14 @@ pub fn tape_format(req: &TapeFormatRequest) -> Result<FormatReport> {
         }
         Box::new(cart)
     } else {
+        if req.capacity.is_some() && !req.device.exists() {
+            return Err(CommandError::invalid(format!(
+                "{} does not exist: for an emulated cartridge make its folder first (`mkdir -p {}`); \
+                 for a drive give its device (/dev/nst0) and leave --capacity out",
+                req.device.display(),
+                req.device.display()
+            )));
+        }
         if req.capacity.is_some() {
             return Err(CommandError::invalid(format!(
                 "--capacity sets the size of an emulated cartridge (a directory); {} is a drive, \

@@ -250,6 +250,11 @@ def test_bad_input_is_refused_with_what_to_do(reelfs, shot, tmp_path):
     assert r.returncode == 1 and "cannot open device" in r.stderr and "reelfs tape format" in r.stderr
     r = reelfs("tape", "write", archive, p["name"], "--tape", "A00001L8", "--ltfs-mount", tmp_path / "missing")
     assert r.returncode == 1 and "--ltfs-mount" in r.stderr
+    # An emulated cartridge's folder that does not exist yet: make it first
+    # (a mistyped drive path must not become a folder).
+    r = reelfs("tape", "format", "--device", tmp_path / "cart-new", "--tape", "A00001L8", "--capacity", "100M")
+    assert r.returncode == 1 and "does not exist" in r.stderr and "mkdir -p" in r.stderr, r.stderr
+    assert not (tmp_path / "cart-new").exists()
     r = reelfs("tape", "plan", archive, "main/Day01", "--generation", "LTO-99")
     assert r.returncode == 1 and "LTO-8" in r.stderr
     r = reelfs("tape", "plan", archive, "main/Day01", "--capacity", "12X")
