@@ -805,6 +805,19 @@ mod tests {
         c
     }
 
+    /// A cartridge whose process stopped (dropped without a settle) after
+    /// `records` appends: the threads write what was queued, and the mark
+    /// stays where it was last moved.
+    fn crashed_after(records: usize) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = written_behind(dir.path());
+        for i in 1..=records {
+            c.write_record(&record(i)).unwrap();
+        }
+        drop(c);
+        dir
+    }
+
     fn record(i: usize) -> Vec<u8> {
         // Whole pages (the direct path) and odd lengths (the buffered one).
         let len = if i.is_multiple_of(2) { 8192 * (1 + i % 5) } else { 1000 + i };
@@ -869,14 +882,9 @@ mod tests {
 
     #[test]
     fn records_written_behind_when_the_process_stops_are_on_the_cartridge() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut c = written_behind(dir.path());
-        for i in 1..=5 {
-            c.write_record(&record(i)).unwrap();
-        }
-        // Dropped without a settle (a crash after the queue was written):
-        // the mark file is still where the first queued record went.
-        drop(c);
+        // Fewer records than the mark follows by: it is still where the
+        // first queued record went.
+        let dir = crashed_after(5);
         assert!(dir.path().join("1_1_E").exists() && dir.path().join("1_5_R").exists());
         let mut c = FileCartridge::open(dir.path()).unwrap();
         c.load().unwrap();
@@ -895,14 +903,7 @@ mod tests {
     /// behind them.
     #[test]
     fn a_crash_in_a_long_run_of_records_leaves_the_mark_close_behind_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut c = written_behind(dir.path());
-        for i in 1..=200 {
-            c.write_record(&record(i)).unwrap();
-        }
-        // Dropped without a settle: the threads write what was queued, and
-        // the mark stays where it was last moved.
-        drop(c);
+        let dir = crashed_after(200);
         let names = names(dir.path());
         let marks: Vec<u64> = names.iter().filter_map(|n| n.strip_prefix("1_")?.strip_suffix("_E")?.parse().ok()).collect();
         assert_eq!(marks.len(), 1, "one mark on the data partition: {names:?}");
