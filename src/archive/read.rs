@@ -1321,6 +1321,35 @@ impl BlobReader {
         Ok(copied as u64)
     }
 
+    /// Hand `f` the verified stored bytes at `offset` (at most `max`, within
+    /// one chunk) straight from the loaded chunk, with no copy of our own;
+    /// returns how many. 0 for a zero run: the caller reads those itself.
+    pub fn with_data(&self, offset: u64, max: u64, f: &mut dyn FnMut(&[u8])) -> Result<u64> {
+        if offset >= self.size || max == 0 {
+            return Ok(0);
+        }
+        let extents = self.run(offset, 1)?;
+        let idx = match extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
+            Ok(i) => i,
+            Err(i) => i.saturating_sub(1),
+        };
+        let Some(re) = extents.get(idx).filter(|r| r.extent.file_offset <= offset && offset < r.extent.end()) else {
+            return Ok(0);
+        };
+        let e = &re.extent;
+        if e.is_zero_run() {
+            return Ok(0);
+        }
+        let n = (e.end().min(self.size) - offset).min(max) as usize;
+        let in_chunk = e.chunk_offset + (offset - e.file_offset);
+        let chunk = self.store.chunk(&e.chunk, &re.loc)?;
+        let Some(bytes) = chunk.get(in_chunk as usize..in_chunk as usize + n) else {
+            return Err(ArchiveError::Inconsistent(format!("extent past the end of chunk {}", e.chunk.short())));
+        };
+        f(bytes);
+        Ok(n as u64)
+    }
+
     /// The file's content id (see `content_hash`): its BLAKE3, reading only
     /// stored data; zero runs cost nothing but the hashing of their zeros, or
     /// only their length for a file with huge holes.
@@ -1361,8 +1390,8 @@ impl BlobReader {
     }
 
     /// `read_ahead` for a reader that copies verified chunks from the pack
-    /// again inside the kernel (`copy_data_to`: extract, restore without an
-    /// outboard): its loads stay buffered, so that copy finds the bytes in
+    /// again inside the kernel (`copy_data_to`: restore without an outboard):
+    /// its loads stay buffered, so that copy finds the bytes in
     /// the page cache instead of reading the disk a second time.
     pub fn read_ahead_for_copy(self: &Arc<Self>, from: u64, to: u64, window: u64) -> ReadAhead {
         self.read_ahead_via(from, to, window, false)

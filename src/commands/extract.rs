@@ -179,7 +179,9 @@ pub fn pull(
         // Overlap reading the essence with writing it: load the source chunks the
         // slice covers ahead of the writer.
         let (src_from, src_to, head_len) = plan.source_span();
-        let ra = reader.read_ahead_for_copy(src_from, src_to, 32 << 20);
+        // Loaded around the page cache where the packs allow: the writer
+        // takes the bytes from the loaded chunks, never from the packs again.
+        let ra = reader.read_ahead(src_from, src_to, 32 << 20);
         match plan.file.as_deref() {
             Some(vf) => write_segments(vf, &reader, &ra, &file).map_err(io)?,
             None => {
@@ -212,12 +214,12 @@ pub fn pull(
 }
 
 /// Write a zero-copy slice's bytes to `out`: its new header from memory, and
-/// the essence it shares with the source straight from the packs. Raw stored
-/// essence moves pack -> file inside the kernel (`copy_file_range`, as `cp`
-/// does) once the read-ahead has verified its chunk: a copy into a buffer of
-/// our own and a write(2) from it cost half of `cp`'s speed. The rest
-/// (compressed chunks, zero runs, packs that are not local files) is read,
-/// verified, and written.
+/// the essence it shares with the source from the chunks the read-ahead
+/// loaded and verified, gathered into aligned blocks that go to the disk
+/// around the page cache (`DirectAppend`, as packs do). Copying raw essence
+/// pack -> file inside the kernel (`copy_file_range`) was still a kernel copy
+/// plus page-cache pages for every output byte: 0.70x of `cp` for a 2-minute
+/// pull. Zero runs are read and written the same way.
 fn write_segments(
     vf: &crate::media::qt::VirtualFile,
     reader: &std::sync::Arc<crate::archive::BlobReader>,
@@ -225,19 +227,22 @@ fn write_segments(
     out: &std::fs::File,
 ) -> std::io::Result<()> {
     use crate::media::qt::Segment;
-    let mut f = out;
+    let mut sink = crate::archive::pack_direct::DirectAppend::new(out.try_clone()?)?;
     let mut buf = Vec::new();
     for seg in &vf.segments {
         match seg {
-            Segment::Inline(bytes) => f.write_all(bytes)?,
+            Segment::Inline(bytes) => sink.write(bytes)?,
             Segment::Source { offset, len } => {
                 let mut done = 0u64;
                 while done < *len {
                     let at = offset + done;
                     ra.advance(at);
-                    let copied = reader.copy_data_to(at, len - done, out, &mut |_| {}).map_err(std::io::Error::other)?;
-                    if copied > 0 {
-                        done += copied;
+                    // The output's own error (a full disk) is kept as it is.
+                    let mut written = Ok(());
+                    let given = reader.with_data(at, len - done, &mut |b| written = sink.write(b)).map_err(std::io::Error::other)?;
+                    written?;
+                    if given > 0 {
+                        done += given;
                         continue;
                     }
                     if buf.is_empty() {
@@ -251,12 +256,13 @@ fn write_segments(
                             format!("the source ends at {at}, inside the slice"),
                         ));
                     }
-                    f.write_all(&buf[..n])?;
+                    sink.write(&buf[..n])?;
                     done += n as u64;
                 }
             }
         }
     }
+    sink.finish()?;
     Ok(())
 }
 
