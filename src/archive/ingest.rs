@@ -396,26 +396,8 @@ fn cut_file(
         if len == 0 {
             return Ok(());
         }
-        let mut consumed = 0usize;
-        let cdc = fastcdc::v2020::FastCDC::with_level_and_seed(
-            &buf[..len],
-            c.min_size,
-            c.avg_size,
-            c.max_size,
-            fastcdc::v2020::Normalization::Level1,
-            c.seed,
-        );
-        for ch in cdc {
-            // The last cut of a full buffer may belong to a longer chunk: keep it.
-            if !eof && ch.offset + ch.length == len && consumed > 0 {
-                break;
-            }
-            if !emit(base + ch.offset as u64, &buf[ch.offset..ch.offset + ch.length]) {
-                return Ok(());
-            }
-            consumed = ch.offset + ch.length;
-        }
-        if eof && consumed == len {
+        let Some(consumed) = cut_buffer(&buf[..len], base, eof, c, &mut emit) else { return Ok(()) };
+        if eof {
             return Ok(());
         }
         buf.copy_within(consumed..len, 0);
@@ -426,6 +408,175 @@ fn cut_file(
             buf.resize(2 * c.max_size as usize, 0);
         }
     }
+}
+
+/// Cut `buf` (file bytes from offset `base`) into chunks for `emit`. Returns
+/// how many bytes were handed out: all of them at `eof`, else up to the start
+/// of the last chunk, which may continue past the buffer. None: `emit` asked
+/// to stop.
+fn cut_buffer(
+    buf: &[u8],
+    base: u64,
+    eof: bool,
+    c: &super::config::ChunkerConfig,
+    emit: &mut impl FnMut(u64, &[u8]) -> bool,
+) -> Option<usize> {
+    let mut consumed = 0usize;
+    let cdc = fastcdc::v2020::FastCDC::with_level_and_seed(
+        buf,
+        c.min_size,
+        c.avg_size,
+        c.max_size,
+        fastcdc::v2020::Normalization::Level1,
+        c.seed,
+    );
+    for ch in cdc {
+        // The last cut of a full buffer may belong to a longer chunk: keep it.
+        if !eof && ch.offset + ch.length == buf.len() && consumed > 0 {
+            break;
+        }
+        if !emit(base + ch.offset as u64, &buf[ch.offset..ch.offset + ch.length]) {
+            return None;
+        }
+        consumed = ch.offset + ch.length;
+    }
+    Some(consumed)
+}
+
+/// Files smaller than this are read through the page cache: a few direct
+/// reads gain nothing, and a folder of small sidecars is often read again soon.
+const DIRECT_READ_MIN: u64 = 32 << 20;
+
+/// Direct reads: buffer addresses, file offsets and lengths are multiples of this.
+const DIRECT_ALIGN: usize = 4096;
+
+/// The two read buffers of `cut_file_direct`, kept for the next file: a fresh
+/// pair would cost a zero-fill of every page per file.
+static DIRECT_READ_BUFFERS: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
+/// A read buffer of `cut_file_direct`: `reserve` bytes for the previous
+/// block's unfinished chunk, then the read area, at an aligned address.
+struct ReadBlock {
+    raw: Vec<u8>,
+    /// Index of the aligned start in `raw`.
+    at: usize,
+    /// Bytes read into the area.
+    n: usize,
+    eof: bool,
+}
+
+/// `cut_file` for a file whose descriptor has `O_DIRECT` on: read around the
+/// page cache. The kernel's copy from the page cache into our buffer was half
+/// of an ingest's CPU and what held its reader thread back; a direct read has
+/// no copy, but no read-ahead either, so a thread of its own reads the next
+/// block while this one cuts the last. Each block's area is read at an
+/// aligned offset into an aligned address, and the unfinished chunk of the
+/// block before is copied just in front of it, so a chunk is contiguous
+/// whichever blocks it spans. A read the filesystem refuses (`EINVAL`) turns
+/// direct I/O off for the rest of the file and is made again through the
+/// page cache.
+fn cut_file_direct(
+    file: File,
+    c: &super::config::ChunkerConfig,
+    interrupt: &AtomicBool,
+    mut emit: impl FnMut(u64, &[u8]) -> bool,
+) -> std::io::Result<()> {
+    use std::io::Read;
+    let reserve = (c.max_size as usize).next_multiple_of(DIRECT_ALIGN);
+    let area = reserve;
+    let (free_tx, free_rx) = bounded::<ReadBlock>(2);
+    let (full_tx, full_rx) = bounded::<std::io::Result<ReadBlock>>(2);
+    {
+        let mut kept = DIRECT_READ_BUFFERS.lock().unwrap_or_else(|p| p.into_inner());
+        for _ in 0..2 {
+            let raw = match kept.pop() {
+                Some(b) if b.len() == reserve + area + DIRECT_ALIGN => b,
+                _ => vec![0u8; reserve + area + DIRECT_ALIGN],
+            };
+            let at = raw.as_ptr().align_offset(DIRECT_ALIGN);
+            let _ = free_tx.send(ReadBlock { raw, at, n: 0, eof: false });
+        }
+    }
+    let mut held: Vec<ReadBlock> = Vec::new();
+    let result = std::thread::scope(|s| {
+        let file = &file;
+        s.spawn(move || {
+            let mut direct = true;
+            let mut f = file;
+            for mut b in free_rx {
+                b.n = 0;
+                b.eof = false;
+                let r = loop {
+                    if b.n == area {
+                        break Ok(());
+                    }
+                    if interrupt.load(Ordering::Relaxed) {
+                        break Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "interrupted"));
+                    }
+                    let from = b.at + reserve + b.n;
+                    match f.read(&mut b.raw[from..b.at + reserve + area]) {
+                        Ok(0) => {
+                            b.eof = true;
+                            break Ok(());
+                        }
+                        Ok(n) => b.n += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) if direct && e.raw_os_error() == Some(libc::EINVAL) => {
+                            if let Err(e) = super::pack_direct::clear_direct(file) {
+                                break Err(e);
+                            }
+                            direct = false;
+                        }
+                        Err(e) => break Err(e),
+                    }
+                };
+                let last = b.eof || r.is_err();
+                if full_tx.send(r.map(|()| b)).is_err() || last {
+                    break;
+                }
+            }
+        });
+        let mut prev: Option<ReadBlock> = None;
+        let (mut rest_from, mut rest, mut base) = (0usize, 0usize, 0u64);
+        let out = loop {
+            let mut b = match full_rx.recv() {
+                Ok(Ok(b)) => b,
+                Ok(Err(e)) => break Err(e),
+                Err(_) => break Err(std::io::Error::other("internal: the ingest reader stopped early")),
+            };
+            if let Some(p) = prev.take() {
+                let (dst, src) = (b.at + reserve - rest, rest_from);
+                b.raw[dst..dst + rest].copy_from_slice(&p.raw[src..src + rest]);
+                // The reader has stopped if this block was the last: keep it then.
+                if let Err(e) = free_tx.send(p) {
+                    held.push(e.into_inner());
+                }
+            }
+            let (lo, hi) = (b.at + reserve - rest, b.at + reserve + b.n);
+            let eof = b.eof;
+            let step = if lo == hi { Some(0) } else { cut_buffer(&b.raw[lo..hi], base, eof, c, &mut emit) };
+            match step {
+                Some(consumed) if !eof => {
+                    base += consumed as u64;
+                    rest_from = lo + consumed;
+                    rest = hi - lo - consumed;
+                    prev = Some(b);
+                }
+                _ => {
+                    held.push(b);
+                    break Ok(());
+                }
+            }
+        };
+        drop(free_tx);
+        drop(full_rx);
+        out
+    });
+    let mut kept = DIRECT_READ_BUFFERS.lock().unwrap_or_else(|p| p.into_inner());
+    for b in held.into_iter().take(2usize.saturating_sub(kept.len())) {
+        kept.push(b.raw);
+    }
+    result
 }
 
 /// Chunk buffers handed down the ingest pipeline, reused once every stage
@@ -980,7 +1131,7 @@ fn store_file(
     let reader = std::thread::spawn(move || -> std::result::Result<(), std::io::Error> {
         let mut idx = 0u64;
         let mut pool = ChunkBuffers::default();
-        cut_file(file, size_hint, &c, &interrupt, |offset, bytes| {
+        let cut = |offset: u64, bytes: &[u8]| {
             let data = pool.filled(bytes);
             rb.fetch_add(data.len() as u64, Ordering::Relaxed);
             if file_tx.send(data.clone()).is_err() {
@@ -989,7 +1140,13 @@ fn store_file(
             let ok = cut_tx.send(Cut { idx, offset, data }).is_ok();
             idx += 1;
             ok
-        })
+        };
+        // Large files are read around the page cache where their filesystem allows it.
+        if size_hint >= DIRECT_READ_MIN && super::pack_direct::set_direct(&file).unwrap_or(false) {
+            cut_file_direct(file, &c, &interrupt, cut)
+        } else {
+            cut_file(file, size_hint, &c, &interrupt, cut)
+        }
     });
     let workers: Vec<_> = (0..2)
         .map(|_| {
@@ -1113,6 +1270,49 @@ fn store_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// (offset, length, BLAKE3) of every chunk `cut` hands out of `path`.
+    fn chunks_of(path: &Path, cut: impl Fn(File, &mut dyn FnMut(u64, &[u8]) -> bool) -> std::io::Result<()>) -> Vec<(u64, usize, Hash)> {
+        let mut out = Vec::new();
+        cut(File::open(path).unwrap(), &mut |off, b| {
+            out.push((off, b.len(), Hash::of(b)));
+            true
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn a_file_read_around_the_page_cache_is_cut_exactly_as_one_read_through_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clip.mov");
+        // Small chunks, so blocks of one largest chunk each hand many unfinished chunks on; a tail off the alignment.
+        let c = super::super::config::ChunkerConfig { min_size: 16 << 10, avg_size: 64 << 10, max_size: 256 << 10, seed: 7 };
+        let bytes = crate::archive::test_support::noise((3 << 20) + 777, 5);
+        std::fs::write(&path, &bytes).unwrap();
+        let stop = AtomicBool::new(false);
+        let buffered = chunks_of(&path, |f, emit| cut_file(f, bytes.len() as u64, &c, &stop, |o, b| emit(o, b)));
+        let direct = chunks_of(&path, |f, emit| {
+            let on = super::super::pack_direct::set_direct(&f).unwrap();
+            assert_eq!(on, crate::archive::test_support::direct_io_here());
+            cut_file_direct(f, &c, &stop, |o, b| emit(o, b))
+        });
+        assert!(buffered.len() > 20, "want many chunks, got {}", buffered.len());
+        assert_eq!(direct, buffered, "the direct reader cut the file differently");
+        assert_eq!(buffered.iter().map(|c| c.1).sum::<usize>(), bytes.len());
+
+        // Asked to stop, it stops, and the next file still gets its buffers.
+        let mut seen = 0;
+        let f = File::open(&path).unwrap();
+        super::super::pack_direct::set_direct(&f).unwrap();
+        cut_file_direct(f, &c, &stop, |_, _| {
+            seen += 1;
+            seen < 3
+        })
+        .unwrap();
+        assert_eq!(seen, 3);
+        assert_eq!(chunks_of(&path, |f, emit| cut_file_direct(f, &c, &stop, |o, b| emit(o, b))), buffered);
+    }
 
     #[test]
     fn random_bytes_are_not_compressed_and_text_is() {

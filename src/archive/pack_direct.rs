@@ -123,7 +123,7 @@ pub struct DirectAppend {
 
 /// Turn `O_DIRECT` on for `file`'s descriptor; false where the filesystem
 /// refuses it (`EINVAL`, as tmpfs did before Linux 6.6).
-fn set_direct(file: &File) -> std::io::Result<bool> {
+pub(crate) fn set_direct(file: &File) -> std::io::Result<bool> {
     let fd = file.as_raw_fd();
     // SAFETY: fcntl on a descriptor we own; F_GETFL/F_SETFL touch only its status flags.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
@@ -139,7 +139,7 @@ fn set_direct(file: &File) -> std::io::Result<bool> {
 }
 
 /// Turn `O_DIRECT` off on `file`'s descriptor (shared by every handle of it).
-fn clear_direct(file: &File) -> std::io::Result<()> {
+pub(crate) fn clear_direct(file: &File) -> std::io::Result<()> {
     let fd = file.as_raw_fd();
     // SAFETY: fcntl on a descriptor we own; F_GETFL/F_SETFL touch only its status flags.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
