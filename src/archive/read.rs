@@ -1288,14 +1288,12 @@ impl BlobReader {
         Ok(Piece::Data(got))
     }
 
-    /// Copy stored data at `offset` (at most `max` bytes, within one extent) to
-    /// the current position of `out` inside the kernel, handing the verified
-    /// chunk bytes that were copied to `seen` (restore hashes them). Returns 0
-    /// where that cannot be done (a zero run, a compressed chunk, a pack that
-    /// is not a local file): the caller reads and writes those bytes itself.
-    pub fn copy_data_to(&self, offset: u64, max: u64, out: &std::fs::File, seen: &mut dyn FnMut(&[u8])) -> Result<u64> {
+    /// The stored extent at `offset` and, in it, where the bytes from `offset`
+    /// start in its chunk and how many of them (at most `max`); None past the
+    /// end, in a gap, or in a zero run (no chunk to take them from).
+    fn stored_span(&self, offset: u64, max: u64) -> Result<Option<(ResolvedExtent, u64, usize)>> {
         if offset >= self.size || max == 0 {
-            return Ok(0);
+            return Ok(None);
         }
         let extents = self.run(offset, 1)?;
         let idx = match extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
@@ -1303,21 +1301,31 @@ impl BlobReader {
             Err(i) => i.saturating_sub(1),
         };
         let Some(re) = extents.get(idx).filter(|r| r.extent.file_offset <= offset && offset < r.extent.end()) else {
-            return Ok(0);
+            return Ok(None);
         };
         let e = &re.extent;
-        if e.is_zero_run() || re.loc.codec != CODEC_RAW {
-            return Ok(0);
+        if e.is_zero_run() {
+            return Ok(None);
         }
         let n = (e.end().min(self.size) - offset).min(max) as usize;
-        let in_chunk = e.chunk_offset + (offset - e.file_offset);
-        // The whole chunk, verified (from the cache the read-ahead fills).
-        let chunk = self.store.chunk(&e.chunk, &re.loc)?;
-        let Some(bytes) = chunk.get(in_chunk as usize..in_chunk as usize + n) else {
-            return Err(ArchiveError::Inconsistent(format!("extent past the end of chunk {}", e.chunk.short())));
-        };
-        let copied = self.store.copy_chunk_range_to(&e.chunk, &re.loc, in_chunk, n, out)?;
-        seen(&bytes[..copied]);
+        Ok(Some((re.clone(), e.chunk_offset + (offset - e.file_offset), n)))
+    }
+
+    /// Copy stored data at `offset` (at most `max` bytes, within one extent) to
+    /// the current position of `out` inside the kernel, handing the verified
+    /// chunk bytes that were copied to `seen` (restore hashes them). Returns 0
+    /// where that cannot be done (a zero run, a compressed chunk, a pack that
+    /// is not a local file): the caller reads and writes those bytes itself.
+    pub fn copy_data_to(&self, offset: u64, max: u64, out: &std::fs::File, seen: &mut dyn FnMut(&[u8])) -> Result<u64> {
+        let Some((re, in_chunk, n)) = self.stored_span(offset, max)? else { return Ok(0) };
+        if re.loc.codec != CODEC_RAW {
+            return Ok(0);
+        }
+        let copied = self.with_chunk_bytes(&re, in_chunk, n, &mut |bytes| {
+            let copied = self.store.copy_chunk_range_to(&re.extent.chunk, &re.loc, in_chunk, n, out)?;
+            seen(&bytes[..copied]);
+            Ok(copied)
+        })?;
         Ok(copied as u64)
     }
 
@@ -1325,29 +1333,22 @@ impl BlobReader {
     /// one chunk) straight from the loaded chunk, with no copy of our own;
     /// returns how many. 0 for a zero run: the caller reads those itself.
     pub fn with_data(&self, offset: u64, max: u64, f: &mut dyn FnMut(&[u8])) -> Result<u64> {
-        if offset >= self.size || max == 0 {
-            return Ok(0);
-        }
-        let extents = self.run(offset, 1)?;
-        let idx = match extents.binary_search_by(|e| e.extent.file_offset.cmp(&offset)) {
-            Ok(i) => i,
-            Err(i) => i.saturating_sub(1),
-        };
-        let Some(re) = extents.get(idx).filter(|r| r.extent.file_offset <= offset && offset < r.extent.end()) else {
-            return Ok(0);
-        };
-        let e = &re.extent;
-        if e.is_zero_run() {
-            return Ok(0);
-        }
-        let n = (e.end().min(self.size) - offset).min(max) as usize;
-        let in_chunk = e.chunk_offset + (offset - e.file_offset);
-        let chunk = self.store.chunk(&e.chunk, &re.loc)?;
-        let Some(bytes) = chunk.get(in_chunk as usize..in_chunk as usize + n) else {
-            return Err(ArchiveError::Inconsistent(format!("extent past the end of chunk {}", e.chunk.short())));
-        };
-        f(bytes);
+        let Some((re, in_chunk, n)) = self.stored_span(offset, max)? else { return Ok(0) };
+        self.with_chunk_bytes(&re, in_chunk, n, &mut |bytes| {
+            f(bytes);
+            Ok(n)
+        })?;
         Ok(n as u64)
+    }
+
+    /// Bytes `in_chunk..in_chunk + n` of `re`'s chunk, whole and verified (from
+    /// the cache the read-ahead fills), handed to `f`.
+    fn with_chunk_bytes<T>(&self, re: &ResolvedExtent, in_chunk: u64, n: usize, f: &mut dyn FnMut(&[u8]) -> Result<T>) -> Result<T> {
+        let chunk = self.store.chunk(&re.extent.chunk, &re.loc)?;
+        let Some(bytes) = chunk.get(in_chunk as usize..in_chunk as usize + n) else {
+            return Err(ArchiveError::Inconsistent(format!("extent past the end of chunk {}", re.extent.chunk.short())));
+        };
+        f(bytes)
     }
 
     /// The file's content id (see `content_hash`): its BLAKE3, reading only
