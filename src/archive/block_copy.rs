@@ -51,9 +51,8 @@ const WINDOW_BLOCKS: usize = (WINDOW / BLOCK_LEN) as usize;
 const LOADERS: u64 = 2;
 /// Checked windows each loader may hold ahead of the writer.
 const AHEAD: usize = 2;
-/// Offsets, lengths and buffer addresses of direct writes are multiples of
-/// this: the page size, which covers every logical block size up to 4 KiB.
-const ALIGN: usize = 4096;
+/// Offsets, lengths and buffer addresses of direct writes are multiples of this.
+const ALIGN: usize = super::read_at::DIRECT_ALIGN;
 
 /// A loader's checked window, in a recycled buffer at an `ALIGN` boundary
 /// with room to pad its end to the next one (what a direct write needs).
@@ -84,13 +83,10 @@ impl WindowBuf {
 }
 
 /// A second descriptor of `out` with `O_DIRECT`, if its filesystem takes
-/// it; None sends every window through the page cache. Reopened through
-/// `/proc/self/fd`, so it is the same file whatever its name (a restore's
-/// temporary file lives in a private folder).
+/// it; None sends every window through the page cache.
 fn direct_descriptor(out: &std::fs::File) -> Option<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    use std::os::unix::io::AsRawFd;
-    std::fs::OpenOptions::new().write(true).custom_flags(libc::O_DIRECT).open(format!("/proc/self/fd/{}", out.as_raw_fd())).ok()
+    super::read_at::reopen(out, std::fs::OpenOptions::new().write(true).custom_flags(libc::O_DIRECT)).ok()
 }
 
 /// A file's outboard, checked to merge to the file's id, read for the copy a

@@ -448,7 +448,7 @@ fn cut_buffer(
 const DIRECT_READ_MIN: u64 = 32 << 20;
 
 /// Direct reads: buffer addresses, file offsets and lengths are multiples of this.
-const DIRECT_ALIGN: usize = 4096;
+const DIRECT_ALIGN: usize = super::read_at::DIRECT_ALIGN;
 
 /// The two read buffers of `cut_file_direct`, kept for the next file: a fresh
 /// pair would cost a zero-fill of every page per file.

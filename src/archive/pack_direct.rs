@@ -1,5 +1,5 @@
 //! An append-only file written around the page cache (`O_DIRECT`): how a local
-//! pack's bytes reach the disk.
+//! pack's bytes reach the disk, and an extracted pull's (commands/extract.rs).
 //!
 //! Why: a pack is written once and, for ingest and writes through the mount,
 //! not read again soon, yet a buffered `write` copied every byte into the page
@@ -33,7 +33,7 @@ use std::thread::JoinHandle;
 
 /// Offsets, lengths and buffer addresses of direct writes are multiples of
 /// this: the page size, which covers every logical block size up to 4 KiB.
-const ALIGN: usize = 4096;
+const ALIGN: usize = super::read_at::DIRECT_ALIGN;
 
 /// A transparent huge page.
 const HUGE_PAGE: usize = 2 << 20;

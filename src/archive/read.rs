@@ -1469,7 +1469,7 @@ fn read_blocks(file: Arc<dyn ReadAt>, at: u64, len: usize) -> std::io::Result<Ch
 fn without_readahead(shared: Arc<dyn ReadAt>) -> Arc<dyn ReadAt> {
     use std::os::unix::io::AsRawFd;
     let Some(f) = shared.as_file() else { return shared };
-    match std::fs::File::open(format!("/proc/self/fd/{}", f.as_raw_fd())) {
+    match super::read_at::reopen(f, std::fs::OpenOptions::new().read(true)) {
         Ok(own) => {
             // SAFETY: posix_fadvise only reads the descriptor, which `own` keeps open.
             unsafe {

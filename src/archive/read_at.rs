@@ -43,6 +43,14 @@ pub trait ReadAt: Send + Sync {
 /// page size, which covers every logical block size up to 4 KiB.
 pub const DIRECT_ALIGN: usize = 4096;
 
+/// `file` opened once more, through `/proc/self/fd`, with `opts`: a descriptor
+/// of its own (its own flags and advice) for the same file, whatever its
+/// name now (unlinked by gc, or a temporary in a private folder).
+pub(crate) fn reopen(file: &std::fs::File, opts: &std::fs::OpenOptions) -> io::Result<std::fs::File> {
+    use std::os::unix::io::AsRawFd;
+    opts.open(format!("/proc/self/fd/{}", file.as_raw_fd()))
+}
+
 /// `ReadAt::read_exact_at` for any reader, sized or not (`&dyn ReadAt` included).
 pub fn read_exact_at<R: ReadAt + ?Sized>(src: &R, offset: u64, buf: &mut [u8]) -> io::Result<()> {
     let want = buf.len();
